@@ -1,0 +1,3 @@
+module github.com/mercato-dev/mercato/gateway
+
+go 1.26

@@ -1,0 +1,203 @@
+// Package auth issues and verifies the short-lived JWT access tokens of
+// Mercato, carries the verified identity in the request context, and
+// provides go-kit endpoint middleware that requires a user or a role.
+// The user service signs tokens; the gateway and every service verify them
+// with the same key, so services check the identity they are given instead
+// of trusting a header.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Role is what a user may do.
+type Role string
+
+const (
+	RoleCustomer Role = "customer"
+	RoleAdmin    Role = "admin"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleCustomer || r == RoleAdmin }
+
+// Identity is the verified caller of a request.
+type Identity struct {
+	UserID string
+	Email  string
+	Role   Role
+}
+
+// IsAdmin reports whether the caller has the admin role.
+func (i Identity) IsAdmin() bool { return i.Role == RoleAdmin }
+
+// Error is an authentication or authorisation failure. It carries its HTTP
+// status and code, which the shared error encoder honours.
+type Error struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *Error) Error() string     { return e.msg }
+func (e *Error) StatusCode() int   { return e.status }
+func (e *Error) ErrorCode() string { return e.code }
+
+var (
+	// ErrUnauthenticated: no token, or one that does not verify.
+	ErrUnauthenticated = &Error{http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required"}
+	// ErrTokenExpired: a token that verified once but is past its expiry.
+	ErrTokenExpired = &Error{http.StatusUnauthorized, "token_expired", "the access token has expired"}
+	// ErrForbidden: a verified caller without the rights for this action.
+	ErrForbidden = &Error{http.StatusForbidden, "forbidden", "you are not allowed to do this"}
+)
+
+const issuer = "mercato"
+
+// MinKeyBytes is the shortest signing key accepted (HS256 wants 256 bits).
+const MinKeyBytes = 32
+
+// Tokens issues and verifies HS256 access tokens.
+type Tokens struct {
+	key []byte
+	ttl time.Duration
+	now func() time.Time
+}
+
+// NewTokens returns Tokens signing with key; tokens live for ttl.
+func NewTokens(key []byte, ttl time.Duration) (*Tokens, error) {
+	if len(key) < MinKeyBytes {
+		return nil, fmt.Errorf("auth: signing key must be at least %d bytes, got %d", MinKeyBytes, len(key))
+	}
+	if ttl <= 0 {
+		return nil, errors.New("auth: token lifetime must be positive")
+	}
+	return &Tokens{key: key, ttl: ttl, now: time.Now}, nil
+}
+
+// TTL is how long an issued token lives.
+func (t *Tokens) TTL() time.Duration { return t.ttl }
+
+type claims struct {
+	Email string `json:"email"`
+	Role  Role   `json:"role"`
+	jwt.RegisteredClaims
+}
+
+// Issue returns a signed access token for id.
+func (t *Tokens) Issue(id Identity) (string, error) {
+	now := t.now()
+	c := claims{Email: id.Email, Role: id.Role, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer:    issuer,
+		Subject:   id.UserID,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.key)
+}
+
+// Verify checks token's signature, algorithm, issuer and expiry and returns
+// the identity it carries.
+func (t *Tokens) Verify(token string) (Identity, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(t.now),
+	)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Identity{}, ErrTokenExpired
+	case err != nil:
+		return Identity{}, ErrUnauthenticated
+	case c.Subject == "" || !c.Role.Valid():
+		return Identity{}, ErrUnauthenticated
+	}
+	return Identity{UserID: c.Subject, Email: c.Email, Role: c.Role}, nil
+}
+
+type tokenKey struct{}
+type identityKey struct{}
+
+// BearerToken extracts the token of an "Authorization: Bearer …" header.
+func BearerToken(h http.Header) string {
+	v := h.Get("Authorization")
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// HTTPToContext is a go-kit ServerBefore function that moves the bearer token
+// into the context for Authenticate to verify.
+func HTTPToContext(ctx context.Context, r *http.Request) context.Context {
+	if tok := BearerToken(r.Header); tok != "" {
+		return context.WithValue(ctx, tokenKey{}, tok)
+	}
+	return ctx
+}
+
+// ContextToHTTP is a go-kit ClientBefore function that forwards the caller's
+// token to the upstream service, which verifies it again.
+func ContextToHTTP(ctx context.Context, r *http.Request) context.Context {
+	if tok, _ := ctx.Value(tokenKey{}).(string); tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return ctx
+}
+
+// NewContext returns ctx carrying a verified identity.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// FromContext returns the verified identity of the caller, if any.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
+// Authenticate is endpoint middleware that verifies the token HTTPToContext
+// put in the context and stores the identity; without a valid token the
+// endpoint is not called.
+func Authenticate(t *Tokens) endpoint.Middleware {
+	return func(next endpoint.Endpoint) endpoint.Endpoint {
+		return func(ctx context.Context, request any) (any, error) {
+			tok, _ := ctx.Value(tokenKey{}).(string)
+			if tok == "" {
+				return nil, ErrUnauthenticated
+			}
+			id, err := t.Verify(tok)
+			if err != nil {
+				return nil, err
+			}
+			return next(NewContext(ctx, id), request)
+		}
+	}
+}
+
+// RequireRole is endpoint middleware, placed after Authenticate, that lets
+// only callers with role through.
+func RequireRole(role Role) endpoint.Middleware {
+	return func(next endpoint.Endpoint) endpoint.Endpoint {
+		return func(ctx context.Context, request any) (any, error) {
+			id, ok := FromContext(ctx)
+			if !ok {
+				return nil, ErrUnauthenticated
+			}
+			if id.Role != role {
+				return nil, ErrForbidden
+			}
+			return next(ctx, request)
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Stream entry fields. The type is duplicated outside the envelope so a
+// consumer can filter without decoding, and the id so the stream can be
+// inspected (XRANGE) by event id.
+const (
+	fieldID       = "id"
+	fieldType     = "type"
+	fieldEnvelope = "envelope"
+)
+
+// Default stream names.
+const (
+	DefaultStream           = "events"
+	DefaultDeadLetterStream = "events.dead"
+)
+
+// Relay publishes outbox rows to the stream and marks them published. Run
+// one in every service instance that enqueues events: instances share the
+// work, because each batch is claimed with FOR UPDATE SKIP LOCKED.
+//
+// Delivery is at least once: if the process dies or the database fails
+// between XADD and commit, the rows are published again later. Consumers
+// deduplicate by event id. Events from concurrent relays may interleave, so
+// consumers must not rely on stream order across aggregates.
+type Relay struct {
+	DB    *sqlx.DB      // required: the service's database, holding the outbox
+	Redis redis.Cmdable // required
+
+	Stream          string        // default DefaultStream
+	MaxLen          int64         // approximate stream length cap (XADD MAXLEN ~); default 1,000,000
+	BatchSize       int           // rows per transaction; default 100
+	PollInterval    time.Duration // wait when the outbox is drained; default 100ms
+	MaxBackoff      time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
+	PublishTimeout  time.Duration // bound on one batch (select, XADDs, commit); default 10s
+	BacklogInterval time.Duration // how often the backlog gauge is refreshed and old rows deleted; default 10s
+	Retention       time.Duration // published rows older than this are deleted; default 72h, negative keeps them
+
+	Logger  log.Logger // default log.NewNopLogger()
+	Metrics *Metrics   // nil records nothing
+}
+
+// retentionBatch bounds one DELETE so clean-up never holds many locks.
+const retentionBatch = 5000
+
+// Run publishes until ctx is done, then returns nil. Failures (Redis or
+// Postgres down) are logged once per streak and retried with backoff; nothing
+// is marked published unless XADD succeeded.
+func (r *Relay) Run(ctx context.Context) error {
+	if r.DB == nil || r.Redis == nil {
+		return errors.New("events: relay needs DB and Redis")
+	}
+	c := r.withDefaults()
+	bo := backoff{min: c.PollInterval, max: c.MaxBackoff}
+	publishFailures := failureStreak{logger: c.Logger}
+	housekeepingFailures := failureStreak{logger: c.Logger}
+	var lastHousekeeping time.Time
+
+	for ctx.Err() == nil {
+		if time.Since(lastHousekeeping) >= c.BacklogInterval {
+			if err := c.housekeep(ctx); err != nil && ctx.Err() == nil {
+				housekeepingFailures.fail("outbox relay: backlog count or clean-up failed", err)
+			} else {
+				housekeepingFailures.ok("outbox relay: backlog count and clean-up work again")
+			}
+			lastHousekeeping = time.Now()
+		}
+
+		n, err := c.publishBatch(ctx)
+		if err != nil {
+			publishFailures.fail("outbox relay: publish failed", err)
+			sleep(ctx, bo.next())
+			continue
+		}
+		bo.reset()
+		publishFailures.ok("outbox relay: publishing again")
+		if n < c.BatchSize { // drained: wait for new rows; a full batch loops at once
+			sleep(ctx, c.PollInterval)
+		}
+	}
+	return nil
+}
+
+func (r *Relay) withDefaults() Relay {
+	c := *r
+	c.Stream = orDefault(c.Stream, DefaultStream)
+	c.MaxLen = orDefault(c.MaxLen, 1_000_000)
+	c.BatchSize = orDefault(c.BatchSize, 100)
+	c.PollInterval = orDefault(c.PollInterval, 100*time.Millisecond)
+	c.MaxBackoff = orDefault(c.MaxBackoff, 5*time.Second)
+	c.PublishTimeout = orDefault(c.PublishTimeout, 10*time.Second)
+	c.BacklogInterval = orDefault(c.BacklogInterval, 10*time.Second)
+	c.Retention = orDefault(c.Retention, 72*time.Hour)
+	if c.Logger == nil {
+		c.Logger = log.NewNopLogger()
+	}
+	return c
+}
+
+type outboxRow struct {
+	ID      string `db:"id"`
+	Type    string `db:"type"`
+	Payload string `db:"payload"`
+}
+
+// publishBatch publishes up to BatchSize of the oldest unpublished rows that
+// no other relay holds, reporting how many it published.
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	// A batch that has started is finished even if ctx is cancelled, so a
+	// shutdown does not leave published-but-unmarked rows to be sent twice.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.PublishTimeout)
+	defer cancel()
+
+	tx, err := r.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+
+	var rows []outboxRow
+	err = tx.SelectContext(ctx, &rows, `
+		SELECT id, type, payload FROM outbox
+		WHERE published_at IS NULL
+		ORDER BY created_at
+		LIMIT $1
+		FOR UPDATE SKIP LOCKED`, r.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("select outbox: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+
+	pipe := r.Redis.Pipeline()
+	for _, row := range rows {
+		pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: r.Stream,
+			MaxLen: r.MaxLen,
+			Approx: true, // "~": trimming whole macro nodes is far cheaper than exact
+			Values: []any{fieldID, row.ID, fieldType, row.Type, fieldEnvelope, row.Payload},
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("xadd to %s: %w", r.Stream, err)
+	}
+
+	ids := make([]string, len(rows))
+	for i, row := range rows {
+		ids[i] = row.ID
+	}
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, pq.Array(ids)); err != nil {
+		return 0, fmt.Errorf("mark published: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	for _, row := range rows {
+		r.Metrics.published(row.Type)
+	}
+	return len(rows), nil
+}
+
+// housekeep refreshes the backlog gauge and deletes published rows past
+// their retention, so the outbox does not grow without bound.
+func (r *Relay) housekeep(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.PublishTimeout)
+	defer cancel()
+
+	var backlog int
+	if err := r.DB.GetContext(ctx, &backlog,
+		`SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
+		return fmt.Errorf("count backlog: %w", err)
+	}
+	r.Metrics.backlog(backlog)
+
+	if r.Retention < 0 {
+		return nil
+	}
+	for {
+		res, err := r.DB.ExecContext(ctx, `
+			DELETE FROM outbox WHERE id IN (
+				SELECT id FROM outbox
+				WHERE published_at < now() - make_interval(secs => $1)
+				LIMIT $2
+				FOR UPDATE SKIP LOCKED)`,
+			r.Retention.Seconds(), retentionBatch)
+		if err != nil {
+			return fmt.Errorf("delete published rows: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n < retentionBatch {
+			return nil
+		}
+	}
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

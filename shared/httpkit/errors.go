@@ -1,0 +1,140 @@
+// Package httpkit is the HTTP side every Mercato server shares: the JSON
+// error format of API.md, strict JSON decoding, response encoding for go-kit
+// endpoints, request-id, logging, metrics and recovery middleware, the
+// /health, /ready and /metrics routes, and a server with timeouts and
+// graceful shutdown.
+package httpkit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/mercato-dev/mercato/shared/logging"
+)
+
+// Error is an error that knows how it is shown to a client:
+// {"error": {"code": ..., "message": ..., "details": ...}} with Status.
+type Error struct {
+	Status  int            `json:"-"`
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+	// RetryAfter, when positive, is sent as the Retry-After header (seconds).
+	RetryAfter int `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// StatusCode and ErrorCode let Error satisfy Coded.
+func (e *Error) StatusCode() int   { return e.Status }
+func (e *Error) ErrorCode() string { return e.Code }
+
+// Coded is implemented by errors that carry their own HTTP status and
+// machine-readable code (Error, and the auth package's errors). The error
+// encoder honours it wherever it sits in the error chain.
+type Coded interface {
+	error
+	StatusCode() int
+	ErrorCode() string
+}
+
+// NewError returns an Error with status, code and message.
+func NewError(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
+// BadRequest is a malformed request (400).
+func BadRequest(code, message string) *Error {
+	return NewError(http.StatusBadRequest, code, message)
+}
+
+// Invalid is a well-formed request whose fields fail validation (422); fields
+// maps each offending field to what is wrong with it.
+func Invalid(fields map[string]string) *Error {
+	details := make(map[string]any, len(fields))
+	for k, v := range fields {
+		details[k] = v
+	}
+	return &Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+		Message: "the request has invalid fields", Details: details}
+}
+
+// Unavailable is an upstream that cannot serve now (503).
+func Unavailable(message string) *Error {
+	return NewError(http.StatusServiceUnavailable, "service_unavailable", message)
+}
+
+// Internal is what a client sees of an unexpected failure: nothing internal.
+func Internal() *Error {
+	return NewError(http.StatusInternalServerError, "internal_error", "an internal error occurred")
+}
+
+// ErrorMapping maps a domain error (matched with errors.Is) to its HTTP form.
+type ErrorMapping struct {
+	Err     error
+	Status  int
+	Code    string
+	Message string // optional; the error's own text when empty
+}
+
+// ErrorEncoder returns the one go-kit error encoder a service uses. It answers
+// with the first Coded error in err's chain, else the first mapping whose Err
+// matches errors.Is, else 500 without internals (logged with the request id).
+func ErrorEncoder(logger log.Logger, mappings ...ErrorMapping) func(context.Context, error, http.ResponseWriter) {
+	return func(ctx context.Context, err error, w http.ResponseWriter) {
+		WriteError(w, ToError(ctx, logger, err, mappings...))
+	}
+}
+
+// ToError resolves err to the Error shown to the client, as ErrorEncoder does.
+func ToError(ctx context.Context, logger log.Logger, err error, mappings ...ErrorMapping) *Error {
+	var coded Coded
+	if errors.As(err, &coded) {
+		if e, ok := coded.(*Error); ok {
+			return e
+		}
+		return NewError(coded.StatusCode(), coded.ErrorCode(), coded.Error())
+	}
+	for _, m := range mappings {
+		if errors.Is(err, m.Err) {
+			msg := m.Message
+			if msg == "" {
+				msg = err.Error()
+			}
+			return NewError(m.Status, m.Code, msg)
+		}
+	}
+	level.Error(logging.WithRequest(ctx, logger)).Log("msg", "unexpected error", "err", err)
+	return Internal()
+}
+
+// WriteError writes e as the JSON error body. Headers are set before the
+// status line so none is lost.
+func WriteError(w http.ResponseWriter, e *Error) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	WriteJSON(w, e.Status, struct {
+		Error *Error `json:"error"`
+	}{e})
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		body = []byte(fmt.Sprintf(`{"error":{"code":"internal_error","message":%q}}`, "response encoding failed"))
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,99 @@
+package httpkit
+
+import (
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/gorilla/mux"
+
+	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/metrics"
+	"github.com/mercato-dev/mercato/shared/requestid"
+)
+
+// RequestID takes the client's X-Request-ID when it is sane, or makes one,
+// puts it in the request context and echoes it on the response.
+func RequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(requestid.Header)
+		if !requestid.Valid(id) {
+			id = requestid.New()
+		}
+		w.Header().Set(requestid.Header, id)
+		next.ServeHTTP(w, r.WithContext(requestid.NewContext(r.Context(), id)))
+	})
+}
+
+// Recover turns a panic into a logged 500 JSON error instead of a dropped
+// connection.
+func Recover(logger log.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if p := recover(); p != nil {
+					if p == http.ErrAbortHandler {
+						panic(p)
+					}
+					level.Error(logging.WithRequest(r.Context(), logger)).Log("msg", "panic", "panic", p, "stack", string(debug.Stack()))
+					WriteError(w, Internal())
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Observe logs one line per request and records http_requests_total and
+// http_request_duration_seconds, labelled with the route template (never the
+// raw path, which would explode the label space).
+func Observe(logger log.Logger, m *metrics.HTTP) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			begin := time.Now()
+			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			next.ServeHTTP(rec, r)
+			elapsed := time.Since(begin)
+
+			route := "unmatched"
+			if cr := mux.CurrentRoute(r); cr != nil {
+				if tpl, err := cr.GetPathTemplate(); err == nil {
+					route = tpl
+				}
+			}
+			code := strconv.Itoa(rec.status)
+			m.Requests.With("method", r.Method, "route", route, "code", code).Add(1)
+			m.Duration.With("method", r.Method, "route", route, "code", code).Observe(elapsed.Seconds())
+			if route == "/health" || route == "/metrics" {
+				return // probes and scrapes would drown the log
+			}
+			level.Info(logging.WithRequest(r.Context(), logger)).Log(
+				"method", r.Method, "route", route, "path", r.URL.Path, "status", rec.status,
+				"duration_ms", float64(elapsed.Microseconds())/1000, "remote", r.RemoteAddr)
+		})
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

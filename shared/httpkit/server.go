@@ -1,0 +1,103 @@
+package httpkit
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mercato-dev/mercato/shared/metrics"
+)
+
+// Check reports whether one dependency is reachable.
+type Check func(ctx context.Context) error
+
+// Router returns a mux router with /health (liveness), /ready (every check
+// passes) and /metrics mounted, JSON 404/405 answers, and Observe applied to
+// every route. Service routes are added to it by the caller.
+func Router(logger log.Logger, reg *prometheus.Registry, m *metrics.HTTP, ready map[string]Check) *mux.Router {
+	r := mux.NewRouter()
+	observe := Observe(logger, m)
+	r.Use(observe)
+	r.NotFoundHandler = observe(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		WriteError(w, NewError(http.StatusNotFound, "not_found", "no such route"))
+	}))
+	r.MethodNotAllowedHandler = observe(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		WriteError(w, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+	}))
+	r.Methods(http.MethodGet).Path("/health").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Methods(http.MethodGet).Path("/ready").Handler(readyHandler(ready))
+	r.Methods(http.MethodGet).Path("/metrics").Handler(metrics.Handler(reg))
+	return r
+}
+
+func readyHandler(checks map[string]Check) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status, code := map[string]string{}, http.StatusOK
+		for name, check := range checks {
+			status[name] = "ok"
+			if err := check(ctx); err != nil {
+				status[name], code = err.Error(), http.StatusServiceUnavailable
+			}
+		}
+		WriteJSON(w, code, map[string]any{"ready": code == http.StatusOK, "checks": status})
+	})
+}
+
+// Handler wraps a router with the outermost middleware: request id first, so
+// even a panic's 500 carries one, then recovery.
+func Handler(logger log.Logger, h http.Handler) http.Handler {
+	return RequestID(Recover(logger)(h))
+}
+
+// NewServer returns an http.Server with every timeout set, so a slow or
+// stalled client cannot hold a connection or goroutine forever.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Serve serves srv on ln until ctx is done (SIGINT/SIGTERM in main), then
+// calls beforeShutdown (deregistration from Consul, so no new traffic is
+// routed here) and shuts down gracefully, letting in-flight requests finish
+// within shutdownTimeout.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, logger log.Logger, shutdownTimeout time.Duration, beforeShutdown func()) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	level.Info(logger).Log("msg", "listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	level.Info(logger).Log("msg", "shutting down")
+	if beforeShutdown != nil {
+		beforeShutdown()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

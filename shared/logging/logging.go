@@ -1,0 +1,44 @@
+// Package logging builds the structured go-kit loggers every service uses:
+// JSON lines with a UTC timestamp, the service name and the caller, and the
+// request id of the request being served.
+package logging
+
+import (
+	"context"
+	"io"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/mercato-dev/mercato/shared/requestid"
+)
+
+// New returns a JSON logger for service writing to w, letting through
+// records at minLevel ("debug", "info", "warn", "error") and above.
+func New(w io.Writer, service, minLevel string) log.Logger {
+	logger := log.NewJSONLogger(log.NewSyncWriter(w))
+	logger = level.NewFilter(logger, levelOption(minLevel))
+	return log.With(logger, "ts", log.DefaultTimestampUTC, "service", service, "caller", log.DefaultCaller)
+}
+
+func levelOption(name string) level.Option {
+	switch name {
+	case "debug":
+		return level.AllowDebug()
+	case "warn":
+		return level.AllowWarn()
+	case "error":
+		return level.AllowError()
+	default:
+		return level.AllowInfo()
+	}
+}
+
+// WithRequest returns logger with the request id carried by ctx, so every
+// line written while serving one request can be found with one search.
+func WithRequest(ctx context.Context, logger log.Logger) log.Logger {
+	if id := requestid.FromContext(ctx); id != "" {
+		return log.With(logger, "request_id", id)
+	}
+	return logger
+}

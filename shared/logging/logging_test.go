@@ -1,0 +1,51 @@
+package logging
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/go-kit/log/level"
+
+	"github.com/mercato-dev/mercato/shared/requestid"
+)
+
+func TestLoggerWritesJSONWithRequestID(t *testing.T) {
+	var buf bytes.Buffer
+	logger := New(&buf, "user", "info")
+	ctx := requestid.NewContext(context.Background(), "req-123")
+
+	level.Info(WithRequest(ctx, logger)).Log("msg", "hello")
+	level.Debug(logger).Log("msg", "filtered out")
+
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	if len(lines) != 1 {
+		t.Fatalf("want 1 line (debug filtered), got %d: %s", len(lines), buf.String())
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(lines[0], &rec); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, lines[0])
+	}
+	for k, want := range map[string]string{"service": "user", "request_id": "req-123", "msg": "hello", "level": "info"} {
+		if rec[k] != want {
+			t.Errorf("%s = %v, want %q", k, rec[k], want)
+		}
+	}
+	if rec["ts"] == nil || rec["caller"] == nil {
+		t.Errorf("ts and caller must be present: %v", rec)
+	}
+}
+
+func TestWithRequestWithoutID(t *testing.T) {
+	var buf bytes.Buffer
+	logger := New(&buf, "user", "debug")
+	WithRequest(context.Background(), logger).Log("msg", "x")
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rec["request_id"]; ok {
+		t.Errorf("no request id in ctx, yet logged one: %v", rec)
+	}
+}

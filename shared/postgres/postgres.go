@@ -1,0 +1,133 @@
+// Package postgres opens sqlx connection pools and applies a service's
+// embedded migrations with goose at start-up.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// PoolOptions sizes the connection pool. Zero values take the defaults.
+type PoolOptions struct {
+	MaxOpen     int           // default 20
+	MaxIdle     int           // default 10
+	MaxLifetime time.Duration // default 30m
+	MaxIdleTime time.Duration // default 5m
+}
+
+// Open connects to url, sizes the pool and checks the connection within ctx.
+func Open(ctx context.Context, url string, opts PoolOptions) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	db.SetMaxOpenConns(orDefault(opts.MaxOpen, 20))
+	db.SetMaxIdleConns(orDefault(opts.MaxIdle, 10))
+	db.SetConnMaxLifetime(orDefault(opts.MaxLifetime, 30*time.Minute))
+	db.SetConnMaxIdleTime(orDefault(opts.MaxIdleTime, 5*time.Minute))
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: ping: %w", err)
+	}
+	return db, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Migrate applies the goose migrations found at the root of migrations (files
+// named like 00001_init.sql), recording them in table. A Postgres advisory
+// lock serialises instances that start at the same time. Several migration
+// sets may share one database as long as each uses its own table.
+func Migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, table string) error {
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(table)))
+	if err != nil {
+		return fmt.Errorf("postgres: migrate lock: %w", err)
+	}
+	store, err := database.NewStore(goose.DialectPostgres, table)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate store: %w", err)
+	}
+	provider, err := goose.NewProvider("", db.DB, migrations,
+		goose.WithStore(store), goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", table, err)
+	}
+	return nil
+}
+
+// lockID derives a stable advisory lock id per migration table, so different
+// migration sets in one database do not wait on each other.
+func lockID(table string) int64 {
+	var h int64 = 5381
+	for _, c := range table {
+		h = h*33 + int64(c)
+	}
+	return h
+}
+
+// Postgres error codes the services map to domain errors.
+const (
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
+	codeCheckViolation      = "23514"
+)
+
+// IsUniqueViolation reports whether err is a unique-constraint violation,
+// optionally on the named constraint.
+func IsUniqueViolation(err error, constraint ...string) bool {
+	return hasCode(err, codeUniqueViolation, constraint)
+}
+
+// IsForeignKeyViolation reports whether err is a foreign-key violation.
+func IsForeignKeyViolation(err error, constraint ...string) bool {
+	return hasCode(err, codeForeignKeyViolation, constraint)
+}
+
+// IsCheckViolation reports whether err is a CHECK-constraint violation.
+func IsCheckViolation(err error, constraint ...string) bool {
+	return hasCode(err, codeCheckViolation, constraint)
+}
+
+func hasCode(err error, code string, constraint []string) bool {
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) || string(pqErr.Code) != code {
+		return false
+	}
+	return len(constraint) == 0 || pqErr.Constraint == constraint[0]
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling
+// back otherwise.
+func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+// Package requestid carries the request id that ties together the log lines,
+// outbound calls and events caused by one client request.
+package requestid
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+)
+
+// Header is the HTTP header that carries the request id in and out.
+const Header = "X-Request-ID"
+
+type ctxKey struct{}
+
+// NewContext returns a copy of ctx carrying id.
+func NewContext(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the request id carried by ctx, or "".
+func FromContext(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// New returns a fresh request id.
+func New() string { return uuid.NewString() }
+
+// Valid reports whether a client-supplied id is safe to echo and log: short,
+// printable ASCII, no spaces. Anything else is replaced by a fresh id.
+func Valid(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,3 @@
+module github.com/mercato-dev/mercato/user
+
+go 1.26
