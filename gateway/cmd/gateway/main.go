@@ -1,0 +1,134 @@
+// Command gateway serves Mercato's public REST API on :3000 and forwards it
+// to the service instances registered in Consul.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-kit/kit/sd"
+	"github.com/go-kit/log/level"
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/cors"
+
+	"github.com/mercato-dev/mercato/gateway"
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/config"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/metrics"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	// Configuration.
+	var (
+		cfg             config.Common
+		fs              = flag.NewFlagSet("gateway", flag.ContinueOnError)
+		ratePerMinute   = fs.Int("rate-limit", 600, "requests per minute per client (user id, else IP), shared by all gateway instances")
+		rateBurst       = fs.Int("rate-burst", 100, "requests a client may send at once before the rate applies")
+		corsOrigins     = fs.String("cors-origins", "*", "comma-separated origins allowed by CORS")
+		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included")
+	)
+	cfg.Register(fs, "gateway", "127.0.0.1:3000")
+	if err := config.Parse(fs, os.Args[1:]); err != nil {
+		return err
+	}
+	if err := cfg.Validate(false); err != nil {
+		return err
+	}
+
+	// Logging and metrics.
+	logger := logging.New(os.Stdout, cfg.Service, cfg.LogLevel)
+	reg := metrics.NewRegistry()
+	httpMetrics := metrics.NewHTTP(reg, cfg.Service)
+
+	// Signals.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	// Redis: the shared rate-limit state.
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DialTimeout: 2 * time.Second,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, PoolSize: 64})
+	defer rdb.Close()
+
+	// Auth.
+	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret), 15*time.Minute)
+	if err != nil {
+		return err
+	}
+
+	// Consul: one instancer per upstream service.
+	consul, err := discovery.NewConsulClient(cfg.ConsulAddr)
+	if err != nil {
+		return err
+	}
+	var instancers []sd.Instancer
+	instancer := func(service string) sd.Instancer {
+		i := discovery.NewInstancer(consul, service, logger)
+		instancers = append(instancers, i)
+		return i
+	}
+
+	// Routes.
+	router := httpkit.Router(logger, reg, httpMetrics, map[string]httpkit.Check{
+		"redis":  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		"consul": func(context.Context) error { _, err := consul.Status().Leader(); return err },
+	})
+	gateway.New(router, gateway.Config{
+		RateLimit: redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},
+		Upstream:  discovery.Options{Timeout: *upstreamTimeout, Metrics: discovery.NewMetrics(reg)},
+		Client:    gateway.NewHTTPClient(*upstreamTimeout),
+		Instancer: instancer,
+	}, tokens, rdb, reg, logger)
+	handler := cors.New(cors.Options{
+		AllowedOrigins:   strings.Split(*corsOrigins, ","),
+		AllowedMethods:   []string{"GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"},
+		AllowedHeaders:   []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"},
+		ExposedHeaders:   []string{"X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "Location"},
+		AllowCredentials: false,
+		MaxAge:           600,
+	}).Handler(httpkit.Handler(logger, router))
+
+	// Listener and registration in Consul.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	host, port, err := cfg.Advertise(ln.Addr())
+	if err != nil {
+		return err
+	}
+	registrar, err := discovery.Register(consul, discovery.Registration{
+		Service: cfg.Service, Host: host, Port: port, Version: cfg.Version}, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	// Serve until SIGINT/SIGTERM; leave Consul before draining.
+	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, 15*time.Second, func() {
+		if err := registrar.Deregister(); err != nil {
+			level.Warn(logger).Log("msg", "deregister", "err", err)
+		}
+	})
+	for _, i := range instancers {
+		i.Stop()
+	}
+	return err
+}

@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/afex/hystrix-go/hystrix"
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/sd"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/metrics"
+)
+
+// Config is what the gateway needs besides its dependencies.
+type Config struct {
+	RateLimit redis_rate.Limit  // per client
+	Upstream  discovery.Options // retries, timeouts, breaker settings
+	Client    *http.Client      // to the instances; must have a timeout
+	Routes    []Route           // Routes when nil
+	Instancer func(service string) sd.Instancer
+}
+
+// Gateway forwards the public API to the services.
+type Gateway struct {
+	tokens    *auth.Tokens
+	limiter   *rateLimiter
+	endpoints map[string]endpoint.Endpoint // per upstream service
+	logger    log.Logger
+}
+
+// New mounts the gateway's routes on router: one round-robin, retrying,
+// breaker-guarded endpoint per upstream service, built on one instancer per
+// service shared by all its routes.
+func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client, reg prometheus.Registerer, logger log.Logger) *Gateway {
+	routes := cfg.Routes
+	if routes == nil {
+		routes = Routes
+	}
+	g := &Gateway{
+		tokens: tokens,
+		limiter: newRateLimiter(rdb, cfg.RateLimit, logger,
+			metrics.NewCounter(reg, "gateway_rate_limited_total", "Requests refused with 429.")),
+		endpoints: map[string]endpoint.Endpoint{},
+		logger:    logger,
+	}
+	factory := newForwardFactory(cfg.Client)
+	for _, name := range upstreams(routes) {
+		g.endpoints[name] = discovery.NewEndpoint(cfg.Instancer(name), name, factory, logger, cfg.Upstream)
+	}
+	for _, rt := range routes {
+		h := g.handler(rt)
+		router.Path(rt.Prefix).Handler(h)
+		router.PathPrefix(rt.Prefix + "/").Handler(h)
+	}
+	return g
+}
+
+func (g *Gateway) handler(rt Route) http.Handler {
+	forward := g.endpoints[rt.Upstream]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		id, authenticated, err := g.identify(r)
+		if err != nil {
+			httpkit.WriteError(w, httpkit.ToError(ctx, g.logger, err))
+			return
+		}
+		if !g.limiter.allow(ctx, w, clientKey(r, id, authenticated)) {
+			return
+		}
+		if !authenticated && !rt.isPublic(r) {
+			httpkit.WriteError(w, httpkit.ToError(ctx, g.logger, auth.ErrUnauthenticated))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpkit.MaxBodyBytes))
+		if err != nil {
+			httpkit.WriteError(w, httpkit.NewError(http.StatusRequestEntityTooLarge, "body_too_large", "the body exceeds 1 MiB"))
+			return
+		}
+		response, err := forward(ctx, newForwardRequest(r, body))
+		if err != nil {
+			httpkit.WriteError(w, g.upstreamError(ctx, rt.Upstream, err))
+			return
+		}
+		response.(*forwardResponse).write(w)
+	})
+}
+
+// identify verifies the bearer token, if any. A token that is present but
+// bad is refused even on public routes: the client believes it is signed in.
+func (g *Gateway) identify(r *http.Request) (auth.Identity, bool, error) {
+	tok := auth.BearerToken(r.Header)
+	if tok == "" {
+		return auth.Identity{}, false, nil
+	}
+	id, err := g.tokens.Verify(tok)
+	if err != nil {
+		return auth.Identity{}, false, err
+	}
+	return id, true, nil
+}
+
+// upstreamError tells the client what went wrong upstream without internals.
+func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error) *httpkit.Error {
+	var upErr *discovery.UpstreamError
+	logger := log.With(logging.WithRequest(ctx, g.logger), "upstream", upstream, "err", err)
+	switch {
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// The client went away; nobody reads this answer.
+		return httpkit.NewError(499, "client_closed_request", "the client closed the request")
+	case errors.Is(err, discovery.ErrNoInstances):
+		level.Warn(logger).Log("msg", "no healthy instance")
+		return httpkit.Unavailable("the " + upstream + " service is unavailable; retry later")
+	case errors.Is(err, hystrix.ErrCircuitOpen), errors.Is(err, hystrix.ErrMaxConcurrency):
+		level.Warn(logger).Log("msg", "every instance's breaker is open")
+		return httpkit.Unavailable("the " + upstream + " service is unavailable; retry later")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, hystrix.ErrTimeout), isTimeout(err):
+		level.Warn(logger).Log("msg", "upstream timed out")
+		return httpkit.NewError(http.StatusGatewayTimeout, "upstream_timeout", "the "+upstream+" service did not answer in time")
+	case errors.As(err, &upErr):
+		level.Error(logger).Log("msg", "upstream failed")
+		return httpkit.NewError(http.StatusBadGateway, "upstream_error", "the "+upstream+" service failed")
+	default:
+		level.Error(logger).Log("msg", "upstream unreachable")
+		return httpkit.NewError(http.StatusBadGateway, "upstream_unreachable", "the "+upstream+" service could not be reached")
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// NewHTTPClient returns the client the gateway reaches instances with: a
+// hard timeout and a transport sized for many concurrent requests to few hosts.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1000
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = timeout
+	return &http.Client{Timeout: timeout, Transport: t}
+}
+
+// forwardedFor appends the client's address to X-Forwarded-For.
+func forwardedFor(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if prior := r.Header.Get("X-Forwarded-For"); prior != "" {
+		return strings.TrimSpace(prior) + ", " + host
+	}
+	return host
+}

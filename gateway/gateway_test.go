@@ -1,0 +1,268 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/kit/sd"
+	"github.com/go-kit/log"
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/metrics"
+	"github.com/mercato-dev/mercato/shared/requestid"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+var secret = []byte(strings.Repeat("s", 32))
+
+// upstream is a fake user-service instance recording what reached it.
+type upstream struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []*http.Request
+	bodies   []string
+	status   int
+}
+
+func newUpstream(t *testing.T, status int) *upstream {
+	u := &upstream{status: status}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.requests = append(u.requests, r)
+		u.bodies = append(u.bodies, string(body))
+		u.mu.Unlock()
+		httpkit.WriteJSON(w, u.status, map[string]string{"served_by": u.URL, "path": r.URL.Path})
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.requests)
+}
+
+func (u *upstream) hostPort() string {
+	p, _ := url.Parse(u.URL)
+	return p.Host
+}
+
+type fixture struct {
+	handler http.Handler
+	tokens  *auth.Tokens
+}
+
+func newGateway(t *testing.T, rdb *redis.Client, limit redis_rate.Limit, instances ...string) fixture {
+	t.Helper()
+	tokens, err := auth.NewTokens(secret, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := log.NewNopLogger()
+	reg := metrics.NewRegistry()
+	router := httpkit.Router(logger, reg, metrics.NewHTTP(reg, "gateway"), nil)
+	New(router, Config{
+		RateLimit: limit,
+		Upstream:  discovery.Options{Timeout: 2 * time.Second},
+		Client:    NewHTTPClient(2 * time.Second),
+		Instancer: func(string) sd.Instancer { return sd.FixedInstancer(instances) },
+	}, tokens, rdb, reg, logger)
+	return fixture{handler: httpkit.Handler(logger, router), tokens: tokens}
+}
+
+func (f fixture) do(t *testing.T, method, path, token, body string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, r)
+	return rec
+}
+
+func errorCode(t *testing.T, rec *httptest.ResponseRecorder) string {
+	t.Helper()
+	var b struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil || b.Error.Code == "" {
+		t.Fatalf("want a JSON error body, got %d %q", rec.Code, rec.Body)
+	}
+	return b.Error.Code
+}
+
+var generous = redis_rate.PerSecond(10000)
+
+func TestRoutingAndAuth(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	f := newGateway(t, testkit.Redis(t), generous, up.hostPort())
+	customer, _ := f.tokens.Issue(auth.Identity{UserID: "u1", Role: auth.RoleCustomer})
+	expiredTokens, _ := auth.NewTokens(secret, time.Nanosecond)
+	expired, _ := expiredTokens.Issue(auth.Identity{UserID: "u1", Role: auth.RoleCustomer})
+	time.Sleep(10 * time.Millisecond)
+
+	tests := []struct {
+		name, method, path, token string
+		wantStatus                int
+		wantCode                  string // error code, when an error
+		reachesUpstream           bool
+	}{
+		{"public register", "POST", "/api/v1/auth/register", "", 200, "", true},
+		{"public login", "POST", "/api/v1/auth/login", "", 200, "", true},
+		{"logout needs a user", "POST", "/api/v1/auth/logout", "", 401, "unauthenticated", false},
+		{"profile needs a user", "GET", "/api/v1/users/me", "", 401, "unauthenticated", false},
+		{"profile with token", "GET", "/api/v1/users/me", customer, 200, "", true},
+		{"bad token", "GET", "/api/v1/users/me", "garbage", 401, "unauthenticated", false},
+		{"bad token on a public route", "POST", "/api/v1/auth/login", "garbage", 401, "unauthenticated", false},
+		{"expired token", "GET", "/api/v1/users/me", expired, 401, "token_expired", false},
+		{"unknown route", "GET", "/api/v1/nothing", customer, 404, "not_found", false},
+		{"internal routes are not exposed", "GET", "/internal/users/u1", customer, 404, "not_found", false},
+		{"prefix needs a segment boundary", "GET", "/api/v1/usersX", customer, 404, "not_found", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := up.count()
+			rec := f.do(t, tc.method, tc.path, tc.token, `{}`)
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantStatus, rec.Body)
+			}
+			if tc.wantCode != "" && errorCode(t, rec) != tc.wantCode {
+				t.Fatalf("code %s, want %s", errorCode(t, rec), tc.wantCode)
+			}
+			if reached := up.count() > before; reached != tc.reachesUpstream {
+				t.Fatalf("reached upstream = %v, want %v", reached, tc.reachesUpstream)
+			}
+			if rec.Header().Get(requestid.Header) == "" {
+				t.Fatal("no X-Request-ID on the response")
+			}
+		})
+	}
+}
+
+func TestForwardsRequestFaithfully(t *testing.T) {
+	up := newUpstream(t, http.StatusCreated)
+	f := newGateway(t, testkit.Redis(t), generous, up.hostPort())
+	rec := f.do(t, "POST", "/api/v1/auth/register?x=1", "", `{"email":"a@b.c"}`,
+		requestid.Header, "rid-42", "Idempotency-Key", "k1", "Cookie", "secret=1")
+	if rec.Code != http.StatusCreated || rec.Header().Get(requestid.Header) != "rid-42" {
+		t.Fatalf("got %d, request id %q", rec.Code, rec.Header().Get(requestid.Header))
+	}
+	r := up.requests[0]
+	if r.URL.Path != "/api/v1/auth/register" || r.URL.RawQuery != "x=1" || up.bodies[0] != `{"email":"a@b.c"}` {
+		t.Fatalf("forwarded %s %s?%s %q", r.Method, r.URL.Path, r.URL.RawQuery, up.bodies[0])
+	}
+	if r.Header.Get(requestid.Header) != "rid-42" || r.Header.Get("Idempotency-Key") != "k1" {
+		t.Fatalf("headers not forwarded: %v", r.Header)
+	}
+	if r.Header.Get("Cookie") != "" {
+		t.Fatal("cookies must stay at the gateway")
+	}
+	if r.Header.Get("X-Forwarded-For") == "" {
+		t.Fatal("X-Forwarded-For missing")
+	}
+}
+
+func TestRoundRobinAndFailures(t *testing.T) {
+	a, b := newUpstream(t, http.StatusOK), newUpstream(t, http.StatusOK)
+	f := newGateway(t, testkit.Redis(t), generous, a.hostPort(), b.hostPort())
+	for i := 0; i < 10; i++ {
+		if rec := f.do(t, "POST", "/api/v1/auth/login", "", `{}`); rec.Code != 200 {
+			t.Fatalf("request %d: %d", i, rec.Code)
+		}
+	}
+	if a.count() != 5 || b.count() != 5 {
+		t.Fatalf("spread %d/%d, want 5/5", a.count(), b.count())
+	}
+
+	t.Run("no instance is 503", func(t *testing.T) {
+		f := newGateway(t, testkit.Redis(t), generous)
+		rec := f.do(t, "POST", "/api/v1/auth/login", "", `{}`)
+		if rec.Code != http.StatusServiceUnavailable || errorCode(t, rec) != "service_unavailable" {
+			t.Fatalf("got %d %s", rec.Code, rec.Body)
+		}
+	})
+	t.Run("an instance's 500 is a 502", func(t *testing.T) {
+		bad := newUpstream(t, http.StatusInternalServerError)
+		f := newGateway(t, testkit.Redis(t), generous, bad.hostPort())
+		rec := f.do(t, "POST", "/api/v1/auth/login", "", `{}`)
+		if rec.Code != http.StatusBadGateway || errorCode(t, rec) != "upstream_error" {
+			t.Fatalf("got %d %s", rec.Code, rec.Body)
+		}
+	})
+	t.Run("a dead instance is skipped", func(t *testing.T) {
+		dead := newUpstream(t, http.StatusOK)
+		deadAddr := dead.hostPort()
+		dead.Close()
+		live := newUpstream(t, http.StatusOK)
+		f := newGateway(t, testkit.Redis(t), generous, deadAddr, live.hostPort())
+		for i := 0; i < 6; i++ {
+			if rec := f.do(t, "POST", "/api/v1/auth/login", "", `{}`); rec.Code != 200 {
+				t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
+			}
+		}
+	})
+	t.Run("oversized body is 413 and not forwarded", func(t *testing.T) {
+		before := a.count() + b.count()
+		rec := f.do(t, "POST", "/api/v1/auth/register", "", strings.Repeat("x", httpkit.MaxBodyBytes+1))
+		if rec.Code != http.StatusRequestEntityTooLarge || a.count()+b.count() != before {
+			t.Fatalf("got %d", rec.Code)
+		}
+	})
+}
+
+// Two gateway instances, each with its own Redis client, draw on one
+// allowance per client.
+func TestRateLimitSharedAcrossGateways(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	addr := testkit.RedisAddr(t)
+	limit := redis_rate.Limit{Rate: 5, Burst: 5, Period: time.Minute}
+	var gws []fixture
+	for i := 0; i < 2; i++ {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { rdb.Close() })
+		gws = append(gws, newGateway(t, rdb, limit, up.hostPort()))
+	}
+	token, _ := gws[0].tokens.Issue(auth.Identity{UserID: "rate-" + t.Name(), Role: auth.RoleCustomer})
+
+	var ok, limited int
+	for i := 0; i < 8; i++ {
+		rec := gws[i%2].do(t, "GET", "/api/v1/users/me", token, "")
+		switch rec.Code {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			limited++
+			if errorCode(t, rec) != "rate_limited" || rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("429 without code or Retry-After: %v %s", rec.Header(), rec.Body)
+			}
+		default:
+			t.Fatalf("unexpected %d", rec.Code)
+		}
+	}
+	if ok != 5 || limited != 3 {
+		t.Fatalf("ok=%d limited=%d, want 5 and 3: the limit is not shared", ok, limited)
+	}
+	if up.count() != 5 {
+		t.Fatalf("upstream saw %d requests, want 5", up.count())
+	}
+}

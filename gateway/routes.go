@@ -1,0 +1,50 @@
+// Package gateway is Mercato's API gateway: it verifies access tokens,
+// applies per-client rate limits shared by every gateway instance through
+// Redis, and forwards /api/v1 requests to the instances of the owning
+// service that Consul reports healthy, round robin, each behind its own
+// circuit breaker, retrying on another instance only when that is safe.
+package gateway
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Route sends every request under Prefix to the Upstream service.
+type Route struct {
+	Prefix   string   // e.g. "/api/v1/users": the path itself and everything below it
+	Upstream string   // Consul service name
+	Public   []string // "METHOD /exact/path" or "METHOD *": reachable without a token
+}
+
+// Routes is the public API of API.md mapped to the services that own it.
+// Anything else, /internal/… included, is 404 at the gateway.
+var Routes = []Route{
+	{Prefix: "/api/v1/auth", Upstream: "user", Public: []string{
+		"POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"}},
+	{Prefix: "/api/v1/users", Upstream: "user"},
+}
+
+// isPublic reports whether r may be served without a token.
+func (rt Route) isPublic(r *http.Request) bool {
+	for _, p := range rt.Public {
+		method, path, _ := strings.Cut(p, " ")
+		if method == r.Method && (path == "*" || path == r.URL.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreams lists the distinct services routes point at.
+func upstreams(routes []Route) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, rt := range routes {
+		if !seen[rt.Upstream] {
+			seen[rt.Upstream] = true
+			names = append(names, rt.Upstream)
+		}
+	}
+	return names
+}

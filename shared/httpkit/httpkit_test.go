@@ -1,0 +1,212 @@
+package httpkit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mercato-dev/mercato/shared/metrics"
+	"github.com/mercato-dev/mercato/shared/requestid"
+)
+
+type errBody struct {
+	Error struct {
+		Code    string         `json:"code"`
+		Message string         `json:"message"`
+		Details map[string]any `json:"details"`
+	} `json:"error"`
+}
+
+func decodeErr(t *testing.T, rec *httptest.ResponseRecorder) errBody {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type = %q, want JSON", ct)
+	}
+	var b errBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatalf("error body is not JSON: %v: %s", err, rec.Body)
+	}
+	return b
+}
+
+func TestDecodeJSON(t *testing.T) {
+	type target struct {
+		Name  string `json:"name"`
+		Count int    `json:"count"`
+	}
+	tests := []struct {
+		name, body, contentType string
+		wantStatus              int
+		wantCode                string
+	}{
+		{"ok", `{"name":"a","count":2}`, "application/json", 0, ""},
+		{"no content type is accepted", `{"name":"a"}`, "", 0, ""},
+		{"empty", ``, "application/json", 400, "empty_body"},
+		{"syntax", `{"name":`, "application/json", 400, "malformed_json"},
+		{"garbage", `{"name" "a"}`, "application/json", 400, "malformed_json"},
+		{"wrong type", `{"count":"two"}`, "application/json", 400, "invalid_type"},
+		{"unknown field", `{"nmae":"a"}`, "application/json", 400, "unknown_field"},
+		{"two values", `{"name":"a"}{"name":"b"}`, "application/json", 400, "malformed_json"},
+		{"not json", `name=a`, "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+		{"too large", `{"name":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, "application/json", 413, "body_too_large"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				r.Header.Set("Content-Type", tc.contentType)
+			}
+			var dst target
+			err := DecodeJSON(r, &dst)
+			if tc.wantStatus == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("want *Error, got %v", err)
+			}
+			if e.Status != tc.wantStatus || e.Code != tc.wantCode {
+				t.Fatalf("got %d %s, want %d %s", e.Status, e.Code, tc.wantStatus, tc.wantCode)
+			}
+		})
+	}
+}
+
+var errThingNotFound = errors.New("thing not found")
+
+type codedErr struct{}
+
+func (codedErr) Error() string     { return "slow down" }
+func (codedErr) StatusCode() int   { return 429 }
+func (codedErr) ErrorCode() string { return "rate_limited" }
+
+func TestErrorEncoder(t *testing.T) {
+	enc := ErrorEncoder(log.NewNopLogger(), ErrorMapping{Err: errThingNotFound, Status: 404, Code: "not_found"})
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantCode   string
+	}{
+		{"mapped with errors.Is", fmt.Errorf("load: %w", errThingNotFound), 404, "not_found"},
+		{"httpkit error", Invalid(map[string]string{"email": "required"}), 422, "validation_failed"},
+		{"coded error", fmt.Errorf("wrapped: %w", codedErr{}), 429, "rate_limited"},
+		{"unknown is 500 without internals", errors.New("pq: password authentication failed"), 500, "internal_error"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			enc(context.Background(), tc.err, rec)
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d", rec.Code, tc.wantStatus)
+			}
+			b := decodeErr(t, rec)
+			if b.Error.Code != tc.wantCode {
+				t.Fatalf("code %q, want %q", b.Error.Code, tc.wantCode)
+			}
+			if strings.Contains(rec.Body.String(), "pq:") {
+				t.Fatalf("internal error leaked: %s", rec.Body)
+			}
+		})
+	}
+}
+
+func TestRetryAfterHeader(t *testing.T) {
+	rec := httptest.NewRecorder()
+	e := NewError(429, "rate_limited", "slow down")
+	e.RetryAfter = 7
+	WriteError(rec, e)
+	if rec.Header().Get("Retry-After") != "7" || rec.Code != 429 {
+		t.Fatalf("got %d Retry-After=%q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}
+
+func TestRouterRequestIDMetricsAndRecovery(t *testing.T) {
+	reg := metrics.NewRegistry()
+	m := metrics.NewHTTP(reg, "test")
+	ready := map[string]Check{"db": func(context.Context) error { return errors.New("down") }}
+	r := Router(log.NewNopLogger(), reg, m, ready)
+	r.Methods("GET").Path("/things/{id}").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, 200, map[string]string{"request_id": requestid.FromContext(r.Context())})
+	})
+	r.Methods("GET").Path("/boom").HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
+	h := Handler(log.NewNopLogger(), r)
+
+	// A sane client id is echoed and reaches the handler.
+	req := httptest.NewRequest("GET", "/things/42", nil)
+	req.Header.Set(requestid.Header, "client-id-1")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Header().Get(requestid.Header) != "client-id-1" || !strings.Contains(rec.Body.String(), "client-id-1") {
+		t.Fatalf("request id not echoed: %v %s", rec.Header(), rec.Body)
+	}
+
+	// An insane one is replaced.
+	req = httptest.NewRequest("GET", "/things/42", nil)
+	req.Header.Set(requestid.Header, "bad id with spaces")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if got := rec.Header().Get(requestid.Header); got == "" || got == "bad id with spaces" {
+		t.Fatalf("bad request id kept: %q", got)
+	}
+
+	for path, want := range map[string]int{"/boom": 500, "/nope": 404, "/health": 200, "/ready": 503} {
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("%s: status %d, want %d", path, rec.Code, want)
+		}
+		if path != "/health" && path != "/ready" {
+			decodeErr(t, rec)
+		}
+		if rec.Header().Get(requestid.Header) == "" {
+			t.Errorf("%s: no request id", path)
+		}
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/health", nil))
+	if rec.Code != 405 {
+		t.Errorf("POST /health: %d, want 405", rec.Code)
+	}
+
+	// Metrics are labelled by route template, not raw path.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, mf := range mfs {
+		if mf.GetName() != "http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["route"] == "/things/42" {
+				t.Errorf("raw path used as route label")
+			}
+			if labels["route"] == "/things/{id}" && labels["code"] == "200" && labels["service"] == "test" {
+				found = m.GetCounter().GetValue() == 2
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("http_requests_total{route=/things/{id},code=200} != 2")
+	}
+	if n := testutil.CollectAndCount(reg, "http_request_duration_seconds"); n == 0 {
+		t.Fatal("no duration histogram")
+	}
+}
