@@ -43,7 +43,7 @@ func run() error {
 		ratePerMinute   = fs.Int("rate-limit", 600, "requests per minute per client (user id, else IP), shared by all gateway instances")
 		rateBurst       = fs.Int("rate-burst", 100, "requests a client may send at once before the rate applies")
 		corsOrigins     = fs.String("cors-origins", "*", "comma-separated origins allowed by CORS")
-		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included")
+		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt gets half")
 	)
 	cfg.Register(fs, "gateway", "127.0.0.1:3000")
 	if err := config.Parse(fs, os.Args[1:]); err != nil {
@@ -93,7 +93,9 @@ func run() error {
 	gateway.New(router, gateway.Config{
 		RateLimit: redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},
 		Upstream:  discovery.Options{Timeout: *upstreamTimeout, Metrics: discovery.NewMetrics(reg)},
-		Client:    gateway.NewHTTPClient(*upstreamTimeout),
+		// An attempt must time out before the whole call does, or a hung
+		// instance would never count against its breaker.
+		Client: gateway.NewHTTPClient(*upstreamTimeout / 2),
 		Instancer: instancer,
 	}, tokens, rdb, reg, logger)
 	handler := cors.New(cors.Options{

@@ -1,0 +1,115 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/afex/hystrix-go/hystrix"
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/sd"
+)
+
+// breakerFactory wraps factory so every instance's endpoint runs inside a
+// hystrix command of its own, named "<upstream>@<host:port>": one bad
+// instance opens its own breaker, not the whole upstream's. All endpoints
+// (methods) of an upstream share the instance's breaker, which is what we
+// want — an instance that fails one method is usually failing them all.
+func breakerFactory(upstream string, factory sd.Factory, opts Options) sd.Factory {
+	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
+		next, closer, err := factory(instance)
+		if err != nil {
+			return nil, nil, err
+		}
+		b := &breaker{
+			name:     upstream + "@" + instance,
+			upstream: upstream,
+			instance: instance,
+			metrics:  opts.Metrics,
+		}
+		// Before the first call: hystrix sizes a circuit's executor pool when
+		// it creates the circuit.
+		hystrix.ConfigureCommand(b.name, opts.commandConfig())
+		return b.wrap(next), instanceCloser{b, closer}, nil
+	}
+}
+
+type breaker struct {
+	name, upstream, instance string
+	metrics                  *Metrics
+}
+
+func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		var response any
+		// hystrix gets a context that is never cancelled, so that only the
+		// run function below decides what a cancellation means (hystrix would
+		// otherwise race it) and the concurrency ticket is held until the
+		// call has really finished. The retry loop above still returns as
+		// soon as the caller's context is done.
+		err := hystrix.DoC(context.WithoutCancel(ctx), b.name, func(context.Context) error {
+			resp, err := next(ctx, request)
+			if err != nil {
+				if ctx.Err() != nil {
+					// The caller gave up (cancelled, or its deadline passed):
+					// not the instance's fault. The bare context error makes
+					// hystrix record context_canceled/deadline_exceeded, which
+					// count neither as a failure nor as a success that would
+					// close an open breaker.
+					return ctx.Err()
+				}
+				return err
+			}
+			response = resp // read only when DoC returns nil, i.e. after this write
+			return nil
+		}, nil)
+		b.observe(err)
+		if err != nil {
+			return nil, b.annotate(err)
+		}
+		return response, nil
+	}
+}
+
+// observe publishes the breaker's state after each call; hystrix keeps it in
+// memory only.
+func (b *breaker) observe(err error) {
+	switch {
+	case errors.Is(err, hystrix.ErrCircuitOpen):
+		b.metrics.observeRejected(b.upstream, b.instance, "circuit_open")
+	case errors.Is(err, hystrix.ErrMaxConcurrency):
+		b.metrics.observeRejected(b.upstream, b.instance, "max_concurrency")
+	}
+	if circuit, _, cerr := hystrix.GetCircuit(b.name); cerr == nil {
+		b.metrics.observeBreaker(b.upstream, b.instance, circuit.IsOpen())
+	}
+}
+
+// annotate names the instance in hystrix's own errors ("hystrix: circuit
+// open" alone does not say whose); errors.Is still matches them.
+func (b *breaker) annotate(err error) error {
+	var ce hystrix.CircuitError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%s: %w", b.name, err)
+	}
+	return err
+}
+
+// instanceCloser runs when an instance leaves Consul: it closes the client the
+// caller's factory made for it and drops the instance's breaker gauge.
+// hystrix has no way to forget one circuit, so an instance that comes back on
+// the same address finds its old breaker state — harmless, since the state
+// heals itself after SleepWindow.
+type instanceCloser struct {
+	b    *breaker
+	next io.Closer
+}
+
+func (c instanceCloser) Close() error {
+	c.b.metrics.forget(c.b.upstream, c.b.instance)
+	if c.next == nil {
+		return nil
+	}
+	return c.next.Close()
+}

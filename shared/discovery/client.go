@@ -1,0 +1,137 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/afex/hystrix-go/hystrix"
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/sd"
+	consulsd "github.com/go-kit/kit/sd/consul"
+	"github.com/go-kit/kit/sd/lb"
+	"github.com/go-kit/log"
+	"github.com/hashicorp/consul/api"
+)
+
+// NewInstancer watches the passing instances of service in Consul. Build ONE
+// per upstream service and share it by all of that service's endpoints: each
+// instancer holds a blocking query open against Consul. Stop it on shutdown.
+func NewInstancer(client *api.Client, service string, logger log.Logger) *consulsd.Instancer {
+	return consulsd.NewInstancer(consulsd.NewClient(client), log.With(logger, "upstream", service), service, nil, true)
+}
+
+// Options tunes the client pipeline. Zero values take the defaults noted.
+// Use the same Options for every endpoint of an upstream: they share each
+// instance's breaker, whose settings are per instance.
+type Options struct {
+	// MaxAttempts bounds the attempts of one call, the first included (3).
+	MaxAttempts int
+	// Timeout bounds one call, all attempts included (5s). The request
+	// context's deadline applies too, whichever is sooner.
+	Timeout time.Duration
+	// InvalidateAfter is how long the last known instances stay in use while
+	// Consul is unreachable (30s); after that calls fail with ErrNoInstances.
+	InvalidateAfter time.Duration
+
+	// CommandTimeout is hystrix's per-attempt timeout (10s). Deadlines come
+	// from the request context; this is only a backstop, so it must not be
+	// shorter than Timeout.
+	CommandTimeout time.Duration
+	// MaxConcurrentRequests caps calls in flight per instance (2000). hystrix's
+	// default, 10, would reject traffic at a few hundred requests per second.
+	MaxConcurrentRequests int
+	// ErrorPercentThreshold opens an instance's breaker when this percentage
+	// of its recent calls (10 s rolling window) failed (50).
+	ErrorPercentThreshold int
+	// RequestVolumeThreshold is the number of calls in the window below which
+	// the breaker never opens (20).
+	RequestVolumeThreshold int
+	// SleepWindow is how long an open breaker rejects calls before letting
+	// one through to test the instance (5s).
+	SleepWindow time.Duration
+
+	// Metrics, when set, receives breaker state and rejections.
+	Metrics *Metrics
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt(&o.MaxAttempts, 3)
+	def(&o.Timeout, 5*time.Second)
+	def(&o.InvalidateAfter, 30*time.Second)
+	def(&o.CommandTimeout, 10*time.Second)
+	if o.CommandTimeout < o.Timeout {
+		o.CommandTimeout = o.Timeout
+	}
+	defInt(&o.MaxConcurrentRequests, 2000)
+	defInt(&o.ErrorPercentThreshold, 50)
+	defInt(&o.RequestVolumeThreshold, 20)
+	def(&o.SleepWindow, 5*time.Second)
+	return o
+}
+
+func (o Options) commandConfig() hystrix.CommandConfig {
+	return hystrix.CommandConfig{
+		Timeout:                int(o.CommandTimeout.Milliseconds()),
+		MaxConcurrentRequests:  o.MaxConcurrentRequests,
+		RequestVolumeThreshold: o.RequestVolumeThreshold,
+		SleepWindow:            int(o.SleepWindow.Milliseconds()),
+		ErrorPercentThreshold:  o.ErrorPercentThreshold,
+	}
+}
+
+// NewEndpoint returns the load-balanced endpoint of one method of upstream:
+// factory's per-instance endpoints, each inside its instance's circuit
+// breaker, for every passing instance instancer knows (clients of instances
+// that leave are closed), called round robin and retried on another instance
+// only when that is safe (see Retryable). Errors:
+//   - errors.Is(err, ErrNoInstances): no healthy instance; answer 503;
+//   - *RetryError wrapping the last attempt's error, e.g. *UpstreamError or a
+//     hystrix.CircuitError when every instance's breaker is open;
+//   - context.DeadlineExceeded/Canceled when Timeout or the caller's context
+//     ran out.
+func NewEndpoint(instancer sd.Instancer, upstream string, factory sd.Factory, logger log.Logger, opts Options) endpoint.Endpoint {
+	opts = opts.withDefaults()
+	logger = log.With(logger, "upstream", upstream)
+	endpointer := sd.NewEndpointer(instancer, breakerFactory(upstream, factory, opts), logger, sd.InvalidateOnError(opts.InvalidateAfter))
+	balancer := noInstancesBalancer{next: lb.NewRoundRobin(endpointer)}
+	retry := lb.RetryWithCallback(opts.Timeout, balancer, retryCallback(opts.MaxAttempts))
+	return func(ctx context.Context, request any) (any, error) {
+		response, err := retry(ctx, request)
+		var re lb.RetryError
+		switch {
+		case err == nil:
+			return response, nil
+		case errors.As(err, &re):
+			return nil, &RetryError{Upstream: upstream, RetryError: re}
+		default:
+			return nil, fmt.Errorf("%s: %w", upstream, err)
+		}
+	}
+}
+
+// noInstancesBalancer gives "nothing to call" one recognisable error, whether
+// the upstream has no passing instance (lb.ErrNoEndpoints) or Consul has been
+// unreachable for too long (the instancer's error).
+type noInstancesBalancer struct {
+	next lb.Balancer
+}
+
+func (b noInstancesBalancer) Endpoint() (endpoint.Endpoint, error) {
+	e, err := b.next.Endpoint()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoInstances, err)
+	}
+	return e, nil
+}

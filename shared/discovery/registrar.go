@@ -1,0 +1,194 @@
+// Package discovery is the Consul side of every Mercato service: registering
+// an instance (registrar.go) and calling the instances of an upstream service
+// through one load-balanced, retrying, circuit-broken endpoint per method
+// (client.go, retry.go, breaker.go), with breaker state as metrics
+// (metrics.go).
+//
+// Contract for per-instance endpoints (the sd.Factory a client passes to
+// NewEndpoint): return an error only for transport failures and 5xx answers
+// (use CheckResponse, which yields *UpstreamError). Business answers such as
+// 400, 404 or 409 are normal responses carrying their error in
+// endpoint.Failer; returned as errors they would count against the
+// instance's circuit breaker and an unknown id could take a healthy instance
+// out of rotation.
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	consulsd "github.com/go-kit/kit/sd/consul"
+	"github.com/go-kit/log"
+	"github.com/hashicorp/consul/api"
+)
+
+const (
+	// consulWait bounds Consul blocking queries (the instancer's watch). The
+	// agent's default is 5 minutes, which would force a client timeout so long
+	// that it could not catch a hung agent.
+	consulWait = 30 * time.Second
+	// consulTimeout must exceed consulWait plus the jitter (wait/16) Consul
+	// adds to blocking queries, or every idle watch would fail.
+	consulTimeout = consulWait + consulWait/16 + 10*time.Second
+	// consulDialTimeout makes an unreachable agent fail start-up quickly even
+	// though a whole request may take consulTimeout.
+	consulDialTimeout = 3 * time.Second
+)
+
+// NewConsulClient returns a client for the Consul agent at addr (host:port or
+// a URL). Its HTTP client has a timeout and blocking queries are bounded, so
+// no call to Consul can hang forever.
+func NewConsulClient(addr string) (*api.Client, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = (&net.Dialer{Timeout: consulDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	transport.MaxIdleConnsPerHost = 8
+	transport.ResponseHeaderTimeout = 0 // blocking queries hold headers for up to consulWait
+
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	cfg.WaitTime = consulWait
+	cfg.Transport = transport
+	cfg.HttpClient = &http.Client{Transport: transport, Timeout: consulTimeout}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %q: %w", addr, err)
+	}
+	return client, nil
+}
+
+// Registration describes one instance of a service as Consul should see it.
+type Registration struct {
+	Service string   // service name other services discover, e.g. "user"
+	Host    string   // address other instances and Consul's health check dial
+	Port    int      // port the instance's HTTP server listens on
+	Version string   // build version; empty means "dev"
+	Tags    []string // extra tags; "metrics" and "version=<v>" are always added
+}
+
+// ID is the instance's Consul service ID: <service>-<host>-<port>, unique per
+// listening address so several instances can run on one machine.
+func (r Registration) ID() string {
+	return fmt.Sprintf("%s-%s-%d", r.Service, r.Host, r.Port)
+}
+
+func (r Registration) validate() error {
+	switch {
+	case r.Service == "":
+		return errors.New("registration: empty service name")
+	case r.Host == "":
+		return errors.New("registration: empty host")
+	case r.Port <= 0 || r.Port > 65535:
+		return fmt.Errorf("registration: port %d out of range", r.Port)
+	}
+	return nil
+}
+
+func (r Registration) agentRegistration() *api.AgentServiceRegistration {
+	version := r.Version
+	if version == "" {
+		version = "dev"
+	}
+	// "metrics" is what Prometheus' consul_sd_configs selects scrape targets by.
+	tags := []string{"metrics", "version=" + version}
+	for _, t := range r.Tags {
+		if t != "metrics" && t != "version="+version {
+			tags = append(tags, t)
+		}
+	}
+	base := "http://" + net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+	return &api.AgentServiceRegistration{
+		ID:      r.ID(),
+		Name:    r.Service,
+		Address: r.Host,
+		Port:    r.Port,
+		Tags:    tags,
+		Meta:    map[string]string{"version": version},
+		Check: &api.AgentServiceCheck{
+			CheckID:  "service:" + r.ID(),
+			Name:     r.Service + " /health",
+			HTTP:     base + "/health",
+			Method:   http.MethodGet,
+			Interval: "2s",
+			Timeout:  "1s",
+			// An instance that dies without deregistering (kill -9, OOM) is
+			// removed from the catalogue after a minute instead of lingering
+			// as critical forever.
+			DeregisterCriticalServiceAfter: "1m",
+		},
+	}
+}
+
+// Registrar is a registered instance. Call Deregister on SIGINT/SIGTERM
+// before shutting the HTTP server down, so callers stop picking the instance
+// while it still answers the requests in flight.
+type Registrar struct {
+	id     string
+	kit    *consulsd.Registrar
+	client *errorRecorder
+}
+
+// Register registers r with the Consul agent behind client. It returns an
+// error when the agent cannot be reached or refuses the registration, so a
+// service fails at start-up instead of running undiscoverable.
+func Register(client *api.Client, r Registration, logger log.Logger) (*Registrar, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	rec := &errorRecorder{Client: consulsd.NewClient(client)}
+	reg := &Registrar{
+		id:     r.ID(),
+		kit:    consulsd.NewRegistrar(rec, r.agentRegistration(), log.With(logger, "id", r.ID())),
+		client: rec,
+	}
+	reg.kit.Register()
+	if err := rec.last(); err != nil {
+		return nil, fmt.Errorf("register %s in consul: %w", reg.id, err)
+	}
+	return reg, nil
+}
+
+// ID is the Consul service ID of the registered instance.
+func (r *Registrar) ID() string { return r.id }
+
+// Deregister removes the instance (and its check) from Consul.
+func (r *Registrar) Deregister() error {
+	r.kit.Deregister()
+	if err := r.client.last(); err != nil {
+		return fmt.Errorf("deregister %s from consul: %w", r.id, err)
+	}
+	return nil
+}
+
+// errorRecorder keeps the error of the last Register/Deregister call: go-kit's
+// Registrar only logs it, and a service must not start unregistered.
+type errorRecorder struct {
+	consulsd.Client
+	mu  sync.Mutex
+	err error
+}
+
+func (c *errorRecorder) Register(r *api.AgentServiceRegistration) error {
+	return c.record(c.Client.Register(r))
+}
+
+func (c *errorRecorder) Deregister(r *api.AgentServiceRegistration) error {
+	return c.record(c.Client.Deregister(r))
+}
+
+func (c *errorRecorder) record(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.err = err
+	return err
+}
+
+func (c *errorRecorder) last() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
