@@ -70,10 +70,11 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	for ctx.Err() == nil {
 		if time.Since(lastHousekeeping) >= c.BacklogInterval {
-			if err := c.housekeep(ctx); err != nil && ctx.Err() == nil {
-				housekeepingFailures.fail("outbox relay: backlog count or clean-up failed", err)
-			} else {
+			switch err := c.housekeep(ctx); {
+			case err == nil:
 				housekeepingFailures.ok("outbox relay: backlog count and clean-up work again")
+			case ctx.Err() == nil:
+				housekeepingFailures.fail("outbox relay: backlog count or clean-up failed", err)
 			}
 			lastHousekeeping = time.Now()
 		}

@@ -129,7 +129,7 @@ func FindRedis() (string, error) {
 func FindConsul(repoRoot string) (string, error) {
 	if p := os.Getenv("MERCATO_CONSUL_BIN"); p != "" {
 		if !isExecutable(p) {
-			return "", fmt.Errorf("localinfra: MERCATO_CONSUL_BIN=%s is not an executable file", p)
+			return "", fmt.Errorf("localinfra: MERCATO_CONSUL_BIN=%s is not an executable file (unset it to use consul on PATH or bin/consul)", p)
 		}
 		return p, nil
 	}

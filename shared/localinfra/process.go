@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,6 +103,9 @@ func (p *process) waitReady(ctx context.Context, ready func(context.Context) err
 	defer tick.Stop()
 	var lastErr error
 	for {
+		if p.exited() {
+			return p.failure(fmt.Errorf("exited during start-up (%v)", p.waitErr))
+		}
 		probeCtx, probeCancel := context.WithTimeout(ctx, 2*time.Second)
 		lastErr = ready(probeCtx)
 		probeCancel()
@@ -158,13 +162,14 @@ func (p *process) logTail() string {
 }
 
 // stop sends sig to the server, waits up to stopGrace for it to exit, then
-// kills its whole process group. It is idempotent.
-func (p *process) stop(sig syscall.Signal) error {
-	p.stopOnce.Do(func() { p.stopErr = p.doStop(sig) })
+// kills its whole process group. Exit status 0, death by sig, and the
+// statuses in cleanCodes count as a clean stop. It is idempotent.
+func (p *process) stop(sig syscall.Signal, cleanCodes ...int) error {
+	p.stopOnce.Do(func() { p.stopErr = p.doStop(sig, cleanCodes) })
 	return p.stopErr
 }
 
-func (p *process) doStop(sig syscall.Signal) error {
+func (p *process) doStop(sig syscall.Signal, cleanCodes []int) error {
 	if p.exited() {
 		p.killGroup() // helpers the server may have left behind
 		return nil
@@ -176,15 +181,17 @@ func (p *process) doStop(sig syscall.Signal) error {
 	select {
 	case <-p.done:
 		p.killGroup()
-		// An exit caused by the signal we sent is a clean stop; so is status 0.
 		var exitErr *exec.ExitError
-		if p.waitErr != nil && errors.As(p.waitErr, &exitErr) {
-			if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == sig {
-				return nil
-			}
-			return p.failure(fmt.Errorf("exited with %v while stopping", p.waitErr))
+		if p.waitErr == nil || !errors.As(p.waitErr, &exitErr) {
+			return p.waitErr
 		}
-		return nil
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == sig {
+			return nil
+		}
+		if slices.Contains(cleanCodes, exitErr.ExitCode()) {
+			return nil
+		}
+		return p.failure(fmt.Errorf("exited with %v while stopping", p.waitErr))
 	case <-time.After(stopGrace):
 		p.kill()
 		return fmt.Errorf("localinfra: %s did not stop within %s after %v; killed", p.name, stopGrace, sig)

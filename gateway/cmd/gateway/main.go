@@ -95,7 +95,7 @@ func run() error {
 		Upstream:  discovery.Options{Timeout: *upstreamTimeout, Metrics: discovery.NewMetrics(reg)},
 		// An attempt must time out before the whole call does, or a hung
 		// instance would never count against its breaker.
-		Client: gateway.NewHTTPClient(*upstreamTimeout / 2),
+		Client:    gateway.NewHTTPClient(*upstreamTimeout / 2),
 		Instancer: instancer,
 	}, tokens, rdb, reg, logger)
 	handler := cors.New(cors.Options{
