@@ -1,0 +1,379 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/jmoiron/sqlx"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/requestid"
+)
+
+// HandlerFunc applies one event. It must make its changes through tx: they
+// commit together with the inbox row that marks the event as handled, which
+// is what makes redelivery harmless. A returned error rolls everything back
+// and leaves the event pending for another attempt.
+type HandlerFunc func(ctx context.Context, tx *sqlx.Tx, e Envelope) error
+
+// Consumer reads the stream as one member of a consumer group. Run one per
+// service instance, all with the same Group (the consuming service) and each
+// with its own Name; Redis spreads entries over the members.
+//
+// An entry whose handler fails stays pending and is retried when a member
+// reclaims it (XAUTOCLAIM) after MinIdle; once it has been delivered
+// MaxAttempts times it goes to the dead-letter stream with the error.
+// Entries held by a member that died are reclaimed the same way.
+type Consumer struct {
+	DB      *sqlx.DB      // required: the consuming service's database, holding the inbox
+	Redis   redis.Cmdable // required
+	Group   string        // required: the consuming service, e.g. "notification"
+	Handler HandlerFunc   // required
+
+	Name  string   // this instance's member name; default "<hostname>-<pid>"
+	Types []string // handle only these types, acknowledging others untouched; empty handles all
+
+	Stream           string        // default DefaultStream
+	DeadLetterStream string        // default DefaultDeadLetterStream
+	DeadLetterMaxLen int64         // approximate cap of the dead-letter stream; default 100,000
+	Block            time.Duration // longest wait in XREADGROUP; default 2s
+	Count            int64         // entries per read or claim; default 10
+	MinIdle          time.Duration // pending this long, an entry is reclaimed; default 30s
+	ClaimInterval    time.Duration // how often pending entries are reclaimed; default MinIdle/2
+	MaxAttempts      int64         // deliveries before dead-lettering; default 5
+	HandlerTimeout   time.Duration // bound on one handler call and its transaction; default 30s
+	MaxBackoff       time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
+
+	Logger  log.Logger // default log.NewNopLogger()
+	Metrics *Metrics   // nil records nothing
+}
+
+// consumerRun is one Run's configuration (defaults applied) and state, kept
+// apart from the caller's Consumer so Run never writes to it.
+type consumerRun struct {
+	Consumer
+	wanted    map[string]bool
+	groupOK   bool
+	lastClaim time.Time
+	bo        backoff
+	failures  failureStreak
+}
+
+// Run consumes until ctx is done, then returns nil. It returns an error only
+// for an invalid configuration; Redis and Postgres outages are logged once
+// per streak and retried with backoff.
+func (c *Consumer) Run(ctx context.Context) error {
+	if c.DB == nil || c.Redis == nil || c.Group == "" || c.Handler == nil {
+		return errors.New("events: consumer needs DB, Redis, Group and Handler")
+	}
+	r := c.newRun()
+	for ctx.Err() == nil {
+		if err := r.step(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if redis.HasErrorPrefix(err, "NOGROUP") {
+				// The stream or group vanished (Redis restarted without
+				// persistence, or someone deleted it): create it again.
+				r.groupOK = false
+			}
+			r.failures.fail("event consumer: "+r.Group+"/"+r.Name, err)
+			sleep(ctx, r.bo.next())
+			continue
+		}
+		r.bo.reset()
+		r.failures.ok("event consumer: " + r.Group + "/" + r.Name + " consuming again")
+	}
+	return nil
+}
+
+func (c *Consumer) newRun() *consumerRun {
+	r := &consumerRun{Consumer: *c}
+	r.Name = orDefault(r.Name, defaultName())
+	r.Stream = orDefault(r.Stream, DefaultStream)
+	r.DeadLetterStream = orDefault(r.DeadLetterStream, DefaultDeadLetterStream)
+	r.DeadLetterMaxLen = orDefault(r.DeadLetterMaxLen, 100_000)
+	r.Block = orDefault(r.Block, 2*time.Second)
+	r.Count = orDefault(r.Count, 10)
+	r.MinIdle = orDefault(r.MinIdle, 30*time.Second)
+	r.ClaimInterval = orDefault(r.ClaimInterval, r.MinIdle/2)
+	r.MaxAttempts = orDefault(r.MaxAttempts, 5)
+	r.HandlerTimeout = orDefault(r.HandlerTimeout, 30*time.Second)
+	r.MaxBackoff = orDefault(r.MaxBackoff, 5*time.Second)
+	if r.Logger == nil {
+		r.Logger = log.NewNopLogger()
+	}
+	if len(r.Types) > 0 {
+		r.wanted = make(map[string]bool, len(r.Types))
+		for _, t := range r.Types {
+			r.wanted[t] = true
+		}
+	}
+	r.bo = backoff{min: 100 * time.Millisecond, max: r.MaxBackoff}
+	r.failures = failureStreak{logger: r.Logger}
+	return r
+}
+
+func defaultName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "consumer"
+	}
+	return host + "-" + strconv.Itoa(os.Getpid())
+}
+
+// step does one round: make sure the group exists, reclaim stale pending
+// entries when it is time, then read and handle new entries. An error means
+// Redis or Postgres failed; the entries not yet handled stay pending.
+func (r *consumerRun) step(ctx context.Context) error {
+	if !r.groupOK {
+		// From "0", not "$": events published before the group first
+		// existed (or while the stream was being recreated) are not missed.
+		err := r.Redis.XGroupCreateMkStream(ctx, r.Stream, r.Group, "0").Err()
+		if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+			return fmt.Errorf("create group: %w", err)
+		}
+		r.groupOK = true
+	}
+
+	if time.Since(r.lastClaim) >= r.ClaimInterval {
+		if err := r.reclaim(ctx); err != nil {
+			return err
+		}
+		r.lastClaim = time.Now()
+	}
+
+	streams, err := r.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    r.Group,
+		Consumer: r.Name,
+		Streams:  []string{r.Stream, ">"},
+		Count:    r.Count,
+		Block:    r.Block, // finite, so reclaiming and shutdown are never starved
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("xreadgroup: %w", err)
+	}
+	for _, s := range streams {
+		for _, msg := range s.Messages {
+			if err := r.process(ctx, msg); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reclaim takes over entries that have been pending longer than MinIdle:
+// those whose handler failed (this is how they are retried) and those held
+// by a member that died.
+func (r *consumerRun) reclaim(ctx context.Context) error {
+	start := "0-0"
+	for {
+		msgs, next, err := r.Redis.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream:   r.Stream,
+			Group:    r.Group,
+			Consumer: r.Name,
+			MinIdle:  r.MinIdle,
+			Start:    start,
+			Count:    r.Count,
+		}).Result()
+		if err != nil {
+			return fmt.Errorf("xautoclaim: %w", err)
+		}
+		for _, msg := range msgs {
+			if err := r.process(ctx, msg); err != nil {
+				return err
+			}
+		}
+		if next == "0-0" || next == "" { // the whole pending list has been scanned
+			return nil
+		}
+		start = next
+	}
+}
+
+// process handles one entry. Handler failures are dealt with here (left
+// pending or dead-lettered); the error returned means Redis or Postgres
+// failed and the caller should back off.
+func (r *consumerRun) process(ctx context.Context, msg redis.XMessage) error {
+	if typ, _ := msg.Values[fieldType].(string); typ != "" && !r.wants(typ) {
+		return r.ack(ctx, msg.ID)
+	}
+	env, err := decodeEntry(msg)
+	if err != nil {
+		// Retrying cannot fix an entry that does not decode.
+		return r.deadLetter(ctx, msg, "", err, 1)
+	}
+	if !r.wants(env.Type) {
+		return r.ack(ctx, msg.ID)
+	}
+
+	handled, herr, err := r.handle(ctx, env)
+	switch {
+	case err != nil:
+		return err
+	case herr != nil:
+		return r.handlerFailed(ctx, msg, env, herr)
+	}
+	if err := r.ack(ctx, msg.ID); err != nil {
+		// Committed but not acknowledged: the redelivery will find the
+		// inbox row and only acknowledge.
+		return err
+	}
+	if handled {
+		r.Metrics.consumed(r.Group, env.Type)
+	}
+	return nil
+}
+
+// handle runs the handler in a transaction together with the inbox insert.
+// handled is false when the inbox shows the event was already applied;
+// herr is the handler's failure, err a database failure.
+func (r *consumerRun) handle(ctx context.Context, env Envelope) (handled bool, herr, err error) {
+	hctx := ctx
+	if env.RequestID != "" {
+		hctx = requestid.NewContext(hctx, env.RequestID)
+	}
+	hctx, cancel := context.WithTimeout(hctx, r.HandlerTimeout)
+	defer cancel()
+
+	tx, err := r.DB.BeginTxx(hctx, nil)
+	if err != nil {
+		return false, nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+
+	// A concurrent duplicate blocks here on the primary key until the first
+	// transaction ends, then finds the row: exactly one of them applies it.
+	res, err := tx.ExecContext(hctx,
+		`INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		r.Group, env.ID)
+	if err != nil {
+		return false, nil, fmt.Errorf("inbox insert: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, nil, fmt.Errorf("inbox insert: %w", err)
+	} else if n == 0 {
+		return false, nil, nil
+	}
+
+	if herr := callHandler(hctx, r.Handler, tx, env); herr != nil {
+		return false, herr, nil
+	}
+	if err := tx.Commit(); err != nil {
+		return false, nil, fmt.Errorf("commit: %w", err)
+	}
+	return true, nil, nil
+}
+
+// callHandler turns a handler panic into an error, so one bad event is
+// retried and dead-lettered instead of crashing every instance in turn.
+func callHandler(ctx context.Context, h HandlerFunc, tx *sqlx.Tx, env Envelope) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return h(ctx, tx, env)
+}
+
+// handlerFailed leaves the entry pending for a later attempt, or moves it to
+// the dead-letter stream once it has been delivered MaxAttempts times.
+func (r *consumerRun) handlerFailed(ctx context.Context, msg redis.XMessage, env Envelope, herr error) error {
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: not the event's fault, do not count it
+	}
+	r.Metrics.failed(r.Group, env.Type)
+	pending, err := r.Redis.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: r.Stream, Group: r.Group, Start: msg.ID, End: msg.ID, Count: 1,
+	}).Result()
+	if err != nil {
+		return fmt.Errorf("xpending: %w", err)
+	}
+	if len(pending) == 0 {
+		return nil // acknowledged meanwhile by a member that reclaimed it
+	}
+	attempts := pending[0].RetryCount
+	if attempts >= r.MaxAttempts {
+		return r.deadLetter(ctx, msg, env.Type, herr, attempts)
+	}
+	r.Logger.Log("level", "warn", "msg", "event handler failed; will retry",
+		"group", r.Group, "type", env.Type, "event_id", env.ID, "attempt", attempts,
+		"max_attempts", r.MaxAttempts, "err", herr)
+	return nil
+}
+
+// deadLetter copies the entry to the dead-letter stream with the reason and
+// acknowledges it, atomically (MULTI), so it is neither lost nor duplicated.
+func (r *consumerRun) deadLetter(ctx context.Context, msg redis.XMessage, typ string, reason error, attempts int64) error {
+	values := []any{
+		"error", reason.Error(),
+		"group", r.Group,
+		"consumer", r.Name,
+		"stream", r.Stream,
+		"entry_id", msg.ID,
+		"attempts", attempts,
+	}
+	for _, f := range []string{fieldID, fieldType, fieldEnvelope} {
+		if v, ok := msg.Values[f]; ok {
+			values = append(values, f, v)
+		}
+	}
+	if _, ok := msg.Values[fieldEnvelope]; !ok {
+		raw, _ := json.Marshal(msg.Values) // keep whatever the entry held
+		values = append(values, "fields", string(raw))
+	}
+	_, err := r.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{
+			Stream: r.DeadLetterStream, MaxLen: r.DeadLetterMaxLen, Approx: true, Values: values,
+		})
+		p.XAck(ctx, r.Stream, r.Group, msg.ID)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter %s: %w", msg.ID, err)
+	}
+	if typ == "" {
+		typ = "unknown"
+	}
+	r.Metrics.deadLettered(r.Group, typ)
+	r.Logger.Log("level", "error", "msg", "event dead-lettered", "group", r.Group,
+		"type", typ, "entry_id", msg.ID, "attempts", attempts, "err", reason)
+	return nil
+}
+
+func (r *consumerRun) ack(ctx context.Context, id string) error {
+	if err := r.Redis.XAck(ctx, r.Stream, r.Group, id).Err(); err != nil {
+		return fmt.Errorf("xack %s: %w", id, err)
+	}
+	return nil
+}
+
+func (r *consumerRun) wants(typ string) bool {
+	return r.wanted == nil || r.wanted[typ]
+}
+
+// decodeEntry reads the envelope a Relay wrote into a stream entry.
+func decodeEntry(msg redis.XMessage) (Envelope, error) {
+	raw, ok := msg.Values[fieldEnvelope].(string)
+	if !ok {
+		return Envelope{}, fmt.Errorf("events: entry %s has no %q field", msg.ID, fieldEnvelope)
+	}
+	var env Envelope
+	if err := json.Unmarshal([]byte(raw), &env); err != nil {
+		return Envelope{}, fmt.Errorf("events: entry %s: undecodable envelope: %w", msg.ID, err)
+	}
+	if err := env.validate(); err != nil {
+		return Envelope{}, fmt.Errorf("events: entry %s: %w", msg.ID, err)
+	}
+	return env, nil
+}

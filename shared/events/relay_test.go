@@ -1,0 +1,248 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+func TestRelayPublishesCommittedEventsOnce(t *testing.T) {
+	db, rdb := newDB(t), testkit.Redis(t)
+	stream, _ := names()
+	ctx := testCtx(t)
+
+	rolledBack, committed := newEvent(t, events.OrderCreated, 1), newEvent(t, events.OrderUpdated, 2)
+	committed.RequestID = "req-7"
+
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Enqueue(ctx, tx, rolledBack); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, db, committed)
+
+	reg := prometheus.NewRegistry()
+	logs := &recordingLogger{}
+	relay := &events.Relay{
+		DB: db, Redis: rdb, Stream: stream, PollInterval: 10 * time.Millisecond,
+		BacklogInterval: 10 * time.Millisecond,
+		Logger:          logs, Metrics: events.NewMetrics(reg, "order"),
+	}
+	start(t, relay.Run)
+
+	eventually(t, "the committed event to be marked published", func() bool { return unpublished(t, db) == 0 })
+	eventually(t, "the backlog gauge to drop to 0", func() bool {
+		return metric(t, reg, "outbox_backlog", nil) == 0
+	})
+	time.Sleep(100 * time.Millisecond) // several more polls: nothing else may appear
+
+	msgs := entries(t, rdb, stream)
+	if len(msgs) != 1 {
+		t.Fatalf("stream has %d entries, want 1: %v", len(msgs), msgs)
+	}
+	if msgs[0].Values["id"] != committed.ID || msgs[0].Values["type"] != events.OrderUpdated {
+		t.Errorf("entry fields %v", msgs[0].Values)
+	}
+	got := entryEnvelope(t, msgs[0])
+	if got.ID != committed.ID || got.Type != committed.Type || got.Source != committed.Source ||
+		got.RequestID != "req-7" || !got.Timestamp.Equal(committed.Timestamp) {
+		t.Errorf("published %+v, want %+v", got, committed)
+	}
+	var data map[string]int
+	if err := json.Unmarshal(got.Data, &data); err != nil || !reflect.DeepEqual(data, map[string]int{"n": 2}) {
+		t.Errorf("data %s", got.Data)
+	}
+	if n := count(t, db, `SELECT count(*) FROM outbox WHERE id = $1 AND published_at IS NOT NULL`, committed.ID); n != 1 {
+		t.Errorf("committed event not marked published")
+	}
+	if n := count(t, db, `SELECT count(*) FROM outbox`); n != 1 {
+		t.Errorf("outbox has %d rows, want 1 (the rolled back one must not exist)", n)
+	}
+	if v := metric(t, reg, "events_published_total", map[string]string{"type": events.OrderUpdated}); v != 1 {
+		t.Errorf("events_published_total = %v, want 1", v)
+	}
+	if len(logs.msgs) != 0 {
+		t.Errorf("unexpected log lines: %v", logs.msgs)
+	}
+}
+
+func TestRelaysRunningConcurrentlyPublishEachEventOnce(t *testing.T) {
+	db, rdb := newDB(t), testkit.Redis(t)
+	stream, _ := names()
+
+	for range 3 {
+		relay := &events.Relay{
+			DB: db, Redis: rdb, Stream: stream,
+			BatchSize: 7, PollInterval: 5 * time.Millisecond, // small batches: many contested rounds
+		}
+		start(t, relay.Run)
+	}
+
+	// Producers keep enqueuing while the relays run.
+	const producers, perProducer = 4, 50
+	want := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perProducer {
+				e, err := events.New(context.Background(), "test", events.ProductUpdated, map[string]int{"p": p, "i": i})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := events.Enqueue(context.Background(), db, e); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				want[e.ID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+
+	eventually(t, "the outbox to drain", func() bool { return unpublished(t, db) == 0 })
+	time.Sleep(50 * time.Millisecond)
+
+	msgs := entries(t, rdb, stream)
+	if len(msgs) != producers*perProducer {
+		t.Errorf("stream has %d entries, want %d", len(msgs), producers*perProducer)
+	}
+	seen := map[string]int{}
+	for _, m := range msgs {
+		seen[entryEnvelope(t, m).ID]++
+	}
+	for id, n := range seen {
+		if n != 1 || !want[id] {
+			t.Errorf("event %s published %d times (enqueued: %v)", id, n, want[id])
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("%d distinct events published, want %d", len(seen), len(want))
+	}
+}
+
+func TestRelayRetriesWhileRedisIsDown(t *testing.T) {
+	db := newDB(t)
+	srv := testkit.NewRedis(t)
+	rdb := redis.NewClient(&redis.Options{
+		Addr: srv.Addr(), DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1,
+	})
+	t.Cleanup(func() { rdb.Close() })
+	stream, _ := names()
+
+	reg := prometheus.NewRegistry()
+	logs := &recordingLogger{}
+	relay := &events.Relay{
+		DB: db, Redis: rdb, Stream: stream,
+		PollInterval: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		BacklogInterval: 20 * time.Millisecond,
+		Logger:          logs, Metrics: events.NewMetrics(reg, "order"),
+	}
+	start(t, relay.Run)
+
+	var before []events.Envelope
+	for i := range 5 {
+		before = append(before, newEvent(t, events.OrderCreated, i))
+	}
+	enqueue(t, db, before...)
+	eventually(t, "the first events to be published", func() bool { return unpublished(t, db) == 0 })
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var during []events.Envelope
+	for i := range 20 {
+		e := newEvent(t, events.OrderUpdated, i)
+		during = append(during, e)
+		enqueue(t, db, e)
+	}
+	eventually(t, "the backlog gauge to show the 20 waiting events", func() bool {
+		return metric(t, reg, "outbox_backlog", nil) == 20
+	})
+	eventually(t, "the relay to log the outage", func() bool {
+		return logs.count("outbox relay: publish failed; retrying with backoff") == 1
+	})
+	time.Sleep(500 * time.Millisecond) // many retries while Redis is down
+	if n := unpublished(t, db); n != 20 {
+		t.Fatalf("%d events unpublished while Redis is down, want 20 (none may be marked)", n)
+	}
+
+	if err := srv.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the backlog to drain after Redis is back", func() bool { return unpublished(t, db) == 0 })
+	eventually(t, "the backlog gauge to drop to 0", func() bool {
+		return metric(t, reg, "outbox_backlog", nil) == 0
+	})
+
+	msgs := entries(t, rdb, stream)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, entryEnvelope(t, m).ID)
+	}
+	var want []string
+	for _, e := range append(before, during...) {
+		want = append(want, e.ID)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("stream holds %d events %v,\nwant %d in enqueue order %v", len(got), got, len(want), want)
+	}
+	if n := logs.count("outbox relay: publish failed; retrying with backoff"); n != 1 {
+		t.Errorf("outage logged %d times, want once", n)
+	}
+	if n := logs.count("outbox relay: publishing again"); n != 1 {
+		t.Errorf("recovery logged %d times, want once", n)
+	}
+	if v := metric(t, reg, "events_published_total", map[string]string{"type": events.OrderUpdated}); v != 20 {
+		t.Errorf("events_published_total{order.updated} = %v, want 20", v)
+	}
+}
+
+func TestRelayDeletesPublishedRowsAfterRetention(t *testing.T) {
+	db, rdb := newDB(t), testkit.Redis(t)
+	stream, _ := names()
+	old, recent := newEvent(t, events.UserCreated, 1), newEvent(t, events.UserCreated, 2)
+	enqueue(t, db, old, recent)
+	ctx := testCtx(t)
+	// old was published long ago; recent is still waiting.
+	if _, err := db.ExecContext(ctx, `UPDATE outbox SET published_at = now() - interval '2 hours' WHERE id = $1`, old.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	relay := &events.Relay{
+		DB: db, Redis: rdb, Stream: stream, PollInterval: 10 * time.Millisecond,
+		BacklogInterval: 10 * time.Millisecond, Retention: time.Hour,
+	}
+	start(t, relay.Run)
+
+	eventually(t, "the old published row to be deleted", func() bool {
+		return count(t, db, `SELECT count(*) FROM outbox WHERE id = $1`, old.ID) == 0
+	})
+	eventually(t, "the recent event to be published", func() bool { return unpublished(t, db) == 0 })
+	if n := count(t, db, `SELECT count(*) FROM outbox WHERE id = $1`, recent.ID); n != 1 {
+		t.Errorf("recently published row deleted before its retention")
+	}
+	if msgs := entries(t, rdb, stream); len(msgs) != 1 || msgs[0].Values["id"] != recent.ID {
+		t.Errorf("stream %v, want only %s", msgs, recent.ID)
+	}
+}
