@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Makes sure the programs `make run` and `make test` start are present:
+# PostgreSQL, Redis and Prometheus from Debian packages (installed only when
+# missing), and Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
+# bin/consul, built by scripts/build-consul.sh when missing). Idempotent and
+# quiet when everything is there.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+did_something=false
+
+# --- PostgreSQL, Redis, Prometheus -----------------------------------------
+
+have_postgres() {
+	# Debian keeps the server binaries off PATH, in /usr/lib/postgresql/<version>/bin.
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1
+}
+have_redis() {
+	command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]]
+}
+have_prometheus() {
+	command -v prometheus >/dev/null 2>&1
+}
+
+packages=()
+names=()
+have_postgres || { packages+=(postgresql); names+=(PostgreSQL); }
+have_redis || { packages+=(redis-server); names+=(Redis); }
+have_prometheus || { packages+=(prometheus); names+=(Prometheus); }
+
+if ((${#packages[@]} > 0)); then
+	did_something=true
+	list=$(printf '%s, ' "${names[@]}")
+	echo "==> installing ${list%, } from Debian packages (first time only)"
+	if ! command -v apt-get >/dev/null 2>&1; then
+		echo "install-deps: apt-get not found; install ${list%, } with this system's package manager (packages: ${packages[*]})" >&2
+		exit 1
+	fi
+	sudo=()
+	if [[ $(id -u) -ne 0 ]]; then
+		if ! command -v sudo >/dev/null 2>&1; then
+			echo "install-deps: installing packages needs root, and sudo is not available; as root run: apt-get install ${packages[*]}" >&2
+			exit 1
+		fi
+		sudo=(sudo)
+	fi
+	# apt's chatter goes to a log, shown only when something fails.
+	log=$(mktemp "${TMPDIR:-/tmp}/mercato-apt.XXXXXX.log")
+	if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		echo "install-deps: apt-get failed; full log in $log" >&2
+		exit 1
+	fi
+	rm -f "$log"
+	have_postgres && have_redis && have_prometheus || {
+		echo "install-deps: packages installed but a binary is still missing (postgres initdb, redis-server or prometheus)" >&2
+		exit 1
+	}
+fi
+
+# --- Consul -------------------------------------------------------------------
+
+# The same order as localinfra.FindConsul: $MERCATO_CONSUL_BIN, PATH, bin/consul.
+if [[ -n ${MERCATO_CONSUL_BIN:-} && -x ${MERCATO_CONSUL_BIN} ]]; then
+	:
+elif command -v consul >/dev/null 2>&1; then
+	:
+else
+	before=$(stat -c %Y bin/consul 2>/dev/null || echo none)
+	# Does nothing when bin/consul already is the pinned version.
+	scripts/build-consul.sh
+	after=$(stat -c %Y bin/consul 2>/dev/null || echo none)
+	[[ $before == "$after" ]] || did_something=true
+fi
+
+if ! $did_something; then
+	echo "==> dependencies present"
+fi

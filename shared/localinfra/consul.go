@@ -1,0 +1,146 @@
+package localinfra
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// ConsulOptions configures StartConsul.
+type ConsulOptions struct {
+	// Dir is the agent's working folder and holds its log; created when
+	// missing. A dev agent keeps its catalog in memory.
+	Dir string
+	// HTTPPort serves the HTTP API and UI on 127.0.0.1; 0 picks a free one.
+	HTTPPort int
+	// Binary is the consul executable; default FindConsul(RepoRoot()).
+	Binary string
+	// LogFile receives the agent's output; default Dir/consul.log.
+	LogFile string
+}
+
+// Consul is a single-node Consul dev agent (server + client, in memory).
+type Consul struct {
+	opts     ConsulOptions
+	httpPort int
+	proc     *process
+}
+
+// StartConsul starts `consul agent -dev` on 127.0.0.1 and waits until it has
+// elected itself leader, i.e. until the catalog accepts registrations. Its
+// gossip and RPC ports are free ports rather than the defaults and DNS and
+// gRPC are off, so several agents (one per test binary) can run side by side.
+// ctx bounds the start-up only. Needs Consul 1.14 or later.
+func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
+	if o.Dir == "" {
+		return nil, errors.New("localinfra: consul: ConsulOptions.Dir is required")
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("localinfra: consul: %w", err)
+	}
+	o.Dir = dir
+	if o.LogFile == "" {
+		o.LogFile = filepath.Join(dir, "consul.log")
+	}
+	if o.Binary == "" {
+		root, _ := RepoRoot() // outside the repo, PATH or MERCATO_CONSUL_BIN still work
+		if o.Binary, err = FindConsul(root); err != nil {
+			return nil, err
+		}
+	} else if !isExecutable(o.Binary) {
+		return nil, fmt.Errorf("localinfra: consul %s %w; run `make deps` (scripts/build-consul.sh) to build the pinned Consul v1.14.11 into bin/consul", o.Binary, ErrNotFound)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("localinfra: consul: %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		// HTTP, serf LAN, serf WAN, server RPC.
+		ports, err := FreePorts(4)
+		if err != nil {
+			return nil, err
+		}
+		if o.HTTPPort != 0 {
+			ports[0] = o.HTTPPort
+		}
+		c := &Consul{opts: o, httpPort: ports[0]}
+		err = c.start(ctx, ports[1], ports[2], ports[3])
+		// The gossip and RPC ports are always picked here, so a conflict is
+		// worth another try even when HTTPPort is fixed.
+		if err != nil && attempt < 3 && c.proc != nil && c.proc.bindConflict() {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+func (c *Consul) start(ctx context.Context, serfLAN, serfWAN, server int) error {
+	cmd := exec.Command(c.opts.Binary, "agent", "-dev",
+		"-client", "127.0.0.1",
+		"-bind", "127.0.0.1",
+		"-http-port", strconv.Itoa(c.httpPort),
+		"-serf-lan-port", strconv.Itoa(serfLAN),
+		"-serf-wan-port", strconv.Itoa(serfWAN),
+		"-server-port", strconv.Itoa(server),
+		"-dns-port", "-1",
+		"-grpc-port", "-1",
+		"-grpc-tls-port", "-1",
+		"-log-level", "info", // dev mode defaults to debug, which floods the log
+		"-hcl", "disable_update_check = true", // no calls home from tests
+	)
+	cmd.Dir = c.opts.Dir
+	proc, err := startProcess("consul", c.opts.LogFile, cmd, nil)
+	if err != nil {
+		return err
+	}
+	c.proc = proc
+	client := &http.Client{Timeout: time.Second}
+	return proc.waitReady(ctx, func(ctx context.Context) error { return c.checkLeader(ctx, client) })
+}
+
+// checkLeader succeeds once /v1/status/leader names a leader.
+func (c *Consul) checkLeader(ctx context.Context, client *http.Client) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr()+"/v1/status/leader", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /v1/status/leader: %s", resp.Status)
+	}
+	var leader string
+	if err := json.NewDecoder(resp.Body).Decode(&leader); err != nil {
+		return fmt.Errorf("GET /v1/status/leader: %w", err)
+	}
+	if leader == "" {
+		return errors.New("no leader elected yet")
+	}
+	return nil
+}
+
+// Addr is the HTTP API's host:port (what consul/api's Config.Address wants).
+func (c *Consul) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.httpPort))
+}
+
+// Stop makes the agent leave and exit (SIGINT) and waits for it.
+func (c *Consul) Stop() error {
+	// Consul reports a graceful exit after an interrupt with status 1.
+	return c.proc.stop(syscall.SIGINT, 1)
+}

@@ -1,0 +1,385 @@
+// Package testkit gives integration tests real PostgreSQL, Redis and Consul
+// servers. Each test binary (one per package) starts the servers it needs
+// lazily, once, on free ports in a temporary folder, and Main stops them and
+// removes the folder after the tests:
+//
+//	func TestMain(m *testing.M) { testkit.Main(m) }
+//
+//	func TestRepository(t *testing.T) {
+//		db := testkit.Postgres(t) // a fresh database, dropped after the test
+//		...
+//	}
+//
+// Environment variables point the helpers at servers that are already
+// running instead (CI, or a developer's own):
+//
+//	MERCATO_TEST_POSTGRES_URL  a URL whose user may CREATE DATABASE; fresh
+//	                           databases are created on that server
+//	MERCATO_TEST_REDIS_ADDR    host:port of a Redis server
+//	MERCATO_TEST_CONSUL_ADDR   host:port of a Consul agent's HTTP API
+//
+// A dependency that cannot be started or reached fails the test with the
+// reason and the fix; it never skips, so a green run means the integration
+// tests really ran.
+package testkit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq" // also registers the "postgres" driver for sqlx
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/localinfra"
+)
+
+// Environment variables that replace the local servers.
+const (
+	EnvPostgresURL = "MERCATO_TEST_POSTGRES_URL"
+	EnvRedisAddr   = "MERCATO_TEST_REDIS_ADDR"
+	EnvConsulAddr  = "MERCATO_TEST_CONSUL_ADDR"
+)
+
+// opTimeout bounds each database or Redis call testkit makes itself.
+const opTimeout = 30 * time.Second
+
+// servers are the test binary's shared servers. This is the one piece of
+// package-level state: TestMain has no other way to reach what the tests
+// started.
+var servers struct {
+	mu   sync.Mutex
+	main bool   // Main is running, so someone will clean up
+	dir  string // temporary root for every server's folder; "" until needed
+
+	pgOnce     sync.Once
+	pg         *localinfra.Postgres // nil when EnvPostgresURL is used
+	pgAdmin    *sqlx.DB             // creates and drops the per-test databases
+	pgAdminURL string
+	pgErr      error
+
+	redisOnce sync.Once
+	redis     *localinfra.Redis
+	redisAddr string
+	redisErr  error
+
+	consulOnce sync.Once
+	consul     *localinfra.Consul
+	consulAddr string
+	consulErr  error
+}
+
+// Main runs the tests, then stops every server testkit started and removes
+// their folder, and exits with m.Run's code. Call it from TestMain.
+// An interrupt (Ctrl-C) also stops the servers before exiting.
+func Main(m *testing.M) {
+	servers.mu.Lock()
+	servers.main = true
+	servers.mu.Unlock()
+
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig, ok := <-interrupted
+		if !ok {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "testkit: %v: stopping test servers\n", sig)
+		if err := shutdown(); err != nil {
+			fmt.Fprintln(os.Stderr, "testkit:", err)
+		}
+		os.Exit(1)
+	}()
+
+	code := m.Run()
+	signal.Stop(interrupted)
+	close(interrupted)
+	if err := shutdown(); err != nil {
+		// Reported, not failed: every test has already passed or failed on
+		// its own merits, and the servers are killed either way.
+		fmt.Fprintln(os.Stderr, "testkit: stopping test servers:", err)
+	}
+	os.Exit(code)
+}
+
+// shutdown stops the shared servers (private ones stop in their tests'
+// cleanups) and removes the temporary folder.
+func shutdown() error {
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	var errs []error
+	if servers.consul != nil {
+		errs = append(errs, servers.consul.Stop())
+	}
+	if servers.redis != nil {
+		errs = append(errs, servers.redis.Stop())
+	}
+	if servers.pgAdmin != nil {
+		servers.pgAdmin.Close()
+	}
+	if servers.pg != nil {
+		errs = append(errs, servers.pg.Stop())
+	}
+	if servers.dir != "" {
+		errs = append(errs, os.RemoveAll(servers.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// serverDir returns a new folder for one server under the binary's
+// temporary root. Only Main removes the root, so without Main nothing may
+// be started.
+func serverDir(name string) (string, error) {
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	if !servers.main {
+		return "", errors.New("starting a local server needs `func TestMain(m *testing.M) { testkit.Main(m) }` in this package, so the server is stopped and its folder removed after the tests")
+	}
+	if servers.dir == "" {
+		dir, err := os.MkdirTemp("", "mercato-testkit-")
+		if err != nil {
+			return "", err
+		}
+		// PostgreSQL runs as another OS user when we are root and must be
+		// able to enter its folder; MkdirTemp makes it owner-only.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return "", err
+		}
+		servers.dir = dir
+	}
+	return os.MkdirTemp(servers.dir, name+"-")
+}
+
+// PostgresURL creates a fresh, empty database with a unique name on the
+// test binary's PostgreSQL server and returns its URL (lib/pq format). The
+// database is dropped, connections and all, when the test ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	servers.pgOnce.Do(startPostgres)
+	if servers.pgErr != nil {
+		t.Fatalf("testkit: PostgreSQL: %v%s", servers.pgErr, overrideHint(EnvPostgresURL, "a running server's URL"))
+	}
+	name := databaseName(t.Name())
+	quoted := pq.QuoteIdentifier(name)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if _, err := servers.pgAdmin.ExecContext(ctx, "CREATE DATABASE "+quoted); err != nil {
+		t.Fatalf("testkit: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		// FORCE: a pool the test forgot to close must not keep it alive.
+		if _, err := servers.pgAdmin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {
+			t.Errorf("testkit: drop database %s: %v", name, err)
+		}
+	})
+	u, err := withDatabase(servers.pgAdminURL, name)
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return u
+}
+
+// Postgres creates a fresh database like PostgresURL and returns an open
+// sqlx pool to it, closed when the test ends.
+func Postgres(t testing.TB) *sqlx.DB {
+	t.Helper()
+	dsn := PostgresURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	db, err := sqlx.ConnectContext(ctx, "postgres", dsn)
+	if err != nil {
+		t.Fatalf("testkit: connect to %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { db.Close() }) // registered after the drop, so runs before it
+	return db
+}
+
+func startPostgres() {
+	s := &servers
+	if env := os.Getenv(EnvPostgresURL); env != "" {
+		s.pgAdminURL = env
+	} else {
+		dir, err := serverDir("postgres")
+		if err != nil {
+			s.pgErr = err
+			return
+		}
+		// Fast: durability is pointless for throw-away test data.
+		pg, err := localinfra.StartPostgres(context.Background(), localinfra.PostgresOptions{Dir: dir, Fast: true})
+		if err != nil {
+			s.pgErr = err
+			return
+		}
+		s.mu.Lock()
+		s.pg = pg
+		s.mu.Unlock()
+		s.pgAdminURL = pg.URL("postgres")
+	}
+	if _, err := withDatabase(s.pgAdminURL, "x"); err != nil {
+		s.pgErr = err
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	admin, err := sqlx.ConnectContext(ctx, "postgres", s.pgAdminURL)
+	if err != nil {
+		s.pgErr = fmt.Errorf("connect to %s: %w", s.pgAdminURL, err)
+		return
+	}
+	admin.SetMaxOpenConns(4)
+	s.mu.Lock()
+	s.pgAdmin = admin
+	s.mu.Unlock()
+}
+
+// databaseName turns a test name into a unique, valid database name
+// (lower case, at most 63 bytes).
+func databaseName(testName string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(testName) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	name := b.String()
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return "test_" + name + "_" + randomHex(4)
+}
+
+// withDatabase returns the URL dsn with its database replaced by name.
+func withDatabase(dsn, name string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("%s must be a postgres:// URL, got %q", EnvPostgresURL, dsn)
+	}
+	u.Path = "/" + name
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// RedisAddr returns the host:port of the test binary's shared Redis server.
+// Tests share it, so they should use unique key and stream names.
+func RedisAddr(t testing.TB) string {
+	t.Helper()
+	servers.redisOnce.Do(func() {
+		if env := os.Getenv(EnvRedisAddr); env != "" {
+			servers.redisAddr = env
+			return
+		}
+		r, err := startPrivateRedis()
+		if err != nil {
+			servers.redisErr = err
+			return
+		}
+		servers.mu.Lock()
+		servers.redis = r
+		servers.mu.Unlock()
+		servers.redisAddr = r.Addr()
+	})
+	if servers.redisErr != nil {
+		t.Fatalf("testkit: Redis: %v%s", servers.redisErr, overrideHint(EnvRedisAddr, "a running server's host:port"))
+	}
+	return servers.redisAddr
+}
+
+// Redis returns a client of the shared Redis server (see RedisAddr), checked
+// with PING and closed when the test ends.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	addr := RedisAddr(t)
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatalf("testkit: Redis at %s: %v", addr, err)
+	}
+	return client
+}
+
+// NewRedis starts a Redis server for this test alone, so the test may Stop
+// and Start it; it is stopped and its data removed when the test ends. It is
+// always a local server, even when MERCATO_TEST_REDIS_ADDR is set.
+func NewRedis(t testing.TB) *localinfra.Redis {
+	t.Helper()
+	r, err := startPrivateRedis()
+	if err != nil {
+		t.Fatalf("testkit: Redis: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Stop(); err != nil {
+			t.Errorf("testkit: %v", err)
+		}
+	})
+	return r
+}
+
+func startPrivateRedis() (*localinfra.Redis, error) {
+	dir, err := serverDir("redis")
+	if err != nil {
+		return nil, err
+	}
+	return localinfra.StartRedis(context.Background(), localinfra.RedisOptions{Dir: dir})
+}
+
+// ConsulAddr returns the host:port of the test binary's Consul dev agent
+// (HTTP API), for consul/api's Config.Address. Tests share it, so they
+// should use unique service names or IDs.
+func ConsulAddr(t testing.TB) string {
+	t.Helper()
+	servers.consulOnce.Do(func() {
+		if env := os.Getenv(EnvConsulAddr); env != "" {
+			servers.consulAddr = env
+			return
+		}
+		dir, err := serverDir("consul")
+		if err != nil {
+			servers.consulErr = err
+			return
+		}
+		c, err := localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
+		if err != nil {
+			servers.consulErr = err
+			return
+		}
+		servers.mu.Lock()
+		servers.consul = c
+		servers.mu.Unlock()
+		servers.consulAddr = c.Addr()
+	})
+	if servers.consulErr != nil {
+		t.Fatalf("testkit: Consul: %v%s", servers.consulErr, overrideHint(EnvConsulAddr, "a running agent's host:port"))
+	}
+	return servers.consulAddr
+}
+
+// overrideHint suggests the environment variable when it is not in use.
+func overrideHint(env, value string) string {
+	if os.Getenv(env) != "" {
+		return ""
+	}
+	return fmt.Sprintf("\n(or set %s to %s)", env, value)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}
