@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+// syncBuffer collects the log lines of a run that is still writing them.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRun starts the service as the binary would, on a free port, and checks
+// what the rest of the system relies on: it registers in Consul with its
+// real port and a passing check, serves the API, bootstraps the admin,
+// publishes its events to the Redis stream, and leaves Consul on shutdown.
+func TestRun(t *testing.T) {
+	consulAddr := testkit.ConsulAddr(t)
+	rdb := testkit.Redis(t)
+	args := []string{
+		"-http-addr", "127.0.0.1:0",
+		"-consul-addr", consulAddr,
+		"-database-url", testkit.PostgresURL(t),
+		"-redis-addr", testkit.RedisAddr(t),
+		"-jwt-secret", secret,
+		"-admin-email", "root@example.com",
+		"-admin-password", "admin-password",
+		"-bcrypt-cost", "4",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, args, logs) }()
+
+	consul, err := discovery.NewConsulClient(consulAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var instance *api.ServiceEntry
+	deadline := time.Now().Add(30 * time.Second)
+	for instance == nil {
+		select {
+		case err := <-errc:
+			t.Fatalf("run returned early: %v\nlogs:\n%s", err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no passing user instance in Consul after 30s\nlogs:\n%s", logs)
+		}
+		entries, _, err := consul.Health().Service("user", "", true, nil)
+		if err == nil && len(entries) == 1 {
+			instance = entries[0]
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if instance.Service.Port == 0 || instance.Service.ID != fmt.Sprintf("user-127.0.0.1-%d", instance.Service.Port) {
+		t.Errorf("registered as %s port %d", instance.Service.ID, instance.Service.Port)
+	}
+	base := fmt.Sprintf("http://%s:%d", instance.Service.Address, instance.Service.Port)
+
+	get := func(path, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return do(t, req)
+	}
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return do(t, req)
+	}
+
+	if code, body := get("/ready", ""); code != http.StatusOK {
+		t.Errorf("/ready: %d %s", code, body)
+	}
+	if code, body := post("/api/v1/auth/register", `{"email":"ada@example.com","password":"password123","first_name":"Ada","last_name":"Lovelace"}`); code != http.StatusCreated {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	code, body := post("/api/v1/auth/login", `{"email":"root@example.com","password":"admin-password"}`)
+	if code != http.StatusOK {
+		t.Fatalf("admin login: %d %s", code, body)
+	}
+	var pair struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(body), &pair); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/api/v1/users", pair.AccessToken); code != http.StatusOK || !strings.Contains(body, `"total":2`) {
+		t.Errorf("admin GET /users: %d %s", code, body)
+	}
+	if _, body := get("/metrics", ""); !strings.Contains(body, "users_registered_total 1") || !strings.Contains(body, `logins_total{result="success"} 1`) {
+		t.Errorf("/metrics lacks the business counters:\n%s", grep(body, "users_registered_total", "logins_total"))
+	}
+
+	// The relay publishes what the registrations committed: the admin's and
+	// Ada's user.created.
+	var published []string // emails
+	for start := time.Now(); time.Since(start) < 10*time.Second && len(published) < 2; time.Sleep(100 * time.Millisecond) {
+		entries, err := rdb.XRange(context.Background(), "events", "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		published = published[:0]
+		for _, e := range entries {
+			var env events.Envelope
+			if err := json.Unmarshal([]byte(e.Values["envelope"].(string)), &env); err != nil {
+				t.Fatal(err)
+			}
+			var data struct {
+				Email string `json:"email"`
+			}
+			if err := env.Decode(&data); err != nil {
+				t.Fatal(err)
+			}
+			if env.Type == events.UserCreated && env.Source == "user" {
+				published = append(published, data.Email)
+			}
+		}
+	}
+	slices.Sort(published)
+	if !slices.Equal(published, []string{"ada@example.com", "root@example.com"}) {
+		t.Errorf("user.created events on the stream for %v", published)
+	}
+
+	// No password or token in the logs.
+	if out := logs.String(); strings.Contains(out, "password123") || strings.Contains(out, "admin-password") || strings.Contains(out, pair.AccessToken) {
+		t.Errorf("secrets in the logs:\n%s", out)
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("run after shutdown: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after the context was cancelled")
+	}
+	entries, _, err := consul.Health().Service("user", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("still in Consul after shutdown: %s", entries[0].Service.ID)
+	}
+}
+
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func grep(text string, words ...string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestRunRefusesBadConfig checks that a misconfigured instance stops at once
+// with an error that names the setting, before serving anything.
+func TestRunRefusesBadConfig(t *testing.T) {
+	base := []string{"-http-addr", "127.0.0.1:0", "-jwt-secret", secret, "-database-url", "postgres://127.0.0.1:1/none?sslmode=disable&connect_timeout=2"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no database", []string{"-jwt-secret", secret}, "-database-url"},
+		{"short secret", []string{"-database-url", "postgres://x/y", "-jwt-secret", "short"}, "-jwt-secret"},
+		{"admin email alone", append(base[:len(base):len(base)], "-admin-email", "root@example.com"), "-admin-password"},
+		{"unreachable database", base, "database"},
+		{"bad flag value", append(base[:len(base):len(base)], "-bcrypt-cost", "many"), "bcrypt-cost"},
+		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := run(ctx, tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+
+	if err := run(context.Background(), []string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: err = %v, want flag.ErrHelp", err)
+	}
+}

@@ -1,0 +1,677 @@
+package user
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-kit/kit/endpoint"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// Endpoints collects one endpoint per Service method. On the server they are
+// built by MakeServerEndpoints around a Service; in a client (NewClient) they
+// call a remote instance. Either way Endpoints is itself a Service.
+//
+// As a client, the methods acting on the caller's own data (Logout,
+// GetProfile, UpdateProfile and the address methods) act for the user whose
+// bearer token ctx carries (auth.ContextToHTTP forwards it); their userID
+// argument is not sent, because the server never takes the caller's identity
+// from anything but the token.
+type Endpoints struct {
+	RegisterEndpoint      endpoint.Endpoint
+	LoginEndpoint         endpoint.Endpoint
+	RefreshEndpoint       endpoint.Endpoint
+	LogoutEndpoint        endpoint.Endpoint
+	GetProfileEndpoint    endpoint.Endpoint
+	UpdateProfileEndpoint endpoint.Endpoint
+	ListAddressesEndpoint endpoint.Endpoint
+	AddAddressEndpoint    endpoint.Endpoint
+	UpdateAddressEndpoint endpoint.Endpoint
+	DeleteAddressEndpoint endpoint.Endpoint
+	ListUsersEndpoint     endpoint.Endpoint
+	GetUserEndpoint       endpoint.Endpoint
+}
+
+var _ Service = Endpoints{}
+
+// MakeServerEndpoints returns the endpoints of s, with authentication and
+// authorisation applied here and nowhere else.
+func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
+	user := auth.Authenticate(tokens)
+	admin := endpoint.Chain(user, auth.RequireRole(auth.RoleAdmin))
+	userOrAdmin := endpoint.Chain(user, selfOrAdmin)
+	return Endpoints{
+		RegisterEndpoint:      MakeRegisterEndpoint(s),
+		LoginEndpoint:         MakeLoginEndpoint(s),
+		RefreshEndpoint:       MakeRefreshEndpoint(s),
+		LogoutEndpoint:        user(MakeLogoutEndpoint(s)),
+		GetProfileEndpoint:    user(MakeGetProfileEndpoint(s)),
+		UpdateProfileEndpoint: user(MakeUpdateProfileEndpoint(s)),
+		ListAddressesEndpoint: user(MakeListAddressesEndpoint(s)),
+		AddAddressEndpoint:    user(MakeAddAddressEndpoint(s)),
+		UpdateAddressEndpoint: user(MakeUpdateAddressEndpoint(s)),
+		DeleteAddressEndpoint: user(MakeDeleteAddressEndpoint(s)),
+		ListUsersEndpoint:     admin(MakeListUsersEndpoint(s)),
+		GetUserEndpoint:       userOrAdmin(MakeGetUserEndpoint(s)),
+	}
+}
+
+// selfOrAdmin lets a caller read a user by id when it is that user or an
+// admin. Placed after auth.Authenticate.
+func selfOrAdmin(next endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		id, ok := auth.FromContext(ctx)
+		if !ok {
+			return nil, auth.ErrUnauthenticated
+		}
+		if req, _ := request.(getUserRequest); !id.IsAdmin() && req.ID != id.UserID {
+			return nil, auth.ErrForbidden
+		}
+		return next(ctx, request)
+	}
+}
+
+// caller is the verified user behind a request; auth.Authenticate has put
+// it there, so its absence is a wiring mistake answered with 401.
+func caller(ctx context.Context) (string, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return "", auth.ErrUnauthenticated
+	}
+	return id.UserID, nil
+}
+
+// MakeRegisterEndpoint returns the endpoint of Service.Register.
+func MakeRegisterEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(registerRequest)
+		if err := req.validate(); err != nil {
+			return registerResponse{Err: err}, nil
+		}
+		u, err := s.Register(ctx, Registration{
+			Email: req.Email, Password: req.Password, FirstName: req.FirstName, LastName: req.LastName, Phone: req.Phone,
+		})
+		return registerResponse{User: u, Err: err}, nil
+	}
+}
+
+// MakeLoginEndpoint returns the endpoint of Service.Login.
+func MakeLoginEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(loginRequest)
+		if err := req.validate(); err != nil {
+			return tokenResponse{Err: err}, nil
+		}
+		pair, err := s.Login(ctx, req.Email, req.Password)
+		return tokenResponse{TokenPair: pair, Err: err}, nil
+	}
+}
+
+// MakeRefreshEndpoint returns the endpoint of Service.Refresh.
+func MakeRefreshEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(refreshRequest)
+		if err := req.validate(); err != nil {
+			return tokenResponse{Err: err}, nil
+		}
+		pair, err := s.Refresh(ctx, req.RefreshToken)
+		return tokenResponse{TokenPair: pair, Err: err}, nil
+	}
+}
+
+// MakeLogoutEndpoint returns the endpoint of Service.Logout for the caller.
+func MakeLogoutEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := request.(refreshRequest)
+		if err := req.validate(); err != nil {
+			return logoutResponse{Err: err}, nil
+		}
+		return logoutResponse{Err: s.Logout(ctx, userID, req.RefreshToken)}, nil
+	}
+}
+
+// MakeGetProfileEndpoint returns the endpoint of Service.GetProfile for the caller.
+func MakeGetProfileEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, _ any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		u, err := s.GetProfile(ctx, userID)
+		return userResponse{User: u, Err: err}, nil
+	}
+}
+
+// MakeUpdateProfileEndpoint returns the endpoint of Service.UpdateProfile for the caller.
+func MakeUpdateProfileEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := request.(updateProfileRequest)
+		if err := req.validate(); err != nil {
+			return userResponse{Err: err}, nil
+		}
+		u, err := s.UpdateProfile(ctx, userID, ProfileUpdate(req))
+		return userResponse{User: u, Err: err}, nil
+	}
+}
+
+// MakeListAddressesEndpoint returns the endpoint of Service.ListAddresses for the caller.
+func MakeListAddressesEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, _ any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		addrs, err := s.ListAddresses(ctx, userID)
+		return addressesResponse{Items: addrs, Err: err}, nil
+	}
+}
+
+// MakeAddAddressEndpoint returns the endpoint of Service.AddAddress for the caller.
+func MakeAddAddressEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := request.(addAddressRequest)
+		if err := req.validate(); err != nil {
+			return addAddressResponse{Err: err}, nil
+		}
+		a, err := s.AddAddress(ctx, userID, Address{
+			Type: req.Type, Street: req.Street, City: req.City, State: req.State,
+			ZipCode: req.ZipCode, Country: req.Country, IsDefault: req.IsDefault,
+		})
+		return addAddressResponse{Address: a, Err: err}, nil
+	}
+}
+
+// MakeUpdateAddressEndpoint returns the endpoint of Service.UpdateAddress for the caller.
+func MakeUpdateAddressEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := request.(updateAddressRequest)
+		if err := req.validate(); err != nil {
+			return addressResponse{Err: err}, nil
+		}
+		a, err := s.UpdateAddress(ctx, userID, req.ID, AddressUpdate(req.addressPatch))
+		return addressResponse{Address: a, Err: err}, nil
+	}
+}
+
+// MakeDeleteAddressEndpoint returns the endpoint of Service.DeleteAddress for the caller.
+func MakeDeleteAddressEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := request.(deleteAddressRequest)
+		return deleteAddressResponse{Err: s.DeleteAddress(ctx, userID, req.ID)}, nil
+	}
+}
+
+// MakeListUsersEndpoint returns the endpoint of Service.ListUsers.
+func MakeListUsersEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(listUsersRequest)
+		if err := req.validate(); err != nil {
+			return listUsersResponse{Err: err}, nil
+		}
+		p, err := s.ListUsers(ctx, req.Page, req.PageSize)
+		return listUsersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}, nil
+	}
+}
+
+// MakeGetUserEndpoint returns the endpoint of Service.GetUser.
+func MakeGetUserEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(getUserRequest)
+		u, err := s.GetUser(ctx, req.ID)
+		return userResponse{User: u, Err: err}, nil
+	}
+}
+
+// Service implementation, so Endpoints doubles as a client.
+
+func (e Endpoints) Register(ctx context.Context, r Registration) (User, error) {
+	resp, err := e.RegisterEndpoint(ctx, registerRequest{
+		Email: r.Email, Password: r.Password, FirstName: r.FirstName, LastName: r.LastName, Phone: r.Phone,
+	})
+	if err != nil {
+		return User{}, err
+	}
+	out := resp.(registerResponse)
+	return out.User, out.Err
+}
+
+func (e Endpoints) Login(ctx context.Context, email, password string) (TokenPair, error) {
+	resp, err := e.LoginEndpoint(ctx, loginRequest{Email: email, Password: password})
+	if err != nil {
+		return TokenPair{}, err
+	}
+	out := resp.(tokenResponse)
+	return out.TokenPair, out.Err
+}
+
+func (e Endpoints) Refresh(ctx context.Context, refreshToken string) (TokenPair, error) {
+	resp, err := e.RefreshEndpoint(ctx, refreshRequest{RefreshToken: refreshToken})
+	if err != nil {
+		return TokenPair{}, err
+	}
+	out := resp.(tokenResponse)
+	return out.TokenPair, out.Err
+}
+
+func (e Endpoints) Logout(ctx context.Context, _ string, refreshToken string) error {
+	resp, err := e.LogoutEndpoint(ctx, refreshRequest{RefreshToken: refreshToken})
+	if err != nil {
+		return err
+	}
+	return resp.(logoutResponse).Err
+}
+
+func (e Endpoints) GetProfile(ctx context.Context, _ string) (User, error) {
+	resp, err := e.GetProfileEndpoint(ctx, getProfileRequest{})
+	if err != nil {
+		return User{}, err
+	}
+	out := resp.(userResponse)
+	return out.User, out.Err
+}
+
+func (e Endpoints) UpdateProfile(ctx context.Context, _ string, p ProfileUpdate) (User, error) {
+	resp, err := e.UpdateProfileEndpoint(ctx, updateProfileRequest(p))
+	if err != nil {
+		return User{}, err
+	}
+	out := resp.(userResponse)
+	return out.User, out.Err
+}
+
+func (e Endpoints) ListAddresses(ctx context.Context, _ string) ([]Address, error) {
+	resp, err := e.ListAddressesEndpoint(ctx, listAddressesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	out := resp.(addressesResponse)
+	return out.Items, out.Err
+}
+
+func (e Endpoints) AddAddress(ctx context.Context, _ string, a Address) (Address, error) {
+	resp, err := e.AddAddressEndpoint(ctx, addAddressRequest{
+		Type: a.Type, Street: a.Street, City: a.City, State: a.State,
+		ZipCode: a.ZipCode, Country: a.Country, IsDefault: a.IsDefault,
+	})
+	if err != nil {
+		return Address{}, err
+	}
+	out := resp.(addAddressResponse)
+	return out.Address, out.Err
+}
+
+func (e Endpoints) UpdateAddress(ctx context.Context, _ string, addressID string, p AddressUpdate) (Address, error) {
+	resp, err := e.UpdateAddressEndpoint(ctx, updateAddressRequest{ID: addressID, addressPatch: addressPatch(p)})
+	if err != nil {
+		return Address{}, err
+	}
+	out := resp.(addressResponse)
+	return out.Address, out.Err
+}
+
+func (e Endpoints) DeleteAddress(ctx context.Context, _ string, addressID string) error {
+	resp, err := e.DeleteAddressEndpoint(ctx, deleteAddressRequest{ID: addressID})
+	if err != nil {
+		return err
+	}
+	return resp.(deleteAddressResponse).Err
+}
+
+func (e Endpoints) ListUsers(ctx context.Context, page, pageSize int) (UserPage, error) {
+	resp, err := e.ListUsersEndpoint(ctx, listUsersRequest{Page: page, PageSize: pageSize})
+	if err != nil {
+		return UserPage{}, err
+	}
+	out := resp.(listUsersResponse)
+	return UserPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, out.Err
+}
+
+func (e Endpoints) GetUser(ctx context.Context, id string) (User, error) {
+	resp, err := e.GetUserEndpoint(ctx, getUserRequest{ID: id})
+	if err != nil {
+		return User{}, err
+	}
+	out := resp.(userResponse)
+	return out.User, out.Err
+}
+
+// ErrNotRemote is returned by Endpoints for methods that have no route.
+var ErrNotRemote = errors.New("user: this method is not available over HTTP")
+
+// EnsureAdmin is a start-up task of the user service itself; no route
+// exposes it.
+func (e Endpoints) EnsureAdmin(context.Context, string, string) error { return ErrNotRemote }
+
+// Requests. Each validates itself; a failure is a 422 naming every bad field.
+
+type registerRequest struct {
+	Email     string `json:"email"`
+	Password  string `json:"password"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+	Phone     string `json:"phone,omitempty"`
+}
+
+func (r registerRequest) validate() error {
+	p := problems{}
+	p.email("email", r.Email)
+	p.password("password", r.Password)
+	p.text("first_name", r.FirstName, 100, true)
+	p.text("last_name", r.LastName, 100, true)
+	p.text("phone", r.Phone, 20, false)
+	return p.err()
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (r loginRequest) validate() error {
+	p := problems{}
+	if strings.TrimSpace(r.Email) == "" {
+		p["email"] = "is required"
+	}
+	switch {
+	case r.Password == "":
+		p["password"] = "is required"
+	case len(r.Password) > maxPasswordBytes:
+		p["password"] = "must be at most 72 bytes"
+	}
+	return p.err()
+}
+
+// refreshRequest is the body of both refresh and logout.
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (r refreshRequest) validate() error {
+	p := problems{}
+	switch {
+	case r.RefreshToken == "":
+		p["refresh_token"] = "is required"
+	case len(r.RefreshToken) > 512: // ours are 43 bytes; a huge one is not worth hashing
+		p["refresh_token"] = "is too long"
+	}
+	return p.err()
+}
+
+type getProfileRequest struct{}
+
+type updateProfileRequest struct {
+	FirstName *string `json:"first_name,omitempty"`
+	LastName  *string `json:"last_name,omitempty"`
+	Phone     *string `json:"phone,omitempty"` // "" clears it
+}
+
+func (r updateProfileRequest) validate() error {
+	p := problems{}
+	if r.FirstName == nil && r.LastName == nil && r.Phone == nil {
+		p["body"] = "nothing to update: give first_name, last_name or phone"
+	}
+	if r.FirstName != nil {
+		p.text("first_name", *r.FirstName, 100, true)
+	}
+	if r.LastName != nil {
+		p.text("last_name", *r.LastName, 100, true)
+	}
+	if r.Phone != nil {
+		p.text("phone", *r.Phone, 20, false)
+	}
+	return p.err()
+}
+
+type listAddressesRequest struct{}
+
+type addAddressRequest struct {
+	Type      string `json:"type"`
+	Street    string `json:"street"`
+	City      string `json:"city"`
+	State     string `json:"state"`
+	ZipCode   string `json:"zip_code"`
+	Country   string `json:"country"`
+	IsDefault bool   `json:"is_default"`
+}
+
+func (r addAddressRequest) validate() error {
+	p := problems{}
+	p.addressType("type", r.Type)
+	p.text("street", r.Street, 255, true)
+	p.text("city", r.City, 100, true)
+	p.text("state", r.State, 100, true)
+	p.text("zip_code", r.ZipCode, 20, true)
+	p.text("country", r.Country, 100, true)
+	return p.err()
+}
+
+type updateAddressRequest struct {
+	ID string `json:"-"` // from the path
+	addressPatch
+}
+
+// addressPatch is the JSON form of AddressUpdate; absent fields stay as
+// they are.
+type addressPatch struct {
+	Type      *string `json:"type,omitempty"`
+	Street    *string `json:"street,omitempty"`
+	City      *string `json:"city,omitempty"`
+	State     *string `json:"state,omitempty"`
+	ZipCode   *string `json:"zip_code,omitempty"`
+	Country   *string `json:"country,omitempty"`
+	IsDefault *bool   `json:"is_default,omitempty"`
+}
+
+func (r updateAddressRequest) validate() error {
+	p := problems{}
+	u := r.addressPatch
+	if u == (addressPatch{}) {
+		p["body"] = "nothing to update"
+	}
+	if u.Type != nil {
+		p.addressType("type", *u.Type)
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+		max  int
+	}{{"street", u.Street, 255}, {"city", u.City, 100}, {"state", u.State, 100}, {"zip_code", u.ZipCode, 20}, {"country", u.Country, 100}} {
+		if f.v != nil {
+			p.text(f.name, *f.v, f.max, true)
+		}
+	}
+	return p.err()
+}
+
+type deleteAddressRequest struct {
+	ID string
+}
+
+// Page size bounds of the user list.
+const (
+	defaultPageSize = 20
+	maxPageSize     = 100
+)
+
+type listUsersRequest struct {
+	Page     int
+	PageSize int
+}
+
+func (r listUsersRequest) validate() error {
+	p := problems{}
+	if r.Page < 1 {
+		p["page"] = "must be at least 1"
+	}
+	if r.PageSize < 1 || r.PageSize > maxPageSize {
+		p["page_size"] = "must be between 1 and 100"
+	}
+	return p.err()
+}
+
+type getUserRequest struct {
+	ID string
+}
+
+// Responses. Business errors travel in Err (endpoint.Failer), so a client's
+// circuit breaker never counts a 404 as a failure.
+
+type registerResponse struct {
+	User User  `json:"user"`
+	Err  error `json:"-"`
+}
+
+func (r registerResponse) Failed() error   { return r.Err }
+func (r registerResponse) StatusCode() int { return http.StatusCreated }
+
+type tokenResponse struct {
+	TokenPair
+	Err error `json:"-"`
+}
+
+func (r tokenResponse) Failed() error { return r.Err }
+
+// Headers keeps tokens out of every cache (RFC 6749 §5.1).
+func (r tokenResponse) Headers() http.Header {
+	return http.Header{"Cache-Control": {"no-store"}, "Pragma": {"no-cache"}}
+}
+
+type logoutResponse struct {
+	Err error `json:"-"`
+}
+
+func (r logoutResponse) Failed() error   { return r.Err }
+func (r logoutResponse) StatusCode() int { return http.StatusNoContent }
+
+type userResponse struct {
+	User User  `json:"user"`
+	Err  error `json:"-"`
+}
+
+func (r userResponse) Failed() error { return r.Err }
+
+type addressesResponse struct {
+	Items []Address `json:"items"`
+	Err   error     `json:"-"`
+}
+
+func (r addressesResponse) Failed() error { return r.Err }
+
+type addAddressResponse struct {
+	Address Address `json:"address"`
+	Err     error   `json:"-"`
+}
+
+func (r addAddressResponse) Failed() error   { return r.Err }
+func (r addAddressResponse) StatusCode() int { return http.StatusCreated }
+func (r addAddressResponse) Headers() http.Header {
+	return http.Header{"Location": {"/api/v1/users/me/addresses/" + r.Address.ID}}
+}
+
+type addressResponse struct {
+	Address Address `json:"address"`
+	Err     error   `json:"-"`
+}
+
+func (r addressResponse) Failed() error { return r.Err }
+
+type deleteAddressResponse struct {
+	Err error `json:"-"`
+}
+
+func (r deleteAddressResponse) Failed() error   { return r.Err }
+func (r deleteAddressResponse) StatusCode() int { return http.StatusNoContent }
+
+type listUsersResponse struct {
+	Items    []User `json:"items"`
+	Page     int    `json:"page"`
+	PageSize int    `json:"page_size"`
+	Total    int    `json:"total"`
+	Err      error  `json:"-"`
+}
+
+func (r listUsersResponse) Failed() error { return r.Err }
+
+// Validation.
+
+// maxPasswordBytes is bcrypt's limit: it ignores (newer versions reject)
+// anything longer.
+const maxPasswordBytes = 72
+
+// problems collects field → reason; err turns them into one 422.
+type problems map[string]string
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return httpkit.Invalid(p)
+}
+
+func (p problems) email(field, v string) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		p[field] = "is required"
+		return
+	}
+	// ParseAddress accepts "Name <a@b>" too; only a bare address is an email.
+	addr, err := mail.ParseAddress(v)
+	if err != nil || addr.Address != v || len(v) > 255 {
+		p[field] = "must be a valid email address"
+	}
+}
+
+func (p problems) password(field, v string) {
+	if len(v) < 8 || len(v) > maxPasswordBytes {
+		p[field] = "must be 8 to 72 bytes long"
+	}
+}
+
+// text checks a free-text field against its column's length (in
+// characters, as VARCHAR counts), after trimming as the service stores it.
+func (p problems) text(field, v string, max int, required bool) {
+	v = strings.TrimSpace(v)
+	switch n := utf8.RuneCountInString(v); {
+	case !utf8.ValidString(v):
+		p[field] = "must be valid UTF-8"
+	case required && n == 0:
+		p[field] = "is required"
+	case n > max:
+		p[field] = "must be at most " + strconv.Itoa(max) + " characters"
+	case strings.ContainsRune(v, 0):
+		p[field] = "must not contain NUL characters" // PostgreSQL rejects them with a 500-worthy error
+	}
+}
+
+func (p problems) addressType(field, v string) {
+	if v != AddressBilling && v != AddressShipping {
+		p[field] = "must be billing or shipping"
+	}
+}

@@ -1,0 +1,469 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/events"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/shared/testkit"
+	"github.com/mercato-dev/mercato/user"
+	"github.com/mercato-dev/mercato/user/postgres"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+func newRepo(t *testing.T) (*postgres.Repository, *sqlx.DB) {
+	t.Helper()
+	db := testkit.Postgres(t)
+	ctx := context.Background()
+	if err := postgres.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	// A second run is a no-op: every instance migrates at start.
+	if err := postgres.Migrate(ctx, db); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	return postgres.New(db), db
+}
+
+func newUser(email string) user.User {
+	return user.User{ID: uuid.NewString(), Email: email, FirstName: "Ada", LastName: "Lovelace", Role: auth.RoleCustomer, IsActive: true}
+}
+
+func event(t *testing.T, typ string, u user.User) events.Envelope {
+	t.Helper()
+	e, err := events.New(context.Background(), user.ServiceName, typ, map[string]string{"user_id": u.ID, "email": u.Email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func count(t *testing.T, db *sqlx.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.Get(&n, query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestUsers(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+
+	u := newUser("ada@example.com")
+	u.Phone = "+44 20"
+	created, err := repo.CreateUser(ctx, u, "hash-1", event(t, events.UserCreated, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.ID != u.ID || created.Email != u.Email || created.Phone != "+44 20" || created.Role != auth.RoleCustomer ||
+		!created.IsActive || created.IsVerified || created.CreatedAt.IsZero() || created.CreatedAt.Location() != time.UTC {
+		t.Errorf("created = %+v", created)
+	}
+
+	got, err := repo.UserByID(ctx, u.ID)
+	if err != nil || got != created {
+		t.Errorf("UserByID = %+v, %v; want %+v", got, err, created)
+	}
+	got, hash, err := repo.Credentials(ctx, "ada@example.com")
+	if err != nil || got.ID != u.ID || hash != "hash-1" {
+		t.Errorf("Credentials = %+v, %q, %v", got, hash, err)
+	}
+
+	// Clearing the phone stores NULL, the seed's "none".
+	u.FirstName, u.Phone = "Augusta", ""
+	updated, err := repo.UpdateUser(ctx, u, event(t, events.UserUpdated, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.FirstName != "Augusta" || updated.Phone != "" || !updated.UpdatedAt.After(created.UpdatedAt) {
+		t.Errorf("updated = %+v", updated)
+	}
+	if n := count(t, db, `SELECT count(*) FROM users WHERE id = $1 AND phone IS NULL`, u.ID); n != 1 {
+		t.Error("empty phone not stored as NULL")
+	}
+
+	if err := repo.MakeAdmin(ctx, u.ID, "hash-2", event(t, events.UserUpdated, u)); err != nil {
+		t.Fatal(err)
+	}
+	got, hash, _ = repo.Credentials(ctx, "ada@example.com")
+	if got.Role != auth.RoleAdmin || hash != "hash-2" {
+		t.Errorf("after MakeAdmin: role %q hash %q", got.Role, hash)
+	}
+
+	missing := uuid.NewString()
+	if _, err := repo.UserByID(ctx, missing); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("UserByID(missing): %v", err)
+	}
+	if _, _, err := repo.Credentials(ctx, "nobody@example.com"); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("Credentials(missing): %v", err)
+	}
+	if _, err := repo.UpdateUser(ctx, newUser("x@example.com"), event(t, events.UserUpdated, u)); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("UpdateUser(missing): %v", err)
+	}
+	if err := repo.MakeAdmin(ctx, missing, "h", event(t, events.UserUpdated, u)); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("MakeAdmin(missing): %v", err)
+	}
+
+	// Only "no rows" is not found: a failing query is a failure.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := repo.UserByID(cancelled, u.ID); err == nil || errors.Is(err, user.ErrNotFound) {
+		t.Errorf("UserByID with a cancelled context: err = %v, want a failure that is not ErrNotFound", err)
+	}
+
+	// The events went to the outbox with their changes: created, updated twice.
+	if n := count(t, db, `SELECT count(*) FROM outbox`); n != 3 {
+		t.Errorf("outbox holds %d rows, want 3", n)
+	}
+}
+
+func TestListUsers(t *testing.T) {
+	ctx := context.Background()
+	repo, _ := newRepo(t)
+	var ids []string
+	for _, email := range []string{"a@example.com", "b@example.com", "c@example.com", "d@example.com", "e@example.com"} {
+		u := newUser(email)
+		if _, err := repo.CreateUser(ctx, u, "h", event(t, events.UserCreated, u)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	tests := []struct {
+		offset, limit int
+		want          []string // newest first
+	}{
+		{0, 2, []string{ids[4], ids[3]}},
+		{2, 2, []string{ids[2], ids[1]}},
+		{4, 2, []string{ids[0]}},
+		{10, 2, nil},
+	}
+	for _, tc := range tests {
+		users, total, err := repo.ListUsers(ctx, tc.offset, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 5 || len(users) != len(tc.want) {
+			t.Fatalf("offset %d: %d users of %d, want %d of 5", tc.offset, len(users), total, len(tc.want))
+		}
+		for i, u := range users {
+			if u.ID != tc.want[i] {
+				t.Errorf("offset %d item %d = %s, want %s", tc.offset, i, u.Email, tc.want[i])
+			}
+		}
+	}
+}
+
+func TestCreateUserOutboxIsTransactional(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+
+	u := newUser("ada@example.com")
+	evt := event(t, events.UserCreated, u)
+	if _, err := repo.CreateUser(ctx, u, "h", evt); err != nil {
+		t.Fatal(err)
+	}
+	var row struct {
+		Type    string `db:"type"`
+		Payload string `db:"payload"`
+	}
+	if err := db.Get(&row, `SELECT type, payload::text AS payload FROM outbox WHERE id = $1`, evt.ID); err != nil {
+		t.Fatalf("outbox row of the registration: %v", err)
+	}
+	if row.Type != events.UserCreated {
+		t.Errorf("outbox type = %q", row.Type)
+	}
+
+	// The user insert fails (duplicate email): its event must not exist.
+	dup := newUser("ada@example.com")
+	dupEvt := event(t, events.UserCreated, dup)
+	if _, err := repo.CreateUser(ctx, dup, "h", dupEvt); !errors.Is(err, user.ErrEmailTaken) {
+		t.Fatalf("duplicate email: err = %v, want ErrEmailTaken", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM outbox WHERE id = $1`, dupEvt.ID); n != 0 {
+		t.Error("event of a failed registration is in the outbox")
+	}
+
+	// The event cannot be stored (an envelope id the outbox refuses): the
+	// user must not exist either.
+	lost := newUser("lost@example.com")
+	bad := event(t, events.UserCreated, lost)
+	bad.ID = "not-a-uuid"
+	if _, err := repo.CreateUser(ctx, lost, "h", bad); err == nil {
+		t.Fatal("registration with an unstorable event succeeded")
+	}
+	if n := count(t, db, `SELECT count(*) FROM users WHERE email = 'lost@example.com'`); n != 0 {
+		t.Error("user committed without its event")
+	}
+	if n := count(t, db, `SELECT count(*) FROM outbox`); n != 1 {
+		t.Errorf("outbox holds %d rows, want 1", n)
+	}
+}
+
+func TestConcurrentRegistrationsOfOneEmail(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	const n = 8
+	var (
+		wg            sync.WaitGroup
+		mu            sync.Mutex
+		ok, taken     int
+		unexpectedErr []error
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u := newUser("race@example.com")
+			_, err := repo.CreateUser(ctx, u, "h", event(t, events.UserCreated, u))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, user.ErrEmailTaken):
+				taken++
+			default:
+				unexpectedErr = append(unexpectedErr, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 || taken != n-1 || len(unexpectedErr) > 0 {
+		t.Errorf("%d created, %d taken, errors %v; want 1 and %d", ok, taken, unexpectedErr, n-1)
+	}
+	if c := count(t, db, `SELECT count(*) FROM outbox`); c != 1 {
+		t.Errorf("outbox holds %d rows, want 1", c)
+	}
+}
+
+func TestSchemaConstraints(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	u := newUser("ada@example.com")
+	if _, err := repo.CreateUser(ctx, u, "h", event(t, events.UserCreated, u)); err != nil {
+		t.Fatal(err)
+	}
+	insertAddress := `INSERT INTO user_addresses (user_id, type, street, city, state, zip_code, country, is_default)
+		VALUES ($1, $2, 's', 'c', 'st', 'z', 'co', $3)`
+	if _, err := db.Exec(insertAddress, u.ID, "shipping", true); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name       string
+		query      string
+		args       []any
+		constraint string
+	}{
+		{"second default of a type", insertAddress, []any{u.ID, "shipping", true}, "user_addresses_one_default_idx"},
+		{"unknown address type", insertAddress, []any{u.ID, "home", false}, "user_addresses_type_check"},
+		{"unknown role", `UPDATE users SET role = 'root' WHERE id = $1`, []any{u.ID}, "users_role_check"},
+		{"email not normalised", `UPDATE users SET email = 'Ada@example.com' WHERE id = $1`, []any{u.ID}, "users_email_normalised"},
+		{"short token hash", `INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES (gen_random_uuid(), $1, gen_random_uuid(), '\x00', now())`, []any{u.ID}, "refresh_tokens_token_hash_len"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := db.Exec(tc.query, tc.args...)
+			if !sharedpg.IsUniqueViolation(err, tc.constraint) && !sharedpg.IsCheckViolation(err, tc.constraint) {
+				t.Errorf("err = %v, want a violation of %s", err, tc.constraint)
+			}
+		})
+	}
+	// A second non-default address of the same type is fine.
+	if _, err := db.Exec(insertAddress, u.ID, "shipping", false); err != nil {
+		t.Errorf("non-default address: %v", err)
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	ada, bob := newUser("ada@example.com"), newUser("bob@example.com")
+	for _, u := range []user.User{ada, bob} {
+		if _, err := repo.CreateUser(ctx, u, "h", event(t, events.UserCreated, u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := func(owner user.User, typ string, def bool) user.Address {
+		return user.Address{ID: uuid.NewString(), UserID: owner.ID, Type: typ, Street: "1 Main St", City: "London",
+			State: "LDN", ZipCode: "N1", Country: "UK", IsDefault: def}
+	}
+	defaultOf := func(owner user.User, typ string) []string {
+		var ids []string
+		if err := db.Select(&ids, `SELECT id FROM user_addresses WHERE user_id = $1 AND type = $2 AND is_default`, owner.ID, typ); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+
+	first, err := repo.CreateAddress(ctx, addr(ada, user.AddressShipping, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.CreatedAt.IsZero() || first.UserID != ada.ID || !first.IsDefault {
+		t.Errorf("created = %+v", first)
+	}
+	second, err := repo.CreateAddress(ctx, addr(ada, user.AddressShipping, true))
+	if err != nil {
+		t.Fatalf("second default: %v", err)
+	}
+	if got := defaultOf(ada, user.AddressShipping); len(got) != 1 || got[0] != second.ID {
+		t.Errorf("default shipping = %v, want [%s]", got, second.ID)
+	}
+	billing, err := repo.CreateAddress(ctx, addr(ada, user.AddressBilling, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first.IsDefault, first.City = true, "Paris"
+	updated, err := repo.UpdateAddress(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.City != "Paris" || !updated.UpdatedAt.After(updated.CreatedAt) {
+		t.Errorf("updated = %+v", updated)
+	}
+	if got := defaultOf(ada, user.AddressShipping); len(got) != 1 || got[0] != first.ID {
+		t.Errorf("default shipping = %v, want [%s]", got, first.ID)
+	}
+	if got := defaultOf(ada, user.AddressBilling); len(got) != 1 || got[0] != billing.ID {
+		t.Errorf("default billing = %v, want [%s]", got, billing.ID)
+	}
+
+	// Concurrent "make me the default" writes queue on the user's row lock
+	// instead of failing on the unique index.
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := repo.CreateAddress(ctx, addr(ada, user.AddressShipping, true))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent default address: %v", err)
+		}
+	}
+	if got := defaultOf(ada, user.AddressShipping); len(got) != 1 {
+		t.Errorf("%d default shipping addresses", len(got))
+	}
+
+	list, err := repo.ListAddresses(ctx, ada.ID)
+	if err != nil || len(list) != 9 {
+		t.Fatalf("ListAddresses = %d, %v; want 9", len(list), err)
+	}
+
+	// Another user's address does not exist for Ada.
+	bobs, err := repo.CreateAddress(ctx, addr(bob, user.AddressShipping, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.AddressByID(ctx, ada.ID, bobs.ID); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("AddressByID of Bob's address as Ada: %v", err)
+	}
+	stolen := bobs
+	stolen.UserID, stolen.Street = ada.ID, "stolen"
+	if _, err := repo.UpdateAddress(ctx, stolen); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("UpdateAddress of Bob's address as Ada: %v", err)
+	}
+	if err := repo.DeleteAddress(ctx, ada.ID, bobs.ID); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("DeleteAddress of Bob's address as Ada: %v", err)
+	}
+	if got, _ := repo.AddressByID(ctx, bob.ID, bobs.ID); got.Street != "1 Main St" {
+		t.Errorf("Bob's address changed: %+v", got)
+	}
+
+	if err := repo.DeleteAddress(ctx, ada.ID, second.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.DeleteAddress(ctx, ada.ID, second.ID); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("delete twice: %v", err)
+	}
+	if _, err := repo.CreateAddress(ctx, addr(newUser("ghost@example.com"), user.AddressBilling, false)); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("address of a missing user: %v", err)
+	}
+}
+
+func TestRefreshTokens(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	u := newUser("ada@example.com")
+	if _, err := repo.CreateUser(ctx, u, "h", event(t, events.UserCreated, u)); err != nil {
+		t.Fatal(err)
+	}
+	family := uuid.NewString()
+	tok := func(b byte) user.RefreshToken {
+		hash := make([]byte, 32)
+		hash[0] = b
+		return user.RefreshToken{ID: uuid.NewString(), UserID: u.ID, FamilyID: family, Hash: hash,
+			ExpiresAt: time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)}
+	}
+
+	first := tok(1)
+	if err := repo.CreateRefreshToken(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	got, err := repo.RefreshTokenByHash(ctx, first.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != first.ID || got.FamilyID != family || got.RevokedAt != nil || !got.ExpiresAt.Equal(first.ExpiresAt) {
+		t.Errorf("stored token = %+v, want %+v", got, first)
+	}
+	if _, err := repo.RefreshTokenByHash(ctx, tok(9).Hash); !errors.Is(err, user.ErrNotFound) {
+		t.Errorf("unknown hash: %v", err)
+	}
+
+	second := tok(2)
+	if err := repo.RotateRefreshToken(ctx, first.ID, second); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = repo.RefreshTokenByHash(ctx, first.Hash)
+	if got.RevokedAt == nil || got.ReplacedBy != second.ID {
+		t.Errorf("rotated token = %+v", got)
+	}
+	// Rotating it again (a concurrent refresh that lost) is reuse, and
+	// stores nothing.
+	third := tok(3)
+	if err := repo.RotateRefreshToken(ctx, first.ID, third); !errors.Is(err, user.ErrRefreshTokenReused) {
+		t.Errorf("second rotation: %v", err)
+	}
+	if _, err := repo.RefreshTokenByHash(ctx, third.Hash); !errors.Is(err, user.ErrNotFound) {
+		t.Error("the losing rotation stored its token")
+	}
+
+	other := tok(4)
+	other.FamilyID = uuid.NewString()
+	if err := repo.CreateRefreshToken(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.RevokeRefreshTokenFamily(ctx, family); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL`, family); n != 0 {
+		t.Errorf("%d tokens of the family still active", n)
+	}
+	if got, _ := repo.RefreshTokenByHash(ctx, other.Hash); got.RevokedAt != nil {
+		t.Error("another family was revoked")
+	}
+	// The same hash twice is refused by the unique index.
+	if err := repo.CreateRefreshToken(ctx, user.RefreshToken{ID: uuid.NewString(), UserID: u.ID, FamilyID: family, Hash: other.Hash, ExpiresAt: time.Now()}); !sharedpg.IsUniqueViolation(err, "refresh_tokens_token_hash_key") {
+		t.Errorf("duplicate hash: %v", err)
+	}
+}

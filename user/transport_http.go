@@ -1,0 +1,237 @@
+package user
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/go-kit/kit/endpoint"
+	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// apiPrefix is where every public route lives (API.md).
+const apiPrefix = "/api/v1"
+
+// errorMappings is the one table from domain errors to HTTP. The client uses
+// it backwards, to turn an error body into the domain error again.
+var errorMappings = []httpkit.ErrorMapping{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
+	{Err: ErrEmailTaken, Status: http.StatusConflict, Code: "email_taken"},
+	{Err: ErrInvalidCredentials, Status: http.StatusUnauthorized, Code: "invalid_credentials"},
+	{Err: ErrInvalidRefreshToken, Status: http.StatusUnauthorized, Code: "invalid_refresh_token"},
+	{Err: ErrRefreshTokenReused, Status: http.StatusUnauthorized, Code: "refresh_token_reused"},
+	{Err: ErrUserInactive, Status: http.StatusForbidden, Code: "user_inactive"},
+}
+
+// MakeHTTPHandler adds the user service's routes to r.
+func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
+	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
+	encode := httpkit.EncodeResponse(encodeError)
+	options := []httptransport.ServerOption{
+		httptransport.ServerBefore(auth.HTTPToContext),
+		httptransport.ServerErrorEncoder(encodeError),
+	}
+	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
+		r.Methods(method).Path(apiPrefix + path).Handler(httptransport.NewServer(ep, dec, encode, options...))
+	}
+
+	handle(http.MethodPost, "/auth/register", e.RegisterEndpoint, decodeJSON[registerRequest])
+	handle(http.MethodPost, "/auth/login", e.LoginEndpoint, decodeJSON[loginRequest])
+	handle(http.MethodPost, "/auth/refresh", e.RefreshEndpoint, decodeJSON[refreshRequest])
+	handle(http.MethodPost, "/auth/logout", e.LogoutEndpoint, decodeJSON[refreshRequest])
+	handle(http.MethodGet, "/users/me", e.GetProfileEndpoint, decodeEmpty[getProfileRequest])
+	handle(http.MethodPatch, "/users/me", e.UpdateProfileEndpoint, decodeJSON[updateProfileRequest])
+	handle(http.MethodGet, "/users/me/addresses", e.ListAddressesEndpoint, decodeEmpty[listAddressesRequest])
+	handle(http.MethodPost, "/users/me/addresses", e.AddAddressEndpoint, decodeJSON[addAddressRequest])
+	handle(http.MethodPatch, "/users/me/addresses/{id}", e.UpdateAddressEndpoint, decodeUpdateAddressRequest)
+	handle(http.MethodDelete, "/users/me/addresses/{id}", e.DeleteAddressEndpoint, decodeDeleteAddressRequest)
+	handle(http.MethodGet, "/users", e.ListUsersEndpoint, decodeListUsersRequest)
+	handle(http.MethodGet, "/internal/users/{id}", e.GetUserEndpoint, decodeGetUserRequest)
+}
+
+// Server decoders.
+
+func decodeJSON[T any](_ context.Context, r *http.Request) (any, error) {
+	var req T
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeEmpty[T any](context.Context, *http.Request) (any, error) {
+	var req T
+	return req, nil
+}
+
+// pathID returns the {id} of the route in canonical form. Something that is
+// no UUID names nothing, so it is a 404 like any unknown id, never a query
+// PostgreSQL would reject.
+func pathID(r *http.Request) (string, error) {
+	id, err := uuid.Parse(mux.Vars(r)["id"])
+	if err != nil {
+		return "", httpkit.NewError(http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
+	}
+	return id.String(), nil
+}
+
+func decodeUpdateAddressRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	req := updateAddressRequest{ID: id}
+	if err := httpkit.DecodeJSON(r, &req.addressPatch); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeDeleteAddressRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return deleteAddressRequest{ID: id}, nil
+}
+
+func decodeGetUserRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return getUserRequest{ID: id}, nil
+}
+
+// decodeListUsersRequest reads ?page=&page_size=, defaulting to the first
+// page of 20; the endpoint checks the bounds.
+func decodeListUsersRequest(_ context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	req := listUsersRequest{Page: 1, PageSize: defaultPageSize}
+	bad := problems{}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"page", &req.Page}, {"page_size", &req.PageSize}} {
+		if v := q.Get(f.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad[f.name] = "must be an integer"
+				continue
+			}
+			*f.dst = n
+		}
+	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// Client encoders and decoders, used by NewClient.
+
+// encodeJSONRequest sends request as the JSON body to path.
+func encodeJSONRequest(path string) httptransport.EncodeRequestFunc {
+	return func(_ context.Context, r *http.Request, request any) error {
+		r.URL.Path = apiPrefix + path
+		return setJSONBody(r, request)
+	}
+}
+
+func setJSONBody(r *http.Request, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.ContentLength = int64(len(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	r.Body, _ = r.GetBody()
+	return nil
+}
+
+// encodePath sends a bodiless request to path.
+func encodePath(path string) httptransport.EncodeRequestFunc {
+	return func(_ context.Context, r *http.Request, _ any) error {
+		r.URL.Path = apiPrefix + path
+		return nil
+	}
+}
+
+func encodeUpdateAddressRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(updateAddressRequest)
+	r.URL.Path = apiPrefix + "/users/me/addresses/" + url.PathEscape(req.ID)
+	return setJSONBody(r, req.addressPatch)
+}
+
+func encodeDeleteAddressRequest(_ context.Context, r *http.Request, request any) error {
+	r.URL.Path = apiPrefix + "/users/me/addresses/" + url.PathEscape(request.(deleteAddressRequest).ID)
+	return nil
+}
+
+func encodeGetUserRequest(_ context.Context, r *http.Request, request any) error {
+	r.URL.Path = apiPrefix + "/internal/users/" + url.PathEscape(request.(getUserRequest).ID)
+	return nil
+}
+
+func encodeListUsersRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(listUsersRequest)
+	r.URL.Path = apiPrefix + "/users"
+	r.URL.RawQuery = url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}.Encode()
+	return nil
+}
+
+// decodeResponse decodes an instance's answer into T. A 5xx is an
+// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
+// is a business answer, returned as the response fail builds around the
+// domain error, so it never does.
+func decodeResponse[T any](fail func(error) T) httptransport.DecodeResponseFunc {
+	return func(_ context.Context, resp *http.Response) (any, error) {
+		if err := discovery.CheckResponse(resp); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= http.StatusBadRequest {
+			return fail(decodeErrorBody(resp)), nil
+		}
+		var out T
+		if resp.StatusCode == http.StatusNoContent {
+			return out, nil
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
+		}
+		return out, nil
+	}
+}
+
+// decodeErrorBody turns an error body back into the domain error it was
+// made from, or an *httpkit.Error that re-encodes as the same status and code
+// (401/403 from auth, 422 validation, …) when it is not one of ours.
+func decodeErrorBody(resp *http.Response) error {
+	var body struct {
+		Error httpkit.Error `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
+		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("user service answered %d", resp.StatusCode))
+	}
+	for _, m := range errorMappings {
+		if m.Code == body.Error.Code && m.Status == resp.StatusCode {
+			return m.Err
+		}
+	}
+	e := body.Error
+	e.Status = resp.StatusCode
+	return &e
+}
