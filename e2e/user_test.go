@@ -124,15 +124,17 @@ func TestUserPlatform(t *testing.T) {
 		tp := p.login(t, "ada@example.com")
 
 		var me struct {
-			ID, Email, Role string
-			FirstName       string `json:"first_name"`
+			User struct {
+				ID, Email, Role string
+				FirstName       string `json:"first_name"`
+			} `json:"user"`
 		}
 		api.do("GET", "/api/v1/users/me", tp.AccessToken, nil).must(t, 200).decode(t, &me)
-		if me.ID != id || me.Email != "ada@example.com" || me.Role != "customer" {
+		if me.User.ID != id || me.User.Email != "ada@example.com" || me.User.Role != "customer" {
 			t.Fatalf("profile %+v", me)
 		}
 		api.do("PATCH", "/api/v1/users/me", tp.AccessToken, map[string]string{"first_name": "Augusta"}).must(t, 200).decode(t, &me)
-		if me.FirstName != "Augusta" {
+		if me.User.FirstName != "Augusta" {
 			t.Fatalf("profile update not applied: %+v", me)
 		}
 
@@ -158,8 +160,9 @@ func TestUserPlatform(t *testing.T) {
 				"zip_code": "N1", "country": "GB", "is_default": def}
 		}
 		var first, second struct {
-			ID        string `json:"id"`
-			IsDefault bool   `json:"is_default"`
+			Address struct {
+				ID string `json:"id"`
+			} `json:"address"`
 		}
 		api.do("POST", "/api/v1/users/me/addresses", tp.AccessToken, addr("1 Main St", true)).must(t, 201).decode(t, &first)
 		api.do("POST", "/api/v1/users/me/addresses", tp.AccessToken, addr("2 Side St", true)).must(t, 201).decode(t, &second)
@@ -175,7 +178,7 @@ func TestUserPlatform(t *testing.T) {
 		for _, a := range list {
 			if a.IsDefault {
 				defaults++
-				if a.ID != second.ID {
+				if a.ID != second.Address.ID {
 					t.Fatalf("the newest default should win: %+v", list)
 				}
 			}
@@ -183,14 +186,14 @@ func TestUserPlatform(t *testing.T) {
 		if len(list) != 2 || defaults != 1 {
 			t.Fatalf("want 2 addresses, 1 default: %s", listResp.Body)
 		}
-		api.do("PATCH", "/api/v1/users/me/addresses/"+first.ID, tp.AccessToken, map[string]any{"city": "Leeds"}).must(t, 200)
-		api.do("DELETE", "/api/v1/users/me/addresses/"+first.ID, tp.AccessToken, nil).must(t, 204)
-		api.do("DELETE", "/api/v1/users/me/addresses/"+first.ID, tp.AccessToken, nil).must(t, 404)
+		api.do("PATCH", "/api/v1/users/me/addresses/"+first.Address.ID, tp.AccessToken, map[string]any{"city": "Leeds"}).must(t, 200)
+		api.do("DELETE", "/api/v1/users/me/addresses/"+first.Address.ID, tp.AccessToken, nil).must(t, 204)
+		api.do("DELETE", "/api/v1/users/me/addresses/"+first.Address.ID, tp.AccessToken, nil).must(t, 404)
 
 		// Someone else cannot touch them; only an admin lists users.
 		p.register(t, "eve@example.com")
 		eve := p.login(t, "eve@example.com")
-		api.do("PATCH", "/api/v1/users/me/addresses/"+second.ID, eve.AccessToken, map[string]any{"city": "X"}).must(t, 404)
+		api.do("PATCH", "/api/v1/users/me/addresses/"+second.Address.ID, eve.AccessToken, map[string]any{"city": "X"}).must(t, 404)
 		api.do("GET", "/api/v1/users", eve.AccessToken, nil).must(t, 403)
 		var admin tokenPair
 		api.do("POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@mercato.test", "password": "admin-password-1"}).
@@ -211,10 +214,9 @@ func TestUserPlatform(t *testing.T) {
 		p.register(t, "bad-input@example.com")
 		tp := p.login(t, "bad-input@example.com")
 		expiredTokens, _ := auth.NewTokens([]byte(jwtSecret), time.Millisecond)
-		var meID string
-		var me struct{ ID string }
+		var me struct{ User struct{ ID string } }
 		api.do("GET", "/api/v1/users/me", tp.AccessToken, nil).must(t, 200).decode(t, &me)
-		meID = me.ID
+		meID := me.User.ID
 		expired, _ := expiredTokens.Issue(auth.Identity{UserID: meID, Role: auth.RoleCustomer})
 		forged, _ := mustTokens(t, strings.Repeat("x", 40)).Issue(auth.Identity{UserID: meID, Role: auth.RoleAdmin})
 		time.Sleep(5 * time.Millisecond)
@@ -315,6 +317,9 @@ func TestUserPlatform(t *testing.T) {
 	})
 
 	t.Run("a failing instance opens its breaker while the others serve", func(t *testing.T) {
+		p.register(t, "breaker@example.com")
+		tp := p.login(t, "breaker@example.com")
+		// A sick instance: passes its health check, fails every request.
 		sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/health" {
 				httpkit.WriteJSON(w, 200, map[string]string{"status": "ok"})
@@ -336,8 +341,6 @@ func TestUserPlatform(t *testing.T) {
 		defer reg.Deregister()
 		waitPassing(t, p.consul, "user", 3)
 
-		p.register(t, "breaker@example.com")
-		tp := p.login(t, "breaker@example.com")
 		waitFor(t, 30*time.Second, "the sick instance's breaker to open", func() error {
 			for i := 0; i < 10; i++ {
 				api.do("GET", "/api/v1/users/me", tp.AccessToken, nil)
@@ -389,9 +392,9 @@ func TestRateLimitSharedByTwoGateways(t *testing.T) {
 			t.Fatal("429 without Retry-After")
 		}
 	}
-	// No user instance runs here, so allowed requests get 503 from the
-	// gateway; the point is how many were allowed at all.
-	if codes[http.StatusTooManyRequests] != 4 || codes[http.StatusServiceUnavailable] != 6 {
+	// Whether a user instance answers does not matter here (none may be
+	// running): the point is how many requests the two gateways let through.
+	if limited := codes[http.StatusTooManyRequests]; limited != 4 {
 		t.Fatalf("status counts %v: want 6 let through and 4 limited across both gateways", codes)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
@@ -122,7 +123,7 @@ func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The client went away; nobody reads this answer.
 		return httpkit.NewError(499, "client_closed_request", "the client closed the request")
-	case errors.Is(err, discovery.ErrNoInstances):
+	case errors.Is(err, discovery.ErrNoInstances), errors.Is(err, syscall.ECONNREFUSED):
 		level.Warn(logger).Log("msg", "no healthy instance")
 		return httpkit.Unavailable("the " + upstream + " service is unavailable; retry later")
 	case errors.Is(err, hystrix.ErrCircuitOpen), errors.Is(err, hystrix.ErrMaxConcurrency):

@@ -1,0 +1,390 @@
+// Command mercato-local runs the whole Mercato platform on this machine
+// without Docker, and is what `make run` starts: PostgreSQL, Redis and a
+// Consul dev agent as child processes (package localinfra), N instances of
+// every service on free ports, the API gateway on :3000 and Prometheus on
+// :9090. It prints where everything is and keeps it all up until SIGINT
+// (Ctrl-C) or SIGTERM, then stops it in order and leaves no process behind.
+//
+// Data and logs live in the repository's .local/ folder, so PostgreSQL and
+// Redis data persist across runs. Only one run per repository is allowed
+// (.local/run.lock). Nothing needs a terminal: it runs the same in the
+// background with its output sent to a file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mercato-dev/mercato/shared/localinfra"
+)
+
+// Fixed addresses of a local run. The gateway, Consul and Prometheus use
+// their usual ports (DESIGN §3); PostgreSQL and Redis use uncommon ones so
+// they do not collide with servers the machine may already run.
+const (
+	gatewayPort    = 3000
+	consulPort     = 8500
+	prometheusPort = 9090
+	postgresPort   = 15432
+	redisPort      = 16379
+)
+
+var (
+	gatewayAddr    = hostPort(gatewayPort)
+	consulAddr     = hostPort(consulPort)
+	prometheusAddr = hostPort(prometheusPort)
+	postgresAddr   = hostPort(postgresPort)
+	redisAddr      = hostPort(redisPort)
+)
+
+// Credentials used when the environment does not provide them. They are
+// fine for a throw-away local platform and printed as dev defaults.
+const (
+	adminEmail       = "admin@mercato.local"
+	devAdminPassword = "mercato-admin-dev"
+	devJWTSecret     = "mercato-local-dev-jwt-secret-do-not-use-in-production"
+)
+
+func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the parsed flags and environment.
+type options struct {
+	root         string
+	instances    int
+	services     []serviceSpec
+	startTimeout time.Duration
+	secrets      secrets
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("mercato-local", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.root, "root", "", "repository root holding go.work, bin/ and .local/ (default: found from the working directory)")
+	fs.IntVar(&o.instances, "instances", 2, "instances of every service, each on a free port and registered in Consul")
+	list := fs.String("services", strings.Join(knownServiceNames(), ","), "comma-separated services to run; empty runs the gateway and infrastructure only")
+	fs.DurationVar(&o.startTimeout, "start-timeout", 2*time.Minute, "how long the services and the gateway may take to pass their Consul health checks")
+	fs.Usage = func() { usage(fs) }
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+	if o.instances < 1 {
+		return o, fmt.Errorf("-instances must be at least 1, not %d", o.instances)
+	}
+	var err error
+	if o.services, err = selectServices(*list); err != nil {
+		return o, err
+	}
+	o.secrets, err = secretsFromEnv()
+	return o, err
+}
+
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, `Usage: mercato-local [flags]
+
+Runs the whole Mercato platform on this machine without Docker (this is what
+'make run' runs, after building bin/) and keeps it up until Ctrl-C or SIGTERM,
+then stops everything:
+
+  PostgreSQL  %-16s data in .local/postgres; databases %s
+  Redis       %-16s data in .local/redis
+  Consul      %-16s dev agent (catalogue in memory), UI at /ui
+  services    free ports        -instances of each of bin/%s, found through Consul
+  gateway     %-16s bin/gateway, the public API under /api/v1
+  Prometheus  %-16s when %s is installed; targets from Consul
+
+Logs go to .local/logs/<name>.log (appended). PostgreSQL and Redis data persist
+across runs; 'make clean' removes .local. One run per repository at a time.
+
+Environment:
+  MERCATO_JWT_SECRET      token key shared by every service, at least 32 bytes
+                          (default: a fixed dev key)
+  MERCATO_ADMIN_PASSWORD  password of %s, which the user service
+                          creates (default: %q)
+  MERCATO_CONSUL_BIN      Consul binary (default: consul on PATH, else bin/consul)
+
+Flags:
+`, postgresAddr, strings.Join(databases, ", "), redisAddr, consulAddr,
+		strings.Join(knownServiceNames(), ", bin/"), gatewayAddr, prometheusAddr, debianPrometheus,
+		adminEmail, devAdminPassword)
+	fs.PrintDefaults()
+}
+
+// secretsFromEnv takes the shared credentials from the environment, falling
+// back to the dev defaults.
+func secretsFromEnv() (secrets, error) {
+	s := secrets{jwtSecret: devJWTSecret, adminEmail: adminEmail, adminPassword: devAdminPassword}
+	if v := os.Getenv("MERCATO_JWT_SECRET"); v != "" {
+		// Checked here, once, rather than by every service failing to start.
+		if len(v) < 32 {
+			return s, fmt.Errorf("MERCATO_JWT_SECRET must be at least 32 bytes (it has %d); unset it to use the dev default", len(v))
+		}
+		s.jwtSecret, s.jwtFromEnv = v, true
+	}
+	if v := os.Getenv("MERCATO_ADMIN_PASSWORD"); v != "" {
+		if len(v) < 8 || len(v) > 72 {
+			return s, errors.New("MERCATO_ADMIN_PASSWORD must be 8 to 72 bytes long (the user service's password rule)")
+		}
+		s.adminPassword, s.adminFromEnv = v, true
+	}
+	return s, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ui := &ui{out: stdout, errOut: stderr}
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mercato-local:", err)
+		return 2
+	}
+	if opts.root, err = findRoot(opts.root); err != nil {
+		fmt.Fprintln(stderr, "mercato-local:", err)
+		return 1
+	}
+	dirs := newLayout(opts.root)
+	// 0755: PostgreSQL runs as its own OS user and must be able to reach
+	// .local/postgres.
+	if err := os.MkdirAll(dirs.logs, 0o755); err != nil {
+		fmt.Fprintln(stderr, "mercato-local:", err)
+		return 1
+	}
+
+	lock, err := acquireLock(filepath.Join(dirs.local, "run.lock"))
+	var running *alreadyRunningError
+	if errors.As(err, &running) {
+		pid := "N"
+		if running.pid != 0 {
+			pid = strconv.Itoa(running.pid)
+		}
+		fmt.Fprintf(stderr, "mercato-local: already running (pid %s); stop it with Ctrl-C in its terminal or kill %s\n", pid, pid)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mercato-local:", err)
+		return 1
+	}
+	defer lock.release()
+
+	p := &platform{ui: ui, dirs: dirs, opts: opts}
+	if err := preflight(p); err != nil {
+		ui.fail("cannot start:\n%s", indent(err.Error()))
+		return 1
+	}
+
+	// Watch for signals from the start, so Ctrl-C during start-up stops
+	// what has started. A second signal kills everything at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, stopSignals()...)
+	go func() {
+		sig := <-sigs
+		ui.step("%s received: stopping everything (send it again to kill everything at once)", signalName(sig))
+		cancel()
+		sig = <-sigs
+		ui.warn("%s received again: killing everything now", signalName(sig))
+		p.killNow()
+		lock.release()
+		os.Exit(1)
+	}()
+
+	if err := p.start(ctx); err != nil {
+		if ctx.Err() == nil {
+			ui.fail("%v", err)
+			p.stop()
+			return 1
+		}
+		ui.step("start-up interrupted")
+	} else {
+		printBanner(ctx, p)
+		p.watch()
+		<-ctx.Done()
+	}
+	p.stop()
+	ui.step("everything stopped")
+	return 0
+}
+
+// stopSignals are the signals that stop the platform. SIGHUP (terminal
+// closed) is one of them unless it is ignored, as under nohup: catching it
+// would undo nohup's intent.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT (Ctrl-C)"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP (terminal closed)"
+	}
+	return sig.String()
+}
+
+// findRoot returns the repository root: the -root flag, else the folder
+// with go.work at or above the working directory, else the one above the
+// executable's bin/ (so bin/mercato-local works from anywhere).
+func findRoot(flagRoot string) (string, error) {
+	if flagRoot != "" {
+		root, err := filepath.Abs(flagRoot)
+		if err != nil {
+			return "", err
+		}
+		if st, err := os.Stat(root); err != nil || !st.IsDir() {
+			return "", fmt.Errorf("-root %s is not a folder", flagRoot)
+		}
+		return root, nil
+	}
+	if root, err := localinfra.RepoRoot(); err == nil {
+		return root, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		root := filepath.Dir(filepath.Dir(exe))
+		if _, err := os.Stat(filepath.Join(root, "go.work")); err == nil {
+			return root, nil
+		}
+	}
+	return "", errors.New("cannot find the repository root (no go.work here or above, nor above the executable); run from inside the repository or pass -root")
+}
+
+// preflight checks everything that can be checked before starting anything,
+// and reports all problems at once.
+func preflight(p *platform) error {
+	var errs []error
+	for _, s := range append(append([]serviceSpec(nil), p.opts.services...), gateway) {
+		bin := filepath.Join(p.dirs.root, "bin", s.name)
+		if !isExecutable(bin) {
+			errs = append(errs, fmt.Errorf("%s not found: build it with `make build` (`make run` builds, then runs)", p.dirs.rel(bin)))
+		}
+	}
+	if _, err := localinfra.FindPostgresBin("initdb"); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := localinfra.FindRedis(); err != nil {
+		errs = append(errs, err)
+	}
+	var err error
+	if p.consulBin, err = localinfra.FindConsul(p.dirs.root); err != nil {
+		errs = append(errs, err)
+	}
+	p.promBin = findPrometheus()
+
+	ports := []fixedPort{
+		{gatewayPort, "the API gateway"},
+		{consulPort, "Consul's HTTP API and UI"},
+		{postgresPort, "PostgreSQL"},
+		{redisPort, "Redis"},
+	}
+	if p.promBin != "" {
+		ports = append(ports, fixedPort{prometheusPort, "Prometheus"})
+	}
+	if err := checkPortsFree(ports); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// ui prints progress for a person, whether on a terminal or in a file.
+type ui struct {
+	mu          sync.Mutex // lines from several goroutines stay whole
+	out, errOut io.Writer
+}
+
+func (u *ui) step(format string, args ...any) { u.print(u.out, "==> ", format, args...) }
+func (u *ui) warn(format string, args ...any) { u.print(u.errOut, "!!  ", format, args...) }
+func (u *ui) fail(format string, args ...any) {
+	u.print(u.errOut, "mercato-local: ", format, args...)
+}
+
+func (u *ui) print(w io.Writer, prefix, format string, args ...any) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	fmt.Fprintf(w, prefix+format+"\n", args...)
+}
+
+// printBanner tells a person where everything is.
+func printBanner(ctx context.Context, p *platform) {
+	var b strings.Builder
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(&b, "  %-12s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	rule := strings.Repeat("=", 78)
+	fmt.Fprintf(&b, "\n%s\n  Mercato is running (pid %d). Stop it with Ctrl-C or `kill %d`.\n\n", rule, os.Getpid(), os.Getpid())
+	line("API gateway", "http://%s/api/v1   (health http://%s/health)", gatewayAddr, gatewayAddr)
+	line("Consul UI", "http://%s/ui", consulAddr)
+	if p.promBin != "" {
+		line("Prometheus", "http://%s", prometheusAddr)
+	} else {
+		line("Prometheus", "not installed (`make deps` installs it)")
+	}
+	for _, s := range p.opts.services {
+		for i, u := range p.instanceURLs(ctx, s.name) {
+			label := ""
+			if i == 0 {
+				label = s.name
+			}
+			line(label, "%s", u)
+		}
+	}
+	line("PostgreSQL", "%s  user postgres, no password; databases %s", postgresAddr, strings.Join(databases, ", "))
+	line("", "e.g. psql %s", p.postgres.URL(databases[0]))
+	line("Redis", "%s", redisAddr)
+	line("Logs", "%s%c<name>.log", p.dirs.logs, filepath.Separator)
+	sec := p.opts.secrets
+	if sec.adminFromEnv {
+		line("Admin", "%s / the password in MERCATO_ADMIN_PASSWORD", sec.adminEmail)
+	} else {
+		line("Admin", "%s / %s   (dev default; set MERCATO_ADMIN_PASSWORD to change)", sec.adminEmail, sec.adminPassword)
+	}
+	if sec.jwtFromEnv {
+		line("JWT secret", "from MERCATO_JWT_SECRET")
+	} else {
+		line("JWT secret", "%s   (dev default; set MERCATO_JWT_SECRET to change)", sec.jwtSecret)
+	}
+	if slices.ContainsFunc(p.opts.services, func(s serviceSpec) bool { return s.name == "user" }) {
+		fmt.Fprintf(&b, "\n  Try it:\n    curl -s -X POST http://%s/api/v1/auth/register -H 'Content-Type: application/json' "+
+			`-d '{"email":"ada@example.com","password":"correct-horse-42","first_name":"Ada","last_name":"Lovelace"}'`+"\n", gatewayAddr)
+	} else {
+		fmt.Fprintf(&b, "\n  No backend services run (-services \"\"), so API calls have no instance to reach. Try:\n    curl -s http://%s/health\n", gatewayAddr)
+	}
+	fmt.Fprintf(&b, "%s\n", rule)
+	p.ui.mu.Lock()
+	defer p.ui.mu.Unlock()
+	io.WriteString(p.ui.out, b.String())
+}

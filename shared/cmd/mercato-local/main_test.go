@@ -1,0 +1,256 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// promFile is the shape of the generated configuration, parsed generically
+// (as Prometheus reads the file) rather than into the types that wrote it.
+type promFile struct {
+	Global struct {
+		ScrapeInterval string `yaml:"scrape_interval"`
+	} `yaml:"global"`
+	ScrapeConfigs []struct {
+		JobName         string `yaml:"job_name"`
+		ConsulSDConfigs []struct {
+			Server string `yaml:"server"`
+		} `yaml:"consul_sd_configs"`
+		FileSDConfigs []struct {
+			Files []string `yaml:"files"`
+		} `yaml:"file_sd_configs"`
+		RelabelConfigs []map[string]any `yaml:"relabel_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+func parsePromConfig(t *testing.T, consulAddr, targetsFile string) (promFile, []byte) {
+	t.Helper()
+	body, err := prometheusConfig(consulAddr, targetsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg promFile
+	// Misspelt keys are promtool's to catch (TestPrometheusConfigPassesPromtool).
+	if err := yaml.Unmarshal(body, &cfg); err != nil {
+		t.Fatalf("not valid YAML: %v\n%s", err, body)
+	}
+	if cfg.Global.ScrapeInterval != "5s" {
+		t.Errorf("scrape_interval = %q, want 5s", cfg.Global.ScrapeInterval)
+	}
+	if len(cfg.ScrapeConfigs) != 1 {
+		t.Fatalf("%d scrape configs, want 1:\n%s", len(cfg.ScrapeConfigs), body)
+	}
+	checkRelabelling(t, cfg.ScrapeConfigs[0].RelabelConfigs, body)
+	return cfg, body
+}
+
+// checkRelabelling wants only targets tagged metrics kept, and the labels
+// service (from the Consul service name) and instance set.
+func checkRelabelling(t *testing.T, rules []map[string]any, body []byte) {
+	t.Helper()
+	var keep bool
+	targets := map[string]string{} // target_label -> source label
+	for _, r := range rules {
+		src, _ := r["source_labels"].([]any)
+		if len(src) != 1 {
+			t.Fatalf("relabel rule %v: want one source label", r)
+		}
+		switch {
+		case r["action"] == "keep":
+			keep = src[0] == "__meta_consul_tags" && r["regex"] == metricsTagRegex
+		case r["target_label"] != nil:
+			targets[r["target_label"].(string)] = src[0].(string)
+		}
+	}
+	if !keep {
+		t.Errorf("no rule keeping only targets tagged metrics:\n%s", body)
+	}
+	if targets["service"] != "__meta_consul_service" {
+		t.Errorf("service label from %q, want __meta_consul_service", targets["service"])
+	}
+	if targets["instance"] != "__meta_consul_service_id" {
+		t.Errorf("instance label from %q, want __meta_consul_service_id", targets["instance"])
+	}
+}
+
+func TestPrometheusConfigConsulSD(t *testing.T) {
+	cfg, body := parsePromConfig(t, "127.0.0.1:8500", "")
+	job := cfg.ScrapeConfigs[0]
+	if len(job.ConsulSDConfigs) != 1 || job.ConsulSDConfigs[0].Server != "127.0.0.1:8500" {
+		t.Errorf("consul_sd_configs = %+v, want one with server 127.0.0.1:8500:\n%s", job.ConsulSDConfigs, body)
+	}
+	if len(job.FileSDConfigs) != 0 {
+		t.Errorf("unexpected file_sd_configs:\n%s", body)
+	}
+}
+
+func TestPrometheusConfigFileSDFallback(t *testing.T) {
+	cfg, body := parsePromConfig(t, "127.0.0.1:8500", "/x/targets/consul.json")
+	job := cfg.ScrapeConfigs[0]
+	if len(job.FileSDConfigs) != 1 || !slices.Equal(job.FileSDConfigs[0].Files, []string{"/x/targets/consul.json"}) {
+		t.Errorf("file_sd_configs = %+v, want the targets file:\n%s", job.FileSDConfigs, body)
+	}
+	if len(job.ConsulSDConfigs) != 0 {
+		t.Errorf("consul_sd_configs in the fallback:\n%s", body)
+	}
+}
+
+// TestMetricsTagRegex checks the keep rule against the tag list as
+// Prometheus builds it (",tag1,tag2,") and anchors it (^(?:regex)$).
+func TestMetricsTagRegex(t *testing.T) {
+	re := regexp.MustCompile("^(?:" + metricsTagRegex + ")$")
+	for tags, want := range map[string]bool{
+		",metrics,version=dev,": true,
+		",version=dev,metrics,": true,
+		",version=dev,":         false,
+		",metricsx,":            false,
+		",":                     false,
+	} {
+		if got := re.MatchString(tags); got != want {
+			t.Errorf("tags %q: kept = %v, want %v", tags, got, want)
+		}
+	}
+}
+
+// TestPrometheusConfigPassesPromtool has Prometheus' own checker read both
+// variants. promtool ships with Prometheus (`make deps` installs both); its
+// absence fails the test. A promtool built without Consul discovery
+// (Debian's) cannot judge the consul_sd variant; that subtest says so and
+// skips, which is exactly the case where mercato-local uses the fallback.
+func TestPrometheusConfigPassesPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool not found (Debian package prometheus; `make deps` installs it): %v", err)
+	}
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "consul.json")
+	// A targets file as targetMirror writes it, so promtool checks it too.
+	if err := os.WriteFile(targets, []byte(`[{"targets":["127.0.0.1:4000"],"labels":{"__meta_consul_service":"user","__meta_consul_service_id":"user-127.0.0.1-4000","__meta_consul_tags":",metrics,"}}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, targetsFile string) (string, error) {
+		body, err := prometheusConfig("127.0.0.1:8500", targetsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "prometheus.yml")
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(promtool, "check", "config", path).CombinedOutput()
+		return string(out) + "\n--- config ---\n" + string(body), err
+	}
+	t.Run("file_sd", func(t *testing.T) {
+		if out, err := check(t, targets); err != nil {
+			t.Fatalf("promtool check config: %v\n%s", err, out)
+		}
+	})
+	t.Run("consul_sd", func(t *testing.T) {
+		out, err := check(t, "")
+		if err != nil && strings.Contains(out, "consul_sd_configs not found") {
+			t.Skipf("%s is built without Consul discovery (Debian's is); mercato-local falls back to file_sd with it", promtool)
+		}
+		if err != nil {
+			t.Fatalf("promtool check config: %v\n%s", err, out)
+		}
+	})
+}
+
+func TestConsulTagListFormat(t *testing.T) {
+	// targetMirror must present tags as consul_sd does, or the keep rule
+	// would drop every mirrored target.
+	re := regexp.MustCompile("^(?:" + metricsTagRegex + ")$")
+	if tags := consulTagList([]string{"version=dev", "metrics"}); !re.MatchString(tags) {
+		t.Errorf("mirrored tag list %q is not kept", tags)
+	}
+}
+
+func TestLockRefusesSecondHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.lock")
+	first, err := acquireLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("lock file holds %q (%v), want our pid %d", b, err, os.Getpid())
+	}
+
+	// flock belongs to the open file, so a second open in this process is
+	// refused just as another process would be.
+	second, err := acquireLock(path)
+	var running *alreadyRunningError
+	if !errors.As(err, &running) {
+		if second != nil {
+			second.release()
+		}
+		t.Fatalf("second acquire: got %v, want alreadyRunningError", err)
+	}
+	if running.pid != os.Getpid() {
+		t.Errorf("refusal names pid %d, want the holder's %d", running.pid, os.Getpid())
+	}
+
+	first.release()
+	first.release() // idempotent
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock file still there after release: %v", err)
+	}
+	third, err := acquireLock(path)
+	if err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+	third.release()
+}
+
+func TestServiceTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range append(slices.Clone(services), gateway) {
+		if seen[s.name] {
+			t.Errorf("service %q listed twice", s.name)
+		}
+		seen[s.name] = true
+		if s.db != "" && !slices.Contains(databases, s.db) {
+			t.Errorf("service %s uses database %s, which is not in databases", s.name, s.db)
+		}
+	}
+}
+
+func TestSelectServices(t *testing.T) {
+	got, err := selectServices(" user ,")
+	if err != nil || len(got) != 1 || got[0].name != "user" {
+		t.Errorf(`selectServices(" user ,") = %v, %v; want [user]`, got, err)
+	}
+	if got, err := selectServices(""); err != nil || len(got) != 0 {
+		t.Errorf(`selectServices("") = %v, %v; want none`, got, err)
+	}
+	if _, err := selectServices("user,nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("unknown service: err = %v, want one naming it", err)
+	}
+}
+
+func TestInstanceArgs(t *testing.T) {
+	sec := secrets{jwtSecret: "s", adminEmail: "a@b", adminPassword: "pw"}
+	args := strings.Join(services[0].args("postgres://x/user_db", sec), " ")
+	for _, want := range []string{"-http-addr 127.0.0.1:0", "-consul-addr 127.0.0.1:8500", "-redis-addr 127.0.0.1:16379",
+		"-jwt-secret s", "-database-url postgres://x/user_db", "-admin-email a@b", "-admin-password pw"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("user args %q lack %q", args, want)
+		}
+	}
+	gw := strings.Join(gateway.args("", sec), " ")
+	if !strings.Contains(gw, "-http-addr 127.0.0.1:3000") || strings.Contains(gw, "-database-url") {
+		t.Errorf("gateway args = %q", gw)
+	}
+	if red := strings.Join(redactArgs(services[0].args("u", sec)), " "); strings.Contains(red, " pw") || strings.Contains(red, "-jwt-secret s ") {
+		t.Errorf("redacted args still show secrets: %q", red)
+	}
+}

@@ -1,0 +1,429 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/localinfra"
+)
+
+// serviceStopGrace is how long a service instance gets between SIGTERM
+// (deregister, drain requests in flight) and SIGKILL.
+const serviceStopGrace = 15 * time.Second
+
+// layout is where a run keeps its files, all under <root>/.local.
+type layout struct {
+	root, local, logs string
+}
+
+func newLayout(root string) layout {
+	local := filepath.Join(root, ".local")
+	return layout{root: root, local: local, logs: filepath.Join(local, "logs")}
+}
+
+func (l layout) logFile(name string) string { return filepath.Join(l.logs, name+".log") }
+
+// rel shortens a path under the root for progress lines.
+func (l layout) rel(path string) string {
+	if r, err := filepath.Rel(l.root, path); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return path
+}
+
+// platform is one local run: the infrastructure servers, the service
+// instances and the gateway, and Prometheus.
+type platform struct {
+	ui        *ui
+	dirs      layout
+	opts      options
+	consulBin string
+	promBin   string // "" when Prometheus is not installed
+
+	postgres *localinfra.Postgres
+	redis    *localinfra.Redis
+	consul   *localinfra.Consul
+	catalog  *api.Client // the Consul agent's HTTP API
+
+	mu         sync.Mutex
+	apps       []*child // service instances, then the gateway
+	prometheus *child
+	stopMirror func()      // stops the targets mirror; nil when not running
+	stopping   atomic.Bool // set once stop begins, so exits are expected
+	forced     atomic.Bool // set by killNow: deaths by SIGKILL are expected
+}
+
+// start brings everything up in dependency order. On error the caller calls
+// stop, which stops whatever did start.
+func (p *platform) start(ctx context.Context) error {
+	pgDir := filepath.Join(p.dirs.local, "postgres")
+	note := ""
+	if _, err := os.Stat(filepath.Join(pgDir, "data", "PG_VERSION")); err != nil {
+		note = "; first run: creating the cluster with initdb"
+	}
+	p.ui.step("starting PostgreSQL on %s (data in %s%s)", postgresAddr, p.dirs.rel(pgDir), note)
+	pg, err := localinfra.StartPostgres(ctx, localinfra.PostgresOptions{
+		Dir:     pgDir,
+		Port:    postgresPort,
+		LogFile: p.dirs.logFile("postgres"),
+	})
+	if err != nil {
+		return err
+	}
+	p.postgres = pg
+	p.ui.step("creating databases when missing: %s", strings.Join(databases, ", "))
+	for _, db := range databases {
+		if err := pg.CreateDatabase(ctx, db); err != nil {
+			return err
+		}
+	}
+
+	redisDir := filepath.Join(p.dirs.local, "redis")
+	p.ui.step("starting Redis on %s (data in %s)", redisAddr, p.dirs.rel(redisDir))
+	if p.redis, err = localinfra.StartRedis(ctx, localinfra.RedisOptions{
+		Dir:     redisDir,
+		Port:    redisPort,
+		LogFile: p.dirs.logFile("redis"),
+	}); err != nil {
+		return err
+	}
+
+	p.ui.step("starting Consul dev agent on %s (%s; its catalogue lives in memory)", consulAddr, p.consulBin)
+	if p.consul, err = localinfra.StartConsul(ctx, localinfra.ConsulOptions{
+		Dir:      filepath.Join(p.dirs.local, "consul"),
+		HTTPPort: consulPort,
+		Binary:   p.consulBin,
+		LogFile:  p.dirs.logFile("consul"),
+	}); err != nil {
+		return err
+	}
+	if p.catalog, err = discovery.NewConsulClient(consulAddr); err != nil {
+		return err
+	}
+
+	// Services before the gateway, so its first requests find instances.
+	if len(p.opts.services) > 0 {
+		want := map[string]int{}
+		var wave []*child
+		for _, s := range p.opts.services {
+			n := s.instanceCount(p.opts.instances)
+			want[s.name] = n
+			started, err := p.startInstances(s, n)
+			wave = append(wave, started...)
+			if err != nil {
+				return err
+			}
+		}
+		if err := p.waitPassing(ctx, want, wave); err != nil {
+			return err
+		}
+	}
+	gw, err := p.startInstances(gateway, 1)
+	if err != nil {
+		return err
+	}
+	if err := p.waitPassing(ctx, map[string]int{gateway.name: 1}, gw); err != nil {
+		return err
+	}
+
+	if p.promBin == "" {
+		p.ui.warn("Prometheus is not installed (%s missing): running without metrics collection; `make deps` installs it", debianPrometheus)
+		return nil
+	}
+	return p.startPrometheus(ctx)
+}
+
+// startPrometheus runs Prometheus with targets from Consul: through its own
+// Consul discovery when it has it, else through a targets file mirrored
+// from Consul while the platform runs.
+func (p *platform) startPrometheus(ctx context.Context) error {
+	dir := filepath.Join(p.dirs.local, "prometheus")
+	consulSD, err := supportsConsulSD(p.promBin)
+	if err != nil {
+		return err
+	}
+	targets := ""
+	if consulSD {
+		p.ui.step("starting Prometheus on %s (config %s; targets from Consul's catalogue)", prometheusAddr, p.dirs.rel(filepath.Join(dir, "prometheus.yml")))
+	} else {
+		targets = filepath.Join(dir, "targets", "consul.json")
+		p.ui.step("starting Prometheus on %s (config %s); this build (%s) lacks Consul discovery,\n    so mercato-local mirrors Consul's catalogue into %s every %s",
+			prometheusAddr, p.dirs.rel(filepath.Join(dir, "prometheus.yml")), p.promBin, p.dirs.rel(targets), mirrorInterval)
+		m := &targetMirror{catalog: p.catalog, path: targets, ui: p.ui}
+		if err := m.sync(ctx); err != nil {
+			return err
+		}
+		mirrorCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go m.run(mirrorCtx, done)
+		p.mu.Lock()
+		p.stopMirror = func() { cancel(); <-done }
+		p.mu.Unlock()
+	}
+	prom, err := startPrometheus(ctx, p.promBin, dir, targets, p.dirs.logFile("prometheus"))
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.prometheus = prom
+	p.mu.Unlock()
+	return nil
+}
+
+// startInstances starts n instances of s, named <name>-1 … <name>-n (the
+// gateway, alone, is just "gateway"). It returns those it started even on
+// error, and records them for stop.
+func (p *platform) startInstances(s serviceSpec, n int) ([]*child, error) {
+	bin := filepath.Join(p.dirs.root, "bin", s.name)
+	dbURL := ""
+	if s.db != "" {
+		dbURL = p.postgres.URL(s.db)
+	}
+	var names []string
+	for i := 1; i <= n; i++ {
+		names = append(names, instanceName(s, n, i))
+	}
+	logs := make([]string, len(names))
+	for i, name := range names {
+		logs[i] = filepath.Base(p.dirs.logFile(name))
+	}
+	logDir := p.dirs.rel(p.dirs.logs) + string(filepath.Separator)
+	if s.httpAddr != "" {
+		p.ui.step("starting the %s on %s (log: %s%s)", s.name, s.httpAddr, logDir, strings.Join(logs, ", "))
+	} else {
+		p.ui.step("starting %s on free ports (logs: %s%s)", plural(n, s.name+" instance", s.name+" instances"), logDir, strings.Join(logs, ", "))
+	}
+	var started []*child
+	for _, name := range names {
+		c, err := startChild(name, p.dirs.logFile(name), bin, s.args(dbURL, p.opts.secrets)...)
+		if err != nil {
+			return started, err
+		}
+		started = append(started, c)
+		p.mu.Lock()
+		p.apps = append(p.apps, c)
+		p.mu.Unlock()
+	}
+	return started, nil
+}
+
+func instanceName(s serviceSpec, n, i int) string {
+	if n == 1 && s.instances == 1 {
+		return s.name
+	}
+	return s.name + "-" + strconv.Itoa(i)
+}
+
+// waitPassing waits until Consul reports want[name] passing instances of each
+// service: registered, and answering their /health check. An instance that
+// exits meanwhile fails the wait at once, with the end of its log.
+func (p *platform) waitPassing(ctx context.Context, want map[string]int, wave []*child) error {
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	p.ui.step("waiting for Consul to report %s passing", strings.Join(names, ", "))
+	return waitUntil(ctx, p.opts.startTimeout, wave, func(ctx context.Context) (bool, string, error) {
+		var status []string
+		ready := true
+		for _, name := range names {
+			entries, _, err := p.catalog.Health().Service(name, "", true, (&api.QueryOptions{}).WithContext(ctx))
+			if err != nil {
+				return false, "asking Consul: " + err.Error(), nil
+			}
+			status = append(status, fmt.Sprintf("%s %d/%d passing", name, len(entries), want[name]))
+			if len(entries) < want[name] {
+				ready = false
+			}
+		}
+		return ready, strings.Join(status, ", "), nil
+	})
+}
+
+// exitedError is a child that ended while we waited for it to come up.
+type exitedError struct{ c *child }
+
+func (e *exitedError) Error() string {
+	return fmt.Sprintf("%s exited during start-up (%s); last lines of %s:\n%s",
+		e.c.name, e.c.exitReason(), e.c.logPath, indent(e.c.logTail(30)))
+}
+
+// waitUntil polls cond until it reports done, one of watch exits, ctx ends
+// (its error is returned as is) or timeout passes. cond also returns a
+// status for the timeout message, and an error that ends the wait.
+func waitUntil(ctx context.Context, timeout time.Duration, watch []*child, cond func(context.Context) (bool, string, error)) error {
+	deadline, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	status := "not checked yet"
+	for {
+		for _, c := range watch {
+			if c.exited() {
+				return &exitedError{c}
+			}
+		}
+		probe, cancelProbe := context.WithTimeout(deadline, 3*time.Second)
+		done, s, err := cond(probe)
+		cancelProbe()
+		if err != nil {
+			return err
+		}
+		if s != "" {
+			status = s
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-deadline.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "not ready after %s (%s)", timeout, status)
+			for _, c := range watch {
+				fmt.Fprintf(&b, "\nlast lines of %s:\n%s", c.logPath, indent(c.logTail(10)))
+			}
+			return errors.New(b.String())
+		case <-tick.C:
+		}
+	}
+}
+
+// instanceURLs lists the passing instances of service from Consul, sorted.
+func (p *platform) instanceURLs(ctx context.Context, service string) []string {
+	entries, _, err := p.catalog.Health().Service(service, "", true, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return []string{"(cannot ask Consul: " + err.Error() + ")"}
+	}
+	var urls []string
+	for _, e := range entries {
+		urls = append(urls, fmt.Sprintf("http://%s:%d  (%s)", e.Service.Address, e.Service.Port, e.Service.ID))
+	}
+	sort.Strings(urls)
+	return urls
+}
+
+// watch reports service instances that exit while the platform runs. It
+// does not restart them: the others keep serving, and the log says why.
+func (p *platform) watch() {
+	p.mu.Lock()
+	apps := append([]*child(nil), p.apps...)
+	if p.prometheus != nil {
+		apps = append(apps, p.prometheus)
+	}
+	p.mu.Unlock()
+	for _, c := range apps {
+		go func() {
+			<-c.done
+			if !p.stopping.Load() {
+				p.ui.warn("%s (pid %d) exited unexpectedly (%s); it is not restarted. Last lines of %s:\n%s",
+					c.name, c.pid(), c.exitReason(), c.logPath, indent(c.logTail(15)))
+			}
+		}()
+	}
+}
+
+// stop stops everything that started, in the order that loses nothing:
+// service instances and the gateway first (they leave Consul and finish
+// their requests), then Prometheus, Consul, Redis and PostgreSQL. Problems
+// are reported and do not stop the rest from being stopped.
+func (p *platform) stop() {
+	p.stopping.Store(true)
+	p.mu.Lock()
+	apps, prom, stopMirror := append([]*child(nil), p.apps...), p.prometheus, p.stopMirror
+	p.mu.Unlock()
+
+	if len(apps) > 0 {
+		p.ui.step("stopping %s (SIGTERM: they deregister from Consul; SIGKILL after %s)", plural(len(apps), "service process", "service processes"), serviceStopGrace)
+		// In parallel, so a stuck instance costs one grace period, not one each.
+		var wg sync.WaitGroup
+		for _, c := range apps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.reportStop(c, serviceStopGrace)
+			}()
+		}
+		wg.Wait()
+	}
+	if prom != nil {
+		p.ui.step("stopping Prometheus")
+		p.reportStop(prom, serviceStopGrace)
+	}
+	if stopMirror != nil {
+		stopMirror() // before Consul goes, or it would warn that Consul is unreachable
+	}
+	if p.consul != nil {
+		p.ui.step("stopping Consul")
+		p.warnIf(p.consul.Stop())
+	}
+	if p.redis != nil {
+		p.ui.step("stopping Redis")
+		p.warnIf(p.redis.Stop())
+	}
+	if p.postgres != nil {
+		p.ui.step("stopping PostgreSQL")
+		p.warnIf(p.postgres.Stop())
+	}
+}
+
+func (p *platform) reportStop(c *child, grace time.Duration) {
+	wasRunning := !c.exited()
+	killed, err := c.stop(grace)
+	if p.forced.Load() {
+		return
+	}
+	switch {
+	case killed:
+		p.ui.warn("%s did not stop within %s of SIGTERM; killed", c.name, grace)
+	case err != nil && wasRunning:
+		p.ui.warn("%s stopped with %v; see %s", c.name, err, c.logPath)
+	}
+}
+
+func (p *platform) warnIf(err error) {
+	if err != nil {
+		p.ui.warn("%v", err)
+	}
+}
+
+// killNow SIGKILLs every child we started ourselves, for a second Ctrl-C.
+// The servers localinfra started die with us (parent-death signal).
+func (p *platform) killNow() {
+	p.stopping.Store(true)
+	p.forced.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.apps {
+		c.killGroup()
+	}
+	if p.prometheus != nil {
+		p.prometheus.killGroup()
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+func indent(text string) string {
+	return "    " + strings.ReplaceAll(text, "\n", "\n    ")
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// debianPrometheus is where Debian's prometheus package installs the server.
+const debianPrometheus = "/usr/bin/prometheus"
+
+// findPrometheus returns the Prometheus server to run, or "" when there is
+// none: the platform runs without metrics collection then.
+func findPrometheus() string {
+	if isExecutable(debianPrometheus) {
+		return debianPrometheus
+	}
+	if p, err := exec.LookPath("prometheus"); err == nil {
+		return p
+	}
+	return ""
+}
+
+// The types below are the part of Prometheus' configuration file we write.
+// Marshalling typed values rather than filling a text template keeps the
+// file valid YAML whatever the values hold.
+type (
+	promConfig struct {
+		Global        promGlobal         `yaml:"global"`
+		ScrapeConfigs []promScrapeConfig `yaml:"scrape_configs"`
+	}
+	promGlobal struct {
+		ScrapeInterval     string `yaml:"scrape_interval"`
+		EvaluationInterval string `yaml:"evaluation_interval"`
+	}
+	promScrapeConfig struct {
+		JobName         string            `yaml:"job_name"`
+		MetricsPath     string            `yaml:"metrics_path"`
+		ConsulSDConfigs []promConsulSD    `yaml:"consul_sd_configs,omitempty"`
+		FileSDConfigs   []promFileSD      `yaml:"file_sd_configs,omitempty"`
+		RelabelConfigs  []promRelabelRule `yaml:"relabel_configs"`
+	}
+	promConsulSD struct {
+		Server string `yaml:"server"`
+	}
+	promFileSD struct {
+		Files           []string `yaml:"files,flow"`
+		RefreshInterval string   `yaml:"refresh_interval,omitempty"`
+	}
+	promRelabelRule struct {
+		SourceLabels []string `yaml:"source_labels,flow"`
+		Regex        string   `yaml:"regex,omitempty"`
+		Action       string   `yaml:"action,omitempty"`
+		TargetLabel  string   `yaml:"target_label,omitempty"`
+	}
+)
+
+// metricsTagRegex matches Consul's tag list as Prometheus presents it in
+// __meta_consul_tags: the tags joined with "," and wrapped in "," (e.g.
+// ",metrics,version=dev,"), so a whole tag is matched, not a substring.
+const metricsTagRegex = ".*,metrics,.*"
+
+// prometheusConfig renders the configuration for a Prometheus that finds
+// every instance through the Consul agent at consulAddr. It is the one place
+// that builds the file; later additions (rule files, more jobs) go here.
+//
+// With targetsFile empty, Prometheus asks Consul itself (consul_sd_configs).
+// Otherwise it reads targetsFile (file_sd_configs), which mirrorTargets keeps
+// in step with Consul for Prometheus builds without Consul discovery, such as
+// Debian's. The file carries the same __meta_consul_* labels, so the relabel
+// rules, and the labels series end up with, are the same either way.
+func prometheusConfig(consulAddr, targetsFile string) ([]byte, error) {
+	job := promScrapeConfig{
+		JobName:     "mercato",
+		MetricsPath: "/metrics",
+		RelabelConfigs: []promRelabelRule{
+			// Every instance registers with the tag "metrics" (package
+			// discovery); anything else in Consul (Consul itself) is not a
+			// scrape target.
+			{SourceLabels: []string{"__meta_consul_tags"}, Regex: metricsTagRegex, Action: "keep"},
+			{SourceLabels: []string{"__meta_consul_service"}, TargetLabel: "service"},
+			// The Consul service ID (<service>-<host>-<port>) rather than the
+			// bare address, so a series can be matched to the instance the
+			// Consul UI shows.
+			{SourceLabels: []string{"__meta_consul_service_id"}, TargetLabel: "instance"},
+		},
+	}
+	if targetsFile == "" {
+		job.ConsulSDConfigs = []promConsulSD{{Server: consulAddr}}
+	} else {
+		// Prometheus watches the file (inotify); the refresh is a backstop.
+		job.FileSDConfigs = []promFileSD{{Files: []string{targetsFile}, RefreshInterval: "30s"}}
+	}
+	cfg := promConfig{
+		// 5 s rather than the usual 15 s or 1 m: a person watching a local
+		// run should see a request show up in a graph almost at once.
+		Global:        promGlobal{ScrapeInterval: "5s", EvaluationInterval: "5s"},
+		ScrapeConfigs: []promScrapeConfig{job},
+	}
+	var b bytes.Buffer
+	b.WriteString("# Written by mercato-local on every start; edits are overwritten.\n")
+	if targetsFile != "" {
+		fmt.Fprintf(&b, "# This Prometheus has no Consul discovery: mercato-local mirrors Consul's\n# catalogue (agent %s) into %s.\n", consulAddr, targetsFile)
+	}
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2) // the usual style of Prometheus configuration files
+	if err := enc.Encode(cfg); err != nil {
+		return nil, fmt.Errorf("prometheus config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("prometheus config: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// supportsConsulSD reports whether the Prometheus at promBin understands
+// consul_sd_configs, by asking the promtool installed beside it to check a
+// configuration that uses it. Debian's package is built without Consul
+// discovery. Without a promtool, an upstream build (which has it) is assumed.
+func supportsConsulSD(promBin string) (bool, error) {
+	promtool := filepath.Join(filepath.Dir(promBin), "promtool")
+	if !isExecutable(promtool) {
+		var err error
+		if promtool, err = exec.LookPath("promtool"); err != nil {
+			return true, nil
+		}
+	}
+	cfg, err := prometheusConfig(consulAddr, "")
+	if err != nil {
+		return false, err
+	}
+	f, err := os.CreateTemp("", "mercato-prometheus-*.yml")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(cfg)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, err
+	}
+	out, err := exec.Command(promtool, "check", "config", f.Name()).CombinedOutput()
+	switch {
+	case err == nil:
+		return true, nil
+	case strings.Contains(string(out), "consul_sd_configs not found"):
+		return false, nil
+	default:
+		// Our own configuration is wrong: better to say so than to guess.
+		return false, fmt.Errorf("prometheus: %s check config rejects the generated configuration: %v\n%s", promtool, err, indent(strings.TrimSpace(string(out))))
+	}
+}
+
+// startPrometheus writes the configuration into dir (see prometheusConfig
+// for targetsFile), runs Prometheus with its data in dir/data and waits
+// until it reports ready.
+func startPrometheus(ctx context.Context, bin, dir, targetsFile, logPath string) (*child, error) {
+	cfg, err := prometheusConfig(consulAddr, targetsFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	c, err := startChild("prometheus", logPath, bin,
+		"--config.file", cfgPath,
+		"--storage.tsdb.path", filepath.Join(dir, "data"),
+		"--web.listen-address", prometheusAddr,
+	)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	err = waitUntil(ctx, 60*time.Second, []*child{c}, func(ctx context.Context) (bool, string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+prometheusAddr+"/-/ready", nil)
+		if err != nil {
+			return false, "", err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, "/-/ready answered " + resp.Status, nil
+	})
+	if err != nil {
+		c.kill()
+		return nil, err
+	}
+	return c, nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// serviceSpec describes one program of the platform that mercato-local runs
+// from bin/<name>. Adding a service is one line in services (and its
+// database one line in databases).
+type serviceSpec struct {
+	name string // binary bin/<name>, Consul service name and log file prefix
+	// db is the database passed as -database-url; "" for none. It must be
+	// listed in databases.
+	db string
+	// instances is a fixed instance count; 0 means the -instances flag.
+	instances int
+	// httpAddr is where an instance listens; "" means 127.0.0.1:0, where the
+	// instance takes a free port and registers that port in Consul.
+	httpAddr string
+	// extraArgs returns the flags this service needs beyond the common ones
+	// (-http-addr, -consul-addr, -database-url, -redis-addr, -jwt-secret).
+	extraArgs func(secrets) []string
+}
+
+// services are the backend services, started before the gateway in this
+// order. Each entry is one line so a new service joins by adding one.
+var services = []serviceSpec{
+	{name: "user", db: "user_db", extraArgs: adminArgs},
+}
+
+// databases are created in PostgreSQL on every start when missing: one per
+// service (DESIGN §5). A database may be listed before its service exists.
+var databases = []string{
+	"user_db",
+}
+
+// gateway is the public front door; it always runs, alone, on the seed's port.
+var gateway = serviceSpec{name: "gateway", instances: 1, httpAddr: gatewayAddr}
+
+// secrets are the credentials every service shares for this run.
+type secrets struct {
+	jwtSecret     string
+	jwtFromEnv    bool // from MERCATO_JWT_SECRET rather than the dev default
+	adminEmail    string
+	adminPassword string
+	adminFromEnv  bool // from MERCATO_ADMIN_PASSWORD rather than the dev default
+}
+
+// adminArgs makes the user service ensure an admin account at start-up, so a
+// fresh local platform can be administered right away.
+func adminArgs(s secrets) []string {
+	return []string{"-admin-email", s.adminEmail, "-admin-password", s.adminPassword}
+}
+
+// knownServiceNames lists the names -services accepts.
+func knownServiceNames() []string {
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = s.name
+	}
+	return names
+}
+
+// selectServices returns the services named in the comma-separated list, in
+// table order (dependencies first). An empty list selects none: only the
+// gateway and the infrastructure run.
+func selectServices(list string) ([]serviceSpec, error) {
+	var want []string
+	for _, name := range strings.Split(list, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			want = append(want, name)
+		}
+	}
+	for _, name := range want {
+		if !slices.Contains(knownServiceNames(), name) {
+			return nil, fmt.Errorf("-services: unknown service %q (known: %s)", name, strings.Join(knownServiceNames(), ", "))
+		}
+	}
+	var selected []serviceSpec
+	for _, s := range services {
+		if slices.Contains(want, s.name) {
+			selected = append(selected, s)
+		}
+	}
+	return selected, nil
+}
+
+// instanceCount is how many instances of s to run when the flag asks for n.
+func (s serviceSpec) instanceCount(n int) int {
+	if s.instances > 0 {
+		return s.instances
+	}
+	return n
+}
+
+// args is the command line of one instance of s.
+func (s serviceSpec) args(databaseURL string, sec secrets) []string {
+	addr := s.httpAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	args := []string{
+		"-http-addr", addr,
+		"-consul-addr", consulAddr,
+		"-redis-addr", redisAddr,
+		"-jwt-secret", sec.jwtSecret,
+	}
+	if s.db != "" {
+		args = append(args, "-database-url", databaseURL)
+	}
+	if s.extraArgs != nil {
+		args = append(args, s.extraArgs(sec)...)
+	}
+	return args
+}
