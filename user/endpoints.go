@@ -46,7 +46,7 @@ var _ Service = Endpoints{}
 func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
 	user := auth.Authenticate(tokens)
 	admin := endpoint.Chain(user, auth.RequireRole(auth.RoleAdmin))
-	userOrAdmin := endpoint.Chain(user, selfOrAdmin)
+	selfAdminOrService := endpoint.Chain(user, selfAdminOrService)
 	return Endpoints{
 		RegisterEndpoint:      MakeRegisterEndpoint(s),
 		LoginEndpoint:         MakeLoginEndpoint(s),
@@ -59,19 +59,20 @@ func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
 		UpdateAddressEndpoint: user(MakeUpdateAddressEndpoint(s)),
 		DeleteAddressEndpoint: user(MakeDeleteAddressEndpoint(s)),
 		ListUsersEndpoint:     admin(MakeListUsersEndpoint(s)),
-		GetUserEndpoint:       userOrAdmin(MakeGetUserEndpoint(s)),
+		GetUserEndpoint:       selfAdminOrService(MakeGetUserEndpoint(s)),
 	}
 }
 
-// selfOrAdmin lets a caller read a user by id when it is that user or an
-// admin. Placed after auth.Authenticate.
-func selfOrAdmin(next endpoint.Endpoint) endpoint.Endpoint {
+// selfAdminOrService lets a caller read a user by id when it is that user,
+// an admin, or another service (the notification service looks up contact
+// data). Placed after auth.Authenticate.
+func selfAdminOrService(next endpoint.Endpoint) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		id, ok := auth.FromContext(ctx)
 		if !ok {
 			return nil, auth.ErrUnauthenticated
 		}
-		if req, _ := request.(getUserRequest); !id.IsAdmin() && req.ID != id.UserID {
+		if req, _ := request.(getUserRequest); !id.IsAdmin() && id.Role != auth.RoleService && req.ID != id.UserID {
 			return nil, auth.ErrForbidden
 		}
 		return next(ctx, request)

@@ -260,6 +260,13 @@ func TestHTTPHappyPaths(t *testing.T) {
 	}
 	r = s.call(t, "GET", "/internal/users/"+uuid.NewString(), adminToken, nil)
 	want(t, r, http.StatusNotFound)
+	// Another service (notification, for contact data) on its own behalf.
+	serviceToken, err := s.tokens.ServiceToken("notification")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = s.call(t, "GET", "/internal/users/"+adaID, serviceToken, nil)
+	want(t, r, http.StatusOK)
 
 	// The admin's user list.
 	s.register(t, "bob@example.com")

@@ -24,10 +24,14 @@ type Role string
 const (
 	RoleCustomer Role = "customer"
 	RoleAdmin    Role = "admin"
+	// RoleService is another Mercato service calling an internal route on
+	// its own behalf (an event handler, a sweeper), not for a user. Only
+	// services hold the signing key, so only they can mint such a token.
+	RoleService Role = "service"
 )
 
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleCustomer || r == RoleAdmin }
+func (r Role) Valid() bool { return r == RoleCustomer || r == RoleAdmin || r == RoleService }
 
 // Identity is the verified caller of a request.
 type Identity struct {
@@ -155,6 +159,19 @@ func ContextToHTTP(ctx context.Context, r *http.Request) context.Context {
 	return ctx
 }
 
+// NewTokenContext returns ctx carrying token, for ContextToHTTP to send: the
+// way a service calls another with its own ServiceToken.
+func NewTokenContext(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, tokenKey{}, token)
+}
+
+// ServiceToken issues a token identifying the calling service itself
+// (UserID "service:<name>", RoleService). It lives as long as t's tokens;
+// callers re-issue it per call or cache it for less than TTL.
+func (t *Tokens) ServiceToken(service string) (string, error) {
+	return t.Issue(Identity{UserID: "service:" + service, Role: RoleService})
+}
+
 // NewContext returns ctx carrying a verified identity.
 func NewContext(ctx context.Context, id Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
@@ -186,18 +203,20 @@ func Authenticate(t *Tokens) endpoint.Middleware {
 }
 
 // RequireRole is endpoint middleware, placed after Authenticate, that lets
-// only callers with role through.
-func RequireRole(role Role) endpoint.Middleware {
+// only callers with one of roles through.
+func RequireRole(roles ...Role) endpoint.Middleware {
 	return func(next endpoint.Endpoint) endpoint.Endpoint {
 		return func(ctx context.Context, request any) (any, error) {
 			id, ok := FromContext(ctx)
 			if !ok {
 				return nil, ErrUnauthenticated
 			}
-			if id.Role != role {
-				return nil, ErrForbidden
+			for _, r := range roles {
+				if id.Role == r {
+					return next(ctx, request)
+				}
 			}
-			return next(ctx, request)
+			return nil, ErrForbidden
 		}
 	}
 }

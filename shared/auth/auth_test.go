@@ -100,3 +100,30 @@ func TestMiddleware(t *testing.T) {
 		t.Error("status codes")
 	}
 }
+
+func TestServiceTokenAndTokenContext(t *testing.T) {
+	tokens, _ := NewTokens(key, time.Minute)
+	tok, err := tokens.ServiceToken("order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := tokens.Verify(tok)
+	if err != nil || id.Role != RoleService || id.UserID != "service:order" {
+		t.Fatalf("service token verified as %+v, %v", id, err)
+	}
+	// A token put in the context is what ContextToHTTP sends.
+	r, _ := http.NewRequest("GET", "/", nil)
+	ContextToHTTP(NewTokenContext(context.Background(), tok), r)
+	if BearerToken(r.Header) != tok {
+		t.Fatalf("Authorization = %q", r.Header.Get("Authorization"))
+	}
+	// RequireRole accepts any of its roles.
+	ep := Authenticate(tokens)(RequireRole(RoleAdmin, RoleService)(func(context.Context, any) (any, error) { return "ok", nil }))
+	if _, err := ep(NewTokenContext(context.Background(), tok), nil); err != nil {
+		t.Fatalf("service refused: %v", err)
+	}
+	customer, _ := tokens.Issue(Identity{UserID: "c", Role: RoleCustomer})
+	if _, err := ep(NewTokenContext(context.Background(), customer), nil); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("customer let through: %v", err)
+	}
+}
