@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	if err := build(dir, "./user/cmd/user", "./gateway/cmd/gateway"); err != nil {
+	if err := build(dir, services...); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building the binaries:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -57,6 +57,9 @@ func build(dir string, pkgs ...string) error {
 	}
 	return nil
 }
+
+// services are the binaries the tests run, built once per test run.
+var services = []string{"./user/cmd/user", "./gateway/cmd/gateway"}
 
 // jwtSecret is shared by every process of a test platform.
 const jwtSecret = "e2e-secret-that-is-long-enough-for-hs256"

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -80,7 +81,8 @@ func newGateway(t *testing.T, rdb *redis.Client, limit redis_rate.Limit, instanc
 		RateLimit: limit,
 		Upstream:  discovery.Options{Timeout: 2 * time.Second},
 		Client:    NewHTTPClient(2 * time.Second),
-		Instancer: func(string) sd.Instancer { return sd.FixedInstancer(instances) },
+		// A copy per upstream: go-kit's endpointer sorts the slice it is given.
+		Instancer: func(string) sd.Instancer { return sd.FixedInstancer(slices.Clone(instances)) },
 	}, tokens, rdb, reg, logger)
 	return fixture{handler: httpkit.Handler(logger, router), tokens: tokens}
 }

@@ -23,6 +23,14 @@ var Routes = []Route{
 	{Prefix: "/api/v1/auth", Upstream: "user", Public: []string{
 		"POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"}},
 	{Prefix: "/api/v1/users", Upstream: "user"},
+	{Prefix: "/api/v1/categories", Upstream: "product", Public: []string{"GET *"}},
+	{Prefix: "/api/v1/products", Upstream: "product", Public: []string{"GET *"}},
+	{Prefix: "/api/v1/orders", Upstream: "order"},
+	{Prefix: "/api/v1/payments", Upstream: "payment"},
+	// Payment providers call back here; the payment service checks the
+	// HMAC signature and timestamp, so no token is needed.
+	{Prefix: "/api/v1/webhooks/payments", Upstream: "payment", Public: []string{"POST *"}},
+	{Prefix: "/api/v1/notifications", Upstream: "notification"},
 }
 
 // isPublic reports whether r may be served without a token.
