@@ -1,0 +1,57 @@
+package config
+
+import (
+	"flag"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestParseFlagsAndEnvironment(t *testing.T) {
+	t.Setenv("MERCATO_DATABASE_URL", "postgres://from-env")
+	t.Setenv("MERCATO_HTTP_ADDR", "127.0.0.1:9999")
+	var c Common
+	fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+	c.Register(fs, "svc", "127.0.0.1:3001")
+	// A flag given on the command line wins over the environment.
+	if err := Parse(fs, []string{"-http-addr", "127.0.0.1:0", "-jwt-secret", strings.Repeat("k", 32)}); err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:0" || c.DatabaseURL != "postgres://from-env" || c.Service != "svc" {
+		t.Fatalf("parsed %+v", c)
+	}
+	if err := c.Validate(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateNamesTheSetting(t *testing.T) {
+	c := Common{JWTSecret: "short"}
+	err := c.Validate(true)
+	if err == nil || !strings.Contains(err.Error(), "MERCATO_DATABASE_URL") || !strings.Contains(err.Error(), "MERCATO_JWT_SECRET") {
+		t.Fatalf("Validate = %v", err)
+	}
+	if err := (&Common{JWTSecret: strings.Repeat("k", 32)}).Validate(false); err != nil {
+		t.Fatalf("gateway config without a database refused: %v", err)
+	}
+}
+
+func TestAdvertise(t *testing.T) {
+	tests := []struct {
+		listen, advertise, wantHost string
+		wantPort                   int
+	}{
+		{"127.0.0.1:4001", "", "127.0.0.1", 4001},
+		{"0.0.0.0:4002", "", "127.0.0.1", 4002},
+		{"[::]:4003", "", "127.0.0.1", 4003},
+		{"0.0.0.0:4004", "user-1.internal", "user-1.internal", 4004},
+	}
+	for _, tc := range tests {
+		addr, _ := net.ResolveTCPAddr("tcp", tc.listen)
+		c := Common{AdvertiseHost: tc.advertise}
+		host, port, err := c.Advertise(addr)
+		if err != nil || host != tc.wantHost || port != tc.wantPort {
+			t.Errorf("Advertise(%s, %q) = %s:%d, %v", tc.listen, tc.advertise, host, port, err)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+var migrations = fstest.MapFS{
+	"00001_things.sql": {Data: []byte(`-- +goose Up
+CREATE TABLE things (
+    id    INT PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE CONSTRAINT things_name_short CHECK (length(name) < 10),
+    owner INT REFERENCES things(id)
+);
+-- +goose Down
+DROP TABLE things;
+`)},
+}
+
+func TestOpenAndMigrateConcurrently(t *testing.T) {
+	ctx := context.Background()
+	url := testkit.PostgresURL(t)
+	// Instances starting together: the advisory lock serialises them and
+	// each ends with the schema in place.
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := postgres.Open(ctx, url, postgres.PoolOptions{MaxOpen: 2})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer db.Close()
+			errs <- postgres.Migrate(ctx, db, migrations, "things_schema_version")
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := postgres.Open(ctx, url, postgres.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var applied int
+	if err := db.Get(&applied, `SELECT count(*) FROM things_schema_version WHERE version_id = 1`); err != nil || applied != 1 {
+		t.Fatalf("migration 1 applied %d times (%v), want once", applied, err)
+	}
+}
+
+func TestOpenFailsClearly(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1", postgres.PoolOptions{})
+	if err == nil {
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+}
+
+func TestErrorClassificationAndInTx(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.Postgres(t)
+	if err := postgres.Migrate(ctx, db, migrations, "things_schema_version"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO things (id, name) VALUES (1, 'a')`); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := db.Exec(`INSERT INTO things (id, name) VALUES (2, 'a')`)
+	if !postgres.IsUniqueViolation(err) || !postgres.IsUniqueViolation(err, "things_name_key") || postgres.IsUniqueViolation(err, "other") {
+		t.Errorf("unique violation not classified: %v", err)
+	}
+	_, err = db.Exec(`INSERT INTO things (id, name, owner) VALUES (3, 'b', 99)`)
+	if !postgres.IsForeignKeyViolation(err) || postgres.IsUniqueViolation(err) {
+		t.Errorf("foreign key violation not classified: %v", err)
+	}
+	_, err = db.Exec(`INSERT INTO things (id, name) VALUES (4, 'far too long a name')`)
+	if !postgres.IsCheckViolation(err, "things_name_short") {
+		t.Errorf("check violation not classified: %v", err)
+	}
+	if postgres.IsUniqueViolation(errors.New("unique")) {
+		t.Error("a plain error classified as a violation")
+	}
+
+	// InTx rolls back on error and commits on success.
+	boom := errors.New("boom")
+	err = postgres.InTx(ctx, db, func(tx *sqlx.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO things (id, name) VALUES (5, 'rolled')`); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("InTx returned %v", err)
+	}
+	if err := postgres.InTx(ctx, db, func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`INSERT INTO things (id, name) VALUES (6, 'kept')`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	if err := db.Select(&names, `SELECT name FROM things ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 2 || names[0] != "a" || names[1] != "kept" {
+		t.Fatalf("rows after InTx: %v", names)
+	}
+}
