@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -29,14 +31,22 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	// SIGINT/SIGTERM cancel ctx, which drains the server.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	// Configuration.
+// run serves until ctx is done.
+func run(ctx context.Context, args []string, logOutput io.Writer) error {
+	// Configuration: flags, each with a MERCATO_* environment fallback.
 	var (
 		cfg             config.Common
 		fs              = flag.NewFlagSet("gateway", flag.ContinueOnError)
@@ -46,7 +56,11 @@ func run() error {
 		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt gets half")
 	)
 	cfg.Register(fs, "gateway", "127.0.0.1:3000")
-	if err := config.Parse(fs, os.Args[1:]); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nRuns one instance of Mercato's API gateway. Every flag can also be set in the\nenvironment as MERCATO_<FLAG> (upper case, dashes as underscores), e.g.\nMERCATO_RATE_LIMIT; a flag on the command line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := cfg.Validate(false); err != nil {
@@ -54,13 +68,9 @@ func run() error {
 	}
 
 	// Logging and metrics.
-	logger := logging.New(os.Stdout, cfg.Service, cfg.LogLevel)
+	logger := logging.New(logOutput, cfg.Service, cfg.LogLevel)
 	reg := metrics.NewRegistry()
 	httpMetrics := metrics.NewHTTP(reg, cfg.Service)
-
-	// Signals.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 
 	// Redis: the shared rate-limit state.
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DialTimeout: 2 * time.Second,
