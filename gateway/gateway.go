@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/cors"
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
@@ -144,6 +145,19 @@ func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error)
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// CORS lets browser clients on origins call the API: preflights are answered
+// here, before authentication and rate limiting, and the headers a client
+// needs to read (request id, rate-limit state) are exposed.
+func CORS(origins []string) func(http.Handler) http.Handler {
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{"GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"},
+		ExposedHeaders: []string{"X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "Location"},
+		MaxAge:         600,
+	}).Handler
 }
 
 // NewHTTPClient returns the client the gateway reaches instances with: a

@@ -268,3 +268,40 @@ func TestRateLimitSharedAcrossGateways(t *testing.T) {
 		t.Fatalf("upstream saw %d requests, want 5", up.count())
 	}
 }
+
+func TestCORS(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	f := newGateway(t, testkit.Redis(t), generous, up.hostPort())
+	h := CORS([]string{"https://shop.example"})(f.handler)
+
+	// A preflight is answered without a token and never reaches a service.
+	r := httptest.NewRequest(http.MethodOptions, "/api/v1/users/me", nil)
+	r.Header.Set("Origin", "https://shop.example")
+	r.Header.Set("Access-Control-Request-Method", "PATCH")
+	r.Header.Set("Access-Control-Request-Headers", "authorization,content-type") // as browsers send it
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code/100 != 2 || rec.Header().Get("Access-Control-Allow-Origin") != "https://shop.example" ||
+		!strings.Contains(rec.Header().Get("Access-Control-Allow-Methods"), "PATCH") || up.count() != 0 {
+		t.Fatalf("preflight: %d %v (upstream saw %d)", rec.Code, rec.Header(), up.count())
+	}
+
+	// An actual request exposes the request id to the browser.
+	r = httptest.NewRequest(http.MethodPost, "/api/v1/auth/login", strings.NewReader(`{}`))
+	r.Header.Set("Origin", "https://shop.example")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Header().Get("Access-Control-Allow-Origin") != "https://shop.example" ||
+		!strings.Contains(rec.Header().Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+		t.Fatalf("simple request: %v", rec.Header())
+	}
+
+	// Another origin gets no CORS grant.
+	r = httptest.NewRequest(http.MethodGet, "/health", nil)
+	r.Header.Set("Origin", "https://evil.example")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("foreign origin allowed: %v", rec.Header())
+	}
+}

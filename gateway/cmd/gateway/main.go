@@ -19,7 +19,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/cors"
 
 	"github.com/mercato-dev/mercato/gateway"
 	"github.com/mercato-dev/mercato/shared/auth"
@@ -108,14 +107,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		Client:    gateway.NewHTTPClient(*upstreamTimeout / 2),
 		Instancer: instancer,
 	}, tokens, rdb, reg, logger)
-	handler := cors.New(cors.Options{
-		AllowedOrigins:   strings.Split(*corsOrigins, ","),
-		AllowedMethods:   []string{"GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"},
-		AllowedHeaders:   []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"},
-		ExposedHeaders:   []string{"X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "Location"},
-		AllowCredentials: false,
-		MaxAge:           600,
-	}).Handler(httpkit.Handler(logger, router))
+	handler := gateway.CORS(strings.Split(*corsOrigins, ","))(httpkit.Handler(logger, router))
 
 	// Listener and registration in Consul.
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
