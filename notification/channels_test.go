@@ -1,0 +1,274 @@
+package notification_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/notification"
+	"github.com/mercato-dev/mercato/shared/events"
+)
+
+// provider is an httptest server playing an SMS or push provider: it
+// records every request and answers from a script (the last answer
+// repeats).
+type provider struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	requests []providerRequest
+	answers  []providerAnswer
+}
+
+type providerRequest struct {
+	Method, Path, ContentType, Authorization, IdempotencyKey string
+	User, Password                                           string
+	Body                                                     string
+}
+
+type providerAnswer struct {
+	status int
+	body   string
+}
+
+func newProvider(t *testing.T, answers ...providerAnswer) *provider {
+	p := &provider{answers: answers}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		user, pass, _ := r.BasicAuth()
+		p.mu.Lock()
+		p.requests = append(p.requests, providerRequest{Method: r.Method, Path: r.URL.Path,
+			ContentType: r.Header.Get("Content-Type"), Authorization: r.Header.Get("Authorization"),
+			IdempotencyKey: r.Header.Get("Idempotency-Key"), User: user, Password: pass, Body: string(body)})
+		a := p.answers[min(len(p.requests), len(p.answers))-1]
+		p.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *provider) got() []providerRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]providerRequest(nil), p.requests...)
+}
+
+func newSMS(t *testing.T, p *provider) *notification.SMSSender {
+	t.Helper()
+	s, err := notification.NewSMSSender(notification.SMSConfig{URL: p.srv.URL + "/2010-04-01/", AccountSID: "AC123",
+		AuthToken: "sms-secret", From: "+15550001111", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newPush(t *testing.T, p *provider) *notification.PushSender {
+	t.Helper()
+	s, err := notification.NewPushSender(notification.PushConfig{URL: p.srv.URL + "/v1/projects/mercato/messages:send",
+		Key: "push-key", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSMSRequest(t *testing.T) {
+	p := newProvider(t, providerAnswer{201, `{"sid":"SM42","status":"queued"}`})
+	id, err := newSMS(t, p).Send(context.Background(), notification.Message{ID: "n-1", To: "+447700900123", Text: "Mercato: order MRC-1 has shipped."})
+	if err != nil || id != "SM42" {
+		t.Fatalf("Send = %q, %v", id, err)
+	}
+	r := p.got()[0]
+	if r.Method != "POST" || r.Path != "/2010-04-01/Accounts/AC123/Messages.json" || r.User != "AC123" || r.Password != "sms-secret" ||
+		r.ContentType != "application/x-www-form-urlencoded" || r.IdempotencyKey != "n-1" {
+		t.Errorf("request %+v", r)
+	}
+	form, err := url.ParseQuery(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := url.Values{"To": {"+447700900123"}, "From": {"+15550001111"}, "Body": {"Mercato: order MRC-1 has shipped."}}
+	if form.Encode() != want.Encode() {
+		t.Errorf("form %v, want %v", form, want)
+	}
+}
+
+func TestPushRequest(t *testing.T) {
+	p := newProvider(t, providerAnswer{200, `{"name":"projects/mercato/messages/0:1"}`})
+	id, err := newPush(t, p).Send(context.Background(), notification.Message{ID: "n-2", To: "device-token-1", Subject: "Order MRC-1 has shipped", Text: "Mercato: order MRC-1 has shipped."})
+	if err != nil || id != "projects/mercato/messages/0:1" {
+		t.Fatalf("Send = %q, %v", id, err)
+	}
+	r := p.got()[0]
+	if r.Method != "POST" || r.Path != "/v1/projects/mercato/messages:send" || r.Authorization != "Bearer push-key" ||
+		r.ContentType != "application/json" || r.IdempotencyKey != "n-2" {
+		t.Errorf("request %+v", r)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"message":{"notification":{"body":"Mercato: order MRC-1 has shipped.","title":"Order MRC-1 has shipped"},"token":"device-token-1"}}`
+	if got, _ := json.Marshal(body); string(got) != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+}
+
+// TestProviderErrors: which answers are worth another attempt.
+func TestProviderErrors(t *testing.T) {
+	tests := []struct {
+		status    int
+		permanent bool
+	}{
+		{400, true}, {401, true}, {403, true}, {404, true}, {422, true},
+		{408, false}, {429, false}, {500, false}, {502, false}, {503, false},
+	}
+	for _, tc := range tests {
+		p := newProvider(t, providerAnswer{tc.status, `{"message":"no"}`})
+		for name, s := range map[string]notification.Sender{"sms": newSMS(t, p), "push": newPush(t, p)} {
+			_, err := s.Send(context.Background(), notification.Message{ID: "n", To: "x", Text: "t"})
+			if err == nil || notification.IsPermanent(err) != tc.permanent || !strings.Contains(err.Error(), `{"message":"no"}`) {
+				t.Errorf("%s %d: err = %v, permanent %v; want permanent %v", name, tc.status, err, notification.IsPermanent(err), tc.permanent)
+			}
+		}
+	}
+	gone := newProvider(t, providerAnswer{200, `{}`})
+	gone.srv.Close()
+	if _, err := newSMS(t, gone).Send(context.Background(), notification.Message{ID: "n", To: "x", Text: "t"}); err == nil || notification.IsPermanent(err) {
+		t.Errorf("unreachable provider: %v, want a transient error", err)
+	}
+}
+
+func TestSenderConfig(t *testing.T) {
+	if _, err := notification.NewSMSSender(notification.SMSConfig{URL: "ftp://x", AccountSID: "a", AuthToken: "b", From: "c"}); err == nil {
+		t.Error("SMS with an ftp URL accepted")
+	}
+	if _, err := notification.NewSMSSender(notification.SMSConfig{URL: "http://127.0.0.1:1", AccountSID: "a"}); err == nil {
+		t.Error("SMS without credentials accepted")
+	}
+	if _, err := notification.NewPushSender(notification.PushConfig{URL: "http://127.0.0.1:1"}); err == nil {
+		t.Error("push without a key accepted")
+	}
+	if _, err := notification.NewEmailSender(notification.EmailConfig{Addr: "127.0.0.1", From: "a@b.c"}); err == nil {
+		t.Error("SMTP address without a port accepted")
+	}
+	if _, err := notification.NewEmailSender(notification.EmailConfig{Addr: "127.0.0.1:25", From: "not an address"}); err == nil {
+		t.Error("bad From accepted")
+	}
+}
+
+// TestProviderRetries runs SMS and push through the dispatcher: a provider
+// answering 5xx is tried again with backoff until it accepts; one answering
+// 4xx is not tried again.
+func TestProviderRetries(t *testing.T) {
+	sms := newProvider(t, providerAnswer{503, `{"message":"busy"}`}, providerAnswer{500, `{"message":"oops"}`}, providerAnswer{201, `{"sid":"SM1"}`})
+	push := newProvider(t, providerAnswer{400, `{"error":{"status":"INVALID_ARGUMENT"}}`})
+	p := newPipeline(t, pipelineOptions{extra: map[notification.Channel]notification.Sender{
+		notification.ChannelSMS: newSMS(t, sms), notification.ChannelPush: newPush(t, push)}})
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada", Phone: "+447700900123"})
+	if err := p.store.SetPushToken(context.Background(), ada, "ada-device"); err != nil {
+		t.Fatal(err)
+	}
+	p.publish(t, event(t, events.OrderUpdated, map[string]any{"order_id": uuid.NewString(), "order_number": "MRC-9", "user_id": ada, "status": "shipped"}))
+	rows := p.waitRows(t, ada, 10*time.Second, settled(3))
+	byChannel := map[string]logRow{}
+	for _, r := range rows {
+		byChannel[r.Channel] = r
+	}
+	if r := byChannel["sms"]; r.Status != "sent" || r.Attempts != 3 || r.ProviderID != "SM1" || r.Recipient != "+447700900123" {
+		t.Errorf("sms row %+v", r)
+	}
+	if r := byChannel["push"]; r.Status != "failed" || r.Attempts != 1 || !strings.Contains(r.Error, "400") || r.Recipient != "ada-device" {
+		t.Errorf("push row %+v", r)
+	}
+	if r := byChannel["email"]; r.Status != "sent" {
+		t.Errorf("email row %+v", r)
+	}
+	time.Sleep(300 * time.Millisecond) // a retry of the 4xx would come within this
+	if n := len(sms.got()); n != 3 {
+		t.Errorf("SMS provider got %d requests, want 3", n)
+	}
+	if n := len(push.got()); n != 1 {
+		t.Errorf("push provider got %d requests, want 1", n)
+	}
+	// Every attempt at one message carries the same idempotency key.
+	for _, r := range sms.got() {
+		if r.IdempotencyKey != sms.got()[0].IdempotencyKey || r.IdempotencyKey == "" {
+			t.Errorf("idempotency keys differ: %+v", sms.got())
+		}
+	}
+}
+
+// TestPreferencesRespected: switched-off channels are skipped, except email
+// for transactional messages; SMS needs a phone number and push a device.
+func TestPreferencesRespected(t *testing.T) {
+	sms := newProvider(t, providerAnswer{201, `{"sid":"SM1"}`})
+	push := newProvider(t, providerAnswer{200, `{"name":"m/1"}`})
+	p := newPipeline(t, pipelineOptions{extra: map[notification.Channel]notification.Sender{
+		notification.ChannelSMS: newSMS(t, sms), notification.ChannelPush: newPush(t, push)}})
+	ctx := context.Background()
+
+	quiet := p.contacts.add(notification.Contact{Email: "quiet@example.com", FirstName: "Quinn", Phone: "+15550002222"})
+	if _, err := p.store.SavePreferences(ctx, quiet, notification.Preferences{Email: false, SMS: false, Push: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.store.SetPushToken(ctx, quiet, "quinn-device"); err != nil {
+		t.Fatal(err)
+	}
+	plain := p.contacts.add(notification.Contact{Email: "plain@example.com", FirstName: "Pat"}) // defaults, no phone, no device
+
+	for _, u := range []string{quiet, plain} {
+		p.publish(t, event(t, events.UserCreated, map[string]any{"user_id": u}))
+		p.publish(t, event(t, events.OrderUpdated, map[string]any{"order_id": uuid.NewString(), "order_number": "MRC-" + u[:4], "user_id": u, "status": "shipped"}))
+	}
+
+	type outcome struct{ template, channel, status, error string }
+	check := func(user string, want []outcome) {
+		t.Helper()
+		rows := p.waitRows(t, user, 10*time.Second, settled(len(want)))
+		for i, r := range rows {
+			if got := (outcome{r.Template, r.Channel, r.Status, r.Error}); got != want[i] {
+				t.Errorf("row %d = %+v, want %+v", i, got, want[i])
+			}
+		}
+	}
+	check(quiet, []outcome{
+		{"order_shipped", "email", "sent", ""}, // transactional: email despite the preference
+		{"order_shipped", "push", "sent", ""},
+		{"order_shipped", "sms", "skipped", "switched off in the user's preferences"},
+		{"welcome", "email", "skipped", "switched off in the user's preferences"},
+	})
+	check(plain, []outcome{
+		{"order_shipped", "email", "sent", ""},
+		{"order_shipped", "push", "skipped", "no push token registered"},
+		{"order_shipped", "sms", "skipped", "the user has no phone number"},
+		{"welcome", "email", "sent", ""},
+	})
+
+	var to []string
+	for _, m := range p.smtp.all() {
+		to = append(to, m.To[0]+" "+m.Subject)
+	}
+	if len(to) != 3 || strings.Contains(strings.Join(to, ";"), "quiet@example.com Welcome") {
+		t.Errorf("emails: %v", to)
+	}
+	if n := len(sms.got()); n != 0 {
+		t.Errorf("%d SMS sent", n)
+	}
+	if got := push.got(); len(got) != 1 || !strings.Contains(got[0].Body, `"token":"quinn-device"`) {
+		t.Errorf("push requests: %+v", got)
+	}
+}

@@ -1,0 +1,229 @@
+// Command notification runs one instance of the notification service: it
+// consumes the platform's events, sends email, SMS and push messages, and
+// serves users their notification log and preferences. Several instances
+// may run side by side; each registers itself in Consul under
+// "notification", and they share the event stream (one consumer group) and
+// the sending (row claims).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/notification"
+	"github.com/mercato-dev/mercato/notification/postgres"
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/config"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/metrics"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/user"
+)
+
+func main() {
+	// SIGINT/SIGTERM cancel ctx, which drains the server and stops the
+	// consumer and the dispatcher.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "notification:", err)
+		os.Exit(1)
+	}
+}
+
+// startTimeout bounds start-up's calls to dependencies (connect, migrate,
+// ping), so an unreachable one fails the start instead of hanging it.
+const startTimeout = 15 * time.Second
+
+// run serves until ctx is done. It is main without the process: tests run it
+// in-process.
+func run(ctx context.Context, args []string, logOutput io.Writer) error {
+	// Configuration: flags, each with a MERCATO_* environment fallback.
+	var (
+		cfg         config.Common
+		fs          = flag.NewFlagSet("notification", flag.ContinueOnError)
+		smtpAddr    = fs.String("smtp-addr", "127.0.0.1:1025", "SMTP server email is sent through (host:port); STARTTLS is used when offered")
+		smtpFrom    = fs.String("smtp-from", "Mercato <no-reply@mercato.local>", "From address of every email")
+		smtpUser    = fs.String("smtp-username", "", "SMTP AUTH user name (optional)")
+		smtpPass    = fs.String("smtp-password", "", "SMTP AUTH password (optional). Prefer MERCATO_SMTP_PASSWORD: flags show in ps")
+		smsURL      = fs.String("sms-url", "", "base URL of the Twilio-like SMS API (POST {url}/Accounts/{sid}/Messages.json); empty disables SMS")
+		smsSID      = fs.String("sms-account-sid", "", "SMS API account SID (basic auth user)")
+		smsToken    = fs.String("sms-auth-token", "", "SMS API auth token (basic auth password). Prefer MERCATO_SMS_AUTH_TOKEN")
+		smsFrom     = fs.String("sms-from", "", "sender number of text messages")
+		pushURL     = fs.String("push-url", "", "send endpoint of the FCM-like push API; empty disables push")
+		pushKey     = fs.String("push-key", "", "bearer key of the push API. Prefer MERCATO_PUSH_KEY")
+		workers     = fs.Int("send-workers", 4, "notifications sent concurrently by this instance")
+		maxAttempts = fs.Int("send-max-attempts", 10, "attempts before a notification is recorded as failed")
+		backoff     = fs.Duration("send-backoff", 2*time.Second, "wait after the first failed attempt; doubles after each")
+		maxBackoff  = fs.Duration("send-max-backoff", 5*time.Minute, "longest wait between attempts")
+		sendTimeout = fs.Duration("send-timeout", 30*time.Second, "bound on one attempt (contact lookup, provider call); a crashed attempt is taken over after about twice this")
+		poll        = fs.Duration("send-poll-interval", 500*time.Millisecond, "how often idle senders look for due notifications")
+	)
+	cfg.Register(fs, notification.ServiceName, "127.0.0.1:3005")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: notification [flags]\n\nRuns one instance of Mercato's notification service. Every flag can also be set\nin the environment as MERCATO_<FLAG> (upper case, dashes as underscores), e.g.\nMERCATO_DATABASE_URL; a flag on the command line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.Validate(true); err != nil {
+		return err
+	}
+	if *workers < 1 || *maxAttempts < 1 || *backoff <= 0 || *maxBackoff < *backoff || *sendTimeout <= 0 || *poll <= 0 {
+		return errors.New("-send-workers and -send-max-attempts must be at least 1, and -send-backoff <= -send-max-backoff, -send-timeout and -send-poll-interval positive")
+	}
+
+	// Channels: email always; SMS and push when their provider is set.
+	email, err := notification.NewEmailSender(notification.EmailConfig{
+		Addr: *smtpAddr, From: *smtpFrom, Username: *smtpUser, Password: *smtpPass, Timeout: *sendTimeout})
+	if err != nil {
+		return fmt.Errorf("-smtp-addr/-smtp-from: %w", err)
+	}
+	senders := map[notification.Channel]notification.Sender{notification.ChannelEmail: email}
+	if *smsURL != "" {
+		sms, err := notification.NewSMSSender(notification.SMSConfig{
+			URL: *smsURL, AccountSID: *smsSID, AuthToken: *smsToken, From: *smsFrom, Timeout: *sendTimeout})
+		if err != nil {
+			return fmt.Errorf("-sms-*: %w", err)
+		}
+		senders[notification.ChannelSMS] = sms
+	}
+	if *pushURL != "" {
+		push, err := notification.NewPushSender(notification.PushConfig{URL: *pushURL, Key: *pushKey, Timeout: *sendTimeout})
+		if err != nil {
+			return fmt.Errorf("-push-*: %w", err)
+		}
+		senders[notification.ChannelPush] = push
+	}
+	var channels []notification.Channel
+	for _, ch := range []notification.Channel{notification.ChannelEmail, notification.ChannelSMS, notification.ChannelPush} {
+		if senders[ch] != nil {
+			channels = append(channels, ch)
+		}
+	}
+	renderer, err := notification.NewRenderer()
+	if err != nil {
+		return err
+	}
+
+	// Logging and metrics.
+	logger := logging.New(logOutput, cfg.Service, cfg.LogLevel)
+	reg := metrics.NewRegistry()
+	httpMetrics := metrics.NewHTTP(reg, cfg.Service)
+	ctx, stop := context.WithCancel(ctx) // also stops the workers when run fails
+	defer stop()
+
+	// PostgreSQL, brought up to the current schema.
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	db, err := sharedpg.Open(startCtx, cfg.DatabaseURL, sharedpg.PoolOptions{})
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer db.Close()
+	if err := postgres.Migrate(startCtx, db); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	store := postgres.New(db)
+
+	// Redis: the event stream.
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DialTimeout: 2 * time.Second,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 2 * time.Second})
+	defer rdb.Close()
+	if err := rdb.Ping(startCtx).Err(); err != nil {
+		return fmt.Errorf("redis at %s: %w", cfg.RedisAddr, err)
+	}
+
+	// Consul, and the user service found through it (contact data).
+	consul, err := discovery.NewConsulClient(cfg.ConsulAddr)
+	if err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret), 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	userInstancer := discovery.NewInstancer(consul, user.ServiceName, logger)
+	defer userInstancer.Stop()
+	users := user.NewClient(userInstancer, logger, discovery.Options{Timeout: 5 * time.Second, Metrics: discovery.NewMetrics(reg)})
+
+	// Background work: the event consumer records notifications, the
+	// dispatcher sends them. No outbox relay: this service publishes no
+	// events.
+	var background sync.WaitGroup
+	consumer := &events.Consumer{DB: db, Redis: rdb, Group: notification.ServiceName,
+		Handler: notification.NewEventHandler(store, channels), Types: notification.EventTypes,
+		Logger: log.With(logger, "component", "event_consumer"), Metrics: events.NewMetrics(reg, cfg.Service)}
+	dispatcher := &notification.Dispatcher{Store: store, Contacts: notification.UserServiceContacts(users, tokens),
+		Senders: senders, Renderer: renderer, Workers: *workers, PollInterval: *poll, AttemptTimeout: *sendTimeout,
+		MaxAttempts: *maxAttempts, Backoff: *backoff, MaxBackoff: *maxBackoff,
+		Logger: log.With(logger, "component", "dispatcher"), Metrics: notification.NewDispatchMetrics(reg)}
+	for name, worker := range map[string]func(context.Context) error{"event consumer": consumer.Run, "dispatcher": dispatcher.Run} {
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			if err := worker(ctx); err != nil {
+				level.Error(logger).Log("msg", name+" stopped", "err", err)
+			}
+		}()
+	}
+	defer func() { stop(); background.Wait() }()
+
+	// Service, with its middlewares.
+	var svc notification.Service = notification.NewService(store)
+	svc = notification.LoggingMiddleware(logger)(svc)
+	svc = notification.InstrumentingMiddleware(notification.NewMetrics(reg))(svc)
+
+	// Routes.
+	router := httpkit.Router(logger, reg, httpMetrics, map[string]httpkit.Check{
+		"db":    func(ctx context.Context) error { return db.PingContext(ctx) },
+		"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+	})
+	notification.MakeHTTPHandler(router, notification.MakeServerEndpoints(svc, tokens), logger)
+
+	// Listener and registration in Consul with the real port (-http-addr may
+	// ask for port 0).
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	host, port, err := cfg.Advertise(ln.Addr())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	registrar, err := discovery.Register(consul, discovery.Registration{
+		Service: cfg.Service, Host: host, Port: port, Version: cfg.Version}, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	// Serve until SIGINT/SIGTERM; leave Consul before draining.
+	return httpkit.Serve(ctx, httpkit.NewServer(httpkit.Handler(logger, router)), ln, logger, 15*time.Second, func() {
+		if err := registrar.Deregister(); err != nil {
+			level.Warn(logger).Log("msg", "deregister", "err", err)
+		}
+	})
+}

@@ -1,0 +1,294 @@
+package notification
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/google/uuid"
+)
+
+// DispatchStore is the store side of sending.
+type DispatchStore interface {
+	// ClaimDue takes the oldest due pending or retrying notification that
+	// no one else holds (FOR UPDATE SKIP LOCKED), counts the attempt, marks
+	// it with claimID and pushes its next_attempt_at lease ahead, so that if
+	// this process dies mid-send, another takes it over once the lease is
+	// over. ok is false when nothing is due.
+	ClaimDue(ctx context.Context, claimID string, lease time.Duration) (n Notification, ok bool, err error)
+	// RecordAttempt stores the outcome of the attempt claimID made. It
+	// reports ErrClaimLost when the claim no longer holds (the lease ran out
+	// and another attempt took over), and records nothing then.
+	RecordAttempt(ctx context.Context, r AttemptResult) error
+	// OrderSummary reports ErrNotFound for an order whose order.created has
+	// not been received.
+	OrderSummary(ctx context.Context, orderID string) (OrderSummary, error)
+	// PushToken returns "" when the user has none.
+	PushToken(ctx context.Context, userID string) (string, error)
+}
+
+// AttemptResult is the outcome of one attempt at a notification.
+type AttemptResult struct {
+	ID            string
+	ClaimID       string
+	Status        Status // sent, retrying, failed or skipped
+	Recipient     string
+	ProviderID    string
+	Error         string
+	NextAttemptAt time.Time // when Status is retrying
+}
+
+// ErrClaimLost is RecordAttempt's answer to an attempt that overran its lease.
+var ErrClaimLost = errors.New("notification: the attempt's claim was taken over")
+
+// Dispatcher sends due notifications: it resolves the recipient (contact data
+// from the user service, the push token from the store), renders the
+// template and hands the message to the channel's Sender, all outside any
+// database transaction, then records the outcome. Transient failures are
+// retried with exponential backoff until MaxAttempts, then the notification
+// is failed; permanent ones fail at once.
+//
+// Run one in every instance: claims are row locks with SKIP LOCKED, so
+// instances share the work and never send the same notification at once.
+type Dispatcher struct {
+	Store    DispatchStore      // required
+	Contacts Contacts           // required
+	Senders  map[Channel]Sender // required: the configured channels
+	Renderer *Renderer          // required
+
+	Workers        int           // notifications sent concurrently; default 4
+	PollInterval   time.Duration // wait when nothing is due; default 500ms
+	AttemptTimeout time.Duration // bound on one attempt (lookups and send); default 30s
+	MaxAttempts    int           // attempts before a notification fails; default 10
+	Backoff        time.Duration // wait after the first failed attempt, doubling after each; default 2s
+	MaxBackoff     time.Duration // longest wait between attempts; default 5m
+
+	Logger  log.Logger       // default log.NewNopLogger()
+	Metrics *DispatchMetrics // nil records nothing
+}
+
+func (d *Dispatcher) withDefaults() Dispatcher {
+	c := *d
+	def := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	def(&c.PollInterval, 500*time.Millisecond)
+	def(&c.AttemptTimeout, 30*time.Second)
+	def(&c.Backoff, 2*time.Second)
+	def(&c.MaxBackoff, 5*time.Minute)
+	if c.Logger == nil {
+		c.Logger = log.NewNopLogger()
+	}
+	return c
+}
+
+// lease is how long a claimed notification stays out of other workers'
+// reach: past the attempt's own deadline, so only a dead process loses it.
+func (d *Dispatcher) lease() time.Duration { return 2*d.AttemptTimeout + 5*time.Second }
+
+// Run sends until ctx is done, then lets the attempts in flight finish
+// (within AttemptTimeout) and returns nil.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if d.Store == nil || d.Contacts == nil || d.Renderer == nil || len(d.Senders) == 0 {
+		return errors.New("notification: dispatcher needs Store, Contacts, Renderer and Senders")
+	}
+	c := d.withDefaults()
+	var wg sync.WaitGroup
+	for range c.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.work(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (d *Dispatcher) work(ctx context.Context) {
+	failing := false // log a store outage once, not once per poll
+	for ctx.Err() == nil {
+		claimed, err := d.sendNext(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				level.Error(d.Logger).Log("msg", "dispatcher: store unavailable; retrying", "err", err)
+				failing = true
+			}
+			sleep(ctx, d.PollInterval+rand.N(d.PollInterval))
+		case !claimed:
+			if failing {
+				level.Info(d.Logger).Log("msg", "dispatcher: store available again")
+				failing = false
+			}
+			// Jitter, so the workers of all instances spread their polls.
+			sleep(ctx, d.PollInterval/2+rand.N(d.PollInterval))
+		}
+	}
+}
+
+// sendNext makes one attempt at the next due notification, reporting
+// whether there was one.
+func (d *Dispatcher) sendNext(ctx context.Context) (bool, error) {
+	claimID := uuid.NewString()
+	n, ok, err := d.Store.ClaimDue(ctx, claimID, d.lease())
+	if err != nil || !ok {
+		return false, err
+	}
+	// The attempt is not cut short by shutdown: abandoning a send halfway
+	// would only make it uncertain whether the user got the message.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.AttemptTimeout)
+	defer cancel()
+	begin := time.Now()
+	res := d.attempt(actx, n)
+	res.ID, res.ClaimID = n.ID, claimID
+	d.Metrics.observe(n, res, time.Since(begin))
+
+	logger := log.With(d.Logger, "notification_id", n.ID, "channel", n.Channel, "template", n.Template,
+		"attempt", n.Attempts, "status", res.Status)
+	switch res.Status {
+	case StatusSent:
+		level.Debug(logger).Log("msg", "notification sent", "provider_id", res.ProviderID)
+	case StatusRetrying:
+		level.Warn(logger).Log("msg", "notification attempt failed; will retry", "next_attempt_at", res.NextAttemptAt, "err", res.Error)
+	default:
+		level.Info(logger).Log("msg", "notification not sent", "err", res.Error)
+	}
+
+	// Recorded with a context of its own: the outcome must be stored even
+	// when the attempt used up its time.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer rcancel()
+	if err := d.Store.RecordAttempt(rctx, res); err != nil {
+		if errors.Is(err, ErrClaimLost) {
+			level.Warn(logger).Log("msg", "attempt overran its lease; another attempt took over")
+			return true, nil
+		}
+		// The claim stays; the attempt is taken over after the lease as an
+		// interrupted one.
+		return true, fmt.Errorf("record attempt of %s: %w", n.ID, err)
+	}
+	return true, nil
+}
+
+// attempt makes one attempt at n and says what became of it.
+func (d *Dispatcher) attempt(ctx context.Context, n Notification) AttemptResult {
+	sender, ok := d.Senders[n.Channel]
+	if !ok {
+		return d.failed(fmt.Errorf("channel %s is not configured on this instance", n.Channel))
+	}
+	contact, err := d.Contacts.Contact(ctx, n.UserID)
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		return d.failed(fmt.Errorf("user %s: %w", n.UserID, err))
+	case err != nil:
+		return d.retry(n, fmt.Errorf("contact lookup: %w", err), "")
+	}
+
+	var to string
+	switch n.Channel {
+	case ChannelEmail:
+		to = contact.Email
+	case ChannelSMS:
+		to = contact.Phone
+		if to == "" {
+			return AttemptResult{Status: StatusSkipped, Error: "the user has no phone number"}
+		}
+	case ChannelPush:
+		if to, err = d.Store.PushToken(ctx, n.UserID); err != nil {
+			return d.retry(n, fmt.Errorf("push token lookup: %w", err), "")
+		}
+		if to == "" {
+			return AttemptResult{Status: StatusSkipped, Error: "no push token registered"}
+		}
+	}
+
+	var order *OrderSummary
+	if templateSpecs[n.Template].needsOrder && n.Details.OrderID != "" {
+		o, err := d.Store.OrderSummary(ctx, n.Details.OrderID)
+		switch {
+		case err == nil:
+			order = &o
+		case !errors.Is(err, ErrNotFound):
+			return d.retry(n, fmt.Errorf("order summary lookup: %w", err), to)
+		case n.Attempts < d.MaxAttempts:
+			// Events of different services may arrive out of order: give
+			// order.created the backoff's time to come, then send without
+			// the lines rather than not at all.
+			return d.retry(n, fmt.Errorf("waiting for order.created of order %s", n.Details.OrderID), to)
+		}
+	}
+
+	msg, err := d.Renderer.Render(n.Template, n.Channel, newTemplateData(contact, n.Details, order))
+	if err != nil {
+		return d.failed(err)
+	}
+	msg.ID, msg.To = n.ID, to
+	providerID, err := sender.Send(ctx, msg)
+	switch {
+	case err == nil:
+		res := AttemptResult{Status: StatusSent, Recipient: to, ProviderID: providerID}
+		if n.InterruptedAttempts > 0 {
+			res.Error = fmt.Sprintf("sent on attempt %d after %d attempt(s) that ended without an outcome "+
+				"(the process stopped mid-send): if one of them had reached the provider, the recipient has a duplicate",
+				n.Attempts, n.InterruptedAttempts)
+		}
+		return res
+	case IsPermanent(err):
+		res := d.failed(err)
+		res.Recipient = to
+		return res
+	default:
+		return d.retry(n, err, to)
+	}
+}
+
+func (d *Dispatcher) failed(err error) AttemptResult {
+	return AttemptResult{Status: StatusFailed, Error: err.Error()}
+}
+
+// retry schedules another attempt after an exponential backoff, or fails n
+// when it has had MaxAttempts.
+func (d *Dispatcher) retry(n Notification, err error, recipient string) AttemptResult {
+	if n.Attempts >= d.MaxAttempts {
+		return AttemptResult{Status: StatusFailed, Recipient: recipient,
+			Error: fmt.Sprintf("gave up after %d attempts: %v", n.Attempts, err)}
+	}
+	return AttemptResult{Status: StatusRetrying, Recipient: recipient, Error: err.Error(),
+		NextAttemptAt: time.Now().Add(d.backoff(n.Attempts))}
+}
+
+// backoff is the wait after attempt number attempts: Backoff doubling per
+// attempt up to MaxBackoff, with up to a quarter of jitter so notifications
+// that failed together do not all come back at once.
+func (d *Dispatcher) backoff(attempts int) time.Duration {
+	wait := d.Backoff
+	for i := 1; i < attempts && wait < d.MaxBackoff; i++ {
+		wait *= 2
+	}
+	wait = min(wait, d.MaxBackoff)
+	return wait - rand.N(wait/4+1)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

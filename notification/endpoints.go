@@ -1,0 +1,278 @@
+package notification
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-kit/kit/endpoint"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// Endpoints collects one endpoint per Service method. On the server they are
+// built by MakeServerEndpoints around a Service; in a client (NewClient) they
+// call a remote instance. Either way Endpoints is itself a Service.
+//
+// As a client, every method acts for the user whose bearer token ctx carries
+// (auth.ContextToHTTP forwards it); the userID argument is not sent, because
+// the server never takes the caller's identity from anything but the token.
+type Endpoints struct {
+	ListNotificationsEndpoint endpoint.Endpoint
+	GetPreferencesEndpoint    endpoint.Endpoint
+	UpdatePreferencesEndpoint endpoint.Endpoint
+	SetPushTokenEndpoint      endpoint.Endpoint
+	DeletePushTokenEndpoint   endpoint.Endpoint
+}
+
+var _ Service = Endpoints{}
+
+// MakeServerEndpoints returns the endpoints of s, with authentication and
+// authorisation applied here and nowhere else. Every route is a user's own
+// data: customers and admins only, not other services.
+func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
+	user := endpoint.Chain(auth.Authenticate(tokens), auth.RequireRole(auth.RoleCustomer, auth.RoleAdmin))
+	return Endpoints{
+		ListNotificationsEndpoint: user(MakeListNotificationsEndpoint(s)),
+		GetPreferencesEndpoint:    user(MakeGetPreferencesEndpoint(s)),
+		UpdatePreferencesEndpoint: user(MakeUpdatePreferencesEndpoint(s)),
+		SetPushTokenEndpoint:      user(MakeSetPushTokenEndpoint(s)),
+		DeletePushTokenEndpoint:   user(MakeDeletePushTokenEndpoint(s)),
+	}
+}
+
+// caller is the verified user behind a request; auth.Authenticate has put
+// it there, so its absence is a wiring mistake answered with 401.
+func caller(ctx context.Context) (string, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return "", auth.ErrUnauthenticated
+	}
+	return id.UserID, nil
+}
+
+// MakeListNotificationsEndpoint returns the endpoint of Service.ListNotifications for the caller.
+func MakeListNotificationsEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := request.(listNotificationsRequest)
+		if err := req.validate(); err != nil {
+			return listNotificationsResponse{Err: err}, nil
+		}
+		p, err := s.ListNotifications(ctx, userID, req.Page, req.PageSize)
+		return listNotificationsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}, nil
+	}
+}
+
+// MakeGetPreferencesEndpoint returns the endpoint of Service.GetPreferences for the caller.
+func MakeGetPreferencesEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, _ any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.GetPreferences(ctx, userID)
+		return preferencesResponse{Preferences: p, Err: err}, nil
+	}
+}
+
+// MakeUpdatePreferencesEndpoint returns the endpoint of Service.UpdatePreferences for the caller.
+func MakeUpdatePreferencesEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := request.(updatePreferencesRequest)
+		if err := req.validate(); err != nil {
+			return preferencesResponse{Err: err}, nil
+		}
+		p, err := s.UpdatePreferences(ctx, userID, Preferences{Email: *req.Email, SMS: *req.SMS, Push: *req.Push})
+		return preferencesResponse{Preferences: p, Err: err}, nil
+	}
+}
+
+// MakeSetPushTokenEndpoint returns the endpoint of Service.SetPushToken for the caller.
+func MakeSetPushTokenEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := request.(setPushTokenRequest)
+		if err := req.validate(); err != nil {
+			return noContentResponse{Err: err}, nil
+		}
+		return noContentResponse{Err: s.SetPushToken(ctx, userID, req.Token)}, nil
+	}
+}
+
+// MakeDeletePushTokenEndpoint returns the endpoint of Service.DeletePushToken for the caller.
+func MakeDeletePushTokenEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, _ any) (any, error) {
+		userID, err := caller(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return noContentResponse{Err: s.DeletePushToken(ctx, userID)}, nil
+	}
+}
+
+// Service implementation, so Endpoints doubles as a client.
+
+func (e Endpoints) ListNotifications(ctx context.Context, _ string, page, pageSize int) (NotificationPage, error) {
+	resp, err := e.ListNotificationsEndpoint(ctx, listNotificationsRequest{Page: page, PageSize: pageSize})
+	if err != nil {
+		return NotificationPage{}, err
+	}
+	out := resp.(listNotificationsResponse)
+	return NotificationPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, out.Err
+}
+
+func (e Endpoints) GetPreferences(ctx context.Context, _ string) (Preferences, error) {
+	resp, err := e.GetPreferencesEndpoint(ctx, getPreferencesRequest{})
+	if err != nil {
+		return Preferences{}, err
+	}
+	out := resp.(preferencesResponse)
+	return out.Preferences, out.Err
+}
+
+func (e Endpoints) UpdatePreferences(ctx context.Context, _ string, p Preferences) (Preferences, error) {
+	resp, err := e.UpdatePreferencesEndpoint(ctx, updatePreferencesRequest{Email: &p.Email, SMS: &p.SMS, Push: &p.Push})
+	if err != nil {
+		return Preferences{}, err
+	}
+	out := resp.(preferencesResponse)
+	return out.Preferences, out.Err
+}
+
+func (e Endpoints) SetPushToken(ctx context.Context, _ string, token string) error {
+	resp, err := e.SetPushTokenEndpoint(ctx, setPushTokenRequest{Token: token})
+	if err != nil {
+		return err
+	}
+	return resp.(noContentResponse).Err
+}
+
+func (e Endpoints) DeletePushToken(ctx context.Context, _ string) error {
+	resp, err := e.DeletePushTokenEndpoint(ctx, deletePushTokenRequest{})
+	if err != nil {
+		return err
+	}
+	return resp.(noContentResponse).Err
+}
+
+// Requests. Each validates itself; a failure is a 422 naming every bad field.
+
+// Page size bounds of the notification list (API.md).
+const (
+	defaultPageSize = 20
+	maxPageSize     = 100
+)
+
+type listNotificationsRequest struct {
+	Page     int
+	PageSize int
+}
+
+func (r listNotificationsRequest) validate() error {
+	p := problems{}
+	if r.Page < 1 {
+		p["page"] = "must be at least 1"
+	}
+	if r.PageSize < 1 || r.PageSize > maxPageSize {
+		p["page_size"] = "must be between 1 and 100"
+	}
+	return p.err()
+}
+
+type getPreferencesRequest struct{}
+
+// updatePreferencesRequest replaces the preferences whole (PUT): every
+// channel must be given, so a client cannot switch one off by forgetting it.
+type updatePreferencesRequest struct {
+	Email *bool `json:"email"`
+	SMS   *bool `json:"sms"`
+	Push  *bool `json:"push"`
+}
+
+func (r updatePreferencesRequest) validate() error {
+	p := problems{}
+	for _, f := range []struct {
+		name string
+		v    *bool
+	}{{"email", r.Email}, {"sms", r.SMS}, {"push", r.Push}} {
+		if f.v == nil {
+			p[f.name] = "is required (true or false)"
+		}
+	}
+	return p.err()
+}
+
+// maxPushTokenLength is generous: FCM registration tokens are about 160
+// characters, APNs device tokens 64.
+const maxPushTokenLength = 4096
+
+type setPushTokenRequest struct {
+	Token string `json:"token"`
+}
+
+func (r setPushTokenRequest) validate() error {
+	p := problems{}
+	v := strings.TrimSpace(r.Token)
+	switch {
+	case v == "":
+		p["token"] = "is required"
+	case !utf8.ValidString(v) || strings.ContainsRune(v, 0):
+		p["token"] = "must be valid UTF-8 without NUL characters"
+	case utf8.RuneCountInString(v) > maxPushTokenLength:
+		p["token"] = "must be at most " + strconv.Itoa(maxPushTokenLength) + " characters"
+	}
+	return p.err()
+}
+
+type deletePushTokenRequest struct{}
+
+// Responses. Business errors travel in Err (endpoint.Failer), so a client's
+// circuit breaker never counts a 404 as a failure.
+
+type listNotificationsResponse struct {
+	Items    []Notification `json:"items"`
+	Page     int            `json:"page"`
+	PageSize int            `json:"page_size"`
+	Total    int            `json:"total"`
+	Err      error          `json:"-"`
+}
+
+func (r listNotificationsResponse) Failed() error { return r.Err }
+
+type preferencesResponse struct {
+	Preferences Preferences `json:"preferences"`
+	Err         error       `json:"-"`
+}
+
+func (r preferencesResponse) Failed() error { return r.Err }
+
+type noContentResponse struct {
+	Err error `json:"-"`
+}
+
+func (r noContentResponse) Failed() error   { return r.Err }
+func (r noContentResponse) StatusCode() int { return http.StatusNoContent }
+
+// problems collects field → reason; err turns them into one 422.
+type problems map[string]string
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return httpkit.Invalid(p)
+}

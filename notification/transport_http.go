@@ -1,0 +1,165 @@
+package notification
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/go-kit/kit/endpoint"
+	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+	"github.com/gorilla/mux"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// apiPrefix is where every public route lives (API.md).
+const apiPrefix = "/api/v1"
+
+// errorMappings is the one table from domain errors to HTTP. The client uses
+// it backwards, to turn an error body into the domain error again.
+var errorMappings = []httpkit.ErrorMapping{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
+}
+
+// MakeHTTPHandler adds the notification service's routes to r.
+func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
+	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
+	encode := httpkit.EncodeResponse(encodeError)
+	options := []httptransport.ServerOption{
+		httptransport.ServerBefore(auth.HTTPToContext),
+		httptransport.ServerErrorEncoder(encodeError),
+	}
+	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
+		r.Methods(method).Path(apiPrefix + path).Handler(httptransport.NewServer(ep, dec, encode, options...))
+	}
+
+	handle(http.MethodGet, "/notifications", e.ListNotificationsEndpoint, decodeListNotificationsRequest)
+	handle(http.MethodGet, "/notifications/preferences", e.GetPreferencesEndpoint, decodeEmpty[getPreferencesRequest])
+	handle(http.MethodPut, "/notifications/preferences", e.UpdatePreferencesEndpoint, decodeJSON[updatePreferencesRequest])
+	handle(http.MethodPut, "/notifications/push-token", e.SetPushTokenEndpoint, decodeJSON[setPushTokenRequest])
+	handle(http.MethodDelete, "/notifications/push-token", e.DeletePushTokenEndpoint, decodeEmpty[deletePushTokenRequest])
+}
+
+// Server decoders.
+
+func decodeJSON[T any](_ context.Context, r *http.Request) (any, error) {
+	var req T
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeEmpty[T any](context.Context, *http.Request) (any, error) {
+	var req T
+	return req, nil
+}
+
+// decodeListNotificationsRequest reads ?page=&page_size=, defaulting to the
+// first page of 20; the endpoint checks the bounds.
+func decodeListNotificationsRequest(_ context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	req := listNotificationsRequest{Page: 1, PageSize: defaultPageSize}
+	bad := problems{}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"page", &req.Page}, {"page_size", &req.PageSize}} {
+		if v := q.Get(f.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad[f.name] = "must be an integer"
+				continue
+			}
+			*f.dst = n
+		}
+	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// Client encoders and decoders, used by NewClient.
+
+// encodeJSONRequest sends request as the JSON body to path.
+func encodeJSONRequest(path string) httptransport.EncodeRequestFunc {
+	return func(_ context.Context, r *http.Request, request any) error {
+		r.URL.Path = apiPrefix + path
+		b, err := json.Marshal(request)
+		if err != nil {
+			return err
+		}
+		r.Header.Set("Content-Type", "application/json")
+		r.ContentLength = int64(len(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		r.Body, _ = r.GetBody()
+		return nil
+	}
+}
+
+// encodePath sends a bodiless request to path.
+func encodePath(path string) httptransport.EncodeRequestFunc {
+	return func(_ context.Context, r *http.Request, _ any) error {
+		r.URL.Path = apiPrefix + path
+		return nil
+	}
+}
+
+func encodeListNotificationsRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(listNotificationsRequest)
+	r.URL.Path = apiPrefix + "/notifications"
+	r.URL.RawQuery = url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}.Encode()
+	return nil
+}
+
+// decodeResponse decodes an instance's answer into T. A 5xx is an
+// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
+// is a business answer, returned as the response fail builds around the
+// domain error, so it never does.
+func decodeResponse[T any](fail func(error) T) httptransport.DecodeResponseFunc {
+	return func(_ context.Context, resp *http.Response) (any, error) {
+		if err := discovery.CheckResponse(resp); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= http.StatusBadRequest {
+			return fail(decodeErrorBody(resp)), nil
+		}
+		var out T
+		if resp.StatusCode == http.StatusNoContent {
+			return out, nil
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
+		}
+		return out, nil
+	}
+}
+
+// decodeErrorBody turns an error body back into the domain error it was
+// made from, or an *httpkit.Error that re-encodes as the same status and code
+// (401/403 from auth, 422 validation, …) when it is not one of ours.
+func decodeErrorBody(resp *http.Response) error {
+	var body struct {
+		Error httpkit.Error `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
+		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("notification service answered %d", resp.StatusCode))
+	}
+	for _, m := range errorMappings {
+		if m.Code == body.Error.Code && m.Status == resp.StatusCode {
+			return m.Err
+		}
+	}
+	e := body.Error
+	e.Status = resp.StatusCode
+	return &e
+}
