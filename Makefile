@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 GO    ?= go
 # Go modules of ours whose packages are built, vetted and tested.
-MODULES := shared user gateway e2e
+MODULES := shared user notification gateway e2e
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
-SERVICES := user gateway
+SERVICES := user notification gateway
 
 .DEFAULT_GOAL := help
 
@@ -23,8 +23,12 @@ build: ## build every service and the local runner into bin/
 	@$(GO) build -o bin/ $(foreach s,$(SERVICES),./$(s)/cmd/$(s)) ./shared/cmd/mercato-local
 
 .PHONY: run
-run: deps build ## run the whole platform locally (no Docker); Ctrl-C stops it
+run: deps smtp-sink build ## run the whole platform locally (no Docker); Ctrl-C stops it
 	@bin/mercato-local
+
+.PHONY: smtp-sink
+smtp-sink: ## install MailDev, the SMTP sink with a web UI that make run starts
+	@scripts/install-smtp-sink.sh
 
 .PHONY: test
 test: deps lint ## run every test, integration and end-to-end included, with -race

@@ -59,7 +59,10 @@ func build(dir string, pkgs ...string) error {
 }
 
 // services are the binaries the tests run, built once per test run.
-var services = []string{"./user/cmd/user", "./gateway/cmd/gateway"}
+var services = []string{
+	"./user/cmd/user", "./gateway/cmd/gateway", "./product/cmd/product",
+	"./order/cmd/order", "./payment/cmd/payment", "./notification/cmd/notification",
+}
 
 // jwtSecret is shared by every process of a test platform.
 const jwtSecret = "e2e-secret-that-is-long-enough-for-hs256"

@@ -309,6 +309,9 @@ func preflight(p *platform) error {
 	if p.promBin != "" {
 		ports = append(ports, fixedPort{prometheusPort, "Prometheus"})
 	}
+	if p.mailSinkBin() != "" {
+		ports = append(ports, fixedPort{smtpPort, "the SMTP sink"}, fixedPort{mailUIPort, "the SMTP sink's web UI"})
+	}
 	if err := checkPortsFree(ports); err != nil {
 		errs = append(errs, err)
 	}
@@ -348,6 +351,9 @@ func printBanner(ctx context.Context, p *platform) {
 	fmt.Fprintf(&b, "\n%s\n  Mercato is running (pid %d). Stop it with Ctrl-C or `kill %d`.\n\n", rule, os.Getpid(), os.Getpid())
 	line("API gateway", "http://%s/api/v1   (health http://%s/health)", gatewayAddr, gatewayAddr)
 	line("Consul UI", "http://%s/ui", consulAddr)
+	if p.mailSinkBin() != "" {
+		line("Emails", "http://%s   (MailDev: every email the platform sends; SMTP %s)", mailUIAddr, smtpAddr)
+	}
 	if p.promBin != "" {
 		line("Prometheus", "http://%s", prometheusAddr)
 	} else {

@@ -58,8 +58,8 @@ type platform struct {
 	catalog  *api.Client // the Consul agent's HTTP API
 
 	mu         sync.Mutex
-	apps       []*child // service instances, then the gateway
-	prometheus *child
+	apps       []*child    // service instances, then the gateway
+	tools      []*child    // the SMTP sink and Prometheus: stopped after the services
 	stopMirror func()      // stops the targets mirror; nil when not running
 	stopping   atomic.Bool // set once stop begins, so exits are expected
 	forced     atomic.Bool // set by killNow: deaths by SIGKILL are expected
@@ -110,6 +110,11 @@ func (p *platform) start(ctx context.Context) error {
 		return err
 	}
 	if p.catalog, err = discovery.NewConsulClient(consulAddr); err != nil {
+		return err
+	}
+
+	// The SMTP sink before the services, so the first emails have somewhere to go.
+	if err := p.startMailSink(ctx); err != nil {
 		return err
 	}
 
@@ -177,7 +182,7 @@ func (p *platform) startPrometheus(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
-	p.prometheus = prom
+	p.tools = append(p.tools, prom)
 	p.mu.Unlock()
 	return nil
 }
@@ -322,10 +327,7 @@ func (p *platform) instanceURLs(ctx context.Context, service string) []string {
 // does not restart them: the others keep serving, and the log says why.
 func (p *platform) watch() {
 	p.mu.Lock()
-	apps := append([]*child(nil), p.apps...)
-	if p.prometheus != nil {
-		apps = append(apps, p.prometheus)
-	}
+	apps := append(append([]*child(nil), p.apps...), p.tools...)
 	p.mu.Unlock()
 	for _, c := range apps {
 		go func() {
@@ -340,12 +342,13 @@ func (p *platform) watch() {
 
 // stop stops everything that started, in the order that loses nothing:
 // service instances and the gateway first (they leave Consul and finish
-// their requests), then Prometheus, Consul, Redis and PostgreSQL. Problems
+// their requests), then the SMTP sink and Prometheus, Consul, Redis and
+// PostgreSQL. Problems
 // are reported and do not stop the rest from being stopped.
 func (p *platform) stop() {
 	p.stopping.Store(true)
 	p.mu.Lock()
-	apps, prom, stopMirror := append([]*child(nil), p.apps...), p.prometheus, p.stopMirror
+	apps, tools, stopMirror := append([]*child(nil), p.apps...), append([]*child(nil), p.tools...), p.stopMirror
 	p.mu.Unlock()
 
 	if len(apps) > 0 {
@@ -361,9 +364,9 @@ func (p *platform) stop() {
 		}
 		wg.Wait()
 	}
-	if prom != nil {
-		p.ui.step("stopping Prometheus")
-		p.reportStop(prom, serviceStopGrace)
+	for _, c := range tools {
+		p.ui.step("stopping %s", c.name)
+		p.reportStop(c, serviceStopGrace)
 	}
 	if stopMirror != nil {
 		stopMirror() // before Consul goes, or it would warn that Consul is unreachable
@@ -412,8 +415,8 @@ func (p *platform) killNow() {
 	for _, c := range p.apps {
 		c.killGroup()
 	}
-	if p.prometheus != nil {
-		p.prometheus.killGroup()
+	for _, c := range p.tools {
+		c.killGroup()
 	}
 }
 

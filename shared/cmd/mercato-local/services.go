@@ -28,12 +28,14 @@ type serviceSpec struct {
 // order. Each entry is one line so a new service joins by adding one.
 var services = []serviceSpec{
 	{name: "user", db: "user_db", extraArgs: adminArgs},
+	{name: "notification", db: "notification_db"},
 }
 
 // databases are created in PostgreSQL on every start when missing: one per
 // service (DESIGN §5). A database may be listed before its service exists.
 var databases = []string{
 	"user_db",
+	"notification_db",
 }
 
 // gateway is the public front door; it always runs, alone, on the seed's port.
