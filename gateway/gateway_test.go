@@ -165,7 +165,7 @@ func TestForwardsRequestFaithfully(t *testing.T) {
 	up := newUpstream(t, http.StatusCreated)
 	f := newGateway(t, testkit.Redis(t), generous, up.hostPort())
 	rec := f.do(t, "POST", "/api/v1/auth/register?x=1", "", `{"email":"a@b.c"}`,
-		requestid.Header, "rid-42", "Idempotency-Key", "k1", "Cookie", "secret=1")
+		requestid.Header, "rid-42", "Idempotency-Key", "k1", "Cookie", "secret=1", "Mercato-Signature", "t=1,v1=ab")
 	if rec.Code != http.StatusCreated || rec.Header().Get(requestid.Header) != "rid-42" {
 		t.Fatalf("got %d, request id %q", rec.Code, rec.Header().Get(requestid.Header))
 	}
@@ -173,7 +173,7 @@ func TestForwardsRequestFaithfully(t *testing.T) {
 	if r.URL.Path != "/api/v1/auth/register" || r.URL.RawQuery != "x=1" || up.bodies[0] != `{"email":"a@b.c"}` {
 		t.Fatalf("forwarded %s %s?%s %q", r.Method, r.URL.Path, r.URL.RawQuery, up.bodies[0])
 	}
-	if r.Header.Get(requestid.Header) != "rid-42" || r.Header.Get("Idempotency-Key") != "k1" {
+	if r.Header.Get(requestid.Header) != "rid-42" || r.Header.Get("Idempotency-Key") != "k1" || r.Header.Get("Mercato-Signature") != "t=1,v1=ab" {
 		t.Fatalf("headers not forwarded: %v", r.Header)
 	}
 	if r.Header.Get("Cookie") != "" {

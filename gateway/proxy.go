@@ -38,6 +38,7 @@ type forwardResponse struct {
 // else (cookies, hop-by-hop headers) stays at the gateway.
 var forwardedHeaders = []string{
 	"Accept", "Accept-Language", "Authorization", "Content-Type", "Idempotency-Key", "User-Agent", "X-Forwarded-For",
+	"Mercato-Signature", // payment webhooks: the payment service verifies it
 }
 
 // hopByHop response headers are not passed back to the client.

@@ -1,0 +1,111 @@
+package payment
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/sd"
+	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/requestid"
+)
+
+// NewClient returns the payment service as seen from another process (the
+// order service): every method is load-balanced over the instances
+// instancer reports (one shared Consul instancer, from
+// discovery.NewInstancer), with per-instance circuit breakers and safe
+// retries (discovery.NewEndpoint). Business errors come back as the domain
+// errors (ErrNotFound, ErrPaymentMismatch, …) or *httpkit.Error, 5xx answers
+// as *discovery.UpstreamError, no instance at all as discovery.ErrNoInstances.
+//
+// The caller's bearer token (auth.HTTPToContext or auth.NewTokenContext put
+// it in ctx) and request id travel with every call. Charge wants a service
+// token: auth.NewTokenContext(ctx, tokens.ServiceToken("order")).
+func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options) Service {
+	// One http.Client for every instance and method: connections are pooled
+	// per host anyway. The timeout is a backstop; calls carry the deadline
+	// of their context and of opts.Timeout.
+	httpClient := &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   64, // the default, 2, would redial under any real load
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+	}
+	c := client{instancer: instancer, logger: logger, opts: opts, http: httpClient}
+	always := func(any) bool { return true }
+	return Endpoints{
+		// Charge is idempotent by order id, so it may go to another
+		// instance after a timeout like a read.
+		ChargeEndpoint: c.endpoint(http.MethodPost, encodeChargeRequest, always,
+			decodeResponse(func(err error) chargeResponse { return chargeResponse{Err: err} },
+				func(r *chargeResponse, resp *http.Response) { r.Created = resp.StatusCode == http.StatusAccepted })),
+		GetPaymentEndpoint: c.endpoint(http.MethodGet, encodeGetPaymentRequest, always,
+			decodeResponse(func(err error) paymentResponse { return paymentResponse{Err: err} }, nil)),
+		ListPaymentsEndpoint: c.endpoint(http.MethodGet, encodeListPaymentsRequest, always,
+			decodeResponse(func(err error) listPaymentsResponse { return listPaymentsResponse{Err: err} }, nil)),
+		// A refund is safe to repeat only under an Idempotency-Key.
+		RefundEndpoint: c.endpoint(http.MethodPost, encodeRefundRequest,
+			func(r any) bool { return r.(refundRequest).IdempotencyKey != "" },
+			decodeResponse(func(err error) refundResponse { return refundResponse{Err: err} },
+				func(r *refundResponse, resp *http.Response) {
+					r.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
+				})),
+		// A webhook's event id makes a repeat harmless (webhook_replayed).
+		HandleWebhookEndpoint: c.endpoint(http.MethodPost, encodeWebhook, always,
+			decodeResponse(func(err error) webhookResponse { return webhookResponse{Err: err} }, nil)),
+	}
+}
+
+type client struct {
+	instancer sd.Instancer
+	logger    log.Logger
+	opts      discovery.Options
+	http      *http.Client
+}
+
+// endpoint builds the load-balanced endpoint of one method; requests for
+// which idempotent is true may be retried on another instance after a
+// timeout, a broken connection or a 502-504.
+func (c client) endpoint(method string, enc httptransport.EncodeRequestFunc, idempotent func(any) bool, dec httptransport.DecodeResponseFunc) endpoint.Endpoint {
+	factory := func(instance string) (endpoint.Endpoint, io.Closer, error) {
+		if !strings.HasPrefix(instance, "http") {
+			instance = "http://" + instance
+		}
+		tgt, err := url.Parse(instance)
+		if err != nil {
+			return nil, nil, fmt.Errorf("payment client: instance %q: %w", instance, err)
+		}
+		e := httptransport.NewClient(method, tgt, enc, dec,
+			httptransport.SetClient(c.http),
+			httptransport.ClientBefore(auth.ContextToHTTP, requestIDToHTTP),
+		).Endpoint()
+		// No closer: the shared transport drops idle connections to an
+		// instance that left after IdleConnTimeout.
+		return discovery.MarkRetryable(idempotent)(e), nil, nil
+	}
+	return discovery.NewEndpoint(c.instancer, ServiceName, factory, c.logger, c.opts)
+}
+
+// requestIDToHTTP forwards the request id, so the upstream's log lines join
+// the caller's.
+func requestIDToHTTP(ctx context.Context, r *http.Request) context.Context {
+	if id := requestid.FromContext(ctx); id != "" {
+		r.Header.Set(requestid.Header, id)
+	}
+	return ctx
+}

@@ -1,0 +1,890 @@
+// Package payment is the payment service of Mercato: it charges orders
+// through a card processor behind the Provider interface (a built-in sandbox
+// that behaves like an external one, package payment/sandbox), learns the
+// outcome from the processor's signed webhook, refunds fully or partially,
+// and takes part in the checkout saga through events: payment.processed,
+// payment.failed and payment.refunded out, order.cancelled in. The go-kit
+// layers sit in their own files: service.go (this file: interface, domain
+// types and errors, the implementation), endpoints.go, transport_http.go,
+// client.go and middleware.go; the PostgreSQL repository lives in package
+// payment/postgres.
+//
+// A full card number exists only in memory, for the provider call: what is
+// stored, logged and shown is the brand and the last four digits.
+package payment
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/money"
+)
+
+// ServiceName is the name the service registers in Consul under, puts in the
+// source of its events and uses as its consumer group.
+const ServiceName = "payment"
+
+// Service is what the payment service does. Reads take the user whose
+// payments the caller may see: a customer's own id, or "" for an admin or
+// another service, who see every payment; the transport fills it from the
+// verified token, never from the request.
+type Service interface {
+	// Charge asks the provider to charge an order. It is idempotent by order
+	// id: a payment of the order already existing is returned as it is with
+	// created false, whatever its status, unless the amount, currency or user
+	// differ (ErrPaymentMismatch). A new payment is pending until the
+	// provider's webhook says how the charge went.
+	Charge(ctx context.Context, r ChargeRequest) (p Payment, created bool, err error)
+
+	GetPayment(ctx context.Context, userID, id string) (Payment, error)
+	// PaymentByOrder returns the payment of an order, with its refunds.
+	PaymentByOrder(ctx context.Context, userID, orderID string) (Payment, error)
+	ListPayments(ctx context.Context, q PaymentQuery) (PaymentPage, error)
+
+	// Refund gives back part or all of what a payment captured (an admin's
+	// decision). Requests with the same idempotency key are answered with the
+	// first one's refund; the same key with another request is
+	// ErrIdempotencyMismatch.
+	Refund(ctx context.Context, r RefundRequest) (RefundResult, error)
+
+	// HandleWebhook applies a provider's signed notification of a charge's
+	// outcome. Each notification is applied once: a repeated one is
+	// ErrWebhookReplayed.
+	HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome, error)
+
+	// CancelOrderPayment is the payment side of an order's cancellation: a
+	// captured payment is refunded in full (what is left of it), a pending
+	// one is marked so that its capture is refunded as soon as the webhook
+	// confirms it. ErrNotFound when the order has no payment. Idempotent.
+	CancelOrderPayment(ctx context.Context, orderID string) (Outcome, error)
+}
+
+// Payment statuses.
+const (
+	StatusPending           = "pending"
+	StatusCompleted         = "completed"
+	StatusFailed            = "failed"
+	StatusRefunded          = "refunded"
+	StatusPartiallyRefunded = "partially_refunded"
+)
+
+// MethodCard is the only payment method so far.
+const MethodCard = "card"
+
+// Payment is the charge of one order.
+type Payment struct {
+	ID              string       `json:"id"`
+	OrderID         string       `json:"order_id"`
+	UserID          string       `json:"user_id"`
+	Amount          money.Amount `json:"amount"`
+	Currency        string       `json:"currency"`
+	Status          string       `json:"status"`
+	PaymentMethod   string       `json:"payment_method"`
+	PaymentProvider string       `json:"payment_provider"`
+	Card            Card         `json:"card"`
+	FailureCode     string       `json:"failure_code,omitempty"`
+	CapturedAmount  money.Amount `json:"captured_amount"`
+	RefundedAmount  money.Amount `json:"refunded_amount"`
+	ProcessedAt     *time.Time   `json:"processed_at,omitempty"`
+	CreatedAt       time.Time    `json:"created_at"`
+	UpdatedAt       time.Time    `json:"updated_at"`
+	// Refunds are loaded for a single payment, not for lists; omitzero keeps
+	// an empty list as [] on a detail and drops the nil one of a list item.
+	Refunds []Refund `json:"refunds,omitzero"`
+
+	// ChargeID is the provider's id of the charge (provider_transaction_id).
+	ChargeID string `json:"-"`
+	// CancelRequestedAt is set when the order was cancelled: a capture
+	// confirmed after it is refunded at once.
+	CancelRequestedAt *time.Time `json:"-"`
+	// ProviderResponse is the last provider notification applied, as stored.
+	ProviderResponse json.RawMessage `json:"-"`
+}
+
+// Refundable is what is left to refund.
+func (p Payment) Refundable() money.Amount { return p.CapturedAmount - p.RefundedAmount }
+
+// Card is what is kept of a card: never the number.
+type Card struct {
+	Brand string `json:"brand"`
+	Last4 string `json:"last4"`
+}
+
+// CardDetails is a card as the customer gave it. It lives only in memory,
+// for the provider call; String keeps it out of logs and error messages.
+type CardDetails struct {
+	Number   string `json:"number"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	CVC      string `json:"cvc"`
+}
+
+// String shows the card as brand and last four digits only, so that
+// formatting one by mistake (%v in a log line) leaks nothing.
+func (c CardDetails) String() string {
+	k := c.Card()
+	return k.Brand + " ****" + k.Last4
+}
+
+// GoString is String for %#v.
+func (c CardDetails) GoString() string { return c.String() }
+
+// Card is what may be stored of c.
+func (c CardDetails) Card() Card {
+	last4 := ""
+	if n := len(c.Number); n >= 4 {
+		last4 = c.Number[n-4:]
+	}
+	return Card{Brand: CardBrand(c.Number), Last4: last4}
+}
+
+// CardBrand names the card network from the number's prefix (IIN ranges).
+func CardBrand(number string) string {
+	prefix := func(n int) int {
+		if len(number) < n {
+			return -1
+		}
+		v, err := strconv.Atoi(number[:n])
+		if err != nil {
+			return -1
+		}
+		return v
+	}
+	between := func(n, lo, hi int) bool { p := prefix(n); return p >= lo && p <= hi }
+	switch {
+	case strings.HasPrefix(number, "4"):
+		return "visa"
+	case between(2, 51, 55), between(4, 2221, 2720):
+		return "mastercard"
+	case between(2, 34, 34), between(2, 37, 37):
+		return "amex"
+	case between(4, 6011, 6011), between(2, 65, 65), between(3, 644, 649):
+		return "discover"
+	case between(4, 3528, 3589):
+		return "jcb"
+	case between(2, 36, 36), between(3, 300, 305), between(2, 38, 39):
+		return "diners"
+	case between(2, 62, 62):
+		return "unionpay"
+	default:
+		return "unknown"
+	}
+}
+
+// LuhnValid reports whether number (digits only) passes the Luhn check
+// every card number carries.
+func LuhnValid(number string) bool {
+	if number == "" {
+		return false
+	}
+	sum, double := 0, false
+	for i := len(number) - 1; i >= 0; i-- {
+		d := int(number[i] - '0')
+		if d < 0 || d > 9 {
+			return false
+		}
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// ChargeRequest is an order asking to be paid.
+type ChargeRequest struct {
+	OrderID  string
+	UserID   string
+	Amount   money.Amount
+	Currency string
+	Card     CardDetails
+}
+
+// Refund statuses. Refunds are synchronous with the provider, so a stored
+// refund has completed; the seed's other statuses are kept for a provider
+// that confirms refunds later.
+const RefundCompleted = "completed"
+
+// Refund is money given back from a payment.
+type Refund struct {
+	ID               string       `json:"id"`
+	PaymentID        string       `json:"payment_id"`
+	Amount           money.Amount `json:"amount"`
+	Reason           string       `json:"reason,omitempty"`
+	Status           string       `json:"status"`
+	ProviderRefundID string       `json:"provider_refund_id"`
+	ProcessedAt      *time.Time   `json:"processed_at,omitempty"`
+	CreatedAt        time.Time    `json:"created_at"`
+	UpdatedAt        time.Time    `json:"updated_at"`
+
+	// IdempotencyKey and RequestHash identify the request that made the
+	// refund, so a retry is recognised and a reuse for another request
+	// refused.
+	IdempotencyKey string `json:"-"`
+	RequestHash    []byte `json:"-"`
+}
+
+// RefundRequest is an admin's refund. A zero Amount refunds everything left.
+type RefundRequest struct {
+	PaymentID      string
+	Amount         money.Amount
+	Reason         string
+	IdempotencyKey string // optional
+}
+
+// RefundResult is a refund and the payment after it.
+type RefundResult struct {
+	Refund  Refund
+	Payment Payment
+	// Replayed is true when an earlier request with the same idempotency key
+	// made the refund and this one changed nothing.
+	Replayed bool
+}
+
+// Outcome is what a saga step (a webhook, an order's cancellation) did.
+type Outcome struct {
+	Payment Payment // after the step
+	Changed bool    // the payment's status changed
+	Refund  *Refund // the refund the step made, if any
+}
+
+// PaymentQuery selects a page of payments, newest first.
+type PaymentQuery struct {
+	UserID   string // "" for every user's
+	OrderID  string // "" for every order's
+	Page     int
+	PageSize int
+}
+
+// PaymentPage is one page of payments.
+type PaymentPage struct {
+	Items    []Payment
+	Page     int
+	PageSize int
+	Total    int
+}
+
+// WebhookDelivery is a provider's notification as it arrived: the signature
+// covers the raw body, so it is kept byte for byte.
+type WebhookDelivery struct {
+	Provider  string
+	Signature string // the Mercato-Signature header
+	Body      []byte
+}
+
+// Webhook event types the sandbox (and any provider adapted to it) sends.
+const (
+	WebhookChargeSucceeded = "charge.succeeded"
+	WebhookChargeFailed    = "charge.failed"
+)
+
+// WebhookEvent is the body of a provider notification.
+type WebhookEvent struct {
+	ID          string `json:"id"`
+	Type        string `json:"type"`
+	ChargeID    string `json:"charge_id"`
+	PaymentID   string `json:"payment_id"`
+	FailureCode string `json:"failure_code,omitempty"`
+}
+
+// Domain errors. The transport maps them to status codes with errors.Is.
+var (
+	ErrNotFound              = errors.New("not found")
+	ErrPaymentMismatch       = errors.New("the order already has a payment with another amount, currency or user")
+	ErrRefundExceedsCaptured = errors.New("the refund exceeds what is left of the captured amount")
+	ErrPaymentNotCaptured    = errors.New("only a completed or partially refunded payment can be refunded")
+	ErrIdempotencyMismatch   = errors.New("this Idempotency-Key was used for another request")
+	ErrInvalidSignature      = errors.New("the webhook signature is missing, malformed or wrong")
+	ErrStaleWebhook          = errors.New("the webhook timestamp is more than 5 minutes away from now")
+	ErrWebhookReplayed       = errors.New("this webhook event was already processed")
+	ErrProviderFailed        = errors.New("the payment provider failed")
+)
+
+// Provider is a card processor. Both calls are idempotent by key, as real
+// processors' are, so a call repeated after a crash or a rolled-back
+// transaction returns the first call's result instead of moving money twice.
+type Provider interface {
+	// Name is the provider's name in payments and in its webhook route.
+	Name() string
+	// Charge starts a charge and returns its id at once; the outcome arrives
+	// later through the provider's signed webhook.
+	Charge(ctx context.Context, c ProviderCharge) (chargeID string, err error)
+	// Refund gives back part of a succeeded charge, synchronously.
+	Refund(ctx context.Context, r ProviderRefund) (refundID string, err error)
+}
+
+// ProviderCharge is a charge as sent to the provider.
+type ProviderCharge struct {
+	IdempotencyKey string
+	PaymentID      string // echoed back in the webhook
+	Amount         money.Amount
+	Currency       string
+	Card           CardDetails
+}
+
+// ProviderRefund is a refund as sent to the provider.
+type ProviderRefund struct {
+	IdempotencyKey string
+	ChargeID       string
+	Amount         money.Amount
+}
+
+// Change is what a locked payment becomes: its new state, at most one new
+// refund, and the events reporting it, stored in one transaction.
+type Change struct {
+	Payment Payment
+	Refund  *Refund
+	Events  []events.Envelope
+}
+
+// Lock selects the payment Repository.UpdatePayment works on (exactly one of
+// PaymentID, OrderID and ChargeID) and what else its transaction holds.
+type Lock struct {
+	PaymentID string
+	OrderID   string
+	ChargeID  string
+	// Webhook, when set, is recorded as processed in the transaction; one
+	// recorded before fails the update with ErrWebhookReplayed.
+	Webhook *WebhookRecord
+	// IdempotencyKey, when set, serialises the updates carrying it, and the
+	// refund already stored under it is handed to the ChangeFunc.
+	IdempotencyKey string
+}
+
+// WebhookRecord identifies a processed webhook event.
+type WebhookRecord struct {
+	Provider string
+	EventID  string
+	Type     string
+}
+
+// ChangeFunc decides what a locked payment becomes. prior is the refund
+// stored under Lock.IdempotencyKey, if any. A nil Change changes nothing; an
+// error rolls the transaction back.
+type ChangeFunc func(ctx context.Context, p Payment, prior *Refund) (*Change, error)
+
+// Repository stores payments and refunds. Methods that change a payment
+// write the events reporting the change to the outbox in the same
+// transaction. Lookups of missing rows return ErrNotFound.
+type Repository interface {
+	// CreatePayment stores p as the payment of its order, unless the order
+	// has one: then it returns that one and false, without calling charge.
+	// For a new payment, charge runs inside the transaction and the charge
+	// id it returns is stored with the payment; its error rolls the payment
+	// back. Concurrent calls for one order wait for each other, so exactly
+	// one of them charges.
+	CreatePayment(ctx context.Context, p Payment, charge func(context.Context, Payment) (string, error)) (Payment, bool, error)
+	// Payment and PaymentByOrder return the payment with its refunds.
+	Payment(ctx context.Context, id string) (Payment, error)
+	PaymentByOrder(ctx context.Context, orderID string) (Payment, error)
+	ListPayments(ctx context.Context, q PaymentQuery) ([]Payment, int, error)
+	// UpdatePayment locks the payment lock selects, calls change with it and
+	// stores the Change it returns, all in one transaction. It returns the
+	// payment as stored afterwards and the refund the change made, or the
+	// prior one when the change was nil.
+	UpdatePayment(ctx context.Context, lock Lock, change ChangeFunc) (Payment, *Refund, error)
+}
+
+// Options tune the service.
+type Options struct {
+	// WebhookSecret is the key the provider signs its webhooks with; at
+	// least 32 bytes.
+	WebhookSecret []byte
+	// WebhookTolerance is how far a webhook's timestamp may be from now;
+	// default 5 minutes.
+	WebhookTolerance time.Duration
+}
+
+// MinWebhookSecretBytes is the shortest webhook signing key accepted.
+const MinWebhookSecretBytes = 32
+
+type service struct {
+	repo      Repository
+	provider  Provider
+	secret    []byte
+	tolerance time.Duration
+	now       func() time.Time
+}
+
+// NewService returns the service storing in repo and charging through
+// provider.
+func NewService(repo Repository, provider Provider, opts Options) (Service, error) {
+	if len(opts.WebhookSecret) < MinWebhookSecretBytes {
+		return nil, fmt.Errorf("payment: webhook secret must be at least %d bytes, got %d", MinWebhookSecretBytes, len(opts.WebhookSecret))
+	}
+	if opts.WebhookTolerance == 0 {
+		opts.WebhookTolerance = 5 * time.Minute
+	}
+	if opts.WebhookTolerance < 0 {
+		return nil, errors.New("payment: webhook tolerance must be positive")
+	}
+	return &service{repo: repo, provider: provider, secret: opts.WebhookSecret, tolerance: opts.WebhookTolerance, now: time.Now}, nil
+}
+
+// Event payloads, field for field as the order service reads them.
+
+type processedEvent struct {
+	PaymentID string       `json:"payment_id"`
+	OrderID   string       `json:"order_id"`
+	UserID    string       `json:"user_id"`
+	Amount    money.Amount `json:"amount"`
+	Currency  string       `json:"currency"`
+}
+
+type failedEvent struct {
+	PaymentID   string `json:"payment_id"`
+	OrderID     string `json:"order_id"`
+	UserID      string `json:"user_id"`
+	FailureCode string `json:"failure_code"`
+}
+
+type refundedEvent struct {
+	PaymentID      string       `json:"payment_id"`
+	OrderID        string       `json:"order_id"`
+	UserID         string       `json:"user_id"`
+	Amount         money.Amount `json:"amount"`          // this refund
+	RefundedAmount money.Amount `json:"refunded_amount"` // all refunds so far
+	FullyRefunded  bool         `json:"fully_refunded"`
+}
+
+func (s *service) Charge(ctx context.Context, r ChargeRequest) (Payment, bool, error) {
+	orderID, ok1 := parseID(r.OrderID)
+	userID, ok2 := parseID(r.UserID)
+	if !ok1 || !ok2 || r.Amount <= 0 {
+		// The endpoint validates; this guards direct callers.
+		return Payment{}, false, fmt.Errorf("payment: charge of order %q: invalid request", r.OrderID)
+	}
+	p := Payment{
+		ID:              uuid.NewString(),
+		OrderID:         orderID,
+		UserID:          userID,
+		Amount:          r.Amount,
+		Currency:        r.Currency,
+		Status:          StatusPending,
+		PaymentMethod:   MethodCard,
+		PaymentProvider: s.provider.Name(),
+		Card:            r.Card.Card(),
+	}
+	stored, created, err := s.repo.CreatePayment(ctx, p, func(ctx context.Context, p Payment) (string, error) {
+		// The order id is the provider's idempotency key too: if this
+		// transaction rolls back after the provider took the charge, the
+		// order's next attempt gets the same charge back, not a second one.
+		chargeID, err := s.provider.Charge(ctx, ProviderCharge{
+			IdempotencyKey: p.OrderID, PaymentID: p.ID, Amount: p.Amount, Currency: p.Currency, Card: r.Card,
+		})
+		if err != nil {
+			return "", fmt.Errorf("%w: charge: %w", ErrProviderFailed, err)
+		}
+		return chargeID, nil
+	})
+	if err != nil {
+		return Payment{}, false, err
+	}
+	if !created && (stored.Amount != p.Amount || stored.Currency != p.Currency || stored.UserID != p.UserID) {
+		return Payment{}, false, ErrPaymentMismatch
+	}
+	return stored, created, nil
+}
+
+func (s *service) GetPayment(ctx context.Context, userID, id string) (Payment, error) {
+	id, ok := parseID(id)
+	if !ok {
+		return Payment{}, ErrNotFound
+	}
+	p, err := s.repo.Payment(ctx, id)
+	if err != nil {
+		return Payment{}, err
+	}
+	return visible(p, userID)
+}
+
+func (s *service) PaymentByOrder(ctx context.Context, userID, orderID string) (Payment, error) {
+	orderID, ok := parseID(orderID)
+	if !ok {
+		return Payment{}, ErrNotFound
+	}
+	p, err := s.repo.PaymentByOrder(ctx, orderID)
+	if err != nil {
+		return Payment{}, err
+	}
+	return visible(p, userID)
+}
+
+// visible hides another user's payment as if it did not exist, so ids
+// cannot be probed.
+func visible(p Payment, userID string) (Payment, error) {
+	if userID != "" && p.UserID != userID {
+		return Payment{}, ErrNotFound
+	}
+	return p, nil
+}
+
+func (s *service) ListPayments(ctx context.Context, q PaymentQuery) (PaymentPage, error) {
+	if q.Page < 1 || q.PageSize < 1 {
+		return PaymentPage{}, fmt.Errorf("payment: page %d, size %d: both must be positive", q.Page, q.PageSize)
+	}
+	empty := PaymentPage{Items: []Payment{}, Page: q.Page, PageSize: q.PageSize}
+	for _, id := range []*string{&q.UserID, &q.OrderID} {
+		if *id == "" {
+			continue
+		}
+		var ok bool
+		if *id, ok = parseID(*id); !ok {
+			return empty, nil // no payment has such an id
+		}
+	}
+	items, total, err := s.repo.ListPayments(ctx, q)
+	if err != nil {
+		return PaymentPage{}, err
+	}
+	return PaymentPage{Items: items, Page: q.Page, PageSize: q.PageSize, Total: total}, nil
+}
+
+// refundHash fingerprints a refund request, so a retry under the same key is
+// told apart from a different request reusing it.
+func refundHash(r RefundRequest) []byte {
+	h := sha256.Sum256([]byte(r.PaymentID + "\x00" + r.Amount.String() + "\x00" + r.Reason))
+	return h[:]
+}
+
+// refundNamespace derives refund ids from idempotency keys.
+var refundNamespace = uuid.MustParse("9b0e6c1e-3f4a-4d8e-9a57-2f1d6c3b8e01")
+
+func (s *service) Refund(ctx context.Context, r RefundRequest) (RefundResult, error) {
+	id, ok := parseID(r.PaymentID)
+	if !ok {
+		return RefundResult{}, ErrNotFound
+	}
+	r.PaymentID = id
+	hash := refundHash(r)
+	refundID := uuid.NewString()
+	if r.IdempotencyKey != "" {
+		// The same id on every retry of a request, and so the same key at
+		// the provider: a retry after a failed commit finds the provider's
+		// refund instead of making a second one.
+		refundID = uuid.NewSHA1(refundNamespace, []byte("key:"+r.IdempotencyKey)).String()
+	}
+	var replayed bool
+	p, refund, err := s.repo.UpdatePayment(ctx, Lock{PaymentID: id, IdempotencyKey: r.IdempotencyKey},
+		func(ctx context.Context, p Payment, prior *Refund) (*Change, error) {
+			if prior != nil {
+				if !hmac.Equal(prior.RequestHash, hash) {
+					return nil, ErrIdempotencyMismatch
+				}
+				replayed = true
+				return nil, nil
+			}
+			if p.Status != StatusCompleted && p.Status != StatusPartiallyRefunded {
+				return nil, ErrPaymentNotCaptured
+			}
+			amount := r.Amount
+			if amount == 0 {
+				amount = p.Refundable()
+			}
+			if amount > p.Refundable() {
+				return nil, ErrRefundExceedsCaptured
+			}
+			return s.refund(ctx, p, Refund{
+				ID: refundID, PaymentID: p.ID, Amount: amount, Reason: r.Reason,
+				IdempotencyKey: r.IdempotencyKey, RequestHash: hash,
+			})
+		})
+	if err != nil {
+		return RefundResult{}, err
+	}
+	if refund == nil {
+		return RefundResult{}, fmt.Errorf("payment: refund of %s: nothing stored", id)
+	}
+	return RefundResult{Refund: *refund, Payment: p, Replayed: replayed}, nil
+}
+
+// refund has the provider give back rf.Amount of p and returns the change
+// recording it, with its payment.refunded event.
+func (s *service) refund(ctx context.Context, p Payment, rf Refund) (*Change, error) {
+	providerID, err := s.provider.Refund(ctx, ProviderRefund{IdempotencyKey: "refund:" + rf.ID, ChargeID: p.ChargeID, Amount: rf.Amount})
+	if err != nil {
+		return nil, fmt.Errorf("%w: refund: %w", ErrProviderFailed, err)
+	}
+	now := s.now().UTC()
+	rf.Status, rf.ProviderRefundID, rf.ProcessedAt = RefundCompleted, providerID, &now
+	p.RefundedAmount += rf.Amount
+	p.Status = StatusPartiallyRefunded
+	if p.RefundedAmount == p.CapturedAmount {
+		p.Status = StatusRefunded
+	}
+	evt, err := events.New(ctx, ServiceName, events.PaymentRefunded, refundedEvent{
+		PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: rf.Amount,
+		RefundedAmount: p.RefundedAmount, FullyRefunded: p.Status == StatusRefunded,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Change{Payment: p, Refund: &rf, Events: []events.Envelope{evt}}, nil
+}
+
+// cancelRefundID is the one refund an order's cancellation makes of a
+// payment, the same on every attempt: whichever of the webhook and the
+// order.cancelled consumer gets there first makes it, and a redelivered
+// event finds it made.
+func cancelRefundID(paymentID string) string {
+	return uuid.NewSHA1(refundNamespace, []byte("cancel:"+paymentID)).String()
+}
+
+func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome, error) {
+	if d.Provider != s.provider.Name() {
+		return Outcome{}, ErrNotFound
+	}
+	if err := VerifyWebhookSignature(s.secret, d.Signature, d.Body, s.now(), s.tolerance); err != nil {
+		return Outcome{}, err
+	}
+	evt, err := parseWebhookEvent(d.Body)
+	if err != nil {
+		return Outcome{}, err
+	}
+	var out Outcome
+	// The payment is found by the provider's charge id, which is what the
+	// provider knows it by: if the transaction that stored a payment rolled
+	// back after the charge, the order's retry stored a new payment with the
+	// same charge (the order id is the provider's idempotency key), and the
+	// event's payment_id names the payment that no longer exists.
+	p, refund, err := s.repo.UpdatePayment(ctx, Lock{ChargeID: evt.ChargeID, Webhook: &WebhookRecord{Provider: d.Provider, EventID: evt.ID, Type: evt.Type}},
+		func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
+			if p.Status != StatusPending {
+				// Another event about this charge already settled it; the
+				// provider is told it was received, and nothing changes.
+				return nil, nil
+			}
+			out.Changed = true
+			now := s.now().UTC()
+			// Stored as parsed, not as received: only the fields this
+			// service knows, so nothing unexpected lands in the database.
+			p.ProcessedAt, p.ProviderResponse = &now, mustJSON(evt)
+			if evt.Type == WebhookChargeFailed {
+				p.Status, p.FailureCode = StatusFailed, evt.FailureCode
+				e, err := events.New(ctx, ServiceName, events.PaymentFailed, failedEvent{
+					PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, FailureCode: p.FailureCode})
+				if err != nil {
+					return nil, err
+				}
+				return &Change{Payment: p, Events: []events.Envelope{e}}, nil
+			}
+			p.Status, p.CapturedAmount = StatusCompleted, p.Amount
+			processed, err := events.New(ctx, ServiceName, events.PaymentProcessed, processedEvent{
+				PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: p.Amount, Currency: p.Currency})
+			if err != nil {
+				return nil, err
+			}
+			if p.CancelRequestedAt == nil {
+				return &Change{Payment: p, Events: []events.Envelope{processed}}, nil
+			}
+			// The order was cancelled while the charge was pending: the
+			// capture is reported as it happened, and given back at once.
+			c, err := s.refund(ctx, p, Refund{ID: cancelRefundID(p.ID), PaymentID: p.ID, Amount: p.Amount, Reason: "order cancelled"})
+			if err != nil {
+				return nil, err
+			}
+			c.Events = append([]events.Envelope{processed}, c.Events...)
+			return c, nil
+		})
+	if err != nil {
+		return Outcome{}, err
+	}
+	out.Payment, out.Refund = p, refund
+	return out, nil
+}
+
+func parseWebhookEvent(body []byte) (WebhookEvent, error) {
+	// Not strict about unknown fields: a provider adds fields to its events
+	// over time, and the signature already proved who sent them.
+	var evt WebhookEvent
+	if err := json.Unmarshal(body, &evt); err != nil {
+		return WebhookEvent{}, httpkit.Invalid(map[string]string{"body": "must be a JSON webhook event"})
+	}
+	p := map[string]string{}
+	if evt.ID == "" || len(evt.ID) > 255 || !printableASCII(evt.ID) {
+		p["id"] = "is required: at most 255 printable ASCII characters"
+	}
+	if evt.ChargeID == "" || len(evt.ChargeID) > 255 || !printableASCII(evt.ChargeID) {
+		p["charge_id"] = "is required: at most 255 printable ASCII characters"
+	}
+	if _, ok := parseID(evt.PaymentID); !ok {
+		p["payment_id"] = "must be a UUID"
+	}
+	switch evt.Type {
+	case WebhookChargeSucceeded:
+	case WebhookChargeFailed:
+		if evt.FailureCode == "" || len(evt.FailureCode) > 50 || !printableASCII(evt.FailureCode) {
+			p["failure_code"] = "is required for charge.failed, at most 50 characters"
+		}
+	default:
+		p["type"] = "must be charge.succeeded or charge.failed"
+	}
+	if len(p) > 0 {
+		return WebhookEvent{}, httpkit.Invalid(p)
+	}
+	return evt, nil
+}
+
+// orderCancelledEvent is the payload of order.cancelled.
+type orderCancelledEvent struct {
+	OrderID string `json:"order_id"`
+	UserID  string `json:"user_id"`
+	Reason  string `json:"reason"`
+}
+
+// OrderCancelledHandler is the events.Consumer handler (group "payment") of
+// order.cancelled: it calls s.CancelOrderPayment. The refund commits in the
+// service's own transaction rather than the consumer's tx, so it goes
+// through the service's middlewares like any call; the inbox row commits
+// right after. If the process dies between the two, the redelivered event
+// finds the payment refunded (or marked) and does nothing: the method is
+// idempotent, and the cancellation's refund has one fixed id.
+func OrderCancelledHandler(s Service) events.HandlerFunc {
+	return func(ctx context.Context, _ *sqlx.Tx, e events.Envelope) error {
+		var data orderCancelledEvent
+		if err := e.Decode(&data); err != nil {
+			return err
+		}
+		if _, ok := parseID(data.OrderID); !ok {
+			// Retried, then dead-lettered for someone to look at.
+			return fmt.Errorf("order.cancelled %s: order_id %q is not a UUID", e.ID, data.OrderID)
+		}
+		_, err := s.CancelOrderPayment(ctx, data.OrderID)
+		if errors.Is(err, ErrNotFound) {
+			return nil // the order never got to payment: nothing is held
+		}
+		return err
+	}
+}
+
+// mustJSON marshals a value that always marshals.
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (s *service) CancelOrderPayment(ctx context.Context, orderID string) (Outcome, error) {
+	orderID, ok := parseID(orderID)
+	if !ok {
+		return Outcome{}, ErrNotFound
+	}
+	var out Outcome
+	p, refund, err := s.repo.UpdatePayment(ctx, Lock{OrderID: orderID},
+		func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
+			requested := p.CancelRequestedAt != nil
+			if !requested {
+				now := s.now().UTC()
+				p.CancelRequestedAt = &now
+			}
+			switch {
+			case p.Status == StatusCompleted || p.Status == StatusPartiallyRefunded:
+				out.Changed = true
+				return s.refund(ctx, p, Refund{ID: cancelRefundID(p.ID), PaymentID: p.ID, Amount: p.Refundable(), Reason: "order cancelled"})
+			case requested:
+				return nil, nil // a redelivered event: already noted
+			default:
+				// Pending: the webhook refunds the capture, if one comes.
+				// Failed or refunded: no money is held; the mark is a record.
+				return &Change{Payment: p}, nil
+			}
+		})
+	if err != nil {
+		return Outcome{}, err
+	}
+	out.Payment, out.Refund = p, refund
+	return out, nil
+}
+
+// parseID returns id in canonical form, or false when it is no UUID: such an
+// id names no row, and passing it on would only make PostgreSQL reject the
+// query with an error that is not "not found".
+func parseID(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// Webhook signatures.
+
+// SignatureHeader carries a webhook's signature:
+// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>".
+const SignatureHeader = "Mercato-Signature"
+
+// SignWebhook returns the SignatureHeader value for body sent at t.
+func SignWebhook(secret, body []byte, t time.Time) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(webhookMAC(secret, ts, body))
+}
+
+func webhookMAC(secret []byte, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts))
+	m.Write([]byte("."))
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// VerifyWebhookSignature checks header against body: ErrInvalidSignature
+// unless one v1 signature matches (several may, while a secret rotates),
+// then ErrStaleWebhook when the signed time is more than tolerance from now
+// in either direction. The timestamp is inside the MAC, so a captured
+// webhook cannot be replayed later with a fresh one.
+func VerifyWebhookSignature(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	var ts string
+	var sigs [][]byte
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return ErrInvalidSignature
+		}
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig, err := hex.DecodeString(v)
+			if err != nil {
+				return ErrInvalidSignature
+			}
+			sigs = append(sigs, sig)
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return ErrInvalidSignature
+	}
+	want := webhookMAC(secret, ts, body)
+	match := false
+	for _, sig := range sigs {
+		if hmac.Equal(sig, want) { // constant time
+			match = true
+		}
+	}
+	if !match {
+		return ErrInvalidSignature
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return ErrStaleWebhook
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package payment
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/go-kit/kit/endpoint"
+	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// apiPrefix is where every public route lives (API.md).
+const apiPrefix = "/api/v1"
+
+// chargePath is the internal charge route of the contract with the order
+// service. The gateway never exposes /internal/… nor /api/v1/internal/….
+const chargePath = "/internal/payments"
+
+// errorMappings is the one table from domain errors to HTTP. The client uses
+// it backwards, to turn an error body into the domain error again.
+var errorMappings = []httpkit.ErrorMapping{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
+	{Err: ErrPaymentMismatch, Status: http.StatusConflict, Code: "payment_mismatch"},
+	{Err: ErrRefundExceedsCaptured, Status: http.StatusConflict, Code: "refund_exceeds_captured"},
+	{Err: ErrPaymentNotCaptured, Status: http.StatusConflict, Code: "payment_not_captured"},
+	{Err: ErrIdempotencyMismatch, Status: http.StatusConflict, Code: "idempotency_mismatch"},
+	{Err: ErrInvalidSignature, Status: http.StatusUnauthorized, Code: "invalid_signature"},
+	{Err: ErrStaleWebhook, Status: http.StatusUnauthorized, Code: "stale_webhook"},
+	{Err: ErrWebhookReplayed, Status: http.StatusConflict, Code: "webhook_replayed"},
+	// The provider's failure is not the client's: 502, like an upstream's.
+	{Err: ErrProviderFailed, Status: http.StatusBadGateway, Code: "payment_provider_error", Message: "the payment provider failed; retry later"},
+}
+
+// MakeHTTPHandler adds the payment service's routes to r.
+func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
+	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
+	encode := httpkit.EncodeResponse(encodeError)
+	options := []httptransport.ServerOption{
+		httptransport.ServerBefore(auth.HTTPToContext),
+		httptransport.ServerErrorEncoder(encodeError),
+	}
+	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
+		r.Methods(method).Path(path).Handler(httptransport.NewServer(ep, dec, encode, options...))
+	}
+
+	handle(http.MethodPost, chargePath, e.ChargeEndpoint, decodeJSON[chargeRequest])
+	// The same route where the platform's other internal routes live (the
+	// user service's /api/v1/internal/users/{id}), for callers that follow
+	// that convention.
+	handle(http.MethodPost, apiPrefix+chargePath, e.ChargeEndpoint, decodeJSON[chargeRequest])
+	handle(http.MethodGet, apiPrefix+"/payments", e.ListPaymentsEndpoint, decodeListPaymentsRequest)
+	handle(http.MethodGet, apiPrefix+"/payments/{id}", e.GetPaymentEndpoint, decodeGetPaymentRequest)
+	handle(http.MethodPost, apiPrefix+"/payments/{id}/refunds", e.RefundEndpoint, decodeRefundRequest)
+	handle(http.MethodPost, apiPrefix+"/webhooks/payments/{provider}", e.HandleWebhookEndpoint, decodeWebhook)
+}
+
+// Server decoders.
+
+func decodeJSON[T any](_ context.Context, r *http.Request) (any, error) {
+	var req T
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// pathID returns the {id} of the route in canonical form. Something that is
+// no UUID names nothing, so it is a 404 like any unknown id, never a query
+// PostgreSQL would reject.
+func pathID(r *http.Request) (string, error) {
+	id, err := uuid.Parse(mux.Vars(r)["id"])
+	if err != nil {
+		return "", httpkit.NewError(http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
+	}
+	return id.String(), nil
+}
+
+func decodeGetPaymentRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return getPaymentRequest{ID: id}, nil
+}
+
+// decodeListPaymentsRequest reads ?order_id=&page=&page_size=, defaulting to
+// the first page of 20; the endpoint checks the values.
+func decodeListPaymentsRequest(_ context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	req := listPaymentsRequest{OrderID: q.Get("order_id"), Page: 1, PageSize: defaultPageSize}
+	bad := problems{}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"page", &req.Page}, {"page_size", &req.PageSize}} {
+		if v := q.Get(f.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad[f.name] = "must be an integer"
+				continue
+			}
+			*f.dst = n
+		}
+	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeRefundRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	req := refundRequest{PaymentID: id, IdempotencyKey: r.Header.Get(discovery.IdempotencyKeyHeader)}
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// decodeWebhook keeps the body byte for byte: the signature covers it.
+func decodeWebhook(_ context.Context, r *http.Request) (any, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, httpkit.MaxBodyBytes))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return nil, httpkit.NewError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body exceeds %d bytes", maxErr.Limit))
+	case err != nil:
+		return nil, httpkit.BadRequest("unreadable_body", "the request body could not be read")
+	case len(body) == 0:
+		return nil, httpkit.BadRequest("empty_body", "the request body is empty")
+	}
+	return WebhookDelivery{Provider: mux.Vars(r)["provider"], Signature: r.Header.Get(SignatureHeader), Body: body}, nil
+}
+
+// Client encoders and decoders, used by NewClient.
+
+func setJSONBody(r *http.Request, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	setBody(r, b)
+	return nil
+}
+
+func setBody(r *http.Request, b []byte) {
+	r.ContentLength = int64(len(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	r.Body, _ = r.GetBody()
+}
+
+func encodeChargeRequest(_ context.Context, r *http.Request, request any) error {
+	r.URL.Path = chargePath
+	return setJSONBody(r, request)
+}
+
+func encodeGetPaymentRequest(_ context.Context, r *http.Request, request any) error {
+	r.URL.Path = apiPrefix + "/payments/" + url.PathEscape(request.(getPaymentRequest).ID)
+	return nil
+}
+
+func encodeListPaymentsRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(listPaymentsRequest)
+	r.URL.Path = apiPrefix + "/payments"
+	q := url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}
+	if req.OrderID != "" {
+		q.Set("order_id", req.OrderID)
+	}
+	r.URL.RawQuery = q.Encode()
+	return nil
+}
+
+func encodeRefundRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(refundRequest)
+	r.URL.Path = apiPrefix + "/payments/" + url.PathEscape(req.PaymentID) + "/refunds"
+	if req.IdempotencyKey != "" {
+		r.Header.Set(discovery.IdempotencyKeyHeader, req.IdempotencyKey)
+	}
+	return setJSONBody(r, req)
+}
+
+func encodeWebhook(_ context.Context, r *http.Request, request any) error {
+	d := request.(WebhookDelivery)
+	r.URL.Path = apiPrefix + "/webhooks/payments/" + url.PathEscape(d.Provider)
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set(SignatureHeader, d.Signature)
+	setBody(r, d.Body)
+	return nil
+}
+
+// decodeResponse decodes an instance's answer into T. A 5xx is an
+// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
+// is a business answer, returned as the response fail builds around the
+// domain error, so it never does. status, when not nil, receives the
+// status code of a success.
+func decodeResponse[T any](fail func(error) T, status func(*T, *http.Response)) httptransport.DecodeResponseFunc {
+	return func(_ context.Context, resp *http.Response) (any, error) {
+		if err := discovery.CheckResponse(resp); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= http.StatusBadRequest {
+			return fail(decodeErrorBody(resp)), nil
+		}
+		var out T
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
+		}
+		if status != nil {
+			status(&out, resp)
+		}
+		return out, nil
+	}
+}
+
+// decodeErrorBody turns an error body back into the domain error it was
+// made from, or an *httpkit.Error that re-encodes as the same status and code
+// (401/403 from auth, 422 validation, …) when it is not one of ours.
+func decodeErrorBody(resp *http.Response) error {
+	var body struct {
+		Error httpkit.Error `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
+		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("payment service answered %d", resp.StatusCode))
+	}
+	for _, m := range errorMappings {
+		if m.Code == body.Error.Code && m.Status == resp.StatusCode {
+			return m.Err
+		}
+	}
+	e := body.Error
+	e.Status = resp.StatusCode
+	return &e
+}
