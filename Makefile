@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 GO    ?= go
 # Go modules of ours whose packages are built, vetted and tested.
-MODULES := shared user notification gateway e2e
+MODULES := shared user payment notification gateway e2e
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
-SERVICES := user notification gateway
+SERVICES := user payment notification gateway
 
 .DEFAULT_GOAL := help
 

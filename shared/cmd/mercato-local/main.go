@@ -56,6 +56,7 @@ const (
 	adminEmail       = "admin@mercato.local"
 	devAdminPassword = "mercato-admin-dev"
 	devJWTSecret     = "mercato-local-dev-jwt-secret-do-not-use-in-production"
+	devWebhookSecret = "mercato-local-dev-webhook-secret-not-for-production"
 )
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
@@ -134,7 +135,13 @@ Flags:
 // secretsFromEnv takes the shared credentials from the environment, falling
 // back to the dev defaults.
 func secretsFromEnv() (secrets, error) {
-	s := secrets{jwtSecret: devJWTSecret, adminEmail: adminEmail, adminPassword: devAdminPassword}
+	s := secrets{jwtSecret: devJWTSecret, webhookSecret: devWebhookSecret, adminEmail: adminEmail, adminPassword: devAdminPassword}
+	if v := os.Getenv("MERCATO_WEBHOOK_SECRET"); v != "" {
+		if len(v) < 32 {
+			return s, fmt.Errorf("MERCATO_WEBHOOK_SECRET must be at least 32 bytes (it has %d); unset it to use the dev default", len(v))
+		}
+		s.webhookSecret = v
+	}
 	if v := os.Getenv("MERCATO_JWT_SECRET"); v != "" {
 		// Checked here, once, rather than by every service failing to start.
 		if len(v) < 32 {

@@ -28,6 +28,7 @@ type serviceSpec struct {
 // order. Each entry is one line so a new service joins by adding one.
 var services = []serviceSpec{
 	{name: "user", db: "user_db", extraArgs: adminArgs},
+	{name: "payment", db: "payment_db", extraArgs: paymentArgs},
 	{name: "notification", db: "notification_db"},
 }
 
@@ -35,6 +36,7 @@ var services = []serviceSpec{
 // service (DESIGN §5). A database may be listed before its service exists.
 var databases = []string{
 	"user_db",
+	"payment_db",
 	"notification_db",
 }
 
@@ -44,7 +46,8 @@ var gateway = serviceSpec{name: "gateway", instances: 1, httpAddr: gatewayAddr}
 // secrets are the credentials every service shares for this run.
 type secrets struct {
 	jwtSecret     string
-	jwtFromEnv    bool // from MERCATO_JWT_SECRET rather than the dev default
+	webhookSecret string // signs the sandbox payment provider's webhooks
+	jwtFromEnv    bool   // from MERCATO_JWT_SECRET rather than the dev default
 	adminEmail    string
 	adminPassword string
 	adminFromEnv  bool // from MERCATO_ADMIN_PASSWORD rather than the dev default
@@ -54,6 +57,12 @@ type secrets struct {
 // fresh local platform can be administered right away.
 func adminArgs(s secrets) []string {
 	return []string{"-admin-email", s.adminEmail, "-admin-password", s.adminPassword}
+}
+
+// paymentArgs gives every payment instance the same webhook secret; its
+// default webhook URL (through the gateway on :3000) suits a local run.
+func paymentArgs(s secrets) []string {
+	return []string{"-webhook-secret", s.webhookSecret}
 }
 
 // knownServiceNames lists the names -services accepts.
