@@ -1,0 +1,277 @@
+package product
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/logging"
+)
+
+// CacheVersionKey is the Redis key of the catalogue version. Every cache
+// entry's key contains the version it was read under; every write INCRs it
+// after its transaction committed and before it returns.
+const CacheVersionKey = "catalogue:version"
+
+// CachingMiddleware keeps public catalogue reads (a product by id or slug, a
+// product list, the category tree) in Redis, cache-aside, shared by every
+// instance, for at most ttl.
+//
+// Invalidation is by version, not by key: a read first GETs the version v,
+// then its entry under v; on a miss it loads from the service and stores the
+// result under the same v. Every write (admin changes, reservations, the
+// sweeper's releases) INCRs the version once it has committed, so every
+// entry at once becomes unreachable. That closes the classic race of
+// cache-aside — a read that loaded the old row just before a write commits
+// and stores it after the write invalidated the cache: such a read stores
+// under the version it read before loading, which the write has since left
+// behind, so no later read can see it. A read that starts after a write
+// returned reads the new version, misses, and loads from the database after
+// the commit. Entries of old versions are never read again and expire with
+// their TTL. If the INCR itself fails (Redis down right after the commit),
+// entries can be stale for at most ttl; that is logged.
+//
+// Only the public view is cached: admin reads (cost prices, inactive
+// products) always go to the database, so admin-only fields cannot reach a
+// cache entry a customer is served.
+func CachingMiddleware(rdb redis.Cmdable, ttl time.Duration, logger log.Logger, m *Metrics) Middleware {
+	return func(next Service) Service {
+		return &cachingMiddleware{next: next, rdb: rdb, ttl: ttl, logger: logger, m: m}
+	}
+}
+
+type cachingMiddleware struct {
+	next   Service
+	rdb    redis.Cmdable
+	ttl    time.Duration
+	logger log.Logger
+	m      *Metrics
+}
+
+var _ Service = (*cachingMiddleware)(nil)
+
+// noVersion marks a lookup that could not read the version: nothing may be
+// stored then, since the entry could not be tied to a version.
+const noVersion = -1
+
+// lookup reads the entry key of kind into dst. It returns the version the
+// lookup was made under (noVersion when Redis failed) and whether it hit.
+func (mw *cachingMiddleware) lookup(ctx context.Context, kind, key string, dst any) (int64, bool) {
+	version, err := mw.rdb.Get(ctx, CacheVersionKey).Int64()
+	if errors.Is(err, redis.Nil) {
+		version, err = 0, nil
+	}
+	if err != nil {
+		mw.failed(ctx, kind, "read cache version", err)
+		return noVersion, false
+	}
+	b, err := mw.rdb.Get(ctx, entryKey(version, kind, key)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		mw.m.Cache.With("kind", kind, "result", "miss").Add(1)
+		return version, false
+	case err != nil:
+		mw.failed(ctx, kind, "read cache entry", err)
+		return noVersion, false
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		mw.failed(ctx, kind, "decode cache entry", err)
+		return version, false // overwritten by the fresh load
+	}
+	mw.m.Cache.With("kind", kind, "result", "hit").Add(1)
+	return version, true
+}
+
+// store keeps v as the entry key of kind under version.
+func (mw *cachingMiddleware) store(ctx context.Context, version int64, kind, key string, v any) {
+	if version == noVersion {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		mw.failed(ctx, kind, "encode cache entry", err)
+		return
+	}
+	if err := mw.rdb.Set(ctx, entryKey(version, kind, key), b, mw.ttl).Err(); err != nil {
+		mw.failed(ctx, kind, "write cache entry", err)
+	}
+}
+
+func (mw *cachingMiddleware) failed(ctx context.Context, kind, what string, err error) {
+	mw.m.Cache.With("kind", kind, "result", "error").Add(1)
+	level.Warn(logging.WithRequest(ctx, mw.logger)).Log("msg", "catalogue cache: "+what+"; served from the database", "err", err)
+}
+
+func entryKey(version int64, kind, key string) string {
+	return "catalogue:v" + strconv.FormatInt(version, 10) + ":" + kind + ":" + key
+}
+
+// invalidate moves the catalogue to a new version. It runs even when the
+// caller has gone away: the write it follows has committed.
+func (mw *cachingMiddleware) invalidate(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var err error
+	for range 3 {
+		if err = mw.rdb.Incr(ctx, CacheVersionKey).Err(); err == nil {
+			return
+		}
+	}
+	mw.m.Cache.With("kind", "invalidate", "result", "error").Add(1)
+	level.Error(logging.WithRequest(ctx, mw.logger)).Log("msg",
+		"catalogue cache: cannot invalidate after a write; cached reads may be stale until their TTL", "err", err)
+}
+
+func (mw *cachingMiddleware) ListCategories(ctx context.Context) ([]CategoryNode, error) {
+	var tree []CategoryNode
+	version, hit := mw.lookup(ctx, "categories", "tree", &tree)
+	if hit {
+		return tree, nil
+	}
+	tree, err := mw.next.ListCategories(ctx)
+	if err == nil {
+		mw.store(ctx, version, "categories", "tree", tree)
+	}
+	return tree, err
+}
+
+func (mw *cachingMiddleware) ListProducts(ctx context.Context, q ProductQuery) (ProductPage, error) {
+	if q.Admin {
+		return mw.next.ListProducts(ctx, q)
+	}
+	key := listKey(q)
+	var page ProductPage
+	version, hit := mw.lookup(ctx, "list", key, &page)
+	if hit {
+		return page, nil
+	}
+	page, err := mw.next.ListProducts(ctx, q)
+	if err == nil {
+		for i := range page.Items {
+			page.Items[i].CostPrice = nil // already so; the cache must never hold it
+		}
+		mw.store(ctx, version, "list", key, page)
+	}
+	return page, err
+}
+
+// listKey identifies a public list query: the hash of its canonical JSON
+// (field order is fixed by the struct), so any q fits in a short key.
+func listKey(q ProductQuery) string {
+	b, _ := json.Marshal(q) // a struct of strings, numbers and amounts: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func (mw *cachingMiddleware) GetProduct(ctx context.Context, ref string, admin bool) (Product, error) {
+	_, isID := parseID(ref)
+	if admin || !(isID || ValidSlug(ref)) {
+		return mw.next.GetProduct(ctx, ref, admin)
+	}
+	var p Product
+	version, hit := mw.lookup(ctx, "product", ref, &p)
+	if hit {
+		return p, nil
+	}
+	p, err := mw.next.GetProduct(ctx, ref, false)
+	if err == nil {
+		p.CostPrice = nil // already so; the cache must never hold it
+		mw.store(ctx, version, "product", ref, p)
+	}
+	return p, err
+}
+
+// Writes: the call, then the new version.
+
+func (mw *cachingMiddleware) CreateCategory(ctx context.Context, in CategoryInput) (Category, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.CreateCategory(ctx, in)
+}
+
+func (mw *cachingMiddleware) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (Category, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.UpdateCategory(ctx, id, p)
+}
+
+func (mw *cachingMiddleware) DeleteCategory(ctx context.Context, id string) error {
+	defer mw.invalidate(ctx)
+	return mw.next.DeleteCategory(ctx, id)
+}
+
+func (mw *cachingMiddleware) CreateProduct(ctx context.Context, in ProductInput) (Product, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.CreateProduct(ctx, in)
+}
+
+func (mw *cachingMiddleware) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.UpdateProduct(ctx, id, p)
+}
+
+func (mw *cachingMiddleware) DeactivateProduct(ctx context.Context, id string) error {
+	defer mw.invalidate(ctx)
+	return mw.next.DeactivateProduct(ctx, id)
+}
+
+func (mw *cachingMiddleware) CreateVariant(ctx context.Context, productID string, in VariantInput) (Variant, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.CreateVariant(ctx, productID, in)
+}
+
+func (mw *cachingMiddleware) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (Variant, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.UpdateVariant(ctx, productID, variantID, p)
+}
+
+func (mw *cachingMiddleware) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (Product, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.AdjustStock(ctx, productID, a)
+}
+
+// Reservations change stock, which product reads and the in_stock filter
+// show, so they are writes like any other.
+
+func (mw *cachingMiddleware) Reserve(ctx context.Context, r ReservationRequest) (Reservation, bool, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.Reserve(ctx, r)
+}
+
+func (mw *cachingMiddleware) CommitReservation(ctx context.Context, orderID string) (Reservation, error) {
+	// A commit that finds its reservation expired releases it, so even a
+	// failed commit may have changed stock.
+	defer mw.invalidate(ctx)
+	return mw.next.CommitReservation(ctx, orderID)
+}
+
+func (mw *cachingMiddleware) ReleaseReservation(ctx context.Context, orderID string) (Reservation, error) {
+	defer mw.invalidate(ctx)
+	return mw.next.ReleaseReservation(ctx, orderID)
+}
+
+func (mw *cachingMiddleware) GetReservation(ctx context.Context, orderID string) (Reservation, error) {
+	return mw.next.GetReservation(ctx, orderID)
+}
+
+func (mw *cachingMiddleware) ReleaseExpired(ctx context.Context) (int, error) {
+	n, err := mw.next.ReleaseExpired(ctx)
+	if n > 0 { // the sweeper runs every few seconds; most runs change nothing
+		mw.invalidate(ctx)
+	}
+	return n, err
+}
+
+func (mw *cachingMiddleware) SeedDemo(ctx context.Context) (bool, error) {
+	seeded, err := mw.next.SeedDemo(ctx)
+	if seeded {
+		mw.invalidate(ctx)
+	}
+	return seeded, err
+}

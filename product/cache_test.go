@@ -1,0 +1,206 @@
+package product_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/product"
+	"github.com/mercato-dev/mercato/shared/metrics"
+	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+// freshRedis is the shared test Redis, emptied: the cache's keys are global.
+func freshRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	rdb := testkit.Redis(t)
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rdb
+}
+
+// TestCacheAcrossInstances: two instances share the database and the Redis
+// cache. After a write returned through one, a read through the other sees
+// it — the product, the list and the tree.
+func TestCacheAcrossInstances(t *testing.T) {
+	db := newDB(t)
+	rdb := freshRedis(t)
+	clk := &clock{now: time.Now()}
+	a, b := newStackOn(t, db, rdb, clk), newStackOn(t, db, rdb, clk)
+	cat := a.createCategory(t, "Lamps", "")
+	p := a.createProduct(t, map[string]any{"category_id": cat, "name": "Desk Lamp", "price": "20.00", "cost_price": "7.77"})
+	id := p["id"].(string)
+
+	read := func(s *stack, path string) string {
+		t.Helper()
+		return want(t, s.call(t, "GET", path, "", nil), http.StatusOK).raw
+	}
+	paths := []string{"/api/v1/products/" + id, "/api/v1/products/desk-lamp", "/api/v1/products?category=lamps&sort=price", "/api/v1/categories"}
+	for range 2 { // the first populates, the second hits
+		for _, s := range []*stack{a, b} {
+			for _, path := range paths {
+				if body := read(s, path); !strings.Contains(body, `"price":"20.00"`) && !strings.Contains(path, "categories") {
+					t.Fatalf("GET %s: %s", path, body)
+				}
+			}
+		}
+	}
+	if hits := counter(t, a, "hit") + counter(t, b, "hit"); hits < 8 {
+		t.Fatalf("%v cache hits while warming, want at least 8", hits)
+	}
+
+	want(t, a.call(t, "PATCH", "/api/v1/products/"+id, a.admin, map[string]any{"price": "17.50"}), http.StatusOK)
+	for _, path := range paths[:3] {
+		if body := read(b, path); !strings.Contains(body, `"price":"17.50"`) {
+			t.Errorf("GET %s through the other instance after the update: %s", path, body)
+		}
+	}
+	want(t, b.call(t, "PATCH", "/api/v1/categories/"+cat, b.admin, map[string]any{"name": "Lights"}), http.StatusOK)
+	if body := read(a, "/api/v1/categories"); !strings.Contains(body, `"name":"Lights"`) {
+		t.Errorf("tree after a rename through the other instance: %s", body)
+	}
+	// Stock moves are writes too: a reservation shows at once.
+	want(t, a.call(t, "POST", "/internal/reservations", a.service, map[string]any{"order_id": uuid.NewString(),
+		"items": []map[string]any{{"product_id": id, "quantity": 5}}}), http.StatusCreated)
+	if body := read(b, "/api/v1/products/"+id); !strings.Contains(body, `"stock_quantity":0`) {
+		t.Errorf("stock after a reservation through the other instance: %s", body)
+	}
+	want(t, a.call(t, "DELETE", "/api/v1/products/"+id, a.admin, nil), http.StatusNoContent)
+	want(t, b.call(t, "GET", "/api/v1/products/"+id, "", nil), http.StatusNotFound)
+
+	// Admin reads are never cached, and no entry holds a cost price.
+	want(t, a.call(t, "GET", "/api/v1/products/"+id, a.admin, nil), http.StatusOK)
+	want(t, a.call(t, "GET", "/api/v1/products?sort=price", a.admin, nil), http.StatusOK)
+	keys, err := rdb.Keys(context.Background(), "catalogue:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 5 {
+		t.Errorf("only %d cache keys: %v", len(keys), keys)
+	}
+	for _, k := range keys {
+		if k == product.CacheVersionKey {
+			continue
+		}
+		v, err := rdb.Get(context.Background(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(v, "cost_price") || strings.Contains(v, "7.77") {
+			t.Errorf("cache entry %s holds the cost price: %s", k, v)
+		}
+	}
+}
+
+// counter reads catalogue_cache_requests_total{result} of a stack.
+func counter(t *testing.T, s *stack, result string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "catalogue_cache_requests_total{") && strings.Contains(line, `result="`+result+`"`) {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += v
+		}
+	}
+	return sum
+}
+
+// slowCatalogue is a Service whose product reads block until released,
+// returning the price current when they started: the read that races a write.
+type slowCatalogue struct {
+	product.Service
+	price   atomic.Int64
+	loads   atomic.Int64
+	release chan struct{}
+	started chan struct{}
+}
+
+func (s *slowCatalogue) GetProduct(_ context.Context, ref string, _ bool) (product.Product, error) {
+	price := money.Amount(s.price.Load())
+	s.loads.Add(1)
+	if s.started != nil {
+		s.started <- struct{}{}
+		<-s.release
+	}
+	return product.Product{ID: ref, Price: price, Variants: []product.Variant{}}, nil
+}
+
+func (s *slowCatalogue) UpdateProduct(_ context.Context, id string, p product.ProductPatch) (product.Product, error) {
+	s.price.Store(int64(*p.Price.Value))
+	return product.Product{ID: id, Price: *p.Price.Value}, nil
+}
+
+// TestCacheStaleFillRace is cache-aside's classic race: a read loads the old
+// price, a write commits and invalidates, then the read stores what it
+// loaded. No later read may see that old price.
+func TestCacheStaleFillRace(t *testing.T) {
+	rdb := freshRedis(t)
+	next := &slowCatalogue{release: make(chan struct{}), started: make(chan struct{})}
+	next.price.Store(1000)
+	svc := product.CachingMiddleware(rdb, time.Minute, log.NewNopLogger(), product.NewMetrics(metrics.NewRegistry()))(next)
+	ctx := context.Background()
+	id := uuid.NewString()
+
+	stale := make(chan product.Product)
+	go func() {
+		p, _ := svc.GetProduct(ctx, id, false)
+		stale <- p
+	}()
+	<-next.started // the read has missed and loaded the old price
+	if _, err := svc.UpdateProduct(ctx, id, product.ProductPatch{Price: product.Some(money.Amount(900))}); err != nil {
+		t.Fatal(err)
+	}
+	close(next.release) // now it stores what it loaded
+	next.started = nil
+	if p := <-stale; p.Price != 1000 {
+		t.Fatalf("the racing read returned %v", p.Price)
+	}
+	for range 3 {
+		p, err := svc.GetProduct(ctx, id, false)
+		if err != nil || p.Price != 900 {
+			t.Fatalf("read after the write returned: %v, %v; want 9.00", p.Price, err)
+		}
+	}
+	if n := next.loads.Load(); n != 2 {
+		t.Errorf("%d loads, want 2: the racing one, then one fill under the new version", n)
+	}
+}
+
+// TestCacheRedisDown: the cache is an optimisation; without Redis, reads
+// are served from the database.
+func TestCacheRedisDown(t *testing.T) {
+	private := testkit.NewRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: private.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	s := newStackOn(t, newDB(t), rdb, &clock{now: time.Now()})
+	id := s.createProduct(t, map[string]any{"price": "3.00"})["id"].(string)
+	want(t, s.call(t, "GET", "/api/v1/products/"+id, "", nil), http.StatusOK)
+	if err := private.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r := want(t, s.call(t, "GET", "/api/v1/products/"+id, "", nil), http.StatusOK); !strings.Contains(r.raw, `"price":"3.00"`) {
+		t.Errorf("read with Redis down: %s", r.raw)
+	}
+	want(t, s.call(t, "GET", "/api/v1/products?sort=price", "", nil), http.StatusOK)
+}

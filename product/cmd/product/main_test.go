@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/consul/api"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+// syncBuffer collects the log lines of a run that is still writing them.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRun starts two instances as the binary would, on free ports, both
+// with -seed-demo, and checks what the rest of the system relies on: they
+// register in Consul with their real ports and a passing check, the demo
+// catalogue is there once, the API and the internal reservation routes
+// answer, the events reach the Redis stream, and they leave Consul on
+// shutdown.
+func TestRun(t *testing.T) {
+	consulAddr := testkit.ConsulAddr(t)
+	rdb := testkit.Redis(t)
+	dbURL := testkit.PostgresURL(t)
+	args := []string{
+		"-http-addr", "127.0.0.1:0",
+		"-consul-addr", consulAddr,
+		"-database-url", dbURL,
+		"-redis-addr", testkit.RedisAddr(t),
+		"-jwt-secret", secret,
+		"-seed-demo",
+		"-sweep-interval", "100ms",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := []*syncBuffer{{}, {}}
+	errc := make(chan error, 2)
+	for i := range 2 {
+		go func() { errc <- run(ctx, args, logs[i]) }()
+	}
+
+	consul, err := discovery.NewConsulClient(consulAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var instances []*api.ServiceEntry
+	for deadline := time.Now().Add(60 * time.Second); len(instances) != 2; time.Sleep(200 * time.Millisecond) {
+		select {
+		case err := <-errc:
+			t.Fatalf("run returned early: %v\nlogs:\n%s\n%s", err, logs[0], logs[1])
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no two passing product instances in Consul after 60s\nlogs:\n%s\n%s", logs[0], logs[1])
+		}
+		instances, _, _ = consul.Health().Service("product", "", true, nil)
+	}
+	for _, in := range instances {
+		if in.Service.Port == 0 || in.Service.ID != fmt.Sprintf("product-127.0.0.1-%d", in.Service.Port) {
+			t.Errorf("registered as %s port %d", in.Service.ID, in.Service.Port)
+		}
+	}
+	base := fmt.Sprintf("http://%s:%d", instances[0].Service.Address, instances[0].Service.Port)
+
+	call := func(method, path, token, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	if code, body := call("GET", "/ready", "", ""); code != http.StatusOK {
+		t.Errorf("/ready: %d %s", code, body)
+	}
+	// The demo catalogue, loaded once although both instances asked.
+	code, body := call("GET", "/api/v1/products?page_size=100", "", "")
+	if code != http.StatusOK || !strings.Contains(body, `"total":50`) {
+		t.Fatalf("demo products: %d %.300s", code, body)
+	}
+	var page struct {
+		Items []struct {
+			ID       string `json:"id"`
+			Slug     string `json:"slug"`
+			Stock    int    `json:"stock_quantity"`
+			Variants []any  `json:"variants"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
+		t.Fatal(err)
+	}
+	var earbuds string
+	for _, p := range page.Items {
+		if p.Slug == "everyday-earbuds" {
+			earbuds = p.ID
+		}
+	}
+	if code, body := call("GET", "/api/v1/categories", "", ""); code != http.StatusOK || !strings.Contains(body, `"slug":"t-shirts"`) {
+		t.Errorf("demo categories: %d %.300s", code, body)
+	}
+
+	// A reservation through the internal route, with a service's token.
+	tokens, err := auth.NewTokens([]byte(secret), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcToken, _ := tokens.ServiceToken("order")
+	order := uuid.NewString()
+	code, body = call("POST", "/internal/reservations", svcToken, `{"order_id":"`+order+`","items":[{"product_id":"`+earbuds+`","quantity":2}]}`)
+	if code != http.StatusCreated || !strings.Contains(body, `"unit_price":"79.00"`) {
+		t.Errorf("reserve: %d %s", code, body)
+	}
+	if code, body := call("POST", "/internal/reservations/"+order+"/release", svcToken, ""); code != http.StatusOK {
+		t.Errorf("release: %d %s", code, body)
+	}
+	if _, body := call("GET", "/metrics", "", ""); !strings.Contains(body, `reservations_total{result="reserved"} 1`) ||
+		!strings.Contains(body, "catalogue_cache_requests_total") {
+		t.Errorf("/metrics lacks the business counters:\n%.2000s", body)
+	}
+
+	// The relays publish what was committed: 50 product.created and the
+	// release.
+	var created, released int
+	for start := time.Now(); time.Since(start) < 15*time.Second && (created < 50 || released < 1); time.Sleep(100 * time.Millisecond) {
+		entries, err := rdb.XRange(context.Background(), "events", "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		created, released = 0, 0
+		for _, e := range entries {
+			var env events.Envelope
+			if err := json.Unmarshal([]byte(e.Values["envelope"].(string)), &env); err != nil {
+				t.Fatal(err)
+			}
+			if env.Source != "product" {
+				continue
+			}
+			switch env.Type {
+			case events.ProductCreated:
+				created++
+			case events.InventoryReleased:
+				released++
+			}
+		}
+	}
+	if created != 50 || released != 1 {
+		t.Errorf("%d product.created and %d inventory.released on the stream, want 50 and 1", created, released)
+	}
+
+	cancel()
+	for range 2 {
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("run after shutdown: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("run did not return after the context was cancelled")
+		}
+	}
+	entries, _, err := consul.Health().Service("product", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("still in Consul after shutdown: %s", entries[0].Service.ID)
+	}
+}
+
+// TestRunRefusesBadConfig checks that a misconfigured instance stops at once
+// with an error that names the setting, before serving anything.
+func TestRunRefusesBadConfig(t *testing.T) {
+	base := []string{"-http-addr", "127.0.0.1:0", "-jwt-secret", secret, "-database-url", "postgres://127.0.0.1:1/none?sslmode=disable&connect_timeout=2"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no database", []string{"-jwt-secret", secret}, "-database-url"},
+		{"short secret", []string{"-database-url", "postgres://x/y", "-jwt-secret", "short"}, "-jwt-secret"},
+		{"negative cache ttl", append(base[:len(base):len(base)], "-cache-ttl", "-1s"), "-cache-ttl"},
+		{"zero sweep interval", append(base[:len(base):len(base)], "-sweep-interval", "0s"), "-sweep-interval"},
+		{"unreachable database", base, "database"},
+		{"bad flag value", append(base[:len(base):len(base)], "-cache-ttl", "soon"), "cache-ttl"},
+		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := run(ctx, tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+
+	if err := run(context.Background(), []string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: err = %v, want flag.ErrHelp", err)
+	}
+}

@@ -1,0 +1,342 @@
+package product
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/go-kit/kit/metrics"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mercato-dev/mercato/shared/logging"
+	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
+)
+
+// Middleware decorates a Service.
+type Middleware func(Service) Service
+
+// LoggingMiddleware logs one line per call with its outcome and duration.
+func LoggingMiddleware(logger log.Logger) Middleware {
+	return func(next Service) Service { return &loggingMiddleware{next: next, logger: logger} }
+}
+
+type loggingMiddleware struct {
+	next   Service
+	logger log.Logger
+}
+
+var _ Service = (*loggingMiddleware)(nil)
+
+func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
+	// Successes at debug: httpkit already logs every request at info.
+	l := level.Debug
+	switch {
+	case err == nil:
+	case isBusinessError(err):
+		l = level.Info
+	default:
+		l = level.Error
+	}
+	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
+	_ = l(logging.WithRequest(ctx, mw.logger)).Log(kv...)
+}
+
+func (mw *loggingMiddleware) ListCategories(ctx context.Context) (tree []CategoryNode, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "ListCategories", begin, err) }(time.Now())
+	return mw.next.ListCategories(ctx)
+}
+
+func (mw *loggingMiddleware) CreateCategory(ctx context.Context, in CategoryInput) (c Category, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "CreateCategory", begin, err, "category_id", c.ID) }(time.Now())
+	return mw.next.CreateCategory(ctx, in)
+}
+
+func (mw *loggingMiddleware) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (c Category, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "UpdateCategory", begin, err, "category_id", id) }(time.Now())
+	return mw.next.UpdateCategory(ctx, id, p)
+}
+
+func (mw *loggingMiddleware) DeleteCategory(ctx context.Context, id string) (err error) {
+	defer func(begin time.Time) { mw.log(ctx, "DeleteCategory", begin, err, "category_id", id) }(time.Now())
+	return mw.next.DeleteCategory(ctx, id)
+}
+
+func (mw *loggingMiddleware) ListProducts(ctx context.Context, q ProductQuery) (p ProductPage, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "ListProducts", begin, err, "page", q.Page, "page_size", q.PageSize, "total", p.Total)
+	}(time.Now())
+	return mw.next.ListProducts(ctx, q)
+}
+
+func (mw *loggingMiddleware) GetProduct(ctx context.Context, ref string, admin bool) (p Product, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "GetProduct", begin, err, "ref", ref, "admin", admin) }(time.Now())
+	return mw.next.GetProduct(ctx, ref, admin)
+}
+
+func (mw *loggingMiddleware) CreateProduct(ctx context.Context, in ProductInput) (p Product, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "CreateProduct", begin, err, "product_id", p.ID) }(time.Now())
+	return mw.next.CreateProduct(ctx, in)
+}
+
+func (mw *loggingMiddleware) UpdateProduct(ctx context.Context, id string, patch ProductPatch) (p Product, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "UpdateProduct", begin, err, "product_id", id) }(time.Now())
+	return mw.next.UpdateProduct(ctx, id, patch)
+}
+
+func (mw *loggingMiddleware) DeactivateProduct(ctx context.Context, id string) (err error) {
+	defer func(begin time.Time) { mw.log(ctx, "DeactivateProduct", begin, err, "product_id", id) }(time.Now())
+	return mw.next.DeactivateProduct(ctx, id)
+}
+
+func (mw *loggingMiddleware) CreateVariant(ctx context.Context, productID string, in VariantInput) (v Variant, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "CreateVariant", begin, err, "product_id", productID, "variant_id", v.ID)
+	}(time.Now())
+	return mw.next.CreateVariant(ctx, productID, in)
+}
+
+func (mw *loggingMiddleware) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (v Variant, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "UpdateVariant", begin, err, "product_id", productID, "variant_id", variantID)
+	}(time.Now())
+	return mw.next.UpdateVariant(ctx, productID, variantID, p)
+}
+
+func (mw *loggingMiddleware) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (p Product, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "AdjustStock", begin, err, "product_id", productID, "variant_id", a.VariantID, "delta", a.Delta)
+	}(time.Now())
+	return mw.next.AdjustStock(ctx, productID, a)
+}
+
+func (mw *loggingMiddleware) Reserve(ctx context.Context, r ReservationRequest) (res Reservation, created bool, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "Reserve", begin, err, "order_id", r.OrderID, "lines", len(r.Items), "created", created)
+	}(time.Now())
+	return mw.next.Reserve(ctx, r)
+}
+
+func (mw *loggingMiddleware) CommitReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "CommitReservation", begin, err, "order_id", orderID) }(time.Now())
+	return mw.next.CommitReservation(ctx, orderID)
+}
+
+func (mw *loggingMiddleware) ReleaseReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "ReleaseReservation", begin, err, "order_id", orderID) }(time.Now())
+	return mw.next.ReleaseReservation(ctx, orderID)
+}
+
+func (mw *loggingMiddleware) GetReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "GetReservation", begin, err, "order_id", orderID) }(time.Now())
+	return mw.next.GetReservation(ctx, orderID)
+}
+
+func (mw *loggingMiddleware) ReleaseExpired(ctx context.Context) (n int, err error) {
+	defer func(begin time.Time) {
+		// Only sweeps that did something, or failed: the sweeper runs every
+		// few seconds and would otherwise fill the log with nothing.
+		if n > 0 || err != nil {
+			l := level.Info
+			if err != nil {
+				l = level.Error
+			}
+			_ = l(mw.logger).Log("method", "ReleaseExpired", "took", time.Since(begin), "released", n, "err", err)
+		}
+	}(time.Now())
+	return mw.next.ReleaseExpired(ctx)
+}
+
+func (mw *loggingMiddleware) SeedDemo(ctx context.Context) (seeded bool, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "SeedDemo", begin, err, "seeded", seeded) }(time.Now())
+	return mw.next.SeedDemo(ctx)
+}
+
+// isBusinessError reports whether err is an expected answer (a domain error
+// or a client mistake) rather than a failure worth an error-level log line.
+func isBusinessError(err error) bool {
+	for _, m := range errorMappings {
+		if errors.Is(err, m.Err) {
+			return true
+		}
+	}
+	return false
+}
+
+// Metrics are the product service's business metrics.
+type Metrics struct {
+	Reservations metrics.Counter   // reservations_total{result}
+	Commits      metrics.Counter   // reservation_commits_total{result}
+	Releases     metrics.Counter   // reservation_releases_total{reason}
+	Duration     metrics.Histogram // product_service_duration_seconds{method,success}
+	Cache        metrics.Counter   // catalogue_cache_requests_total{kind,result}
+}
+
+// NewMetrics registers the business metrics on reg (built in main).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	return &Metrics{
+		Reservations: sharedmetrics.NewCounter(reg, "reservations_total",
+			"Reservation requests by result: reserved, replayed, out_of_stock, unknown_product, mismatch, error.", "result"),
+		Commits: sharedmetrics.NewCounter(reg, "reservation_commits_total",
+			"Reservation commits by result: committed, released (too late), error.", "result"),
+		Releases: sharedmetrics.NewCounter(reg, "reservation_releases_total",
+			"Reservations released, by reason: released (asked), expired (sweeper).", "reason"),
+		Duration: sharedmetrics.NewHistogram(reg, "product_service_duration_seconds",
+			"Time spent in product service methods, in seconds.", prometheus.DefBuckets, "method", "success"),
+		Cache: sharedmetrics.NewCounter(reg, "catalogue_cache_requests_total",
+			"Catalogue cache lookups by kind (product, list, categories) and result (hit, miss, error).", "kind", "result"),
+	}
+}
+
+// InstrumentingMiddleware records m for every call.
+func InstrumentingMiddleware(m *Metrics) Middleware {
+	return func(next Service) Service { return &instrumentingMiddleware{next: next, m: m} }
+}
+
+type instrumentingMiddleware struct {
+	next Service
+	m    *Metrics
+}
+
+var _ Service = (*instrumentingMiddleware)(nil)
+
+func (mw *instrumentingMiddleware) observe(method string, begin time.Time, err error) {
+	mw.m.Duration.With("method", method, "success", boolLabel(err == nil)).Observe(time.Since(begin).Seconds())
+}
+
+func boolLabel(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// reservationResult names the outcome of a Reserve for the result label.
+func reservationResult(created bool, err error) string {
+	switch {
+	case err == nil && created:
+		return "reserved"
+	case err == nil:
+		return "replayed"
+	case errors.Is(err, ErrOutOfStock):
+		return "out_of_stock"
+	case errors.Is(err, ErrUnknownProduct):
+		return "unknown_product"
+	case errors.Is(err, ErrReservationMismatch):
+		return "mismatch"
+	default:
+		return "error"
+	}
+}
+
+func (mw *instrumentingMiddleware) ListCategories(ctx context.Context) (tree []CategoryNode, err error) {
+	defer func(begin time.Time) { mw.observe("ListCategories", begin, err) }(time.Now())
+	return mw.next.ListCategories(ctx)
+}
+
+func (mw *instrumentingMiddleware) CreateCategory(ctx context.Context, in CategoryInput) (c Category, err error) {
+	defer func(begin time.Time) { mw.observe("CreateCategory", begin, err) }(time.Now())
+	return mw.next.CreateCategory(ctx, in)
+}
+
+func (mw *instrumentingMiddleware) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (c Category, err error) {
+	defer func(begin time.Time) { mw.observe("UpdateCategory", begin, err) }(time.Now())
+	return mw.next.UpdateCategory(ctx, id, p)
+}
+
+func (mw *instrumentingMiddleware) DeleteCategory(ctx context.Context, id string) (err error) {
+	defer func(begin time.Time) { mw.observe("DeleteCategory", begin, err) }(time.Now())
+	return mw.next.DeleteCategory(ctx, id)
+}
+
+func (mw *instrumentingMiddleware) ListProducts(ctx context.Context, q ProductQuery) (p ProductPage, err error) {
+	defer func(begin time.Time) { mw.observe("ListProducts", begin, err) }(time.Now())
+	return mw.next.ListProducts(ctx, q)
+}
+
+func (mw *instrumentingMiddleware) GetProduct(ctx context.Context, ref string, admin bool) (p Product, err error) {
+	defer func(begin time.Time) { mw.observe("GetProduct", begin, err) }(time.Now())
+	return mw.next.GetProduct(ctx, ref, admin)
+}
+
+func (mw *instrumentingMiddleware) CreateProduct(ctx context.Context, in ProductInput) (p Product, err error) {
+	defer func(begin time.Time) { mw.observe("CreateProduct", begin, err) }(time.Now())
+	return mw.next.CreateProduct(ctx, in)
+}
+
+func (mw *instrumentingMiddleware) UpdateProduct(ctx context.Context, id string, patch ProductPatch) (p Product, err error) {
+	defer func(begin time.Time) { mw.observe("UpdateProduct", begin, err) }(time.Now())
+	return mw.next.UpdateProduct(ctx, id, patch)
+}
+
+func (mw *instrumentingMiddleware) DeactivateProduct(ctx context.Context, id string) (err error) {
+	defer func(begin time.Time) { mw.observe("DeactivateProduct", begin, err) }(time.Now())
+	return mw.next.DeactivateProduct(ctx, id)
+}
+
+func (mw *instrumentingMiddleware) CreateVariant(ctx context.Context, productID string, in VariantInput) (v Variant, err error) {
+	defer func(begin time.Time) { mw.observe("CreateVariant", begin, err) }(time.Now())
+	return mw.next.CreateVariant(ctx, productID, in)
+}
+
+func (mw *instrumentingMiddleware) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (v Variant, err error) {
+	defer func(begin time.Time) { mw.observe("UpdateVariant", begin, err) }(time.Now())
+	return mw.next.UpdateVariant(ctx, productID, variantID, p)
+}
+
+func (mw *instrumentingMiddleware) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (p Product, err error) {
+	defer func(begin time.Time) { mw.observe("AdjustStock", begin, err) }(time.Now())
+	return mw.next.AdjustStock(ctx, productID, a)
+}
+
+func (mw *instrumentingMiddleware) Reserve(ctx context.Context, r ReservationRequest) (res Reservation, created bool, err error) {
+	defer func(begin time.Time) {
+		mw.observe("Reserve", begin, err)
+		mw.m.Reservations.With("result", reservationResult(created, err)).Add(1)
+	}(time.Now())
+	return mw.next.Reserve(ctx, r)
+}
+
+func (mw *instrumentingMiddleware) CommitReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+	defer func(begin time.Time) {
+		mw.observe("CommitReservation", begin, err)
+		result := "committed"
+		switch {
+		case errors.Is(err, ErrReservationReleased):
+			result = "released"
+		case err != nil:
+			result = "error"
+		}
+		mw.m.Commits.With("result", result).Add(1)
+	}(time.Now())
+	return mw.next.CommitReservation(ctx, orderID)
+}
+
+func (mw *instrumentingMiddleware) ReleaseReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+	defer func(begin time.Time) {
+		mw.observe("ReleaseReservation", begin, err)
+		if err == nil {
+			mw.m.Releases.With("reason", ReasonReleased).Add(1)
+		}
+	}(time.Now())
+	return mw.next.ReleaseReservation(ctx, orderID)
+}
+
+func (mw *instrumentingMiddleware) GetReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+	defer func(begin time.Time) { mw.observe("GetReservation", begin, err) }(time.Now())
+	return mw.next.GetReservation(ctx, orderID)
+}
+
+func (mw *instrumentingMiddleware) ReleaseExpired(ctx context.Context) (n int, err error) {
+	defer func(begin time.Time) {
+		mw.observe("ReleaseExpired", begin, err)
+		mw.m.Releases.With("reason", ReasonExpired).Add(float64(n))
+	}(time.Now())
+	return mw.next.ReleaseExpired(ctx)
+}
+
+func (mw *instrumentingMiddleware) SeedDemo(ctx context.Context) (seeded bool, err error) {
+	defer func(begin time.Time) { mw.observe("SeedDemo", begin, err) }(time.Now())
+	return mw.next.SeedDemo(ctx)
+}

@@ -1,0 +1,459 @@
+package product
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/go-kit/kit/endpoint"
+	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/money"
+)
+
+// apiPrefix is where every public route lives (API.md); internalPrefix is
+// where the routes for other services live, which the gateway never exposes.
+const (
+	apiPrefix      = "/api/v1"
+	internalPrefix = "/internal"
+)
+
+// errorMappings is the one table from domain errors to HTTP. The client uses
+// it backwards, to turn an error body into the domain error again.
+var errorMappings = []httpkit.ErrorMapping{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
+	{Err: ErrSlugTaken, Status: http.StatusConflict, Code: "slug_taken"},
+	{Err: ErrSKUTaken, Status: http.StatusConflict, Code: "sku_taken"},
+	{Err: ErrUnknownCategory, Status: http.StatusUnprocessableEntity, Code: "unknown_category"},
+	{Err: ErrCategoryNotEmpty, Status: http.StatusConflict, Code: "category_not_empty"},
+	{Err: ErrCategoryCycle, Status: http.StatusUnprocessableEntity, Code: "category_cycle"},
+	{Err: ErrUnknownVariant, Status: http.StatusUnprocessableEntity, Code: "unknown_variant"},
+	{Err: ErrStockLimit, Status: http.StatusUnprocessableEntity, Code: "stock_limit"},
+	{Err: ErrUnknownProduct, Status: http.StatusUnprocessableEntity, Code: "unknown_product"},
+	{Err: ErrOutOfStock, Status: http.StatusConflict, Code: "out_of_stock"},
+	{Err: ErrReservationMismatch, Status: http.StatusConflict, Code: "reservation_mismatch"},
+	{Err: ErrReservationReleased, Status: http.StatusConflict, Code: "reservation_released"},
+}
+
+// MakeHTTPHandler adds the product service's routes to r.
+func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
+	encodeError := errorEncoder(logger)
+	encode := httpkit.EncodeResponse(encodeError)
+	options := []httptransport.ServerOption{
+		httptransport.ServerBefore(auth.HTTPToContext, markTokenSent),
+		httptransport.ServerErrorEncoder(encodeError),
+	}
+	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
+		r.Methods(method).Path(path).Handler(httptransport.NewServer(ep, dec, encode, options...))
+	}
+
+	handle(http.MethodGet, apiPrefix+"/categories", e.ListCategoriesEndpoint, decodeEmpty[listCategoriesRequest])
+	handle(http.MethodPost, apiPrefix+"/categories", e.CreateCategoryEndpoint, decodeJSON[createCategoryRequest])
+	handle(http.MethodPatch, apiPrefix+"/categories/{id}", e.UpdateCategoryEndpoint, decodeUpdateCategoryRequest)
+	handle(http.MethodDelete, apiPrefix+"/categories/{id}", e.DeleteCategoryEndpoint, decodeIDRequest)
+	handle(http.MethodGet, apiPrefix+"/products", e.ListProductsEndpoint, decodeListProductsRequest)
+	handle(http.MethodPost, apiPrefix+"/products", e.CreateProductEndpoint, decodeJSON[createProductRequest])
+	handle(http.MethodGet, apiPrefix+"/products/{ref}", e.GetProductEndpoint, decodeGetProductRequest)
+	handle(http.MethodPatch, apiPrefix+"/products/{id}", e.UpdateProductEndpoint, decodeUpdateProductRequest)
+	handle(http.MethodDelete, apiPrefix+"/products/{id}", e.DeactivateProductEndpoint, decodeIDRequest)
+	handle(http.MethodPost, apiPrefix+"/products/{id}/variants", e.CreateVariantEndpoint, decodeCreateVariantRequest)
+	handle(http.MethodPatch, apiPrefix+"/products/{id}/variants/{variant_id}", e.UpdateVariantEndpoint, decodeUpdateVariantRequest)
+	handle(http.MethodPost, apiPrefix+"/products/{id}/stock", e.AdjustStockEndpoint, decodeAdjustStockRequest)
+
+	handle(http.MethodPost, internalPrefix+"/reservations", e.ReserveEndpoint, decodeJSON[reserveRequest])
+	handle(http.MethodGet, internalPrefix+"/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderRequest)
+	handle(http.MethodPost, internalPrefix+"/reservations/{order_id}/commit", e.CommitReservationEndpoint, decodeOrderRequest)
+	handle(http.MethodPost, internalPrefix+"/reservations/{order_id}/release", e.ReleaseReservationEndpoint, decodeOrderRequest)
+}
+
+// markTokenSent records that the request carries a bearer token, for
+// optionalAuthentication.
+func markTokenSent(ctx context.Context, r *http.Request) context.Context {
+	if auth.BearerToken(r.Header) != "" {
+		return context.WithValue(ctx, tokenSentKey{}, true)
+	}
+	return ctx
+}
+
+// errorEncoder is httpkit's, plus the details of a *LineError: which line
+// failed and, when out of stock, how much there is.
+func errorEncoder(logger log.Logger) httptransport.ErrorEncoder {
+	encode := httpkit.ErrorEncoder(logger, errorMappings...)
+	return func(ctx context.Context, err error, w http.ResponseWriter) {
+		var le *LineError
+		if !errors.As(err, &le) {
+			encode(ctx, err, w)
+			return
+		}
+		e := httpkit.ToError(ctx, logger, le.Err, errorMappings...)
+		e.Message = le.Error()
+		e.Details = map[string]any{"product_id": le.ProductID, "variant_id": le.VariantID}
+		if errors.Is(le.Err, ErrOutOfStock) {
+			e.Details["requested"] = le.Requested
+			e.Details["available"] = le.Available
+		}
+		httpkit.WriteError(w, e)
+	}
+}
+
+// Server decoders.
+
+func decodeJSON[T any](_ context.Context, r *http.Request) (any, error) {
+	var req T
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeEmpty[T any](context.Context, *http.Request) (any, error) {
+	var req T
+	return req, nil
+}
+
+// pathID returns the path variable name in canonical form. Something that is
+// no UUID names nothing, so it is a 404 like any unknown id, never a query
+// PostgreSQL would reject.
+func pathID(r *http.Request, name string) (string, error) {
+	v := mux.Vars(r)[name]
+	id, ok := parseID(v)
+	if !ok {
+		return "", httpkit.NewError(http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
+	}
+	return id, nil
+}
+
+func decodeIDRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	return idRequest{ID: id}, nil
+}
+
+func decodeOrderRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r, "order_id")
+	if err != nil {
+		return nil, err
+	}
+	return orderRequest{OrderID: id}, nil
+}
+
+func decodeGetProductRequest(_ context.Context, r *http.Request) (any, error) {
+	return getProductRequest{Ref: mux.Vars(r)["ref"]}, nil
+}
+
+func decodeUpdateCategoryRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	req := updateCategoryRequest{ID: id}
+	if err := httpkit.DecodeJSON(r, &req.CategoryPatch); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeUpdateProductRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	req := updateProductRequest{ID: id}
+	if err := httpkit.DecodeJSON(r, &req.ProductPatch); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeCreateVariantRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	var req createVariantRequest
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	req.ProductID = id
+	return req, nil
+}
+
+func decodeUpdateVariantRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	variantID, err := pathID(r, "variant_id")
+	if err != nil {
+		return nil, err
+	}
+	req := updateVariantRequest{ProductID: id, VariantID: variantID}
+	if err := httpkit.DecodeJSON(r, &req.VariantPatch); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeAdjustStockRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	var req adjustStockRequest
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	req.ProductID = id
+	return req, nil
+}
+
+// decodeListProductsRequest reads the list's query parameters, defaulting to
+// the first page of 20. A parameter it does not know, one given twice or
+// one that does not parse is a 422 naming it, so a typo in a filter is never
+// silently a different (unfiltered) list; the endpoint checks the bounds.
+func decodeListProductsRequest(_ context.Context, r *http.Request) (any, error) {
+	req := listProductsRequest{ProductQuery: ProductQuery{Page: 1, PageSize: defaultPageSize}}
+	bad := problems{}
+	for name, values := range r.URL.Query() {
+		if len(values) != 1 {
+			bad[name] = "must be given once"
+			continue
+		}
+		v := values[0]
+		switch name {
+		case "category":
+			req.Category = v
+		case "q":
+			req.Q = v
+		case "sort":
+			req.Sort = v
+		case "min_price", "max_price":
+			a, err := money.Parse(v)
+			if err != nil {
+				bad[name] = `must be a decimal amount like "19.99"`
+				continue
+			}
+			if name == "min_price" {
+				req.MinPrice = &a
+			} else {
+				req.MaxPrice = &a
+			}
+		case "in_stock", "featured":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				bad[name] = "must be true or false"
+				continue
+			}
+			if name == "in_stock" {
+				req.InStock = b
+			} else {
+				req.Featured = b
+			}
+		case "page", "page_size":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad[name] = "must be an integer"
+				continue
+			}
+			if name == "page" {
+				req.Page = n
+			} else {
+				req.PageSize = n
+			}
+		default:
+			bad[name] = "unknown parameter; filters are category, q, min_price, max_price, in_stock, featured, sort, page, page_size"
+		}
+	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// Client encoders and decoders, used by NewClient.
+
+// encodeJSON sends the request (or body(request), when body is given) as
+// JSON to the path path(request) returns.
+func encodeJSON(path func(request any) string, body func(request any) any) httptransport.EncodeRequestFunc {
+	return func(_ context.Context, r *http.Request, request any) error {
+		r.URL.Path = path(request)
+		if body != nil {
+			request = body(request)
+		}
+		b, err := json.Marshal(request)
+		if err != nil {
+			return err
+		}
+		r.Header.Set("Content-Type", "application/json")
+		r.ContentLength = int64(len(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		r.Body, _ = r.GetBody()
+		return nil
+	}
+}
+
+// encodePath sends a bodiless request to path(request).
+func encodePath(path func(request any) string) httptransport.EncodeRequestFunc {
+	return func(_ context.Context, r *http.Request, request any) error {
+		r.URL.Path = path(request)
+		return nil
+	}
+}
+
+func fixed(path string) func(any) string { return func(any) string { return path } }
+
+func categoryPath(request any) string {
+	switch req := request.(type) {
+	case updateCategoryRequest:
+		return apiPrefix + "/categories/" + url.PathEscape(req.ID)
+	default:
+		return apiPrefix + "/categories/" + url.PathEscape(request.(idRequest).ID)
+	}
+}
+
+func productPath(request any) string {
+	var id string
+	switch req := request.(type) {
+	case updateProductRequest:
+		id = req.ID
+	case getProductRequest:
+		id = req.Ref
+	case idRequest:
+		id = req.ID
+	}
+	return apiPrefix + "/products/" + url.PathEscape(id)
+}
+
+func variantsPath(request any) string {
+	switch req := request.(type) {
+	case updateVariantRequest:
+		return apiPrefix + "/products/" + url.PathEscape(req.ProductID) + "/variants/" + url.PathEscape(req.VariantID)
+	default:
+		return apiPrefix + "/products/" + url.PathEscape(request.(createVariantRequest).ProductID) + "/variants"
+	}
+}
+
+func stockPath(request any) string {
+	return apiPrefix + "/products/" + url.PathEscape(request.(adjustStockRequest).ProductID) + "/stock"
+}
+
+func reservationPath(suffix string) func(any) string {
+	return func(request any) string {
+		return internalPrefix + "/reservations/" + url.PathEscape(request.(orderRequest).OrderID) + suffix
+	}
+}
+
+func encodeListProductsRequest(_ context.Context, r *http.Request, request any) error {
+	q := request.(listProductsRequest).ProductQuery
+	v := url.Values{"page": {strconv.Itoa(q.Page)}, "page_size": {strconv.Itoa(q.PageSize)}}
+	set := func(name, value string) {
+		if value != "" {
+			v.Set(name, value)
+		}
+	}
+	set("category", q.Category)
+	set("q", q.Q)
+	set("sort", q.Sort)
+	if q.MinPrice != nil {
+		v.Set("min_price", q.MinPrice.String())
+	}
+	if q.MaxPrice != nil {
+		v.Set("max_price", q.MaxPrice.String())
+	}
+	if q.InStock {
+		v.Set("in_stock", "true")
+	}
+	if q.Featured {
+		v.Set("featured", "true")
+	}
+	r.URL.Path = apiPrefix + "/products"
+	r.URL.RawQuery = v.Encode()
+	return nil
+}
+
+// decodeResponse decodes an instance's answer into T. A 5xx is an
+// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
+// is a business answer, returned as the response fail builds around the
+// domain error, so it never does. done, when given, completes the decoded
+// response from the status (201 or 200).
+func decodeResponse[T any](fail func(error) T, done ...func(*T, int)) httptransport.DecodeResponseFunc {
+	return func(_ context.Context, resp *http.Response) (any, error) {
+		if err := discovery.CheckResponse(resp); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= http.StatusBadRequest {
+			return fail(decodeErrorBody(resp)), nil
+		}
+		var out T
+		if resp.StatusCode != http.StatusNoContent {
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
+			}
+		}
+		for _, d := range done {
+			d(&out, resp.StatusCode)
+		}
+		return out, nil
+	}
+}
+
+// decodeErrorBody turns an error body back into the domain error it was
+// made from (a *LineError with its details for out_of_stock and
+// unknown_product), or an *httpkit.Error that re-encodes as the same status
+// and code (401/403 from auth, 422 validation, …) when it is not one of ours.
+func decodeErrorBody(resp *http.Response) error {
+	var body struct {
+		Error httpkit.Error `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
+		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("product service answered %d", resp.StatusCode))
+	}
+	for _, m := range errorMappings {
+		if m.Code != body.Error.Code || m.Status != resp.StatusCode {
+			continue
+		}
+		if m.Err == ErrOutOfStock || m.Err == ErrUnknownProduct {
+			if le := lineError(m.Err, body.Error.Details); le != nil {
+				return le
+			}
+		}
+		return m.Err
+	}
+	e := body.Error
+	e.Status = resp.StatusCode
+	return &e
+}
+
+// lineError rebuilds a *LineError from an error body's details, or nil when
+// they do not name a product.
+func lineError(err error, details map[string]any) *LineError {
+	productID, _ := details["product_id"].(string)
+	if uuid.Validate(productID) != nil {
+		return nil
+	}
+	le := &LineError{Err: err, ProductID: productID}
+	if v, ok := details["variant_id"].(string); ok {
+		le.VariantID = &v
+	}
+	if n, ok := details["requested"].(float64); ok {
+		le.Requested = int(n)
+	}
+	if n, ok := details["available"].(float64); ok {
+		le.Available = int(n)
+	}
+	return le
+}
