@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 GO    ?= go
 # Go modules of ours whose packages are built, vetted and tested.
-MODULES := shared user payment notification gateway e2e
+MODULES := shared user product payment notification gateway e2e
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
-SERVICES := user payment notification gateway
+SERVICES := user product payment notification gateway
 
 .DEFAULT_GOAL := help
 
@@ -34,6 +34,10 @@ smtp-sink: ## install MailDev, the SMTP sink with a web UI that make run starts
 test: deps lint ## run every test, integration and end-to-end included, with -race
 	@echo "==> go test -race $(PKGS)"
 	@$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: bench
+bench: deps ## print product-listing throughput (gateway vs direct, cache warm vs cold) on 100,000 products
+	@$(GO) test -run '^$$' -bench BenchmarkProductListing -benchtime 1x -timeout 10m ./e2e/
 
 .PHONY: lint
 lint: ## gofmt and go vet across every module

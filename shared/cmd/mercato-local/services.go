@@ -28,6 +28,7 @@ type serviceSpec struct {
 // order. Each entry is one line so a new service joins by adding one.
 var services = []serviceSpec{
 	{name: "user", db: "user_db", extraArgs: adminArgs},
+	{name: "product", db: "product_db", extraArgs: productArgs},
 	{name: "payment", db: "payment_db", extraArgs: paymentArgs},
 	{name: "notification", db: "notification_db"},
 }
@@ -36,6 +37,7 @@ var services = []serviceSpec{
 // service (DESIGN §5). A database may be listed before its service exists.
 var databases = []string{
 	"user_db",
+	"product_db",
 	"payment_db",
 	"notification_db",
 }
@@ -58,6 +60,10 @@ type secrets struct {
 func adminArgs(s secrets) []string {
 	return []string{"-admin-email", s.adminEmail, "-admin-password", s.adminPassword}
 }
+
+// productArgs seeds the demo catalogue once, so a fresh platform has
+// something to browse and buy.
+func productArgs(secrets) []string { return []string{"-seed-demo"} }
 
 // paymentArgs gives every payment instance the same webhook secret; its
 // default webhook URL (through the gateway on :3000) suits a local run.
