@@ -48,7 +48,7 @@ func startPaymentPlatform(t *testing.T) *paymentPlatform {
 		}
 	})
 	eventsRedis := testkit.NewRedis(t)
-	p := &paymentPlatform{consul: testkit.ConsulAddr(t), dbURL: testkit.PostgresURL(t),
+	p := &paymentPlatform{consul: testkit.NewConsul(t).Addr(), dbURL: testkit.PostgresURL(t),
 		events: redis.NewClient(&redis.Options{Addr: eventsRedis.Addr()})}
 	t.Cleanup(func() { p.events.Close() })
 	tokens, err := auth.NewTokens([]byte(jwtSecret), time.Hour)

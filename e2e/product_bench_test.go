@@ -47,7 +47,7 @@ const catalogueVersionKey = "catalogue:version"
 //	go test -run '^$' -bench BenchmarkProductListing -benchtime 1x -timeout 10m ./e2e/
 func BenchmarkProductListing(b *testing.B) {
 	ensureProductBinary(b)
-	consul := testkit.ConsulAddr(b)
+	consul := testkit.NewConsul(b).Addr()
 	own := testkit.NewRedis(b)
 	rdb := redis.NewClient(&redis.Options{Addr: own.Addr()})
 	b.Cleanup(func() { rdb.Close() })

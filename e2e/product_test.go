@@ -54,7 +54,7 @@ type productPlatform struct {
 
 func startProductPlatform(t *testing.T) *productPlatform {
 	ensureProductBinary(t)
-	p := &productPlatform{consul: testkit.ConsulAddr(t)}
+	p := &productPlatform{consul: testkit.NewConsul(t).Addr()}
 	own := testkit.NewRedis(t)
 	p.redis = redis.NewClient(&redis.Options{Addr: own.Addr()})
 	t.Cleanup(func() { p.redis.Close() })

@@ -41,7 +41,7 @@ type userPlatform struct {
 }
 
 func startUserPlatform(t *testing.T) *userPlatform {
-	p := &userPlatform{consul: testkit.ConsulAddr(t), gatewayRedis: testkit.RedisAddr(t)}
+	p := &userPlatform{consul: testkit.NewConsul(t).Addr(), gatewayRedis: testkit.RedisAddr(t)}
 	dbURL := testkit.PostgresURL(t)
 	db, err := sqlx.Open("postgres", dbURL)
 	if err != nil {

@@ -370,6 +370,28 @@ func ConsulAddr(t testing.TB) string {
 	return servers.consulAddr
 }
 
+// NewConsul starts a private Consul dev agent for this test and stops it at
+// cleanup. A test that starts a whole platform uses one, so instances that
+// earlier tests killed (still "passing" until their check fails) can never
+// be routed to.
+func NewConsul(t testing.TB) *localinfra.Consul {
+	t.Helper()
+	dir, err := serverDir("consul")
+	if err != nil {
+		t.Fatalf("testkit: Consul: %v", err)
+	}
+	c, err := localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
+	if err != nil {
+		t.Fatalf("testkit: Consul: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("testkit: %v", err)
+		}
+	})
+	return c
+}
+
 // overrideHint suggests the environment variable when it is not in use.
 func overrideHint(env, value string) string {
 	if os.Getenv(env) != "" {
