@@ -1,0 +1,256 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mercato-dev/mercato/shared/localinfra"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+// BenchmarkCheckout measures checkouts end to end through the gateway, on
+// the platform of TestCheckout (two instances of every service, the gateway,
+// PostgreSQL, Redis, Consul; real binaries), and PostgreSQL's own ceiling
+// for the same writes:
+//
+//   - clients=N: N customers each place an order (POST /orders with a
+//     4242 card) through the gateway, wait until it is confirmed — the saga
+//     done: reservation, charge, webhook, payment.processed, commit — then
+//     place the next. b.N orders in all. Reported: confirmed checkouts per
+//     second, and the p50/p99 latency of POST /orders and of the whole
+//     checkout (POST until confirmed).
+//   - pgbench/clients=N: scripts/pgbench-order.sql (the order service's
+//     insert of one order: order, lines, history, outbox row) on a scratch
+//     database of the same PostgreSQL server, 25 transactions per b.N.
+//
+// make bench-checkout runs it:
+//
+//	go test ./e2e -run '^$' -bench BenchmarkCheckout -benchtime 400x -timeout 30m
+//
+// The sandbox confirms charges at once here (-webhook-delay 0s), so the
+// figures are the platform's, not the simulated card network's.
+func BenchmarkCheckout(b *testing.B) {
+	p := startCheckoutPlatform(b, checkoutOptions{webhookDelay: "0s", logLevel: "warn"})
+	mug := p.seed(b, "Bench Mug", "19.99", 1_000_000_000)
+	customers := map[int][]string{} // access tokens, per client count
+
+	for _, clients := range []int{8, 32} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			if customers[clients] == nil {
+				for range clients {
+					_, token := p.customer(b)
+					customers[clients] = append(customers[clients], token)
+				}
+			}
+			body := mustJSON(b, checkoutBody(cardOK, checkoutLine{mug, 1}))
+			var (
+				next              atomic.Int64
+				mu                sync.Mutex
+				postLat, checkLat []time.Duration
+				failures          []string
+				wg                sync.WaitGroup
+			)
+			fail := func(format string, args ...any) {
+				mu.Lock()
+				defer mu.Unlock()
+				failures = append(failures, fmt.Sprintf(format, args...))
+			}
+			watch := watchOrders(b, p.db["order"])
+			b.ResetTimer()
+			for _, token := range customers[clients] {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						begin := time.Now()
+						r, err := p.send("POST", "/api/v1/orders", token, body)
+						posted := time.Since(begin)
+						if err != nil || r.Status != 201 {
+							fail("POST /orders: %d %s %v", r.Status, r.Body, err)
+							continue
+						}
+						var out struct {
+							Order struct {
+								ID string `json:"id"`
+							} `json:"order"`
+						}
+						if err := json.Unmarshal(r.Body, &out); err != nil {
+							fail("POST /orders answer: %v", err)
+							continue
+						}
+						if status := watch(out.Order.ID, time.Minute); status != "confirmed" {
+							fail("order %s ended %q", out.Order.ID, status)
+							continue
+						}
+						done := time.Since(begin)
+						mu.Lock()
+						postLat, checkLat = append(postLat, posted), append(checkLat, done)
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := b.Elapsed()
+			b.StopTimer()
+			if len(failures) > 0 {
+				b.Errorf("%d of %d checkouts failed, e.g. %s", len(failures), b.N, failures[0])
+			}
+			b.ReportMetric(float64(len(checkLat))/elapsed.Seconds(), "checkouts/s")
+			b.ReportMetric(ms(percentile(postLat, 50)), "post_p50_ms")
+			b.ReportMetric(ms(percentile(postLat, 99)), "post_p99_ms")
+			b.ReportMetric(ms(percentile(checkLat, 50)), "checkout_p50_ms")
+			b.ReportMetric(ms(percentile(checkLat, 99)), "checkout_p99_ms")
+		})
+	}
+
+	// PostgreSQL's ceiling for the order insert, on the same server.
+	url := testkit.PostgresURL(b)
+	applyOrderSchema(b, url)
+	root, err := localinfra.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, clients := range []int{8, 32} {
+		b.Run(fmt.Sprintf("pgbench/clients=%d", clients), func(b *testing.B) {
+			perClient := max(1, 25*b.N/clients)
+			out, err := exec.Command("pgbench", "-n", "-M", "prepared", "-f", filepath.Join(root, "scripts", "pgbench-order.sql"),
+				"-c", strconv.Itoa(clients), "-j", "2", "-t", strconv.Itoa(perClient), url).CombinedOutput()
+			if err != nil {
+				b.Fatalf("pgbench: %v\n%s", err, out)
+			}
+			b.ReportMetric(pgbenchFigure(b, out, `tps = ([0-9.]+)`), "orders/s")
+			b.ReportMetric(pgbenchFigure(b, out, `latency average = ([0-9.]+) ms`), "latency_avg_ms")
+		})
+	}
+}
+
+// watchOrders returns a function that waits until an order is no longer
+// pending (or timeout passes) and returns its status. One goroutine reads
+// the order database for all waiters every 5 ms: clients polling GET
+// /orders/{id} would load the platform (a gateway hop, a service call and
+// three queries per poll) as much as the checkouts being measured.
+func watchOrders(b *testing.B, db *sqlx.DB) func(id string, timeout time.Duration) string {
+	type waiter struct {
+		done   chan struct{}
+		status string
+	}
+	var (
+		mu      sync.Mutex
+		waiting = map[string]*waiter{}
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	b.Cleanup(func() { cancel(); <-stopped })
+	go func() {
+		defer close(stopped)
+		for ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			ids := make([]string, 0, len(waiting))
+			for id := range waiting {
+				ids = append(ids, id)
+			}
+			mu.Unlock()
+			if len(ids) == 0 {
+				continue
+			}
+			var rows []struct {
+				ID     string `db:"id"`
+				Status string `db:"status"`
+			}
+			if err := db.SelectContext(ctx, &rows, `SELECT id, status FROM orders
+				WHERE id::text = ANY(string_to_array($1, ',')) AND status <> 'pending'`, strings.Join(ids, ",")); err != nil {
+				continue // shutting down, or a hiccup: the next round asks again
+			}
+			mu.Lock()
+			for _, r := range rows {
+				if w := waiting[r.ID]; w != nil {
+					w.status = r.Status
+					close(w.done)
+					delete(waiting, r.ID)
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	return func(id string, timeout time.Duration) string {
+		w := &waiter{done: make(chan struct{})}
+		mu.Lock()
+		waiting[id] = w
+		mu.Unlock()
+		select {
+		case <-w.done:
+			return w.status
+		case <-time.After(timeout):
+			mu.Lock()
+			delete(waiting, id)
+			mu.Unlock()
+			return "pending after " + timeout.String()
+		}
+	}
+}
+
+// applyOrderSchema creates the order service's tables (its migrations' Up
+// sections and the outbox's) in the database at url.
+func applyOrderSchema(b *testing.B, url string) {
+	b.Helper()
+	root, err := localinfra.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	for _, f := range []string{"order/postgres/migrations/00001_orders.sql", "shared/events/migrations/00001_outbox_inbox.sql"} {
+		raw, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			b.Fatal(err)
+		}
+		up, _, _ := strings.Cut(string(raw), "-- +goose Down")
+		if _, err := db.ExecContext(context.Background(), up); err != nil {
+			b.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+func pgbenchFigure(b *testing.B, out []byte, pattern string) float64 {
+	b.Helper()
+	m := regexp.MustCompile(pattern).FindSubmatch(out)
+	if m == nil {
+		b.Fatalf("pgbench output lacks %s:\n%s", pattern, out)
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// percentile returns the p-th percentile (nearest rank) of ds.
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(i, len(s))-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/google/uuid"
+	"github.com/hashicorp/consul/api"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+// syncBuffer collects the log lines of a run that is still writing them.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// upstreams fakes the product and payment services' internal routes as the
+// contracts describe them, and records the calls.
+type upstreams struct {
+	mu    sync.Mutex
+	calls []string // "<method> <path>"
+	auth  []string // the Authorization headers seen
+}
+
+func (u *upstreams) record(r *http.Request) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.calls = append(u.calls, r.Method+" "+r.URL.Path)
+	u.auth = append(u.auth, r.Header.Get("Authorization"))
+}
+
+func (u *upstreams) seen(call string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, c := range u.calls {
+		if c == call {
+			return true
+		}
+	}
+	return false
+}
+
+func health(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Path == "/health" {
+		httpkit.WriteJSON(w, 200, map[string]string{"status": "ok"})
+		return true
+	}
+	return false
+}
+
+func (u *upstreams) product(w http.ResponseWriter, r *http.Request) {
+	if health(w, r) {
+		return
+	}
+	u.record(r)
+	switch {
+	case r.Method == "POST" && r.URL.Path == "/internal/reservations":
+		var req struct {
+			OrderID string `json:"order_id"`
+			Items   []struct {
+				ProductID string  `json:"product_id"`
+				VariantID *string `json:"variant_id"`
+				Quantity  int     `json:"quantity"`
+			} `json:"items"`
+			TTLSeconds int `json:"ttl_seconds"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.TTLSeconds != 600 {
+			httpkit.WriteError(w, httpkit.BadRequest("bad", fmt.Sprintf("%v, ttl %d", err, req.TTLSeconds)))
+			return
+		}
+		var items []map[string]any
+		for _, it := range req.Items {
+			items = append(items, map[string]any{"product_id": it.ProductID, "variant_id": it.VariantID, "quantity": it.Quantity,
+				"sku": "MUG-1", "name": "Mug", "unit_price": "12.50", "currency": "USD"})
+		}
+		httpkit.WriteJSON(w, 201, map[string]any{"reservation": map[string]any{"order_id": req.OrderID, "status": "reserved",
+			"expires_at": time.Now().Add(10 * time.Minute), "items": items}})
+	case r.Method == "POST" && strings.HasPrefix(r.URL.Path, "/internal/reservations/"):
+		parts := strings.Split(r.URL.Path, "/")
+		status := map[string]string{"commit": "committed", "release": "released"}[parts[len(parts)-1]]
+		httpkit.WriteJSON(w, 200, map[string]any{"reservation": map[string]any{"order_id": parts[3], "status": status,
+			"expires_at": time.Now(), "items": []any{}}})
+	default:
+		httpkit.WriteError(w, httpkit.NewError(404, "not_found", "no such route"))
+	}
+}
+
+func (u *upstreams) payment(w http.ResponseWriter, r *http.Request) {
+	if health(w, r) {
+		return
+	}
+	u.record(r)
+	var req struct {
+		OrderID string `json:"order_id"`
+		Amount  string `json:"amount"`
+		Card    struct {
+			Number string `json:"number"`
+		} `json:"card"`
+	}
+	if r.Method != "POST" || !strings.HasSuffix(r.URL.Path, "/internal/payments") || json.NewDecoder(r.Body).Decode(&req) != nil || req.Amount != "25.00" {
+		httpkit.WriteError(w, httpkit.NewError(404, "not_found", "unexpected call "+r.URL.Path+" amount "+req.Amount))
+		return
+	}
+	httpkit.WriteJSON(w, 202, map[string]any{"payment": map[string]any{"id": uuid.NewString(), "order_id": req.OrderID,
+		"status": "pending", "card": map[string]string{"brand": "visa", "last4": req.Card.Number[len(req.Card.Number)-4:]}}})
+}
+
+// serve starts handler as an instance of service registered in Consul.
+func serve(t *testing.T, consulAddr, service string, handler http.HandlerFunc) {
+	t.Helper()
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	port, _ := strconv.Atoi(u.Port())
+	consul, err := discovery.NewConsulClient(consulAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := discovery.Register(consul, discovery.Registration{Service: service, Host: "127.0.0.1", Port: port}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Deregister() })
+}
+
+// TestRun starts the service as the binary would, on a free port, and checks
+// what the rest of the system relies on: it registers in Consul with its
+// real port and a passing check, takes an order through the product and
+// payment services it finds in Consul (with its service token), publishes
+// order.created, confirms the order when payment.processed arrives on the
+// stream, counts it in /metrics, and leaves Consul on shutdown.
+func TestRun(t *testing.T) {
+	consulAddr := testkit.ConsulAddr(t)
+	rdb := testkit.Redis(t)
+	up := &upstreams{}
+	serve(t, consulAddr, "product", up.product)
+	serve(t, consulAddr, "payment", up.payment)
+	args := []string{
+		"-http-addr", "127.0.0.1:0",
+		"-consul-addr", consulAddr,
+		"-database-url", testkit.PostgresURL(t),
+		"-redis-addr", testkit.RedisAddr(t),
+		"-jwt-secret", secret,
+		"-reservation-ttl", "10m",
+		"-log-level", "debug",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, args, logs) }()
+
+	consul, err := discovery.NewConsulClient(consulAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var instance *api.ServiceEntry
+	deadline := time.Now().Add(30 * time.Second)
+	for instance == nil {
+		select {
+		case err := <-errc:
+			t.Fatalf("run returned early: %v\nlogs:\n%s", err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no passing order instance in Consul after 30s\nlogs:\n%s", logs)
+		}
+		entries, _, err := consul.Health().Service("order", "", true, nil)
+		if err == nil && len(entries) == 1 {
+			instance = entries[0]
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if instance.Service.Port == 0 || instance.Service.ID != fmt.Sprintf("order-127.0.0.1-%d", instance.Service.Port) {
+		t.Errorf("registered as %s port %d", instance.Service.ID, instance.Service.Port)
+	}
+	base := fmt.Sprintf("http://%s:%d", instance.Service.Address, instance.Service.Port)
+	tokens, _ := auth.NewTokens([]byte(secret), time.Minute)
+	userID := uuid.NewString()
+	token, _ := tokens.Issue(auth.Identity{UserID: userID, Role: auth.RoleCustomer})
+
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		return do(t, req)
+	}
+	if code, body := call("GET", "/ready", ""); code != http.StatusOK {
+		t.Errorf("/ready: %d %s", code, body)
+	}
+	product := uuid.NewString()
+	checkout := fmt.Sprintf(`{"items":[{"product_id":%q,"quantity":2}],
+		"shipping_address":{"street":"1 Main St","city":"Springfield","state":"IL","zip_code":"62701","country":"US"},
+		"payment":{"method":"card","card":{"number":"4242424242424242","exp_month":12,"exp_year":%d,"cvc":"123"}}}`,
+		product, time.Now().Year()+1)
+	code, body := call("POST", "/api/v1/orders", checkout)
+	if code != http.StatusCreated {
+		t.Fatalf("POST /orders: %d %s\nlogs:\n%s", code, body, logs)
+	}
+	var placed struct {
+		Order struct {
+			ID      string `json:"id"`
+			Status  string `json:"status"`
+			Total   string `json:"total_amount"`
+			Payment struct {
+				Status string `json:"status"`
+			} `json:"payment"`
+		} `json:"order"`
+	}
+	if err := json.Unmarshal([]byte(body), &placed); err != nil {
+		t.Fatal(err)
+	}
+	if placed.Order.Status != "pending" || placed.Order.Total != "25.00" || placed.Order.Payment.Status != "pending" {
+		t.Errorf("placed: %s", body)
+	}
+	if !up.seen("POST /internal/reservations") || !up.seen("POST /api/v1/internal/payments") && !up.seen("POST /internal/payments") {
+		t.Errorf("upstream calls %v", up.calls)
+	}
+	// On its own behalf: a service token, never the customer's.
+	for _, a := range up.auth {
+		tok := strings.TrimPrefix(a, "Bearer ")
+		if id, err := tokens.Verify(tok); err != nil || id.Role != auth.RoleService || id.UserID != "service:order" {
+			t.Errorf("upstream called with %q (%+v, %v)", a, id, err)
+		}
+	}
+
+	// order.created reaches the stream.
+	waitFor(t, 10*time.Second, "order.created on the stream", func() bool {
+		return len(streamEvents(t, rdb, events.OrderCreated, placed.Order.ID)) == 1
+	})
+
+	// payment.processed on the stream confirms the order and commits the
+	// reservation.
+	processed, err := events.New(context.Background(), "payment", events.PaymentProcessed, map[string]string{
+		"payment_id": uuid.NewString(), "order_id": placed.Order.ID, "user_id": userID, "amount": "25.00", "currency": "USD"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(processed)
+	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: events.DefaultStream,
+		Values: []any{"id", processed.ID, "type", processed.Type, "envelope", string(raw)}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the order to be confirmed", func() bool {
+		_, body := call("GET", "/api/v1/orders/"+placed.Order.ID, "")
+		return strings.Contains(body, `"status":"confirmed"`)
+	})
+	if !up.seen("POST /internal/reservations/" + placed.Order.ID + "/commit") {
+		t.Errorf("reservation not committed: %v", up.calls)
+	}
+	waitFor(t, 10*time.Second, "order.updated on the stream", func() bool {
+		return len(streamEvents(t, rdb, events.OrderUpdated, placed.Order.ID)) == 1
+	})
+
+	_, metrics := call("GET", "/metrics", "")
+	for _, want := range []string{`order_checkouts_total{result="success"} 1`, `order_transitions_total{status="confirmed"} 1`,
+		`events_consumed_total{group="order",service="order",type="payment.processed"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grep(metrics, "order_", "events_consumed"))
+		}
+	}
+	// No card number or token in the logs.
+	if out := logs.String(); strings.Contains(out, "4242424242424242") || strings.Contains(out, token) {
+		t.Errorf("secrets in the logs:\n%s", out)
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("run after shutdown: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after the context was cancelled")
+	}
+	entries, _, err := consul.Health().Service("order", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("still in Consul after shutdown: %s", entries[0].Service.ID)
+	}
+}
+
+// streamEvents returns the events of typ about orderID on the stream.
+func streamEvents(t *testing.T, rdb *redis.Client, typ, orderID string) []events.Envelope {
+	t.Helper()
+	entries, err := rdb.XRange(context.Background(), events.DefaultStream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Envelope
+	for _, e := range entries {
+		var env events.Envelope
+		if err := json.Unmarshal([]byte(e.Values["envelope"].(string)), &env); err != nil {
+			t.Fatal(err)
+		}
+		if env.Type == typ && env.Source == "order" && strings.Contains(string(env.Data), orderID) {
+			out = append(out, env)
+		}
+	}
+	return out
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func grep(text string, words ...string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestRunRefusesBadConfig checks that a misconfigured instance stops at once
+// with an error that names the setting, before serving anything.
+func TestRunRefusesBadConfig(t *testing.T) {
+	base := []string{"-http-addr", "127.0.0.1:0", "-jwt-secret", secret, "-database-url", "postgres://127.0.0.1:1/none?sslmode=disable&connect_timeout=2"}
+	with := func(extra ...string) []string { return append(base[:len(base):len(base)], extra...) }
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no database", []string{"-jwt-secret", secret}, "-database-url"},
+		{"short secret", []string{"-database-url", "postgres://x/y", "-jwt-secret", "short"}, "-jwt-secret"},
+		{"bad shipping fee", with("-shipping-fee", "4.999"), "-shipping-fee"},
+		{"negative shipping fee", with("-shipping-fee", "-1.00"), "-shipping-fee"},
+		{"reservation ttl too short", with("-reservation-ttl", "5s"), "-reservation-ttl"},
+		{"retention under a day", with("-idempotency-retention", "1h"), "-idempotency-retention"},
+		{"tax over 100%", with("-tax-rate-bps", "10001"), "-tax-rate-bps"},
+		{"unreachable database", base, "database"},
+		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := run(ctx, tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+	if err := run(context.Background(), []string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: err = %v, want flag.ErrHelp", err)
+	}
+}

@@ -1,0 +1,189 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/go-kit/kit/metrics"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/logging"
+	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
+)
+
+// Middleware decorates a Service.
+type Middleware func(Service) Service
+
+// LoggingMiddleware logs one line per call with its outcome and duration.
+// It logs ids and statuses only: never the card, never addresses.
+func LoggingMiddleware(logger log.Logger) Middleware {
+	return func(next Service) Service { return &loggingMiddleware{next: next, logger: logger} }
+}
+
+type loggingMiddleware struct {
+	next   Service
+	logger log.Logger
+}
+
+var _ Service = (*loggingMiddleware)(nil)
+
+func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
+	// Successes at debug: httpkit already logs every request at info.
+	l := level.Debug
+	switch {
+	case err == nil:
+	case isBusinessError(err):
+		l = level.Info
+	default:
+		l = level.Error
+	}
+	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
+	_ = l(logging.WithRequest(ctx, mw.logger)).Log(kv...)
+}
+
+func (mw *loggingMiddleware) PlaceOrder(ctx context.Context, userID, idempotencyKey string, c Checkout) (o Order, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "PlaceOrder", begin, err, "user_id", userID, "order_id", o.ID, "order_number", o.OrderNumber,
+			"lines", len(c.Items), "keyed", idempotencyKey != "")
+	}(time.Now())
+	return mw.next.PlaceOrder(ctx, userID, idempotencyKey, c)
+}
+
+func (mw *loggingMiddleware) ListOrders(ctx context.Context, caller Caller, f ListFilter) (p OrderPage, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "ListOrders", begin, err, "user_id", caller.UserID, "admin", caller.Admin,
+			"status", f.Status, "page", f.Page, "count", len(p.Items))
+	}(time.Now())
+	return mw.next.ListOrders(ctx, caller, f)
+}
+
+func (mw *loggingMiddleware) GetOrder(ctx context.Context, caller Caller, id string) (o Order, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "GetOrder", begin, err, "user_id", caller.UserID, "order_id", id)
+	}(time.Now())
+	return mw.next.GetOrder(ctx, caller, id)
+}
+
+func (mw *loggingMiddleware) CancelOrder(ctx context.Context, caller Caller, id, reason string) (o Order, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "CancelOrder", begin, err, "user_id", caller.UserID, "admin", caller.Admin, "order_id", id)
+	}(time.Now())
+	return mw.next.CancelOrder(ctx, caller, id, reason)
+}
+
+func (mw *loggingMiddleware) SetStatus(ctx context.Context, id string, status Status) (o Order, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, "SetStatus", begin, err, "order_id", id, "status", status)
+	}(time.Now())
+	return mw.next.SetStatus(ctx, id, status)
+}
+
+// isBusinessError reports whether err is an expected answer (a domain error
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line.
+func isBusinessError(err error) bool {
+	var coded httpkit.Coded
+	if errors.As(err, &coded) {
+		return coded.StatusCode() < 500
+	}
+	for _, m := range errorMappings {
+		if errors.Is(err, m.Err) {
+			return m.Status < 500
+		}
+	}
+	return false
+}
+
+// Metrics are the order service's business metrics.
+type Metrics struct {
+	// Checkouts counts answers to POST /orders by result: "success" (an
+	// order, a repeat of an Idempotency-Key included) or the error code.
+	Checkouts   metrics.Counter   // order_checkouts_total{result}
+	Transitions metrics.Counter   // order_transitions_total{status}
+	Duration    metrics.Histogram // order_service_duration_seconds{method,success}
+}
+
+// NewMetrics registers the business metrics on reg (built in main).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	return &Metrics{
+		Checkouts: sharedmetrics.NewCounter(reg, "order_checkouts_total",
+			"Answers to POST /orders by result: success or the error code.", "result"),
+		Transitions: sharedmetrics.NewCounter(reg, "order_transitions_total",
+			"Order status changes by the status reached, whoever made them.", "status"),
+		Duration: sharedmetrics.NewHistogram(reg, "order_service_duration_seconds",
+			"Time spent in order service methods, in seconds.", prometheus.DefBuckets, "method", "success"),
+	}
+}
+
+// InstrumentingMiddleware records m for every call.
+func InstrumentingMiddleware(m *Metrics) Middleware {
+	return func(next Service) Service { return &instrumentingMiddleware{next: next, m: m} }
+}
+
+type instrumentingMiddleware struct {
+	next Service
+	m    *Metrics
+}
+
+var _ Service = (*instrumentingMiddleware)(nil)
+
+func (mw *instrumentingMiddleware) observe(method string, begin time.Time, err error) {
+	mw.m.Duration.With("method", method, "success", boolLabel(err == nil)).Observe(time.Since(begin).Seconds())
+}
+
+func boolLabel(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+func (mw *instrumentingMiddleware) PlaceOrder(ctx context.Context, userID, idempotencyKey string, c Checkout) (o Order, err error) {
+	defer func(begin time.Time) {
+		mw.observe("PlaceOrder", begin, err)
+		result := "success"
+		switch {
+		case err == nil:
+		case isBusinessError(err):
+			result = errorResponse(err).Code
+		default:
+			result = "error"
+		}
+		mw.m.Checkouts.With("result", result).Add(1)
+	}(time.Now())
+	return mw.next.PlaceOrder(ctx, userID, idempotencyKey, c)
+}
+
+func (mw *instrumentingMiddleware) ListOrders(ctx context.Context, caller Caller, f ListFilter) (p OrderPage, err error) {
+	defer func(begin time.Time) { mw.observe("ListOrders", begin, err) }(time.Now())
+	return mw.next.ListOrders(ctx, caller, f)
+}
+
+func (mw *instrumentingMiddleware) GetOrder(ctx context.Context, caller Caller, id string) (o Order, err error) {
+	defer func(begin time.Time) { mw.observe("GetOrder", begin, err) }(time.Now())
+	return mw.next.GetOrder(ctx, caller, id)
+}
+
+func (mw *instrumentingMiddleware) CancelOrder(ctx context.Context, caller Caller, id, reason string) (o Order, err error) {
+	defer func(begin time.Time) {
+		mw.observe("CancelOrder", begin, err)
+		if err == nil {
+			mw.m.Transitions.With("status", string(StatusCancelled)).Add(1)
+		}
+	}(time.Now())
+	return mw.next.CancelOrder(ctx, caller, id, reason)
+}
+
+func (mw *instrumentingMiddleware) SetStatus(ctx context.Context, id string, status Status) (o Order, err error) {
+	defer func(begin time.Time) {
+		mw.observe("SetStatus", begin, err)
+		if err == nil {
+			mw.m.Transitions.With("status", string(status)).Add(1)
+		}
+	}(time.Now())
+	return mw.next.SetStatus(ctx, id, status)
+}

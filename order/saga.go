@@ -1,0 +1,268 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-kit/kit/metrics"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/money"
+)
+
+// Saga moves orders along as the other services report back. It is the
+// handler of the order service's events.Consumer (group "order"): each
+// event is applied in the consumer's transaction together with its inbox
+// row, so a redelivered event changes nothing, and a handler that fails
+// (the product service is down) rolls back and is retried.
+//
+//   - payment.processed: commit the reservation, then pending → confirmed.
+//     If the reservation expired before the money came, the order is
+//     cancelled instead and the payment refunded (order.cancelled).
+//   - payment.failed: pending → cancelled.
+//   - inventory.released with reason "expired": pending → cancelled. This is
+//     how an order whose charge never happened (a crash between storing it
+//     and calling the payment service) ends.
+//   - payment.refunded with fully_refunded: confirmed/shipped/delivered →
+//     refunded; partial refunds are recorded on the order's payment.
+//   - order.cancelled (our own): release the reservation, committed or not.
+//     Every way to cancel goes through this one event, so stock comes back
+//     exactly when the cancellation commits, whoever cancelled.
+type Saga struct {
+	repo        Repository
+	inventory   Inventory
+	tokens      *auth.Tokens
+	logger      log.Logger
+	transitions metrics.Counter // order_transitions_total{status}
+}
+
+// NewSaga returns the event handlers; transitions counts the status changes
+// they make (nil counts nothing).
+func NewSaga(repo Repository, inventory Inventory, tokens *auth.Tokens, logger log.Logger, transitions metrics.Counter) *Saga {
+	return &Saga{repo: repo, inventory: inventory, tokens: tokens, logger: logger, transitions: transitions}
+}
+
+// EventTypes are the events the saga consumes.
+func (s *Saga) EventTypes() []string {
+	return []string{events.PaymentProcessed, events.PaymentFailed, events.PaymentRefunded,
+		events.InventoryReleased, events.OrderCancelled}
+}
+
+// Handle applies one event through tx. It is an events.HandlerFunc.
+func (s *Saga) Handle(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
+	switch e.Type {
+	case events.PaymentProcessed:
+		var d paymentProcessed
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return s.paymentProcessed(ctx, tx, d)
+	case events.PaymentFailed:
+		var d paymentFailed
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return s.paymentFailed(ctx, tx, d)
+	case events.PaymentRefunded:
+		var d paymentRefunded
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return s.paymentRefunded(ctx, tx, d)
+	case events.InventoryReleased:
+		var d inventoryReleased
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		if d.Reason != "expired" {
+			return nil // our own releases coming back
+		}
+		return s.reservationExpired(ctx, tx, d.OrderID)
+	case events.OrderCancelled:
+		var d orderCancelled
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return s.release(ctx, d.OrderID)
+	}
+	return nil
+}
+
+// Payloads of the events consumed (the payment and product services'
+// contracts).
+
+type paymentProcessed struct {
+	PaymentID string       `json:"payment_id"`
+	OrderID   string       `json:"order_id"`
+	UserID    string       `json:"user_id"`
+	Amount    money.Amount `json:"amount"`
+	Currency  string       `json:"currency"`
+}
+
+type paymentFailed struct {
+	PaymentID   string `json:"payment_id"`
+	OrderID     string `json:"order_id"`
+	UserID      string `json:"user_id"`
+	FailureCode string `json:"failure_code"`
+}
+
+type paymentRefunded struct {
+	PaymentID      string       `json:"payment_id"`
+	OrderID        string       `json:"order_id"`
+	UserID         string       `json:"user_id"`
+	Amount         money.Amount `json:"amount"`
+	RefundedAmount money.Amount `json:"refunded_amount"`
+	FullyRefunded  bool         `json:"fully_refunded"`
+}
+
+type inventoryReleased struct {
+	OrderID string `json:"order_id"`
+	Reason  string `json:"reason"`
+}
+
+// transition applies decide to the order of an event. An event about an
+// order this service never stored (another environment's, or a forged one)
+// cannot be made right by retrying, so it is logged and dropped.
+func (s *Saga) transition(ctx context.Context, tx *sqlx.Tx, orderID, event string, decide func(Order) (*Change, error)) error {
+	id, ok := parseID(orderID)
+	if !ok {
+		level.Warn(logging.WithRequest(ctx, s.logger)).Log("msg", "event for an invalid order id; dropped", "event", event, "order_id", orderID)
+		return nil
+	}
+	before := StatusPending
+	o, err := s.repo.Transition(ctx, tx, id, func(o Order) (*Change, error) {
+		before = o.Status
+		return decide(o)
+	})
+	if errors.Is(err, ErrNotFound) {
+		level.Warn(logging.WithRequest(ctx, s.logger)).Log("msg", "event for an unknown order; dropped", "event", event, "order_id", id)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s for order %s: %w", event, id, err)
+	}
+	if o.Status != before && s.transitions != nil {
+		s.transitions.With("status", string(o.Status)).Add(1)
+	}
+	return nil
+}
+
+func (s *Saga) paymentProcessed(ctx context.Context, tx *sqlx.Tx, d paymentProcessed) error {
+	return s.transition(ctx, tx, d.OrderID, events.PaymentProcessed, func(o Order) (*Change, error) {
+		p := mergePayment(o.Payment, Payment{ID: d.PaymentID, Status: PaymentCaptured})
+		if d.Amount != o.TotalAmount {
+			// The charge is made from the stored total, so this is a bug
+			// somewhere; the order goes ahead, and the log says where to look.
+			level.Error(logging.WithRequest(ctx, s.logger)).Log("msg", "captured amount differs from the order total",
+				"order_id", o.ID, "captured", d.Amount, "total", o.TotalAmount)
+		}
+		switch o.Status {
+		case StatusPending:
+		case StatusCancelled:
+			// Cancelled while the charge was in flight (by the customer, or
+			// because the reservation expired). The payment service refunds
+			// captured payments of cancelled orders; telling it again now that
+			// the capture exists makes sure it does.
+			if o.Payment != nil && paymentRank[o.Payment.Status] >= paymentRank[PaymentCaptured] && o.Payment.Status != PaymentFailed {
+				return nil, nil // already seen (a second capture event)
+			}
+			again, err := newOrderCancelled(ctx, o, "payment captured after the order was cancelled")
+			if err != nil {
+				return nil, err
+			}
+			return &Change{Payment: &p, Events: []events.Envelope{again}}, nil
+		default:
+			return &Change{Payment: &p}, nil // confirmed already
+		}
+
+		// Commit first: if the stock is gone the order must not be confirmed.
+		// The row lock held meanwhile keeps a concurrent cancel waiting.
+		svcCtx, err := asService(ctx, s.tokens)
+		if err != nil {
+			return nil, err
+		}
+		switch err := s.inventory.Commit(svcCtx, o.ID); {
+		case errors.Is(err, ErrReservationReleased):
+			c, cerr := statusChange(ctx, o, StatusCancelled, "reservation_expired before the payment was captured")
+			if cerr != nil {
+				return nil, cerr
+			}
+			c.Payment = &p
+			return c, nil
+		case err != nil:
+			return nil, fmt.Errorf("commit reservation: %w", err) // retried
+		}
+		c, err := statusChange(ctx, o, StatusConfirmed, "payment captured")
+		if err != nil {
+			return nil, err
+		}
+		c.Payment = &p
+		return c, nil
+	})
+}
+
+func (s *Saga) paymentFailed(ctx context.Context, tx *sqlx.Tx, d paymentFailed) error {
+	return s.transition(ctx, tx, d.OrderID, events.PaymentFailed, func(o Order) (*Change, error) {
+		p := mergePayment(o.Payment, Payment{ID: d.PaymentID, Status: PaymentFailed, FailureCode: d.FailureCode})
+		if o.Status != StatusPending {
+			return &Change{Payment: &p}, nil
+		}
+		c, err := statusChange(ctx, o, StatusCancelled, "payment_failed: "+d.FailureCode)
+		if err != nil {
+			return nil, err
+		}
+		c.Payment = &p
+		return c, nil
+	})
+}
+
+func (s *Saga) paymentRefunded(ctx context.Context, tx *sqlx.Tx, d paymentRefunded) error {
+	return s.transition(ctx, tx, d.OrderID, events.PaymentRefunded, func(o Order) (*Change, error) {
+		status := PaymentPartiallyRefunded
+		if d.FullyRefunded {
+			status = PaymentRefunded
+		}
+		p := mergePayment(o.Payment, Payment{ID: d.PaymentID, Status: status, RefundedAmount: d.RefundedAmount})
+		if !d.FullyRefunded || !o.Status.CanBecome(StatusRefunded) {
+			return &Change{Payment: &p}, nil // partial, or a cancelled order's refund
+		}
+		c, err := statusChange(ctx, o, StatusRefunded, "payment fully refunded")
+		if err != nil {
+			return nil, err
+		}
+		c.Payment = &p
+		return c, nil
+	})
+}
+
+func (s *Saga) reservationExpired(ctx context.Context, tx *sqlx.Tx, orderID string) error {
+	return s.transition(ctx, tx, orderID, events.InventoryReleased, func(o Order) (*Change, error) {
+		if o.Status != StatusPending {
+			return nil, nil
+		}
+		return statusChange(ctx, o, StatusCancelled, "reservation_expired: the payment did not complete in time")
+	})
+}
+
+// release gives back the stock of a cancelled order. It writes nothing here;
+// the inbox row alone records that it was done.
+func (s *Saga) release(ctx context.Context, orderID string) error {
+	id, ok := parseID(orderID)
+	if !ok {
+		return nil
+	}
+	svcCtx, err := asService(ctx, s.tokens)
+	if err != nil {
+		return err
+	}
+	if err := s.inventory.Release(svcCtx, id); err != nil {
+		return fmt.Errorf("release reservation of order %s: %w", id, err)
+	}
+	return nil
+}

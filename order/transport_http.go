@@ -1,0 +1,285 @@
+package order
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/go-kit/kit/endpoint"
+	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// apiPrefix is where every route lives (API.md).
+const apiPrefix = "/api/v1"
+
+// errorMappings is the one table from domain errors to HTTP. The client uses
+// it backwards, to turn an error body into the domain error again.
+var errorMappings = []httpkit.ErrorMapping{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
+	{Err: ErrInvalidTransition, Status: http.StatusConflict, Code: "invalid_transition"},
+	{Err: ErrIdempotencyMismatch, Status: http.StatusConflict, Code: "idempotency_mismatch"},
+	{Err: ErrIdempotencyInProgress, Status: http.StatusConflict, Code: "idempotency_in_progress"},
+	{Err: ErrOutOfStock, Status: http.StatusConflict, Code: "out_of_stock"},
+	{Err: ErrUnknownProduct, Status: http.StatusUnprocessableEntity, Code: "unknown_product"},
+	{Err: ErrReservationMismatch, Status: http.StatusConflict, Code: "reservation_mismatch"},
+	{Err: ErrReservationReleased, Status: http.StatusConflict, Code: "reservation_released"},
+	{Err: ErrPaymentRejected, Status: http.StatusUnprocessableEntity, Code: "payment_rejected"},
+	{Err: ErrMixedCurrencies, Status: http.StatusUnprocessableEntity, Code: "mixed_currencies"},
+	{Err: ErrTotalTooLarge, Status: http.StatusUnprocessableEntity, Code: "order_total_too_large"},
+	{Err: ErrUpstreamUnavailable, Status: http.StatusServiceUnavailable, Code: "service_unavailable",
+		Message: ErrUpstreamUnavailable.Error()},
+}
+
+// errorResponse is the error as the client sees it: status, code, message
+// and the details of a line or a refused card. The error encoder writes it,
+// and an Idempotency-Key stores it for repeats of the request.
+func errorResponse(err error) *httpkit.Error {
+	e := httpkit.ToError(context.Background(), log.NewNopLogger(), err, errorMappings...)
+	var (
+		item     *ItemError
+		rejected *RejectedError
+	)
+	switch {
+	case errors.As(err, &item):
+		e = &httpkit.Error{Status: e.Status, Code: e.Code, Message: e.Message, Details: item.details()}
+	case errors.As(err, &rejected):
+		e = &httpkit.Error{Status: e.Status, Code: e.Code, Message: e.Message,
+			Details: map[string]any{"reason": rejected.Code, "message": rejected.Message}}
+	}
+	return e
+}
+
+// MakeHTTPHandler adds the order service's routes to r.
+func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
+	logged := httpkit.ErrorEncoder(logger, errorMappings...) // logs what becomes a 500
+	encodeError := func(ctx context.Context, err error, w http.ResponseWriter) {
+		if isBusinessError(err) {
+			httpkit.WriteError(w, errorResponse(err))
+			return
+		}
+		logged(ctx, err, w)
+	}
+	encode := httpkit.EncodeResponse(encodeError)
+	options := []httptransport.ServerOption{
+		httptransport.ServerBefore(auth.HTTPToContext),
+		httptransport.ServerErrorEncoder(encodeError),
+	}
+	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
+		r.Methods(method).Path(apiPrefix + path).Handler(httptransport.NewServer(ep, dec, encode, options...))
+	}
+
+	handle(http.MethodPost, "/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest)
+	handle(http.MethodGet, "/orders", e.ListOrdersEndpoint, decodeListOrdersRequest)
+	handle(http.MethodGet, "/orders/{id}", e.GetOrderEndpoint, decodeGetOrderRequest)
+	handle(http.MethodPost, "/orders/{id}/cancel", e.CancelOrderEndpoint, decodeCancelOrderRequest)
+	handle(http.MethodPost, "/orders/{id}/status", e.SetStatusEndpoint, decodeSetStatusRequest)
+}
+
+// Server decoders.
+
+func decodePlaceOrderRequest(_ context.Context, r *http.Request) (any, error) {
+	var req placeOrderRequest
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	req.IdempotencyKey = r.Header.Get(discovery.IdempotencyKeyHeader)
+	return req, nil
+}
+
+// pathID returns the {id} of the route in canonical form. Something that is
+// no UUID names nothing, so it is a 404 like any unknown id, never a query
+// PostgreSQL would reject.
+func pathID(r *http.Request) (string, error) {
+	id, err := uuid.Parse(mux.Vars(r)["id"])
+	if err != nil {
+		return "", httpkit.NewError(http.StatusNotFound, "not_found", "no such order: the id is not a UUID")
+	}
+	return id.String(), nil
+}
+
+func decodeGetOrderRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return getOrderRequest{ID: id}, nil
+}
+
+// decodeCancelOrderRequest takes an optional body: {"reason": "..."} or none.
+func decodeCancelOrderRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	req := cancelOrderRequest{ID: id}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, httpkit.MaxBodyBytes))
+	if err != nil {
+		return nil, httpkit.NewError(http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeSetStatusRequest(_ context.Context, r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	req := setStatusRequest{ID: id}
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// decodeListOrdersRequest reads ?page=&page_size=&status=, defaulting to the
+// first page of 20; the endpoint checks the bounds.
+func decodeListOrdersRequest(_ context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	req := listOrdersRequest{Page: 1, PageSize: defaultPageSize, Status: Status(q.Get("status"))}
+	bad := problems{}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"page", &req.Page}, {"page_size", &req.PageSize}} {
+		if v := q.Get(f.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad[f.name] = "must be an integer"
+				continue
+			}
+			*f.dst = n
+		}
+	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// Client encoders and decoders, used by NewClient.
+
+func encodePlaceOrderRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(placeOrderRequest)
+	r.URL.Path = apiPrefix + "/orders"
+	if req.IdempotencyKey != "" {
+		r.Header.Set(discovery.IdempotencyKeyHeader, req.IdempotencyKey)
+	}
+	return setJSONBody(r, req)
+}
+
+func setJSONBody(r *http.Request, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.ContentLength = int64(len(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	r.Body, _ = r.GetBody()
+	return nil
+}
+
+func encodeListOrdersRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(listOrdersRequest)
+	r.URL.Path = apiPrefix + "/orders"
+	q := url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}
+	if req.Status != "" {
+		q.Set("status", string(req.Status))
+	}
+	r.URL.RawQuery = q.Encode()
+	return nil
+}
+
+func encodeGetOrderRequest(_ context.Context, r *http.Request, request any) error {
+	r.URL.Path = apiPrefix + "/orders/" + url.PathEscape(request.(getOrderRequest).ID)
+	return nil
+}
+
+func encodeCancelOrderRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(cancelOrderRequest)
+	r.URL.Path = apiPrefix + "/orders/" + url.PathEscape(req.ID) + "/cancel"
+	return setJSONBody(r, req)
+}
+
+func encodeSetStatusRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(setStatusRequest)
+	r.URL.Path = apiPrefix + "/orders/" + url.PathEscape(req.ID) + "/status"
+	return setJSONBody(r, req)
+}
+
+// decodeResponse decodes an instance's answer into T. A 5xx is an
+// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
+// is a business answer, returned as the response fail builds around the
+// domain error, so it never does.
+func decodeResponse[T any](fail func(error) T) httptransport.DecodeResponseFunc {
+	return func(_ context.Context, resp *http.Response) (any, error) {
+		if err := discovery.CheckResponse(resp); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= http.StatusBadRequest {
+			return fail(decodeErrorBody(resp)), nil
+		}
+		var out T
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
+		}
+		return out, nil
+	}
+}
+
+// decodeErrorBody turns an error body back into the domain error it was
+// made from, or an *httpkit.Error that re-encodes as the same status, code
+// and details (401/403 from auth, 422 validation, out_of_stock with its
+// line, …) when it is not a bare one of ours.
+func decodeErrorBody(resp *http.Response) error {
+	var body struct {
+		Error httpkit.Error `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
+		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("order service answered %d", resp.StatusCode))
+	}
+	e := body.Error
+	e.Status = resp.StatusCode
+	for _, m := range errorMappings {
+		if m.Code == e.Code && m.Status == resp.StatusCode {
+			if len(e.Details) > 0 {
+				return detailedError{body: &e, domain: m.Err}
+			}
+			return m.Err
+		}
+	}
+	return &e
+}
+
+// detailedError is an error body with details that is also one of the
+// domain errors: errors.Is finds the domain error, and the error encoder
+// (through Coded) shows the body again as it came, details included.
+type detailedError struct {
+	body   *httpkit.Error
+	domain error
+}
+
+func (e detailedError) Error() string     { return e.body.Error() }
+func (e detailedError) StatusCode() int   { return e.body.Status }
+func (e detailedError) ErrorCode() string { return e.body.Code }
+func (e detailedError) Unwrap() []error   { return []error{e.body, e.domain} }

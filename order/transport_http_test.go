@@ -1,0 +1,535 @@
+package order_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mercato-dev/mercato/order"
+	"github.com/mercato-dev/mercato/order/postgres"
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/metrics"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// stack is the whole order service over HTTP: real router, endpoints and
+// service on a fresh, migrated PostgreSQL database, with the product and
+// payment services faked.
+type stack struct {
+	srv       *httptest.Server
+	hits      *atomic.Int64
+	db        *sqlx.DB
+	tokens    *auth.Tokens
+	inventory *fakeInventory
+	payments  *fakePayments
+	a, b      string // products: a at 19.99 (10 in stock), b at 5.00 (3)
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	db := testkit.Postgres(t)
+	if err := postgres.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	inv, pay := newFakeInventory(), newFakePayments()
+	s := newStackOn(t, db, inv, pay)
+	s.a, s.b = uuid.NewString(), uuid.NewString()
+	inv.add(s.a, nil, 10, 1999)
+	inv.add(s.b, nil, 3, 500)
+	return s
+}
+
+// newStackOn serves the service on db and the given upstreams, which may be
+// shared with another stack (several instances of one service).
+func newStackOn(t *testing.T, db *sqlx.DB, inv *fakeInventory, pay *fakePayments) *stack {
+	t.Helper()
+	tokens, err := auth.NewTokens([]byte(testSecret), 15*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := order.NewService(postgres.New(db), inv, pay, tokens, order.Options{
+		RequestHashKey: []byte(testSecret), TaxRateBasisPoints: 825, ShippingFee: 499})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := log.NewNopLogger()
+	reg := metrics.NewRegistry()
+	svc = order.LoggingMiddleware(logger)(svc)
+	svc = order.InstrumentingMiddleware(order.NewMetrics(reg))(svc)
+	router := httpkit.Router(logger, reg, metrics.NewHTTP(reg, "order"), nil)
+	order.MakeHTTPHandler(router, order.MakeServerEndpoints(svc, tokens), logger)
+	hits := new(atomic.Int64)
+	handler := httpkit.Handler(logger, router)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return &stack{srv: srv, hits: hits, db: db, tokens: tokens, inventory: inv, payments: pay}
+}
+
+func (s *stack) token(t *testing.T, userID string, role auth.Role) string {
+	t.Helper()
+	tok, err := s.tokens.Issue(auth.Identity{UserID: userID, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// call sends body (a string as is, anything else as JSON) with the token
+// and headers (name, value pairs).
+func (s *stack) call(t *testing.T, method, path, token string, body any, header ...string) response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.srv.URL+"/api/v1"+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out.body); err != nil {
+			t.Fatalf("%s %s: body is not a JSON object: %q", method, path, raw)
+		}
+	}
+	return out
+}
+
+func want(t *testing.T, r response, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.raw)
+	}
+}
+
+func errorCode(r response) string {
+	e, _ := r.body["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+// checkoutBody is a valid POST /orders body: 2 × a and 1 × b.
+func (s *stack) checkoutBody() map[string]any {
+	return map[string]any{
+		"items": []map[string]any{{"product_id": s.a, "quantity": 2}, {"product_id": s.b, "quantity": 1}},
+		"shipping_address": map[string]any{"street": " 1 Main St ", "city": "Springfield", "state": "IL",
+			"zip_code": "62701", "country": "US"},
+		"payment": map[string]any{"method": "card", "card": map[string]any{"number": "4242424242424242",
+			"exp_month": 12, "exp_year": time.Now().Year() + 2, "cvc": "123"}},
+	}
+}
+
+func obj(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+func TestHTTPCheckoutAndOrderLife(t *testing.T) {
+	s := newStack(t)
+	ada, eve := uuid.NewString(), uuid.NewString()
+	adaTok, eveTok, adminTok := s.token(t, ada, auth.RoleCustomer), s.token(t, eve, auth.RoleCustomer), s.token(t, uuid.NewString(), auth.RoleAdmin)
+
+	r := s.call(t, "POST", "/orders", adaTok, s.checkoutBody())
+	want(t, r, http.StatusCreated)
+	o := obj(r.body["order"])
+	id := o["id"].(string)
+	if loc := r.header.Get("Location"); loc != "/api/v1/orders/"+id {
+		t.Errorf("Location = %q", loc)
+	}
+	for k, v := range map[string]any{"status": "pending", "user_id": ada, "subtotal": "44.98", "tax_amount": "3.71",
+		"shipping_amount": "4.99", "discount_amount": "0.00", "total_amount": "53.68", "currency": "USD"} {
+		if o[k] != v {
+			t.Errorf("order.%s = %v, want %v", k, o[k], v)
+		}
+	}
+	items := o["items"].([]any)
+	if len(items) != 2 || obj(items[0])["unit_price"] != "19.99" || obj(items[0])["total_price"] != "39.98" ||
+		obj(items[0])["variant_id"] != nil || obj(items[0])["sku"] == "" || obj(items[1])["quantity"] != float64(1) {
+		t.Errorf("items %v", items)
+	}
+	if obj(o["shipping_address"])["street"] != "1 Main St" || obj(o["billing_address"])["city"] != "Springfield" {
+		t.Errorf("addresses %v / %v", o["shipping_address"], o["billing_address"])
+	}
+	if p := obj(o["payment"]); p["status"] != "pending" || obj(p["card"])["brand"] != "visa" || obj(p["card"])["last4"] != "4242" {
+		t.Errorf("payment %v", p)
+	}
+	if h := o["status_history"].([]any); len(h) != 1 || obj(h[0])["status"] != "pending" {
+		t.Errorf("history %v", h)
+	}
+	if strings.Contains(r.raw, "4242424242424242") || strings.Contains(r.raw, "cvc") {
+		t.Errorf("the response shows the card: %s", r.raw)
+	}
+
+	// Reading: the owner and an admin; anyone else is told it does not exist.
+	want(t, s.call(t, "GET", "/orders/"+id, adaTok, nil), http.StatusOK)
+	want(t, s.call(t, "GET", "/orders/"+id, adminTok, nil), http.StatusOK)
+	r = s.call(t, "GET", "/orders/"+id, eveTok, nil)
+	want(t, r, http.StatusNotFound)
+	if errorCode(r) != "not_found" {
+		t.Errorf("eve's read: %s", r.raw)
+	}
+
+	// History: own orders, newest first, in the list format.
+	second := s.call(t, "POST", "/orders", adaTok, s.checkoutBody())
+	want(t, second, http.StatusCreated)
+	s.call(t, "POST", "/orders", eveTok, s.checkoutBody())
+	r = s.call(t, "GET", "/orders?page_size=1", adaTok, nil)
+	want(t, r, http.StatusOK)
+	if r.body["total"] != float64(2) || r.body["page"] != float64(1) || r.body["page_size"] != float64(1) ||
+		obj(r.body["items"].([]any)[0])["id"] != obj(second.body["order"])["id"] {
+		t.Errorf("ada's history: %s", r.raw)
+	}
+	r = s.call(t, "GET", "/orders", adminTok, nil)
+	if r.body["total"] != float64(3) || r.body["page_size"] != float64(20) {
+		t.Errorf("admin's list: %s", r.raw)
+	}
+	r = s.call(t, "GET", "/orders?status=cancelled", adaTok, nil)
+	if !strings.Contains(r.raw, `"items":[]`) || r.body["total"] != float64(0) {
+		t.Errorf("no cancelled orders: %s", r.raw)
+	}
+
+	// Fulfilment is the admin's; a pending order cannot ship.
+	r = s.call(t, "POST", "/orders/"+id+"/status", adaTok, map[string]string{"status": "shipped"})
+	want(t, r, http.StatusForbidden)
+	r = s.call(t, "POST", "/orders/"+id+"/status", adminTok, map[string]string{"status": "shipped"})
+	want(t, r, http.StatusConflict)
+	if errorCode(r) != "invalid_transition" {
+		t.Errorf("ship a pending order: %s", r.raw)
+	}
+
+	// Cancel: the owner, once; not someone else.
+	want(t, s.call(t, "POST", "/orders/"+id+"/cancel", eveTok, nil), http.StatusNotFound)
+	r = s.call(t, "POST", "/orders/"+id+"/cancel", adaTok, map[string]string{"reason": "found it cheaper"})
+	want(t, r, http.StatusOK)
+	if o := obj(r.body["order"]); o["status"] != "cancelled" || len(o["status_history"].([]any)) != 2 {
+		t.Errorf("cancelled: %s", r.raw)
+	}
+	r = s.call(t, "POST", "/orders/"+id+"/cancel", adaTok, nil)
+	want(t, r, http.StatusConflict)
+	if errorCode(r) != "invalid_transition" {
+		t.Errorf("cancel twice: %s", r.raw)
+	}
+
+	// Fulfilment of a confirmed order (as the saga leaves it).
+	id2 := obj(second.body["order"])["id"].(string)
+	if _, err := s.db.Exec(`UPDATE orders SET status = 'confirmed' WHERE id = $1`, id2); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []string{"shipped", "delivered"} {
+		r = s.call(t, "POST", "/orders/"+id2+"/status", adminTok, map[string]string{"status": st})
+		want(t, r, http.StatusOK)
+		if obj(r.body["order"])["status"] != st {
+			t.Errorf("status %s: %s", st, r.raw)
+		}
+	}
+	want(t, s.call(t, "POST", "/orders/"+id2+"/cancel", adaTok, nil), http.StatusConflict)
+
+	// Out of stock: 409 naming the line, nothing stored.
+	before := s.rowCounts(t)
+	body := s.checkoutBody()
+	body["items"] = []map[string]any{{"product_id": s.b, "quantity": 3}}
+	r = s.call(t, "POST", "/orders", adaTok, body)
+	want(t, r, http.StatusConflict)
+	if d := obj(obj(r.body["error"])["details"]); errorCode(r) != "out_of_stock" || d["product_id"] != s.b ||
+		d["requested"] != float64(3) || d["available"] != float64(0) {
+		t.Errorf("out of stock: %s", r.raw)
+	}
+	if after := s.rowCounts(t); !equalCounts(before, after) {
+		t.Errorf("an out-of-stock checkout wrote rows: %v → %v", before, after)
+	}
+}
+
+func TestHTTPIdempotencyKey(t *testing.T) {
+	s := newStack(t)
+	ada := uuid.NewString()
+	tok := s.token(t, ada, auth.RoleCustomer)
+
+	// 20 at once with one key: one order, one reservation, one charge, and
+	// every answer the same order.
+	const n = 20
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		bodies = map[string]int{}
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := s.call(t, "POST", "/orders", tok, s.checkoutBody(), "Idempotency-Key", "checkout-1")
+			mu.Lock()
+			defer mu.Unlock()
+			bodies[r.raw]++
+			if r.status != http.StatusCreated {
+				t.Errorf("status %d: %s", r.status, r.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(bodies) != 1 {
+		t.Errorf("%d different answers to one key: %v", len(bodies), bodies)
+	}
+	if c := s.rowCounts(t); c["orders"] != 1 || s.inventory.reservationCount() != 1 || len(s.payments.charged()) != 1 {
+		t.Errorf("rows %v, %d reservations, %d charges; want 1 of each", c, s.inventory.reservationCount(), len(s.payments.charged()))
+	}
+
+	// The same key with another body.
+	other := s.checkoutBody()
+	other["items"] = []map[string]any{{"product_id": s.a, "quantity": 1}}
+	r := s.call(t, "POST", "/orders", tok, other, "Idempotency-Key", "checkout-1")
+	want(t, r, http.StatusConflict)
+	if errorCode(r) != "idempotency_mismatch" {
+		t.Errorf("other body: %s", r.raw)
+	}
+	// Without a key every POST is an order.
+	want(t, s.call(t, "POST", "/orders", tok, s.checkoutBody()), http.StatusCreated)
+	if c := s.rowCounts(t); c["orders"] != 2 {
+		t.Errorf("%d orders, want 2", c["orders"])
+	}
+	var stored string
+	if err := s.db.Get(&stored, `SELECT response_body::text FROM idempotency_keys`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, "4242424242424242") || !strings.Contains(stored, `"last4": "4242"`) {
+		t.Errorf("stored response: %s", stored)
+	}
+}
+
+// rowCounts counts every table a request could write to.
+func (s *stack) rowCounts(t *testing.T) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, table := range []string{"orders", "order_items", "order_status_history", "idempotency_keys", "outbox"} {
+		var n int
+		if err := s.db.Get(&n, "SELECT count(*) FROM "+table); err != nil {
+			t.Fatal(err)
+		}
+		out[table] = n
+	}
+	var changed int
+	if err := s.db.Get(&changed, "SELECT count(*) FROM orders WHERE updated_at <> created_at"); err != nil {
+		t.Fatal(err)
+	}
+	out["orders updated"] = changed
+	return out
+}
+
+func TestHTTPBadInput(t *testing.T) {
+	s := newStack(t)
+	ada := uuid.NewString()
+	tok := s.token(t, ada, auth.RoleCustomer)
+	admin := s.token(t, uuid.NewString(), auth.RoleAdmin)
+	service, err := s.tokens.ServiceToken("payment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.call(t, "POST", "/orders", tok, s.checkoutBody())
+	want(t, r, http.StatusCreated)
+	id := obj(r.body["order"])["id"].(string)
+	before := s.rowCounts(t)
+	reservations := s.inventory.reservationCount()
+
+	// with returns a valid checkout body with one change: path is a
+	// dotted path into it, value nil deletes.
+	with := func(path string, value any) map[string]any {
+		b := s.checkoutBody()
+		parts := strings.Split(path, ".")
+		m := b
+		for _, p := range parts[:len(parts)-1] {
+			m = m[p].(map[string]any)
+		}
+		if value == nil {
+			delete(m, parts[len(parts)-1])
+		} else {
+			m[parts[len(parts)-1]] = value
+		}
+		return b
+	}
+	line := func(product string, qty any) map[string]any {
+		return map[string]any{"product_id": product, "quantity": qty}
+	}
+	many := make([]map[string]any, 51)
+	for i := range many {
+		many[i] = line(uuid.NewString(), 1)
+	}
+	expiredYear := time.Now().Year() - 1
+
+	tests := []struct {
+		name         string
+		method, path string
+		token        string
+		body         any
+		header       []string
+		status       int
+		code         string
+		field        string // a field the error details must name
+	}{
+		{"malformed JSON", "POST", "/orders", tok, `{"items":`, nil, 400, "malformed_json", ""},
+		{"not an object", "POST", "/orders", tok, `[1]`, nil, 400, "invalid_type", ""},
+		{"empty body", "POST", "/orders", tok, ``, nil, 400, "empty_body", ""},
+		{"unknown field", "POST", "/orders", tok, with("discount", "50.00"), nil, 400, "unknown_field", "discount"},
+		{"price from the client", "POST", "/orders", tok, with("items", []map[string]any{{"product_id": s.a, "quantity": 1, "unit_price": "0.01"}}), nil, 400, "unknown_field", "unit_price"},
+		{"quantity as a string", "POST", "/orders", tok, with("items", []map[string]any{line(s.a, "2")}), nil, 400, "invalid_type", ""},
+		{"no items", "POST", "/orders", tok, with("items", []any{}), nil, 422, "validation_failed", "items"},
+		{"items missing", "POST", "/orders", tok, with("items", nil), nil, 422, "validation_failed", "items"},
+		{"too many lines", "POST", "/orders", tok, with("items", many), nil, 422, "validation_failed", "items"},
+		{"product id not a UUID", "POST", "/orders", tok, with("items", []map[string]any{line("mug", 1)}), nil, 422, "validation_failed", "items[0].product_id"},
+		{"variant id not a UUID", "POST", "/orders", tok, with("items", []map[string]any{{"product_id": s.a, "variant_id": "m", "quantity": 1}}), nil, 422, "validation_failed", "items[0].variant_id"},
+		{"zero quantity", "POST", "/orders", tok, with("items", []map[string]any{line(s.a, 0)}), nil, 422, "validation_failed", "items[0].quantity"},
+		{"negative quantity", "POST", "/orders", tok, with("items", []map[string]any{line(s.a, -2)}), nil, 422, "validation_failed", "items[0].quantity"},
+		{"huge quantity", "POST", "/orders", tok, with("items", []map[string]any{line(s.a, 1001)}), nil, 422, "validation_failed", "items[0].quantity"},
+		{"fractional quantity", "POST", "/orders", tok, with("items", []map[string]any{line(s.a, 1.5)}), nil, 400, "invalid_type", ""},
+		{"a product twice", "POST", "/orders", tok, with("items", []map[string]any{line(s.a, 1), line(strings.ToUpper(s.a), 1)}), nil, 422, "validation_failed", "items[1]"},
+		{"no shipping address", "POST", "/orders", tok, with("shipping_address", nil), nil, 422, "validation_failed", "shipping_address.street"},
+		{"blank city", "POST", "/orders", tok, with("shipping_address.city", "  "), nil, 422, "validation_failed", "shipping_address.city"},
+		{"long zip", "POST", "/orders", tok, with("shipping_address.zip_code", strings.Repeat("9", 21)), nil, 422, "validation_failed", "shipping_address.zip_code"},
+		{"NUL in street", "POST", "/orders", tok, with("shipping_address.street", "a\u0000b"), nil, 422, "validation_failed", "shipping_address.street"},
+		{"bad billing address", "POST", "/orders", tok, with("billing_address", map[string]any{"street": "x"}), nil, 422, "validation_failed", "billing_address.city"},
+		{"payment method", "POST", "/orders", tok, with("payment.method", "cash"), nil, 422, "validation_failed", "payment.method"},
+		{"no card", "POST", "/orders", tok, with("payment.card", nil), nil, 422, "validation_failed", "payment.card.number"},
+		{"card number fails Luhn", "POST", "/orders", tok, with("payment.card.number", "4242424242424241"), nil, 422, "validation_failed", "payment.card.number"},
+		{"card number with letters", "POST", "/orders", tok, with("payment.card.number", "4242-4242-4242-4242"), nil, 422, "validation_failed", "payment.card.number"},
+		{"card number as a number", "POST", "/orders", tok, with("payment.card.number", 4242424242424242), nil, 400, "invalid_type", ""},
+		{"expired card", "POST", "/orders", tok, with("payment.card.exp_year", expiredYear), nil, 422, "validation_failed", "payment.card.exp_year"},
+		{"month 13", "POST", "/orders", tok, with("payment.card.exp_month", 13), nil, 422, "validation_failed", "payment.card.exp_month"},
+		{"two-digit year", "POST", "/orders", tok, with("payment.card.exp_year", 29), nil, 422, "validation_failed", "payment.card.exp_year"},
+		{"short cvc", "POST", "/orders", tok, with("payment.card.cvc", "12"), nil, 422, "validation_failed", "payment.card.cvc"},
+		{"idempotency key too long", "POST", "/orders", tok, s.checkoutBody(), []string{"Idempotency-Key", strings.Repeat("k", 256)}, 422, "validation_failed", "Idempotency-Key"},
+		{"idempotency key not ASCII", "POST", "/orders", tok, s.checkoutBody(), []string{"Idempotency-Key", "clé"}, 422, "validation_failed", "Idempotency-Key"},
+		{"form body", "POST", "/orders", tok, `items=1`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "unsupported_media_type", ""},
+		{"huge body", "POST", "/orders", tok, `{"items":[],"x":"` + strings.Repeat("x", 1<<20) + `"}`, nil, 413, "body_too_large", ""},
+		{"no token", "POST", "/orders", "", s.checkoutBody(), nil, 401, "unauthenticated", ""},
+		{"bad token", "POST", "/orders", "garbage", s.checkoutBody(), nil, 401, "unauthenticated", ""},
+		{"service token", "POST", "/orders", service, s.checkoutBody(), nil, 403, "forbidden", ""},
+		{"list: bad status", "GET", "/orders?status=lost", tok, nil, nil, 422, "validation_failed", "status"},
+		{"list: page 0", "GET", "/orders?page=0", tok, nil, nil, 422, "validation_failed", "page"},
+		{"list: page size 101", "GET", "/orders?page_size=101", tok, nil, nil, 422, "validation_failed", "page_size"},
+		{"list: page not a number", "GET", "/orders?page=two", tok, nil, nil, 422, "validation_failed", "page"},
+		{"list: no token", "GET", "/orders", "", nil, nil, 401, "unauthenticated", ""},
+		{"get: id not a UUID", "GET", "/orders/42", tok, nil, nil, 404, "not_found", ""},
+		{"get: unknown id", "GET", "/orders/" + uuid.NewString(), tok, nil, nil, 404, "not_found", ""},
+		{"cancel: unknown field", "POST", "/orders/" + id + "/cancel", tok, `{"why":"x"}`, nil, 400, "unknown_field", "why"},
+		{"cancel: reason too long", "POST", "/orders/" + id + "/cancel", tok, map[string]string{"reason": strings.Repeat("r", 501)}, nil, 422, "validation_failed", "reason"},
+		{"cancel: malformed", "POST", "/orders/" + id + "/cancel", tok, `{`, nil, 400, "malformed_json", ""},
+		{"cancel: id not a UUID", "POST", "/orders/x/cancel", tok, nil, nil, 404, "not_found", ""},
+		{"status: not fulfilment", "POST", "/orders/" + id + "/status", admin, map[string]string{"status": "confirmed"}, nil, 422, "validation_failed", "status"},
+		{"status: refunded by hand", "POST", "/orders/" + id + "/status", admin, map[string]string{"status": "refunded"}, nil, 422, "validation_failed", "status"},
+		{"status: empty body", "POST", "/orders/" + id + "/status", admin, ``, nil, 400, "empty_body", ""},
+		{"status: wrong type", "POST", "/orders/" + id + "/status", admin, `{"status":1}`, nil, 400, "invalid_type", ""},
+		{"status: a customer", "POST", "/orders/" + id + "/status", tok, map[string]string{"status": "shipped"}, nil, 403, "forbidden", ""},
+		{"status: unknown order", "POST", "/orders/" + uuid.NewString() + "/status", admin, map[string]string{"status": "shipped"}, nil, 404, "not_found", ""},
+		{"wrong method", "DELETE", "/orders/" + id, admin, nil, nil, 405, "method_not_allowed", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.call(t, tc.method, tc.path, tc.token, tc.body, tc.header...)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %.300s", r.status, tc.status, r.raw)
+			}
+			if errorCode(r) != tc.code || obj(r.body["error"])["message"] == "" {
+				t.Errorf("error %.300s, want code %s", r.raw, tc.code)
+			}
+			if tc.field != "" {
+				if _, ok := obj(obj(r.body["error"])["details"])[tc.field]; !ok {
+					t.Errorf("details do not name %s: %.300s", tc.field, r.raw)
+				}
+			}
+			if strings.Contains(r.raw, "4242424242424241") {
+				t.Errorf("the error repeats the card number: %s", r.raw)
+			}
+		})
+	}
+	if after := s.rowCounts(t); !equalCounts(before, after) {
+		t.Errorf("bad input wrote rows: %v → %v", before, after)
+	}
+	if s.inventory.reservationCount() != reservations || len(s.payments.charged()) != 1 {
+		t.Errorf("bad input reached the upstreams: %d reservations, %d charges", s.inventory.reservationCount(), len(s.payments.charged()))
+	}
+}
+
+func equalCounts(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestHTTPUpstreamDown: with the product service unreachable a checkout is
+// a 503 that writes nothing; with the payment service unreachable it is a
+// 503 too, and a retry under the same key completes the same order.
+func TestHTTPUpstreamDown(t *testing.T) {
+	s := newStack(t)
+	tok := s.token(t, uuid.NewString(), auth.RoleCustomer)
+	s.inventory.setFail(order.ErrUpstreamUnavailable)
+	r := s.call(t, "POST", "/orders", tok, s.checkoutBody(), "Idempotency-Key", "k1")
+	want(t, r, http.StatusServiceUnavailable)
+	if errorCode(r) != "service_unavailable" {
+		t.Errorf("product down: %s", r.raw)
+	}
+	s.inventory.setFail(nil)
+	if c := s.rowCounts(t); c["orders"] != 0 || c["outbox"] != 0 {
+		t.Errorf("rows after the product service failed: %v", c)
+	}
+
+	s.payments.setFail(order.ErrUpstreamUnavailable, false)
+	want(t, s.call(t, "POST", "/orders", tok, s.checkoutBody(), "Idempotency-Key", "k1"), http.StatusServiceUnavailable)
+	s.payments.setFail(nil, false)
+	r = s.call(t, "POST", "/orders", tok, s.checkoutBody(), "Idempotency-Key", "k1")
+	want(t, r, http.StatusCreated)
+	if p := obj(obj(r.body["order"])["payment"]); p["status"] != "pending" {
+		t.Errorf("payment after the retry: %v", p)
+	}
+	if c := s.rowCounts(t); c["orders"] != 1 || s.inventory.reservationCount() != 1 || len(s.payments.charged()) != 1 {
+		t.Errorf("rows %v, %d reservations, %d charges after the retry", c, s.inventory.reservationCount(), len(s.payments.charged()))
+	}
+}

@@ -1,0 +1,131 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/mercato-dev/mercato/payment"
+	"github.com/mercato-dev/mercato/product"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// ReservationClient is the part of the product service's client (product.NewClient)
+// the order service uses.
+type ReservationClient interface {
+	Reserve(ctx context.Context, r product.ReservationRequest) (product.Reservation, bool, error)
+	CommitReservation(ctx context.Context, orderID string) (product.Reservation, error)
+	ReleaseReservation(ctx context.Context, orderID string) (product.Reservation, error)
+}
+
+// ChargeClient is the part of the payment service's client (payment.NewClient)
+// the order service uses.
+type ChargeClient interface {
+	Charge(ctx context.Context, r payment.ChargeRequest) (payment.Payment, bool, error)
+}
+
+// NewInventory returns the product service's reservations as Inventory.
+func NewInventory(c ReservationClient) Inventory { return inventory{c} }
+
+// NewPayments returns the payment service's charge call as Payments.
+func NewPayments(c ChargeClient) Payments { return payments{c} }
+
+type inventory struct{ c ReservationClient }
+
+func (i inventory) Reserve(ctx context.Context, orderID string, items []LineRequest, ttl time.Duration) (Reservation, error) {
+	lines := make([]product.ReservationLine, len(items))
+	for n, it := range items {
+		lines[n] = product.ReservationLine{ProductID: it.ProductID, VariantID: it.VariantID, Quantity: it.Quantity}
+	}
+	res, _, err := i.c.Reserve(ctx, product.ReservationRequest{OrderID: orderID, Items: lines, TTL: ttl})
+	if err != nil {
+		var le *product.LineError
+		switch {
+		case errors.As(err, &le) && (errors.Is(err, product.ErrOutOfStock) || errors.Is(err, product.ErrUnknownProduct)):
+			ie := &ItemError{Err: ErrUnknownProduct, ProductID: le.ProductID, VariantID: deref(le.VariantID),
+				Requested: le.Requested, Available: le.Available}
+			if errors.Is(err, product.ErrOutOfStock) {
+				ie.Err = ErrOutOfStock
+			}
+			return Reservation{}, ie
+		case errors.Is(err, product.ErrOutOfStock):
+			return Reservation{}, ErrOutOfStock
+		case errors.Is(err, product.ErrUnknownProduct):
+			return Reservation{}, ErrUnknownProduct
+		case errors.Is(err, product.ErrReservationMismatch):
+			return Reservation{}, ErrReservationMismatch
+		}
+		return Reservation{}, upstreamFailure("product", "reserve", err)
+	}
+	out := Reservation{OrderID: res.OrderID, Live: res.Status == product.StatusReserved, ExpiresAt: res.ExpiresAt,
+		Items: make([]ReservedItem, len(res.Items))}
+	for n, it := range res.Items {
+		out.Items[n] = ReservedItem{ProductID: it.ProductID, VariantID: it.VariantID, SKU: it.SKU, Name: it.Name,
+			Quantity: it.Quantity, UnitPrice: it.UnitPrice, Currency: it.Currency}
+	}
+	return out, nil
+}
+
+func (i inventory) Commit(ctx context.Context, orderID string) error {
+	_, err := i.c.CommitReservation(ctx, orderID)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, product.ErrReservationReleased):
+		return ErrReservationReleased
+	case errors.Is(err, product.ErrNotFound):
+		// The order was stored only after its stock was reserved, so its
+		// reservation cannot be missing unless it was deleted: as good as
+		// released.
+		return ErrReservationReleased
+	}
+	return upstreamFailure("product", "commit", err)
+}
+
+func (i inventory) Release(ctx context.Context, orderID string) error {
+	_, err := i.c.ReleaseReservation(ctx, orderID)
+	if err == nil || errors.Is(err, product.ErrNotFound) {
+		return nil // nothing held: released is what was wanted
+	}
+	return upstreamFailure("product", "release", err)
+}
+
+type payments struct{ c ChargeClient }
+
+func (p payments) Charge(ctx context.Context, c Charge) (ChargeResult, error) {
+	pay, _, err := p.c.Charge(ctx, payment.ChargeRequest{
+		OrderID: c.OrderID, UserID: c.UserID, Amount: c.Amount, Currency: c.Currency,
+		Card: payment.CardDetails{Number: c.Card.Number, ExpMonth: c.Card.ExpMonth, ExpYear: c.Card.ExpYear, CVC: c.Card.CVC},
+	})
+	var e *httpkit.Error
+	switch {
+	case err == nil:
+		return ChargeResult{PaymentID: pay.ID, Status: pay.Status, Card: CardSummary{Brand: pay.Card.Brand, Last4: pay.Card.Last4}}, nil
+	case errors.As(err, &e) && e.Status == http.StatusUnprocessableEntity:
+		// The card as the payment service judges it; ours checks the same
+		// things first, so this is rare.
+		return ChargeResult{}, &RejectedError{Code: "invalid_card", Message: e.Message}
+	case errors.Is(err, payment.ErrPaymentMismatch):
+		// The order's payment was asked for another amount: the total is
+		// stored before the first charge, so this is a bug, not an outage.
+		return ChargeResult{}, fmt.Errorf("charge of order %s: %w", c.OrderID, err)
+	}
+	return ChargeResult{}, upstreamFailure("payment", "charge", err)
+}
+
+// upstreamFailure classifies an upstream call's error that is not one of the
+// business answers above. A 4xx here (a token refused, a request the
+// upstream finds invalid) is a bug or a misconfiguration on our side, so it
+// becomes a plain error (a logged 500), never the upstream's status passed
+// on to our client as if it were theirs. Anything else — no instance, a
+// breaker open, a timeout, a 5xx — means the upstream cannot serve now:
+// ErrUpstreamUnavailable (503).
+func upstreamFailure(service, call string, err error) error {
+	var coded httpkit.Coded
+	if errors.As(err, &coded) && coded.StatusCode() < 500 {
+		return fmt.Errorf("%s service refused %s: %d %s: %s", service, call, coded.StatusCode(), coded.ErrorCode(), coded.Error())
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrUpstreamUnavailable, service, call, err)
+}

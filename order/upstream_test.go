@@ -1,0 +1,145 @@
+package order_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/afex/hystrix-go/hystrix"
+	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/order"
+	"github.com/mercato-dev/mercato/payment"
+	"github.com/mercato-dev/mercato/product"
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// stubProduct answers every reservation call with res and err, and records
+// what it was asked.
+type stubProduct struct {
+	res product.Reservation
+	err error
+	got product.ReservationRequest
+}
+
+func (s *stubProduct) Reserve(_ context.Context, r product.ReservationRequest) (product.Reservation, bool, error) {
+	s.got = r
+	return s.res, true, s.err
+}
+func (s *stubProduct) CommitReservation(context.Context, string) (product.Reservation, error) {
+	return s.res, s.err
+}
+func (s *stubProduct) ReleaseReservation(context.Context, string) (product.Reservation, error) {
+	return s.res, s.err
+}
+
+type stubPayment struct {
+	p   payment.Payment
+	err error
+	got payment.ChargeRequest
+}
+
+func (s *stubPayment) Charge(_ context.Context, r payment.ChargeRequest) (payment.Payment, bool, error) {
+	s.got = r
+	return s.p, true, s.err
+}
+
+func TestInventoryAdapter(t *testing.T) {
+	ctx := context.Background()
+	orderID, productID, variant := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	stub := &stubProduct{res: product.Reservation{OrderID: orderID, Status: product.StatusReserved, ExpiresAt: time.Now(),
+		Items: []product.ReservedItem{{ProductID: productID, VariantID: &variant, Quantity: 2, SKU: "S", Name: "N", UnitPrice: 1999, Currency: "USD"}}}}
+	inv := order.NewInventory(stub)
+	res, err := inv.Reserve(ctx, orderID, []order.LineRequest{{ProductID: productID, VariantID: &variant, Quantity: 2}}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Live || res.Items[0].UnitPrice != 1999 || *res.Items[0].VariantID != variant || res.Items[0].SKU != "S" {
+		t.Errorf("reservation %+v", res)
+	}
+	if stub.got.OrderID != orderID || stub.got.TTL != time.Minute || *stub.got.Items[0].VariantID != variant || stub.got.Items[0].Quantity != 2 {
+		t.Errorf("asked %+v", stub.got)
+	}
+	stub.res.Status = product.StatusReleased
+	if res, _ := inv.Reserve(ctx, orderID, nil, time.Minute); res.Live {
+		t.Error("a released reservation is live")
+	}
+
+	for _, tc := range []struct {
+		name string
+		err  error
+		call string
+		want error
+	}{
+		{"out of stock", &product.LineError{Err: product.ErrOutOfStock, ProductID: productID, VariantID: &variant, Requested: 3, Available: 1}, "reserve", order.ErrOutOfStock},
+		{"unknown product", &product.LineError{Err: product.ErrUnknownProduct, ProductID: productID}, "reserve", order.ErrUnknownProduct},
+		{"mismatch", product.ErrReservationMismatch, "reserve", order.ErrReservationMismatch},
+		{"no instances", fmt.Errorf("product: %w", discovery.ErrNoInstances), "reserve", order.ErrUpstreamUnavailable},
+		{"breakers open", hystrix.ErrCircuitOpen, "commit", order.ErrUpstreamUnavailable},
+		{"5xx", &discovery.UpstreamError{Instance: "x", StatusCode: 500, Err: errors.New("boom")}, "release", order.ErrUpstreamUnavailable},
+		{"released", product.ErrReservationReleased, "commit", order.ErrReservationReleased},
+		{"commit of a missing reservation", product.ErrNotFound, "commit", order.ErrReservationReleased},
+		{"release of a missing reservation", product.ErrNotFound, "release", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub.err = tc.err
+			var err error
+			switch tc.call {
+			case "reserve":
+				_, err = inv.Reserve(ctx, orderID, nil, time.Minute)
+			case "commit":
+				err = inv.Commit(ctx, orderID)
+			case "release":
+				err = inv.Release(ctx, orderID)
+			}
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	stub.err = &product.LineError{Err: product.ErrOutOfStock, ProductID: productID, VariantID: &variant, Requested: 3, Available: 1}
+	_, err = inv.Reserve(ctx, orderID, nil, time.Minute)
+	var ie *order.ItemError
+	if !errors.As(err, &ie) || ie.ProductID != productID || ie.VariantID != variant || ie.Requested != 3 || ie.Available != 1 {
+		t.Errorf("line error %#v", err)
+	}
+	// A refused token is our misconfiguration, not the client's 401.
+	stub.err = auth.ErrForbidden
+	err = inv.Commit(ctx, orderID)
+	var coded httpkit.Coded
+	if err == nil || errors.As(err, &coded) || errors.Is(err, order.ErrUpstreamUnavailable) {
+		t.Errorf("forbidden: %v, want a plain failure", err)
+	}
+}
+
+func TestPaymentsAdapter(t *testing.T) {
+	ctx := context.Background()
+	stub := &stubPayment{p: payment.Payment{ID: "p1", Status: payment.StatusPending, Card: payment.Card{Brand: "visa", Last4: "4242"}}}
+	pay := order.NewPayments(stub)
+	res, err := pay.Charge(ctx, order.Charge{OrderID: "o", UserID: "u", Amount: 5368, Currency: "USD", Card: visa})
+	if err != nil || res != (order.ChargeResult{PaymentID: "p1", Status: "pending", Card: order.CardSummary{Brand: "visa", Last4: "4242"}}) {
+		t.Errorf("charge = %+v, %v", res, err)
+	}
+	if g := stub.got; g.OrderID != "o" || g.Amount != 5368 || g.Card.Number != visa.Number || g.Card.CVC != "123" || g.Card.ExpYear != visa.ExpYear {
+		t.Errorf("sent %+v", g)
+	}
+	stub.err = httpkit.Invalid(map[string]string{"card.number": "bad"})
+	_, err = pay.Charge(ctx, order.Charge{})
+	var rejected *order.RejectedError
+	if !errors.As(err, &rejected) || rejected.Code != "invalid_card" {
+		t.Errorf("422: %v", err)
+	}
+	stub.err = &discovery.UpstreamError{Instance: "x", StatusCode: http.StatusBadGateway, Err: errors.New("provider")}
+	if _, err := pay.Charge(ctx, order.Charge{}); !errors.Is(err, order.ErrUpstreamUnavailable) {
+		t.Errorf("502: %v", err)
+	}
+	stub.err = payment.ErrPaymentMismatch
+	if _, err := pay.Charge(ctx, order.Charge{}); !errors.Is(err, payment.ErrPaymentMismatch) || errors.Is(err, order.ErrPaymentRejected) || errors.Is(err, order.ErrUpstreamUnavailable) {
+		t.Errorf("mismatch: %v", err)
+	}
+}
