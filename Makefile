@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 GO    ?= go
 # Go modules of ours whose packages are built, vetted and tested.
-MODULES := shared user product payment notification gateway e2e
+MODULES := shared user product order payment notification gateway e2e
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
-SERVICES := user product payment notification gateway
+SERVICES := user product order payment notification gateway
 
 .DEFAULT_GOAL := help
 
@@ -38,6 +38,10 @@ test: deps lint ## run every test, integration and end-to-end included, with -ra
 .PHONY: bench
 bench: deps ## print product-listing throughput (gateway vs direct, cache warm vs cold) on 100,000 products
 	@$(GO) test -run '^$$' -bench BenchmarkProductListing -benchtime 1x -timeout 10m ./e2e/
+
+.PHONY: bench-checkout
+bench-checkout: deps ## print checkouts/s end to end (8 and 32 clients) and PostgreSQL's ceiling for the same writes
+	@$(GO) test -run '^$$' -bench BenchmarkCheckout -benchtime 400x -count=1 -timeout 30m ./e2e/
 
 .PHONY: lint
 lint: ## gofmt and go vet across every module

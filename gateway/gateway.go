@@ -133,6 +133,11 @@ func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, hystrix.ErrTimeout), isTimeout(err):
 		level.Warn(logger).Log("msg", "upstream timed out")
 		return httpkit.NewError(http.StatusGatewayTimeout, "upstream_timeout", "the "+upstream+" service did not answer in time")
+	case errors.As(err, &upErr) && upErr.StatusCode == http.StatusServiceUnavailable:
+		// The instance is up but cannot serve now (a dependency of its own
+		// is down): say so, rather than blame it.
+		level.Warn(logger).Log("msg", "upstream unavailable")
+		return httpkit.Unavailable("the " + upstream + " service is unavailable; retry later")
 	case errors.As(err, &upErr):
 		level.Error(logger).Log("msg", "upstream failed")
 		return httpkit.NewError(http.StatusBadGateway, "upstream_error", "the "+upstream+" service failed")

@@ -211,6 +211,14 @@ func TestRoundRobinAndFailures(t *testing.T) {
 			t.Fatalf("got %d %s", rec.Code, rec.Body)
 		}
 	})
+	t.Run("an instance's 503 stays a 503", func(t *testing.T) {
+		busy := newUpstream(t, http.StatusServiceUnavailable)
+		f := newGateway(t, testkit.Redis(t), generous, busy.hostPort())
+		rec := f.do(t, "POST", "/api/v1/auth/login", "", `{}`)
+		if rec.Code != http.StatusServiceUnavailable || errorCode(t, rec) != "service_unavailable" {
+			t.Fatalf("got %d %s", rec.Code, rec.Body)
+		}
+	})
 	t.Run("a dead instance is skipped", func(t *testing.T) {
 		dead := newUpstream(t, http.StatusOK)
 		deadAddr := dead.hostPort()

@@ -39,7 +39,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 func TestAdvertise(t *testing.T) {
 	tests := []struct {
 		listen, advertise, wantHost string
-		wantPort                   int
+		wantPort                    int
 	}{
 		{"127.0.0.1:4001", "", "127.0.0.1", 4001},
 		{"0.0.0.0:4002", "", "127.0.0.1", 4002},

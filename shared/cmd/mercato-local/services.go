@@ -30,6 +30,7 @@ var services = []serviceSpec{
 	{name: "user", db: "user_db", extraArgs: adminArgs},
 	{name: "product", db: "product_db", extraArgs: productArgs},
 	{name: "payment", db: "payment_db", extraArgs: paymentArgs},
+	{name: "order", db: "order_db"},
 	{name: "notification", db: "notification_db"},
 }
 
@@ -38,6 +39,7 @@ var services = []serviceSpec{
 var databases = []string{
 	"user_db",
 	"product_db",
+	"order_db",
 	"payment_db",
 	"notification_db",
 }
