@@ -1,23 +1,14 @@
 package notification
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 
-	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
-	"github.com/mercato-dev/mercato/shared/requestid"
 )
 
 // NewClient returns the notification service as seen from another process: every
@@ -30,22 +21,7 @@ import (
 // The caller's bearer token (auth.HTTPToContext put it in ctx) and request id
 // travel with every call.
 func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options) Service {
-	// One http.Client for every instance and method: connections are pooled
-	// per host anyway, and a client per instance would only multiply idle
-	// connections. The timeout is a backstop; calls carry the deadline of
-	// their context and of opts.Timeout.
-	httpClient := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   64, // the default, 2, would redial under any real load
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
-	}
-	c := client{instancer: instancer, logger: logger, opts: opts, http: httpClient}
+	c := client{instancer: instancer, logger: logger, opts: opts, http: discovery.NewHTTPClient()}
 	return Endpoints{
 		ListNotificationsEndpoint: c.endpoint(http.MethodGet, encodeListNotificationsRequest,
 			decodeResponse(func(err error) listNotificationsResponse { return listNotificationsResponse{Err: err} })),
@@ -67,37 +43,13 @@ type client struct {
 	http      *http.Client
 }
 
-// endpoint builds the load-balanced endpoint of one method.
+// endpoint builds the load-balanced endpoint of one method. Reads may go to
+// another instance after a timeout or a broken connection; writes are only
+// retried where nothing was sent.
 func (c client) endpoint(method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc) endpoint.Endpoint {
-	factory := func(instance string) (endpoint.Endpoint, io.Closer, error) {
-		if !strings.HasPrefix(instance, "http") {
-			instance = "http://" + instance
-		}
-		tgt, err := url.Parse(instance)
-		if err != nil {
-			return nil, nil, fmt.Errorf("notification client: instance %q: %w", instance, err)
-		}
-		e := httptransport.NewClient(method, tgt, enc, dec,
-			httptransport.SetClient(c.http),
-			httptransport.ClientBefore(auth.ContextToHTTP, requestIDToHTTP),
-		).Endpoint()
-		if method == http.MethodGet {
-			// Reads may go to another instance after a timeout or a broken
-			// connection; writes are only retried where nothing was sent.
-			e = discovery.MarkRetryable(nil)(e)
-		}
-		// No closer: the shared transport drops idle connections to an
-		// instance that left after IdleConnTimeout.
-		return e, nil, nil
+	var idempotent func(any) bool
+	if method == http.MethodGet {
+		idempotent = discovery.Always
 	}
-	return discovery.NewEndpoint(c.instancer, ServiceName, factory, c.logger, c.opts)
-}
-
-// requestIDToHTTP forwards the request id, so the upstream's log lines join
-// the caller's.
-func requestIDToHTTP(ctx context.Context, r *http.Request) context.Context {
-	if id := requestid.FromContext(ctx); id != "" {
-		r.Header.Set(requestid.Header, id)
-	}
-	return ctx
+	return discovery.NewEndpoint(c.instancer, ServiceName, discovery.HTTPFactory(c.http, method, enc, dec, idempotent), c.logger, c.opts)
 }

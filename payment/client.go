@@ -1,23 +1,14 @@
 package payment
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 
-	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
-	"github.com/mercato-dev/mercato/shared/requestid"
 )
 
 // NewClient returns the payment service as seen from another process (the
@@ -32,31 +23,16 @@ import (
 // it in ctx) and request id travel with every call. Charge wants a service
 // token: auth.NewTokenContext(ctx, tokens.ServiceToken("order")).
 func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options) Service {
-	// One http.Client for every instance and method: connections are pooled
-	// per host anyway. The timeout is a backstop; calls carry the deadline
-	// of their context and of opts.Timeout.
-	httpClient := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   64, // the default, 2, would redial under any real load
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
-	}
-	c := client{instancer: instancer, logger: logger, opts: opts, http: httpClient}
-	always := func(any) bool { return true }
+	c := client{instancer: instancer, logger: logger, opts: opts, http: discovery.NewHTTPClient()}
 	return Endpoints{
 		// Charge is idempotent by order id, so it may go to another
 		// instance after a timeout like a read.
-		ChargeEndpoint: c.endpoint(http.MethodPost, encodeChargeRequest, always,
+		ChargeEndpoint: c.endpoint(http.MethodPost, encodeChargeRequest, discovery.Always,
 			decodeResponse(func(err error) chargeResponse { return chargeResponse{Err: err} },
 				func(r *chargeResponse, resp *http.Response) { r.Created = resp.StatusCode == http.StatusAccepted })),
-		GetPaymentEndpoint: c.endpoint(http.MethodGet, encodeGetPaymentRequest, always,
+		GetPaymentEndpoint: c.endpoint(http.MethodGet, encodeGetPaymentRequest, discovery.Always,
 			decodeResponse(func(err error) paymentResponse { return paymentResponse{Err: err} }, nil)),
-		ListPaymentsEndpoint: c.endpoint(http.MethodGet, encodeListPaymentsRequest, always,
+		ListPaymentsEndpoint: c.endpoint(http.MethodGet, encodeListPaymentsRequest, discovery.Always,
 			decodeResponse(func(err error) listPaymentsResponse { return listPaymentsResponse{Err: err} }, nil)),
 		// A refund is safe to repeat only under an Idempotency-Key.
 		RefundEndpoint: c.endpoint(http.MethodPost, encodeRefundRequest,
@@ -66,7 +42,7 @@ func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options
 					r.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
 				})),
 		// A webhook's event id makes a repeat harmless (webhook_replayed).
-		HandleWebhookEndpoint: c.endpoint(http.MethodPost, encodeWebhook, always,
+		HandleWebhookEndpoint: c.endpoint(http.MethodPost, encodeWebhook, discovery.Always,
 			decodeResponse(func(err error) webhookResponse { return webhookResponse{Err: err} }, nil)),
 	}
 }
@@ -82,30 +58,5 @@ type client struct {
 // which idempotent is true may be retried on another instance after a
 // timeout, a broken connection or a 502-504.
 func (c client) endpoint(method string, enc httptransport.EncodeRequestFunc, idempotent func(any) bool, dec httptransport.DecodeResponseFunc) endpoint.Endpoint {
-	factory := func(instance string) (endpoint.Endpoint, io.Closer, error) {
-		if !strings.HasPrefix(instance, "http") {
-			instance = "http://" + instance
-		}
-		tgt, err := url.Parse(instance)
-		if err != nil {
-			return nil, nil, fmt.Errorf("payment client: instance %q: %w", instance, err)
-		}
-		e := httptransport.NewClient(method, tgt, enc, dec,
-			httptransport.SetClient(c.http),
-			httptransport.ClientBefore(auth.ContextToHTTP, requestIDToHTTP),
-		).Endpoint()
-		// No closer: the shared transport drops idle connections to an
-		// instance that left after IdleConnTimeout.
-		return discovery.MarkRetryable(idempotent)(e), nil, nil
-	}
-	return discovery.NewEndpoint(c.instancer, ServiceName, factory, c.logger, c.opts)
-}
-
-// requestIDToHTTP forwards the request id, so the upstream's log lines join
-// the caller's.
-func requestIDToHTTP(ctx context.Context, r *http.Request) context.Context {
-	if id := requestid.FromContext(ctx); id != "" {
-		r.Header.Set(requestid.Header, id)
-	}
-	return ctx
+	return discovery.NewEndpoint(c.instancer, ServiceName, discovery.HTTPFactory(c.http, method, enc, dec, idempotent), c.logger, c.opts)
 }

@@ -1,23 +1,14 @@
 package product
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 
-	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
-	"github.com/mercato-dev/mercato/shared/requestid"
 )
 
 // NewClient returns the product service as seen from another process (the
@@ -34,22 +25,7 @@ import (
 // by auth.HTTPToContext) or the service's own (auth.NewTokenContext with
 // tokens.ServiceToken). The reservation routes want a service or admin token.
 func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options) Service {
-	// One http.Client for every instance and method: connections are pooled
-	// per host anyway, and a client per instance would only multiply idle
-	// connections. The timeout is a backstop; calls carry the deadline of
-	// their context and of opts.Timeout.
-	httpClient := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   64, // the default, 2, would redial under any real load
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
-	}
-	c := client{instancer: instancer, logger: logger, opts: opts, http: httpClient}
+	c := client{instancer: instancer, logger: logger, opts: opts, http: discovery.NewHTTPClient()}
 	reservation := decodeResponse(func(err error) reservationResponse { return reservationResponse{Err: err} })
 	return Endpoints{
 		ListCategoriesEndpoint: c.endpoint(http.MethodGet, encodePath(fixed(apiPrefix+"/categories")),
@@ -96,44 +72,20 @@ type client struct {
 // another instance after a timeout or a broken connection; writes are only
 // retried where nothing was sent.
 func (c client) endpoint(method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc) endpoint.Endpoint {
-	return c.build(method, method == http.MethodGet, enc, dec)
+	var idempotent func(any) bool
+	if method == http.MethodGet {
+		idempotent = discovery.Always
+	}
+	return c.build(method, enc, dec, idempotent)
 }
 
 // idempotent builds the endpoint of a write that is safe to repeat: the
 // reservation calls, which answer a repeated reserve, commit or release for
 // an order like the first, so they are retried like reads.
 func (c client) idempotent(method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc) endpoint.Endpoint {
-	return c.build(method, true, enc, dec)
+	return c.build(method, enc, dec, discovery.Always)
 }
 
-func (c client) build(method string, retryable bool, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc) endpoint.Endpoint {
-	factory := func(instance string) (endpoint.Endpoint, io.Closer, error) {
-		if !strings.HasPrefix(instance, "http") {
-			instance = "http://" + instance
-		}
-		tgt, err := url.Parse(instance)
-		if err != nil {
-			return nil, nil, fmt.Errorf("product client: instance %q: %w", instance, err)
-		}
-		e := httptransport.NewClient(method, tgt, enc, dec,
-			httptransport.SetClient(c.http),
-			httptransport.ClientBefore(auth.ContextToHTTP, requestIDToHTTP),
-		).Endpoint()
-		if retryable {
-			e = discovery.MarkRetryable(nil)(e)
-		}
-		// No closer: the shared transport drops idle connections to an
-		// instance that left after IdleConnTimeout.
-		return e, nil, nil
-	}
-	return discovery.NewEndpoint(c.instancer, ServiceName, factory, c.logger, c.opts)
-}
-
-// requestIDToHTTP forwards the request id, so the upstream's log lines join
-// the caller's.
-func requestIDToHTTP(ctx context.Context, r *http.Request) context.Context {
-	if id := requestid.FromContext(ctx); id != "" {
-		r.Header.Set(requestid.Header, id)
-	}
-	return ctx
+func (c client) build(method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc, idempotent func(any) bool) endpoint.Endpoint {
+	return discovery.NewEndpoint(c.instancer, ServiceName, discovery.HTTPFactory(c.http, method, enc, dec, idempotent), c.logger, c.opts)
 }

@@ -4,6 +4,7 @@ package requestid
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/google/uuid"
 )
@@ -39,4 +40,13 @@ func Valid(id string) bool {
 		}
 	}
 	return true
+}
+
+// ToHTTP is a go-kit ClientBefore function that forwards the request id in
+// ctx to the upstream service, so the upstream's log lines join the caller's.
+func ToHTTP(ctx context.Context, r *http.Request) context.Context {
+	if id := FromContext(ctx); id != "" {
+		r.Header.Set(Header, id)
+	}
+	return ctx
 }

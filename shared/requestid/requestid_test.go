@@ -2,6 +2,7 @@ package requestid
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -29,5 +30,17 @@ func TestContext(t *testing.T) {
 	}
 	if got := FromContext(NewContext(context.Background(), "r1")); got != "r1" {
 		t.Fatalf("FromContext = %q", got)
+	}
+}
+
+func TestToHTTP(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	ToHTTP(context.Background(), r)
+	if got := r.Header.Get(Header); got != "" {
+		t.Errorf("without an id, %s = %q, want none", Header, got)
+	}
+	ToHTTP(NewContext(context.Background(), "req-1"), r)
+	if got := r.Header.Get(Header); got != "req-1" {
+		t.Errorf("%s = %q, want req-1", Header, got)
 	}
 }

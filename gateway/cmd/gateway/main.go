@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/sd"
-	"github.com/go-kit/log/level"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
@@ -109,28 +107,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	}, tokens, rdb, reg, logger)
 	handler := gateway.CORS(strings.Split(*corsOrigins, ","))(httpkit.Handler(logger, router))
 
-	// Listener and registration in Consul.
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return err
-	}
-	host, port, err := cfg.Advertise(ln.Addr())
-	if err != nil {
-		return err
-	}
-	registrar, err := discovery.Register(consul, discovery.Registration{
-		Service: cfg.Service, Host: host, Port: port, Version: cfg.Version}, logger)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-
-	// Serve until SIGINT/SIGTERM; leave Consul before draining.
-	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, 15*time.Second, func() {
-		if err := registrar.Deregister(); err != nil {
-			level.Warn(logger).Log("msg", "deregister", "err", err)
-		}
-	})
+	// Listen, register in Consul with the real port (-http-addr may ask for
+	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
+	err = discovery.ListenAndServe(ctx, cfg, consul, handler, logger)
 	for _, i := range instancers {
 		i.Stop()
 	}

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -202,28 +201,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	})
 	notification.MakeHTTPHandler(router, notification.MakeServerEndpoints(svc, tokens), logger)
 
-	// Listener and registration in Consul with the real port (-http-addr may
-	// ask for port 0).
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return err
-	}
-	host, port, err := cfg.Advertise(ln.Addr())
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	registrar, err := discovery.Register(consul, discovery.Registration{
-		Service: cfg.Service, Host: host, Port: port, Version: cfg.Version}, logger)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-
-	// Serve until SIGINT/SIGTERM; leave Consul before draining.
-	return httpkit.Serve(ctx, httpkit.NewServer(httpkit.Handler(logger, router)), ln, logger, 15*time.Second, func() {
-		if err := registrar.Deregister(); err != nil {
-			level.Warn(logger).Log("msg", "deregister", "err", err)
-		}
-	})
+	// Listen, register in Consul with the real port (-http-addr may ask for
+	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
+	return discovery.ListenAndServe(ctx, cfg, consul, httpkit.Handler(logger, router), logger)
 }

@@ -1,0 +1,74 @@
+package discovery
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/sd"
+	httptransport "github.com/go-kit/kit/transport/http"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/requestid"
+)
+
+// NewHTTPClient returns the http.Client a service's client shares by every
+// instance and method of an upstream: connections are pooled per host
+// anyway, and a client per instance would only multiply idle connections.
+// The timeout is a backstop; calls carry the deadline of their context and
+// of Options.Timeout.
+func NewHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   64, // the default, 2, would redial under any real load
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+	}
+}
+
+// Always is the idempotent argument of HTTPFactory for requests that are
+// always safe to send again: reads, and writes the upstream deduplicates.
+func Always(any) bool { return true }
+
+// HTTPFactory is the sd.Factory of one method of an upstream, for
+// NewEndpoint: each instance ("host:port" or a URL) gets a go-kit HTTP client
+// endpoint that sends method with enc and decodes with dec, over client. The
+// caller's bearer token (auth.ContextToHTTP), the request id
+// (requestid.ToHTTP) and then before travel with every call.
+//
+// idempotent says which requests may be sent again to another instance after
+// a timeout, a broken connection or a 502-504 (MarkRetryable): nil means
+// none, so such failures are retried only where nothing was sent; Always
+// means every request. Callers pick it per method, e.g. Always for GETs.
+func HTTPFactory(client *http.Client, method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc, idempotent func(request any) bool, before ...httptransport.RequestFunc) sd.Factory {
+	before = append([]httptransport.RequestFunc{auth.ContextToHTTP, requestid.ToHTTP}, before...)
+	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
+		if !strings.HasPrefix(instance, "http") {
+			instance = "http://" + instance
+		}
+		tgt, err := url.Parse(instance)
+		if err != nil {
+			return nil, nil, fmt.Errorf("discovery: instance %q: %w", instance, err)
+		}
+		e := httptransport.NewClient(method, tgt, enc, dec,
+			httptransport.SetClient(client),
+			httptransport.ClientBefore(before...),
+		).Endpoint()
+		if idempotent != nil {
+			e = MarkRetryable(idempotent)(e)
+		}
+		// No closer: the shared transport drops idle connections to an
+		// instance that left after IdleConnTimeout.
+		return e, nil, nil
+	}
+}

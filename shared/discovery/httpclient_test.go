@@ -1,0 +1,96 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/requestid"
+)
+
+func TestHTTPFactory(t *testing.T) {
+	type seen struct{ method, path, requestID, authorization, extra string }
+	var (
+		mu   sync.Mutex
+		last seen
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		last = seen{r.Method, r.URL.Path, r.Header.Get(requestid.Header), r.Header.Get("Authorization"), r.Header.Get("X-Extra")}
+		mu.Unlock()
+		if r.URL.Path == "/unavailable" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	instance := strings.TrimPrefix(srv.URL, "http://")
+
+	enc := func(path string) func(context.Context, *http.Request, any) error {
+		return func(_ context.Context, r *http.Request, _ any) error {
+			r.URL.Path = path
+			return nil
+		}
+	}
+	dec := func(_ context.Context, resp *http.Response) (any, error) {
+		if err := CheckResponse(resp); err != nil {
+			return nil, err
+		}
+		return resp.StatusCode, nil
+	}
+	extra := func(ctx context.Context, r *http.Request) context.Context {
+		r.Header.Set("X-Extra", "yes")
+		return ctx
+	}
+	client := NewHTTPClient()
+	ctx := requestid.NewContext(auth.NewTokenContext(context.Background(), "tok"), "req-1")
+
+	t.Run("forwards method, path, request id and token", func(t *testing.T) {
+		e, closer, err := HTTPFactory(client, http.MethodPost, enc("/things"), dec, nil, extra)(instance)
+		if err != nil || closer != nil {
+			t.Fatalf("factory = _, %v, %v; want no closer, no error", closer, err)
+		}
+		resp, err := e(ctx, struct{}{})
+		if err != nil || resp != http.StatusNoContent {
+			t.Fatalf("call = %v, %v; want 204", resp, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		want := seen{http.MethodPost, "/things", "req-1", "Bearer tok", "yes"}
+		if last != want {
+			t.Errorf("upstream saw %+v, want %+v", last, want)
+		}
+	})
+
+	for _, tc := range []struct {
+		name       string
+		method     string
+		idempotent func(any) bool
+		retryable  bool
+	}{
+		{"GET always", http.MethodGet, Always, true},
+		{"POST always", http.MethodPost, Always, true},
+		{"POST never", http.MethodPost, nil, false},
+	} {
+		t.Run(tc.name+" on 503", func(t *testing.T) {
+			e, _, err := HTTPFactory(client, tc.method, enc("/unavailable"), dec, tc.idempotent)("http://" + instance)
+			if err != nil {
+				t.Fatalf("factory: %v", err)
+			}
+			_, err = e(ctx, struct{}{})
+			var upErr *UpstreamError
+			if !errors.As(err, &upErr) || upErr.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("err = %v, want an *UpstreamError 503", err)
+			}
+			if got := IsRetryable(err); got != tc.retryable {
+				t.Errorf("IsRetryable(%v) = %v, want %v", err, got, tc.retryable)
+			}
+		})
+	}
+}
