@@ -1,11 +1,7 @@
 package notification
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -94,15 +90,7 @@ func decodeListNotificationsRequest(_ context.Context, r *http.Request) (any, er
 func encodeJSONRequest(path string) httptransport.EncodeRequestFunc {
 	return func(_ context.Context, r *http.Request, request any) error {
 		r.URL.Path = apiPrefix + path
-		b, err := json.Marshal(request)
-		if err != nil {
-			return err
-		}
-		r.Header.Set("Content-Type", "application/json")
-		r.ContentLength = int64(len(b))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		r.Body, _ = r.GetBody()
-		return nil
+		return discovery.SetJSONBody(r, request)
 	}
 }
 
@@ -121,45 +109,7 @@ func encodeListNotificationsRequest(_ context.Context, r *http.Request, request 
 	return nil
 }
 
-// decodeResponse decodes an instance's answer into T. A 5xx is an
-// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
-// is a business answer, returned as the response fail builds around the
-// domain error, so it never does.
+// decodeResponse decodes an instance's answer into T with discovery.DecodeResponse.
 func decodeResponse[T any](fail func(error) T) httptransport.DecodeResponseFunc {
-	return func(_ context.Context, resp *http.Response) (any, error) {
-		if err := discovery.CheckResponse(resp); err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= http.StatusBadRequest {
-			return fail(decodeErrorBody(resp)), nil
-		}
-		var out T
-		if resp.StatusCode == http.StatusNoContent {
-			return out, nil
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
-		}
-		return out, nil
-	}
-}
-
-// decodeErrorBody turns an error body back into the domain error it was
-// made from, or an *httpkit.Error that re-encodes as the same status and code
-// (401/403 from auth, 422 validation, …) when it is not one of ours.
-func decodeErrorBody(resp *http.Response) error {
-	var body struct {
-		Error httpkit.Error `json:"error"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
-		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("notification service answered %d", resp.StatusCode))
-	}
-	for _, m := range errorMappings {
-		if m.Code == body.Error.Code && m.Status == resp.StatusCode {
-			return m.Err
-		}
-	}
-	e := body.Error
-	e.Status = resp.StatusCode
-	return &e
+	return discovery.DecodeResponse(ServiceName, errorMappings, fail)
 }

@@ -3,9 +3,7 @@ package order
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -184,19 +182,7 @@ func encodePlaceOrderRequest(_ context.Context, r *http.Request, request any) er
 	if req.IdempotencyKey != "" {
 		r.Header.Set(discovery.IdempotencyKeyHeader, req.IdempotencyKey)
 	}
-	return setJSONBody(r, req)
-}
-
-func setJSONBody(r *http.Request, body any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	r.Header.Set("Content-Type", "application/json")
-	r.ContentLength = int64(len(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	r.Body, _ = r.GetBody()
-	return nil
+	return discovery.SetJSONBody(r, req)
 }
 
 func encodeListOrdersRequest(_ context.Context, r *http.Request, request any) error {
@@ -218,57 +204,42 @@ func encodeGetOrderRequest(_ context.Context, r *http.Request, request any) erro
 func encodeCancelOrderRequest(_ context.Context, r *http.Request, request any) error {
 	req := request.(cancelOrderRequest)
 	r.URL.Path = apiPrefix + "/orders/" + url.PathEscape(req.ID) + "/cancel"
-	return setJSONBody(r, req)
+	return discovery.SetJSONBody(r, req)
 }
 
 func encodeSetStatusRequest(_ context.Context, r *http.Request, request any) error {
 	req := request.(setStatusRequest)
 	r.URL.Path = apiPrefix + "/orders/" + url.PathEscape(req.ID) + "/status"
-	return setJSONBody(r, req)
+	return discovery.SetJSONBody(r, req)
 }
 
-// decodeResponse decodes an instance's answer into T. A 5xx is an
-// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
-// is a business answer, returned as the response fail builds around the
-// domain error, so it never does.
+// decodeResponse decodes an instance's answer into T with
+// discovery.DecodeResponse. It maps error bodies back itself, with
+// domainError, to keep their details: with no mappings, discovery hands
+// every 4xx over as an *httpkit.Error.
 func decodeResponse[T any](fail func(error) T) httptransport.DecodeResponseFunc {
-	return func(_ context.Context, resp *http.Response) (any, error) {
-		if err := discovery.CheckResponse(resp); err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= http.StatusBadRequest {
-			return fail(decodeErrorBody(resp)), nil
-		}
-		var out T
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
-		}
-		return out, nil
-	}
+	return discovery.DecodeResponse(ServiceName, nil, func(err error) T { return fail(domainError(err)) })
 }
 
-// decodeErrorBody turns an error body back into the domain error it was
-// made from, or an *httpkit.Error that re-encodes as the same status, code
-// and details (401/403 from auth, 422 validation, out_of_stock with its
-// line, …) when it is not a bare one of ours.
-func decodeErrorBody(resp *http.Response) error {
-	var body struct {
-		Error httpkit.Error `json:"error"`
+// domainError turns an error body (an *httpkit.Error from
+// discovery.DecodeErrorBody) back into the domain error it was made from, or
+// leaves it an *httpkit.Error that re-encodes as the same status, code and
+// details (401/403 from auth, 422 validation, out_of_stock with its line, …)
+// when it is not a bare one of ours.
+func domainError(err error) error {
+	var e *httpkit.Error
+	if !errors.As(err, &e) {
+		return err
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
-		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("order service answered %d", resp.StatusCode))
-	}
-	e := body.Error
-	e.Status = resp.StatusCode
 	for _, m := range errorMappings {
-		if m.Code == e.Code && m.Status == resp.StatusCode {
+		if m.Code == e.Code && m.Status == e.Status {
 			if len(e.Details) > 0 {
-				return detailedError{body: &e, domain: m.Err}
+				return detailedError{body: e, domain: m.Err}
 			}
 			return m.Err
 		}
 	}
-	return &e
+	return e
 }
 
 // detailedError is an error body with details that is also one of the

@@ -31,9 +31,9 @@ func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options
 			decodeResponse(func(err error) chargeResponse { return chargeResponse{Err: err} },
 				func(r *chargeResponse, resp *http.Response) { r.Created = resp.StatusCode == http.StatusAccepted })),
 		GetPaymentEndpoint: c.endpoint(http.MethodGet, encodeGetPaymentRequest, discovery.Always,
-			decodeResponse(func(err error) paymentResponse { return paymentResponse{Err: err} }, nil)),
+			decodeResponse(func(err error) paymentResponse { return paymentResponse{Err: err} })),
 		ListPaymentsEndpoint: c.endpoint(http.MethodGet, encodeListPaymentsRequest, discovery.Always,
-			decodeResponse(func(err error) listPaymentsResponse { return listPaymentsResponse{Err: err} }, nil)),
+			decodeResponse(func(err error) listPaymentsResponse { return listPaymentsResponse{Err: err} })),
 		// A refund is safe to repeat only under an Idempotency-Key.
 		RefundEndpoint: c.endpoint(http.MethodPost, encodeRefundRequest,
 			func(r any) bool { return r.(refundRequest).IdempotencyKey != "" },
@@ -43,7 +43,7 @@ func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options
 				})),
 		// A webhook's event id makes a repeat harmless (webhook_replayed).
 		HandleWebhookEndpoint: c.endpoint(http.MethodPost, encodeWebhook, discovery.Always,
-			decodeResponse(func(err error) webhookResponse { return webhookResponse{Err: err} }, nil)),
+			decodeResponse(func(err error) webhookResponse { return webhookResponse{Err: err} })),
 	}
 }
 

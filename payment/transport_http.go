@@ -3,7 +3,6 @@ package payment
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -150,16 +149,6 @@ func decodeWebhook(_ context.Context, r *http.Request) (any, error) {
 
 // Client encoders and decoders, used by NewClient.
 
-func setJSONBody(r *http.Request, body any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	r.Header.Set("Content-Type", "application/json")
-	setBody(r, b)
-	return nil
-}
-
 func setBody(r *http.Request, b []byte) {
 	r.ContentLength = int64(len(b))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
@@ -168,7 +157,7 @@ func setBody(r *http.Request, b []byte) {
 
 func encodeChargeRequest(_ context.Context, r *http.Request, request any) error {
 	r.URL.Path = chargePath
-	return setJSONBody(r, request)
+	return discovery.SetJSONBody(r, request)
 }
 
 func encodeGetPaymentRequest(_ context.Context, r *http.Request, request any) error {
@@ -193,7 +182,7 @@ func encodeRefundRequest(_ context.Context, r *http.Request, request any) error 
 	if req.IdempotencyKey != "" {
 		r.Header.Set(discovery.IdempotencyKeyHeader, req.IdempotencyKey)
 	}
-	return setJSONBody(r, req)
+	return discovery.SetJSONBody(r, req)
 }
 
 func encodeWebhook(_ context.Context, r *http.Request, request any) error {
@@ -205,46 +194,8 @@ func encodeWebhook(_ context.Context, r *http.Request, request any) error {
 	return nil
 }
 
-// decodeResponse decodes an instance's answer into T. A 5xx is an
-// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
-// is a business answer, returned as the response fail builds around the
-// domain error, so it never does. status, when not nil, receives the
-// status code of a success.
-func decodeResponse[T any](fail func(error) T, status func(*T, *http.Response)) httptransport.DecodeResponseFunc {
-	return func(_ context.Context, resp *http.Response) (any, error) {
-		if err := discovery.CheckResponse(resp); err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= http.StatusBadRequest {
-			return fail(decodeErrorBody(resp)), nil
-		}
-		var out T
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
-		}
-		if status != nil {
-			status(&out, resp)
-		}
-		return out, nil
-	}
-}
-
-// decodeErrorBody turns an error body back into the domain error it was
-// made from, or an *httpkit.Error that re-encodes as the same status and code
-// (401/403 from auth, 422 validation, …) when it is not one of ours.
-func decodeErrorBody(resp *http.Response) error {
-	var body struct {
-		Error httpkit.Error `json:"error"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
-		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("payment service answered %d", resp.StatusCode))
-	}
-	for _, m := range errorMappings {
-		if m.Code == body.Error.Code && m.Status == resp.StatusCode {
-			return m.Err
-		}
-	}
-	e := body.Error
-	e.Status = resp.StatusCode
-	return &e
+// decodeResponse decodes an instance's answer into T with
+// discovery.DecodeResponse; each after completes a success from the response.
+func decodeResponse[T any](fail func(error) T, after ...func(*T, *http.Response)) httptransport.DecodeResponseFunc {
+	return discovery.DecodeResponse(ServiceName, errorMappings, fail, after...)
 }

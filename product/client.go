@@ -54,7 +54,7 @@ func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options
 			decodeResponse(func(err error) productResponse { return productResponse{Err: err} })),
 		ReserveEndpoint: c.idempotent(http.MethodPost, encodeJSON(fixed(internalPrefix+"/reservations"), nil),
 			decodeResponse(func(err error) reservationResponse { return reservationResponse{Err: err} },
-				func(r *reservationResponse, status int) { r.Created = status == http.StatusCreated })),
+				func(r *reservationResponse, resp *http.Response) { r.Created = resp.StatusCode == http.StatusCreated })),
 		CommitReservationEndpoint:  c.idempotent(http.MethodPost, encodePath(reservationPath("/commit")), reservation),
 		ReleaseReservationEndpoint: c.idempotent(http.MethodPost, encodePath(reservationPath("/release")), reservation),
 		GetReservationEndpoint:     c.endpoint(http.MethodGet, encodePath(reservationPath("")), reservation),

@@ -1,12 +1,8 @@
 package product
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -294,15 +290,7 @@ func encodeJSON(path func(request any) string, body func(request any) any) httpt
 		if body != nil {
 			request = body(request)
 		}
-		b, err := json.Marshal(request)
-		if err != nil {
-			return err
-		}
-		r.Header.Set("Content-Type", "application/json")
-		r.ContentLength = int64(len(b))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		r.Body, _ = r.GetBody()
-		return nil
+		return discovery.SetJSONBody(r, request)
 	}
 }
 
@@ -385,57 +373,37 @@ func encodeListProductsRequest(_ context.Context, r *http.Request, request any) 
 	return nil
 }
 
-// decodeResponse decodes an instance's answer into T. A 5xx is an
-// *discovery.UpstreamError (it counts against the instance's breaker); a 4xx
-// is a business answer, returned as the response fail builds around the
-// domain error, so it never does. done, when given, completes the decoded
-// response from the status (201 or 200).
-func decodeResponse[T any](fail func(error) T, done ...func(*T, int)) httptransport.DecodeResponseFunc {
-	return func(_ context.Context, resp *http.Response) (any, error) {
-		if err := discovery.CheckResponse(resp); err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= http.StatusBadRequest {
-			return fail(decodeErrorBody(resp)), nil
-		}
-		var out T
-		if resp.StatusCode != http.StatusNoContent {
-			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-				return nil, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
-			}
-		}
-		for _, d := range done {
-			d(&out, resp.StatusCode)
-		}
-		return out, nil
-	}
+// decodeResponse decodes an instance's answer into T with
+// discovery.DecodeResponse; each after completes a success from the response
+// (201 or 200). It maps error bodies back itself, with domainError, to
+// rebuild *LineErrors: with no mappings, discovery hands every 4xx over as an
+// *httpkit.Error.
+func decodeResponse[T any](fail func(error) T, after ...func(*T, *http.Response)) httptransport.DecodeResponseFunc {
+	return discovery.DecodeResponse(ServiceName, nil, func(err error) T { return fail(domainError(err)) }, after...)
 }
 
-// decodeErrorBody turns an error body back into the domain error it was
-// made from (a *LineError with its details for out_of_stock and
-// unknown_product), or an *httpkit.Error that re-encodes as the same status
-// and code (401/403 from auth, 422 validation, …) when it is not one of ours.
-func decodeErrorBody(resp *http.Response) error {
-	var body struct {
-		Error httpkit.Error `json:"error"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
-		return httpkit.NewError(resp.StatusCode, "upstream_error", fmt.Sprintf("product service answered %d", resp.StatusCode))
+// domainError turns an error body (an *httpkit.Error from
+// discovery.DecodeErrorBody) back into the domain error it was made from (a
+// *LineError with its details for out_of_stock and unknown_product), or
+// leaves it an *httpkit.Error that re-encodes as the same status and code
+// (401/403 from auth, 422 validation, …) when it is not one of ours.
+func domainError(err error) error {
+	var e *httpkit.Error
+	if !errors.As(err, &e) {
+		return err
 	}
 	for _, m := range errorMappings {
-		if m.Code != body.Error.Code || m.Status != resp.StatusCode {
+		if m.Code != e.Code || m.Status != e.Status {
 			continue
 		}
 		if m.Err == ErrOutOfStock || m.Err == ErrUnknownProduct {
-			if le := lineError(m.Err, body.Error.Details); le != nil {
+			if le := lineError(m.Err, e.Details); le != nil {
 				return le
 			}
 		}
 		return m.Err
 	}
-	e := body.Error
-	e.Status = resp.StatusCode
-	return &e
+	return e
 }
 
 // lineError rebuilds a *LineError from an error body's details, or nil when
