@@ -13,14 +13,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +27,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -103,7 +99,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	}
 
 	// The gateway first: the payment service posts its webhooks to it.
-	p.gateway = startProc(t, "gateway", "-consul-addr", p.consul, "-redis-addr", redisSrv.Addr(),
+	p.gateway = start(t, "gateway", "-consul-addr", p.consul, "-redis-addr", redisSrv.Addr(),
 		"-jwt-secret", jwtSecret, "-rate-limit", "1000000", "-rate-burst", "100000", "-log-level", logLevel)
 
 	p.args["user"] = append(common("user"), "-bcrypt-cost", "4", "-admin-email", "admin@mercato.test", "-admin-password", "admin-password-1")
@@ -114,9 +110,9 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 		"-reservation-ttl", opts.reservationTTL, "-event-claim-idle", "3s")
 	for _, svc := range []string{"user", "product", "payment", "order"} {
 		for range 2 {
-			p.procs[svc] = append(p.procs[svc], startProc(t, svc, p.args[svc]...))
+			p.procs[svc] = append(p.procs[svc], start(t, svc, p.args[svc]...))
 		}
-		waitPassingTB(t, p.consul, svc, 2)
+		waitPassing(t, p.consul, svc, 2)
 	}
 
 	var admin tokenPair
@@ -124,105 +120,6 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 		must(t, http.StatusOK).decode(t, &admin)
 	p.admin = admin.AccessToken
 	return p
-}
-
-// startProc is the harness's start for tests and benchmarks alike.
-func startProc(t testing.TB, binary string, args ...string) *proc {
-	t.Helper()
-	if tt, ok := t.(*testing.T); ok {
-		return start(tt, binary, args...)
-	}
-	return launch(t, t, binary, args...)
-}
-
-// launch is the harness's start with two tests: t fails if the binary does
-// not come up, owner outlives it — the process is killed (and its log shown
-// on failure) when owner ends. A subtest restarting a crashed instance
-// passes itself as t and the platform's test as owner.
-func launch(t, owner testing.TB, binary string, args ...string) *proc {
-	t.Helper()
-	port, err := localinfra.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: binary, addr: "127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
-	p.log = filepath.Join(owner.TempDir(), binary+".log")
-	logFile, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(filepath.Join(binDir, binary), append([]string{"-http-addr", p.addr}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", binary, err)
-	}
-	go func() { p.cmd.Wait(); logFile.Close(); close(p.done) }()
-	owner.Cleanup(func() {
-		p.kill()
-		if owner.Failed() {
-			out, _ := os.ReadFile(p.log)
-			owner.Logf("--- %s log (%s) ---\n%s", binary, p.addr, tail(string(out), 4000))
-		}
-	})
-	waitForTB(t, 30*time.Second, binary+" /health", func() error {
-		select {
-		case <-p.done:
-			out, _ := os.ReadFile(p.log)
-			return fmt.Errorf("%s exited during start-up: %s", binary, tail(string(out), 2000))
-		default:
-		}
-		resp, err := http.Get("http://" + p.addr + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return p
-}
-
-// waitPassingTB is the harness's waitPassing for tests and benchmarks alike.
-func waitPassingTB(t testing.TB, consulAddr, service string, n int) {
-	t.Helper()
-	if tt, ok := t.(*testing.T); ok {
-		waitPassing(tt, consulAddr, service, n)
-		return
-	}
-	client, err := api.NewClient(&api.Config{Address: consulAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitForTB(t, 30*time.Second, fmt.Sprintf("%d passing %s instances", n, service), func() error {
-		entries, _, err := client.Health().Service(service, "", true, nil)
-		if err == nil && len(entries) != n {
-			err = fmt.Errorf("%d passing", len(entries))
-		}
-		return err
-	})
-}
-
-// waitForTB is the harness's waitFor for tests and benchmarks alike.
-func waitForTB(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	if tt, ok := t.(*testing.T); ok {
-		waitFor(tt, timeout, what, cond)
-		return
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // checkoutResponse is an answer of the gateway.
@@ -462,7 +359,7 @@ func (p *checkoutPlatform) order(t testing.TB, token, id string) checkoutOrder {
 func (p *checkoutPlatform) waitStatus(t testing.TB, token, id, status string, timeout time.Duration) checkoutOrder {
 	t.Helper()
 	var o checkoutOrder
-	waitForTB(t, timeout, "order "+id+" to be "+status, func() error {
+	waitFor(t, timeout, "order "+id+" to be "+status, func() error {
 		o = p.order(t, token, id)
 		if o.Status != status {
 			return fmt.Errorf("status %s, history %+v", o.Status, o.StatusHistory)

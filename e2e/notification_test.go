@@ -9,8 +9,6 @@ import (
 	"mime"
 	"net"
 	"net/mail"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,10 +22,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
-
-// notificationBinary builds the notification service once, in case the
-// harness's services list does not include it yet.
-var notificationBinary sync.Once
 
 // sink is the SMTP server of the notification platform: it keeps what it
 // accepts, and its hold switch makes it take a message in and then hang
@@ -141,13 +135,6 @@ type notificationPlatform struct {
 }
 
 func startNotificationPlatform(t *testing.T) *notificationPlatform {
-	notificationBinary.Do(func() {
-		if _, err := os.Stat(filepath.Join(binDir, "notification")); err != nil {
-			if err := build(binDir, "./notification/cmd/notification"); err != nil {
-				t.Fatalf("build notification: %v", err)
-			}
-		}
-	})
 	p := &notificationPlatform{userPlatform: startUserPlatform(t), sink: startSink(t)}
 	p.notificationURL = testkit.PostgresURL(t)
 	db, err := sqlx.Open("postgres", p.notificationURL)

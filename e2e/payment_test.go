@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,10 +16,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
-
-// paymentBinary builds the payment service once, in case the harness's
-// services list does not include it yet.
-var paymentBinary sync.Once
 
 const paymentWebhookSecret = "e2e-webhook-secret-long-enough-32b"
 
@@ -40,13 +33,6 @@ type paymentPlatform struct {
 }
 
 func startPaymentPlatform(t *testing.T) *paymentPlatform {
-	paymentBinary.Do(func() {
-		if _, err := os.Stat(filepath.Join(binDir, "payment")); err != nil {
-			if err := build(binDir, "./payment/cmd/payment"); err != nil {
-				t.Fatalf("build payment: %v", err)
-			}
-		}
-	})
 	eventsRedis := testkit.NewRedis(t)
 	p := &paymentPlatform{consul: testkit.NewConsul(t).Addr(), dbURL: testkit.PostgresURL(t),
 		events: redis.NewClient(&redis.Options{Addr: eventsRedis.Addr()})}

@@ -78,14 +78,23 @@ type proc struct {
 
 // start runs binary with args, listening on a free port, and waits for its
 // /health. It is killed at cleanup if still running.
-func start(t *testing.T, binary string, args ...string) *proc {
+func start(t testing.TB, binary string, args ...string) *proc {
+	t.Helper()
+	return launch(t, t, binary, args...)
+}
+
+// launch is start with two tests: t fails if the binary does not come up,
+// owner outlives it — the process is killed (and its log shown on failure)
+// when owner ends. A subtest restarting a crashed instance passes itself as
+// t and the platform's test as owner.
+func launch(t, owner testing.TB, binary string, args ...string) *proc {
 	t.Helper()
 	port, err := localinfra.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{name: binary, addr: "127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
-	p.log = filepath.Join(t.TempDir(), binary+".log")
+	p.log = filepath.Join(owner.TempDir(), binary+".log")
 	logFile, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
@@ -97,11 +106,11 @@ func start(t *testing.T, binary string, args ...string) *proc {
 		t.Fatalf("start %s: %v", binary, err)
 	}
 	go func() { p.cmd.Wait(); logFile.Close(); close(p.done) }()
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		p.kill()
-		if t.Failed() {
+		if owner.Failed() {
 			out, _ := os.ReadFile(p.log)
-			t.Logf("--- %s log (%s) ---\n%s", binary, p.addr, tail(string(out), 4000))
+			owner.Logf("--- %s log (%s) ---\n%s", binary, p.addr, tail(string(out), 4000))
 		}
 	})
 	waitFor(t, 30*time.Second, binary+" /health", func() error {
@@ -148,7 +157,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -164,7 +173,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error
 }
 
 // waitPassing waits until Consul reports exactly n passing instances of service.
-func waitPassing(t *testing.T, consulAddr, service string, n int) []*api.ServiceEntry {
+func waitPassing(t testing.TB, consulAddr, service string, n int) []*api.ServiceEntry {
 	t.Helper()
 	client, err := api.NewClient(&api.Config{Address: consulAddr})
 	if err != nil {

@@ -6,17 +6,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/consul/api"
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
@@ -46,7 +43,6 @@ const catalogueVersionKey = "catalogue:version"
 //
 //	go test -run '^$' -bench BenchmarkProductListing -benchtime 1x -timeout 10m ./e2e/
 func BenchmarkProductListing(b *testing.B) {
-	ensureProductBinary(b)
 	consul := testkit.NewConsul(b).Addr()
 	own := testkit.NewRedis(b)
 	rdb := redis.NewClient(&redis.Options{Addr: own.Addr()})
@@ -56,11 +52,11 @@ func BenchmarkProductListing(b *testing.B) {
 		"-jwt-secret", jwtSecret, "-log-level", "warn"}
 
 	// The first instance migrates the database; then the catalogue.
-	products := []*proc{benchProc(b, "product", common...)}
+	products := []*proc{start(b, "product", common...)}
 	loadBenchCatalogue(b, dbURL)
-	products = append(products, benchProc(b, "product", common...))
-	benchWaitPassing(b, consul, "product", 2)
-	gateway := benchProc(b, "gateway", "-consul-addr", consul, "-redis-addr", own.Addr(), "-jwt-secret", jwtSecret,
+	products = append(products, start(b, "product", common...))
+	waitPassing(b, consul, "product", 2)
+	gateway := start(b, "gateway", "-consul-addr", consul, "-redis-addr", own.Addr(), "-jwt-secret", jwtSecret,
 		"-rate-limit", "1000000000", "-rate-burst", "100000000", "-log-level", "warn")
 
 	httpClient := &http.Client{Timeout: 10 * time.Second,
@@ -236,80 +232,4 @@ func loadBenchCatalogue(b *testing.B, dbURL string) {
 		b.Fatal(err)
 	}
 	b.Logf("catalogue of 100,000 products loaded in %s", time.Since(begin).Round(time.Millisecond))
-}
-
-// benchProc is the harness's start for a benchmark (start takes a
-// *testing.T): binary on a free loopback port, killed at cleanup.
-func benchProc(b *testing.B, binary string, args ...string) *proc {
-	b.Helper()
-	port, err := localinfra.FreePort()
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := &proc{name: binary, addr: "127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
-	p.log = filepath.Join(b.TempDir(), binary+".log")
-	logFile, err := os.Create(p.log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p.cmd = exec.Command(filepath.Join(binDir, binary), append([]string{"-http-addr", p.addr}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		b.Fatalf("start %s: %v", binary, err)
-	}
-	go func() { p.cmd.Wait(); logFile.Close(); close(p.done) }()
-	b.Cleanup(p.kill)
-	benchWaitFor(b, 30*time.Second, binary+" /health", func() error {
-		select {
-		case <-p.done:
-			out, _ := os.ReadFile(p.log)
-			return fmt.Errorf("%s exited during start-up:\n%s", binary, tail(string(out), 4000))
-		default:
-		}
-		resp, err := http.Get("http://" + p.addr + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return p
-}
-
-func benchWaitFor(b *testing.B, timeout time.Duration, what string, cond func() error) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// benchWaitPassing waits until Consul reports n passing instances of service.
-func benchWaitPassing(b *testing.B, consulAddr, service string, n int) {
-	b.Helper()
-	consul, err := api.NewClient(&api.Config{Address: consulAddr})
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchWaitFor(b, 30*time.Second, fmt.Sprintf("%d passing %s instances", n, service), func() error {
-		entries, _, err := consul.Health().Service(service, "", true, nil)
-		if err != nil {
-			return err
-		}
-		if len(entries) != n {
-			return fmt.Errorf("%d passing", len(entries))
-		}
-		return nil
-	})
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,21 +19,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/money"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
-
-// productBinary builds the product service once when the harness's
-// services list does not (yet) include it.
-var productBinary sync.Once
-
-func ensureProductBinary(tb testing.TB) {
-	tb.Helper()
-	productBinary.Do(func() {
-		if _, err := os.Stat(filepath.Join(binDir, "product")); err != nil {
-			if err := build(binDir, "./product/cmd/product"); err != nil {
-				tb.Fatalf("build product: %v", err)
-			}
-		}
-	})
-}
 
 // productPlatform is Consul, PostgreSQL, a Redis of its own (the product
 // instances' events and cache), one user instance (accounts and tokens), two
@@ -53,7 +36,6 @@ type productPlatform struct {
 }
 
 func startProductPlatform(t *testing.T) *productPlatform {
-	ensureProductBinary(t)
 	p := &productPlatform{consul: testkit.NewConsul(t).Addr()}
 	own := testkit.NewRedis(t)
 	p.redis = redis.NewClient(&redis.Options{Addr: own.Addr()})
