@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,24 +32,6 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 const secret = "0123456789abcdef0123456789abcdef"
-
-// syncBuffer collects the log lines of a run that is still writing them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // inbox is an SMTP server on loopback keeping the envelope and headers of
 // what it accepts.
@@ -173,34 +154,12 @@ func TestRun(t *testing.T) {
 		"-smtp-from", "Mercato Test <hello@mercato.test>",
 		"-send-poll-interval", "50ms",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, args, logs) }()
-
-	var instance *api.ServiceEntry
-	deadline := time.Now().Add(30 * time.Second)
-	for instance == nil {
-		select {
-		case err := <-errc:
-			t.Fatalf("run returned early: %v\nlogs:\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no passing notification instance in Consul after 30s\nlogs:\n%s", logs)
-		}
-		entries, _, err := consul.Health().Service("notification", "", true, nil)
-		if err == nil && len(entries) == 1 {
-			instance = entries[0]
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	in := testkit.StartInstance(t, run, consulAddr, "notification", args...)
+	instance := in.Entry
 	if instance.Service.Port == 0 || instance.Service.ID != fmt.Sprintf("notification-127.0.0.1-%d", instance.Service.Port) {
 		t.Errorf("registered as %s port %d", instance.Service.ID, instance.Service.Port)
 	}
-	base := fmt.Sprintf("http://%s:%d", instance.Service.Address, instance.Service.Port)
+	base := in.BaseURL
 
 	if _, err := users.Register(context.Background(), user.Registration{Email: "ada@example.com", Password: "password123", FirstName: "Ada", LastName: "Lovelace"}); err != nil {
 		t.Fatal(err)
@@ -212,7 +171,7 @@ func TestRun(t *testing.T) {
 
 	for start := time.Now(); mails.count() == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Since(start) > 20*time.Second {
-			t.Fatalf("no welcome email after 20s\nlogs:\n%s", logs)
+			t.Fatalf("no welcome email after 20s\nlogs:\n%s", in.Logs)
 		}
 	}
 	mails.mu.Lock()
@@ -273,19 +232,11 @@ func TestRun(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if out := logs.String(); strings.Contains(out, pair.AccessToken) {
+	if out := in.Logs.String(); strings.Contains(out, pair.AccessToken) {
 		t.Error("a token in the logs")
 	}
 
-	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("run after shutdown: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return after the context was cancelled")
-	}
+	testkit.StopInstances(t, in)
 	entries, _, err := consul.Health().Service("notification", "", false, nil)
 	if err != nil {
 		t.Fatal(err)

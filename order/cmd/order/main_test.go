@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
-	"github.com/hashicorp/consul/api"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/auth"
@@ -32,24 +30,6 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 const secret = "0123456789abcdef0123456789abcdef"
-
-// syncBuffer collects the log lines of a run that is still writing them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // upstreams fakes the product and payment services' internal routes as the
 // contracts describe them, and records the calls.
@@ -181,38 +161,12 @@ func TestRun(t *testing.T) {
 		"-reservation-ttl", "10m",
 		"-log-level", "debug",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, args, logs) }()
-
-	consul, err := discovery.NewConsulClient(consulAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var instance *api.ServiceEntry
-	deadline := time.Now().Add(30 * time.Second)
-	for instance == nil {
-		select {
-		case err := <-errc:
-			t.Fatalf("run returned early: %v\nlogs:\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no passing order instance in Consul after 30s\nlogs:\n%s", logs)
-		}
-		entries, _, err := consul.Health().Service("order", "", true, nil)
-		if err == nil && len(entries) == 1 {
-			instance = entries[0]
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	in := testkit.StartInstance(t, run, consulAddr, "order", args...)
+	instance := in.Entry
 	if instance.Service.Port == 0 || instance.Service.ID != fmt.Sprintf("order-127.0.0.1-%d", instance.Service.Port) {
 		t.Errorf("registered as %s port %d", instance.Service.ID, instance.Service.Port)
 	}
-	base := fmt.Sprintf("http://%s:%d", instance.Service.Address, instance.Service.Port)
+	base := in.BaseURL
 	tokens, _ := auth.NewTokens([]byte(secret), time.Minute)
 	userID := uuid.NewString()
 	token, _ := tokens.Issue(auth.Identity{UserID: userID, Role: auth.RoleCustomer})
@@ -234,7 +188,7 @@ func TestRun(t *testing.T) {
 		product, time.Now().Year()+1)
 	code, body := call("POST", "/api/v1/orders", checkout)
 	if code != http.StatusCreated {
-		t.Fatalf("POST /orders: %d %s\nlogs:\n%s", code, body, logs)
+		t.Fatalf("POST /orders: %d %s\nlogs:\n%s", code, body, in.Logs)
 	}
 	var placed struct {
 		Order struct {
@@ -299,20 +253,12 @@ func TestRun(t *testing.T) {
 		}
 	}
 	// No card number or token in the logs.
-	if out := logs.String(); strings.Contains(out, "4242424242424242") || strings.Contains(out, token) {
+	if out := in.Logs.String(); strings.Contains(out, "4242424242424242") || strings.Contains(out, token) {
 		t.Errorf("secrets in the logs:\n%s", out)
 	}
 
-	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("run after shutdown: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return after the context was cancelled")
-	}
-	entries, _, err := consul.Health().Service("order", "", false, nil)
+	testkit.StopInstances(t, in)
+	entries, _, err := in.Consul.Health().Service("order", "", false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,16 +10,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hashicorp/consul/api"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
@@ -33,30 +30,10 @@ const (
 	card          = "4242424242424242"
 )
 
-// syncBuffer collects the log lines of a run that is still writing them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // instance is one run of the service in this process.
 type instance struct {
-	base   string // http://127.0.0.1:port
-	logs   *syncBuffer
-	cancel context.CancelFunc
-	errc   chan error
+	*testkit.Instance
+	base string // http://127.0.0.1:port
 }
 
 // start runs the service on a free port whose webhooks go to webhookBase
@@ -67,9 +44,9 @@ func start(t *testing.T, dbURL, webhookBase string, extra ...string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{}, errc: make(chan error, 1)}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if webhookBase == "" {
-		webhookBase = in.base
+		webhookBase = base
 	}
 	args := append([]string{
 		"-http-addr", fmt.Sprintf("127.0.0.1:%d", port),
@@ -81,59 +58,11 @@ func start(t *testing.T, dbURL, webhookBase string, extra ...string) *instance {
 		"-webhook-url", webhookBase + "/api/v1/webhooks/payments/sandbox",
 		"-log-level", "debug",
 	}, extra...)
-	ctx, cancel := context.WithCancel(context.Background())
-	in.cancel = cancel
-	go func() { in.errc <- run(ctx, args, in.logs) }()
-	t.Cleanup(func() { in.stop(t) })
-
-	consul, err := discovery.NewConsulClient(testkit.ConsulAddr(t))
-	if err != nil {
-		t.Fatal(err)
+	in := testkit.StartInstance(t, run, testkit.ConsulAddr(t), "payment", args...)
+	if id := fmt.Sprintf("payment-127.0.0.1-%d", port); in.Entry.Service.ID != id {
+		t.Fatalf("passing in Consul as %s, want %s\nlogs:\n%s", in.Entry.Service.ID, id, in.Logs)
 	}
-	id := fmt.Sprintf("payment-127.0.0.1-%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-in.errc:
-			t.Fatalf("run returned early: %v\nlogs:\n%s", err, in.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not passing in Consul after 30s\nlogs:\n%s", id, in.logs)
-		}
-		entries, _, err := consul.Health().Service("payment", "", true, nil)
-		if err == nil && hasID(entries, id) {
-			return in
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func hasID(entries []*api.ServiceEntry, id string) bool {
-	for _, e := range entries {
-		if e.Service.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
-// stop cancels the run and waits for it to return cleanly.
-func (in *instance) stop(t *testing.T) {
-	t.Helper()
-	if in.cancel == nil {
-		return
-	}
-	in.cancel()
-	in.cancel = nil
-	select {
-	case err := <-in.errc:
-		if err != nil {
-			t.Errorf("run after shutdown: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return after the context was cancelled")
-	}
+	return &instance{Instance: in, base: base}
 }
 
 func (in *instance) do(t *testing.T, method, path, token string, body any) (int, map[string]any) {
@@ -279,16 +208,12 @@ func TestRun(t *testing.T) {
 		}
 	}
 
-	if out := in.logs.String(); strings.Contains(out, card) || strings.Contains(out, serviceToken) || strings.Contains(out, webhookSecret) {
+	if out := in.Logs.String(); strings.Contains(out, card) || strings.Contains(out, serviceToken) || strings.Contains(out, webhookSecret) {
 		t.Errorf("a card, token or secret in the logs:\n%s", out)
 	}
 
-	in.stop(t)
-	consul, err := discovery.NewConsulClient(testkit.ConsulAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, _, err := consul.Health().Service("payment", "", false, nil)
+	testkit.StopInstances(t, in.Instance)
+	entries, _, err := in.Consul.Health().Service("payment", "", false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +237,7 @@ func TestRunRecoversUndeliveredWebhooks(t *testing.T) {
 		t.Fatalf("charge: %d %v", code, body)
 	}
 	id := body["payment"].(map[string]any)["id"].(string)
-	first.stop(t)
+	testkit.StopInstances(t, first.Instance)
 
 	second := start(t, dbURL, "")
 	if s := second.status(t, id, serviceToken); s != "pending" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -26,24 +23,6 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 const secret = "0123456789abcdef0123456789abcdef"
-
-// syncBuffer collects the log lines of a run that is still writing them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestRun starts two instances as the binary would, on free ports, both
 // with -seed-demo, and checks what the rest of the system relies on: they
@@ -64,36 +43,16 @@ func TestRun(t *testing.T) {
 		"-seed-demo",
 		"-sweep-interval", "100ms",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := []*syncBuffer{{}, {}}
-	errc := make(chan error, 2)
-	for i := range 2 {
-		go func() { errc <- run(ctx, args, logs[i]) }()
-	}
-
-	consul, err := discovery.NewConsulClient(consulAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var instances []*api.ServiceEntry
-	for deadline := time.Now().Add(60 * time.Second); len(instances) != 2; time.Sleep(200 * time.Millisecond) {
-		select {
-		case err := <-errc:
-			t.Fatalf("run returned early: %v\nlogs:\n%s\n%s", err, logs[0], logs[1])
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no two passing product instances in Consul after 60s\nlogs:\n%s\n%s", logs[0], logs[1])
-		}
-		instances, _, _ = consul.Health().Service("product", "", true, nil)
-	}
+	// Both at once: the demo catalogue must be loaded once although both
+	// instances ask.
+	runs := testkit.StartInstances(t, run, consulAddr, "product", 2, args...)
+	instances := []*api.ServiceEntry{runs[0].Entry, runs[1].Entry}
 	for _, in := range instances {
 		if in.Service.Port == 0 || in.Service.ID != fmt.Sprintf("product-127.0.0.1-%d", in.Service.Port) {
 			t.Errorf("registered as %s port %d", in.Service.ID, in.Service.Port)
 		}
 	}
-	base := fmt.Sprintf("http://%s:%d", instances[0].Service.Address, instances[0].Service.Port)
+	base := runs[0].BaseURL
 
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
@@ -190,18 +149,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("%d product.created and %d inventory.released on the stream, want 50 and 1", created, released)
 	}
 
-	cancel()
-	for range 2 {
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("run after shutdown: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("run did not return after the context was cancelled")
-		}
-	}
-	entries, _, err := consul.Health().Service("product", "", false, nil)
+	testkit.StopInstances(t, runs...)
+	entries, _, err := runs[0].Consul.Health().Service("product", "", false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

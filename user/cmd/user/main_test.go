@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,13 +10,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
-	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -25,24 +20,6 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 const secret = "0123456789abcdef0123456789abcdef"
-
-// syncBuffer collects the log lines of a run that is still writing them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestRun starts the service as the binary would, on a free port, and checks
 // what the rest of the system relies on: it registers in Consul with its
@@ -61,38 +38,12 @@ func TestRun(t *testing.T) {
 		"-admin-password", "admin-password",
 		"-bcrypt-cost", "4",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, args, logs) }()
-
-	consul, err := discovery.NewConsulClient(consulAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var instance *api.ServiceEntry
-	deadline := time.Now().Add(30 * time.Second)
-	for instance == nil {
-		select {
-		case err := <-errc:
-			t.Fatalf("run returned early: %v\nlogs:\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no passing user instance in Consul after 30s\nlogs:\n%s", logs)
-		}
-		entries, _, err := consul.Health().Service("user", "", true, nil)
-		if err == nil && len(entries) == 1 {
-			instance = entries[0]
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	in := testkit.StartInstance(t, run, consulAddr, "user", args...)
+	instance := in.Entry
 	if instance.Service.Port == 0 || instance.Service.ID != fmt.Sprintf("user-127.0.0.1-%d", instance.Service.Port) {
 		t.Errorf("registered as %s port %d", instance.Service.ID, instance.Service.Port)
 	}
-	base := fmt.Sprintf("http://%s:%d", instance.Service.Address, instance.Service.Port)
+	base := in.BaseURL
 
 	get := func(path, token string) (int, string) {
 		t.Helper()
@@ -163,20 +114,12 @@ func TestRun(t *testing.T) {
 	}
 
 	// No password or token in the logs.
-	if out := logs.String(); strings.Contains(out, "password123") || strings.Contains(out, "admin-password") || strings.Contains(out, pair.AccessToken) {
+	if out := in.Logs.String(); strings.Contains(out, "password123") || strings.Contains(out, "admin-password") || strings.Contains(out, pair.AccessToken) {
 		t.Errorf("secrets in the logs:\n%s", out)
 	}
 
-	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("run after shutdown: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return after the context was cancelled")
-	}
-	entries, _, err := consul.Health().Service("user", "", false, nil)
+	testkit.StopInstances(t, in)
+	entries, _, err := in.Consul.Health().Service("user", "", false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
