@@ -124,8 +124,8 @@ func TestMetricsTagRegex(t *testing.T) {
 // TestPrometheusConfigPassesPromtool has Prometheus' own checker read both
 // variants. promtool ships with Prometheus (`make deps` installs both); its
 // absence fails the test. A promtool built without Consul discovery
-// (Debian's) cannot judge the consul_sd variant; that subtest says so and
-// skips, which is exactly the case where mercato-local uses the fallback.
+// (Debian's) cannot judge the consul_sd variant; then the test checks that
+// mercato-local detects it and uses the file_sd fallback.
 func TestPrometheusConfigPassesPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
@@ -154,13 +154,22 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 			t.Fatalf("promtool check config: %v\n%s", err, out)
 		}
 	})
-	t.Run("consul_sd", func(t *testing.T) {
+	// The consul_sd variant either passes promtool, or promtool lacks Consul
+	// discovery (Debian's) — and then supportsConsulSD must say so, since
+	// that is what makes mercato-local fall back to file_sd.
+	t.Run("consul_sd or the detected fallback", func(t *testing.T) {
 		out, err := check(t, "")
-		if err != nil && strings.Contains(out, "consul_sd_configs not found") {
-			t.Skipf("%s is built without Consul discovery (Debian's is); mercato-local falls back to file_sd with it", promtool)
+		supported, serr := supportsConsulSD(promtool)
+		if serr != nil {
+			t.Fatal(serr)
 		}
-		if err != nil {
+		switch {
+		case err == nil && !supported:
+			t.Fatalf("promtool accepts consul_sd_configs, yet supportsConsulSD reports no support")
+		case err != nil && !strings.Contains(out, "consul_sd_configs not found"):
 			t.Fatalf("promtool check config: %v\n%s", err, out)
+		case err != nil && supported:
+			t.Fatalf("promtool lacks Consul discovery, yet supportsConsulSD reports support:\n%s", out)
 		}
 	})
 }
