@@ -196,7 +196,9 @@ func TestWebhookDeliveredAfterCrash(t *testing.T) {
 	if err := a.db.Get(&delivered, `SELECT delivered_at IS NOT NULL FROM sandbox_charges`); err != nil || delivered {
 		t.Fatalf("delivered before the crash (%v): the test proves nothing", err)
 	}
-	b := newStackOn(t, dbURL, stackOptions{dispatch: true})
+	// b's own charges wait 2 s before their first delivery, so the lease
+	// below is in place before its dispatcher could deliver id2 by itself.
+	b := newStackOn(t, dbURL, stackOptions{dispatch: true, delay: 2 * time.Second})
 	p := b.waitStatus(t, id, payment.StatusCompleted)
 	if p.CapturedAmount != 1500 {
 		t.Errorf("payment %+v", p)
