@@ -312,7 +312,7 @@ func TestInterruptedAttemptIsTakenOver(t *testing.T) {
 		t.Errorf("Message-Id %q, want the notification's", mails[0].Header.Get("Message-Id"))
 	}
 	var row logRow
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for row.Status != "sent" && time.Now().Before(deadline) {
 		if err := db.Get(&row, `SELECT channel, template, status, attempts, interrupted_attempts, COALESCE(error, '') AS error,
 			sent_at IS NOT NULL AS sent FROM notifications WHERE id = $1`, n.ID); err != nil {

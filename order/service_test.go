@@ -764,7 +764,7 @@ func TestKeyJanitor(t *testing.T) {
 	j := &order.KeyJanitor{Repo: repo, Retention: time.Hour, Interval: time.Hour, Logger: nopLogger()}
 	done := make(chan struct{})
 	go func() { j.Run(ctx); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		repo.mu.Lock()
 		_, oldLeft := repo.keys["u/old"]
