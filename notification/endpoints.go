@@ -173,8 +173,7 @@ func (e Endpoints) DeletePushToken(ctx context.Context, _ string) error {
 
 // Page size bounds of the notification list (API.md).
 const (
-	defaultPageSize = 20
-	maxPageSize     = 100
+	maxPageSize = 100
 )
 
 type listNotificationsRequest struct {

@@ -62,26 +62,11 @@ func decodeEmpty[T any](context.Context, *http.Request) (any, error) {
 // decodeListNotificationsRequest reads ?page=&page_size=, defaulting to the
 // first page of 20; the endpoint checks the bounds.
 func decodeListNotificationsRequest(_ context.Context, r *http.Request) (any, error) {
-	q := r.URL.Query()
-	req := listNotificationsRequest{Page: 1, PageSize: defaultPageSize}
-	bad := problems{}
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{{"page", &req.Page}, {"page_size", &req.PageSize}} {
-		if v := q.Get(f.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				bad[f.name] = "must be an integer"
-				continue
-			}
-			*f.dst = n
-		}
-	}
-	if err := bad.err(); err != nil {
+	page, size, err := httpkit.DecodePage(r.URL.Query())
+	if err != nil {
 		return nil, err
 	}
-	return req, nil
+	return listNotificationsRequest{Page: page, PageSize: size}, nil
 }
 
 // Client encoders and decoders, used by NewClient.

@@ -269,8 +269,7 @@ func (r placeOrderRequest) checkout() Checkout {
 
 // Page size bounds of the order list.
 const (
-	defaultPageSize = 20
-	maxPageSize     = 100
+	maxPageSize = 100
 )
 
 type listOrdersRequest struct {

@@ -153,25 +153,11 @@ func decodeSetStatusRequest(_ context.Context, r *http.Request) (any, error) {
 // first page of 20; the endpoint checks the bounds.
 func decodeListOrdersRequest(_ context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	req := listOrdersRequest{Page: 1, PageSize: defaultPageSize, Status: Status(q.Get("status"))}
-	bad := problems{}
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{{"page", &req.Page}, {"page_size", &req.PageSize}} {
-		if v := q.Get(f.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				bad[f.name] = "must be an integer"
-				continue
-			}
-			*f.dst = n
-		}
-	}
-	if err := bad.err(); err != nil {
+	page, size, err := httpkit.DecodePage(q)
+	if err != nil {
 		return nil, err
 	}
-	return req, nil
+	return listOrdersRequest{Page: page, PageSize: size, Status: Status(q.Get("status"))}, nil
 }
 
 // Client encoders and decoders, used by NewClient.

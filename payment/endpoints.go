@@ -260,8 +260,7 @@ type getPaymentRequest struct {
 
 // Page size bounds of the payment list.
 const (
-	defaultPageSize = 20
-	maxPageSize     = 100
+	maxPageSize = 100
 )
 
 type listPaymentsRequest struct {

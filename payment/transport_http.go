@@ -99,25 +99,11 @@ func decodeGetPaymentRequest(_ context.Context, r *http.Request) (any, error) {
 // the first page of 20; the endpoint checks the values.
 func decodeListPaymentsRequest(_ context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	req := listPaymentsRequest{OrderID: q.Get("order_id"), Page: 1, PageSize: defaultPageSize}
-	bad := problems{}
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{{"page", &req.Page}, {"page_size", &req.PageSize}} {
-		if v := q.Get(f.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				bad[f.name] = "must be an integer"
-				continue
-			}
-			*f.dst = n
-		}
-	}
-	if err := bad.err(); err != nil {
+	page, size, err := httpkit.DecodePage(q)
+	if err != nil {
 		return nil, err
 	}
-	return req, nil
+	return listPaymentsRequest{OrderID: q.Get("order_id"), Page: page, PageSize: size}, nil
 }
 
 func decodeRefundRequest(_ context.Context, r *http.Request) (any, error) {

@@ -517,8 +517,7 @@ type deleteAddressRequest struct {
 
 // Page size bounds of the user list.
 const (
-	defaultPageSize = 20
-	maxPageSize     = 100
+	maxPageSize = 100
 )
 
 type listUsersRequest struct {

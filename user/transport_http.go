@@ -114,26 +114,11 @@ func decodeGetUserRequest(_ context.Context, r *http.Request) (any, error) {
 // decodeListUsersRequest reads ?page=&page_size=, defaulting to the first
 // page of 20; the endpoint checks the bounds.
 func decodeListUsersRequest(_ context.Context, r *http.Request) (any, error) {
-	q := r.URL.Query()
-	req := listUsersRequest{Page: 1, PageSize: defaultPageSize}
-	bad := problems{}
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{{"page", &req.Page}, {"page_size", &req.PageSize}} {
-		if v := q.Get(f.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				bad[f.name] = "must be an integer"
-				continue
-			}
-			*f.dst = n
-		}
-	}
-	if err := bad.err(); err != nil {
+	page, size, err := httpkit.DecodePage(r.URL.Query())
+	if err != nil {
 		return nil, err
 	}
-	return req, nil
+	return listUsersRequest{Page: page, PageSize: size}, nil
 }
 
 // Client encoders and decoders, used by NewClient.
