@@ -44,7 +44,8 @@ bench-checkout: deps ## print checkouts/s end to end (8 and 32 clients) and Post
 	@$(GO) test -run '^$$' -bench BenchmarkCheckout -benchtime 400x -count=1 -timeout 30m ./e2e/
 
 .PHONY: lint
-lint: ## gofmt and go vet across every module
+lint: ## gofmt and go vet across every module; fails when a build output is tracked
+	@scripts/check-tracked-files.sh
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@$(GO) vet $(PKGS)
 
