@@ -105,7 +105,7 @@ func launch(t, owner testing.TB, binary string, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", binary, err)
 	}
-	go func() { p.cmd.Wait(); logFile.Close(); close(p.done) }()
+	go func() { _ = p.cmd.Wait(); logFile.Close(); close(p.done) }() // a killed process's exit status is expected
 	owner.Cleanup(func() {
 		p.kill()
 		if owner.Failed() {
@@ -131,17 +131,6 @@ func launch(t, owner testing.TB, binary string, args ...string) *proc {
 		return nil
 	})
 	return p
-}
-
-// stop sends SIGTERM and waits for a graceful exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not stop within 20s of SIGTERM", p.name)
-	}
 }
 
 // kill ends the process at once, as a crash would.

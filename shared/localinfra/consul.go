@@ -60,7 +60,7 @@ func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
 	} else if !isExecutable(o.Binary) {
 		return nil, fmt.Errorf("localinfra: consul %s %w; run `make deps` (scripts/build-consul.sh) to build the pinned Consul v1.14.11 into bin/consul", o.Binary, ErrNotFound)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("localinfra: consul: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
@@ -87,6 +87,7 @@ func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
 }
 
 func (c *Consul) start(ctx context.Context, serfLAN, serfWAN, server int) error {
+	//nolint:gosec // G204: the Consul binary localinfra found, with arguments built here
 	cmd := exec.Command(c.opts.Binary, "agent", "-dev",
 		"-client", "127.0.0.1",
 		"-bind", "127.0.0.1",

@@ -149,7 +149,7 @@ func TestPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pg.Stop() })
+	t.Cleanup(func() { stopOrLog(t, pg) })
 
 	for range 2 { // idempotent
 		if err := pg.CreateDatabase(ctx, "shop"); err != nil {
@@ -176,7 +176,7 @@ func TestPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pg2.Stop() })
+	t.Cleanup(func() { stopOrLog(t, pg2) })
 	db = sqlx.MustConnect("postgres", pg2.URL("shop"))
 	defer db.Close()
 	var name string
@@ -206,7 +206,7 @@ func TestRedisKeepsDataAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Stop() })
+	t.Cleanup(func() { stopOrLog(t, r) })
 	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer client.Close()
 
@@ -308,8 +308,8 @@ func TestServersDieWithParent(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
+	defer func() { _ = cmd.Wait() }()         // reaps the killed child
+	defer func() { _ = cmd.Process.Kill() }() // it may have exited already
 
 	var pid int
 	sc := bufio.NewScanner(stdout)
@@ -331,7 +331,7 @@ func TestServersDieWithParent(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(pid) {
 		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL) // it may have exited already
 			t.Fatalf("redis %d outlived its parent", pid)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -361,4 +361,11 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// stopOrLog stops a server at the end of a test, reporting a failed stop.
+func stopOrLog(t *testing.T, s interface{ Stop() error }) {
+	if err := s.Stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
 }

@@ -118,8 +118,8 @@ func (p *Postgres) start(ctx context.Context, bin, dataDir string, cred *syscall
 	if p.opts.Fast {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = p.opts.Dir // a folder the postgres user can enter
+	cmd := exec.Command(bin, args...) //nolint:gosec // G204: the PostgreSQL binary localinfra found, with arguments built here
+	cmd.Dir = p.opts.Dir              // a folder the postgres user can enter
 	proc, err := startProcess("postgres", p.opts.LogFile, cmd, cred)
 	if err != nil {
 		return err
@@ -280,7 +280,7 @@ func runInitdb(ctx context.Context, bin, dataDir string, o PostgresOptions, cred
 	if o.Fast {
 		args = append(args, "--no-sync")
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, args...) //nolint:gosec // G204: the PostgreSQL binary localinfra found, with arguments built here
 	cmd.Dir = o.Dir
 	proc, err := startProcess("initdb", o.LogFile, cmd, cred)
 	if err != nil {

@@ -43,7 +43,7 @@ type process struct {
 // startProcess starts cmd with stdout and stderr appended to logPath.
 // cred, when not nil, is the user to run as.
 func startProcess(name, logPath string, cmd *exec.Cmd, cred *syscall.Credential) (*process, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) //nolint:gosec // G304: the log path is ours, built from the caller's folder
 	if err != nil {
 		return nil, fmt.Errorf("localinfra: %s: open log: %w", name, err)
 	}

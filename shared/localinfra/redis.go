@@ -62,7 +62,7 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	} else if !isExecutable(o.Binary) {
 		return nil, fmt.Errorf("localinfra: redis-server %s %w; %s", o.Binary, ErrNotFound, depsHint)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("localinfra: redis: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
@@ -95,6 +95,7 @@ func (r *Redis) Start(ctx context.Context) error {
 	if r.proc != nil && !r.proc.exited() {
 		return fmt.Errorf("localinfra: redis on %s is already running", r.Addr())
 	}
+	//nolint:gosec // G204: the Redis binary localinfra found, with arguments built here
 	cmd := exec.Command(r.opts.Binary,
 		"--port", strconv.Itoa(r.port),
 		"--bind", "127.0.0.1",

@@ -153,7 +153,7 @@ func serverDir(name string) (string, error) {
 		}
 		// PostgreSQL runs as another OS user when we are root and must be
 		// able to enter its folder; MkdirTemp makes it owner-only.
-		if err := os.Chmod(dir, 0o755); err != nil {
+		if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // G302: see above; it holds nothing secret
 			return "", err
 		}
 		servers.dir = dir

@@ -37,7 +37,7 @@ func acquireLock(path string) (*instanceLock, error) {
 		// No O_TRUNC: the file may hold the current holder's pid, which we
 		// read below if the lock is taken. Go opens files close-on-exec, so
 		// the children we start do not inherit (and prolong) the lock.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) //nolint:gosec // G304: the lock file in .local/
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
@@ -90,7 +90,7 @@ func (l *instanceLock) release() {
 // after locking, so an empty file gets a moment's grace.
 func readHolderPid(path string) int {
 	for range 5 {
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(path) //nolint:gosec // G304: the lock file in .local/
 		if err != nil {
 			return 0
 		}

@@ -33,7 +33,7 @@ func (p *platform) startMailSink(ctx context.Context) error {
 	}
 	p.ui.step("starting the SMTP sink (MailDev): SMTP on %s, web UI on http://%s", smtpAddr, mailUIAddr)
 	mailDir := filepath.Join(p.dirs.local, "maildev", "mail")
-	if err := os.MkdirAll(mailDir, 0o755); err != nil {
+	if err := os.MkdirAll(mailDir, 0o750); err != nil {
 		return err
 	}
 	c, err := startChild("maildev", p.dirs.logFile("maildev"), bin,

@@ -52,6 +52,8 @@ var (
 
 // Credentials used when the environment does not provide them. They are
 // fine for a throw-away local platform and printed as dev defaults.
+//
+//nolint:gosec // G101: development defaults, documented as such; never used outside make run
 const (
 	adminEmail       = "admin@mercato.local"
 	devAdminPassword = "mercato-admin-dev"
@@ -175,7 +177,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dirs := newLayout(opts.root)
 	// 0755: PostgreSQL runs as its own OS user and must be able to reach
 	// .local/postgres.
-	if err := os.MkdirAll(dirs.logs, 0o755); err != nil {
+	if err := os.MkdirAll(dirs.logs, 0o750); err != nil {
 		fmt.Fprintln(stderr, "mercato-local:", err)
 		return 1
 	}
@@ -399,5 +401,5 @@ func printBanner(ctx context.Context, p *platform) {
 	fmt.Fprintf(&b, "%s\n", rule)
 	p.ui.mu.Lock()
 	defer p.ui.mu.Unlock()
-	io.WriteString(p.ui.out, b.String())
+	_, _ = io.WriteString(p.ui.out, b.String()) // the banner is best effort: a closed terminal must not stop the platform
 }

@@ -27,7 +27,7 @@ type child struct {
 
 // startChild runs bin with args, stdout and stderr appended to logPath.
 func startChild(name, logPath, bin string, args ...string) (*child, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) //nolint:gosec // G304: a log file in .local/logs
 	if err != nil {
 		return nil, fmt.Errorf("%s: open log: %w", name, err)
 	}
@@ -41,8 +41,8 @@ func startChild(name, logPath, bin string, args ...string) (*child, error) {
 	fmt.Fprintf(f, "\n=== mercato-local: starting %s at %s: %s %s\n",
 		name, time.Now().Format(time.RFC3339), bin, strings.Join(redactArgs(args), " "))
 
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f // stdin stays /dev/null: nothing here needs a terminal
+	cmd := exec.Command(bin, args...) //nolint:gosec // G204: one of our own binaries in bin/, or MailDev/Prometheus found by make deps
+	cmd.Stdout, cmd.Stderr = f, f     // stdin stays /dev/null: nothing here needs a terminal
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Own process group: Ctrl-C in the terminal reaches only us, and we
 		// stop the children in order (services before the infrastructure
@@ -140,7 +140,7 @@ func (c *child) logTail(maxLines int) string {
 // fileTail returns the last maxLines lines of path written after offset from.
 func fileTail(path string, from int64, maxLines int) string {
 	const maxBytes = 8192
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // G304: a log file in .local/logs
 	if err != nil {
 		return fmt.Sprintf("(cannot read %s: %v)", path, err)
 	}

@@ -149,7 +149,7 @@ func supportsConsulSD(promBin string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	out, err := exec.Command(promtool, "check", "config", f.Name()).CombinedOutput()
+	out, err := exec.Command(promtool, "check", "config", f.Name()).CombinedOutput() //nolint:gosec // G204: Debian's promtool, found on PATH
 	switch {
 	case err == nil:
 		return true, nil
@@ -169,11 +169,11 @@ func startPrometheus(ctx context.Context, bin, dir, targetsFile, logPath string)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o750); err != nil {
 		return nil, fmt.Errorf("prometheus: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("prometheus: %w", err)
 	}
 	c, err := startChild("prometheus", logPath, bin,

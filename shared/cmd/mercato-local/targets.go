@@ -110,11 +110,11 @@ func (m *targetMirror) sync(ctx context.Context) error {
 	if bytes.Equal(body, m.last) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(m.path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(m.path), 0o750); err != nil {
 		return err
 	}
 	tmp := m.path + ".tmp"
-	if err := os.WriteFile(tmp, body, 0o644); err != nil {
+	if err := os.WriteFile(tmp, body, 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, m.path); err != nil {
