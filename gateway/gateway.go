@@ -90,7 +90,7 @@ func (g *Gateway) handler(rt Route) http.Handler {
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpkit.MaxBodyBytes))
 		if err != nil {
-			httpkit.WriteError(w, httpkit.NewError(http.StatusRequestEntityTooLarge, "body_too_large", "the body exceeds 1 MiB"))
+			httpkit.WriteError(w, g.bodyError(ctx, err))
 			return
 		}
 		response, err := forward(ctx, newForwardRequest(r, body))
