@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -44,4 +45,15 @@ func (g *Gateway) bodyError(ctx context.Context, err error) *httpkit.Error {
 		logger.Log("msg", "the request body could not be read")
 		return httpkit.BadRequest("unreadable_body", "the request body could not be read")
 	}
+}
+
+// withBufferedBody returns a shallow copy of r carrying body, which GetBody
+// gives afresh to each attempt, sent with its length.
+func withBufferedBody(r *http.Request, body []byte) *http.Request {
+	r = r.WithContext(r.Context())
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding, r.Trailer = nil, nil
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.Body, _ = r.GetBody()
+	return r
 }
