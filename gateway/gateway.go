@@ -6,12 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
-	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -32,22 +30,23 @@ import (
 type Config struct {
 	RateLimit redis_rate.Limit  // per client
 	Upstream  discovery.Options // retries, timeouts, breaker settings
-	Client    *http.Client      // to the instances; must have a timeout
+	Client    *http.Client      // to the instances; its timeout bounds an attempt, answer body included
 	Routes    []Route           // Routes when nil
 	Instancer func(service string) sd.Instancer
 }
 
 // Gateway forwards the public API to the services.
 type Gateway struct {
-	tokens    *auth.Tokens
-	limiter   *rateLimiter
-	endpoints map[string]endpoint.Endpoint // per upstream service
-	logger    log.Logger
+	tokens  *auth.Tokens
+	limiter *rateLimiter
+	proxies map[string]http.Handler // per upstream service
+	logger  log.Logger
 }
 
 // New mounts the gateway's routes on router: one round-robin, retrying,
 // breaker-guarded endpoint per upstream service, built on one instancer per
-// service shared by all its routes.
+// service shared by all its routes, whose answers are streamed to the client
+// (see newProxy).
 func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client, reg prometheus.Registerer, logger log.Logger) *Gateway {
 	routes := cfg.Routes
 	if routes == nil {
@@ -57,12 +56,13 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 		tokens: tokens,
 		limiter: newRateLimiter(rdb, cfg.RateLimit, logger,
 			metrics.NewCounter(reg, "gateway_rate_limited_total", "Requests refused with 429.")),
-		endpoints: map[string]endpoint.Endpoint{},
-		logger:    logger,
+		proxies: map[string]http.Handler{},
+		logger:  logger,
 	}
 	factory := newForwardFactory(cfg.Client)
 	for _, name := range upstreams(routes) {
-		g.endpoints[name] = discovery.NewEndpoint(cfg.Instancer(name), name, factory, logger, cfg.Upstream)
+		forward := discovery.NewEndpoint(cfg.Instancer(name), name, factory, logger, cfg.Upstream)
+		g.proxies[name] = g.newProxy(name, forward)
 	}
 	for _, rt := range routes {
 		h := g.handler(rt)
@@ -73,7 +73,7 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 }
 
 func (g *Gateway) handler(rt Route) http.Handler {
-	forward := g.endpoints[rt.Upstream]
+	proxy := g.proxies[rt.Upstream]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		id, authenticated, err := g.identify(r)
@@ -90,15 +90,21 @@ func (g *Gateway) handler(rt Route) http.Handler {
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpkit.MaxBodyBytes))
 		if err != nil {
-			httpkit.WriteError(w, httpkit.NewError(http.StatusRequestEntityTooLarge, "body_too_large", "the body exceeds 1 MiB"))
+			httpkit.WriteError(w, g.bodyError(ctx, err))
 			return
 		}
-		response, err := forward(ctx, newForwardRequest(r, body))
-		if err != nil {
-			httpkit.WriteError(w, g.upstreamError(ctx, rt.Upstream, err))
-			return
-		}
-		response.(*forwardResponse).write(w)
+		relayed := false
+		defer func() {
+			if !relayed {
+				// ReverseProxy panics with http.ErrAbortHandler when the
+				// answer cannot be copied whole, so that the server aborts the
+				// connection; the request's log line would be lost with it.
+				level.Warn(log.With(logging.WithRequest(ctx, g.logger), "upstream", rt.Upstream)).Log(
+					"msg", "forwarding aborted midway: the upstream's answer broke off or the client went away")
+			}
+		}()
+		proxy.ServeHTTP(w, withBufferedBody(r, body))
+		relayed = true
 	})
 }
 
@@ -166,7 +172,8 @@ func CORS(origins []string) func(http.Handler) http.Handler {
 }
 
 // NewHTTPClient returns the client the gateway reaches instances with: a
-// hard timeout and a transport sized for many concurrent requests to few hosts.
+// hard timeout, which also bounds the streaming of an answer's body to the
+// client, and a transport sized for many concurrent requests to few hosts.
 func NewHTTPClient(timeout time.Duration) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1000
@@ -174,16 +181,4 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 	t.IdleConnTimeout = 90 * time.Second
 	t.ResponseHeaderTimeout = timeout
 	return &http.Client{Timeout: timeout, Transport: t}
-}
-
-// forwardedFor appends the client's address to X-Forwarded-For.
-func forwardedFor(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if prior := r.Header.Get("X-Forwarded-For"); prior != "" {
-		return strings.TrimSpace(prior) + ", " + host
-	}
-	return host
 }

@@ -70,17 +70,38 @@ type fixture struct {
 
 func newGateway(t *testing.T, rdb *redis.Client, limit redis_rate.Limit, instances ...string) fixture {
 	t.Helper()
+	return newGatewayWith(t, gatewayOptions{rdb: rdb, limit: limit}, instances...)
+}
+
+// gatewayOptions are newGatewayWith's settings; zero values take
+// newGateway's: a logger that discards, 2 s upstream timeout.
+type gatewayOptions struct {
+	rdb     *redis.Client
+	limit   redis_rate.Limit
+	logger  log.Logger
+	timeout time.Duration
+}
+
+func newGatewayWith(t *testing.T, o gatewayOptions, instances ...string) fixture {
+	t.Helper()
 	tokens, err := auth.NewTokens(secret, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := log.NewNopLogger()
+	logger := o.logger
+	if logger == nil {
+		logger = log.NewNopLogger()
+	}
+	if o.timeout == 0 {
+		o.timeout = 2 * time.Second
+	}
+	rdb, limit := o.rdb, o.limit
 	reg := metrics.NewRegistry()
 	router := httpkit.Router(logger, reg, metrics.NewHTTP(reg, "gateway"), nil)
 	New(router, Config{
 		RateLimit: limit,
-		Upstream:  discovery.Options{Timeout: 2 * time.Second},
-		Client:    NewHTTPClient(2 * time.Second),
+		Upstream:  discovery.Options{Timeout: o.timeout},
+		Client:    NewHTTPClient(o.timeout),
 		// A copy per upstream: go-kit's endpointer sorts the slice it is given.
 		Instancer: func(string) sd.Instancer { return sd.FixedInstancer(slices.Clone(instances)) },
 	}, tokens, rdb, reg, logger)
@@ -311,5 +332,20 @@ func TestCORS(t *testing.T) {
 	h.ServeHTTP(rec, r)
 	if rec.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("foreign origin allowed: %v", rec.Header())
+	}
+}
+
+// logTo returns a logger writing to logs.
+func logTo(logs *testkit.LogBuffer) log.Logger { return log.NewLogfmtLogger(logs) }
+
+// waitForLog fails t unless a line containing want is logged within 5 s.
+func waitForLog(t *testing.T, logs *testkit.LogBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q; the log:\n%s", want, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -1,111 +1,160 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"io"
+	stdlog "log"
 	"net/http"
-	"net/url"
+	"net/http/httputil"
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 
 	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/requestid"
 )
 
-// maxResponseBytes bounds what the gateway buffers of one upstream answer.
-const maxResponseBytes = 10 << 20
+// The gateway streams answers, as production gateways do (httputil's
+// ReverseProxy, Envoy): the answer's headers, Content-Length included, go to
+// the client as they come from the instance, and its body is copied through
+// as it arrives, flushed at once when its length is unknown (chunked JSON,
+// server-sent events). Buffering whole answers would cost memory in
+// proportion to answer size times requests in flight and would need a cap,
+// and a cap means refusing large answers. What streaming gives up is
+// recovery after the headers: retries and the breaker see an attempt up to
+// its answer's headers (a 5xx is still retried when safe and still counts
+// against the instance); an answer that breaks off later, or that takes
+// longer to relay than Config.Client's timeout allows (the copy goes at the
+// API client's pace, and that timeout bounds the body too), aborts the API
+// client's connection, so it sees an incomplete answer, never a truncated
+// one passed off as whole.
 
-// forwardRequest is one client request on its way to an instance. The body
-// is buffered so a safe retry can send it again.
-type forwardRequest struct {
-	Method   string
-	Path     string
-	RawQuery string
-	Header   http.Header
-	Body     []byte
+// newProxy returns the handler that forwards one upstream's requests through
+// forward, the upstream's load-balanced, retrying, breaker-guarded endpoint
+// (newForwardFactory's per instance). The request must carry its body in
+// GetBody (see withBufferedBody), so that a retry can send it again.
+func (g *Gateway) newProxy(upstream string, forward endpoint.Endpoint) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.Header = forwardedHeaders(pr.In.Header)
+			pr.SetXForwarded()
+			pr.Out.Header.Set(requestid.Header, requestid.FromContext(pr.In.Context()))
+			pr.Out.Host = "" // the instance's, chosen per attempt
+		},
+		Transport: endpointTransport(forward),
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del(requestid.Header) // the gateway's own is already set
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			httpkit.WriteError(w, g.upstreamError(r.Context(), upstream, err))
+		},
+		// What ReverseProxy reports itself: an answer's body that broke off.
+		ErrorLog: stdlog.New(log.NewStdlibAdapter(level.Warn(log.With(g.logger, "upstream", upstream))), "", 0),
+	}
 }
 
-// forwardResponse is an instance's answer below 500, passed to the client.
-type forwardResponse struct {
-	StatusCode int
-	Header     http.Header
-	Body       []byte
+// endpointTransport lets ReverseProxy send its requests through a go-kit
+// endpoint that takes an *http.Request and returns an *http.Response.
+type endpointTransport endpoint.Endpoint
+
+func (t endpointTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t(r.Context(), r)
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*http.Response), nil
 }
 
-// forwardedHeaders are the request headers an upstream needs; everything
-// else (cookies, hop-by-hop headers) stays at the gateway.
-var forwardedHeaders = []string{
+// forwardedHeaderNames are the request headers an upstream needs; everything
+// else (cookies, hop-by-hop headers) stays at the gateway. X-Forwarded-For
+// is extended with the client's address, X-Request-ID replaced by the
+// gateway's.
+var forwardedHeaderNames = []string{
 	"Accept", "Accept-Language", "Authorization", "Content-Type", "Idempotency-Key", "User-Agent", "X-Forwarded-For",
 	"Mercato-Signature", // payment webhooks: the payment service verifies it
 }
 
-// hopByHop response headers are not passed back to the client.
-var hopByHop = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Trailer": true,
-	"Transfer-Encoding": true, "Upgrade": true, "Content-Length": true,
+func forwardedHeaders(in http.Header) http.Header {
+	h := make(http.Header, len(forwardedHeaderNames)+3)
+	for _, k := range forwardedHeaderNames {
+		if v := in.Values(k); len(v) > 0 {
+			h[k] = v
+		}
+	}
+	return h
 }
 
 // newForwardFactory returns the sd.Factory making one forwarding endpoint per
-// instance. Answers of 5xx become *discovery.UpstreamError so they count
-// against the instance's breaker; idempotent requests (GET, HEAD, or with an
-// Idempotency-Key) that failed in transit are marked safe to retry.
+// instance: it sends a copy of the *http.Request it is given to the instance
+// and returns the instance's *http.Response with the body unread. Answers of
+// 5xx become *discovery.UpstreamError so they count against the instance's
+// breaker; idempotent requests (GET, HEAD, or with an Idempotency-Key) that
+// failed in transit are marked safe to retry.
 func newForwardFactory(client *http.Client) sd.Factory {
 	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
-		base := url.URL{Scheme: "http", Host: instance}
 		forward := func(ctx context.Context, request any) (any, error) {
-			fr := request.(*forwardRequest)
-			u := base
-			u.Path, u.RawQuery = fr.Path, fr.RawQuery
-			req, err := http.NewRequestWithContext(ctx, fr.Method, u.String(), bytes.NewReader(fr.Body))
-			if err != nil {
-				return nil, err
-			}
-			req.Header = fr.Header.Clone()
-			req.Header.Set(requestid.Header, requestid.FromContext(ctx))
-			resp, err := client.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			defer resp.Body.Close()
-			if err := discovery.CheckResponse(resp); err != nil {
-				return nil, err
-			}
-			body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-			if err != nil {
-				return nil, err
-			}
-			return &forwardResponse{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}, nil
+			return forwardTo(ctx, client, instance, request.(*http.Request))
 		}
-		idempotent := func(request any) bool {
-			fr := request.(*forwardRequest)
-			return fr.Method == http.MethodGet || fr.Method == http.MethodHead || fr.Header.Get(discovery.IdempotencyKeyHeader) != ""
-		}
+		idempotent := func(request any) bool { return discovery.IsIdempotent(request.(*http.Request)) }
 		return discovery.MarkRetryable(idempotent)(forward), nil, nil
 	}
 }
 
-// newForwardRequest captures what the upstream needs of r, with body.
-func newForwardRequest(r *http.Request, body []byte) *forwardRequest {
-	h := make(http.Header, len(forwardedHeaders))
-	for _, k := range forwardedHeaders {
-		if v := r.Header.Values(k); len(v) > 0 {
-			h[k] = v
+// forwardTo makes one attempt of r at instance. ctx, the retry loop's, bounds
+// the attempt until the answer's headers arrive; the loop cancels it as soon
+// as it returns, while the body is still to be copied. So the outbound
+// request runs on r's own context (the client's, which ends with the client's
+// request) and the client's timeout, and follows ctx only until the headers
+// are in. The body's Close releases it.
+func forwardTo(ctx context.Context, client *http.Client, instance string, r *http.Request) (*http.Response, error) {
+	reqCtx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(ctx, cancel)
+	out := r.Clone(reqCtx)
+	out.URL.Scheme, out.URL.Host, out.RequestURI = "http", instance, ""
+	out.Body = nil
+	if r.ContentLength != 0 && r.GetBody != nil {
+		body, err := r.GetBody()
+		if err != nil {
+			cancel()
+			return nil, err
 		}
+		out.Body = body
 	}
-	h.Set("X-Forwarded-For", forwardedFor(r))
-	return &forwardRequest{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: h, Body: body}
+	resp, err := client.Do(out)
+	if !stop() {
+		// ctx ended first: the loop has given up on this attempt.
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := discovery.CheckResponse(resp); err != nil {
+		resp.Body.Close()
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
 }
 
-// write sends an upstream answer to the client.
-func (fr *forwardResponse) write(w http.ResponseWriter) {
-	for k, vs := range fr.Header {
-		if hopByHop[k] || k == requestid.Header {
-			continue // the gateway's own request id header is already set
-		}
-		w.Header()[k] = vs
-	}
-	w.WriteHeader(fr.StatusCode)
-	_, _ = w.Write(fr.Body)
+// cancelOnClose is an answer's body that releases its request's context
+// when closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }

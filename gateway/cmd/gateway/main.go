@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		ratePerMinute   = fs.Int("rate-limit", 600, "requests per minute per client (user id, else IP), shared by all gateway instances")
 		rateBurst       = fs.Int("rate-burst", 100, "requests a client may send at once before the rate applies")
 		corsOrigins     = fs.String("cors-origins", "*", "comma-separated origins allowed by CORS")
-		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt gets half")
+		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt, its answer's body included, gets half")
 	)
 	cfg.Register(fs, "gateway", "127.0.0.1:3000")
 	fs.Usage = func() {

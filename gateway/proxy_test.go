@@ -1,0 +1,179 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mercato-dev/mercato/shared/requestid"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+// rawUpstream is a fake product-service instance answering with h.
+func rawUpstream(t *testing.T, h http.HandlerFunc) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return (&upstream{Server: srv}).hostPort()
+}
+
+// serve runs the gateway on a real loopback server, as in production, so
+// that aborted answers abort the connection.
+func (f fixture) serve(t *testing.T) string {
+	srv := httptest.NewServer(f.handler)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// framing is how an upstream's answer tells where its body ends.
+type framing struct {
+	name       string
+	withLength bool // Content-Length; else chunked
+}
+
+var framings = []framing{{"with Content-Length", true}, {"chunked", false}}
+
+// frame declares a JSON answer of size bytes, framed as f says.
+func (f framing) frame(w http.ResponseWriter, size int) {
+	w.Header().Set("Content-Type", "application/json")
+	if f.withLength {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+	}
+}
+
+// Answers pass whole whatever their size; the gateway once cut them at
+// 10 MiB, dropped Content-Length and answered 200 with truncated JSON.
+func TestLargeAnswerArrivesWhole(t *testing.T) {
+	const size = 24 << 20 // well over the old 10 MiB cap
+	payload := bytes.Repeat([]byte(`{"id":"0123456789abcdef"},`), size/26+1)[:size]
+	want := sha256.Sum256(payload)
+	for _, tc := range framings {
+		t.Run(tc.name, func(t *testing.T) {
+			up := rawUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+				tc.frame(w, size)
+				// One Write of more than net/http's buffer is sent chunked
+				// when no length is declared.
+				_, _ = w.Write(payload)
+			})
+			f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: generous, timeout: 20 * time.Second}, up)
+			resp, err := http.Get(f.serve(t) + "/api/v1/products")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("reading the answer after %d bytes: %v", len(body), err)
+			}
+			if resp.StatusCode != http.StatusOK || len(body) != size || sha256.Sum256(body) != want {
+				t.Fatalf("got %d with %d bytes, want 200 with the upstream's %d", resp.StatusCode, len(body), size)
+			}
+			wantLength := int64(-1)
+			if tc.withLength {
+				wantLength = size
+			}
+			if resp.ContentLength != wantLength {
+				t.Fatalf("Content-Length %d, want %d", resp.ContentLength, wantLength)
+			}
+		})
+	}
+}
+
+// An answer that breaks off after its headers reaches the client as broken,
+// never as a complete-looking answer, and the gateway says so in its log.
+func TestAnswerBrokenOffMidwayAbortsTheClientsConnection(t *testing.T) {
+	for _, tc := range framings {
+		t.Run(tc.name, func(t *testing.T) {
+			up := rawUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+				tc.frame(w, 100000)
+				_, _ = w.Write(bytes.Repeat([]byte("x"), 50000))
+				http.NewResponseController(w).Flush()
+				panic(http.ErrAbortHandler) // the instance dies mid-answer
+			})
+			logs := &testkit.LogBuffer{}
+			f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: generous, logger: logTo(logs)}, up)
+			resp, err := http.Get(f.serve(t) + "/api/v1/products")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err == nil {
+				t.Fatalf("the client read a complete-looking %d answer of %d bytes", resp.StatusCode, len(body))
+			}
+			waitForLog(t, logs, "forwarding aborted midway")
+		})
+	}
+}
+
+// Answers of unknown length (server-sent events, a long chunked list) are
+// flushed as they arrive instead of held until the upstream is done.
+func TestStreamedAnswerIsFlushed(t *testing.T) {
+	release := make(chan struct{})
+	up := rawUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: first\n\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		_, _ = io.WriteString(w, "data: last\n\n")
+	})
+	f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: generous, timeout: 10 * time.Second}, up)
+	addr := f.serve(t) + "/api/v1/products"
+	first := make(chan string, 1)
+	go func() {
+		defer close(first)
+		resp, err := http.Get(addr)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		first <- line
+	}()
+	select {
+	case line := <-first:
+		if line != "data: first\n" {
+			t.Fatalf("first line %q", line)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the first event was held back until the upstream finished")
+	}
+	close(release)
+}
+
+// End-to-end headers pass; hop-by-hop ones, those the upstream's Connection
+// header names included, stay between gateway and instance; the request id
+// is the gateway's alone.
+func TestAnswerHeaders(t *testing.T) {
+	up := rawUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("Location", "/api/v1/products/p1")
+		h.Set("ETag", `"v1"`)
+		h.Set("Connection", "X-Instance-Secret")
+		h.Set("X-Instance-Secret", "s")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set(requestid.Header, "upstream-made-this-up")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{}`)
+	})
+	f := newGateway(t, testkit.Redis(t), generous, up)
+	rec := f.do(t, "GET", "/api/v1/products/p1", "", "", requestid.Header, "rid-7")
+	h := rec.Header()
+	if rec.Code != http.StatusCreated || h.Get("Location") != "/api/v1/products/p1" || h.Get("ETag") != `"v1"` {
+		t.Fatalf("end-to-end headers lost: %d %v", rec.Code, h)
+	}
+	if h.Get("X-Instance-Secret") != "" || h.Get("Keep-Alive") != "" || h.Get("Connection") != "" {
+		t.Fatalf("hop-by-hop headers passed on: %v", h)
+	}
+	if ids := h.Values(requestid.Header); len(ids) != 1 || ids[0] != "rid-7" {
+		t.Fatalf("request id %q, want the gateway's alone", ids)
+	}
+}
