@@ -26,7 +26,6 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
 )
 
@@ -353,10 +352,101 @@ type IdempotencyRecord struct {
 	// key (it was taken over), so there may be an order to resume.
 	Attempted bool
 	Done      bool
-	// ResponseStatus and ResponseBody are the answer given, once Done: 201
-	// with the order, or an error status with the httpkit.Error.
-	ResponseStatus int
-	ResponseBody   []byte
+	Outcome   Outcome // how the request ended, once Done
+}
+
+// Outcome is how a keyed checkout ended, kept with its Idempotency-Key to
+// answer every repeat of the request: the order placed, or the business
+// error that refused it. It is domain data only; the transport shows a
+// repeat exactly as it showed the first answer.
+type Outcome struct {
+	Order   *Order   `json:"order,omitempty"`
+	Refusal *Refusal `json:"refusal,omitempty"`
+}
+
+// replay answers a repeat of the request of key with o.
+func (o Outcome) replay(key string) (Order, error) {
+	switch {
+	case o.Refusal != nil && o.Refusal.Unwrap() != nil:
+		return Order{}, o.Refusal
+	case o.Refusal == nil && o.Order != nil:
+		return *o.Order, nil
+	}
+	return Order{}, fmt.Errorf("the stored outcome of key %q is neither an order nor a known refusal", key)
+}
+
+// Refusal is a business error that refused a checkout, as a finished
+// Idempotency-Key keeps it: the domain error by its stable code (the API's
+// error code), with the message and details (the line, the payment
+// service's reason) it was first answered with. A repeat of the request
+// returns the Refusal itself: errors.Is finds the domain error in it, so it
+// is shown as the original was.
+type Refusal struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+func (r *Refusal) Error() string { return r.Message }
+
+// Unwrap returns the domain error r.Code names; nil for a code it does not know.
+func (r *Refusal) Unwrap() error {
+	for _, c := range refusalCodes {
+		if c.code == r.Code {
+			return c.err
+		}
+	}
+	return nil
+}
+
+// refusalCodes are the business errors that refuse a checkout for good, by
+// their stable codes. The first that an error matches names it, the order
+// of precedence of the transport's error table.
+var refusalCodes = []struct {
+	err  error
+	code string
+}{
+	{ErrNotFound, "not_found"},
+	{ErrInvalidTransition, "invalid_transition"},
+	{ErrOutOfStock, "out_of_stock"},
+	{ErrUnknownProduct, "unknown_product"},
+	{ErrReservationMismatch, "reservation_mismatch"},
+	{ErrReservationReleased, "reservation_released"},
+	{ErrPaymentRejected, "payment_rejected"},
+	{ErrMixedCurrencies, "mixed_currencies"},
+	{ErrTotalTooLarge, "order_total_too_large"},
+}
+
+// refusalOf returns err as a Refusal when it is a business error that
+// refuses the checkout for good. Anything else (nil included) is not: a
+// failure, such as an upstream that is down, that a retry may get past.
+func refusalOf(err error) (*Refusal, bool) {
+	for _, c := range refusalCodes {
+		if errors.Is(err, c.err) {
+			return &Refusal{Code: c.code, Message: err.Error(), Details: errorDetails(err)}, true
+		}
+	}
+	return nil, false
+}
+
+// errorDetails is what a business error shows beyond its code and message:
+// the line of an *ItemError, the payment service's reason for a
+// *RejectedError, or what a *Refusal kept of either; nil for none.
+func errorDetails(err error) map[string]any {
+	var (
+		item     *ItemError
+		rejected *RejectedError
+		refusal  *Refusal
+	)
+	switch {
+	case errors.As(err, &item):
+		return item.details()
+	case errors.As(err, &rejected):
+		return map[string]any{"reason": rejected.Code, "message": rejected.Message}
+	case errors.As(err, &refusal):
+		return refusal.Details
+	}
+	return nil
 }
 
 // Repository stores orders. Methods that take events write them to the
@@ -384,8 +474,8 @@ type Repository interface {
 	// key exists, takes it over if it is unfinished and its lease ran out. It
 	// returns the record and whether the caller now holds it.
 	ClaimIdempotencyKey(ctx context.Context, userID, key string, hash []byte, orderID string, lease time.Duration) (IdempotencyRecord, bool, error)
-	// FinishIdempotencyKey stores the response and marks the key done.
-	FinishIdempotencyKey(ctx context.Context, userID, key string, status int, body []byte) error
+	// FinishIdempotencyKey stores the request's outcome and marks the key done.
+	FinishIdempotencyKey(ctx context.Context, userID, key string, outcome Outcome) error
 	// ReleaseIdempotencyKey ends the caller's lease early, so a retry of a
 	// request that failed half-way can take over at once.
 	ReleaseIdempotencyKey(ctx context.Context, userID, key string) error
@@ -483,12 +573,13 @@ func (s *service) PlaceOrder(ctx context.Context, userID, key string, c Checkout
 		return Order{}, err
 	}
 	if !owned {
-		return rec.replay()
+		return rec.Outcome.replay(key)
 	}
 	// A key seen for the first time has nothing to resume; one taken over
 	// from an attempt that stopped half-way may have.
 	o, err := s.place(ctx, userID, rec.OrderID, c, rec.Attempted)
-	if err != nil && !isBusinessError(err) {
+	refusal, final := refusalOf(err)
+	if err != nil && !final {
 		// A failure half-way (a service down): nothing is answered for the
 		// key, so a retry resumes where this attempt stopped, with the same
 		// order id, instead of waiting for the lease to run out.
@@ -497,11 +588,11 @@ func (s *service) PlaceOrder(ctx context.Context, userID, key string, c Checkout
 		}
 		return o, err
 	}
-	status, body, ferr := idempotentResponse(o, err)
-	if ferr == nil {
-		ferr = s.repo.FinishIdempotencyKey(ctx, userID, key, status, body)
+	outcome := Outcome{Refusal: refusal}
+	if err == nil {
+		outcome.Order = &o
 	}
-	if ferr != nil {
+	if ferr := s.repo.FinishIdempotencyKey(ctx, userID, key, outcome); ferr != nil {
 		return Order{}, errors.Join(err, fmt.Errorf("store idempotent response: %w", ferr))
 	}
 	return o, err
@@ -543,34 +634,6 @@ func (s *service) requestHash(c Checkout) []byte {
 	m.Write([]byte("mercato order request v1\x00")) // apart from any other use of the key
 	m.Write(b)
 	return m.Sum(nil)
-}
-
-// idempotentResponse is what a repeat of the request will be answered with.
-func idempotentResponse(o Order, err error) (int, []byte, error) {
-	if err != nil {
-		e := errorResponse(err)
-		b, merr := json.Marshal(e)
-		return e.Status, b, merr
-	}
-	b, merr := json.Marshal(o)
-	return 201, b, merr
-}
-
-// replay answers with the stored response of a finished key.
-func (r IdempotencyRecord) replay() (Order, error) {
-	if r.ResponseStatus == 201 {
-		var o Order
-		if err := json.Unmarshal(r.ResponseBody, &o); err != nil {
-			return Order{}, fmt.Errorf("stored response of key %q: %w", r.Key, err)
-		}
-		return o, nil
-	}
-	e := &httpkit.Error{}
-	if err := json.Unmarshal(r.ResponseBody, e); err != nil {
-		return Order{}, fmt.Errorf("stored response of key %q: %w", r.Key, err)
-	}
-	e.Status = r.ResponseStatus
-	return Order{}, e
 }
 
 // place runs the checkout for orderID, resuming where an earlier attempt

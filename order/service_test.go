@@ -18,7 +18,6 @@ import (
 	"github.com/mercato-dev/mercato/order"
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
 )
 
@@ -369,8 +368,9 @@ func TestIdempotencyKeyResumesAfterAFailure(t *testing.T) {
 	_, err1 := w.svc.PlaceOrder(ctx, user, "k2", big)
 	w.inventory.add(w.a, nil, 100, 1999)
 	_, err2 := w.svc.PlaceOrder(ctx, user, "k2", big)
-	var e2 *httpkit.Error
-	if !errors.Is(err1, order.ErrOutOfStock) || !errors.As(err2, &e2) || e2.Status != 409 || e2.Code != "out_of_stock" ||
+	var e2 *order.Refusal
+	if !errors.Is(err1, order.ErrOutOfStock) || !errors.As(err2, &e2) || !errors.Is(err2, order.ErrOutOfStock) ||
+		e2.Code != "out_of_stock" || e2.Error() != err1.Error() ||
 		e2.Details["product_id"] != w.a || e2.Details["available"] != float64(8) || e2.Details["requested"] != float64(9) {
 		t.Errorf("first %v; repeat %#v", err1, err2)
 	}
