@@ -487,8 +487,15 @@ type Repository interface {
 type Options struct {
 	// RequestHashKey keys the HMAC of a request's body stored beside its
 	// Idempotency-Key: the body holds a card number, so its plain hash
-	// would be a guessable copy of it. Required, at least 32 bytes.
+	// would be a guessable copy of it. A key of its own, used for nothing
+	// else. Required, at least MinRequestHashKeyBytes.
 	RequestHashKey []byte
+	// PreviousRequestHashKey, when set, is the key request hashes were made
+	// with before RequestHashKey (a rotation). Keys stored under it still
+	// answer repeats of their request, and an unfinished one still resumes;
+	// nothing new is hashed with it. Drop it once such keys are past their
+	// retention.
+	PreviousRequestHashKey []byte
 	// TaxRateBasisPoints is the tax on the subtotal in 1/100 of a percent
 	// (825 = 8.25%); default 0.
 	TaxRateBasisPoints int
@@ -509,6 +516,10 @@ type Options struct {
 	PlaceTimeout time.Duration
 }
 
+// MinRequestHashKeyBytes is the shortest Options.RequestHashKey accepted
+// (HMAC-SHA256 wants 256 bits).
+const MinRequestHashKeyBytes = 32
+
 // MaxOrderTotal is the largest total one charge may carry: the payment
 // service stores amounts as DECIMAL(10,2).
 const MaxOrderTotal = money.Amount(99_999_999_99)
@@ -524,7 +535,7 @@ type service struct {
 // NewService returns the service backed by repo, calling inventory and
 // payments with service tokens issued by tokens.
 func NewService(repo Repository, inventory Inventory, payments Payments, tokens *auth.Tokens, opts Options) (Service, error) {
-	if len(opts.RequestHashKey) < 32 {
+	if len(opts.RequestHashKey) < MinRequestHashKeyBytes {
 		return nil, errors.New("order: the request hash key must be at least 32 bytes")
 	}
 	if opts.TaxRateBasisPoints < 0 || opts.TaxRateBasisPoints > 10_000 {
@@ -568,7 +579,7 @@ func (s *service) PlaceOrder(ctx context.Context, userID, key string, c Checkout
 		return s.place(ctx, userID, uuid.NewString(), c, false)
 	}
 
-	rec, owned, err := s.claim(ctx, userID, key, s.requestHash(c))
+	rec, owned, err := s.claim(ctx, userID, key, c)
 	if err != nil {
 		return Order{}, err
 	}
@@ -598,8 +609,10 @@ func (s *service) PlaceOrder(ctx context.Context, userID, key string, c Checkout
 	return o, err
 }
 
-// claim takes the key, or waits for the request holding it to finish.
-func (s *service) claim(ctx context.Context, userID, key string, hash []byte) (IdempotencyRecord, bool, error) {
+// claim takes the key for checkout c, or waits for the request holding it
+// to finish.
+func (s *service) claim(ctx context.Context, userID, key string, c Checkout) (IdempotencyRecord, bool, error) {
+	hash := requestHash(s.opts.RequestHashKey, c)
 	deadline := time.Now().Add(s.opts.IdempotencyWait)
 	poll := 10 * time.Millisecond
 	for {
@@ -608,6 +621,12 @@ func (s *service) claim(ctx context.Context, userID, key string, hash []byte) (I
 		case err != nil:
 			return IdempotencyRecord{}, false, err
 		case !hmac.Equal(rec.RequestHash, hash):
+			if prev := s.opts.PreviousRequestHashKey; prev != nil && hmac.Equal(rec.RequestHash, requestHash(prev, c)) {
+				// The same request, stored before the key was rotated: claim
+				// it by its stored hash, so an unfinished one can be taken over.
+				hash = rec.RequestHash
+				continue
+			}
 			return IdempotencyRecord{}, false, ErrIdempotencyMismatch
 		case owned || rec.Done:
 			return rec, owned, nil
@@ -624,13 +643,13 @@ func (s *service) claim(ctx context.Context, userID, key string, hash []byte) (I
 }
 
 // requestHash identifies a checkout's content for its Idempotency-Key.
-// Keyed (HMAC), because the content includes the card number.
-func (s *service) requestHash(c Checkout) []byte {
+// Keyed (HMAC with key), because the content includes the card number.
+func requestHash(key []byte, c Checkout) []byte {
 	if c.BillingAddress == nil {
 		c.BillingAddress = &c.ShippingAddress // the same order either way
 	}
 	b, _ := json.Marshal(c) // plain data: cannot fail
-	m := hmac.New(sha256.New, s.opts.RequestHashKey)
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("mercato order request v1\x00")) // apart from any other use of the key
 	m.Write(b)
 	return m.Sum(nil)

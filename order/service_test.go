@@ -448,6 +448,65 @@ func TestIdempotencyKeyHeldByAnother(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeyAfterAKeyRotation: keys stored while request hashes
+// were made with another key (before the upgrade, the JWT secret) still
+// answer their request, and an unfinished one resumes its order instead of
+// a 409 that could make the client place it again under a new key; another
+// body is still refused. New keys are hashed with the new key only.
+func TestIdempotencyKeyAfterAKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	oldKey, newKey := []byte(testSecret), []byte("another-key-for-request-hashes-32b")
+	w := newWorld(t, order.Options{RequestHashKey: oldKey})
+	user := uuid.NewString()
+	c := w.checkout()
+	first, err := w.svc.PlaceOrder(ctx, user, "done", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An attempt that stopped half-way: the charge's answer was lost.
+	w.payments.setFail(fmt.Errorf("%w: payment: timeout", order.ErrUpstreamUnavailable), true)
+	if _, err := w.svc.PlaceOrder(ctx, user, "unfinished", c); !errors.Is(err, order.ErrUpstreamUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	w.payments.setFail(nil, false)
+
+	rotate := func(opts order.Options) order.Service {
+		t.Helper()
+		svc, err := order.NewService(w.repo, w.inventory, w.payments, w.tokens, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	rotated := rotate(order.Options{RequestHashKey: newKey, PreviousRequestHashKey: oldKey})
+	again, err := rotated.PlaceOrder(ctx, user, "done", c)
+	b1, _ := json.Marshal(first)
+	b2, _ := json.Marshal(again)
+	if err != nil || string(b1) != string(b2) {
+		t.Errorf("repeat after the rotation: %v\n%s\nwant\n%s", err, b2, b1)
+	}
+	resumed, err := rotated.PlaceOrder(ctx, user, "unfinished", c)
+	if err != nil || resumed.Payment == nil || w.repo.count() != 2 || w.inventory.reservationCount() != 2 || len(w.payments.charged()) != 2 {
+		t.Errorf("resumed after the rotation: %+v, %v; %d orders, %d reservations, %d charges",
+			resumed.Payment, err, w.repo.count(), w.inventory.reservationCount(), len(w.payments.charged()))
+	}
+	other := c
+	other.Items = []order.LineRequest{{ProductID: w.a, Quantity: 1}}
+	if _, err := rotated.PlaceOrder(ctx, user, "done", other); !errors.Is(err, order.ErrIdempotencyMismatch) {
+		t.Errorf("other body after the rotation: err = %v", err)
+	}
+	if _, err := rotated.PlaceOrder(ctx, user, "new", c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotate(order.Options{RequestHashKey: oldKey}).PlaceOrder(ctx, user, "new", c); !errors.Is(err, order.ErrIdempotencyMismatch) {
+		t.Errorf("a new key checked with the old hash key: err = %v; want it hashed with the new key only", err)
+	}
+	// Without the previous key, keys stored under it can only be refused.
+	if _, err := rotate(order.Options{RequestHashKey: newKey}).PlaceOrder(ctx, user, "done", c); !errors.Is(err, order.ErrIdempotencyMismatch) {
+		t.Errorf("no previous key: err = %v", err)
+	}
+}
+
 func TestStateMachine(t *testing.T) {
 	all := []order.Status{order.StatusPending, order.StatusConfirmed, order.StatusShipped, order.StatusDelivered, order.StatusCancelled, order.StatusRefunded}
 	allowed := map[string]bool{
