@@ -40,6 +40,9 @@ const (
 // checkoutWebhookSecret signs the sandbox processor's webhooks.
 const checkoutWebhookSecret = "e2e-webhook-secret-that-is-long-enough"
 
+// checkoutHashKey keys the order service's hashes of Idempotency-Key requests.
+const checkoutHashKey = "e2e-idempotency-hash-key-long-enough"
+
 // checkoutPlatform is the whole checkout: Consul, PostgreSQL with a database
 // per service, one Redis (events, caches, rate limits), the gateway and two
 // instances each of user, product, order and payment, all real binaries.
@@ -107,7 +110,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	p.args["payment"] = append(common("payment"), "-webhook-url", "http://"+p.gateway.addr+"/api/v1/webhooks/payments/sandbox",
 		"-webhook-secret", checkoutWebhookSecret, "-webhook-delay", opts.webhookDelay)
 	p.args["order"] = append(common("order"), "-tax-rate-bps", "825", "-shipping-fee", "4.99",
-		"-reservation-ttl", opts.reservationTTL, "-event-claim-idle", "3s")
+		"-reservation-ttl", opts.reservationTTL, "-event-claim-idle", "3s", "-idempotency-hash-key", checkoutHashKey)
 	for _, svc := range []string{"user", "product", "payment", "order"} {
 		for range 2 {
 			p.procs[svc] = append(p.procs[svc], start(t, svc, p.args[svc]...))

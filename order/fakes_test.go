@@ -134,14 +134,24 @@ func (r *fakeRepo) ClaimIdempotencyKey(_ context.Context, userID, key string, ha
 	return k.rec, false, nil
 }
 
-func (r *fakeRepo) FinishIdempotencyKey(_ context.Context, userID, key string, status int, body []byte) error {
+// FinishIdempotencyKey keeps the outcome as the PostgreSQL repository does,
+// through JSON, so a repeat sees what a stored one looks like.
+func (r *fakeRepo) FinishIdempotencyKey(_ context.Context, userID, key string, outcome order.Outcome) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k, ok := r.keys[userID+"/"+key]
 	if !ok {
 		return order.ErrNotFound
 	}
-	k.rec.Done, k.rec.ResponseStatus, k.rec.ResponseBody = true, status, body
+	b, err := json.Marshal(outcome)
+	if err != nil {
+		return err
+	}
+	var stored order.Outcome
+	if err := json.Unmarshal(b, &stored); err != nil {
+		return err
+	}
+	k.rec.Done, k.rec.Outcome = true, stored
 	return nil
 }
 

@@ -26,7 +26,6 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
 )
 
@@ -353,10 +352,101 @@ type IdempotencyRecord struct {
 	// key (it was taken over), so there may be an order to resume.
 	Attempted bool
 	Done      bool
-	// ResponseStatus and ResponseBody are the answer given, once Done: 201
-	// with the order, or an error status with the httpkit.Error.
-	ResponseStatus int
-	ResponseBody   []byte
+	Outcome   Outcome // how the request ended, once Done
+}
+
+// Outcome is how a keyed checkout ended, kept with its Idempotency-Key to
+// answer every repeat of the request: the order placed, or the business
+// error that refused it. It is domain data only; the transport shows a
+// repeat exactly as it showed the first answer.
+type Outcome struct {
+	Order   *Order   `json:"order,omitempty"`
+	Refusal *Refusal `json:"refusal,omitempty"`
+}
+
+// replay answers a repeat of the request of key with o.
+func (o Outcome) replay(key string) (Order, error) {
+	switch {
+	case o.Refusal != nil && o.Refusal.Unwrap() != nil:
+		return Order{}, o.Refusal
+	case o.Refusal == nil && o.Order != nil:
+		return *o.Order, nil
+	}
+	return Order{}, fmt.Errorf("the stored outcome of key %q is neither an order nor a known refusal", key)
+}
+
+// Refusal is a business error that refused a checkout, as a finished
+// Idempotency-Key keeps it: the domain error by its stable code (the API's
+// error code), with the message and details (the line, the payment
+// service's reason) it was first answered with. A repeat of the request
+// returns the Refusal itself: errors.Is finds the domain error in it, so it
+// is shown as the original was.
+type Refusal struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+func (r *Refusal) Error() string { return r.Message }
+
+// Unwrap returns the domain error r.Code names; nil for a code it does not know.
+func (r *Refusal) Unwrap() error {
+	for _, c := range refusalCodes {
+		if c.code == r.Code {
+			return c.err
+		}
+	}
+	return nil
+}
+
+// refusalCodes are the business errors that refuse a checkout for good, by
+// their stable codes. The first that an error matches names it, the order
+// of precedence of the transport's error table.
+var refusalCodes = []struct {
+	err  error
+	code string
+}{
+	{ErrNotFound, "not_found"},
+	{ErrInvalidTransition, "invalid_transition"},
+	{ErrOutOfStock, "out_of_stock"},
+	{ErrUnknownProduct, "unknown_product"},
+	{ErrReservationMismatch, "reservation_mismatch"},
+	{ErrReservationReleased, "reservation_released"},
+	{ErrPaymentRejected, "payment_rejected"},
+	{ErrMixedCurrencies, "mixed_currencies"},
+	{ErrTotalTooLarge, "order_total_too_large"},
+}
+
+// refusalOf returns err as a Refusal when it is a business error that
+// refuses the checkout for good. Anything else (nil included) is not: a
+// failure, such as an upstream that is down, that a retry may get past.
+func refusalOf(err error) (*Refusal, bool) {
+	for _, c := range refusalCodes {
+		if errors.Is(err, c.err) {
+			return &Refusal{Code: c.code, Message: err.Error(), Details: errorDetails(err)}, true
+		}
+	}
+	return nil, false
+}
+
+// errorDetails is what a business error shows beyond its code and message:
+// the line of an *ItemError, the payment service's reason for a
+// *RejectedError, or what a *Refusal kept of either; nil for none.
+func errorDetails(err error) map[string]any {
+	var (
+		item     *ItemError
+		rejected *RejectedError
+		refusal  *Refusal
+	)
+	switch {
+	case errors.As(err, &item):
+		return item.details()
+	case errors.As(err, &rejected):
+		return map[string]any{"reason": rejected.Code, "message": rejected.Message}
+	case errors.As(err, &refusal):
+		return refusal.Details
+	}
+	return nil
 }
 
 // Repository stores orders. Methods that take events write them to the
@@ -384,8 +474,8 @@ type Repository interface {
 	// key exists, takes it over if it is unfinished and its lease ran out. It
 	// returns the record and whether the caller now holds it.
 	ClaimIdempotencyKey(ctx context.Context, userID, key string, hash []byte, orderID string, lease time.Duration) (IdempotencyRecord, bool, error)
-	// FinishIdempotencyKey stores the response and marks the key done.
-	FinishIdempotencyKey(ctx context.Context, userID, key string, status int, body []byte) error
+	// FinishIdempotencyKey stores the request's outcome and marks the key done.
+	FinishIdempotencyKey(ctx context.Context, userID, key string, outcome Outcome) error
 	// ReleaseIdempotencyKey ends the caller's lease early, so a retry of a
 	// request that failed half-way can take over at once.
 	ReleaseIdempotencyKey(ctx context.Context, userID, key string) error
@@ -397,8 +487,15 @@ type Repository interface {
 type Options struct {
 	// RequestHashKey keys the HMAC of a request's body stored beside its
 	// Idempotency-Key: the body holds a card number, so its plain hash
-	// would be a guessable copy of it. Required, at least 32 bytes.
+	// would be a guessable copy of it. A key of its own, used for nothing
+	// else. Required, at least MinRequestHashKeyBytes.
 	RequestHashKey []byte
+	// PreviousRequestHashKey, when set, is the key request hashes were made
+	// with before RequestHashKey (a rotation). Keys stored under it still
+	// answer repeats of their request, and an unfinished one still resumes;
+	// nothing new is hashed with it. Drop it once such keys are past their
+	// retention.
+	PreviousRequestHashKey []byte
 	// TaxRateBasisPoints is the tax on the subtotal in 1/100 of a percent
 	// (825 = 8.25%); default 0.
 	TaxRateBasisPoints int
@@ -419,6 +516,10 @@ type Options struct {
 	PlaceTimeout time.Duration
 }
 
+// MinRequestHashKeyBytes is the shortest Options.RequestHashKey accepted
+// (HMAC-SHA256 wants 256 bits).
+const MinRequestHashKeyBytes = 32
+
 // MaxOrderTotal is the largest total one charge may carry: the payment
 // service stores amounts as DECIMAL(10,2).
 const MaxOrderTotal = money.Amount(99_999_999_99)
@@ -434,7 +535,7 @@ type service struct {
 // NewService returns the service backed by repo, calling inventory and
 // payments with service tokens issued by tokens.
 func NewService(repo Repository, inventory Inventory, payments Payments, tokens *auth.Tokens, opts Options) (Service, error) {
-	if len(opts.RequestHashKey) < 32 {
+	if len(opts.RequestHashKey) < MinRequestHashKeyBytes {
 		return nil, errors.New("order: the request hash key must be at least 32 bytes")
 	}
 	if opts.TaxRateBasisPoints < 0 || opts.TaxRateBasisPoints > 10_000 {
@@ -478,17 +579,18 @@ func (s *service) PlaceOrder(ctx context.Context, userID, key string, c Checkout
 		return s.place(ctx, userID, uuid.NewString(), c, false)
 	}
 
-	rec, owned, err := s.claim(ctx, userID, key, s.requestHash(c))
+	rec, owned, err := s.claim(ctx, userID, key, c)
 	if err != nil {
 		return Order{}, err
 	}
 	if !owned {
-		return rec.replay()
+		return rec.Outcome.replay(key)
 	}
 	// A key seen for the first time has nothing to resume; one taken over
 	// from an attempt that stopped half-way may have.
 	o, err := s.place(ctx, userID, rec.OrderID, c, rec.Attempted)
-	if err != nil && !isBusinessError(err) {
+	refusal, final := refusalOf(err)
+	if err != nil && !final {
 		// A failure half-way (a service down): nothing is answered for the
 		// key, so a retry resumes where this attempt stopped, with the same
 		// order id, instead of waiting for the lease to run out.
@@ -497,18 +599,20 @@ func (s *service) PlaceOrder(ctx context.Context, userID, key string, c Checkout
 		}
 		return o, err
 	}
-	status, body, ferr := idempotentResponse(o, err)
-	if ferr == nil {
-		ferr = s.repo.FinishIdempotencyKey(ctx, userID, key, status, body)
+	outcome := Outcome{Refusal: refusal}
+	if err == nil {
+		outcome.Order = &o
 	}
-	if ferr != nil {
+	if ferr := s.repo.FinishIdempotencyKey(ctx, userID, key, outcome); ferr != nil {
 		return Order{}, errors.Join(err, fmt.Errorf("store idempotent response: %w", ferr))
 	}
 	return o, err
 }
 
-// claim takes the key, or waits for the request holding it to finish.
-func (s *service) claim(ctx context.Context, userID, key string, hash []byte) (IdempotencyRecord, bool, error) {
+// claim takes the key for checkout c, or waits for the request holding it
+// to finish.
+func (s *service) claim(ctx context.Context, userID, key string, c Checkout) (IdempotencyRecord, bool, error) {
+	hash := requestHash(s.opts.RequestHashKey, c)
 	deadline := time.Now().Add(s.opts.IdempotencyWait)
 	poll := 10 * time.Millisecond
 	for {
@@ -517,6 +621,12 @@ func (s *service) claim(ctx context.Context, userID, key string, hash []byte) (I
 		case err != nil:
 			return IdempotencyRecord{}, false, err
 		case !hmac.Equal(rec.RequestHash, hash):
+			if prev := s.opts.PreviousRequestHashKey; prev != nil && hmac.Equal(rec.RequestHash, requestHash(prev, c)) {
+				// The same request, stored before the key was rotated: claim
+				// it by its stored hash, so an unfinished one can be taken over.
+				hash = rec.RequestHash
+				continue
+			}
 			return IdempotencyRecord{}, false, ErrIdempotencyMismatch
 		case owned || rec.Done:
 			return rec, owned, nil
@@ -533,44 +643,16 @@ func (s *service) claim(ctx context.Context, userID, key string, hash []byte) (I
 }
 
 // requestHash identifies a checkout's content for its Idempotency-Key.
-// Keyed (HMAC), because the content includes the card number.
-func (s *service) requestHash(c Checkout) []byte {
+// Keyed (HMAC with key), because the content includes the card number.
+func requestHash(key []byte, c Checkout) []byte {
 	if c.BillingAddress == nil {
 		c.BillingAddress = &c.ShippingAddress // the same order either way
 	}
 	b, _ := json.Marshal(c) // plain data: cannot fail
-	m := hmac.New(sha256.New, s.opts.RequestHashKey)
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("mercato order request v1\x00")) // apart from any other use of the key
 	m.Write(b)
 	return m.Sum(nil)
-}
-
-// idempotentResponse is what a repeat of the request will be answered with.
-func idempotentResponse(o Order, err error) (int, []byte, error) {
-	if err != nil {
-		e := errorResponse(err)
-		b, merr := json.Marshal(e)
-		return e.Status, b, merr
-	}
-	b, merr := json.Marshal(o)
-	return 201, b, merr
-}
-
-// replay answers with the stored response of a finished key.
-func (r IdempotencyRecord) replay() (Order, error) {
-	if r.ResponseStatus == 201 {
-		var o Order
-		if err := json.Unmarshal(r.ResponseBody, &o); err != nil {
-			return Order{}, fmt.Errorf("stored response of key %q: %w", r.Key, err)
-		}
-		return o, nil
-	}
-	e := &httpkit.Error{}
-	if err := json.Unmarshal(r.ResponseBody, e); err != nil {
-		return Order{}, fmt.Errorf("stored response of key %q: %w", r.Key, err)
-	}
-	e.Status = r.ResponseStatus
-	return Order{}, e
 }
 
 // place runs the checkout for orderID, resuming where an earlier attempt

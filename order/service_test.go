@@ -18,7 +18,6 @@ import (
 	"github.com/mercato-dev/mercato/order"
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
 )
 
@@ -369,8 +368,9 @@ func TestIdempotencyKeyResumesAfterAFailure(t *testing.T) {
 	_, err1 := w.svc.PlaceOrder(ctx, user, "k2", big)
 	w.inventory.add(w.a, nil, 100, 1999)
 	_, err2 := w.svc.PlaceOrder(ctx, user, "k2", big)
-	var e2 *httpkit.Error
-	if !errors.Is(err1, order.ErrOutOfStock) || !errors.As(err2, &e2) || e2.Status != 409 || e2.Code != "out_of_stock" ||
+	var e2 *order.Refusal
+	if !errors.Is(err1, order.ErrOutOfStock) || !errors.As(err2, &e2) || !errors.Is(err2, order.ErrOutOfStock) ||
+		e2.Code != "out_of_stock" || e2.Error() != err1.Error() ||
 		e2.Details["product_id"] != w.a || e2.Details["available"] != float64(8) || e2.Details["requested"] != float64(9) {
 		t.Errorf("first %v; repeat %#v", err1, err2)
 	}
@@ -445,6 +445,65 @@ func TestIdempotencyKeyHeldByAnother(t *testing.T) {
 	}
 	if w.repo.count() != 1 || w.inventory.reservationCount() != 1 {
 		t.Errorf("%d orders, %d reservations; want 1", w.repo.count(), w.inventory.reservationCount())
+	}
+}
+
+// TestIdempotencyKeyAfterAKeyRotation: keys stored while request hashes
+// were made with another key (before the upgrade, the JWT secret) still
+// answer their request, and an unfinished one resumes its order instead of
+// a 409 that could make the client place it again under a new key; another
+// body is still refused. New keys are hashed with the new key only.
+func TestIdempotencyKeyAfterAKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	oldKey, newKey := []byte(testSecret), []byte("another-key-for-request-hashes-32b")
+	w := newWorld(t, order.Options{RequestHashKey: oldKey})
+	user := uuid.NewString()
+	c := w.checkout()
+	first, err := w.svc.PlaceOrder(ctx, user, "done", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An attempt that stopped half-way: the charge's answer was lost.
+	w.payments.setFail(fmt.Errorf("%w: payment: timeout", order.ErrUpstreamUnavailable), true)
+	if _, err := w.svc.PlaceOrder(ctx, user, "unfinished", c); !errors.Is(err, order.ErrUpstreamUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	w.payments.setFail(nil, false)
+
+	rotate := func(opts order.Options) order.Service {
+		t.Helper()
+		svc, err := order.NewService(w.repo, w.inventory, w.payments, w.tokens, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	rotated := rotate(order.Options{RequestHashKey: newKey, PreviousRequestHashKey: oldKey})
+	again, err := rotated.PlaceOrder(ctx, user, "done", c)
+	b1, _ := json.Marshal(first)
+	b2, _ := json.Marshal(again)
+	if err != nil || string(b1) != string(b2) {
+		t.Errorf("repeat after the rotation: %v\n%s\nwant\n%s", err, b2, b1)
+	}
+	resumed, err := rotated.PlaceOrder(ctx, user, "unfinished", c)
+	if err != nil || resumed.Payment == nil || w.repo.count() != 2 || w.inventory.reservationCount() != 2 || len(w.payments.charged()) != 2 {
+		t.Errorf("resumed after the rotation: %+v, %v; %d orders, %d reservations, %d charges",
+			resumed.Payment, err, w.repo.count(), w.inventory.reservationCount(), len(w.payments.charged()))
+	}
+	other := c
+	other.Items = []order.LineRequest{{ProductID: w.a, Quantity: 1}}
+	if _, err := rotated.PlaceOrder(ctx, user, "done", other); !errors.Is(err, order.ErrIdempotencyMismatch) {
+		t.Errorf("other body after the rotation: err = %v", err)
+	}
+	if _, err := rotated.PlaceOrder(ctx, user, "new", c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotate(order.Options{RequestHashKey: oldKey}).PlaceOrder(ctx, user, "new", c); !errors.Is(err, order.ErrIdempotencyMismatch) {
+		t.Errorf("a new key checked with the old hash key: err = %v; want it hashed with the new key only", err)
+	}
+	// Without the previous key, keys stored under it can only be refused.
+	if _, err := rotate(order.Options{RequestHashKey: newKey}).PlaceOrder(ctx, user, "done", c); !errors.Is(err, order.ErrIdempotencyMismatch) {
+		t.Errorf("no previous key: err = %v", err)
 	}
 }
 

@@ -43,19 +43,12 @@ var errorMappings = []httpkit.ErrorMapping{
 
 // errorResponse is the error as the client sees it: status, code, message
 // and the details of a line or a refused card. The error encoder writes it,
-// and an Idempotency-Key stores it for repeats of the request.
+// for a first answer and for a *Refusal replayed by an Idempotency-Key alike,
+// so a repeat is shown byte for byte as the first answer was.
 func errorResponse(err error) *httpkit.Error {
 	e := httpkit.ToError(context.Background(), log.NewNopLogger(), err, errorMappings...)
-	var (
-		item     *ItemError
-		rejected *RejectedError
-	)
-	switch {
-	case errors.As(err, &item):
-		e = &httpkit.Error{Status: e.Status, Code: e.Code, Message: e.Message, Details: item.details()}
-	case errors.As(err, &rejected):
-		e = &httpkit.Error{Status: e.Status, Code: e.Code, Message: e.Message,
-			Details: map[string]any{"reason": rejected.Code, "message": rejected.Message}}
+	if details := errorDetails(err); details != nil {
+		e = &httpkit.Error{Status: e.Status, Code: e.Code, Message: e.Message, Details: details}
 	}
 	return e
 }

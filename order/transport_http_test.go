@@ -7,19 +7,23 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-kit/kit/sd"
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/order"
 	"github.com/mercato-dev/mercato/order/postgres"
+	"github.com/mercato-dev/mercato/product"
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/metrics"
 	"github.com/mercato-dev/mercato/shared/testkit"
@@ -58,6 +62,15 @@ func newStack(t *testing.T) *stack {
 // shared with another stack (several instances of one service).
 func newStackOn(t *testing.T, db *sqlx.DB, inv *fakeInventory, pay *fakePayments) *stack {
 	t.Helper()
+	s := newStackUpon(t, db, inv, pay)
+	s.inventory, s.payments = inv, pay
+	return s
+}
+
+// newStackUpon serves the service on db and any upstreams: fakes, or the
+// real clients of fake servers.
+func newStackUpon(t *testing.T, db *sqlx.DB, inv order.Inventory, pay order.Payments) *stack {
+	t.Helper()
 	tokens, err := auth.NewTokens([]byte(testSecret), 15*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +93,7 @@ func newStackOn(t *testing.T, db *sqlx.DB, inv *fakeInventory, pay *fakePayments
 		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return &stack{srv: srv, hits: hits, db: db, tokens: tokens, inventory: inv, payments: pay}
+	return &stack{srv: srv, hits: hits, db: db, tokens: tokens}
 }
 
 func (s *stack) token(t *testing.T, userID string, role auth.Role) string {
@@ -332,11 +345,177 @@ func TestHTTPIdempotencyKey(t *testing.T) {
 		t.Errorf("%d orders, want 2", c["orders"])
 	}
 	var stored string
-	if err := s.db.Get(&stored, `SELECT response_body::text FROM idempotency_keys`); err != nil {
+	if err := s.db.Get(&stored, `SELECT outcome::text FROM idempotency_keys`); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(stored, "4242424242424242") || !strings.Contains(stored, `"last4": "4242"`) {
 		t.Errorf("stored response: %s", stored)
+	}
+}
+
+// TestHTTPIdempotencyKeyReplaysBusinessErrors: a business error is final
+// for its key. A repeat is answered with the same status, headers and body,
+// byte for byte, even once the cause is gone, and the key keeps the domain
+// error, not an HTTP answer.
+func TestHTTPIdempotencyKeyReplaysBusinessErrors(t *testing.T) {
+	s := newStack(t)
+	tok := s.token(t, uuid.NewString(), auth.RoleCustomer)
+	eur, dear, unknown := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	s.inventory.add(eur, nil, 5, 1000)
+	s.inventory.add(dear, nil, 1000, 99_999_999_99)
+	setCurrency := func(cur string) {
+		s.inventory.mu.Lock()
+		defer s.inventory.mu.Unlock()
+		s.inventory.currency[key(eur, nil)] = cur
+	}
+	reject := func(r *order.RejectedError) {
+		s.payments.mu.Lock()
+		defer s.payments.mu.Unlock()
+		s.payments.reject = r
+	}
+	setCurrency("EUR")
+	lines := func(l ...map[string]any) map[string]any {
+		body := s.checkoutBody()
+		body["items"] = l
+		return body
+	}
+	for _, tc := range []struct {
+		name    string
+		body    map[string]any
+		before  func()
+		after   func() // removes the cause: a fresh attempt would succeed
+		status  int
+		code    string
+		details bool
+	}{
+		{"out of stock", lines(map[string]any{"product_id": s.b, "quantity": 4}), nil,
+			func() { s.inventory.add(s.b, nil, 100, 500) }, http.StatusConflict, "out_of_stock", true},
+		{"unknown product", lines(map[string]any{"product_id": unknown, "quantity": 1}), nil,
+			func() { s.inventory.add(unknown, nil, 5, 100) }, http.StatusUnprocessableEntity, "unknown_product", true},
+		{"mixed currencies", lines(map[string]any{"product_id": s.a, "quantity": 1}, map[string]any{"product_id": eur, "quantity": 1}), nil,
+			func() { setCurrency("USD") }, http.StatusUnprocessableEntity, "mixed_currencies", false},
+		{"total too large", lines(map[string]any{"product_id": dear, "quantity": 2}), nil,
+			func() { s.inventory.add(dear, nil, 1000, 100) }, http.StatusUnprocessableEntity, "order_total_too_large", false},
+		{"card refused", s.checkoutBody(), func() { reject(&order.RejectedError{Code: "card_not_supported", Message: "no such card here"}) },
+			func() { reject(nil) }, http.StatusUnprocessableEntity, "payment_rejected", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "replay-" + strings.ReplaceAll(tc.name, " ", "-")
+			if tc.before != nil {
+				tc.before()
+			}
+			first := s.call(t, "POST", "/orders", tok, tc.body, "Idempotency-Key", key)
+			want(t, first, tc.status)
+			if errorCode(first) != tc.code || (obj(obj(first.body["error"])["details"]) != nil) != tc.details {
+				t.Errorf("first answer: %s", first.raw)
+			}
+			tc.after()
+			again := s.call(t, "POST", "/orders", tok, tc.body, "Idempotency-Key", key)
+			if again.status != first.status || again.raw != first.raw ||
+				again.header.Get("Content-Type") != first.header.Get("Content-Type") || again.header.Get("Location") != "" {
+				t.Errorf("repeat answered %d %q %s\nwant %d %q %s", again.status, again.header.Get("Content-Type"), again.raw,
+					first.status, first.header.Get("Content-Type"), first.raw)
+			}
+			var kept struct {
+				Refusal map[string]any `json:"refusal"`
+			}
+			var raw []byte
+			if err := s.db.Get(&raw, `SELECT outcome FROM idempotency_keys WHERE key = $1`, key); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(raw, &kept); err != nil || kept.Refusal["code"] != tc.code || len(kept.Refusal) > 3 {
+				t.Errorf("kept %s", raw)
+			}
+			// Without the key the cause is gone indeed.
+			want(t, s.call(t, "POST", "/orders", tok, tc.body), http.StatusCreated)
+		})
+	}
+}
+
+// TestHTTPIdempotencyKeyReplaysUpstreamErrors: business errors that come
+// from the product service, as its client decodes their bodies, are
+// replayed as the client first saw them; an answer of the product service
+// that is a failure on our side is not final, and a retry asks again.
+func TestHTTPIdempotencyKeyReplaysUpstreamErrors(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		answer string
+		status int
+		served int
+	)
+	productSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		served++
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
+	}))
+	t.Cleanup(productSrv.Close)
+	answerWith := func(code int, body string) {
+		mu.Lock()
+		defer mu.Unlock()
+		status, answer = code, body
+	}
+	callCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return served
+	}
+	db := testkit.Postgres(t)
+	if err := postgres.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	products := product.NewClient(sd.FixedInstancer{productSrv.Listener.Addr().String()}, log.NewNopLogger(),
+		discovery.Options{Timeout: 5 * time.Second})
+	s := newStackUpon(t, db, order.NewInventory(products), newFakePayments())
+	s.a, s.b = uuid.NewString(), uuid.NewString()
+	tok := s.token(t, uuid.NewString(), auth.RoleCustomer)
+
+	for _, tc := range []struct {
+		name    string
+		status  int
+		body    string
+		code    string
+		details map[string]any
+	}{
+		{"out of stock with its line", http.StatusConflict,
+			`{"error":{"code":"out_of_stock","message":"not enough stock: product ` + s.b + ` has 0 available, 1 requested","details":{"product_id":"` + s.b + `","requested":1,"available":0}}}`,
+			"out_of_stock", map[string]any{"product_id": s.b, "requested": float64(1), "available": float64(0)}},
+		{"out of stock without details", http.StatusConflict,
+			`{"error":{"code":"out_of_stock","message":"not enough stock"}}`, "out_of_stock", nil},
+		{"unknown product", http.StatusUnprocessableEntity,
+			`{"error":{"code":"unknown_product","message":"a product is unknown","details":{"product_id":"` + s.a + `"}}}`,
+			"unknown_product", map[string]any{"product_id": s.a}},
+		{"reservation mismatch", http.StatusConflict,
+			`{"error":{"code":"reservation_mismatch","message":"other items"}}`, "reservation_mismatch", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "upstream-" + strings.ReplaceAll(tc.name, " ", "-")
+			answerWith(tc.status, tc.body)
+			first := s.call(t, "POST", "/orders", tok, s.checkoutBody(), "Idempotency-Key", key)
+			want(t, first, tc.status)
+			if d := obj(first.body["error"])["details"]; errorCode(first) != tc.code || !reflect.DeepEqual(obj(d), tc.details) {
+				t.Errorf("first answer: %s", first.raw)
+			}
+			calls := callCount()
+			answerWith(http.StatusServiceUnavailable, `{"error":{"code":"service_unavailable","message":"down"}}`)
+			again := s.call(t, "POST", "/orders", tok, s.checkoutBody(), "Idempotency-Key", key)
+			if again.status != first.status || again.raw != first.raw || callCount() != calls {
+				t.Errorf("repeat answered %d %s (%d product calls)\nwant %d %s (%d)", again.status, again.raw, callCount(), first.status, first.raw, calls)
+			}
+		})
+	}
+
+	// The product service refusing our token is our misconfiguration: a 500
+	// that is not kept, so the retry asks again once it is fixed.
+	answerWith(http.StatusForbidden, `{"error":{"code":"forbidden","message":"you are not allowed to do this"}}`)
+	want(t, s.call(t, "POST", "/orders", tok, s.checkoutBody(), "Idempotency-Key", "upstream-forbidden"), http.StatusInternalServerError)
+	calls := callCount()
+	answerWith(http.StatusConflict, `{"error":{"code":"out_of_stock","message":"not enough stock"}}`)
+	r := s.call(t, "POST", "/orders", tok, s.checkoutBody(), "Idempotency-Key", "upstream-forbidden")
+	if r.status != http.StatusConflict || errorCode(r) != "out_of_stock" || callCount() == calls {
+		t.Errorf("retry after a failure: %d %s (%d product calls, %d before)", r.status, r.raw, callCount(), calls)
 	}
 }
 

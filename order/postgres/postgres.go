@@ -377,22 +377,24 @@ func applyChange(ctx context.Context, tx *sqlx.Tx, cur order.Order, change *orde
 }
 
 type idempotencyRow struct {
-	UserID         string        `db:"user_id"`
-	Key            string        `db:"key"`
-	RequestHash    []byte        `db:"request_hash"`
-	OrderID        string        `db:"order_id"`
-	State          string        `db:"state"`
-	ResponseStatus sql.NullInt64 `db:"response_status"`
-	ResponseBody   []byte        `db:"response_body"`
+	UserID      string `db:"user_id"`
+	Key         string `db:"key"`
+	RequestHash []byte `db:"request_hash"`
+	OrderID     string `db:"order_id"`
+	State       string `db:"state"`
+	Outcome     []byte `db:"outcome"` // order.Outcome as JSON, once done
 }
 
-const idempotencyColumns = `user_id, key, request_hash, order_id, state, response_status, response_body`
+const idempotencyColumns = `user_id, key, request_hash, order_id, state, outcome`
 
-func (r idempotencyRow) record() order.IdempotencyRecord {
-	return order.IdempotencyRecord{
-		UserID: r.UserID, Key: r.Key, RequestHash: r.RequestHash, OrderID: r.OrderID, Done: r.State == "done",
-		ResponseStatus: int(r.ResponseStatus.Int64), ResponseBody: r.ResponseBody,
+func (r idempotencyRow) record() (order.IdempotencyRecord, error) {
+	rec := order.IdempotencyRecord{UserID: r.UserID, Key: r.Key, RequestHash: r.RequestHash, OrderID: r.OrderID, Done: r.State == "done"}
+	if rec.Done {
+		if err := json.Unmarshal(r.Outcome, &rec.Outcome); err != nil {
+			return order.IdempotencyRecord{}, fmt.Errorf("outcome of idempotency key %q: %w", r.Key, err)
+		}
 	}
+	return rec, nil
 }
 
 func (r *Repository) ClaimIdempotencyKey(ctx context.Context, userID, key string, hash []byte, orderID string, lease time.Duration) (order.IdempotencyRecord, bool, error) {
@@ -405,7 +407,8 @@ func (r *Repository) ClaimIdempotencyKey(ctx context.Context, userID, key string
 		ON CONFLICT (user_id, key) DO NOTHING
 		RETURNING `+idempotencyColumns, userID, key, hash, orderID, leaseSecs)
 	if err == nil {
-		return row.record(), true, nil
+		rec, err := row.record()
+		return rec, err == nil, err
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return order.IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key: %w", err)
@@ -418,9 +421,9 @@ func (r *Repository) ClaimIdempotencyKey(ctx context.Context, userID, key string
 		WHERE user_id = $1 AND key = $2 AND request_hash = $3 AND state = 'in_progress' AND locked_until <= now()
 		RETURNING `+idempotencyColumns, userID, key, hash, leaseSecs)
 	if err == nil {
-		rec := row.record()
+		rec, err := row.record()
 		rec.Attempted = true
-		return rec, true, nil
+		return rec, err == nil, err
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return order.IdempotencyRecord{}, false, fmt.Errorf("take over idempotency key: %w", err)
@@ -434,13 +437,18 @@ func (r *Repository) ClaimIdempotencyKey(ctx context.Context, userID, key string
 	if err != nil {
 		return order.IdempotencyRecord{}, false, fmt.Errorf("read idempotency key: %w", err)
 	}
-	return row.record(), false, nil
+	rec, err := row.record()
+	return rec, false, err
 }
 
-func (r *Repository) FinishIdempotencyKey(ctx context.Context, userID, key string, status int, body []byte) error {
+func (r *Repository) FinishIdempotencyKey(ctx context.Context, userID, key string, outcome order.Outcome) error {
+	b, err := json.Marshal(outcome)
+	if err != nil {
+		return fmt.Errorf("finish idempotency key: %w", err)
+	}
 	res, err := r.db.ExecContext(ctx, `
-		UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4, updated_at = now()
-		WHERE user_id = $1 AND key = $2`, userID, key, status, string(body))
+		UPDATE idempotency_keys SET state = 'done', outcome = $3, updated_at = now()
+		WHERE user_id = $1 AND key = $2`, userID, key, string(b))
 	if err != nil {
 		return fmt.Errorf("finish idempotency key: %w", err)
 	}

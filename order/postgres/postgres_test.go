@@ -388,18 +388,18 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Errorf("%d concurrent take-overs won, want 1", n)
 	}
 
-	// Done: the response is kept and answers every later claim.
-	if err := repo.FinishIdempotencyKey(ctx, user, "k", 201, []byte(`{"id":"x"}`)); err != nil {
+	// Done: the outcome is kept and answers every later claim.
+	if err := repo.FinishIdempotencyKey(ctx, user, "k", order.Outcome{Order: &order.Order{ID: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(`UPDATE idempotency_keys SET locked_until = now() - interval '1 second'`); err != nil {
 		t.Fatal(err)
 	}
 	rec, owned, err = repo.ClaimIdempotencyKey(ctx, user, "k", hash, uuid.NewString(), time.Minute)
-	if err != nil || owned || !rec.Done || rec.ResponseStatus != 201 || string(rec.ResponseBody) != `{"id": "x"}` {
+	if err != nil || owned || !rec.Done || rec.Outcome.Order == nil || rec.Outcome.Order.ID != "x" || rec.Outcome.Refusal != nil {
 		t.Errorf("claim of a done key: %+v owned %v, %v", rec, owned, err)
 	}
-	if err := repo.FinishIdempotencyKey(ctx, user, "missing", 201, []byte(`{}`)); !errors.Is(err, order.ErrNotFound) {
+	if err := repo.FinishIdempotencyKey(ctx, user, "missing", order.Outcome{Order: &order.Order{}}); !errors.Is(err, order.ErrNotFound) {
 		t.Errorf("finish a missing key: %v", err)
 	}
 	// Keys are per user.
@@ -417,6 +417,30 @@ func TestIdempotencyKeys(t *testing.T) {
 	}
 	if c := count(t, db, `SELECT count(*) FROM idempotency_keys`); c != 1 {
 		t.Errorf("%d keys left, want 1", c)
+	}
+}
+
+// TestIdempotencyKeyRefusal: a key finished with a business error keeps
+// its code, message and details as they were.
+func TestIdempotencyKeyRefusal(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	user, hash := uuid.NewString(), []byte("hash-1")
+	refused := order.Refusal{Code: "out_of_stock", Message: "not enough stock for an item: product p",
+		Details: map[string]any{"product_id": "p", "requested": float64(9), "available": float64(8)}}
+	if _, _, err := repo.ClaimIdempotencyKey(ctx, user, "k", hash, uuid.NewString(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.FinishIdempotencyKey(ctx, user, "k", order.Outcome{Refusal: &refused}); err != nil {
+		t.Fatal(err)
+	}
+	rec, owned, err := repo.ClaimIdempotencyKey(ctx, user, "k", hash, uuid.NewString(), time.Minute)
+	if err != nil || owned || !rec.Done || rec.Outcome.Order != nil || rec.Outcome.Refusal == nil || !reflect.DeepEqual(*rec.Outcome.Refusal, refused) {
+		t.Errorf("claim of a refused key: %+v owned %v, %v", rec, owned, err)
+	}
+	// A done key without an outcome is refused by the schema.
+	if _, err := db.Exec(`UPDATE idempotency_keys SET outcome = NULL`); !sharedpg.IsCheckViolation(err, "idempotency_keys_outcome_check") {
+		t.Errorf("a done key without an outcome: %v", err)
 	}
 }
 

@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		shippingFee     = fs.String("shipping-fee", "0.00", "flat shipping fee per order, a decimal like 4.99")
 		reservationTTL  = fs.Duration("reservation-ttl", 15*time.Minute, "how long stock is held for an order's payment (10s-24h); an order still pending then is cancelled")
 		keyRetention    = fs.Duration("idempotency-retention", order.MinIdempotencyRetention, "how long Idempotency-Keys of POST /orders are kept (at least 24h)")
+		hashKey         = fs.String("idempotency-hash-key", "", "HMAC key of the request hashes kept with Idempotency-Keys (bodies hold card numbers): at least 32 bytes, not the JWT secret, the same on every instance. Prefer MERCATO_IDEMPOTENCY_HASH_KEY: flags show in ps")
 		upstreamTimeout = fs.Duration("upstream-timeout", 5*time.Second, "deadline of one call to the product or payment service, retries included")
 		claimIdle       = fs.Duration("event-claim-idle", 30*time.Second, "how long an event stays with a consumer that has not acknowledged it (failed, or crashed) before another instance takes it over")
 	)
@@ -90,6 +91,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	}
 	if *keyRetention < order.MinIdempotencyRetention {
 		return errors.New("-idempotency-retention (MERCATO_IDEMPOTENCY_RETENTION) must be at least 24h")
+	}
+	if len(*hashKey) < order.MinRequestHashKeyBytes || *hashKey == cfg.JWTSecret {
+		return errors.New("-idempotency-hash-key (MERCATO_IDEMPOTENCY_HASH_KEY) must be at least 32 bytes, and not the JWT secret")
 	}
 	if *upstreamTimeout <= 0 || *claimIdle <= 0 {
 		return errors.New("-upstream-timeout and -event-claim-idle must be positive")
@@ -143,8 +147,11 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 	svc, err := order.NewService(repo, inventory, payments, tokens, order.Options{
-		RequestHashKey: []byte(cfg.JWTSecret), TaxRateBasisPoints: *taxRate, ShippingFee: fee,
+		RequestHashKey: []byte(*hashKey), TaxRateBasisPoints: *taxRate, ShippingFee: fee,
 		ReservationTTL: *reservationTTL,
+		// Keys stored before -idempotency-hash-key existed were hashed with the
+		// JWT secret: it checks those, nothing new, until they are past retention.
+		PreviousRequestHashKey: []byte(cfg.JWTSecret),
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 const secret = "0123456789abcdef0123456789abcdef"
 
+// hashKey is the order service's own key for request hashes.
+const hashKey = "order-request-hash-key-of-32-bytes"
+
 // upstreams fakes the product and payment services' internal routes as the
 // contracts describe them, and records the calls.
 type upstreams struct {
@@ -158,6 +161,7 @@ func TestRun(t *testing.T) {
 		"-database-url", testkit.PostgresURL(t),
 		"-redis-addr", testkit.RedisAddr(t),
 		"-jwt-secret", secret,
+		"-idempotency-hash-key", hashKey,
 		"-reservation-ttl", "10m",
 		"-log-level", "debug",
 	}
@@ -324,7 +328,8 @@ func grep(text string, words ...string) string {
 // TestRunRefusesBadConfig checks that a misconfigured instance stops at once
 // with an error that names the setting, before serving anything.
 func TestRunRefusesBadConfig(t *testing.T) {
-	base := []string{"-http-addr", "127.0.0.1:0", "-jwt-secret", secret, "-database-url", "postgres://127.0.0.1:1/none?sslmode=disable&connect_timeout=2"}
+	base := []string{"-http-addr", "127.0.0.1:0", "-jwt-secret", secret, "-idempotency-hash-key", hashKey,
+		"-database-url", "postgres://127.0.0.1:1/none?sslmode=disable&connect_timeout=2"}
 	with := func(extra ...string) []string { return append(base[:len(base):len(base)], extra...) }
 	tests := []struct {
 		name string
@@ -338,6 +343,9 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"reservation ttl too short", with("-reservation-ttl", "5s"), "-reservation-ttl"},
 		{"retention under a day", with("-idempotency-retention", "1h"), "-idempotency-retention"},
 		{"tax over 100%", with("-tax-rate-bps", "10001"), "-tax-rate-bps"},
+		{"no hash key", []string{"-database-url", "postgres://x/y", "-jwt-secret", secret}, "-idempotency-hash-key"},
+		{"short hash key", with("-idempotency-hash-key", "short"), "-idempotency-hash-key"},
+		{"the JWT secret as hash key", with("-idempotency-hash-key", secret), "-idempotency-hash-key"},
 		{"unreachable database", base, "database"},
 		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
 	}

@@ -59,6 +59,7 @@ const (
 	devAdminPassword = "mercato-admin-dev"
 	devJWTSecret     = "mercato-local-dev-jwt-secret-do-not-use-in-production"
 	devWebhookSecret = "mercato-local-dev-webhook-secret-not-for-production"
+	devHashKey       = "mercato-local-dev-idempotency-hash-key-not-for-production"
 )
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
@@ -125,6 +126,10 @@ Environment:
                           (default: a fixed dev key)
   MERCATO_ADMIN_PASSWORD  password of %s, which the user service
                           creates (default: %q)
+  MERCATO_IDEMPOTENCY_HASH_KEY
+                          the order service's key for the hashes of
+                          Idempotency-Key requests, at least 32 bytes
+                          (default: a fixed dev key)
   MERCATO_CONSUL_BIN      Consul binary (default: consul on PATH, else bin/consul)
 
 Flags:
@@ -137,12 +142,18 @@ Flags:
 // secretsFromEnv takes the shared credentials from the environment, falling
 // back to the dev defaults.
 func secretsFromEnv() (secrets, error) {
-	s := secrets{jwtSecret: devJWTSecret, webhookSecret: devWebhookSecret, adminEmail: adminEmail, adminPassword: devAdminPassword}
+	s := secrets{jwtSecret: devJWTSecret, webhookSecret: devWebhookSecret, hashKey: devHashKey, adminEmail: adminEmail, adminPassword: devAdminPassword}
 	if v := os.Getenv("MERCATO_WEBHOOK_SECRET"); v != "" {
 		if len(v) < 32 {
 			return s, fmt.Errorf("MERCATO_WEBHOOK_SECRET must be at least 32 bytes (it has %d); unset it to use the dev default", len(v))
 		}
 		s.webhookSecret = v
+	}
+	if v := os.Getenv("MERCATO_IDEMPOTENCY_HASH_KEY"); v != "" {
+		if len(v) < 32 {
+			return s, fmt.Errorf("MERCATO_IDEMPOTENCY_HASH_KEY must be at least 32 bytes (it has %d); unset it to use the dev default", len(v))
+		}
+		s.hashKey = v
 	}
 	if v := os.Getenv("MERCATO_JWT_SECRET"); v != "" {
 		// Checked here, once, rather than by every service failing to start.

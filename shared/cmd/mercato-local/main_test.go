@@ -262,4 +262,16 @@ func TestInstanceArgs(t *testing.T) {
 	if red := strings.Join(redactArgs(services[0].args("u", sec)), " "); strings.Contains(red, " pw") || strings.Contains(red, "-jwt-secret s ") {
 		t.Errorf("redacted args still show secrets: %q", red)
 	}
+	// Every order instance gets the same hash key of its own, and the other
+	// services' secrets hide as well.
+	sec.hashKey, sec.webhookSecret = "order-hash-key", "webhook-key"
+	for _, s := range services {
+		args := strings.Join(s.args("u", sec), " ")
+		if hasKey := strings.Contains(args, "-idempotency-hash-key order-hash-key"); hasKey != (s.name == "order") {
+			t.Errorf("%s args %q: hash key given %v", s.name, args, hasKey)
+		}
+		if red := strings.Join(redactArgs(s.args("u", sec)), " "); strings.Contains(red, "order-hash-key") || strings.Contains(red, "webhook-key") {
+			t.Errorf("redacted %s args still show secrets: %q", s.name, red)
+		}
+	}
 }

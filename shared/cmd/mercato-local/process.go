@@ -68,7 +68,8 @@ func redactArgs(args []string) []string {
 	out := make([]string, len(args))
 	copy(out, args)
 	for i := 0; i+1 < len(out); i++ {
-		if out[i] == "-jwt-secret" || out[i] == "-admin-password" {
+		switch out[i] {
+		case "-jwt-secret", "-admin-password", "-webhook-secret", "-idempotency-hash-key":
 			out[i+1] = "(redacted)"
 		}
 	}

@@ -30,7 +30,7 @@ var services = []serviceSpec{
 	{name: "user", db: "user_db", extraArgs: adminArgs},
 	{name: "product", db: "product_db", extraArgs: productArgs},
 	{name: "payment", db: "payment_db", extraArgs: paymentArgs},
-	{name: "order", db: "order_db"},
+	{name: "order", db: "order_db", extraArgs: orderArgs},
 	{name: "notification", db: "notification_db"},
 }
 
@@ -51,6 +51,7 @@ var gateway = serviceSpec{name: "gateway", instances: 1, httpAddr: gatewayAddr}
 type secrets struct {
 	jwtSecret     string
 	webhookSecret string // signs the sandbox payment provider's webhooks
+	hashKey       string // keys the order service's hashes of Idempotency-Key requests
 	jwtFromEnv    bool   // from MERCATO_JWT_SECRET rather than the dev default
 	adminEmail    string
 	adminPassword string
@@ -71,6 +72,12 @@ func productArgs(secrets) []string { return []string{"-seed-demo"} }
 // default webhook URL (through the gateway on :3000) suits a local run.
 func paymentArgs(s secrets) []string {
 	return []string{"-webhook-secret", s.webhookSecret}
+}
+
+// orderArgs gives every order instance the same key for its request hashes,
+// so a repeat that reaches another instance is recognised.
+func orderArgs(s secrets) []string {
+	return []string{"-idempotency-hash-key", s.hashKey}
 }
 
 // knownServiceNames lists the names -services accepts.
