@@ -251,8 +251,9 @@ type ItemError struct {
 func (e *ItemError) Error() string { return fmt.Sprintf("%v: product %s", e.Err, e.ProductID) }
 func (e *ItemError) Unwrap() error { return e.Err }
 
-// details is what the error body shows of e.
-func (e *ItemError) details() map[string]any {
+// ErrorDetails is what the error body shows of e: the line, and when out of
+// stock how much there is.
+func (e *ItemError) ErrorDetails() map[string]any {
 	d := map[string]any{"product_id": e.ProductID}
 	if e.VariantID != "" {
 		d["variant_id"] = e.VariantID
@@ -274,6 +275,12 @@ func (e *RejectedError) Error() string {
 	return fmt.Sprintf("payment rejected: %s: %s", e.Code, e.Message)
 }
 func (e *RejectedError) Unwrap() error { return ErrPaymentRejected }
+
+// ErrorDetails is what the error body shows of e: the payment service's
+// code and reason.
+func (e *RejectedError) ErrorDetails() map[string]any {
+	return map[string]any{"reason": e.Code, "message": e.Message}
+}
 
 // Inventory is the product service's stock reservations as the order
 // service uses them. Business answers are the domain errors above
