@@ -3,14 +3,11 @@ package notification
 import (
 	"context"
 	"net/http"
-	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Endpoints collects one endpoint per Service method. On the server they are
@@ -171,25 +168,15 @@ func (e Endpoints) DeletePushToken(ctx context.Context, _ string) error {
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field.
 
-// Page size bounds of the notification list (API.md).
-const (
-	maxPageSize = 100
-)
-
 type listNotificationsRequest struct {
 	Page     int
 	PageSize int
 }
 
 func (r listNotificationsRequest) validate() error {
-	p := problems{}
-	if r.Page < 1 {
-		p["page"] = "must be at least 1"
-	}
-	if r.PageSize < 1 || r.PageSize > maxPageSize {
-		p["page_size"] = "must be between 1 and 100"
-	}
-	return p.err()
+	p := validate.Problems{}
+	p.Page(r.Page, r.PageSize)
+	return p.Err()
 }
 
 type getPreferencesRequest struct{}
@@ -203,7 +190,7 @@ type updatePreferencesRequest struct {
 }
 
 func (r updatePreferencesRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	for _, f := range []struct {
 		name string
 		v    *bool
@@ -212,7 +199,7 @@ func (r updatePreferencesRequest) validate() error {
 			p[f.name] = "is required (true or false)"
 		}
 	}
-	return p.err()
+	return p.Err()
 }
 
 // maxPushTokenLength is generous: FCM registration tokens are about 160
@@ -224,17 +211,9 @@ type setPushTokenRequest struct {
 }
 
 func (r setPushTokenRequest) validate() error {
-	p := problems{}
-	v := strings.TrimSpace(r.Token)
-	switch {
-	case v == "":
-		p["token"] = "is required"
-	case !utf8.ValidString(v) || strings.ContainsRune(v, 0):
-		p["token"] = "must be valid UTF-8 without NUL characters"
-	case utf8.RuneCountInString(v) > maxPushTokenLength:
-		p["token"] = "must be at most " + strconv.Itoa(maxPushTokenLength) + " characters"
-	}
-	return p.err()
+	p := validate.Problems{}
+	p.Text("token", r.Token, maxPushTokenLength, true)
+	return p.Err()
 }
 
 type deletePushTokenRequest struct{}
@@ -265,13 +244,3 @@ type noContentResponse struct {
 
 func (r noContentResponse) Failed() error   { return r.Err }
 func (r noContentResponse) StatusCode() int { return http.StatusNoContent }
-
-// problems collects field → reason; err turns them into one 422.
-type problems map[string]string
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return httpkit.Invalid(p)
-}

@@ -38,26 +38,13 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	}
 
 	handle(http.MethodGet, "/notifications", e.ListNotificationsEndpoint, decodeListNotificationsRequest)
-	handle(http.MethodGet, "/notifications/preferences", e.GetPreferencesEndpoint, decodeEmpty[getPreferencesRequest])
-	handle(http.MethodPut, "/notifications/preferences", e.UpdatePreferencesEndpoint, decodeJSON[updatePreferencesRequest])
-	handle(http.MethodPut, "/notifications/push-token", e.SetPushTokenEndpoint, decodeJSON[setPushTokenRequest])
-	handle(http.MethodDelete, "/notifications/push-token", e.DeletePushTokenEndpoint, decodeEmpty[deletePushTokenRequest])
+	handle(http.MethodGet, "/notifications/preferences", e.GetPreferencesEndpoint, httpkit.DecodeEmptyRequest[getPreferencesRequest])
+	handle(http.MethodPut, "/notifications/preferences", e.UpdatePreferencesEndpoint, httpkit.DecodeJSONRequest[updatePreferencesRequest])
+	handle(http.MethodPut, "/notifications/push-token", e.SetPushTokenEndpoint, httpkit.DecodeJSONRequest[setPushTokenRequest])
+	handle(http.MethodDelete, "/notifications/push-token", e.DeletePushTokenEndpoint, httpkit.DecodeEmptyRequest[deletePushTokenRequest])
 }
 
 // Server decoders.
-
-func decodeJSON[T any](_ context.Context, r *http.Request) (any, error) {
-	var req T
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
-func decodeEmpty[T any](context.Context, *http.Request) (any, error) {
-	var req T
-	return req, nil
-}
 
 // decodeListNotificationsRequest reads ?page=&page_size=, defaulting to the
 // first page of 20; the endpoint checks the bounds.

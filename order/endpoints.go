@@ -6,13 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/google/uuid"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Endpoints collects one endpoint per Service method. On the server they are
@@ -185,9 +184,8 @@ func (e Endpoints) SetStatus(ctx context.Context, id string, status Status) (Ord
 // Bounds of a checkout. They keep one order within what one charge may
 // carry and one request within a sensible size.
 const (
-	maxLines          = 50
-	maxQuantity       = 1000
-	maxIdempotencyKey = 255
+	maxLines    = 50
+	maxQuantity = 1000
 )
 
 type placeOrderRequest struct {
@@ -204,7 +202,7 @@ type paymentRequest struct {
 }
 
 func (r placeOrderRequest) validate(now time.Time) error {
-	p := problems{}
+	p := validate.Problems{}
 	switch {
 	case len(r.Items) == 0:
 		p["items"] = "at least one item is required"
@@ -214,13 +212,9 @@ func (r placeOrderRequest) validate(now time.Time) error {
 	seen := map[string]bool{}
 	for i, it := range r.Items {
 		field := "items[" + strconv.Itoa(i) + "]"
-		if _, err := uuid.Parse(it.ProductID); err != nil {
-			p[field+".product_id"] = "must be a UUID"
-		}
+		p.UUID(field+".product_id", it.ProductID)
 		if it.VariantID != nil {
-			if _, err := uuid.Parse(*it.VariantID); err != nil {
-				p[field+".variant_id"] = "must be a UUID or absent"
-			}
+			p.UUID(field+".variant_id", *it.VariantID)
 		}
 		if it.Quantity < 1 || it.Quantity > maxQuantity {
 			p[field+".quantity"] = "must be between 1 and " + strconv.Itoa(maxQuantity)
@@ -233,18 +227,16 @@ func (r placeOrderRequest) validate(now time.Time) error {
 		}
 		seen[key] = true
 	}
-	p.address("shipping_address", r.ShippingAddress)
+	checkAddress(p, "shipping_address", r.ShippingAddress)
 	if r.BillingAddress != nil {
-		p.address("billing_address", *r.BillingAddress)
+		checkAddress(p, "billing_address", *r.BillingAddress)
 	}
 	if r.Payment.Method != "card" {
 		p["payment.method"] = `must be "card"`
 	}
-	p.card("payment.card", r.Payment.Card, now)
-	if k := r.IdempotencyKey; k != "" && (len(k) > maxIdempotencyKey || !printableASCII(k)) {
-		p["Idempotency-Key"] = "must be 1 to 255 printable ASCII characters"
-	}
-	return p.err()
+	p.Card("payment.card", validate.Card(r.Payment.Card), now)
+	p.IdempotencyKey("Idempotency-Key", r.IdempotencyKey)
+	return p.Err()
 }
 
 // checkout is the request in the service's terms, trimmed as it is stored.
@@ -267,11 +259,6 @@ func (r placeOrderRequest) checkout() Checkout {
 	return c
 }
 
-// Page size bounds of the order list.
-const (
-	maxPageSize = 100
-)
-
 type listOrdersRequest struct {
 	Status   Status
 	Page     int
@@ -279,17 +266,12 @@ type listOrdersRequest struct {
 }
 
 func (r listOrdersRequest) validate() error {
-	p := problems{}
-	if r.Page < 1 {
-		p["page"] = "must be at least 1"
-	}
-	if r.PageSize < 1 || r.PageSize > maxPageSize {
-		p["page_size"] = "must be between 1 and 100"
-	}
+	p := validate.Problems{}
+	p.Page(r.Page, r.PageSize)
 	if r.Status != "" && !r.Status.Valid() {
 		p["status"] = "must be one of pending, confirmed, shipped, delivered, cancelled, refunded"
 	}
-	return p.err()
+	return p.Err()
 }
 
 type getOrderRequest struct {
@@ -302,9 +284,9 @@ type cancelOrderRequest struct {
 }
 
 func (r cancelOrderRequest) validate() error {
-	p := problems{}
-	p.text("reason", r.Reason, 500, false)
-	return p.err()
+	p := validate.Problems{}
+	p.Text("reason", r.Reason, 500, false)
+	return p.Err()
 }
 
 type setStatusRequest struct {
@@ -313,11 +295,11 @@ type setStatusRequest struct {
 }
 
 func (r setStatusRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	if r.Status != StatusShipped && r.Status != StatusDelivered {
 		p["status"] = "must be shipped or delivered"
 	}
-	return p.err()
+	return p.Err()
 }
 
 // Responses. Business errors travel in Err (endpoint.Failer), so a client's
@@ -355,98 +337,13 @@ type listOrdersResponse struct {
 
 func (r listOrdersResponse) Failed() error { return r.Err }
 
-// Validation.
+// Validation: the order service's own checks, on top of validate.Problems.
 
-// problems collects field → reason; err turns them into one 422.
-type problems map[string]string
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return httpkit.Invalid(p)
-}
-
-// text checks a free-text field against its length (in characters), after
-// trimming as the service stores it.
-func (p problems) text(field, v string, max int, required bool) {
-	v = strings.TrimSpace(v)
-	switch n := utf8.RuneCountInString(v); {
-	case !utf8.ValidString(v):
-		p[field] = "must be valid UTF-8"
-	case required && n == 0:
-		p[field] = "is required"
-	case n > max:
-		p[field] = "must be at most " + strconv.Itoa(max) + " characters"
-	case strings.ContainsRune(v, 0):
-		p[field] = "must not contain NUL characters" // PostgreSQL rejects them in JSONB and text
-	}
-}
-
-// address checks an address with the user service's field limits.
-func (p problems) address(field string, a Address) {
-	p.text(field+".street", a.Street, 255, true)
-	p.text(field+".city", a.City, 100, true)
-	p.text(field+".state", a.State, 100, true)
-	p.text(field+".zip_code", a.ZipCode, 20, true)
-	p.text(field+".country", a.Country, 100, true)
-}
-
-// card checks what can be checked of a card without the payment service:
-// its shape, its Luhn checksum and that it has not expired. The messages
-// never repeat the number.
-func (p problems) card(field string, c Card, now time.Time) {
-	if n := len(c.Number); n < 12 || n > 19 || !digits(c.Number) || !luhn(c.Number) {
-		p[field+".number"] = "must be a valid card number of 12 to 19 digits"
-	}
-	if c.ExpMonth < 1 || c.ExpMonth > 12 {
-		p[field+".exp_month"] = "must be between 1 and 12"
-	}
-	now = now.UTC()
-	switch {
-	case c.ExpYear < 2000 || c.ExpYear > now.Year()+50:
-		p[field+".exp_year"] = "must be a four-digit year"
-	case c.ExpMonth >= 1 && c.ExpMonth <= 12 &&
-		(c.ExpYear < now.Year() || (c.ExpYear == now.Year() && c.ExpMonth < int(now.Month()))):
-		p[field+".exp_year"] = "the card has expired"
-	}
-	if n := len(c.CVC); n < 3 || n > 4 || !digits(c.CVC) {
-		p[field+".cvc"] = "must be 3 or 4 digits"
-	}
-}
-
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// luhn reports whether a string of digits passes the Luhn checksum every
-// card number carries, which catches a mistyped digit before a charge.
-func luhn(number string) bool {
-	sum := 0
-	double := false
-	for i := len(number) - 1; i >= 0; i-- {
-		d := int(number[i] - '0')
-		if double {
-			if d *= 2; d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}
-
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c > '~' {
-			return false
-		}
-	}
-	return true
+// checkAddress checks an address with the user service's field limits.
+func checkAddress(p validate.Problems, field string, a Address) {
+	p.Text(field+".street", a.Street, 255, true)
+	p.Text(field+".city", a.City, 100, true)
+	p.Text(field+".state", a.State, 100, true)
+	p.Text(field+".zip_code", a.ZipCode, 20, true)
+	p.Text(field+".country", a.Country, 100, true)
 }

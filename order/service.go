@@ -250,8 +250,9 @@ type ItemError struct {
 func (e *ItemError) Error() string { return fmt.Sprintf("%v: product %s", e.Err, e.ProductID) }
 func (e *ItemError) Unwrap() error { return e.Err }
 
-// details is what the error body shows of e.
-func (e *ItemError) details() map[string]any {
+// ErrorDetails is what the error body shows of e: the line, and when out of
+// stock how much there is.
+func (e *ItemError) ErrorDetails() map[string]any {
 	d := map[string]any{"product_id": e.ProductID}
 	if e.VariantID != "" {
 		d["variant_id"] = e.VariantID
@@ -273,6 +274,12 @@ func (e *RejectedError) Error() string {
 	return fmt.Sprintf("payment rejected: %s: %s", e.Code, e.Message)
 }
 func (e *RejectedError) Unwrap() error { return ErrPaymentRejected }
+
+// ErrorDetails is what the error body shows of e: the payment service's
+// code and reason.
+func (e *RejectedError) ErrorDetails() map[string]any {
+	return map[string]any{"reason": e.Code, "message": e.Message}
+}
 
 // Inventory is the product service's stock reservations as the order
 // service uses them. Business answers are the domain errors above
@@ -389,6 +396,9 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return r.Message }
 
+// ErrorDetails is what the first answer showed beyond code and message.
+func (r *Refusal) ErrorDetails() map[string]any { return r.Details }
+
 // Unwrap returns the domain error r.Code names; nil for a code it does not know.
 func (r *Refusal) Unwrap() error {
 	for _, c := range refusalCodes {
@@ -430,21 +440,13 @@ func refusalOf(err error) (*Refusal, bool) {
 }
 
 // errorDetails is what a business error shows beyond its code and message:
-// the line of an *ItemError, the payment service's reason for a
-// *RejectedError, or what a *Refusal kept of either; nil for none.
+// the ErrorDetails of the first error in its chain that has them (the line
+// of an *ItemError, the payment service's reason for a *RejectedError, what
+// a *Refusal kept of either); nil for none.
 func errorDetails(err error) map[string]any {
-	var (
-		item     *ItemError
-		rejected *RejectedError
-		refusal  *Refusal
-	)
-	switch {
-	case errors.As(err, &item):
-		return item.details()
-	case errors.As(err, &rejected):
-		return map[string]any{"reason": rejected.Code, "message": rejected.Message}
-	case errors.As(err, &refusal):
-		return refusal.Details
+	var d interface{ ErrorDetails() map[string]any }
+	if errors.As(err, &d) {
+		return d.ErrorDetails()
 	}
 	return nil
 }

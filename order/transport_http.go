@@ -1,10 +1,8 @@
 package order
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,7 +10,6 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
 	"github.com/mercato-dev/mercato/shared/auth"
@@ -42,27 +39,16 @@ var errorMappings = []httpkit.ErrorMapping{
 }
 
 // errorResponse is the error as the client sees it: status, code, message
-// and the details of a line or a refused card. The error encoder writes it,
-// for a first answer and for a *Refusal replayed by an Idempotency-Key alike,
-// so a repeat is shown byte for byte as the first answer was.
+// and the details of a line or a refused card (ErrorDetails of *ItemError,
+// *RejectedError, and of the *Refusal an Idempotency-Key replays), so a
+// repeat is shown byte for byte as the first answer was.
 func errorResponse(err error) *httpkit.Error {
-	e := httpkit.ToError(context.Background(), log.NewNopLogger(), err, errorMappings...)
-	if details := errorDetails(err); details != nil {
-		e = &httpkit.Error{Status: e.Status, Code: e.Code, Message: e.Message, Details: details}
-	}
-	return e
+	return httpkit.ToError(context.Background(), log.NewNopLogger(), err, errorMappings...)
 }
 
 // MakeHTTPHandler adds the order service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	logged := httpkit.ErrorEncoder(logger, errorMappings...) // logs what becomes a 500
-	encodeError := func(ctx context.Context, err error, w http.ResponseWriter) {
-		if isBusinessError(err) {
-			httpkit.WriteError(w, errorResponse(err))
-			return
-		}
-		logged(ctx, err, w)
-	}
+	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
 	encode := httpkit.EncodeResponse(encodeError)
 	options := []httptransport.ServerOption{
 		httptransport.ServerBefore(auth.HTTPToContext),
@@ -74,7 +60,7 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 
 	handle(http.MethodPost, "/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest)
 	handle(http.MethodGet, "/orders", e.ListOrdersEndpoint, decodeListOrdersRequest)
-	handle(http.MethodGet, "/orders/{id}", e.GetOrderEndpoint, decodeGetOrderRequest)
+	handle(http.MethodGet, "/orders/{id}", e.GetOrderEndpoint, httpkit.DecodeIDRequest[getOrderRequest])
 	handle(http.MethodPost, "/orders/{id}/cancel", e.CancelOrderEndpoint, decodeCancelOrderRequest)
 	handle(http.MethodPost, "/orders/{id}/status", e.SetStatusEndpoint, decodeSetStatusRequest)
 }
@@ -90,48 +76,21 @@ func decodePlaceOrderRequest(_ context.Context, r *http.Request) (any, error) {
 	return req, nil
 }
 
-// pathID returns the {id} of the route in canonical form. Something that is
-// no UUID names nothing, so it is a 404 like any unknown id, never a query
-// PostgreSQL would reject.
-func pathID(r *http.Request) (string, error) {
-	id, err := uuid.Parse(mux.Vars(r)["id"])
-	if err != nil {
-		return "", httpkit.NewError(http.StatusNotFound, "not_found", "no such order: the id is not a UUID")
-	}
-	return id.String(), nil
-}
-
-func decodeGetOrderRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	return getOrderRequest{ID: id}, nil
-}
-
 // decodeCancelOrderRequest takes an optional body: {"reason": "..."} or none.
 func decodeCancelOrderRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r)
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
 	req := cancelOrderRequest{ID: id}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, httpkit.MaxBodyBytes))
-	if err != nil {
-		return nil, httpkit.NewError(http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return req, nil
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
+	if err := httpkit.DecodeOptionalJSON(r, &req); err != nil {
 		return nil, err
 	}
 	return req, nil
 }
 
 func decodeSetStatusRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r)
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -222,14 +181,12 @@ func domainError(err error) error {
 }
 
 // detailedError is an error body with details that is also one of the
-// domain errors: errors.Is finds the domain error, and the error encoder
-// (through Coded) shows the body again as it came, details included.
+// domain errors: errors.Is finds the domain error, and errors.As the body
+// (Coded), which the error encoder shows again as it came, details included.
 type detailedError struct {
 	body   *httpkit.Error
 	domain error
 }
 
-func (e detailedError) Error() string     { return e.body.Error() }
-func (e detailedError) StatusCode() int   { return e.body.Status }
-func (e detailedError) ErrorCode() string { return e.body.Code }
-func (e detailedError) Unwrap() []error   { return []error{e.body, e.domain} }
+func (e detailedError) Error() string   { return e.body.Error() }
+func (e detailedError) Unwrap() []error { return []error{e.body, e.domain} }

@@ -5,16 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Endpoints collects one endpoint per Service method that has a route. On
@@ -160,7 +158,7 @@ func (e Endpoints) GetPayment(ctx context.Context, _ string, id string) (Payment
 // PaymentByOrder finds the order's payment through the list route (an order
 // has at most one) and reads it in full, refunds included.
 func (e Endpoints) PaymentByOrder(ctx context.Context, userID, orderID string) (Payment, error) {
-	if _, ok := parseID(orderID); !ok {
+	if _, ok := validate.ParseUUID(orderID); !ok {
 		return Payment{}, ErrNotFound
 	}
 	page, err := e.ListPayments(ctx, PaymentQuery{OrderID: orderID, Page: 1, PageSize: 1})
@@ -219,9 +217,7 @@ func (e Endpoints) CancelOrderPayment(context.Context, string) (Outcome, error) 
 
 // Limits of the columns the requests end up in.
 const (
-	maxAmount       = money.Amount(99_999_999_99) // NUMERIC(10,2)
 	maxReasonChars  = 500
-	maxIdemKeyBytes = 255
 	defaultCurrency = "USD"
 )
 
@@ -243,25 +239,20 @@ func (r chargeRequest) currency() string {
 var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
 
 func (r chargeRequest) validate(now time.Time) error {
-	p := problems{}
-	p.uuid("order_id", r.OrderID)
-	p.uuid("user_id", r.UserID)
-	p.amount("amount", r.Amount)
+	p := validate.Problems{}
+	p.UUID("order_id", r.OrderID)
+	p.UUID("user_id", r.UserID)
+	p.Amount("amount", r.Amount)
 	if !currencyCode.MatchString(r.currency()) {
 		p["currency"] = "must be an ISO 4217 code like USD"
 	}
-	p.card("card", r.Card, now)
-	return p.err()
+	p.Card("card", validate.Card(r.Card), now)
+	return p.Err()
 }
 
 type getPaymentRequest struct {
 	ID string
 }
-
-// Page size bounds of the payment list.
-const (
-	maxPageSize = 100
-)
 
 type listPaymentsRequest struct {
 	OrderID  string
@@ -270,17 +261,12 @@ type listPaymentsRequest struct {
 }
 
 func (r listPaymentsRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	if r.OrderID != "" {
-		p.uuid("order_id", r.OrderID)
+		p.UUID("order_id", r.OrderID)
 	}
-	if r.Page < 1 {
-		p["page"] = "must be at least 1"
-	}
-	if r.PageSize < 1 || r.PageSize > maxPageSize {
-		p["page_size"] = "must be between 1 and 100"
-	}
-	return p.err()
+	p.Page(r.Page, r.PageSize)
+	return p.Err()
 }
 
 type refundRequest struct {
@@ -291,25 +277,18 @@ type refundRequest struct {
 }
 
 func (r refundRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	if r.Amount != nil {
-		p.amount("amount", *r.Amount)
+		p.Amount("amount", *r.Amount)
 	}
-	p.text("reason", r.Reason, maxReasonChars)
-	if k := r.IdempotencyKey; k != "" && (len(k) > maxIdemKeyBytes || !printableASCII(k)) {
-		p["Idempotency-Key"] = "must be 1 to 255 printable ASCII characters"
-	}
-	return p.err()
+	p.Text("reason", r.Reason, maxReasonChars, false)
+	p.IdempotencyKey("Idempotency-Key", r.IdempotencyKey)
+	return p.Err()
 }
 
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
+// printableASCII is validate.PrintableASCII, for the webhook event checks in
+// service.go.
+func printableASCII(s string) bool { return validate.PrintableASCII(s) }
 
 // Responses. Business errors travel in Err (endpoint.Failer), so a client's
 // circuit breaker never counts a 404 as a failure.
@@ -377,79 +356,3 @@ type webhookResponse struct {
 }
 
 func (r webhookResponse) Failed() error { return r.Err }
-
-// Validation.
-
-// problems collects field → reason; err turns them into one 422.
-type problems map[string]string
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return httpkit.Invalid(p)
-}
-
-func (p problems) uuid(field, v string) {
-	if _, ok := parseID(v); !ok {
-		p[field] = "must be a UUID"
-	}
-}
-
-// amount checks a positive decimal amount with at most two places that fits
-// the NUMERIC(10,2) columns.
-func (p problems) amount(field, v string) {
-	a, err := money.Parse(v)
-	switch {
-	case err != nil:
-		p[field] = `must be a decimal string with at most two places, like "19.99"`
-	case a <= 0:
-		p[field] = "must be greater than 0"
-	case a > maxAmount:
-		p[field] = "must be at most 99999999.99"
-	}
-}
-
-func (p problems) text(field, v string, max int) {
-	switch {
-	case !utf8.ValidString(v):
-		p[field] = "must be valid UTF-8"
-	case utf8.RuneCountInString(strings.TrimSpace(v)) > max:
-		p[field] = "must be at most " + strconv.Itoa(max) + " characters"
-	case strings.ContainsRune(v, 0):
-		p[field] = "must not contain NUL characters" // PostgreSQL rejects them with a 500-worthy error
-	}
-}
-
-// card checks what a processor would reject before charging. A card is
-// valid through the last day of its expiry month.
-func (p problems) card(field string, c CardDetails, now time.Time) {
-	switch n := len(c.Number); {
-	case n < 12 || n > 19 || !allDigits(c.Number):
-		p[field+".number"] = "must be 12 to 19 digits"
-	case !LuhnValid(c.Number):
-		p[field+".number"] = "is not a valid card number"
-	}
-	if c.ExpMonth < 1 || c.ExpMonth > 12 {
-		p[field+".exp_month"] = "must be between 1 and 12"
-	}
-	year, month := now.Year(), int(now.Month())
-	switch {
-	case c.ExpYear < year || c.ExpYear > year+30:
-		p[field+".exp_year"] = "must be this year or one of the next 30"
-	case c.ExpYear == year && c.ExpMonth >= 1 && c.ExpMonth < month:
-		p[field+".exp_month"] = "the card has expired"
-	}
-	if n := len(c.CVC); n < 3 || n > 4 || !allDigits(c.CVC) {
-		p[field+".cvc"] = "must be 3 or 4 digits"
-	}
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}

@@ -184,29 +184,6 @@ func CardBrand(number string) string {
 	}
 }
 
-// LuhnValid reports whether number (digits only) passes the Luhn check
-// every card number carries.
-func LuhnValid(number string) bool {
-	if number == "" {
-		return false
-	}
-	sum, double := 0, false
-	for i := len(number) - 1; i >= 0; i-- {
-		d := int(number[i] - '0')
-		if d < 0 || d > 9 {
-			return false
-		}
-		if double {
-			if d *= 2; d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}
-
 // ChargeRequest is an order asking to be paid.
 type ChargeRequest struct {
 	OrderID  string

@@ -3,8 +3,6 @@ package payment
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,7 +11,6 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
 	"github.com/mercato-dev/mercato/shared/auth"
@@ -55,45 +52,18 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 		r.Methods(method).Path(path).Handler(httptransport.NewServer(ep, dec, encode, options...))
 	}
 
-	handle(http.MethodPost, chargePath, e.ChargeEndpoint, decodeJSON[chargeRequest])
+	handle(http.MethodPost, chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
 	// The same route where the platform's other internal routes live (the
 	// user service's /api/v1/internal/users/{id}), for callers that follow
 	// that convention.
-	handle(http.MethodPost, apiPrefix+chargePath, e.ChargeEndpoint, decodeJSON[chargeRequest])
+	handle(http.MethodPost, apiPrefix+chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
 	handle(http.MethodGet, apiPrefix+"/payments", e.ListPaymentsEndpoint, decodeListPaymentsRequest)
-	handle(http.MethodGet, apiPrefix+"/payments/{id}", e.GetPaymentEndpoint, decodeGetPaymentRequest)
+	handle(http.MethodGet, apiPrefix+"/payments/{id}", e.GetPaymentEndpoint, httpkit.DecodeIDRequest[getPaymentRequest])
 	handle(http.MethodPost, apiPrefix+"/payments/{id}/refunds", e.RefundEndpoint, decodeRefundRequest)
 	handle(http.MethodPost, apiPrefix+"/webhooks/payments/{provider}", e.HandleWebhookEndpoint, decodeWebhook)
 }
 
 // Server decoders.
-
-func decodeJSON[T any](_ context.Context, r *http.Request) (any, error) {
-	var req T
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
-// pathID returns the {id} of the route in canonical form. Something that is
-// no UUID names nothing, so it is a 404 like any unknown id, never a query
-// PostgreSQL would reject.
-func pathID(r *http.Request) (string, error) {
-	id, err := uuid.Parse(mux.Vars(r)["id"])
-	if err != nil {
-		return "", httpkit.NewError(http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
-	}
-	return id.String(), nil
-}
-
-func decodeGetPaymentRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	return getPaymentRequest{ID: id}, nil
-}
 
 // decodeListPaymentsRequest reads ?order_id=&page=&page_size=, defaulting to
 // the first page of 20; the endpoint checks the values.
@@ -107,7 +77,7 @@ func decodeListPaymentsRequest(_ context.Context, r *http.Request) (any, error) 
 }
 
 func decodeRefundRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r)
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -120,14 +90,11 @@ func decodeRefundRequest(_ context.Context, r *http.Request) (any, error) {
 
 // decodeWebhook keeps the body byte for byte: the signature covers it.
 func decodeWebhook(_ context.Context, r *http.Request) (any, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, httpkit.MaxBodyBytes))
-	var maxErr *http.MaxBytesError
-	switch {
-	case errors.As(err, &maxErr):
-		return nil, httpkit.NewError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body exceeds %d bytes", maxErr.Limit))
-	case err != nil:
-		return nil, httpkit.BadRequest("unreadable_body", "the request body could not be read")
-	case len(body) == 0:
+	body, err := httpkit.ReadBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
 		return nil, httpkit.BadRequest("empty_body", "the request body is empty")
 	}
 	return WebhookDelivery{Provider: mux.Vars(r)["provider"], Signature: r.Header.Get(SignatureHeader), Body: body}, nil

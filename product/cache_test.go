@@ -18,6 +18,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/metrics"
 	"github.com/mercato-dev/mercato/shared/money"
 	"github.com/mercato-dev/mercato/shared/testkit"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // freshRedis is the shared test Redis, emptied: the cache's keys are global.
@@ -168,7 +169,7 @@ func TestCacheStaleFillRace(t *testing.T) {
 		stale <- p
 	}()
 	<-next.started // the read has missed and loaded the old price
-	if _, err := svc.UpdateProduct(ctx, id, product.ProductPatch{Price: product.Some(money.Amount(900))}); err != nil {
+	if _, err := svc.UpdateProduct(ctx, id, product.ProductPatch{Price: validate.Some(money.Amount(900))}); err != nil {
 		t.Fatal(err)
 	}
 	close(next.release) // now it stores what it loaded

@@ -19,6 +19,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // twoInstances is two instances of the service on one database and the
@@ -129,8 +130,8 @@ func TestClient(t *testing.T) {
 	if err != nil || v.ProductID != p.ID || v.Attributes["weight"] != "500g" {
 		t.Fatalf("CreateVariant = %+v, %v", v, err)
 	}
-	if _, err := client.UpdateProduct(asAdmin, p.ID, product.ProductPatch{Price: product.Some(money.Amount(450)),
-		ComparePrice: product.Optional[money.Amount]{Set: true}}); err != nil {
+	if _, err := client.UpdateProduct(asAdmin, p.ID, product.ProductPatch{Price: validate.Some(money.Amount(450)),
+		ComparePrice: validate.Optional[money.Amount]{Set: true}}); err != nil {
 		t.Errorf("UpdateProduct: %v", err)
 	}
 	if got, err := client.GetProduct(context.Background(), "green-tea", false); err != nil || got.Price != 450 || got.CostPrice != nil || len(got.Variants) != 1 {
@@ -157,7 +158,7 @@ func TestClient(t *testing.T) {
 	if got, err := client.AdjustStock(asAdmin, p.ID, product.StockAdjustment{VariantID: v.ID, Delta: 3, Reason: "delivery"}); err != nil || got.Variants[0].StockQuantity != 5 {
 		t.Errorf("AdjustStock = %+v, %v", got, err)
 	}
-	if _, err := client.UpdateVariant(asAdmin, p.ID, v.ID, product.VariantPatch{Name: product.Some("Green Tea Half Kilo")}); err != nil {
+	if _, err := client.UpdateVariant(asAdmin, p.ID, v.ID, product.VariantPatch{Name: validate.Some("Green Tea Half Kilo")}); err != nil {
 		t.Errorf("UpdateVariant: %v", err)
 	}
 
@@ -212,7 +213,7 @@ func TestClient(t *testing.T) {
 	if err := client.DeleteCategory(asAdmin, cat.ID); !errors.Is(err, product.ErrCategoryNotEmpty) {
 		t.Errorf("DeleteCategory of a category with products: %v", err)
 	}
-	if _, err := client.UpdateCategory(asAdmin, cat.ID, product.CategoryPatch{Description: product.Some("Leaves")}); err != nil {
+	if _, err := client.UpdateCategory(asAdmin, cat.ID, product.CategoryPatch{Description: validate.Some("Leaves")}); err != nil {
 		t.Errorf("UpdateCategory: %v", err)
 	}
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Endpoints collects one endpoint per Service method. On the server they are
@@ -358,7 +358,7 @@ func (e Endpoints) DeactivateProduct(ctx context.Context, id string) error {
 func (e Endpoints) CreateVariant(ctx context.Context, productID string, v VariantInput) (Variant, error) {
 	active := v.IsActive
 	resp, err := e.CreateVariantEndpoint(ctx, createVariantRequest{ProductID: productID, SKU: v.SKU, Name: v.Name,
-		Price: Some(v.Price), StockQuantity: v.StockQuantity, Attributes: v.Attributes, IsActive: &active})
+		Price: validate.Some(v.Price), StockQuantity: v.StockQuantity, Attributes: v.Attributes, IsActive: &active})
 	if err != nil {
 		return Variant{}, err
 	}
@@ -440,7 +440,6 @@ const (
 	maxNameLen        = 255
 	maxSKULen         = 100
 	maxTextLen        = 20000
-	maxPriceCents     = 99999999_99 // NUMERIC(10,2)
 	maxStock          = 1_000_000_000
 	maxStockDelta     = 1_000_000
 	maxImages         = 20
@@ -450,8 +449,6 @@ const (
 	maxLineQuantity   = 100_000
 	maxQueryLen       = 200
 	maxPage           = 10_000 // beyond, OFFSET would scan the whole catalogue for nothing useful
-	defaultPageSize   = 20
-	maxPageSize       = 100
 	maxDimension      = 100_000
 	maxReasonLen      = 255
 	maxAttributeKey   = 50
@@ -468,14 +465,14 @@ type createCategoryRequest struct {
 }
 
 func (r createCategoryRequest) validate() error {
-	p := problems{}
-	p.text("name", r.Name, maxNameLen, true)
-	p.slug("slug", r.Slug, r.Name, true)
-	p.text("description", r.Description, maxTextLen, false)
+	p := validate.Problems{}
+	p.Text("name", r.Name, maxNameLen, true)
+	checkSlug(p, "slug", r.Slug, r.Name, true)
+	p.Text("description", r.Description, maxTextLen, false)
 	if r.ParentID != nil {
-		p.uuid("parent_id", *r.ParentID)
+		p.UUID("parent_id", *r.ParentID)
 	}
-	return p.err()
+	return p.Err()
 }
 
 type updateCategoryRequest struct {
@@ -484,24 +481,24 @@ type updateCategoryRequest struct {
 }
 
 func (r updateCategoryRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	c := r.CategoryPatch
 	if !c.Name.Set && !c.Slug.Set && !c.Description.Set && !c.ParentID.Set {
 		p["body"] = "nothing to update: give name, slug, description or parent_id"
 	}
-	if present(p, "name", c.Name, false) {
-		p.text("name", *c.Name.Value, maxNameLen, true)
+	if validate.Present(p, "name", c.Name, false) {
+		p.Text("name", *c.Name.Value, maxNameLen, true)
 	}
-	if present(p, "slug", c.Slug, false) {
-		p.slug("slug", *c.Slug.Value, "", false)
+	if validate.Present(p, "slug", c.Slug, false) {
+		checkSlug(p, "slug", *c.Slug.Value, "", false)
 	}
-	if present(p, "description", c.Description, true) {
-		p.text("description", *c.Description.Value, maxTextLen, false)
+	if validate.Present(p, "description", c.Description, true) {
+		p.Text("description", *c.Description.Value, maxTextLen, false)
 	}
-	if present(p, "parent_id", c.ParentID, true) {
-		p.uuid("parent_id", *c.ParentID.Value)
+	if validate.Present(p, "parent_id", c.ParentID, true) {
+		p.UUID("parent_id", *c.ParentID.Value)
 	}
-	return p.err()
+	return p.Err()
 }
 
 // idRequest names a resource by the {id} of the path.
@@ -514,26 +511,24 @@ type listProductsRequest struct {
 }
 
 func (r listProductsRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
+	p.Page(r.Page, r.PageSize)
 	if r.Page < 1 || r.Page > maxPage {
 		p["page"] = "must be between 1 and " + strconv.Itoa(maxPage)
 	}
-	if r.PageSize < 1 || r.PageSize > maxPageSize {
-		p["page_size"] = "must be between 1 and " + strconv.Itoa(maxPageSize)
-	}
 	if r.Category != "" && !ValidSlug(r.Category) {
-		if _, ok := parseID(r.Category); !ok {
+		if _, ok := validate.ParseUUID(r.Category); !ok {
 			p["category"] = "must be a category id or slug"
 		}
 	}
 	if r.Q != "" {
-		p.text("q", r.Q, maxQueryLen, true)
+		p.Text("q", r.Q, maxQueryLen, true)
 	}
 	for _, f := range []struct {
 		name string
 		v    *money.Amount
 	}{{"min_price", r.MinPrice}, {"max_price", r.MaxPrice}} {
-		if f.v != nil && (*f.v < 0 || *f.v > maxPriceCents) {
+		if f.v != nil && (*f.v < 0 || *f.v > validate.MaxAmount) {
 			p[f.name] = "must be between 0.00 and 99999999.99"
 		}
 	}
@@ -549,7 +544,7 @@ func (r listProductsRequest) validate() error {
 	default:
 		p["sort"] = "must be one of price, -price, name, -created_at (or relevance, with q)"
 	}
-	return p.err()
+	return p.Err()
 }
 
 type getProductRequest struct {
@@ -557,70 +552,70 @@ type getProductRequest struct {
 }
 
 type createProductRequest struct {
-	CategoryID       *string                `json:"category_id,omitempty"`
-	Name             string                 `json:"name"`
-	Slug             string                 `json:"slug,omitempty"`
-	Description      string                 `json:"description,omitempty"`
-	ShortDescription string                 `json:"short_description,omitempty"`
-	SKU              string                 `json:"sku"`
-	Price            Optional[money.Amount] `json:"price,omitzero"`
-	ComparePrice     Optional[money.Amount] `json:"compare_price,omitzero"`
-	CostPrice        Optional[money.Amount] `json:"cost_price,omitzero"`
-	StockQuantity    int                    `json:"stock_quantity,omitempty"`
-	MinStockQuantity int                    `json:"min_stock_quantity,omitempty"`
-	Weight           *json.Number           `json:"weight,omitempty"`
-	Dimensions       *Dimensions            `json:"dimensions,omitempty"`
-	Images           []string               `json:"images,omitempty"`
-	IsActive         *bool                  `json:"is_active,omitempty"` // default true
-	IsFeatured       bool                   `json:"is_featured,omitempty"`
+	CategoryID       *string                         `json:"category_id,omitempty"`
+	Name             string                          `json:"name"`
+	Slug             string                          `json:"slug,omitempty"`
+	Description      string                          `json:"description,omitempty"`
+	ShortDescription string                          `json:"short_description,omitempty"`
+	SKU              string                          `json:"sku"`
+	Price            validate.Optional[money.Amount] `json:"price,omitzero"`
+	ComparePrice     validate.Optional[money.Amount] `json:"compare_price,omitzero"`
+	CostPrice        validate.Optional[money.Amount] `json:"cost_price,omitzero"`
+	StockQuantity    int                             `json:"stock_quantity,omitempty"`
+	MinStockQuantity int                             `json:"min_stock_quantity,omitempty"`
+	Weight           *json.Number                    `json:"weight,omitempty"`
+	Dimensions       *Dimensions                     `json:"dimensions,omitempty"`
+	Images           []string                        `json:"images,omitempty"`
+	IsActive         *bool                           `json:"is_active,omitempty"` // default true
+	IsFeatured       bool                            `json:"is_featured,omitempty"`
 }
 
 func newCreateProductRequest(p ProductInput) createProductRequest {
 	active := p.IsActive
 	r := createProductRequest{
 		CategoryID: p.CategoryID, Name: p.Name, Slug: p.Slug, Description: p.Description,
-		ShortDescription: p.ShortDescription, SKU: p.SKU, Price: Some(p.Price),
+		ShortDescription: p.ShortDescription, SKU: p.SKU, Price: validate.Some(p.Price),
 		StockQuantity: p.StockQuantity, MinStockQuantity: p.MinStockQuantity, Weight: p.Weight,
 		Dimensions: p.Dimensions, Images: p.Images, IsActive: &active, IsFeatured: p.IsFeatured,
 	}
 	if p.ComparePrice != nil {
-		r.ComparePrice = Some(*p.ComparePrice)
+		r.ComparePrice = validate.Some(*p.ComparePrice)
 	}
 	if p.CostPrice != nil {
-		r.CostPrice = Some(*p.CostPrice)
+		r.CostPrice = validate.Some(*p.CostPrice)
 	}
 	return r
 }
 
 func (r createProductRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	if r.CategoryID != nil {
-		p.uuid("category_id", *r.CategoryID)
+		p.UUID("category_id", *r.CategoryID)
 	}
-	p.text("name", r.Name, maxNameLen, true)
-	p.slug("slug", r.Slug, r.Name, true)
-	p.text("description", r.Description, maxTextLen, false)
-	p.text("short_description", r.ShortDescription, maxTextLen, false)
-	p.sku("sku", r.SKU)
-	if required(p, "price", r.Price) {
-		p.price("price", *r.Price.Value)
+	p.Text("name", r.Name, maxNameLen, true)
+	checkSlug(p, "slug", r.Slug, r.Name, true)
+	p.Text("description", r.Description, maxTextLen, false)
+	p.Text("short_description", r.ShortDescription, maxTextLen, false)
+	checkSKU(p, "sku", r.SKU)
+	if validate.Required(p, "price", r.Price) {
+		checkPrice(p, "price", *r.Price.Value)
 	}
-	if present(p, "compare_price", r.ComparePrice, true) {
-		p.price("compare_price", *r.ComparePrice.Value)
+	if validate.Present(p, "compare_price", r.ComparePrice, true) {
+		checkPrice(p, "compare_price", *r.ComparePrice.Value)
 	}
-	if present(p, "cost_price", r.CostPrice, true) {
-		p.price("cost_price", *r.CostPrice.Value)
+	if validate.Present(p, "cost_price", r.CostPrice, true) {
+		checkPrice(p, "cost_price", *r.CostPrice.Value)
 	}
-	p.quantity("stock_quantity", r.StockQuantity)
-	p.quantity("min_stock_quantity", r.MinStockQuantity)
+	checkQuantity(p, "stock_quantity", r.StockQuantity)
+	checkQuantity(p, "min_stock_quantity", r.MinStockQuantity)
 	if r.Weight != nil {
-		p.weight("weight", *r.Weight)
+		checkWeight(p, "weight", *r.Weight)
 	}
 	if r.Dimensions != nil {
-		p.dimensions("dimensions", *r.Dimensions)
+		checkDimensions(p, "dimensions", *r.Dimensions)
 	}
-	p.images("images", r.Images)
-	return p.err()
+	checkImages(p, "images", r.Images)
+	return p.Err()
 }
 
 func (r createProductRequest) input() ProductInput {
@@ -640,77 +635,77 @@ type updateProductRequest struct {
 }
 
 func (r updateProductRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	u := r.ProductPatch
 	if !u.CategoryID.Set && !u.Name.Set && !u.Slug.Set && !u.Description.Set && !u.ShortDescription.Set &&
 		!u.SKU.Set && !u.Price.Set && !u.ComparePrice.Set && !u.CostPrice.Set && !u.MinStockQuantity.Set &&
 		!u.Weight.Set && !u.Dimensions.Set && !u.Images.Set && !u.IsActive.Set && !u.IsFeatured.Set {
 		p["body"] = "nothing to update"
 	}
-	if present(p, "category_id", u.CategoryID, true) {
-		p.uuid("category_id", *u.CategoryID.Value)
+	if validate.Present(p, "category_id", u.CategoryID, true) {
+		p.UUID("category_id", *u.CategoryID.Value)
 	}
-	if present(p, "name", u.Name, false) {
-		p.text("name", *u.Name.Value, maxNameLen, true)
+	if validate.Present(p, "name", u.Name, false) {
+		p.Text("name", *u.Name.Value, maxNameLen, true)
 	}
-	if present(p, "slug", u.Slug, false) {
-		p.slug("slug", *u.Slug.Value, "", false)
+	if validate.Present(p, "slug", u.Slug, false) {
+		checkSlug(p, "slug", *u.Slug.Value, "", false)
 	}
-	if present(p, "description", u.Description, true) {
-		p.text("description", *u.Description.Value, maxTextLen, false)
+	if validate.Present(p, "description", u.Description, true) {
+		p.Text("description", *u.Description.Value, maxTextLen, false)
 	}
-	if present(p, "short_description", u.ShortDescription, true) {
-		p.text("short_description", *u.ShortDescription.Value, maxTextLen, false)
+	if validate.Present(p, "short_description", u.ShortDescription, true) {
+		p.Text("short_description", *u.ShortDescription.Value, maxTextLen, false)
 	}
-	if present(p, "sku", u.SKU, false) {
-		p.sku("sku", *u.SKU.Value)
+	if validate.Present(p, "sku", u.SKU, false) {
+		checkSKU(p, "sku", *u.SKU.Value)
 	}
-	if present(p, "price", u.Price, false) {
-		p.price("price", *u.Price.Value)
+	if validate.Present(p, "price", u.Price, false) {
+		checkPrice(p, "price", *u.Price.Value)
 	}
-	if present(p, "compare_price", u.ComparePrice, true) {
-		p.price("compare_price", *u.ComparePrice.Value)
+	if validate.Present(p, "compare_price", u.ComparePrice, true) {
+		checkPrice(p, "compare_price", *u.ComparePrice.Value)
 	}
-	if present(p, "cost_price", u.CostPrice, true) {
-		p.price("cost_price", *u.CostPrice.Value)
+	if validate.Present(p, "cost_price", u.CostPrice, true) {
+		checkPrice(p, "cost_price", *u.CostPrice.Value)
 	}
-	if present(p, "min_stock_quantity", u.MinStockQuantity, false) {
-		p.quantity("min_stock_quantity", *u.MinStockQuantity.Value)
+	if validate.Present(p, "min_stock_quantity", u.MinStockQuantity, false) {
+		checkQuantity(p, "min_stock_quantity", *u.MinStockQuantity.Value)
 	}
-	if present(p, "weight", u.Weight, true) {
-		p.weight("weight", *u.Weight.Value)
+	if validate.Present(p, "weight", u.Weight, true) {
+		checkWeight(p, "weight", *u.Weight.Value)
 	}
-	if present(p, "dimensions", u.Dimensions, true) {
-		p.dimensions("dimensions", *u.Dimensions.Value)
+	if validate.Present(p, "dimensions", u.Dimensions, true) {
+		checkDimensions(p, "dimensions", *u.Dimensions.Value)
 	}
-	if present(p, "images", u.Images, true) {
-		p.images("images", *u.Images.Value)
+	if validate.Present(p, "images", u.Images, true) {
+		checkImages(p, "images", *u.Images.Value)
 	}
-	present(p, "is_active", u.IsActive, false)
-	present(p, "is_featured", u.IsFeatured, false)
-	return p.err()
+	validate.Present(p, "is_active", u.IsActive, false)
+	validate.Present(p, "is_featured", u.IsFeatured, false)
+	return p.Err()
 }
 
 type createVariantRequest struct {
-	ProductID     string                 `json:"-"` // from the path
-	SKU           string                 `json:"sku"`
-	Name          string                 `json:"name"`
-	Price         Optional[money.Amount] `json:"price,omitzero"`
-	StockQuantity int                    `json:"stock_quantity,omitempty"`
-	Attributes    map[string]string      `json:"attributes,omitempty"`
-	IsActive      *bool                  `json:"is_active,omitempty"` // default true
+	ProductID     string                          `json:"-"` // from the path
+	SKU           string                          `json:"sku"`
+	Name          string                          `json:"name"`
+	Price         validate.Optional[money.Amount] `json:"price,omitzero"`
+	StockQuantity int                             `json:"stock_quantity,omitempty"`
+	Attributes    map[string]string               `json:"attributes,omitempty"`
+	IsActive      *bool                           `json:"is_active,omitempty"` // default true
 }
 
 func (r createVariantRequest) validate() error {
-	p := problems{}
-	p.sku("sku", r.SKU)
-	p.text("name", r.Name, maxNameLen, true)
-	if required(p, "price", r.Price) {
-		p.price("price", *r.Price.Value)
+	p := validate.Problems{}
+	checkSKU(p, "sku", r.SKU)
+	p.Text("name", r.Name, maxNameLen, true)
+	if validate.Required(p, "price", r.Price) {
+		checkPrice(p, "price", *r.Price.Value)
 	}
-	p.quantity("stock_quantity", r.StockQuantity)
-	p.attributes("attributes", r.Attributes)
-	return p.err()
+	checkQuantity(p, "stock_quantity", r.StockQuantity)
+	checkAttributes(p, "attributes", r.Attributes)
+	return p.Err()
 }
 
 func (r createVariantRequest) input() VariantInput {
@@ -725,25 +720,25 @@ type updateVariantRequest struct {
 }
 
 func (r updateVariantRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	u := r.VariantPatch
 	if !u.SKU.Set && !u.Name.Set && !u.Price.Set && !u.Attributes.Set && !u.IsActive.Set {
 		p["body"] = "nothing to update: give sku, name, price, attributes or is_active"
 	}
-	if present(p, "sku", u.SKU, false) {
-		p.sku("sku", *u.SKU.Value)
+	if validate.Present(p, "sku", u.SKU, false) {
+		checkSKU(p, "sku", *u.SKU.Value)
 	}
-	if present(p, "name", u.Name, false) {
-		p.text("name", *u.Name.Value, maxNameLen, true)
+	if validate.Present(p, "name", u.Name, false) {
+		p.Text("name", *u.Name.Value, maxNameLen, true)
 	}
-	if present(p, "price", u.Price, false) {
-		p.price("price", *u.Price.Value)
+	if validate.Present(p, "price", u.Price, false) {
+		checkPrice(p, "price", *u.Price.Value)
 	}
-	if present(p, "attributes", u.Attributes, false) {
-		p.attributes("attributes", *u.Attributes.Value)
+	if validate.Present(p, "attributes", u.Attributes, false) {
+		checkAttributes(p, "attributes", *u.Attributes.Value)
 	}
-	present(p, "is_active", u.IsActive, false)
-	return p.err()
+	validate.Present(p, "is_active", u.IsActive, false)
+	return p.Err()
 }
 
 type adjustStockRequest struct {
@@ -754,15 +749,15 @@ type adjustStockRequest struct {
 }
 
 func (r adjustStockRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	if r.VariantID != nil {
-		p.uuid("variant_id", *r.VariantID)
+		p.UUID("variant_id", *r.VariantID)
 	}
 	if r.Delta == 0 || r.Delta < -maxStockDelta || r.Delta > maxStockDelta {
 		p["delta"] = "must be a non-zero whole number between -1000000 and 1000000"
 	}
-	p.text("reason", r.Reason, maxReasonLen, true)
-	return p.err()
+	p.Text("reason", r.Reason, maxReasonLen, true)
+	return p.Err()
 }
 
 type reserveRequest struct {
@@ -772,8 +767,8 @@ type reserveRequest struct {
 }
 
 func (r reserveRequest) validate() error {
-	p := problems{}
-	p.uuid("order_id", r.OrderID)
+	p := validate.Problems{}
+	p.UUID("order_id", r.OrderID)
 	if len(r.Items) == 0 || len(r.Items) > maxReserveLines {
 		p["items"] = "must hold 1 to " + strconv.Itoa(maxReserveLines) + " lines"
 	}
@@ -782,9 +777,9 @@ func (r reserveRequest) validate() error {
 			break
 		}
 		field := "items[" + strconv.Itoa(i) + "]."
-		p.uuid(field+"product_id", l.ProductID)
+		p.UUID(field+"product_id", l.ProductID)
 		if l.VariantID != nil {
-			p.uuid(field+"variant_id", *l.VariantID)
+			p.UUID(field+"variant_id", *l.VariantID)
 		}
 		if l.Quantity < 1 || l.Quantity > maxLineQuantity {
 			p[field+"quantity"] = "must be between 1 and " + strconv.Itoa(maxLineQuantity)
@@ -796,7 +791,7 @@ func (r reserveRequest) validate() error {
 			p["ttl_seconds"] = fmt.Sprintf("must be between %d and %d", min, max)
 		}
 	}
-	return p.err()
+	return p.Err()
 }
 
 func (r reserveRequest) domain() ReservationRequest {
@@ -898,91 +893,11 @@ func (r reservationResponse) StatusCode() int {
 	return http.StatusOK
 }
 
-// Validation.
+// Validation: the product service's own checks, on top of validate.Problems.
 
-// problems collects field → reason; err turns them into one 422.
-type problems map[string]string
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return httpkit.Invalid(p)
-}
-
-// present reports whether an Optional field holds a value to check further.
-// It records a value of the wrong type, and null where null is not allowed.
-func present[T any](p problems, field string, o Optional[T], nullable bool) bool {
-	switch {
-	case !o.Set:
-		return false
-	case o.err != nil:
-		p[field] = "has the wrong type: " + typeHint(o.err)
-		return false
-	case o.Value == nil:
-		if !nullable {
-			p[field] = "must not be null"
-		}
-		return false
-	}
-	return true
-}
-
-// required is present for a field that must be given.
-func required[T any](p problems, field string, o Optional[T]) bool {
-	if !o.Set {
-		p[field] = "is required"
-		return false
-	}
-	return present(p, field, o, false)
-}
-
-// typeHint says what a field should have been, from its decoding error.
-func typeHint(err error) string {
-	if errors.Is(err, money.ErrInvalid) {
-		return `must be a decimal string with at most two places, like "19.99"`
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return "must be a " + jsonKind(te.Type.String())
-	}
-	return "cannot be read"
-}
-
-func jsonKind(goType string) string {
-	switch {
-	case goType == "string":
-		return "string"
-	case goType == "bool":
-		return "boolean"
-	case strings.HasPrefix(goType, "[]"):
-		return "array"
-	case strings.HasPrefix(goType, "map[") || strings.Contains(goType, "."):
-		return "object"
-	default:
-		return "number"
-	}
-}
-
-// text checks a free-text field against its column's length (in
-// characters, as VARCHAR counts), after trimming as the service stores it.
-func (p problems) text(field, v string, max int, required bool) {
-	v = strings.TrimSpace(v)
-	switch n := utf8.RuneCountInString(v); {
-	case !utf8.ValidString(v):
-		p[field] = "must be valid UTF-8"
-	case required && n == 0:
-		p[field] = "is required"
-	case n > max:
-		p[field] = "must be at most " + strconv.Itoa(max) + " characters"
-	case strings.ContainsRune(v, 0):
-		p[field] = "must not contain NUL characters" // PostgreSQL rejects them with a 500-worthy error
-	}
-}
-
-// slug checks an explicit slug. An empty one is derived from name (when
+// checkSlug checks an explicit slug. An empty one is derived from name (when
 // derive; name's own check reports a missing name), so it must yield one.
-func (p problems) slug(field, v, name string, derive bool) {
+func checkSlug(p validate.Problems, field, v, name string, derive bool) {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "" && derive:
@@ -998,7 +913,7 @@ func (p problems) slug(field, v, name string, derive bool) {
 
 var skuPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-func (p problems) sku(field, v string) {
+func checkSKU(p validate.Problems, field, v string) {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "":
@@ -1008,19 +923,13 @@ func (p problems) sku(field, v string) {
 	}
 }
 
-func (p problems) uuid(field, v string) {
-	if _, ok := parseID(v); !ok {
-		p[field] = "must be a UUID"
-	}
-}
-
-func (p problems) price(field string, v money.Amount) {
-	if v < 0 || v > maxPriceCents {
+func checkPrice(p validate.Problems, field string, v money.Amount) {
+	if v < 0 || v > validate.MaxAmount {
 		p[field] = "must be between 0.00 and 99999999.99"
 	}
 }
 
-func (p problems) quantity(field string, v int) {
+func checkQuantity(p validate.Problems, field string, v int) {
 	if v < 0 || v > maxStock {
 		p[field] = "must be a whole number between 0 and 1000000000"
 	}
@@ -1028,13 +937,13 @@ func (p problems) quantity(field string, v int) {
 
 var weightPattern = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`)
 
-func (p problems) weight(field string, v json.Number) {
+func checkWeight(p validate.Problems, field string, v json.Number) {
 	if !weightPattern.MatchString(string(v)) {
 		p[field] = "must be a number from 0 to 999999.99 with at most two decimal places"
 	}
 }
 
-func (p problems) dimensions(field string, d Dimensions) {
+func checkDimensions(p validate.Problems, field string, d Dimensions) {
 	for name, v := range map[string]float64{"length": d.Length, "width": d.Width, "height": d.Height} {
 		if v < 0 || v > maxDimension || math.IsNaN(v) {
 			p[field+"."+name] = "must be between 0 and 100000"
@@ -1047,7 +956,7 @@ func (p problems) dimensions(field string, d Dimensions) {
 	}
 }
 
-func (p problems) images(field string, urls []string) {
+func checkImages(p validate.Problems, field string, urls []string) {
 	if len(urls) > maxImages {
 		p[field] = "must hold at most " + strconv.Itoa(maxImages) + " URLs"
 		return
@@ -1060,7 +969,7 @@ func (p problems) images(field string, urls []string) {
 	}
 }
 
-func (p problems) attributes(field string, attrs map[string]string) {
+func checkAttributes(p validate.Problems, field string, attrs map[string]string) {
 	if len(attrs) > maxAttributes {
 		p[field] = "must hold at most " + strconv.Itoa(maxAttributes) + " attributes"
 		return
@@ -1070,6 +979,6 @@ func (p problems) attributes(field string, attrs map[string]string) {
 			p[field] = "names must be 1 to 50 characters"
 			continue
 		}
-		p.text(field+"."+k, v, maxAttributeValue, true)
+		p.Text(field+"."+k, v, maxAttributeValue, true)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // ServiceName is the name the service registers in Consul under and puts in
@@ -78,42 +79,6 @@ type Service interface {
 	SeedDemo(ctx context.Context) (bool, error)
 }
 
-// Optional is one field of a partial update: Set says whether the request
-// changes it, and a nil Value clears a nullable field. In JSON an absent key
-// is unset and null is Set with a nil Value; a value of the wrong type is
-// kept (err) for validation to name, instead of failing the whole decode.
-type Optional[T any] struct {
-	Set   bool
-	Value *T
-	err   error
-}
-
-// Some is an Optional set to v.
-func Some[T any](v T) Optional[T] { return Optional[T]{Set: true, Value: &v} }
-
-// UnmarshalJSON records the field as present; see Optional.
-func (o *Optional[T]) UnmarshalJSON(b []byte) error {
-	o.Set = true
-	if string(b) == "null" {
-		return nil
-	}
-	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
-		o.err = err
-		return nil
-	}
-	o.Value = &v
-	return nil
-}
-
-// MarshalJSON writes the value, or null; omit unset fields with omitzero.
-func (o Optional[T]) MarshalJSON() ([]byte, error) {
-	if o.Value == nil {
-		return []byte("null"), nil
-	}
-	return json.Marshal(*o.Value)
-}
-
 // Category is a node of the category tree.
 type Category struct {
 	ID          string    `json:"id"`
@@ -143,10 +108,10 @@ type CategoryInput struct {
 // CategoryPatch changes the fields that are Set; a nil ParentID makes the
 // category a root.
 type CategoryPatch struct {
-	Name        Optional[string] `json:"name,omitzero"`
-	Slug        Optional[string] `json:"slug,omitzero"`
-	Description Optional[string] `json:"description,omitzero"`
-	ParentID    Optional[string] `json:"parent_id,omitzero"`
+	Name        validate.Optional[string] `json:"name,omitzero"`
+	Slug        validate.Optional[string] `json:"slug,omitzero"`
+	Description validate.Optional[string] `json:"description,omitzero"`
+	ParentID    validate.Optional[string] `json:"parent_id,omitzero"`
 }
 
 // Dimensions of a product's package.
@@ -225,21 +190,21 @@ type ProductInput struct {
 // ProductPatch changes the fields that are Set. Stock is not among them: it
 // changes through AdjustStock, which keeps the ledger.
 type ProductPatch struct {
-	CategoryID       Optional[string]       `json:"category_id,omitzero"`
-	Name             Optional[string]       `json:"name,omitzero"`
-	Slug             Optional[string]       `json:"slug,omitzero"`
-	Description      Optional[string]       `json:"description,omitzero"`
-	ShortDescription Optional[string]       `json:"short_description,omitzero"`
-	SKU              Optional[string]       `json:"sku,omitzero"`
-	Price            Optional[money.Amount] `json:"price,omitzero"`
-	ComparePrice     Optional[money.Amount] `json:"compare_price,omitzero"`
-	CostPrice        Optional[money.Amount] `json:"cost_price,omitzero"`
-	MinStockQuantity Optional[int]          `json:"min_stock_quantity,omitzero"`
-	Weight           Optional[json.Number]  `json:"weight,omitzero"`
-	Dimensions       Optional[Dimensions]   `json:"dimensions,omitzero"`
-	Images           Optional[[]string]     `json:"images,omitzero"`
-	IsActive         Optional[bool]         `json:"is_active,omitzero"`
-	IsFeatured       Optional[bool]         `json:"is_featured,omitzero"`
+	CategoryID       validate.Optional[string]       `json:"category_id,omitzero"`
+	Name             validate.Optional[string]       `json:"name,omitzero"`
+	Slug             validate.Optional[string]       `json:"slug,omitzero"`
+	Description      validate.Optional[string]       `json:"description,omitzero"`
+	ShortDescription validate.Optional[string]       `json:"short_description,omitzero"`
+	SKU              validate.Optional[string]       `json:"sku,omitzero"`
+	Price            validate.Optional[money.Amount] `json:"price,omitzero"`
+	ComparePrice     validate.Optional[money.Amount] `json:"compare_price,omitzero"`
+	CostPrice        validate.Optional[money.Amount] `json:"cost_price,omitzero"`
+	MinStockQuantity validate.Optional[int]          `json:"min_stock_quantity,omitzero"`
+	Weight           validate.Optional[json.Number]  `json:"weight,omitzero"`
+	Dimensions       validate.Optional[Dimensions]   `json:"dimensions,omitzero"`
+	Images           validate.Optional[[]string]     `json:"images,omitzero"`
+	IsActive         validate.Optional[bool]         `json:"is_active,omitzero"`
+	IsFeatured       validate.Optional[bool]         `json:"is_featured,omitzero"`
 }
 
 // VariantInput is a new variant; StockQuantity is its initial stock.
@@ -254,11 +219,11 @@ type VariantInput struct {
 
 // VariantPatch changes the fields that are Set.
 type VariantPatch struct {
-	SKU        Optional[string]            `json:"sku,omitzero"`
-	Name       Optional[string]            `json:"name,omitzero"`
-	Price      Optional[money.Amount]      `json:"price,omitzero"`
-	Attributes Optional[map[string]string] `json:"attributes,omitzero"`
-	IsActive   Optional[bool]              `json:"is_active,omitzero"`
+	SKU        validate.Optional[string]            `json:"sku,omitzero"`
+	Name       validate.Optional[string]            `json:"name,omitzero"`
+	Price      validate.Optional[money.Amount]      `json:"price,omitzero"`
+	Attributes validate.Optional[map[string]string] `json:"attributes,omitzero"`
+	IsActive   validate.Optional[bool]              `json:"is_active,omitzero"`
 }
 
 // StockAdjustment changes the stock of a product, or of its variant
@@ -403,6 +368,17 @@ func (e *LineError) Error() string {
 }
 
 func (e *LineError) Unwrap() error { return e.Err }
+
+// ErrorDetails is what the error body shows of e: which line failed and,
+// when out of stock, how much there is.
+func (e *LineError) ErrorDetails() map[string]any {
+	d := map[string]any{"product_id": e.ProductID, "variant_id": e.VariantID}
+	if errors.Is(e.Err, ErrOutOfStock) {
+		d["requested"] = e.Requested
+		d["available"] = e.Available
+	}
+	return d
+}
 
 // Event payloads.
 
@@ -1000,7 +976,7 @@ func withUnit(d *Dimensions) *Dimensions {
 	return &c
 }
 
-func trimOptional(fields ...*Optional[string]) {
+func trimOptional(fields ...*validate.Optional[string]) {
 	for _, f := range fields {
 		if f.Value != nil {
 			v := strings.TrimSpace(*f.Value)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 func TestSlugify(t *testing.T) {
@@ -94,10 +95,11 @@ func TestOptionalJSON(t *testing.T) {
 	if !p.ComparePrice.Set || p.ComparePrice.Value != nil {
 		t.Errorf("compare_price = %+v", p.ComparePrice)
 	}
-	if !p.Name.Set || p.Name.err == nil || p.CostPrice.Set {
-		t.Errorf("name = %+v, cost_price = %+v", p.Name, p.CostPrice)
+	probs := validate.Problems{}
+	if !p.Name.Set || validate.Present(probs, "name", p.Name, false) || !strings.HasPrefix(probs["name"], "has the wrong type") || p.CostPrice.Set {
+		t.Errorf("name = %+v (%v), cost_price = %+v", p.Name, probs, p.CostPrice)
 	}
-	out, err := json.Marshal(ProductPatch{Price: Some(money.Amount(199)), Weight: Optional[json.Number]{Set: true}})
+	out, err := json.Marshal(ProductPatch{Price: validate.Some(money.Amount(199)), Weight: validate.Optional[json.Number]{Set: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

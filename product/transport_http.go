@@ -17,6 +17,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // apiPrefix is where every public route lives (API.md); internalPrefix is
@@ -45,7 +46,7 @@ var errorMappings = []httpkit.ErrorMapping{
 
 // MakeHTTPHandler adds the product service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	encodeError := errorEncoder(logger)
+	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
 	encode := httpkit.EncodeResponse(encodeError)
 	options := []httptransport.ServerOption{
 		httptransport.ServerBefore(auth.HTTPToContext, markTokenSent),
@@ -55,20 +56,20 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 		r.Methods(method).Path(path).Handler(httptransport.NewServer(ep, dec, encode, options...))
 	}
 
-	handle(http.MethodGet, apiPrefix+"/categories", e.ListCategoriesEndpoint, decodeEmpty[listCategoriesRequest])
-	handle(http.MethodPost, apiPrefix+"/categories", e.CreateCategoryEndpoint, decodeJSON[createCategoryRequest])
+	handle(http.MethodGet, apiPrefix+"/categories", e.ListCategoriesEndpoint, httpkit.DecodeEmptyRequest[listCategoriesRequest])
+	handle(http.MethodPost, apiPrefix+"/categories", e.CreateCategoryEndpoint, httpkit.DecodeJSONRequest[createCategoryRequest])
 	handle(http.MethodPatch, apiPrefix+"/categories/{id}", e.UpdateCategoryEndpoint, decodeUpdateCategoryRequest)
-	handle(http.MethodDelete, apiPrefix+"/categories/{id}", e.DeleteCategoryEndpoint, decodeIDRequest)
+	handle(http.MethodDelete, apiPrefix+"/categories/{id}", e.DeleteCategoryEndpoint, httpkit.DecodeIDRequest[idRequest])
 	handle(http.MethodGet, apiPrefix+"/products", e.ListProductsEndpoint, decodeListProductsRequest)
-	handle(http.MethodPost, apiPrefix+"/products", e.CreateProductEndpoint, decodeJSON[createProductRequest])
+	handle(http.MethodPost, apiPrefix+"/products", e.CreateProductEndpoint, httpkit.DecodeJSONRequest[createProductRequest])
 	handle(http.MethodGet, apiPrefix+"/products/{ref}", e.GetProductEndpoint, decodeGetProductRequest)
 	handle(http.MethodPatch, apiPrefix+"/products/{id}", e.UpdateProductEndpoint, decodeUpdateProductRequest)
-	handle(http.MethodDelete, apiPrefix+"/products/{id}", e.DeactivateProductEndpoint, decodeIDRequest)
+	handle(http.MethodDelete, apiPrefix+"/products/{id}", e.DeactivateProductEndpoint, httpkit.DecodeIDRequest[idRequest])
 	handle(http.MethodPost, apiPrefix+"/products/{id}/variants", e.CreateVariantEndpoint, decodeCreateVariantRequest)
 	handle(http.MethodPatch, apiPrefix+"/products/{id}/variants/{variant_id}", e.UpdateVariantEndpoint, decodeUpdateVariantRequest)
 	handle(http.MethodPost, apiPrefix+"/products/{id}/stock", e.AdjustStockEndpoint, decodeAdjustStockRequest)
 
-	handle(http.MethodPost, internalPrefix+"/reservations", e.ReserveEndpoint, decodeJSON[reserveRequest])
+	handle(http.MethodPost, internalPrefix+"/reservations", e.ReserveEndpoint, httpkit.DecodeJSONRequest[reserveRequest])
 	handle(http.MethodGet, internalPrefix+"/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderRequest)
 	handle(http.MethodPost, internalPrefix+"/reservations/{order_id}/commit", e.CommitReservationEndpoint, decodeOrderRequest)
 	handle(http.MethodPost, internalPrefix+"/reservations/{order_id}/release", e.ReleaseReservationEndpoint, decodeOrderRequest)
@@ -83,64 +84,10 @@ func markTokenSent(ctx context.Context, r *http.Request) context.Context {
 	return ctx
 }
 
-// errorEncoder is httpkit's, plus the details of a *LineError: which line
-// failed and, when out of stock, how much there is.
-func errorEncoder(logger log.Logger) httptransport.ErrorEncoder {
-	encode := httpkit.ErrorEncoder(logger, errorMappings...)
-	return func(ctx context.Context, err error, w http.ResponseWriter) {
-		var le *LineError
-		if !errors.As(err, &le) {
-			encode(ctx, err, w)
-			return
-		}
-		e := httpkit.ToError(ctx, logger, le.Err, errorMappings...)
-		e.Message = le.Error()
-		e.Details = map[string]any{"product_id": le.ProductID, "variant_id": le.VariantID}
-		if errors.Is(le.Err, ErrOutOfStock) {
-			e.Details["requested"] = le.Requested
-			e.Details["available"] = le.Available
-		}
-		httpkit.WriteError(w, e)
-	}
-}
-
 // Server decoders.
 
-func decodeJSON[T any](_ context.Context, r *http.Request) (any, error) {
-	var req T
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
-func decodeEmpty[T any](context.Context, *http.Request) (any, error) {
-	var req T
-	return req, nil
-}
-
-// pathID returns the path variable name in canonical form. Something that is
-// no UUID names nothing, so it is a 404 like any unknown id, never a query
-// PostgreSQL would reject.
-func pathID(r *http.Request, name string) (string, error) {
-	v := mux.Vars(r)[name]
-	id, ok := parseID(v)
-	if !ok {
-		return "", httpkit.NewError(http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
-	}
-	return id, nil
-}
-
-func decodeIDRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	return idRequest{ID: id}, nil
-}
-
 func decodeOrderRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r, "order_id")
+	id, err := httpkit.PathUUID(r, "order_id")
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +99,7 @@ func decodeGetProductRequest(_ context.Context, r *http.Request) (any, error) {
 }
 
 func decodeUpdateCategoryRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r, "id")
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +111,7 @@ func decodeUpdateCategoryRequest(_ context.Context, r *http.Request) (any, error
 }
 
 func decodeUpdateProductRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r, "id")
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +123,7 @@ func decodeUpdateProductRequest(_ context.Context, r *http.Request) (any, error)
 }
 
 func decodeCreateVariantRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r, "id")
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +136,11 @@ func decodeCreateVariantRequest(_ context.Context, r *http.Request) (any, error)
 }
 
 func decodeUpdateVariantRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r, "id")
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
-	variantID, err := pathID(r, "variant_id")
+	variantID, err := httpkit.PathUUID(r, "variant_id")
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +152,7 @@ func decodeUpdateVariantRequest(_ context.Context, r *http.Request) (any, error)
 }
 
 func decodeAdjustStockRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r, "id")
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -222,8 +169,8 @@ func decodeAdjustStockRequest(_ context.Context, r *http.Request) (any, error) {
 // one that does not parse is a 422 naming it, so a typo in a filter is never
 // silently a different (unfiltered) list; the endpoint checks the bounds.
 func decodeListProductsRequest(_ context.Context, r *http.Request) (any, error) {
-	req := listProductsRequest{ProductQuery: ProductQuery{Page: 1, PageSize: defaultPageSize}}
-	bad := problems{}
+	req := listProductsRequest{ProductQuery: ProductQuery{Page: 1, PageSize: httpkit.DefaultPageSize}}
+	bad := validate.Problems{}
 	for name, values := range r.URL.Query() {
 		if len(values) != 1 {
 			bad[name] = "must be given once"
@@ -274,7 +221,7 @@ func decodeListProductsRequest(_ context.Context, r *http.Request) (any, error) 
 			bad[name] = "unknown parameter; filters are category, q, min_price, max_price, in_stock, featured, sort, page, page_size"
 		}
 	}
-	if err := bad.err(); err != nil {
+	if err := bad.Err(); err != nil {
 		return nil, err
 	}
 	return req, nil

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"net/mail"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Endpoints collects one endpoint per Service method. On the server they are
@@ -381,13 +379,13 @@ type registerRequest struct {
 }
 
 func (r registerRequest) validate() error {
-	p := problems{}
-	p.email("email", r.Email)
-	p.password("password", r.Password)
-	p.text("first_name", r.FirstName, 100, true)
-	p.text("last_name", r.LastName, 100, true)
-	p.text("phone", r.Phone, 20, false)
-	return p.err()
+	p := validate.Problems{}
+	checkEmail(p, "email", r.Email)
+	checkPassword(p, "password", r.Password)
+	p.Text("first_name", r.FirstName, 100, true)
+	p.Text("last_name", r.LastName, 100, true)
+	p.Text("phone", r.Phone, 20, false)
+	return p.Err()
 }
 
 type loginRequest struct {
@@ -396,7 +394,7 @@ type loginRequest struct {
 }
 
 func (r loginRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	if strings.TrimSpace(r.Email) == "" {
 		p["email"] = "is required"
 	}
@@ -406,7 +404,7 @@ func (r loginRequest) validate() error {
 	case len(r.Password) > maxPasswordBytes:
 		p["password"] = "must be at most 72 bytes"
 	}
-	return p.err()
+	return p.Err()
 }
 
 // refreshRequest is the body of both refresh and logout.
@@ -415,14 +413,14 @@ type refreshRequest struct {
 }
 
 func (r refreshRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	switch {
 	case r.RefreshToken == "":
 		p["refresh_token"] = "is required"
 	case len(r.RefreshToken) > 512: // ours are 43 bytes; a huge one is not worth hashing
 		p["refresh_token"] = "is too long"
 	}
-	return p.err()
+	return p.Err()
 }
 
 type getProfileRequest struct{}
@@ -434,20 +432,20 @@ type updateProfileRequest struct {
 }
 
 func (r updateProfileRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	if r.FirstName == nil && r.LastName == nil && r.Phone == nil {
 		p["body"] = "nothing to update: give first_name, last_name or phone"
 	}
 	if r.FirstName != nil {
-		p.text("first_name", *r.FirstName, 100, true)
+		p.Text("first_name", *r.FirstName, 100, true)
 	}
 	if r.LastName != nil {
-		p.text("last_name", *r.LastName, 100, true)
+		p.Text("last_name", *r.LastName, 100, true)
 	}
 	if r.Phone != nil {
-		p.text("phone", *r.Phone, 20, false)
+		p.Text("phone", *r.Phone, 20, false)
 	}
-	return p.err()
+	return p.Err()
 }
 
 type listAddressesRequest struct{}
@@ -463,14 +461,14 @@ type addAddressRequest struct {
 }
 
 func (r addAddressRequest) validate() error {
-	p := problems{}
-	p.addressType("type", r.Type)
-	p.text("street", r.Street, 255, true)
-	p.text("city", r.City, 100, true)
-	p.text("state", r.State, 100, true)
-	p.text("zip_code", r.ZipCode, 20, true)
-	p.text("country", r.Country, 100, true)
-	return p.err()
+	p := validate.Problems{}
+	checkAddressType(p, "type", r.Type)
+	p.Text("street", r.Street, 255, true)
+	p.Text("city", r.City, 100, true)
+	p.Text("state", r.State, 100, true)
+	p.Text("zip_code", r.ZipCode, 20, true)
+	p.Text("country", r.Country, 100, true)
+	return p.Err()
 }
 
 type updateAddressRequest struct {
@@ -491,13 +489,13 @@ type addressPatch struct {
 }
 
 func (r updateAddressRequest) validate() error {
-	p := problems{}
+	p := validate.Problems{}
 	u := r.addressPatch
 	if u == (addressPatch{}) {
 		p["body"] = "nothing to update"
 	}
 	if u.Type != nil {
-		p.addressType("type", *u.Type)
+		checkAddressType(p, "type", *u.Type)
 	}
 	for _, f := range []struct {
 		name string
@@ -505,20 +503,15 @@ func (r updateAddressRequest) validate() error {
 		max  int
 	}{{"street", u.Street, 255}, {"city", u.City, 100}, {"state", u.State, 100}, {"zip_code", u.ZipCode, 20}, {"country", u.Country, 100}} {
 		if f.v != nil {
-			p.text(f.name, *f.v, f.max, true)
+			p.Text(f.name, *f.v, f.max, true)
 		}
 	}
-	return p.err()
+	return p.Err()
 }
 
 type deleteAddressRequest struct {
 	ID string
 }
-
-// Page size bounds of the user list.
-const (
-	maxPageSize = 100
-)
 
 type listUsersRequest struct {
 	Page     int
@@ -526,14 +519,9 @@ type listUsersRequest struct {
 }
 
 func (r listUsersRequest) validate() error {
-	p := problems{}
-	if r.Page < 1 {
-		p["page"] = "must be at least 1"
-	}
-	if r.PageSize < 1 || r.PageSize > maxPageSize {
-		p["page_size"] = "must be between 1 and 100"
-	}
-	return p.err()
+	p := validate.Problems{}
+	p.Page(r.Page, r.PageSize)
+	return p.Err()
 }
 
 type getUserRequest struct {
@@ -619,23 +607,13 @@ type listUsersResponse struct {
 
 func (r listUsersResponse) Failed() error { return r.Err }
 
-// Validation.
+// Validation: the user service's own checks, on top of validate.Problems.
 
 // maxPasswordBytes is bcrypt's limit: it ignores (newer versions reject)
 // anything longer.
 const maxPasswordBytes = 72
 
-// problems collects field → reason; err turns them into one 422.
-type problems map[string]string
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return httpkit.Invalid(p)
-}
-
-func (p problems) email(field, v string) {
+func checkEmail(p validate.Problems, field, v string) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		p[field] = "is required"
@@ -648,29 +626,13 @@ func (p problems) email(field, v string) {
 	}
 }
 
-func (p problems) password(field, v string) {
+func checkPassword(p validate.Problems, field, v string) {
 	if len(v) < 8 || len(v) > maxPasswordBytes {
 		p[field] = "must be 8 to 72 bytes long"
 	}
 }
 
-// text checks a free-text field against its column's length (in
-// characters, as VARCHAR counts), after trimming as the service stores it.
-func (p problems) text(field, v string, max int, required bool) {
-	v = strings.TrimSpace(v)
-	switch n := utf8.RuneCountInString(v); {
-	case !utf8.ValidString(v):
-		p[field] = "must be valid UTF-8"
-	case required && n == 0:
-		p[field] = "is required"
-	case n > max:
-		p[field] = "must be at most " + strconv.Itoa(max) + " characters"
-	case strings.ContainsRune(v, 0):
-		p[field] = "must not contain NUL characters" // PostgreSQL rejects them with a 500-worthy error
-	}
-}
-
-func (p problems) addressType(field, v string) {
+func checkAddressType(p validate.Problems, field, v string) {
 	if v != AddressBilling && v != AddressShipping {
 		p[field] = "must be billing or shipping"
 	}

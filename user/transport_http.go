@@ -9,7 +9,6 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
 	"github.com/mercato-dev/mercato/shared/auth"
@@ -43,48 +42,24 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 		r.Methods(method).Path(apiPrefix + path).Handler(httptransport.NewServer(ep, dec, encode, options...))
 	}
 
-	handle(http.MethodPost, "/auth/register", e.RegisterEndpoint, decodeJSON[registerRequest])
-	handle(http.MethodPost, "/auth/login", e.LoginEndpoint, decodeJSON[loginRequest])
-	handle(http.MethodPost, "/auth/refresh", e.RefreshEndpoint, decodeJSON[refreshRequest])
-	handle(http.MethodPost, "/auth/logout", e.LogoutEndpoint, decodeJSON[refreshRequest])
-	handle(http.MethodGet, "/users/me", e.GetProfileEndpoint, decodeEmpty[getProfileRequest])
-	handle(http.MethodPatch, "/users/me", e.UpdateProfileEndpoint, decodeJSON[updateProfileRequest])
-	handle(http.MethodGet, "/users/me/addresses", e.ListAddressesEndpoint, decodeEmpty[listAddressesRequest])
-	handle(http.MethodPost, "/users/me/addresses", e.AddAddressEndpoint, decodeJSON[addAddressRequest])
+	handle(http.MethodPost, "/auth/register", e.RegisterEndpoint, httpkit.DecodeJSONRequest[registerRequest])
+	handle(http.MethodPost, "/auth/login", e.LoginEndpoint, httpkit.DecodeJSONRequest[loginRequest])
+	handle(http.MethodPost, "/auth/refresh", e.RefreshEndpoint, httpkit.DecodeJSONRequest[refreshRequest])
+	handle(http.MethodPost, "/auth/logout", e.LogoutEndpoint, httpkit.DecodeJSONRequest[refreshRequest])
+	handle(http.MethodGet, "/users/me", e.GetProfileEndpoint, httpkit.DecodeEmptyRequest[getProfileRequest])
+	handle(http.MethodPatch, "/users/me", e.UpdateProfileEndpoint, httpkit.DecodeJSONRequest[updateProfileRequest])
+	handle(http.MethodGet, "/users/me/addresses", e.ListAddressesEndpoint, httpkit.DecodeEmptyRequest[listAddressesRequest])
+	handle(http.MethodPost, "/users/me/addresses", e.AddAddressEndpoint, httpkit.DecodeJSONRequest[addAddressRequest])
 	handle(http.MethodPatch, "/users/me/addresses/{id}", e.UpdateAddressEndpoint, decodeUpdateAddressRequest)
-	handle(http.MethodDelete, "/users/me/addresses/{id}", e.DeleteAddressEndpoint, decodeDeleteAddressRequest)
+	handle(http.MethodDelete, "/users/me/addresses/{id}", e.DeleteAddressEndpoint, httpkit.DecodeIDRequest[deleteAddressRequest])
 	handle(http.MethodGet, "/users", e.ListUsersEndpoint, decodeListUsersRequest)
-	handle(http.MethodGet, "/internal/users/{id}", e.GetUserEndpoint, decodeGetUserRequest)
+	handle(http.MethodGet, "/internal/users/{id}", e.GetUserEndpoint, httpkit.DecodeIDRequest[getUserRequest])
 }
 
 // Server decoders.
 
-func decodeJSON[T any](_ context.Context, r *http.Request) (any, error) {
-	var req T
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
-func decodeEmpty[T any](context.Context, *http.Request) (any, error) {
-	var req T
-	return req, nil
-}
-
-// pathID returns the {id} of the route in canonical form. Something that is
-// no UUID names nothing, so it is a 404 like any unknown id, never a query
-// PostgreSQL would reject.
-func pathID(r *http.Request) (string, error) {
-	id, err := uuid.Parse(mux.Vars(r)["id"])
-	if err != nil {
-		return "", httpkit.NewError(http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
-	}
-	return id.String(), nil
-}
-
 func decodeUpdateAddressRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r)
+	id, err := httpkit.PathUUID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -93,22 +68,6 @@ func decodeUpdateAddressRequest(_ context.Context, r *http.Request) (any, error)
 		return nil, err
 	}
 	return req, nil
-}
-
-func decodeDeleteAddressRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	return deleteAddressRequest{ID: id}, nil
-}
-
-func decodeGetUserRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	return getUserRequest{ID: id}, nil
 }
 
 // decodeListUsersRequest reads ?page=&page_size=, defaulting to the first

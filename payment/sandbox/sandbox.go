@@ -23,6 +23,7 @@ import (
 	"github.com/mercato-dev/mercato/payment"
 	"github.com/mercato-dev/mercato/shared/money"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Name is the provider's name in payments and in its webhook route.
@@ -103,7 +104,7 @@ func Outcome(number string) (succeeded bool, failureCode string) {
 
 // Charge records the charge and its outcome, and schedules the webhook.
 func (s *Sandbox) Charge(ctx context.Context, c payment.ProviderCharge) (string, error) {
-	if !payment.LuhnValid(c.Card.Number) {
+	if !validate.Luhn(c.Card.Number) {
 		return "", ErrInvalidCard
 	}
 	ok, failure := Outcome(c.Card.Number)

@@ -31,6 +31,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 //go:embed migrations/*.sql
@@ -95,7 +96,7 @@ func constraintError(err error) error {
 // nullable stores "" as NULL, the seed's "none".
 func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-func nullableOpt(o product.Optional[string]) sql.NullString {
+func nullableOpt(o validate.Optional[string]) sql.NullString {
 	if o.Value == nil {
 		return sql.NullString{}
 	}
@@ -658,12 +659,12 @@ func (r *Repository) UpdateProduct(ctx context.Context, id string, p product.Pro
 		if p.CategoryID.Set {
 			s.set("category_id", p.CategoryID.Value)
 		}
-		for col, f := range map[string]product.Optional[string]{"name": p.Name, "slug": p.Slug, "sku": p.SKU} {
+		for col, f := range map[string]validate.Optional[string]{"name": p.Name, "slug": p.Slug, "sku": p.SKU} {
 			if f.Value != nil {
 				s.set(col, *f.Value)
 			}
 		}
-		for col, f := range map[string]product.Optional[string]{"description": p.Description, "short_description": p.ShortDescription} {
+		for col, f := range map[string]validate.Optional[string]{"description": p.Description, "short_description": p.ShortDescription} {
 			if f.Set {
 				s.set(col, nullableOpt(f))
 			}
@@ -671,7 +672,7 @@ func (r *Repository) UpdateProduct(ctx context.Context, id string, p product.Pro
 		if p.Price.Value != nil {
 			s.set("price", *p.Price.Value)
 		}
-		for col, f := range map[string]product.Optional[money.Amount]{"compare_price": p.ComparePrice, "cost_price": p.CostPrice} {
+		for col, f := range map[string]validate.Optional[money.Amount]{"compare_price": p.ComparePrice, "cost_price": p.CostPrice} {
 			if f.Set {
 				s.set(col, f.Value)
 			}

@@ -1,6 +1,7 @@
 package httpkit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,9 +9,12 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
-// MaxBodyBytes bounds every JSON request body.
+// MaxBodyBytes bounds every request body: DecodeJSON and ReadBody refuse
+// a longer one.
 const MaxBodyBytes = 1 << 20
 
 // DecodeJSON decodes the body of r into dst strictly: JSON content type, at
@@ -34,6 +38,35 @@ func DecodeJSON(r *http.Request, dst any) error {
 	return nil
 }
 
+// DecodeOptionalJSON is DecodeJSON for a body that may be left out: an
+// empty (or blank) body leaves dst as it is.
+func DecodeOptionalJSON(r *http.Request, dst any) error {
+	body, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return DecodeJSON(r, dst)
+}
+
+// ReadBody reads the whole body of r, at most MaxBodyBytes, byte for byte
+// (a signed webhook's signature covers it). Failures are *Error values: 413
+// for a body too large, 400 for one that cannot be read.
+func ReadBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return nil, NewError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body exceeds %d bytes", maxErr.Limit))
+	case err != nil:
+		return nil, BadRequest("unreadable_body", "the request body could not be read")
+	}
+	return body, nil
+}
+
 func decodeError(err error) *Error {
 	var (
 		syntaxErr *json.SyntaxError
@@ -48,7 +81,7 @@ func decodeError(err error) *Error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return BadRequest("malformed_json", "malformed JSON: unexpected end of body")
 	case errors.As(err, &typeErr):
-		e := BadRequest("invalid_type", fmt.Sprintf("field %q must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String())))
+		e := BadRequest("invalid_type", fmt.Sprintf("field %q must be a %s", typeErr.Field, validate.JSONKind(typeErr.Type)))
 		e.Details = map[string]any{typeErr.Field: "wrong type"}
 		return e
 	case errors.As(err, &maxErr):
@@ -60,20 +93,5 @@ func decodeError(err error) *Error {
 		return e
 	default:
 		return BadRequest("malformed_json", "the body is not valid JSON")
-	}
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	case "struct", "map", "ptr":
-		return "object"
-	default:
-		return "number"
 	}
 }

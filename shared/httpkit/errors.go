@@ -1,8 +1,8 @@
 // Package httpkit is the HTTP side every Mercato server shares: the JSON
-// error format of API.md, strict JSON decoding, response encoding for go-kit
-// endpoints, request-id, logging, metrics and recovery middleware, the
-// /health, /ready and /metrics routes, and a server with timeouts and
-// graceful shutdown.
+// error format of API.md, strict JSON decoding and the go-kit request
+// decoders built on it, path ids, response encoding for go-kit endpoints,
+// request-id, logging, metrics and recovery middleware, the /health, /ready
+// and /metrics routes, and a server with timeouts and graceful shutdown.
 package httpkit
 
 import (
@@ -17,6 +17,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Error is an error that knows how it is shown to a client:
@@ -45,6 +46,16 @@ type Coded interface {
 	ErrorCode() string
 }
 
+// Detailed is implemented by errors that carry the details of their error
+// body: which line of a checkout failed, why a card was refused, which fields
+// are invalid (validate.Error). The error encoder shows ErrorDetails() as
+// "details" wherever the error sits in the chain, so domain errors need not
+// know HTTP to say more than their code.
+type Detailed interface {
+	error
+	ErrorDetails() map[string]any
+}
+
 // NewError returns an Error with status, code and message.
 func NewError(status int, code, message string) *Error {
 	return &Error{Status: status, Code: code, Message: message}
@@ -56,14 +67,11 @@ func BadRequest(code, message string) *Error {
 }
 
 // Invalid is a well-formed request whose fields fail validation (422); fields
-// maps each offending field to what is wrong with it.
+// maps each offending field to what is wrong with it. A *validate.Error
+// (validate.Problems.Err) is shown the same way.
 func Invalid(fields map[string]string) *Error {
-	details := make(map[string]any, len(fields))
-	for k, v := range fields {
-		details[k] = v
-	}
 	return &Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-		Message: "the request has invalid fields", Details: details}
+		Message: validate.ErrInvalid.Error(), Details: (&validate.Error{Fields: fields}).ErrorDetails()}
 }
 
 // Unavailable is an upstream that cannot serve now (503).
@@ -85,8 +93,10 @@ type ErrorMapping struct {
 }
 
 // ErrorEncoder returns the one go-kit error encoder a service uses. It answers
-// with the first Coded error in err's chain, else the first mapping whose Err
-// matches errors.Is, else 500 without internals (logged with the request id).
+// with the first Coded error in err's chain, else a 422 for validate.ErrInvalid,
+// else the first mapping whose Err matches errors.Is, else 500 without
+// internals (logged with the request id). The details of the body are those
+// of the first Detailed error in the chain (an *Error keeps its own).
 func ErrorEncoder(logger log.Logger, mappings ...ErrorMapping) func(context.Context, error, http.ResponseWriter) {
 	return func(ctx context.Context, err error, w http.ResponseWriter) {
 		WriteError(w, ToError(ctx, logger, err, mappings...))
@@ -100,7 +110,10 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 		if e, ok := coded.(*Error); ok {
 			return e
 		}
-		return NewError(coded.StatusCode(), coded.ErrorCode(), coded.Error())
+		return withDetails(NewError(coded.StatusCode(), coded.ErrorCode(), coded.Error()), err)
+	}
+	if errors.Is(err, validate.ErrInvalid) {
+		return withDetails(Invalid(nil), err)
 	}
 	for _, m := range mappings {
 		if errors.Is(err, m.Err) {
@@ -108,11 +121,20 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 			if msg == "" {
 				msg = err.Error()
 			}
-			return NewError(m.Status, m.Code, msg)
+			return withDetails(NewError(m.Status, m.Code, msg), err)
 		}
 	}
 	level.Error(logging.WithRequest(ctx, logger)).Log("msg", "unexpected error", "err", err)
 	return Internal()
+}
+
+// withDetails gives e the details of the first Detailed error in err's chain.
+func withDetails(e *Error, err error) *Error {
+	var d Detailed
+	if errors.As(err, &d) {
+		e.Details = d.ErrorDetails()
+	}
+	return e
 }
 
 // WriteError writes e as the JSON error body. Headers are set before the

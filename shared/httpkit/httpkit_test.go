@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -78,6 +80,69 @@ func TestDecodeJSON(t *testing.T) {
 			}
 			if e.Status != tc.wantStatus || e.Code != tc.wantCode {
 				t.Fatalf("got %d %s, want %d %s", e.Status, e.Code, tc.wantStatus, tc.wantCode)
+			}
+		})
+	}
+}
+
+func TestDecodeOptionalJSON(t *testing.T) {
+	type reason struct {
+		Reason string `json:"reason"`
+	}
+	tests := []struct {
+		name, body, contentType string
+		want                    string
+		wantStatus              int
+		wantCode                string
+	}{
+		{"body", `{"reason":"late"}`, "application/json", "late", 0, ""},
+		{"no body", ``, "", "kept", 0, ""},
+		{"blank body", " \n\t", "application/json", "kept", 0, ""},
+		{"malformed", `{`, "application/json", "", 400, "malformed_json"},
+		{"unknown field", `{"why":"x"}`, "application/json", "", 400, "unknown_field"},
+		{"not JSON", `reason=late`, "application/x-www-form-urlencoded", "", 415, "unsupported_media_type"},
+		{"too large", `{"reason":"` + strings.Repeat("r", MaxBodyBytes) + `"}`, "application/json", "", 413, "body_too_large"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				r.Header.Set("Content-Type", tc.contentType)
+			}
+			dst := reason{Reason: "kept"}
+			err := DecodeOptionalJSON(r, &dst)
+			if status, code := statusOf(t, err); status != tc.wantStatus || code != tc.wantCode {
+				t.Fatalf("got %d %s (%v), want %d %s", status, code, err, tc.wantStatus, tc.wantCode)
+			}
+			if err == nil && dst.Reason != tc.want {
+				t.Errorf("reason = %q, want %q", dst.Reason, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       io.Reader
+		want       string
+		wantStatus int
+		wantCode   string
+	}{
+		{"byte for byte", strings.NewReader(" {\"a\": 1}\n"), " {\"a\": 1}\n", 0, ""},
+		{"empty", strings.NewReader(""), "", 0, ""},
+		{"largest", strings.NewReader(strings.Repeat("x", MaxBodyBytes)), strings.Repeat("x", MaxBodyBytes), 0, ""},
+		{"too large", strings.NewReader(strings.Repeat("x", MaxBodyBytes+1)), "", 413, "body_too_large"},
+		{"unreadable", iotest.ErrReader(errors.New("connection reset")), "", 400, "unreadable_body"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := ReadBody(httptest.NewRequest(http.MethodPost, "/", tc.body))
+			if status, code := statusOf(t, err); status != tc.wantStatus || code != tc.wantCode {
+				t.Fatalf("got %d %s (%v), want %d %s", status, code, err, tc.wantStatus, tc.wantCode)
+			}
+			if string(body) != tc.want {
+				t.Errorf("body = %.40q, want %.40q", body, tc.want)
 			}
 		})
 	}

@@ -1,0 +1,95 @@
+package httpkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-kit/log"
+
+	"github.com/mercato-dev/mercato/shared/validate"
+)
+
+var errOutOfStock = errors.New("out of stock")
+
+// lineError is a domain error with details, as the services have them.
+type lineError struct{ product string }
+
+func (e *lineError) Error() string { return "out of stock: product " + e.product }
+func (e *lineError) Unwrap() error { return errOutOfStock }
+func (e *lineError) ErrorDetails() map[string]any {
+	return map[string]any{"product_id": e.product, "variant_id": (*string)(nil)}
+}
+
+type detailedCoded struct{ codedErr }
+
+func (detailedCoded) ErrorDetails() map[string]any { return map[string]any{"limit": 10} }
+
+// The encoder writes what ToError resolves, byte for byte.
+func TestErrorEncoderDetails(t *testing.T) {
+	mappings := []ErrorMapping{{Err: errOutOfStock, Status: 409, Code: "out_of_stock"}}
+	fields := map[string]string{"email": "is required", "items[0].quantity": "must be between 1 and 1000"}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"validation error as Invalid renders it", validate.Problems(fields).Err(),
+			`{"error":{"code":"validation_failed","message":"the request has invalid fields","details":{"email":"is required","items[0].quantity":"must be between 1 and 1000"}}}`},
+		{"Invalid itself", Invalid(fields),
+			`{"error":{"code":"validation_failed","message":"the request has invalid fields","details":{"email":"is required","items[0].quantity":"must be between 1 and 1000"}}}`},
+		{"wrapped validation error", fmt.Errorf("decode: %w", validate.Problems{"page": "must be at least 1"}.Err()),
+			`{"error":{"code":"validation_failed","message":"the request has invalid fields","details":{"page":"must be at least 1"}}}`},
+		{"bare ErrInvalid has no details", validate.ErrInvalid,
+			`{"error":{"code":"validation_failed","message":"the request has invalid fields"}}`},
+		{"mapped error with details", &lineError{product: "p1"},
+			`{"error":{"code":"out_of_stock","message":"out of stock: product p1","details":{"product_id":"p1","variant_id":null}}}`},
+		{"mapped error without details", fmt.Errorf("reserve: %w", errOutOfStock),
+			`{"error":{"code":"out_of_stock","message":"reserve: out of stock"}}`},
+		{"coded error with details", detailedCoded{},
+			`{"error":{"code":"rate_limited","message":"slow down","details":{"limit":10}}}`},
+		{"an *Error keeps its own details", fmt.Errorf("x: %w", &Error{Status: 409, Code: "c", Message: "m", Details: map[string]any{"a": 1}}),
+			`{"error":{"code":"c","message":"m","details":{"a":1}}}`},
+		{"wrapped, the details stay", fmt.Errorf("pq: %w", &lineError{product: "p1"}),
+			`{"error":{"code":"out_of_stock","message":"pq: out of stock: product p1","details":{"product_id":"p1","variant_id":null}}}`},
+	}
+	enc := ErrorEncoder(log.NewNopLogger(), mappings...)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			enc(context.Background(), tc.err, rec)
+			if got := strings.TrimSuffix(rec.Body.String(), "\n"); got != tc.want {
+				t.Errorf("body\n got %s\nwant %s", got, tc.want)
+			}
+			want := ToError(context.Background(), log.NewNopLogger(), tc.err, mappings...)
+			if rec.Code != want.Status {
+				t.Errorf("status %d, ToError says %d", rec.Code, want.Status)
+			}
+		})
+	}
+
+	// Statuses.
+	for err, want := range map[error]int{
+		validate.Problems{"a": "b"}.Err(): 422,
+		&lineError{}:                      409,
+		errors.New("boom"):                500,
+	} {
+		rec := httptest.NewRecorder()
+		enc(context.Background(), err, rec)
+		if rec.Code != want {
+			t.Errorf("%v: status %d, want %d", err, rec.Code, want)
+		}
+	}
+	// An unexpected error is a 500 with nothing of its own, details included.
+	if e := ToError(context.Background(), log.NewNopLogger(), fmt.Errorf("boom: %w", detailsOnly{})); e.Status != 500 || e.Details != nil {
+		t.Errorf("unexpected error: %+v", e)
+	}
+}
+
+type detailsOnly struct{}
+
+func (detailsOnly) Error() string                { return "internal thing" }
+func (detailsOnly) ErrorDetails() map[string]any { return map[string]any{"secret": "x"} }

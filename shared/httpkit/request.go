@@ -1,0 +1,52 @@
+package httpkit
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/mercato-dev/mercato/shared/validate"
+)
+
+// The go-kit request decoders of the services, built on DecodeJSON, and
+// what they take from the path.
+
+// DecodeJSONRequest is a go-kit DecodeRequestFunc for a route whose
+// request is its JSON body: a T decoded with DecodeJSON.
+func DecodeJSONRequest[T any](_ context.Context, r *http.Request) (any, error) {
+	var req T
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// DecodeEmptyRequest is a go-kit DecodeRequestFunc for a route that takes
+// nothing from the request: the zero T.
+func DecodeEmptyRequest[T any](context.Context, *http.Request) (any, error) {
+	var req T
+	return req, nil
+}
+
+// DecodeIDRequest is a go-kit DecodeRequestFunc for a route whose request
+// is the {id} of its path (PathUUID): a T holding it in canonical form.
+func DecodeIDRequest[T ~struct{ ID string }](_ context.Context, r *http.Request) (any, error) {
+	id, err := PathUUID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	return T{ID: id}, nil
+}
+
+// PathUUID returns the route variable name (an {id} of the path) in
+// canonical form (validate.ParseUUID). Something that is no UUID names
+// nothing, so it is a 404 like any unknown id, never a query PostgreSQL
+// would reject.
+func PathUUID(r *http.Request, name string) (string, error) {
+	id, ok := validate.ParseUUID(mux.Vars(r)[name])
+	if !ok {
+		return "", NewError(http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
+	}
+	return id, nil
+}
