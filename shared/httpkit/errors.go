@@ -115,6 +115,22 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 	return Internal()
 }
 
+// IsClientError reports whether ToError shows err with a status below 500:
+// a client's mistake or a domain error the client should expect, not a
+// failure of the server. nil is not an error of either kind.
+func IsClientError(err error, mappings ...ErrorMapping) bool {
+	var coded Coded
+	if errors.As(err, &coded) {
+		return coded.StatusCode() < 500
+	}
+	for _, m := range mappings {
+		if errors.Is(err, m.Err) {
+			return m.Status < 500
+		}
+	}
+	return false
+}
+
 // WriteError writes e as the JSON error body. Headers are set before the
 // status line so none is lost.
 func WriteError(w http.ResponseWriter, e *Error) {
