@@ -2,8 +2,8 @@
 // around its run function (signals, exit codes), the flag set with its usage
 // text, and Start, which builds what every instance runs on — logger,
 // metrics registry, PostgreSQL brought up to the service's schema, Redis,
-// the Consul client, readiness checks — and runs the instance's background
-// loops until shutdown. Each main keeps its own flags and its own wiring:
+// Consul (the client and the upstreams' instancers), readiness checks — and
+// runs the instance's background loops until shutdown. Each main keeps its own flags and its own wiring:
 //
 //	func main() { app.Main("order", run) }
 //
