@@ -2,14 +2,13 @@ package notification
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/go-kit/kit/metrics"
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
@@ -31,17 +30,8 @@ type loggingMiddleware struct {
 var _ Service = (*loggingMiddleware)(nil)
 
 func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	// Successes at debug: httpkit already logs every request at info.
-	l := level.Debug
-	switch {
-	case err == nil:
-	case isBusinessError(err):
-		l = level.Info
-	default:
-		l = level.Error
-	}
 	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = l(logging.WithRequest(ctx, mw.logger)).Log(kv...)
+	_ = logging.ForOutcome(logging.WithRequest(ctx, mw.logger), err, isBusinessError).Log(kv...)
 }
 
 func (mw *loggingMiddleware) ListNotifications(ctx context.Context, userID string, page, pageSize int) (p NotificationPage, err error) {
@@ -74,15 +64,9 @@ func (mw *loggingMiddleware) DeletePushToken(ctx context.Context, userID string)
 }
 
 // isBusinessError reports whether err is an expected answer (a domain error
-// or a client mistake) rather than a failure worth an error-level log line.
-func isBusinessError(err error) bool {
-	for _, m := range errorMappings {
-		if errors.Is(err, m.Err) {
-			return true
-		}
-	}
-	return false
-}
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line.
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
 
 // Metrics are the notification service's API metrics.
 type Metrics struct {

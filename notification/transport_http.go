@@ -3,8 +3,6 @@ package notification
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -12,15 +10,15 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
 // apiPrefix is where every public route lives (API.md).
 const apiPrefix = "/api/v1"
 
-// errorMappings is the one table from domain errors to HTTP. The client uses
-// it backwards, to turn an error body into the domain error again.
+// errorMappings is the one table from domain errors to HTTP: the error
+// encoder answers with it, and the logging middleware tells business errors
+// by it.
 var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
 }
@@ -54,34 +52,4 @@ func decodeListNotificationsRequest(_ context.Context, r *http.Request) (any, er
 		return nil, err
 	}
 	return listNotificationsRequest{Page: page, PageSize: size}, nil
-}
-
-// Client encoders and decoders, used by NewClient.
-
-// encodeJSONRequest sends request as the JSON body to path.
-func encodeJSONRequest(path string) httptransport.EncodeRequestFunc {
-	return func(_ context.Context, r *http.Request, request any) error {
-		r.URL.Path = apiPrefix + path
-		return discovery.SetJSONBody(r, request)
-	}
-}
-
-// encodePath sends a bodiless request to path.
-func encodePath(path string) httptransport.EncodeRequestFunc {
-	return func(_ context.Context, r *http.Request, _ any) error {
-		r.URL.Path = apiPrefix + path
-		return nil
-	}
-}
-
-func encodeListNotificationsRequest(_ context.Context, r *http.Request, request any) error {
-	req := request.(listNotificationsRequest)
-	r.URL.Path = apiPrefix + "/notifications"
-	r.URL.RawQuery = url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}.Encode()
-	return nil
-}
-
-// decodeResponse decodes an instance's answer into T with discovery.DecodeResponse.
-func decodeResponse[T any](fail func(error) T) httptransport.DecodeResponseFunc {
-	return discovery.DecodeResponse(ServiceName, errorMappings, fail)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-kit/kit/sd"
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -20,7 +18,6 @@ import (
 	"github.com/mercato-dev/mercato/notification"
 	"github.com/mercato-dev/mercato/notification/postgres"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/metrics"
@@ -284,41 +281,5 @@ func TestHTTPBadInput(t *testing.T) {
 	}
 	if tok, _ := s.store.PushToken(context.Background(), ada); tok != "" {
 		t.Errorf("push token %q stored by a bad request", tok)
-	}
-}
-
-func TestClient(t *testing.T) {
-	s := newStack(t)
-	ada, token := s.userToken(t)
-	s.record(t, event(t, events.UserCreated, map[string]any{"user_id": ada}))
-	client := notification.NewClient(sd.FixedInstancer{s.srv.Listener.Addr().String()}, log.NewNopLogger(), discovery.Options{Timeout: 5 * time.Second})
-	ctx := auth.NewTokenContext(context.Background(), token)
-
-	page, err := client.ListNotifications(ctx, "", 1, 10)
-	if err != nil || page.Total != 1 || len(page.Items) != 1 || page.Items[0].Template != "welcome" || page.Items[0].Channel != notification.ChannelEmail {
-		t.Errorf("ListNotifications = %+v, %v", page, err)
-	}
-	p, err := client.UpdatePreferences(ctx, "", notification.Preferences{Email: true, SMS: false, Push: true})
-	if err != nil || p.SMS || !p.Email || p.UpdatedAt == nil {
-		t.Errorf("UpdatePreferences = %+v, %v", p, err)
-	}
-	if p, err := client.GetPreferences(ctx, ""); err != nil || p.SMS {
-		t.Errorf("GetPreferences = %+v, %v", p, err)
-	}
-	if err := client.SetPushToken(ctx, "", "device"); err != nil {
-		t.Errorf("SetPushToken: %v", err)
-	}
-	if err := client.DeletePushToken(ctx, ""); err != nil {
-		t.Errorf("DeletePushToken: %v", err)
-	}
-	if err := client.DeletePushToken(ctx, ""); err != notification.ErrNotFound {
-		t.Errorf("DeletePushToken twice: %v, want ErrNotFound", err)
-	}
-	var coded httpkit.Coded
-	if _, err := client.ListNotifications(context.Background(), "", 1, 10); err == nil || !errors.As(err, &coded) || coded.StatusCode() != 401 {
-		t.Errorf("without a token: %v", err)
-	}
-	if _, err := client.ListNotifications(ctx, "", 0, 10); err == nil || !errors.As(err, &coded) || coded.StatusCode() != 422 {
-		t.Errorf("page 0: %v", err)
 	}
 }

@@ -2,12 +2,10 @@ package order
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/go-kit/kit/metrics"
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mercato-dev/mercato/shared/httpkit"
@@ -32,17 +30,8 @@ type loggingMiddleware struct {
 var _ Service = (*loggingMiddleware)(nil)
 
 func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	// Successes at debug: httpkit already logs every request at info.
-	l := level.Debug
-	switch {
-	case err == nil:
-	case isBusinessError(err):
-		l = level.Info
-	default:
-		l = level.Error
-	}
 	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = l(logging.WithRequest(ctx, mw.logger)).Log(kv...)
+	_ = logging.ForOutcome(logging.WithRequest(ctx, mw.logger), err, isBusinessError).Log(kv...)
 }
 
 func (mw *loggingMiddleware) PlaceOrder(ctx context.Context, userID, idempotencyKey string, c Checkout) (o Order, err error) {
@@ -85,18 +74,7 @@ func (mw *loggingMiddleware) SetStatus(ctx context.Context, id string, status St
 // isBusinessError reports whether err is an expected answer (a domain error
 // or a client mistake, answered with a 4xx) rather than a failure worth an
 // error-level log line.
-func isBusinessError(err error) bool {
-	var coded httpkit.Coded
-	if errors.As(err, &coded) {
-		return coded.StatusCode() < 500
-	}
-	for _, m := range errorMappings {
-		if errors.Is(err, m.Err) {
-			return m.Status < 500
-		}
-	}
-	return false
-}
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
 
 // Metrics are the order service's business metrics.
 type Metrics struct {

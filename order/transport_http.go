@@ -2,10 +2,7 @@ package order
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -20,8 +17,9 @@ import (
 // apiPrefix is where every route lives (API.md).
 const apiPrefix = "/api/v1"
 
-// errorMappings is the one table from domain errors to HTTP. The client uses
-// it backwards, to turn an error body into the domain error again.
+// errorMappings is the one table from domain errors to HTTP: the error
+// encoder answers with it, and the logging middleware tells business errors
+// by it.
 var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
 	{Err: ErrInvalidTransition, Status: http.StatusConflict, Code: "invalid_transition"},
@@ -111,82 +109,3 @@ func decodeListOrdersRequest(_ context.Context, r *http.Request) (any, error) {
 	}
 	return listOrdersRequest{Page: page, PageSize: size, Status: Status(q.Get("status"))}, nil
 }
-
-// Client encoders and decoders, used by NewClient.
-
-func encodePlaceOrderRequest(_ context.Context, r *http.Request, request any) error {
-	req := request.(placeOrderRequest)
-	r.URL.Path = apiPrefix + "/orders"
-	if req.IdempotencyKey != "" {
-		r.Header.Set(discovery.IdempotencyKeyHeader, req.IdempotencyKey)
-	}
-	return discovery.SetJSONBody(r, req)
-}
-
-func encodeListOrdersRequest(_ context.Context, r *http.Request, request any) error {
-	req := request.(listOrdersRequest)
-	r.URL.Path = apiPrefix + "/orders"
-	q := url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}
-	if req.Status != "" {
-		q.Set("status", string(req.Status))
-	}
-	r.URL.RawQuery = q.Encode()
-	return nil
-}
-
-func encodeGetOrderRequest(_ context.Context, r *http.Request, request any) error {
-	r.URL.Path = apiPrefix + "/orders/" + url.PathEscape(request.(getOrderRequest).ID)
-	return nil
-}
-
-func encodeCancelOrderRequest(_ context.Context, r *http.Request, request any) error {
-	req := request.(cancelOrderRequest)
-	r.URL.Path = apiPrefix + "/orders/" + url.PathEscape(req.ID) + "/cancel"
-	return discovery.SetJSONBody(r, req)
-}
-
-func encodeSetStatusRequest(_ context.Context, r *http.Request, request any) error {
-	req := request.(setStatusRequest)
-	r.URL.Path = apiPrefix + "/orders/" + url.PathEscape(req.ID) + "/status"
-	return discovery.SetJSONBody(r, req)
-}
-
-// decodeResponse decodes an instance's answer into T with
-// discovery.DecodeResponse. It maps error bodies back itself, with
-// domainError, to keep their details: with no mappings, discovery hands
-// every 4xx over as an *httpkit.Error.
-func decodeResponse[T any](fail func(error) T) httptransport.DecodeResponseFunc {
-	return discovery.DecodeResponse(ServiceName, nil, func(err error) T { return fail(domainError(err)) })
-}
-
-// domainError turns an error body (an *httpkit.Error from
-// discovery.DecodeErrorBody) back into the domain error it was made from, or
-// leaves it an *httpkit.Error that re-encodes as the same status, code and
-// details (401/403 from auth, 422 validation, out_of_stock with its line, …)
-// when it is not a bare one of ours.
-func domainError(err error) error {
-	var e *httpkit.Error
-	if !errors.As(err, &e) {
-		return err
-	}
-	for _, m := range errorMappings {
-		if m.Code == e.Code && m.Status == e.Status {
-			if len(e.Details) > 0 {
-				return detailedError{body: e, domain: m.Err}
-			}
-			return m.Err
-		}
-	}
-	return e
-}
-
-// detailedError is an error body with details that is also one of the
-// domain errors: errors.Is finds the domain error, and errors.As the body
-// (Coded), which the error encoder shows again as it came, details included.
-type detailedError struct {
-	body   *httpkit.Error
-	domain error
-}
-
-func (e detailedError) Error() string   { return e.body.Error() }
-func (e detailedError) Unwrap() []error { return []error{e.body, e.domain} }

@@ -2,12 +2,10 @@ package payment
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/go-kit/kit/metrics"
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mercato-dev/mercato/shared/httpkit"
@@ -33,17 +31,8 @@ type loggingMiddleware struct {
 var _ Service = (*loggingMiddleware)(nil)
 
 func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	// Successes at debug: httpkit already logs every request at info.
-	l := level.Debug
-	switch {
-	case err == nil:
-	case isBusinessError(err):
-		l = level.Info
-	default:
-		l = level.Error
-	}
 	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = l(logging.WithRequest(ctx, mw.logger)).Log(kv...)
+	_ = logging.ForOutcome(logging.WithRequest(ctx, mw.logger), err, isBusinessError).Log(kv...)
 }
 
 func (mw *loggingMiddleware) Charge(ctx context.Context, r ChargeRequest) (p Payment, created bool, err error) {
@@ -95,22 +84,9 @@ func (mw *loggingMiddleware) CancelOrderPayment(ctx context.Context, orderID str
 }
 
 // isBusinessError reports whether err is an expected answer (a domain error
-// or a client mistake) rather than a failure worth an error-level log line.
-func isBusinessError(err error) bool {
-	if errors.Is(err, ErrProviderFailed) {
-		return false
-	}
-	var coded httpkit.Coded
-	if errors.As(err, &coded) {
-		return coded.StatusCode() < 500
-	}
-	for _, m := range errorMappings {
-		if errors.Is(err, m.Err) {
-			return true
-		}
-	}
-	return false
-}
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line.
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
 
 // Metrics are the payment service's business metrics.
 type Metrics struct {

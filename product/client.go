@@ -3,9 +3,7 @@ package product
 import (
 	"net/http"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
-	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 
 	"github.com/mercato-dev/mercato/shared/discovery"
@@ -25,67 +23,42 @@ import (
 // by auth.HTTPToContext) or the service's own (auth.NewTokenContext with
 // tokens.ServiceToken). The reservation routes want a service or admin token.
 func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options) Service {
-	c := client{instancer: instancer, logger: logger, opts: opts, http: discovery.NewHTTPClient()}
+	// Reads may go to another instance after a timeout or a broken
+	// connection; writes are only retried where nothing was sent, except
+	// the reservation calls: a repeated reserve, commit or release for an
+	// order is answered like the first, so they are retried like reads.
+	c := discovery.NewClient(instancer, ServiceName, logger, opts, discovery.NewHTTPClient())
 	reservation := decodeResponse(func(err error) reservationResponse { return reservationResponse{Err: err} })
 	return Endpoints{
-		ListCategoriesEndpoint: c.endpoint(http.MethodGet, encodePath(fixed(apiPrefix+"/categories")),
-			decodeResponse(func(err error) categoriesResponse { return categoriesResponse{Err: err} })),
-		CreateCategoryEndpoint: c.endpoint(http.MethodPost, encodeJSON(fixed(apiPrefix+"/categories"), nil),
-			decodeResponse(func(err error) createCategoryResponse { return createCategoryResponse{Err: err} })),
-		UpdateCategoryEndpoint: c.endpoint(http.MethodPatch, encodeJSON(categoryPath, func(r any) any { return r.(updateCategoryRequest).CategoryPatch }),
-			decodeResponse(func(err error) categoryResponse { return categoryResponse{Err: err} })),
-		DeleteCategoryEndpoint: c.endpoint(http.MethodDelete, encodePath(categoryPath),
-			decodeResponse(func(err error) noContentResponse { return noContentResponse{Err: err} })),
-		ListProductsEndpoint: c.endpoint(http.MethodGet, encodeListProductsRequest,
-			decodeResponse(func(err error) productsResponse { return productsResponse{Err: err} })),
-		GetProductEndpoint: c.endpoint(http.MethodGet, encodePath(productPath),
-			decodeResponse(func(err error) productResponse { return productResponse{Err: err} })),
-		CreateProductEndpoint: c.endpoint(http.MethodPost, encodeJSON(fixed(apiPrefix+"/products"), nil),
-			decodeResponse(func(err error) createProductResponse { return createProductResponse{Err: err} })),
-		UpdateProductEndpoint: c.endpoint(http.MethodPatch, encodeJSON(productPath, func(r any) any { return r.(updateProductRequest).ProductPatch }),
-			decodeResponse(func(err error) productResponse { return productResponse{Err: err} })),
-		DeactivateProductEndpoint: c.endpoint(http.MethodDelete, encodePath(productPath),
-			decodeResponse(func(err error) noContentResponse { return noContentResponse{Err: err} })),
-		CreateVariantEndpoint: c.endpoint(http.MethodPost, encodeJSON(variantsPath, nil),
-			decodeResponse(func(err error) createVariantResponse { return createVariantResponse{Err: err} })),
-		UpdateVariantEndpoint: c.endpoint(http.MethodPatch, encodeJSON(variantsPath, func(r any) any { return r.(updateVariantRequest).VariantPatch }),
-			decodeResponse(func(err error) variantResponse { return variantResponse{Err: err} })),
-		AdjustStockEndpoint: c.endpoint(http.MethodPost, encodeJSON(stockPath, nil),
-			decodeResponse(func(err error) productResponse { return productResponse{Err: err} })),
-		ReserveEndpoint: c.idempotent(http.MethodPost, encodeJSON(fixed(internalPrefix+"/reservations"), nil),
+		ListCategoriesEndpoint: c.Endpoint(http.MethodGet, encodePath(fixed(apiPrefix+"/categories")),
+			decodeResponse(func(err error) categoriesResponse { return categoriesResponse{Err: err} }), nil),
+		CreateCategoryEndpoint: c.Endpoint(http.MethodPost, encodeJSON(fixed(apiPrefix+"/categories"), nil),
+			decodeResponse(func(err error) createCategoryResponse { return createCategoryResponse{Err: err} }), nil),
+		UpdateCategoryEndpoint: c.Endpoint(http.MethodPatch, encodeJSON(categoryPath, func(r any) any { return r.(updateCategoryRequest).CategoryPatch }),
+			decodeResponse(func(err error) categoryResponse { return categoryResponse{Err: err} }), nil),
+		DeleteCategoryEndpoint: c.Endpoint(http.MethodDelete, encodePath(categoryPath),
+			decodeResponse(func(err error) noContentResponse { return noContentResponse{Err: err} }), nil),
+		ListProductsEndpoint: c.Endpoint(http.MethodGet, encodeListProductsRequest,
+			decodeResponse(func(err error) productsResponse { return productsResponse{Err: err} }), nil),
+		GetProductEndpoint: c.Endpoint(http.MethodGet, encodePath(productPath),
+			decodeResponse(func(err error) productResponse { return productResponse{Err: err} }), nil),
+		CreateProductEndpoint: c.Endpoint(http.MethodPost, encodeJSON(fixed(apiPrefix+"/products"), nil),
+			decodeResponse(func(err error) createProductResponse { return createProductResponse{Err: err} }), nil),
+		UpdateProductEndpoint: c.Endpoint(http.MethodPatch, encodeJSON(productPath, func(r any) any { return r.(updateProductRequest).ProductPatch }),
+			decodeResponse(func(err error) productResponse { return productResponse{Err: err} }), nil),
+		DeactivateProductEndpoint: c.Endpoint(http.MethodDelete, encodePath(productPath),
+			decodeResponse(func(err error) noContentResponse { return noContentResponse{Err: err} }), nil),
+		CreateVariantEndpoint: c.Endpoint(http.MethodPost, encodeJSON(variantsPath, nil),
+			decodeResponse(func(err error) createVariantResponse { return createVariantResponse{Err: err} }), nil),
+		UpdateVariantEndpoint: c.Endpoint(http.MethodPatch, encodeJSON(variantsPath, func(r any) any { return r.(updateVariantRequest).VariantPatch }),
+			decodeResponse(func(err error) variantResponse { return variantResponse{Err: err} }), nil),
+		AdjustStockEndpoint: c.Endpoint(http.MethodPost, encodeJSON(stockPath, nil),
+			decodeResponse(func(err error) productResponse { return productResponse{Err: err} }), nil),
+		ReserveEndpoint: c.Endpoint(http.MethodPost, encodeJSON(fixed(internalPrefix+"/reservations"), nil),
 			decodeResponse(func(err error) reservationResponse { return reservationResponse{Err: err} },
-				func(r *reservationResponse, resp *http.Response) { r.Created = resp.StatusCode == http.StatusCreated })),
-		CommitReservationEndpoint:  c.idempotent(http.MethodPost, encodePath(reservationPath("/commit")), reservation),
-		ReleaseReservationEndpoint: c.idempotent(http.MethodPost, encodePath(reservationPath("/release")), reservation),
-		GetReservationEndpoint:     c.endpoint(http.MethodGet, encodePath(reservationPath("")), reservation),
+				func(r *reservationResponse, resp *http.Response) { r.Created = resp.StatusCode == http.StatusCreated }), nil),
+		CommitReservationEndpoint:  c.Endpoint(http.MethodPost, encodePath(reservationPath("/commit")), reservation, discovery.Always),
+		ReleaseReservationEndpoint: c.Endpoint(http.MethodPost, encodePath(reservationPath("/release")), reservation, discovery.Always),
+		GetReservationEndpoint:     c.Endpoint(http.MethodGet, encodePath(reservationPath("")), reservation, nil),
 	}
-}
-
-type client struct {
-	instancer sd.Instancer
-	logger    log.Logger
-	opts      discovery.Options
-	http      *http.Client
-}
-
-// endpoint builds the load-balanced endpoint of one method. Reads may go to
-// another instance after a timeout or a broken connection; writes are only
-// retried where nothing was sent.
-func (c client) endpoint(method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc) endpoint.Endpoint {
-	var idempotent func(any) bool
-	if method == http.MethodGet {
-		idempotent = discovery.Always
-	}
-	return c.build(method, enc, dec, idempotent)
-}
-
-// idempotent builds the endpoint of a write that is safe to repeat: the
-// reservation calls, which answer a repeated reserve, commit or release for
-// an order like the first, so they are retried like reads.
-func (c client) idempotent(method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc) endpoint.Endpoint {
-	return c.build(method, enc, dec, discovery.Always)
-}
-
-func (c client) build(method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc, idempotent func(any) bool) endpoint.Endpoint {
-	return discovery.NewEndpoint(c.instancer, ServiceName, discovery.HTTPFactory(c.http, method, enc, dec, idempotent), c.logger, c.opts)
 }

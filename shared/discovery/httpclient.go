@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/requestid"
@@ -71,4 +72,37 @@ func HTTPFactory(client *http.Client, method string, enc httptransport.EncodeReq
 		// instance that left after IdleConnTimeout.
 		return e, nil, nil
 	}
+}
+
+// Client is one upstream service as its callers' client.go sees it: the
+// instancer that knows its instances, the logger and Options of its
+// pipeline, and the http.Client every route shares. A service's NewClient
+// builds one and makes the endpoint of each of its routes with Endpoint.
+type Client struct {
+	instancer sd.Instancer
+	upstream  string
+	logger    log.Logger
+	opts      Options
+	http      *http.Client
+}
+
+// NewClient returns the Client of upstream over the instances instancer
+// reports (one shared Consul instancer, from NewInstancer), calling them
+// through httpClient (NewHTTPClient, or one tuned like it).
+func NewClient(instancer sd.Instancer, upstream string, logger log.Logger, opts Options, httpClient *http.Client) *Client {
+	return &Client{instancer: instancer, upstream: upstream, logger: logger, opts: opts, http: httpClient}
+}
+
+// Endpoint returns the load-balanced endpoint of one route (NewEndpoint over
+// HTTPFactory): method, with enc and dec, to every instance in turn, each
+// behind its instance's breaker. A GET or HEAD may be sent again to another
+// instance after a timeout, a broken connection or a 502-504; so may any
+// request for which idempotent returns true (Always: every one). Otherwise
+// (idempotent nil or false) a failure is retried only where nothing was
+// sent, so a write never happens twice.
+func (c *Client) Endpoint(method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc, idempotent func(request any) bool) endpoint.Endpoint {
+	if method == http.MethodGet || method == http.MethodHead {
+		idempotent = Always
+	}
+	return NewEndpoint(c.instancer, c.upstream, HTTPFactory(c.http, method, enc, dec, idempotent), c.logger, c.opts)
 }

@@ -2,12 +2,16 @@ package discovery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/go-kit/kit/sd"
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/requestid"
@@ -90,6 +94,74 @@ func TestHTTPFactory(t *testing.T) {
 			}
 			if got := IsRetryable(err); got != tc.retryable {
 				t.Errorf("IsRetryable(%v) = %v, want %v", err, got, tc.retryable)
+			}
+		})
+	}
+}
+
+// TestClientEndpoint checks the retry rule Client.Endpoint applies: GETs,
+// and writes its idempotent argument accepts, go to the other instance when
+// the first drops the connection after taking the request; other writes
+// are never sent twice.
+func TestClientEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		method     string
+		idempotent func(any) bool
+		wantSafe   bool
+	}{
+		{"GET", http.MethodGet, nil, true},
+		{"POST", http.MethodPost, nil, false},
+		{"POST the rule refuses", http.MethodPost, func(any) bool { return false }, false},
+		{"POST Always", http.MethodPost, Always, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// hangup reads the request, then drops the connection: the
+			// request may well have had its effect.
+			var hangups atomic.Int64
+			hangup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				hangups.Add(1)
+				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					conn.Close()
+				}
+			}))
+			t.Cleanup(hangup.Close)
+			good := newBackend(t, 0)
+
+			instances := []string{hangup.Listener.Addr().String(), good.addr()}
+			// A volume the test never reaches keeps the breakers out of it.
+			c := NewClient(sd.FixedInstancer(instances), "client-"+tc.name, testLogger(), Options{RequestVolumeThreshold: 1000}, NewHTTPClient())
+			enc := func(_ context.Context, r *http.Request, _ any) error {
+				r.URL.Path = "/thing"
+				return nil
+			}
+			dec := func(_ context.Context, resp *http.Response) (any, error) {
+				if err := CheckResponse(resp); err != nil {
+					return nil, err
+				}
+				var out thingResponse
+				return out, json.NewDecoder(resp.Body).Decode(&out)
+			}
+			e := c.Endpoint(tc.method, enc, dec, tc.idempotent)
+
+			failures := 0
+			for range 4 {
+				resp, err := e(context.Background(), struct{}{})
+				switch {
+				case err != nil:
+					failures++
+				case resp.(thingResponse).Server != good.addr():
+					t.Errorf("answered by %q, want the good instance", resp.(thingResponse).Server)
+				}
+			}
+			if hangups.Load() == 0 {
+				t.Fatal("round robin never chose the instance that hangs up")
+			}
+			if tc.wantSafe && failures != 0 {
+				t.Errorf("%d of 4 calls failed: a safe request was not retried on the other instance", failures)
+			}
+			if !tc.wantSafe && (failures != int(hangups.Load()) || good.hits.Load() != int64(4-failures)) {
+				t.Errorf("%d failures, %d hang-ups, %d good hits: an unsafe request was sent twice", failures, hangups.Load(), good.hits.Load())
 			}
 		})
 	}

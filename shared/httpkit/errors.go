@@ -137,6 +137,13 @@ func withDetails(e *Error, err error) *Error {
 	return e
 }
 
+// IsClientError reports whether ToError shows err with a status below 500:
+// a client's mistake or a domain error the client should expect, not a
+// failure of the server. nil is not an error of either kind.
+func IsClientError(err error, mappings ...ErrorMapping) bool {
+	return err != nil && ToError(context.Background(), log.NewNopLogger(), err, mappings...).Status < 500
+}
+
 // WriteError writes e as the JSON error body. Headers are set before the
 // status line so none is lost.
 func WriteError(w http.ResponseWriter, e *Error) {

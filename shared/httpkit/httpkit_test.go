@@ -187,6 +187,33 @@ func TestErrorEncoder(t *testing.T) {
 	}
 }
 
+func TestIsClientError(t *testing.T) {
+	errUpstreamDown := errors.New("upstream down")
+	mappings := []ErrorMapping{
+		{Err: errThingNotFound, Status: 404, Code: "not_found"},
+		{Err: errUpstreamDown, Status: 503, Code: "service_unavailable"},
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"mapped 4xx", fmt.Errorf("load: %w", errThingNotFound), true},
+		{"mapped 5xx", fmt.Errorf("reserve: %w", errUpstreamDown), false},
+		{"coded 4xx", fmt.Errorf("wrapped: %w", codedErr{}), true},
+		{"coded 5xx", Unavailable("later"), false},
+		{"coded wins over a mapping, as in ToError", fmt.Errorf("%w: %w", Internal(), errThingNotFound), false},
+		{"unknown", errors.New("pq: connection refused"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsClientError(tc.err, mappings...); got != tc.want {
+				t.Errorf("IsClientError(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestRetryAfterHeader(t *testing.T) {
 	rec := httptest.NewRecorder()
 	e := NewError(429, "rate_limited", "slow down")

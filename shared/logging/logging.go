@@ -1,6 +1,7 @@
 // Package logging builds the structured go-kit loggers every service uses:
 // JSON lines with a UTC timestamp, the service name and the caller, and the
-// request id of the request being served.
+// request id of the request being served; and it picks the level of the
+// line a service's logging middleware writes about each call.
 package logging
 
 import (
@@ -41,4 +42,19 @@ func WithRequest(ctx context.Context, logger log.Logger) log.Logger {
 		return log.With(logger, "request_id", id)
 	}
 	return logger
+}
+
+// ForOutcome returns logger at the level of the line about a service call
+// that returned err: debug for a success (httpkit already logs every request
+// at info), info when business(err) says err is an expected answer (a
+// domain error or a client's mistake), error for anything else.
+func ForOutcome(logger log.Logger, err error, business func(error) bool) log.Logger {
+	switch {
+	case err == nil:
+		return level.Debug(logger)
+	case business(err):
+		return level.Info(logger)
+	default:
+		return level.Error(logger)
+	}
 }

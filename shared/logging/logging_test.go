@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/go-kit/log/level"
@@ -47,5 +48,31 @@ func TestWithRequestWithoutID(t *testing.T) {
 	}
 	if _, ok := rec["request_id"]; ok {
 		t.Errorf("no request id in ctx, yet logged one: %v", rec)
+	}
+}
+
+func TestForOutcome(t *testing.T) {
+	errBusiness, errFailure := errors.New("not found"), errors.New("connection reset")
+	business := func(err error) bool { return errors.Is(err, errBusiness) }
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"success", nil, "debug"},
+		{"business error", errBusiness, "info"},
+		{"failure", errFailure, "error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			ForOutcome(New(&buf, "user", "debug"), tc.err, business).Log("msg", "call")
+			var rec map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+				t.Fatalf("not JSON: %v: %s", err, buf.Bytes())
+			}
+			if rec["level"] != tc.want {
+				t.Errorf("level = %v, want %s", rec["level"], tc.want)
+			}
+		})
 	}
 }

@@ -9,50 +9,25 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/notification"
 	"github.com/mercato-dev/mercato/notification/postgres"
+	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/config"
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/httpkit"
-	"github.com/mercato-dev/mercato/shared/logging"
-	"github.com/mercato-dev/mercato/shared/metrics"
-	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 	"github.com/mercato-dev/mercato/user"
 )
 
-func main() {
-	// SIGINT/SIGTERM cancel ctx, which drains the server and stops the
-	// consumer and the dispatcher.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "notification:", err)
-		os.Exit(1)
-	}
-}
-
-// startTimeout bounds start-up's calls to dependencies (connect, migrate,
-// ping), so an unreachable one fails the start instead of hanging it.
-const startTimeout = 15 * time.Second
+func main() { app.Main("notification", run) }
 
 // run serves until ctx is done. It is main without the process: tests run it
 // in-process.
@@ -60,7 +35,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Configuration: flags, each with a MERCATO_* environment fallback.
 	var (
 		cfg         config.Common
-		fs          = flag.NewFlagSet("notification", flag.ContinueOnError)
+		fs          = app.NewFlagSet("notification", "Mercato's notification service", "MERCATO_DATABASE_URL")
 		smtpAddr    = fs.String("smtp-addr", "127.0.0.1:1025", "SMTP server email is sent through (host:port); STARTTLS is used when offered")
 		smtpFrom    = fs.String("smtp-from", "Mercato <no-reply@mercato.local>", "From address of every email")
 		smtpUser    = fs.String("smtp-username", "", "SMTP AUTH user name (optional)")
@@ -79,14 +54,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		poll        = fs.Duration("send-poll-interval", 500*time.Millisecond, "how often idle senders look for due notifications")
 	)
 	cfg.Register(fs, notification.ServiceName, "127.0.0.1:3005")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: notification [flags]\n\nRuns one instance of Mercato's notification service. Every flag can also be set\nin the environment as MERCATO_<FLAG> (upper case, dashes as underscores), e.g.\nMERCATO_DATABASE_URL; a flag on the command line wins.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := config.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cfg.Validate(true); err != nil {
+	if err := app.Parse(fs, args, &cfg, true); err != nil {
 		return err
 	}
 	if *workers < 1 || *maxAttempts < 1 || *backoff <= 0 || *maxBackoff < *backoff || *sendTimeout <= 0 || *poll <= 0 {
@@ -126,68 +94,37 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 
-	// Logging and metrics.
-	logger := logging.New(logOutput, cfg.Service, cfg.LogLevel)
-	reg := metrics.NewRegistry()
-	httpMetrics := metrics.NewHTTP(reg, cfg.Service)
-	ctx, stop := context.WithCancel(ctx) // also stops the workers when run fails
-	defer stop()
-
-	// PostgreSQL, brought up to the current schema.
-	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	db, err := sharedpg.Open(startCtx, cfg.DatabaseURL, sharedpg.PoolOptions{})
-	if err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	defer db.Close()
-	if err := postgres.Migrate(startCtx, db); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	store := postgres.New(db)
-
-	// Redis: the event stream.
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DialTimeout: 2 * time.Second,
-		ReadTimeout: 5 * time.Second, WriteTimeout: 2 * time.Second})
-	defer rdb.Close()
-	if err := rdb.Ping(startCtx).Err(); err != nil {
-		return fmt.Errorf("redis at %s: %w", cfg.RedisAddr, err)
-	}
-
-	// Consul, and the user service found through it (contact data).
-	consul, err := discovery.NewConsulClient(cfg.ConsulAddr)
+	// Logging, metrics, PostgreSQL brought up to the current schema, Redis
+	// (the event stream; the read timeout outlasts the consumer's blocking
+	// reads) and Consul.
+	in, err := app.Start(ctx, cfg, logOutput, app.Options{
+		Migrate: postgres.Migrate,
+		Redis:   redis.Options{ReadTimeout: 5 * time.Second},
+	})
 	if err != nil {
 		return err
 	}
+	defer in.Close()
+	logger, reg, db, rdb := in.Logger, in.Registry, in.DB, in.Redis
+	store := postgres.New(db)
+
+	// The user service, found in Consul (contact data).
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret), 5*time.Minute)
 	if err != nil {
 		return err
 	}
-	userInstancer := discovery.NewInstancer(consul, user.ServiceName, logger)
-	defer userInstancer.Stop()
-	users := user.NewClient(userInstancer, logger, discovery.Options{Timeout: 5 * time.Second, Metrics: discovery.NewMetrics(reg)})
+	users := user.NewClient(in.Instancer(user.ServiceName), logger, discovery.Options{Timeout: 5 * time.Second, Metrics: discovery.NewMetrics(reg)})
 
-	// Background work: the event consumer records notifications, the
-	// dispatcher sends them. No outbox relay: this service publishes no
-	// events.
-	var background sync.WaitGroup
-	consumer := &events.Consumer{DB: db, Redis: rdb, Group: notification.ServiceName,
+	// Background work, stopped (and waited for) before run returns: the
+	// event consumer records notifications, the dispatcher sends them. No
+	// outbox relay: this service publishes no events.
+	in.Go("event consumer", (&events.Consumer{DB: db, Redis: rdb, Group: notification.ServiceName,
 		Handler: notification.NewEventHandler(store, channels), Types: notification.EventTypes,
-		Logger: log.With(logger, "component", "event_consumer"), Metrics: events.NewMetrics(reg, cfg.Service)}
-	dispatcher := &notification.Dispatcher{Store: store, Contacts: notification.UserServiceContacts(users, tokens),
+		Logger: log.With(logger, "component", "event_consumer"), Metrics: events.NewMetrics(reg, cfg.Service)}).Run)
+	in.Go("dispatcher", (&notification.Dispatcher{Store: store, Contacts: notification.UserServiceContacts(users, tokens),
 		Senders: senders, Renderer: renderer, Workers: *workers, PollInterval: *poll, AttemptTimeout: *sendTimeout,
 		MaxAttempts: *maxAttempts, Backoff: *backoff, MaxBackoff: *maxBackoff,
-		Logger: log.With(logger, "component", "dispatcher"), Metrics: notification.NewDispatchMetrics(reg)}
-	for name, worker := range map[string]func(context.Context) error{"event consumer": consumer.Run, "dispatcher": dispatcher.Run} {
-		background.Add(1)
-		go func() {
-			defer background.Done()
-			if err := worker(ctx); err != nil {
-				level.Error(logger).Log("msg", name+" stopped", "err", err)
-			}
-		}()
-	}
-	defer func() { stop(); background.Wait() }()
+		Logger: log.With(logger, "component", "dispatcher"), Metrics: notification.NewDispatchMetrics(reg)}).Run)
 
 	// Service, with its middlewares.
 	var svc notification.Service = notification.NewService(store)
@@ -195,13 +132,10 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	svc = notification.InstrumentingMiddleware(notification.NewMetrics(reg))(svc)
 
 	// Routes.
-	router := httpkit.Router(logger, reg, httpMetrics, map[string]httpkit.Check{
-		"db":    func(ctx context.Context) error { return db.PingContext(ctx) },
-		"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-	})
+	router := in.Router()
 	notification.MakeHTTPHandler(router, notification.MakeServerEndpoints(svc, tokens), logger)
 
 	// Listen, register in Consul with the real port (-http-addr may ask for
 	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
-	return discovery.ListenAndServe(ctx, cfg, consul, httpkit.Handler(logger, router), logger)
+	return discovery.ListenAndServe(ctx, cfg, in.Consul, httpkit.Handler(logger, router), logger)
 }

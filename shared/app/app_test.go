@@ -1,0 +1,187 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mercato-dev/mercato/shared/config"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+// testConfig is the configuration of an instance of service "thing" on the
+// given database and Redis.
+func testConfig(databaseURL, redisAddr string) config.Common {
+	return config.Common{Service: "thing", DatabaseURL: databaseURL, RedisAddr: redisAddr,
+		ConsulAddr: "127.0.0.1:8500", JWTSecret: secret, LogLevel: "info"}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func migrateThings(ctx context.Context, db *sqlx.DB) error {
+	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS things (id int PRIMARY KEY)`)
+	return err
+}
+
+// TestStart checks what a main relies on: the database is migrated and the
+// checks cover it and Redis; loops run until Close, which waits for them
+// before it closes the database they use; a loop's error is logged.
+func TestStart(t *testing.T) {
+	var logs bytes.Buffer
+	in, err := Start(context.Background(), testConfig(testkit.PostgresURL(t), testkit.RedisAddr(t)), &logs, Options{Migrate: migrateThings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.DB.Exec(`INSERT INTO things VALUES (1)`); err != nil {
+		t.Errorf("the migration did not run: %v", err)
+	}
+	if len(in.Checks) != 2 || in.Checks["db"] == nil || in.Checks["redis"] == nil {
+		t.Errorf("checks = %v, want db and redis", in.Checks)
+	}
+	for name, check := range in.Checks {
+		if err := check(context.Background()); err != nil {
+			t.Errorf("check %s: %v", name, err)
+		}
+	}
+	if in.Consul == nil || in.Logger == nil || in.Registry == nil || in.Redis == nil {
+		t.Errorf("instance lacks a dependency: %+v", in)
+	}
+	if _, ok := in.StartContext().Deadline(); !ok {
+		t.Error("the start context has no deadline")
+	}
+
+	// A loop that uses the database once it is told to stop: Close must
+	// wait for it before closing the pool.
+	pinged := make(chan error, 1)
+	in.Go("pinger", func(ctx context.Context) error {
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond)
+		pinged <- in.DB.Ping()
+		return nil
+	})
+	in.Go("failing loop", func(context.Context) error { return errors.New("boom") })
+
+	if err := in.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	select {
+	case err := <-pinged:
+		if err != nil {
+			t.Errorf("the loop's ping after shutdown began: %v, want the pool still open", err)
+		}
+	default:
+		t.Error("Close returned before the loop did")
+	}
+	if err := in.DB.Ping(); err == nil {
+		t.Error("the database is still open after Close")
+	}
+	var rec map[string]any
+	line, _, _ := strings.Cut(logs.String(), "\n")
+	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] != "failing loop stopped" || rec["level"] != "error" || rec["err"] != "boom" {
+		t.Errorf("log of the failed loop: %s", logs.String())
+	}
+	if in.StartContext().Err() == nil {
+		t.Error("the start context is still live after Close")
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	pg, rdb := testkit.PostgresURL(t), testkit.RedisAddr(t)
+	unreachableDB := "postgres://" + closedAddr(t) + "/none?sslmode=disable&connect_timeout=2"
+	failingMigration := func(context.Context, *sqlx.DB) error { return errors.New("bad migration") }
+	for _, tc := range []struct {
+		name string
+		cfg  config.Common
+		opts Options
+		want string
+	}{
+		{"unreachable database", testConfig(unreachableDB, rdb), Options{Migrate: migrateThings}, "database: "},
+		{"failing migration", testConfig(pg, rdb), Options{Migrate: failingMigration}, "database: bad migration"},
+		{"unreachable redis", testConfig(pg, closedAddr(t)), Options{Migrate: migrateThings}, "redis at "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, err := Start(context.Background(), tc.cfg, &bytes.Buffer{}, tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Start = %v, %v; want an error with %q", in, err, tc.want)
+			}
+		})
+	}
+
+	t.Run("no database, optional redis", func(t *testing.T) {
+		in, err := Start(context.Background(), testConfig("", closedAddr(t)), &bytes.Buffer{}, Options{RedisOptional: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		if in.DB != nil || len(in.Checks) != 1 || in.Checks["redis"] == nil {
+			t.Errorf("DB %v, checks %v; want no database and a redis check", in.DB, in.Checks)
+		}
+		if err := in.Checks["redis"](context.Background()); err == nil {
+			t.Error("the redis check passes with no Redis")
+		}
+	})
+}
+
+func TestFlags(t *testing.T) {
+	newFlags := func() (*flag.FlagSet, *config.Common, *int) {
+		var cfg config.Common
+		fs := NewFlagSet("thing", "Mercato's thing service", "MERCATO_THING_COUNT")
+		count := fs.Int("thing-count", 1, "how many things")
+		cfg.Register(fs, "thing", "127.0.0.1:0")
+		return fs, &cfg, count
+	}
+
+	fs, cfg, _ := newFlags()
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
+	if err := Parse(fs, []string{"-h"}, cfg, true); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"Usage: thing [flags]", "Mercato's thing service", "MERCATO_<FLAG>", "MERCATO_THING_COUNT", "-thing-count", "-database-url"} {
+		if !strings.Contains(usage.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, usage.String())
+		}
+	}
+	for _, line := range strings.Split(usage.String(), "\n") {
+		if len(line) > 80 && !strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "\t") {
+			t.Errorf("usage line longer than 80 columns: %q", line)
+		}
+	}
+
+	fs, cfg, count := newFlags()
+	t.Setenv("MERCATO_THING_COUNT", "3")
+	if err := Parse(fs, []string{"-jwt-secret", secret, "-database-url", "postgres://x/y"}, cfg, true); err != nil || *count != 3 || cfg.DatabaseURL != "postgres://x/y" {
+		t.Errorf("Parse = %v, count %d, cfg %+v", err, *count, cfg)
+	}
+
+	fs, cfg, _ = newFlags()
+	if err := Parse(fs, []string{"-jwt-secret", secret}, cfg, true); err == nil || !strings.Contains(err.Error(), "-database-url") {
+		t.Errorf("no database: %v, want an error naming -database-url", err)
+	}
+	fs, cfg, _ = newFlags()
+	if err := Parse(fs, []string{"-jwt-secret", secret}, cfg, false); err != nil {
+		t.Errorf("no database, none needed: %v", err)
+	}
+}

@@ -1,0 +1,207 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/go-kit/kit/sd"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/gorilla/mux"
+	"github.com/hashicorp/consul/api"
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/config"
+	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/metrics"
+	"github.com/mercato-dev/mercato/shared/postgres"
+)
+
+// DefaultStartTimeout is Options.StartTimeout when it is zero.
+const DefaultStartTimeout = 15 * time.Second
+
+// Options says what Start opens for a service beyond what every instance
+// has.
+type Options struct {
+	// StartTimeout bounds start-up's calls to dependencies (connect,
+	// migrate, ping, and whatever the caller bounds with StartContext), so
+	// an unreachable one fails the start instead of hanging it
+	// (DefaultStartTimeout).
+	StartTimeout time.Duration
+
+	// Migrate brings the service's database to its current schema. Nil
+	// means the service has no database (the gateway): Start opens none,
+	// and DB is nil.
+	Migrate func(context.Context, *sqlx.DB) error
+	// Pool sizes the database's connection pool.
+	Pool postgres.PoolOptions
+
+	// Redis tunes the Redis client; Addr comes from the configuration.
+	// Zero timeouts take 2s (dial, read and write): a service whose event
+	// consumers block on the stream raises ReadTimeout above their Block.
+	Redis redis.Options
+	// RedisOptional starts the instance without waiting for Redis to answer
+	// (the gateway, whose rate limiter fails open). Otherwise Start pings it
+	// and fails when it does not answer.
+	RedisOptional bool
+}
+
+// Instance is what one running service instance stands on, from Start. Close
+// releases it.
+type Instance struct {
+	Logger   log.Logger
+	Registry *prometheus.Registry
+	DB       *sqlx.DB // nil without Options.Migrate
+	Redis    *redis.Client
+	Consul   *api.Client
+	// Checks are the readiness checks /ready runs: "db" (with a database)
+	// and "redis". A service adds its own before calling Router.
+	Checks map[string]httpkit.Check
+
+	cfg         config.Common
+	httpMetrics *metrics.HTTP
+	startCtx    context.Context
+	cancelStart context.CancelFunc
+	loopCtx     context.Context
+	stopLoops   context.CancelFunc
+	loops       sync.WaitGroup
+	closers     []func() error // in the order opened; run in reverse
+}
+
+// Start builds the instance cfg describes: its logger (writing to
+// logOutput at cfg.LogLevel), its metrics registry, its database at
+// cfg.DatabaseURL brought up to its schema with opts.Migrate, its Redis
+// client, checked with a ping, and its Consul client. Background loops
+// started with Go run until ctx is done or Close is called. When Start
+// fails it closes what it opened; otherwise the caller closes the Instance.
+func Start(ctx context.Context, cfg config.Common, logOutput io.Writer, opts Options) (*Instance, error) {
+	reg := metrics.NewRegistry()
+	in := &Instance{
+		Logger:      logging.New(logOutput, cfg.Service, cfg.LogLevel),
+		Registry:    reg,
+		Checks:      map[string]httpkit.Check{},
+		cfg:         cfg,
+		httpMetrics: metrics.NewHTTP(reg, cfg.Service),
+	}
+	timeout := opts.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	in.startCtx, in.cancelStart = context.WithTimeout(ctx, timeout)
+	in.loopCtx, in.stopLoops = context.WithCancel(ctx)
+	if err := in.open(opts); err != nil {
+		in.Close()
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *Instance) open(opts Options) error {
+	// PostgreSQL, brought up to the current schema.
+	if opts.Migrate != nil {
+		db, err := in.OpenPostgres(opts.Pool, opts.Migrate)
+		if err != nil {
+			return err
+		}
+		in.DB = db
+		in.Checks["db"] = func(ctx context.Context) error { return db.PingContext(ctx) }
+	}
+
+	// Redis: the event stream, and whatever else the service keeps there.
+	ro := opts.Redis
+	ro.Addr = in.cfg.RedisAddr
+	for _, d := range []*time.Duration{&ro.DialTimeout, &ro.ReadTimeout, &ro.WriteTimeout} {
+		if *d == 0 {
+			*d = 2 * time.Second
+		}
+	}
+	rdb := redis.NewClient(&ro)
+	in.closers = append(in.closers, rdb.Close)
+	if !opts.RedisOptional {
+		if err := rdb.Ping(in.startCtx).Err(); err != nil {
+			return fmt.Errorf("redis at %s: %w", in.cfg.RedisAddr, err)
+		}
+	}
+	in.Redis = rdb
+	in.Checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+
+	// Consul: registration, and the upstreams the service calls.
+	consul, err := discovery.NewConsulClient(in.cfg.ConsulAddr)
+	if err != nil {
+		return err
+	}
+	in.Consul = consul
+	return nil
+}
+
+// OpenPostgres opens a connection pool sized by pool on the service's
+// database, brought up to the schema migrate applies, within the start-up
+// deadline. Start opens the service's own with it; a service calls it for a
+// second pool with migrations of its own (the payment sandbox's). Close
+// closes the pool once the background loops have stopped.
+func (in *Instance) OpenPostgres(pool postgres.PoolOptions, migrate func(context.Context, *sqlx.DB) error) (*sqlx.DB, error) {
+	db, err := postgres.Open(in.startCtx, in.cfg.DatabaseURL, pool)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	in.closers = append(in.closers, db.Close)
+	if err := migrate(in.startCtx, db); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return db, nil
+}
+
+// Instancer returns the one Consul instancer of upstream service (see
+// discovery.NewInstancer) for all of its endpoints. Close stops it once the
+// background loops, which may call the service, have stopped.
+func (in *Instance) Instancer(service string) sd.Instancer {
+	i := discovery.NewInstancer(in.Consul, service, in.Logger)
+	in.closers = append(in.closers, func() error { i.Stop(); return nil })
+	return i
+}
+
+// StartContext is done when the start-up deadline (Options.StartTimeout
+// after Start was called) passes or Close is called. Bound the service's
+// own start-up calls with it (bootstrap data, say).
+func (in *Instance) StartContext() context.Context { return in.startCtx }
+
+// Go runs loop in a goroutine until the instance shuts down: its context is
+// cancelled when Start's is done or Close is called, and Close waits for it
+// to return. An error it returns is logged as "<name> stopped"; the other
+// loops and the server carry on.
+func (in *Instance) Go(name string, loop func(context.Context) error) {
+	in.loops.Go(func() {
+		if err := loop(in.loopCtx); err != nil {
+			level.Error(in.Logger).Log("msg", name+" stopped", "err", err)
+		}
+	})
+}
+
+// Router returns the service's router with /health, /ready (running
+// Checks) and /metrics mounted, and every request observed in the
+// http_requests metrics (httpkit.Router). The service adds its routes.
+func (in *Instance) Router() *mux.Router {
+	return httpkit.Router(in.Logger, in.Registry, in.httpMetrics, in.Checks)
+}
+
+// Close stops the background loops and waits for them, then stops the
+// instancers and closes the Redis client and the database pools, so no loop
+// ever runs on a closed one. It returns the errors of closing them.
+func (in *Instance) Close() error {
+	in.stopLoops()
+	in.loops.Wait()
+	var errs []error
+	for i := len(in.closers) - 1; i >= 0; i-- {
+		errs = append(errs, in.closers[i]())
+	}
+	in.cancelStart()
+	return errors.Join(errs...)
+}
