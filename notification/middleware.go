@@ -19,47 +19,44 @@ type Middleware func(Service) Service
 // LoggingMiddleware logs one line per call with its outcome and duration.
 // It logs ids only: never push tokens.
 func LoggingMiddleware(logger log.Logger) Middleware {
-	return func(next Service) Service { return &loggingMiddleware{next: next, logger: logger} }
+	return func(next Service) Service {
+		return &loggingMiddleware{next: next, Method: logging.Method{Logger: logger, Business: isBusinessError}}
+	}
 }
 
 type loggingMiddleware struct {
-	next   Service
-	logger log.Logger
+	next Service
+	logging.Method
 }
 
 var _ Service = (*loggingMiddleware)(nil)
 
-func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = logging.ForOutcome(logging.WithRequest(ctx, mw.logger), err, isBusinessError).Log(kv...)
-}
-
 func (mw *loggingMiddleware) ListNotifications(ctx context.Context, userID string, page, pageSize int) (p NotificationPage, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "ListNotifications", begin, err, "user_id", userID, "page", page, "page_size", pageSize, "count", len(p.Items))
+		mw.Log(ctx, "ListNotifications", begin, err, "user_id", userID, "page", page, "page_size", pageSize, "count", len(p.Items))
 	}(time.Now())
 	return mw.next.ListNotifications(ctx, userID, page, pageSize)
 }
 
 func (mw *loggingMiddleware) GetPreferences(ctx context.Context, userID string) (p Preferences, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "GetPreferences", begin, err, "user_id", userID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "GetPreferences", begin, err, "user_id", userID) }(time.Now())
 	return mw.next.GetPreferences(ctx, userID)
 }
 
 func (mw *loggingMiddleware) UpdatePreferences(ctx context.Context, userID string, in Preferences) (p Preferences, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "UpdatePreferences", begin, err, "user_id", userID, "email", in.Email, "sms", in.SMS, "push", in.Push)
+		mw.Log(ctx, "UpdatePreferences", begin, err, "user_id", userID, "email", in.Email, "sms", in.SMS, "push", in.Push)
 	}(time.Now())
 	return mw.next.UpdatePreferences(ctx, userID, in)
 }
 
 func (mw *loggingMiddleware) SetPushToken(ctx context.Context, userID, token string) (err error) {
-	defer func(begin time.Time) { mw.log(ctx, "SetPushToken", begin, err, "user_id", userID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "SetPushToken", begin, err, "user_id", userID) }(time.Now())
 	return mw.next.SetPushToken(ctx, userID, token)
 }
 
 func (mw *loggingMiddleware) DeletePushToken(ctx context.Context, userID string) (err error) {
-	defer func(begin time.Time) { mw.log(ctx, "DeletePushToken", begin, err, "user_id", userID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "DeletePushToken", begin, err, "user_id", userID) }(time.Now())
 	return mw.next.DeletePushToken(ctx, userID)
 }
 
@@ -70,14 +67,14 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 
 // Metrics are the notification service's API metrics.
 type Metrics struct {
-	Duration metrics.Histogram // notification_service_duration_seconds{method,success}
+	Duration sharedmetrics.MethodDuration // notification_service_duration_seconds{method,success}
 }
 
 // NewMetrics registers the API metrics on reg (built in main).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
-		Duration: sharedmetrics.NewHistogram(reg, "notification_service_duration_seconds",
-			"Time spent in notification service methods, in seconds.", prometheus.DefBuckets, "method", "success"),
+		Duration: sharedmetrics.NewMethodDuration(reg, "notification_service_duration_seconds",
+			"Time spent in notification service methods, in seconds."),
 	}
 }
 
@@ -93,39 +90,28 @@ type instrumentingMiddleware struct {
 
 var _ Service = (*instrumentingMiddleware)(nil)
 
-func (mw *instrumentingMiddleware) observe(method string, begin time.Time, err error) {
-	mw.m.Duration.With("method", method, "success", boolLabel(err == nil)).Observe(time.Since(begin).Seconds())
-}
-
-func boolLabel(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
-}
-
 func (mw *instrumentingMiddleware) ListNotifications(ctx context.Context, userID string, page, pageSize int) (p NotificationPage, err error) {
-	defer func(begin time.Time) { mw.observe("ListNotifications", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("ListNotifications", begin, err) }(time.Now())
 	return mw.next.ListNotifications(ctx, userID, page, pageSize)
 }
 
 func (mw *instrumentingMiddleware) GetPreferences(ctx context.Context, userID string) (p Preferences, err error) {
-	defer func(begin time.Time) { mw.observe("GetPreferences", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("GetPreferences", begin, err) }(time.Now())
 	return mw.next.GetPreferences(ctx, userID)
 }
 
 func (mw *instrumentingMiddleware) UpdatePreferences(ctx context.Context, userID string, in Preferences) (p Preferences, err error) {
-	defer func(begin time.Time) { mw.observe("UpdatePreferences", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("UpdatePreferences", begin, err) }(time.Now())
 	return mw.next.UpdatePreferences(ctx, userID, in)
 }
 
 func (mw *instrumentingMiddleware) SetPushToken(ctx context.Context, userID, token string) (err error) {
-	defer func(begin time.Time) { mw.observe("SetPushToken", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("SetPushToken", begin, err) }(time.Now())
 	return mw.next.SetPushToken(ctx, userID, token)
 }
 
 func (mw *instrumentingMiddleware) DeletePushToken(ctx context.Context, userID string) (err error) {
-	defer func(begin time.Time) { mw.observe("DeletePushToken", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("DeletePushToken", begin, err) }(time.Now())
 	return mw.next.DeletePushToken(ctx, userID)
 }
 

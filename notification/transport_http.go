@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/go-kit/kit/endpoint"
-	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/gorilla/mux"
 
@@ -25,21 +23,13 @@ var errorMappings = []httpkit.ErrorMapping{
 
 // MakeHTTPHandler adds the notification service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
-	encode := httpkit.EncodeResponse(encodeError)
-	options := []httptransport.ServerOption{
-		httptransport.ServerBefore(auth.HTTPToContext),
-		httptransport.ServerErrorEncoder(encodeError),
-	}
-	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
-		r.Methods(method).Path(apiPrefix + path).Handler(httptransport.NewServer(ep, dec, encode, options...))
-	}
+	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)
 
-	handle(http.MethodGet, "/notifications", e.ListNotificationsEndpoint, decodeListNotificationsRequest)
-	handle(http.MethodGet, "/notifications/preferences", e.GetPreferencesEndpoint, httpkit.DecodeEmptyRequest[getPreferencesRequest])
-	handle(http.MethodPut, "/notifications/preferences", e.UpdatePreferencesEndpoint, httpkit.DecodeJSONRequest[updatePreferencesRequest])
-	handle(http.MethodPut, "/notifications/push-token", e.SetPushTokenEndpoint, httpkit.DecodeJSONRequest[setPushTokenRequest])
-	handle(http.MethodDelete, "/notifications/push-token", e.DeletePushTokenEndpoint, httpkit.DecodeEmptyRequest[deletePushTokenRequest])
+	routes.Handle(http.MethodGet, "/notifications", e.ListNotificationsEndpoint, decodeListNotificationsRequest)
+	routes.Handle(http.MethodGet, "/notifications/preferences", e.GetPreferencesEndpoint, httpkit.DecodeEmptyRequest[getPreferencesRequest])
+	routes.Handle(http.MethodPut, "/notifications/preferences", e.UpdatePreferencesEndpoint, httpkit.DecodeJSONRequest[updatePreferencesRequest])
+	routes.Handle(http.MethodPut, "/notifications/push-token", e.SetPushTokenEndpoint, httpkit.DecodeJSONRequest[setPushTokenRequest])
+	routes.Handle(http.MethodDelete, "/notifications/push-token", e.DeletePushTokenEndpoint, httpkit.DecodeEmptyRequest[deletePushTokenRequest])
 }
 
 // Server decoders.

@@ -19,24 +19,21 @@ type Middleware func(Service) Service
 // LoggingMiddleware logs one line per call with its outcome and duration.
 // It logs ids and statuses only: never the card, never addresses.
 func LoggingMiddleware(logger log.Logger) Middleware {
-	return func(next Service) Service { return &loggingMiddleware{next: next, logger: logger} }
+	return func(next Service) Service {
+		return &loggingMiddleware{next: next, Method: logging.Method{Logger: logger, Business: isBusinessError}}
+	}
 }
 
 type loggingMiddleware struct {
-	next   Service
-	logger log.Logger
+	next Service
+	logging.Method
 }
 
 var _ Service = (*loggingMiddleware)(nil)
 
-func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = logging.ForOutcome(logging.WithRequest(ctx, mw.logger), err, isBusinessError).Log(kv...)
-}
-
 func (mw *loggingMiddleware) PlaceOrder(ctx context.Context, userID, idempotencyKey string, c Checkout) (o Order, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "PlaceOrder", begin, err, "user_id", userID, "order_id", o.ID, "order_number", o.OrderNumber,
+		mw.Log(ctx, "PlaceOrder", begin, err, "user_id", userID, "order_id", o.ID, "order_number", o.OrderNumber,
 			"lines", len(c.Items), "keyed", idempotencyKey != "")
 	}(time.Now())
 	return mw.next.PlaceOrder(ctx, userID, idempotencyKey, c)
@@ -44,7 +41,7 @@ func (mw *loggingMiddleware) PlaceOrder(ctx context.Context, userID, idempotency
 
 func (mw *loggingMiddleware) ListOrders(ctx context.Context, caller Caller, f ListFilter) (p OrderPage, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "ListOrders", begin, err, "user_id", caller.UserID, "admin", caller.Admin,
+		mw.Log(ctx, "ListOrders", begin, err, "user_id", caller.UserID, "admin", caller.Admin,
 			"status", f.Status, "page", f.Page, "count", len(p.Items))
 	}(time.Now())
 	return mw.next.ListOrders(ctx, caller, f)
@@ -52,21 +49,21 @@ func (mw *loggingMiddleware) ListOrders(ctx context.Context, caller Caller, f Li
 
 func (mw *loggingMiddleware) GetOrder(ctx context.Context, caller Caller, id string) (o Order, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "GetOrder", begin, err, "user_id", caller.UserID, "order_id", id)
+		mw.Log(ctx, "GetOrder", begin, err, "user_id", caller.UserID, "order_id", id)
 	}(time.Now())
 	return mw.next.GetOrder(ctx, caller, id)
 }
 
 func (mw *loggingMiddleware) CancelOrder(ctx context.Context, caller Caller, id, reason string) (o Order, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "CancelOrder", begin, err, "user_id", caller.UserID, "admin", caller.Admin, "order_id", id)
+		mw.Log(ctx, "CancelOrder", begin, err, "user_id", caller.UserID, "admin", caller.Admin, "order_id", id)
 	}(time.Now())
 	return mw.next.CancelOrder(ctx, caller, id, reason)
 }
 
 func (mw *loggingMiddleware) SetStatus(ctx context.Context, id string, status Status) (o Order, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "SetStatus", begin, err, "order_id", id, "status", status)
+		mw.Log(ctx, "SetStatus", begin, err, "order_id", id, "status", status)
 	}(time.Now())
 	return mw.next.SetStatus(ctx, id, status)
 }
@@ -80,9 +77,9 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 type Metrics struct {
 	// Checkouts counts answers to POST /orders by result: "success" (an
 	// order, a repeat of an Idempotency-Key included) or the error code.
-	Checkouts   metrics.Counter   // order_checkouts_total{result}
-	Transitions metrics.Counter   // order_transitions_total{status}
-	Duration    metrics.Histogram // order_service_duration_seconds{method,success}
+	Checkouts   metrics.Counter              // order_checkouts_total{result}
+	Transitions metrics.Counter              // order_transitions_total{status}
+	Duration    sharedmetrics.MethodDuration // order_service_duration_seconds{method,success}
 }
 
 // NewMetrics registers the business metrics on reg (built in main).
@@ -92,8 +89,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Answers to POST /orders by result: success or the error code.", "result"),
 		Transitions: sharedmetrics.NewCounter(reg, "order_transitions_total",
 			"Order status changes by the status reached, whoever made them.", "status"),
-		Duration: sharedmetrics.NewHistogram(reg, "order_service_duration_seconds",
-			"Time spent in order service methods, in seconds.", prometheus.DefBuckets, "method", "success"),
+		Duration: sharedmetrics.NewMethodDuration(reg, "order_service_duration_seconds",
+			"Time spent in order service methods, in seconds."),
 	}
 }
 
@@ -109,20 +106,9 @@ type instrumentingMiddleware struct {
 
 var _ Service = (*instrumentingMiddleware)(nil)
 
-func (mw *instrumentingMiddleware) observe(method string, begin time.Time, err error) {
-	mw.m.Duration.With("method", method, "success", boolLabel(err == nil)).Observe(time.Since(begin).Seconds())
-}
-
-func boolLabel(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
-}
-
 func (mw *instrumentingMiddleware) PlaceOrder(ctx context.Context, userID, idempotencyKey string, c Checkout) (o Order, err error) {
 	defer func(begin time.Time) {
-		mw.observe("PlaceOrder", begin, err)
+		mw.m.Duration.Observe("PlaceOrder", begin, err)
 		result := "success"
 		switch {
 		case err == nil:
@@ -137,18 +123,18 @@ func (mw *instrumentingMiddleware) PlaceOrder(ctx context.Context, userID, idemp
 }
 
 func (mw *instrumentingMiddleware) ListOrders(ctx context.Context, caller Caller, f ListFilter) (p OrderPage, err error) {
-	defer func(begin time.Time) { mw.observe("ListOrders", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("ListOrders", begin, err) }(time.Now())
 	return mw.next.ListOrders(ctx, caller, f)
 }
 
 func (mw *instrumentingMiddleware) GetOrder(ctx context.Context, caller Caller, id string) (o Order, err error) {
-	defer func(begin time.Time) { mw.observe("GetOrder", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("GetOrder", begin, err) }(time.Now())
 	return mw.next.GetOrder(ctx, caller, id)
 }
 
 func (mw *instrumentingMiddleware) CancelOrder(ctx context.Context, caller Caller, id, reason string) (o Order, err error) {
 	defer func(begin time.Time) {
-		mw.observe("CancelOrder", begin, err)
+		mw.m.Duration.Observe("CancelOrder", begin, err)
 		if err == nil {
 			mw.m.Transitions.With("status", string(StatusCancelled)).Add(1)
 		}
@@ -158,7 +144,7 @@ func (mw *instrumentingMiddleware) CancelOrder(ctx context.Context, caller Calle
 
 func (mw *instrumentingMiddleware) SetStatus(ctx context.Context, id string, status Status) (o Order, err error) {
 	defer func(begin time.Time) {
-		mw.observe("SetStatus", begin, err)
+		mw.m.Duration.Observe("SetStatus", begin, err)
 		if err == nil {
 			mw.m.Transitions.With("status", string(status)).Add(1)
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/go-kit/kit/endpoint"
-	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/gorilla/mux"
 
@@ -46,21 +44,13 @@ func errorResponse(err error) *httpkit.Error {
 
 // MakeHTTPHandler adds the order service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
-	encode := httpkit.EncodeResponse(encodeError)
-	options := []httptransport.ServerOption{
-		httptransport.ServerBefore(auth.HTTPToContext),
-		httptransport.ServerErrorEncoder(encodeError),
-	}
-	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
-		r.Methods(method).Path(apiPrefix + path).Handler(httptransport.NewServer(ep, dec, encode, options...))
-	}
+	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)
 
-	handle(http.MethodPost, "/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest)
-	handle(http.MethodGet, "/orders", e.ListOrdersEndpoint, decodeListOrdersRequest)
-	handle(http.MethodGet, "/orders/{id}", e.GetOrderEndpoint, httpkit.DecodeIDRequest[getOrderRequest])
-	handle(http.MethodPost, "/orders/{id}/cancel", e.CancelOrderEndpoint, decodeCancelOrderRequest)
-	handle(http.MethodPost, "/orders/{id}/status", e.SetStatusEndpoint, decodeSetStatusRequest)
+	routes.Handle(http.MethodPost, "/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest)
+	routes.Handle(http.MethodGet, "/orders", e.ListOrdersEndpoint, decodeListOrdersRequest)
+	routes.Handle(http.MethodGet, "/orders/{id}", e.GetOrderEndpoint, httpkit.DecodeIDRequest[getOrderRequest])
+	routes.Handle(http.MethodPost, "/orders/{id}/cancel", e.CancelOrderEndpoint, decodeCancelOrderRequest)
+	routes.Handle(http.MethodPost, "/orders/{id}/status", e.SetStatusEndpoint, decodeSetStatusRequest)
 }
 
 // Server decoders.

@@ -20,48 +20,45 @@ type Middleware func(Service) Service
 // It logs ids, statuses and amounts only: never a card (not even its last
 // four digits, which add nothing to a log) nor a webhook's signature.
 func LoggingMiddleware(logger log.Logger) Middleware {
-	return func(next Service) Service { return &loggingMiddleware{next: next, logger: logger} }
+	return func(next Service) Service {
+		return &loggingMiddleware{next: next, Method: logging.Method{Logger: logger, Business: isBusinessError}}
+	}
 }
 
 type loggingMiddleware struct {
-	next   Service
-	logger log.Logger
+	next Service
+	logging.Method
 }
 
 var _ Service = (*loggingMiddleware)(nil)
 
-func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = logging.ForOutcome(logging.WithRequest(ctx, mw.logger), err, isBusinessError).Log(kv...)
-}
-
 func (mw *loggingMiddleware) Charge(ctx context.Context, r ChargeRequest) (p Payment, created bool, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "Charge", begin, err, "order_id", r.OrderID, "payment_id", p.ID, "created", created, "status", p.Status)
+		mw.Log(ctx, "Charge", begin, err, "order_id", r.OrderID, "payment_id", p.ID, "created", created, "status", p.Status)
 	}(time.Now())
 	return mw.next.Charge(ctx, r)
 }
 
 func (mw *loggingMiddleware) GetPayment(ctx context.Context, userID, id string) (p Payment, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "GetPayment", begin, err, "payment_id", id) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "GetPayment", begin, err, "payment_id", id) }(time.Now())
 	return mw.next.GetPayment(ctx, userID, id)
 }
 
 func (mw *loggingMiddleware) PaymentByOrder(ctx context.Context, userID, orderID string) (p Payment, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "PaymentByOrder", begin, err, "order_id", orderID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "PaymentByOrder", begin, err, "order_id", orderID) }(time.Now())
 	return mw.next.PaymentByOrder(ctx, userID, orderID)
 }
 
 func (mw *loggingMiddleware) ListPayments(ctx context.Context, q PaymentQuery) (p PaymentPage, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "ListPayments", begin, err, "order_id", q.OrderID, "page", q.Page, "page_size", q.PageSize, "count", len(p.Items))
+		mw.Log(ctx, "ListPayments", begin, err, "order_id", q.OrderID, "page", q.Page, "page_size", q.PageSize, "count", len(p.Items))
 	}(time.Now())
 	return mw.next.ListPayments(ctx, q)
 }
 
 func (mw *loggingMiddleware) Refund(ctx context.Context, r RefundRequest) (res RefundResult, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "Refund", begin, err, "payment_id", r.PaymentID, "refund_id", res.Refund.ID,
+		mw.Log(ctx, "Refund", begin, err, "payment_id", r.PaymentID, "refund_id", res.Refund.ID,
 			"amount", res.Refund.Amount, "replayed", res.Replayed, "status", res.Payment.Status)
 	}(time.Now())
 	return mw.next.Refund(ctx, r)
@@ -69,7 +66,7 @@ func (mw *loggingMiddleware) Refund(ctx context.Context, r RefundRequest) (res R
 
 func (mw *loggingMiddleware) HandleWebhook(ctx context.Context, d WebhookDelivery) (o Outcome, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "HandleWebhook", begin, err, "provider", d.Provider, "payment_id", o.Payment.ID,
+		mw.Log(ctx, "HandleWebhook", begin, err, "provider", d.Provider, "payment_id", o.Payment.ID,
 			"status", o.Payment.Status, "changed", o.Changed)
 	}(time.Now())
 	return mw.next.HandleWebhook(ctx, d)
@@ -77,7 +74,7 @@ func (mw *loggingMiddleware) HandleWebhook(ctx context.Context, d WebhookDeliver
 
 func (mw *loggingMiddleware) CancelOrderPayment(ctx context.Context, orderID string) (o Outcome, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "CancelOrderPayment", begin, err, "order_id", orderID, "payment_id", o.Payment.ID,
+		mw.Log(ctx, "CancelOrderPayment", begin, err, "order_id", orderID, "payment_id", o.Payment.ID,
 			"status", o.Payment.Status, "refunded", o.Refund != nil)
 	}(time.Now())
 	return mw.next.CancelOrderPayment(ctx, orderID)
@@ -90,10 +87,10 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 
 // Metrics are the payment service's business metrics.
 type Metrics struct {
-	Payments       metrics.Counter   // payments_total{status}
-	Refunds        metrics.Counter   // refunds_total
-	RefundedAmount metrics.Counter   // refunded_amount_cents_total
-	Duration       metrics.Histogram // payment_service_duration_seconds{method,success}
+	Payments       metrics.Counter              // payments_total{status}
+	Refunds        metrics.Counter              // refunds_total
+	RefundedAmount metrics.Counter              // refunded_amount_cents_total
+	Duration       sharedmetrics.MethodDuration // payment_service_duration_seconds{method,success}
 }
 
 // NewMetrics registers the business metrics on reg (built in main).
@@ -104,8 +101,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Refunds: sharedmetrics.NewCounter(reg, "refunds_total", "Refunds made."),
 		RefundedAmount: sharedmetrics.NewCounter(reg, "refunded_amount_cents_total",
 			"Money refunded, in minor units (cents) of the payments' currencies."),
-		Duration: sharedmetrics.NewHistogram(reg, "payment_service_duration_seconds",
-			"Time spent in payment service methods, in seconds.", prometheus.DefBuckets, "method", "success"),
+		Duration: sharedmetrics.NewMethodDuration(reg, "payment_service_duration_seconds",
+			"Time spent in payment service methods, in seconds."),
 	}
 	// Every series exists from the start, at 0, so dashboards and rate()
 	// see the first payment of each kind instead of a series appearing.
@@ -129,17 +126,6 @@ type instrumentingMiddleware struct {
 
 var _ Service = (*instrumentingMiddleware)(nil)
 
-func (mw *instrumentingMiddleware) observe(method string, begin time.Time, err error) {
-	mw.m.Duration.With("method", method, "success", boolLabel(err == nil)).Observe(time.Since(begin).Seconds())
-}
-
-func boolLabel(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
-}
-
 // refunded counts a refund and the status it left the payment in.
 func (mw *instrumentingMiddleware) refunded(r Refund, status string) {
 	mw.m.Refunds.Add(1)
@@ -149,7 +135,7 @@ func (mw *instrumentingMiddleware) refunded(r Refund, status string) {
 
 func (mw *instrumentingMiddleware) Charge(ctx context.Context, r ChargeRequest) (p Payment, created bool, err error) {
 	defer func(begin time.Time) {
-		mw.observe("Charge", begin, err)
+		mw.m.Duration.Observe("Charge", begin, err)
 		if err == nil && created {
 			mw.m.Payments.With("status", StatusPending).Add(1)
 		}
@@ -158,23 +144,23 @@ func (mw *instrumentingMiddleware) Charge(ctx context.Context, r ChargeRequest) 
 }
 
 func (mw *instrumentingMiddleware) GetPayment(ctx context.Context, userID, id string) (p Payment, err error) {
-	defer func(begin time.Time) { mw.observe("GetPayment", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("GetPayment", begin, err) }(time.Now())
 	return mw.next.GetPayment(ctx, userID, id)
 }
 
 func (mw *instrumentingMiddleware) PaymentByOrder(ctx context.Context, userID, orderID string) (p Payment, err error) {
-	defer func(begin time.Time) { mw.observe("PaymentByOrder", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("PaymentByOrder", begin, err) }(time.Now())
 	return mw.next.PaymentByOrder(ctx, userID, orderID)
 }
 
 func (mw *instrumentingMiddleware) ListPayments(ctx context.Context, q PaymentQuery) (p PaymentPage, err error) {
-	defer func(begin time.Time) { mw.observe("ListPayments", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("ListPayments", begin, err) }(time.Now())
 	return mw.next.ListPayments(ctx, q)
 }
 
 func (mw *instrumentingMiddleware) Refund(ctx context.Context, r RefundRequest) (res RefundResult, err error) {
 	defer func(begin time.Time) {
-		mw.observe("Refund", begin, err)
+		mw.m.Duration.Observe("Refund", begin, err)
 		if err == nil && !res.Replayed {
 			mw.refunded(res.Refund, res.Payment.Status)
 		}
@@ -184,7 +170,7 @@ func (mw *instrumentingMiddleware) Refund(ctx context.Context, r RefundRequest) 
 
 func (mw *instrumentingMiddleware) HandleWebhook(ctx context.Context, d WebhookDelivery) (o Outcome, err error) {
 	defer func(begin time.Time) {
-		mw.observe("HandleWebhook", begin, err)
+		mw.m.Duration.Observe("HandleWebhook", begin, err)
 		switch {
 		case err != nil || !o.Changed:
 		case o.Refund != nil:
@@ -201,7 +187,7 @@ func (mw *instrumentingMiddleware) HandleWebhook(ctx context.Context, d WebhookD
 
 func (mw *instrumentingMiddleware) CancelOrderPayment(ctx context.Context, orderID string) (o Outcome, err error) {
 	defer func(begin time.Time) {
-		mw.observe("CancelOrderPayment", begin, err)
+		mw.m.Duration.Observe("CancelOrderPayment", begin, err)
 		if err == nil && o.Refund != nil {
 			mw.refunded(*o.Refund, o.Payment.Status)
 		}

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/gorilla/mux"
@@ -42,25 +41,17 @@ var errorMappings = []httpkit.ErrorMapping{
 
 // MakeHTTPHandler adds the payment service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
-	encode := httpkit.EncodeResponse(encodeError)
-	options := []httptransport.ServerOption{
-		httptransport.ServerBefore(auth.HTTPToContext),
-		httptransport.ServerErrorEncoder(encodeError),
-	}
-	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
-		r.Methods(method).Path(path).Handler(httptransport.NewServer(ep, dec, encode, options...))
-	}
+	routes := httpkit.NewRoutes(r, "", logger, errorMappings, auth.HTTPToContext)
 
-	handle(http.MethodPost, chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
+	routes.Handle(http.MethodPost, chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
 	// The same route where the platform's other internal routes live (the
 	// user service's /api/v1/internal/users/{id}), for callers that follow
 	// that convention.
-	handle(http.MethodPost, apiPrefix+chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
-	handle(http.MethodGet, apiPrefix+"/payments", e.ListPaymentsEndpoint, decodeListPaymentsRequest)
-	handle(http.MethodGet, apiPrefix+"/payments/{id}", e.GetPaymentEndpoint, httpkit.DecodeIDRequest[getPaymentRequest])
-	handle(http.MethodPost, apiPrefix+"/payments/{id}/refunds", e.RefundEndpoint, decodeRefundRequest)
-	handle(http.MethodPost, apiPrefix+"/webhooks/payments/{provider}", e.HandleWebhookEndpoint, decodeWebhook)
+	routes.Handle(http.MethodPost, apiPrefix+chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
+	routes.Handle(http.MethodGet, apiPrefix+"/payments", e.ListPaymentsEndpoint, decodeListPaymentsRequest)
+	routes.Handle(http.MethodGet, apiPrefix+"/payments/{id}", e.GetPaymentEndpoint, httpkit.DecodeIDRequest[getPaymentRequest])
+	routes.Handle(http.MethodPost, apiPrefix+"/payments/{id}/refunds", e.RefundEndpoint, decodeRefundRequest)
+	routes.Handle(http.MethodPost, apiPrefix+"/webhooks/payments/{provider}", e.HandleWebhookEndpoint, decodeWebhook)
 }
 
 // Server decoders.

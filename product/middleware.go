@@ -20,108 +20,105 @@ type Middleware func(Service) Service
 
 // LoggingMiddleware logs one line per call with its outcome and duration.
 func LoggingMiddleware(logger log.Logger) Middleware {
-	return func(next Service) Service { return &loggingMiddleware{next: next, logger: logger} }
+	return func(next Service) Service {
+		return &loggingMiddleware{next: next, Method: logging.Method{Logger: logger, Business: isBusinessError}}
+	}
 }
 
 type loggingMiddleware struct {
-	next   Service
-	logger log.Logger
+	next Service
+	logging.Method
 }
 
 var _ Service = (*loggingMiddleware)(nil)
 
-func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = logging.ForOutcome(logging.WithRequest(ctx, mw.logger), err, isBusinessError).Log(kv...)
-}
-
 func (mw *loggingMiddleware) ListCategories(ctx context.Context) (tree []CategoryNode, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "ListCategories", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "ListCategories", begin, err) }(time.Now())
 	return mw.next.ListCategories(ctx)
 }
 
 func (mw *loggingMiddleware) CreateCategory(ctx context.Context, in CategoryInput) (c Category, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "CreateCategory", begin, err, "category_id", c.ID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "CreateCategory", begin, err, "category_id", c.ID) }(time.Now())
 	return mw.next.CreateCategory(ctx, in)
 }
 
 func (mw *loggingMiddleware) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (c Category, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "UpdateCategory", begin, err, "category_id", id) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "UpdateCategory", begin, err, "category_id", id) }(time.Now())
 	return mw.next.UpdateCategory(ctx, id, p)
 }
 
 func (mw *loggingMiddleware) DeleteCategory(ctx context.Context, id string) (err error) {
-	defer func(begin time.Time) { mw.log(ctx, "DeleteCategory", begin, err, "category_id", id) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "DeleteCategory", begin, err, "category_id", id) }(time.Now())
 	return mw.next.DeleteCategory(ctx, id)
 }
 
 func (mw *loggingMiddleware) ListProducts(ctx context.Context, q ProductQuery) (p ProductPage, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "ListProducts", begin, err, "page", q.Page, "page_size", q.PageSize, "total", p.Total)
+		mw.Log(ctx, "ListProducts", begin, err, "page", q.Page, "page_size", q.PageSize, "total", p.Total)
 	}(time.Now())
 	return mw.next.ListProducts(ctx, q)
 }
 
 func (mw *loggingMiddleware) GetProduct(ctx context.Context, ref string, admin bool) (p Product, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "GetProduct", begin, err, "ref", ref, "admin", admin) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "GetProduct", begin, err, "ref", ref, "admin", admin) }(time.Now())
 	return mw.next.GetProduct(ctx, ref, admin)
 }
 
 func (mw *loggingMiddleware) CreateProduct(ctx context.Context, in ProductInput) (p Product, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "CreateProduct", begin, err, "product_id", p.ID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "CreateProduct", begin, err, "product_id", p.ID) }(time.Now())
 	return mw.next.CreateProduct(ctx, in)
 }
 
 func (mw *loggingMiddleware) UpdateProduct(ctx context.Context, id string, patch ProductPatch) (p Product, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "UpdateProduct", begin, err, "product_id", id) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "UpdateProduct", begin, err, "product_id", id) }(time.Now())
 	return mw.next.UpdateProduct(ctx, id, patch)
 }
 
 func (mw *loggingMiddleware) DeactivateProduct(ctx context.Context, id string) (err error) {
-	defer func(begin time.Time) { mw.log(ctx, "DeactivateProduct", begin, err, "product_id", id) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "DeactivateProduct", begin, err, "product_id", id) }(time.Now())
 	return mw.next.DeactivateProduct(ctx, id)
 }
 
 func (mw *loggingMiddleware) CreateVariant(ctx context.Context, productID string, in VariantInput) (v Variant, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "CreateVariant", begin, err, "product_id", productID, "variant_id", v.ID)
+		mw.Log(ctx, "CreateVariant", begin, err, "product_id", productID, "variant_id", v.ID)
 	}(time.Now())
 	return mw.next.CreateVariant(ctx, productID, in)
 }
 
 func (mw *loggingMiddleware) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (v Variant, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "UpdateVariant", begin, err, "product_id", productID, "variant_id", variantID)
+		mw.Log(ctx, "UpdateVariant", begin, err, "product_id", productID, "variant_id", variantID)
 	}(time.Now())
 	return mw.next.UpdateVariant(ctx, productID, variantID, p)
 }
 
 func (mw *loggingMiddleware) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (p Product, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "AdjustStock", begin, err, "product_id", productID, "variant_id", a.VariantID, "delta", a.Delta)
+		mw.Log(ctx, "AdjustStock", begin, err, "product_id", productID, "variant_id", a.VariantID, "delta", a.Delta)
 	}(time.Now())
 	return mw.next.AdjustStock(ctx, productID, a)
 }
 
 func (mw *loggingMiddleware) Reserve(ctx context.Context, r ReservationRequest) (res Reservation, created bool, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "Reserve", begin, err, "order_id", r.OrderID, "lines", len(r.Items), "created", created)
+		mw.Log(ctx, "Reserve", begin, err, "order_id", r.OrderID, "lines", len(r.Items), "created", created)
 	}(time.Now())
 	return mw.next.Reserve(ctx, r)
 }
 
 func (mw *loggingMiddleware) CommitReservation(ctx context.Context, orderID string) (r Reservation, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "CommitReservation", begin, err, "order_id", orderID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "CommitReservation", begin, err, "order_id", orderID) }(time.Now())
 	return mw.next.CommitReservation(ctx, orderID)
 }
 
 func (mw *loggingMiddleware) ReleaseReservation(ctx context.Context, orderID string) (r Reservation, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "ReleaseReservation", begin, err, "order_id", orderID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "ReleaseReservation", begin, err, "order_id", orderID) }(time.Now())
 	return mw.next.ReleaseReservation(ctx, orderID)
 }
 
 func (mw *loggingMiddleware) GetReservation(ctx context.Context, orderID string) (r Reservation, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "GetReservation", begin, err, "order_id", orderID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "GetReservation", begin, err, "order_id", orderID) }(time.Now())
 	return mw.next.GetReservation(ctx, orderID)
 }
 
@@ -134,14 +131,14 @@ func (mw *loggingMiddleware) ReleaseExpired(ctx context.Context) (n int, err err
 			if err != nil {
 				l = level.Error
 			}
-			_ = l(mw.logger).Log("method", "ReleaseExpired", "took", time.Since(begin), "released", n, "err", err)
+			_ = l(mw.Logger).Log("method", "ReleaseExpired", "took", time.Since(begin), "released", n, "err", err)
 		}
 	}(time.Now())
 	return mw.next.ReleaseExpired(ctx)
 }
 
 func (mw *loggingMiddleware) SeedDemo(ctx context.Context) (seeded bool, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "SeedDemo", begin, err, "seeded", seeded) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "SeedDemo", begin, err, "seeded", seeded) }(time.Now())
 	return mw.next.SeedDemo(ctx)
 }
 
@@ -152,11 +149,11 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 
 // Metrics are the product service's business metrics.
 type Metrics struct {
-	Reservations metrics.Counter   // reservations_total{result}
-	Commits      metrics.Counter   // reservation_commits_total{result}
-	Releases     metrics.Counter   // reservation_releases_total{reason}
-	Duration     metrics.Histogram // product_service_duration_seconds{method,success}
-	Cache        metrics.Counter   // catalogue_cache_requests_total{kind,result}
+	Reservations metrics.Counter              // reservations_total{result}
+	Commits      metrics.Counter              // reservation_commits_total{result}
+	Releases     metrics.Counter              // reservation_releases_total{reason}
+	Duration     sharedmetrics.MethodDuration // product_service_duration_seconds{method,success}
+	Cache        metrics.Counter              // catalogue_cache_requests_total{kind,result}
 }
 
 // NewMetrics registers the business metrics on reg (built in main).
@@ -168,8 +165,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Reservation commits by result: committed, released (too late), error.", "result"),
 		Releases: sharedmetrics.NewCounter(reg, "reservation_releases_total",
 			"Reservations released, by reason: released (asked), expired (sweeper).", "reason"),
-		Duration: sharedmetrics.NewHistogram(reg, "product_service_duration_seconds",
-			"Time spent in product service methods, in seconds.", prometheus.DefBuckets, "method", "success"),
+		Duration: sharedmetrics.NewMethodDuration(reg, "product_service_duration_seconds",
+			"Time spent in product service methods, in seconds."),
 		Cache: sharedmetrics.NewCounter(reg, "catalogue_cache_requests_total",
 			"Catalogue cache lookups by kind (product, list, categories) and result (hit, miss, error).", "kind", "result"),
 	}
@@ -186,17 +183,6 @@ type instrumentingMiddleware struct {
 }
 
 var _ Service = (*instrumentingMiddleware)(nil)
-
-func (mw *instrumentingMiddleware) observe(method string, begin time.Time, err error) {
-	mw.m.Duration.With("method", method, "success", boolLabel(err == nil)).Observe(time.Since(begin).Seconds())
-}
-
-func boolLabel(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
-}
 
 // reservationResult names the outcome of a Reserve for the result label.
 func reservationResult(created bool, err error) string {
@@ -217,68 +203,68 @@ func reservationResult(created bool, err error) string {
 }
 
 func (mw *instrumentingMiddleware) ListCategories(ctx context.Context) (tree []CategoryNode, err error) {
-	defer func(begin time.Time) { mw.observe("ListCategories", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("ListCategories", begin, err) }(time.Now())
 	return mw.next.ListCategories(ctx)
 }
 
 func (mw *instrumentingMiddleware) CreateCategory(ctx context.Context, in CategoryInput) (c Category, err error) {
-	defer func(begin time.Time) { mw.observe("CreateCategory", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("CreateCategory", begin, err) }(time.Now())
 	return mw.next.CreateCategory(ctx, in)
 }
 
 func (mw *instrumentingMiddleware) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (c Category, err error) {
-	defer func(begin time.Time) { mw.observe("UpdateCategory", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("UpdateCategory", begin, err) }(time.Now())
 	return mw.next.UpdateCategory(ctx, id, p)
 }
 
 func (mw *instrumentingMiddleware) DeleteCategory(ctx context.Context, id string) (err error) {
-	defer func(begin time.Time) { mw.observe("DeleteCategory", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("DeleteCategory", begin, err) }(time.Now())
 	return mw.next.DeleteCategory(ctx, id)
 }
 
 func (mw *instrumentingMiddleware) ListProducts(ctx context.Context, q ProductQuery) (p ProductPage, err error) {
-	defer func(begin time.Time) { mw.observe("ListProducts", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("ListProducts", begin, err) }(time.Now())
 	return mw.next.ListProducts(ctx, q)
 }
 
 func (mw *instrumentingMiddleware) GetProduct(ctx context.Context, ref string, admin bool) (p Product, err error) {
-	defer func(begin time.Time) { mw.observe("GetProduct", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("GetProduct", begin, err) }(time.Now())
 	return mw.next.GetProduct(ctx, ref, admin)
 }
 
 func (mw *instrumentingMiddleware) CreateProduct(ctx context.Context, in ProductInput) (p Product, err error) {
-	defer func(begin time.Time) { mw.observe("CreateProduct", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("CreateProduct", begin, err) }(time.Now())
 	return mw.next.CreateProduct(ctx, in)
 }
 
 func (mw *instrumentingMiddleware) UpdateProduct(ctx context.Context, id string, patch ProductPatch) (p Product, err error) {
-	defer func(begin time.Time) { mw.observe("UpdateProduct", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("UpdateProduct", begin, err) }(time.Now())
 	return mw.next.UpdateProduct(ctx, id, patch)
 }
 
 func (mw *instrumentingMiddleware) DeactivateProduct(ctx context.Context, id string) (err error) {
-	defer func(begin time.Time) { mw.observe("DeactivateProduct", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("DeactivateProduct", begin, err) }(time.Now())
 	return mw.next.DeactivateProduct(ctx, id)
 }
 
 func (mw *instrumentingMiddleware) CreateVariant(ctx context.Context, productID string, in VariantInput) (v Variant, err error) {
-	defer func(begin time.Time) { mw.observe("CreateVariant", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("CreateVariant", begin, err) }(time.Now())
 	return mw.next.CreateVariant(ctx, productID, in)
 }
 
 func (mw *instrumentingMiddleware) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (v Variant, err error) {
-	defer func(begin time.Time) { mw.observe("UpdateVariant", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("UpdateVariant", begin, err) }(time.Now())
 	return mw.next.UpdateVariant(ctx, productID, variantID, p)
 }
 
 func (mw *instrumentingMiddleware) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (p Product, err error) {
-	defer func(begin time.Time) { mw.observe("AdjustStock", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("AdjustStock", begin, err) }(time.Now())
 	return mw.next.AdjustStock(ctx, productID, a)
 }
 
 func (mw *instrumentingMiddleware) Reserve(ctx context.Context, r ReservationRequest) (res Reservation, created bool, err error) {
 	defer func(begin time.Time) {
-		mw.observe("Reserve", begin, err)
+		mw.m.Duration.Observe("Reserve", begin, err)
 		mw.m.Reservations.With("result", reservationResult(created, err)).Add(1)
 	}(time.Now())
 	return mw.next.Reserve(ctx, r)
@@ -286,7 +272,7 @@ func (mw *instrumentingMiddleware) Reserve(ctx context.Context, r ReservationReq
 
 func (mw *instrumentingMiddleware) CommitReservation(ctx context.Context, orderID string) (r Reservation, err error) {
 	defer func(begin time.Time) {
-		mw.observe("CommitReservation", begin, err)
+		mw.m.Duration.Observe("CommitReservation", begin, err)
 		result := "committed"
 		switch {
 		case errors.Is(err, ErrReservationReleased):
@@ -301,7 +287,7 @@ func (mw *instrumentingMiddleware) CommitReservation(ctx context.Context, orderI
 
 func (mw *instrumentingMiddleware) ReleaseReservation(ctx context.Context, orderID string) (r Reservation, err error) {
 	defer func(begin time.Time) {
-		mw.observe("ReleaseReservation", begin, err)
+		mw.m.Duration.Observe("ReleaseReservation", begin, err)
 		if err == nil {
 			mw.m.Releases.With("reason", ReasonReleased).Add(1)
 		}
@@ -310,19 +296,19 @@ func (mw *instrumentingMiddleware) ReleaseReservation(ctx context.Context, order
 }
 
 func (mw *instrumentingMiddleware) GetReservation(ctx context.Context, orderID string) (r Reservation, err error) {
-	defer func(begin time.Time) { mw.observe("GetReservation", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("GetReservation", begin, err) }(time.Now())
 	return mw.next.GetReservation(ctx, orderID)
 }
 
 func (mw *instrumentingMiddleware) ReleaseExpired(ctx context.Context) (n int, err error) {
 	defer func(begin time.Time) {
-		mw.observe("ReleaseExpired", begin, err)
+		mw.m.Duration.Observe("ReleaseExpired", begin, err)
 		mw.m.Releases.With("reason", ReasonExpired).Add(float64(n))
 	}(time.Now())
 	return mw.next.ReleaseExpired(ctx)
 }
 
 func (mw *instrumentingMiddleware) SeedDemo(ctx context.Context) (seeded bool, err error) {
-	defer func(begin time.Time) { mw.observe("SeedDemo", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("SeedDemo", begin, err) }(time.Now())
 	return mw.next.SeedDemo(ctx)
 }

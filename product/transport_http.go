@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
@@ -46,33 +45,25 @@ var errorMappings = []httpkit.ErrorMapping{
 
 // MakeHTTPHandler adds the product service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
-	encode := httpkit.EncodeResponse(encodeError)
-	options := []httptransport.ServerOption{
-		httptransport.ServerBefore(auth.HTTPToContext, markTokenSent),
-		httptransport.ServerErrorEncoder(encodeError),
-	}
-	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
-		r.Methods(method).Path(path).Handler(httptransport.NewServer(ep, dec, encode, options...))
-	}
+	routes := httpkit.NewRoutes(r, "", logger, errorMappings, auth.HTTPToContext, markTokenSent)
 
-	handle(http.MethodGet, apiPrefix+"/categories", e.ListCategoriesEndpoint, httpkit.DecodeEmptyRequest[listCategoriesRequest])
-	handle(http.MethodPost, apiPrefix+"/categories", e.CreateCategoryEndpoint, httpkit.DecodeJSONRequest[createCategoryRequest])
-	handle(http.MethodPatch, apiPrefix+"/categories/{id}", e.UpdateCategoryEndpoint, decodeUpdateCategoryRequest)
-	handle(http.MethodDelete, apiPrefix+"/categories/{id}", e.DeleteCategoryEndpoint, httpkit.DecodeIDRequest[idRequest])
-	handle(http.MethodGet, apiPrefix+"/products", e.ListProductsEndpoint, decodeListProductsRequest)
-	handle(http.MethodPost, apiPrefix+"/products", e.CreateProductEndpoint, httpkit.DecodeJSONRequest[createProductRequest])
-	handle(http.MethodGet, apiPrefix+"/products/{ref}", e.GetProductEndpoint, decodeGetProductRequest)
-	handle(http.MethodPatch, apiPrefix+"/products/{id}", e.UpdateProductEndpoint, decodeUpdateProductRequest)
-	handle(http.MethodDelete, apiPrefix+"/products/{id}", e.DeactivateProductEndpoint, httpkit.DecodeIDRequest[idRequest])
-	handle(http.MethodPost, apiPrefix+"/products/{id}/variants", e.CreateVariantEndpoint, decodeCreateVariantRequest)
-	handle(http.MethodPatch, apiPrefix+"/products/{id}/variants/{variant_id}", e.UpdateVariantEndpoint, decodeUpdateVariantRequest)
-	handle(http.MethodPost, apiPrefix+"/products/{id}/stock", e.AdjustStockEndpoint, decodeAdjustStockRequest)
+	routes.Handle(http.MethodGet, apiPrefix+"/categories", e.ListCategoriesEndpoint, httpkit.DecodeEmptyRequest[listCategoriesRequest])
+	routes.Handle(http.MethodPost, apiPrefix+"/categories", e.CreateCategoryEndpoint, httpkit.DecodeJSONRequest[createCategoryRequest])
+	routes.Handle(http.MethodPatch, apiPrefix+"/categories/{id}", e.UpdateCategoryEndpoint, decodeUpdateCategoryRequest)
+	routes.Handle(http.MethodDelete, apiPrefix+"/categories/{id}", e.DeleteCategoryEndpoint, httpkit.DecodeIDRequest[idRequest])
+	routes.Handle(http.MethodGet, apiPrefix+"/products", e.ListProductsEndpoint, decodeListProductsRequest)
+	routes.Handle(http.MethodPost, apiPrefix+"/products", e.CreateProductEndpoint, httpkit.DecodeJSONRequest[createProductRequest])
+	routes.Handle(http.MethodGet, apiPrefix+"/products/{ref}", e.GetProductEndpoint, decodeGetProductRequest)
+	routes.Handle(http.MethodPatch, apiPrefix+"/products/{id}", e.UpdateProductEndpoint, decodeUpdateProductRequest)
+	routes.Handle(http.MethodDelete, apiPrefix+"/products/{id}", e.DeactivateProductEndpoint, httpkit.DecodeIDRequest[idRequest])
+	routes.Handle(http.MethodPost, apiPrefix+"/products/{id}/variants", e.CreateVariantEndpoint, decodeCreateVariantRequest)
+	routes.Handle(http.MethodPatch, apiPrefix+"/products/{id}/variants/{variant_id}", e.UpdateVariantEndpoint, decodeUpdateVariantRequest)
+	routes.Handle(http.MethodPost, apiPrefix+"/products/{id}/stock", e.AdjustStockEndpoint, decodeAdjustStockRequest)
 
-	handle(http.MethodPost, internalPrefix+"/reservations", e.ReserveEndpoint, httpkit.DecodeJSONRequest[reserveRequest])
-	handle(http.MethodGet, internalPrefix+"/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderRequest)
-	handle(http.MethodPost, internalPrefix+"/reservations/{order_id}/commit", e.CommitReservationEndpoint, decodeOrderRequest)
-	handle(http.MethodPost, internalPrefix+"/reservations/{order_id}/release", e.ReleaseReservationEndpoint, decodeOrderRequest)
+	routes.Handle(http.MethodPost, internalPrefix+"/reservations", e.ReserveEndpoint, httpkit.DecodeJSONRequest[reserveRequest])
+	routes.Handle(http.MethodGet, internalPrefix+"/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderRequest)
+	routes.Handle(http.MethodPost, internalPrefix+"/reservations/{order_id}/commit", e.CommitReservationEndpoint, decodeOrderRequest)
+	routes.Handle(http.MethodPost, internalPrefix+"/reservations/{order_id}/release", e.ReleaseReservationEndpoint, decodeOrderRequest)
 }
 
 // markTokenSent records that the request carries a bearer token, for

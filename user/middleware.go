@@ -20,93 +20,90 @@ type Middleware func(Service) Service
 // LoggingMiddleware logs one line per call with its outcome and duration.
 // It logs ids only: never passwords, tokens or email addresses.
 func LoggingMiddleware(logger log.Logger) Middleware {
-	return func(next Service) Service { return &loggingMiddleware{next: next, logger: logger} }
+	return func(next Service) Service {
+		return &loggingMiddleware{next: next, Method: logging.Method{Logger: logger, Business: isBusinessError}}
+	}
 }
 
 type loggingMiddleware struct {
-	next   Service
-	logger log.Logger
+	next Service
+	logging.Method
 }
 
 var _ Service = (*loggingMiddleware)(nil)
 
-func (mw *loggingMiddleware) log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = logging.ForOutcome(logging.WithRequest(ctx, mw.logger), err, isBusinessError).Log(kv...)
-}
-
 func (mw *loggingMiddleware) Register(ctx context.Context, r Registration) (u User, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "Register", begin, err, "user_id", u.ID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "Register", begin, err, "user_id", u.ID) }(time.Now())
 	return mw.next.Register(ctx, r)
 }
 
 func (mw *loggingMiddleware) Login(ctx context.Context, email, password string) (p TokenPair, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "Login", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "Login", begin, err) }(time.Now())
 	return mw.next.Login(ctx, email, password)
 }
 
 func (mw *loggingMiddleware) Refresh(ctx context.Context, refreshToken string) (p TokenPair, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "Refresh", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "Refresh", begin, err) }(time.Now())
 	return mw.next.Refresh(ctx, refreshToken)
 }
 
 func (mw *loggingMiddleware) Logout(ctx context.Context, userID, refreshToken string) (err error) {
-	defer func(begin time.Time) { mw.log(ctx, "Logout", begin, err, "user_id", userID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "Logout", begin, err, "user_id", userID) }(time.Now())
 	return mw.next.Logout(ctx, userID, refreshToken)
 }
 
 func (mw *loggingMiddleware) GetProfile(ctx context.Context, userID string) (u User, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "GetProfile", begin, err, "user_id", userID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "GetProfile", begin, err, "user_id", userID) }(time.Now())
 	return mw.next.GetProfile(ctx, userID)
 }
 
 func (mw *loggingMiddleware) UpdateProfile(ctx context.Context, userID string, p ProfileUpdate) (u User, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "UpdateProfile", begin, err, "user_id", userID) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "UpdateProfile", begin, err, "user_id", userID) }(time.Now())
 	return mw.next.UpdateProfile(ctx, userID, p)
 }
 
 func (mw *loggingMiddleware) ListAddresses(ctx context.Context, userID string) (as []Address, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "ListAddresses", begin, err, "user_id", userID, "count", len(as))
+		mw.Log(ctx, "ListAddresses", begin, err, "user_id", userID, "count", len(as))
 	}(time.Now())
 	return mw.next.ListAddresses(ctx, userID)
 }
 
 func (mw *loggingMiddleware) AddAddress(ctx context.Context, userID string, a Address) (out Address, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "AddAddress", begin, err, "user_id", userID, "address_id", out.ID)
+		mw.Log(ctx, "AddAddress", begin, err, "user_id", userID, "address_id", out.ID)
 	}(time.Now())
 	return mw.next.AddAddress(ctx, userID, a)
 }
 
 func (mw *loggingMiddleware) UpdateAddress(ctx context.Context, userID, addressID string, p AddressUpdate) (a Address, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "UpdateAddress", begin, err, "user_id", userID, "address_id", addressID)
+		mw.Log(ctx, "UpdateAddress", begin, err, "user_id", userID, "address_id", addressID)
 	}(time.Now())
 	return mw.next.UpdateAddress(ctx, userID, addressID, p)
 }
 
 func (mw *loggingMiddleware) DeleteAddress(ctx context.Context, userID, addressID string) (err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "DeleteAddress", begin, err, "user_id", userID, "address_id", addressID)
+		mw.Log(ctx, "DeleteAddress", begin, err, "user_id", userID, "address_id", addressID)
 	}(time.Now())
 	return mw.next.DeleteAddress(ctx, userID, addressID)
 }
 
 func (mw *loggingMiddleware) ListUsers(ctx context.Context, page, pageSize int) (p UserPage, err error) {
 	defer func(begin time.Time) {
-		mw.log(ctx, "ListUsers", begin, err, "page", page, "page_size", pageSize)
+		mw.Log(ctx, "ListUsers", begin, err, "page", page, "page_size", pageSize)
 	}(time.Now())
 	return mw.next.ListUsers(ctx, page, pageSize)
 }
 
 func (mw *loggingMiddleware) GetUser(ctx context.Context, id string) (u User, err error) {
-	defer func(begin time.Time) { mw.log(ctx, "GetUser", begin, err, "user_id", id) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "GetUser", begin, err, "user_id", id) }(time.Now())
 	return mw.next.GetUser(ctx, id)
 }
 
 func (mw *loggingMiddleware) EnsureAdmin(ctx context.Context, email, password string) (err error) {
-	defer func(begin time.Time) { mw.log(ctx, "EnsureAdmin", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.Log(ctx, "EnsureAdmin", begin, err) }(time.Now())
 	return mw.next.EnsureAdmin(ctx, email, password)
 }
 
@@ -117,10 +114,10 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 
 // Metrics are the user service's business metrics.
 type Metrics struct {
-	Registrations metrics.Counter   // users_registered_total
-	Logins        metrics.Counter   // logins_total{result}
-	Refreshes     metrics.Counter   // token_refreshes_total{result}
-	Duration      metrics.Histogram // user_service_duration_seconds{method,success}
+	Registrations metrics.Counter              // users_registered_total
+	Logins        metrics.Counter              // logins_total{result}
+	Refreshes     metrics.Counter              // token_refreshes_total{result}
+	Duration      sharedmetrics.MethodDuration // user_service_duration_seconds{method,success}
 }
 
 // NewMetrics registers the business metrics on reg (built in main).
@@ -129,8 +126,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Registrations: sharedmetrics.NewCounter(reg, "users_registered_total", "Users who registered."),
 		Logins:        sharedmetrics.NewCounter(reg, "logins_total", "Login attempts by result.", "result"),
 		Refreshes:     sharedmetrics.NewCounter(reg, "token_refreshes_total", "Refresh token uses by result.", "result"),
-		Duration: sharedmetrics.NewHistogram(reg, "user_service_duration_seconds",
-			"Time spent in user service methods, in seconds.", prometheus.DefBuckets, "method", "success"),
+		Duration: sharedmetrics.NewMethodDuration(reg, "user_service_duration_seconds",
+			"Time spent in user service methods, in seconds."),
 	}
 }
 
@@ -145,17 +142,6 @@ type instrumentingMiddleware struct {
 }
 
 var _ Service = (*instrumentingMiddleware)(nil)
-
-func (mw *instrumentingMiddleware) observe(method string, begin time.Time, err error) {
-	mw.m.Duration.With("method", method, "success", boolLabel(err == nil)).Observe(time.Since(begin).Seconds())
-}
-
-func boolLabel(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
-}
 
 // result names the outcome of a login or refresh for the result label.
 func result(err error) string {
@@ -177,7 +163,7 @@ func result(err error) string {
 
 func (mw *instrumentingMiddleware) Register(ctx context.Context, r Registration) (u User, err error) {
 	defer func(begin time.Time) {
-		mw.observe("Register", begin, err)
+		mw.m.Duration.Observe("Register", begin, err)
 		if err == nil {
 			mw.m.Registrations.Add(1)
 		}
@@ -187,7 +173,7 @@ func (mw *instrumentingMiddleware) Register(ctx context.Context, r Registration)
 
 func (mw *instrumentingMiddleware) Login(ctx context.Context, email, password string) (p TokenPair, err error) {
 	defer func(begin time.Time) {
-		mw.observe("Login", begin, err)
+		mw.m.Duration.Observe("Login", begin, err)
 		mw.m.Logins.With("result", result(err)).Add(1)
 	}(time.Now())
 	return mw.next.Login(ctx, email, password)
@@ -195,58 +181,58 @@ func (mw *instrumentingMiddleware) Login(ctx context.Context, email, password st
 
 func (mw *instrumentingMiddleware) Refresh(ctx context.Context, refreshToken string) (p TokenPair, err error) {
 	defer func(begin time.Time) {
-		mw.observe("Refresh", begin, err)
+		mw.m.Duration.Observe("Refresh", begin, err)
 		mw.m.Refreshes.With("result", result(err)).Add(1)
 	}(time.Now())
 	return mw.next.Refresh(ctx, refreshToken)
 }
 
 func (mw *instrumentingMiddleware) Logout(ctx context.Context, userID, refreshToken string) (err error) {
-	defer func(begin time.Time) { mw.observe("Logout", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("Logout", begin, err) }(time.Now())
 	return mw.next.Logout(ctx, userID, refreshToken)
 }
 
 func (mw *instrumentingMiddleware) GetProfile(ctx context.Context, userID string) (u User, err error) {
-	defer func(begin time.Time) { mw.observe("GetProfile", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("GetProfile", begin, err) }(time.Now())
 	return mw.next.GetProfile(ctx, userID)
 }
 
 func (mw *instrumentingMiddleware) UpdateProfile(ctx context.Context, userID string, p ProfileUpdate) (u User, err error) {
-	defer func(begin time.Time) { mw.observe("UpdateProfile", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("UpdateProfile", begin, err) }(time.Now())
 	return mw.next.UpdateProfile(ctx, userID, p)
 }
 
 func (mw *instrumentingMiddleware) ListAddresses(ctx context.Context, userID string) (as []Address, err error) {
-	defer func(begin time.Time) { mw.observe("ListAddresses", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("ListAddresses", begin, err) }(time.Now())
 	return mw.next.ListAddresses(ctx, userID)
 }
 
 func (mw *instrumentingMiddleware) AddAddress(ctx context.Context, userID string, a Address) (out Address, err error) {
-	defer func(begin time.Time) { mw.observe("AddAddress", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("AddAddress", begin, err) }(time.Now())
 	return mw.next.AddAddress(ctx, userID, a)
 }
 
 func (mw *instrumentingMiddleware) UpdateAddress(ctx context.Context, userID, addressID string, p AddressUpdate) (a Address, err error) {
-	defer func(begin time.Time) { mw.observe("UpdateAddress", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("UpdateAddress", begin, err) }(time.Now())
 	return mw.next.UpdateAddress(ctx, userID, addressID, p)
 }
 
 func (mw *instrumentingMiddleware) DeleteAddress(ctx context.Context, userID, addressID string) (err error) {
-	defer func(begin time.Time) { mw.observe("DeleteAddress", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("DeleteAddress", begin, err) }(time.Now())
 	return mw.next.DeleteAddress(ctx, userID, addressID)
 }
 
 func (mw *instrumentingMiddleware) ListUsers(ctx context.Context, page, pageSize int) (p UserPage, err error) {
-	defer func(begin time.Time) { mw.observe("ListUsers", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("ListUsers", begin, err) }(time.Now())
 	return mw.next.ListUsers(ctx, page, pageSize)
 }
 
 func (mw *instrumentingMiddleware) GetUser(ctx context.Context, id string) (u User, err error) {
-	defer func(begin time.Time) { mw.observe("GetUser", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("GetUser", begin, err) }(time.Now())
 	return mw.next.GetUser(ctx, id)
 }
 
 func (mw *instrumentingMiddleware) EnsureAdmin(ctx context.Context, email, password string) (err error) {
-	defer func(begin time.Time) { mw.observe("EnsureAdmin", begin, err) }(time.Now())
+	defer func(begin time.Time) { mw.m.Duration.Observe("EnsureAdmin", begin, err) }(time.Now())
 	return mw.next.EnsureAdmin(ctx, email, password)
 }

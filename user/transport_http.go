@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/gorilla/mux"
@@ -32,28 +31,20 @@ var errorMappings = []httpkit.ErrorMapping{
 
 // MakeHTTPHandler adds the user service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
-	encode := httpkit.EncodeResponse(encodeError)
-	options := []httptransport.ServerOption{
-		httptransport.ServerBefore(auth.HTTPToContext),
-		httptransport.ServerErrorEncoder(encodeError),
-	}
-	handle := func(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
-		r.Methods(method).Path(apiPrefix + path).Handler(httptransport.NewServer(ep, dec, encode, options...))
-	}
+	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)
 
-	handle(http.MethodPost, "/auth/register", e.RegisterEndpoint, httpkit.DecodeJSONRequest[registerRequest])
-	handle(http.MethodPost, "/auth/login", e.LoginEndpoint, httpkit.DecodeJSONRequest[loginRequest])
-	handle(http.MethodPost, "/auth/refresh", e.RefreshEndpoint, httpkit.DecodeJSONRequest[refreshRequest])
-	handle(http.MethodPost, "/auth/logout", e.LogoutEndpoint, httpkit.DecodeJSONRequest[refreshRequest])
-	handle(http.MethodGet, "/users/me", e.GetProfileEndpoint, httpkit.DecodeEmptyRequest[getProfileRequest])
-	handle(http.MethodPatch, "/users/me", e.UpdateProfileEndpoint, httpkit.DecodeJSONRequest[updateProfileRequest])
-	handle(http.MethodGet, "/users/me/addresses", e.ListAddressesEndpoint, httpkit.DecodeEmptyRequest[listAddressesRequest])
-	handle(http.MethodPost, "/users/me/addresses", e.AddAddressEndpoint, httpkit.DecodeJSONRequest[addAddressRequest])
-	handle(http.MethodPatch, "/users/me/addresses/{id}", e.UpdateAddressEndpoint, decodeUpdateAddressRequest)
-	handle(http.MethodDelete, "/users/me/addresses/{id}", e.DeleteAddressEndpoint, httpkit.DecodeIDRequest[deleteAddressRequest])
-	handle(http.MethodGet, "/users", e.ListUsersEndpoint, decodeListUsersRequest)
-	handle(http.MethodGet, "/internal/users/{id}", e.GetUserEndpoint, httpkit.DecodeIDRequest[getUserRequest])
+	routes.Handle(http.MethodPost, "/auth/register", e.RegisterEndpoint, httpkit.DecodeJSONRequest[registerRequest])
+	routes.Handle(http.MethodPost, "/auth/login", e.LoginEndpoint, httpkit.DecodeJSONRequest[loginRequest])
+	routes.Handle(http.MethodPost, "/auth/refresh", e.RefreshEndpoint, httpkit.DecodeJSONRequest[refreshRequest])
+	routes.Handle(http.MethodPost, "/auth/logout", e.LogoutEndpoint, httpkit.DecodeJSONRequest[refreshRequest])
+	routes.Handle(http.MethodGet, "/users/me", e.GetProfileEndpoint, httpkit.DecodeEmptyRequest[getProfileRequest])
+	routes.Handle(http.MethodPatch, "/users/me", e.UpdateProfileEndpoint, httpkit.DecodeJSONRequest[updateProfileRequest])
+	routes.Handle(http.MethodGet, "/users/me/addresses", e.ListAddressesEndpoint, httpkit.DecodeEmptyRequest[listAddressesRequest])
+	routes.Handle(http.MethodPost, "/users/me/addresses", e.AddAddressEndpoint, httpkit.DecodeJSONRequest[addAddressRequest])
+	routes.Handle(http.MethodPatch, "/users/me/addresses/{id}", e.UpdateAddressEndpoint, decodeUpdateAddressRequest)
+	routes.Handle(http.MethodDelete, "/users/me/addresses/{id}", e.DeleteAddressEndpoint, httpkit.DecodeIDRequest[deleteAddressRequest])
+	routes.Handle(http.MethodGet, "/users", e.ListUsersEndpoint, decodeListUsersRequest)
+	routes.Handle(http.MethodGet, "/internal/users/{id}", e.GetUserEndpoint, httpkit.DecodeIDRequest[getUserRequest])
 }
 
 // Server decoders.

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -18,7 +17,6 @@ import (
 	"github.com/mercato-dev/mercato/notification"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
-	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
 
 //go:embed migrations/*.sql
@@ -31,14 +29,7 @@ const schemaTable = "notification_schema_version"
 // Migrate brings the database to the current schema: the notification
 // tables and the events inbox (and outbox, unused here).
 func Migrate(ctx context.Context, db *sqlx.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := sharedpg.Migrate(ctx, db, sub, schemaTable); err != nil {
-		return err
-	}
-	return events.Migrate(ctx, db)
+	return events.MigrateService(ctx, db, migrationFiles, schemaTable)
 }
 
 // Store implements notification.Repository, EventStore and DispatchStore on

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -31,14 +30,7 @@ const schemaTable = "order_schema_version"
 // Migrate brings the database to the current schema: the order tables and
 // the events outbox/inbox.
 func Migrate(ctx context.Context, db *sqlx.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := sharedpg.Migrate(ctx, db, sub, schemaTable); err != nil {
-		return err
-	}
-	return events.Migrate(ctx, db)
+	return events.MigrateService(ctx, db, migrationFiles, schemaTable)
 }
 
 // Repository implements order.Repository on PostgreSQL.

@@ -8,7 +8,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -29,14 +28,7 @@ const schemaTable = "payment_schema_version"
 // Migrate brings the database to the current schema: the payment tables and
 // the events outbox/inbox.
 func Migrate(ctx context.Context, db *sqlx.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := sharedpg.Migrate(ctx, db, sub, schemaTable); err != nil {
-		return err
-	}
-	return events.Migrate(ctx, db)
+	return events.MigrateService(ctx, db, migrationFiles, schemaTable)
 }
 
 // Repository implements payment.Repository on PostgreSQL.

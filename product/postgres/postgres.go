@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 	"time"
@@ -44,14 +43,7 @@ const schemaTable = "product_schema_version"
 // Migrate brings the database to the current schema: the catalogue and
 // inventory tables and the events outbox/inbox.
 func Migrate(ctx context.Context, db *sqlx.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := sharedpg.Migrate(ctx, db, sub, schemaTable); err != nil {
-		return err
-	}
-	return events.Migrate(ctx, db)
+	return events.MigrateService(ctx, db, migrationFiles, schemaTable)
 }
 
 // Repository implements product.Repository on PostgreSQL.

@@ -19,14 +19,27 @@ var migrationFiles embed.FS
 // both sets can live in one database and evolve independently.
 const schemaTable = "events_schema_version"
 
-// Migrate creates the outbox and inbox tables. Services call it at start-up
-// beside their own migrations.
+// Migrate creates the outbox and inbox tables.
 func Migrate(ctx context.Context, db *sqlx.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return fmt.Errorf("events: migrations: %w", err)
+	return migrateFolder(ctx, db, migrationFiles, schemaTable)
+}
+
+// MigrateService brings a service's database to the current schema at
+// start-up: the service's own migrations (the migrations folder of files,
+// recorded in table), then the outbox and inbox tables every service has.
+func MigrateService(ctx context.Context, db *sqlx.DB, files fs.FS, table string) error {
+	if err := migrateFolder(ctx, db, files, table); err != nil {
+		return err
 	}
-	return postgres.Migrate(ctx, db, sub, schemaTable)
+	return Migrate(ctx, db)
+}
+
+func migrateFolder(ctx context.Context, db *sqlx.DB, files fs.FS, table string) error {
+	sub, err := fs.Sub(files, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	return postgres.Migrate(ctx, db, sub, table)
 }
 
 // Enqueue stores e in the outbox through tx. Pass the transaction that makes

@@ -7,6 +7,7 @@ package logging
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -57,4 +58,20 @@ func ForOutcome(logger log.Logger, err error, business func(error) bool) log.Log
 	default:
 		return level.Error(logger)
 	}
+}
+
+// Method writes the one line a service's logging middleware logs per call:
+// the method, how long it took, its error and the ids the caller adds, at
+// the level ForOutcome picks. Each service's loggingMiddleware embeds one,
+// with its own Business predicate (the errors its transport answers with a
+// 4xx), so every service logs calls the same way.
+type Method struct {
+	Logger   log.Logger
+	Business func(error) bool
+}
+
+// Log logs one call of method that began at begin and ended with err.
+func (m Method) Log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
+	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
+	_ = ForOutcome(WithRequest(ctx, m.Logger), err, m.Business).Log(kv...)
 }

@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-kit/kit/metrics"
 	kitprometheus "github.com/go-kit/kit/metrics/prometheus"
@@ -61,4 +62,25 @@ func NewHistogram(reg prometheus.Registerer, name, help string, buckets []float6
 	hv := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
 	reg.MustRegister(hv)
 	return kitprometheus.NewHistogram(hv)
+}
+
+// MethodDuration is a service's <service>_service_duration_seconds
+// histogram, labelled by method and success, as every service's
+// instrumenting middleware records it.
+type MethodDuration struct {
+	h metrics.Histogram
+}
+
+// NewMethodDuration registers the histogram called name on reg.
+func NewMethodDuration(reg prometheus.Registerer, name, help string) MethodDuration {
+	return MethodDuration{h: NewHistogram(reg, name, help, prometheus.DefBuckets, "method", "success")}
+}
+
+// Observe records one call of method that began at begin and ended with err.
+func (d MethodDuration) Observe(method string, begin time.Time, err error) {
+	success := "false"
+	if err == nil {
+		success = "true"
+	}
+	d.h.With("method", method, "success", success).Observe(time.Since(begin).Seconds())
 }
