@@ -923,20 +923,30 @@ func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
 	return s.sweepBatch, nil
 }
 
-// RunSweeper releases expired reservations every interval until ctx is done.
-// Every instance runs one: ReleaseExpired is safe with several at once, and
-// the work goes on when an instance dies. Failures are logged by the
-// logging middleware and retried at the next tick.
-func RunSweeper(ctx context.Context, svc Service, interval time.Duration) {
-	t := time.NewTicker(interval)
+// Sweeper releases expired reservations every Interval. Every instance runs
+// one: ReleaseExpired is safe with several at once, and the work goes on
+// when an instance dies. Failures are logged by the logging middleware and
+// retried at the next tick.
+type Sweeper struct {
+	Service  Service       // required: with its middlewares, so sweeps are logged
+	Interval time.Duration // required: the time between sweeps
+}
+
+// Run sweeps until ctx is done, then returns nil. It returns an error only
+// when Service or a positive Interval is missing.
+func (s *Sweeper) Run(ctx context.Context) error {
+	if s.Service == nil || s.Interval <= 0 {
+		return errors.New("product: sweeper needs Service and a positive Interval")
+	}
+	t := time.NewTicker(s.Interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		_, _ = svc.ReleaseExpired(ctx)
+		_, _ = s.Service.ReleaseExpired(ctx)
 	}
 }
 

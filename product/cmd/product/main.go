@@ -133,9 +133,12 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 			level.Error(logger).Log("msg", "outbox relay stopped", "err", err)
 		}
 	}()
+	sweeper := &product.Sweeper{Service: svc, Interval: *sweepInterval}
 	go func() {
 		defer close(sweeperDone)
-		product.RunSweeper(ctx, svc, *sweepInterval)
+		if err := sweeper.Run(ctx); err != nil {
+			level.Error(logger).Log("msg", "reservation sweeper stopped", "err", err)
+		}
 	}()
 	defer func() { stop(); <-relayDone; <-sweeperDone }()
 
