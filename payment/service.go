@@ -437,32 +437,6 @@ func NewService(repo Repository, provider Provider, opts Options) (Service, erro
 	return &service{repo: repo, provider: provider, secret: opts.WebhookSecret, tolerance: opts.WebhookTolerance, now: time.Now}, nil
 }
 
-// Event payloads, field for field as the order service reads them.
-
-type processedEvent struct {
-	PaymentID string       `json:"payment_id"`
-	OrderID   string       `json:"order_id"`
-	UserID    string       `json:"user_id"`
-	Amount    money.Amount `json:"amount"`
-	Currency  string       `json:"currency"`
-}
-
-type failedEvent struct {
-	PaymentID   string `json:"payment_id"`
-	OrderID     string `json:"order_id"`
-	UserID      string `json:"user_id"`
-	FailureCode string `json:"failure_code"`
-}
-
-type refundedEvent struct {
-	PaymentID      string       `json:"payment_id"`
-	OrderID        string       `json:"order_id"`
-	UserID         string       `json:"user_id"`
-	Amount         money.Amount `json:"amount"`          // this refund
-	RefundedAmount money.Amount `json:"refunded_amount"` // all refunds so far
-	FullyRefunded  bool         `json:"fully_refunded"`
-}
-
 func (s *service) Charge(ctx context.Context, r ChargeRequest) (Payment, bool, error) {
 	orderID, ok1 := parseID(r.OrderID)
 	userID, ok2 := parseID(r.UserID)
@@ -628,9 +602,9 @@ func (s *service) refund(ctx context.Context, p Payment, rf Refund) (*Change, er
 	if p.RefundedAmount == p.CapturedAmount {
 		p.Status = StatusRefunded
 	}
-	evt, err := events.New(ctx, ServiceName, events.PaymentRefunded, refundedEvent{
+	evt, err := events.New(ctx, ServiceName, events.PaymentRefunded, events.PaymentRefundedPayload{
 		PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: rf.Amount,
-		RefundedAmount: p.RefundedAmount, FullyRefunded: p.Status == StatusRefunded,
+		RefundedAmount: p.RefundedAmount, FullyRefunded: p.Status == StatusRefunded, Currency: p.Currency,
 	})
 	if err != nil {
 		return nil, err
@@ -677,7 +651,7 @@ func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome
 			p.ProcessedAt, p.ProviderResponse = &now, mustJSON(evt)
 			if evt.Type == WebhookChargeFailed {
 				p.Status, p.FailureCode = StatusFailed, evt.FailureCode
-				e, err := events.New(ctx, ServiceName, events.PaymentFailed, failedEvent{
+				e, err := events.New(ctx, ServiceName, events.PaymentFailed, events.PaymentFailedPayload{
 					PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, FailureCode: p.FailureCode})
 				if err != nil {
 					return nil, err
@@ -685,7 +659,7 @@ func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome
 				return &Change{Payment: p, Events: []events.Envelope{e}}, nil
 			}
 			p.Status, p.CapturedAmount = StatusCompleted, p.Amount
-			processed, err := events.New(ctx, ServiceName, events.PaymentProcessed, processedEvent{
+			processed, err := events.New(ctx, ServiceName, events.PaymentProcessed, events.PaymentProcessedPayload{
 				PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: p.Amount, Currency: p.Currency})
 			if err != nil {
 				return nil, err
