@@ -274,11 +274,11 @@ func TestInterruptedAttemptIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := postgres.New(db)
-	handle := notification.NewEventHandler(store, []notification.Channel{notification.ChannelEmail})
+	h := notification.NewEventHandler(store, []notification.Channel{notification.ChannelEmail})
 	contacts := newContacts()
 	ada := contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
 	inTx(t, db, func(tx *sqlx.Tx) error {
-		return handle(context.Background(), tx, event(t, events.UserCreated, map[string]any{"user_id": ada}))
+		return h.Handle(context.Background(), tx, event(t, events.UserCreated, map[string]any{"user_id": ada}))
 	})
 
 	// The crashed process: claimed with a short lease, never recorded.

@@ -24,9 +24,10 @@ func (s *stack) consumer(t *testing.T) (cancel func(orderID string) events.Envel
 	t.Helper()
 	rdb := testkit.Redis(t)
 	stream := "events-" + uuid.NewString()
+	h := payment.NewEventHandler(s.svc)
 	c := &events.Consumer{DB: s.db, Redis: rdb, Group: payment.ServiceName, Stream: stream,
-		DeadLetterStream: stream + ".dead", Types: []string{events.OrderCancelled},
-		Handler: payment.OrderCancelledHandler(s.svc), Block: 100 * time.Millisecond}
+		DeadLetterStream: stream + ".dead", Types: h.EventTypes(),
+		Handler: h.Handle, Block: 100 * time.Millisecond}
 	run(t, c.Run)
 	publish := func(e events.Envelope) {
 		raw, err := json.Marshal(e)

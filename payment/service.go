@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/httpkit"
@@ -713,38 +712,6 @@ func parseWebhookEvent(body []byte) (WebhookEvent, error) {
 		return WebhookEvent{}, httpkit.Invalid(p)
 	}
 	return evt, nil
-}
-
-// orderCancelledEvent is the payload of order.cancelled.
-type orderCancelledEvent struct {
-	OrderID string `json:"order_id"`
-	UserID  string `json:"user_id"`
-	Reason  string `json:"reason"`
-}
-
-// OrderCancelledHandler is the events.Consumer handler (group "payment") of
-// order.cancelled: it calls s.CancelOrderPayment. The refund commits in the
-// service's own transaction rather than the consumer's tx, so it goes
-// through the service's middlewares like any call; the inbox row commits
-// right after. If the process dies between the two, the redelivered event
-// finds the payment refunded (or marked) and does nothing: the method is
-// idempotent, and the cancellation's refund has one fixed id.
-func OrderCancelledHandler(s Service) events.HandlerFunc {
-	return func(ctx context.Context, _ *sqlx.Tx, e events.Envelope) error {
-		var data orderCancelledEvent
-		if err := e.Decode(&data); err != nil {
-			return err
-		}
-		if _, ok := parseID(data.OrderID); !ok {
-			// Retried, then dead-lettered for someone to look at.
-			return fmt.Errorf("order.cancelled %s: order_id %q is not a UUID", e.ID, data.OrderID)
-		}
-		_, err := s.CancelOrderPayment(ctx, data.OrderID)
-		if errors.Is(err, ErrNotFound) {
-			return nil // the order never got to payment: nothing is held
-		}
-		return err
-	}
 }
 
 // mustJSON marshals a value that always marshals.
