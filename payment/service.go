@@ -6,8 +6,8 @@
 // payment.failed and payment.refunded out, order.cancelled in. The go-kit
 // layers sit in their own files: service.go (this file: interface, domain
 // types and errors, the implementation), endpoints.go, transport_http.go,
-// client.go and middleware.go; the PostgreSQL repository lives in package
-// payment/postgres.
+// client.go and middleware.go; consumer.go holds the order.cancelled
+// handler, and package payment/postgres the PostgreSQL repository.
 //
 // A full card number exists only in memory, for the provider call: what is
 // stored, logged and shown is the brand and the last four digits.
