@@ -297,7 +297,7 @@ func TestUserPlatform(t *testing.T) {
 		got := make(chan events.Envelope, 100)
 		c := &events.Consumer{DB: inboxDB, Redis: rdb, Group: "e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 			Types: []string{events.UserCreated}, Block: 200 * time.Millisecond,
-			Handler: func(_ context.Context, _ *sqlx.Tx, e events.Envelope) error { got <- e; return nil }}
+			Handler: func(_ context.Context, _ events.Tx, e events.Envelope) error { got <- e; return nil }}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		go c.Run(ctx)

@@ -8,120 +8,71 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/money"
 )
-
-// EventTypes are the events the service consumes; the consumer acknowledges
-// every other type untouched.
-var EventTypes = []string{
-	events.UserCreated,
-	events.OrderCreated, events.OrderUpdated, events.OrderCancelled,
-	events.PaymentProcessed, events.PaymentFailed, events.PaymentRefunded,
-}
 
 // EventStore is the store side of event handling. Every method works in tx,
 // the event consumer's transaction, which also holds the inbox row: the
 // notifications exist if and only if the event is marked handled.
 type EventStore interface {
-	SaveOrderSummary(ctx context.Context, tx *sqlx.Tx, o OrderSummary) error
+	SaveOrderSummary(ctx context.Context, tx events.Tx, o OrderSummary) error
 	// RecipientSettings returns the user's preferences (the defaults when
 	// none are stored) and whether a push token is registered.
-	RecipientSettings(ctx context.Context, tx *sqlx.Tx, userID string) (Preferences, bool, error)
+	RecipientSettings(ctx context.Context, tx events.Tx, userID string) (Preferences, bool, error)
 	// CreateNotifications inserts ns, leaving out any whose (event, channel)
 	// or (dedupe key, channel) is already logged.
-	CreateNotifications(ctx context.Context, tx *sqlx.Tx, ns []Notification) error
+	CreateNotifications(ctx context.Context, tx events.Tx, ns []Notification) error
 }
 
-// NewEventHandler returns the handler the event consumer runs for every
-// event of EventTypes. It only records: one notification per channel of
-// channels (those with a configured provider) that the template uses, pending
-// or skipped by the user's preferences. The dispatcher sends them later, so
-// no provider or user-service call ever holds the consumer's transaction.
-func NewEventHandler(store EventStore, channels []Channel) events.HandlerFunc {
-	h := &eventHandler{store: store, configured: map[Channel]bool{}}
-	for _, ch := range channels {
-		h.configured[ch] = true
-	}
-	return h.handle
-}
-
-type eventHandler struct {
+// EventHandler is the handler of the service's events.Consumer (group
+// "notification"). It only records: one notification per channel of
+// channels (those with a configured provider) that the template uses,
+// pending or skipped by the user's preferences. The dispatcher sends them
+// later, so no provider or user-service call ever holds the consumer's
+// transaction.
+type EventHandler struct {
 	store      EventStore
 	configured map[Channel]bool
 }
 
-// Event payloads (the producers' contracts). Unknown fields are ignored, so
-// producers may add some.
-
-type userCreatedEvent struct {
-	UserID string `json:"user_id"`
+// NewEventHandler returns the handler of the events the service consumes,
+// recording through store for channels.
+func NewEventHandler(store EventStore, channels []Channel) *EventHandler {
+	h := &EventHandler{store: store, configured: map[Channel]bool{}}
+	for _, ch := range channels {
+		h.configured[ch] = true
+	}
+	return h
 }
 
-type orderCreatedEvent struct {
-	OrderID     string       `json:"order_id"`
-	OrderNumber string       `json:"order_number"`
-	UserID      string       `json:"user_id"`
-	TotalAmount money.Amount `json:"total_amount"`
-	Currency    string       `json:"currency"`
-	Items       []OrderLine  `json:"items"`
-}
-
-type orderUpdatedEvent struct {
-	OrderID     string `json:"order_id"`
-	OrderNumber string `json:"order_number"`
-	UserID      string `json:"user_id"`
-	Status      string `json:"status"`
-}
-
-type orderCancelledEvent struct {
-	OrderID string `json:"order_id"`
-	UserID  string `json:"user_id"`
-	Reason  string `json:"reason"`
-}
-
-type paymentProcessedEvent struct {
-	PaymentID string       `json:"payment_id"`
-	OrderID   string       `json:"order_id"`
-	UserID    string       `json:"user_id"`
-	Amount    money.Amount `json:"amount"`
-	Currency  string       `json:"currency"`
-}
-
-type paymentFailedEvent struct {
-	PaymentID   string `json:"payment_id"`
-	OrderID     string `json:"order_id"`
-	UserID      string `json:"user_id"`
-	FailureCode string `json:"failure_code"`
-}
-
-type paymentRefundedEvent struct {
-	PaymentID      string       `json:"payment_id"`
-	OrderID        string       `json:"order_id"`
-	UserID         string       `json:"user_id"`
-	Amount         money.Amount `json:"amount"`
-	RefundedAmount money.Amount `json:"refunded_amount"`
-	FullyRefunded  bool         `json:"fully_refunded"`
-	Currency       string       `json:"currency"`
+// EventTypes are the events the service consumes; the consumer acknowledges
+// every other type untouched.
+func (h *EventHandler) EventTypes() []string {
+	return []string{
+		events.UserCreated,
+		events.OrderCreated, events.OrderUpdated, events.OrderCancelled,
+		events.PaymentProcessed, events.PaymentFailed, events.PaymentRefunded,
+	}
 }
 
 // errInvalidEvent marks payloads no retry can fix; the consumer retries them
 // all the same and then dead-letters them, where an operator sees them.
 var errInvalidEvent = errors.New("invalid event payload")
 
-func (h *eventHandler) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
+// Handle records the notifications of one event through tx. It is an
+// events.HandlerFunc.
+func (h *EventHandler) Handle(ctx context.Context, tx events.Tx, e events.Envelope) error {
 	switch e.Type {
 	case events.UserCreated:
-		var d userCreatedEvent
+		var d events.UserPayload
 		if err := decode(e, &d, ids{"user_id": &d.UserID}); err != nil {
 			return err
 		}
 		return h.notify(ctx, tx, e, d.UserID, TemplateWelcome, "welcome:"+d.UserID, Details{})
 
 	case events.OrderCreated:
-		var d orderCreatedEvent
+		var d events.OrderCreatedPayload
 		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
 			return err
 		}
@@ -130,7 +81,7 @@ func (h *eventHandler) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelop
 		}
 		if err := h.store.SaveOrderSummary(ctx, tx, OrderSummary{
 			OrderID: d.OrderID, OrderNumber: d.OrderNumber, UserID: d.UserID,
-			Total: d.TotalAmount, Currency: d.Currency, Items: d.Items,
+			Total: d.TotalAmount, Currency: d.Currency, Items: orderLines(d.Items),
 		}); err != nil {
 			return err
 		}
@@ -138,7 +89,7 @@ func (h *eventHandler) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelop
 			Details{OrderID: d.OrderID, OrderNumber: d.OrderNumber, Amount: &d.TotalAmount, Currency: d.Currency})
 
 	case events.OrderUpdated:
-		var d orderUpdatedEvent
+		var d events.OrderUpdatedPayload
 		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
 			return err
 		}
@@ -156,7 +107,7 @@ func (h *eventHandler) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelop
 			Details{OrderID: d.OrderID, OrderNumber: d.OrderNumber})
 
 	case events.OrderCancelled:
-		var d orderCancelledEvent
+		var d events.OrderCancelledPayload
 		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
 			return err
 		}
@@ -164,7 +115,7 @@ func (h *eventHandler) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelop
 			Details{OrderID: d.OrderID, Reason: d.Reason})
 
 	case events.PaymentProcessed:
-		var d paymentProcessedEvent
+		var d events.PaymentProcessedPayload
 		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
 			return err
 		}
@@ -174,7 +125,7 @@ func (h *eventHandler) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelop
 			Details{OrderID: d.OrderID, PaymentID: d.PaymentID, Amount: &d.Amount, Currency: d.Currency})
 
 	case events.PaymentFailed:
-		var d paymentFailedEvent
+		var d events.PaymentFailedPayload
 		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
 			return err
 		}
@@ -182,7 +133,7 @@ func (h *eventHandler) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelop
 			Details{OrderID: d.OrderID, PaymentID: d.PaymentID, FailureCode: d.FailureCode})
 
 	case events.PaymentRefunded:
-		var d paymentRefundedEvent
+		var d events.PaymentRefundedPayload
 		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
 			return err
 		}
@@ -197,7 +148,7 @@ func (h *eventHandler) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelop
 
 // notify records the notifications of tmpl for userID, one per configured
 // channel the template uses.
-func (h *eventHandler) notify(ctx context.Context, tx *sqlx.Tx, e events.Envelope, userID, tmpl, key string, d Details) error {
+func (h *EventHandler) notify(ctx context.Context, tx events.Tx, e events.Envelope, userID, tmpl, key string, d Details) error {
 	spec := templateSpecs[tmpl]
 	prefs, hasPush, err := h.store.RecipientSettings(ctx, tx, userID)
 	if err != nil {
@@ -245,7 +196,7 @@ func decode(e events.Envelope, v any, required ids) error {
 }
 
 // validOrder checks what the order summary's columns and the templates rely on.
-func validOrder(d orderCreatedEvent) error {
+func validOrder(d events.OrderCreatedPayload) error {
 	switch {
 	case strings.TrimSpace(d.OrderNumber) == "" || utf8.RuneCountInString(d.OrderNumber) > 50:
 		return errors.New("order_number must be 1 to 50 characters")
@@ -260,4 +211,16 @@ func validOrder(d orderCreatedEvent) error {
 		}
 	}
 	return nil
+}
+
+// orderLines are the lines of order.created as the order summary keeps them.
+func orderLines(items []events.OrderItemPayload) []OrderLine {
+	lines := make([]OrderLine, len(items))
+	for i, it := range items {
+		lines[i] = OrderLine{ProductID: it.ProductID, Name: it.Name, Quantity: it.Quantity, UnitPrice: it.UnitPrice}
+		if it.VariantID != nil {
+			lines[i].VariantID = *it.VariantID
+		}
+	}
+	return lines
 }

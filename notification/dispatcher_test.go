@@ -249,6 +249,21 @@ func TestPaymentBeforeOrder(t *testing.T) {
 	}
 }
 
+// TestRefundEmailSaysItsCurrency: the refund message reads its currency
+// from payment.refunded itself (it does not wait for the order's summary),
+// so the event must carry it.
+func TestRefundEmailSaysItsCurrency(t *testing.T) {
+	p := newPipeline(t, pipelineOptions{})
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
+
+	orderID := uuid.NewString()
+	p.publish(t, event(t, events.PaymentRefunded, events.PaymentRefundedPayload{
+		PaymentID: uuid.NewString(), OrderID: orderID, UserID: ada,
+		Amount: 500, RefundedAmount: 1250, FullyRefunded: false, Currency: "EUR"}))
+	refund := waitSubject(t, p.smtp, "Refund for order "+strings.ToUpper(orderID[:8]))
+	mustContain(t, "refund text", refund.Text, "We refunded 5.00 EUR for order "+strings.ToUpper(orderID[:8])+" (12.50 EUR refunded so far).")
+}
+
 func waitSubject(t *testing.T, s *smtpServer, subject string) receivedMail {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -274,11 +289,11 @@ func TestInterruptedAttemptIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := postgres.New(db)
-	handle := notification.NewEventHandler(store, []notification.Channel{notification.ChannelEmail})
+	h := notification.NewEventHandler(store, []notification.Channel{notification.ChannelEmail})
 	contacts := newContacts()
 	ada := contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
 	inTx(t, db, func(tx *sqlx.Tx) error {
-		return handle(context.Background(), tx, event(t, events.UserCreated, map[string]any{"user_id": ada}))
+		return h.Handle(context.Background(), tx, event(t, events.UserCreated, map[string]any{"user_id": ada}))
 	})
 
 	// The crashed process: claimed with a short lease, never recorded.

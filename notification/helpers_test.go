@@ -327,9 +327,10 @@ func (p *pipeline) start(t *testing.T, maxAttempts int) {
 			channels = append(channels, ch)
 		}
 	}
+	h := notification.NewEventHandler(p.store, channels)
 	consumer := &events.Consumer{DB: p.db, Redis: p.rdb, Group: notification.ServiceName, Stream: p.stream,
-		DeadLetterStream: p.stream + ".dead", Handler: notification.NewEventHandler(p.store, channels),
-		Types: notification.EventTypes, Block: 100 * time.Millisecond, MinIdle: 500 * time.Millisecond}
+		DeadLetterStream: p.stream + ".dead", Handler: h.Handle,
+		Types: h.EventTypes(), Block: 100 * time.Millisecond, MinIdle: 500 * time.Millisecond}
 	dispatcher := &notification.Dispatcher{Store: p.store, Contacts: p.contacts, Senders: p.senders, Renderer: renderer,
 		Workers: 2, PollInterval: 50 * time.Millisecond, AttemptTimeout: 2 * time.Second, MaxAttempts: maxAttempts,
 		Backoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Logger: log.NewNopLogger()}

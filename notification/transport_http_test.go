@@ -121,8 +121,8 @@ func want(t *testing.T, r response, status int) {
 // record logs the notifications of e as the event consumer would.
 func (s *stack) record(t *testing.T, e events.Envelope) {
 	t.Helper()
-	handle := notification.NewEventHandler(s.store, []notification.Channel{notification.ChannelEmail, notification.ChannelSMS})
-	inTx(t, s.db, func(tx *sqlx.Tx) error { return handle(context.Background(), tx, e) })
+	h := notification.NewEventHandler(s.store, []notification.Channel{notification.ChannelEmail, notification.ChannelSMS})
+	inTx(t, s.db, func(tx *sqlx.Tx) error { return h.Handle(context.Background(), tx, e) })
 }
 
 func TestHTTPNotifications(t *testing.T) {

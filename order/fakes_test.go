@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/mercato-dev/mercato/order"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
@@ -89,7 +87,7 @@ func (r *fakeRepo) ListOrders(_ context.Context, userID string, status order.Sta
 	return all[offset:min(offset+limit, total)], total, nil
 }
 
-func (r *fakeRepo) Transition(_ context.Context, _ *sqlx.Tx, id string, decide func(order.Order) (*order.Change, error)) (order.Order, error) {
+func (r *fakeRepo) Transition(_ context.Context, _ events.Tx, id string, decide func(order.Order) (*order.Change, error)) (order.Order, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	o, ok := r.orders[id]

@@ -8,12 +8,10 @@ import (
 	"github.com/go-kit/kit/metrics"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/logging"
-	"github.com/mercato-dev/mercato/shared/money"
 )
 
 // Saga moves orders along as the other services report back. It is the
@@ -55,37 +53,37 @@ func (s *Saga) EventTypes() []string {
 }
 
 // Handle applies one event through tx. It is an events.HandlerFunc.
-func (s *Saga) Handle(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
+func (s *Saga) Handle(ctx context.Context, tx events.Tx, e events.Envelope) error {
 	switch e.Type {
 	case events.PaymentProcessed:
-		var d paymentProcessed
+		var d events.PaymentProcessedPayload
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
 		return s.paymentProcessed(ctx, tx, d)
 	case events.PaymentFailed:
-		var d paymentFailed
+		var d events.PaymentFailedPayload
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
 		return s.paymentFailed(ctx, tx, d)
 	case events.PaymentRefunded:
-		var d paymentRefunded
+		var d events.PaymentRefundedPayload
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
 		return s.paymentRefunded(ctx, tx, d)
 	case events.InventoryReleased:
-		var d inventoryReleased
+		var d events.InventoryReleasedPayload
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
-		if d.Reason != "expired" {
+		if d.Reason != events.ReleaseReasonExpired {
 			return nil // our own releases coming back
 		}
 		return s.reservationExpired(ctx, tx, d.OrderID)
 	case events.OrderCancelled:
-		var d orderCancelled
+		var d events.OrderCancelledPayload
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
@@ -94,42 +92,10 @@ func (s *Saga) Handle(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error
 	return nil
 }
 
-// Payloads of the events consumed (the payment and product services'
-// contracts).
-
-type paymentProcessed struct {
-	PaymentID string       `json:"payment_id"`
-	OrderID   string       `json:"order_id"`
-	UserID    string       `json:"user_id"`
-	Amount    money.Amount `json:"amount"`
-	Currency  string       `json:"currency"`
-}
-
-type paymentFailed struct {
-	PaymentID   string `json:"payment_id"`
-	OrderID     string `json:"order_id"`
-	UserID      string `json:"user_id"`
-	FailureCode string `json:"failure_code"`
-}
-
-type paymentRefunded struct {
-	PaymentID      string       `json:"payment_id"`
-	OrderID        string       `json:"order_id"`
-	UserID         string       `json:"user_id"`
-	Amount         money.Amount `json:"amount"`
-	RefundedAmount money.Amount `json:"refunded_amount"`
-	FullyRefunded  bool         `json:"fully_refunded"`
-}
-
-type inventoryReleased struct {
-	OrderID string `json:"order_id"`
-	Reason  string `json:"reason"`
-}
-
 // transition applies decide to the order of an event. An event about an
 // order this service never stored (another environment's, or a forged one)
 // cannot be made right by retrying, so it is logged and dropped.
-func (s *Saga) transition(ctx context.Context, tx *sqlx.Tx, orderID, event string, decide func(Order) (*Change, error)) error {
+func (s *Saga) transition(ctx context.Context, tx events.Tx, orderID, event string, decide func(Order) (*Change, error)) error {
 	id, ok := parseID(orderID)
 	if !ok {
 		level.Warn(logging.WithRequest(ctx, s.logger)).Log("msg", "event for an invalid order id; dropped", "event", event, "order_id", orderID)
@@ -153,7 +119,7 @@ func (s *Saga) transition(ctx context.Context, tx *sqlx.Tx, orderID, event strin
 	return nil
 }
 
-func (s *Saga) paymentProcessed(ctx context.Context, tx *sqlx.Tx, d paymentProcessed) error {
+func (s *Saga) paymentProcessed(ctx context.Context, tx events.Tx, d events.PaymentProcessedPayload) error {
 	return s.transition(ctx, tx, d.OrderID, events.PaymentProcessed, func(o Order) (*Change, error) {
 		p := mergePayment(o.Payment, Payment{ID: d.PaymentID, Status: PaymentCaptured})
 		if d.Amount != o.TotalAmount {
@@ -207,7 +173,7 @@ func (s *Saga) paymentProcessed(ctx context.Context, tx *sqlx.Tx, d paymentProce
 	})
 }
 
-func (s *Saga) paymentFailed(ctx context.Context, tx *sqlx.Tx, d paymentFailed) error {
+func (s *Saga) paymentFailed(ctx context.Context, tx events.Tx, d events.PaymentFailedPayload) error {
 	return s.transition(ctx, tx, d.OrderID, events.PaymentFailed, func(o Order) (*Change, error) {
 		p := mergePayment(o.Payment, Payment{ID: d.PaymentID, Status: PaymentFailed, FailureCode: d.FailureCode})
 		if o.Status != StatusPending {
@@ -222,7 +188,7 @@ func (s *Saga) paymentFailed(ctx context.Context, tx *sqlx.Tx, d paymentFailed) 
 	})
 }
 
-func (s *Saga) paymentRefunded(ctx context.Context, tx *sqlx.Tx, d paymentRefunded) error {
+func (s *Saga) paymentRefunded(ctx context.Context, tx events.Tx, d events.PaymentRefundedPayload) error {
 	return s.transition(ctx, tx, d.OrderID, events.PaymentRefunded, func(o Order) (*Change, error) {
 		status := PaymentPartiallyRefunded
 		if d.FullyRefunded {
@@ -241,7 +207,7 @@ func (s *Saga) paymentRefunded(ctx context.Context, tx *sqlx.Tx, d paymentRefund
 	})
 }
 
-func (s *Saga) reservationExpired(ctx context.Context, tx *sqlx.Tx, orderID string) error {
+func (s *Saga) reservationExpired(ctx context.Context, tx events.Tx, orderID string) error {
 	return s.transition(ctx, tx, orderID, events.InventoryReleased, func(o Order) (*Change, error) {
 		if o.Status != StatusPending {
 			return nil, nil

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
@@ -469,7 +468,7 @@ type Repository interface {
 	// "nothing to do". With a non-nil tx everything happens in it (an event
 	// handler's transaction, committed with its inbox row); otherwise in a
 	// transaction of its own. It returns the order as it is afterwards.
-	Transition(ctx context.Context, tx *sqlx.Tx, id string, decide func(Order) (*Change, error)) (Order, error)
+	Transition(ctx context.Context, tx events.Tx, id string, decide func(Order) (*Change, error)) (Order, error)
 
 	// ClaimIdempotencyKey records the key for the user with the request's
 	// hash and a fresh order id, leased to the caller for lease; or, when the
@@ -919,8 +918,8 @@ func statusChange(ctx context.Context, o Order, to Status, reason string) (*Chan
 	if !o.Status.CanBecome(to) {
 		return nil, ErrInvalidTransition
 	}
-	updated, err := events.New(ctx, ServiceName, events.OrderUpdated, orderUpdated{
-		OrderID: o.ID, OrderNumber: o.OrderNumber, UserID: o.UserID, Status: to, PreviousStatus: o.Status,
+	updated, err := events.New(ctx, ServiceName, events.OrderUpdated, events.OrderUpdatedPayload{
+		OrderID: o.ID, OrderNumber: o.OrderNumber, UserID: o.UserID, Status: string(to), PreviousStatus: string(o.Status),
 	})
 	if err != nil {
 		return nil, err
@@ -936,51 +935,20 @@ func statusChange(ctx context.Context, o Order, to Status, reason string) (*Chan
 	return c, nil
 }
 
-// Event payloads.
-
-type orderCreated struct {
-	OrderID     string             `json:"order_id"`
-	OrderNumber string             `json:"order_number"`
-	UserID      string             `json:"user_id"`
-	TotalAmount money.Amount       `json:"total_amount"`
-	Currency    string             `json:"currency"`
-	Items       []orderCreatedItem `json:"items"`
-}
-
-type orderCreatedItem struct {
-	ProductID string       `json:"product_id"`
-	VariantID *string      `json:"variant_id"`
-	Name      string       `json:"name"`
-	Quantity  int          `json:"quantity"`
-	UnitPrice money.Amount `json:"unit_price"`
-}
-
-func newOrderCreated(o Order) orderCreated {
-	e := orderCreated{OrderID: o.ID, OrderNumber: o.OrderNumber, UserID: o.UserID,
-		TotalAmount: o.TotalAmount, Currency: o.Currency, Items: make([]orderCreatedItem, len(o.Items))}
+// newOrderCreated is the payload of order.created for o.
+func newOrderCreated(o Order) events.OrderCreatedPayload {
+	e := events.OrderCreatedPayload{OrderID: o.ID, OrderNumber: o.OrderNumber, UserID: o.UserID,
+		TotalAmount: o.TotalAmount, Currency: o.Currency, Items: make([]events.OrderItemPayload, len(o.Items))}
 	for i, it := range o.Items {
-		e.Items[i] = orderCreatedItem{ProductID: it.ProductID, VariantID: it.VariantID, Name: it.Name,
+		e.Items[i] = events.OrderItemPayload{ProductID: it.ProductID, VariantID: it.VariantID, Name: it.Name,
 			Quantity: it.Quantity, UnitPrice: it.UnitPrice}
 	}
 	return e
 }
 
-type orderUpdated struct {
-	OrderID        string `json:"order_id"`
-	OrderNumber    string `json:"order_number"`
-	UserID         string `json:"user_id"`
-	Status         Status `json:"status"`
-	PreviousStatus Status `json:"previous_status"`
-}
-
-type orderCancelled struct {
-	OrderID string `json:"order_id"`
-	UserID  string `json:"user_id"`
-	Reason  string `json:"reason"`
-}
-
+// newOrderCancelled builds order.cancelled for o.
 func newOrderCancelled(ctx context.Context, o Order, reason string) (events.Envelope, error) {
-	return events.New(ctx, ServiceName, events.OrderCancelled, orderCancelled{OrderID: o.ID, UserID: o.UserID, Reason: reason})
+	return events.New(ctx, ServiceName, events.OrderCancelled, events.OrderCancelledPayload{OrderID: o.ID, UserID: o.UserID, Reason: reason})
 }
 
 // Order numbers: "MER-20261129-7K3F9Q". The alphabet leaves out 0/O and

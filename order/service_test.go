@@ -821,8 +821,8 @@ func TestKeyJanitor(t *testing.T) {
 	repo.now = time.Now
 	repo.ClaimIdempotencyKey(ctx, "u", "new", nil, "o2", time.Second)
 	j := &order.KeyJanitor{Repo: repo, Retention: time.Hour, Interval: time.Hour, Logger: nopLogger()}
-	done := make(chan struct{})
-	go func() { j.Run(ctx); close(done) }()
+	done := make(chan error, 1)
+	go func() { done <- j.Run(ctx) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		repo.mu.Lock()
@@ -841,7 +841,12 @@ func TestKeyJanitor(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel = %v, want nil", err)
+	}
+	if err := (&order.KeyJanitor{Repo: repo}).Run(ctx); err == nil {
+		t.Error("Run without an Interval returned nil, want a configuration error")
+	}
 }
 
 func nopLogger() log.Logger { return log.NewNopLogger() }

@@ -24,9 +24,10 @@ func (s *stack) consumer(t *testing.T) (cancel func(orderID string) events.Envel
 	t.Helper()
 	rdb := testkit.Redis(t)
 	stream := "events-" + uuid.NewString()
+	h := payment.NewEventHandler(s.svc)
 	c := &events.Consumer{DB: s.db, Redis: rdb, Group: payment.ServiceName, Stream: stream,
-		DeadLetterStream: stream + ".dead", Types: []string{events.OrderCancelled},
-		Handler: payment.OrderCancelledHandler(s.svc), Block: 100 * time.Millisecond}
+		DeadLetterStream: stream + ".dead", Types: h.EventTypes(),
+		Handler: h.Handle, Block: 100 * time.Millisecond}
 	run(t, c.Run)
 	publish := func(e events.Envelope) {
 		raw, err := json.Marshal(e)
@@ -81,7 +82,7 @@ func TestOrderCancelledRefundsACapturedPayment(t *testing.T) {
 		t.Fatalf("events %v", eventTypes(es))
 	}
 	checkData(t, es[1], map[string]any{"payment_id": id, "order_id": orderID, "user_id": userID,
-		"amount": "25.00", "refunded_amount": "25.00", "fully_refunded": true})
+		"amount": "25.00", "refunded_amount": "25.00", "fully_refunded": true, "currency": "USD"})
 
 	// The event again (redelivery) and the method again (a crash between the
 	// refund's commit and the inbox's): nothing more happens.
@@ -158,7 +159,7 @@ func TestOrderCancelledWhilePending(t *testing.T) {
 		t.Fatalf("events %v", eventTypes(es))
 	}
 	checkData(t, es[1], map[string]any{"payment_id": id, "order_id": orderID, "user_id": userID,
-		"amount": "40.00", "refunded_amount": "40.00", "fully_refunded": true})
+		"amount": "40.00", "refunded_amount": "40.00", "fully_refunded": true, "currency": "USD"})
 	var sandboxRefunded string
 	if err := s.db.Get(&sandboxRefunded, `SELECT refunded_amount::text FROM sandbox_charges WHERE id = $1`, evt.ChargeID); err != nil || sandboxRefunded != "40.00" {
 		t.Errorf("the sandbox refunded %s (%v), want 40.00", sandboxRefunded, err)

@@ -6,8 +6,8 @@
 // payment.failed and payment.refunded out, order.cancelled in. The go-kit
 // layers sit in their own files: service.go (this file: interface, domain
 // types and errors, the implementation), endpoints.go, transport_http.go,
-// client.go and middleware.go; the PostgreSQL repository lives in package
-// payment/postgres.
+// client.go and middleware.go; consumer.go holds the order.cancelled
+// handler, and package payment/postgres the PostgreSQL repository.
 //
 // A full card number exists only in memory, for the provider call: what is
 // stored, logged and shown is the brand and the last four digits.
@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/httpkit"
@@ -414,32 +413,6 @@ func NewService(repo Repository, provider Provider, opts Options) (Service, erro
 	return &service{repo: repo, provider: provider, secret: opts.WebhookSecret, tolerance: opts.WebhookTolerance, now: time.Now}, nil
 }
 
-// Event payloads, field for field as the order service reads them.
-
-type processedEvent struct {
-	PaymentID string       `json:"payment_id"`
-	OrderID   string       `json:"order_id"`
-	UserID    string       `json:"user_id"`
-	Amount    money.Amount `json:"amount"`
-	Currency  string       `json:"currency"`
-}
-
-type failedEvent struct {
-	PaymentID   string `json:"payment_id"`
-	OrderID     string `json:"order_id"`
-	UserID      string `json:"user_id"`
-	FailureCode string `json:"failure_code"`
-}
-
-type refundedEvent struct {
-	PaymentID      string       `json:"payment_id"`
-	OrderID        string       `json:"order_id"`
-	UserID         string       `json:"user_id"`
-	Amount         money.Amount `json:"amount"`          // this refund
-	RefundedAmount money.Amount `json:"refunded_amount"` // all refunds so far
-	FullyRefunded  bool         `json:"fully_refunded"`
-}
-
 func (s *service) Charge(ctx context.Context, r ChargeRequest) (Payment, bool, error) {
 	orderID, ok1 := parseID(r.OrderID)
 	userID, ok2 := parseID(r.UserID)
@@ -605,9 +578,9 @@ func (s *service) refund(ctx context.Context, p Payment, rf Refund) (*Change, er
 	if p.RefundedAmount == p.CapturedAmount {
 		p.Status = StatusRefunded
 	}
-	evt, err := events.New(ctx, ServiceName, events.PaymentRefunded, refundedEvent{
+	evt, err := events.New(ctx, ServiceName, events.PaymentRefunded, events.PaymentRefundedPayload{
 		PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: rf.Amount,
-		RefundedAmount: p.RefundedAmount, FullyRefunded: p.Status == StatusRefunded,
+		RefundedAmount: p.RefundedAmount, FullyRefunded: p.Status == StatusRefunded, Currency: p.Currency,
 	})
 	if err != nil {
 		return nil, err
@@ -654,7 +627,7 @@ func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome
 			p.ProcessedAt, p.ProviderResponse = &now, mustJSON(evt)
 			if evt.Type == WebhookChargeFailed {
 				p.Status, p.FailureCode = StatusFailed, evt.FailureCode
-				e, err := events.New(ctx, ServiceName, events.PaymentFailed, failedEvent{
+				e, err := events.New(ctx, ServiceName, events.PaymentFailed, events.PaymentFailedPayload{
 					PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, FailureCode: p.FailureCode})
 				if err != nil {
 					return nil, err
@@ -662,7 +635,7 @@ func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome
 				return &Change{Payment: p, Events: []events.Envelope{e}}, nil
 			}
 			p.Status, p.CapturedAmount = StatusCompleted, p.Amount
-			processed, err := events.New(ctx, ServiceName, events.PaymentProcessed, processedEvent{
+			processed, err := events.New(ctx, ServiceName, events.PaymentProcessed, events.PaymentProcessedPayload{
 				PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: p.Amount, Currency: p.Currency})
 			if err != nil {
 				return nil, err
@@ -716,38 +689,6 @@ func parseWebhookEvent(body []byte) (WebhookEvent, error) {
 		return WebhookEvent{}, httpkit.Invalid(p)
 	}
 	return evt, nil
-}
-
-// orderCancelledEvent is the payload of order.cancelled.
-type orderCancelledEvent struct {
-	OrderID string `json:"order_id"`
-	UserID  string `json:"user_id"`
-	Reason  string `json:"reason"`
-}
-
-// OrderCancelledHandler is the events.Consumer handler (group "payment") of
-// order.cancelled: it calls s.CancelOrderPayment. The refund commits in the
-// service's own transaction rather than the consumer's tx, so it goes
-// through the service's middlewares like any call; the inbox row commits
-// right after. If the process dies between the two, the redelivered event
-// finds the payment refunded (or marked) and does nothing: the method is
-// idempotent, and the cancellation's refund has one fixed id.
-func OrderCancelledHandler(s Service) events.HandlerFunc {
-	return func(ctx context.Context, _ *sqlx.Tx, e events.Envelope) error {
-		var data orderCancelledEvent
-		if err := e.Decode(&data); err != nil {
-			return err
-		}
-		if _, ok := parseID(data.OrderID); !ok {
-			// Retried, then dead-lettered for someone to look at.
-			return fmt.Errorf("order.cancelled %s: order_id %q is not a UUID", e.ID, data.OrderID)
-		}
-		_, err := s.CancelOrderPayment(ctx, data.OrderID)
-		if errors.Is(err, ErrNotFound) {
-			return nil // the order never got to payment: nothing is held
-		}
-		return err
-	}
 }
 
 // mustJSON marshals a value that always marshals.

@@ -767,9 +767,9 @@ func TestRefunds(t *testing.T) {
 		t.Fatalf("events %v", eventTypes(es))
 	}
 	checkData(t, es[1], map[string]any{"payment_id": id, "order_id": p.OrderID, "user_id": userID,
-		"amount": "10.00", "refunded_amount": "10.00", "fully_refunded": false})
+		"amount": "10.00", "refunded_amount": "10.00", "fully_refunded": false, "currency": "USD"})
 	checkData(t, es[2], map[string]any{"payment_id": id, "order_id": p.OrderID, "user_id": userID,
-		"amount": "20.00", "refunded_amount": "30.00", "fully_refunded": true})
+		"amount": "20.00", "refunded_amount": "30.00", "fully_refunded": true, "currency": "USD"})
 
 	// A refund with no amount gives back everything left; a pending or
 	// failed payment has nothing to refund.

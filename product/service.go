@@ -280,8 +280,9 @@ const (
 	StatusCommitted = "committed"
 	StatusReleased  = "released"
 
-	ReasonReleased = "released" // the order service asked
-	ReasonExpired  = "expired"  // nobody committed it in time
+	// The release reasons are also inventory.released's.
+	ReasonReleased = events.ReleaseReasonReleased // the order service asked
+	ReasonExpired  = events.ReleaseReasonExpired  // nobody committed it in time
 )
 
 // Reservation TTL bounds (ttl_seconds) and default.
@@ -380,59 +381,31 @@ func (e *LineError) ErrorDetails() map[string]any {
 	return d
 }
 
-// Event payloads.
-
-// ProductEvent is the payload of product.created and product.updated.
-type ProductEvent struct {
-	ProductID     string       `json:"product_id"`
-	CategoryID    *string      `json:"category_id"`
-	SKU           string       `json:"sku"`
-	Name          string       `json:"name"`
-	Slug          string       `json:"slug"`
-	Price         money.Amount `json:"price"`
-	Currency      string       `json:"currency"`
-	StockQuantity int          `json:"stock_quantity"`
-	IsActive      bool         `json:"is_active"`
-}
+// Events: the payloads are events.ProductPayload, events.InventoryLowStockPayload
+// and events.InventoryReleasedPayload.
 
 // NewProductEvent builds product.created or product.updated for p.
 func NewProductEvent(ctx context.Context, typ string, p Product) (events.Envelope, error) {
-	return events.New(ctx, ServiceName, typ, ProductEvent{
+	return events.New(ctx, ServiceName, typ, events.ProductPayload{
 		ProductID: p.ID, CategoryID: p.CategoryID, SKU: p.SKU, Name: p.Name, Slug: p.Slug,
 		Price: p.Price, Currency: p.Currency, StockQuantity: p.StockQuantity, IsActive: p.IsActive,
 	})
-}
-
-// LowStockEvent is the payload of inventory.low_stock: a product's (or a
-// variant's) available stock fell to or below the product's
-// min_stock_quantity.
-type LowStockEvent struct {
-	ProductID        string  `json:"product_id"`
-	VariantID        *string `json:"variant_id"`
-	SKU              string  `json:"sku"`
-	StockQuantity    int     `json:"stock_quantity"`
-	MinStockQuantity int     `json:"min_stock_quantity"`
 }
 
 // LowStock reports whether a stock change from before to after crosses the
 // threshold min: it fires once per fall, not on every sale below it.
 func LowStock(before, after, min int) bool { return before > min && after <= min }
 
-// NewLowStockEvent builds inventory.low_stock.
-func NewLowStockEvent(ctx context.Context, e LowStockEvent) (events.Envelope, error) {
+// NewLowStockEvent builds inventory.low_stock: a product's (or a variant's)
+// available stock fell to or below the product's min_stock_quantity.
+func NewLowStockEvent(ctx context.Context, e events.InventoryLowStockPayload) (events.Envelope, error) {
 	return events.New(ctx, ServiceName, events.InventoryLowStock, e)
 }
 
-// InventoryReleasedEvent is the payload of inventory.released; the order
-// service cancels the pending order when Reason is "expired".
-type InventoryReleasedEvent struct {
-	OrderID string `json:"order_id"`
-	Reason  string `json:"reason"`
-}
-
-// NewInventoryReleasedEvent builds inventory.released.
+// NewInventoryReleasedEvent builds inventory.released; the order service
+// cancels the pending order when reason is ReasonExpired.
 func NewInventoryReleasedEvent(ctx context.Context, orderID, reason string) (events.Envelope, error) {
-	return events.New(ctx, ServiceName, events.InventoryReleased, InventoryReleasedEvent{OrderID: orderID, Reason: reason})
+	return events.New(ctx, ServiceName, events.InventoryReleased, events.InventoryReleasedPayload{OrderID: orderID, Reason: reason})
 }
 
 // Repository stores the catalogue and the reservations. Writes publish their
@@ -899,20 +872,30 @@ func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
 	return s.sweepBatch, nil
 }
 
-// RunSweeper releases expired reservations every interval until ctx is done.
-// Every instance runs one: ReleaseExpired is safe with several at once, and
-// the work goes on when an instance dies. Failures are logged by the
-// logging middleware and retried at the next tick.
-func RunSweeper(ctx context.Context, svc Service, interval time.Duration) {
-	t := time.NewTicker(interval)
+// Sweeper releases expired reservations every Interval. Every instance runs
+// one: ReleaseExpired is safe with several at once, and the work goes on
+// when an instance dies. Failures are logged by the logging middleware and
+// retried at the next tick.
+type Sweeper struct {
+	Service  Service       // required: with its middlewares, so sweeps are logged
+	Interval time.Duration // required: the time between sweeps
+}
+
+// Run sweeps until ctx is done, then returns nil. It returns an error only
+// when Service or a positive Interval is missing.
+func (s *Sweeper) Run(ctx context.Context) error {
+	if s.Service == nil || s.Interval <= 0 {
+		return errors.New("product: sweeper needs Service and a positive Interval")
+	}
+	t := time.NewTicker(s.Interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		_, _ = svc.ReleaseExpired(ctx)
+		_, _ = s.Service.ReleaseExpired(ctx)
 	}
 }
 

@@ -240,19 +240,9 @@ func NewService(repo Repository, tokens *auth.Tokens, opts Options) (Service, er
 // NormalizeEmail is the form emails are stored and looked up in.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-// userEvent is the payload of user.created and user.updated: the contact
-// data other services (notifications) keep.
-type userEvent struct {
-	UserID    string `json:"user_id"`
-	Email     string `json:"email"`
-	FirstName string `json:"first_name"`
-	LastName  string `json:"last_name"`
-	Phone     string `json:"phone,omitempty"`
-	Role      string `json:"role,omitempty"`
-}
-
+// newUserEvent builds user.created or user.updated for u.
 func newUserEvent(ctx context.Context, typ string, u User) (events.Envelope, error) {
-	return events.New(ctx, ServiceName, typ, userEvent{
+	return events.New(ctx, ServiceName, typ, events.UserPayload{
 		UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
 		Phone: u.Phone, Role: string(u.Role),
 	})

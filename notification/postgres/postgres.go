@@ -195,7 +195,7 @@ func (s *Store) DeletePushToken(ctx context.Context, userID string) error {
 
 // The event consumer's side: everything in the consumer's transaction.
 
-func (s *Store) SaveOrderSummary(ctx context.Context, tx *sqlx.Tx, o notification.OrderSummary) error {
+func (s *Store) SaveOrderSummary(ctx context.Context, tx events.Tx, o notification.OrderSummary) error {
 	items, err := json.Marshal(o.Items)
 	if err != nil {
 		return err
@@ -212,19 +212,19 @@ func (s *Store) SaveOrderSummary(ctx context.Context, tx *sqlx.Tx, o notificatio
 	return nil
 }
 
-func (s *Store) RecipientSettings(ctx context.Context, tx *sqlx.Tx, userID string) (notification.Preferences, bool, error) {
+func (s *Store) RecipientSettings(ctx context.Context, tx events.Tx, userID string) (notification.Preferences, bool, error) {
 	p, err := preferences(ctx, tx, userID)
 	if err != nil {
 		return notification.Preferences{}, false, err
 	}
 	var hasPush bool
-	if err := tx.GetContext(ctx, &hasPush, `SELECT EXISTS (SELECT 1 FROM push_tokens WHERE user_id = $1)`, userID); err != nil {
+	if err := sqlx.GetContext(ctx, tx, &hasPush, `SELECT EXISTS (SELECT 1 FROM push_tokens WHERE user_id = $1)`, userID); err != nil {
 		return notification.Preferences{}, false, fmt.Errorf("push token: %w", err)
 	}
 	return p, hasPush, nil
 }
 
-func (s *Store) CreateNotifications(ctx context.Context, tx *sqlx.Tx, ns []notification.Notification) error {
+func (s *Store) CreateNotifications(ctx context.Context, tx events.Tx, ns []notification.Notification) error {
 	for _, n := range ns {
 		details, err := json.Marshal(n.Details)
 		if err != nil {

@@ -43,13 +43,6 @@ var _ order.Repository = (*Repository)(nil)
 // New returns a repository on db, whose schema Migrate has brought up to date.
 func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
 
-// querier is what reads need: the pool or a transaction.
-type querier interface {
-	sqlx.ExtContext
-	GetContext(ctx context.Context, dest any, query string, args ...any) error
-	SelectContext(ctx context.Context, dest any, query string, args ...any) error
-}
-
 type orderRow struct {
 	ID              string         `db:"id"`
 	UserID          string         `db:"user_id"`
@@ -221,9 +214,9 @@ func (r *Repository) OrderByID(ctx context.Context, id string) (order.Order, err
 
 // orderByID reads an order with its items and history; lock is "" or
 // "FOR UPDATE", for the order row.
-func orderByID(ctx context.Context, q querier, id, lock string) (order.Order, error) {
+func orderByID(ctx context.Context, q sqlx.QueryerContext, id, lock string) (order.Order, error) {
 	var row orderRow
-	if err := q.GetContext(ctx, &row, `SELECT `+orderColumns+` FROM orders WHERE id = $1 `+lock, id); err != nil {
+	if err := sqlx.GetContext(ctx, q, &row, `SELECT `+orderColumns+` FROM orders WHERE id = $1 `+lock, id); err != nil {
 		return order.Order{}, notFound(err)
 	}
 	o, err := row.order()
@@ -231,14 +224,14 @@ func orderByID(ctx context.Context, q querier, id, lock string) (order.Order, er
 		return order.Order{}, err
 	}
 	var items []itemRow
-	if err := q.SelectContext(ctx, &items, `SELECT `+itemColumns+` FROM order_items WHERE order_id = $1 ORDER BY line`, id); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &items, `SELECT `+itemColumns+` FROM order_items WHERE order_id = $1 ORDER BY line`, id); err != nil {
 		return order.Order{}, fmt.Errorf("order items: %w", err)
 	}
 	for _, it := range items {
 		o.Items = append(o.Items, it.item())
 	}
 	var history []historyRow
-	if err := q.SelectContext(ctx, &history, `
+	if err := sqlx.SelectContext(ctx, q, &history, `
 		SELECT status, reason, created_at FROM order_status_history WHERE order_id = $1 ORDER BY id`, id); err != nil {
 		return order.Order{}, fmt.Errorf("order history: %w", err)
 	}
@@ -289,9 +282,9 @@ func (r *Repository) ListOrders(ctx context.Context, userID string, status order
 	return orders, total, nil
 }
 
-func (r *Repository) Transition(ctx context.Context, tx *sqlx.Tx, id string, decide func(order.Order) (*order.Change, error)) (order.Order, error) {
+func (r *Repository) Transition(ctx context.Context, tx events.Tx, id string, decide func(order.Order) (*order.Change, error)) (order.Order, error) {
 	var out order.Order
-	apply := func(tx *sqlx.Tx) error {
+	apply := func(tx events.Tx) error {
 		cur, err := orderByID(ctx, tx, id, "FOR UPDATE")
 		if err != nil {
 			return err
@@ -310,12 +303,12 @@ func (r *Repository) Transition(ctx context.Context, tx *sqlx.Tx, id string, dec
 	if tx != nil {
 		return out, apply(tx)
 	}
-	return out, sharedpg.InTx(ctx, r.db, apply)
+	return out, sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error { return apply(tx) })
 }
 
 // applyChange writes change to the locked order cur and returns the order
 // as it now is (what a fresh read would return, without the read).
-func applyChange(ctx context.Context, tx *sqlx.Tx, cur order.Order, change *order.Change) (order.Order, error) {
+func applyChange(ctx context.Context, tx events.Tx, cur order.Order, change *order.Change) (order.Order, error) {
 	status := cur.Status
 	if change.Status != "" {
 		status = change.Status
@@ -336,7 +329,7 @@ func applyChange(ctx context.Context, tx *sqlx.Tx, cur order.Order, change *orde
 		}
 	}
 	var row orderRow
-	if err := tx.GetContext(ctx, &row, `
+	if err := sqlx.GetContext(ctx, tx, &row, `
 		UPDATE orders SET status = $2, payment_id = $3, payment_status = $4, card_brand = $5, card_last4 = $6,
 		                  payment_failure = $7, refunded_amount = $8, updated_at = now()
 		WHERE id = $1
@@ -351,7 +344,7 @@ func applyChange(ctx context.Context, tx *sqlx.Tx, cur order.Order, change *orde
 	out.Items, out.StatusHistory = cur.Items, cur.StatusHistory
 	if status != cur.Status {
 		var at time.Time
-		if err := tx.GetContext(ctx, &at, `
+		if err := sqlx.GetContext(ctx, tx, &at, `
 			INSERT INTO order_status_history (order_id, status, previous_status, reason) VALUES ($1, $2, $3, $4)
 			RETURNING created_at`,
 			cur.ID, string(status), string(cur.Status), nullable(change.Reason)); err != nil {

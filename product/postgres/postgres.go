@@ -937,7 +937,7 @@ func (r *Repository) AdjustStock(ctx context.Context, productID string, a produc
 }
 
 func enqueueLowStock(ctx context.Context, tx *sqlx.Tx, productID string, variantID *string, sku string, stock, min int) error {
-	evt, err := product.NewLowStockEvent(ctx, product.LowStockEvent{ProductID: productID, VariantID: variantID,
+	evt, err := product.NewLowStockEvent(ctx, events.InventoryLowStockPayload{ProductID: productID, VariantID: variantID,
 		SKU: sku, StockQuantity: stock, MinStockQuantity: min})
 	if err != nil {
 		return err

@@ -16,11 +16,20 @@ import (
 	"github.com/mercato-dev/mercato/shared/requestid"
 )
 
+// Tx is the database transaction an event handler works in: the consumer's,
+// which also holds the inbox row. Service code passes it through to its
+// repository without looking inside, so naming it needs no SQL package;
+// repositories run their statements on it (sqlx.GetContext and friends take
+// it as it is) and hand it to Enqueue for the events the change reports.
+type Tx interface {
+	sqlx.ExtContext
+}
+
 // HandlerFunc applies one event. It must make its changes through tx: they
 // commit together with the inbox row that marks the event as handled, which
 // is what makes redelivery harmless. A returned error rolls everything back
 // and leaves the event pending for another attempt.
-type HandlerFunc func(ctx context.Context, tx *sqlx.Tx, e Envelope) error
+type HandlerFunc func(ctx context.Context, tx Tx, e Envelope) error
 
 // Consumer reads the stream as one member of a consumer group. Run one per
 // service instance, all with the same Group (the consuming service) and each
@@ -277,7 +286,7 @@ func (r *consumerRun) handle(ctx context.Context, env Envelope) (handled bool, h
 
 // callHandler turns a handler panic into an error, so one bad event is
 // retried and dead-lettered instead of crashing every instance in turn.
-func callHandler(ctx context.Context, h HandlerFunc, tx *sqlx.Tx, env Envelope) (err error) {
+func callHandler(ctx context.Context, h HandlerFunc, tx Tx, env Envelope) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panic: %v", p)

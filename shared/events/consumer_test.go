@@ -34,7 +34,7 @@ func newRecorder(t *testing.T, db *sqlx.DB) *recorder {
 	return &recorder{calls: map[string]int{}, requests: map[string]string{}}
 }
 
-func (r *recorder) handle(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
+func (r *recorder) handle(ctx context.Context, tx events.Tx, e events.Envelope) error {
 	r.mu.Lock()
 	r.calls[e.ID]++
 	call := r.calls[e.ID]

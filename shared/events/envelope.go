@@ -4,6 +4,10 @@
 // to the stream, and a Consumer hands each event to a handler inside a
 // transaction that also records it in an inbox table, so every effect happens
 // once even though delivery is at-least-once.
+//
+// The payload of every event type is declared here too (payloads.go), once
+// for its producer and all its consumers; handlers receive the consumer's
+// transaction as a Tx, which service code passes on to its repository.
 package events
 
 import (

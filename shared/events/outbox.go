@@ -42,10 +42,11 @@ func migrateFolder(ctx context.Context, db *sqlx.DB, files fs.FS, table string) 
 	return postgres.Migrate(ctx, db, sub, table)
 }
 
-// Enqueue stores e in the outbox through tx. Pass the transaction that makes
-// the state change the event reports: the event then exists if and only if
-// the change commits, and the Relay publishes it afterwards.
-func Enqueue(ctx context.Context, tx sqlx.ExtContext, e Envelope) error {
+// Enqueue stores e in the outbox through tx (a *sqlx.Tx, or the Tx an event
+// handler was given). Pass the transaction that makes the state change the
+// event reports: the event then exists if and only if the change commits,
+// and the Relay publishes it afterwards.
+func Enqueue(ctx context.Context, tx Tx, e Envelope) error {
 	if err := e.validate(); err != nil {
 		return err
 	}

@@ -118,8 +118,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Background work, stopped (and waited for) before run returns: the
 	// event consumer records notifications, the dispatcher sends them. No
 	// outbox relay: this service publishes no events.
+	eventHandler := notification.NewEventHandler(store, channels)
 	in.Go("event consumer", (&events.Consumer{DB: db, Redis: rdb, Group: notification.ServiceName,
-		Handler: notification.NewEventHandler(store, channels), Types: notification.EventTypes,
+		Types: eventHandler.EventTypes(), Handler: eventHandler.Handle,
 		Logger: log.With(logger, "component", "event_consumer"), Metrics: events.NewMetrics(reg, cfg.Service)}).Run)
 	in.Go("dispatcher", (&notification.Dispatcher{Store: store, Contacts: notification.UserServiceContacts(users, tokens),
 		Senders: senders, Renderer: renderer, Workers: *workers, PollInterval: *poll, AttemptTimeout: *sendTimeout,

@@ -121,11 +121,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	in.Go("saga consumer", (&events.Consumer{DB: db, Redis: rdb, Group: order.ServiceName,
 		Types: saga.EventTypes(), Handler: saga.Handle, MinIdle: *claimIdle, MaxAttempts: 20,
 		Logger: log.With(logger, "component", "consumer"), Metrics: eventMetrics}).Run)
-	in.Go("idempotency key janitor", func(ctx context.Context) error {
-		(&order.KeyJanitor{Repo: repo, Retention: *keyRetention, Interval: time.Hour,
-			Logger: log.With(logger, "component", "key_janitor")}).Run(ctx)
-		return nil
-	})
+	in.Go("idempotency key janitor", (&order.KeyJanitor{Repo: repo, Retention: *keyRetention, Interval: time.Hour,
+		Logger: log.With(logger, "component", "key_janitor")}).Run)
 
 	// Routes.
 	router := in.Router()

@@ -94,8 +94,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	eventMetrics := events.NewMetrics(reg, cfg.Service)
 	in.Go("outbox relay", (&events.Relay{DB: db, Redis: rdb,
 		Logger: log.With(logger, "component", "outbox_relay"), Metrics: eventMetrics}).Run)
+	eventHandler := payment.NewEventHandler(svc)
 	in.Go("order.cancelled consumer", (&events.Consumer{DB: db, Redis: rdb, Group: payment.ServiceName,
-		Types: []string{events.OrderCancelled}, Handler: payment.OrderCancelledHandler(svc),
+		Types: eventHandler.EventTypes(), Handler: eventHandler.Handle,
 		Logger: log.With(logger, "component", "consumer"), Metrics: eventMetrics}).Run)
 	in.Go("webhook dispatcher", (&sandbox.Dispatcher{DB: sandboxDB, URL: *webhookURL,
 		Secret: []byte(*webhookSecret), Client: webhookClient(),
