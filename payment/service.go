@@ -318,10 +318,23 @@ var (
 	ErrPaymentNotCaptured    = errors.New("only a completed or partially refunded payment can be refunded")
 	ErrIdempotencyMismatch   = errors.New("this Idempotency-Key was used for another request")
 	ErrInvalidSignature      = errors.New("the webhook signature is missing, malformed or wrong")
-	ErrStaleWebhook          = errors.New("the webhook timestamp is more than 5 minutes away from now")
+	ErrStaleWebhook          = errors.New("the webhook timestamp is too far from now") // as a *StaleWebhookError
 	ErrWebhookReplayed       = errors.New("this webhook event was already processed")
 	ErrProviderFailed        = errors.New("the payment provider failed")
 )
+
+// StaleWebhookError is ErrStaleWebhook saying the tolerance the webhook's
+// timestamp was outside of.
+type StaleWebhookError struct {
+	Tolerance time.Duration
+}
+
+func (e *StaleWebhookError) Error() string {
+	return fmt.Sprintf("the webhook timestamp is more than %s away from now", e.Tolerance)
+}
+
+// Is makes errors.Is(err, ErrStaleWebhook) hold.
+func (e *StaleWebhookError) Is(target error) bool { return target == ErrStaleWebhook }
 
 // Provider is a card processor. Both calls are idempotent by key, as real
 // processors' are, so a call repeated after a crash or a rolled-back
@@ -822,9 +835,10 @@ func webhookMAC(secret []byte, ts string, body []byte) []byte {
 
 // VerifyWebhookSignature checks header against body: ErrInvalidSignature
 // unless one v1 signature matches (several may, while a secret rotates),
-// then ErrStaleWebhook when the signed time is more than tolerance from now
-// in either direction. The timestamp is inside the MAC, so a captured
-// webhook cannot be replayed later with a fresh one.
+// then ErrStaleWebhook (a *StaleWebhookError naming tolerance) when the
+// signed time is more than tolerance from now in either direction. The
+// timestamp is inside the MAC, so a captured webhook cannot be replayed
+// later with a fresh one.
 func VerifyWebhookSignature(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
 	var ts string
 	var sigs [][]byte
@@ -859,7 +873,7 @@ func VerifyWebhookSignature(secret []byte, header string, body []byte, now time.
 		return ErrInvalidSignature
 	}
 	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
-		return ErrStaleWebhook
+		return &StaleWebhookError{Tolerance: tolerance}
 	}
 	return nil
 }
