@@ -94,8 +94,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	defer stop()
 
 	// PostgreSQL, brought up to the current schema. The sandbox processor
-	// gets a pool of its own: it is called inside the service's
-	// transactions, and must never wait for a connection they hold.
+	// gets a pool of its own, as an external processor shares no
+	// connections with the service.
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	db, err := sharedpg.Open(startCtx, cfg.DatabaseURL, sharedpg.PoolOptions{})
@@ -128,17 +128,18 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc, err := payment.NewService(postgres.New(db), sandbox.New(sandboxDB, *webhookDelay),
-		payment.Options{WebhookSecret: []byte(*webhookSecret)})
+	repo, provider := postgres.New(db), sandbox.New(sandboxDB, *webhookDelay)
+	svc, err := payment.NewService(repo, provider, payment.Options{WebhookSecret: []byte(*webhookSecret)})
 	if err != nil {
 		return err
 	}
+	paymentMetrics := payment.NewMetrics(reg)
 	svc = payment.LoggingMiddleware(logger)(svc)
-	svc = payment.InstrumentingMiddleware(payment.NewMetrics(reg))(svc)
+	svc = payment.InstrumentingMiddleware(paymentMetrics)(svc)
 
 	// Background loops, stopped (and waited for) before run returns: the
-	// outbox relay, the order.cancelled consumer and the sandbox's webhook
-	// dispatcher.
+	// outbox relay, the order.cancelled consumer, the sandbox's webhook
+	// dispatcher and the recovery of provider calls left without an answer.
 	var loops sync.WaitGroup
 	defer func() { stop(); loops.Wait() }()
 	eventMetrics := events.NewMetrics(reg, cfg.Service)
@@ -161,6 +162,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		Logger: log.With(logger, "component", "sandbox_webhooks"),
 		Deliveries: metrics.NewCounter(reg, "sandbox_webhook_deliveries_total",
 			"Webhook delivery attempts of the sandbox processor, by result.", "result")}).Run)
+	background("payment recovery", (&payment.Recovery{Repo: repo, Provider: provider,
+		Logger: log.With(logger, "component", "payment_recovery"), Metrics: paymentMetrics}).Run)
 
 	// Routes.
 	router := httpkit.Router(logger, reg, httpMetrics, map[string]httpkit.Check{
