@@ -286,10 +286,6 @@ func (r refundRequest) validate() error {
 	return p.Err()
 }
 
-// printableASCII is validate.PrintableASCII, for the webhook event checks in
-// service.go.
-func printableASCII(s string) bool { return validate.PrintableASCII(s) }
-
 // Responses. Business errors travel in Err (endpoint.Failer), so a client's
 // circuit breaker never counts a 404 as a failure.
 

@@ -127,10 +127,10 @@ type instrumentingMiddleware struct {
 var _ Service = (*instrumentingMiddleware)(nil)
 
 // refunded counts a refund and the status it left the payment in.
-func (mw *instrumentingMiddleware) refunded(r Refund, status string) {
-	mw.m.Refunds.Add(1)
-	mw.m.RefundedAmount.Add(float64(r.Amount.Cents()))
-	mw.m.Payments.With("status", status).Add(1)
+func (m *Metrics) refunded(r Refund, status string) {
+	m.Refunds.Add(1)
+	m.RefundedAmount.Add(float64(r.Amount.Cents()))
+	m.Payments.With("status", status).Add(1)
 }
 
 func (mw *instrumentingMiddleware) Charge(ctx context.Context, r ChargeRequest) (p Payment, created bool, err error) {
@@ -162,7 +162,7 @@ func (mw *instrumentingMiddleware) Refund(ctx context.Context, r RefundRequest) 
 	defer func(begin time.Time) {
 		mw.m.Duration.Observe("Refund", begin, err)
 		if err == nil && !res.Replayed {
-			mw.refunded(res.Refund, res.Payment.Status)
+			mw.m.refunded(res.Refund, res.Payment.Status)
 		}
 	}(time.Now())
 	return mw.next.Refund(ctx, r)
@@ -177,7 +177,7 @@ func (mw *instrumentingMiddleware) HandleWebhook(ctx context.Context, d WebhookD
 			// Captured and given back at once, the order having been
 			// cancelled while the charge was pending: both count.
 			mw.m.Payments.With("status", StatusCompleted).Add(1)
-			mw.refunded(*o.Refund, o.Payment.Status)
+			mw.m.refunded(*o.Refund, o.Payment.Status)
 		default:
 			mw.m.Payments.With("status", o.Payment.Status).Add(1)
 		}
@@ -189,7 +189,7 @@ func (mw *instrumentingMiddleware) CancelOrderPayment(ctx context.Context, order
 	defer func(begin time.Time) {
 		mw.m.Duration.Observe("CancelOrderPayment", begin, err)
 		if err == nil && o.Refund != nil {
-			mw.refunded(*o.Refund, o.Payment.Status)
+			mw.m.refunded(*o.Refund, o.Payment.Status)
 		}
 	}(time.Now())
 	return mw.next.CancelOrderPayment(ctx, orderID)

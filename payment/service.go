@@ -28,7 +28,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
 )
 
@@ -46,6 +45,14 @@ type Service interface {
 	// created false, whatever its status, unless the amount, currency or user
 	// differ (ErrPaymentMismatch). A new payment is pending until the
 	// provider's webhook says how the charge went.
+	//
+	// The payment is committed before the provider is called, and the
+	// provider's charge id after, so no transaction waits on the provider.
+	// When the call fails (ErrProviderFailed) or its process stops, the
+	// payment stays pending without a charge id: the order's next Charge
+	// makes the call again (the order id is the provider's idempotency key,
+	// so the provider answers with the first call's charge, if it took one),
+	// and Recovery settles a payment nobody comes back for.
 	Charge(ctx context.Context, r ChargeRequest) (p Payment, created bool, err error)
 
 	GetPayment(ctx context.Context, userID, id string) (Payment, error)
@@ -56,18 +63,24 @@ type Service interface {
 	// Refund gives back part or all of what a payment captured (an admin's
 	// decision). Requests with the same idempotency key are answered with the
 	// first one's refund; the same key with another request is
-	// ErrIdempotencyMismatch.
+	// ErrIdempotencyMismatch. The refund is committed as pending before the
+	// provider is called and completed after; one whose call failed
+	// (ErrProviderFailed) or stopped is completed by the next request with
+	// its key, or by Recovery. Pending refunds count against what is left to
+	// refund, so refunds never exceed the capture.
 	Refund(ctx context.Context, r RefundRequest) (RefundResult, error)
 
 	// HandleWebhook applies a provider's signed notification of a charge's
-	// outcome. Each notification is applied once: a repeated one is
-	// ErrWebhookReplayed.
+	// outcome. The signature is checked over the raw body first; only then is
+	// a body that is no valid event answered (d.Invalid). Each notification
+	// is applied once: a repeated one is ErrWebhookReplayed.
 	HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome, error)
 
 	// CancelOrderPayment is the payment side of an order's cancellation: a
 	// captured payment is refunded in full (what is left of it), a pending
 	// one is marked so that its capture is refunded as soon as the webhook
-	// confirms it. ErrNotFound when the order has no payment. Idempotent.
+	// confirms it. ErrNotFound when the order has no payment. Idempotent: a
+	// repeated call completes a cancellation refund left pending.
 	CancelOrderPayment(ctx context.Context, orderID string) (Outcome, error)
 }
 
@@ -104,8 +117,13 @@ type Payment struct {
 	// an empty list as [] on a detail and drops the nil one of a list item.
 	Refunds []Refund `json:"refunds,omitzero"`
 
-	// ChargeID is the provider's id of the charge (provider_transaction_id).
+	// ChargeID is the provider's id of the charge (provider_transaction_id),
+	// "" until the provider's answer is recorded.
 	ChargeID string `json:"-"`
+	// ChargeAttemptedAt is when a provider call for the charge last started.
+	// While the charge is awaited (chargeAwaited), an old one means the call
+	// was abandoned: Recovery settles the payment.
+	ChargeAttemptedAt *time.Time `json:"-"`
 	// CancelRequestedAt is set when the order was cancelled: a capture
 	// confirmed after it is refunded at once.
 	CancelRequestedAt *time.Time `json:"-"`
@@ -113,8 +131,33 @@ type Payment struct {
 	ProviderResponse json.RawMessage `json:"-"`
 }
 
-// Refundable is what is left to refund.
-func (p Payment) Refundable() money.Amount { return p.CapturedAmount - p.RefundedAmount }
+// Refundable is what is left to refund: the capture, less what was refunded
+// and what the refunds still waiting for the provider will give back. It
+// counts p.Refunds, so it needs the payment loaded with them (as Repository
+// hands it to a ChangeFunc).
+func (p Payment) Refundable() money.Amount {
+	left := p.CapturedAmount - p.RefundedAmount
+	for _, rf := range p.Refunds {
+		if rf.Status == RefundPending {
+			left -= rf.Amount
+		}
+	}
+	return left
+}
+
+// chargeAwaited reports whether p waits for the provider's answer to its
+// charge call: pending with no charge id recorded.
+func (p Payment) chargeAwaited() bool { return p.Status == StatusPending && p.ChargeID == "" }
+
+// refund returns p's refund with id, or nil.
+func (p Payment) refund(id string) *Refund {
+	for i := range p.Refunds {
+		if p.Refunds[i].ID == id {
+			return &p.Refunds[i]
+		}
+	}
+	return nil
+}
 
 // Card is what is kept of a card: never the number.
 type Card struct {
@@ -192,10 +235,14 @@ type ChargeRequest struct {
 	Card     CardDetails
 }
 
-// Refund statuses. Refunds are synchronous with the provider, so a stored
-// refund has completed; the seed's other statuses are kept for a provider
-// that confirms refunds later.
-const RefundCompleted = "completed"
+// Refund statuses. Refunds are synchronous with the provider: a refund is
+// pending from its recording until the provider's answer is (moments, unless
+// the call failed or its process stopped), then completed. The seed's
+// "failed" is kept for a provider that confirms refunds later.
+const (
+	RefundPending   = "pending"
+	RefundCompleted = "completed"
+)
 
 // Refund is money given back from a payment.
 type Refund struct {
@@ -214,6 +261,9 @@ type Refund struct {
 	// refused.
 	IdempotencyKey string `json:"-"`
 	RequestHash    []byte `json:"-"`
+	// AttemptedAt is when a provider call for the refund last started; an
+	// old one on a pending refund means the call was abandoned.
+	AttemptedAt *time.Time `json:"-"`
 }
 
 // RefundRequest is an admin's refund. A zero Amount refunds everything left.
@@ -256,12 +306,19 @@ type PaymentPage struct {
 	Total    int
 }
 
-// WebhookDelivery is a provider's notification as it arrived: the signature
-// covers the raw body, so it is kept byte for byte.
+// WebhookDelivery is a provider's notification as the transport received
+// it: the raw body, kept byte for byte because the signature covers it, and
+// the event the transport decoded from that body.
 type WebhookDelivery struct {
 	Provider  string
 	Signature string // the Mercato-Signature header
 	Body      []byte
+	// Event is Body decoded and validated. When Body is no valid event,
+	// Event is zero and Invalid says what is wrong: HandleWebhook answers it
+	// only after the signature proved the sender, so an unsigned request
+	// learns nothing about what would pass.
+	Event   WebhookEvent
+	Invalid error
 }
 
 // Webhook event types the sandbox (and any provider adapted to it) sends.
@@ -287,14 +344,32 @@ var (
 	ErrPaymentNotCaptured    = errors.New("only a completed or partially refunded payment can be refunded")
 	ErrIdempotencyMismatch   = errors.New("this Idempotency-Key was used for another request")
 	ErrInvalidSignature      = errors.New("the webhook signature is missing, malformed or wrong")
-	ErrStaleWebhook          = errors.New("the webhook timestamp is more than 5 minutes away from now")
+	ErrStaleWebhook          = errors.New("the webhook timestamp is too far from now") // as a *StaleWebhookError
 	ErrWebhookReplayed       = errors.New("this webhook event was already processed")
 	ErrProviderFailed        = errors.New("the payment provider failed")
 )
 
+// StaleWebhookError is ErrStaleWebhook saying the tolerance the webhook's
+// timestamp was outside of.
+type StaleWebhookError struct {
+	Tolerance time.Duration
+}
+
+func (e *StaleWebhookError) Error() string {
+	return fmt.Sprintf("the webhook timestamp is more than %s away from now", e.Tolerance)
+}
+
+// Is makes errors.Is(err, ErrStaleWebhook) hold.
+func (e *StaleWebhookError) Is(target error) bool { return target == ErrStaleWebhook }
+
+// FailureProcessingError is the failure code of a payment whose charge call
+// was abandoned before the provider took it (Recovery).
+const FailureProcessingError = "processing_error"
+
 // Provider is a card processor. Both calls are idempotent by key, as real
-// processors' are, so a call repeated after a crash or a rolled-back
-// transaction returns the first call's result instead of moving money twice.
+// processors' are, so a call repeated after a failure or a stopped process
+// returns the first call's result instead of moving money twice: charges are
+// keyed by order id, refunds by "refund:" and the refund's id.
 type Provider interface {
 	// Name is the provider's name in payments and in its webhook route.
 	Name() string
@@ -304,6 +379,20 @@ type Provider interface {
 	// Refund gives back part of a succeeded charge, synchronously.
 	Refund(ctx context.Context, r ProviderRefund) (refundID string, err error)
 }
+
+// ChargeFinder is a Provider that can say whether it took a charge under an
+// idempotency key. Recovery asks it about a charge call that was abandoned
+// without an answer; a provider without it cannot be asked, and such a
+// payment is failed (see Recovery).
+type ChargeFinder interface {
+	// FindCharge returns the id of the charge made under key, or
+	// ErrNoSuchCharge when the provider never took one.
+	FindCharge(ctx context.Context, idempotencyKey string) (chargeID string, err error)
+}
+
+// ErrNoSuchCharge is a ChargeFinder's answer for a key it took no charge
+// under.
+var ErrNoSuchCharge = errors.New("the provider has no charge under this idempotency key")
 
 // ProviderCharge is a charge as sent to the provider.
 type ProviderCharge struct {
@@ -350,22 +439,35 @@ type WebhookRecord struct {
 	Type     string
 }
 
-// ChangeFunc decides what a locked payment becomes. prior is the refund
-// stored under Lock.IdempotencyKey, if any. A nil Change changes nothing; an
-// error rolls the transaction back.
+// ChangeFunc decides what a locked payment becomes. p comes with its
+// refunds; prior is the refund stored under Lock.IdempotencyKey, if any. A
+// nil Change changes nothing; an error rolls the transaction back. A Change's
+// Refund is inserted, or, when p has a refund with its id, stored over it.
 type ChangeFunc func(ctx context.Context, p Payment, prior *Refund) (*Change, error)
 
 // Repository stores payments and refunds. Methods that change a payment
 // write the events reporting the change to the outbox in the same
-// transaction. Lookups of missing rows return ErrNotFound.
+// transaction. Lookups of missing rows return ErrNotFound. No method holds a
+// transaction open beyond its own statements: the provider is called between
+// them.
 type Repository interface {
-	// CreatePayment stores p as the payment of its order, unless the order
-	// has one: then it returns that one and false, without calling charge.
-	// For a new payment, charge runs inside the transaction and the charge
-	// id it returns is stored with the payment; its error rolls the payment
-	// back. Concurrent calls for one order wait for each other, so exactly
-	// one of them charges.
-	CreatePayment(ctx context.Context, p Payment, charge func(context.Context, Payment) (string, error)) (Payment, bool, error)
+	// CreatePayment stores p, pending and without a charge id, as the
+	// payment of its order, its charge attempted now; unless the order has a
+	// payment: then it returns that one and false. Concurrent calls for one
+	// order wait for each other, so exactly one of them creates.
+	CreatePayment(ctx context.Context, p Payment) (Payment, bool, error)
+	// ClaimCharge marks the charge of payment id as attempted now, if it is
+	// still awaited, and returns the payment and whether it was.
+	ClaimCharge(ctx context.Context, id string) (Payment, bool, error)
+	// RecordCharge stores chargeID as the charge of payment id (a no-op when
+	// it is stored already) and returns the payment with its refunds.
+	RecordCharge(ctx context.Context, id, chargeID string) (Payment, error)
+	// ClaimAbandonedCharges marks as attempted now, and returns, up to limit
+	// payments whose charge is awaited and was last attempted more than age
+	// ago, skipping those another transaction holds.
+	ClaimAbandonedCharges(ctx context.Context, age time.Duration, limit int) ([]Payment, error)
+	// ClaimAbandonedRefunds does the same for pending refunds.
+	ClaimAbandonedRefunds(ctx context.Context, age time.Duration, limit int) ([]Refund, error)
 	// Payment and PaymentByOrder return the payment with its refunds.
 	Payment(ctx context.Context, id string) (Payment, error)
 	PaymentByOrder(ctx context.Context, orderID string) (Payment, error)
@@ -385,17 +487,25 @@ type Options struct {
 	// WebhookTolerance is how far a webhook's timestamp may be from now;
 	// default 5 minutes.
 	WebhookTolerance time.Duration
+	// ProviderTimeout bounds each provider call and the recording of its
+	// answer; default DefaultProviderTimeout. Recovery's After must exceed
+	// it.
+	ProviderTimeout time.Duration
 }
+
+// DefaultProviderTimeout is the default Options.ProviderTimeout.
+const DefaultProviderTimeout = 30 * time.Second
 
 // MinWebhookSecretBytes is the shortest webhook signing key accepted.
 const MinWebhookSecretBytes = 32
 
 type service struct {
-	repo      Repository
-	provider  Provider
-	secret    []byte
-	tolerance time.Duration
-	now       func() time.Time
+	repo            Repository
+	provider        Provider
+	secret          []byte
+	tolerance       time.Duration
+	providerTimeout time.Duration
+	now             func() time.Time
 }
 
 // NewService returns the service storing in repo and charging through
@@ -410,7 +520,14 @@ func NewService(repo Repository, provider Provider, opts Options) (Service, erro
 	if opts.WebhookTolerance < 0 {
 		return nil, errors.New("payment: webhook tolerance must be positive")
 	}
-	return &service{repo: repo, provider: provider, secret: opts.WebhookSecret, tolerance: opts.WebhookTolerance, now: time.Now}, nil
+	if opts.ProviderTimeout == 0 {
+		opts.ProviderTimeout = DefaultProviderTimeout
+	}
+	if opts.ProviderTimeout < 0 {
+		return nil, errors.New("payment: provider timeout must be positive")
+	}
+	return &service{repo: repo, provider: provider, secret: opts.WebhookSecret, tolerance: opts.WebhookTolerance,
+		providerTimeout: opts.ProviderTimeout, now: time.Now}, nil
 }
 
 func (s *service) Charge(ctx context.Context, r ChargeRequest) (Payment, bool, error) {
@@ -431,25 +548,60 @@ func (s *service) Charge(ctx context.Context, r ChargeRequest) (Payment, bool, e
 		PaymentProvider: s.provider.Name(),
 		Card:            r.Card.Card(),
 	}
-	stored, created, err := s.repo.CreatePayment(ctx, p, func(ctx context.Context, p Payment) (string, error) {
-		// The order id is the provider's idempotency key too: if this
-		// transaction rolls back after the provider took the charge, the
-		// order's next attempt gets the same charge back, not a second one.
-		chargeID, err := s.provider.Charge(ctx, ProviderCharge{
-			IdempotencyKey: p.OrderID, PaymentID: p.ID, Amount: p.Amount, Currency: p.Currency, Card: r.Card,
-		})
-		if err != nil {
-			return "", fmt.Errorf("%w: charge: %w", ErrProviderFailed, err)
-		}
-		return chargeID, nil
-	})
+	stored, created, err := s.repo.CreatePayment(ctx, p)
 	if err != nil {
 		return Payment{}, false, err
 	}
-	if !created && (stored.Amount != p.Amount || stored.Currency != p.Currency || stored.UserID != p.UserID) {
-		return Payment{}, false, ErrPaymentMismatch
+	if !created {
+		if stored.Amount != p.Amount || stored.Currency != p.Currency || stored.UserID != p.UserID {
+			return Payment{}, false, ErrPaymentMismatch
+		}
+		if !stored.chargeAwaited() {
+			return stored, false, nil
+		}
+		// An earlier request recorded the payment and has not recorded the
+		// provider's answer: it failed, stopped, or is still waiting. This
+		// request has the card, so it makes the call too; the order id as
+		// idempotency key makes the provider answer with the one charge.
+		// Claiming first keeps Recovery from failing the payment meanwhile.
+		var claimed bool
+		if stored, claimed, err = s.repo.ClaimCharge(ctx, stored.ID); err != nil || !claimed {
+			return stored, false, err
+		}
+	}
+	if stored, err = s.charge(ctx, stored, r.Card); err != nil {
+		return Payment{}, false, err
 	}
 	return stored, created, nil
+}
+
+// chargeKey is the provider's idempotency key of p's charge: its order, of
+// which there is one payment.
+func chargeKey(p Payment) string { return p.OrderID }
+
+// refundKey is the provider's idempotency key of the refund with id.
+func refundKey(id string) string { return "refund:" + id }
+
+// providerContext bounds a provider call and the recording of its answer.
+// It outlives the caller's cancellation: a client that gives up must not
+// leave the call half recorded.
+func (s *service) providerContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.providerTimeout)
+}
+
+// charge calls the provider for p, whose payment is recorded and claimed,
+// and records the charge id it answers. On failure p stays awaiting its
+// charge, for the order's next request or Recovery to finish.
+func (s *service) charge(ctx context.Context, p Payment, card CardDetails) (Payment, error) {
+	ctx, cancel := s.providerContext(ctx)
+	defer cancel()
+	chargeID, err := s.provider.Charge(ctx, ProviderCharge{
+		IdempotencyKey: chargeKey(p), PaymentID: p.ID, Amount: p.Amount, Currency: p.Currency, Card: card,
+	})
+	if err != nil {
+		return Payment{}, fmt.Errorf("%w: charge: %w", ErrProviderFailed, err)
+	}
+	return s.repo.RecordCharge(ctx, p.ID, chargeID)
 }
 
 func (s *service) GetPayment(ctx context.Context, userID, id string) (Payment, error) {
@@ -537,7 +689,9 @@ func (s *service) Refund(ctx context.Context, r RefundRequest) (RefundResult, er
 				if !hmac.Equal(prior.RequestHash, hash) {
 					return nil, ErrIdempotencyMismatch
 				}
-				replayed = true
+				// The first request's refund: an answer to replay or, still
+				// pending, a provider call to finish below.
+				replayed = prior.Status != RefundPending
 				return nil, nil
 			}
 			if p.Status != StatusCompleted && p.Status != StatusPartiallyRefunded {
@@ -547,13 +701,15 @@ func (s *service) Refund(ctx context.Context, r RefundRequest) (RefundResult, er
 			if amount == 0 {
 				amount = p.Refundable()
 			}
-			if amount > p.Refundable() {
+			if amount <= 0 || amount > p.Refundable() {
 				return nil, ErrRefundExceedsCaptured
 			}
-			return s.refund(ctx, p, Refund{
-				ID: refundID, PaymentID: p.ID, Amount: amount, Reason: r.Reason,
+			// Recorded first, pending: it holds its amount against other
+			// refunds while the provider is called, after the commit.
+			return &Change{Payment: p, Refund: &Refund{
+				ID: refundID, PaymentID: p.ID, Amount: amount, Reason: r.Reason, Status: RefundPending,
 				IdempotencyKey: r.IdempotencyKey, RequestHash: hash,
-			})
+			}}, nil
 		})
 	if err != nil {
 		return RefundResult{}, err
@@ -561,16 +717,54 @@ func (s *service) Refund(ctx context.Context, r RefundRequest) (RefundResult, er
 	if refund == nil {
 		return RefundResult{}, fmt.Errorf("payment: refund of %s: nothing stored", id)
 	}
+	if refund.Status == RefundPending {
+		var done bool
+		if p, *refund, done, err = s.finishRefund(ctx, p, *refund); err != nil {
+			return RefundResult{}, err
+		}
+		replayed = !done
+	}
 	return RefundResult{Refund: *refund, Payment: p, Replayed: replayed}, nil
 }
 
-// refund has the provider give back rf.Amount of p and returns the change
-// recording it, with its payment.refunded event.
-func (s *service) refund(ctx context.Context, p Payment, rf Refund) (*Change, error) {
-	providerID, err := s.provider.Refund(ctx, ProviderRefund{IdempotencyKey: "refund:" + rf.ID, ChargeID: p.ChargeID, Amount: rf.Amount})
+// finishRefund has the provider make rf, a pending refund of p, and records
+// its answer, completing rf. The call may repeat one that failed or stopped
+// before its answer was recorded: the refund's key makes the provider answer
+// with the first call's refund. done is false when another call completed
+// rf meanwhile. On failure rf stays pending, for its key's next request or
+// Recovery to finish.
+func (s *service) finishRefund(ctx context.Context, p Payment, rf Refund) (Payment, Refund, bool, error) {
+	ctx, cancel := s.providerContext(ctx)
+	defer cancel()
+	providerID, err := s.provider.Refund(ctx, ProviderRefund{IdempotencyKey: refundKey(rf.ID), ChargeID: p.ChargeID, Amount: rf.Amount})
 	if err != nil {
-		return nil, fmt.Errorf("%w: refund: %w", ErrProviderFailed, err)
+		return Payment{}, Refund{}, false, fmt.Errorf("%w: refund: %w", ErrProviderFailed, err)
 	}
+	done := false
+	p, _, err = s.repo.UpdatePayment(ctx, Lock{PaymentID: p.ID}, func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
+		cur := p.refund(rf.ID)
+		switch {
+		case cur == nil:
+			return nil, fmt.Errorf("payment %s: refund %s is not stored", p.ID, rf.ID)
+		case cur.Status != RefundPending:
+			return nil, nil
+		}
+		done = true
+		return s.refunded(ctx, p, *cur, providerID)
+	})
+	if err != nil {
+		return Payment{}, Refund{}, false, err
+	}
+	stored := p.refund(rf.ID)
+	if stored == nil {
+		return Payment{}, Refund{}, false, fmt.Errorf("payment %s: refund %s is not stored", p.ID, rf.ID)
+	}
+	return p, *stored, done, nil
+}
+
+// refunded returns the change completing rf, a pending refund of p, with the
+// provider's id for it, and its payment.refunded event.
+func (s *service) refunded(ctx context.Context, p Payment, rf Refund, providerID string) (*Change, error) {
 	now := s.now().UTC()
 	rf.Status, rf.ProviderRefundID, rf.ProcessedAt = RefundCompleted, providerID, &now
 	p.RefundedAmount += rf.Amount
@@ -603,16 +797,14 @@ func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome
 	if err := VerifyWebhookSignature(s.secret, d.Signature, d.Body, s.now(), s.tolerance); err != nil {
 		return Outcome{}, err
 	}
-	evt, err := parseWebhookEvent(d.Body)
-	if err != nil {
-		return Outcome{}, err
+	if d.Invalid != nil {
+		return Outcome{}, d.Invalid
 	}
+	evt := d.Event
 	var out Outcome
 	// The payment is found by the provider's charge id, which is what the
-	// provider knows it by: if the transaction that stored a payment rolled
-	// back after the charge, the order's retry stored a new payment with the
-	// same charge (the order id is the provider's idempotency key), and the
-	// event's payment_id names the payment that no longer exists.
+	// provider knows it by. A webhook sent before the charge id is recorded
+	// finds nothing (404), and the provider sends it again later.
 	p, refund, err := s.repo.UpdatePayment(ctx, Lock{ChargeID: evt.ChargeID, Webhook: &WebhookRecord{Provider: d.Provider, EventID: evt.ID, Type: evt.Type}},
 		func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
 			if p.Status != StatusPending {
@@ -626,13 +818,7 @@ func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome
 			// service knows, so nothing unexpected lands in the database.
 			p.ProcessedAt, p.ProviderResponse = &now, mustJSON(evt)
 			if evt.Type == WebhookChargeFailed {
-				p.Status, p.FailureCode = StatusFailed, evt.FailureCode
-				e, err := events.New(ctx, ServiceName, events.PaymentFailed, events.PaymentFailedPayload{
-					PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, FailureCode: p.FailureCode})
-				if err != nil {
-					return nil, err
-				}
-				return &Change{Payment: p, Events: []events.Envelope{e}}, nil
+				return s.chargeFailed(ctx, p, evt.FailureCode)
 			}
 			p.Status, p.CapturedAmount = StatusCompleted, p.Amount
 			processed, err := events.New(ctx, ServiceName, events.PaymentProcessed, events.PaymentProcessedPayload{
@@ -644,51 +830,41 @@ func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome
 				return &Change{Payment: p, Events: []events.Envelope{processed}}, nil
 			}
 			// The order was cancelled while the charge was pending: the
-			// capture is reported as it happened, and given back at once.
-			c, err := s.refund(ctx, p, Refund{ID: cancelRefundID(p.ID), PaymentID: p.ID, Amount: p.Amount, Reason: "order cancelled"})
-			if err != nil {
-				return nil, err
-			}
-			c.Events = append([]events.Envelope{processed}, c.Events...)
-			return c, nil
+			// capture is reported as it happened, and its refund recorded
+			// with it, to be made once this commits.
+			return &Change{Payment: p, Events: []events.Envelope{processed}, Refund: &Refund{
+				ID: cancelRefundID(p.ID), PaymentID: p.ID, Amount: p.Amount, Reason: "order cancelled", Status: RefundPending,
+			}}, nil
 		})
 	if err != nil {
 		return Outcome{}, err
 	}
-	out.Payment, out.Refund = p, refund
+	out.Payment = p
+	if refund != nil && refund.Status == RefundPending {
+		// The webhook stays applied whatever the refund call does: should it
+		// fail, the refund stays pending for Recovery, or for the order
+		// service, which repeats order.cancelled when it learns of the
+		// capture, to finish.
+		if p, rf, done, err := s.finishRefund(ctx, p, *refund); err == nil {
+			out.Payment = p
+			if done {
+				out.Refund = &rf
+			}
+		}
+	}
 	return out, nil
 }
 
-func parseWebhookEvent(body []byte) (WebhookEvent, error) {
-	// Not strict about unknown fields: a provider adds fields to its events
-	// over time, and the signature already proved who sent them.
-	var evt WebhookEvent
-	if err := json.Unmarshal(body, &evt); err != nil {
-		return WebhookEvent{}, httpkit.Invalid(map[string]string{"body": "must be a JSON webhook event"})
+// chargeFailed returns the change recording that p's charge failed with
+// code, with its payment.failed event.
+func (s *service) chargeFailed(ctx context.Context, p Payment, code string) (*Change, error) {
+	p.Status, p.FailureCode = StatusFailed, code
+	e, err := events.New(ctx, ServiceName, events.PaymentFailed, events.PaymentFailedPayload{
+		PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, FailureCode: p.FailureCode})
+	if err != nil {
+		return nil, err
 	}
-	p := map[string]string{}
-	if evt.ID == "" || len(evt.ID) > 255 || !printableASCII(evt.ID) {
-		p["id"] = "is required: at most 255 printable ASCII characters"
-	}
-	if evt.ChargeID == "" || len(evt.ChargeID) > 255 || !printableASCII(evt.ChargeID) {
-		p["charge_id"] = "is required: at most 255 printable ASCII characters"
-	}
-	if _, ok := parseID(evt.PaymentID); !ok {
-		p["payment_id"] = "must be a UUID"
-	}
-	switch evt.Type {
-	case WebhookChargeSucceeded:
-	case WebhookChargeFailed:
-		if evt.FailureCode == "" || len(evt.FailureCode) > 50 || !printableASCII(evt.FailureCode) {
-			p["failure_code"] = "is required for charge.failed, at most 50 characters"
-		}
-	default:
-		p["type"] = "must be charge.succeeded or charge.failed"
-	}
-	if len(p) > 0 {
-		return WebhookEvent{}, httpkit.Invalid(p)
-	}
-	return evt, nil
+	return &Change{Payment: p, Events: []events.Envelope{e}}, nil
 }
 
 // mustJSON marshals a value that always marshals.
@@ -705,7 +881,7 @@ func (s *service) CancelOrderPayment(ctx context.Context, orderID string) (Outco
 	if !ok {
 		return Outcome{}, ErrNotFound
 	}
-	var out Outcome
+	var left *Refund // the cancellation's refund, recorded before and still pending
 	p, refund, err := s.repo.UpdatePayment(ctx, Lock{OrderID: orderID},
 		func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
 			requested := p.CancelRequestedAt != nil
@@ -713,22 +889,47 @@ func (s *service) CancelOrderPayment(ctx context.Context, orderID string) (Outco
 				now := s.now().UTC()
 				p.CancelRequestedAt = &now
 			}
+			if rf := p.refund(cancelRefundID(p.ID)); rf != nil {
+				// Made already; or recorded by a call that stopped before
+				// the provider's answer, and finished below.
+				if rf.Status == RefundPending {
+					left = rf
+				}
+				return nil, nil
+			}
 			switch {
-			case p.Status == StatusCompleted || p.Status == StatusPartiallyRefunded:
-				out.Changed = true
-				return s.refund(ctx, p, Refund{ID: cancelRefundID(p.ID), PaymentID: p.ID, Amount: p.Refundable(), Reason: "order cancelled"})
+			case (p.Status == StatusCompleted || p.Status == StatusPartiallyRefunded) && p.Refundable() > 0:
+				// Recorded pending; the provider is called after the commit.
+				return &Change{Payment: p, Refund: &Refund{
+					ID: cancelRefundID(p.ID), PaymentID: p.ID, Amount: p.Refundable(), Reason: "order cancelled", Status: RefundPending,
+				}}, nil
 			case requested:
 				return nil, nil // a redelivered event: already noted
 			default:
 				// Pending: the webhook refunds the capture, if one comes.
 				// Failed or refunded: no money is held; the mark is a record.
+				// Captured, with all that is left in refunds under way:
+				// those give it back.
 				return &Change{Payment: p}, nil
 			}
 		})
 	if err != nil {
 		return Outcome{}, err
 	}
-	out.Payment, out.Refund = p, refund
+	if refund == nil || refund.Status != RefundPending {
+		refund = left
+	}
+	if refund == nil {
+		return Outcome{Payment: p}, nil
+	}
+	p, rf, done, err := s.finishRefund(ctx, p, *refund)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{Payment: p, Changed: done}
+	if done {
+		out.Refund = &rf
+	}
 	return out, nil
 }
 
@@ -765,9 +966,10 @@ func webhookMAC(secret []byte, ts string, body []byte) []byte {
 
 // VerifyWebhookSignature checks header against body: ErrInvalidSignature
 // unless one v1 signature matches (several may, while a secret rotates),
-// then ErrStaleWebhook when the signed time is more than tolerance from now
-// in either direction. The timestamp is inside the MAC, so a captured
-// webhook cannot be replayed later with a fresh one.
+// then ErrStaleWebhook (a *StaleWebhookError naming tolerance) when the
+// signed time is more than tolerance from now in either direction. The
+// timestamp is inside the MAC, so a captured webhook cannot be replayed
+// later with a fresh one.
 func VerifyWebhookSignature(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
 	var ts string
 	var sigs [][]byte
@@ -802,7 +1004,7 @@ func VerifyWebhookSignature(secret []byte, header string, body []byte, now time.
 		return ErrInvalidSignature
 	}
 	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
-		return ErrStaleWebhook
+		return &StaleWebhookError{Tolerance: tolerance}
 	}
 	return nil
 }

@@ -179,3 +179,19 @@ func TestParseWebhookEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleWebhookNamesTolerance: the stale answer says the tolerance in
+// force, whatever it is configured to, and is still ErrStaleWebhook.
+func TestStaleWebhookNamesTolerance(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	body := []byte(`{"id":"evt_1"}`)
+	for tolerance, want := range map[time.Duration]string{
+		5 * time.Minute:  "more than 5m0s away from now",
+		90 * time.Second: "more than 1m30s away from now",
+	} {
+		err := VerifyWebhookSignature(secret, SignWebhook(secret, body, now), body, now.Add(tolerance+time.Second), tolerance)
+		if !errors.Is(err, ErrStaleWebhook) || !strings.Contains(err.Error(), want) {
+			t.Errorf("tolerance %s: err = %v, want ErrStaleWebhook saying %q", tolerance, err, want)
+		}
+	}
+}

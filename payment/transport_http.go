@@ -3,6 +3,7 @@ package payment
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // apiPrefix is where every public route lives (API.md).
@@ -79,7 +81,9 @@ func decodeRefundRequest(_ context.Context, r *http.Request) (any, error) {
 	return req, nil
 }
 
-// decodeWebhook keeps the body byte for byte: the signature covers it.
+// decodeWebhook keeps the body byte for byte, as the signature covers it,
+// and decodes the event from it. A body that is no valid event is not
+// answered here: the service answers it once the signature is checked.
 func decodeWebhook(_ context.Context, r *http.Request) (any, error) {
 	body, err := httpkit.ReadBody(r)
 	if err != nil {
@@ -88,7 +92,44 @@ func decodeWebhook(_ context.Context, r *http.Request) (any, error) {
 	if len(body) == 0 {
 		return nil, httpkit.BadRequest("empty_body", "the request body is empty")
 	}
-	return WebhookDelivery{Provider: mux.Vars(r)["provider"], Signature: r.Header.Get(SignatureHeader), Body: body}, nil
+	evt, invalid := parseWebhookEvent(body)
+	return WebhookDelivery{Provider: mux.Vars(r)["provider"], Signature: r.Header.Get(SignatureHeader), Body: body,
+		Event: evt, Invalid: invalid}, nil
+}
+
+// parseWebhookEvent decodes and validates a webhook body, answering a 422
+// for one that is no event this service knows.
+func parseWebhookEvent(body []byte) (WebhookEvent, error) {
+	// Not strict about unknown fields: a provider adds fields to its events
+	// over time, and nothing is answered about a body before its signature
+	// proves who sent it.
+	var evt WebhookEvent
+	if err := json.Unmarshal(body, &evt); err != nil {
+		return WebhookEvent{}, httpkit.Invalid(map[string]string{"body": "must be a JSON webhook event"})
+	}
+	p := map[string]string{}
+	if evt.ID == "" || len(evt.ID) > 255 || !validate.PrintableASCII(evt.ID) {
+		p["id"] = "is required: at most 255 printable ASCII characters"
+	}
+	if evt.ChargeID == "" || len(evt.ChargeID) > 255 || !validate.PrintableASCII(evt.ChargeID) {
+		p["charge_id"] = "is required: at most 255 printable ASCII characters"
+	}
+	if _, ok := parseID(evt.PaymentID); !ok {
+		p["payment_id"] = "must be a UUID"
+	}
+	switch evt.Type {
+	case WebhookChargeSucceeded:
+	case WebhookChargeFailed:
+		if evt.FailureCode == "" || len(evt.FailureCode) > 50 || !validate.PrintableASCII(evt.FailureCode) {
+			p["failure_code"] = "is required for charge.failed, at most 50 characters"
+		}
+	default:
+		p["type"] = "must be charge.succeeded or charge.failed"
+	}
+	if len(p) > 0 {
+		return WebhookEvent{}, httpkit.Invalid(p)
+	}
+	return evt, nil
 }
 
 // Client encoders and decoders, used by NewClient.

@@ -69,11 +69,19 @@ type stack struct {
 	tokens    *auth.Tokens
 	reg       *prometheus.Registry
 	logs      *syncBuffer
+	pool      *sqlx.DB             // the service's own pool
+	repo      *postgres.Repository // the service's repository
+	sandbox   *sandbox.Sandbox     // the processor, as the service's provider wraps it
+	metrics   *payment.Metrics     // the service's, on reg
 }
 
 type stackOptions struct {
 	dispatch bool          // run the sandbox's webhook dispatcher against this stack
 	delay    time.Duration // the sandbox's webhook delay
+	// provider, if set, wraps the sandbox as the service's provider.
+	provider         func(payment.Provider) payment.Provider
+	providerTimeout  time.Duration // the service's Options.ProviderTimeout
+	webhookTolerance time.Duration // the service's Options.WebhookTolerance
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -115,8 +123,13 @@ func newStackOn(t *testing.T, dbURL string, opts stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := payment.NewService(postgres.New(db), sandbox.New(sandboxDB, opts.delay),
-		payment.Options{WebhookSecret: []byte(webhookSecret)})
+	repo, sb := postgres.New(db), sandbox.New(sandboxDB, opts.delay)
+	var provider payment.Provider = sb
+	if opts.provider != nil {
+		provider = opts.provider(sb)
+	}
+	svc, err := payment.NewService(repo, provider,
+		payment.Options{WebhookSecret: []byte(webhookSecret), ProviderTimeout: opts.providerTimeout, WebhookTolerance: opts.webhookTolerance})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +137,8 @@ func newStackOn(t *testing.T, dbURL string, opts stackOptions) *stack {
 	logger := logging.New(logs, "payment", "debug") // everything, to prove no card reaches it
 	reg := metrics.NewRegistry()
 	svc = payment.LoggingMiddleware(logger)(svc)
-	svc = payment.InstrumentingMiddleware(payment.NewMetrics(reg))(svc)
+	m := payment.NewMetrics(reg)
+	svc = payment.InstrumentingMiddleware(m)(svc)
 	router := httpkit.Router(logger, reg, metrics.NewHTTP(reg, "payment"), nil)
 	payment.MakeHTTPHandler(router, payment.MakeServerEndpoints(svc, tokens), logger)
 	hits := new(atomic.Int64)
@@ -134,7 +148,8 @@ func newStackOn(t *testing.T, dbURL string, opts stackOptions) *stack {
 		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	s := &stack{srv: srv, hits: hits, db: db, sandboxDB: sandboxDB, svc: svc, tokens: tokens, reg: reg, logs: logs}
+	s := &stack{srv: srv, hits: hits, db: db, sandboxDB: sandboxDB, svc: svc, tokens: tokens, reg: reg, logs: logs,
+		pool: db, repo: repo, sandbox: sb, metrics: m}
 	if opts.dispatch {
 		s.startDispatcher(t, logger)
 	}

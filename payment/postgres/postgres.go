@@ -58,6 +58,7 @@ type paymentRow struct {
 	CapturedAmount    money.Amount   `db:"captured_amount"`
 	RefundedAmount    money.Amount   `db:"refunded_amount"`
 	CancelRequestedAt sql.NullTime   `db:"cancel_requested_at"`
+	ChargeAttemptedAt sql.NullTime   `db:"charge_attempted_at"`
 	ProcessedAt       sql.NullTime   `db:"processed_at"`
 	CreatedAt         time.Time      `db:"created_at"`
 	UpdatedAt         time.Time      `db:"updated_at"`
@@ -65,7 +66,11 @@ type paymentRow struct {
 
 const paymentColumns = `id, order_id, user_id, amount, currency, status, payment_method, payment_provider,
 	provider_transaction_id, provider_response, card_brand, card_last4, failure_code, captured_amount,
-	refunded_amount, cancel_requested_at, processed_at, created_at, updated_at`
+	refunded_amount, cancel_requested_at, charge_attempted_at, processed_at, created_at, updated_at`
+
+// chargeAwaited is the condition of payment.Payment's chargeAwaited: the
+// payment waits for the provider's answer to its charge call.
+const chargeAwaited = `status = 'pending' AND provider_transaction_id IS NULL`
 
 func (r paymentRow) payment() payment.Payment {
 	p := payment.Payment{
@@ -75,6 +80,7 @@ func (r paymentRow) payment() payment.Payment {
 		FailureCode: r.FailureCode.String, CapturedAmount: r.CapturedAmount, RefundedAmount: r.RefundedAmount,
 		ProcessedAt: timePtr(r.ProcessedAt), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		ChargeID: r.ChargeID.String, CancelRequestedAt: timePtr(r.CancelRequestedAt),
+		ChargeAttemptedAt: timePtr(r.ChargeAttemptedAt),
 	}
 	if r.ProviderResponse.Valid {
 		p.ProviderResponse = []byte(r.ProviderResponse.String)
@@ -92,19 +98,20 @@ type refundRow struct {
 	IdempotencyKey   sql.NullString `db:"idempotency_key"`
 	RequestHash      []byte         `db:"request_hash"`
 	ProcessedAt      sql.NullTime   `db:"processed_at"`
+	AttemptedAt      sql.NullTime   `db:"attempted_at"`
 	CreatedAt        time.Time      `db:"created_at"`
 	UpdatedAt        time.Time      `db:"updated_at"`
 }
 
 const refundColumns = `id, payment_id, amount, reason, status, provider_refund_id, idempotency_key,
-	request_hash, processed_at, created_at, updated_at`
+	request_hash, processed_at, attempted_at, created_at, updated_at`
 
 func (r refundRow) refund() payment.Refund {
 	return payment.Refund{
 		ID: r.ID, PaymentID: r.PaymentID, Amount: r.Amount, Reason: r.Reason.String, Status: r.Status,
 		ProviderRefundID: r.ProviderRefundID.String, ProcessedAt: timePtr(r.ProcessedAt),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-		IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash,
+		IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash, AttemptedAt: timePtr(r.AttemptedAt),
 	}
 }
 
@@ -135,48 +142,121 @@ func notFound(err error) error {
 	return err
 }
 
-func (r *Repository) CreatePayment(ctx context.Context, p payment.Payment, charge func(context.Context, payment.Payment) (string, error)) (payment.Payment, bool, error) {
+func (r *Repository) CreatePayment(ctx context.Context, p payment.Payment) (payment.Payment, bool, error) {
 	var row paymentRow
-	created := false
-	err := sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
-		// A concurrent insert of the same order waits here until the other
-		// transaction ends: it then does nothing if that one committed.
-		err := tx.GetContext(ctx, &row, `
-			INSERT INTO payments (id, order_id, user_id, amount, currency, status, payment_method,
-			                      payment_provider, card_brand, card_last4)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (order_id) DO NOTHING
-			RETURNING `+paymentColumns,
-			p.ID, p.OrderID, p.UserID, p.Amount, p.Currency, p.Status, p.PaymentMethod,
-			p.PaymentProvider, p.Card.Brand, p.Card.Last4)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil // the order has its payment
-		}
-		if err != nil {
-			return fmt.Errorf("insert payment: %w", err)
-		}
-		chargeID, err := charge(ctx, row.payment())
-		if err != nil {
-			return err
-		}
-		if err := tx.GetContext(ctx, &row, `
-			UPDATE payments SET provider_transaction_id = $2 WHERE id = $1
-			RETURNING `+paymentColumns, p.ID, chargeID); err != nil {
-			return fmt.Errorf("store charge id: %w", err)
-		}
-		created = true
-		return nil
-	})
-	if err != nil {
-		return payment.Payment{}, false, err
-	}
-	if !created {
+	// One statement, committed before the provider is called. A concurrent
+	// insert of the same order waits here until the other statement
+	// commits, then does nothing.
+	err := r.db.GetContext(ctx, &row, `
+		INSERT INTO payments (id, order_id, user_id, amount, currency, status, payment_method,
+		                      payment_provider, card_brand, card_last4, charge_attempted_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+		ON CONFLICT (order_id) DO NOTHING
+		RETURNING `+paymentColumns,
+		p.ID, p.OrderID, p.UserID, p.Amount, p.Currency, p.Status, p.PaymentMethod,
+		p.PaymentProvider, p.Card.Brand, p.Card.Last4)
+	if errors.Is(err, sql.ErrNoRows) {
 		existing, err := r.PaymentByOrder(ctx, p.OrderID)
 		return existing, false, err
+	}
+	if err != nil {
+		return payment.Payment{}, false, fmt.Errorf("insert payment: %w", err)
 	}
 	out := row.payment()
 	out.Refunds = []payment.Refund{}
 	return out, true, nil
+}
+
+func (r *Repository) ClaimCharge(ctx context.Context, id string) (payment.Payment, bool, error) {
+	var row paymentRow
+	err := r.db.GetContext(ctx, &row, `
+		UPDATE payments SET charge_attempted_at = now()
+		WHERE id = $1 AND `+chargeAwaited+`
+		RETURNING `+paymentColumns, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		p, err := r.Payment(ctx, id) // answered, failed, or gone
+		return p, false, err
+	}
+	if err != nil {
+		return payment.Payment{}, false, fmt.Errorf("claim charge: %w", err)
+	}
+	p, err := r.withRefunds(ctx, row)
+	return p, err == nil, err
+}
+
+func (r *Repository) RecordCharge(ctx context.Context, id, chargeID string) (payment.Payment, error) {
+	var row paymentRow
+	// updated_at stays: recording the charge id completes the payment's
+	// creation, it changes nothing a client sees.
+	err := r.db.GetContext(ctx, &row, `
+		UPDATE payments SET provider_transaction_id = $2
+		WHERE id = $1 AND (provider_transaction_id IS NULL OR provider_transaction_id = $2)
+		RETURNING `+paymentColumns, id, chargeID)
+	if errors.Is(err, sql.ErrNoRows) {
+		p, err := r.Payment(ctx, id)
+		if err != nil {
+			return payment.Payment{}, err
+		}
+		return payment.Payment{}, fmt.Errorf("payment %s: the provider answered charge %s, but %s is recorded", id, chargeID, p.ChargeID)
+	}
+	if err != nil {
+		return payment.Payment{}, fmt.Errorf("record charge: %w", err)
+	}
+	return r.withRefunds(ctx, row)
+}
+
+func (r *Repository) ClaimAbandonedCharges(ctx context.Context, age time.Duration, limit int) ([]payment.Payment, error) {
+	rows, err := claimAbandoned[paymentRow](ctx, r.db, "payments", "charge_attempted_at", chargeAwaited, paymentColumns, age, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim abandoned charges: %w", err)
+	}
+	out := make([]payment.Payment, len(rows))
+	for i, row := range rows {
+		out[i] = row.payment()
+	}
+	return out, nil
+}
+
+func (r *Repository) ClaimAbandonedRefunds(ctx context.Context, age time.Duration, limit int) ([]payment.Refund, error) {
+	rows, err := claimAbandoned[refundRow](ctx, r.db, "refunds", "attempted_at", `status = 'pending'`, refundColumns, age, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim abandoned refunds: %w", err)
+	}
+	out := make([]payment.Refund, len(rows))
+	for i, row := range rows {
+		out[i] = row.refund()
+	}
+	return out, nil
+}
+
+// claimAbandoned sets attemptedAt to now on up to limit rows of table that
+// match awaited and were attempted more than age ago, skipping rows another
+// transaction holds, and returns them (columns). It is one short statement,
+// like the sandbox dispatcher's: the new attempt time, not a held lock,
+// keeps other instances off the rows while their provider calls run. The
+// table and column names are this file's constants, never input.
+func claimAbandoned[Row any](ctx context.Context, db *sqlx.DB, table, attemptedAt, awaited, columns string, age time.Duration, limit int) ([]Row, error) {
+	var rows []Row
+	err := db.SelectContext(ctx, &rows, `
+		UPDATE `+table+` SET `+attemptedAt+` = now()
+		WHERE id IN (
+			SELECT id FROM `+table+`
+			WHERE `+awaited+` AND `+attemptedAt+` < now() - make_interval(secs => $1)
+			ORDER BY `+attemptedAt+`
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED)
+		RETURNING `+columns, age.Seconds(), limit)
+	return rows, err
+}
+
+// withRefunds returns the payment of row with its refunds.
+func (r *Repository) withRefunds(ctx context.Context, row paymentRow) (payment.Payment, error) {
+	p := row.payment()
+	var err error
+	if p.Refunds, err = refundsOf(ctx, r.db, p.ID); err != nil {
+		return payment.Payment{}, err
+	}
+	return p, nil
 }
 
 func (r *Repository) Payment(ctx context.Context, id string) (payment.Payment, error) {
@@ -194,10 +274,7 @@ func (r *Repository) paymentWhere(ctx context.Context, cond string, arg any) (pa
 	if err := r.db.GetContext(ctx, &row, `SELECT `+paymentColumns+` FROM payments WHERE `+cond, arg); err != nil {
 		return payment.Payment{}, notFound(err)
 	}
-	p := row.payment()
-	var err error
-	p.Refunds, err = refundsOf(ctx, r.db, p.ID)
-	return p, err
+	return r.withRefunds(ctx, row)
 }
 
 func refundsOf(ctx context.Context, q sqlx.QueryerContext, paymentID string) ([]payment.Refund, error) {
@@ -288,7 +365,12 @@ func (r *Repository) UpdatePayment(ctx context.Context, lock payment.Lock, chang
 			}
 		}
 
-		c, err := change(ctx, row.payment(), refund)
+		locked := row.payment()
+		var err error
+		if locked.Refunds, err = refundsOf(ctx, tx, row.ID); err != nil {
+			return err
+		}
+		c, err := change(ctx, locked, refund)
 		if err != nil {
 			return err
 		}
@@ -334,13 +416,26 @@ func store(ctx context.Context, tx *sqlx.Tx, row *paymentRow, c *payment.Change)
 		return fmt.Errorf("update payment: %w", err)
 	}
 	if rf := c.Refund; rf != nil {
-		if _, err := tx.ExecContext(ctx, `
+		// A new refund, or the outcome of a pending one: a pending refund's
+		// provider call is attempted from now.
+		res, err := tx.ExecContext(ctx, `
 			INSERT INTO refunds (id, payment_id, amount, reason, status, provider_refund_id,
-			                     idempotency_key, request_hash, processed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			                     idempotency_key, request_hash, processed_at, attempted_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 THEN now() END)
+			ON CONFLICT (id) DO UPDATE
+			SET status = excluded.status, provider_refund_id = excluded.provider_refund_id,
+			    processed_at = excluded.processed_at, updated_at = now()
+			WHERE refunds.payment_id = excluded.payment_id AND refunds.amount = excluded.amount
+			  AND refunds.status = 'pending'`,
 			rf.ID, row.ID, rf.Amount, nullable(rf.Reason), rf.Status, nullable(rf.ProviderRefundID),
-			nullable(rf.IdempotencyKey), rf.RequestHash, nullTime(rf.ProcessedAt)); err != nil {
-			return fmt.Errorf("insert refund: %w", err)
+			nullable(rf.IdempotencyKey), rf.RequestHash, nullTime(rf.ProcessedAt), rf.Status == payment.RefundPending)
+		if err != nil {
+			return fmt.Errorf("store refund: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return fmt.Errorf("store refund %s: one with its id is stored, and not pending", rf.ID)
 		}
 	}
 	for _, e := range c.Events {

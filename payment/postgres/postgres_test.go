@@ -47,38 +47,60 @@ func count(t *testing.T, db *sqlx.DB, query string, args ...any) int {
 	return n
 }
 
-func charged(id string) func(context.Context, payment.Payment) (string, error) {
-	return func(context.Context, payment.Payment) (string, error) { return id, nil }
+// charged creates p and records chargeID as its charge, as the service does
+// around its provider call.
+func charged(t *testing.T, repo *postgres.Repository, p payment.Payment, chargeID string) (payment.Payment, error) {
+	t.Helper()
+	if _, _, err := repo.CreatePayment(context.Background(), p); err != nil {
+		return payment.Payment{}, err
+	}
+	return repo.RecordCharge(context.Background(), p.ID, chargeID)
 }
 
 func TestCreatePayment(t *testing.T) {
 	ctx := context.Background()
 	repo, db := newRepo(t)
 
-	// The provider failing rolls the payment back.
+	// The payment is stored before the provider is called: awaiting its
+	// charge, attempted now.
 	p := newPayment()
-	boom := errors.New("provider down")
-	if _, _, err := repo.CreatePayment(ctx, p, func(context.Context, payment.Payment) (string, error) { return "", boom }); !errors.Is(err, boom) {
-		t.Fatalf("err = %v", err)
-	}
-	if n := count(t, db, `SELECT count(*) FROM payments`); n != 0 {
-		t.Fatalf("%d payments after a failed charge", n)
-	}
-
-	created, ok, err := repo.CreatePayment(ctx, p, charged("ch_1"))
-	if err != nil || !ok || created.ID != p.ID || created.ChargeID != "ch_1" || created.Amount != 1000 ||
-		created.Card != p.Card || created.CreatedAt.IsZero() || created.CreatedAt.Location() != time.UTC || created.Refunds == nil {
+	created, ok, err := repo.CreatePayment(ctx, p)
+	if err != nil || !ok || created.ID != p.ID || created.ChargeID != "" || created.ChargeAttemptedAt == nil ||
+		created.Status != payment.StatusPending || created.Amount != 1000 || created.Card != p.Card ||
+		created.CreatedAt.IsZero() || created.CreatedAt.Location() != time.UTC || created.Refunds == nil {
 		t.Fatalf("CreatePayment = %+v, %v, %v", created, ok, err)
 	}
-	// The order's second payment is the first; the provider is not called.
+	// The order's second payment is the first, awaiting its charge: a
+	// request may claim the call.
 	second := newPayment()
 	second.OrderID = p.OrderID
-	got, ok, err := repo.CreatePayment(ctx, second, func(context.Context, payment.Payment) (string, error) {
-		t.Error("charge called for an order with a payment")
-		return "", nil
-	})
-	if err != nil || ok || got.ID != p.ID {
-		t.Errorf("CreatePayment of a paid order = %+v, %v, %v", got, ok, err)
+	got, ok, err := repo.CreatePayment(ctx, second)
+	if err != nil || ok || got.ID != p.ID || got.ChargeID != "" {
+		t.Errorf("CreatePayment of an order with a payment = %+v, %v, %v", got, ok, err)
+	}
+	claimed, ok, err := repo.ClaimCharge(ctx, p.ID)
+	if err != nil || !ok || claimed.ID != p.ID || !claimed.ChargeAttemptedAt.After(*created.ChargeAttemptedAt) {
+		t.Errorf("ClaimCharge = %+v, %v, %v", claimed, ok, err)
+	}
+
+	// The provider's answer; repeated, it changes nothing; another charge
+	// id for the same payment is refused.
+	recorded, err := repo.RecordCharge(ctx, p.ID, "ch_1")
+	if err != nil || recorded.ChargeID != "ch_1" || !recorded.UpdatedAt.Equal(created.UpdatedAt) || recorded.Refunds == nil {
+		t.Fatalf("RecordCharge = %+v, %v", recorded, err)
+	}
+	if again, err := repo.RecordCharge(ctx, p.ID, "ch_1"); err != nil || again.ChargeID != "ch_1" {
+		t.Errorf("RecordCharge again = %+v, %v", again, err)
+	}
+	if _, err := repo.RecordCharge(ctx, p.ID, "ch_2"); err == nil {
+		t.Error("a second charge id was recorded")
+	}
+	if _, err := repo.RecordCharge(ctx, uuid.NewString(), "ch_3"); !errors.Is(err, payment.ErrNotFound) {
+		t.Errorf("RecordCharge of an unknown payment: %v", err)
+	}
+	// Answered: nothing left to claim.
+	if got, ok, err := repo.ClaimCharge(ctx, p.ID); err != nil || ok || got.ChargeID != "ch_1" {
+		t.Errorf("ClaimCharge of a charged payment = %+v, %v, %v", got, ok, err)
 	}
 	if byOrder, err := repo.PaymentByOrder(ctx, p.OrderID); err != nil || byOrder.ID != p.ID || byOrder.ChargeID != "ch_1" {
 		t.Errorf("PaymentByOrder = %+v, %v", byOrder, err)
@@ -89,15 +111,18 @@ func TestCreatePayment(t *testing.T) {
 	// The schema refuses what the service never writes: a full card number.
 	bad := newPayment()
 	bad.Card.Last4 = "4242424242424242"
-	if _, _, err := repo.CreatePayment(ctx, bad, charged("ch_2")); err == nil {
+	if _, _, err := repo.CreatePayment(ctx, bad); err == nil {
 		t.Error("a card number longer than four digits was stored")
+	}
+	if n := count(t, db, `SELECT count(*) FROM payments`); n != 1 {
+		t.Errorf("%d payments, want 1", n)
 	}
 }
 
 func TestUpdatePayment(t *testing.T) {
 	ctx := context.Background()
 	repo, db := newRepo(t)
-	p, _, err := repo.CreatePayment(ctx, newPayment(), charged("ch_1"))
+	p, err := charged(t, repo, newPayment(), "ch_1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +203,7 @@ func TestListPayments(t *testing.T) {
 		if i < 2 {
 			p.UserID = ada
 		}
-		if _, _, err := repo.CreatePayment(ctx, p, charged("ch_"+p.ID)); err != nil {
+		if _, err := charged(t, repo, p, "ch_"+p.ID); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, p.ID)
@@ -195,5 +220,104 @@ func TestListPayments(t *testing.T) {
 	items, total, err = repo.ListPayments(ctx, payment.PaymentQuery{UserID: ada, OrderID: p.OrderID, Page: 1, PageSize: 10})
 	if err != nil || total != 0 || len(items) != 0 {
 		t.Errorf("Ada filtering on another's order = %+v, %d, %v", items, total, err)
+	}
+}
+
+// TestAbandonedAttempts: attempts whose provider call was last started long
+// ago are claimed once, by one claimant; answered ones, recent ones and ones
+// another transaction holds are left alone.
+func TestAbandonedAttempts(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	age := func(table, column, id string) {
+		t.Helper()
+		if _, err := db.Exec(`UPDATE `+table+` SET `+column+` = now() - interval '10 minutes' WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	abandoned, recent, answered := newPayment(), newPayment(), newPayment()
+	for _, p := range []payment.Payment{abandoned, recent, answered} {
+		if _, _, err := repo.CreatePayment(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := repo.RecordCharge(ctx, answered.ID, "ch_answered"); err != nil {
+		t.Fatal(err)
+	}
+	age("payments", "charge_attempted_at", abandoned.ID)
+	age("payments", "charge_attempted_at", answered.ID)
+
+	// Held by another transaction (a request claiming it right now): skipped.
+	tx, err := db.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`SELECT 1 FROM payments WHERE id = $1 FOR UPDATE`, abandoned.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := repo.ClaimAbandonedCharges(ctx, time.Minute, 10); err != nil || len(got) != 0 {
+		t.Errorf("claimed %+v (%v) while the row was held", got, err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := repo.ClaimAbandonedCharges(ctx, time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].ID != abandoned.ID || time.Since(*got[0].ChargeAttemptedAt) > time.Minute {
+		t.Fatalf("ClaimAbandonedCharges = %+v, %v", got, err)
+	}
+	// Claimed: attempted now, so not abandoned again until age has passed.
+	if again, err := repo.ClaimAbandonedCharges(ctx, time.Minute, 10); err != nil || len(again) != 0 {
+		t.Errorf("claimed again: %+v, %v", again, err)
+	}
+
+	// Refunds: recorded pending, attempted now; completed over the pending
+	// row by id.
+	p, _, err := repo.UpdatePayment(ctx, payment.Lock{PaymentID: answered.ID}, func(_ context.Context, p payment.Payment, _ *payment.Refund) (*payment.Change, error) {
+		p.Status, p.CapturedAmount = payment.StatusCompleted, p.Amount
+		return &payment.Change{Payment: p}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := payment.Refund{ID: uuid.NewString(), PaymentID: p.ID, Amount: 300, Status: payment.RefundPending}
+	_, rf, err := repo.UpdatePayment(ctx, payment.Lock{PaymentID: p.ID}, func(_ context.Context, p payment.Payment, _ *payment.Refund) (*payment.Change, error) {
+		return &payment.Change{Payment: p, Refund: &pending}, nil
+	})
+	if err != nil || rf == nil || rf.Status != payment.RefundPending || rf.AttemptedAt == nil {
+		t.Fatalf("pending refund = %+v, %v", rf, err)
+	}
+	if got, err := repo.ClaimAbandonedRefunds(ctx, time.Minute, 10); err != nil || len(got) != 0 {
+		t.Errorf("a refund attempted now was claimed: %+v, %v", got, err)
+	}
+	age("refunds", "attempted_at", pending.ID)
+	refunds, err := repo.ClaimAbandonedRefunds(ctx, time.Minute, 10)
+	if err != nil || len(refunds) != 1 || refunds[0].ID != pending.ID || refunds[0].Amount != 300 {
+		t.Fatalf("ClaimAbandonedRefunds = %+v, %v", refunds, err)
+	}
+	complete := func(_ context.Context, p payment.Payment, _ *payment.Refund) (*payment.Change, error) {
+		if len(p.Refunds) != 1 || p.Refunds[0].Status != payment.RefundPending || p.Refundable() != 700 {
+			t.Errorf("the change func was handed %+v, refundable %s", p.Refunds, p.Refundable())
+		}
+		now := time.Now()
+		done := p.Refunds[0]
+		done.Status, done.ProviderRefundID, done.ProcessedAt = payment.RefundCompleted, "re_1", &now
+		p.RefundedAmount, p.Status = 300, payment.StatusPartiallyRefunded
+		return &payment.Change{Payment: p, Refund: &done}, nil
+	}
+	after, rf, err := repo.UpdatePayment(ctx, payment.Lock{PaymentID: p.ID}, complete)
+	if err != nil || rf == nil || rf.Status != payment.RefundCompleted || rf.ProviderRefundID != "re_1" ||
+		len(after.Refunds) != 1 || after.RefundedAmount != 300 || after.Refundable() != 700 {
+		t.Fatalf("completed = %+v, %+v, %v", after, rf, err)
+	}
+	// A completed refund is not stored over.
+	if _, _, err := repo.UpdatePayment(ctx, payment.Lock{PaymentID: p.ID}, func(_ context.Context, p payment.Payment, _ *payment.Refund) (*payment.Change, error) {
+		return &payment.Change{Payment: p, Refund: &pending}, nil
+	}); err == nil {
+		t.Error("a completed refund was stored over")
+	}
+	age("refunds", "attempted_at", pending.ID)
+	if got, err := repo.ClaimAbandonedRefunds(ctx, time.Minute, 10); err != nil || len(got) != 0 {
+		t.Errorf("a completed refund was claimed: %+v, %v", got, err)
 	}
 }

@@ -69,15 +69,18 @@ func Migrate(ctx context.Context, db *sqlx.DB) error {
 	return sharedpg.Migrate(ctx, db, sub, "sandbox_schema_version")
 }
 
-// Sandbox is the processor. Give it a connection pool of its own: the
-// payment service calls it inside its transactions, and an external
-// processor never waits for the caller's connections.
+// Sandbox is the processor. Give it a connection pool of its own: an
+// external processor never shares its caller's connections, so a busy
+// payment service cannot starve it.
 type Sandbox struct {
 	db    *sqlx.DB
 	delay float64 // seconds before a charge's webhook is first sent
 }
 
-var _ payment.Provider = (*Sandbox)(nil)
+var (
+	_ payment.Provider     = (*Sandbox)(nil)
+	_ payment.ChargeFinder = (*Sandbox)(nil)
+)
 
 // New returns the sandbox keeping its books in db (migrated by Migrate).
 // webhookDelay is how long after a charge its webhook is first sent, like
@@ -141,6 +144,20 @@ func (s *Sandbox) Charge(ctx context.Context, c payment.ProviderCharge) (string,
 		return "", ErrIdempotencyMismatch
 	}
 	return prior.ID, nil
+}
+
+// FindCharge returns the id of the charge taken under key, or
+// payment.ErrNoSuchCharge, as processors answer a lookup by idempotency key.
+func (s *Sandbox) FindCharge(ctx context.Context, key string) (string, error) {
+	var id string
+	err := s.db.GetContext(ctx, &id, `SELECT id FROM sandbox_charges WHERE idempotency_key = $1`, key)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", payment.ErrNoSuchCharge
+	case err != nil:
+		return "", fmt.Errorf("sandbox: find charge: %w", err)
+	}
+	return id, nil
 }
 
 // Refund gives back part of a succeeded charge, never more than is left.

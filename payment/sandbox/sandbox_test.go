@@ -97,6 +97,24 @@ func TestCharge(t *testing.T) {
 	}
 }
 
+// TestFindCharge: the charge taken under a key is found by it; a key never
+// charged is ErrNoSuchCharge.
+func TestFindCharge(t *testing.T) {
+	sb, _ := newSandbox(t, time.Hour)
+	ctx := context.Background()
+	key := uuid.NewString()
+	id, err := sb.Charge(ctx, charge(key, 500, sandbox.CardDeclined))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found, err := sb.FindCharge(ctx, key); err != nil || found != id {
+		t.Errorf("FindCharge = %q, %v; want %q", found, err, id)
+	}
+	if found, err := sb.FindCharge(ctx, uuid.NewString()); !errors.Is(err, payment.ErrNoSuchCharge) || found != "" {
+		t.Errorf("FindCharge of an unused key = %q, %v", found, err)
+	}
+}
+
 func TestRefund(t *testing.T) {
 	sb, _ := newSandbox(t, time.Hour)
 	ctx := context.Background()

@@ -58,9 +58,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Logging, metrics, PostgreSQL brought up to the current schema, Redis
 	// (the event stream; the read timeout outlasts the consumer's blocking
-	// reads) and Consul. The sandbox processor gets a pool of its own: it is
-	// called inside the service's transactions, and must never wait for a
-	// connection they hold.
+	// reads) and Consul. The sandbox processor gets a pool of its own, as an
+	// external processor shares no connections with the service.
 	in, err := app.Start(ctx, cfg, logOutput, app.Options{
 		Migrate: postgres.Migrate,
 		Redis:   redis.Options{ReadTimeout: 5 * time.Second},
@@ -80,17 +79,18 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc, err := payment.NewService(postgres.New(db), sandbox.New(sandboxDB, *webhookDelay),
-		payment.Options{WebhookSecret: []byte(*webhookSecret)})
+	repo, provider := postgres.New(db), sandbox.New(sandboxDB, *webhookDelay)
+	svc, err := payment.NewService(repo, provider, payment.Options{WebhookSecret: []byte(*webhookSecret)})
 	if err != nil {
 		return err
 	}
+	paymentMetrics := payment.NewMetrics(reg)
 	svc = payment.LoggingMiddleware(logger)(svc)
-	svc = payment.InstrumentingMiddleware(payment.NewMetrics(reg))(svc)
+	svc = payment.InstrumentingMiddleware(paymentMetrics)(svc)
 
 	// Background loops, stopped (and waited for) before run returns: the
-	// outbox relay, the order.cancelled consumer and the sandbox's webhook
-	// dispatcher.
+	// outbox relay, the order.cancelled consumer, the sandbox's webhook
+	// dispatcher and the recovery of provider calls left without an answer.
 	eventMetrics := events.NewMetrics(reg, cfg.Service)
 	in.Go("outbox relay", (&events.Relay{DB: db, Redis: rdb,
 		Logger: log.With(logger, "component", "outbox_relay"), Metrics: eventMetrics}).Run)
@@ -103,6 +103,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		Logger: log.With(logger, "component", "sandbox_webhooks"),
 		Deliveries: metrics.NewCounter(reg, "sandbox_webhook_deliveries_total",
 			"Webhook delivery attempts of the sandbox processor, by result.", "result")}).Run)
+	in.Go("payment recovery", (&payment.Recovery{Repo: repo, Provider: provider,
+		Logger: log.With(logger, "component", "payment_recovery"), Metrics: paymentMetrics}).Run)
 
 	// Routes.
 	router := in.Router()
