@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -41,17 +40,11 @@ type Consul struct {
 // gRPC are off, so several agents (one per test binary) can run side by side.
 // ctx bounds the start-up only. Needs Consul 1.14 or later.
 func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
-	if o.Dir == "" {
-		return nil, errors.New("localinfra: consul: ConsulOptions.Dir is required")
-	}
-	dir, err := filepath.Abs(o.Dir)
+	err := serverFolder("consul", "ConsulOptions", &o.Dir, &o.LogFile)
 	if err != nil {
-		return nil, fmt.Errorf("localinfra: consul: %w", err)
+		return nil, err
 	}
-	o.Dir = dir
-	if o.LogFile == "" {
-		o.LogFile = filepath.Join(dir, "consul.log")
-	}
+	dir := o.Dir
 	if o.Binary == "" {
 		root, _ := RepoRoot() // outside the repo, PATH or MERCATO_CONSUL_BIN still work
 		if o.Binary, err = FindConsul(root); err != nil {

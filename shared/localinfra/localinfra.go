@@ -187,3 +187,21 @@ func versionLess(a, b string) bool {
 	}
 	return false
 }
+
+// serverFolder makes *dir, the folder a server keeps its data in, absolute,
+// and defaults *logFile to <dir>/<name>.log. opts names the options type
+// whose Dir is missing, for the error.
+func serverFolder(name, opts string, dir, logFile *string) error {
+	if *dir == "" {
+		return fmt.Errorf("localinfra: %s: %s.Dir is required", name, opts)
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return fmt.Errorf("localinfra: %s: %w", name, err)
+	}
+	*dir = abs
+	if *logFile == "" {
+		*logFile = filepath.Join(abs, name+".log")
+	}
+	return nil
+}

@@ -53,17 +53,11 @@ type Postgres struct {
 // postgres run as the "postgres" OS user (PostgreSQL refuses to run as root);
 // otherwise as the current user.
 func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
-	if o.Dir == "" {
-		return nil, errors.New("localinfra: postgres: PostgresOptions.Dir is required")
-	}
-	dir, err := filepath.Abs(o.Dir)
+	err := serverFolder("postgres", "PostgresOptions", &o.Dir, &o.LogFile)
 	if err != nil {
-		return nil, fmt.Errorf("localinfra: postgres: %w", err)
+		return nil, err
 	}
-	o.Dir = dir
-	if o.LogFile == "" {
-		o.LogFile = filepath.Join(dir, "postgres.log")
-	}
+	dir := o.Dir
 	initdb, postgres, err := postgresBins(o.BinDir)
 	if err != nil {
 		return nil, err

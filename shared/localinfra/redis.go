@@ -2,12 +2,10 @@ package localinfra
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -44,17 +42,11 @@ type Redis struct {
 // entries survive a restart, and waits until it answers PING. ctx bounds the
 // start-up only.
 func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
-	if o.Dir == "" {
-		return nil, errors.New("localinfra: redis: RedisOptions.Dir is required")
-	}
-	dir, err := filepath.Abs(o.Dir)
+	err := serverFolder("redis", "RedisOptions", &o.Dir, &o.LogFile)
 	if err != nil {
-		return nil, fmt.Errorf("localinfra: redis: %w", err)
+		return nil, err
 	}
-	o.Dir = dir
-	if o.LogFile == "" {
-		o.LogFile = filepath.Join(dir, "redis.log")
-	}
+	dir := o.Dir
 	if o.Binary == "" {
 		if o.Binary, err = FindRedis(); err != nil {
 			return nil, err

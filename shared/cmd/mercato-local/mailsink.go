@@ -46,9 +46,15 @@ func (p *platform) startMailSink(ctx context.Context) error {
 	p.mu.Lock()
 	p.tools = append(p.tools, c)
 	p.mu.Unlock()
+	return waitUntil(ctx, 30*time.Second, []*child{c}, answersOK("http://"+mailUIAddr+"/", "web UI"))
+}
+
+// answersOK is a waitUntil condition: url answers 200. what names it in the
+// progress line.
+func answersOK(url, what string) func(context.Context) (bool, string, error) {
 	client := &http.Client{Timeout: 2 * time.Second}
-	return waitUntil(ctx, 30*time.Second, []*child{c}, func(ctx context.Context) (bool, string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+mailUIAddr+"/", nil)
+	return func(ctx context.Context) (bool, string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return false, "", err
 		}
@@ -57,8 +63,8 @@ func (p *platform) startMailSink(ctx context.Context) error {
 			return false, err.Error(), nil
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, "web UI answered " + resp.Status, nil
-	})
+		return resp.StatusCode == http.StatusOK, what + " answered " + resp.Status, nil
+	}
 }
 
 // mailSinkBin is MailDev's path when it is installed, else "".

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,19 +183,7 @@ func startPrometheus(ctx context.Context, bin, dir, targetsFile, logPath string)
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
-	err = waitUntil(ctx, 60*time.Second, []*child{c}, func(ctx context.Context) (bool, string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+prometheusAddr+"/-/ready", nil)
-		if err != nil {
-			return false, "", err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, "/-/ready answered " + resp.Status, nil
-	})
+	err = waitUntil(ctx, 60*time.Second, []*child{c}, answersOK("http://"+prometheusAddr+"/-/ready", "/-/ready"))
 	if err != nil {
 		c.kill()
 		return nil, err
