@@ -300,7 +300,7 @@ func TestUserPlatform(t *testing.T) {
 			Handler: func(_ context.Context, _ events.Tx, e events.Envelope) error { got <- e; return nil }}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		go c.Run(ctx)
+		go func() { _ = c.Run(ctx) }() // it stops with ctx; the test reads what it got
 		for {
 			select {
 			case e := <-got:
@@ -338,7 +338,7 @@ func TestUserPlatform(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer reg.Deregister()
+		defer func() { _ = reg.Deregister() }() // the platform's Consul stops with the test anyway
 		waitPassing(t, p.consul, "user", 3)
 
 		waitFor(t, 30*time.Second, "the sick instance's breaker to open", func() error {

@@ -101,7 +101,7 @@ func enqueue(t *testing.T, db *sqlx.DB, es ...events.Envelope) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after Commit it only reports ErrTxDone
 	for _, e := range es {
 		if err := events.Enqueue(ctx, tx, e); err != nil {
 			t.Fatal(err)

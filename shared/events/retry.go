@@ -23,7 +23,7 @@ func (b *backoff) next() time.Duration {
 		b.cur = min(2*b.cur, b.max)
 	}
 	half := b.cur / 2
-	return half + rand.N(half+1)
+	return half + rand.N(half+1) //nolint:gosec // G404: jitter spreads retries; it needs no unpredictability
 }
 
 func (b *backoff) reset() { b.cur = 0 }
