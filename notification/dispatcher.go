@@ -128,14 +128,14 @@ func (d *Dispatcher) work(ctx context.Context) {
 				level.Error(d.Logger).Log("msg", "dispatcher: store unavailable; retrying", "err", err)
 				failing = true
 			}
-			sleep(ctx, d.PollInterval+rand.N(d.PollInterval))
+			sleep(ctx, d.PollInterval+rand.N(d.PollInterval)) //nolint:gosec // jitter, not a secret
 		case !claimed:
 			if failing {
 				level.Info(d.Logger).Log("msg", "dispatcher: store available again")
 				failing = false
 			}
 			// Jitter, so the workers of all instances spread their polls.
-			sleep(ctx, d.PollInterval/2+rand.N(d.PollInterval))
+			sleep(ctx, d.PollInterval/2+rand.N(d.PollInterval)) //nolint:gosec // jitter, not a secret
 		}
 	}
 }
@@ -280,7 +280,7 @@ func (d *Dispatcher) backoff(attempts int) time.Duration {
 		wait *= 2
 	}
 	wait = min(wait, d.MaxBackoff)
-	return wait - rand.N(wait/4+1)
+	return wait - rand.N(wait/4+1) //nolint:gosec // jitter, not a secret
 }
 
 // sleep waits for d or until ctx is done.
