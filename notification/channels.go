@@ -168,45 +168,35 @@ type SMSConfig struct {
 // with a form (To, From, Body) and HTTP basic auth (sid, token); the answer's
 // "sid" is the provider id.
 type SMSSender struct {
-	endpoint   string
+	provider
 	sid, token string
 	from       string
-	http       *http.Client
 }
 
 // NewSMSSender checks cfg and returns the SMS channel.
 func NewSMSSender(cfg SMSConfig) (*SMSSender, error) {
-	base, err := providerURL(cfg.URL)
+	p, err := newProvider("sms", cfg.URL, cfg.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("sms url: %w", err)
+		return nil, err
 	}
 	if cfg.AccountSID == "" || cfg.AuthToken == "" || cfg.From == "" {
 		return nil, errors.New("sms: the account sid, auth token and from number are required")
 	}
-	return &SMSSender{
-		endpoint: base + "/Accounts/" + url.PathEscape(cfg.AccountSID) + "/Messages.json",
-		sid:      cfg.AccountSID, token: cfg.AuthToken, from: cfg.From,
-		http: providerClient(cfg.Timeout),
-	}, nil
+	p.endpoint += "/Accounts/" + url.PathEscape(cfg.AccountSID) + "/Messages.json"
+	return &SMSSender{provider: p, sid: cfg.AccountSID, token: cfg.AuthToken, from: cfg.From}, nil
 }
 
 func (s *SMSSender) Send(ctx context.Context, m Message) (string, error) {
 	form := url.Values{"To": {m.To}, "From": {s.from}, "Body": {m.Text}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", Permanent(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Idempotency-Key", m.ID)
-	req.SetBasicAuth(s.sid, s.token)
 	var out struct {
 		SID string `json:"sid"`
 	}
-	if err := callProvider(s.http, req, &out); err != nil {
-		return "", fmt.Errorf("sms: %w", err)
-	}
-	return out.SID, nil
+	err := s.post(ctx, m, strings.NewReader(form.Encode()), &out, func(req *http.Request) {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.SetBasicAuth(s.sid, s.token)
+	})
+	return out.SID, err
 }
 
 // PushConfig configures the push channel: an FCM-like HTTP v1 API.
@@ -220,21 +210,20 @@ type PushConfig struct {
 // {"message": {"token", "notification": {"title", "body"}}} and a bearer
 // key; the answer's "name" is the provider id.
 type PushSender struct {
-	endpoint string
-	key      string
-	http     *http.Client
+	provider
+	key string
 }
 
 // NewPushSender checks cfg and returns the push channel.
 func NewPushSender(cfg PushConfig) (*PushSender, error) {
-	endpoint, err := providerURL(cfg.URL)
+	p, err := newProvider("push", cfg.URL, cfg.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("push url: %w", err)
+		return nil, err
 	}
 	if cfg.Key == "" {
 		return nil, errors.New("push: the key is required")
 	}
-	return &PushSender{endpoint: endpoint, key: cfg.Key, http: providerClient(cfg.Timeout)}, nil
+	return &PushSender{provider: p, key: cfg.Key}, nil
 }
 
 type pushRequest struct {
@@ -258,20 +247,46 @@ func (s *PushSender) Send(ctx context.Context, m Message) (string, error) {
 	if err != nil {
 		return "", Permanent(err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return "", Permanent(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.key)
-	req.Header.Set("Idempotency-Key", m.ID)
 	var out struct {
 		Name string `json:"name"`
 	}
-	if err := callProvider(s.http, req, &out); err != nil {
-		return "", fmt.Errorf("push: %w", err)
+	err = s.post(ctx, m, bytes.NewReader(body), &out, func(req *http.Request) {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+s.key)
+	})
+	return out.Name, err
+}
+
+// provider is what the HTTP channels (SMS, push) share: the URL messages are
+// posted to and the client that posts them.
+type provider struct {
+	name     string // the channel, prefixed to errors
+	endpoint string
+	http     *http.Client
+}
+
+// newProvider checks rawURL and returns the provider of channel name.
+func newProvider(name, rawURL string, timeout time.Duration) (provider, error) {
+	endpoint, err := providerURL(rawURL)
+	if err != nil {
+		return provider{}, fmt.Errorf("%s url: %w", name, err)
 	}
-	return out.Name, nil
+	return provider{name: name, endpoint: endpoint, http: providerClient(timeout)}, nil
+}
+
+// post sends body for m, with the headers header sets and m's id as the
+// Idempotency-Key, and decodes the answer into out (see callProvider).
+func (p provider) post(ctx context.Context, m Message, body io.Reader, out any, header func(*http.Request)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, body)
+	if err != nil {
+		return Permanent(err)
+	}
+	header(req)
+	req.Header.Set("Idempotency-Key", m.ID)
+	if err := callProvider(p.http, req, out); err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
+	}
+	return nil
 }
 
 // providerURL checks an http(s) URL and drops a trailing slash.

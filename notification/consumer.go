@@ -60,39 +60,58 @@ func (h *EventHandler) EventTypes() []string {
 // all the same and then dead-letters them, where an operator sees them.
 var errInvalidEvent = errors.New("invalid event payload")
 
+// message is what one event asks to be told: template to user, named by
+// subject (what makes two messages the same one), with details.
+type message struct {
+	user     string
+	template string
+	subject  string
+	details  Details
+}
+
+// key is the message's dedupe key, e.g. order_confirmed:<order id>.
+func (m message) key() string { return m.template + ":" + m.subject }
+
 // Handle records the notifications of one event through tx. It is an
 // events.HandlerFunc.
 func (h *EventHandler) Handle(ctx context.Context, tx events.Tx, e events.Envelope) error {
+	m, err := h.message(ctx, tx, e)
+	if err != nil || m.template == "" {
+		return err
+	}
+	return h.notify(ctx, tx, e, m)
+}
+
+// message decodes e into the message it asks for; a message without a
+// template asks for nothing. order.created also keeps the order summary
+// through tx.
+func (h *EventHandler) message(ctx context.Context, tx events.Tx, e events.Envelope) (message, error) {
 	switch e.Type {
 	case events.UserCreated:
 		var d events.UserPayload
-		if err := decode(e, &d, ids{"user_id": &d.UserID}); err != nil {
-			return err
-		}
-		return h.notify(ctx, tx, e, d.UserID, TemplateWelcome, "welcome:"+d.UserID, Details{})
+		err := decode(e, &d, ids{"user_id": &d.UserID})
+		return message{user: d.UserID, template: TemplateWelcome, subject: d.UserID}, err
 
 	case events.OrderCreated:
 		var d events.OrderCreatedPayload
-		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
-			return err
+		if err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID)); err != nil {
+			return message{}, err
 		}
 		if err := validOrder(d); err != nil {
-			return fmt.Errorf("%w: %s %s: %v", errInvalidEvent, e.Type, e.ID, err)
+			return message{}, fmt.Errorf("%w: %s %s: %v", errInvalidEvent, e.Type, e.ID, err)
 		}
-		if err := h.store.SaveOrderSummary(ctx, tx, OrderSummary{
+		err := h.store.SaveOrderSummary(ctx, tx, OrderSummary{
 			OrderID: d.OrderID, OrderNumber: d.OrderNumber, UserID: d.UserID,
 			Total: d.TotalAmount, Currency: d.Currency, Items: orderLines(d.Items),
-		}); err != nil {
-			return err
-		}
-		return h.notify(ctx, tx, e, d.UserID, TemplateOrderReceived, "order_received:"+d.OrderID,
-			Details{OrderID: d.OrderID, OrderNumber: d.OrderNumber, Amount: &d.TotalAmount, Currency: d.Currency})
+		})
+		return message{user: d.UserID, template: TemplateOrderReceived, subject: d.OrderID,
+			details: Details{OrderID: d.OrderID, OrderNumber: d.OrderNumber, Amount: &d.TotalAmount, Currency: d.Currency}}, err
 
 	case events.OrderUpdated:
 		var d events.OrderUpdatedPayload
-		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
-			return err
-		}
+		err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID))
+		// confirmed comes with payment.processed; other statuses are not
+		// news to the user (no template: nothing is recorded).
 		tmpl := map[string]string{
 			"shipped":   TemplateOrderShipped,
 			"delivered": TemplateOrderDelivered,
@@ -100,57 +119,46 @@ func (h *EventHandler) Handle(ctx context.Context, tx events.Tx, e events.Envelo
 			// the two arrives first is sent, once.
 			"cancelled": TemplateOrderCancelled,
 		}[d.Status]
-		if tmpl == "" {
-			return nil // confirmed comes with payment.processed; others are not news to the user
-		}
-		return h.notify(ctx, tx, e, d.UserID, tmpl, tmpl+":"+d.OrderID,
-			Details{OrderID: d.OrderID, OrderNumber: d.OrderNumber})
+		return message{user: d.UserID, template: tmpl, subject: d.OrderID,
+			details: Details{OrderID: d.OrderID, OrderNumber: d.OrderNumber}}, err
 
 	case events.OrderCancelled:
 		var d events.OrderCancelledPayload
-		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
-			return err
-		}
-		return h.notify(ctx, tx, e, d.UserID, TemplateOrderCancelled, TemplateOrderCancelled+":"+d.OrderID,
-			Details{OrderID: d.OrderID, Reason: d.Reason})
+		err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID))
+		return message{user: d.UserID, template: TemplateOrderCancelled, subject: d.OrderID,
+			details: Details{OrderID: d.OrderID, Reason: d.Reason}}, err
 
 	case events.PaymentProcessed:
 		var d events.PaymentProcessedPayload
-		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
-			return err
-		}
+		err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID))
 		// One confirmation per order, even if a second payment event for it
 		// (a retried capture) comes along.
-		return h.notify(ctx, tx, e, d.UserID, TemplateOrderConfirmed, TemplateOrderConfirmed+":"+d.OrderID,
-			Details{OrderID: d.OrderID, PaymentID: d.PaymentID, Amount: &d.Amount, Currency: d.Currency})
+		return message{user: d.UserID, template: TemplateOrderConfirmed, subject: d.OrderID,
+			details: Details{OrderID: d.OrderID, PaymentID: d.PaymentID, Amount: &d.Amount, Currency: d.Currency}}, err
 
 	case events.PaymentFailed:
 		var d events.PaymentFailedPayload
-		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
-			return err
-		}
-		return h.notify(ctx, tx, e, d.UserID, TemplatePaymentFailed, TemplatePaymentFailed+":"+d.OrderID,
-			Details{OrderID: d.OrderID, PaymentID: d.PaymentID, FailureCode: d.FailureCode})
+		err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID))
+		return message{user: d.UserID, template: TemplatePaymentFailed, subject: d.OrderID,
+			details: Details{OrderID: d.OrderID, PaymentID: d.PaymentID, FailureCode: d.FailureCode}}, err
 
 	case events.PaymentRefunded:
 		var d events.PaymentRefundedPayload
-		if err := decode(e, &d, ids{"user_id": &d.UserID, "order_id": &d.OrderID}); err != nil {
-			return err
-		}
+		err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID))
 		// Every refund is news (partial refunds may follow one another), so
-		// the key is the event's own.
-		return h.notify(ctx, tx, e, d.UserID, TemplateRefundIssued, TemplateRefundIssued+":"+e.ID,
-			Details{OrderID: d.OrderID, PaymentID: d.PaymentID, Amount: &d.Amount, RefundedAmount: &d.RefundedAmount,
-				FullyRefunded: d.FullyRefunded, Currency: d.Currency})
+		// the subject is the event itself.
+		return message{user: d.UserID, template: TemplateRefundIssued, subject: e.ID,
+			details: Details{OrderID: d.OrderID, PaymentID: d.PaymentID, Amount: &d.Amount, RefundedAmount: &d.RefundedAmount,
+				FullyRefunded: d.FullyRefunded, Currency: d.Currency}}, err
 	}
-	return nil
+	return message{}, nil
 }
 
-// notify records the notifications of tmpl for userID, one per configured
-// channel the template uses.
-func (h *EventHandler) notify(ctx context.Context, tx events.Tx, e events.Envelope, userID, tmpl, key string, d Details) error {
-	spec := templateSpecs[tmpl]
-	prefs, hasPush, err := h.store.RecipientSettings(ctx, tx, userID)
+// notify records the notifications of m, one per configured channel its
+// template uses.
+func (h *EventHandler) notify(ctx context.Context, tx events.Tx, e events.Envelope, m message) error {
+	spec := templateSpecs[m.template]
+	prefs, hasPush, err := h.store.RecipientSettings(ctx, tx, m.user)
 	if err != nil {
 		return err
 	}
@@ -160,8 +168,8 @@ func (h *EventHandler) notify(ctx context.Context, tx events.Tx, e events.Envelo
 			continue // no provider: nothing could ever be sent, so nothing is logged
 		}
 		n := Notification{
-			ID: uuid.NewString(), EventID: e.ID, EventType: e.Type, DedupeKey: key, UserID: userID,
-			Channel: ch, Template: tmpl, Details: d, Status: StatusPending,
+			ID: uuid.NewString(), EventID: e.ID, EventType: e.Type, DedupeKey: m.key(), UserID: m.user,
+			Channel: ch, Template: m.template, Details: m.details, Status: StatusPending,
 		}
 		switch {
 		case !prefs.allows(ch, spec):
@@ -180,6 +188,9 @@ func (h *EventHandler) notify(ctx context.Context, tx events.Tx, e events.Envelo
 // ids names the id fields of a payload that must be UUIDs; decode puts them
 // in canonical form.
 type ids map[string]*string
+
+// orderIDs are the ids every order and payment event carries.
+func orderIDs(userID, orderID *string) ids { return ids{"user_id": userID, "order_id": orderID} }
 
 func decode(e events.Envelope, v any, required ids) error {
 	if err := e.Decode(v); err != nil {

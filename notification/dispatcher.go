@@ -122,20 +122,27 @@ func (d *Dispatcher) work(ctx context.Context) {
 	failing := false // log a store outage once, not once per poll
 	for ctx.Err() == nil {
 		claimed, err := d.sendNext(ctx)
+		var pause time.Duration
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if !failing {
 				level.Error(d.Logger).Log("msg", "dispatcher: store unavailable; retrying", "err", err)
 				failing = true
 			}
-			sleep(ctx, d.PollInterval+rand.N(d.PollInterval))
+			pause = d.PollInterval + rand.N(d.PollInterval) //nolint:gosec // jitter, not a secret
 		case !claimed:
 			if failing {
 				level.Info(d.Logger).Log("msg", "dispatcher: store available again")
 				failing = false
 			}
 			// Jitter, so the workers of all instances spread their polls.
-			sleep(ctx, d.PollInterval/2+rand.N(d.PollInterval))
+			pause = d.PollInterval/2 + rand.N(d.PollInterval) //nolint:gosec // jitter, not a secret
+		}
+		if pause > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause): // collected once fired or unreferenced (Go 1.23+)
+			}
 		}
 	}
 }
@@ -280,15 +287,5 @@ func (d *Dispatcher) backoff(attempts int) time.Duration {
 		wait *= 2
 	}
 	wait = min(wait, d.MaxBackoff)
-	return wait - rand.N(wait/4+1)
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return wait - rand.N(wait/4+1) //nolint:gosec // jitter, not a secret
 }

@@ -320,7 +320,12 @@ func TestInterruptedAttemptIsTakenOver(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dispatcher: %v", err)
+		}
+	}()
 
 	mails := srv.waitMails(t, 1, 10*time.Second)
 	if mails[0].Header.Get("Message-Id") != "<"+n.ID+"@mercato.test>" {
@@ -353,7 +358,7 @@ func inTx(t *testing.T, db *sqlx.DB, fn func(tx *sqlx.Tx) error) {
 		t.Fatal(err)
 	}
 	if err := fn(tx); err != nil {
-		tx.Rollback()
+		_ = tx.Rollback() // the test fails on err either way
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -11,8 +11,9 @@ import (
 )
 
 // Endpoints collects one endpoint per Service method. On the server they are
-// built by MakeServerEndpoints around a Service; in a client (NewClient) they
-// call a remote instance. Either way Endpoints is itself a Service.
+// built by MakeServerEndpoints around a Service; endpoints that call a remote
+// instance would make a client. Either way Endpoints is itself a Service (no
+// other service calls this one today, so no client is built).
 //
 // As a client, every method acts for the user whose bearer token ctx carries
 // (auth.ContextToHTTP forwards it); the userID argument is not sent, because

@@ -8,7 +8,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
@@ -59,11 +58,6 @@ func (mw *loggingMiddleware) DeletePushToken(ctx context.Context, userID string)
 	defer func(begin time.Time) { mw.Log(ctx, "DeletePushToken", begin, err, "user_id", userID) }(time.Now())
 	return mw.next.DeletePushToken(ctx, userID)
 }
-
-// isBusinessError reports whether err is an expected answer (a domain error
-// or a client mistake, answered with a 4xx) rather than a failure worth an
-// error-level log line.
-func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
 
 // Metrics are the notification service's API metrics.
 type Metrics struct {

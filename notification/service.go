@@ -5,8 +5,7 @@
 //
 // The go-kit layers sit in their own files: service.go (this file: the
 // interface the HTTP API serves, domain types and errors, the
-// implementation), endpoints.go, transport_http.go, client.go and
-// middleware.go. Delivery has two halves: consumer.go records, inside the
+// implementation), endpoints.go, transport_http.go and middleware.go. Delivery has two halves: consumer.go records, inside the
 // event consumer's transaction, which notifications an event asks for;
 // dispatcher.go sends them outside any transaction, retrying with backoff,
 // through the channels of channels.go, with the templates of templates.go

@@ -21,6 +21,12 @@ var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
 }
 
+// isBusinessError reports whether err is an expected answer (a domain error
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line. It lives here, beside the table it reads, so the
+// logging middleware never needs to know HTTP.
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
+
 // MakeHTTPHandler adds the notification service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)

@@ -48,7 +48,7 @@ func newStack(t *testing.T) *stack {
 	store := postgres.New(db)
 	logger := log.NewNopLogger()
 	reg := metrics.NewRegistry()
-	var svc notification.Service = notification.NewService(store)
+	svc := notification.NewService(store)
 	svc = notification.LoggingMiddleware(logger)(svc)
 	svc = notification.InstrumentingMiddleware(notification.NewMetrics(reg))(svc)
 	router := httpkit.Router(logger, reg, metrics.NewHTTP(reg, "notification"), nil)

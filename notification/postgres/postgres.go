@@ -16,7 +16,6 @@ import (
 
 	"github.com/mercato-dev/mercato/notification"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/money"
 )
 
 //go:embed migrations/*.sql
@@ -104,6 +103,18 @@ func notFound(err error) error {
 	return err
 }
 
+// touched reports none when the statement behind res changed no row.
+func touched(res sql.Result, none error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return none
+	}
+	return nil
+}
+
 // The HTTP API's side.
 
 func (s *Store) ListNotifications(ctx context.Context, userID string, offset, limit int) ([]notification.Notification, int, error) {
@@ -185,12 +196,7 @@ func (s *Store) DeletePushToken(ctx context.Context, userID string) error {
 	if err != nil {
 		return fmt.Errorf("delete push token: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return notification.ErrNotFound
-	}
-	return nil
+	return touched(res, notification.ErrNotFound)
 }
 
 // The event consumer's side: everything in the consumer's transaction.
@@ -300,32 +306,22 @@ func (s *Store) RecordAttempt(ctx context.Context, r notification.AttemptResult)
 	if err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return notification.ErrClaimLost
-	}
-	return nil
+	return touched(res, notification.ErrClaimLost)
 }
 
 func (s *Store) OrderSummary(ctx context.Context, orderID string) (notification.OrderSummary, error) {
-	var row struct {
-		OrderID     string       `db:"order_id"`
-		OrderNumber string       `db:"order_number"`
-		UserID      string       `db:"user_id"`
-		Total       money.Amount `db:"total_amount"`
-		Currency    string       `db:"currency"`
-		Items       []byte       `db:"items"`
-	}
-	err := s.db.GetContext(ctx, &row, `
-		SELECT order_id, order_number, user_id, total_amount, currency, items::text AS items
-		FROM order_summaries WHERE order_id = $1`, orderID)
+	var (
+		o     notification.OrderSummary
+		items []byte
+	)
+	err := s.db.QueryRowxContext(ctx, `
+		SELECT order_id, order_number, user_id, total_amount, currency, items::text
+		FROM order_summaries WHERE order_id = $1`, orderID).
+		Scan(&o.OrderID, &o.OrderNumber, &o.UserID, &o.Total, &o.Currency, &items)
 	if err != nil {
 		return notification.OrderSummary{}, notFound(err)
 	}
-	o := notification.OrderSummary{OrderID: row.OrderID, OrderNumber: row.OrderNumber, UserID: row.UserID,
-		Total: row.Total, Currency: row.Currency}
-	if err := json.Unmarshal(row.Items, &o.Items); err != nil {
+	if err := json.Unmarshal(items, &o.Items); err != nil {
 		return notification.OrderSummary{}, fmt.Errorf("order %s: items: %w", orderID, err)
 	}
 	return o, nil

@@ -128,7 +128,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		Logger: log.With(logger, "component", "dispatcher"), Metrics: notification.NewDispatchMetrics(reg)}).Run)
 
 	// Service, with its middlewares.
-	var svc notification.Service = notification.NewService(store)
+	svc := notification.NewService(store)
 	svc = notification.LoggingMiddleware(logger)(svc)
 	svc = notification.InstrumentingMiddleware(notification.NewMetrics(reg))(svc)
 

@@ -111,12 +111,12 @@ func startUserService(t *testing.T, consul *api.Client) user.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { reg2.Deregister() })
+	t.Cleanup(func() { _ = reg2.Deregister() }) // Consul goes away with the test
 	// The user service publishes user.created through its outbox.
 	relay := &events.Relay{DB: db, Redis: testkit.Redis(t), PollInterval: 50 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); relay.Run(ctx) }()
+	go func() { defer close(done); _ = relay.Run(ctx) }() // returns nil once ctx is done
 	t.Cleanup(func() { cancel(); <-done })
 	return svc
 }
