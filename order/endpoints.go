@@ -83,7 +83,7 @@ func MakeListOrdersEndpoint(s Service) endpoint.Endpoint {
 		if err := req.validate(); err != nil {
 			return listOrdersResponse{Err: err}, nil
 		}
-		p, err := s.ListOrders(ctx, c, ListFilter{Status: req.Status, Page: req.Page, PageSize: req.PageSize})
+		p, err := s.ListOrders(ctx, c, ListFilter(req))
 		return listOrdersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}, nil
 	}
 }
@@ -144,7 +144,7 @@ func (e Endpoints) PlaceOrder(ctx context.Context, _ string, idempotencyKey stri
 }
 
 func (e Endpoints) ListOrders(ctx context.Context, _ Caller, f ListFilter) (OrderPage, error) {
-	resp, err := e.ListOrdersEndpoint(ctx, listOrdersRequest{Status: f.Status, Page: f.Page, PageSize: f.PageSize})
+	resp, err := e.ListOrdersEndpoint(ctx, listOrdersRequest(f))
 	if err != nil {
 		return OrderPage{}, err
 	}

@@ -42,6 +42,24 @@ func errorResponse(err error) *httpkit.Error {
 	return httpkit.ToError(context.Background(), log.NewNopLogger(), err, errorMappings...)
 }
 
+// isBusinessError reports whether err is an expected answer (a domain error
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line. The middleware asks it here, where the error table is.
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
+
+// checkoutResult is the result label of order_checkouts_total for a
+// checkout that ended with err: "success", the error code of a business
+// error as the client sees it, or "error" for a failure.
+func checkoutResult(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case isBusinessError(err):
+		return errorResponse(err).Code
+	}
+	return "error"
+}
+
 // MakeHTTPHandler adds the order service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)
