@@ -17,6 +17,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Inventory is the product service's stock reservations as the order
@@ -82,7 +83,7 @@ type ChargeResult struct {
 const MaxOrderTotal = money.Amount(99_999_999_99)
 
 func (s *service) PlaceOrder(ctx context.Context, userID, key string, c Checkout) (Order, error) {
-	userID, ok := parseID(userID)
+	userID, ok := validate.ParseUUID(userID)
 	if !ok {
 		return Order{}, auth.ErrForbidden // a service token, not a customer
 	}

@@ -18,11 +18,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // ServiceName is the name the service registers in Consul under, puts in
@@ -407,7 +406,7 @@ func (s *service) ListOrders(ctx context.Context, caller Caller, f ListFilter) (
 	owner := ""
 	if !caller.Admin {
 		var ok bool
-		if owner, ok = parseID(caller.UserID); !ok {
+		if owner, ok = validate.ParseUUID(caller.UserID); !ok {
 			return OrderPage{Items: []Order{}, Page: f.Page, PageSize: f.PageSize}, nil
 		}
 	}
@@ -419,7 +418,7 @@ func (s *service) ListOrders(ctx context.Context, caller Caller, f ListFilter) (
 }
 
 func (s *service) GetOrder(ctx context.Context, caller Caller, id string) (Order, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return Order{}, ErrNotFound
 	}
@@ -434,7 +433,7 @@ func (s *service) GetOrder(ctx context.Context, caller Caller, id string) (Order
 }
 
 func (s *service) CancelOrder(ctx context.Context, caller Caller, id, reason string) (Order, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return Order{}, ErrNotFound
 	}
@@ -453,7 +452,7 @@ func (s *service) CancelOrder(ctx context.Context, caller Caller, id, reason str
 }
 
 func (s *service) SetStatus(ctx context.Context, id string, status Status) (Order, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return Order{}, ErrNotFound
 	}
@@ -463,17 +462,6 @@ func (s *service) SetStatus(ctx context.Context, id string, status Status) (Orde
 	return s.repo.Transition(ctx, nil, id, func(o Order) (*Change, error) {
 		return statusChange(ctx, o, status, "set by an admin")
 	})
-}
-
-// parseID returns id in canonical form, or false when it is no UUID: such an
-// id names no row, and passing it on would only make PostgreSQL reject the
-// query with an error that is not "not found".
-func parseID(id string) (string, bool) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }
 
 // lineKey identifies a line by product and variant.

@@ -84,27 +84,29 @@ func decodePlaceOrderRequest(_ context.Context, r *http.Request) (any, error) {
 
 // decodeCancelOrderRequest takes an optional body: {"reason": "..."} or none.
 func decodeCancelOrderRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	req := cancelOrderRequest{ID: id}
-	if err := httpkit.DecodeOptionalJSON(r, &req); err != nil {
+	var req cancelOrderRequest
+	if err := decodeIDAndBody(r, &req.ID, &req, httpkit.DecodeOptionalJSON); err != nil {
 		return nil, err
 	}
 	return req, nil
 }
 
 func decodeSetStatusRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	req := setStatusRequest{ID: id}
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
+	var req setStatusRequest
+	if err := decodeIDAndBody(r, &req.ID, &req, httpkit.DecodeJSON); err != nil {
 		return nil, err
 	}
 	return req, nil
+}
+
+// decodeIDAndBody sets *id from the path's {id}, then decodes the body into
+// req with decode: an unknown id is a 404 before the body is looked at.
+func decodeIDAndBody(r *http.Request, id *string, req any, decode func(*http.Request, any) error) error {
+	var err error
+	if *id, err = httpkit.PathUUID(r, "id"); err != nil {
+		return err
+	}
+	return decode(r, req)
 }
 
 // decodeListOrdersRequest reads ?page=&page_size=&status=, defaulting to the
