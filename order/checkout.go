@@ -21,7 +21,7 @@ import (
 )
 
 // Inventory is the product service's stock reservations as the order
-// service uses them. Business answers are the domain errors above
+// service uses them. Business answers are the domain errors of service.go
 // (*ItemError, ErrReservationMismatch, ErrReservationReleased); anything
 // else is a failure the caller may retry.
 type Inventory interface {

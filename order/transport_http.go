@@ -16,8 +16,8 @@ import (
 const apiPrefix = "/api/v1"
 
 // errorMappings is the one table from domain errors to HTTP: the error
-// encoder answers with it, and the logging middleware tells business errors
-// by it.
+// encoder answers with it, and the middlewares tell business errors (and a
+// checkout's result label) by it.
 var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
 	{Err: ErrInvalidTransition, Status: http.StatusConflict, Code: "invalid_transition"},
