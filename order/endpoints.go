@@ -15,12 +15,14 @@ import (
 )
 
 // Endpoints collects one endpoint per Service method. On the server they are
-// built by MakeServerEndpoints around a Service; in a client (NewClient) they
-// call a remote instance. Either way Endpoints is itself a Service.
+// built by MakeServerEndpoints around a Service. Endpoints is itself a
+// Service, so endpoints that call a remote instance would be its client; none
+// is built, because only the gateway calls the order service, and it proxies.
 //
-// As a client, every method acts for the user whose bearer token ctx carries
-// (auth.ContextToHTTP forwards it); the userID and Caller arguments are not
-// sent, because the server takes the caller's identity from the token only.
+// As a Service, every method acts for the user whose token ctx carries
+// (auth.Authenticate reads it); the userID and Caller arguments are not
+// passed on, because the endpoints take the caller's identity from the token
+// only.
 type Endpoints struct {
 	PlaceOrderEndpoint  endpoint.Endpoint
 	ListOrdersEndpoint  endpoint.Endpoint
@@ -56,64 +58,61 @@ func caller(ctx context.Context) (Caller, error) {
 	return Caller{UserID: id.UserID, Admin: id.IsAdmin()}, nil
 }
 
-// MakePlaceOrderEndpoint returns the endpoint of Service.PlaceOrder for the caller.
-func MakePlaceOrderEndpoint(s Service) endpoint.Endpoint {
+// callerEndpoint is an endpoint of a method that acts for the verified
+// caller: serve answers the request for c, its business errors inside the
+// response.
+func callerEndpoint(serve func(ctx context.Context, c Caller, request any) any) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		c, err := caller(ctx)
 		if err != nil {
 			return nil, err
 		}
+		return serve(ctx, c, request), nil
+	}
+}
+
+// MakePlaceOrderEndpoint returns the endpoint of Service.PlaceOrder for the caller.
+func MakePlaceOrderEndpoint(s Service) endpoint.Endpoint {
+	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
 		req := request.(placeOrderRequest)
 		if err := req.validate(time.Now()); err != nil {
-			return orderResponse{Err: err, Created: true}, nil
+			return orderResponse{Err: err, Created: true}
 		}
 		o, err := s.PlaceOrder(ctx, c.UserID, req.IdempotencyKey, req.checkout())
-		return orderResponse{Order: o, Err: err, Created: true}, nil
-	}
+		return orderResponse{Order: o, Err: err, Created: true}
+	})
 }
 
 // MakeListOrdersEndpoint returns the endpoint of Service.ListOrders for the caller.
 func MakeListOrdersEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		c, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
+	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
 		req := request.(listOrdersRequest)
 		if err := req.validate(); err != nil {
-			return listOrdersResponse{Err: err}, nil
+			return listOrdersResponse{Err: err}
 		}
-		p, err := s.ListOrders(ctx, c, ListFilter{Status: req.Status, Page: req.Page, PageSize: req.PageSize})
-		return listOrdersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}, nil
-	}
+		p, err := s.ListOrders(ctx, c, ListFilter(req))
+		return listOrdersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}
+	})
 }
 
 // MakeGetOrderEndpoint returns the endpoint of Service.GetOrder for the caller.
 func MakeGetOrderEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		c, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
+	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
 		o, err := s.GetOrder(ctx, c, request.(getOrderRequest).ID)
-		return orderResponse{Order: o, Err: err}, nil
-	}
+		return orderResponse{Order: o, Err: err}
+	})
 }
 
 // MakeCancelOrderEndpoint returns the endpoint of Service.CancelOrder for the caller.
 func MakeCancelOrderEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		c, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
+	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
 		req := request.(cancelOrderRequest)
 		if err := req.validate(); err != nil {
-			return orderResponse{Err: err}, nil
+			return orderResponse{Err: err}
 		}
 		o, err := s.CancelOrder(ctx, c, req.ID, strings.TrimSpace(req.Reason))
-		return orderResponse{Order: o, Err: err}, nil
-	}
+		return orderResponse{Order: o, Err: err}
+	})
 }
 
 // MakeSetStatusEndpoint returns the endpoint of Service.SetStatus.
@@ -131,20 +130,14 @@ func MakeSetStatusEndpoint(s Service) endpoint.Endpoint {
 // Service implementation, so Endpoints doubles as a client.
 
 func (e Endpoints) PlaceOrder(ctx context.Context, _ string, idempotencyKey string, c Checkout) (Order, error) {
-	req := placeOrderRequest{
+	return orderOf(e.PlaceOrderEndpoint(ctx, placeOrderRequest{
 		IdempotencyKey: idempotencyKey, Items: c.Items, ShippingAddress: c.ShippingAddress,
 		BillingAddress: c.BillingAddress, Payment: paymentRequest{Method: "card", Card: c.Card},
-	}
-	resp, err := e.PlaceOrderEndpoint(ctx, req)
-	if err != nil {
-		return Order{}, err
-	}
-	out := resp.(orderResponse)
-	return out.Order, out.Err
+	}))
 }
 
 func (e Endpoints) ListOrders(ctx context.Context, _ Caller, f ListFilter) (OrderPage, error) {
-	resp, err := e.ListOrdersEndpoint(ctx, listOrdersRequest{Status: f.Status, Page: f.Page, PageSize: f.PageSize})
+	resp, err := e.ListOrdersEndpoint(ctx, listOrdersRequest(f))
 	if err != nil {
 		return OrderPage{}, err
 	}
@@ -153,25 +146,19 @@ func (e Endpoints) ListOrders(ctx context.Context, _ Caller, f ListFilter) (Orde
 }
 
 func (e Endpoints) GetOrder(ctx context.Context, _ Caller, id string) (Order, error) {
-	resp, err := e.GetOrderEndpoint(ctx, getOrderRequest{ID: id})
-	if err != nil {
-		return Order{}, err
-	}
-	out := resp.(orderResponse)
-	return out.Order, out.Err
+	return orderOf(e.GetOrderEndpoint(ctx, getOrderRequest{ID: id}))
 }
 
 func (e Endpoints) CancelOrder(ctx context.Context, _ Caller, id, reason string) (Order, error) {
-	resp, err := e.CancelOrderEndpoint(ctx, cancelOrderRequest{ID: id, Reason: reason})
-	if err != nil {
-		return Order{}, err
-	}
-	out := resp.(orderResponse)
-	return out.Order, out.Err
+	return orderOf(e.CancelOrderEndpoint(ctx, cancelOrderRequest{ID: id, Reason: reason}))
 }
 
 func (e Endpoints) SetStatus(ctx context.Context, id string, status Status) (Order, error) {
-	resp, err := e.SetStatusEndpoint(ctx, setStatusRequest{ID: id, Status: status})
+	return orderOf(e.SetStatusEndpoint(ctx, setStatusRequest{ID: id, Status: status}))
+}
+
+// orderOf is the answer of an endpoint that answers with one order.
+func orderOf(resp any, err error) (Order, error) {
 	if err != nil {
 		return Order{}, err
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
@@ -68,11 +67,6 @@ func (mw *loggingMiddleware) SetStatus(ctx context.Context, id string, status St
 	return mw.next.SetStatus(ctx, id, status)
 }
 
-// isBusinessError reports whether err is an expected answer (a domain error
-// or a client mistake, answered with a 4xx) rather than a failure worth an
-// error-level log line.
-func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
-
 // Metrics are the order service's business metrics.
 type Metrics struct {
 	// Checkouts counts answers to POST /orders by result: "success" (an
@@ -109,15 +103,7 @@ var _ Service = (*instrumentingMiddleware)(nil)
 func (mw *instrumentingMiddleware) PlaceOrder(ctx context.Context, userID, idempotencyKey string, c Checkout) (o Order, err error) {
 	defer func(begin time.Time) {
 		mw.m.Duration.Observe("PlaceOrder", begin, err)
-		result := "success"
-		switch {
-		case err == nil:
-		case isBusinessError(err):
-			result = errorResponse(err).Code
-		default:
-			result = "error"
-		}
-		mw.m.Checkouts.With("result", result).Add(1)
+		mw.m.Checkouts.With("result", checkoutResult(err)).Add(1)
 	}(time.Now())
 	return mw.next.PlaceOrder(ctx, userID, idempotencyKey, c)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Saga moves orders along as the other services report back. It is the
@@ -56,47 +57,39 @@ func (s *Saga) EventTypes() []string {
 func (s *Saga) Handle(ctx context.Context, tx events.Tx, e events.Envelope) error {
 	switch e.Type {
 	case events.PaymentProcessed:
-		var d events.PaymentProcessedPayload
-		if err := e.Decode(&d); err != nil {
-			return err
-		}
-		return s.paymentProcessed(ctx, tx, d)
+		return decoded(e, func(d events.PaymentProcessedPayload) error { return s.paymentProcessed(ctx, tx, d) })
 	case events.PaymentFailed:
-		var d events.PaymentFailedPayload
-		if err := e.Decode(&d); err != nil {
-			return err
-		}
-		return s.paymentFailed(ctx, tx, d)
+		return decoded(e, func(d events.PaymentFailedPayload) error { return s.paymentFailed(ctx, tx, d) })
 	case events.PaymentRefunded:
-		var d events.PaymentRefundedPayload
-		if err := e.Decode(&d); err != nil {
-			return err
-		}
-		return s.paymentRefunded(ctx, tx, d)
+		return decoded(e, func(d events.PaymentRefundedPayload) error { return s.paymentRefunded(ctx, tx, d) })
 	case events.InventoryReleased:
-		var d events.InventoryReleasedPayload
-		if err := e.Decode(&d); err != nil {
-			return err
-		}
-		if d.Reason != events.ReleaseReasonExpired {
-			return nil // our own releases coming back
-		}
-		return s.reservationExpired(ctx, tx, d.OrderID)
+		return decoded(e, func(d events.InventoryReleasedPayload) error {
+			if d.Reason != events.ReleaseReasonExpired {
+				return nil // our own releases coming back
+			}
+			return s.reservationExpired(ctx, tx, d.OrderID)
+		})
 	case events.OrderCancelled:
-		var d events.OrderCancelledPayload
-		if err := e.Decode(&d); err != nil {
-			return err
-		}
-		return s.release(ctx, d.OrderID)
+		return decoded(e, func(d events.OrderCancelledPayload) error { return s.release(ctx, d.OrderID) })
 	}
 	return nil
+}
+
+// decoded decodes the payload of e as a T and hands it to handle; a payload
+// that does not decode is the handler's error.
+func decoded[T any](e events.Envelope, handle func(T) error) error {
+	var d T
+	if err := e.Decode(&d); err != nil {
+		return err
+	}
+	return handle(d)
 }
 
 // transition applies decide to the order of an event. An event about an
 // order this service never stored (another environment's, or a forged one)
 // cannot be made right by retrying, so it is logged and dropped.
 func (s *Saga) transition(ctx context.Context, tx events.Tx, orderID, event string, decide func(Order) (*Change, error)) error {
-	id, ok := parseID(orderID)
+	id, ok := validate.ParseUUID(orderID)
 	if !ok {
 		level.Warn(logging.WithRequest(ctx, s.logger)).Log("msg", "event for an invalid order id; dropped", "event", event, "order_id", orderID)
 		return nil
@@ -155,21 +148,11 @@ func (s *Saga) paymentProcessed(ctx context.Context, tx events.Tx, d events.Paym
 		}
 		switch err := s.inventory.Commit(svcCtx, o.ID); {
 		case errors.Is(err, ErrReservationReleased):
-			c, cerr := statusChange(ctx, o, StatusCancelled, "reservation_expired before the payment was captured")
-			if cerr != nil {
-				return nil, cerr
-			}
-			c.Payment = &p
-			return c, nil
+			return paymentChange(ctx, o, StatusCancelled, "reservation_expired before the payment was captured", p)
 		case err != nil:
 			return nil, fmt.Errorf("commit reservation: %w", err) // retried
 		}
-		c, err := statusChange(ctx, o, StatusConfirmed, "payment captured")
-		if err != nil {
-			return nil, err
-		}
-		c.Payment = &p
-		return c, nil
+		return paymentChange(ctx, o, StatusConfirmed, "payment captured", p)
 	})
 }
 
@@ -179,12 +162,7 @@ func (s *Saga) paymentFailed(ctx context.Context, tx events.Tx, d events.Payment
 		if o.Status != StatusPending {
 			return &Change{Payment: &p}, nil
 		}
-		c, err := statusChange(ctx, o, StatusCancelled, "payment_failed: "+d.FailureCode)
-		if err != nil {
-			return nil, err
-		}
-		c.Payment = &p
-		return c, nil
+		return paymentChange(ctx, o, StatusCancelled, "payment_failed: "+d.FailureCode, p)
 	})
 }
 
@@ -198,12 +176,7 @@ func (s *Saga) paymentRefunded(ctx context.Context, tx events.Tx, d events.Payme
 		if !d.FullyRefunded || !o.Status.CanBecome(StatusRefunded) {
 			return &Change{Payment: &p}, nil // partial, or a cancelled order's refund
 		}
-		c, err := statusChange(ctx, o, StatusRefunded, "payment fully refunded")
-		if err != nil {
-			return nil, err
-		}
-		c.Payment = &p
-		return c, nil
+		return paymentChange(ctx, o, StatusRefunded, "payment fully refunded", p)
 	})
 }
 
@@ -219,7 +192,7 @@ func (s *Saga) reservationExpired(ctx context.Context, tx events.Tx, orderID str
 // release gives back the stock of a cancelled order. It writes nothing here;
 // the inbox row alone records that it was done.
 func (s *Saga) release(ctx context.Context, orderID string) error {
-	id, ok := parseID(orderID)
+	id, ok := validate.ParseUUID(orderID)
 	if !ok {
 		return nil
 	}
@@ -231,4 +204,15 @@ func (s *Saga) release(ctx context.Context, orderID string) error {
 		return fmt.Errorf("release reservation of order %s: %w", id, err)
 	}
 	return nil
+}
+
+// paymentChange is the status change to "to" that also records the
+// payment p as an event about it left it.
+func paymentChange(ctx context.Context, o Order, to Status, reason string, p Payment) (*Change, error) {
+	c, err := statusChange(ctx, o, to, reason)
+	if err != nil {
+		return nil, err
+	}
+	c.Payment = &p
+	return c, nil
 }

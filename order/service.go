@@ -4,28 +4,24 @@
 // and moves each order through its states as the payment and inventory
 // events come back. The go-kit layers sit in their own files: service.go
 // (this file: interface, domain types and errors, the implementation),
-// endpoints.go, transport_http.go, client.go and middleware.go; saga.go holds
-// the event handlers, upstream.go the adapters to the product and payment
-// clients, and package order/postgres the repository.
+// endpoints.go, transport_http.go and middleware.go; checkout.go holds the
+// steps of placing an order, idempotency.go its Idempotency-Keys, events.go
+// the events it publishes, saga.go the event handlers, upstream.go the
+// adapters to the product and payment clients, and package order/postgres
+// the repository.
 package order
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // ServiceName is the name the service registers in Consul under, puts in
@@ -280,64 +276,6 @@ func (e *RejectedError) ErrorDetails() map[string]any {
 	return map[string]any{"reason": e.Code, "message": e.Message}
 }
 
-// Inventory is the product service's stock reservations as the order
-// service uses them. Business answers are the domain errors above
-// (*ItemError, ErrReservationMismatch, ErrReservationReleased); anything
-// else is a failure the caller may retry.
-type Inventory interface {
-	// Reserve holds the items for orderID until ttl passes, all or nothing,
-	// and returns them priced. It is idempotent per order id.
-	Reserve(ctx context.Context, orderID string, items []LineRequest, ttl time.Duration) (Reservation, error)
-	// Commit turns the reservation into a sale. Idempotent.
-	Commit(ctx context.Context, orderID string) error
-	// Release gives the stock back, committed or not. Idempotent; an unknown
-	// reservation is already released.
-	Release(ctx context.Context, orderID string) error
-}
-
-// Reservation is stock held for an order, priced by the catalogue.
-type Reservation struct {
-	OrderID   string
-	Live      bool // still reserved: not committed, released or expired
-	ExpiresAt time.Time
-	Items     []ReservedItem
-}
-
-// ReservedItem is one reserved line with the catalogue's data.
-type ReservedItem struct {
-	ProductID string
-	VariantID *string
-	SKU       string
-	Name      string
-	Quantity  int
-	UnitPrice money.Amount
-	Currency  string
-}
-
-// Payments is the payment service's charge call.
-type Payments interface {
-	// Charge asks for c.Amount to be charged to c.Card; the result comes
-	// later as payment.processed or payment.failed. Idempotent per order id.
-	// A card the payment service refuses is a *RejectedError.
-	Charge(ctx context.Context, c Charge) (ChargeResult, error)
-}
-
-// Charge is one payment request.
-type Charge struct {
-	OrderID  string
-	UserID   string
-	Amount   money.Amount
-	Currency string
-	Card     Card
-}
-
-// ChargeResult is the payment service's acceptance of a charge.
-type ChargeResult struct {
-	PaymentID string
-	Status    string
-	Card      CardSummary
-}
-
 // Change is what a status transition or payment update writes: the new
 // status ("" keeps it) with the reason recorded in the history, the payment
 // fields (nil keeps them) and the events that report it.
@@ -346,108 +284,6 @@ type Change struct {
 	Reason  string
 	Payment *Payment
 	Events  []events.Envelope
-}
-
-// IdempotencyRecord is the stored state of one Idempotency-Key of one user.
-type IdempotencyRecord struct {
-	UserID      string
-	Key         string
-	RequestHash []byte
-	OrderID     string // the id the request's order gets, fixed when the key is first seen
-	// Attempted is true when an earlier request already worked under the
-	// key (it was taken over), so there may be an order to resume.
-	Attempted bool
-	Done      bool
-	Outcome   Outcome // how the request ended, once Done
-}
-
-// Outcome is how a keyed checkout ended, kept with its Idempotency-Key to
-// answer every repeat of the request: the order placed, or the business
-// error that refused it. It is domain data only; the transport shows a
-// repeat exactly as it showed the first answer.
-type Outcome struct {
-	Order   *Order   `json:"order,omitempty"`
-	Refusal *Refusal `json:"refusal,omitempty"`
-}
-
-// replay answers a repeat of the request of key with o.
-func (o Outcome) replay(key string) (Order, error) {
-	switch {
-	case o.Refusal != nil && o.Refusal.Unwrap() != nil:
-		return Order{}, o.Refusal
-	case o.Refusal == nil && o.Order != nil:
-		return *o.Order, nil
-	}
-	return Order{}, fmt.Errorf("the stored outcome of key %q is neither an order nor a known refusal", key)
-}
-
-// Refusal is a business error that refused a checkout, as a finished
-// Idempotency-Key keeps it: the domain error by its stable code (the API's
-// error code), with the message and details (the line, the payment
-// service's reason) it was first answered with. A repeat of the request
-// returns the Refusal itself: errors.Is finds the domain error in it, so it
-// is shown as the original was.
-type Refusal struct {
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details,omitempty"`
-}
-
-func (r *Refusal) Error() string { return r.Message }
-
-// ErrorDetails is what the first answer showed beyond code and message.
-func (r *Refusal) ErrorDetails() map[string]any { return r.Details }
-
-// Unwrap returns the domain error r.Code names; nil for a code it does not know.
-func (r *Refusal) Unwrap() error {
-	for _, c := range refusalCodes {
-		if c.code == r.Code {
-			return c.err
-		}
-	}
-	return nil
-}
-
-// refusalCodes are the business errors that refuse a checkout for good, by
-// their stable codes. The first that an error matches names it, the order
-// of precedence of the transport's error table.
-var refusalCodes = []struct {
-	err  error
-	code string
-}{
-	{ErrNotFound, "not_found"},
-	{ErrInvalidTransition, "invalid_transition"},
-	{ErrOutOfStock, "out_of_stock"},
-	{ErrUnknownProduct, "unknown_product"},
-	{ErrReservationMismatch, "reservation_mismatch"},
-	{ErrReservationReleased, "reservation_released"},
-	{ErrPaymentRejected, "payment_rejected"},
-	{ErrMixedCurrencies, "mixed_currencies"},
-	{ErrTotalTooLarge, "order_total_too_large"},
-}
-
-// refusalOf returns err as a Refusal when it is a business error that
-// refuses the checkout for good. Anything else (nil included) is not: a
-// failure, such as an upstream that is down, that a retry may get past.
-func refusalOf(err error) (*Refusal, bool) {
-	for _, c := range refusalCodes {
-		if errors.Is(err, c.err) {
-			return &Refusal{Code: c.code, Message: err.Error(), Details: errorDetails(err)}, true
-		}
-	}
-	return nil, false
-}
-
-// errorDetails is what a business error shows beyond its code and message:
-// the ErrorDetails of the first error in its chain that has them (the line
-// of an *ItemError, the payment service's reason for a *RejectedError, what
-// a *Refusal kept of either); nil for none.
-func errorDetails(err error) map[string]any {
-	var d interface{ ErrorDetails() map[string]any }
-	if errors.As(err, &d) {
-		return d.ErrorDetails()
-	}
-	return nil
 }
 
 // Repository stores orders. Methods that take events write them to the
@@ -521,10 +357,6 @@ type Options struct {
 // (HMAC-SHA256 wants 256 bits).
 const MinRequestHashKeyBytes = 32
 
-// MaxOrderTotal is the largest total one charge may carry: the payment
-// service stores amounts as DECIMAL(10,2).
-const MaxOrderTotal = money.Amount(99_999_999_99)
-
 type service struct {
 	repo      Repository
 	inventory Inventory
@@ -567,284 +399,6 @@ func asService(ctx context.Context, tokens *auth.Tokens) (context.Context, error
 	return auth.NewTokenContext(ctx, tok), nil
 }
 
-func (s *service) PlaceOrder(ctx context.Context, userID, key string, c Checkout) (Order, error) {
-	userID, ok := parseID(userID)
-	if !ok {
-		return Order{}, auth.ErrForbidden // a service token, not a customer
-	}
-	// Placing an order talks to two services and writes twice; stopping
-	// because the client hung up would only leave more to clean up.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.PlaceTimeout)
-	defer cancel()
-	if key == "" {
-		return s.place(ctx, userID, uuid.NewString(), c, false)
-	}
-
-	rec, owned, err := s.claim(ctx, userID, key, c)
-	if err != nil {
-		return Order{}, err
-	}
-	if !owned {
-		return rec.Outcome.replay(key)
-	}
-	// A key seen for the first time has nothing to resume; one taken over
-	// from an attempt that stopped half-way may have.
-	o, err := s.place(ctx, userID, rec.OrderID, c, rec.Attempted)
-	refusal, final := refusalOf(err)
-	if err != nil && !final {
-		// A failure half-way (a service down): nothing is answered for the
-		// key, so a retry resumes where this attempt stopped, with the same
-		// order id, instead of waiting for the lease to run out.
-		if rerr := s.repo.ReleaseIdempotencyKey(ctx, userID, key); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return o, err
-	}
-	outcome := Outcome{Refusal: refusal}
-	if err == nil {
-		outcome.Order = &o
-	}
-	if ferr := s.repo.FinishIdempotencyKey(ctx, userID, key, outcome); ferr != nil {
-		return Order{}, errors.Join(err, fmt.Errorf("store idempotent response: %w", ferr))
-	}
-	return o, err
-}
-
-// claim takes the key for checkout c, or waits for the request holding it
-// to finish.
-func (s *service) claim(ctx context.Context, userID, key string, c Checkout) (IdempotencyRecord, bool, error) {
-	hash := requestHash(s.opts.RequestHashKey, c)
-	deadline := time.Now().Add(s.opts.IdempotencyWait)
-	poll := 10 * time.Millisecond
-	for {
-		rec, owned, err := s.repo.ClaimIdempotencyKey(ctx, userID, key, hash, uuid.NewString(), s.opts.IdempotencyLease)
-		switch {
-		case err != nil:
-			return IdempotencyRecord{}, false, err
-		case !hmac.Equal(rec.RequestHash, hash):
-			if prev := s.opts.PreviousRequestHashKey; prev != nil && hmac.Equal(rec.RequestHash, requestHash(prev, c)) {
-				// The same request, stored before the key was rotated: claim
-				// it by its stored hash, so an unfinished one can be taken over.
-				hash = rec.RequestHash
-				continue
-			}
-			return IdempotencyRecord{}, false, ErrIdempotencyMismatch
-		case owned || rec.Done:
-			return rec, owned, nil
-		case time.Now().After(deadline):
-			return IdempotencyRecord{}, false, ErrIdempotencyInProgress
-		}
-		select {
-		case <-ctx.Done():
-			return IdempotencyRecord{}, false, ctx.Err()
-		case <-time.After(poll):
-		}
-		poll = min(2*poll, 200*time.Millisecond)
-	}
-}
-
-// requestHash identifies a checkout's content for its Idempotency-Key.
-// Keyed (HMAC with key), because the content includes the card number.
-func requestHash(key []byte, c Checkout) []byte {
-	if c.BillingAddress == nil {
-		c.BillingAddress = &c.ShippingAddress // the same order either way
-	}
-	b, _ := json.Marshal(c) // plain data: cannot fail
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("mercato order request v1\x00")) // apart from any other use of the key
-	m.Write(b)
-	return m.Sum(nil)
-}
-
-// place runs the checkout for orderID, resuming where an earlier attempt
-// with the same Idempotency-Key stopped: reserving and charging are
-// idempotent per order id upstream, and an order already stored is not
-// stored again.
-func (s *service) place(ctx context.Context, userID, orderID string, c Checkout, resume bool) (Order, error) {
-	svcCtx, err := asService(ctx, s.tokens)
-	if err != nil {
-		return Order{}, err
-	}
-	o, err := Order{}, ErrNotFound
-	if resume {
-		o, err = s.repo.OrderByID(ctx, orderID)
-	}
-	switch {
-	case errors.Is(err, ErrNotFound):
-		if o, err = s.create(ctx, svcCtx, userID, orderID, c); err != nil {
-			return Order{}, err
-		}
-	case err != nil:
-		return Order{}, err
-	}
-	if o.Status != StatusPending || o.Payment != nil {
-		return o, nil // charged already, or over (the reservation expired meanwhile)
-	}
-	return s.charge(ctx, svcCtx, o, c.Card)
-}
-
-// create reserves the stock and stores the order priced by the reservation.
-// Until the order is stored, a failure leaves at most a reservation that
-// expires on its own.
-func (s *service) create(ctx, svcCtx context.Context, userID, orderID string, c Checkout) (Order, error) {
-	res, err := s.inventory.Reserve(svcCtx, orderID, c.Items, s.opts.ReservationTTL)
-	if err != nil {
-		return Order{}, err
-	}
-	if !res.Live {
-		// Made by an earlier attempt with this key that stopped before
-		// storing the order, and released or expired since: the key's order
-		// can no longer be placed; a new key places a new one.
-		return Order{}, ErrReservationReleased
-	}
-	o, err := s.price(userID, orderID, c, res)
-	if err != nil {
-		// Give the stock back now rather than at expiry; should this fail,
-		// expiry still does it.
-		if rerr := s.inventory.Release(svcCtx, orderID); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("release reservation: %w", rerr))
-		}
-		return Order{}, err
-	}
-	// The order number is random; a collision, however rare, only means
-	// drawing another.
-	for attempt := 0; ; attempt++ {
-		o.OrderNumber = newOrderNumber(time.Now())
-		created, err := events.New(ctx, ServiceName, events.OrderCreated, newOrderCreated(o))
-		if err != nil {
-			return Order{}, err
-		}
-		stored, err := s.repo.CreateOrder(ctx, o, created)
-		switch {
-		case errors.Is(err, ErrOrderNumberTaken) && attempt < 5:
-			continue
-		case errors.Is(err, ErrOrderExists):
-			// A concurrent attempt with the same key stored it first.
-			return s.repo.OrderByID(ctx, orderID)
-		}
-		return stored, err
-	}
-}
-
-// price builds the order from the checkout and the catalogue's prices in
-// the reservation, and computes its totals.
-func (s *service) price(userID, orderID string, c Checkout, res Reservation) (Order, error) {
-	// The product service answers with its own line order; the order keeps
-	// the customer's. Lines are unique per product and variant (the
-	// endpoint refuses repeats), so each request line has one match.
-	if len(res.Items) != len(c.Items) {
-		return Order{}, errUnexpectedReservation
-	}
-	reserved := make(map[string]ReservedItem, len(res.Items))
-	for _, r := range res.Items {
-		reserved[lineKey(r.ProductID, r.VariantID)] = r
-	}
-	billing := c.ShippingAddress
-	if c.BillingAddress != nil {
-		billing = *c.BillingAddress
-	}
-	o := Order{
-		ID: orderID, UserID: userID, Status: StatusPending,
-		ShippingAddress: c.ShippingAddress, BillingAddress: billing,
-	}
-	for _, line := range c.Items {
-		r, ok := reserved[lineKey(line.ProductID, line.VariantID)]
-		if !ok || r.Quantity != line.Quantity {
-			return Order{}, errUnexpectedReservation
-		}
-		if o.Currency == "" {
-			o.Currency = r.Currency
-		} else if r.Currency != o.Currency {
-			return Order{}, ErrMixedCurrencies
-		}
-		if r.UnitPrice < 0 || r.UnitPrice > MaxOrderTotal {
-			return Order{}, errUnexpectedReservation
-		}
-		total := r.UnitPrice * money.Amount(r.Quantity)
-		o.Items = append(o.Items, Item{
-			ID: uuid.NewString(), ProductID: r.ProductID, VariantID: r.VariantID, SKU: r.SKU, Name: r.Name,
-			Quantity: r.Quantity, UnitPrice: r.UnitPrice, TotalPrice: total,
-		})
-		o.Subtotal += total
-		if o.Subtotal > MaxOrderTotal {
-			return Order{}, ErrTotalTooLarge
-		}
-	}
-	o.TaxAmount = percentOf(o.Subtotal, s.opts.TaxRateBasisPoints)
-	o.ShippingAmount = s.opts.ShippingFee
-	o.DiscountAmount = 0
-	o.TotalAmount = o.Subtotal + o.TaxAmount + o.ShippingAmount - o.DiscountAmount
-	if o.TotalAmount > MaxOrderTotal {
-		return Order{}, ErrTotalTooLarge
-	}
-	return o, nil
-}
-
-// percentOf returns bps/10000 of a, rounded half up to the cent.
-func percentOf(a money.Amount, bps int) money.Amount {
-	return (a*money.Amount(bps) + 5_000) / 10_000
-}
-
-// charge asks the payment service for the order's total and records its
-// answer. A card it refuses cancels the order at once (the saga releases
-// the stock); a failure leaves the order pending for a retry with the same
-// key, or for the reservation to expire.
-func (s *service) charge(ctx, svcCtx context.Context, o Order, card Card) (Order, error) {
-	res, err := s.payments.Charge(svcCtx, Charge{
-		OrderID: o.ID, UserID: o.UserID, Amount: o.TotalAmount, Currency: o.Currency, Card: card,
-	})
-	var rejected *RejectedError
-	switch {
-	case errors.As(err, &rejected):
-		if _, cerr := s.repo.Transition(ctx, nil, o.ID, func(cur Order) (*Change, error) {
-			if cur.Status != StatusPending {
-				return nil, nil
-			}
-			return statusChange(ctx, cur, StatusCancelled, "payment_rejected: "+rejected.Code)
-		}); cerr != nil {
-			return Order{}, errors.Join(err, cerr)
-		}
-		return Order{}, err
-	case err != nil:
-		return o, err
-	}
-	return s.repo.Transition(ctx, nil, o.ID, func(cur Order) (*Change, error) {
-		p := mergePayment(cur.Payment, Payment{ID: res.PaymentID, Status: PaymentPending, Card: &res.Card})
-		return &Change{Payment: &p}, nil
-	})
-}
-
-// mergePayment fills what cur lacks from next and keeps what it has: the
-// payment's events may arrive before the charge call's answer is recorded,
-// and a later, lesser status must not overwrite them.
-func mergePayment(cur *Payment, next Payment) Payment {
-	if cur == nil {
-		return next
-	}
-	p := *cur
-	if p.ID == "" {
-		p.ID = next.ID
-	}
-	if p.Card == nil {
-		p.Card = next.Card
-	}
-	if paymentRank[next.Status] > paymentRank[p.Status] {
-		p.Status = next.Status
-	}
-	if next.FailureCode != "" {
-		p.FailureCode = next.FailureCode
-	}
-	if next.RefundedAmount > p.RefundedAmount {
-		p.RefundedAmount = next.RefundedAmount
-	}
-	return p
-}
-
-// paymentRank orders payment statuses by how far along they are.
-var paymentRank = map[string]int{
-	"": 0, PaymentPending: 1, PaymentFailed: 2, PaymentCaptured: 2, PaymentPartiallyRefunded: 3, PaymentRefunded: 4,
-}
-
 func (s *service) ListOrders(ctx context.Context, caller Caller, f ListFilter) (OrderPage, error) {
 	if f.Page < 1 || f.PageSize < 1 {
 		return OrderPage{}, fmt.Errorf("order: page %d, size %d: both must be positive", f.Page, f.PageSize)
@@ -852,7 +406,7 @@ func (s *service) ListOrders(ctx context.Context, caller Caller, f ListFilter) (
 	owner := ""
 	if !caller.Admin {
 		var ok bool
-		if owner, ok = parseID(caller.UserID); !ok {
+		if owner, ok = validate.ParseUUID(caller.UserID); !ok {
 			return OrderPage{Items: []Order{}, Page: f.Page, PageSize: f.PageSize}, nil
 		}
 	}
@@ -864,7 +418,7 @@ func (s *service) ListOrders(ctx context.Context, caller Caller, f ListFilter) (
 }
 
 func (s *service) GetOrder(ctx context.Context, caller Caller, id string) (Order, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return Order{}, ErrNotFound
 	}
@@ -879,7 +433,7 @@ func (s *service) GetOrder(ctx context.Context, caller Caller, id string) (Order
 }
 
 func (s *service) CancelOrder(ctx context.Context, caller Caller, id, reason string) (Order, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return Order{}, ErrNotFound
 	}
@@ -898,7 +452,7 @@ func (s *service) CancelOrder(ctx context.Context, caller Caller, id, reason str
 }
 
 func (s *service) SetStatus(ctx context.Context, id string, status Status) (Order, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return Order{}, ErrNotFound
 	}
@@ -908,79 +462,6 @@ func (s *service) SetStatus(ctx context.Context, id string, status Status) (Orde
 	return s.repo.Transition(ctx, nil, id, func(o Order) (*Change, error) {
 		return statusChange(ctx, o, status, "set by an admin")
 	})
-}
-
-// statusChange moves o to status if the state machine allows it, with the
-// events that report it: order.updated always, order.cancelled as well for
-// a cancellation (the saga's own consumer releases the stock on it, and the
-// payment service refunds a captured payment).
-func statusChange(ctx context.Context, o Order, to Status, reason string) (*Change, error) {
-	if !o.Status.CanBecome(to) {
-		return nil, ErrInvalidTransition
-	}
-	updated, err := events.New(ctx, ServiceName, events.OrderUpdated, events.OrderUpdatedPayload{
-		OrderID: o.ID, OrderNumber: o.OrderNumber, UserID: o.UserID, Status: string(to), PreviousStatus: string(o.Status),
-	})
-	if err != nil {
-		return nil, err
-	}
-	c := &Change{Status: to, Reason: reason, Events: []events.Envelope{updated}}
-	if to == StatusCancelled {
-		cancelled, err := newOrderCancelled(ctx, o, reason)
-		if err != nil {
-			return nil, err
-		}
-		c.Events = append(c.Events, cancelled)
-	}
-	return c, nil
-}
-
-// newOrderCreated is the payload of order.created for o.
-func newOrderCreated(o Order) events.OrderCreatedPayload {
-	e := events.OrderCreatedPayload{OrderID: o.ID, OrderNumber: o.OrderNumber, UserID: o.UserID,
-		TotalAmount: o.TotalAmount, Currency: o.Currency, Items: make([]events.OrderItemPayload, len(o.Items))}
-	for i, it := range o.Items {
-		e.Items[i] = events.OrderItemPayload{ProductID: it.ProductID, VariantID: it.VariantID, Name: it.Name,
-			Quantity: it.Quantity, UnitPrice: it.UnitPrice}
-	}
-	return e
-}
-
-// newOrderCancelled builds order.cancelled for o.
-func newOrderCancelled(ctx context.Context, o Order, reason string) (events.Envelope, error) {
-	return events.New(ctx, ServiceName, events.OrderCancelled, events.OrderCancelledPayload{OrderID: o.ID, UserID: o.UserID, Reason: reason})
-}
-
-// Order numbers: "MER-20261129-7K3F9Q". The alphabet leaves out 0/O and
-// 1/I/L, which people misread when they type a number from an email.
-const orderNumberAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-
-// newOrderNumber returns a human-friendly number for an order placed at t:
-// the day, then 6 random characters (31^6, about 900 million a day).
-func newOrderNumber(t time.Time) string {
-	var b bytes.Buffer
-	b.WriteString("MER-")
-	b.WriteString(t.UTC().Format("20060102"))
-	b.WriteByte('-')
-	raw := make([]byte, 6)
-	_, _ = rand.Read(raw) // crypto/rand.Read never fails on Linux
-	for _, r := range raw {
-		// 256 % 31 = 8: the first 8 characters are very slightly more
-		// likely, which does not matter for a number that is not a secret.
-		b.WriteByte(orderNumberAlphabet[int(r)%len(orderNumberAlphabet)])
-	}
-	return b.String()
-}
-
-// parseID returns id in canonical form, or false when it is no UUID: such an
-// id names no row, and passing it on would only make PostgreSQL reject the
-// query with an error that is not "not found".
-func parseID(id string) (string, bool) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }
 
 // lineKey identifies a line by product and variant.

@@ -817,9 +817,13 @@ func TestKeyJanitor(t *testing.T) {
 	defer cancel()
 	old := time.Now().Add(-25 * time.Hour)
 	repo.now = func() time.Time { return old }
-	repo.ClaimIdempotencyKey(ctx, "u", "old", nil, "o1", time.Second)
+	if _, _, err := repo.ClaimIdempotencyKey(ctx, "u", "old", nil, "o1", time.Second); err != nil {
+		t.Fatal(err)
+	}
 	repo.now = time.Now
-	repo.ClaimIdempotencyKey(ctx, "u", "new", nil, "o2", time.Second)
+	if _, _, err := repo.ClaimIdempotencyKey(ctx, "u", "new", nil, "o2", time.Second); err != nil {
+		t.Fatal(err)
+	}
 	j := &order.KeyJanitor{Repo: repo, Retention: time.Hour, Interval: time.Hour, Logger: nopLogger()}
 	done := make(chan error, 1)
 	go func() { done <- j.Run(ctx) }()

@@ -16,8 +16,8 @@ import (
 const apiPrefix = "/api/v1"
 
 // errorMappings is the one table from domain errors to HTTP: the error
-// encoder answers with it, and the logging middleware tells business errors
-// by it.
+// encoder answers with it, and the middlewares tell business errors (and a
+// checkout's result label) by it.
 var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
 	{Err: ErrInvalidTransition, Status: http.StatusConflict, Code: "invalid_transition"},
@@ -40,6 +40,24 @@ var errorMappings = []httpkit.ErrorMapping{
 // repeat is shown byte for byte as the first answer was.
 func errorResponse(err error) *httpkit.Error {
 	return httpkit.ToError(context.Background(), log.NewNopLogger(), err, errorMappings...)
+}
+
+// isBusinessError reports whether err is an expected answer (a domain error
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line. The middleware asks it here, where the error table is.
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
+
+// checkoutResult is the result label of order_checkouts_total for a
+// checkout that ended with err: "success", the error code of a business
+// error as the client sees it, or "error" for a failure.
+func checkoutResult(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case isBusinessError(err):
+		return errorResponse(err).Code
+	}
+	return "error"
 }
 
 // MakeHTTPHandler adds the order service's routes to r.
@@ -66,27 +84,29 @@ func decodePlaceOrderRequest(_ context.Context, r *http.Request) (any, error) {
 
 // decodeCancelOrderRequest takes an optional body: {"reason": "..."} or none.
 func decodeCancelOrderRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	req := cancelOrderRequest{ID: id}
-	if err := httpkit.DecodeOptionalJSON(r, &req); err != nil {
+	var req cancelOrderRequest
+	if err := decodeIDAndBody(r, &req.ID, &req, httpkit.DecodeOptionalJSON); err != nil {
 		return nil, err
 	}
 	return req, nil
 }
 
 func decodeSetStatusRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	req := setStatusRequest{ID: id}
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
+	var req setStatusRequest
+	if err := decodeIDAndBody(r, &req.ID, &req, httpkit.DecodeJSON); err != nil {
 		return nil, err
 	}
 	return req, nil
+}
+
+// decodeIDAndBody sets *id from the path's {id}, then decodes the body into
+// req with decode: an unknown id is a 404 before the body is looked at.
+func decodeIDAndBody(r *http.Request, id *string, req any, decode func(*http.Request, any) error) error {
+	var err error
+	if *id, err = httpkit.PathUUID(r, "id"); err != nil {
+		return err
+	}
+	return decode(r, req)
 }
 
 // decodeListOrdersRequest reads ?page=&page_size=&status=, defaulting to the

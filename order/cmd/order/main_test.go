@@ -140,7 +140,11 @@ func serve(t *testing.T, consulAddr, service string, handler http.HandlerFunc) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { reg.Deregister() })
+	t.Cleanup(func() {
+		if err := reg.Deregister(); err != nil {
+			t.Logf("deregister %s: %v", service, err) // Consul may be gone already
+		}
+	})
 }
 
 // TestRun starts the service as the binary would, on a free port, and checks
