@@ -72,14 +72,18 @@ func selfAdminOrService(next endpoint.Endpoint) endpoint.Endpoint {
 	}
 }
 
-// caller is the verified user behind a request; auth.Authenticate has put
-// it there, so its absence is a wiring mistake answered with 401.
-func caller(ctx context.Context) (string, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return "", auth.ErrUnauthenticated
+// forCaller makes an endpoint of serve, which acts on the caller's own data:
+// the caller is the verified user auth.Authenticate put in ctx, never anyone
+// the request names, and its absence is a wiring mistake answered with 401.
+func forCaller[Req any](serve func(ctx context.Context, userID string, req Req) any) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		id, ok := auth.FromContext(ctx)
+		if !ok {
+			return nil, auth.ErrUnauthenticated
+		}
+		req, _ := request.(Req) // the bodiless requests are not even looked at
+		return serve(ctx, id.UserID, req), nil
 	}
-	return id.UserID, nil
 }
 
 // MakeRegisterEndpoint returns the endpoint of Service.Register.
@@ -120,104 +124,71 @@ func MakeRefreshEndpoint(s Service) endpoint.Endpoint {
 
 // MakeLogoutEndpoint returns the endpoint of Service.Logout for the caller.
 func MakeLogoutEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(refreshRequest)
+	return forCaller(func(ctx context.Context, userID string, req refreshRequest) any {
 		if err := req.validate(); err != nil {
-			return logoutResponse{Err: err}, nil
+			return logoutResponse{Err: err}
 		}
-		return logoutResponse{Err: s.Logout(ctx, userID, req.RefreshToken)}, nil
-	}
+		return logoutResponse{Err: s.Logout(ctx, userID, req.RefreshToken)}
+	})
 }
 
 // MakeGetProfileEndpoint returns the endpoint of Service.GetProfile for the caller.
 func MakeGetProfileEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, _ any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
+	return forCaller(func(ctx context.Context, userID string, _ getProfileRequest) any {
 		u, err := s.GetProfile(ctx, userID)
-		return userResponse{User: u, Err: err}, nil
-	}
+		return userResponse{User: u, Err: err}
+	})
 }
 
 // MakeUpdateProfileEndpoint returns the endpoint of Service.UpdateProfile for the caller.
 func MakeUpdateProfileEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(updateProfileRequest)
+	return forCaller(func(ctx context.Context, userID string, req updateProfileRequest) any {
 		if err := req.validate(); err != nil {
-			return userResponse{Err: err}, nil
+			return userResponse{Err: err}
 		}
 		u, err := s.UpdateProfile(ctx, userID, ProfileUpdate(req))
-		return userResponse{User: u, Err: err}, nil
-	}
+		return userResponse{User: u, Err: err}
+	})
 }
 
 // MakeListAddressesEndpoint returns the endpoint of Service.ListAddresses for the caller.
 func MakeListAddressesEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, _ any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
+	return forCaller(func(ctx context.Context, userID string, _ listAddressesRequest) any {
 		addrs, err := s.ListAddresses(ctx, userID)
-		return addressesResponse{Items: addrs, Err: err}, nil
-	}
+		return addressesResponse{Items: addrs, Err: err}
+	})
 }
 
 // MakeAddAddressEndpoint returns the endpoint of Service.AddAddress for the caller.
 func MakeAddAddressEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(addAddressRequest)
+	return forCaller(func(ctx context.Context, userID string, req addAddressRequest) any {
 		if err := req.validate(); err != nil {
-			return addAddressResponse{Err: err}, nil
+			return addAddressResponse{Err: err}
 		}
 		a, err := s.AddAddress(ctx, userID, Address{
 			Type: req.Type, Street: req.Street, City: req.City, State: req.State,
 			ZipCode: req.ZipCode, Country: req.Country, IsDefault: req.IsDefault,
 		})
-		return addAddressResponse{Address: a, Err: err}, nil
-	}
+		return addAddressResponse{Address: a, Err: err}
+	})
 }
 
 // MakeUpdateAddressEndpoint returns the endpoint of Service.UpdateAddress for the caller.
 func MakeUpdateAddressEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(updateAddressRequest)
+	return forCaller(func(ctx context.Context, userID string, req updateAddressRequest) any {
 		if err := req.validate(); err != nil {
-			return addressResponse{Err: err}, nil
+			return addressResponse{Err: err}
 		}
 		a, err := s.UpdateAddress(ctx, userID, req.ID, AddressUpdate(req.addressPatch))
-		return addressResponse{Address: a, Err: err}, nil
-	}
+		return addressResponse{Address: a, Err: err}
+	})
 }
 
 // MakeDeleteAddressEndpoint returns the endpoint of Service.DeleteAddress for the caller.
 func MakeDeleteAddressEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(deleteAddressRequest)
-		return deleteAddressResponse{Err: s.DeleteAddress(ctx, userID, req.ID)}, nil
-	}
+	return forCaller(func(ctx context.Context, userID string, req deleteAddressRequest) any {
+		return deleteAddressResponse{Err: s.DeleteAddress(ctx, userID, req.ID)}
+	})
 }
 
 // MakeListUsersEndpoint returns the endpoint of Service.ListUsers.
