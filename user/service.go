@@ -88,19 +88,20 @@ const (
 )
 
 // Address is a billing or shipping address of a user; at most one of each
-// type is the default.
+// type is the default. Its db tags name the columns of user/postgres, which
+// reads it as it is: every field is stored as the API shows it.
 type Address struct {
-	ID        string    `json:"id"`
-	UserID    string    `json:"user_id"`
-	Type      string    `json:"type"`
-	Street    string    `json:"street"`
-	City      string    `json:"city"`
-	State     string    `json:"state"`
-	ZipCode   string    `json:"zip_code"`
-	Country   string    `json:"country"`
-	IsDefault bool      `json:"is_default"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        string    `json:"id" db:"id"`
+	UserID    string    `json:"user_id" db:"user_id"`
+	Type      string    `json:"type" db:"type"`
+	Street    string    `json:"street" db:"street"`
+	City      string    `json:"city" db:"city"`
+	State     string    `json:"state" db:"state"`
+	ZipCode   string    `json:"zip_code" db:"zip_code"`
+	Country   string    `json:"country" db:"country"`
+	IsDefault bool      `json:"is_default" db:"is_default"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
 }
 
 // AddressUpdate changes the fields that are not nil.

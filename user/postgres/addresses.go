@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -11,58 +10,44 @@ import (
 	"github.com/mercato-dev/mercato/user"
 )
 
-type addressRow struct {
-	ID        string    `db:"id"`
-	UserID    string    `db:"user_id"`
-	Type      string    `db:"type"`
-	Street    string    `db:"street"`
-	City      string    `db:"city"`
-	State     string    `db:"state"`
-	ZipCode   string    `db:"zip_code"`
-	Country   string    `db:"country"`
-	IsDefault bool      `db:"is_default"`
-	CreatedAt time.Time `db:"created_at"`
-	UpdatedAt time.Time `db:"updated_at"`
-}
-
 const addressColumns = `id, user_id, type, street, city, state, zip_code, country, is_default, created_at, updated_at`
 
-func (r addressRow) address() user.Address {
-	return user.Address{
-		ID: r.ID, UserID: r.UserID, Type: r.Type, Street: r.Street, City: r.City, State: r.State,
-		ZipCode: r.ZipCode, Country: r.Country, IsDefault: r.IsDefault,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-	}
+// inUTC gives an address read back the UTC timestamps the API shows.
+func inUTC(a user.Address) user.Address {
+	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
+	return a
 }
 
 func (r *Repository) ListAddresses(ctx context.Context, userID string) ([]user.Address, error) {
-	var rows []addressRow
-	if err := r.db.SelectContext(ctx, &rows, `
+	var addrs []user.Address
+	if err := r.db.SelectContext(ctx, &addrs, `
 		SELECT `+addressColumns+` FROM user_addresses
 		WHERE user_id = $1 ORDER BY created_at, id`, userID); err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
-	addrs := make([]user.Address, len(rows))
-	for i, row := range rows {
-		addrs[i] = row.address()
+	for i := range addrs {
+		addrs[i] = inUTC(addrs[i])
+	}
+	if addrs == nil {
+		addrs = []user.Address{}
 	}
 	return addrs, nil
 }
 
 func (r *Repository) AddressByID(ctx context.Context, userID, id string) (user.Address, error) {
-	var row addressRow
-	err := r.db.GetContext(ctx, &row, `
+	var a user.Address
+	err := r.db.GetContext(ctx, &a, `
 		SELECT `+addressColumns+` FROM user_addresses WHERE id = $1 AND user_id = $2`, id, userID)
 	if err != nil {
 		return user.Address{}, notFound(err)
 	}
-	return row.address(), nil
+	return inUTC(a), nil
 }
 
 func (r *Repository) CreateAddress(ctx context.Context, a user.Address) (user.Address, error) {
-	var row addressRow
+	var stored user.Address
 	err := r.inAddressTx(ctx, a, func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &row, `
+		return tx.GetContext(ctx, &stored, `
 			INSERT INTO user_addresses (id, user_id, type, street, city, state, zip_code, country, is_default)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			RETURNING `+addressColumns,
@@ -71,13 +56,13 @@ func (r *Repository) CreateAddress(ctx context.Context, a user.Address) (user.Ad
 	if err != nil {
 		return user.Address{}, err
 	}
-	return row.address(), nil
+	return inUTC(stored), nil
 }
 
 func (r *Repository) UpdateAddress(ctx context.Context, a user.Address) (user.Address, error) {
-	var row addressRow
+	var stored user.Address
 	err := r.inAddressTx(ctx, a, func(tx *sqlx.Tx) error {
-		return notFound(tx.GetContext(ctx, &row, `
+		return notFound(tx.GetContext(ctx, &stored, `
 			UPDATE user_addresses
 			SET type = $3, street = $4, city = $5, state = $6, zip_code = $7, country = $8,
 			    is_default = $9, updated_at = now()
@@ -88,7 +73,7 @@ func (r *Repository) UpdateAddress(ctx context.Context, a user.Address) (user.Ad
 	if err != nil {
 		return user.Address{}, err
 	}
-	return row.address(), nil
+	return inUTC(stored), nil
 }
 
 // inAddressTx runs write in a transaction that first locks the owner's row,
