@@ -2,15 +2,10 @@ package user
 
 import (
 	"context"
-	"errors"
-	"net/http"
-	"net/mail"
-	"strings"
 
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Endpoints collects one endpoint per Service method. On the server they are
@@ -77,14 +72,18 @@ func selfAdminOrService(next endpoint.Endpoint) endpoint.Endpoint {
 	}
 }
 
-// caller is the verified user behind a request; auth.Authenticate has put
-// it there, so its absence is a wiring mistake answered with 401.
-func caller(ctx context.Context) (string, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return "", auth.ErrUnauthenticated
+// forCaller makes an endpoint of serve, which acts on the caller's own data:
+// the caller is the verified user auth.Authenticate put in ctx, never anyone
+// the request names, and its absence is a wiring mistake answered with 401.
+func forCaller[Req any](serve func(ctx context.Context, userID string, req Req) any) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		id, ok := auth.FromContext(ctx)
+		if !ok {
+			return nil, auth.ErrUnauthenticated
+		}
+		req, _ := request.(Req) // the bodiless requests are not even looked at
+		return serve(ctx, id.UserID, req), nil
 	}
-	return id.UserID, nil
 }
 
 // MakeRegisterEndpoint returns the endpoint of Service.Register.
@@ -94,9 +93,7 @@ func MakeRegisterEndpoint(s Service) endpoint.Endpoint {
 		if err := req.validate(); err != nil {
 			return registerResponse{Err: err}, nil
 		}
-		u, err := s.Register(ctx, Registration{
-			Email: req.Email, Password: req.Password, FirstName: req.FirstName, LastName: req.LastName, Phone: req.Phone,
-		})
+		u, err := s.Register(ctx, Registration(req))
 		return registerResponse{User: u, Err: err}, nil
 	}
 }
@@ -127,104 +124,71 @@ func MakeRefreshEndpoint(s Service) endpoint.Endpoint {
 
 // MakeLogoutEndpoint returns the endpoint of Service.Logout for the caller.
 func MakeLogoutEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(refreshRequest)
+	return forCaller(func(ctx context.Context, userID string, req refreshRequest) any {
 		if err := req.validate(); err != nil {
-			return logoutResponse{Err: err}, nil
+			return logoutResponse{Err: err}
 		}
-		return logoutResponse{Err: s.Logout(ctx, userID, req.RefreshToken)}, nil
-	}
+		return logoutResponse{Err: s.Logout(ctx, userID, req.RefreshToken)}
+	})
 }
 
 // MakeGetProfileEndpoint returns the endpoint of Service.GetProfile for the caller.
 func MakeGetProfileEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, _ any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
+	return forCaller(func(ctx context.Context, userID string, _ getProfileRequest) any {
 		u, err := s.GetProfile(ctx, userID)
-		return userResponse{User: u, Err: err}, nil
-	}
+		return userResponse{User: u, Err: err}
+	})
 }
 
 // MakeUpdateProfileEndpoint returns the endpoint of Service.UpdateProfile for the caller.
 func MakeUpdateProfileEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(updateProfileRequest)
+	return forCaller(func(ctx context.Context, userID string, req updateProfileRequest) any {
 		if err := req.validate(); err != nil {
-			return userResponse{Err: err}, nil
+			return userResponse{Err: err}
 		}
 		u, err := s.UpdateProfile(ctx, userID, ProfileUpdate(req))
-		return userResponse{User: u, Err: err}, nil
-	}
+		return userResponse{User: u, Err: err}
+	})
 }
 
 // MakeListAddressesEndpoint returns the endpoint of Service.ListAddresses for the caller.
 func MakeListAddressesEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, _ any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
+	return forCaller(func(ctx context.Context, userID string, _ listAddressesRequest) any {
 		addrs, err := s.ListAddresses(ctx, userID)
-		return addressesResponse{Items: addrs, Err: err}, nil
-	}
+		return addressesResponse{Items: addrs, Err: err}
+	})
 }
 
 // MakeAddAddressEndpoint returns the endpoint of Service.AddAddress for the caller.
 func MakeAddAddressEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(addAddressRequest)
+	return forCaller(func(ctx context.Context, userID string, req addAddressRequest) any {
 		if err := req.validate(); err != nil {
-			return addAddressResponse{Err: err}, nil
+			return addAddressResponse{Err: err}
 		}
 		a, err := s.AddAddress(ctx, userID, Address{
 			Type: req.Type, Street: req.Street, City: req.City, State: req.State,
 			ZipCode: req.ZipCode, Country: req.Country, IsDefault: req.IsDefault,
 		})
-		return addAddressResponse{Address: a, Err: err}, nil
-	}
+		return addAddressResponse{Address: a, Err: err}
+	})
 }
 
 // MakeUpdateAddressEndpoint returns the endpoint of Service.UpdateAddress for the caller.
 func MakeUpdateAddressEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(updateAddressRequest)
+	return forCaller(func(ctx context.Context, userID string, req updateAddressRequest) any {
 		if err := req.validate(); err != nil {
-			return addressResponse{Err: err}, nil
+			return addressResponse{Err: err}
 		}
 		a, err := s.UpdateAddress(ctx, userID, req.ID, AddressUpdate(req.addressPatch))
-		return addressResponse{Address: a, Err: err}, nil
-	}
+		return addressResponse{Address: a, Err: err}
+	})
 }
 
 // MakeDeleteAddressEndpoint returns the endpoint of Service.DeleteAddress for the caller.
 func MakeDeleteAddressEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(deleteAddressRequest)
-		return deleteAddressResponse{Err: s.DeleteAddress(ctx, userID, req.ID)}, nil
-	}
+	return forCaller(func(ctx context.Context, userID string, req deleteAddressRequest) any {
+		return deleteAddressResponse{Err: s.DeleteAddress(ctx, userID, req.ID)}
+	})
 }
 
 // MakeListUsersEndpoint returns the endpoint of Service.ListUsers.
@@ -251,9 +215,7 @@ func MakeGetUserEndpoint(s Service) endpoint.Endpoint {
 // Service implementation, so Endpoints doubles as a client.
 
 func (e Endpoints) Register(ctx context.Context, r Registration) (User, error) {
-	resp, err := e.RegisterEndpoint(ctx, registerRequest{
-		Email: r.Email, Password: r.Password, FirstName: r.FirstName, LastName: r.LastName, Phone: r.Phone,
-	})
+	resp, err := e.RegisterEndpoint(ctx, registerRequest(r))
 	if err != nil {
 		return User{}, err
 	}
@@ -359,281 +321,4 @@ func (e Endpoints) GetUser(ctx context.Context, id string) (User, error) {
 	}
 	out := resp.(userResponse)
 	return out.User, out.Err
-}
-
-// ErrNotRemote is returned by Endpoints for methods that have no route.
-var ErrNotRemote = errors.New("user: this method is not available over HTTP")
-
-// EnsureAdmin is a start-up task of the user service itself; no route
-// exposes it.
-func (e Endpoints) EnsureAdmin(context.Context, string, string) error { return ErrNotRemote }
-
-// Requests. Each validates itself; a failure is a 422 naming every bad field.
-
-type registerRequest struct {
-	Email     string `json:"email"`
-	Password  string `json:"password"`
-	FirstName string `json:"first_name"`
-	LastName  string `json:"last_name"`
-	Phone     string `json:"phone,omitempty"`
-}
-
-func (r registerRequest) validate() error {
-	p := validate.Problems{}
-	checkEmail(p, "email", r.Email)
-	checkPassword(p, "password", r.Password)
-	p.Text("first_name", r.FirstName, 100, true)
-	p.Text("last_name", r.LastName, 100, true)
-	p.Text("phone", r.Phone, 20, false)
-	return p.Err()
-}
-
-type loginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
-func (r loginRequest) validate() error {
-	p := validate.Problems{}
-	if strings.TrimSpace(r.Email) == "" {
-		p["email"] = "is required"
-	}
-	switch {
-	case r.Password == "":
-		p["password"] = "is required"
-	case len(r.Password) > maxPasswordBytes:
-		p["password"] = "must be at most 72 bytes"
-	}
-	return p.Err()
-}
-
-// refreshRequest is the body of both refresh and logout.
-type refreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
-}
-
-func (r refreshRequest) validate() error {
-	p := validate.Problems{}
-	switch {
-	case r.RefreshToken == "":
-		p["refresh_token"] = "is required"
-	case len(r.RefreshToken) > 512: // ours are 43 bytes; a huge one is not worth hashing
-		p["refresh_token"] = "is too long"
-	}
-	return p.Err()
-}
-
-type getProfileRequest struct{}
-
-type updateProfileRequest struct {
-	FirstName *string `json:"first_name,omitempty"`
-	LastName  *string `json:"last_name,omitempty"`
-	Phone     *string `json:"phone,omitempty"` // "" clears it
-}
-
-func (r updateProfileRequest) validate() error {
-	p := validate.Problems{}
-	if r.FirstName == nil && r.LastName == nil && r.Phone == nil {
-		p["body"] = "nothing to update: give first_name, last_name or phone"
-	}
-	if r.FirstName != nil {
-		p.Text("first_name", *r.FirstName, 100, true)
-	}
-	if r.LastName != nil {
-		p.Text("last_name", *r.LastName, 100, true)
-	}
-	if r.Phone != nil {
-		p.Text("phone", *r.Phone, 20, false)
-	}
-	return p.Err()
-}
-
-type listAddressesRequest struct{}
-
-type addAddressRequest struct {
-	Type      string `json:"type"`
-	Street    string `json:"street"`
-	City      string `json:"city"`
-	State     string `json:"state"`
-	ZipCode   string `json:"zip_code"`
-	Country   string `json:"country"`
-	IsDefault bool   `json:"is_default"`
-}
-
-func (r addAddressRequest) validate() error {
-	p := validate.Problems{}
-	checkAddressType(p, "type", r.Type)
-	p.Text("street", r.Street, 255, true)
-	p.Text("city", r.City, 100, true)
-	p.Text("state", r.State, 100, true)
-	p.Text("zip_code", r.ZipCode, 20, true)
-	p.Text("country", r.Country, 100, true)
-	return p.Err()
-}
-
-type updateAddressRequest struct {
-	ID string `json:"-"` // from the path
-	addressPatch
-}
-
-// addressPatch is the JSON form of AddressUpdate; absent fields stay as
-// they are.
-type addressPatch struct {
-	Type      *string `json:"type,omitempty"`
-	Street    *string `json:"street,omitempty"`
-	City      *string `json:"city,omitempty"`
-	State     *string `json:"state,omitempty"`
-	ZipCode   *string `json:"zip_code,omitempty"`
-	Country   *string `json:"country,omitempty"`
-	IsDefault *bool   `json:"is_default,omitempty"`
-}
-
-func (r updateAddressRequest) validate() error {
-	p := validate.Problems{}
-	u := r.addressPatch
-	if u == (addressPatch{}) {
-		p["body"] = "nothing to update"
-	}
-	if u.Type != nil {
-		checkAddressType(p, "type", *u.Type)
-	}
-	for _, f := range []struct {
-		name string
-		v    *string
-		max  int
-	}{{"street", u.Street, 255}, {"city", u.City, 100}, {"state", u.State, 100}, {"zip_code", u.ZipCode, 20}, {"country", u.Country, 100}} {
-		if f.v != nil {
-			p.Text(f.name, *f.v, f.max, true)
-		}
-	}
-	return p.Err()
-}
-
-type deleteAddressRequest struct {
-	ID string
-}
-
-type listUsersRequest struct {
-	Page     int
-	PageSize int
-}
-
-func (r listUsersRequest) validate() error {
-	p := validate.Problems{}
-	p.Page(r.Page, r.PageSize)
-	return p.Err()
-}
-
-type getUserRequest struct {
-	ID string
-}
-
-// Responses. Business errors travel in Err (endpoint.Failer), so a client's
-// circuit breaker never counts a 404 as a failure.
-
-type registerResponse struct {
-	User User  `json:"user"`
-	Err  error `json:"-"`
-}
-
-func (r registerResponse) Failed() error   { return r.Err }
-func (r registerResponse) StatusCode() int { return http.StatusCreated }
-
-type tokenResponse struct {
-	TokenPair
-	Err error `json:"-"`
-}
-
-func (r tokenResponse) Failed() error { return r.Err }
-
-// Headers keeps tokens out of every cache (RFC 6749 §5.1).
-func (r tokenResponse) Headers() http.Header {
-	return http.Header{"Cache-Control": {"no-store"}, "Pragma": {"no-cache"}}
-}
-
-type logoutResponse struct {
-	Err error `json:"-"`
-}
-
-func (r logoutResponse) Failed() error   { return r.Err }
-func (r logoutResponse) StatusCode() int { return http.StatusNoContent }
-
-type userResponse struct {
-	User User  `json:"user"`
-	Err  error `json:"-"`
-}
-
-func (r userResponse) Failed() error { return r.Err }
-
-type addressesResponse struct {
-	Items []Address `json:"items"`
-	Err   error     `json:"-"`
-}
-
-func (r addressesResponse) Failed() error { return r.Err }
-
-type addAddressResponse struct {
-	Address Address `json:"address"`
-	Err     error   `json:"-"`
-}
-
-func (r addAddressResponse) Failed() error   { return r.Err }
-func (r addAddressResponse) StatusCode() int { return http.StatusCreated }
-func (r addAddressResponse) Headers() http.Header {
-	return http.Header{"Location": {"/api/v1/users/me/addresses/" + r.Address.ID}}
-}
-
-type addressResponse struct {
-	Address Address `json:"address"`
-	Err     error   `json:"-"`
-}
-
-func (r addressResponse) Failed() error { return r.Err }
-
-type deleteAddressResponse struct {
-	Err error `json:"-"`
-}
-
-func (r deleteAddressResponse) Failed() error   { return r.Err }
-func (r deleteAddressResponse) StatusCode() int { return http.StatusNoContent }
-
-type listUsersResponse struct {
-	Items    []User `json:"items"`
-	Page     int    `json:"page"`
-	PageSize int    `json:"page_size"`
-	Total    int    `json:"total"`
-	Err      error  `json:"-"`
-}
-
-func (r listUsersResponse) Failed() error { return r.Err }
-
-// Validation: the user service's own checks, on top of validate.Problems.
-
-// maxPasswordBytes is bcrypt's limit: it ignores (newer versions reject)
-// anything longer.
-const maxPasswordBytes = 72
-
-func checkEmail(p validate.Problems, field, v string) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		p[field] = "is required"
-		return
-	}
-	// ParseAddress accepts "Name <a@b>" too; only a bare address is an email.
-	addr, err := mail.ParseAddress(v)
-	if err != nil || addr.Address != v || len(v) > 255 {
-		p[field] = "must be a valid email address"
-	}
-}
-
-func checkPassword(p validate.Problems, field, v string) {
-	if len(v) < 8 || len(v) > maxPasswordBytes {
-		p[field] = "must be 8 to 72 bytes long"
-	}
-}
-
-func checkAddressType(p validate.Problems, field, v string) {
-	if v != AddressBilling && v != AddressShipping {
-		p[field] = "must be billing or shipping"
-	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
@@ -17,7 +16,8 @@ import (
 // Middleware decorates a Service.
 type Middleware func(Service) Service
 
-// LoggingMiddleware logs one line per call with its outcome and duration.
+// LoggingMiddleware logs one line per call with its outcome and duration,
+// at error level only for failures (isBusinessError, transport_http.go).
 // It logs ids only: never passwords, tokens or email addresses.
 func LoggingMiddleware(logger log.Logger) Middleware {
 	return func(next Service) Service {
@@ -101,16 +101,6 @@ func (mw *loggingMiddleware) GetUser(ctx context.Context, id string) (u User, er
 	defer func(begin time.Time) { mw.Log(ctx, "GetUser", begin, err, "user_id", id) }(time.Now())
 	return mw.next.GetUser(ctx, id)
 }
-
-func (mw *loggingMiddleware) EnsureAdmin(ctx context.Context, email, password string) (err error) {
-	defer func(begin time.Time) { mw.Log(ctx, "EnsureAdmin", begin, err) }(time.Now())
-	return mw.next.EnsureAdmin(ctx, email, password)
-}
-
-// isBusinessError reports whether err is an expected answer (a domain error
-// or a client mistake, answered with a 4xx) rather than a failure worth an
-// error-level log line.
-func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
 
 // Metrics are the user service's business metrics.
 type Metrics struct {
@@ -230,9 +220,4 @@ func (mw *instrumentingMiddleware) ListUsers(ctx context.Context, page, pageSize
 func (mw *instrumentingMiddleware) GetUser(ctx context.Context, id string) (u User, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("GetUser", begin, err) }(time.Now())
 	return mw.next.GetUser(ctx, id)
-}
-
-func (mw *instrumentingMiddleware) EnsureAdmin(ctx context.Context, email, password string) (err error) {
-	defer func(begin time.Time) { mw.m.Duration.Observe("EnsureAdmin", begin, err) }(time.Now())
-	return mw.next.EnsureAdmin(ctx, email, password)
 }

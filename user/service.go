@@ -2,8 +2,10 @@
 // short-lived access tokens and rotating refresh tokens, profiles and
 // addresses, and the admin's view of users. The go-kit layers sit in their
 // own files: service.go (this file: interface, domain types and errors, the
-// implementation), endpoints.go, transport_http.go, client.go and
-// middleware.go; the PostgreSQL repository lives in package user/postgres.
+// implementation of accounts and tokens), addresses.go, admin.go (the admin
+// bootstrap main runs) and validation.go; endpoints.go, requests.go,
+// responses.go, transport_http.go and client.go; middleware.go. The
+// PostgreSQL repository lives in package user/postgres.
 package user
 
 import (
@@ -21,7 +23,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // ServiceName is the name the service registers in Consul under and puts in
@@ -47,10 +49,6 @@ type Service interface {
 
 	ListUsers(ctx context.Context, page, pageSize int) (UserPage, error)
 	GetUser(ctx context.Context, id string) (User, error)
-
-	// EnsureAdmin makes sure an active admin with this email and password
-	// exists. It is idempotent and safe to run from several instances at once.
-	EnsureAdmin(ctx context.Context, email, password string) error
 }
 
 // User is an account. The password hash never leaves the repository.
@@ -90,19 +88,20 @@ const (
 )
 
 // Address is a billing or shipping address of a user; at most one of each
-// type is the default.
+// type is the default. Its db tags name the columns of user/postgres, which
+// reads it as it is: every field is stored as the API shows it.
 type Address struct {
-	ID        string    `json:"id"`
-	UserID    string    `json:"user_id"`
-	Type      string    `json:"type"`
-	Street    string    `json:"street"`
-	City      string    `json:"city"`
-	State     string    `json:"state"`
-	ZipCode   string    `json:"zip_code"`
-	Country   string    `json:"country"`
-	IsDefault bool      `json:"is_default"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        string    `json:"id" db:"id"`
+	UserID    string    `json:"user_id" db:"user_id"`
+	Type      string    `json:"type" db:"type"`
+	Street    string    `json:"street" db:"street"`
+	City      string    `json:"city" db:"city"`
+	State     string    `json:"state" db:"state"`
+	ZipCode   string    `json:"zip_code" db:"zip_code"`
+	Country   string    `json:"country" db:"country"`
+	IsDefault bool      `json:"is_default" db:"is_default"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
 }
 
 // AddressUpdate changes the fields that are not nil.
@@ -204,6 +203,23 @@ type Options struct {
 	RefreshTokenTTL time.Duration
 }
 
+// withDefaults fills in the zero values and checks the rest.
+func (o Options) withDefaults() (Options, error) {
+	if o.BcryptCost == 0 {
+		o.BcryptCost = bcrypt.DefaultCost
+	}
+	if o.BcryptCost < bcrypt.MinCost || o.BcryptCost > bcrypt.MaxCost {
+		return Options{}, fmt.Errorf("user: bcrypt cost %d outside %d..%d", o.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if o.RefreshTokenTTL == 0 {
+		o.RefreshTokenTTL = 30 * 24 * time.Hour
+	}
+	if o.RefreshTokenTTL < 0 {
+		return Options{}, errors.New("user: refresh token lifetime must be positive")
+	}
+	return o, nil
+}
+
 type service struct {
 	repo       Repository
 	tokens     *auth.Tokens
@@ -218,17 +234,9 @@ type service struct {
 // NewService returns the service backed by repo, issuing access tokens with
 // tokens.
 func NewService(repo Repository, tokens *auth.Tokens, opts Options) (Service, error) {
-	if opts.BcryptCost == 0 {
-		opts.BcryptCost = bcrypt.DefaultCost
-	}
-	if opts.BcryptCost < bcrypt.MinCost || opts.BcryptCost > bcrypt.MaxCost {
-		return nil, fmt.Errorf("user: bcrypt cost %d outside %d..%d", opts.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
-	}
-	if opts.RefreshTokenTTL == 0 {
-		opts.RefreshTokenTTL = 30 * 24 * time.Hour
-	}
-	if opts.RefreshTokenTTL < 0 {
-		return nil, errors.New("user: refresh token lifetime must be positive")
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	dummy, err := bcrypt.GenerateFromPassword([]byte("no account has this password"), opts.BcryptCost)
 	if err != nil {
@@ -424,68 +432,6 @@ func (s *service) UpdateProfile(ctx context.Context, userID string, p ProfileUpd
 	return s.repo.UpdateUser(ctx, u, evt)
 }
 
-func (s *service) ListAddresses(ctx context.Context, userID string) ([]Address, error) {
-	userID, ok := parseID(userID)
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return s.repo.ListAddresses(ctx, userID)
-}
-
-// AddAddress stores a for userID; a's ID, UserID and timestamps are ignored.
-func (s *service) AddAddress(ctx context.Context, userID string, a Address) (Address, error) {
-	userID, ok := parseID(userID)
-	if !ok {
-		return Address{}, ErrNotFound
-	}
-	a = trimAddress(a)
-	a.ID, a.UserID = uuid.NewString(), userID
-	return s.repo.CreateAddress(ctx, a)
-}
-
-func (s *service) UpdateAddress(ctx context.Context, userID, addressID string, p AddressUpdate) (Address, error) {
-	userID, ok1 := parseID(userID)
-	addressID, ok2 := parseID(addressID)
-	if !ok1 || !ok2 {
-		return Address{}, ErrNotFound
-	}
-	a, err := s.repo.AddressByID(ctx, userID, addressID)
-	if err != nil {
-		return Address{}, err
-	}
-	set := func(dst *string, src *string) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	set(&a.Type, p.Type)
-	set(&a.Street, p.Street)
-	set(&a.City, p.City)
-	set(&a.State, p.State)
-	set(&a.ZipCode, p.ZipCode)
-	set(&a.Country, p.Country)
-	if p.IsDefault != nil {
-		a.IsDefault = *p.IsDefault
-	}
-	return s.repo.UpdateAddress(ctx, trimAddress(a))
-}
-
-func (s *service) DeleteAddress(ctx context.Context, userID, addressID string) error {
-	userID, ok1 := parseID(userID)
-	addressID, ok2 := parseID(addressID)
-	if !ok1 || !ok2 {
-		return ErrNotFound
-	}
-	return s.repo.DeleteAddress(ctx, userID, addressID)
-}
-
-func trimAddress(a Address) Address {
-	for _, f := range []*string{&a.Type, &a.Street, &a.City, &a.State, &a.ZipCode, &a.Country} {
-		*f = strings.TrimSpace(*f)
-	}
-	return a
-}
-
 func (s *service) ListUsers(ctx context.Context, page, pageSize int) (UserPage, error) {
 	if page < 1 || pageSize < 1 {
 		return UserPage{}, fmt.Errorf("user: page %d, size %d: both must be positive", page, pageSize)
@@ -498,57 +444,9 @@ func (s *service) ListUsers(ctx context.Context, page, pageSize int) (UserPage, 
 }
 
 func (s *service) GetUser(ctx context.Context, id string) (User, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return User{}, ErrNotFound
 	}
 	return s.repo.UserByID(ctx, id)
-}
-
-func (s *service) EnsureAdmin(ctx context.Context, email, password string) error {
-	// The credentials come from configuration, not a request, but must meet
-	// the rules a registration meets, or the admin could never log in.
-	if err := (registerRequest{Email: email, Password: password, FirstName: "Admin", LastName: "Mercato"}).validate(); err != nil {
-		var e *httpkit.Error
-		if errors.As(err, &e) {
-			return fmt.Errorf("admin credentials: %v", e.Details)
-		}
-		return err
-	}
-	_, err := s.createUser(ctx, Registration{Email: email, Password: password, FirstName: "Admin", LastName: "Mercato"}, auth.RoleAdmin)
-	if !errors.Is(err, ErrEmailTaken) {
-		return err // created, or failed
-	}
-	// The account exists: another instance created it a moment ago, or an
-	// earlier start did, or someone registered the address as a customer.
-	// The configured password is the truth, so whoever registered the address
-	// first cannot inherit admin rights with a password of their own.
-	u, hash, err := s.repo.Credentials(ctx, NormalizeEmail(email))
-	if err != nil {
-		return err
-	}
-	if u.Role == auth.RoleAdmin && u.IsActive && bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil {
-		return nil
-	}
-	newHash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
-	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
-	}
-	u.Role, u.IsActive = auth.RoleAdmin, true
-	evt, err := newUserEvent(ctx, events.UserUpdated, u)
-	if err != nil {
-		return err
-	}
-	return s.repo.MakeAdmin(ctx, u.ID, string(newHash), evt)
-}
-
-// parseID returns id in canonical form, or false when it is no UUID: such an
-// id names no row, and passing it on would only make PostgreSQL reject the
-// query with an error that is not "not found".
-func parseID(id string) (string, bool) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }

@@ -385,8 +385,9 @@ func TestGetUserAndList(t *testing.T) {
 func TestEnsureAdmin(t *testing.T) {
 	ctx := context.Background()
 	svc, repo, tokens := newTestService(t)
+	opts := Options{BcryptCost: bcrypt.MinCost}
 
-	if err := svc.EnsureAdmin(ctx, "Root@Example.com", "admin-password"); err != nil {
+	if err := EnsureAdmin(ctx, repo, opts, "Root@Example.com", "admin-password"); err != nil {
 		t.Fatal(err)
 	}
 	pair, err := svc.Login(ctx, "root@example.com", "admin-password")
@@ -398,7 +399,7 @@ func TestEnsureAdmin(t *testing.T) {
 	}
 
 	// Again with the same credentials: nothing changes, the session lives.
-	if err := svc.EnsureAdmin(ctx, "root@example.com", "admin-password"); err != nil {
+	if err := EnsureAdmin(ctx, repo, opts, "root@example.com", "admin-password"); err != nil {
 		t.Fatal(err)
 	}
 	if types := repo.eventTypes(); !slices.Equal(types, []string{events.UserCreated}) {
@@ -415,7 +416,7 @@ func TestEnsureAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.EnsureAdmin(ctx, "boss@example.com", "the-real-password"); err != nil {
+	if err := EnsureAdmin(ctx, repo, opts, "boss@example.com", "the-real-password"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Login(ctx, "boss@example.com", "password123"); !errors.Is(err, ErrInvalidCredentials) {
@@ -433,7 +434,7 @@ func TestEnsureAdmin(t *testing.T) {
 	}
 
 	for _, bad := range [][2]string{{"not-an-email", "admin-password"}, {"a@example.com", "short"}} {
-		if err := svc.EnsureAdmin(ctx, bad[0], bad[1]); err == nil {
+		if err := EnsureAdmin(ctx, repo, opts, bad[0], bad[1]); err == nil {
 			t.Errorf("EnsureAdmin(%q, %q) accepted", bad[0], bad[1])
 		}
 	}

@@ -29,6 +29,12 @@ var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrUserInactive, Status: http.StatusForbidden, Code: "user_inactive"},
 }
 
+// isBusinessError reports whether err is an expected answer (a domain error
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line. The logging middleware asks it, so the service layer
+// need not know the table above.
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
+
 // MakeHTTPHandler adds the user service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)

@@ -37,6 +37,8 @@ type stack struct {
 	srv    *httptest.Server
 	hits   *atomic.Int64 // requests served
 	db     *sqlx.DB
+	repo   user.Repository
+	opts   user.Options
 	svc    user.Service
 	tokens *auth.Tokens
 }
@@ -58,7 +60,8 @@ func newStackOn(t *testing.T, db *sqlx.DB) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := user.NewService(postgres.New(db), tokens, user.Options{BcryptCost: bcrypt.MinCost})
+	repo, opts := postgres.New(db), user.Options{BcryptCost: bcrypt.MinCost}
+	svc, err := user.NewService(repo, tokens, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +78,7 @@ func newStackOn(t *testing.T, db *sqlx.DB) *stack {
 		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return &stack{srv: srv, hits: hits, db: db, svc: svc, tokens: tokens}
+	return &stack{srv: srv, hits: hits, db: db, repo: repo, opts: opts, svc: svc, tokens: tokens}
 }
 
 type response struct {
@@ -147,7 +150,7 @@ func (s *stack) login(t *testing.T, email, password string) (access, refresh str
 
 func (s *stack) admin(t *testing.T) string {
 	t.Helper()
-	if err := s.svc.EnsureAdmin(context.Background(), "root@example.com", "admin-password"); err != nil {
+	if err := user.EnsureAdmin(context.Background(), s.repo, s.opts, "root@example.com", "admin-password"); err != nil {
 		t.Fatal(err)
 	}
 	access, _ := s.login(t, "root@example.com", "admin-password")
@@ -548,7 +551,9 @@ func TestEnsureAdminConcurrently(t *testing.T) {
 	s := newStack(t)
 	errs := make(chan error, 4)
 	for range 4 {
-		go func() { errs <- s.svc.EnsureAdmin(context.Background(), "root@example.com", "admin-password") }()
+		go func() {
+			errs <- user.EnsureAdmin(context.Background(), s.repo, s.opts, "root@example.com", "admin-password")
+		}()
 	}
 	for range 4 {
 		if err := <-errs; err != nil {

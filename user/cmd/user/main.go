@@ -64,7 +64,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc, err := user.NewService(postgres.New(db), tokens, user.Options{BcryptCost: *bcryptCost, RefreshTokenTTL: *refreshTokenTTL})
+	repo := postgres.New(db)
+	opts := user.Options{BcryptCost: *bcryptCost, RefreshTokenTTL: *refreshTokenTTL}
+	svc, err := user.NewService(repo, tokens, opts)
 	if err != nil {
 		return err
 	}
@@ -73,7 +75,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Bootstrap admin: idempotent, and safe when instances start together.
 	if *adminEmail != "" {
-		if err := svc.EnsureAdmin(in.StartContext(), *adminEmail, *adminPassword); err != nil {
+		if err := user.EnsureAdmin(in.StartContext(), repo, opts, *adminEmail, *adminPassword); err != nil {
 			return fmt.Errorf("ensure admin: %w", err)
 		}
 	}

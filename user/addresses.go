@@ -1,0 +1,74 @@
+package user
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/shared/validate"
+)
+
+// The address book of a user: the Service's address methods.
+
+func (s *service) ListAddresses(ctx context.Context, userID string) ([]Address, error) {
+	userID, ok := validate.ParseUUID(userID)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return s.repo.ListAddresses(ctx, userID)
+}
+
+// AddAddress stores a for userID; a's ID, UserID and timestamps are ignored.
+func (s *service) AddAddress(ctx context.Context, userID string, a Address) (Address, error) {
+	userID, ok := validate.ParseUUID(userID)
+	if !ok {
+		return Address{}, ErrNotFound
+	}
+	a = trimAddress(a)
+	a.ID, a.UserID = uuid.NewString(), userID
+	return s.repo.CreateAddress(ctx, a)
+}
+
+func (s *service) UpdateAddress(ctx context.Context, userID, addressID string, p AddressUpdate) (Address, error) {
+	userID, ok1 := validate.ParseUUID(userID)
+	addressID, ok2 := validate.ParseUUID(addressID)
+	if !ok1 || !ok2 {
+		return Address{}, ErrNotFound
+	}
+	a, err := s.repo.AddressByID(ctx, userID, addressID)
+	if err != nil {
+		return Address{}, err
+	}
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&a.Type, p.Type)
+	set(&a.Street, p.Street)
+	set(&a.City, p.City)
+	set(&a.State, p.State)
+	set(&a.ZipCode, p.ZipCode)
+	set(&a.Country, p.Country)
+	if p.IsDefault != nil {
+		a.IsDefault = *p.IsDefault
+	}
+	return s.repo.UpdateAddress(ctx, trimAddress(a))
+}
+
+func (s *service) DeleteAddress(ctx context.Context, userID, addressID string) error {
+	userID, ok1 := validate.ParseUUID(userID)
+	addressID, ok2 := validate.ParseUUID(addressID)
+	if !ok1 || !ok2 {
+		return ErrNotFound
+	}
+	return s.repo.DeleteAddress(ctx, userID, addressID)
+}
+
+func trimAddress(a Address) Address {
+	for _, f := range []*string{&a.Type, &a.Street, &a.City, &a.State, &a.ZipCode, &a.Country} {
+		*f = strings.TrimSpace(*f)
+	}
+	return a
+}

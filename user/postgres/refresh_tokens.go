@@ -1,0 +1,93 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/user"
+)
+
+type refreshTokenRow struct {
+	ID         string         `db:"id"`
+	UserID     string         `db:"user_id"`
+	FamilyID   string         `db:"family_id"`
+	TokenHash  []byte         `db:"token_hash"`
+	ExpiresAt  time.Time      `db:"expires_at"`
+	RevokedAt  sql.NullTime   `db:"revoked_at"`
+	ReplacedBy sql.NullString `db:"replaced_by"`
+	CreatedAt  time.Time      `db:"created_at"`
+}
+
+func (r refreshTokenRow) token() user.RefreshToken {
+	t := user.RefreshToken{
+		ID: r.ID, UserID: r.UserID, FamilyID: r.FamilyID, Hash: r.TokenHash,
+		ExpiresAt: r.ExpiresAt.UTC(), ReplacedBy: r.ReplacedBy.String, CreatedAt: r.CreatedAt.UTC(),
+	}
+	if r.RevokedAt.Valid {
+		at := r.RevokedAt.Time.UTC()
+		t.RevokedAt = &at
+	}
+	return t
+}
+
+// insertRefreshToken stores a token's hash, never the token itself.
+//
+//nolint:gosec // G101: a SQL statement naming the token_hash column, not a credential
+const insertRefreshToken = `
+	INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
+	VALUES ($1, $2, $3, $4, $5)`
+
+func (r *Repository) CreateRefreshToken(ctx context.Context, t user.RefreshToken) error {
+	_, err := r.db.ExecContext(ctx, insertRefreshToken, t.ID, t.UserID, t.FamilyID, t.Hash, t.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("insert refresh token: %w", err)
+	}
+	return nil
+}
+
+func (r *Repository) RefreshTokenByHash(ctx context.Context, hash []byte) (user.RefreshToken, error) {
+	var row refreshTokenRow
+	err := r.db.GetContext(ctx, &row, `
+		SELECT id, user_id, family_id, token_hash, expires_at, revoked_at, replaced_by, created_at
+		FROM refresh_tokens WHERE token_hash = $1`, hash)
+	if err != nil {
+		return user.RefreshToken{}, notFound(err)
+	}
+	return row.token(), nil
+}
+
+func (r *Repository) RotateRefreshToken(ctx context.Context, oldID string, next user.RefreshToken) error {
+	return sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
+		// The conditional update is the arbiter between concurrent refreshes
+		// of one token: only one of them finds it unrevoked.
+		res, err := tx.ExecContext(ctx, `
+			UPDATE refresh_tokens SET revoked_at = now(), replaced_by = $2
+			WHERE id = $1 AND revoked_at IS NULL`, oldID, next.ID)
+		if err != nil {
+			return fmt.Errorf("revoke refresh token: %w", err)
+		}
+		if err := oneRow(res, user.ErrRefreshTokenReused); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, insertRefreshToken,
+			next.ID, next.UserID, next.FamilyID, next.Hash, next.ExpiresAt); err != nil {
+			return fmt.Errorf("insert refresh token: %w", err)
+		}
+		return nil
+	})
+}
+
+func (r *Repository) RevokeRefreshTokenFamily(ctx context.Context, familyID string) error {
+	_, err := r.db.ExecContext(ctx, `
+		UPDATE refresh_tokens SET revoked_at = now()
+		WHERE family_id = $1 AND revoked_at IS NULL`, familyID)
+	if err != nil {
+		return fmt.Errorf("revoke refresh token family: %w", err)
+	}
+	return nil
+}
