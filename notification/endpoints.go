@@ -10,14 +10,11 @@ import (
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
-// Endpoints collects one endpoint per Service method. On the server they are
-// built by MakeServerEndpoints around a Service; endpoints that call a remote
-// instance would make a client. Either way Endpoints is itself a Service (no
-// other service calls this one today, so no client is built).
-//
-// As a client, every method acts for the user whose bearer token ctx carries
-// (auth.ContextToHTTP forwards it); the userID argument is not sent, because
-// the server never takes the caller's identity from anything but the token.
+// Endpoints collects one endpoint per Service method, built by
+// MakeServerEndpoints around a Service. Unlike user's, product's and
+// payment's, they do not double as a client: only the gateway calls the
+// notification service, and it proxies HTTP, so a client would be code
+// nothing runs.
 type Endpoints struct {
 	ListNotificationsEndpoint endpoint.Endpoint
 	GetPreferencesEndpoint    endpoint.Endpoint
@@ -26,7 +23,6 @@ type Endpoints struct {
 	DeletePushTokenEndpoint   endpoint.Endpoint
 }
 
-var _ Service = Endpoints{}
 
 // MakeServerEndpoints returns the endpoints of s, with authentication and
 // authorisation applied here and nowhere else. Every route is a user's own
@@ -120,51 +116,6 @@ func MakeDeletePushTokenEndpoint(s Service) endpoint.Endpoint {
 		}
 		return noContentResponse{Err: s.DeletePushToken(ctx, userID)}, nil
 	}
-}
-
-// Service implementation, so Endpoints doubles as a client.
-
-func (e Endpoints) ListNotifications(ctx context.Context, _ string, page, pageSize int) (NotificationPage, error) {
-	resp, err := e.ListNotificationsEndpoint(ctx, listNotificationsRequest{Page: page, PageSize: pageSize})
-	if err != nil {
-		return NotificationPage{}, err
-	}
-	out := resp.(listNotificationsResponse)
-	return NotificationPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, out.Err
-}
-
-func (e Endpoints) GetPreferences(ctx context.Context, _ string) (Preferences, error) {
-	resp, err := e.GetPreferencesEndpoint(ctx, getPreferencesRequest{})
-	if err != nil {
-		return Preferences{}, err
-	}
-	out := resp.(preferencesResponse)
-	return out.Preferences, out.Err
-}
-
-func (e Endpoints) UpdatePreferences(ctx context.Context, _ string, p Preferences) (Preferences, error) {
-	resp, err := e.UpdatePreferencesEndpoint(ctx, updatePreferencesRequest{Email: &p.Email, SMS: &p.SMS, Push: &p.Push})
-	if err != nil {
-		return Preferences{}, err
-	}
-	out := resp.(preferencesResponse)
-	return out.Preferences, out.Err
-}
-
-func (e Endpoints) SetPushToken(ctx context.Context, _ string, token string) error {
-	resp, err := e.SetPushTokenEndpoint(ctx, setPushTokenRequest{Token: token})
-	if err != nil {
-		return err
-	}
-	return resp.(noContentResponse).Err
-}
-
-func (e Endpoints) DeletePushToken(ctx context.Context, _ string) error {
-	resp, err := e.DeletePushTokenEndpoint(ctx, deletePushTokenRequest{})
-	if err != nil {
-		return err
-	}
-	return resp.(noContentResponse).Err
 }
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field.

@@ -14,15 +14,10 @@ import (
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
-// Endpoints collects one endpoint per Service method. On the server they are
-// built by MakeServerEndpoints around a Service. Endpoints is itself a
-// Service, so endpoints that call a remote instance would be its client; none
-// is built, because only the gateway calls the order service, and it proxies.
-//
-// As a Service, every method acts for the user whose token ctx carries
-// (auth.Authenticate reads it); the userID and Caller arguments are not
-// passed on, because the endpoints take the caller's identity from the token
-// only.
+// Endpoints collects one endpoint per Service method, built by
+// MakeServerEndpoints around a Service. Unlike user's, product's and
+// payment's, they do not double as a client: only the gateway calls the order
+// service, and it proxies HTTP, so a client would be code nothing runs.
 type Endpoints struct {
 	PlaceOrderEndpoint  endpoint.Endpoint
 	ListOrdersEndpoint  endpoint.Endpoint
@@ -31,7 +26,6 @@ type Endpoints struct {
 	SetStatusEndpoint   endpoint.Endpoint
 }
 
-var _ Service = Endpoints{}
 
 // MakeServerEndpoints returns the endpoints of s, with authentication and
 // authorisation applied here and nowhere else. Orders belong to people:
@@ -125,45 +119,6 @@ func MakeSetStatusEndpoint(s Service) endpoint.Endpoint {
 		o, err := s.SetStatus(ctx, req.ID, req.Status)
 		return orderResponse{Order: o, Err: err}, nil
 	}
-}
-
-// Service implementation, so Endpoints doubles as a client.
-
-func (e Endpoints) PlaceOrder(ctx context.Context, _ string, idempotencyKey string, c Checkout) (Order, error) {
-	return orderOf(e.PlaceOrderEndpoint(ctx, placeOrderRequest{
-		IdempotencyKey: idempotencyKey, Items: c.Items, ShippingAddress: c.ShippingAddress,
-		BillingAddress: c.BillingAddress, Payment: paymentRequest{Method: "card", Card: c.Card},
-	}))
-}
-
-func (e Endpoints) ListOrders(ctx context.Context, _ Caller, f ListFilter) (OrderPage, error) {
-	resp, err := e.ListOrdersEndpoint(ctx, listOrdersRequest(f))
-	if err != nil {
-		return OrderPage{}, err
-	}
-	out := resp.(listOrdersResponse)
-	return OrderPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, out.Err
-}
-
-func (e Endpoints) GetOrder(ctx context.Context, _ Caller, id string) (Order, error) {
-	return orderOf(e.GetOrderEndpoint(ctx, getOrderRequest{ID: id}))
-}
-
-func (e Endpoints) CancelOrder(ctx context.Context, _ Caller, id, reason string) (Order, error) {
-	return orderOf(e.CancelOrderEndpoint(ctx, cancelOrderRequest{ID: id, Reason: reason}))
-}
-
-func (e Endpoints) SetStatus(ctx context.Context, id string, status Status) (Order, error) {
-	return orderOf(e.SetStatusEndpoint(ctx, setStatusRequest{ID: id, Status: status}))
-}
-
-// orderOf is the answer of an endpoint that answers with one order.
-func orderOf(resp any, err error) (Order, error) {
-	if err != nil {
-		return Order{}, err
-	}
-	out := resp.(orderResponse)
-	return out.Order, out.Err
 }
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field.
