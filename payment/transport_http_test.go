@@ -65,7 +65,7 @@ type stack struct {
 	hits      *atomic.Int64
 	db        *sqlx.DB
 	sandboxDB *sqlx.DB
-	svc       payment.Service
+	svc       payment.Backend
 	tokens    *auth.Tokens
 	reg       *prometheus.Registry
 	logs      *syncBuffer
