@@ -12,15 +12,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/money"
 )
 
-// Refund statuses. Refunds are synchronous with the provider: a refund is
-// pending from its recording until the provider's answer is (moments, unless
-// the call failed or its process stopped), then completed. The seed's
-// "failed" is kept for a provider that confirms refunds later.
-const (
-	RefundPending   = "pending"
-	RefundCompleted = "completed"
-)
-
 // Refund is money given back from a payment.
 type Refund struct {
 	ID               string       `json:"id"`
@@ -42,6 +33,15 @@ type Refund struct {
 	// old one on a pending refund means the call was abandoned.
 	AttemptedAt *time.Time `json:"-"`
 }
+
+// Refund statuses. Refunds are synchronous with the provider: a refund is
+// pending from its recording until the provider's answer is (moments, unless
+// the call failed or its process stopped), then completed. The seed's
+// "failed" is kept for a provider that confirms refunds later.
+const (
+	RefundPending   = "pending"
+	RefundCompleted = "completed"
+)
 
 // RefundRequest is an admin's refund. A zero Amount refunds everything left.
 type RefundRequest struct {

@@ -456,23 +456,20 @@ func (s *service) charge(ctx context.Context, p Payment, card CardDetails) (Paym
 }
 
 func (s *service) GetPayment(ctx context.Context, userID, id string) (Payment, error) {
+	return s.visiblePayment(ctx, userID, id, s.repo.Payment)
+}
+
+func (s *service) PaymentByOrder(ctx context.Context, userID, orderID string) (Payment, error) {
+	return s.visiblePayment(ctx, userID, orderID, s.repo.PaymentByOrder)
+}
+
+// visiblePayment loads the payment with id by load, if userID may see it.
+func (s *service) visiblePayment(ctx context.Context, userID, id string, load func(context.Context, string) (Payment, error)) (Payment, error) {
 	id, ok := parseID(id)
 	if !ok {
 		return Payment{}, ErrNotFound
 	}
-	p, err := s.repo.Payment(ctx, id)
-	if err != nil {
-		return Payment{}, err
-	}
-	return visible(p, userID)
-}
-
-func (s *service) PaymentByOrder(ctx context.Context, userID, orderID string) (Payment, error) {
-	orderID, ok := parseID(orderID)
-	if !ok {
-		return Payment{}, ErrNotFound
-	}
-	p, err := s.repo.PaymentByOrder(ctx, orderID)
+	p, err := load(ctx, id)
 	if err != nil {
 		return Payment{}, err
 	}

@@ -22,12 +22,6 @@ type WebhookDelivery struct {
 	Invalid error
 }
 
-// Webhook event types the sandbox (and any provider adapted to it) sends.
-const (
-	WebhookChargeSucceeded = "charge.succeeded"
-	WebhookChargeFailed    = "charge.failed"
-)
-
 // WebhookEvent is the body of a provider notification.
 type WebhookEvent struct {
 	ID          string `json:"id"`
@@ -36,6 +30,12 @@ type WebhookEvent struct {
 	PaymentID   string `json:"payment_id"`
 	FailureCode string `json:"failure_code,omitempty"`
 }
+
+// Webhook event types the sandbox (and any provider adapted to it) sends.
+const (
+	WebhookChargeSucceeded = "charge.succeeded"
+	WebhookChargeFailed    = "charge.failed"
+)
 
 func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome, error) {
 	if d.Provider != s.provider.Name() {
