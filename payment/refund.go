@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
 )
@@ -59,9 +60,6 @@ type RefundResult struct {
 	// made the refund and this one changed nothing.
 	Replayed bool
 }
-
-// refundKey is the provider's idempotency key of the refund with id.
-func refundKey(id string) string { return "refund:" + id }
 
 // refundHash fingerprints a refund request, so a retry under the same key is
 // told apart from a different request reusing it.
