@@ -9,7 +9,7 @@ import (
 )
 
 // EventHandler is the handler of the payment service's events.Consumer
-// (group "payment"): on order.cancelled it calls Service.CancelOrderPayment,
+// (group "payment"): on order.cancelled it calls CancelOrderPayment,
 // which refunds a captured payment or, while the charge is pending, marks it
 // to be refunded as soon as it is captured.
 //
@@ -20,12 +20,12 @@ import (
 // nothing: the method is idempotent, and the cancellation's refund has one
 // fixed id.
 type EventHandler struct {
-	svc Service
+	svc OrderCanceller
 }
 
 // NewEventHandler returns the handler of the events the service consumes,
-// calling svc (with its middlewares).
-func NewEventHandler(svc Service) *EventHandler { return &EventHandler{svc: svc} }
+// calling svc (the service with its middlewares).
+func NewEventHandler(svc OrderCanceller) *EventHandler { return &EventHandler{svc: svc} }
 
 // EventTypes are the events the service consumes.
 func (h *EventHandler) EventTypes() []string { return []string{events.OrderCancelled} }

@@ -2,7 +2,6 @@ package payment
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -15,7 +14,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
-// Endpoints collects one endpoint per Service method that has a route. On
+// Endpoints collects one endpoint per Service method, each with its route. On
 // the server they are built by MakeServerEndpoints around a Service; in a
 // client (NewClient) they call a remote instance. Either way Endpoints is
 // itself a Service.
@@ -202,14 +201,6 @@ func (e Endpoints) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcom
 		return Outcome{}, err
 	}
 	return Outcome{}, resp.(webhookResponse).Err
-}
-
-// ErrNotRemote is returned by Endpoints for methods that have no route.
-var ErrNotRemote = errors.New("payment: this method is not available over HTTP")
-
-// CancelOrderPayment is driven by the order.cancelled event, not by a call.
-func (e Endpoints) CancelOrderPayment(context.Context, string) (Outcome, error) {
-	return Outcome{}, ErrNotRemote
 }
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field

@@ -8,29 +8,29 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
 
-// Middleware decorates a Service.
-type Middleware func(Service) Service
+// Middleware decorates the service, both what its endpoints serve and what
+// its event handler drives.
+type Middleware func(Backend) Backend
 
 // LoggingMiddleware logs one line per call with its outcome and duration.
 // It logs ids, statuses and amounts only: never a card (not even its last
 // four digits, which add nothing to a log) nor a webhook's signature.
 func LoggingMiddleware(logger log.Logger) Middleware {
-	return func(next Service) Service {
+	return func(next Backend) Backend {
 		return &loggingMiddleware{next: next, Method: logging.Method{Logger: logger, Business: isBusinessError}}
 	}
 }
 
 type loggingMiddleware struct {
-	next Service
+	next Backend
 	logging.Method
 }
 
-var _ Service = (*loggingMiddleware)(nil)
+var _ Backend = (*loggingMiddleware)(nil)
 
 func (mw *loggingMiddleware) Charge(ctx context.Context, r ChargeRequest) (p Payment, created bool, err error) {
 	defer func(begin time.Time) {
@@ -80,11 +80,6 @@ func (mw *loggingMiddleware) CancelOrderPayment(ctx context.Context, orderID str
 	return mw.next.CancelOrderPayment(ctx, orderID)
 }
 
-// isBusinessError reports whether err is an expected answer (a domain error
-// or a client mistake, answered with a 4xx) rather than a failure worth an
-// error-level log line.
-func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
-
 // Metrics are the payment service's business metrics.
 type Metrics struct {
 	Payments       metrics.Counter              // payments_total{status}
@@ -116,15 +111,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // InstrumentingMiddleware records m for every call.
 func InstrumentingMiddleware(m *Metrics) Middleware {
-	return func(next Service) Service { return &instrumentingMiddleware{next: next, m: m} }
+	return func(next Backend) Backend { return &instrumentingMiddleware{next: next, m: m} }
 }
 
 type instrumentingMiddleware struct {
-	next Service
+	next Backend
 	m    *Metrics
 }
 
-var _ Service = (*instrumentingMiddleware)(nil)
+var _ Backend = (*instrumentingMiddleware)(nil)
 
 // refunded counts a refund and the status it left the payment in.
 func (m *Metrics) refunded(r Refund, status string) {

@@ -82,7 +82,9 @@ func lockNowait(t *testing.T, db *sqlx.DB, orderID string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback()
+	// Only ending the transaction matters (it releases the lock); a failed
+	// rollback ends it too.
+	defer func() { _ = tx.Rollback() }()
 	var id string
 	if err := tx.Get(&id, `SELECT id FROM payments WHERE order_id = $1 FOR UPDATE NOWAIT`, orderID); err != nil {
 		t.Fatalf("lock the payment of order %s: %v", orderID, err)

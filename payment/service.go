@@ -4,10 +4,15 @@
 // outcome from the processor's signed webhook, refunds fully or partially,
 // and takes part in the checkout saga through events: payment.processed,
 // payment.failed and payment.refunded out, order.cancelled in. The go-kit
-// layers sit in their own files: service.go (this file: interface, domain
-// types and errors, the implementation), endpoints.go, transport_http.go,
-// client.go and middleware.go; consumer.go holds the order.cancelled
-// handler, and package payment/postgres the PostgreSQL repository.
+// layers sit in their own files: service.go (this file: the interfaces,
+// domain types and errors, the constructor and the charge), endpoints.go,
+// transport_http.go, client.go and middleware.go. The service's other
+// concerns have files named for them: refund.go (refunds, and an order's
+// cancellation), webhook.go (the provider's notifications), signing.go (their
+// signatures), card.go, provider.go (the card processor's port) and
+// recovery.go (provider calls left without an answer); consumer.go holds
+// the order.cancelled handler, and package payment/postgres the PostgreSQL
+// repository.
 //
 // A full card number exists only in memory, for the provider call: what is
 // stored, logged and shown is the brand and the last four digits.
@@ -15,14 +20,9 @@ package payment
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,13 +75,26 @@ type Service interface {
 	// a body that is no valid event answered (d.Invalid). Each notification
 	// is applied once: a repeated one is ErrWebhookReplayed.
 	HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome, error)
+}
 
+// OrderCanceller is the part of the service no route serves: the
+// order.cancelled handler (EventHandler) drives it.
+type OrderCanceller interface {
 	// CancelOrderPayment is the payment side of an order's cancellation: a
 	// captured payment is refunded in full (what is left of it), a pending
 	// one is marked so that its capture is refunded as soon as the webhook
 	// confirms it. ErrNotFound when the order has no payment. Idempotent: a
 	// repeated call completes a cancellation refund left pending.
 	CancelOrderPayment(ctx context.Context, orderID string) (Outcome, error)
+}
+
+// Backend is the service as it runs behind its transports: the Service its
+// endpoints serve and the OrderCanceller its event handler drives.
+// NewService builds one and the middlewares wrap one, so both ways in go
+// through the same logging and metrics.
+type Backend interface {
+	Service
+	OrderCanceller
 }
 
 // Payment statuses.
@@ -159,73 +172,6 @@ func (p Payment) refund(id string) *Refund {
 	return nil
 }
 
-// Card is what is kept of a card: never the number.
-type Card struct {
-	Brand string `json:"brand"`
-	Last4 string `json:"last4"`
-}
-
-// CardDetails is a card as the customer gave it. It lives only in memory,
-// for the provider call; String keeps it out of logs and error messages.
-type CardDetails struct {
-	Number   string `json:"number"`
-	ExpMonth int    `json:"exp_month"`
-	ExpYear  int    `json:"exp_year"`
-	CVC      string `json:"cvc"`
-}
-
-// String shows the card as brand and last four digits only, so that
-// formatting one by mistake (%v in a log line) leaks nothing.
-func (c CardDetails) String() string {
-	k := c.Card()
-	return k.Brand + " ****" + k.Last4
-}
-
-// GoString is String for %#v.
-func (c CardDetails) GoString() string { return c.String() }
-
-// Card is what may be stored of c.
-func (c CardDetails) Card() Card {
-	last4 := ""
-	if n := len(c.Number); n >= 4 {
-		last4 = c.Number[n-4:]
-	}
-	return Card{Brand: CardBrand(c.Number), Last4: last4}
-}
-
-// CardBrand names the card network from the number's prefix (IIN ranges).
-func CardBrand(number string) string {
-	prefix := func(n int) int {
-		if len(number) < n {
-			return -1
-		}
-		v, err := strconv.Atoi(number[:n])
-		if err != nil {
-			return -1
-		}
-		return v
-	}
-	between := func(n, lo, hi int) bool { p := prefix(n); return p >= lo && p <= hi }
-	switch {
-	case strings.HasPrefix(number, "4"):
-		return "visa"
-	case between(2, 51, 55), between(4, 2221, 2720):
-		return "mastercard"
-	case between(2, 34, 34), between(2, 37, 37):
-		return "amex"
-	case between(4, 6011, 6011), between(2, 65, 65), between(3, 644, 649):
-		return "discover"
-	case between(4, 3528, 3589):
-		return "jcb"
-	case between(2, 36, 36), between(3, 300, 305), between(2, 38, 39):
-		return "diners"
-	case between(2, 62, 62):
-		return "unionpay"
-	default:
-		return "unknown"
-	}
-}
-
 // ChargeRequest is an order asking to be paid.
 type ChargeRequest struct {
 	OrderID  string
@@ -233,54 +179,6 @@ type ChargeRequest struct {
 	Amount   money.Amount
 	Currency string
 	Card     CardDetails
-}
-
-// Refund statuses. Refunds are synchronous with the provider: a refund is
-// pending from its recording until the provider's answer is (moments, unless
-// the call failed or its process stopped), then completed. The seed's
-// "failed" is kept for a provider that confirms refunds later.
-const (
-	RefundPending   = "pending"
-	RefundCompleted = "completed"
-)
-
-// Refund is money given back from a payment.
-type Refund struct {
-	ID               string       `json:"id"`
-	PaymentID        string       `json:"payment_id"`
-	Amount           money.Amount `json:"amount"`
-	Reason           string       `json:"reason,omitempty"`
-	Status           string       `json:"status"`
-	ProviderRefundID string       `json:"provider_refund_id"`
-	ProcessedAt      *time.Time   `json:"processed_at,omitempty"`
-	CreatedAt        time.Time    `json:"created_at"`
-	UpdatedAt        time.Time    `json:"updated_at"`
-
-	// IdempotencyKey and RequestHash identify the request that made the
-	// refund, so a retry is recognised and a reuse for another request
-	// refused.
-	IdempotencyKey string `json:"-"`
-	RequestHash    []byte `json:"-"`
-	// AttemptedAt is when a provider call for the refund last started; an
-	// old one on a pending refund means the call was abandoned.
-	AttemptedAt *time.Time `json:"-"`
-}
-
-// RefundRequest is an admin's refund. A zero Amount refunds everything left.
-type RefundRequest struct {
-	PaymentID      string
-	Amount         money.Amount
-	Reason         string
-	IdempotencyKey string // optional
-}
-
-// RefundResult is a refund and the payment after it.
-type RefundResult struct {
-	Refund  Refund
-	Payment Payment
-	// Replayed is true when an earlier request with the same idempotency key
-	// made the refund and this one changed nothing.
-	Replayed bool
 }
 
 // Outcome is what a saga step (a webhook, an order's cancellation) did.
@@ -306,36 +204,6 @@ type PaymentPage struct {
 	Total    int
 }
 
-// WebhookDelivery is a provider's notification as the transport received
-// it: the raw body, kept byte for byte because the signature covers it, and
-// the event the transport decoded from that body.
-type WebhookDelivery struct {
-	Provider  string
-	Signature string // the Mercato-Signature header
-	Body      []byte
-	// Event is Body decoded and validated. When Body is no valid event,
-	// Event is zero and Invalid says what is wrong: HandleWebhook answers it
-	// only after the signature proved the sender, so an unsigned request
-	// learns nothing about what would pass.
-	Event   WebhookEvent
-	Invalid error
-}
-
-// Webhook event types the sandbox (and any provider adapted to it) sends.
-const (
-	WebhookChargeSucceeded = "charge.succeeded"
-	WebhookChargeFailed    = "charge.failed"
-)
-
-// WebhookEvent is the body of a provider notification.
-type WebhookEvent struct {
-	ID          string `json:"id"`
-	Type        string `json:"type"`
-	ChargeID    string `json:"charge_id"`
-	PaymentID   string `json:"payment_id"`
-	FailureCode string `json:"failure_code,omitempty"`
-}
-
 // Domain errors. The transport maps them to status codes with errors.Is.
 var (
 	ErrNotFound              = errors.New("not found")
@@ -349,66 +217,9 @@ var (
 	ErrProviderFailed        = errors.New("the payment provider failed")
 )
 
-// StaleWebhookError is ErrStaleWebhook saying the tolerance the webhook's
-// timestamp was outside of.
-type StaleWebhookError struct {
-	Tolerance time.Duration
-}
-
-func (e *StaleWebhookError) Error() string {
-	return fmt.Sprintf("the webhook timestamp is more than %s away from now", e.Tolerance)
-}
-
-// Is makes errors.Is(err, ErrStaleWebhook) hold.
-func (e *StaleWebhookError) Is(target error) bool { return target == ErrStaleWebhook }
-
 // FailureProcessingError is the failure code of a payment whose charge call
 // was abandoned before the provider took it (Recovery).
 const FailureProcessingError = "processing_error"
-
-// Provider is a card processor. Both calls are idempotent by key, as real
-// processors' are, so a call repeated after a failure or a stopped process
-// returns the first call's result instead of moving money twice: charges are
-// keyed by order id, refunds by "refund:" and the refund's id.
-type Provider interface {
-	// Name is the provider's name in payments and in its webhook route.
-	Name() string
-	// Charge starts a charge and returns its id at once; the outcome arrives
-	// later through the provider's signed webhook.
-	Charge(ctx context.Context, c ProviderCharge) (chargeID string, err error)
-	// Refund gives back part of a succeeded charge, synchronously.
-	Refund(ctx context.Context, r ProviderRefund) (refundID string, err error)
-}
-
-// ChargeFinder is a Provider that can say whether it took a charge under an
-// idempotency key. Recovery asks it about a charge call that was abandoned
-// without an answer; a provider without it cannot be asked, and such a
-// payment is failed (see Recovery).
-type ChargeFinder interface {
-	// FindCharge returns the id of the charge made under key, or
-	// ErrNoSuchCharge when the provider never took one.
-	FindCharge(ctx context.Context, idempotencyKey string) (chargeID string, err error)
-}
-
-// ErrNoSuchCharge is a ChargeFinder's answer for a key it took no charge
-// under.
-var ErrNoSuchCharge = errors.New("the provider has no charge under this idempotency key")
-
-// ProviderCharge is a charge as sent to the provider.
-type ProviderCharge struct {
-	IdempotencyKey string
-	PaymentID      string // echoed back in the webhook
-	Amount         money.Amount
-	Currency       string
-	Card           CardDetails
-}
-
-// ProviderRefund is a refund as sent to the provider.
-type ProviderRefund struct {
-	IdempotencyKey string
-	ChargeID       string
-	Amount         money.Amount
-}
 
 // Change is what a locked payment becomes: its new state, at most one new
 // refund, and the events reporting it, stored in one transaction.
@@ -510,7 +321,7 @@ type service struct {
 
 // NewService returns the service storing in repo and charging through
 // provider.
-func NewService(repo Repository, provider Provider, opts Options) (Service, error) {
+func NewService(repo Repository, provider Provider, opts Options) (Backend, error) {
 	if len(opts.WebhookSecret) < MinWebhookSecretBytes {
 		return nil, fmt.Errorf("payment: webhook secret must be at least %d bytes, got %d", MinWebhookSecretBytes, len(opts.WebhookSecret))
 	}
@@ -575,20 +386,6 @@ func (s *service) Charge(ctx context.Context, r ChargeRequest) (Payment, bool, e
 	return stored, created, nil
 }
 
-// chargeKey is the provider's idempotency key of p's charge: its order, of
-// which there is one payment.
-func chargeKey(p Payment) string { return p.OrderID }
-
-// refundKey is the provider's idempotency key of the refund with id.
-func refundKey(id string) string { return "refund:" + id }
-
-// providerContext bounds a provider call and the recording of its answer.
-// It outlives the caller's cancellation: a client that gives up must not
-// leave the call half recorded.
-func (s *service) providerContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), s.providerTimeout)
-}
-
 // charge calls the provider for p, whose payment is recorded and claimed,
 // and records the charge id it answers. On failure p stays awaiting its
 // charge, for the order's next request or Recovery to finish.
@@ -605,23 +402,20 @@ func (s *service) charge(ctx context.Context, p Payment, card CardDetails) (Paym
 }
 
 func (s *service) GetPayment(ctx context.Context, userID, id string) (Payment, error) {
+	return s.visiblePayment(ctx, userID, id, s.repo.Payment)
+}
+
+func (s *service) PaymentByOrder(ctx context.Context, userID, orderID string) (Payment, error) {
+	return s.visiblePayment(ctx, userID, orderID, s.repo.PaymentByOrder)
+}
+
+// visiblePayment loads the payment with id by load, if userID may see it.
+func (s *service) visiblePayment(ctx context.Context, userID, id string, load func(context.Context, string) (Payment, error)) (Payment, error) {
 	id, ok := parseID(id)
 	if !ok {
 		return Payment{}, ErrNotFound
 	}
-	p, err := s.repo.Payment(ctx, id)
-	if err != nil {
-		return Payment{}, err
-	}
-	return visible(p, userID)
-}
-
-func (s *service) PaymentByOrder(ctx context.Context, userID, orderID string) (Payment, error) {
-	orderID, ok := parseID(orderID)
-	if !ok {
-		return Payment{}, ErrNotFound
-	}
-	p, err := s.repo.PaymentByOrder(ctx, orderID)
+	p, err := load(ctx, id)
 	if err != nil {
 		return Payment{}, err
 	}
@@ -658,281 +452,6 @@ func (s *service) ListPayments(ctx context.Context, q PaymentQuery) (PaymentPage
 	return PaymentPage{Items: items, Page: q.Page, PageSize: q.PageSize, Total: total}, nil
 }
 
-// refundHash fingerprints a refund request, so a retry under the same key is
-// told apart from a different request reusing it.
-func refundHash(r RefundRequest) []byte {
-	h := sha256.Sum256([]byte(r.PaymentID + "\x00" + r.Amount.String() + "\x00" + r.Reason))
-	return h[:]
-}
-
-// refundNamespace derives refund ids from idempotency keys.
-var refundNamespace = uuid.MustParse("9b0e6c1e-3f4a-4d8e-9a57-2f1d6c3b8e01")
-
-func (s *service) Refund(ctx context.Context, r RefundRequest) (RefundResult, error) {
-	id, ok := parseID(r.PaymentID)
-	if !ok {
-		return RefundResult{}, ErrNotFound
-	}
-	r.PaymentID = id
-	hash := refundHash(r)
-	refundID := uuid.NewString()
-	if r.IdempotencyKey != "" {
-		// The same id on every retry of a request, and so the same key at
-		// the provider: a retry after a failed commit finds the provider's
-		// refund instead of making a second one.
-		refundID = uuid.NewSHA1(refundNamespace, []byte("key:"+r.IdempotencyKey)).String()
-	}
-	var replayed bool
-	p, refund, err := s.repo.UpdatePayment(ctx, Lock{PaymentID: id, IdempotencyKey: r.IdempotencyKey},
-		func(ctx context.Context, p Payment, prior *Refund) (*Change, error) {
-			if prior != nil {
-				if !hmac.Equal(prior.RequestHash, hash) {
-					return nil, ErrIdempotencyMismatch
-				}
-				// The first request's refund: an answer to replay or, still
-				// pending, a provider call to finish below.
-				replayed = prior.Status != RefundPending
-				return nil, nil
-			}
-			if p.Status != StatusCompleted && p.Status != StatusPartiallyRefunded {
-				return nil, ErrPaymentNotCaptured
-			}
-			amount := r.Amount
-			if amount == 0 {
-				amount = p.Refundable()
-			}
-			if amount <= 0 || amount > p.Refundable() {
-				return nil, ErrRefundExceedsCaptured
-			}
-			// Recorded first, pending: it holds its amount against other
-			// refunds while the provider is called, after the commit.
-			return &Change{Payment: p, Refund: &Refund{
-				ID: refundID, PaymentID: p.ID, Amount: amount, Reason: r.Reason, Status: RefundPending,
-				IdempotencyKey: r.IdempotencyKey, RequestHash: hash,
-			}}, nil
-		})
-	if err != nil {
-		return RefundResult{}, err
-	}
-	if refund == nil {
-		return RefundResult{}, fmt.Errorf("payment: refund of %s: nothing stored", id)
-	}
-	if refund.Status == RefundPending {
-		var done bool
-		if p, *refund, done, err = s.finishRefund(ctx, p, *refund); err != nil {
-			return RefundResult{}, err
-		}
-		replayed = !done
-	}
-	return RefundResult{Refund: *refund, Payment: p, Replayed: replayed}, nil
-}
-
-// finishRefund has the provider make rf, a pending refund of p, and records
-// its answer, completing rf. The call may repeat one that failed or stopped
-// before its answer was recorded: the refund's key makes the provider answer
-// with the first call's refund. done is false when another call completed
-// rf meanwhile. On failure rf stays pending, for its key's next request or
-// Recovery to finish.
-func (s *service) finishRefund(ctx context.Context, p Payment, rf Refund) (Payment, Refund, bool, error) {
-	ctx, cancel := s.providerContext(ctx)
-	defer cancel()
-	providerID, err := s.provider.Refund(ctx, ProviderRefund{IdempotencyKey: refundKey(rf.ID), ChargeID: p.ChargeID, Amount: rf.Amount})
-	if err != nil {
-		return Payment{}, Refund{}, false, fmt.Errorf("%w: refund: %w", ErrProviderFailed, err)
-	}
-	done := false
-	p, _, err = s.repo.UpdatePayment(ctx, Lock{PaymentID: p.ID}, func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
-		cur := p.refund(rf.ID)
-		switch {
-		case cur == nil:
-			return nil, fmt.Errorf("payment %s: refund %s is not stored", p.ID, rf.ID)
-		case cur.Status != RefundPending:
-			return nil, nil
-		}
-		done = true
-		return s.refunded(ctx, p, *cur, providerID)
-	})
-	if err != nil {
-		return Payment{}, Refund{}, false, err
-	}
-	stored := p.refund(rf.ID)
-	if stored == nil {
-		return Payment{}, Refund{}, false, fmt.Errorf("payment %s: refund %s is not stored", p.ID, rf.ID)
-	}
-	return p, *stored, done, nil
-}
-
-// refunded returns the change completing rf, a pending refund of p, with the
-// provider's id for it, and its payment.refunded event.
-func (s *service) refunded(ctx context.Context, p Payment, rf Refund, providerID string) (*Change, error) {
-	now := s.now().UTC()
-	rf.Status, rf.ProviderRefundID, rf.ProcessedAt = RefundCompleted, providerID, &now
-	p.RefundedAmount += rf.Amount
-	p.Status = StatusPartiallyRefunded
-	if p.RefundedAmount == p.CapturedAmount {
-		p.Status = StatusRefunded
-	}
-	evt, err := events.New(ctx, ServiceName, events.PaymentRefunded, events.PaymentRefundedPayload{
-		PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: rf.Amount,
-		RefundedAmount: p.RefundedAmount, FullyRefunded: p.Status == StatusRefunded, Currency: p.Currency,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Change{Payment: p, Refund: &rf, Events: []events.Envelope{evt}}, nil
-}
-
-// cancelRefundID is the one refund an order's cancellation makes of a
-// payment, the same on every attempt: whichever of the webhook and the
-// order.cancelled consumer gets there first makes it, and a redelivered
-// event finds it made.
-func cancelRefundID(paymentID string) string {
-	return uuid.NewSHA1(refundNamespace, []byte("cancel:"+paymentID)).String()
-}
-
-func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome, error) {
-	if d.Provider != s.provider.Name() {
-		return Outcome{}, ErrNotFound
-	}
-	if err := VerifyWebhookSignature(s.secret, d.Signature, d.Body, s.now(), s.tolerance); err != nil {
-		return Outcome{}, err
-	}
-	if d.Invalid != nil {
-		return Outcome{}, d.Invalid
-	}
-	evt := d.Event
-	var out Outcome
-	// The payment is found by the provider's charge id, which is what the
-	// provider knows it by. A webhook sent before the charge id is recorded
-	// finds nothing (404), and the provider sends it again later.
-	p, refund, err := s.repo.UpdatePayment(ctx, Lock{ChargeID: evt.ChargeID, Webhook: &WebhookRecord{Provider: d.Provider, EventID: evt.ID, Type: evt.Type}},
-		func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
-			if p.Status != StatusPending {
-				// Another event about this charge already settled it; the
-				// provider is told it was received, and nothing changes.
-				return nil, nil
-			}
-			out.Changed = true
-			now := s.now().UTC()
-			// Stored as parsed, not as received: only the fields this
-			// service knows, so nothing unexpected lands in the database.
-			p.ProcessedAt, p.ProviderResponse = &now, mustJSON(evt)
-			if evt.Type == WebhookChargeFailed {
-				return s.chargeFailed(ctx, p, evt.FailureCode)
-			}
-			p.Status, p.CapturedAmount = StatusCompleted, p.Amount
-			processed, err := events.New(ctx, ServiceName, events.PaymentProcessed, events.PaymentProcessedPayload{
-				PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: p.Amount, Currency: p.Currency})
-			if err != nil {
-				return nil, err
-			}
-			if p.CancelRequestedAt == nil {
-				return &Change{Payment: p, Events: []events.Envelope{processed}}, nil
-			}
-			// The order was cancelled while the charge was pending: the
-			// capture is reported as it happened, and its refund recorded
-			// with it, to be made once this commits.
-			return &Change{Payment: p, Events: []events.Envelope{processed}, Refund: &Refund{
-				ID: cancelRefundID(p.ID), PaymentID: p.ID, Amount: p.Amount, Reason: "order cancelled", Status: RefundPending,
-			}}, nil
-		})
-	if err != nil {
-		return Outcome{}, err
-	}
-	out.Payment = p
-	if refund != nil && refund.Status == RefundPending {
-		// The webhook stays applied whatever the refund call does: should it
-		// fail, the refund stays pending for Recovery, or for the order
-		// service, which repeats order.cancelled when it learns of the
-		// capture, to finish.
-		if p, rf, done, err := s.finishRefund(ctx, p, *refund); err == nil {
-			out.Payment = p
-			if done {
-				out.Refund = &rf
-			}
-		}
-	}
-	return out, nil
-}
-
-// chargeFailed returns the change recording that p's charge failed with
-// code, with its payment.failed event.
-func (s *service) chargeFailed(ctx context.Context, p Payment, code string) (*Change, error) {
-	p.Status, p.FailureCode = StatusFailed, code
-	e, err := events.New(ctx, ServiceName, events.PaymentFailed, events.PaymentFailedPayload{
-		PaymentID: p.ID, OrderID: p.OrderID, UserID: p.UserID, FailureCode: p.FailureCode})
-	if err != nil {
-		return nil, err
-	}
-	return &Change{Payment: p, Events: []events.Envelope{e}}, nil
-}
-
-// mustJSON marshals a value that always marshals.
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func (s *service) CancelOrderPayment(ctx context.Context, orderID string) (Outcome, error) {
-	orderID, ok := parseID(orderID)
-	if !ok {
-		return Outcome{}, ErrNotFound
-	}
-	var left *Refund // the cancellation's refund, recorded before and still pending
-	p, refund, err := s.repo.UpdatePayment(ctx, Lock{OrderID: orderID},
-		func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
-			requested := p.CancelRequestedAt != nil
-			if !requested {
-				now := s.now().UTC()
-				p.CancelRequestedAt = &now
-			}
-			if rf := p.refund(cancelRefundID(p.ID)); rf != nil {
-				// Made already; or recorded by a call that stopped before
-				// the provider's answer, and finished below.
-				if rf.Status == RefundPending {
-					left = rf
-				}
-				return nil, nil
-			}
-			switch {
-			case (p.Status == StatusCompleted || p.Status == StatusPartiallyRefunded) && p.Refundable() > 0:
-				// Recorded pending; the provider is called after the commit.
-				return &Change{Payment: p, Refund: &Refund{
-					ID: cancelRefundID(p.ID), PaymentID: p.ID, Amount: p.Refundable(), Reason: "order cancelled", Status: RefundPending,
-				}}, nil
-			case requested:
-				return nil, nil // a redelivered event: already noted
-			default:
-				// Pending: the webhook refunds the capture, if one comes.
-				// Failed or refunded: no money is held; the mark is a record.
-				// Captured, with all that is left in refunds under way:
-				// those give it back.
-				return &Change{Payment: p}, nil
-			}
-		})
-	if err != nil {
-		return Outcome{}, err
-	}
-	if refund == nil || refund.Status != RefundPending {
-		refund = left
-	}
-	if refund == nil {
-		return Outcome{Payment: p}, nil
-	}
-	p, rf, done, err := s.finishRefund(ctx, p, *refund)
-	if err != nil {
-		return Outcome{}, err
-	}
-	out := Outcome{Payment: p, Changed: done}
-	if done {
-		out.Refund = &rf
-	}
-	return out, nil
-}
-
 // parseID returns id in canonical form, or false when it is no UUID: such an
 // id names no row, and passing it on would only make PostgreSQL reject the
 // query with an error that is not "not found".
@@ -942,69 +461,4 @@ func parseID(id string) (string, bool) {
 		return "", false
 	}
 	return u.String(), true
-}
-
-// Webhook signatures.
-
-// SignatureHeader carries a webhook's signature:
-// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>".
-const SignatureHeader = "Mercato-Signature"
-
-// SignWebhook returns the SignatureHeader value for body sent at t.
-func SignWebhook(secret, body []byte, t time.Time) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(webhookMAC(secret, ts, body))
-}
-
-func webhookMAC(secret []byte, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// VerifyWebhookSignature checks header against body: ErrInvalidSignature
-// unless one v1 signature matches (several may, while a secret rotates),
-// then ErrStaleWebhook (a *StaleWebhookError naming tolerance) when the
-// signed time is more than tolerance from now in either direction. The
-// timestamp is inside the MAC, so a captured webhook cannot be replayed
-// later with a fresh one.
-func VerifyWebhookSignature(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
-	var ts string
-	var sigs [][]byte
-	for _, part := range strings.Split(header, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return ErrInvalidSignature
-		}
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			sig, err := hex.DecodeString(v)
-			if err != nil {
-				return ErrInvalidSignature
-			}
-			sigs = append(sigs, sig)
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || len(sigs) == 0 {
-		return ErrInvalidSignature
-	}
-	want := webhookMAC(secret, ts, body)
-	match := false
-	for _, sig := range sigs {
-		if hmac.Equal(sig, want) { // constant time
-			match = true
-		}
-	}
-	if !match {
-		return ErrInvalidSignature
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
-		return &StaleWebhookError{Tolerance: tolerance}
-	}
-	return nil
 }

@@ -41,6 +41,12 @@ var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrProviderFailed, Status: http.StatusBadGateway, Code: "payment_provider_error", Message: "the payment provider failed; retry later"},
 }
 
+// isBusinessError reports whether err is an expected answer (a domain error
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line. The logging middleware asks it, so that the service
+// layer needs to know nothing of status codes.
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
+
 // MakeHTTPHandler adds the payment service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes := httpkit.NewRoutes(r, "", logger, errorMappings, auth.HTTPToContext)

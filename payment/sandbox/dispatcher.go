@@ -198,7 +198,7 @@ func backoff(attempt int, max time.Duration) time.Duration {
 	}
 	d = min(d, max)
 	half := d / 2
-	return half + rand.N(half+1)
+	return half + rand.N(half+1) //nolint:gosec // jitter spreads retries; nothing depends on it being unpredictable
 }
 
 // wait sleeps for d or until ctx is done.
