@@ -3,7 +3,6 @@ package product
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -422,16 +421,6 @@ func (e Endpoints) reservationCall(ctx context.Context, ep endpoint.Endpoint, or
 	out := resp.(reservationResponse)
 	return out.Reservation, out.Err
 }
-
-// ErrNotRemote is returned by Endpoints for methods that have no route.
-var ErrNotRemote = errors.New("product: this method is not available over HTTP")
-
-// ReleaseExpired is the sweeper's work inside each instance; no route
-// exposes it.
-func (e Endpoints) ReleaseExpired(context.Context) (int, error) { return 0, ErrNotRemote }
-
-// SeedDemo is a start-up task of the product service itself.
-func (e Endpoints) SeedDemo(context.Context) (bool, error) { return false, ErrNotRemote }
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field.
 
