@@ -2,10 +2,12 @@
 // (categories, products, variants), its listing with filters and full-text
 // search, admin writes with a stock ledger, and the inventory reservations
 // the order service takes stock with. The go-kit layers sit in their own
-// files: service.go (this file: interface, domain types and errors, the
-// implementation), endpoints.go, transport_http.go, client.go,
-// middleware.go and cache.go (the read cache, itself a middleware); the
-// PostgreSQL repository lives in package product/postgres.
+// files: service.go (this file: the interfaces, domain types and errors, the
+// constructor), catalogue.go and inventory.go (their implementation, the
+// latter with the Sweeper), events.go, demo.go; endpoints.go, requests.go,
+// responses.go, transport_http.go, client.go; middleware.go and cache.go
+// (the read cache, itself a middleware). The PostgreSQL repository lives in
+// package product/postgres.
 package product
 
 import (
