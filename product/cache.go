@@ -204,7 +204,7 @@ func listKey(q ProductQuery) string {
 
 func (mw *cachingCatalogue) GetProduct(ctx context.Context, ref string, admin bool) (Product, error) {
 	_, isID := parseID(ref)
-	if admin || !(isID || ValidSlug(ref)) {
+	if admin || !isID && !ValidSlug(ref) {
 		return mw.next.GetProduct(ctx, ref, admin)
 	}
 	var p Product
