@@ -108,10 +108,10 @@ func MakeCreateCategoryEndpoint(s Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(createCategoryRequest)
 		if err := req.validate(); err != nil {
-			return createCategoryResponse{Err: err}, nil
+			return createCategoryResponse{categoryResponse{Err: err}}, nil
 		}
 		c, err := s.CreateCategory(ctx, CategoryInput(req))
-		return createCategoryResponse{Category: c, Err: err}, nil
+		return createCategoryResponse{categoryResponse{Category: c, Err: err}}, nil
 	}
 }
 
@@ -161,10 +161,10 @@ func MakeCreateProductEndpoint(s Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(createProductRequest)
 		if err := req.validate(); err != nil {
-			return createProductResponse{Err: err}, nil
+			return createProductResponse{productResponse{Err: err}}, nil
 		}
 		p, err := s.CreateProduct(ctx, req.input())
-		return createProductResponse{Product: p, Err: err}, nil
+		return createProductResponse{productResponse{Product: p, Err: err}}, nil
 	}
 }
 
@@ -192,10 +192,10 @@ func MakeCreateVariantEndpoint(s Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(createVariantRequest)
 		if err := req.validate(); err != nil {
-			return createVariantResponse{Err: err}, nil
+			return createVariantResponse{variantResponse{Err: err}}, nil
 		}
 		v, err := s.CreateVariant(ctx, req.ProductID, req.input())
-		return createVariantResponse{Variant: v, Err: err}, nil
+		return createVariantResponse{variantResponse{Variant: v, Err: err}}, nil
 	}
 }
 

@@ -19,12 +19,9 @@ type categoryResponse struct {
 
 func (r categoryResponse) Failed() error { return r.Err }
 
-type createCategoryResponse struct {
-	Category Category `json:"category"`
-	Err      error    `json:"-"`
-}
+// createCategoryResponse is a categoryResponse answered with 201.
+type createCategoryResponse struct{ categoryResponse }
 
-func (r createCategoryResponse) Failed() error   { return r.Err }
 func (r createCategoryResponse) StatusCode() int { return http.StatusCreated }
 
 type noContentResponse struct {
@@ -48,12 +45,9 @@ type productResponse struct {
 
 func (r productResponse) Failed() error { return r.Err }
 
-type createProductResponse struct {
-	Product Product `json:"product"`
-	Err     error   `json:"-"`
-}
+// createProductResponse is a productResponse answered with 201.
+type createProductResponse struct{ productResponse }
 
-func (r createProductResponse) Failed() error   { return r.Err }
 func (r createProductResponse) StatusCode() int { return http.StatusCreated }
 func (r createProductResponse) Headers() http.Header {
 	return http.Header{"Location": {apiPrefix + "/products/" + r.Product.ID}}
@@ -66,12 +60,9 @@ type variantResponse struct {
 
 func (r variantResponse) Failed() error { return r.Err }
 
-type createVariantResponse struct {
-	Variant Variant `json:"variant"`
-	Err     error   `json:"-"`
-}
+// createVariantResponse is a variantResponse answered with 201.
+type createVariantResponse struct{ variantResponse }
 
-func (r createVariantResponse) Failed() error   { return r.Err }
 func (r createVariantResponse) StatusCode() int { return http.StatusCreated }
 
 type reservationResponse struct {

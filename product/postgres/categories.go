@@ -68,12 +68,8 @@ func (r *Repository) UpdateCategory(ctx context.Context, id string, p product.Ca
 	var row categoryRow
 	err := sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
 		s := newSetter(id)
-		if p.Name.Value != nil {
-			s.set("name", *p.Name.Value)
-		}
-		if p.Slug.Value != nil {
-			s.set("slug", *p.Slug.Value)
-		}
+		setOptional(s, "name", p.Name)
+		setOptional(s, "slug", p.Slug)
 		if p.Description.Set {
 			s.set("description", nullableOpt(p.Description))
 		}
@@ -125,12 +121,7 @@ func (r *Repository) DeleteCategory(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete category: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return product.ErrNotFound
-	}
-	return nil
+	return affected(res)
 }
 
 func (r *Repository) CategoryTree(ctx context.Context, ref string) ([]string, error) {

@@ -121,6 +121,14 @@ func (s *setter) set(col string, v any) {
 	s.cols = append(s.cols, fmt.Sprintf("%s = $%d", col, len(s.args)))
 }
 
+// setOptional sets col to o's value when the patch gives one; a null (an
+// Optional that is Set without a Value) is each caller's own business.
+func setOptional[T any](s *setter, col string, o validate.Optional[T]) {
+	if o.Value != nil {
+		s.set(col, *o.Value)
+	}
+}
+
 func (s *setter) setJSON(col string, v any) {
 	j, err := jsonb(v)
 	if err != nil {
@@ -135,3 +143,15 @@ func (s *setter) clause() string {
 }
 
 // Categories.
+
+// affected reports ErrNotFound when res changed no row: the id named none.
+func affected(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return product.ErrNotFound
+	}
+	return nil
+}

@@ -369,17 +369,13 @@ func (r *Repository) UpdateProduct(ctx context.Context, id string, p product.Pro
 				s.set(col, nullableOpt(f))
 			}
 		}
-		if p.Price.Value != nil {
-			s.set("price", *p.Price.Value)
-		}
+		setOptional(s, "price", p.Price)
 		for col, f := range map[string]validate.Optional[money.Amount]{"compare_price": p.ComparePrice, "cost_price": p.CostPrice} {
 			if f.Set {
 				s.set(col, f.Value)
 			}
 		}
-		if p.MinStockQuantity.Value != nil {
-			s.set("min_stock_quantity", *p.MinStockQuantity.Value)
-		}
+		setOptional(s, "min_stock_quantity", p.MinStockQuantity)
 		if p.Weight.Set {
 			var w sql.NullString
 			if p.Weight.Value != nil {
@@ -397,12 +393,8 @@ func (r *Repository) UpdateProduct(ctx context.Context, id string, p product.Pro
 			}
 			s.setJSON("images", images)
 		}
-		if p.IsActive.Value != nil {
-			s.set("is_active", *p.IsActive.Value)
-		}
-		if p.IsFeatured.Value != nil {
-			s.set("is_featured", *p.IsFeatured.Value)
-		}
+		setOptional(s, "is_active", p.IsActive)
+		setOptional(s, "is_featured", p.IsFeatured)
 		if s.err != nil {
 			return s.err
 		}
@@ -410,10 +402,8 @@ func (r *Repository) UpdateProduct(ctx context.Context, id string, p product.Pro
 		if err != nil {
 			return constraintError(err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := affected(res); err != nil {
 			return err
-		} else if n == 0 {
-			return product.ErrNotFound
 		}
 		return r.updated(ctx, tx, id, &out)
 	})
@@ -436,10 +426,8 @@ func (r *Repository) DeactivateProduct(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("deactivate product: %w", err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := affected(res); err != nil {
 			return err
-		} else if n == 0 {
-			return product.ErrNotFound
 		}
 		var p product.Product
 		return r.updated(ctx, tx, id, &p)

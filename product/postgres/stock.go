@@ -56,19 +56,11 @@ type lockedProduct struct {
 // lockProducts locks the products (in id order, the repository's lock
 // order) and returns them by id; missing ones are absent.
 func lockProducts(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]lockedProduct, error) {
-	var rows []lockedProduct
-	if err := tx.SelectContext(ctx, &rows, `
+	return lockRows(ctx, tx, "products", `
 		SELECT id, name, sku, price, currency, stock_quantity, min_stock_quantity, is_active
 		FROM products WHERE id = ANY($1::uuid[])
 		ORDER BY id
-		FOR NO KEY UPDATE`, pq.Array(ids)); err != nil {
-		return nil, fmt.Errorf("lock products: %w", err)
-	}
-	out := make(map[string]lockedProduct, len(rows))
-	for _, row := range rows {
-		out[row.ID] = row
-	}
-	return out, nil
+		FOR NO KEY UPDATE`, ids, func(row lockedProduct) string { return row.ID })
 }
 
 type lockedVariant struct {
@@ -84,17 +76,22 @@ type lockedVariant struct {
 // lockVariants locks the variants (in id order, after their products) and
 // returns them by id; missing ones are absent.
 func lockVariants(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]lockedVariant, error) {
-	var rows []lockedVariant
-	if err := tx.SelectContext(ctx, &rows, `
+	return lockRows(ctx, tx, "variants", `
 		SELECT id, product_id, name, sku, price, stock_quantity, is_active
 		FROM product_variants WHERE id = ANY($1::uuid[])
 		ORDER BY id
-		FOR NO KEY UPDATE`, pq.Array(ids)); err != nil {
-		return nil, fmt.Errorf("lock variants: %w", err)
+		FOR NO KEY UPDATE`, ids, func(row lockedVariant) string { return row.ID })
+}
+
+// lockRows runs query, which locks the rows of ids, and returns them by id.
+func lockRows[T any](ctx context.Context, tx *sqlx.Tx, what, query string, ids []string, id func(T) string) (map[string]T, error) {
+	var rows []T
+	if err := tx.SelectContext(ctx, &rows, query, pq.Array(ids)); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}
-	out := make(map[string]lockedVariant, len(rows))
+	out := make(map[string]T, len(rows))
 	for _, row := range rows {
-		out[row.ID] = row
+		out[id(row)] = row
 	}
 	return out, nil
 }

@@ -55,21 +55,13 @@ func (r *Repository) UpdateVariant(ctx context.Context, productID, variantID str
 			return product.ErrNotFound
 		}
 		s := newSetter(variantID, productID)
-		if p.SKU.Value != nil {
-			s.set("sku", *p.SKU.Value)
-		}
-		if p.Name.Value != nil {
-			s.set("name", *p.Name.Value)
-		}
-		if p.Price.Value != nil {
-			s.set("price", *p.Price.Value)
-		}
+		setOptional(s, "sku", p.SKU)
+		setOptional(s, "name", p.Name)
+		setOptional(s, "price", p.Price)
 		if p.Attributes.Value != nil {
 			s.setJSON("attributes", *p.Attributes.Value)
 		}
-		if p.IsActive.Value != nil {
-			s.set("is_active", *p.IsActive.Value)
-		}
+		setOptional(s, "is_active", p.IsActive)
 		if s.err != nil {
 			return s.err
 		}
@@ -77,10 +69,8 @@ func (r *Repository) UpdateVariant(ctx context.Context, productID, variantID str
 		if err != nil {
 			return constraintError(err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := affected(res); err != nil {
 			return err
-		} else if n == 0 {
-			return product.ErrNotFound
 		}
 		if err := refreshVariantStock(ctx, tx, []string{productID}); err != nil {
 			return err
