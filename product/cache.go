@@ -43,20 +43,51 @@ const CacheVersionKey = "catalogue:version"
 // products) always go to the database, so admin-only fields cannot reach a
 // cache entry a customer is served.
 func CachingMiddleware(rdb redis.Cmdable, ttl time.Duration, logger log.Logger, m *Metrics) Middleware {
-	return func(next Service) Service {
-		return &cachingMiddleware{next: next, rdb: rdb, ttl: ttl, logger: logger, m: m}
+	return func(next Instance) Instance {
+		c := &catalogueCache{rdb: rdb, ttl: ttl, logger: logger, m: m}
+		return instance{
+			Catalogue:    &cachingCatalogue{next: next, catalogueCache: c},
+			Inventory:    &cachingInventory{next: next, catalogueCache: c},
+			Housekeeping: &cachingHousekeeping{next: next, catalogueCache: c},
+		}
 	}
 }
 
-type cachingMiddleware struct {
-	next   Service
+// catalogueCache is the Redis side of the cache, shared by the decorators
+// of the three parts of the Instance.
+type catalogueCache struct {
 	rdb    redis.Cmdable
 	ttl    time.Duration
 	logger log.Logger
 	m      *Metrics
 }
 
-var _ Service = (*cachingMiddleware)(nil)
+// cachingCatalogue serves reads from the cache and invalidates it after
+// writes.
+type cachingCatalogue struct {
+	next Catalogue
+	*catalogueCache
+}
+
+// cachingInventory invalidates the cache after reservations, which change
+// stock.
+type cachingInventory struct {
+	next Inventory
+	*catalogueCache
+}
+
+// cachingHousekeeping invalidates the cache after sweeps and seeds that
+// changed something.
+type cachingHousekeeping struct {
+	next Housekeeping
+	*catalogueCache
+}
+
+var (
+	_ Catalogue    = (*cachingCatalogue)(nil)
+	_ Inventory    = (*cachingInventory)(nil)
+	_ Housekeeping = (*cachingHousekeeping)(nil)
+)
 
 // noVersion marks a lookup that could not read the version: nothing may be
 // stored then, since the entry could not be tied to a version.
@@ -64,50 +95,50 @@ const noVersion = -1
 
 // lookup reads the entry key of kind into dst. It returns the version the
 // lookup was made under (noVersion when Redis failed) and whether it hit.
-func (mw *cachingMiddleware) lookup(ctx context.Context, kind, key string, dst any) (int64, bool) {
-	version, err := mw.rdb.Get(ctx, CacheVersionKey).Int64()
+func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) (int64, bool) {
+	version, err := c.rdb.Get(ctx, CacheVersionKey).Int64()
 	if errors.Is(err, redis.Nil) {
 		version, err = 0, nil
 	}
 	if err != nil {
-		mw.failed(ctx, kind, "read cache version", err)
+		c.failed(ctx, kind, "read cache version", err)
 		return noVersion, false
 	}
-	b, err := mw.rdb.Get(ctx, entryKey(version, kind, key)).Bytes()
+	b, err := c.rdb.Get(ctx, entryKey(version, kind, key)).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
-		mw.m.Cache.With("kind", kind, "result", "miss").Add(1)
+		c.m.Cache.With("kind", kind, "result", "miss").Add(1)
 		return version, false
 	case err != nil:
-		mw.failed(ctx, kind, "read cache entry", err)
+		c.failed(ctx, kind, "read cache entry", err)
 		return noVersion, false
 	}
 	if err := json.Unmarshal(b, dst); err != nil {
-		mw.failed(ctx, kind, "decode cache entry", err)
+		c.failed(ctx, kind, "decode cache entry", err)
 		return version, false // overwritten by the fresh load
 	}
-	mw.m.Cache.With("kind", kind, "result", "hit").Add(1)
+	c.m.Cache.With("kind", kind, "result", "hit").Add(1)
 	return version, true
 }
 
 // store keeps v as the entry key of kind under version.
-func (mw *cachingMiddleware) store(ctx context.Context, version int64, kind, key string, v any) {
+func (c *catalogueCache) store(ctx context.Context, version int64, kind, key string, v any) {
 	if version == noVersion {
 		return
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		mw.failed(ctx, kind, "encode cache entry", err)
+		c.failed(ctx, kind, "encode cache entry", err)
 		return
 	}
-	if err := mw.rdb.Set(ctx, entryKey(version, kind, key), b, mw.ttl).Err(); err != nil {
-		mw.failed(ctx, kind, "write cache entry", err)
+	if err := c.rdb.Set(ctx, entryKey(version, kind, key), b, c.ttl).Err(); err != nil {
+		c.failed(ctx, kind, "write cache entry", err)
 	}
 }
 
-func (mw *cachingMiddleware) failed(ctx context.Context, kind, what string, err error) {
-	mw.m.Cache.With("kind", kind, "result", "error").Add(1)
-	level.Warn(logging.WithRequest(ctx, mw.logger)).Log("msg", "catalogue cache: "+what+"; served from the database", "err", err)
+func (c *catalogueCache) failed(ctx context.Context, kind, what string, err error) {
+	c.m.Cache.With("kind", kind, "result", "error").Add(1)
+	level.Warn(logging.WithRequest(ctx, c.logger)).Log("msg", "catalogue cache: "+what+"; served from the database", "err", err)
 }
 
 func entryKey(version int64, kind, key string) string {
@@ -116,21 +147,21 @@ func entryKey(version int64, kind, key string) string {
 
 // invalidate moves the catalogue to a new version. It runs even when the
 // caller has gone away: the write it follows has committed.
-func (mw *cachingMiddleware) invalidate(ctx context.Context) {
+func (c *catalogueCache) invalidate(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	var err error
 	for range 3 {
-		if err = mw.rdb.Incr(ctx, CacheVersionKey).Err(); err == nil {
+		if err = c.rdb.Incr(ctx, CacheVersionKey).Err(); err == nil {
 			return
 		}
 	}
-	mw.m.Cache.With("kind", "invalidate", "result", "error").Add(1)
-	level.Error(logging.WithRequest(ctx, mw.logger)).Log("msg",
+	c.m.Cache.With("kind", "invalidate", "result", "error").Add(1)
+	level.Error(logging.WithRequest(ctx, c.logger)).Log("msg",
 		"catalogue cache: cannot invalidate after a write; cached reads may be stale until their TTL", "err", err)
 }
 
-func (mw *cachingMiddleware) ListCategories(ctx context.Context) ([]CategoryNode, error) {
+func (mw *cachingCatalogue) ListCategories(ctx context.Context) ([]CategoryNode, error) {
 	var tree []CategoryNode
 	version, hit := mw.lookup(ctx, "categories", "tree", &tree)
 	if hit {
@@ -143,7 +174,7 @@ func (mw *cachingMiddleware) ListCategories(ctx context.Context) ([]CategoryNode
 	return tree, err
 }
 
-func (mw *cachingMiddleware) ListProducts(ctx context.Context, q ProductQuery) (ProductPage, error) {
+func (mw *cachingCatalogue) ListProducts(ctx context.Context, q ProductQuery) (ProductPage, error) {
 	if q.Admin {
 		return mw.next.ListProducts(ctx, q)
 	}
@@ -171,9 +202,9 @@ func listKey(q ProductQuery) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func (mw *cachingMiddleware) GetProduct(ctx context.Context, ref string, admin bool) (Product, error) {
+func (mw *cachingCatalogue) GetProduct(ctx context.Context, ref string, admin bool) (Product, error) {
 	_, isID := parseID(ref)
-	if admin || !(isID || ValidSlug(ref)) {
+	if admin || !isID && !ValidSlug(ref) {
 		return mw.next.GetProduct(ctx, ref, admin)
 	}
 	var p Product
@@ -191,47 +222,47 @@ func (mw *cachingMiddleware) GetProduct(ctx context.Context, ref string, admin b
 
 // Writes: the call, then the new version.
 
-func (mw *cachingMiddleware) CreateCategory(ctx context.Context, in CategoryInput) (Category, error) {
+func (mw *cachingCatalogue) CreateCategory(ctx context.Context, in CategoryInput) (Category, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.CreateCategory(ctx, in)
 }
 
-func (mw *cachingMiddleware) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (Category, error) {
+func (mw *cachingCatalogue) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (Category, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.UpdateCategory(ctx, id, p)
 }
 
-func (mw *cachingMiddleware) DeleteCategory(ctx context.Context, id string) error {
+func (mw *cachingCatalogue) DeleteCategory(ctx context.Context, id string) error {
 	defer mw.invalidate(ctx)
 	return mw.next.DeleteCategory(ctx, id)
 }
 
-func (mw *cachingMiddleware) CreateProduct(ctx context.Context, in ProductInput) (Product, error) {
+func (mw *cachingCatalogue) CreateProduct(ctx context.Context, in ProductInput) (Product, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.CreateProduct(ctx, in)
 }
 
-func (mw *cachingMiddleware) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
+func (mw *cachingCatalogue) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.UpdateProduct(ctx, id, p)
 }
 
-func (mw *cachingMiddleware) DeactivateProduct(ctx context.Context, id string) error {
+func (mw *cachingCatalogue) DeactivateProduct(ctx context.Context, id string) error {
 	defer mw.invalidate(ctx)
 	return mw.next.DeactivateProduct(ctx, id)
 }
 
-func (mw *cachingMiddleware) CreateVariant(ctx context.Context, productID string, in VariantInput) (Variant, error) {
+func (mw *cachingCatalogue) CreateVariant(ctx context.Context, productID string, in VariantInput) (Variant, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.CreateVariant(ctx, productID, in)
 }
 
-func (mw *cachingMiddleware) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (Variant, error) {
+func (mw *cachingCatalogue) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (Variant, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.UpdateVariant(ctx, productID, variantID, p)
 }
 
-func (mw *cachingMiddleware) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (Product, error) {
+func (mw *cachingCatalogue) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (Product, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.AdjustStock(ctx, productID, a)
 }
@@ -239,28 +270,28 @@ func (mw *cachingMiddleware) AdjustStock(ctx context.Context, productID string, 
 // Reservations change stock, which product reads and the in_stock filter
 // show, so they are writes like any other.
 
-func (mw *cachingMiddleware) Reserve(ctx context.Context, r ReservationRequest) (Reservation, bool, error) {
+func (mw *cachingInventory) Reserve(ctx context.Context, r ReservationRequest) (Reservation, bool, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.Reserve(ctx, r)
 }
 
-func (mw *cachingMiddleware) CommitReservation(ctx context.Context, orderID string) (Reservation, error) {
+func (mw *cachingInventory) CommitReservation(ctx context.Context, orderID string) (Reservation, error) {
 	// A commit that finds its reservation expired releases it, so even a
 	// failed commit may have changed stock.
 	defer mw.invalidate(ctx)
 	return mw.next.CommitReservation(ctx, orderID)
 }
 
-func (mw *cachingMiddleware) ReleaseReservation(ctx context.Context, orderID string) (Reservation, error) {
+func (mw *cachingInventory) ReleaseReservation(ctx context.Context, orderID string) (Reservation, error) {
 	defer mw.invalidate(ctx)
 	return mw.next.ReleaseReservation(ctx, orderID)
 }
 
-func (mw *cachingMiddleware) GetReservation(ctx context.Context, orderID string) (Reservation, error) {
+func (mw *cachingInventory) GetReservation(ctx context.Context, orderID string) (Reservation, error) {
 	return mw.next.GetReservation(ctx, orderID)
 }
 
-func (mw *cachingMiddleware) ReleaseExpired(ctx context.Context) (int, error) {
+func (mw *cachingHousekeeping) ReleaseExpired(ctx context.Context) (int, error) {
 	n, err := mw.next.ReleaseExpired(ctx)
 	if n > 0 { // the sweeper runs every few seconds; most runs change nothing
 		mw.invalidate(ctx)
@@ -268,7 +299,7 @@ func (mw *cachingMiddleware) ReleaseExpired(ctx context.Context) (int, error) {
 	return n, err
 }
 
-func (mw *cachingMiddleware) SeedDemo(ctx context.Context) (bool, error) {
+func (mw *cachingHousekeeping) SeedDemo(ctx context.Context) (bool, error) {
 	seeded, err := mw.next.SeedDemo(ctx)
 	if seeded {
 		mw.invalidate(ctx)

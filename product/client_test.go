@@ -18,13 +18,11 @@ import (
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/httpkit"
-	"github.com/mercato-dev/mercato/shared/money"
-	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // twoInstances is two instances of the service on one database and the
 // client the order service would build over them.
-func twoInstances(t *testing.T) (a, b *stack, client product.Service) {
+func twoInstances(t *testing.T) (a, b *stack, client product.Inventory) {
 	t.Helper()
 	db := newDB(t)
 	clk := &clock{now: time.Now()}
@@ -109,62 +107,17 @@ func TestClient(t *testing.T) {
 	asAdmin := auth.NewTokenContext(context.Background(), a.admin)
 	asCustomer := auth.NewTokenContext(context.Background(), a.customer)
 
-	cat, err := client.CreateCategory(asAdmin, product.CategoryInput{Name: "Tea"})
-	if err != nil || cat.Slug != "tea" {
-		t.Fatalf("CreateCategory = %+v, %v", cat, err)
-	}
-	if _, err := client.CreateCategory(asCustomer, product.CategoryInput{Name: "Coffee"}); !isStatus(err, http.StatusForbidden) {
-		t.Errorf("CreateCategory as a customer: %v", err)
-	}
-	if _, err := client.CreateCategory(asAdmin, product.CategoryInput{Name: "Tea"}); !errors.Is(err, product.ErrSlugTaken) {
-		t.Errorf("CreateCategory duplicate: %v", err)
-	}
-	cost := money.Amount(150)
-	p, err := client.CreateProduct(asAdmin, product.ProductInput{CategoryID: &cat.ID, Name: "Green Tea", SKU: "TEA-G",
-		Price: 499, CostPrice: &cost, StockQuantity: 3, IsActive: true})
-	if err != nil || p.Price != 499 || p.CostPrice == nil || *p.CostPrice != 150 || p.StockQuantity != 3 {
-		t.Fatalf("CreateProduct = %+v, %v", p, err)
-	}
-	v, err := client.CreateVariant(asAdmin, p.ID, product.VariantInput{SKU: "TEA-G-500", Name: "Green Tea 500g", Price: 1299,
-		StockQuantity: 2, Attributes: map[string]string{"weight": "500g"}, IsActive: true})
-	if err != nil || v.ProductID != p.ID || v.Attributes["weight"] != "500g" {
-		t.Fatalf("CreateVariant = %+v, %v", v, err)
-	}
-	if _, err := client.UpdateProduct(asAdmin, p.ID, product.ProductPatch{Price: validate.Some(money.Amount(450)),
-		ComparePrice: validate.Optional[money.Amount]{Set: true}}); err != nil {
-		t.Errorf("UpdateProduct: %v", err)
-	}
-	if got, err := client.GetProduct(context.Background(), "green-tea", false); err != nil || got.Price != 450 || got.CostPrice != nil || len(got.Variants) != 1 {
-		t.Errorf("GetProduct public = %+v, %v", got, err)
-	}
-	if got, err := client.GetProduct(asAdmin, p.ID, true); err != nil || got.CostPrice == nil {
-		t.Errorf("GetProduct as admin = %+v, %v", got, err)
-	}
-	if _, err := client.GetProduct(context.Background(), uuid.NewString(), false); !errors.Is(err, product.ErrNotFound) {
-		t.Errorf("GetProduct unknown: %v", err)
-	}
-	min := money.Amount(100)
-	page, err := client.ListProducts(context.Background(), product.ProductQuery{Category: "tea", MinPrice: &min, InStock: true,
-		Sort: product.SortPrice, Page: 1, PageSize: 10})
-	if err != nil || page.Total != 1 || len(page.Items) != 1 || page.Items[0].ID != p.ID {
-		t.Errorf("ListProducts = %+v, %v", page, err)
-	}
-	if _, err := client.ListProducts(context.Background(), product.ProductQuery{Page: 1, PageSize: 1000}); !isStatus(err, http.StatusUnprocessableEntity) {
-		t.Errorf("ListProducts with a huge page: %v", err)
-	}
-	if tree, err := client.ListCategories(context.Background()); err != nil || len(tree) != 1 || tree[0].ID != cat.ID {
-		t.Errorf("ListCategories = %+v, %v", tree, err)
-	}
-	if got, err := client.AdjustStock(asAdmin, p.ID, product.StockAdjustment{VariantID: v.ID, Delta: 3, Reason: "delivery"}); err != nil || got.Variants[0].StockQuantity != 5 {
-		t.Errorf("AdjustStock = %+v, %v", got, err)
-	}
-	if _, err := client.UpdateVariant(asAdmin, p.ID, v.ID, product.VariantPatch{Name: validate.Some("Green Tea Half Kilo")}); err != nil {
-		t.Errorf("UpdateVariant: %v", err)
-	}
+	// The catalogue the reservations take stock of, written over HTTP: the
+	// client serves the order service, which only reserves.
+	catID := a.createCategory(t, "Tea", "")
+	p := a.createProduct(t, map[string]any{"category_id": catID, "name": "Green Tea", "sku": "TEA-G", "price": "4.50", "stock_quantity": 3})
+	pid := p["id"].(string)
+	v := a.createVariant(t, pid, map[string]any{"sku": "TEA-G-500", "name": "Green Tea Half Kilo", "price": "12.99", "stock_quantity": 5})
+	vid := v["id"].(string)
 
 	// The reservation calls, as the order service makes them.
 	order := uuid.NewString()
-	lines := []product.ReservationLine{{ProductID: p.ID, Quantity: 2}, {ProductID: p.ID, VariantID: &v.ID, Quantity: 1}}
+	lines := []product.ReservationLine{{ProductID: pid, Quantity: 2}, {ProductID: pid, VariantID: &vid, Quantity: 1}}
 	res, created, err := client.Reserve(asService, product.ReservationRequest{OrderID: order, Items: lines, TTL: time.Minute})
 	if err != nil || !created || res.Status != product.StatusReserved || len(res.Items) != 2 ||
 		res.Items[0].UnitPrice != 450 || res.Items[1].UnitPrice != 1299 || res.Items[1].Name != "Green Tea Half Kilo" {
@@ -174,14 +127,14 @@ func TestClient(t *testing.T) {
 		t.Errorf("Reserve again = %+v, %v, %v", again, created, err)
 	}
 	_, _, err = client.Reserve(asService, product.ReservationRequest{OrderID: uuid.NewString(),
-		Items: []product.ReservationLine{{ProductID: p.ID, Quantity: 2}}})
+		Items: []product.ReservationLine{{ProductID: pid, Quantity: 2}}})
 	var le *product.LineError
-	if !errors.As(err, &le) || !errors.Is(err, product.ErrOutOfStock) || le.ProductID != p.ID || le.VariantID != nil || le.Requested != 2 || le.Available != 1 {
+	if !errors.As(err, &le) || !errors.Is(err, product.ErrOutOfStock) || le.ProductID != pid || le.VariantID != nil || le.Requested != 2 || le.Available != 1 {
 		t.Errorf("Reserve beyond stock: %#v", err)
 	}
 	bogus := uuid.NewString()
 	_, _, err = client.Reserve(asService, product.ReservationRequest{OrderID: uuid.NewString(),
-		Items: []product.ReservationLine{{ProductID: p.ID, VariantID: &bogus, Quantity: 1}}})
+		Items: []product.ReservationLine{{ProductID: pid, VariantID: &bogus, Quantity: 1}}})
 	if !errors.As(err, &le) || !errors.Is(err, product.ErrUnknownProduct) || le.VariantID == nil || *le.VariantID != bogus {
 		t.Errorf("Reserve unknown variant: %#v", err)
 	}
@@ -194,6 +147,9 @@ func TestClient(t *testing.T) {
 	if got, err := client.GetReservation(asService, order); err != nil || got.Status != product.StatusCommitted || len(got.Items) != 2 {
 		t.Errorf("GetReservation = %+v, %v", got, err)
 	}
+	if got, err := client.GetReservation(asAdmin, order); err != nil || got.Status != product.StatusCommitted {
+		t.Errorf("GetReservation as an admin = %+v, %v", got, err)
+	}
 	if got, err := client.ReleaseReservation(asService, order); err != nil || got.Status != product.StatusReleased || got.ReleaseReason != product.ReasonReleased {
 		t.Errorf("ReleaseReservation = %+v, %v", got, err)
 	}
@@ -203,19 +159,13 @@ func TestClient(t *testing.T) {
 	if _, err := client.GetReservation(asService, uuid.NewString()); !errors.Is(err, product.ErrNotFound) {
 		t.Errorf("GetReservation unknown: %v", err)
 	}
-	if _, err := client.ReleaseExpired(asService); !errors.Is(err, product.ErrNotRemote) {
-		t.Errorf("ReleaseExpired over HTTP: %v", err)
-	}
 
-	if err := client.DeactivateProduct(asAdmin, p.ID); err != nil {
-		t.Errorf("DeactivateProduct: %v", err)
+	// The catalogue after the reservations, over HTTP.
+	want(t, a.call(t, "DELETE", "/api/v1/products/"+pid, a.admin, nil), http.StatusNoContent)
+	if r := want(t, a.call(t, "DELETE", "/api/v1/categories/"+catID, a.admin, nil), http.StatusConflict); errorCode(r) != "category_not_empty" {
+		t.Errorf("DeleteCategory of a category with products: %s", r.raw)
 	}
-	if err := client.DeleteCategory(asAdmin, cat.ID); !errors.Is(err, product.ErrCategoryNotEmpty) {
-		t.Errorf("DeleteCategory of a category with products: %v", err)
-	}
-	if _, err := client.UpdateCategory(asAdmin, cat.ID, product.CategoryPatch{Description: validate.Some("Leaves")}); err != nil {
-		t.Errorf("UpdateCategory: %v", err)
-	}
+	want(t, a.call(t, "PATCH", "/api/v1/categories/"+catID, a.admin, map[string]any{"description": "Leaves"}), http.StatusOK)
 }
 
 func isStatus(err error, status int) bool {

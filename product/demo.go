@@ -1,6 +1,7 @@
 package product
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -181,4 +182,12 @@ func mustAmount(s string) money.Amount {
 		panic(fmt.Sprintf("demo catalogue: price %q: %v", s, err))
 	}
 	return a
+}
+
+// demoSeed names the demo catalogue's load in the repository.
+const demoSeed = "demo-catalogue-v1"
+
+func (s *service) SeedDemo(ctx context.Context) (bool, error) {
+	categories, products := DemoCatalogue()
+	return s.repo.SeedCatalogue(ctx, demoSeed, categories, products)
 }

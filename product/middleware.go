@@ -10,119 +10,146 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
 
-// Middleware decorates a Service.
-type Middleware func(Service) Service
+// Middleware decorates an Instance.
+type Middleware func(Instance) Instance
+
+// instance is an Instance put together from one decorator per part, so each
+// decorator holds next as the interface it serves and its assertion fails
+// when that interface gains a method it does not decorate.
+type instance struct {
+	Catalogue
+	Inventory
+	Housekeeping
+}
 
 // LoggingMiddleware logs one line per call with its outcome and duration.
 func LoggingMiddleware(logger log.Logger) Middleware {
-	return func(next Service) Service {
-		return &loggingMiddleware{next: next, Method: logging.Method{Logger: logger, Business: isBusinessError}}
+	return func(next Instance) Instance {
+		m := logging.Method{Logger: logger, Business: isBusinessError}
+		return instance{
+			Catalogue:    &catalogueLogging{next: next, Method: m},
+			Inventory:    &inventoryLogging{next: next, Method: m},
+			Housekeeping: &housekeepingLogging{next: next, Method: m},
+		}
 	}
 }
 
-type loggingMiddleware struct {
-	next Service
+type catalogueLogging struct {
+	next Catalogue
 	logging.Method
 }
 
-var _ Service = (*loggingMiddleware)(nil)
+type inventoryLogging struct {
+	next Inventory
+	logging.Method
+}
 
-func (mw *loggingMiddleware) ListCategories(ctx context.Context) (tree []CategoryNode, err error) {
+type housekeepingLogging struct {
+	next Housekeeping
+	logging.Method
+}
+
+var (
+	_ Catalogue    = (*catalogueLogging)(nil)
+	_ Inventory    = (*inventoryLogging)(nil)
+	_ Housekeeping = (*housekeepingLogging)(nil)
+)
+
+func (mw *catalogueLogging) ListCategories(ctx context.Context) (tree []CategoryNode, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "ListCategories", begin, err) }(time.Now())
 	return mw.next.ListCategories(ctx)
 }
 
-func (mw *loggingMiddleware) CreateCategory(ctx context.Context, in CategoryInput) (c Category, err error) {
+func (mw *catalogueLogging) CreateCategory(ctx context.Context, in CategoryInput) (c Category, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "CreateCategory", begin, err, "category_id", c.ID) }(time.Now())
 	return mw.next.CreateCategory(ctx, in)
 }
 
-func (mw *loggingMiddleware) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (c Category, err error) {
+func (mw *catalogueLogging) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (c Category, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "UpdateCategory", begin, err, "category_id", id) }(time.Now())
 	return mw.next.UpdateCategory(ctx, id, p)
 }
 
-func (mw *loggingMiddleware) DeleteCategory(ctx context.Context, id string) (err error) {
+func (mw *catalogueLogging) DeleteCategory(ctx context.Context, id string) (err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "DeleteCategory", begin, err, "category_id", id) }(time.Now())
 	return mw.next.DeleteCategory(ctx, id)
 }
 
-func (mw *loggingMiddleware) ListProducts(ctx context.Context, q ProductQuery) (p ProductPage, err error) {
+func (mw *catalogueLogging) ListProducts(ctx context.Context, q ProductQuery) (p ProductPage, err error) {
 	defer func(begin time.Time) {
 		mw.Log(ctx, "ListProducts", begin, err, "page", q.Page, "page_size", q.PageSize, "total", p.Total)
 	}(time.Now())
 	return mw.next.ListProducts(ctx, q)
 }
 
-func (mw *loggingMiddleware) GetProduct(ctx context.Context, ref string, admin bool) (p Product, err error) {
+func (mw *catalogueLogging) GetProduct(ctx context.Context, ref string, admin bool) (p Product, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "GetProduct", begin, err, "ref", ref, "admin", admin) }(time.Now())
 	return mw.next.GetProduct(ctx, ref, admin)
 }
 
-func (mw *loggingMiddleware) CreateProduct(ctx context.Context, in ProductInput) (p Product, err error) {
+func (mw *catalogueLogging) CreateProduct(ctx context.Context, in ProductInput) (p Product, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "CreateProduct", begin, err, "product_id", p.ID) }(time.Now())
 	return mw.next.CreateProduct(ctx, in)
 }
 
-func (mw *loggingMiddleware) UpdateProduct(ctx context.Context, id string, patch ProductPatch) (p Product, err error) {
+func (mw *catalogueLogging) UpdateProduct(ctx context.Context, id string, patch ProductPatch) (p Product, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "UpdateProduct", begin, err, "product_id", id) }(time.Now())
 	return mw.next.UpdateProduct(ctx, id, patch)
 }
 
-func (mw *loggingMiddleware) DeactivateProduct(ctx context.Context, id string) (err error) {
+func (mw *catalogueLogging) DeactivateProduct(ctx context.Context, id string) (err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "DeactivateProduct", begin, err, "product_id", id) }(time.Now())
 	return mw.next.DeactivateProduct(ctx, id)
 }
 
-func (mw *loggingMiddleware) CreateVariant(ctx context.Context, productID string, in VariantInput) (v Variant, err error) {
+func (mw *catalogueLogging) CreateVariant(ctx context.Context, productID string, in VariantInput) (v Variant, err error) {
 	defer func(begin time.Time) {
 		mw.Log(ctx, "CreateVariant", begin, err, "product_id", productID, "variant_id", v.ID)
 	}(time.Now())
 	return mw.next.CreateVariant(ctx, productID, in)
 }
 
-func (mw *loggingMiddleware) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (v Variant, err error) {
+func (mw *catalogueLogging) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (v Variant, err error) {
 	defer func(begin time.Time) {
 		mw.Log(ctx, "UpdateVariant", begin, err, "product_id", productID, "variant_id", variantID)
 	}(time.Now())
 	return mw.next.UpdateVariant(ctx, productID, variantID, p)
 }
 
-func (mw *loggingMiddleware) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (p Product, err error) {
+func (mw *catalogueLogging) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (p Product, err error) {
 	defer func(begin time.Time) {
 		mw.Log(ctx, "AdjustStock", begin, err, "product_id", productID, "variant_id", a.VariantID, "delta", a.Delta)
 	}(time.Now())
 	return mw.next.AdjustStock(ctx, productID, a)
 }
 
-func (mw *loggingMiddleware) Reserve(ctx context.Context, r ReservationRequest) (res Reservation, created bool, err error) {
+func (mw *inventoryLogging) Reserve(ctx context.Context, r ReservationRequest) (res Reservation, created bool, err error) {
 	defer func(begin time.Time) {
 		mw.Log(ctx, "Reserve", begin, err, "order_id", r.OrderID, "lines", len(r.Items), "created", created)
 	}(time.Now())
 	return mw.next.Reserve(ctx, r)
 }
 
-func (mw *loggingMiddleware) CommitReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+func (mw *inventoryLogging) CommitReservation(ctx context.Context, orderID string) (r Reservation, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "CommitReservation", begin, err, "order_id", orderID) }(time.Now())
 	return mw.next.CommitReservation(ctx, orderID)
 }
 
-func (mw *loggingMiddleware) ReleaseReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+func (mw *inventoryLogging) ReleaseReservation(ctx context.Context, orderID string) (r Reservation, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "ReleaseReservation", begin, err, "order_id", orderID) }(time.Now())
 	return mw.next.ReleaseReservation(ctx, orderID)
 }
 
-func (mw *loggingMiddleware) GetReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+func (mw *inventoryLogging) GetReservation(ctx context.Context, orderID string) (r Reservation, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "GetReservation", begin, err, "order_id", orderID) }(time.Now())
 	return mw.next.GetReservation(ctx, orderID)
 }
 
-func (mw *loggingMiddleware) ReleaseExpired(ctx context.Context) (n int, err error) {
+func (mw *housekeepingLogging) ReleaseExpired(ctx context.Context) (n int, err error) {
 	defer func(begin time.Time) {
 		// Only sweeps that did something, or failed: the sweeper runs every
 		// few seconds and would otherwise fill the log with nothing.
@@ -137,15 +164,10 @@ func (mw *loggingMiddleware) ReleaseExpired(ctx context.Context) (n int, err err
 	return mw.next.ReleaseExpired(ctx)
 }
 
-func (mw *loggingMiddleware) SeedDemo(ctx context.Context) (seeded bool, err error) {
+func (mw *housekeepingLogging) SeedDemo(ctx context.Context) (seeded bool, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "SeedDemo", begin, err, "seeded", seeded) }(time.Now())
 	return mw.next.SeedDemo(ctx)
 }
-
-// isBusinessError reports whether err is an expected answer (a domain error
-// or a client mistake, answered with a 4xx) rather than a failure worth an
-// error-level log line.
-func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
 
 // Metrics are the product service's business metrics.
 type Metrics struct {
@@ -174,15 +196,35 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // InstrumentingMiddleware records m for every call.
 func InstrumentingMiddleware(m *Metrics) Middleware {
-	return func(next Service) Service { return &instrumentingMiddleware{next: next, m: m} }
+	return func(next Instance) Instance {
+		return instance{
+			Catalogue:    &catalogueInstrumenting{next: next, m: m},
+			Inventory:    &inventoryInstrumenting{next: next, m: m},
+			Housekeeping: &housekeepingInstrumenting{next: next, m: m},
+		}
+	}
 }
 
-type instrumentingMiddleware struct {
-	next Service
+type catalogueInstrumenting struct {
+	next Catalogue
 	m    *Metrics
 }
 
-var _ Service = (*instrumentingMiddleware)(nil)
+type inventoryInstrumenting struct {
+	next Inventory
+	m    *Metrics
+}
+
+type housekeepingInstrumenting struct {
+	next Housekeeping
+	m    *Metrics
+}
+
+var (
+	_ Catalogue    = (*catalogueInstrumenting)(nil)
+	_ Inventory    = (*inventoryInstrumenting)(nil)
+	_ Housekeeping = (*housekeepingInstrumenting)(nil)
+)
 
 // reservationResult names the outcome of a Reserve for the result label.
 func reservationResult(created bool, err error) string {
@@ -202,67 +244,67 @@ func reservationResult(created bool, err error) string {
 	}
 }
 
-func (mw *instrumentingMiddleware) ListCategories(ctx context.Context) (tree []CategoryNode, err error) {
+func (mw *catalogueInstrumenting) ListCategories(ctx context.Context) (tree []CategoryNode, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("ListCategories", begin, err) }(time.Now())
 	return mw.next.ListCategories(ctx)
 }
 
-func (mw *instrumentingMiddleware) CreateCategory(ctx context.Context, in CategoryInput) (c Category, err error) {
+func (mw *catalogueInstrumenting) CreateCategory(ctx context.Context, in CategoryInput) (c Category, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("CreateCategory", begin, err) }(time.Now())
 	return mw.next.CreateCategory(ctx, in)
 }
 
-func (mw *instrumentingMiddleware) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (c Category, err error) {
+func (mw *catalogueInstrumenting) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (c Category, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("UpdateCategory", begin, err) }(time.Now())
 	return mw.next.UpdateCategory(ctx, id, p)
 }
 
-func (mw *instrumentingMiddleware) DeleteCategory(ctx context.Context, id string) (err error) {
+func (mw *catalogueInstrumenting) DeleteCategory(ctx context.Context, id string) (err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("DeleteCategory", begin, err) }(time.Now())
 	return mw.next.DeleteCategory(ctx, id)
 }
 
-func (mw *instrumentingMiddleware) ListProducts(ctx context.Context, q ProductQuery) (p ProductPage, err error) {
+func (mw *catalogueInstrumenting) ListProducts(ctx context.Context, q ProductQuery) (p ProductPage, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("ListProducts", begin, err) }(time.Now())
 	return mw.next.ListProducts(ctx, q)
 }
 
-func (mw *instrumentingMiddleware) GetProduct(ctx context.Context, ref string, admin bool) (p Product, err error) {
+func (mw *catalogueInstrumenting) GetProduct(ctx context.Context, ref string, admin bool) (p Product, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("GetProduct", begin, err) }(time.Now())
 	return mw.next.GetProduct(ctx, ref, admin)
 }
 
-func (mw *instrumentingMiddleware) CreateProduct(ctx context.Context, in ProductInput) (p Product, err error) {
+func (mw *catalogueInstrumenting) CreateProduct(ctx context.Context, in ProductInput) (p Product, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("CreateProduct", begin, err) }(time.Now())
 	return mw.next.CreateProduct(ctx, in)
 }
 
-func (mw *instrumentingMiddleware) UpdateProduct(ctx context.Context, id string, patch ProductPatch) (p Product, err error) {
+func (mw *catalogueInstrumenting) UpdateProduct(ctx context.Context, id string, patch ProductPatch) (p Product, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("UpdateProduct", begin, err) }(time.Now())
 	return mw.next.UpdateProduct(ctx, id, patch)
 }
 
-func (mw *instrumentingMiddleware) DeactivateProduct(ctx context.Context, id string) (err error) {
+func (mw *catalogueInstrumenting) DeactivateProduct(ctx context.Context, id string) (err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("DeactivateProduct", begin, err) }(time.Now())
 	return mw.next.DeactivateProduct(ctx, id)
 }
 
-func (mw *instrumentingMiddleware) CreateVariant(ctx context.Context, productID string, in VariantInput) (v Variant, err error) {
+func (mw *catalogueInstrumenting) CreateVariant(ctx context.Context, productID string, in VariantInput) (v Variant, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("CreateVariant", begin, err) }(time.Now())
 	return mw.next.CreateVariant(ctx, productID, in)
 }
 
-func (mw *instrumentingMiddleware) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (v Variant, err error) {
+func (mw *catalogueInstrumenting) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (v Variant, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("UpdateVariant", begin, err) }(time.Now())
 	return mw.next.UpdateVariant(ctx, productID, variantID, p)
 }
 
-func (mw *instrumentingMiddleware) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (p Product, err error) {
+func (mw *catalogueInstrumenting) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (p Product, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("AdjustStock", begin, err) }(time.Now())
 	return mw.next.AdjustStock(ctx, productID, a)
 }
 
-func (mw *instrumentingMiddleware) Reserve(ctx context.Context, r ReservationRequest) (res Reservation, created bool, err error) {
+func (mw *inventoryInstrumenting) Reserve(ctx context.Context, r ReservationRequest) (res Reservation, created bool, err error) {
 	defer func(begin time.Time) {
 		mw.m.Duration.Observe("Reserve", begin, err)
 		mw.m.Reservations.With("result", reservationResult(created, err)).Add(1)
@@ -270,7 +312,7 @@ func (mw *instrumentingMiddleware) Reserve(ctx context.Context, r ReservationReq
 	return mw.next.Reserve(ctx, r)
 }
 
-func (mw *instrumentingMiddleware) CommitReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+func (mw *inventoryInstrumenting) CommitReservation(ctx context.Context, orderID string) (r Reservation, err error) {
 	defer func(begin time.Time) {
 		mw.m.Duration.Observe("CommitReservation", begin, err)
 		result := "committed"
@@ -285,7 +327,7 @@ func (mw *instrumentingMiddleware) CommitReservation(ctx context.Context, orderI
 	return mw.next.CommitReservation(ctx, orderID)
 }
 
-func (mw *instrumentingMiddleware) ReleaseReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+func (mw *inventoryInstrumenting) ReleaseReservation(ctx context.Context, orderID string) (r Reservation, err error) {
 	defer func(begin time.Time) {
 		mw.m.Duration.Observe("ReleaseReservation", begin, err)
 		if err == nil {
@@ -295,12 +337,12 @@ func (mw *instrumentingMiddleware) ReleaseReservation(ctx context.Context, order
 	return mw.next.ReleaseReservation(ctx, orderID)
 }
 
-func (mw *instrumentingMiddleware) GetReservation(ctx context.Context, orderID string) (r Reservation, err error) {
+func (mw *inventoryInstrumenting) GetReservation(ctx context.Context, orderID string) (r Reservation, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("GetReservation", begin, err) }(time.Now())
 	return mw.next.GetReservation(ctx, orderID)
 }
 
-func (mw *instrumentingMiddleware) ReleaseExpired(ctx context.Context) (n int, err error) {
+func (mw *housekeepingInstrumenting) ReleaseExpired(ctx context.Context) (n int, err error) {
 	defer func(begin time.Time) {
 		mw.m.Duration.Observe("ReleaseExpired", begin, err)
 		mw.m.Releases.With("reason", ReasonExpired).Add(float64(n))
@@ -308,7 +350,7 @@ func (mw *instrumentingMiddleware) ReleaseExpired(ctx context.Context) (n int, e
 	return mw.next.ReleaseExpired(ctx)
 }
 
-func (mw *instrumentingMiddleware) SeedDemo(ctx context.Context) (seeded bool, err error) {
+func (mw *housekeepingInstrumenting) SeedDemo(ctx context.Context) (seeded bool, err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("SeedDemo", begin, err) }(time.Now())
 	return mw.next.SeedDemo(ctx)
 }

@@ -2,10 +2,12 @@
 // (categories, products, variants), its listing with filters and full-text
 // search, admin writes with a stock ledger, and the inventory reservations
 // the order service takes stock with. The go-kit layers sit in their own
-// files: service.go (this file: interface, domain types and errors, the
-// implementation), endpoints.go, transport_http.go, client.go,
-// middleware.go and cache.go (the read cache, itself a middleware); the
-// PostgreSQL repository lives in package product/postgres.
+// files: service.go (this file: the interfaces, domain types and errors, the
+// constructor), catalogue.go and inventory.go (their implementation, the
+// latter with the Sweeper), events.go, demo.go; endpoints.go, requests.go,
+// responses.go, transport_http.go, client.go; middleware.go and cache.go
+// (the read cache, itself a middleware). The PostgreSQL repository lives in
+// package product/postgres.
 package product
 
 import (
@@ -13,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -31,10 +32,19 @@ const ServiceName = "product"
 // Currency is the one currency the catalogue prices in.
 const Currency = "USD"
 
-// Service is what the product service does. Reads take admin explicitly: the
-// admin view includes inactive products and variants and cost prices, the
-// public one never does. The transport sets it from the verified token only.
+// Service is what the product service serves: the catalogue on the public
+// /api/v1 routes and the inventory on the /internal ones the order service
+// calls. Endpoints implements it, on the server and as a client.
 type Service interface {
+	Catalogue
+	Inventory
+}
+
+// Catalogue is the product catalogue: categories, products, variants and
+// their stock. Reads take admin explicitly: the admin view includes inactive
+// products and variants and cost prices, the public one never does. The
+// transport sets it from the verified token only.
+type Catalogue interface {
 	ListCategories(ctx context.Context) ([]CategoryNode, error)
 	CreateCategory(ctx context.Context, c CategoryInput) (Category, error)
 	UpdateCategory(ctx context.Context, id string, p CategoryPatch) (Category, error)
@@ -56,7 +66,10 @@ type Service interface {
 	// variants by a.Delta, writing a ledger row with a.Reason. It returns
 	// the product in the admin view.
 	AdjustStock(ctx context.Context, productID string, a StockAdjustment) (Product, error)
+}
 
+// Inventory is the stock the order service takes for its orders.
+type Inventory interface {
 	// Reserve takes the stock of every line for the order, or none of it
 	// (ErrOutOfStock, ErrUnknownProduct in a *LineError). It is idempotent by
 	// order id: created is false when an earlier call with the same lines
@@ -70,13 +83,27 @@ type Service interface {
 	// committed reservation. Releasing again is a no-op.
 	ReleaseReservation(ctx context.Context, orderID string) (Reservation, error)
 	GetReservation(ctx context.Context, orderID string) (Reservation, error)
+}
 
+// Housekeeping is what an instance does of itself rather than on request:
+// no route serves it, so it is no part of Service (nor of Endpoints).
+type Housekeeping interface {
 	// ReleaseExpired releases reservations still reserved after their
 	// expiry and reports how many. Safe to run in several instances at once.
 	ReleaseExpired(ctx context.Context) (int, error)
 	// SeedDemo loads the demo catalogue unless it was loaded before (by this
 	// or another instance), reporting whether it did.
 	SeedDemo(ctx context.Context) (bool, error)
+}
+
+// Instance is the service as one process runs it: what it serves and its
+// housekeeping. NewService builds it and the middlewares decorate all of it,
+// so a sweep is logged, measured and invalidates the cache like any write;
+// main hands the Service part to MakeServerEndpoints and the Housekeeping
+// part to the Sweeper and the demo seed.
+type Instance interface {
+	Service
+	Housekeeping
 }
 
 // Category is a node of the category tree.
@@ -381,33 +408,6 @@ func (e *LineError) ErrorDetails() map[string]any {
 	return d
 }
 
-// Events: the payloads are events.ProductPayload, events.InventoryLowStockPayload
-// and events.InventoryReleasedPayload.
-
-// NewProductEvent builds product.created or product.updated for p.
-func NewProductEvent(ctx context.Context, typ string, p Product) (events.Envelope, error) {
-	return events.New(ctx, ServiceName, typ, events.ProductPayload{
-		ProductID: p.ID, CategoryID: p.CategoryID, SKU: p.SKU, Name: p.Name, Slug: p.Slug,
-		Price: p.Price, Currency: p.Currency, StockQuantity: p.StockQuantity, IsActive: p.IsActive,
-	})
-}
-
-// LowStock reports whether a stock change from before to after crosses the
-// threshold min: it fires once per fall, not on every sale below it.
-func LowStock(before, after, min int) bool { return before > min && after <= min }
-
-// NewLowStockEvent builds inventory.low_stock: a product's (or a variant's)
-// available stock fell to or below the product's min_stock_quantity.
-func NewLowStockEvent(ctx context.Context, e events.InventoryLowStockPayload) (events.Envelope, error) {
-	return events.New(ctx, ServiceName, events.InventoryLowStock, e)
-}
-
-// NewInventoryReleasedEvent builds inventory.released; the order service
-// cancels the pending order when reason is ReasonExpired.
-func NewInventoryReleasedEvent(ctx context.Context, orderID, reason string) (events.Envelope, error) {
-	return events.New(ctx, ServiceName, events.InventoryReleased, events.InventoryReleasedPayload{OrderID: orderID, Reason: reason})
-}
-
 // Repository stores the catalogue and the reservations. Writes publish their
 // events (product.created/updated, inventory.low_stock, inventory.released)
 // through the outbox in the same transaction. Lookups of missing rows return
@@ -476,7 +476,7 @@ type service struct {
 }
 
 // NewService returns the service backed by repo.
-func NewService(repo Repository, opts Options) Service {
+func NewService(repo Repository, opts Options) Instance {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -484,479 +484,6 @@ func NewService(repo Repository, opts Options) Service {
 		opts.SweepBatch = 1000
 	}
 	return &service{repo: repo, now: opts.Now, sweepBatch: opts.SweepBatch}
-}
-
-func (s *service) ListCategories(ctx context.Context) ([]CategoryNode, error) {
-	flat, err := s.repo.Categories(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return categoryTree(flat), nil
-}
-
-// categoryTree arranges categories (sorted by name) under their parents.
-func categoryTree(flat []Category) []CategoryNode {
-	children := map[string][]Category{} // parent id ("" for roots) → children
-	for _, c := range flat {
-		parent := ""
-		if c.ParentID != nil {
-			parent = *c.ParentID
-		}
-		children[parent] = append(children[parent], c)
-	}
-	var build func(parent string) []CategoryNode
-	build = func(parent string) []CategoryNode {
-		nodes := make([]CategoryNode, 0, len(children[parent]))
-		for _, c := range children[parent] {
-			nodes = append(nodes, CategoryNode{Category: c, Children: build(c.ID)})
-		}
-		return nodes
-	}
-	return build("")
-}
-
-func (s *service) CreateCategory(ctx context.Context, in CategoryInput) (Category, error) {
-	c := Category{
-		ID:          uuid.NewString(),
-		Name:        strings.TrimSpace(in.Name),
-		Slug:        strings.TrimSpace(in.Slug),
-		Description: strings.TrimSpace(in.Description),
-	}
-	if c.Slug == "" {
-		c.Slug = Slugify(c.Name)
-	}
-	if in.ParentID != nil {
-		id, ok := parseID(*in.ParentID)
-		if !ok {
-			return Category{}, ErrUnknownCategory
-		}
-		c.ParentID = &id
-	}
-	return s.repo.CreateCategory(ctx, c)
-}
-
-func (s *service) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (Category, error) {
-	id, ok := parseID(id)
-	if !ok {
-		return Category{}, ErrNotFound
-	}
-	trimOptional(&p.Name, &p.Slug, &p.Description)
-	if p.ParentID.Value != nil {
-		parent, ok := parseID(*p.ParentID.Value)
-		if !ok {
-			return Category{}, ErrUnknownCategory
-		}
-		if parent == id {
-			return Category{}, ErrCategoryCycle
-		}
-		p.ParentID.Value = &parent
-	}
-	return s.repo.UpdateCategory(ctx, id, p)
-}
-
-func (s *service) DeleteCategory(ctx context.Context, id string) error {
-	id, ok := parseID(id)
-	if !ok {
-		return ErrNotFound
-	}
-	return s.repo.DeleteCategory(ctx, id)
-}
-
-func (s *service) ListProducts(ctx context.Context, q ProductQuery) (ProductPage, error) {
-	if q.Page < 1 || q.PageSize < 1 {
-		return ProductPage{}, fmt.Errorf("product: page %d, size %d: both must be positive", q.Page, q.PageSize)
-	}
-	if q.Sort == "" {
-		q.Sort = SortNewest
-		if q.Q != "" {
-			q.Sort = SortRelevance
-		}
-	}
-	f := ProductFilter{ProductQuery: q}
-	if q.Category != "" {
-		ids, err := s.repo.CategoryTree(ctx, q.Category)
-		if err != nil {
-			return ProductPage{}, err
-		}
-		f.CategoryIDs = ids
-	}
-	items, total, err := s.repo.ListProducts(ctx, f)
-	if err != nil {
-		return ProductPage{}, err
-	}
-	if !q.Admin {
-		for i := range items {
-			items[i] = publicView(items[i])
-		}
-	}
-	return ProductPage{Items: items, Page: q.Page, PageSize: q.PageSize, Total: total}, nil
-}
-
-func (s *service) GetProduct(ctx context.Context, ref string, admin bool) (Product, error) {
-	var (
-		p   Product
-		err error
-	)
-	if id, ok := parseID(ref); ok {
-		p, err = s.repo.ProductByID(ctx, id)
-	} else if ValidSlug(ref) {
-		p, err = s.repo.ProductBySlug(ctx, ref)
-	} else {
-		return Product{}, ErrNotFound
-	}
-	if err != nil {
-		return Product{}, err
-	}
-	if admin {
-		return p, nil
-	}
-	if !p.IsActive {
-		return Product{}, ErrNotFound
-	}
-	return publicView(p), nil
-}
-
-// publicView is what a customer may see of p: no cost price, no inactive
-// variants.
-func publicView(p Product) Product {
-	p.CostPrice = nil
-	active := make([]Variant, 0, len(p.Variants))
-	for _, v := range p.Variants {
-		if v.IsActive {
-			active = append(active, v)
-		}
-	}
-	p.Variants = active
-	return p
-}
-
-func (s *service) CreateProduct(ctx context.Context, in ProductInput) (Product, error) {
-	p := Product{
-		ID:               uuid.NewString(),
-		Name:             strings.TrimSpace(in.Name),
-		Slug:             strings.TrimSpace(in.Slug),
-		Description:      strings.TrimSpace(in.Description),
-		ShortDescription: strings.TrimSpace(in.ShortDescription),
-		SKU:              strings.TrimSpace(in.SKU),
-		Price:            in.Price,
-		ComparePrice:     in.ComparePrice,
-		CostPrice:        in.CostPrice,
-		Currency:         Currency,
-		StockQuantity:    in.StockQuantity,
-		MinStockQuantity: in.MinStockQuantity,
-		Weight:           in.Weight,
-		Dimensions:       in.Dimensions,
-		Images:           in.Images,
-		IsActive:         in.IsActive,
-		IsFeatured:       in.IsFeatured,
-	}
-	if p.Slug == "" {
-		p.Slug = Slugify(p.Name)
-	}
-	p.Dimensions = withUnit(p.Dimensions)
-	if p.Images == nil {
-		p.Images = []string{}
-	}
-	if in.CategoryID != nil {
-		id, ok := parseID(*in.CategoryID)
-		if !ok {
-			return Product{}, ErrUnknownCategory
-		}
-		p.CategoryID = &id
-	}
-	return s.repo.CreateProduct(ctx, p)
-}
-
-func (s *service) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
-	id, ok := parseID(id)
-	if !ok {
-		return Product{}, ErrNotFound
-	}
-	trimOptional(&p.Name, &p.Slug, &p.Description, &p.ShortDescription, &p.SKU)
-	p.Dimensions.Value = withUnit(p.Dimensions.Value)
-	if p.CategoryID.Value != nil {
-		cat, ok := parseID(*p.CategoryID.Value)
-		if !ok {
-			return Product{}, ErrUnknownCategory
-		}
-		p.CategoryID.Value = &cat
-	}
-	return s.repo.UpdateProduct(ctx, id, p)
-}
-
-func (s *service) DeactivateProduct(ctx context.Context, id string) error {
-	id, ok := parseID(id)
-	if !ok {
-		return ErrNotFound
-	}
-	return s.repo.DeactivateProduct(ctx, id)
-}
-
-func (s *service) CreateVariant(ctx context.Context, productID string, in VariantInput) (Variant, error) {
-	productID, ok := parseID(productID)
-	if !ok {
-		return Variant{}, ErrNotFound
-	}
-	v := Variant{
-		ID:            uuid.NewString(),
-		ProductID:     productID,
-		SKU:           strings.TrimSpace(in.SKU),
-		Name:          strings.TrimSpace(in.Name),
-		Price:         in.Price,
-		Currency:      Currency,
-		StockQuantity: in.StockQuantity,
-		Attributes:    in.Attributes,
-		IsActive:      in.IsActive,
-	}
-	if v.Attributes == nil {
-		v.Attributes = map[string]string{}
-	}
-	return s.repo.CreateVariant(ctx, v)
-}
-
-func (s *service) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (Variant, error) {
-	productID, ok1 := parseID(productID)
-	variantID, ok2 := parseID(variantID)
-	if !ok1 || !ok2 {
-		return Variant{}, ErrNotFound
-	}
-	trimOptional(&p.SKU, &p.Name)
-	return s.repo.UpdateVariant(ctx, productID, variantID, p)
-}
-
-func (s *service) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (Product, error) {
-	productID, ok := parseID(productID)
-	if !ok {
-		return Product{}, ErrNotFound
-	}
-	if a.VariantID != "" {
-		v, ok := parseID(a.VariantID)
-		if !ok {
-			return Product{}, ErrUnknownVariant
-		}
-		a.VariantID = v
-	}
-	a.Reason = strings.TrimSpace(a.Reason)
-	if err := s.repo.AdjustStock(ctx, productID, a); err != nil {
-		return Product{}, err
-	}
-	return s.repo.ProductByID(ctx, productID)
-}
-
-func (s *service) Reserve(ctx context.Context, r ReservationRequest) (Reservation, bool, error) {
-	orderID, ok := parseID(r.OrderID)
-	if !ok {
-		return Reservation{}, false, fmt.Errorf("product: order id %q is not a UUID", r.OrderID)
-	}
-	lines, err := MergeLines(r.Items)
-	if err != nil {
-		return Reservation{}, false, err
-	}
-	ttl := r.TTL
-	if ttl == 0 {
-		ttl = DefaultReservationTTL
-	}
-	if ttl < MinReservationTTL || ttl > MaxReservationTTL {
-		return Reservation{}, false, fmt.Errorf("product: reservation ttl %s outside %s..%s", ttl, MinReservationTTL, MaxReservationTTL)
-	}
-	res, created, err := s.repo.Reserve(ctx, orderID, lines, s.now().Add(ttl).UTC().Truncate(time.Microsecond))
-	if err != nil {
-		return Reservation{}, false, err
-	}
-	if !created && !sameLines(res.Items, lines) {
-		return Reservation{}, false, ErrReservationMismatch
-	}
-	return res, created, nil
-}
-
-// MergeLines returns lines with the ids in canonical form, lines of the same
-// product and variant merged into one, sorted by product then variant (no
-// variant first): the order stock is locked in, and the order reservation
-// items are compared and shown in. An id that is no UUID names no product:
-// ErrUnknownProduct.
-func MergeLines(lines []ReservationLine) ([]ReservationLine, error) {
-	type key struct{ product, variant string }
-	merged := map[key]int{}
-	for _, l := range lines {
-		if l.Quantity <= 0 {
-			return nil, fmt.Errorf("product: quantity %d of product %s must be positive", l.Quantity, l.ProductID)
-		}
-		p, ok := parseID(l.ProductID)
-		if !ok {
-			return nil, &LineError{Err: ErrUnknownProduct, ProductID: l.ProductID, VariantID: l.VariantID, Requested: l.Quantity}
-		}
-		k := key{product: p}
-		if l.VariantID != nil {
-			v, ok := parseID(*l.VariantID)
-			if !ok {
-				return nil, &LineError{Err: ErrUnknownProduct, ProductID: p, VariantID: l.VariantID, Requested: l.Quantity}
-			}
-			k.variant = v
-		}
-		merged[k] += l.Quantity
-	}
-	out := make([]ReservationLine, 0, len(merged))
-	for k, q := range merged {
-		l := ReservationLine{ProductID: k.product, Quantity: q}
-		if k.variant != "" {
-			v := k.variant
-			l.VariantID = &v
-		}
-		out = append(out, l)
-	}
-	slices.SortFunc(out, compareLines)
-	return out, nil
-}
-
-func compareLines(a, b ReservationLine) int {
-	if c := strings.Compare(a.ProductID, b.ProductID); c != 0 {
-		return c
-	}
-	return strings.Compare(deref(a.VariantID), deref(b.VariantID))
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// sameLines reports whether a reservation's items are exactly lines (both
-// merged and sorted).
-func sameLines(items []ReservedItem, lines []ReservationLine) bool {
-	if len(items) != len(lines) {
-		return false
-	}
-	for i, it := range items {
-		l := lines[i]
-		if it.ProductID != l.ProductID || deref(it.VariantID) != deref(l.VariantID) || it.Quantity != l.Quantity {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *service) CommitReservation(ctx context.Context, orderID string) (Reservation, error) {
-	orderID, ok := parseID(orderID)
-	if !ok {
-		return Reservation{}, ErrNotFound
-	}
-	return s.repo.CommitReservation(ctx, orderID, s.now())
-}
-
-func (s *service) ReleaseReservation(ctx context.Context, orderID string) (Reservation, error) {
-	orderID, ok := parseID(orderID)
-	if !ok {
-		return Reservation{}, ErrNotFound
-	}
-	return s.repo.ReleaseReservation(ctx, orderID)
-}
-
-func (s *service) GetReservation(ctx context.Context, orderID string) (Reservation, error) {
-	orderID, ok := parseID(orderID)
-	if !ok {
-		return Reservation{}, ErrNotFound
-	}
-	return s.repo.Reservation(ctx, orderID)
-}
-
-func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
-	now := s.now()
-	for n := 0; n < s.sweepBatch; n++ {
-		found, err := s.repo.ReleaseNextExpired(ctx, now)
-		if err != nil || !found {
-			return n, err
-		}
-	}
-	return s.sweepBatch, nil
-}
-
-// Sweeper releases expired reservations every Interval. Every instance runs
-// one: ReleaseExpired is safe with several at once, and the work goes on
-// when an instance dies. Failures are logged by the logging middleware and
-// retried at the next tick.
-type Sweeper struct {
-	Service  Service       // required: with its middlewares, so sweeps are logged
-	Interval time.Duration // required: the time between sweeps
-}
-
-// Run sweeps until ctx is done, then returns nil. It returns an error only
-// when Service or a positive Interval is missing.
-func (s *Sweeper) Run(ctx context.Context) error {
-	if s.Service == nil || s.Interval <= 0 {
-		return errors.New("product: sweeper needs Service and a positive Interval")
-	}
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		_, _ = s.Service.ReleaseExpired(ctx)
-	}
-}
-
-// demoSeed names the demo catalogue's load in the repository.
-const demoSeed = "demo-catalogue-v1"
-
-func (s *service) SeedDemo(ctx context.Context) (bool, error) {
-	categories, products := DemoCatalogue()
-	return s.repo.SeedCatalogue(ctx, demoSeed, categories, products)
-}
-
-// Slugify derives a slug from a name: lower-case ASCII letters and digits,
-// with single dashes for everything else. It returns "" for a name without
-// any, which validation then rejects.
-func Slugify(name string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(name) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			if dash && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			dash = false
-			b.WriteRune(r)
-		default:
-			dash = true
-		}
-	}
-	s := b.String()
-	if len(s) > maxSlugLen {
-		s = strings.TrimRight(s[:maxSlugLen], "-")
-	}
-	return s
-}
-
-const maxSlugLen = 255
-
-// ValidSlug reports whether s is a slug as Slugify makes them: lower-case
-// letters and digits in dash-separated words.
-func ValidSlug(s string) bool {
-	if s == "" || len(s) > maxSlugLen || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// withUnit returns d with the default unit, centimetres, when it has none.
-func withUnit(d *Dimensions) *Dimensions {
-	if d == nil || d.Unit != "" {
-		return d
-	}
-	c := *d
-	c.Unit = "cm"
-	return &c
 }
 
 func trimOptional(fields ...*validate.Optional[string]) {

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// sweepCounter is a Service whose ReleaseExpired counts its calls; nothing
+// sweepCounter is a Housekeeping whose ReleaseExpired counts its calls; nothing
 // else of it is called.
 type sweepCounter struct {
-	Service
+	Housekeeping
 	sweeps atomic.Int32
 }
 
@@ -24,7 +24,7 @@ func TestSweeperRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- (&Sweeper{Service: svc, Interval: 5 * time.Millisecond}).Run(ctx) }()
+	go func() { done <- (&Sweeper{Housekeeping: svc, Interval: 5 * time.Millisecond}).Run(ctx) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for svc.sweeps.Load() < 2 {
 		if time.Now().After(deadline) {
@@ -42,7 +42,7 @@ func TestSweeperRun(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 
-	for _, bad := range []*Sweeper{{Interval: time.Second}, {Service: svc}} {
+	for _, bad := range []*Sweeper{{Interval: time.Second}, {Housekeeping: svc}} {
 		if err := bad.Run(context.Background()); err == nil {
 			t.Errorf("Run of %+v = nil, want a configuration error", bad)
 		}

@@ -43,6 +43,12 @@ var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrReservationReleased, Status: http.StatusConflict, Code: "reservation_released"},
 }
 
+// isBusinessError reports whether err is an expected answer (a domain error
+// or a client mistake, answered with a 4xx) rather than a failure worth an
+// error-level log line. The logging middleware asks it, so the service layer
+// needs no HTTP of its own.
+func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMappings...) }
+
 // MakeHTTPHandler adds the product service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes := httpkit.NewRoutes(r, "", logger, errorMappings, auth.HTTPToContext, markTokenSent)
@@ -242,73 +248,10 @@ func encodePath(path func(request any) string) httptransport.EncodeRequestFunc {
 
 func fixed(path string) func(any) string { return func(any) string { return path } }
 
-func categoryPath(request any) string {
-	switch req := request.(type) {
-	case updateCategoryRequest:
-		return apiPrefix + "/categories/" + url.PathEscape(req.ID)
-	default:
-		return apiPrefix + "/categories/" + url.PathEscape(request.(idRequest).ID)
-	}
-}
-
-func productPath(request any) string {
-	var id string
-	switch req := request.(type) {
-	case updateProductRequest:
-		id = req.ID
-	case getProductRequest:
-		id = req.Ref
-	case idRequest:
-		id = req.ID
-	}
-	return apiPrefix + "/products/" + url.PathEscape(id)
-}
-
-func variantsPath(request any) string {
-	switch req := request.(type) {
-	case updateVariantRequest:
-		return apiPrefix + "/products/" + url.PathEscape(req.ProductID) + "/variants/" + url.PathEscape(req.VariantID)
-	default:
-		return apiPrefix + "/products/" + url.PathEscape(request.(createVariantRequest).ProductID) + "/variants"
-	}
-}
-
-func stockPath(request any) string {
-	return apiPrefix + "/products/" + url.PathEscape(request.(adjustStockRequest).ProductID) + "/stock"
-}
-
 func reservationPath(suffix string) func(any) string {
 	return func(request any) string {
 		return internalPrefix + "/reservations/" + url.PathEscape(request.(orderRequest).OrderID) + suffix
 	}
-}
-
-func encodeListProductsRequest(_ context.Context, r *http.Request, request any) error {
-	q := request.(listProductsRequest).ProductQuery
-	v := url.Values{"page": {strconv.Itoa(q.Page)}, "page_size": {strconv.Itoa(q.PageSize)}}
-	set := func(name, value string) {
-		if value != "" {
-			v.Set(name, value)
-		}
-	}
-	set("category", q.Category)
-	set("q", q.Q)
-	set("sort", q.Sort)
-	if q.MinPrice != nil {
-		v.Set("min_price", q.MinPrice.String())
-	}
-	if q.MaxPrice != nil {
-		v.Set("max_price", q.MaxPrice.String())
-	}
-	if q.InStock {
-		v.Set("in_stock", "true")
-	}
-	if q.Featured {
-		v.Set("featured", "true")
-	}
-	r.URL.Path = apiPrefix + "/products"
-	r.URL.RawQuery = v.Encode()
-	return nil
 }
 
 // decodeResponse decodes an instance's answer into T with

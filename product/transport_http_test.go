@@ -55,7 +55,7 @@ type stack struct {
 	srv      *httptest.Server
 	hits     *atomic.Int64 // requests served
 	db       *sqlx.DB
-	svc      product.Service
+	svc      product.Instance
 	tokens   *auth.Tokens
 	clock    *clock
 	admin    string // bearer tokens
@@ -1025,9 +1025,8 @@ func TestReservationExpiry(t *testing.T) {
 	checkLedger(t, db)
 
 	// Many expired reservations, two sweepers at once: each released once.
-	var orders []string
 	for range 30 {
-		orders = append(orders, reserve(10))
+		reserve(10)
 	}
 	clk.Advance(time.Minute)
 	var wg sync.WaitGroup

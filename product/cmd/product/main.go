@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// releases expired reservations.
 	in.Go("outbox relay", (&events.Relay{DB: db, Redis: rdb, Logger: log.With(logger, "component", "outbox_relay"),
 		Metrics: events.NewMetrics(reg, cfg.Service)}).Run)
-	in.Go("reservation sweeper", (&product.Sweeper{Service: svc, Interval: *sweepInterval}).Run)
+	in.Go("reservation sweeper", (&product.Sweeper{Housekeeping: svc, Interval: *sweepInterval}).Run)
 
 	// Routes.
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret), 15*time.Minute) // verifies tokens; issues none

@@ -1,0 +1,482 @@
+package product
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/validate"
+)
+
+// Requests. Each validates itself; a failure is a 422 naming every bad field.
+
+// Bounds of request fields, from the columns they are stored in.
+const (
+	maxNameLen        = 255
+	maxSKULen         = 100
+	maxTextLen        = 20000
+	maxStock          = 1_000_000_000
+	maxStockDelta     = 1_000_000
+	maxImages         = 20
+	maxURLLen         = 2048
+	maxAttributes     = 20
+	maxReserveLines   = 100
+	maxLineQuantity   = 100_000
+	maxQueryLen       = 200
+	maxPage           = 10_000 // beyond, OFFSET would scan the whole catalogue for nothing useful
+	maxDimension      = 100_000
+	maxReasonLen      = 255
+	maxAttributeKey   = 50
+	maxAttributeValue = 255
+)
+
+type listCategoriesRequest struct{}
+
+type createCategoryRequest struct {
+	Name        string  `json:"name"`
+	Slug        string  `json:"slug,omitempty"`
+	Description string  `json:"description,omitempty"`
+	ParentID    *string `json:"parent_id,omitempty"`
+}
+
+func (r createCategoryRequest) validate() error {
+	p := validate.Problems{}
+	p.Text("name", r.Name, maxNameLen, true)
+	checkSlug(p, "slug", r.Slug, r.Name, true)
+	p.Text("description", r.Description, maxTextLen, false)
+	if r.ParentID != nil {
+		p.UUID("parent_id", *r.ParentID)
+	}
+	return p.Err()
+}
+
+type updateCategoryRequest struct {
+	ID string `json:"-"` // from the path
+	CategoryPatch
+}
+
+func (r updateCategoryRequest) validate() error {
+	p := validate.Problems{}
+	c := r.CategoryPatch
+	if !c.Name.Set && !c.Slug.Set && !c.Description.Set && !c.ParentID.Set {
+		p["body"] = "nothing to update: give name, slug, description or parent_id"
+	}
+	if validate.Present(p, "name", c.Name, false) {
+		p.Text("name", *c.Name.Value, maxNameLen, true)
+	}
+	if validate.Present(p, "slug", c.Slug, false) {
+		checkSlug(p, "slug", *c.Slug.Value, "", false)
+	}
+	if validate.Present(p, "description", c.Description, true) {
+		p.Text("description", *c.Description.Value, maxTextLen, false)
+	}
+	if validate.Present(p, "parent_id", c.ParentID, true) {
+		p.UUID("parent_id", *c.ParentID.Value)
+	}
+	return p.Err()
+}
+
+// idRequest names a resource by the {id} of the path.
+type idRequest struct {
+	ID string
+}
+
+type listProductsRequest struct {
+	ProductQuery
+}
+
+func (r listProductsRequest) validate() error {
+	p := validate.Problems{}
+	p.Page(r.Page, r.PageSize)
+	if r.Page < 1 || r.Page > maxPage {
+		p["page"] = "must be between 1 and " + strconv.Itoa(maxPage)
+	}
+	if r.Category != "" && !ValidSlug(r.Category) {
+		if _, ok := validate.ParseUUID(r.Category); !ok {
+			p["category"] = "must be a category id or slug"
+		}
+	}
+	if r.Q != "" {
+		p.Text("q", r.Q, maxQueryLen, true)
+	}
+	for _, f := range []struct {
+		name string
+		v    *money.Amount
+	}{{"min_price", r.MinPrice}, {"max_price", r.MaxPrice}} {
+		if f.v != nil && (*f.v < 0 || *f.v > validate.MaxAmount) {
+			p[f.name] = "must be between 0.00 and 99999999.99"
+		}
+	}
+	if r.MinPrice != nil && r.MaxPrice != nil && *r.MinPrice > *r.MaxPrice {
+		p["max_price"] = "must not be below min_price"
+	}
+	switch r.Sort {
+	case "", SortPrice, SortPriceDesc, SortName, SortNewest:
+	case SortRelevance:
+		if r.Q == "" {
+			p["sort"] = "relevance needs q"
+		}
+	default:
+		p["sort"] = "must be one of price, -price, name, -created_at (or relevance, with q)"
+	}
+	return p.Err()
+}
+
+type getProductRequest struct {
+	Ref string // id or slug
+}
+
+type createProductRequest struct {
+	CategoryID       *string                         `json:"category_id,omitempty"`
+	Name             string                          `json:"name"`
+	Slug             string                          `json:"slug,omitempty"`
+	Description      string                          `json:"description,omitempty"`
+	ShortDescription string                          `json:"short_description,omitempty"`
+	SKU              string                          `json:"sku"`
+	Price            validate.Optional[money.Amount] `json:"price,omitzero"`
+	ComparePrice     validate.Optional[money.Amount] `json:"compare_price,omitzero"`
+	CostPrice        validate.Optional[money.Amount] `json:"cost_price,omitzero"`
+	StockQuantity    int                             `json:"stock_quantity,omitempty"`
+	MinStockQuantity int                             `json:"min_stock_quantity,omitempty"`
+	Weight           *json.Number                    `json:"weight,omitempty"`
+	Dimensions       *Dimensions                     `json:"dimensions,omitempty"`
+	Images           []string                        `json:"images,omitempty"`
+	IsActive         *bool                           `json:"is_active,omitempty"` // default true
+	IsFeatured       bool                            `json:"is_featured,omitempty"`
+}
+
+func newCreateProductRequest(p ProductInput) createProductRequest {
+	active := p.IsActive
+	r := createProductRequest{
+		CategoryID: p.CategoryID, Name: p.Name, Slug: p.Slug, Description: p.Description,
+		ShortDescription: p.ShortDescription, SKU: p.SKU, Price: validate.Some(p.Price),
+		StockQuantity: p.StockQuantity, MinStockQuantity: p.MinStockQuantity, Weight: p.Weight,
+		Dimensions: p.Dimensions, Images: p.Images, IsActive: &active, IsFeatured: p.IsFeatured,
+	}
+	if p.ComparePrice != nil {
+		r.ComparePrice = validate.Some(*p.ComparePrice)
+	}
+	if p.CostPrice != nil {
+		r.CostPrice = validate.Some(*p.CostPrice)
+	}
+	return r
+}
+
+func (r createProductRequest) validate() error {
+	p := validate.Problems{}
+	if r.CategoryID != nil {
+		p.UUID("category_id", *r.CategoryID)
+	}
+	p.Text("name", r.Name, maxNameLen, true)
+	checkSlug(p, "slug", r.Slug, r.Name, true)
+	p.Text("description", r.Description, maxTextLen, false)
+	p.Text("short_description", r.ShortDescription, maxTextLen, false)
+	checkSKU(p, "sku", r.SKU)
+	if validate.Required(p, "price", r.Price) {
+		checkPrice(p, "price", *r.Price.Value)
+	}
+	if validate.Present(p, "compare_price", r.ComparePrice, true) {
+		checkPrice(p, "compare_price", *r.ComparePrice.Value)
+	}
+	if validate.Present(p, "cost_price", r.CostPrice, true) {
+		checkPrice(p, "cost_price", *r.CostPrice.Value)
+	}
+	checkQuantity(p, "stock_quantity", r.StockQuantity)
+	checkQuantity(p, "min_stock_quantity", r.MinStockQuantity)
+	if r.Weight != nil {
+		checkWeight(p, "weight", *r.Weight)
+	}
+	if r.Dimensions != nil {
+		checkDimensions(p, "dimensions", *r.Dimensions)
+	}
+	checkImages(p, "images", r.Images)
+	return p.Err()
+}
+
+func (r createProductRequest) input() ProductInput {
+	return ProductInput{
+		CategoryID: r.CategoryID, Name: r.Name, Slug: r.Slug, Description: r.Description,
+		ShortDescription: r.ShortDescription, SKU: r.SKU, Price: *r.Price.Value,
+		ComparePrice: r.ComparePrice.Value, CostPrice: r.CostPrice.Value,
+		StockQuantity: r.StockQuantity, MinStockQuantity: r.MinStockQuantity,
+		Weight: r.Weight, Dimensions: r.Dimensions, Images: r.Images,
+		IsActive: r.IsActive == nil || *r.IsActive, IsFeatured: r.IsFeatured,
+	}
+}
+
+type updateProductRequest struct {
+	ID string `json:"-"` // from the path
+	ProductPatch
+}
+
+func (r updateProductRequest) validate() error {
+	p := validate.Problems{}
+	u := r.ProductPatch
+	if !u.CategoryID.Set && !u.Name.Set && !u.Slug.Set && !u.Description.Set && !u.ShortDescription.Set &&
+		!u.SKU.Set && !u.Price.Set && !u.ComparePrice.Set && !u.CostPrice.Set && !u.MinStockQuantity.Set &&
+		!u.Weight.Set && !u.Dimensions.Set && !u.Images.Set && !u.IsActive.Set && !u.IsFeatured.Set {
+		p["body"] = "nothing to update"
+	}
+	if validate.Present(p, "category_id", u.CategoryID, true) {
+		p.UUID("category_id", *u.CategoryID.Value)
+	}
+	if validate.Present(p, "name", u.Name, false) {
+		p.Text("name", *u.Name.Value, maxNameLen, true)
+	}
+	if validate.Present(p, "slug", u.Slug, false) {
+		checkSlug(p, "slug", *u.Slug.Value, "", false)
+	}
+	if validate.Present(p, "description", u.Description, true) {
+		p.Text("description", *u.Description.Value, maxTextLen, false)
+	}
+	if validate.Present(p, "short_description", u.ShortDescription, true) {
+		p.Text("short_description", *u.ShortDescription.Value, maxTextLen, false)
+	}
+	if validate.Present(p, "sku", u.SKU, false) {
+		checkSKU(p, "sku", *u.SKU.Value)
+	}
+	if validate.Present(p, "price", u.Price, false) {
+		checkPrice(p, "price", *u.Price.Value)
+	}
+	if validate.Present(p, "compare_price", u.ComparePrice, true) {
+		checkPrice(p, "compare_price", *u.ComparePrice.Value)
+	}
+	if validate.Present(p, "cost_price", u.CostPrice, true) {
+		checkPrice(p, "cost_price", *u.CostPrice.Value)
+	}
+	if validate.Present(p, "min_stock_quantity", u.MinStockQuantity, false) {
+		checkQuantity(p, "min_stock_quantity", *u.MinStockQuantity.Value)
+	}
+	if validate.Present(p, "weight", u.Weight, true) {
+		checkWeight(p, "weight", *u.Weight.Value)
+	}
+	if validate.Present(p, "dimensions", u.Dimensions, true) {
+		checkDimensions(p, "dimensions", *u.Dimensions.Value)
+	}
+	if validate.Present(p, "images", u.Images, true) {
+		checkImages(p, "images", *u.Images.Value)
+	}
+	validate.Present(p, "is_active", u.IsActive, false)
+	validate.Present(p, "is_featured", u.IsFeatured, false)
+	return p.Err()
+}
+
+type createVariantRequest struct {
+	ProductID     string                          `json:"-"` // from the path
+	SKU           string                          `json:"sku"`
+	Name          string                          `json:"name"`
+	Price         validate.Optional[money.Amount] `json:"price,omitzero"`
+	StockQuantity int                             `json:"stock_quantity,omitempty"`
+	Attributes    map[string]string               `json:"attributes,omitempty"`
+	IsActive      *bool                           `json:"is_active,omitempty"` // default true
+}
+
+func (r createVariantRequest) validate() error {
+	p := validate.Problems{}
+	checkSKU(p, "sku", r.SKU)
+	p.Text("name", r.Name, maxNameLen, true)
+	if validate.Required(p, "price", r.Price) {
+		checkPrice(p, "price", *r.Price.Value)
+	}
+	checkQuantity(p, "stock_quantity", r.StockQuantity)
+	checkAttributes(p, "attributes", r.Attributes)
+	return p.Err()
+}
+
+func (r createVariantRequest) input() VariantInput {
+	return VariantInput{SKU: r.SKU, Name: r.Name, Price: *r.Price.Value, StockQuantity: r.StockQuantity,
+		Attributes: r.Attributes, IsActive: r.IsActive == nil || *r.IsActive}
+}
+
+type updateVariantRequest struct {
+	ProductID string `json:"-"` // from the path
+	VariantID string `json:"-"` // from the path
+	VariantPatch
+}
+
+func (r updateVariantRequest) validate() error {
+	p := validate.Problems{}
+	u := r.VariantPatch
+	if !u.SKU.Set && !u.Name.Set && !u.Price.Set && !u.Attributes.Set && !u.IsActive.Set {
+		p["body"] = "nothing to update: give sku, name, price, attributes or is_active"
+	}
+	if validate.Present(p, "sku", u.SKU, false) {
+		checkSKU(p, "sku", *u.SKU.Value)
+	}
+	if validate.Present(p, "name", u.Name, false) {
+		p.Text("name", *u.Name.Value, maxNameLen, true)
+	}
+	if validate.Present(p, "price", u.Price, false) {
+		checkPrice(p, "price", *u.Price.Value)
+	}
+	if validate.Present(p, "attributes", u.Attributes, false) {
+		checkAttributes(p, "attributes", *u.Attributes.Value)
+	}
+	validate.Present(p, "is_active", u.IsActive, false)
+	return p.Err()
+}
+
+type adjustStockRequest struct {
+	ProductID string  `json:"-"` // from the path
+	VariantID *string `json:"variant_id,omitempty"`
+	Delta     int     `json:"delta"`
+	Reason    string  `json:"reason"`
+}
+
+func (r adjustStockRequest) validate() error {
+	p := validate.Problems{}
+	if r.VariantID != nil {
+		p.UUID("variant_id", *r.VariantID)
+	}
+	if r.Delta == 0 || r.Delta < -maxStockDelta || r.Delta > maxStockDelta {
+		p["delta"] = "must be a non-zero whole number between -1000000 and 1000000"
+	}
+	p.Text("reason", r.Reason, maxReasonLen, true)
+	return p.Err()
+}
+
+type reserveRequest struct {
+	OrderID    string            `json:"order_id"`
+	Items      []ReservationLine `json:"items"`
+	TTLSeconds *int              `json:"ttl_seconds,omitempty"`
+}
+
+func (r reserveRequest) validate() error {
+	p := validate.Problems{}
+	p.UUID("order_id", r.OrderID)
+	if len(r.Items) == 0 || len(r.Items) > maxReserveLines {
+		p["items"] = "must hold 1 to " + strconv.Itoa(maxReserveLines) + " lines"
+	}
+	for i, l := range r.Items {
+		if i >= maxReserveLines {
+			break
+		}
+		field := "items[" + strconv.Itoa(i) + "]."
+		p.UUID(field+"product_id", l.ProductID)
+		if l.VariantID != nil {
+			p.UUID(field+"variant_id", *l.VariantID)
+		}
+		if l.Quantity < 1 || l.Quantity > maxLineQuantity {
+			p[field+"quantity"] = "must be between 1 and " + strconv.Itoa(maxLineQuantity)
+		}
+	}
+	if r.TTLSeconds != nil {
+		min, max := int(MinReservationTTL/time.Second), int(MaxReservationTTL/time.Second)
+		if *r.TTLSeconds < min || *r.TTLSeconds > max {
+			p["ttl_seconds"] = fmt.Sprintf("must be between %d and %d", min, max)
+		}
+	}
+	return p.Err()
+}
+
+func (r reserveRequest) domain() ReservationRequest {
+	out := ReservationRequest{OrderID: r.OrderID, Items: r.Items}
+	if r.TTLSeconds != nil {
+		out.TTL = time.Duration(*r.TTLSeconds) * time.Second
+	}
+	return out
+}
+
+// orderRequest names a reservation by the {order_id} of the path.
+type orderRequest struct {
+	OrderID string
+}
+
+// Validation: the product service's own checks, on top of validate.Problems.
+
+// checkSlug checks an explicit slug. An empty one is derived from name (when
+// derive; name's own check reports a missing name), so it must yield one.
+func checkSlug(p validate.Problems, field, v, name string, derive bool) {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "" && derive:
+		if strings.TrimSpace(name) != "" && Slugify(name) == "" {
+			p[field] = "is required when the name has no latin letters or digits"
+		}
+	case !ValidSlug(v):
+		p[field] = "must be lower-case letters and digits in words separated by single dashes, at most 255 characters"
+	case uuid.Validate(v) == nil:
+		p[field] = "must not look like an id" // GET /products/{id or slug} could not tell them apart
+	}
+}
+
+var skuPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+func checkSKU(p validate.Problems, field, v string) {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		p[field] = "is required"
+	case len(v) > maxSKULen || !skuPattern.MatchString(v):
+		p[field] = "must be at most 100 letters, digits, dots, dashes and underscores"
+	}
+}
+
+func checkPrice(p validate.Problems, field string, v money.Amount) {
+	if v < 0 || v > validate.MaxAmount {
+		p[field] = "must be between 0.00 and 99999999.99"
+	}
+}
+
+func checkQuantity(p validate.Problems, field string, v int) {
+	if v < 0 || v > maxStock {
+		p[field] = "must be a whole number between 0 and 1000000000"
+	}
+}
+
+var weightPattern = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`)
+
+func checkWeight(p validate.Problems, field string, v json.Number) {
+	if !weightPattern.MatchString(string(v)) {
+		p[field] = "must be a number from 0 to 999999.99 with at most two decimal places"
+	}
+}
+
+func checkDimensions(p validate.Problems, field string, d Dimensions) {
+	for name, v := range map[string]float64{"length": d.Length, "width": d.Width, "height": d.Height} {
+		if v < 0 || v > maxDimension || math.IsNaN(v) {
+			p[field+"."+name] = "must be between 0 and 100000"
+		}
+	}
+	switch d.Unit {
+	case "", "mm", "cm", "m", "in":
+	default:
+		p[field+".unit"] = "must be mm, cm, m or in"
+	}
+}
+
+func checkImages(p validate.Problems, field string, urls []string) {
+	if len(urls) > maxImages {
+		p[field] = "must hold at most " + strconv.Itoa(maxImages) + " URLs"
+		return
+	}
+	for i, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || len(raw) > maxURLLen || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p[field+"["+strconv.Itoa(i)+"]"] = "must be an absolute http(s) URL of at most 2048 characters"
+		}
+	}
+}
+
+func checkAttributes(p validate.Problems, field string, attrs map[string]string) {
+	if len(attrs) > maxAttributes {
+		p[field] = "must hold at most " + strconv.Itoa(maxAttributes) + " attributes"
+		return
+	}
+	for k, v := range attrs {
+		if k == "" || utf8.RuneCountInString(k) > maxAttributeKey || !utf8.ValidString(k) || strings.ContainsRune(k, 0) {
+			p[field] = "names must be 1 to 50 characters"
+			continue
+		}
+		p.Text(field+"."+k, v, maxAttributeValue, true)
+	}
+}
