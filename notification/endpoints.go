@@ -23,7 +23,6 @@ type Endpoints struct {
 	DeletePushTokenEndpoint   endpoint.Endpoint
 }
 
-
 // MakeServerEndpoints returns the endpoints of s, with authentication and
 // authorisation applied here and nowhere else. Every route is a user's own
 // data: customers and admins only, not other services.

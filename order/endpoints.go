@@ -26,7 +26,6 @@ type Endpoints struct {
 	SetStatusEndpoint   endpoint.Endpoint
 }
 
-
 // MakeServerEndpoints returns the endpoints of s, with authentication and
 // authorisation applied here and nowhere else. Orders belong to people:
 // service tokens are refused.
