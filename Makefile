@@ -44,12 +44,15 @@ bench-checkout: deps ## print checkouts/s end to end (8 and 32 clients) and Post
 	@$(GO) test -run '^$$' -bench BenchmarkCheckout -benchtime 400x -count=1 -timeout 30m ./e2e/
 
 .PHONY: lint
-lint: ## gofmt and go vet across every module; fails when a build output is tracked
+lint: ## gofmt, go vet and golangci-lint (.golangci.yml) across every module; no build output tracked
 	@scripts/check-tracked-files.sh
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@$(GO) vet $(PKGS)
+	@scripts/build-golangci-lint.sh
+	@echo "==> golangci-lint run $(PKGS)"
+	@bin/golangci-lint run --allow-parallel-runners $(PKGS)
 
 .PHONY: clean
-clean: ## remove built binaries and local run data (keeps the cached Consul)
-	@find bin -type f ! -name consul -delete 2>/dev/null || true
+clean: ## remove built binaries and local run data (keeps the cached Consul and golangci-lint)
+	@find bin -type f ! -name consul ! -name golangci-lint -delete 2>/dev/null || true
 	@rm -rf .local
