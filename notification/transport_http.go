@@ -11,9 +11,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
-// apiPrefix is where every public route lives (API.md).
-const apiPrefix = "/api/v1"
-
 // errorMappings is the one table from domain errors to HTTP: the error
 // encoder answers with it, and the logging middleware tells business errors
 // by it.
@@ -29,7 +26,7 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 
 // MakeHTTPHandler adds the notification service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)
+	routes := httpkit.NewRoutes(r, httpkit.APIPrefix, logger, errorMappings, auth.HTTPToContext)
 
 	routes.Handle(http.MethodGet, "/notifications", e.ListNotificationsEndpoint, decodeListNotificationsRequest)
 	routes.Handle(http.MethodGet, "/notifications/preferences", e.GetPreferencesEndpoint, httpkit.DecodeEmptyRequest[getPreferencesRequest])

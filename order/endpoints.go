@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
@@ -265,7 +266,7 @@ func (r orderResponse) Headers() http.Header {
 	if !r.Created {
 		return nil
 	}
-	return http.Header{"Location": {apiPrefix + "/orders/" + r.Order.ID}}
+	return http.Header{"Location": {httpkit.APIPrefix + "/orders/" + r.Order.ID}}
 }
 
 type listOrdersResponse struct {

@@ -12,9 +12,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
-// apiPrefix is where every route lives (API.md).
-const apiPrefix = "/api/v1"
-
 // errorMappings is the one table from domain errors to HTTP: the error
 // encoder answers with it, and the middlewares tell business errors (and a
 // checkout's result label) by it.
@@ -62,7 +59,7 @@ func checkoutResult(err error) string {
 
 // MakeHTTPHandler adds the order service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)
+	routes := httpkit.NewRoutes(r, httpkit.APIPrefix, logger, errorMappings, auth.HTTPToContext)
 
 	routes.Handle(http.MethodPost, "/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest)
 	routes.Handle(http.MethodGet, "/orders", e.ListOrdersEndpoint, decodeListOrdersRequest)

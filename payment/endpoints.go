@@ -10,6 +10,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 	"github.com/mercato-dev/mercato/shared/money"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
@@ -135,23 +136,15 @@ func MakeHandleWebhookEndpoint(s Service) endpoint.Endpoint {
 // Service implementation, so Endpoints doubles as a client.
 
 func (e Endpoints) Charge(ctx context.Context, r ChargeRequest) (Payment, bool, error) {
-	resp, err := e.ChargeEndpoint(ctx, chargeRequest{
+	out, err := endpointkit.Call[chargeResponse](ctx, e.ChargeEndpoint, chargeRequest{
 		OrderID: r.OrderID, UserID: r.UserID, Amount: r.Amount.String(), Currency: r.Currency, Card: r.Card,
 	})
-	if err != nil {
-		return Payment{}, false, err
-	}
-	out := resp.(chargeResponse)
-	return out.Payment, out.Created, out.Err
+	return out.Payment, out.Created, err
 }
 
 func (e Endpoints) GetPayment(ctx context.Context, _ string, id string) (Payment, error) {
-	resp, err := e.GetPaymentEndpoint(ctx, getPaymentRequest{ID: id})
-	if err != nil {
-		return Payment{}, err
-	}
-	out := resp.(paymentResponse)
-	return out.Payment, out.Err
+	out, err := endpointkit.Call[paymentResponse](ctx, e.GetPaymentEndpoint, getPaymentRequest{ID: id})
+	return out.Payment, err
 }
 
 // PaymentByOrder finds the order's payment through the list route (an order
@@ -171,12 +164,8 @@ func (e Endpoints) PaymentByOrder(ctx context.Context, userID, orderID string) (
 }
 
 func (e Endpoints) ListPayments(ctx context.Context, q PaymentQuery) (PaymentPage, error) {
-	resp, err := e.ListPaymentsEndpoint(ctx, listPaymentsRequest{OrderID: q.OrderID, Page: q.Page, PageSize: q.PageSize})
-	if err != nil {
-		return PaymentPage{}, err
-	}
-	out := resp.(listPaymentsResponse)
-	return PaymentPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, out.Err
+	out, err := endpointkit.Call[listPaymentsResponse](ctx, e.ListPaymentsEndpoint, listPaymentsRequest{OrderID: q.OrderID, Page: q.Page, PageSize: q.PageSize})
+	return PaymentPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, err
 }
 
 func (e Endpoints) Refund(ctx context.Context, r RefundRequest) (RefundResult, error) {
@@ -185,22 +174,15 @@ func (e Endpoints) Refund(ctx context.Context, r RefundRequest) (RefundResult, e
 		a := r.Amount.String()
 		req.Amount = &a
 	}
-	resp, err := e.RefundEndpoint(ctx, req)
-	if err != nil {
-		return RefundResult{}, err
-	}
-	out := resp.(refundResponse)
-	return RefundResult{Refund: out.Refund, Payment: out.Payment, Replayed: out.Replayed}, out.Err
+	out, err := endpointkit.Call[refundResponse](ctx, e.RefundEndpoint, req)
+	return RefundResult{Refund: out.Refund, Payment: out.Payment, Replayed: out.Replayed}, err
 }
 
 // HandleWebhook forwards a delivery as it came; only whether it was accepted
 // travels back.
 func (e Endpoints) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome, error) {
-	resp, err := e.HandleWebhookEndpoint(ctx, d)
-	if err != nil {
-		return Outcome{}, err
-	}
-	return Outcome{}, resp.(webhookResponse).Err
+	_, err := endpointkit.Call[webhookResponse](ctx, e.HandleWebhookEndpoint, d)
+	return Outcome{}, err
 }
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field

@@ -19,9 +19,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
-// apiPrefix is where every public route lives (API.md).
-const apiPrefix = "/api/v1"
-
 // chargePath is the internal charge route of the contract with the order
 // service. The gateway never exposes /internal/… nor /api/v1/internal/….
 const chargePath = "/internal/payments"
@@ -55,11 +52,11 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	// The same route where the platform's other internal routes live (the
 	// user service's /api/v1/internal/users/{id}), for callers that follow
 	// that convention.
-	routes.Handle(http.MethodPost, apiPrefix+chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
-	routes.Handle(http.MethodGet, apiPrefix+"/payments", e.ListPaymentsEndpoint, decodeListPaymentsRequest)
-	routes.Handle(http.MethodGet, apiPrefix+"/payments/{id}", e.GetPaymentEndpoint, httpkit.DecodeIDRequest[getPaymentRequest])
-	routes.Handle(http.MethodPost, apiPrefix+"/payments/{id}/refunds", e.RefundEndpoint, decodeRefundRequest)
-	routes.Handle(http.MethodPost, apiPrefix+"/webhooks/payments/{provider}", e.HandleWebhookEndpoint, decodeWebhook)
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
+	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/payments", e.ListPaymentsEndpoint, decodeListPaymentsRequest)
+	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/payments/{id}", e.GetPaymentEndpoint, httpkit.DecodeIDRequest[getPaymentRequest])
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/payments/{id}/refunds", e.RefundEndpoint, decodeRefundRequest)
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/webhooks/payments/{provider}", e.HandleWebhookEndpoint, decodeWebhook)
 }
 
 // Server decoders.
@@ -152,13 +149,13 @@ func encodeChargeRequest(_ context.Context, r *http.Request, request any) error 
 }
 
 func encodeGetPaymentRequest(_ context.Context, r *http.Request, request any) error {
-	r.URL.Path = apiPrefix + "/payments/" + url.PathEscape(request.(getPaymentRequest).ID)
+	r.URL.Path = httpkit.APIPrefix + "/payments/" + url.PathEscape(request.(getPaymentRequest).ID)
 	return nil
 }
 
 func encodeListPaymentsRequest(_ context.Context, r *http.Request, request any) error {
 	req := request.(listPaymentsRequest)
-	r.URL.Path = apiPrefix + "/payments"
+	r.URL.Path = httpkit.APIPrefix + "/payments"
 	q := url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}
 	if req.OrderID != "" {
 		q.Set("order_id", req.OrderID)
@@ -169,7 +166,7 @@ func encodeListPaymentsRequest(_ context.Context, r *http.Request, request any) 
 
 func encodeRefundRequest(_ context.Context, r *http.Request, request any) error {
 	req := request.(refundRequest)
-	r.URL.Path = apiPrefix + "/payments/" + url.PathEscape(req.PaymentID) + "/refunds"
+	r.URL.Path = httpkit.APIPrefix + "/payments/" + url.PathEscape(req.PaymentID) + "/refunds"
 	if req.IdempotencyKey != "" {
 		r.Header.Set(discovery.IdempotencyKeyHeader, req.IdempotencyKey)
 	}
@@ -178,7 +175,7 @@ func encodeRefundRequest(_ context.Context, r *http.Request, request any) error 
 
 func encodeWebhook(_ context.Context, r *http.Request, request any) error {
 	d := request.(WebhookDelivery)
-	r.URL.Path = apiPrefix + "/webhooks/payments/" + url.PathEscape(d.Provider)
+	r.URL.Path = httpkit.APIPrefix + "/webhooks/payments/" + url.PathEscape(d.Provider)
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set(SignatureHeader, d.Signature)
 	setBody(r, d.Body)

@@ -7,6 +7,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
@@ -266,102 +267,60 @@ func MakeGetReservationEndpoint(s Service) endpoint.Endpoint {
 // Service implementation, so Endpoints doubles as a client.
 
 func (e Endpoints) ListCategories(ctx context.Context) ([]CategoryNode, error) {
-	resp, err := e.ListCategoriesEndpoint(ctx, listCategoriesRequest{})
-	if err != nil {
-		return nil, err
-	}
-	out := resp.(categoriesResponse)
-	return out.Items, out.Err
+	out, err := endpointkit.Call[categoriesResponse](ctx, e.ListCategoriesEndpoint, listCategoriesRequest{})
+	return out.Items, err
 }
 
 func (e Endpoints) CreateCategory(ctx context.Context, c CategoryInput) (Category, error) {
-	resp, err := e.CreateCategoryEndpoint(ctx, createCategoryRequest(c))
-	if err != nil {
-		return Category{}, err
-	}
-	out := resp.(createCategoryResponse)
-	return out.Category, out.Err
+	out, err := endpointkit.Call[createCategoryResponse](ctx, e.CreateCategoryEndpoint, createCategoryRequest(c))
+	return out.Category, err
 }
 
 func (e Endpoints) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (Category, error) {
-	resp, err := e.UpdateCategoryEndpoint(ctx, updateCategoryRequest{ID: id, CategoryPatch: p})
-	if err != nil {
-		return Category{}, err
-	}
-	out := resp.(categoryResponse)
-	return out.Category, out.Err
+	out, err := endpointkit.Call[categoryResponse](ctx, e.UpdateCategoryEndpoint, updateCategoryRequest{ID: id, CategoryPatch: p})
+	return out.Category, err
 }
 
 func (e Endpoints) DeleteCategory(ctx context.Context, id string) error {
-	resp, err := e.DeleteCategoryEndpoint(ctx, idRequest{ID: id})
-	if err != nil {
-		return err
-	}
-	return resp.(noContentResponse).Err
+	_, err := endpointkit.Call[noContentResponse](ctx, e.DeleteCategoryEndpoint, idRequest{ID: id})
+	return err
 }
 
 func (e Endpoints) ListProducts(ctx context.Context, q ProductQuery) (ProductPage, error) {
-	resp, err := e.ListProductsEndpoint(ctx, listProductsRequest{ProductQuery: q})
-	if err != nil {
-		return ProductPage{}, err
-	}
-	out := resp.(productsResponse)
-	return out.ProductPage, out.Err
+	out, err := endpointkit.Call[productsResponse](ctx, e.ListProductsEndpoint, listProductsRequest{ProductQuery: q})
+	return out.ProductPage, err
 }
 
 func (e Endpoints) GetProduct(ctx context.Context, ref string, _ bool) (Product, error) {
-	resp, err := e.GetProductEndpoint(ctx, getProductRequest{Ref: ref})
-	if err != nil {
-		return Product{}, err
-	}
-	out := resp.(productResponse)
-	return out.Product, out.Err
+	out, err := endpointkit.Call[productResponse](ctx, e.GetProductEndpoint, getProductRequest{Ref: ref})
+	return out.Product, err
 }
 
 func (e Endpoints) CreateProduct(ctx context.Context, p ProductInput) (Product, error) {
-	resp, err := e.CreateProductEndpoint(ctx, newCreateProductRequest(p))
-	if err != nil {
-		return Product{}, err
-	}
-	out := resp.(createProductResponse)
-	return out.Product, out.Err
+	out, err := endpointkit.Call[createProductResponse](ctx, e.CreateProductEndpoint, newCreateProductRequest(p))
+	return out.Product, err
 }
 
 func (e Endpoints) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
-	resp, err := e.UpdateProductEndpoint(ctx, updateProductRequest{ID: id, ProductPatch: p})
-	if err != nil {
-		return Product{}, err
-	}
-	out := resp.(productResponse)
-	return out.Product, out.Err
+	out, err := endpointkit.Call[productResponse](ctx, e.UpdateProductEndpoint, updateProductRequest{ID: id, ProductPatch: p})
+	return out.Product, err
 }
 
 func (e Endpoints) DeactivateProduct(ctx context.Context, id string) error {
-	resp, err := e.DeactivateProductEndpoint(ctx, idRequest{ID: id})
-	if err != nil {
-		return err
-	}
-	return resp.(noContentResponse).Err
+	_, err := endpointkit.Call[noContentResponse](ctx, e.DeactivateProductEndpoint, idRequest{ID: id})
+	return err
 }
 
 func (e Endpoints) CreateVariant(ctx context.Context, productID string, v VariantInput) (Variant, error) {
 	active := v.IsActive
-	resp, err := e.CreateVariantEndpoint(ctx, createVariantRequest{ProductID: productID, SKU: v.SKU, Name: v.Name,
+	out, err := endpointkit.Call[createVariantResponse](ctx, e.CreateVariantEndpoint, createVariantRequest{ProductID: productID, SKU: v.SKU, Name: v.Name,
 		Price: validate.Some(v.Price), StockQuantity: v.StockQuantity, Attributes: v.Attributes, IsActive: &active})
-	if err != nil {
-		return Variant{}, err
-	}
-	out := resp.(createVariantResponse)
-	return out.Variant, out.Err
+	return out.Variant, err
 }
 
 func (e Endpoints) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (Variant, error) {
-	resp, err := e.UpdateVariantEndpoint(ctx, updateVariantRequest{ProductID: productID, VariantID: variantID, VariantPatch: p})
-	if err != nil {
-		return Variant{}, err
-	}
-	out := resp.(variantResponse)
-	return out.Variant, out.Err
+	out, err := endpointkit.Call[variantResponse](ctx, e.UpdateVariantEndpoint, updateVariantRequest{ProductID: productID, VariantID: variantID, VariantPatch: p})
+	return out.Variant, err
 }
 
 func (e Endpoints) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (Product, error) {
@@ -369,12 +328,8 @@ func (e Endpoints) AdjustStock(ctx context.Context, productID string, a StockAdj
 	if a.VariantID != "" {
 		req.VariantID = &a.VariantID
 	}
-	resp, err := e.AdjustStockEndpoint(ctx, req)
-	if err != nil {
-		return Product{}, err
-	}
-	out := resp.(productResponse)
-	return out.Product, out.Err
+	out, err := endpointkit.Call[productResponse](ctx, e.AdjustStockEndpoint, req)
+	return out.Product, err
 }
 
 func (e Endpoints) Reserve(ctx context.Context, r ReservationRequest) (Reservation, bool, error) {
@@ -383,12 +338,8 @@ func (e Endpoints) Reserve(ctx context.Context, r ReservationRequest) (Reservati
 		secs := int(r.TTL / time.Second)
 		req.TTLSeconds = &secs
 	}
-	resp, err := e.ReserveEndpoint(ctx, req)
-	if err != nil {
-		return Reservation{}, false, err
-	}
-	out := resp.(reservationResponse)
-	return out.Reservation, out.Created, out.Err
+	out, err := endpointkit.Call[reservationResponse](ctx, e.ReserveEndpoint, req)
+	return out.Reservation, out.Created, err
 }
 
 func (e Endpoints) CommitReservation(ctx context.Context, orderID string) (Reservation, error) {
@@ -404,10 +355,6 @@ func (e Endpoints) GetReservation(ctx context.Context, orderID string) (Reservat
 }
 
 func (e Endpoints) reservationCall(ctx context.Context, ep endpoint.Endpoint, orderID string) (Reservation, error) {
-	resp, err := ep(ctx, orderRequest{OrderID: orderID})
-	if err != nil {
-		return Reservation{}, err
-	}
-	out := resp.(reservationResponse)
-	return out.Reservation, out.Err
+	out, err := endpointkit.Call[reservationResponse](ctx, ep, orderRequest{OrderID: orderID})
+	return out.Reservation, err
 }

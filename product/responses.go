@@ -1,6 +1,10 @@
 package product
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
 
 // Responses. Business errors travel in Err (endpoint.Failer), so a client's
 // circuit breaker never counts a 404 or an out-of-stock as a failure.
@@ -50,7 +54,7 @@ type createProductResponse struct{ productResponse }
 
 func (r createProductResponse) StatusCode() int { return http.StatusCreated }
 func (r createProductResponse) Headers() http.Header {
-	return http.Header{"Location": {apiPrefix + "/products/" + r.Product.ID}}
+	return http.Header{"Location": {httpkit.APIPrefix + "/products/" + r.Product.ID}}
 }
 
 type variantResponse struct {

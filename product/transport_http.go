@@ -19,12 +19,9 @@ import (
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
-// apiPrefix is where every public route lives (API.md); internalPrefix is
-// where the routes for other services live, which the gateway never exposes.
-const (
-	apiPrefix      = "/api/v1"
-	internalPrefix = "/internal"
-)
+// internalPrefix is where the routes for other services live, which the
+// gateway never exposes (public routes live under httpkit.APIPrefix).
+const internalPrefix = "/internal"
 
 // errorMappings is the one table from domain errors to HTTP. The client uses
 // it backwards, to turn an error body into the domain error again.
@@ -53,18 +50,18 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes := httpkit.NewRoutes(r, "", logger, errorMappings, auth.HTTPToContext, markTokenSent)
 
-	routes.Handle(http.MethodGet, apiPrefix+"/categories", e.ListCategoriesEndpoint, httpkit.DecodeEmptyRequest[listCategoriesRequest])
-	routes.Handle(http.MethodPost, apiPrefix+"/categories", e.CreateCategoryEndpoint, httpkit.DecodeJSONRequest[createCategoryRequest])
-	routes.Handle(http.MethodPatch, apiPrefix+"/categories/{id}", e.UpdateCategoryEndpoint, decodeUpdateCategoryRequest)
-	routes.Handle(http.MethodDelete, apiPrefix+"/categories/{id}", e.DeleteCategoryEndpoint, httpkit.DecodeIDRequest[idRequest])
-	routes.Handle(http.MethodGet, apiPrefix+"/products", e.ListProductsEndpoint, decodeListProductsRequest)
-	routes.Handle(http.MethodPost, apiPrefix+"/products", e.CreateProductEndpoint, httpkit.DecodeJSONRequest[createProductRequest])
-	routes.Handle(http.MethodGet, apiPrefix+"/products/{ref}", e.GetProductEndpoint, decodeGetProductRequest)
-	routes.Handle(http.MethodPatch, apiPrefix+"/products/{id}", e.UpdateProductEndpoint, decodeUpdateProductRequest)
-	routes.Handle(http.MethodDelete, apiPrefix+"/products/{id}", e.DeactivateProductEndpoint, httpkit.DecodeIDRequest[idRequest])
-	routes.Handle(http.MethodPost, apiPrefix+"/products/{id}/variants", e.CreateVariantEndpoint, decodeCreateVariantRequest)
-	routes.Handle(http.MethodPatch, apiPrefix+"/products/{id}/variants/{variant_id}", e.UpdateVariantEndpoint, decodeUpdateVariantRequest)
-	routes.Handle(http.MethodPost, apiPrefix+"/products/{id}/stock", e.AdjustStockEndpoint, decodeAdjustStockRequest)
+	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/categories", e.ListCategoriesEndpoint, httpkit.DecodeEmptyRequest[listCategoriesRequest])
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/categories", e.CreateCategoryEndpoint, httpkit.DecodeJSONRequest[createCategoryRequest])
+	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/categories/{id}", e.UpdateCategoryEndpoint, decodeUpdateCategoryRequest)
+	routes.Handle(http.MethodDelete, httpkit.APIPrefix+"/categories/{id}", e.DeleteCategoryEndpoint, httpkit.DecodeIDRequest[idRequest])
+	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/products", e.ListProductsEndpoint, decodeListProductsRequest)
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/products", e.CreateProductEndpoint, httpkit.DecodeJSONRequest[createProductRequest])
+	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/products/{ref}", e.GetProductEndpoint, decodeGetProductRequest)
+	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/products/{id}", e.UpdateProductEndpoint, decodeUpdateProductRequest)
+	routes.Handle(http.MethodDelete, httpkit.APIPrefix+"/products/{id}", e.DeactivateProductEndpoint, httpkit.DecodeIDRequest[idRequest])
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/products/{id}/variants", e.CreateVariantEndpoint, decodeCreateVariantRequest)
+	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/products/{id}/variants/{variant_id}", e.UpdateVariantEndpoint, decodeUpdateVariantRequest)
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/products/{id}/stock", e.AdjustStockEndpoint, decodeAdjustStockRequest)
 
 	routes.Handle(http.MethodPost, internalPrefix+"/reservations", e.ReserveEndpoint, httpkit.DecodeJSONRequest[reserveRequest])
 	routes.Handle(http.MethodGet, internalPrefix+"/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderRequest)

@@ -6,6 +6,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 )
 
 // Endpoints collects one endpoint per Service method. On the server they are
@@ -215,110 +216,64 @@ func MakeGetUserEndpoint(s Service) endpoint.Endpoint {
 // Service implementation, so Endpoints doubles as a client.
 
 func (e Endpoints) Register(ctx context.Context, r Registration) (User, error) {
-	resp, err := e.RegisterEndpoint(ctx, registerRequest(r))
-	if err != nil {
-		return User{}, err
-	}
-	out := resp.(registerResponse)
-	return out.User, out.Err
+	out, err := endpointkit.Call[registerResponse](ctx, e.RegisterEndpoint, registerRequest(r))
+	return out.User, err
 }
 
 func (e Endpoints) Login(ctx context.Context, email, password string) (TokenPair, error) {
-	resp, err := e.LoginEndpoint(ctx, loginRequest{Email: email, Password: password})
-	if err != nil {
-		return TokenPair{}, err
-	}
-	out := resp.(tokenResponse)
-	return out.TokenPair, out.Err
+	out, err := endpointkit.Call[tokenResponse](ctx, e.LoginEndpoint, loginRequest{Email: email, Password: password})
+	return out.TokenPair, err
 }
 
 func (e Endpoints) Refresh(ctx context.Context, refreshToken string) (TokenPair, error) {
-	resp, err := e.RefreshEndpoint(ctx, refreshRequest{RefreshToken: refreshToken})
-	if err != nil {
-		return TokenPair{}, err
-	}
-	out := resp.(tokenResponse)
-	return out.TokenPair, out.Err
+	out, err := endpointkit.Call[tokenResponse](ctx, e.RefreshEndpoint, refreshRequest{RefreshToken: refreshToken})
+	return out.TokenPair, err
 }
 
 func (e Endpoints) Logout(ctx context.Context, _ string, refreshToken string) error {
-	resp, err := e.LogoutEndpoint(ctx, refreshRequest{RefreshToken: refreshToken})
-	if err != nil {
-		return err
-	}
-	return resp.(logoutResponse).Err
+	_, err := endpointkit.Call[logoutResponse](ctx, e.LogoutEndpoint, refreshRequest{RefreshToken: refreshToken})
+	return err
 }
 
 func (e Endpoints) GetProfile(ctx context.Context, _ string) (User, error) {
-	resp, err := e.GetProfileEndpoint(ctx, getProfileRequest{})
-	if err != nil {
-		return User{}, err
-	}
-	out := resp.(userResponse)
-	return out.User, out.Err
+	out, err := endpointkit.Call[userResponse](ctx, e.GetProfileEndpoint, getProfileRequest{})
+	return out.User, err
 }
 
 func (e Endpoints) UpdateProfile(ctx context.Context, _ string, p ProfileUpdate) (User, error) {
-	resp, err := e.UpdateProfileEndpoint(ctx, updateProfileRequest(p))
-	if err != nil {
-		return User{}, err
-	}
-	out := resp.(userResponse)
-	return out.User, out.Err
+	out, err := endpointkit.Call[userResponse](ctx, e.UpdateProfileEndpoint, updateProfileRequest(p))
+	return out.User, err
 }
 
 func (e Endpoints) ListAddresses(ctx context.Context, _ string) ([]Address, error) {
-	resp, err := e.ListAddressesEndpoint(ctx, listAddressesRequest{})
-	if err != nil {
-		return nil, err
-	}
-	out := resp.(addressesResponse)
-	return out.Items, out.Err
+	out, err := endpointkit.Call[addressesResponse](ctx, e.ListAddressesEndpoint, listAddressesRequest{})
+	return out.Items, err
 }
 
 func (e Endpoints) AddAddress(ctx context.Context, _ string, a Address) (Address, error) {
-	resp, err := e.AddAddressEndpoint(ctx, addAddressRequest{
+	out, err := endpointkit.Call[addAddressResponse](ctx, e.AddAddressEndpoint, addAddressRequest{
 		Type: a.Type, Street: a.Street, City: a.City, State: a.State,
 		ZipCode: a.ZipCode, Country: a.Country, IsDefault: a.IsDefault,
 	})
-	if err != nil {
-		return Address{}, err
-	}
-	out := resp.(addAddressResponse)
-	return out.Address, out.Err
+	return out.Address, err
 }
 
 func (e Endpoints) UpdateAddress(ctx context.Context, _ string, addressID string, p AddressUpdate) (Address, error) {
-	resp, err := e.UpdateAddressEndpoint(ctx, updateAddressRequest{ID: addressID, addressPatch: addressPatch(p)})
-	if err != nil {
-		return Address{}, err
-	}
-	out := resp.(addressResponse)
-	return out.Address, out.Err
+	out, err := endpointkit.Call[addressResponse](ctx, e.UpdateAddressEndpoint, updateAddressRequest{ID: addressID, addressPatch: addressPatch(p)})
+	return out.Address, err
 }
 
 func (e Endpoints) DeleteAddress(ctx context.Context, _ string, addressID string) error {
-	resp, err := e.DeleteAddressEndpoint(ctx, deleteAddressRequest{ID: addressID})
-	if err != nil {
-		return err
-	}
-	return resp.(deleteAddressResponse).Err
+	_, err := endpointkit.Call[deleteAddressResponse](ctx, e.DeleteAddressEndpoint, deleteAddressRequest{ID: addressID})
+	return err
 }
 
 func (e Endpoints) ListUsers(ctx context.Context, page, pageSize int) (UserPage, error) {
-	resp, err := e.ListUsersEndpoint(ctx, listUsersRequest{Page: page, PageSize: pageSize})
-	if err != nil {
-		return UserPage{}, err
-	}
-	out := resp.(listUsersResponse)
-	return UserPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, out.Err
+	out, err := endpointkit.Call[listUsersResponse](ctx, e.ListUsersEndpoint, listUsersRequest{Page: page, PageSize: pageSize})
+	return UserPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, err
 }
 
 func (e Endpoints) GetUser(ctx context.Context, id string) (User, error) {
-	resp, err := e.GetUserEndpoint(ctx, getUserRequest{ID: id})
-	if err != nil {
-		return User{}, err
-	}
-	out := resp.(userResponse)
-	return out.User, out.Err
+	out, err := endpointkit.Call[userResponse](ctx, e.GetUserEndpoint, getUserRequest{ID: id})
+	return out.User, err
 }

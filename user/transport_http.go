@@ -15,9 +15,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
-// apiPrefix is where every public route lives (API.md).
-const apiPrefix = "/api/v1"
-
 // errorMappings is the one table from domain errors to HTTP. The client uses
 // it backwards, to turn an error body into the domain error again.
 var errorMappings = []httpkit.ErrorMapping{
@@ -37,7 +34,7 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 
 // MakeHTTPHandler adds the user service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	routes := httpkit.NewRoutes(r, apiPrefix, logger, errorMappings, auth.HTTPToContext)
+	routes := httpkit.NewRoutes(r, httpkit.APIPrefix, logger, errorMappings, auth.HTTPToContext)
 
 	routes.Handle(http.MethodPost, "/auth/register", e.RegisterEndpoint, httpkit.DecodeJSONRequest[registerRequest])
 	routes.Handle(http.MethodPost, "/auth/login", e.LoginEndpoint, httpkit.DecodeJSONRequest[loginRequest])
@@ -82,7 +79,7 @@ func decodeListUsersRequest(_ context.Context, r *http.Request) (any, error) {
 // encodeJSONRequest sends request as the JSON body to path.
 func encodeJSONRequest(path string) httptransport.EncodeRequestFunc {
 	return func(_ context.Context, r *http.Request, request any) error {
-		r.URL.Path = apiPrefix + path
+		r.URL.Path = httpkit.APIPrefix + path
 		return discovery.SetJSONBody(r, request)
 	}
 }
@@ -90,30 +87,30 @@ func encodeJSONRequest(path string) httptransport.EncodeRequestFunc {
 // encodePath sends a bodiless request to path.
 func encodePath(path string) httptransport.EncodeRequestFunc {
 	return func(_ context.Context, r *http.Request, _ any) error {
-		r.URL.Path = apiPrefix + path
+		r.URL.Path = httpkit.APIPrefix + path
 		return nil
 	}
 }
 
 func encodeUpdateAddressRequest(_ context.Context, r *http.Request, request any) error {
 	req := request.(updateAddressRequest)
-	r.URL.Path = apiPrefix + "/users/me/addresses/" + url.PathEscape(req.ID)
+	r.URL.Path = httpkit.APIPrefix + "/users/me/addresses/" + url.PathEscape(req.ID)
 	return discovery.SetJSONBody(r, req.addressPatch)
 }
 
 func encodeDeleteAddressRequest(_ context.Context, r *http.Request, request any) error {
-	r.URL.Path = apiPrefix + "/users/me/addresses/" + url.PathEscape(request.(deleteAddressRequest).ID)
+	r.URL.Path = httpkit.APIPrefix + "/users/me/addresses/" + url.PathEscape(request.(deleteAddressRequest).ID)
 	return nil
 }
 
 func encodeGetUserRequest(_ context.Context, r *http.Request, request any) error {
-	r.URL.Path = apiPrefix + "/internal/users/" + url.PathEscape(request.(getUserRequest).ID)
+	r.URL.Path = httpkit.APIPrefix + "/internal/users/" + url.PathEscape(request.(getUserRequest).ID)
 	return nil
 }
 
 func encodeListUsersRequest(_ context.Context, r *http.Request, request any) error {
 	req := request.(listUsersRequest)
-	r.URL.Path = apiPrefix + "/users"
+	r.URL.Path = httpkit.APIPrefix + "/users"
 	r.URL.RawQuery = url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}.Encode()
 	return nil
 }

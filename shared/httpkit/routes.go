@@ -37,3 +37,8 @@ func NewRoutes(r *mux.Router, prefix string, logger log.Logger, mappings []Error
 func (rt Routes) Handle(method, path string, e endpoint.Endpoint, dec httptransport.DecodeRequestFunc) {
 	rt.router.Methods(method).Path(rt.prefix + path).Handler(httptransport.NewServer(e, dec, rt.encode, rt.options...))
 }
+
+// APIPrefix is where every public route of every service lives (API.md's
+// versioned base path); servers mount their routes under it and clients
+// build their paths on it.
+const APIPrefix = "/api/v1"
