@@ -11,6 +11,9 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/shared/defaults"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // DispatchStore is the store side of sending.
@@ -74,21 +77,12 @@ type Dispatcher struct {
 
 func (d *Dispatcher) withDefaults() Dispatcher {
 	c := *d
-	def := func(v *time.Duration, def time.Duration) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	if c.Workers <= 0 {
-		c.Workers = 4
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 10
-	}
-	def(&c.PollInterval, 500*time.Millisecond)
-	def(&c.AttemptTimeout, 30*time.Second)
-	def(&c.Backoff, 2*time.Second)
-	def(&c.MaxBackoff, 5*time.Minute)
+	c.Workers = defaults.Positive(c.Workers, 4)
+	c.MaxAttempts = defaults.Positive(c.MaxAttempts, 10)
+	c.PollInterval = defaults.Positive(c.PollInterval, 500*time.Millisecond)
+	c.AttemptTimeout = defaults.Positive(c.AttemptTimeout, 30*time.Second)
+	c.Backoff = defaults.Positive(c.Backoff, 2*time.Second)
+	c.MaxBackoff = defaults.Positive(c.MaxBackoff, 5*time.Minute)
 	if c.Logger == nil {
 		c.Logger = log.NewNopLogger()
 	}
@@ -139,10 +133,7 @@ func (d *Dispatcher) work(ctx context.Context) {
 			pause = d.PollInterval/2 + rand.N(d.PollInterval) //nolint:gosec // jitter, not a secret
 		}
 		if pause > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(pause): // collected once fired or unreferenced (Go 1.23+)
-			}
+			wait.For(ctx, pause)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
 	"github.com/mercato-dev/mercato/shared/validate"
@@ -377,15 +378,10 @@ func NewService(repo Repository, inventory Inventory, payments Payments, tokens 
 	if opts.ShippingFee < 0 {
 		return nil, errors.New("order: the shipping fee must not be negative")
 	}
-	def := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&opts.ReservationTTL, 15*time.Minute)
-	def(&opts.IdempotencyLease, 30*time.Second)
-	def(&opts.IdempotencyWait, 5*time.Second)
-	def(&opts.PlaceTimeout, 20*time.Second)
+	opts.ReservationTTL = defaults.Positive(opts.ReservationTTL, 15*time.Minute)
+	opts.IdempotencyLease = defaults.Positive(opts.IdempotencyLease, 30*time.Second)
+	opts.IdempotencyWait = defaults.Positive(opts.IdempotencyWait, 5*time.Second)
+	opts.PlaceTimeout = defaults.Positive(opts.PlaceTimeout, 20*time.Second)
 	return &service{repo: repo, inventory: inventory, payments: payments, tokens: tokens, opts: opts}, nil
 }
 

@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+
+	"github.com/mercato-dev/mercato/shared/defaults"
 )
 
 // Recovery settles the provider calls whose answer was never recorded: the
@@ -89,18 +91,10 @@ func (r *Recovery) withDefaults() Recovery {
 	if c.Logger == nil {
 		c.Logger = log.NewNopLogger()
 	}
-	if c.After <= 0 {
-		c.After = 2 * time.Minute
-	}
-	if c.ProviderTimeout <= 0 {
-		c.ProviderTimeout = DefaultProviderTimeout
-	}
-	if c.Interval <= 0 {
-		c.Interval = 10 * time.Second
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 20
-	}
+	c.After = defaults.Positive(c.After, 2*time.Minute)
+	c.ProviderTimeout = defaults.Positive(c.ProviderTimeout, DefaultProviderTimeout)
+	c.Interval = defaults.Positive(c.Interval, 10*time.Second)
+	c.BatchSize = defaults.Positive(c.BatchSize, 20)
 	return c
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // CacheVersionKey is the Redis key of the catalogue version. Every cache
@@ -203,7 +204,7 @@ func listKey(q ProductQuery) string {
 }
 
 func (mw *cachingCatalogue) GetProduct(ctx context.Context, ref string, admin bool) (Product, error) {
-	_, isID := parseID(ref)
+	_, isID := validate.ParseUUID(ref)
 	if admin || !isID && !ValidSlug(ref) {
 		return mw.next.GetProduct(ctx, ref, admin)
 	}

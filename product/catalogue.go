@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 func (s *service) ListCategories(ctx context.Context) ([]CategoryNode, error) {
@@ -47,37 +49,47 @@ func (s *service) CreateCategory(ctx context.Context, in CategoryInput) (Categor
 	if c.Slug == "" {
 		c.Slug = Slugify(c.Name)
 	}
-	if in.ParentID != nil {
-		id, ok := parseID(*in.ParentID)
-		if !ok {
-			return Category{}, ErrUnknownCategory
-		}
-		c.ParentID = &id
+	parent, err := parseCategoryRef(in.ParentID)
+	if err != nil {
+		return Category{}, err
 	}
+	c.ParentID = parent
 	return s.repo.CreateCategory(ctx, c)
 }
 
 func (s *service) UpdateCategory(ctx context.Context, id string, p CategoryPatch) (Category, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return Category{}, ErrNotFound
 	}
 	trimOptional(&p.Name, &p.Slug, &p.Description)
-	if p.ParentID.Value != nil {
-		parent, ok := parseID(*p.ParentID.Value)
-		if !ok {
-			return Category{}, ErrUnknownCategory
-		}
-		if parent == id {
-			return Category{}, ErrCategoryCycle
-		}
-		p.ParentID.Value = &parent
+	parent, err := parseCategoryRef(p.ParentID.Value)
+	if err != nil {
+		return Category{}, err
 	}
+	if parent != nil && *parent == id {
+		return Category{}, ErrCategoryCycle
+	}
+	p.ParentID.Value = parent
 	return s.repo.UpdateCategory(ctx, id, p)
 }
 
+// parseCategoryRef canonicalises an optional reference to a category (a
+// category's parent, a product's category): nil stays nil, and an id that is
+// no UUID names no category, so it is ErrUnknownCategory.
+func parseCategoryRef(ref *string) (*string, error) {
+	if ref == nil {
+		return nil, nil
+	}
+	id, ok := validate.ParseUUID(*ref)
+	if !ok {
+		return nil, ErrUnknownCategory
+	}
+	return &id, nil
+}
+
 func (s *service) DeleteCategory(ctx context.Context, id string) error {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return ErrNotFound
 	}
@@ -119,7 +131,7 @@ func (s *service) GetProduct(ctx context.Context, ref string, admin bool) (Produ
 		p   Product
 		err error
 	)
-	if id, ok := parseID(ref); ok {
+	if id, ok := validate.ParseUUID(ref); ok {
 		p, err = s.repo.ProductByID(ctx, id)
 	} else if ValidSlug(ref) {
 		p, err = s.repo.ProductBySlug(ctx, ref)
@@ -179,35 +191,31 @@ func (s *service) CreateProduct(ctx context.Context, in ProductInput) (Product, 
 	if p.Images == nil {
 		p.Images = []string{}
 	}
-	if in.CategoryID != nil {
-		id, ok := parseID(*in.CategoryID)
-		if !ok {
-			return Product{}, ErrUnknownCategory
-		}
-		p.CategoryID = &id
+	cat, err := parseCategoryRef(in.CategoryID)
+	if err != nil {
+		return Product{}, err
 	}
+	p.CategoryID = cat
 	return s.repo.CreateProduct(ctx, p)
 }
 
 func (s *service) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return Product{}, ErrNotFound
 	}
 	trimOptional(&p.Name, &p.Slug, &p.Description, &p.ShortDescription, &p.SKU)
 	p.Dimensions.Value = withUnit(p.Dimensions.Value)
-	if p.CategoryID.Value != nil {
-		cat, ok := parseID(*p.CategoryID.Value)
-		if !ok {
-			return Product{}, ErrUnknownCategory
-		}
-		p.CategoryID.Value = &cat
+	cat, err := parseCategoryRef(p.CategoryID.Value)
+	if err != nil {
+		return Product{}, err
 	}
+	p.CategoryID.Value = cat
 	return s.repo.UpdateProduct(ctx, id, p)
 }
 
 func (s *service) DeactivateProduct(ctx context.Context, id string) error {
-	id, ok := parseID(id)
+	id, ok := validate.ParseUUID(id)
 	if !ok {
 		return ErrNotFound
 	}
@@ -215,7 +223,7 @@ func (s *service) DeactivateProduct(ctx context.Context, id string) error {
 }
 
 func (s *service) CreateVariant(ctx context.Context, productID string, in VariantInput) (Variant, error) {
-	productID, ok := parseID(productID)
+	productID, ok := validate.ParseUUID(productID)
 	if !ok {
 		return Variant{}, ErrNotFound
 	}
@@ -237,8 +245,8 @@ func (s *service) CreateVariant(ctx context.Context, productID string, in Varian
 }
 
 func (s *service) UpdateVariant(ctx context.Context, productID, variantID string, p VariantPatch) (Variant, error) {
-	productID, ok1 := parseID(productID)
-	variantID, ok2 := parseID(variantID)
+	productID, ok1 := validate.ParseUUID(productID)
+	variantID, ok2 := validate.ParseUUID(variantID)
 	if !ok1 || !ok2 {
 		return Variant{}, ErrNotFound
 	}
@@ -247,12 +255,12 @@ func (s *service) UpdateVariant(ctx context.Context, productID, variantID string
 }
 
 func (s *service) AdjustStock(ctx context.Context, productID string, a StockAdjustment) (Product, error) {
-	productID, ok := parseID(productID)
+	productID, ok := validate.ParseUUID(productID)
 	if !ok {
 		return Product{}, ErrNotFound
 	}
 	if a.VariantID != "" {
-		v, ok := parseID(a.VariantID)
+		v, ok := validate.ParseUUID(a.VariantID)
 		if !ok {
 			return Product{}, ErrUnknownVariant
 		}

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 func (s *service) Reserve(ctx context.Context, r ReservationRequest) (Reservation, bool, error) {
-	orderID, ok := parseID(r.OrderID)
+	orderID, ok := validate.ParseUUID(r.OrderID)
 	if !ok {
 		return Reservation{}, false, fmt.Errorf("product: order id %q is not a UUID", r.OrderID)
 	}
@@ -47,13 +49,13 @@ func MergeLines(lines []ReservationLine) ([]ReservationLine, error) {
 		if l.Quantity <= 0 {
 			return nil, fmt.Errorf("product: quantity %d of product %s must be positive", l.Quantity, l.ProductID)
 		}
-		p, ok := parseID(l.ProductID)
+		p, ok := validate.ParseUUID(l.ProductID)
 		if !ok {
 			return nil, &LineError{Err: ErrUnknownProduct, ProductID: l.ProductID, VariantID: l.VariantID, Requested: l.Quantity}
 		}
 		k := key{product: p}
 		if l.VariantID != nil {
-			v, ok := parseID(*l.VariantID)
+			v, ok := validate.ParseUUID(*l.VariantID)
 			if !ok {
 				return nil, &LineError{Err: ErrUnknownProduct, ProductID: p, VariantID: l.VariantID, Requested: l.Quantity}
 			}
@@ -104,7 +106,7 @@ func sameLines(items []ReservedItem, lines []ReservationLine) bool {
 }
 
 func (s *service) CommitReservation(ctx context.Context, orderID string) (Reservation, error) {
-	orderID, ok := parseID(orderID)
+	orderID, ok := validate.ParseUUID(orderID)
 	if !ok {
 		return Reservation{}, ErrNotFound
 	}
@@ -112,7 +114,7 @@ func (s *service) CommitReservation(ctx context.Context, orderID string) (Reserv
 }
 
 func (s *service) ReleaseReservation(ctx context.Context, orderID string) (Reservation, error) {
-	orderID, ok := parseID(orderID)
+	orderID, ok := validate.ParseUUID(orderID)
 	if !ok {
 		return Reservation{}, ErrNotFound
 	}
@@ -120,7 +122,7 @@ func (s *service) ReleaseReservation(ctx context.Context, orderID string) (Reser
 }
 
 func (s *service) GetReservation(ctx context.Context, orderID string) (Reservation, error) {
-	orderID, ok := parseID(orderID)
+	orderID, ok := validate.ParseUUID(orderID)
 	if !ok {
 		return Reservation{}, ErrNotFound
 	}

@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
 	"github.com/mercato-dev/mercato/shared/validate"
@@ -493,15 +491,4 @@ func trimOptional(fields ...*validate.Optional[string]) {
 			f.Value = &v
 		}
 	}
-}
-
-// parseID returns id in canonical form, or false when it is no UUID: such an
-// id names no row, and passing it on would only make PostgreSQL reject the
-// query with an error that is not "not found".
-func parseID(id string) (string, bool) {
-	u, err := uuid.Parse(id)
-	if err != nil || len(id) != 36 {
-		return "", false
-	}
-	return u.String(), true
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/payment"
+	"github.com/mercato-dev/mercato/shared/defaults"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // Dispatcher is the sandbox's webhook sender: it posts each charge's signed
@@ -53,7 +55,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			level.Error(c.Logger).Log("msg", "webhook dispatcher: taking due charges failed", "err", err)
 		}
 		if n < c.BatchSize || err != nil { // drained (or failing): wait; a full batch loops at once
-			wait(ctx, c.PollInterval)
+			wait.For(ctx, c.PollInterval)
 		}
 	}
 	return nil
@@ -64,18 +66,10 @@ func (d *Dispatcher) withDefaults() Dispatcher {
 	if c.Logger == nil {
 		c.Logger = log.NewNopLogger()
 	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 100 * time.Millisecond
-	}
-	if c.Lease <= 0 {
-		c.Lease = 30 * time.Second
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = time.Minute
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 10
-	}
+	c.PollInterval = defaults.Positive(c.PollInterval, 100*time.Millisecond)
+	c.Lease = defaults.Positive(c.Lease, 30*time.Second)
+	c.MaxBackoff = defaults.Positive(c.MaxBackoff, time.Minute)
+	c.BatchSize = defaults.Positive(c.BatchSize, 10)
 	return c
 }
 
@@ -199,14 +193,4 @@ func backoff(attempt int, max time.Duration) time.Duration {
 	d = min(d, max)
 	half := d / 2
 	return half + rand.N(half+1) //nolint:gosec // jitter spreads retries; nothing depends on it being unpredictable
-}
-
-// wait sleeps for d or until ctx is done.
-func wait(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

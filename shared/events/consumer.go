@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/requestid"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // Tx is the database transaction an event handler works in: the consumer's,
@@ -93,7 +95,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				r.groupOK = false
 			}
 			r.failures.fail("event consumer: "+r.Group+"/"+r.Name, err)
-			sleep(ctx, r.bo.next())
+			wait.For(ctx, r.bo.next())
 			continue
 		}
 		r.bo.reset()
@@ -104,17 +106,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 func (c *Consumer) newRun() *consumerRun {
 	r := &consumerRun{Consumer: *c}
-	r.Name = orDefault(r.Name, defaultName())
-	r.Stream = orDefault(r.Stream, DefaultStream)
-	r.DeadLetterStream = orDefault(r.DeadLetterStream, DefaultDeadLetterStream)
-	r.DeadLetterMaxLen = orDefault(r.DeadLetterMaxLen, 100_000)
-	r.Block = orDefault(r.Block, 2*time.Second)
-	r.Count = orDefault(r.Count, 10)
-	r.MinIdle = orDefault(r.MinIdle, 30*time.Second)
-	r.ClaimInterval = orDefault(r.ClaimInterval, r.MinIdle/2)
-	r.MaxAttempts = orDefault(r.MaxAttempts, 5)
-	r.HandlerTimeout = orDefault(r.HandlerTimeout, 30*time.Second)
-	r.MaxBackoff = orDefault(r.MaxBackoff, 5*time.Second)
+	r.Name = cmp.Or(r.Name, defaultName())
+	r.Stream = cmp.Or(r.Stream, DefaultStream)
+	r.DeadLetterStream = cmp.Or(r.DeadLetterStream, DefaultDeadLetterStream)
+	r.DeadLetterMaxLen = cmp.Or(r.DeadLetterMaxLen, 100_000)
+	r.Block = cmp.Or(r.Block, 2*time.Second)
+	r.Count = cmp.Or(r.Count, 10)
+	r.MinIdle = cmp.Or(r.MinIdle, 30*time.Second)
+	r.ClaimInterval = cmp.Or(r.ClaimInterval, r.MinIdle/2)
+	r.MaxAttempts = cmp.Or(r.MaxAttempts, 5)
+	r.HandlerTimeout = cmp.Or(r.HandlerTimeout, 30*time.Second)
+	r.MaxBackoff = cmp.Or(r.MaxBackoff, 5*time.Second)
 	if r.Logger == nil {
 		r.Logger = log.NewNopLogger()
 	}

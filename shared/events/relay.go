@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // Stream entry fields. The type is duplicated outside the envelope so a
@@ -82,13 +85,13 @@ func (r *Relay) Run(ctx context.Context) error {
 		n, err := c.publishBatch(ctx)
 		if err != nil {
 			publishFailures.fail("outbox relay: publish failed", err)
-			sleep(ctx, bo.next())
+			wait.For(ctx, bo.next())
 			continue
 		}
 		bo.reset()
 		publishFailures.ok("outbox relay: publishing again")
 		if n < c.BatchSize { // drained: wait for new rows; a full batch loops at once
-			sleep(ctx, c.PollInterval)
+			wait.For(ctx, c.PollInterval)
 		}
 	}
 	return nil
@@ -96,14 +99,14 @@ func (r *Relay) Run(ctx context.Context) error {
 
 func (r *Relay) withDefaults() Relay {
 	c := *r
-	c.Stream = orDefault(c.Stream, DefaultStream)
-	c.MaxLen = orDefault(c.MaxLen, 1_000_000)
-	c.BatchSize = orDefault(c.BatchSize, 100)
-	c.PollInterval = orDefault(c.PollInterval, 100*time.Millisecond)
-	c.MaxBackoff = orDefault(c.MaxBackoff, 5*time.Second)
-	c.PublishTimeout = orDefault(c.PublishTimeout, 10*time.Second)
-	c.BacklogInterval = orDefault(c.BacklogInterval, 10*time.Second)
-	c.Retention = orDefault(c.Retention, 72*time.Hour)
+	c.Stream = cmp.Or(c.Stream, DefaultStream)
+	c.MaxLen = cmp.Or(c.MaxLen, 1_000_000)
+	c.BatchSize = cmp.Or(c.BatchSize, 100)
+	c.PollInterval = cmp.Or(c.PollInterval, 100*time.Millisecond)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, 5*time.Second)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, 10*time.Second)
+	c.BacklogInterval = cmp.Or(c.BacklogInterval, 10*time.Second)
+	c.Retention = cmp.Or(c.Retention, 72*time.Hour)
 	if c.Logger == nil {
 		c.Logger = log.NewNopLogger()
 	}
@@ -205,12 +208,4 @@ func (r *Relay) housekeep(ctx context.Context) error {
 			return nil
 		}
 	}
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }

@@ -1,7 +1,6 @@
 package events
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 
@@ -27,18 +26,6 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits for d or until ctx is done, reporting whether to carry on.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // failureStreak logs the first failure of a streak and the recovery that ends
 // it, rather than one line per retry, so an outage reads as two log lines.

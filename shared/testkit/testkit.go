@@ -69,15 +69,66 @@ var servers struct {
 	pgAdminURL string
 	pgErr      error
 
-	redisOnce sync.Once
-	redis     *localinfra.Redis
-	redisAddr string
-	redisErr  error
+	redis  sharedServer
+	consul sharedServer
+}
 
-	consulOnce sync.Once
-	consul     *localinfra.Consul
-	consulAddr string
-	consulErr  error
+// server is a local server testkit starts: localinfra's Redis or Consul.
+type server interface {
+	Addr() string
+	Stop() error
+}
+
+// sharedServer is one of the test binary's shared servers reached by an
+// address: the one an environment variable names, or a local one started on
+// first use and stopped by Main.
+type sharedServer struct {
+	once    sync.Once
+	started server // nil when the environment names the server; guarded by servers.mu
+	addr    string
+	err     error
+}
+
+// address returns the server's address, taken from env or else from a
+// server start starts the first time it is asked for; name and hint word a
+// failure, which fails t.
+func (s *sharedServer) address(t testing.TB, name, env, hint string, start func() (server, error)) string {
+	t.Helper()
+	s.once.Do(func() {
+		if v := os.Getenv(env); v != "" {
+			s.addr = v
+			return
+		}
+		srv, err := start()
+		if err != nil {
+			s.err = err
+			return
+		}
+		servers.mu.Lock()
+		s.started = srv
+		servers.mu.Unlock()
+		s.addr = srv.Addr()
+	})
+	if s.err != nil {
+		t.Fatalf("testkit: %s: %v%s", name, s.err, overrideHint(env, hint))
+	}
+	return s.addr
+}
+
+// private starts a server for one test alone and stops it when the test
+// ends; name words a failure, which fails t.
+func private[S server](t testing.TB, name string, start func() (S, error)) S {
+	t.Helper()
+	srv, err := start()
+	if err != nil {
+		t.Fatalf("testkit: %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("testkit: %v", err)
+		}
+	})
+	return srv
 }
 
 // Main runs the tests, then stops every server testkit started and removes
@@ -119,11 +170,11 @@ func shutdown() error {
 	servers.mu.Lock()
 	defer servers.mu.Unlock()
 	var errs []error
-	if servers.consul != nil {
-		errs = append(errs, servers.consul.Stop())
+	if servers.consul.started != nil {
+		errs = append(errs, servers.consul.started.Stop())
 	}
-	if servers.redis != nil {
-		errs = append(errs, servers.redis.Stop())
+	if servers.redis.started != nil {
+		errs = append(errs, servers.redis.started.Stop())
 	}
 	if servers.pgAdmin != nil {
 		servers.pgAdmin.Close()
@@ -278,25 +329,8 @@ func withDatabase(dsn, name string) (string, error) {
 // Tests share it, so they should use unique key and stream names.
 func RedisAddr(t testing.TB) string {
 	t.Helper()
-	servers.redisOnce.Do(func() {
-		if env := os.Getenv(EnvRedisAddr); env != "" {
-			servers.redisAddr = env
-			return
-		}
-		r, err := startPrivateRedis()
-		if err != nil {
-			servers.redisErr = err
-			return
-		}
-		servers.mu.Lock()
-		servers.redis = r
-		servers.mu.Unlock()
-		servers.redisAddr = r.Addr()
-	})
-	if servers.redisErr != nil {
-		t.Fatalf("testkit: Redis: %v%s", servers.redisErr, overrideHint(EnvRedisAddr, "a running server's host:port"))
-	}
-	return servers.redisAddr
+	return servers.redis.address(t, "Redis", EnvRedisAddr, "a running server's host:port",
+		func() (server, error) { return startPrivateRedis() })
 }
 
 // Redis returns a client of the shared Redis server (see RedisAddr), checked
@@ -319,16 +353,7 @@ func Redis(t testing.TB) *redis.Client {
 // always a local server, even when MERCATO_TEST_REDIS_ADDR is set.
 func NewRedis(t testing.TB) *localinfra.Redis {
 	t.Helper()
-	r, err := startPrivateRedis()
-	if err != nil {
-		t.Fatalf("testkit: Redis: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := r.Stop(); err != nil {
-			t.Errorf("testkit: %v", err)
-		}
-	})
-	return r
+	return private(t, "Redis", startPrivateRedis)
 }
 
 func startPrivateRedis() (*localinfra.Redis, error) {
@@ -344,30 +369,8 @@ func startPrivateRedis() (*localinfra.Redis, error) {
 // should use unique service names or IDs.
 func ConsulAddr(t testing.TB) string {
 	t.Helper()
-	servers.consulOnce.Do(func() {
-		if env := os.Getenv(EnvConsulAddr); env != "" {
-			servers.consulAddr = env
-			return
-		}
-		dir, err := serverDir("consul")
-		if err != nil {
-			servers.consulErr = err
-			return
-		}
-		c, err := localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
-		if err != nil {
-			servers.consulErr = err
-			return
-		}
-		servers.mu.Lock()
-		servers.consul = c
-		servers.mu.Unlock()
-		servers.consulAddr = c.Addr()
-	})
-	if servers.consulErr != nil {
-		t.Fatalf("testkit: Consul: %v%s", servers.consulErr, overrideHint(EnvConsulAddr, "a running agent's host:port"))
-	}
-	return servers.consulAddr
+	return servers.consul.address(t, "Consul", EnvConsulAddr, "a running agent's host:port",
+		func() (server, error) { return startPrivateConsul() })
 }
 
 // NewConsul starts a private Consul dev agent for this test and stops it at
@@ -376,20 +379,15 @@ func ConsulAddr(t testing.TB) string {
 // be routed to.
 func NewConsul(t testing.TB) *localinfra.Consul {
 	t.Helper()
+	return private(t, "Consul", startPrivateConsul)
+}
+
+func startPrivateConsul() (*localinfra.Consul, error) {
 	dir, err := serverDir("consul")
 	if err != nil {
-		t.Fatalf("testkit: Consul: %v", err)
+		return nil, err
 	}
-	c, err := localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
-	if err != nil {
-		t.Fatalf("testkit: Consul: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			t.Errorf("testkit: %v", err)
-		}
-	})
-	return c
+	return localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
 }
 
 // overrideHint suggests the environment variable when it is not in use.

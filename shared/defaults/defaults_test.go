@@ -1,0 +1,18 @@
+package defaults
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPositive(t *testing.T) {
+	if got := Positive(0, 3); got != 3 {
+		t.Errorf("Positive(0, 3) = %d, want 3", got)
+	}
+	if got := Positive(-time.Second, time.Minute); got != time.Minute {
+		t.Errorf("Positive(-1s, 1m) = %s, want 1m", got)
+	}
+	if got := Positive(2*time.Second, time.Minute); got != 2*time.Second {
+		t.Errorf("Positive(2s, 1m) = %s, want 2s", got)
+	}
+}
