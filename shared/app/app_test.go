@@ -145,18 +145,17 @@ func TestStartFailures(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	newFlags := func() (*flag.FlagSet, *config.Common, *int) {
-		var cfg config.Common
-		fs := NewFlagSet("thing", "Mercato's thing service", "MERCATO_THING_COUNT")
+	newFlags := func(needDB bool) (*FlagSet, *int) {
+		fs := NewFlagSet(Command{Name: "thing", What: "Mercato's thing service",
+			EnvExample: "MERCATO_THING_COUNT", Addr: "127.0.0.1:0", NeedDB: needDB})
 		count := fs.Int("thing-count", 1, "how many things")
-		cfg.Register(fs, "thing", "127.0.0.1:0")
-		return fs, &cfg, count
+		return fs, count
 	}
 
-	fs, cfg, _ := newFlags()
+	fs, _ := newFlags(true)
 	var usage bytes.Buffer
 	fs.SetOutput(&usage)
-	if err := Parse(fs, []string{"-h"}, cfg, true); !errors.Is(err, flag.ErrHelp) {
+	if _, err := fs.Parse([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v, want flag.ErrHelp", err)
 	}
 	for _, want := range []string{"Usage: thing [flags]", "Mercato's thing service", "MERCATO_<FLAG>", "MERCATO_THING_COUNT", "-thing-count", "-database-url"} {
@@ -170,18 +169,18 @@ func TestFlags(t *testing.T) {
 		}
 	}
 
-	fs, cfg, count := newFlags()
+	fs, count := newFlags(true)
 	t.Setenv("MERCATO_THING_COUNT", "3")
-	if err := Parse(fs, []string{"-jwt-secret", secret, "-database-url", "postgres://x/y"}, cfg, true); err != nil || *count != 3 || cfg.DatabaseURL != "postgres://x/y" {
+	if cfg, err := fs.Parse([]string{"-jwt-secret", secret, "-database-url", "postgres://x/y"}); err != nil || *count != 3 || cfg.DatabaseURL != "postgres://x/y" || cfg.Service != "thing" {
 		t.Errorf("Parse = %v, count %d, cfg %+v", err, *count, cfg)
 	}
 
-	fs, cfg, _ = newFlags()
-	if err := Parse(fs, []string{"-jwt-secret", secret}, cfg, true); err == nil || !strings.Contains(err.Error(), "-database-url") {
+	fs, _ = newFlags(true)
+	if _, err := fs.Parse([]string{"-jwt-secret", secret}); err == nil || !strings.Contains(err.Error(), "-database-url") {
 		t.Errorf("no database: %v, want an error naming -database-url", err)
 	}
-	fs, cfg, _ = newFlags()
-	if err := Parse(fs, []string{"-jwt-secret", secret}, cfg, false); err != nil {
+	fs, _ = newFlags(false)
+	if _, err := fs.Parse([]string{"-jwt-secret", secret}); err != nil {
 		t.Errorf("no database, none needed: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -190,6 +191,19 @@ func (in *Instance) Go(name string, loop func(context.Context) error) {
 // http_requests metrics (httpkit.Router). The service adds its routes.
 func (in *Instance) Router() *mux.Router {
 	return httpkit.Router(in.Logger, in.Registry, in.httpMetrics, in.Checks)
+}
+
+// Serve serves router, behind httpkit.Handler (request ids, recovery) and
+// then outer, the first outermost (the gateway's CORS), until
+// ctx is done: discovery.ListenAndServe listens on the configured address,
+// registers the instance in Consul with the real port (-http-addr may ask
+// for port 0), and leaves Consul before draining on shutdown.
+func (in *Instance) Serve(ctx context.Context, router *mux.Router, outer ...func(http.Handler) http.Handler) error {
+	handler := httpkit.Handler(in.Logger, router)
+	for i := len(outer) - 1; i >= 0; i-- {
+		handler = outer[i](handler)
+	}
+	return discovery.ListenAndServe(ctx, in.cfg, in.Consul, handler, in.Logger)
 }
 
 // Close stops the background loops and waits for them, then stops the

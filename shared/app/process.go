@@ -1,20 +1,20 @@
-// Package app is the first half of every Mercato service's main: the process
-// around its run function (signals, exit codes), the flag set with its usage
-// text, and Start, which builds what every instance runs on — logger,
-// metrics registry, PostgreSQL brought up to the service's schema, Redis,
-// Consul (the client and the upstreams' instancers), readiness checks — and
-// runs the instance's background loops until shutdown. Each main keeps its own flags and its own wiring:
+// Package app is what every Mercato service's main has in common: the
+// process around its run function (signals, exit codes), the flag set with
+// its usage text and the common settings, Start, which builds what every
+// instance runs on — logger, metrics registry, PostgreSQL brought up to the
+// service's schema, Redis, Consul (the client and the upstreams'
+// instancers), readiness checks — and runs the instance's background loops
+// until shutdown, and Serve, which serves the instance's routes registered
+// in Consul. Each main keeps its own flags and its own wiring:
 //
 //	func main() { app.Main("order", run) }
 //
 //	func run(ctx context.Context, args []string, logOutput io.Writer) error {
-//		var (
-//			cfg config.Common
-//			fs  = app.NewFlagSet("order", "Mercato's order service", "MERCATO_DATABASE_URL")
-//			... the service's own flags on fs ...
-//		)
-//		cfg.Register(fs, order.ServiceName, "127.0.0.1:3003")
-//		if err := app.Parse(fs, args, &cfg, true); err != nil {
+//		fs := app.NewFlagSet(app.Command{Name: order.ServiceName, What: "Mercato's order service",
+//			EnvExample: "MERCATO_DATABASE_URL", Addr: "127.0.0.1:3003", NeedDB: true})
+//		... the service's own flags on fs ...
+//		cfg, err := fs.Parse(args)
+//		if err != nil {
 //			return err
 //		}
 //		in, err := app.Start(ctx, cfg, logOutput, app.Options{Migrate: postgres.Migrate})
@@ -23,7 +23,9 @@
 //		}
 //		defer in.Close()
 //		... the service, in.Go(name, loop) for each background loop ...
-//		return discovery.ListenAndServe(ctx, cfg, in.Consul, handler, in.Logger)
+//		router := in.Router()
+//		... the service's routes on router ...
+//		return in.Serve(ctx, router)
 //	}
 package app
 
@@ -62,30 +64,57 @@ func Main(command string, run RunFunc) {
 	}
 }
 
-// NewFlagSet returns the flag set of command, which returns its errors (-h
-// included, as flag.ErrHelp) instead of exiting. Its usage text says what
-// the command runs ("Mercato's order service"), how every flag maps to an
-// environment variable, with example as the example variable, and then
-// lists the flags.
-func NewFlagSet(command, what, example string) *flag.FlagSet {
-	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+// Command says what a service's command is, for its flag set: the usage
+// text and the common settings (config.Common) every instance has.
+type Command struct {
+	// Name is the command's, and the service's: what it registers in
+	// Consul as and logs as.
+	Name string
+	// What is what the command runs, for the usage text ("Mercato's order
+	// service").
+	What string
+	// EnvExample is the environment variable the usage text shows as an
+	// example of a flag's.
+	EnvExample string
+	// Addr is the default listen address (the seed's port for the service).
+	Addr string
+	// NeedDB makes the database URL a required setting.
+	NeedDB bool
+}
+
+// FlagSet is a command's flag set with the common settings registered on
+// it: a main declares its own flags on it, then calls Parse.
+type FlagSet struct {
+	*flag.FlagSet
+	cfg    config.Common
+	needDB bool
+}
+
+// NewFlagSet returns the flag set of c, which returns its errors (-h
+// included, as flag.ErrHelp) instead of exiting, with the common settings
+// registered (config.Common.Register). Its usage text says what the command
+// runs, how every flag maps to an environment variable, with c.EnvExample
+// as the example variable, and then lists the flags.
+func NewFlagSet(c Command) *FlagSet {
+	fs := &FlagSet{FlagSet: flag.NewFlagSet(c.Name, flag.ContinueOnError), needDB: c.NeedDB}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\n"+
 			"Runs one instance of %s.\n\n"+
 			"Every flag can also be set in the environment as %s_<FLAG> (upper case,\n"+
 			"dashes as underscores), e.g. %s. A flag on the command\n"+
-			"line wins.\n\nFlags:\n", command, what, config.EnvPrefix, example)
+			"line wins.\n\nFlags:\n", c.Name, c.What, config.EnvPrefix, c.EnvExample)
 		fs.PrintDefaults()
 	}
+	fs.cfg.Register(fs.FlagSet, c.Name, c.Addr)
 	return fs
 }
 
 // Parse parses args into fs, then the environment for flags args does not
-// set (config.Parse), and checks the common settings cfg was registered
-// with: the database URL too when needDB.
-func Parse(fs *flag.FlagSet, args []string, cfg *config.Common, needDB bool) error {
-	if err := config.Parse(fs, args); err != nil {
-		return err
+// set (config.Parse), checks the common settings (the database URL too
+// when the command needs a database) and returns them.
+func (fs *FlagSet) Parse(args []string) (config.Common, error) {
+	if err := config.Parse(fs.FlagSet, args); err != nil {
+		return config.Common{}, err
 	}
-	return cfg.Validate(needDB)
+	return fs.cfg, fs.cfg.Validate(fs.needDB)
 }

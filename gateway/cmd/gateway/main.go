@@ -14,9 +14,7 @@ import (
 	"github.com/mercato-dev/mercato/gateway"
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/config"
 	"github.com/mercato-dev/mercato/shared/discovery"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
 func main() { app.Main("gateway", run) }
@@ -24,16 +22,16 @@ func main() { app.Main("gateway", run) }
 // run serves until ctx is done.
 func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Configuration: flags, each with a MERCATO_* environment fallback.
+	fs := app.NewFlagSet(app.Command{Name: "gateway", What: "Mercato's API gateway",
+		EnvExample: "MERCATO_RATE_LIMIT", Addr: "127.0.0.1:3000"})
 	var (
-		cfg             config.Common
-		fs              = app.NewFlagSet("gateway", "Mercato's API gateway", "MERCATO_RATE_LIMIT")
 		ratePerMinute   = fs.Int("rate-limit", 600, "requests per minute per client (user id, else IP), shared by all gateway instances")
 		rateBurst       = fs.Int("rate-burst", 100, "requests a client may send at once before the rate applies")
 		corsOrigins     = fs.String("cors-origins", "*", "comma-separated origins allowed by CORS")
 		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt, its answer's body included, gets half")
 	)
-	cfg.Register(fs, "gateway", "127.0.0.1:3000")
-	if err := app.Parse(fs, args, &cfg, false); err != nil {
+	cfg, err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 
@@ -67,9 +65,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		Client:    gateway.NewHTTPClient(*upstreamTimeout / 2),
 		Instancer: in.Instancer, // one per upstream service
 	}, tokens, rdb, reg, logger)
-	handler := gateway.CORS(strings.Split(*corsOrigins, ","))(httpkit.Handler(logger, router))
 
 	// Listen, register in Consul with the real port (-http-addr may ask for
 	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
-	return discovery.ListenAndServe(ctx, cfg, consul, handler, logger)
+	// CORS answers before anything else.
+	return in.Serve(ctx, router, gateway.CORS(strings.Split(*corsOrigins, ",")))
 }

@@ -20,10 +20,8 @@ import (
 	"github.com/mercato-dev/mercato/notification/postgres"
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/config"
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/user"
 )
 
@@ -33,9 +31,9 @@ func main() { app.Main("notification", run) }
 // in-process.
 func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Configuration: flags, each with a MERCATO_* environment fallback.
+	fs := app.NewFlagSet(app.Command{Name: notification.ServiceName, What: "Mercato's notification service",
+		EnvExample: "MERCATO_DATABASE_URL", Addr: "127.0.0.1:3005", NeedDB: true})
 	var (
-		cfg         config.Common
-		fs          = app.NewFlagSet("notification", "Mercato's notification service", "MERCATO_DATABASE_URL")
 		smtpAddr    = fs.String("smtp-addr", "127.0.0.1:1025", "SMTP server email is sent through (host:port); STARTTLS is used when offered")
 		smtpFrom    = fs.String("smtp-from", "Mercato <no-reply@mercato.local>", "From address of every email")
 		smtpUser    = fs.String("smtp-username", "", "SMTP AUTH user name (optional)")
@@ -53,8 +51,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		sendTimeout = fs.Duration("send-timeout", 30*time.Second, "bound on one attempt (contact lookup, provider call); a crashed attempt is taken over after about twice this")
 		poll        = fs.Duration("send-poll-interval", 500*time.Millisecond, "how often idle senders look for due notifications")
 	)
-	cfg.Register(fs, notification.ServiceName, "127.0.0.1:3005")
-	if err := app.Parse(fs, args, &cfg, true); err != nil {
+	cfg, err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if *workers < 1 || *maxAttempts < 1 || *backoff <= 0 || *maxBackoff < *backoff || *sendTimeout <= 0 || *poll <= 0 {
@@ -138,5 +136,5 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Listen, register in Consul with the real port (-http-addr may ask for
 	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
-	return discovery.ListenAndServe(ctx, cfg, in.Consul, httpkit.Handler(logger, router), logger)
+	return in.Serve(ctx, router)
 }

@@ -20,10 +20,8 @@ import (
 	"github.com/mercato-dev/mercato/product"
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/config"
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/money"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
@@ -34,9 +32,9 @@ func main() { app.Main("order", run) }
 // in-process.
 func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Configuration: flags, each with a MERCATO_* environment fallback.
+	fs := app.NewFlagSet(app.Command{Name: order.ServiceName, What: "Mercato's order service",
+		EnvExample: "MERCATO_DATABASE_URL", Addr: "127.0.0.1:3003", NeedDB: true})
 	var (
-		cfg             config.Common
-		fs              = app.NewFlagSet("order", "Mercato's order service", "MERCATO_DATABASE_URL")
 		taxRate         = fs.Int("tax-rate-bps", 0, "tax on the subtotal in basis points (825 = 8.25%)")
 		shippingFee     = fs.String("shipping-fee", "0.00", "flat shipping fee per order, a decimal like 4.99")
 		reservationTTL  = fs.Duration("reservation-ttl", 15*time.Minute, "how long stock is held for an order's payment (10s-24h); an order still pending then is cancelled")
@@ -45,8 +43,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		upstreamTimeout = fs.Duration("upstream-timeout", 5*time.Second, "deadline of one call to the product or payment service, retries included")
 		claimIdle       = fs.Duration("event-claim-idle", 30*time.Second, "how long an event stays with a consumer that has not acknowledged it (failed, or crashed) before another instance takes it over")
 	)
-	cfg.Register(fs, order.ServiceName, "127.0.0.1:3003")
-	if err := app.Parse(fs, args, &cfg, true); err != nil {
+	cfg, err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if *taxRate < 0 || *taxRate > 10_000 {
@@ -130,5 +128,5 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Listen, register in Consul with the real port (-http-addr may ask for
 	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
-	return discovery.ListenAndServe(ctx, cfg, in.Consul, httpkit.Handler(logger, router), logger)
+	return in.Serve(ctx, router)
 }

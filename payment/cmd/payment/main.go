@@ -21,10 +21,7 @@ import (
 	"github.com/mercato-dev/mercato/payment/sandbox"
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/config"
-	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/metrics"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
@@ -35,15 +32,15 @@ func main() { app.Main("payment", run) }
 // in-process.
 func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Configuration: flags, each with a MERCATO_* environment fallback.
+	fs := app.NewFlagSet(app.Command{Name: payment.ServiceName, What: "Mercato's payment service",
+		EnvExample: "MERCATO_WEBHOOK_SECRET", Addr: "127.0.0.1:3004", NeedDB: true})
 	var (
-		cfg           config.Common
-		fs            = app.NewFlagSet("payment", "Mercato's payment service", "MERCATO_WEBHOOK_SECRET")
 		webhookURL    = fs.String("webhook-url", "http://127.0.0.1:3000/api/v1/webhooks/payments/sandbox", "where the sandbox processor posts its webhooks: the payment service's webhook route, normally through the gateway")
 		webhookSecret = fs.String("webhook-secret", "", "HMAC key of the sandbox's webhooks, at least 32 bytes, the same on every instance. Prefer MERCATO_WEBHOOK_SECRET: flags show in ps")
 		webhookDelay  = fs.Duration("webhook-delay", 200*time.Millisecond, "how long the sandbox processor takes before it first sends a charge's webhook")
 	)
-	cfg.Register(fs, payment.ServiceName, "127.0.0.1:3004")
-	if err := app.Parse(fs, args, &cfg, true); err != nil {
+	cfg, err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if len(*webhookSecret) < payment.MinWebhookSecretBytes {
@@ -112,7 +109,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Listen, register in Consul with the real port (-http-addr may ask for
 	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
-	return discovery.ListenAndServe(ctx, cfg, in.Consul, httpkit.Handler(logger, router), logger)
+	return in.Serve(ctx, router)
 }
 
 // webhookClient is the sandbox processor's HTTP client: a hard timeout per

@@ -18,10 +18,7 @@ import (
 	"github.com/mercato-dev/mercato/product/postgres"
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/config"
-	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
 
@@ -31,16 +28,16 @@ func main() { app.Main("product", run) }
 // in-process.
 func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Configuration: flags, each with a MERCATO_* environment fallback.
+	fs := app.NewFlagSet(app.Command{Name: product.ServiceName, What: "Mercato's product service",
+		EnvExample: "MERCATO_DATABASE_URL", Addr: "127.0.0.1:3002", NeedDB: true})
 	var (
-		cfg           config.Common
-		fs            = app.NewFlagSet("product", "Mercato's product service", "MERCATO_DATABASE_URL")
 		seedDemo      = fs.Bool("seed-demo", false, "load the demo catalogue (categories, 50 products, variants, stock) at start unless it was loaded before; safe when instances start together")
 		cacheTTL      = fs.Duration("cache-ttl", 5*time.Minute, "how long catalogue reads stay in the Redis cache (writes invalidate them at once); 0 disables the cache")
 		sweepInterval = fs.Duration("sweep-interval", 5*time.Second, "how often expired reservations are released")
 		dbMaxConns    = fs.Int("db-max-conns", 20, "PostgreSQL connection pool size")
 	)
-	cfg.Register(fs, product.ServiceName, "127.0.0.1:3002")
-	if err := app.Parse(fs, args, &cfg, true); err != nil {
+	cfg, err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if *cacheTTL < 0 || *sweepInterval <= 0 || *dbMaxConns < 1 {
@@ -96,5 +93,5 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Listen, register in Consul with the real port (-http-addr may ask for
 	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
-	return discovery.ListenAndServe(ctx, cfg, in.Consul, httpkit.Handler(logger, router), logger)
+	return in.Serve(ctx, router)
 }

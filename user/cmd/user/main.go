@@ -14,10 +14,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/config"
-	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/user"
 	"github.com/mercato-dev/mercato/user/postgres"
 )
@@ -28,17 +25,17 @@ func main() { app.Main("user", run) }
 // in-process.
 func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Configuration: flags, each with a MERCATO_* environment fallback.
+	fs := app.NewFlagSet(app.Command{Name: user.ServiceName, What: "Mercato's user service",
+		EnvExample: "MERCATO_DATABASE_URL", Addr: "127.0.0.1:3001", NeedDB: true})
 	var (
-		cfg             config.Common
-		fs              = app.NewFlagSet("user", "Mercato's user service", "MERCATO_DATABASE_URL")
 		adminEmail      = fs.String("admin-email", "", "email of the admin account ensured at start (with -admin-password)")
 		adminPassword   = fs.String("admin-password", "", "password of that admin account (8-72 bytes); it replaces the account's password if it differs. Prefer MERCATO_ADMIN_PASSWORD: flags show in ps")
 		accessTokenTTL  = fs.Duration("access-token-ttl", 15*time.Minute, "lifetime of access tokens (JWT)")
 		refreshTokenTTL = fs.Duration("refresh-token-ttl", 720*time.Hour, "lifetime of refresh tokens")
 		bcryptCost      = fs.Int("bcrypt-cost", 10, "bcrypt cost of password hashes (4-31); 10 takes about 60 ms, 12 about 230 ms")
 	)
-	cfg.Register(fs, user.ServiceName, "127.0.0.1:3001")
-	if err := app.Parse(fs, args, &cfg, true); err != nil {
+	cfg, err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if (*adminEmail == "") != (*adminPassword == "") {
@@ -86,5 +83,5 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Listen, register in Consul with the real port (-http-addr may ask for
 	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
-	return discovery.ListenAndServe(ctx, cfg, in.Consul, httpkit.Handler(logger, router), logger)
+	return in.Serve(ctx, router)
 }
