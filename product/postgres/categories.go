@@ -53,7 +53,7 @@ const insertCategory = `
 
 func (r *Repository) CreateCategory(ctx context.Context, c product.Category) (product.Category, error) {
 	var row categoryRow
-	err := r.db.GetContext(ctx, &row, insertCategory, c.ID, c.Name, c.Slug, nullable(c.Description), c.ParentID)
+	err := r.db.GetContext(ctx, &row, insertCategory, c.ID, c.Name, c.Slug, sharedpg.NullString(c.Description), c.ParentID)
 	if err != nil {
 		return product.Category{}, constraintError(err)
 	}
@@ -82,7 +82,7 @@ func (r *Repository) UpdateCategory(ctx context.Context, id string, p product.Ca
 			}
 		}
 		err := tx.GetContext(ctx, &row, `UPDATE categories SET `+s.clause()+` WHERE id = $1 RETURNING `+categoryColumns, s.args...)
-		return notFound(constraintError(err), product.ErrNotFound)
+		return sharedpg.NotFound(constraintError(err), product.ErrNotFound)
 	})
 	if err != nil {
 		return product.Category{}, err
@@ -121,7 +121,7 @@ func (r *Repository) DeleteCategory(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete category: %w", err)
 	}
-	return affected(res)
+	return sharedpg.Affected(res, product.ErrNotFound)
 }
 
 func (r *Repository) CategoryTree(ctx context.Context, ref string) ([]string, error) {

@@ -51,7 +51,7 @@ func reservation(ctx context.Context, q sqlx.QueryerContext, orderID string, loc
 	}
 	var row reservationRow
 	if err := sqlx.GetContext(ctx, q, &row, query, orderID); err != nil {
-		return product.Reservation{}, notFound(err, product.ErrNotFound)
+		return product.Reservation{}, sharedpg.NotFound(err, product.ErrNotFound)
 	}
 	var items []itemRow
 	if err := sqlx.SelectContext(ctx, q, &items, `
