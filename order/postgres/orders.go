@@ -213,15 +213,14 @@ func (r *Repository) ListOrders(ctx context.Context, userID string, status order
 		OFFSET $3 LIMIT $4`, userID, string(status), offset, limit); err != nil {
 		return nil, 0, fmt.Errorf("list orders: %w", err)
 	}
-	orders := make([]order.Order, len(rows))
+	orders, err := sharedpg.TryConvert(rows, orderRow.order)
+	if err != nil {
+		return nil, 0, err
+	}
 	index := make(map[string]int, len(rows))
 	ids := make([]string, len(rows))
 	for i, row := range rows {
-		o, err := row.order()
-		if err != nil {
-			return nil, 0, err
-		}
-		orders[i], index[row.ID], ids[i] = o, i, row.ID
+		index[row.ID], ids[i] = i, row.ID
 	}
 	if len(rows) == 0 {
 		return orders, total, nil

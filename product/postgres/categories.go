@@ -39,11 +39,7 @@ func (r *Repository) Categories(ctx context.Context) ([]product.Category, error)
 	if err := r.db.SelectContext(ctx, &rows, `SELECT `+categoryColumns+` FROM categories ORDER BY name, id`); err != nil {
 		return nil, fmt.Errorf("list categories: %w", err)
 	}
-	out := make([]product.Category, len(rows))
-	for i, row := range rows {
-		out[i] = row.category()
-	}
-	return out, nil
+	return sharedpg.Convert(rows, categoryRow.category), nil
 }
 
 const insertCategory = `

@@ -239,14 +239,13 @@ func (r *Repository) ListProducts(ctx context.Context, f product.ProductFilter) 
 	if err := r.db.SelectContext(ctx, &rows, page, args...); err != nil {
 		return nil, 0, fmt.Errorf("list products: %w", err)
 	}
-	items := make([]product.Product, len(rows))
-	ids := make([]string, len(rows))
-	for i, row := range rows {
-		p, err := row.product()
-		if err != nil {
-			return nil, 0, err
-		}
-		items[i], ids[i] = p, p.ID
+	items, err := sharedpg.TryConvert(rows, productRow.product)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]string, len(items))
+	for i, p := range items {
+		ids[i] = p.ID
 	}
 	if len(ids) > 0 {
 		variants, err := variantsOf(ctx, r.db, ids)

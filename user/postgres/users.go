@@ -129,9 +129,5 @@ func (r *Repository) ListUsers(ctx context.Context, offset, limit int) ([]user.U
 		OFFSET $1 LIMIT $2`, offset, limit); err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
-	users := make([]user.User, len(rows))
-	for i, row := range rows {
-		users[i] = row.user()
-	}
-	return users, total, nil
+	return sharedpg.Convert(rows, userRow.user), total, nil
 }
