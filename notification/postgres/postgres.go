@@ -16,6 +16,7 @@ import (
 
 	"github.com/mercato-dev/mercato/notification"
 	"github.com/mercato-dev/mercato/shared/events"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
 
 //go:embed migrations/*.sql
@@ -91,30 +92,6 @@ func (r notificationRow) notification() (notification.Notification, error) {
 	return n, nil
 }
 
-// nullable stores "" as NULL.
-func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
-
-// notFound maps the one error that means "no such row"; every other error is
-// a failure and stays one.
-func notFound(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return notification.ErrNotFound
-	}
-	return err
-}
-
-// touched reports none when the statement behind res changed no row.
-func touched(res sql.Result, none error) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return none
-	}
-	return nil
-}
-
 // The HTTP API's side.
 
 func (s *Store) ListNotifications(ctx context.Context, userID string, offset, limit int) ([]notification.Notification, int, error) {
@@ -130,13 +107,9 @@ func (s *Store) ListNotifications(ctx context.Context, userID string, offset, li
 		OFFSET $2 LIMIT $3`, userID, offset, limit); err != nil {
 		return nil, 0, fmt.Errorf("list notifications: %w", err)
 	}
-	out := make([]notification.Notification, len(rows))
-	for i, row := range rows {
-		n, err := row.notification()
-		if err != nil {
-			return nil, 0, err
-		}
-		out[i] = n
+	out, err := sharedpg.TryConvert(rows, notificationRow.notification)
+	if err != nil {
+		return nil, 0, err
 	}
 	return out, total, nil
 }
@@ -196,7 +169,7 @@ func (s *Store) DeletePushToken(ctx context.Context, userID string) error {
 	if err != nil {
 		return fmt.Errorf("delete push token: %w", err)
 	}
-	return touched(res, notification.ErrNotFound)
+	return sharedpg.Affected(res, notification.ErrNotFound)
 }
 
 // The event consumer's side: everything in the consumer's transaction.
@@ -244,7 +217,7 @@ func (s *Store) CreateNotifications(ctx context.Context, tx events.Tx, ns []noti
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT DO NOTHING`,
 			n.ID, n.EventID, n.EventType, n.DedupeKey, n.UserID, string(n.Channel), n.Template,
-			string(details), string(n.Status), nullable(n.Error)); err != nil {
+			string(details), string(n.Status), sharedpg.NullString(n.Error)); err != nil {
 			return fmt.Errorf("insert notification: %w", err)
 		}
 	}
@@ -301,12 +274,12 @@ func (s *Store) RecordAttempt(ctx context.Context, r notification.AttemptResult)
 			claim_id = NULL,
 			updated_at = now()
 		WHERE id = $1 AND claim_id = $2`,
-		r.ID, r.ClaimID, string(r.Status), nullable(r.Recipient), nullable(r.ProviderID), nullable(r.Error), next,
+		r.ID, r.ClaimID, string(r.Status), sharedpg.NullString(r.Recipient), sharedpg.NullString(r.ProviderID), sharedpg.NullString(r.Error), next,
 		r.Status == notification.StatusSent)
 	if err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
-	return touched(res, notification.ErrClaimLost)
+	return sharedpg.Affected(res, notification.ErrClaimLost)
 }
 
 func (s *Store) OrderSummary(ctx context.Context, orderID string) (notification.OrderSummary, error) {
@@ -319,7 +292,7 @@ func (s *Store) OrderSummary(ctx context.Context, orderID string) (notification.
 		FROM order_summaries WHERE order_id = $1`, orderID).
 		Scan(&o.OrderID, &o.OrderNumber, &o.UserID, &o.Total, &o.Currency, &items)
 	if err != nil {
-		return notification.OrderSummary{}, notFound(err)
+		return notification.OrderSummary{}, sharedpg.NotFound(err, notification.ErrNotFound)
 	}
 	if err := json.Unmarshal(items, &o.Items); err != nil {
 		return notification.OrderSummary{}, fmt.Errorf("order %s: items: %w", orderID, err)

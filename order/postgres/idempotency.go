@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mercato-dev/mercato/order"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
 
 // Idempotency-Keys of POST /orders, leased to the request that holds one.
@@ -89,12 +90,7 @@ func (r *Repository) FinishIdempotencyKey(ctx context.Context, userID, key strin
 	if err != nil {
 		return fmt.Errorf("finish idempotency key: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return order.ErrNotFound
-	}
-	return nil
+	return sharedpg.Affected(res, order.ErrNotFound)
 }
 
 func (r *Repository) ReleaseIdempotencyKey(ctx context.Context, userID, key string) error {

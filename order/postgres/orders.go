@@ -117,7 +117,7 @@ func (r *Repository) CreateOrder(ctx context.Context, o order.Order, created eve
 	)
 	for i, it := range o.Items {
 		ids[i], products[i], skus[i], names[i] = it.ID, it.ProductID, it.SKU, it.Name
-		variants[i] = nullable(derefString(it.VariantID))
+		variants[i] = sharedpg.NullString(derefString(it.VariantID))
 		quantities[i], lines[i] = int64(it.Quantity), int64(i+1)
 		units[i], totals[i] = it.UnitPrice.String(), it.TotalPrice.String()
 	}
@@ -213,15 +213,14 @@ func (r *Repository) ListOrders(ctx context.Context, userID string, status order
 		OFFSET $3 LIMIT $4`, userID, string(status), offset, limit); err != nil {
 		return nil, 0, fmt.Errorf("list orders: %w", err)
 	}
-	orders := make([]order.Order, len(rows))
+	orders, err := sharedpg.TryConvert(rows, orderRow.order)
+	if err != nil {
+		return nil, 0, err
+	}
 	index := make(map[string]int, len(rows))
 	ids := make([]string, len(rows))
 	for i, row := range rows {
-		o, err := row.order()
-		if err != nil {
-			return nil, 0, err
-		}
-		orders[i], index[row.ID], ids[i] = o, i, row.ID
+		index[row.ID], ids[i] = i, row.ID
 	}
 	if len(rows) == 0 {
 		return orders, total, nil
@@ -279,10 +278,10 @@ func applyChange(ctx context.Context, tx events.Tx, cur order.Order, change *ord
 		refunded                                        money.Amount
 	)
 	if p != nil {
-		paymentID, paymentStatus, failure = nullable(p.ID), nullable(p.Status), nullable(p.FailureCode)
+		paymentID, paymentStatus, failure = sharedpg.NullString(p.ID), sharedpg.NullString(p.Status), sharedpg.NullString(p.FailureCode)
 		refunded = p.RefundedAmount
 		if p.Card != nil {
-			brand, last4 = nullable(p.Card.Brand), nullable(p.Card.Last4)
+			brand, last4 = sharedpg.NullString(p.Card.Brand), sharedpg.NullString(p.Card.Last4)
 		}
 	}
 	var row orderRow
@@ -304,7 +303,7 @@ func applyChange(ctx context.Context, tx events.Tx, cur order.Order, change *ord
 		if err := sqlx.GetContext(ctx, tx, &at, `
 			INSERT INTO order_status_history (order_id, status, previous_status, reason) VALUES ($1, $2, $3, $4)
 			RETURNING created_at`,
-			cur.ID, string(status), string(cur.Status), nullable(change.Reason)); err != nil {
+			cur.ID, string(status), string(cur.Status), sharedpg.NullString(change.Reason)); err != nil {
 			return order.Order{}, fmt.Errorf("insert status history: %w", err)
 		}
 		out.StatusHistory = append(out.StatusHistory[:len(out.StatusHistory):len(out.StatusHistory)],

@@ -4,14 +4,13 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"embed"
-	"errors"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/order"
 	"github.com/mercato-dev/mercato/shared/events"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
 
 //go:embed migrations/*.sql
@@ -37,16 +36,8 @@ var _ order.Repository = (*Repository)(nil)
 // New returns a repository on db, whose schema Migrate has brought up to date.
 func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
 
-// notFound maps the one error that means "no such row"; every other error is
-// a failure and stays one.
-func notFound(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return order.ErrNotFound
-	}
-	return err
-}
-
-func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+// notFound maps "no such row" to the order service's ErrNotFound.
+func notFound(err error) error { return sharedpg.NotFound(err, order.ErrNotFound) }
 
 func derefString(s *string) string {
 	if s == nil {

@@ -133,7 +133,7 @@ func (r *Repository) ClaimAbandonedCharges(ctx context.Context, age time.Duratio
 	if err != nil {
 		return nil, fmt.Errorf("claim abandoned charges: %w", err)
 	}
-	return convert(rows, paymentRow.payment), nil
+	return sharedpg.Convert(rows, paymentRow.payment), nil
 }
 
 // withRefunds returns the payment of row with its refunds.
@@ -167,7 +167,7 @@ func (r *Repository) paymentWhere(ctx context.Context, cond string, arg any) (pa
 func (r *Repository) ListPayments(ctx context.Context, q payment.PaymentQuery) ([]payment.Payment, int, error) {
 	// NULL filters match everything; the casts let PostgreSQL type them.
 	const where = `WHERE ($1::uuid IS NULL OR user_id = $1::uuid) AND ($2::uuid IS NULL OR order_id = $2::uuid)`
-	userID, orderID := nullable(q.UserID), nullable(q.OrderID)
+	userID, orderID := sharedpg.NullString(q.UserID), sharedpg.NullString(q.OrderID)
 	var total int
 	if err := r.db.GetContext(ctx, &total, `SELECT count(*) FROM payments `+where, userID, orderID); err != nil {
 		return nil, 0, fmt.Errorf("count payments: %w", err)
@@ -179,7 +179,7 @@ func (r *Repository) ListPayments(ctx context.Context, q payment.PaymentQuery) (
 		OFFSET $3 LIMIT $4`, userID, orderID, (q.Page-1)*q.PageSize, q.PageSize); err != nil {
 		return nil, 0, fmt.Errorf("list payments: %w", err)
 	}
-	return convert(rows, paymentRow.payment), total, nil
+	return sharedpg.Convert(rows, paymentRow.payment), total, nil
 }
 
 func (r *Repository) UpdatePayment(ctx context.Context, lock payment.Lock, change payment.ChangeFunc) (payment.Payment, *payment.Refund, error) {
@@ -205,10 +205,8 @@ func (r *Repository) UpdatePayment(ctx context.Context, lock payment.Lock, chang
 			if err != nil {
 				return fmt.Errorf("record webhook: %w", err)
 			}
-			if n, err := res.RowsAffected(); err != nil {
+			if err := sharedpg.Affected(res, payment.ErrWebhookReplayed); err != nil {
 				return err
-			} else if n == 0 {
-				return payment.ErrWebhookReplayed
 			}
 		}
 
@@ -281,8 +279,8 @@ func store(ctx context.Context, tx *sqlx.Tx, row *paymentRow, c *payment.Change)
 		    processed_at = $6, cancel_requested_at = $7, provider_response = $8, updated_at = now()
 		WHERE id = $1
 		RETURNING `+paymentColumns,
-		row.ID, p.Status, nullable(p.FailureCode), p.CapturedAmount, p.RefundedAmount,
-		nullTime(p.ProcessedAt), nullTime(p.CancelRequestedAt), nullable(string(p.ProviderResponse))); err != nil {
+		row.ID, p.Status, sharedpg.NullString(p.FailureCode), p.CapturedAmount, p.RefundedAmount,
+		nullTime(p.ProcessedAt), nullTime(p.CancelRequestedAt), sharedpg.NullString(string(p.ProviderResponse))); err != nil {
 		return fmt.Errorf("update payment: %w", err)
 	}
 	if rf := c.Refund; rf != nil {
@@ -297,8 +295,8 @@ func store(ctx context.Context, tx *sqlx.Tx, row *paymentRow, c *payment.Change)
 			    processed_at = excluded.processed_at, updated_at = now()
 			WHERE refunds.payment_id = excluded.payment_id AND refunds.amount = excluded.amount
 			  AND refunds.status = 'pending'`,
-			rf.ID, row.ID, rf.Amount, nullable(rf.Reason), rf.Status, nullable(rf.ProviderRefundID),
-			nullable(rf.IdempotencyKey), rf.RequestHash, nullTime(rf.ProcessedAt), rf.Status == payment.RefundPending)
+			rf.ID, row.ID, rf.Amount, sharedpg.NullString(rf.Reason), rf.Status, sharedpg.NullString(rf.ProviderRefundID),
+			sharedpg.NullString(rf.IdempotencyKey), rf.RequestHash, nullTime(rf.ProcessedAt), rf.Status == payment.RefundPending)
 		if err != nil {
 			return fmt.Errorf("store refund: %w", err)
 		}

@@ -6,13 +6,13 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/payment"
 	"github.com/mercato-dev/mercato/shared/events"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
 
 //go:embed migrations/*.sql
@@ -53,26 +53,8 @@ func nullTime(t *time.Time) sql.NullTime {
 	return sql.NullTime{Time: *t, Valid: true}
 }
 
-// nullable stores "" as NULL.
-func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
-
-// notFound maps the one error that means "no such row"; every other error is
-// a failure and stays one.
-func notFound(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return payment.ErrNotFound
-	}
-	return err
-}
-
-// convert maps rows to the domain values they store.
-func convert[Row, T any](rows []Row, of func(Row) T) []T {
-	out := make([]T, len(rows))
-	for i, row := range rows {
-		out[i] = of(row)
-	}
-	return out
-}
+// notFound maps "no such row" to the payment service's ErrNotFound.
+func notFound(err error) error { return sharedpg.NotFound(err, payment.ErrNotFound) }
 
 // claimAbandoned sets attemptedAt to now on up to limit rows of table that
 // match awaited and were attempted more than age ago, skipping rows another

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mercato-dev/mercato/payment"
 	"github.com/mercato-dev/mercato/shared/money"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
 
 type refundRow struct {
@@ -47,7 +48,7 @@ func (r *Repository) ClaimAbandonedRefunds(ctx context.Context, age time.Duratio
 	if err != nil {
 		return nil, fmt.Errorf("claim abandoned refunds: %w", err)
 	}
-	return convert(rows, refundRow.refund), nil
+	return sharedpg.Convert(rows, refundRow.refund), nil
 }
 
 func refundsOf(ctx context.Context, q sqlx.QueryerContext, paymentID string) ([]payment.Refund, error) {
@@ -56,5 +57,5 @@ func refundsOf(ctx context.Context, q sqlx.QueryerContext, paymentID string) ([]
 		SELECT `+refundColumns+` FROM refunds WHERE payment_id = $1 ORDER BY created_at, id`, paymentID); err != nil {
 		return nil, fmt.Errorf("list refunds: %w", err)
 	}
-	return convert(rows, refundRow.refund), nil
+	return sharedpg.Convert(rows, refundRow.refund), nil
 }

@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -62,11 +61,7 @@ var migrationFiles embed.FS
 
 // Migrate creates the sandbox's tables, recorded in their own goose table.
 func Migrate(ctx context.Context, db *sqlx.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return sharedpg.Migrate(ctx, db, sub, "sandbox_schema_version")
+	return sharedpg.MigrateDir(ctx, db, migrationFiles, "migrations", "sandbox_schema_version")
 }
 
 // Sandbox is the processor. Give it a connection pool of its own: an

@@ -39,11 +39,7 @@ func (r *Repository) Categories(ctx context.Context) ([]product.Category, error)
 	if err := r.db.SelectContext(ctx, &rows, `SELECT `+categoryColumns+` FROM categories ORDER BY name, id`); err != nil {
 		return nil, fmt.Errorf("list categories: %w", err)
 	}
-	out := make([]product.Category, len(rows))
-	for i, row := range rows {
-		out[i] = row.category()
-	}
-	return out, nil
+	return sharedpg.Convert(rows, categoryRow.category), nil
 }
 
 const insertCategory = `
@@ -53,7 +49,7 @@ const insertCategory = `
 
 func (r *Repository) CreateCategory(ctx context.Context, c product.Category) (product.Category, error) {
 	var row categoryRow
-	err := r.db.GetContext(ctx, &row, insertCategory, c.ID, c.Name, c.Slug, nullable(c.Description), c.ParentID)
+	err := r.db.GetContext(ctx, &row, insertCategory, c.ID, c.Name, c.Slug, sharedpg.NullString(c.Description), c.ParentID)
 	if err != nil {
 		return product.Category{}, constraintError(err)
 	}
@@ -82,7 +78,7 @@ func (r *Repository) UpdateCategory(ctx context.Context, id string, p product.Ca
 			}
 		}
 		err := tx.GetContext(ctx, &row, `UPDATE categories SET `+s.clause()+` WHERE id = $1 RETURNING `+categoryColumns, s.args...)
-		return notFound(constraintError(err), product.ErrNotFound)
+		return sharedpg.NotFound(constraintError(err), product.ErrNotFound)
 	})
 	if err != nil {
 		return product.Category{}, err
@@ -121,7 +117,7 @@ func (r *Repository) DeleteCategory(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete category: %w", err)
 	}
-	return affected(res)
+	return sharedpg.Affected(res, product.ErrNotFound)
 }
 
 func (r *Repository) CategoryTree(ctx context.Context, ref string) ([]string, error) {

@@ -16,7 +16,6 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -51,15 +50,6 @@ var _ product.Repository = (*Repository)(nil)
 // New returns a repository on db, whose schema Migrate has brought up to date.
 func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
 
-// notFound maps the one error that means "no such row"; every other error is
-// a failure and stays one.
-func notFound(err error, missing error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return missing
-	}
-	return err
-}
-
 // constraintError maps the constraint violations a write can meet to
 // domain errors.
 func constraintError(err error) error {
@@ -80,14 +70,11 @@ func constraintError(err error) error {
 	return err
 }
 
-// nullable stores "" as NULL, the seed's "none".
-func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
-
 func nullableOpt(o validate.Optional[string]) sql.NullString {
 	if o.Value == nil {
 		return sql.NullString{}
 	}
-	return nullable(*o.Value)
+	return sharedpg.NullString(*o.Value)
 }
 
 // jsonb marshals v for a JSONB column; nil stays NULL. A string, because
@@ -140,18 +127,4 @@ func (s *setter) setJSON(col string, v any) {
 
 func (s *setter) clause() string {
 	return strings.Join(append(s.cols, "updated_at = now()"), ", ")
-}
-
-// Categories.
-
-// affected reports ErrNotFound when res changed no row: the id named none.
-func affected(res sql.Result) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return product.ErrNotFound
-	}
-	return nil
 }

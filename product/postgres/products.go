@@ -121,7 +121,7 @@ func (r *Repository) ProductBySlug(ctx context.Context, slug string) (product.Pr
 func (r *Repository) productWhere(ctx context.Context, q sqlx.QueryerContext, cond string, arg any) (product.Product, error) {
 	var row productRow
 	if err := sqlx.GetContext(ctx, q, &row, `SELECT `+productColumns+` FROM products WHERE `+cond, arg); err != nil {
-		return product.Product{}, notFound(err, product.ErrNotFound)
+		return product.Product{}, sharedpg.NotFound(err, product.ErrNotFound)
 	}
 	p, err := row.product()
 	if err != nil {
@@ -239,14 +239,13 @@ func (r *Repository) ListProducts(ctx context.Context, f product.ProductFilter) 
 	if err := r.db.SelectContext(ctx, &rows, page, args...); err != nil {
 		return nil, 0, fmt.Errorf("list products: %w", err)
 	}
-	items := make([]product.Product, len(rows))
-	ids := make([]string, len(rows))
-	for i, row := range rows {
-		p, err := row.product()
-		if err != nil {
-			return nil, 0, err
-		}
-		items[i], ids[i] = p, p.ID
+	items, err := sharedpg.TryConvert(rows, productRow.product)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]string, len(items))
+	for i, p := range items {
+		ids[i] = p.ID
 	}
 	if len(ids) > 0 {
 		variants, err := variantsOf(ctx, r.db, ids)
@@ -292,7 +291,7 @@ func (r *Repository) insertProduct(ctx context.Context, tx *sqlx.Tx, p product.P
 			compare_price, cost_price, currency, stock_quantity, min_stock_quantity, weight, dimensions,
 			images, is_active, is_featured)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
-		p.ID, p.CategoryID, p.Name, p.Slug, nullable(p.Description), nullable(p.ShortDescription), p.SKU, p.Price,
+		p.ID, p.CategoryID, p.Name, p.Slug, sharedpg.NullString(p.Description), sharedpg.NullString(p.ShortDescription), p.SKU, p.Price,
 		p.ComparePrice, p.CostPrice, p.Currency, p.StockQuantity, p.MinStockQuantity, weight, dims,
 		images, p.IsActive, p.IsFeatured)
 	if err != nil {
@@ -402,7 +401,7 @@ func (r *Repository) UpdateProduct(ctx context.Context, id string, p product.Pro
 		if err != nil {
 			return constraintError(err)
 		}
-		if err := affected(res); err != nil {
+		if err := sharedpg.Affected(res, product.ErrNotFound); err != nil {
 			return err
 		}
 		return r.updated(ctx, tx, id, &out)
@@ -426,7 +425,7 @@ func (r *Repository) DeactivateProduct(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("deactivate product: %w", err)
 		}
-		if err := affected(res); err != nil {
+		if err := sharedpg.Affected(res, product.ErrNotFound); err != nil {
 			return err
 		}
 		var p product.Product

@@ -51,7 +51,7 @@ func reservation(ctx context.Context, q sqlx.QueryerContext, orderID string, loc
 	}
 	var row reservationRow
 	if err := sqlx.GetContext(ctx, q, &row, query, orderID); err != nil {
-		return product.Reservation{}, notFound(err, product.ErrNotFound)
+		return product.Reservation{}, sharedpg.NotFound(err, product.ErrNotFound)
 	}
 	var items []itemRow
 	if err := sqlx.SelectContext(ctx, q, &items, `
@@ -60,12 +60,8 @@ func reservation(ctx context.Context, q sqlx.QueryerContext, orderID string, loc
 		ORDER BY product_id, variant_id NULLS FIRST`, orderID); err != nil {
 		return product.Reservation{}, fmt.Errorf("reservation items: %w", err)
 	}
-	res := product.Reservation{OrderID: row.OrderID, Status: row.Status, ReleaseReason: row.ReleaseReason.String,
-		ExpiresAt: row.ExpiresAt.UTC(), Items: make([]product.ReservedItem, len(items))}
-	for i, it := range items {
-		res.Items[i] = it.item()
-	}
-	return res, nil
+	return product.Reservation{OrderID: row.OrderID, Status: row.Status, ReleaseReason: row.ReleaseReason.String,
+		ExpiresAt: row.ExpiresAt.UTC(), Items: sharedpg.Convert(items, itemRow.item)}, nil
 }
 
 func (r *Repository) Reservation(ctx context.Context, orderID string) (product.Reservation, error) {

@@ -23,7 +23,7 @@ func (r *Repository) SeedCatalogue(ctx context.Context, seed string, categories 
 			return err
 		}
 		for _, c := range categories { // parents come first
-			if _, err := tx.ExecContext(ctx, insertCategory, c.ID, c.Name, c.Slug, nullable(c.Description), c.ParentID); err != nil {
+			if _, err := tx.ExecContext(ctx, insertCategory, c.ID, c.Name, c.Slug, sharedpg.NullString(c.Description), c.ParentID); err != nil {
 				return fmt.Errorf("seed category %s: %w", c.Slug, constraintError(err))
 			}
 		}

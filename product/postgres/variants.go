@@ -69,7 +69,7 @@ func (r *Repository) UpdateVariant(ctx context.Context, productID, variantID str
 		if err != nil {
 			return constraintError(err)
 		}
-		if err := affected(res); err != nil {
+		if err := sharedpg.Affected(res, product.ErrNotFound); err != nil {
 			return err
 		}
 		if err := refreshVariantStock(ctx, tx, []string{productID}); err != nil {

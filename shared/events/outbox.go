@@ -21,25 +21,17 @@ const schemaTable = "events_schema_version"
 
 // Migrate creates the outbox and inbox tables.
 func Migrate(ctx context.Context, db *sqlx.DB) error {
-	return migrateFolder(ctx, db, migrationFiles, schemaTable)
+	return postgres.MigrateDir(ctx, db, migrationFiles, "migrations", schemaTable)
 }
 
 // MigrateService brings a service's database to the current schema at
 // start-up: the service's own migrations (the migrations folder of files,
 // recorded in table), then the outbox and inbox tables every service has.
 func MigrateService(ctx context.Context, db *sqlx.DB, files fs.FS, table string) error {
-	if err := migrateFolder(ctx, db, files, table); err != nil {
+	if err := postgres.MigrateDir(ctx, db, files, "migrations", table); err != nil {
 		return err
 	}
 	return Migrate(ctx, db)
-}
-
-func migrateFolder(ctx context.Context, db *sqlx.DB, files fs.FS, table string) error {
-	sub, err := fs.Sub(files, "migrations")
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	return postgres.Migrate(ctx, db, sub, table)
 }
 
 // Enqueue stores e in the outbox through tx (a *sqlx.Tx, or the Tx an event

@@ -1,5 +1,6 @@
-// Package postgres opens sqlx connection pools and applies a service's
-// embedded migrations with goose at start-up.
+// Package postgres opens sqlx connection pools, applies a service's embedded
+// migrations with goose at start-up, and holds the row helpers every
+// repository shares (NotFound, Affected, NullString, Convert).
 package postgres
 
 import (
@@ -72,6 +73,16 @@ func Migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, table string) e
 		return fmt.Errorf("postgres: migrate %s: %w", table, err)
 	}
 	return nil
+}
+
+// MigrateDir is Migrate for the migrations in folder dir of files, such as
+// an embed.FS of migrations/*.sql and dir "migrations".
+func MigrateDir(ctx context.Context, db *sqlx.DB, files fs.FS, dir, table string) error {
+	sub, err := fs.Sub(files, dir)
+	if err != nil {
+		return fmt.Errorf("postgres: migrations %s: %w", dir, err)
+	}
+	return Migrate(ctx, db, sub, table)
 }
 
 // lockID derives a stable advisory lock id per migration table, so different

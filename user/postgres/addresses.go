@@ -104,5 +104,5 @@ func (r *Repository) DeleteAddress(ctx context.Context, userID, id string) error
 	if err != nil {
 		return fmt.Errorf("delete address: %w", err)
 	}
-	return oneRow(res, user.ErrNotFound)
+	return sharedpg.Affected(res, user.ErrNotFound)
 }

@@ -5,13 +5,12 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"embed"
-	"errors"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/shared/events"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 	"github.com/mercato-dev/mercato/user"
 )
 
@@ -38,26 +37,5 @@ var _ user.Repository = (*Repository)(nil)
 // New returns a repository on db, whose schema Migrate has brought up to date.
 func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
 
-// nullable stores "" as NULL, the seed's "no phone".
-func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
-
-// notFound maps the one error that means "no such row"; every other error is
-// a failure and stays one.
-func notFound(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return user.ErrNotFound
-	}
-	return err
-}
-
-// oneRow turns an UPDATE or DELETE that matched no row into none.
-func oneRow(res sql.Result, none error) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return none
-	}
-	return nil
-}
+// notFound maps "no such row" to the user service's ErrNotFound.
+func notFound(err error) error { return sharedpg.NotFound(err, user.ErrNotFound) }

@@ -71,7 +71,7 @@ func (r *Repository) RotateRefreshToken(ctx context.Context, oldID string, next 
 		if err != nil {
 			return fmt.Errorf("revoke refresh token: %w", err)
 		}
-		if err := oneRow(res, user.ErrRefreshTokenReused); err != nil {
+		if err := sharedpg.Affected(res, user.ErrRefreshTokenReused); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, insertRefreshToken,

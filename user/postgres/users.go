@@ -45,7 +45,7 @@ func (r *Repository) CreateUser(ctx context.Context, u user.User, passwordHash s
 			INSERT INTO users (id, email, password_hash, first_name, last_name, phone, role, is_active)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			RETURNING `+userColumns,
-			u.ID, u.Email, passwordHash, u.FirstName, u.LastName, nullable(u.Phone), string(u.Role), u.IsActive)
+			u.ID, u.Email, passwordHash, u.FirstName, u.LastName, sharedpg.NullString(u.Phone), string(u.Role), u.IsActive)
 		if sharedpg.IsUniqueViolation(err, "users_email_key") {
 			return user.ErrEmailTaken
 		}
@@ -85,7 +85,7 @@ func (r *Repository) UpdateUser(ctx context.Context, u user.User, updated events
 			UPDATE users SET first_name = $2, last_name = $3, phone = $4, updated_at = now()
 			WHERE id = $1
 			RETURNING `+userColumns,
-			u.ID, u.FirstName, u.LastName, nullable(u.Phone))
+			u.ID, u.FirstName, u.LastName, sharedpg.NullString(u.Phone))
 		if err != nil {
 			return notFound(err)
 		}
@@ -105,7 +105,7 @@ func (r *Repository) MakeAdmin(ctx context.Context, userID, passwordHash string,
 		if err != nil {
 			return fmt.Errorf("promote user: %w", err)
 		}
-		if err := oneRow(res, user.ErrNotFound); err != nil {
+		if err := sharedpg.Affected(res, user.ErrNotFound); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `
@@ -129,9 +129,5 @@ func (r *Repository) ListUsers(ctx context.Context, offset, limit int) ([]user.U
 		OFFSET $1 LIMIT $2`, offset, limit); err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
-	users := make([]user.User, len(rows))
-	for i, row := range rows {
-		users[i] = row.user()
-	}
-	return users, total, nil
+	return sharedpg.Convert(rows, userRow.user), total, nil
 }
