@@ -7,6 +7,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 )
 
 // NewClient returns the user service as seen from another process: every
@@ -24,28 +25,28 @@ func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options
 	c := discovery.NewClient(instancer, ServiceName, logger, opts, discovery.NewHTTPClient())
 	return Endpoints{
 		RegisterEndpoint: c.Endpoint(http.MethodPost, encodeJSONRequest("/auth/register"),
-			decodeResponse(func(err error) registerResponse { return registerResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[registerResponse]), nil),
 		LoginEndpoint: c.Endpoint(http.MethodPost, encodeJSONRequest("/auth/login"),
-			decodeResponse(func(err error) tokenResponse { return tokenResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[tokenResponse]), nil),
 		RefreshEndpoint: c.Endpoint(http.MethodPost, encodeJSONRequest("/auth/refresh"),
-			decodeResponse(func(err error) tokenResponse { return tokenResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[tokenResponse]), nil),
 		LogoutEndpoint: c.Endpoint(http.MethodPost, encodeJSONRequest("/auth/logout"),
-			decodeResponse(func(err error) logoutResponse { return logoutResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[logoutResponse]), nil),
 		GetProfileEndpoint: c.Endpoint(http.MethodGet, encodePath("/users/me"),
-			decodeResponse(func(err error) userResponse { return userResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[userResponse]), nil),
 		UpdateProfileEndpoint: c.Endpoint(http.MethodPatch, encodeJSONRequest("/users/me"),
-			decodeResponse(func(err error) userResponse { return userResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[userResponse]), nil),
 		ListAddressesEndpoint: c.Endpoint(http.MethodGet, encodePath("/users/me/addresses"),
-			decodeResponse(func(err error) addressesResponse { return addressesResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[addressesResponse]), nil),
 		AddAddressEndpoint: c.Endpoint(http.MethodPost, encodeJSONRequest("/users/me/addresses"),
-			decodeResponse(func(err error) addAddressResponse { return addAddressResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[addAddressResponse]), nil),
 		UpdateAddressEndpoint: c.Endpoint(http.MethodPatch, encodeUpdateAddressRequest,
-			decodeResponse(func(err error) addressResponse { return addressResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[addressResponse]), nil),
 		DeleteAddressEndpoint: c.Endpoint(http.MethodDelete, encodeDeleteAddressRequest,
-			decodeResponse(func(err error) deleteAddressResponse { return deleteAddressResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[deleteAddressResponse]), nil),
 		ListUsersEndpoint: c.Endpoint(http.MethodGet, encodeListUsersRequest,
-			decodeResponse(func(err error) listUsersResponse { return listUsersResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[listUsersResponse]), nil),
 		GetUserEndpoint: c.Endpoint(http.MethodGet, encodeGetUserRequest,
-			decodeResponse(func(err error) userResponse { return userResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[userResponse]), nil),
 	}
 }

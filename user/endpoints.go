@@ -76,141 +76,127 @@ func selfAdminOrService(next endpoint.Endpoint) endpoint.Endpoint {
 // forCaller makes an endpoint of serve, which acts on the caller's own data:
 // the caller is the verified user auth.Authenticate put in ctx, never anyone
 // the request names, and its absence is a wiring mistake answered with 401.
-func forCaller[Req any](serve func(ctx context.Context, userID string, req Req) any) endpoint.Endpoint {
+// serve's error is the business error of its response, as with
+// endpointkit.Serve.
+func forCaller[Req, Resp any, P endpointkit.Failing[Resp]](serve func(ctx context.Context, userID string, req Req) (Resp, error)) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		id, ok := auth.FromContext(ctx)
 		if !ok {
 			return nil, auth.ErrUnauthenticated
 		}
 		req, _ := request.(Req) // the bodiless requests are not even looked at
-		return serve(ctx, id.UserID, req), nil
+		resp, err := serve(ctx, id.UserID, req)
+		return endpointkit.Respond[Resp, P](resp, err), nil
 	}
 }
 
 // MakeRegisterEndpoint returns the endpoint of Service.Register.
 func MakeRegisterEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(registerRequest)
-		if err := req.validate(); err != nil {
-			return registerResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(registerRequest.validate, func(ctx context.Context, req registerRequest) (registerResponse, error) {
 		u, err := s.Register(ctx, Registration(req))
-		return registerResponse{User: u, Err: err}, nil
-	}
+		return registerResponse{User: u}, err
+	})
 }
 
 // MakeLoginEndpoint returns the endpoint of Service.Login.
 func MakeLoginEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(loginRequest)
-		if err := req.validate(); err != nil {
-			return tokenResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(loginRequest.validate, func(ctx context.Context, req loginRequest) (tokenResponse, error) {
 		pair, err := s.Login(ctx, req.Email, req.Password)
-		return tokenResponse{TokenPair: pair, Err: err}, nil
-	}
+		return tokenResponse{TokenPair: pair}, err
+	})
 }
 
 // MakeRefreshEndpoint returns the endpoint of Service.Refresh.
 func MakeRefreshEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(refreshRequest)
-		if err := req.validate(); err != nil {
-			return tokenResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(refreshRequest.validate, func(ctx context.Context, req refreshRequest) (tokenResponse, error) {
 		pair, err := s.Refresh(ctx, req.RefreshToken)
-		return tokenResponse{TokenPair: pair, Err: err}, nil
-	}
+		return tokenResponse{TokenPair: pair}, err
+	})
 }
 
 // MakeLogoutEndpoint returns the endpoint of Service.Logout for the caller.
 func MakeLogoutEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req refreshRequest) any {
+	return forCaller(func(ctx context.Context, userID string, req refreshRequest) (logoutResponse, error) {
 		if err := req.validate(); err != nil {
-			return logoutResponse{Err: err}
+			return logoutResponse{}, err
 		}
-		return logoutResponse{Err: s.Logout(ctx, userID, req.RefreshToken)}
+		return logoutResponse{}, s.Logout(ctx, userID, req.RefreshToken)
 	})
 }
 
 // MakeGetProfileEndpoint returns the endpoint of Service.GetProfile for the caller.
 func MakeGetProfileEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, _ getProfileRequest) any {
+	return forCaller(func(ctx context.Context, userID string, _ getProfileRequest) (userResponse, error) {
 		u, err := s.GetProfile(ctx, userID)
-		return userResponse{User: u, Err: err}
+		return userResponse{User: u}, err
 	})
 }
 
 // MakeUpdateProfileEndpoint returns the endpoint of Service.UpdateProfile for the caller.
 func MakeUpdateProfileEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req updateProfileRequest) any {
+	return forCaller(func(ctx context.Context, userID string, req updateProfileRequest) (userResponse, error) {
 		if err := req.validate(); err != nil {
-			return userResponse{Err: err}
+			return userResponse{}, err
 		}
 		u, err := s.UpdateProfile(ctx, userID, ProfileUpdate(req))
-		return userResponse{User: u, Err: err}
+		return userResponse{User: u}, err
 	})
 }
 
 // MakeListAddressesEndpoint returns the endpoint of Service.ListAddresses for the caller.
 func MakeListAddressesEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, _ listAddressesRequest) any {
+	return forCaller(func(ctx context.Context, userID string, _ listAddressesRequest) (addressesResponse, error) {
 		addrs, err := s.ListAddresses(ctx, userID)
-		return addressesResponse{Items: addrs, Err: err}
+		return addressesResponse{Items: addrs}, err
 	})
 }
 
 // MakeAddAddressEndpoint returns the endpoint of Service.AddAddress for the caller.
 func MakeAddAddressEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req addAddressRequest) any {
+	return forCaller(func(ctx context.Context, userID string, req addAddressRequest) (addAddressResponse, error) {
 		if err := req.validate(); err != nil {
-			return addAddressResponse{Err: err}
+			return addAddressResponse{}, err
 		}
 		a, err := s.AddAddress(ctx, userID, Address{
 			Type: req.Type, Street: req.Street, City: req.City, State: req.State,
 			ZipCode: req.ZipCode, Country: req.Country, IsDefault: req.IsDefault,
 		})
-		return addAddressResponse{Address: a, Err: err}
+		return addAddressResponse{Address: a}, err
 	})
 }
 
 // MakeUpdateAddressEndpoint returns the endpoint of Service.UpdateAddress for the caller.
 func MakeUpdateAddressEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req updateAddressRequest) any {
+	return forCaller(func(ctx context.Context, userID string, req updateAddressRequest) (addressResponse, error) {
 		if err := req.validate(); err != nil {
-			return addressResponse{Err: err}
+			return addressResponse{}, err
 		}
 		a, err := s.UpdateAddress(ctx, userID, req.ID, AddressUpdate(req.addressPatch))
-		return addressResponse{Address: a, Err: err}
+		return addressResponse{Address: a}, err
 	})
 }
 
 // MakeDeleteAddressEndpoint returns the endpoint of Service.DeleteAddress for the caller.
 func MakeDeleteAddressEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req deleteAddressRequest) any {
-		return deleteAddressResponse{Err: s.DeleteAddress(ctx, userID, req.ID)}
+	return forCaller(func(ctx context.Context, userID string, req deleteAddressRequest) (deleteAddressResponse, error) {
+		return deleteAddressResponse{}, s.DeleteAddress(ctx, userID, req.ID)
 	})
 }
 
 // MakeListUsersEndpoint returns the endpoint of Service.ListUsers.
 func MakeListUsersEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(listUsersRequest)
-		if err := req.validate(); err != nil {
-			return listUsersResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(listUsersRequest.validate, func(ctx context.Context, req listUsersRequest) (listUsersResponse, error) {
 		p, err := s.ListUsers(ctx, req.Page, req.PageSize)
-		return listUsersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}, nil
-	}
+		return listUsersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
+	})
 }
 
 // MakeGetUserEndpoint returns the endpoint of Service.GetUser.
 func MakeGetUserEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(getUserRequest)
+	return endpointkit.Serve(func(ctx context.Context, req getUserRequest) (userResponse, error) {
 		u, err := s.GetUser(ctx, req.ID)
-		return userResponse{User: u, Err: err}, nil
-	}
+		return userResponse{User: u}, err
+	})
 }
 
 // Service implementation, so Endpoints doubles as a client.

@@ -1,24 +1,26 @@
 package user
 
-import "net/http"
+import (
+	"net/http"
 
-// Responses. Business errors travel in Err (endpoint.Failer), so a client's
-// circuit breaker never counts a 404 as a failure.
+	"github.com/mercato-dev/mercato/shared/endpointkit"
+)
+
+// Responses. Business errors travel in the embedded endpointkit.Failure
+// (endpoint.Failer), so a client's circuit breaker never counts a 404 as a
+// failure.
 
 type registerResponse struct {
-	User User  `json:"user"`
-	Err  error `json:"-"`
+	User User `json:"user"`
+	endpointkit.Failure
 }
 
-func (r registerResponse) Failed() error   { return r.Err }
 func (r registerResponse) StatusCode() int { return http.StatusCreated }
 
 type tokenResponse struct {
 	TokenPair
-	Err error `json:"-"`
+	endpointkit.Failure
 }
-
-func (r tokenResponse) Failed() error { return r.Err }
 
 // Headers keeps tokens out of every cache (RFC 6749 §5.1).
 func (r tokenResponse) Headers() http.Header {
@@ -26,32 +28,26 @@ func (r tokenResponse) Headers() http.Header {
 }
 
 type logoutResponse struct {
-	Err error `json:"-"`
+	endpointkit.Failure
 }
 
-func (r logoutResponse) Failed() error   { return r.Err }
 func (r logoutResponse) StatusCode() int { return http.StatusNoContent }
 
 type userResponse struct {
-	User User  `json:"user"`
-	Err  error `json:"-"`
+	User User `json:"user"`
+	endpointkit.Failure
 }
-
-func (r userResponse) Failed() error { return r.Err }
 
 type addressesResponse struct {
 	Items []Address `json:"items"`
-	Err   error     `json:"-"`
+	endpointkit.Failure
 }
-
-func (r addressesResponse) Failed() error { return r.Err }
 
 type addAddressResponse struct {
 	Address Address `json:"address"`
-	Err     error   `json:"-"`
+	endpointkit.Failure
 }
 
-func (r addAddressResponse) Failed() error   { return r.Err }
 func (r addAddressResponse) StatusCode() int { return http.StatusCreated }
 func (r addAddressResponse) Headers() http.Header {
 	return http.Header{"Location": {"/api/v1/users/me/addresses/" + r.Address.ID}}
@@ -59,16 +55,13 @@ func (r addAddressResponse) Headers() http.Header {
 
 type addressResponse struct {
 	Address Address `json:"address"`
-	Err     error   `json:"-"`
+	endpointkit.Failure
 }
-
-func (r addressResponse) Failed() error { return r.Err }
 
 type deleteAddressResponse struct {
-	Err error `json:"-"`
+	endpointkit.Failure
 }
 
-func (r deleteAddressResponse) Failed() error   { return r.Err }
 func (r deleteAddressResponse) StatusCode() int { return http.StatusNoContent }
 
 type listUsersResponse struct {
@@ -76,7 +69,5 @@ type listUsersResponse struct {
 	Page     int    `json:"page"`
 	PageSize int    `json:"page_size"`
 	Total    int    `json:"total"`
-	Err      error  `json:"-"`
+	endpointkit.Failure
 }
-
-func (r listUsersResponse) Failed() error { return r.Err }
