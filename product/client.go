@@ -7,6 +7,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 )
 
 // NewClient returns the product service's inventory as seen from another
@@ -28,10 +29,10 @@ func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options
 	// like the first when repeated for an order. A reserve is retried only
 	// where nothing was sent.
 	c := discovery.NewClient(instancer, ServiceName, logger, opts, discovery.NewHTTPClient())
-	reservation := decodeResponse(func(err error) reservationResponse { return reservationResponse{Err: err} })
+	reservation := decodeResponse(endpointkit.Fail[reservationResponse])
 	return Endpoints{
 		ReserveEndpoint: c.Endpoint(http.MethodPost, encodeJSON(fixed(internalPrefix+"/reservations"), nil),
-			decodeResponse(func(err error) reservationResponse { return reservationResponse{Err: err} },
+			decodeResponse(endpointkit.Fail[reservationResponse],
 				func(r *reservationResponse, resp *http.Response) { r.Created = resp.StatusCode == http.StatusCreated }), nil),
 		CommitReservationEndpoint:  c.Endpoint(http.MethodPost, encodePath(reservationPath("/commit")), reservation, discovery.Always),
 		ReleaseReservationEndpoint: c.Endpoint(http.MethodPost, encodePath(reservationPath("/release")), reservation, discovery.Always),

@@ -98,170 +98,134 @@ func isAdmin(ctx context.Context) bool {
 
 // MakeListCategoriesEndpoint returns the endpoint of Service.ListCategories.
 func MakeListCategoriesEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, _ any) (any, error) {
+	return endpointkit.Serve(func(ctx context.Context, _ listCategoriesRequest) (categoriesResponse, error) {
 		tree, err := s.ListCategories(ctx)
-		return categoriesResponse{Items: tree, Err: err}, nil
-	}
+		return categoriesResponse{Items: tree}, err
+	})
 }
 
 // MakeCreateCategoryEndpoint returns the endpoint of Service.CreateCategory.
 func MakeCreateCategoryEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(createCategoryRequest)
-		if err := req.validate(); err != nil {
-			return createCategoryResponse{categoryResponse{Err: err}}, nil
-		}
+	return endpointkit.Validated(createCategoryRequest.validate, func(ctx context.Context, req createCategoryRequest) (createCategoryResponse, error) {
 		c, err := s.CreateCategory(ctx, CategoryInput(req))
-		return createCategoryResponse{categoryResponse{Category: c, Err: err}}, nil
-	}
+		return createCategoryResponse{categoryResponse{Category: c}}, err
+	})
 }
 
 // MakeUpdateCategoryEndpoint returns the endpoint of Service.UpdateCategory.
 func MakeUpdateCategoryEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(updateCategoryRequest)
-		if err := req.validate(); err != nil {
-			return categoryResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(updateCategoryRequest.validate, func(ctx context.Context, req updateCategoryRequest) (categoryResponse, error) {
 		c, err := s.UpdateCategory(ctx, req.ID, req.CategoryPatch)
-		return categoryResponse{Category: c, Err: err}, nil
-	}
+		return categoryResponse{Category: c}, err
+	})
 }
 
 // MakeDeleteCategoryEndpoint returns the endpoint of Service.DeleteCategory.
 func MakeDeleteCategoryEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		return noContentResponse{Err: s.DeleteCategory(ctx, request.(idRequest).ID)}, nil
-	}
+	return endpointkit.Serve(func(ctx context.Context, req idRequest) (noContentResponse, error) {
+		return noContentResponse{}, s.DeleteCategory(ctx, req.ID)
+	})
 }
 
 // MakeListProductsEndpoint returns the endpoint of Service.ListProducts.
 func MakeListProductsEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(listProductsRequest)
-		if err := req.validate(); err != nil {
-			return productsResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(listProductsRequest.validate, func(ctx context.Context, req listProductsRequest) (productsResponse, error) {
 		q := req.ProductQuery
 		q.Admin = isAdmin(ctx)
 		p, err := s.ListProducts(ctx, q)
-		return productsResponse{ProductPage: p, Err: err}, nil
-	}
+		return productsResponse{ProductPage: p}, err
+	})
 }
 
 // MakeGetProductEndpoint returns the endpoint of Service.GetProduct.
 func MakeGetProductEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		p, err := s.GetProduct(ctx, request.(getProductRequest).Ref, isAdmin(ctx))
-		return productResponse{Product: p, Err: err}, nil
-	}
+	return endpointkit.Serve(func(ctx context.Context, req getProductRequest) (productResponse, error) {
+		p, err := s.GetProduct(ctx, req.Ref, isAdmin(ctx))
+		return productResponse{Product: p}, err
+	})
 }
 
 // MakeCreateProductEndpoint returns the endpoint of Service.CreateProduct.
 func MakeCreateProductEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(createProductRequest)
-		if err := req.validate(); err != nil {
-			return createProductResponse{productResponse{Err: err}}, nil
-		}
+	return endpointkit.Validated(createProductRequest.validate, func(ctx context.Context, req createProductRequest) (createProductResponse, error) {
 		p, err := s.CreateProduct(ctx, req.input())
-		return createProductResponse{productResponse{Product: p, Err: err}}, nil
-	}
+		return createProductResponse{productResponse{Product: p}}, err
+	})
 }
 
 // MakeUpdateProductEndpoint returns the endpoint of Service.UpdateProduct.
 func MakeUpdateProductEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(updateProductRequest)
-		if err := req.validate(); err != nil {
-			return productResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(updateProductRequest.validate, func(ctx context.Context, req updateProductRequest) (productResponse, error) {
 		p, err := s.UpdateProduct(ctx, req.ID, req.ProductPatch)
-		return productResponse{Product: p, Err: err}, nil
-	}
+		return productResponse{Product: p}, err
+	})
 }
 
 // MakeDeactivateProductEndpoint returns the endpoint of Service.DeactivateProduct.
 func MakeDeactivateProductEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		return noContentResponse{Err: s.DeactivateProduct(ctx, request.(idRequest).ID)}, nil
-	}
+	return endpointkit.Serve(func(ctx context.Context, req idRequest) (noContentResponse, error) {
+		return noContentResponse{}, s.DeactivateProduct(ctx, req.ID)
+	})
 }
 
 // MakeCreateVariantEndpoint returns the endpoint of Service.CreateVariant.
 func MakeCreateVariantEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(createVariantRequest)
-		if err := req.validate(); err != nil {
-			return createVariantResponse{variantResponse{Err: err}}, nil
-		}
+	return endpointkit.Validated(createVariantRequest.validate, func(ctx context.Context, req createVariantRequest) (createVariantResponse, error) {
 		v, err := s.CreateVariant(ctx, req.ProductID, req.input())
-		return createVariantResponse{variantResponse{Variant: v, Err: err}}, nil
-	}
+		return createVariantResponse{variantResponse{Variant: v}}, err
+	})
 }
 
 // MakeUpdateVariantEndpoint returns the endpoint of Service.UpdateVariant.
 func MakeUpdateVariantEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(updateVariantRequest)
-		if err := req.validate(); err != nil {
-			return variantResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(updateVariantRequest.validate, func(ctx context.Context, req updateVariantRequest) (variantResponse, error) {
 		v, err := s.UpdateVariant(ctx, req.ProductID, req.VariantID, req.VariantPatch)
-		return variantResponse{Variant: v, Err: err}, nil
-	}
+		return variantResponse{Variant: v}, err
+	})
 }
 
 // MakeAdjustStockEndpoint returns the endpoint of Service.AdjustStock.
 func MakeAdjustStockEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(adjustStockRequest)
-		if err := req.validate(); err != nil {
-			return productResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(adjustStockRequest.validate, func(ctx context.Context, req adjustStockRequest) (productResponse, error) {
 		a := StockAdjustment{Delta: req.Delta, Reason: req.Reason}
 		if req.VariantID != nil {
 			a.VariantID = *req.VariantID
 		}
 		p, err := s.AdjustStock(ctx, req.ProductID, a)
-		return productResponse{Product: p, Err: err}, nil
-	}
+		return productResponse{Product: p}, err
+	})
 }
 
 // MakeReserveEndpoint returns the endpoint of Service.Reserve.
 func MakeReserveEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(reserveRequest)
-		if err := req.validate(); err != nil {
-			return reservationResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(reserveRequest.validate, func(ctx context.Context, req reserveRequest) (reservationResponse, error) {
 		r, created, err := s.Reserve(ctx, req.domain())
-		return reservationResponse{Reservation: r, Created: created, Err: err}, nil
-	}
+		return reservationResponse{Reservation: r, Created: created}, err
+	})
 }
 
 // MakeCommitReservationEndpoint returns the endpoint of Service.CommitReservation.
 func MakeCommitReservationEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		r, err := s.CommitReservation(ctx, request.(orderRequest).OrderID)
-		return reservationResponse{Reservation: r, Err: err}, nil
-	}
+	return reservationEndpoint(s.CommitReservation)
 }
 
 // MakeReleaseReservationEndpoint returns the endpoint of Service.ReleaseReservation.
 func MakeReleaseReservationEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		r, err := s.ReleaseReservation(ctx, request.(orderRequest).OrderID)
-		return reservationResponse{Reservation: r, Err: err}, nil
-	}
+	return reservationEndpoint(s.ReleaseReservation)
 }
 
 // MakeGetReservationEndpoint returns the endpoint of Service.GetReservation.
 func MakeGetReservationEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		r, err := s.GetReservation(ctx, request.(orderRequest).OrderID)
-		return reservationResponse{Reservation: r, Err: err}, nil
-	}
+	return reservationEndpoint(s.GetReservation)
+}
+
+// reservationEndpoint is the endpoint of a method acting on an order's
+// reservation.
+func reservationEndpoint(method func(ctx context.Context, orderID string) (Reservation, error)) endpoint.Endpoint {
+	return endpointkit.Serve(func(ctx context.Context, req orderRequest) (reservationResponse, error) {
+		r, err := method(ctx, req.OrderID)
+		return reservationResponse{Reservation: r}, err
+	})
 }
 
 // Service implementation, so Endpoints doubles as a client.
