@@ -7,6 +7,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 )
 
 // NewClient returns the payment service as seen from another process (the
@@ -28,22 +29,22 @@ func NewClient(instancer sd.Instancer, logger log.Logger, opts discovery.Options
 		// Charge is idempotent by order id, so it may go to another
 		// instance after a timeout like a read.
 		ChargeEndpoint: c.Endpoint(http.MethodPost, encodeChargeRequest,
-			decodeResponse(func(err error) chargeResponse { return chargeResponse{Err: err} },
+			decodeResponse(endpointkit.Fail[chargeResponse],
 				func(r *chargeResponse, resp *http.Response) { r.Created = resp.StatusCode == http.StatusAccepted }),
 			discovery.Always),
 		GetPaymentEndpoint: c.Endpoint(http.MethodGet, encodeGetPaymentRequest,
-			decodeResponse(func(err error) paymentResponse { return paymentResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[paymentResponse]), nil),
 		ListPaymentsEndpoint: c.Endpoint(http.MethodGet, encodeListPaymentsRequest,
-			decodeResponse(func(err error) listPaymentsResponse { return listPaymentsResponse{Err: err} }), nil),
+			decodeResponse(endpointkit.Fail[listPaymentsResponse]), nil),
 		// A refund is safe to repeat only under an Idempotency-Key.
 		RefundEndpoint: c.Endpoint(http.MethodPost, encodeRefundRequest,
-			decodeResponse(func(err error) refundResponse { return refundResponse{Err: err} },
+			decodeResponse(endpointkit.Fail[refundResponse],
 				func(r *refundResponse, resp *http.Response) {
 					r.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
 				}),
 			func(r any) bool { return r.(refundRequest).IdempotencyKey != "" }),
 		// A webhook's event id makes a repeat harmless (webhook_replayed).
 		HandleWebhookEndpoint: c.Endpoint(http.MethodPost, encodeWebhook,
-			decodeResponse(func(err error) webhookResponse { return webhookResponse{Err: err} }), discovery.Always),
+			decodeResponse(endpointkit.Fail[webhookResponse]), discovery.Always),
 	}
 }

@@ -66,17 +66,14 @@ func viewer(ctx context.Context) (string, error) {
 
 // MakeChargeEndpoint returns the endpoint of Service.Charge.
 func MakeChargeEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(chargeRequest)
-		if err := req.validate(time.Now()); err != nil {
-			return chargeResponse{Err: err}, nil
-		}
+	validate := func(r chargeRequest) error { return r.validate(time.Now()) }
+	return endpointkit.Validated(validate, func(ctx context.Context, req chargeRequest) (chargeResponse, error) {
 		amount, _ := money.Parse(req.Amount)
 		p, created, err := s.Charge(ctx, ChargeRequest{
 			OrderID: req.OrderID, UserID: req.UserID, Amount: amount, Currency: req.currency(), Card: req.Card,
 		})
-		return chargeResponse{Payment: p, Created: created, Err: err}, nil
-	}
+		return chargeResponse{Payment: p, Created: created}, err
+	})
 }
 
 // MakeGetPaymentEndpoint returns the endpoint of Service.GetPayment for the caller.
@@ -87,7 +84,7 @@ func MakeGetPaymentEndpoint(s Service) endpoint.Endpoint {
 			return nil, err
 		}
 		p, err := s.GetPayment(ctx, userID, request.(getPaymentRequest).ID)
-		return paymentResponse{Payment: p, Err: err}, nil
+		return endpointkit.Respond(paymentResponse{Payment: p}, err), nil
 	}
 }
 
@@ -100,20 +97,16 @@ func MakeListPaymentsEndpoint(s Service) endpoint.Endpoint {
 		}
 		req := request.(listPaymentsRequest)
 		if err := req.validate(); err != nil {
-			return listPaymentsResponse{Err: err}, nil
+			return endpointkit.Fail[listPaymentsResponse](err), nil
 		}
 		p, err := s.ListPayments(ctx, PaymentQuery{UserID: userID, OrderID: req.OrderID, Page: req.Page, PageSize: req.PageSize})
-		return listPaymentsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}, nil
+		return endpointkit.Respond(listPaymentsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err), nil
 	}
 }
 
 // MakeRefundEndpoint returns the endpoint of Service.Refund.
 func MakeRefundEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(refundRequest)
-		if err := req.validate(); err != nil {
-			return refundResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(refundRequest.validate, func(ctx context.Context, req refundRequest) (refundResponse, error) {
 		var amount money.Amount
 		if req.Amount != nil {
 			amount, _ = money.Parse(*req.Amount)
@@ -121,16 +114,16 @@ func MakeRefundEndpoint(s Service) endpoint.Endpoint {
 		res, err := s.Refund(ctx, RefundRequest{
 			PaymentID: req.PaymentID, Amount: amount, Reason: strings.TrimSpace(req.Reason), IdempotencyKey: req.IdempotencyKey,
 		})
-		return refundResponse{Refund: res.Refund, Payment: res.Payment, Replayed: res.Replayed, Err: err}, nil
-	}
+		return refundResponse{Refund: res.Refund, Payment: res.Payment, Replayed: res.Replayed}, err
+	})
 }
 
 // MakeHandleWebhookEndpoint returns the endpoint of Service.HandleWebhook.
 func MakeHandleWebhookEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		_, err := s.HandleWebhook(ctx, request.(WebhookDelivery))
-		return webhookResponse{Received: err == nil, Err: err}, nil
-	}
+	return endpointkit.Serve(func(ctx context.Context, d WebhookDelivery) (webhookResponse, error) {
+		_, err := s.HandleWebhook(ctx, d)
+		return webhookResponse{Received: err == nil}, err
+	})
 }
 
 // Service implementation, so Endpoints doubles as a client.
@@ -259,16 +252,15 @@ func (r refundRequest) validate() error {
 	return p.Err()
 }
 
-// Responses. Business errors travel in Err (endpoint.Failer), so a client's
-// circuit breaker never counts a 404 as a failure.
+// Responses. Business errors travel in the embedded endpointkit.Failure
+// (endpoint.Failer), so a client's circuit breaker never counts a 404 as a
+// failure.
 
 type chargeResponse struct {
 	Payment Payment `json:"payment"`
 	Created bool    `json:"-"`
-	Err     error   `json:"-"`
+	endpointkit.Failure
 }
-
-func (r chargeResponse) Failed() error { return r.Err }
 
 // StatusCode is 202 for a new payment (the outcome comes later), 200 for the
 // order's existing one.
@@ -285,29 +277,24 @@ func (r chargeResponse) Headers() http.Header {
 
 type paymentResponse struct {
 	Payment Payment `json:"payment"`
-	Err     error   `json:"-"`
+	endpointkit.Failure
 }
-
-func (r paymentResponse) Failed() error { return r.Err }
 
 type listPaymentsResponse struct {
 	Items    []Payment `json:"items"`
 	Page     int       `json:"page"`
 	PageSize int       `json:"page_size"`
 	Total    int       `json:"total"`
-	Err      error     `json:"-"`
+	endpointkit.Failure
 }
-
-func (r listPaymentsResponse) Failed() error { return r.Err }
 
 type refundResponse struct {
 	Refund   Refund  `json:"refund"`
 	Payment  Payment `json:"payment"` // after the refund
 	Replayed bool    `json:"-"`
-	Err      error   `json:"-"`
+	endpointkit.Failure
 }
 
-func (r refundResponse) Failed() error   { return r.Err }
 func (r refundResponse) StatusCode() int { return http.StatusCreated }
 
 // Headers tells a retried request that it got the first one's answer, as
@@ -320,8 +307,6 @@ func (r refundResponse) Headers() http.Header {
 }
 
 type webhookResponse struct {
-	Received bool  `json:"received"`
-	Err      error `json:"-"`
+	Received bool `json:"received"`
+	endpointkit.Failure
 }
-
-func (r webhookResponse) Failed() error { return r.Err }
