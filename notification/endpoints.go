@@ -7,6 +7,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
@@ -56,10 +57,10 @@ func MakeListNotificationsEndpoint(s Service) endpoint.Endpoint {
 		}
 		req := request.(listNotificationsRequest)
 		if err := req.validate(); err != nil {
-			return listNotificationsResponse{Err: err}, nil
+			return endpointkit.Fail[listNotificationsResponse](err), nil
 		}
 		p, err := s.ListNotifications(ctx, userID, req.Page, req.PageSize)
-		return listNotificationsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}, nil
+		return endpointkit.Respond(listNotificationsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err), nil
 	}
 }
 
@@ -71,7 +72,7 @@ func MakeGetPreferencesEndpoint(s Service) endpoint.Endpoint {
 			return nil, err
 		}
 		p, err := s.GetPreferences(ctx, userID)
-		return preferencesResponse{Preferences: p, Err: err}, nil
+		return endpointkit.Respond(preferencesResponse{Preferences: p}, err), nil
 	}
 }
 
@@ -84,10 +85,10 @@ func MakeUpdatePreferencesEndpoint(s Service) endpoint.Endpoint {
 		}
 		req := request.(updatePreferencesRequest)
 		if err := req.validate(); err != nil {
-			return preferencesResponse{Err: err}, nil
+			return endpointkit.Fail[preferencesResponse](err), nil
 		}
 		p, err := s.UpdatePreferences(ctx, userID, Preferences{Email: *req.Email, SMS: *req.SMS, Push: *req.Push})
-		return preferencesResponse{Preferences: p, Err: err}, nil
+		return endpointkit.Respond(preferencesResponse{Preferences: p}, err), nil
 	}
 }
 
@@ -100,9 +101,9 @@ func MakeSetPushTokenEndpoint(s Service) endpoint.Endpoint {
 		}
 		req := request.(setPushTokenRequest)
 		if err := req.validate(); err != nil {
-			return noContentResponse{Err: err}, nil
+			return endpointkit.Fail[noContentResponse](err), nil
 		}
-		return noContentResponse{Err: s.SetPushToken(ctx, userID, req.Token)}, nil
+		return endpointkit.Respond(noContentResponse{}, s.SetPushToken(ctx, userID, req.Token)), nil
 	}
 }
 
@@ -113,7 +114,7 @@ func MakeDeletePushTokenEndpoint(s Service) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		return noContentResponse{Err: s.DeletePushToken(ctx, userID)}, nil
+		return endpointkit.Respond(noContentResponse{}, s.DeletePushToken(ctx, userID)), nil
 	}
 }
 
@@ -169,29 +170,25 @@ func (r setPushTokenRequest) validate() error {
 
 type deletePushTokenRequest struct{}
 
-// Responses. Business errors travel in Err (endpoint.Failer), so a client's
-// circuit breaker never counts a 404 as a failure.
+// Responses. Business errors travel in the embedded endpointkit.Failure
+// (endpoint.Failer), so a client's circuit breaker never counts a 404 as a
+// failure.
 
 type listNotificationsResponse struct {
 	Items    []Notification `json:"items"`
 	Page     int            `json:"page"`
 	PageSize int            `json:"page_size"`
 	Total    int            `json:"total"`
-	Err      error          `json:"-"`
+	endpointkit.Failure
 }
-
-func (r listNotificationsResponse) Failed() error { return r.Err }
 
 type preferencesResponse struct {
 	Preferences Preferences `json:"preferences"`
-	Err         error       `json:"-"`
+	endpointkit.Failure
 }
-
-func (r preferencesResponse) Failed() error { return r.Err }
 
 type noContentResponse struct {
-	Err error `json:"-"`
+	endpointkit.Failure
 }
 
-func (r noContentResponse) Failed() error   { return r.Err }
 func (r noContentResponse) StatusCode() int { return http.StatusNoContent }

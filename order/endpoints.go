@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
@@ -70,10 +71,10 @@ func MakePlaceOrderEndpoint(s Service) endpoint.Endpoint {
 	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
 		req := request.(placeOrderRequest)
 		if err := req.validate(time.Now()); err != nil {
-			return orderResponse{Err: err, Created: true}
+			return endpointkit.Respond(orderResponse{Created: true}, err)
 		}
 		o, err := s.PlaceOrder(ctx, c.UserID, req.IdempotencyKey, req.checkout())
-		return orderResponse{Order: o, Err: err, Created: true}
+		return endpointkit.Respond(orderResponse{Order: o, Created: true}, err)
 	})
 }
 
@@ -82,10 +83,10 @@ func MakeListOrdersEndpoint(s Service) endpoint.Endpoint {
 	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
 		req := request.(listOrdersRequest)
 		if err := req.validate(); err != nil {
-			return listOrdersResponse{Err: err}
+			return endpointkit.Fail[listOrdersResponse](err)
 		}
 		p, err := s.ListOrders(ctx, c, ListFilter(req))
-		return listOrdersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total, Err: err}
+		return endpointkit.Respond(listOrdersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err)
 	})
 }
 
@@ -93,7 +94,7 @@ func MakeListOrdersEndpoint(s Service) endpoint.Endpoint {
 func MakeGetOrderEndpoint(s Service) endpoint.Endpoint {
 	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
 		o, err := s.GetOrder(ctx, c, request.(getOrderRequest).ID)
-		return orderResponse{Order: o, Err: err}
+		return endpointkit.Respond(orderResponse{Order: o}, err)
 	})
 }
 
@@ -102,23 +103,19 @@ func MakeCancelOrderEndpoint(s Service) endpoint.Endpoint {
 	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
 		req := request.(cancelOrderRequest)
 		if err := req.validate(); err != nil {
-			return orderResponse{Err: err}
+			return endpointkit.Fail[orderResponse](err)
 		}
 		o, err := s.CancelOrder(ctx, c, req.ID, strings.TrimSpace(req.Reason))
-		return orderResponse{Order: o, Err: err}
+		return endpointkit.Respond(orderResponse{Order: o}, err)
 	})
 }
 
 // MakeSetStatusEndpoint returns the endpoint of Service.SetStatus.
 func MakeSetStatusEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		req := request.(setStatusRequest)
-		if err := req.validate(); err != nil {
-			return orderResponse{Err: err}, nil
-		}
+	return endpointkit.Validated(setStatusRequest.validate, func(ctx context.Context, req setStatusRequest) (orderResponse, error) {
 		o, err := s.SetStatus(ctx, req.ID, req.Status)
-		return orderResponse{Order: o, Err: err}, nil
-	}
+		return orderResponse{Order: o}, err
+	})
 }
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field.
@@ -244,16 +241,15 @@ func (r setStatusRequest) validate() error {
 	return p.Err()
 }
 
-// Responses. Business errors travel in Err (endpoint.Failer), so a client's
-// circuit breaker never counts a 404 as a failure.
+// Responses. Business errors travel in the embedded endpointkit.Failure
+// (endpoint.Failer), so a client's circuit breaker never counts a 404 as a
+// failure.
 
 type orderResponse struct {
-	Order   Order `json:"order"`
-	Err     error `json:"-"`
-	Created bool  `json:"-"` // answer 201 with a Location
+	Order Order `json:"order"`
+	endpointkit.Failure
+	Created bool `json:"-"` // answer 201 with a Location
 }
-
-func (r orderResponse) Failed() error { return r.Err }
 
 func (r orderResponse) StatusCode() int {
 	if r.Created {
@@ -274,10 +270,8 @@ type listOrdersResponse struct {
 	Page     int     `json:"page"`
 	PageSize int     `json:"page_size"`
 	Total    int     `json:"total"`
-	Err      error   `json:"-"`
+	endpointkit.Failure
 }
-
-func (r listOrdersResponse) Failed() error { return r.Err }
 
 // Validation: the order service's own checks, on top of validate.Problems.
 
