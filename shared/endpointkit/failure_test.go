@@ -18,7 +18,9 @@ type thingResponse struct {
 	endpointkit.Failure
 }
 
-type thingRequest struct{ Name string }
+type thingRequest struct {
+	Name string `json:"name"`
+}
 
 func (r thingRequest) validate() error {
 	if r.Name == "" {
@@ -51,9 +53,9 @@ func TestValidated(t *testing.T) {
 	e := endpointkit.Validated(thingRequest.validate, func(_ context.Context, req thingRequest) (thingResponse, error) {
 		served++
 		if req.Name == "missing" {
-			return thingResponse{Thing: thing{Name: req.Name}}, errNotFound
+			return thingResponse{Thing: thing(req)}, errNotFound
 		}
-		return thingResponse{Thing: thing{Name: req.Name}}, nil
+		return thingResponse{Thing: thing(req)}, nil
 	})
 	tests := []struct {
 		name     string
