@@ -285,7 +285,7 @@ func waitSubject(t *testing.T, s *smtpServer, subject string) receivedMail {
 // possible.
 func TestInterruptedAttemptIsTakenOver(t *testing.T) {
 	db := testkit.Postgres(t)
-	if err := postgres.Migrate(context.Background(), db); err != nil {
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	store := postgres.New(db)

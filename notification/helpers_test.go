@@ -289,7 +289,7 @@ type pipelineOptions struct {
 func newPipeline(t *testing.T, o pipelineOptions) *pipeline {
 	t.Helper()
 	db := testkit.Postgres(t)
-	if err := postgres.Migrate(context.Background(), db); err != nil {
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	p := &pipeline{db: db, store: postgres.New(db), rdb: testkit.Redis(t), stream: "events-" + uuid.NewString(),

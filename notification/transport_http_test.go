@@ -38,7 +38,7 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	db := testkit.Postgres(t)
-	if err := postgres.Migrate(context.Background(), db); err != nil {
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	tokens, err := auth.NewTokens([]byte(secret), 15*time.Minute)

@@ -47,7 +47,7 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	db := testkit.Postgres(t)
-	if err := postgres.Migrate(context.Background(), db); err != nil {
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	inv, pay := newFakeInventory(), newFakePayments()
@@ -463,7 +463,7 @@ func TestHTTPIdempotencyKeyReplaysUpstreamErrors(t *testing.T) {
 		return served
 	}
 	db := testkit.Postgres(t)
-	if err := postgres.Migrate(context.Background(), db); err != nil {
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	products := product.NewClient(sd.FixedInstancer{productSrv.Listener.Addr().String()}, log.NewNopLogger(),

@@ -89,7 +89,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	dbURL := testkit.PostgresURL(t)
 	db := open(t, dbURL)
 	ctx := testCtx(t)
-	if err := postgres.Migrate(ctx, db); err != nil {
+	if err := postgres.Schema.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	s := newStackOn(t, dbURL, opts)
@@ -113,7 +113,7 @@ func newStackOn(t *testing.T, dbURL string, opts stackOptions) *stack {
 	t.Helper()
 	db, sandboxDB := open(t, dbURL), open(t, dbURL)
 	ctx := testCtx(t)
-	if err := postgres.Migrate(ctx, db); err != nil {
+	if err := postgres.Schema.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if err := sandbox.Migrate(ctx, sandboxDB); err != nil {

@@ -66,7 +66,7 @@ type stack struct {
 func newDB(t *testing.T) *sqlx.DB {
 	t.Helper()
 	db := testkit.Postgres(t)
-	if err := postgres.Migrate(context.Background(), db); err != nil {
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	return db

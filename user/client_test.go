@@ -30,7 +30,7 @@ func withToken(token string) context.Context {
 
 func TestClient(t *testing.T) {
 	db := testkit.Postgres(t)
-	if err := postgres.Migrate(context.Background(), db); err != nil {
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	// Two instances of the service on one database.

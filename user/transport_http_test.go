@@ -46,7 +46,7 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	db := testkit.Postgres(t)
-	if err := postgres.Migrate(context.Background(), db); err != nil {
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	return newStackOn(t, db)

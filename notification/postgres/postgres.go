@@ -6,7 +6,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,19 +17,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/events"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
-// schemaTable records the notification service's migrations, apart from the
-// events package's own table in the same database.
-const schemaTable = "notification_schema_version"
-
-// Migrate brings the database to the current schema: the notification
-// tables and the events inbox (and outbox, unused here).
-func Migrate(ctx context.Context, db *sqlx.DB) error {
-	return events.MigrateService(ctx, db, migrationFiles, schemaTable)
-}
 
 // Store implements notification.Repository, EventStore and DispatchStore on
 // PostgreSQL.
@@ -44,7 +30,8 @@ var (
 	_ notification.DispatchStore = (*Store)(nil)
 )
 
-// New returns a store on db, whose schema Migrate has brought up to date.
+// New returns a store on db, whose schema Schema.Migrate has brought up
+// to date.
 func New(db *sqlx.DB) *Store { return &Store{db: db} }
 
 type notificationRow struct {

@@ -28,7 +28,7 @@ func TestMigrateIdempotencyOutcome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sharedpg.Migrate(ctx, db, fstest.MapFS{"00001_orders.sql": {Data: first}}, schemaTable); err != nil {
+	if err := sharedpg.Migrate(ctx, db, fstest.MapFS{"00001_orders.sql": {Data: first}}, Schema.Table); err != nil {
 		t.Fatal(err)
 	}
 
@@ -69,7 +69,7 @@ func TestMigrateIdempotencyOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := Migrate(ctx, db); err != nil {
+	if err := Schema.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	repo := New(db)

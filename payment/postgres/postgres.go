@@ -5,28 +5,13 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/payment"
-	"github.com/mercato-dev/mercato/shared/events"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
-// schemaTable records the payment service's migrations, apart from the
-// events package's own table (and the sandbox's) in the same database.
-const schemaTable = "payment_schema_version"
-
-// Migrate brings the database to the current schema: the payment tables and
-// the events outbox/inbox.
-func Migrate(ctx context.Context, db *sqlx.DB) error {
-	return events.MigrateService(ctx, db, migrationFiles, schemaTable)
-}
 
 // Repository implements payment.Repository on PostgreSQL.
 type Repository struct {
@@ -35,7 +20,8 @@ type Repository struct {
 
 var _ payment.Repository = (*Repository)(nil)
 
-// New returns a repository on db, whose schema Migrate has brought up to date.
+// New returns a repository on db, whose schema Schema.Migrate has brought up
+// to date.
 func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
 
 func timePtr(t sql.NullTime) *time.Time {

@@ -22,11 +22,11 @@ func newRepo(t *testing.T) (*postgres.Repository, *sqlx.DB) {
 	t.Helper()
 	db := testkit.Postgres(t)
 	ctx := context.Background()
-	if err := postgres.Migrate(ctx, db); err != nil {
+	if err := postgres.Schema.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	// A second run is a no-op: every instance migrates at start.
-	if err := postgres.Migrate(ctx, db); err != nil {
+	if err := postgres.Schema.Migrate(ctx, db); err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
 	return postgres.New(db), db

@@ -12,9 +12,7 @@
 package postgres
 
 import (
-	"context"
 	"database/sql"
-	"embed"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -22,23 +20,9 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/product"
-	"github.com/mercato-dev/mercato/shared/events"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
-// schemaTable records the product service's migrations, apart from the
-// events package's own table in the same database.
-const schemaTable = "product_schema_version"
-
-// Migrate brings the database to the current schema: the catalogue and
-// inventory tables and the events outbox/inbox.
-func Migrate(ctx context.Context, db *sqlx.DB) error {
-	return events.MigrateService(ctx, db, migrationFiles, schemaTable)
-}
 
 // Repository implements product.Repository on PostgreSQL.
 type Repository struct {
@@ -47,7 +31,8 @@ type Repository struct {
 
 var _ product.Repository = (*Repository)(nil)
 
-// New returns a repository on db, whose schema Migrate has brought up to date.
+// New returns a repository on db, whose schema Schema.Migrate has brought up
+// to date.
 func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
 
 // constraintError maps the constraint violations a write can meet to

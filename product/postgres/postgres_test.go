@@ -23,11 +23,11 @@ func newRepo(t *testing.T) (*Repository, *sqlx.DB) {
 	t.Helper()
 	db := testkit.Postgres(t)
 	ctx := context.Background()
-	if err := Migrate(ctx, db); err != nil {
+	if err := Schema.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	// A second run is a no-op: every instance migrates at start.
-	if err := Migrate(ctx, db); err != nil {
+	if err := Schema.Migrate(ctx, db); err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
 	return New(db), db

@@ -17,7 +17,7 @@
 //		if err != nil {
 //			return err
 //		}
-//		in, err := app.Start(ctx, cfg, logOutput, app.Options{Migrate: postgres.Migrate})
+//		in, err := app.Start(ctx, cfg, logOutput, app.Options{Migrate: postgres.Schema.Migrate})
 //		if err != nil {
 //			return err
 //		}

@@ -24,11 +24,20 @@ func Migrate(ctx context.Context, db *sqlx.DB) error {
 	return postgres.MigrateDir(ctx, db, migrationFiles, "migrations", schemaTable)
 }
 
-// MigrateService brings a service's database to the current schema at
-// start-up: the service's own migrations (the migrations folder of files,
-// recorded in table), then the outbox and inbox tables every service has.
-func MigrateService(ctx context.Context, db *sqlx.DB, files fs.FS, table string) error {
-	if err := postgres.MigrateDir(ctx, db, files, "migrations", table); err != nil {
+// Schema is a service's own database schema: the goose migrations in the
+// migrations folder of Files, recorded in Table apart from the events
+// package's own table, so that both sets live in one database and evolve
+// independently.
+type Schema struct {
+	Files fs.FS
+	Table string
+}
+
+// Migrate brings a service's database to the current schema at start-up:
+// the service's own migrations, then the outbox and inbox tables every
+// service has.
+func (s Schema) Migrate(ctx context.Context, db *sqlx.DB) error {
+	if err := postgres.MigrateDir(ctx, db, s.Files, "migrations", s.Table); err != nil {
 		return err
 	}
 	return Migrate(ctx, db)

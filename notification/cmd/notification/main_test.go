@@ -84,7 +84,7 @@ func (in *inbox) count() int {
 func startUserService(t *testing.T, consul *api.Client) user.Service {
 	t.Helper()
 	db := testkit.Postgres(t)
-	if err := userpg.Migrate(context.Background(), db); err != nil {
+	if err := userpg.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	tokens, err := auth.NewTokens([]byte(secret), 15*time.Minute)

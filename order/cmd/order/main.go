@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// (the event stream; the read timeout outlasts the consumer's blocking
 	// reads) and Consul.
 	in, err := app.Start(ctx, cfg, logOutput, app.Options{
-		Migrate: postgres.Migrate,
+		Migrate: postgres.Schema.Migrate,
 		Pool:    sharedpg.PoolOptions{MaxOpen: 30, MaxIdle: 15},
 		Redis:   redis.Options{ReadTimeout: 5 * time.Second},
 	})

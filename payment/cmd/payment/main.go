@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// reads) and Consul. The sandbox processor gets a pool of its own, as an
 	// external processor shares no connections with the service.
 	in, err := app.Start(ctx, cfg, logOutput, app.Options{
-		Migrate: postgres.Migrate,
+		Migrate: postgres.Schema.Migrate,
 		Redis:   redis.Options{ReadTimeout: 5 * time.Second},
 	})
 	if err != nil {

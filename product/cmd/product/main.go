@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// deadline also bounds the demo catalogue, hence the longer one.
 	in, err := app.Start(ctx, cfg, logOutput, app.Options{
 		StartTimeout: 30 * time.Second,
-		Migrate:      postgres.Migrate,
+		Migrate:      postgres.Schema.Migrate,
 		Pool:         sharedpg.PoolOptions{MaxOpen: *dbMaxConns, MaxIdle: *dbMaxConns},
 		Redis:        redis.Options{PoolSize: 4 * *dbMaxConns},
 	})

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Logging, metrics, PostgreSQL brought up to the current schema, Redis
 	// (the event stream) and Consul. The start-up deadline also bounds the
 	// admin bootstrap.
-	in, err := app.Start(ctx, cfg, logOutput, app.Options{Migrate: postgres.Migrate})
+	in, err := app.Start(ctx, cfg, logOutput, app.Options{Migrate: postgres.Schema.Migrate})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,16 @@
+package postgres
+
+import (
+	"embed"
+
+	"github.com/mercato-dev/mercato/shared/events"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Schema is the product service's database schema. Its Migrate brings the
+// database up to date: the catalogue and inventory tables, recorded in
+// product_schema_version apart from the events package's own table, and the
+// events outbox/inbox.
+var Schema = events.Schema{Files: migrationFiles, Table: "product_schema_version"}
