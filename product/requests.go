@@ -184,12 +184,8 @@ func (r createProductRequest) validate() error {
 	if validate.Required(p, "price", r.Price) {
 		checkPrice(p, "price", *r.Price.Value)
 	}
-	if validate.Present(p, "compare_price", r.ComparePrice, true) {
-		checkPrice(p, "compare_price", *r.ComparePrice.Value)
-	}
-	if validate.Present(p, "cost_price", r.CostPrice, true) {
-		checkPrice(p, "cost_price", *r.CostPrice.Value)
-	}
+	validate.IfPresent(p, "compare_price", r.ComparePrice, true, checkPrice)
+	validate.IfPresent(p, "cost_price", r.CostPrice, true, checkPrice)
 	checkQuantity(p, "stock_quantity", r.StockQuantity)
 	checkQuantity(p, "min_stock_quantity", r.MinStockQuantity)
 	if r.Weight != nil {
@@ -241,30 +237,14 @@ func (r updateProductRequest) validate() error {
 	if validate.Present(p, "short_description", u.ShortDescription, true) {
 		p.Text("short_description", *u.ShortDescription.Value, maxTextLen, false)
 	}
-	if validate.Present(p, "sku", u.SKU, false) {
-		checkSKU(p, "sku", *u.SKU.Value)
-	}
-	if validate.Present(p, "price", u.Price, false) {
-		checkPrice(p, "price", *u.Price.Value)
-	}
-	if validate.Present(p, "compare_price", u.ComparePrice, true) {
-		checkPrice(p, "compare_price", *u.ComparePrice.Value)
-	}
-	if validate.Present(p, "cost_price", u.CostPrice, true) {
-		checkPrice(p, "cost_price", *u.CostPrice.Value)
-	}
-	if validate.Present(p, "min_stock_quantity", u.MinStockQuantity, false) {
-		checkQuantity(p, "min_stock_quantity", *u.MinStockQuantity.Value)
-	}
-	if validate.Present(p, "weight", u.Weight, true) {
-		checkWeight(p, "weight", *u.Weight.Value)
-	}
-	if validate.Present(p, "dimensions", u.Dimensions, true) {
-		checkDimensions(p, "dimensions", *u.Dimensions.Value)
-	}
-	if validate.Present(p, "images", u.Images, true) {
-		checkImages(p, "images", *u.Images.Value)
-	}
+	validate.IfPresent(p, "sku", u.SKU, false, checkSKU)
+	validate.IfPresent(p, "price", u.Price, false, checkPrice)
+	validate.IfPresent(p, "compare_price", u.ComparePrice, true, checkPrice)
+	validate.IfPresent(p, "cost_price", u.CostPrice, true, checkPrice)
+	validate.IfPresent(p, "min_stock_quantity", u.MinStockQuantity, false, checkQuantity)
+	validate.IfPresent(p, "weight", u.Weight, true, checkWeight)
+	validate.IfPresent(p, "dimensions", u.Dimensions, true, checkDimensions)
+	validate.IfPresent(p, "images", u.Images, true, checkImages)
 	validate.Present(p, "is_active", u.IsActive, false)
 	validate.Present(p, "is_featured", u.IsFeatured, false)
 	return p.Err()
@@ -309,18 +289,12 @@ func (r updateVariantRequest) validate() error {
 	if !u.SKU.Set && !u.Name.Set && !u.Price.Set && !u.Attributes.Set && !u.IsActive.Set {
 		p["body"] = "nothing to update: give sku, name, price, attributes or is_active"
 	}
-	if validate.Present(p, "sku", u.SKU, false) {
-		checkSKU(p, "sku", *u.SKU.Value)
-	}
+	validate.IfPresent(p, "sku", u.SKU, false, checkSKU)
 	if validate.Present(p, "name", u.Name, false) {
 		p.Text("name", *u.Name.Value, maxNameLen, true)
 	}
-	if validate.Present(p, "price", u.Price, false) {
-		checkPrice(p, "price", *u.Price.Value)
-	}
-	if validate.Present(p, "attributes", u.Attributes, false) {
-		checkAttributes(p, "attributes", *u.Attributes.Value)
-	}
+	validate.IfPresent(p, "price", u.Price, false, checkPrice)
+	validate.IfPresent(p, "attributes", u.Attributes, false, checkAttributes)
 	validate.Present(p, "is_active", u.IsActive, false)
 	return p.Err()
 }

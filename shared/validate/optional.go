@@ -63,6 +63,14 @@ func Present[T any](p Problems, field string, o Optional[T], nullable bool) bool
 	return true
 }
 
+// IfPresent runs check on the value of o when Present finds one to check:
+// the shape of every field of a PATCH body.
+func IfPresent[T any](p Problems, field string, o Optional[T], nullable bool, check func(p Problems, field string, v T)) {
+	if Present(p, field, o, nullable) {
+		check(p, field, *o.Value)
+	}
+}
+
 // Required is Present for a field that must be given.
 func Required[T any](p Problems, field string, o Optional[T]) bool {
 	if !o.Set {

@@ -138,3 +138,31 @@ func TestJSONKind(t *testing.T) {
 		}
 	}
 }
+
+// TestIfPresent checks a value only when Present finds one: a given value
+// is checked, an absent or allowed null one is not, a forbidden null is a
+// problem without a check.
+func TestIfPresent(t *testing.T) {
+	var p patch
+	if err := json.Unmarshal([]byte(`{"name":"x","compare_price":null,"is_active":null}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	probs := Problems{}
+	var checked []string
+	check := func(field string) func(Problems, string, string) {
+		return func(p Problems, f string, v string) {
+			checked = append(checked, f+"="+v)
+			p[field] = "checked"
+		}
+	}
+	IfPresent(probs, "name", p.Name, false, check("name"))
+	IfPresent(probs, "compare_price", p.Compare, true, func(Problems, string, money.Amount) { checked = append(checked, "compare_price") })
+	IfPresent(probs, "is_active", p.Active, false, func(Problems, string, bool) { checked = append(checked, "is_active") })
+	IfPresent(probs, "cost_price", p.Cost, false, func(Problems, string, money.Amount) { checked = append(checked, "cost_price") })
+	if !reflect.DeepEqual(checked, []string{"name=x"}) {
+		t.Errorf("checked %v, want only name=x", checked)
+	}
+	if want := (Problems{"name": "checked", "is_active": "must not be null"}); !maps.Equal(probs, want) {
+		t.Errorf("problems = %v, want %v", probs, want)
+	}
+}
