@@ -44,7 +44,7 @@ const CacheVersionKey = "catalogue:version"
 // products) always go to the database, so admin-only fields cannot reach a
 // cache entry a customer is served.
 func CachingMiddleware(rdb redis.Cmdable, ttl time.Duration, logger log.Logger, m *Metrics) Middleware {
-	return func(next Instance) Instance {
+	return func(next Backend) Backend {
 		c := &catalogueCache{rdb: rdb, ttl: ttl, logger: logger, m: m}
 		return instance{
 			Catalogue:    &cachingCatalogue{next: next, catalogueCache: c},
@@ -55,7 +55,7 @@ func CachingMiddleware(rdb redis.Cmdable, ttl time.Duration, logger log.Logger, 
 }
 
 // catalogueCache is the Redis side of the cache, shared by the decorators
-// of the three parts of the Instance.
+// of the three parts of the Backend.
 type catalogueCache struct {
 	rdb    redis.Cmdable
 	ttl    time.Duration

@@ -127,10 +127,10 @@ func counter(t *testing.T, s *stack, result string) float64 {
 	return sum
 }
 
-// slowCatalogue is an Instance whose product reads block until released,
+// slowCatalogue is a Backend whose product reads block until released,
 // returning the price current when they started: the read that races a write.
 type slowCatalogue struct {
-	product.Instance
+	product.Backend
 	price   atomic.Int64
 	loads   atomic.Int64
 	release chan struct{}

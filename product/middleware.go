@@ -14,10 +14,10 @@ import (
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
 
-// Middleware decorates an Instance.
-type Middleware func(Instance) Instance
+// Middleware decorates a Backend.
+type Middleware func(Backend) Backend
 
-// instance is an Instance put together from one decorator per part, so each
+// instance is a Backend put together from one decorator per part, so each
 // decorator holds next as the interface it serves and its assertion fails
 // when that interface gains a method it does not decorate.
 type instance struct {
@@ -28,7 +28,7 @@ type instance struct {
 
 // LoggingMiddleware logs one line per call with its outcome and duration.
 func LoggingMiddleware(logger log.Logger) Middleware {
-	return func(next Instance) Instance {
+	return func(next Backend) Backend {
 		m := logging.Method{Logger: logger, Business: isBusinessError}
 		return instance{
 			Catalogue:    &catalogueLogging{next: next, Method: m},
@@ -196,7 +196,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // InstrumentingMiddleware records m for every call.
 func InstrumentingMiddleware(m *Metrics) Middleware {
-	return func(next Instance) Instance {
+	return func(next Backend) Backend {
 		return instance{
 			Catalogue:    &catalogueInstrumenting{next: next, m: m},
 			Inventory:    &inventoryInstrumenting{next: next, m: m},

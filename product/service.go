@@ -94,12 +94,12 @@ type Housekeeping interface {
 	SeedDemo(ctx context.Context) (bool, error)
 }
 
-// Instance is the service as one process runs it: what it serves and its
-// housekeeping. NewService builds it and the middlewares decorate all of it,
+// Backend is the service as one process runs it, as payment's Backend is:
+// what it serves and its housekeeping. NewService builds it and the middlewares decorate all of it,
 // so a sweep is logged, measured and invalidates the cache like any write;
 // main hands the Service part to MakeServerEndpoints and the Housekeeping
 // part to the Sweeper and the demo seed.
-type Instance interface {
+type Backend interface {
 	Service
 	Housekeeping
 }
@@ -474,7 +474,7 @@ type service struct {
 }
 
 // NewService returns the service backed by repo.
-func NewService(repo Repository, opts Options) Instance {
+func NewService(repo Repository, opts Options) Backend {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

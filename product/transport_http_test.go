@@ -55,7 +55,7 @@ type stack struct {
 	srv      *httptest.Server
 	hits     *atomic.Int64 // requests served
 	db       *sqlx.DB
-	svc      product.Instance
+	svc      product.Backend
 	tokens   *auth.Tokens
 	clock    *clock
 	admin    string // bearer tokens
