@@ -38,84 +38,42 @@ func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
 	}
 }
 
-// caller is the verified user behind a request; auth.Authenticate has put
-// it there, so its absence is a wiring mistake answered with 401.
-func caller(ctx context.Context) (string, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return "", auth.ErrUnauthenticated
-	}
-	return id.UserID, nil
-}
-
 // MakeListNotificationsEndpoint returns the endpoint of Service.ListNotifications for the caller.
 func MakeListNotificationsEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(listNotificationsRequest)
-		if err := req.validate(); err != nil {
-			return endpointkit.Fail[listNotificationsResponse](err), nil
-		}
-		p, err := s.ListNotifications(ctx, userID, req.Page, req.PageSize)
-		return endpointkit.Respond(listNotificationsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err), nil
-	}
+	return endpointkit.ValidatedCaller(listNotificationsRequest.validate, func(ctx context.Context, c auth.Identity, req listNotificationsRequest) (listNotificationsResponse, error) {
+		p, err := s.ListNotifications(ctx, c.UserID, req.Page, req.PageSize)
+		return listNotificationsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
+	})
 }
 
 // MakeGetPreferencesEndpoint returns the endpoint of Service.GetPreferences for the caller.
 func MakeGetPreferencesEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, _ any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		p, err := s.GetPreferences(ctx, userID)
-		return endpointkit.Respond(preferencesResponse{Preferences: p}, err), nil
-	}
+	return endpointkit.ServeCaller(func(ctx context.Context, c auth.Identity, _ getPreferencesRequest) (preferencesResponse, error) {
+		p, err := s.GetPreferences(ctx, c.UserID)
+		return preferencesResponse{Preferences: p}, err
+	})
 }
 
 // MakeUpdatePreferencesEndpoint returns the endpoint of Service.UpdatePreferences for the caller.
 func MakeUpdatePreferencesEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(updatePreferencesRequest)
-		if err := req.validate(); err != nil {
-			return endpointkit.Fail[preferencesResponse](err), nil
-		}
-		p, err := s.UpdatePreferences(ctx, userID, Preferences{Email: *req.Email, SMS: *req.SMS, Push: *req.Push})
-		return endpointkit.Respond(preferencesResponse{Preferences: p}, err), nil
-	}
+	return endpointkit.ValidatedCaller(updatePreferencesRequest.validate, func(ctx context.Context, c auth.Identity, req updatePreferencesRequest) (preferencesResponse, error) {
+		p, err := s.UpdatePreferences(ctx, c.UserID, Preferences{Email: *req.Email, SMS: *req.SMS, Push: *req.Push})
+		return preferencesResponse{Preferences: p}, err
+	})
 }
 
 // MakeSetPushTokenEndpoint returns the endpoint of Service.SetPushToken for the caller.
 func MakeSetPushTokenEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(setPushTokenRequest)
-		if err := req.validate(); err != nil {
-			return endpointkit.Fail[noContentResponse](err), nil
-		}
-		return endpointkit.Respond(noContentResponse{}, s.SetPushToken(ctx, userID, req.Token)), nil
-	}
+	return endpointkit.ValidatedCaller(setPushTokenRequest.validate, func(ctx context.Context, c auth.Identity, req setPushTokenRequest) (noContentResponse, error) {
+		return noContentResponse{}, s.SetPushToken(ctx, c.UserID, req.Token)
+	})
 }
 
 // MakeDeletePushTokenEndpoint returns the endpoint of Service.DeletePushToken for the caller.
 func MakeDeletePushTokenEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, _ any) (any, error) {
-		userID, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return endpointkit.Respond(noContentResponse{}, s.DeletePushToken(ctx, userID)), nil
-	}
+	return endpointkit.ServeCaller(func(ctx context.Context, c auth.Identity, _ deletePushTokenRequest) (noContentResponse, error) {
+		return noContentResponse{}, s.DeletePushToken(ctx, c.UserID)
+	})
 }
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field.

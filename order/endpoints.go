@@ -43,70 +43,39 @@ func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
 	}
 }
 
-// caller is the verified user behind a request; auth.Authenticate has put
-// it there, so its absence is a wiring mistake answered with 401.
-func caller(ctx context.Context) (Caller, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return Caller{}, auth.ErrUnauthenticated
-	}
-	return Caller{UserID: id.UserID, Admin: id.IsAdmin()}, nil
-}
-
-// callerEndpoint is an endpoint of a method that acts for the verified
-// caller: serve answers the request for c, its business errors inside the
-// response.
-func callerEndpoint(serve func(ctx context.Context, c Caller, request any) any) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		c, err := caller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return serve(ctx, c, request), nil
-	}
-}
+// caller is the verified user behind a request, in the service's terms.
+func caller(id auth.Identity) Caller { return Caller{UserID: id.UserID, Admin: id.IsAdmin()} }
 
 // MakePlaceOrderEndpoint returns the endpoint of Service.PlaceOrder for the caller.
 func MakePlaceOrderEndpoint(s Service) endpoint.Endpoint {
-	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
-		req := request.(placeOrderRequest)
-		if err := req.validate(time.Now()); err != nil {
-			return endpointkit.Respond(orderResponse{Created: true}, err)
-		}
-		o, err := s.PlaceOrder(ctx, c.UserID, req.IdempotencyKey, req.checkout())
-		return endpointkit.Respond(orderResponse{Order: o, Created: true}, err)
+	validate := func(r placeOrderRequest) error { return r.validate(time.Now()) }
+	return endpointkit.ValidatedCaller(validate, func(ctx context.Context, id auth.Identity, req placeOrderRequest) (orderResponse, error) {
+		o, err := s.PlaceOrder(ctx, id.UserID, req.IdempotencyKey, req.checkout())
+		return orderResponse{Order: o, Created: true}, err
 	})
 }
 
 // MakeListOrdersEndpoint returns the endpoint of Service.ListOrders for the caller.
 func MakeListOrdersEndpoint(s Service) endpoint.Endpoint {
-	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
-		req := request.(listOrdersRequest)
-		if err := req.validate(); err != nil {
-			return endpointkit.Fail[listOrdersResponse](err)
-		}
-		p, err := s.ListOrders(ctx, c, ListFilter(req))
-		return endpointkit.Respond(listOrdersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err)
+	return endpointkit.ValidatedCaller(listOrdersRequest.validate, func(ctx context.Context, id auth.Identity, req listOrdersRequest) (listOrdersResponse, error) {
+		p, err := s.ListOrders(ctx, caller(id), ListFilter(req))
+		return listOrdersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
 	})
 }
 
 // MakeGetOrderEndpoint returns the endpoint of Service.GetOrder for the caller.
 func MakeGetOrderEndpoint(s Service) endpoint.Endpoint {
-	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
-		o, err := s.GetOrder(ctx, c, request.(getOrderRequest).ID)
-		return endpointkit.Respond(orderResponse{Order: o}, err)
+	return endpointkit.ServeCaller(func(ctx context.Context, id auth.Identity, req getOrderRequest) (orderResponse, error) {
+		o, err := s.GetOrder(ctx, caller(id), req.ID)
+		return orderResponse{Order: o}, err
 	})
 }
 
 // MakeCancelOrderEndpoint returns the endpoint of Service.CancelOrder for the caller.
 func MakeCancelOrderEndpoint(s Service) endpoint.Endpoint {
-	return callerEndpoint(func(ctx context.Context, c Caller, request any) any {
-		req := request.(cancelOrderRequest)
-		if err := req.validate(); err != nil {
-			return endpointkit.Fail[orderResponse](err)
-		}
-		o, err := s.CancelOrder(ctx, c, req.ID, strings.TrimSpace(req.Reason))
-		return endpointkit.Respond(orderResponse{Order: o}, err)
+	return endpointkit.ValidatedCaller(cancelOrderRequest.validate, func(ctx context.Context, id auth.Identity, req cancelOrderRequest) (orderResponse, error) {
+		o, err := s.CancelOrder(ctx, caller(id), req.ID, strings.TrimSpace(req.Reason))
+		return orderResponse{Order: o}, err
 	})
 }
 

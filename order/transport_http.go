@@ -64,8 +64,8 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes.Handle(http.MethodPost, "/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest)
 	routes.Handle(http.MethodGet, "/orders", e.ListOrdersEndpoint, decodeListOrdersRequest)
 	routes.Handle(http.MethodGet, "/orders/{id}", e.GetOrderEndpoint, httpkit.DecodeIDRequest[getOrderRequest])
-	routes.Handle(http.MethodPost, "/orders/{id}/cancel", e.CancelOrderEndpoint, decodeCancelOrderRequest)
-	routes.Handle(http.MethodPost, "/orders/{id}/status", e.SetStatusEndpoint, decodeSetStatusRequest)
+	routes.Handle(http.MethodPost, "/orders/{id}/cancel", e.CancelOrderEndpoint, httpkit.DecodeRequest(decodeCancelOrderRequest))
+	routes.Handle(http.MethodPost, "/orders/{id}/status", e.SetStatusEndpoint, httpkit.DecodeRequest(decodeSetStatusRequest))
 }
 
 // Server decoders.
@@ -80,30 +80,12 @@ func decodePlaceOrderRequest(_ context.Context, r *http.Request) (any, error) {
 }
 
 // decodeCancelOrderRequest takes an optional body: {"reason": "..."} or none.
-func decodeCancelOrderRequest(_ context.Context, r *http.Request) (any, error) {
-	var req cancelOrderRequest
-	if err := decodeIDAndBody(r, &req.ID, &req, httpkit.DecodeOptionalJSON); err != nil {
-		return nil, err
-	}
-	return req, nil
+func decodeCancelOrderRequest(r *http.Request, req *cancelOrderRequest) error {
+	return httpkit.PathAndBody(r, "id", &req.ID, req, httpkit.DecodeOptionalJSON)
 }
 
-func decodeSetStatusRequest(_ context.Context, r *http.Request) (any, error) {
-	var req setStatusRequest
-	if err := decodeIDAndBody(r, &req.ID, &req, httpkit.DecodeJSON); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
-// decodeIDAndBody sets *id from the path's {id}, then decodes the body into
-// req with decode: an unknown id is a 404 before the body is looked at.
-func decodeIDAndBody(r *http.Request, id *string, req any, decode func(*http.Request, any) error) error {
-	var err error
-	if *id, err = httpkit.PathUUID(r, "id"); err != nil {
-		return err
-	}
-	return decode(r, req)
+func decodeSetStatusRequest(r *http.Request, req *setStatusRequest) error {
+	return httpkit.PathAndBody(r, "id", &req.ID, req, httpkit.DecodeJSON)
 }
 
 // decodeListOrdersRequest reads ?page=&page_size=&status=, defaulting to the

@@ -51,17 +51,12 @@ func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
 }
 
 // viewer is whose payments the verified caller may see: a customer their
-// own, an admin or another service everyone's (""). auth.Authenticate has
-// put the identity there, so its absence is a wiring mistake answered 401.
-func viewer(ctx context.Context) (string, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return "", auth.ErrUnauthenticated
-	}
+// own, an admin or another service everyone's ("").
+func viewer(id auth.Identity) string {
 	if id.IsAdmin() || id.Role == auth.RoleService {
-		return "", nil
+		return ""
 	}
-	return id.UserID, nil
+	return id.UserID
 }
 
 // MakeChargeEndpoint returns the endpoint of Service.Charge.
@@ -78,30 +73,18 @@ func MakeChargeEndpoint(s Service) endpoint.Endpoint {
 
 // MakeGetPaymentEndpoint returns the endpoint of Service.GetPayment for the caller.
 func MakeGetPaymentEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := viewer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		p, err := s.GetPayment(ctx, userID, request.(getPaymentRequest).ID)
-		return endpointkit.Respond(paymentResponse{Payment: p}, err), nil
-	}
+	return endpointkit.ServeCaller(func(ctx context.Context, id auth.Identity, req getPaymentRequest) (paymentResponse, error) {
+		p, err := s.GetPayment(ctx, viewer(id), req.ID)
+		return paymentResponse{Payment: p}, err
+	})
 }
 
 // MakeListPaymentsEndpoint returns the endpoint of Service.ListPayments for the caller.
 func MakeListPaymentsEndpoint(s Service) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		userID, err := viewer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req := request.(listPaymentsRequest)
-		if err := req.validate(); err != nil {
-			return endpointkit.Fail[listPaymentsResponse](err), nil
-		}
-		p, err := s.ListPayments(ctx, PaymentQuery{UserID: userID, OrderID: req.OrderID, Page: req.Page, PageSize: req.PageSize})
-		return endpointkit.Respond(listPaymentsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err), nil
-	}
+	return endpointkit.ValidatedCaller(listPaymentsRequest.validate, func(ctx context.Context, id auth.Identity, req listPaymentsRequest) (listPaymentsResponse, error) {
+		p, err := s.ListPayments(ctx, PaymentQuery{UserID: viewer(id), OrderID: req.OrderID, Page: req.Page, PageSize: req.PageSize})
+		return listPaymentsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
+	})
 }
 
 // MakeRefundEndpoint returns the endpoint of Service.Refund.

@@ -55,7 +55,7 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes.Handle(http.MethodPost, httpkit.APIPrefix+chargePath, e.ChargeEndpoint, httpkit.DecodeJSONRequest[chargeRequest])
 	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/payments", e.ListPaymentsEndpoint, decodeListPaymentsRequest)
 	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/payments/{id}", e.GetPaymentEndpoint, httpkit.DecodeIDRequest[getPaymentRequest])
-	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/payments/{id}/refunds", e.RefundEndpoint, decodeRefundRequest)
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/payments/{id}/refunds", e.RefundEndpoint, httpkit.DecodeRequest(decodeRefundRequest))
 	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/webhooks/payments/{provider}", e.HandleWebhookEndpoint, decodeWebhook)
 }
 
@@ -72,16 +72,9 @@ func decodeListPaymentsRequest(_ context.Context, r *http.Request) (any, error) 
 	return listPaymentsRequest{OrderID: q.Get("order_id"), Page: page, PageSize: size}, nil
 }
 
-func decodeRefundRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	req := refundRequest{PaymentID: id, IdempotencyKey: r.Header.Get(discovery.IdempotencyKeyHeader)}
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
-		return nil, err
-	}
-	return req, nil
+func decodeRefundRequest(r *http.Request, req *refundRequest) error {
+	req.IdempotencyKey = r.Header.Get(discovery.IdempotencyKeyHeader)
+	return httpkit.PathAndBody(r, "id", &req.PaymentID, req, httpkit.DecodeJSON)
 }
 
 // decodeWebhook keeps the body byte for byte, as the signature covers it,

@@ -52,16 +52,16 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 
 	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/categories", e.ListCategoriesEndpoint, httpkit.DecodeEmptyRequest[listCategoriesRequest])
 	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/categories", e.CreateCategoryEndpoint, httpkit.DecodeJSONRequest[createCategoryRequest])
-	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/categories/{id}", e.UpdateCategoryEndpoint, decodeUpdateCategoryRequest)
+	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/categories/{id}", e.UpdateCategoryEndpoint, httpkit.DecodeRequest(decodeUpdateCategoryRequest))
 	routes.Handle(http.MethodDelete, httpkit.APIPrefix+"/categories/{id}", e.DeleteCategoryEndpoint, httpkit.DecodeIDRequest[idRequest])
 	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/products", e.ListProductsEndpoint, decodeListProductsRequest)
 	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/products", e.CreateProductEndpoint, httpkit.DecodeJSONRequest[createProductRequest])
 	routes.Handle(http.MethodGet, httpkit.APIPrefix+"/products/{ref}", e.GetProductEndpoint, decodeGetProductRequest)
-	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/products/{id}", e.UpdateProductEndpoint, decodeUpdateProductRequest)
+	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/products/{id}", e.UpdateProductEndpoint, httpkit.DecodeRequest(decodeUpdateProductRequest))
 	routes.Handle(http.MethodDelete, httpkit.APIPrefix+"/products/{id}", e.DeactivateProductEndpoint, httpkit.DecodeIDRequest[idRequest])
-	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/products/{id}/variants", e.CreateVariantEndpoint, decodeCreateVariantRequest)
-	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/products/{id}/variants/{variant_id}", e.UpdateVariantEndpoint, decodeUpdateVariantRequest)
-	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/products/{id}/stock", e.AdjustStockEndpoint, decodeAdjustStockRequest)
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/products/{id}/variants", e.CreateVariantEndpoint, httpkit.DecodeRequest(decodeCreateVariantRequest))
+	routes.Handle(http.MethodPatch, httpkit.APIPrefix+"/products/{id}/variants/{variant_id}", e.UpdateVariantEndpoint, httpkit.DecodeRequest(decodeUpdateVariantRequest))
+	routes.Handle(http.MethodPost, httpkit.APIPrefix+"/products/{id}/stock", e.AdjustStockEndpoint, httpkit.DecodeRequest(decodeAdjustStockRequest))
 
 	routes.Handle(http.MethodPost, internalPrefix+"/reservations", e.ReserveEndpoint, httpkit.DecodeJSONRequest[reserveRequest])
 	routes.Handle(http.MethodGet, internalPrefix+"/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderRequest)
@@ -92,70 +92,28 @@ func decodeGetProductRequest(_ context.Context, r *http.Request) (any, error) {
 	return getProductRequest{Ref: mux.Vars(r)["ref"]}, nil
 }
 
-func decodeUpdateCategoryRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	req := updateCategoryRequest{ID: id}
-	if err := httpkit.DecodeJSON(r, &req.CategoryPatch); err != nil {
-		return nil, err
-	}
-	return req, nil
+func decodeUpdateCategoryRequest(r *http.Request, req *updateCategoryRequest) error {
+	return httpkit.PathAndBody(r, "id", &req.ID, &req.CategoryPatch, httpkit.DecodeJSON)
 }
 
-func decodeUpdateProductRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	req := updateProductRequest{ID: id}
-	if err := httpkit.DecodeJSON(r, &req.ProductPatch); err != nil {
-		return nil, err
-	}
-	return req, nil
+func decodeUpdateProductRequest(r *http.Request, req *updateProductRequest) error {
+	return httpkit.PathAndBody(r, "id", &req.ID, &req.ProductPatch, httpkit.DecodeJSON)
 }
 
-func decodeCreateVariantRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	var req createVariantRequest
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
-		return nil, err
-	}
-	req.ProductID = id
-	return req, nil
+func decodeCreateVariantRequest(r *http.Request, req *createVariantRequest) error {
+	return httpkit.PathAndBody(r, "id", &req.ProductID, req, httpkit.DecodeJSON)
 }
 
-func decodeUpdateVariantRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
+func decodeUpdateVariantRequest(r *http.Request, req *updateVariantRequest) error {
+	var err error
+	if req.ProductID, err = httpkit.PathUUID(r, "id"); err != nil {
+		return err
 	}
-	variantID, err := httpkit.PathUUID(r, "variant_id")
-	if err != nil {
-		return nil, err
-	}
-	req := updateVariantRequest{ProductID: id, VariantID: variantID}
-	if err := httpkit.DecodeJSON(r, &req.VariantPatch); err != nil {
-		return nil, err
-	}
-	return req, nil
+	return httpkit.PathAndBody(r, "variant_id", &req.VariantID, &req.VariantPatch, httpkit.DecodeJSON)
 }
 
-func decodeAdjustStockRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	var req adjustStockRequest
-	if err := httpkit.DecodeJSON(r, &req); err != nil {
-		return nil, err
-	}
-	req.ProductID = id
-	return req, nil
+func decodeAdjustStockRequest(r *http.Request, req *adjustStockRequest) error {
+	return httpkit.PathAndBody(r, "id", &req.ProductID, req, httpkit.DecodeJSON)
 }
 
 // decodeListProductsRequest reads the list's query parameters, defaulting to

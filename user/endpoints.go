@@ -73,23 +73,6 @@ func selfAdminOrService(next endpoint.Endpoint) endpoint.Endpoint {
 	}
 }
 
-// forCaller makes an endpoint of serve, which acts on the caller's own data:
-// the caller is the verified user auth.Authenticate put in ctx, never anyone
-// the request names, and its absence is a wiring mistake answered with 401.
-// serve's error is the business error of its response, as with
-// endpointkit.Serve.
-func forCaller[Req, Resp any, P endpointkit.Failing[Resp]](serve func(ctx context.Context, userID string, req Req) (Resp, error)) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		id, ok := auth.FromContext(ctx)
-		if !ok {
-			return nil, auth.ErrUnauthenticated
-		}
-		req, _ := request.(Req) // the bodiless requests are not even looked at
-		resp, err := serve(ctx, id.UserID, req)
-		return endpointkit.Respond[Resp, P](resp, err), nil
-	}
-}
-
 // MakeRegisterEndpoint returns the endpoint of Service.Register.
 func MakeRegisterEndpoint(s Service) endpoint.Endpoint {
 	return endpointkit.Validated(registerRequest.validate, func(ctx context.Context, req registerRequest) (registerResponse, error) {
@@ -116,48 +99,39 @@ func MakeRefreshEndpoint(s Service) endpoint.Endpoint {
 
 // MakeLogoutEndpoint returns the endpoint of Service.Logout for the caller.
 func MakeLogoutEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req refreshRequest) (logoutResponse, error) {
-		if err := req.validate(); err != nil {
-			return logoutResponse{}, err
-		}
-		return logoutResponse{}, s.Logout(ctx, userID, req.RefreshToken)
+	return endpointkit.ValidatedCaller(refreshRequest.validate, func(ctx context.Context, c auth.Identity, req refreshRequest) (logoutResponse, error) {
+		return logoutResponse{}, s.Logout(ctx, c.UserID, req.RefreshToken)
 	})
 }
 
 // MakeGetProfileEndpoint returns the endpoint of Service.GetProfile for the caller.
 func MakeGetProfileEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, _ getProfileRequest) (userResponse, error) {
-		u, err := s.GetProfile(ctx, userID)
+	return endpointkit.ServeCaller(func(ctx context.Context, c auth.Identity, _ getProfileRequest) (userResponse, error) {
+		u, err := s.GetProfile(ctx, c.UserID)
 		return userResponse{User: u}, err
 	})
 }
 
 // MakeUpdateProfileEndpoint returns the endpoint of Service.UpdateProfile for the caller.
 func MakeUpdateProfileEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req updateProfileRequest) (userResponse, error) {
-		if err := req.validate(); err != nil {
-			return userResponse{}, err
-		}
-		u, err := s.UpdateProfile(ctx, userID, ProfileUpdate(req))
+	return endpointkit.ValidatedCaller(updateProfileRequest.validate, func(ctx context.Context, c auth.Identity, req updateProfileRequest) (userResponse, error) {
+		u, err := s.UpdateProfile(ctx, c.UserID, ProfileUpdate(req))
 		return userResponse{User: u}, err
 	})
 }
 
 // MakeListAddressesEndpoint returns the endpoint of Service.ListAddresses for the caller.
 func MakeListAddressesEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, _ listAddressesRequest) (addressesResponse, error) {
-		addrs, err := s.ListAddresses(ctx, userID)
+	return endpointkit.ServeCaller(func(ctx context.Context, c auth.Identity, _ listAddressesRequest) (addressesResponse, error) {
+		addrs, err := s.ListAddresses(ctx, c.UserID)
 		return addressesResponse{Items: addrs}, err
 	})
 }
 
 // MakeAddAddressEndpoint returns the endpoint of Service.AddAddress for the caller.
 func MakeAddAddressEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req addAddressRequest) (addAddressResponse, error) {
-		if err := req.validate(); err != nil {
-			return addAddressResponse{}, err
-		}
-		a, err := s.AddAddress(ctx, userID, Address{
+	return endpointkit.ValidatedCaller(addAddressRequest.validate, func(ctx context.Context, c auth.Identity, req addAddressRequest) (addAddressResponse, error) {
+		a, err := s.AddAddress(ctx, c.UserID, Address{
 			Type: req.Type, Street: req.Street, City: req.City, State: req.State,
 			ZipCode: req.ZipCode, Country: req.Country, IsDefault: req.IsDefault,
 		})
@@ -167,19 +141,16 @@ func MakeAddAddressEndpoint(s Service) endpoint.Endpoint {
 
 // MakeUpdateAddressEndpoint returns the endpoint of Service.UpdateAddress for the caller.
 func MakeUpdateAddressEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req updateAddressRequest) (addressResponse, error) {
-		if err := req.validate(); err != nil {
-			return addressResponse{}, err
-		}
-		a, err := s.UpdateAddress(ctx, userID, req.ID, AddressUpdate(req.addressPatch))
+	return endpointkit.ValidatedCaller(updateAddressRequest.validate, func(ctx context.Context, c auth.Identity, req updateAddressRequest) (addressResponse, error) {
+		a, err := s.UpdateAddress(ctx, c.UserID, req.ID, AddressUpdate(req.addressPatch))
 		return addressResponse{Address: a}, err
 	})
 }
 
 // MakeDeleteAddressEndpoint returns the endpoint of Service.DeleteAddress for the caller.
 func MakeDeleteAddressEndpoint(s Service) endpoint.Endpoint {
-	return forCaller(func(ctx context.Context, userID string, req deleteAddressRequest) (deleteAddressResponse, error) {
-		return deleteAddressResponse{}, s.DeleteAddress(ctx, userID, req.ID)
+	return endpointkit.ServeCaller(func(ctx context.Context, c auth.Identity, req deleteAddressRequest) (deleteAddressResponse, error) {
+		return deleteAddressResponse{}, s.DeleteAddress(ctx, c.UserID, req.ID)
 	})
 }
 

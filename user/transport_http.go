@@ -44,7 +44,7 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes.Handle(http.MethodPatch, "/users/me", e.UpdateProfileEndpoint, httpkit.DecodeJSONRequest[updateProfileRequest])
 	routes.Handle(http.MethodGet, "/users/me/addresses", e.ListAddressesEndpoint, httpkit.DecodeEmptyRequest[listAddressesRequest])
 	routes.Handle(http.MethodPost, "/users/me/addresses", e.AddAddressEndpoint, httpkit.DecodeJSONRequest[addAddressRequest])
-	routes.Handle(http.MethodPatch, "/users/me/addresses/{id}", e.UpdateAddressEndpoint, decodeUpdateAddressRequest)
+	routes.Handle(http.MethodPatch, "/users/me/addresses/{id}", e.UpdateAddressEndpoint, httpkit.DecodeRequest(decodeUpdateAddressRequest))
 	routes.Handle(http.MethodDelete, "/users/me/addresses/{id}", e.DeleteAddressEndpoint, httpkit.DecodeIDRequest[deleteAddressRequest])
 	routes.Handle(http.MethodGet, "/users", e.ListUsersEndpoint, decodeListUsersRequest)
 	routes.Handle(http.MethodGet, "/internal/users/{id}", e.GetUserEndpoint, httpkit.DecodeIDRequest[getUserRequest])
@@ -52,16 +52,8 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 
 // Server decoders.
 
-func decodeUpdateAddressRequest(_ context.Context, r *http.Request) (any, error) {
-	id, err := httpkit.PathUUID(r, "id")
-	if err != nil {
-		return nil, err
-	}
-	req := updateAddressRequest{ID: id}
-	if err := httpkit.DecodeJSON(r, &req.addressPatch); err != nil {
-		return nil, err
-	}
-	return req, nil
+func decodeUpdateAddressRequest(r *http.Request, req *updateAddressRequest) error {
+	return httpkit.PathAndBody(r, "id", &req.ID, &req.addressPatch, httpkit.DecodeJSON)
 }
 
 // decodeListUsersRequest reads ?page=&page_size=, defaulting to the first

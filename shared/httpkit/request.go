@@ -39,6 +39,29 @@ func DecodeIDRequest[T ~struct{ ID string }](_ context.Context, r *http.Request)
 	return T{ID: id}, nil
 }
 
+// DecodeRequest is a go-kit DecodeRequestFunc for a route whose request
+// is a T that fill sets from r: the zero T, filled, or fill's error.
+func DecodeRequest[T any](fill func(r *http.Request, req *T) error) func(context.Context, *http.Request) (any, error) {
+	return func(_ context.Context, r *http.Request) (any, error) {
+		var req T
+		if err := fill(r, &req); err != nil {
+			return nil, err
+		}
+		return req, nil
+	}
+}
+
+// PathAndBody sets *id from the route variable name (PathUUID), then
+// decodes the body into body with decode (DecodeJSON, DecodeOptionalJSON):
+// an unknown id is a 404 before the body is looked at.
+func PathAndBody(r *http.Request, name string, id *string, body any, decode func(*http.Request, any) error) error {
+	var err error
+	if *id, err = PathUUID(r, name); err != nil {
+		return err
+	}
+	return decode(r, body)
+}
+
 // PathUUID returns the route variable name (an {id} of the path) in
 // canonical form (validate.ParseUUID). Something that is no UUID names
 // nothing, so it is a 404 like any unknown id, never a query PostgreSQL

@@ -108,3 +108,38 @@ func TestDecodeIDRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodePathAndBody(t *testing.T) {
+	type renameThing struct {
+		ID   string `json:"-"`
+		Name string `json:"name"`
+	}
+	fill := func(r *http.Request, req *renameThing) error {
+		return PathAndBody(r, "id", &req.ID, req, DecodeJSON)
+	}
+	const id = "6f1c1f0e-8c55-4a0d-9b63-2d7f0f1a9e11"
+	tests := []struct {
+		path, body string
+		want       any
+		wantStatus int
+		wantCode   string
+	}{
+		{"/things/" + strings.ToUpper(id), `{"name":"a"}`, renameThing{ID: id, Name: "a"}, 0, ""},
+		{"/things/nope", `garbage`, nil, 404, "not_found"}, // the id first
+		{"/things/" + id, `{"nmae":"a"}`, nil, 400, "unknown_field"},
+	}
+	for _, tc := range tests {
+		var (
+			got any
+			err error
+		)
+		r := mux.NewRouter()
+		r.Path("/things/{id}").HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			got, err = DecodeRequest(fill)(r.Context(), r)
+		})
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPatch, tc.path, strings.NewReader(tc.body)))
+		if status, code := statusOf(t, err); got != tc.want || status != tc.wantStatus || code != tc.wantCode {
+			t.Errorf("%s %s: %#v, %v, want %#v, %d %s", tc.path, tc.body, got, err, tc.want, tc.wantStatus, tc.wantCode)
+		}
+	}
+}
