@@ -40,7 +40,7 @@ func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
 
 // MakeListNotificationsEndpoint returns the endpoint of Service.ListNotifications for the caller.
 func MakeListNotificationsEndpoint(s Service) endpoint.Endpoint {
-	return endpointkit.ValidatedCaller(listNotificationsRequest.validate, func(ctx context.Context, c auth.Identity, req listNotificationsRequest) (listNotificationsResponse, error) {
+	return endpointkit.ValidatedCaller(endpointkit.PageRequest.Validate, func(ctx context.Context, c auth.Identity, req endpointkit.PageRequest) (listNotificationsResponse, error) {
 		p, err := s.ListNotifications(ctx, c.UserID, req.Page, req.PageSize)
 		return listNotificationsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
 	})
@@ -77,17 +77,6 @@ func MakeDeletePushTokenEndpoint(s Service) endpoint.Endpoint {
 }
 
 // Requests. Each validates itself; a failure is a 422 naming every bad field.
-
-type listNotificationsRequest struct {
-	Page     int
-	PageSize int
-}
-
-func (r listNotificationsRequest) validate() error {
-	p := validate.Problems{}
-	p.Page(r.Page, r.PageSize)
-	return p.Err()
-}
 
 type getPreferencesRequest struct{}
 
@@ -132,13 +121,7 @@ type deletePushTokenRequest struct{}
 // (endpoint.Failer), so a client's circuit breaker never counts a 404 as a
 // failure.
 
-type listNotificationsResponse struct {
-	Items    []Notification `json:"items"`
-	Page     int            `json:"page"`
-	PageSize int            `json:"page_size"`
-	Total    int            `json:"total"`
-	endpointkit.Failure
-}
+type listNotificationsResponse = endpointkit.PageResponse[Notification]
 
 type preferencesResponse struct {
 	Preferences Preferences `json:"preferences"`

@@ -1,7 +1,6 @@
 package notification
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/go-kit/log"
@@ -28,21 +27,9 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes := httpkit.NewRoutes(r, httpkit.APIPrefix, logger, errorMappings, auth.HTTPToContext)
 
-	routes.Handle(http.MethodGet, "/notifications", e.ListNotificationsEndpoint, decodeListNotificationsRequest)
+	routes.Handle(http.MethodGet, "/notifications", e.ListNotificationsEndpoint, httpkit.DecodePageRequest)
 	routes.Handle(http.MethodGet, "/notifications/preferences", e.GetPreferencesEndpoint, httpkit.DecodeEmptyRequest[getPreferencesRequest])
 	routes.Handle(http.MethodPut, "/notifications/preferences", e.UpdatePreferencesEndpoint, httpkit.DecodeJSONRequest[updatePreferencesRequest])
 	routes.Handle(http.MethodPut, "/notifications/push-token", e.SetPushTokenEndpoint, httpkit.DecodeJSONRequest[setPushTokenRequest])
 	routes.Handle(http.MethodDelete, "/notifications/push-token", e.DeletePushTokenEndpoint, httpkit.DecodeEmptyRequest[deletePushTokenRequest])
-}
-
-// Server decoders.
-
-// decodeListNotificationsRequest reads ?page=&page_size=, defaulting to the
-// first page of 20; the endpoint checks the bounds.
-func decodeListNotificationsRequest(_ context.Context, r *http.Request) (any, error) {
-	page, size, err := httpkit.DecodePage(r.URL.Query())
-	if err != nil {
-		return nil, err
-	}
-	return listNotificationsRequest{Page: page, PageSize: size}, nil
 }

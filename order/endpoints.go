@@ -234,13 +234,7 @@ func (r orderResponse) Headers() http.Header {
 	return http.Header{"Location": {httpkit.APIPrefix + "/orders/" + r.Order.ID}}
 }
 
-type listOrdersResponse struct {
-	Items    []Order `json:"items"`
-	Page     int     `json:"page"`
-	PageSize int     `json:"page_size"`
-	Total    int     `json:"total"`
-	endpointkit.Failure
-}
+type listOrdersResponse = endpointkit.PageResponse[Order]
 
 // Validation: the order service's own checks, on top of validate.Problems.
 

@@ -263,13 +263,7 @@ type paymentResponse struct {
 	endpointkit.Failure
 }
 
-type listPaymentsResponse struct {
-	Items    []Payment `json:"items"`
-	Page     int       `json:"page"`
-	PageSize int       `json:"page_size"`
-	Total    int       `json:"total"`
-	endpointkit.Failure
-}
+type listPaymentsResponse = endpointkit.PageResponse[Payment]
 
 type refundResponse struct {
 	Refund   Refund  `json:"refund"`

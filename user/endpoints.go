@@ -156,7 +156,7 @@ func MakeDeleteAddressEndpoint(s Service) endpoint.Endpoint {
 
 // MakeListUsersEndpoint returns the endpoint of Service.ListUsers.
 func MakeListUsersEndpoint(s Service) endpoint.Endpoint {
-	return endpointkit.Validated(listUsersRequest.validate, func(ctx context.Context, req listUsersRequest) (listUsersResponse, error) {
+	return endpointkit.Validated(endpointkit.PageRequest.Validate, func(ctx context.Context, req endpointkit.PageRequest) (listUsersResponse, error) {
 		p, err := s.ListUsers(ctx, req.Page, req.PageSize)
 		return listUsersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
 	})
@@ -226,7 +226,7 @@ func (e Endpoints) DeleteAddress(ctx context.Context, _ string, addressID string
 }
 
 func (e Endpoints) ListUsers(ctx context.Context, page, pageSize int) (UserPage, error) {
-	out, err := endpointkit.Call[listUsersResponse](ctx, e.ListUsersEndpoint, listUsersRequest{Page: page, PageSize: pageSize})
+	out, err := endpointkit.Call[listUsersResponse](ctx, e.ListUsersEndpoint, endpointkit.PageRequest{Page: page, PageSize: pageSize})
 	return UserPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, err
 }
 

@@ -144,17 +144,6 @@ type deleteAddressRequest struct {
 	ID string
 }
 
-type listUsersRequest struct {
-	Page     int
-	PageSize int
-}
-
-func (r listUsersRequest) validate() error {
-	p := validate.Problems{}
-	p.Page(r.Page, r.PageSize)
-	return p.Err()
-}
-
 type getUserRequest struct {
 	ID string
 }

@@ -64,10 +64,4 @@ type deleteAddressResponse struct {
 
 func (r deleteAddressResponse) StatusCode() int { return http.StatusNoContent }
 
-type listUsersResponse struct {
-	Items    []User `json:"items"`
-	Page     int    `json:"page"`
-	PageSize int    `json:"page_size"`
-	Total    int    `json:"total"`
-	endpointkit.Failure
-}
+type listUsersResponse = endpointkit.PageResponse[User]

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
@@ -46,7 +47,7 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes.Handle(http.MethodPost, "/users/me/addresses", e.AddAddressEndpoint, httpkit.DecodeJSONRequest[addAddressRequest])
 	routes.Handle(http.MethodPatch, "/users/me/addresses/{id}", e.UpdateAddressEndpoint, httpkit.DecodeRequest(decodeUpdateAddressRequest))
 	routes.Handle(http.MethodDelete, "/users/me/addresses/{id}", e.DeleteAddressEndpoint, httpkit.DecodeIDRequest[deleteAddressRequest])
-	routes.Handle(http.MethodGet, "/users", e.ListUsersEndpoint, decodeListUsersRequest)
+	routes.Handle(http.MethodGet, "/users", e.ListUsersEndpoint, httpkit.DecodePageRequest)
 	routes.Handle(http.MethodGet, "/internal/users/{id}", e.GetUserEndpoint, httpkit.DecodeIDRequest[getUserRequest])
 }
 
@@ -54,16 +55,6 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 
 func decodeUpdateAddressRequest(r *http.Request, req *updateAddressRequest) error {
 	return httpkit.PathAndBody(r, "id", &req.ID, &req.addressPatch, httpkit.DecodeJSON)
-}
-
-// decodeListUsersRequest reads ?page=&page_size=, defaulting to the first
-// page of 20; the endpoint checks the bounds.
-func decodeListUsersRequest(_ context.Context, r *http.Request) (any, error) {
-	page, size, err := httpkit.DecodePage(r.URL.Query())
-	if err != nil {
-		return nil, err
-	}
-	return listUsersRequest{Page: page, PageSize: size}, nil
 }
 
 // Client encoders and decoders, used by NewClient.
@@ -101,7 +92,7 @@ func encodeGetUserRequest(_ context.Context, r *http.Request, request any) error
 }
 
 func encodeListUsersRequest(_ context.Context, r *http.Request, request any) error {
-	req := request.(listUsersRequest)
+	req := request.(endpointkit.PageRequest)
 	r.URL.Path = httpkit.APIPrefix + "/users"
 	r.URL.RawQuery = url.Values{"page": {strconv.Itoa(req.Page)}, "page_size": {strconv.Itoa(req.PageSize)}}.Encode()
 	return nil

@@ -1,8 +1,12 @@
 package httpkit
 
 import (
+	"context"
+	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/mercato-dev/mercato/shared/endpointkit"
 )
 
 // DefaultPageSize is the page size of a list request that names none.
@@ -31,4 +35,15 @@ func DecodePage(q url.Values) (page, pageSize int, err error) {
 		return 0, 0, Invalid(bad)
 	}
 	return page, pageSize, nil
+}
+
+// DecodePageRequest is a go-kit DecodeRequestFunc for a list route that
+// takes nothing but ?page=&page_size= (DecodePage): an
+// endpointkit.PageRequest, whose bounds its endpoint checks.
+func DecodePageRequest(_ context.Context, r *http.Request) (any, error) {
+	page, size, err := DecodePage(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	return endpointkit.PageRequest{Page: page, PageSize: size}, nil
 }
