@@ -120,13 +120,7 @@ func (r placeOrderRequest) validate(now time.Time) error {
 	seen := map[string]bool{}
 	for i, it := range r.Items {
 		field := "items[" + strconv.Itoa(i) + "]"
-		p.UUID(field+".product_id", it.ProductID)
-		if it.VariantID != nil {
-			p.UUID(field+".variant_id", *it.VariantID)
-		}
-		if it.Quantity < 1 || it.Quantity > maxQuantity {
-			p[field+".quantity"] = "must be between 1 and " + strconv.Itoa(maxQuantity)
-		}
+		p.Line(field, it.ProductID, it.VariantID, it.Quantity, maxQuantity)
 		// One line per product (or variant): two lines of the same thing
 		// would be one reservation line asked for twice.
 		key := strings.ToLower(lineKey(it.ProductID, it.VariantID))

@@ -334,14 +334,7 @@ func (r reserveRequest) validate() error {
 		if i >= maxReserveLines {
 			break
 		}
-		field := "items[" + strconv.Itoa(i) + "]."
-		p.UUID(field+"product_id", l.ProductID)
-		if l.VariantID != nil {
-			p.UUID(field+"variant_id", *l.VariantID)
-		}
-		if l.Quantity < 1 || l.Quantity > maxLineQuantity {
-			p[field+"quantity"] = "must be between 1 and " + strconv.Itoa(maxLineQuantity)
-		}
+		p.Line("items["+strconv.Itoa(i)+"]", l.ProductID, l.VariantID, l.Quantity, maxLineQuantity)
 	}
 	if r.TTLSeconds != nil {
 		min, max := int(MinReservationTTL/time.Second), int(MaxReservationTTL/time.Second)

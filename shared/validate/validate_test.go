@@ -235,3 +235,22 @@ func TestLuhn(t *testing.T) {
 		}
 	}
 }
+
+func TestLine(t *testing.T) {
+	const id = "6f1c1f0e-8c55-4a0d-9b63-2d7f0f1a9e11"
+	bad := "nope"
+	p := Problems{}
+	p.Line("items[0]", id, nil, 1, 10)
+	if len(p) != 0 {
+		t.Fatalf("a good line: %v", p)
+	}
+	p.Line("items[1]", "x", &bad, 11, 10)
+	for _, f := range []string{"items[1].product_id", "items[1].variant_id", "items[1].quantity"} {
+		if p[f] == "" {
+			t.Errorf("no problem for %s: %v", f, p)
+		}
+	}
+	if got := p["items[1].quantity"]; got != "must be between 1 and 10" {
+		t.Errorf("quantity: %q", got)
+	}
+}
