@@ -70,18 +70,10 @@ func (r updateCategoryRequest) validate() error {
 	if !c.Name.Set && !c.Slug.Set && !c.Description.Set && !c.ParentID.Set {
 		p["body"] = "nothing to update: give name, slug, description or parent_id"
 	}
-	if validate.Present(p, "name", c.Name, false) {
-		p.Text("name", *c.Name.Value, maxNameLen, true)
-	}
-	if validate.Present(p, "slug", c.Slug, false) {
-		checkSlug(p, "slug", *c.Slug.Value, "", false)
-	}
-	if validate.Present(p, "description", c.Description, true) {
-		p.Text("description", *c.Description.Value, maxTextLen, false)
-	}
-	if validate.Present(p, "parent_id", c.ParentID, true) {
-		p.UUID("parent_id", *c.ParentID.Value)
-	}
+	validate.IfPresent(p, "name", c.Name, false, checkName)
+	validate.IfPresent(p, "slug", c.Slug, false, checkPatchSlug)
+	validate.IfPresent(p, "description", c.Description, true, checkText)
+	validate.IfPresent(p, "parent_id", c.ParentID, true, validate.Problems.UUID)
 	return p.Err()
 }
 
@@ -222,21 +214,11 @@ func (r updateProductRequest) validate() error {
 		!u.Weight.Set && !u.Dimensions.Set && !u.Images.Set && !u.IsActive.Set && !u.IsFeatured.Set {
 		p["body"] = "nothing to update"
 	}
-	if validate.Present(p, "category_id", u.CategoryID, true) {
-		p.UUID("category_id", *u.CategoryID.Value)
-	}
-	if validate.Present(p, "name", u.Name, false) {
-		p.Text("name", *u.Name.Value, maxNameLen, true)
-	}
-	if validate.Present(p, "slug", u.Slug, false) {
-		checkSlug(p, "slug", *u.Slug.Value, "", false)
-	}
-	if validate.Present(p, "description", u.Description, true) {
-		p.Text("description", *u.Description.Value, maxTextLen, false)
-	}
-	if validate.Present(p, "short_description", u.ShortDescription, true) {
-		p.Text("short_description", *u.ShortDescription.Value, maxTextLen, false)
-	}
+	validate.IfPresent(p, "category_id", u.CategoryID, true, validate.Problems.UUID)
+	validate.IfPresent(p, "name", u.Name, false, checkName)
+	validate.IfPresent(p, "slug", u.Slug, false, checkPatchSlug)
+	validate.IfPresent(p, "description", u.Description, true, checkText)
+	validate.IfPresent(p, "short_description", u.ShortDescription, true, checkText)
 	validate.IfPresent(p, "sku", u.SKU, false, checkSKU)
 	validate.IfPresent(p, "price", u.Price, false, checkPrice)
 	validate.IfPresent(p, "compare_price", u.ComparePrice, true, checkPrice)
@@ -290,9 +272,7 @@ func (r updateVariantRequest) validate() error {
 		p["body"] = "nothing to update: give sku, name, price, attributes or is_active"
 	}
 	validate.IfPresent(p, "sku", u.SKU, false, checkSKU)
-	if validate.Present(p, "name", u.Name, false) {
-		p.Text("name", *u.Name.Value, maxNameLen, true)
-	}
+	validate.IfPresent(p, "name", u.Name, false, checkName)
 	validate.IfPresent(p, "price", u.Price, false, checkPrice)
 	validate.IfPresent(p, "attributes", u.Attributes, false, checkAttributes)
 	validate.Present(p, "is_active", u.IsActive, false)
@@ -359,6 +339,12 @@ type orderRequest struct {
 }
 
 // Validation: the product service's own checks, on top of validate.Problems.
+
+// checkName, checkText and checkPatchSlug are the PATCH checks of a name, a
+// description and a slug (never derived), for validate.IfPresent.
+func checkName(p validate.Problems, field, v string)      { p.Text(field, v, maxNameLen, true) }
+func checkText(p validate.Problems, field, v string)      { p.Text(field, v, maxTextLen, false) }
+func checkPatchSlug(p validate.Problems, field, v string) { checkSlug(p, field, v, "", false) }
 
 // checkSlug checks an explicit slug. An empty one is derived from name (when
 // derive; name's own check reports a missing name), so it must yield one.
