@@ -212,7 +212,7 @@ func (p *platform) startInstances(s serviceSpec, n int) ([]*child, error) {
 	}
 	var started []*child
 	for _, name := range names {
-		c, err := startChild(name, p.dirs.logFile(name), bin, s.args(dbURL, p.opts.secrets)...)
+		c, err := startChild(name, p.dirs.logFile(name), s.env(dbURL, p.opts.secrets), bin, s.args(p.opts.secrets)...)
 		if err != nil {
 			return started, err
 		}
