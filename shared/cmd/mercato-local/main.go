@@ -353,11 +353,11 @@ func printBanner(ctx context.Context, p *platform) {
 			line(label, "%s", u)
 		}
 	}
-	line("PostgreSQL", "%s  user postgres, no password; databases %s", postgresAddr, strings.Join(databases, ", "))
-	line("", "e.g. psql %s", p.postgres.URL(databases[0]))
+	sec := p.opts.secrets
+	line("PostgreSQL", "%s  databases %s, each owned by the role of its name", postgresAddr, strings.Join(databases, ", "))
+	line("", "e.g. PGPASSWORD=$(cat %s) psql -h 127.0.0.1 -p %d -U %s %s", sec.where(dbPasswordSpec(databases[0]).file), postgresPort, databases[0], databases[0])
 	line("Redis", "%s", redisAddr)
 	line("Logs", "%s%c<name>.log", p.dirs.logs, filepath.Separator)
-	sec := p.opts.secrets
 	line("Admin", "%s / password in %s", sec.adminEmail, sec.where("admin-password"))
 	line("Secrets", "%s%c  (folder 0700, files 0600; e.g. cat %s)", sec.dir, filepath.Separator, sec.where("admin-password"))
 	if slices.ContainsFunc(p.opts.services, func(s serviceSpec) bool { return s.name == "user" }) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -23,7 +24,13 @@ type secrets struct {
 	hashKey       string // keys the order service's hashes of Idempotency-Key requests
 	adminEmail    string
 	adminPassword string
-	fromEnv       map[string]bool // by file name: given in the environment
+	// postgresPassword is the PostgreSQL superuser's, which only creates
+	// the roles and databases.
+	postgresPassword string
+	// dbPasswords are the passwords of the services' PostgreSQL roles, by
+	// database (each role is named like the database it owns).
+	dbPasswords map[string]*string
+	fromEnv     map[string]bool // by file name: given in the environment
 }
 
 // secretSpec is one secret: its file in .local/secrets, the variable that
@@ -42,12 +49,32 @@ var secretSpecs = []secretSpec{
 	{"idempotency-hash-key", "MERCATO_IDEMPOTENCY_HASH_KEY", 32, 0, 32, func(s *secrets) *string { return &s.hashKey }, "order hash key"},
 	// 8 to 72 bytes: the user service's password rule.
 	{"admin-password", "MERCATO_ADMIN_PASSWORD", 8, 72, 16, func(s *secrets) *string { return &s.adminPassword }, "admin password"},
+	{"postgres-password", "", 16, 0, 24, func(s *secrets) *string { return &s.postgresPassword }, "PostgreSQL superuser password"},
+}
+
+// dbPasswordSpec is the secret of database db's role.
+func dbPasswordSpec(db string) secretSpec {
+	return secretSpec{file: "postgres-" + db + "-password", minLen: 16, randomBytes: 24,
+		field: func(s *secrets) *string {
+			if s.dbPasswords[db] == nil {
+				s.dbPasswords[db] = new(string)
+			}
+			return s.dbPasswords[db]
+		}}
+}
+
+// dbPassword is the password of database db's role.
+func (s secrets) dbPassword(db string) string {
+	if p := s.dbPasswords[db]; p != nil {
+		return *p
+	}
+	return ""
 }
 
 // loadSecrets returns the platform's secrets: from env where it has them,
 // else from dir, generating the missing files.
 func loadSecrets(dir string, env func(string) string) (secrets, error) {
-	s := secrets{dir: dir, adminEmail: adminEmail, fromEnv: map[string]bool{}}
+	s := secrets{dir: dir, adminEmail: adminEmail, fromEnv: map[string]bool{}, dbPasswords: map[string]*string{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return s, err
 	}
@@ -55,7 +82,11 @@ func loadSecrets(dir string, env func(string) string) (secrets, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return s, err
 	}
-	for _, spec := range secretSpecs {
+	specs := slices.Clone(secretSpecs)
+	for _, db := range databases {
+		specs = append(specs, dbPasswordSpec(db))
+	}
+	for _, spec := range specs {
 		v, fromEnv, err := spec.load(dir, env)
 		if err != nil {
 			return s, err
@@ -67,7 +98,7 @@ func loadSecrets(dir string, env func(string) string) (secrets, error) {
 }
 
 func (spec secretSpec) load(dir string, env func(string) string) (value string, fromEnv bool, err error) {
-	if v := env(spec.env); v != "" {
+	if v := env(spec.env); spec.env != "" && v != "" {
 		return v, true, spec.check(v, spec.env+" ")
 	}
 	path := filepath.Join(dir, spec.file)
