@@ -43,7 +43,9 @@ func TestNoSecretInLogsOrCommandLines(t *testing.T) {
 	declined := p.place(t, token, cardDeclined, checkoutLine{mug, 1})
 	p.waitStatus(t, token, declined.ID, "cancelled", 30*time.Second)
 	// A forged webhook, refused: the refusal is logged.
-	p.send("POST", "/api/v1/webhooks/payments/sandbox", "", []byte(`{"id":"x"}`), "X-Sandbox-Signature", "t=1,v1=00")
+	if r, err := p.send("POST", "/api/v1/webhooks/payments/sandbox", "", []byte(`{"id":"x"}`), "Mercato-Signature", "t=1,v1=00"); err != nil || r.Status < 400 {
+		t.Fatalf("forged webhook: %v, status %d; want it refused", err, r.Status)
+	}
 	time.Sleep(time.Second) // the notification senders' first attempts
 
 	values := map[string]string{

@@ -40,16 +40,15 @@ type secretSpec struct {
 	minLen, maxLen int
 	randomBytes    int // generated: hex of this many random bytes
 	field          func(*secrets) *string
-	what           string // for the banner
 }
 
 var secretSpecs = []secretSpec{
-	{"jwt-secret", "MERCATO_JWT_SECRET", 32, 0, 32, func(s *secrets) *string { return &s.jwtSecret }, "JWT key"},
-	{"webhook-secret", "MERCATO_WEBHOOK_SECRET", 32, 0, 32, func(s *secrets) *string { return &s.webhookSecret }, "webhook key"},
-	{"idempotency-hash-key", "MERCATO_IDEMPOTENCY_HASH_KEY", 32, 0, 32, func(s *secrets) *string { return &s.hashKey }, "order hash key"},
+	{"jwt-secret", "MERCATO_JWT_SECRET", 32, 0, 32, func(s *secrets) *string { return &s.jwtSecret }},
+	{"webhook-secret", "MERCATO_WEBHOOK_SECRET", 32, 0, 32, func(s *secrets) *string { return &s.webhookSecret }},
+	{"idempotency-hash-key", "MERCATO_IDEMPOTENCY_HASH_KEY", 32, 0, 32, func(s *secrets) *string { return &s.hashKey }},
 	// 8 to 72 bytes: the user service's password rule.
-	{"admin-password", "MERCATO_ADMIN_PASSWORD", 8, 72, 16, func(s *secrets) *string { return &s.adminPassword }, "admin password"},
-	{"postgres-password", "", 16, 0, 24, func(s *secrets) *string { return &s.postgresPassword }, "PostgreSQL superuser password"},
+	{"admin-password", "MERCATO_ADMIN_PASSWORD", 8, 72, 16, func(s *secrets) *string { return &s.adminPassword }},
+	{"postgres-password", "", 16, 0, 24, func(s *secrets) *string { return &s.postgresPassword }},
 }
 
 // dbPasswordSpec is the secret of database db's role.
@@ -79,7 +78,7 @@ func loadSecrets(dir string, env func(string) string) (secrets, error) {
 		return s, err
 	}
 	// An existing folder may have been made with looser rights.
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := os.Chmod(dir, 0o700); err != nil { //nolint:gosec // G302: a folder needs x to be entered; 0700 is owner-only
 		return s, err
 	}
 	specs := slices.Clone(secretSpecs)
