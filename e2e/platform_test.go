@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,7 +100,9 @@ func launch(t, owner testing.TB, binary string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	args, env := secretsToEnv(args)
 	p.cmd = exec.Command(filepath.Join(binDir, binary), append([]string{"-http-addr", p.addr}, args...)...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -131,6 +134,28 @@ func launch(t, owner testing.TB, binary string, args ...string) *proc {
 		return nil
 	})
 	return p
+}
+
+// secretFlags are the services' secret settings (config.SecretVar): a
+// binary refuses them on its command line, where every user of the host
+// would see them.
+var secretFlags = []string{"jwt-secret", "database-url", "redis-password", "consul-token",
+	"admin-password", "webhook-secret", "idempotency-hash-key", "smtp-password", "sms-auth-token", "push-key"}
+
+// secretsToEnv moves the secret flags out of args into the environment, as
+// MERCATO_<NAME>=value, the way `make run` passes them: the tests write
+// them as flags for brevity.
+func secretsToEnv(args []string) (rest, env []string) {
+	for i := 0; i < len(args); i++ {
+		name := strings.TrimPrefix(args[i], "-")
+		if slices.Contains(secretFlags, name) && i+1 < len(args) {
+			env = append(env, "MERCATO_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+"="+args[i+1])
+			i++
+			continue
+		}
+		rest = append(rest, args[i])
+	}
+	return rest, env
 }
 
 // kill ends the process at once, as a crash would.

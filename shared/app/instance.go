@@ -119,6 +119,10 @@ func (in *Instance) open(opts Options) error {
 	// Redis: the event stream, and whatever else the service keeps there.
 	ro := opts.Redis
 	ro.Addr = in.cfg.RedisAddr
+	if in.cfg.RedisPassword != "" {
+		// The service's own ACL user; without a password, no AUTH at all.
+		ro.Username, ro.Password = in.cfg.RedisUsername, in.cfg.RedisPassword
+	}
 	for _, d := range []*time.Duration{&ro.DialTimeout, &ro.ReadTimeout, &ro.WriteTimeout} {
 		if *d == 0 {
 			*d = 2 * time.Second
@@ -135,7 +139,7 @@ func (in *Instance) open(opts Options) error {
 	in.Checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 
 	// Consul: registration, and the upstreams the service calls.
-	consul, err := discovery.NewConsulClient(in.cfg.ConsulAddr)
+	consul, err := discovery.NewConsulClientWithToken(in.cfg.ConsulAddr, in.cfg.ConsulToken)
 	if err != nil {
 		return err
 	}

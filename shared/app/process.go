@@ -109,6 +109,17 @@ func NewFlagSet(c Command) *FlagSet {
 	return fs
 }
 
+// Secret declares a secret setting of the command (a key, a password) and
+// returns where its value goes: MERCATO_<NAME> or -<name>-file PATH in a
+// real process, -<name> in args only for a test running the main
+// in-process (config.SecretVar says why). Every secret flag of a main is
+// declared with it.
+func (fs *FlagSet) Secret(name, usage string) *string {
+	p := new(string)
+	config.SecretVar(fs.FlagSet, p, name, usage)
+	return p
+}
+
 // Parse parses args into fs, then the environment for flags args does not
 // set (config.Parse), checks the common settings (the database URL too
 // when the command needs a database) and returns them.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 
 	"github.com/peterbourgon/ff/v3"
@@ -21,9 +22,12 @@ type Common struct {
 	HTTPAddr      string // where to listen; port 0 picks a free one, which is what gets registered
 	AdvertiseHost string // host registered in Consul; defaults to the listen host (127.0.0.1 for 0.0.0.0)
 	ConsulAddr    string
-	DatabaseURL   string
+	ConsulToken   string // ACL token the instance registers and reads the catalogue with (secret)
+	DatabaseURL   string // with the service role's password (secret)
 	RedisAddr     string
-	JWTSecret     string
+	RedisUsername string // the service's Redis ACL user ("" with RedisPassword: "default")
+	RedisPassword string // (secret)
+	JWTSecret     string // (secret)
 	LogLevel      string
 	Version       string
 }
@@ -35,17 +39,30 @@ func (c *Common) Register(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultAddr, "address to listen on (port 0: any free port)")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host other services reach this instance on (default: the listen host)")
 	fs.StringVar(&c.ConsulAddr, "consul-addr", "127.0.0.1:8500", "Consul agent HTTP address")
-	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of this service's database")
+	SecretVar(fs, &c.ConsulToken, "consul-token", "Consul ACL token of this service (default: CONSUL_HTTP_TOKEN, else none)")
+	SecretVar(fs, &c.DatabaseURL, "database-url", "PostgreSQL URL of this service's database, with its role's password")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "127.0.0.1:6379", "Redis address (events, cache, rate limits)")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key for access tokens, at least 32 bytes, the same on every service")
+	fs.StringVar(&c.RedisUsername, "redis-username", service, "Redis ACL user of this service")
+	SecretVar(fs, &c.RedisPassword, "redis-password", "password of the Redis ACL user (none: no AUTH)")
+	SecretVar(fs, &c.JWTSecret, "jwt-secret", "HS256 key for access tokens, at least 32 bytes, the same on every service")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Version, "version", "dev", "version reported in Consul tags and logs")
 }
 
 // Parse parses args into fs, then the MERCATO_* environment for flags not
-// given on the command line.
+// given on the command line, then reads the secrets given as files
+// (SecretVar). A secret flag on this process's own command line (os.Args)
+// is an error; in args alone, as a test running a main in-process passes
+// them, it is taken.
 func Parse(fs *flag.FlagSet, args []string) error {
-	return ff.Parse(fs, args, ff.WithEnvVarPrefix(EnvPrefix))
+	return parse(fs, args, os.Args[1:])
+}
+
+func parse(fs *flag.FlagSet, args, cmdline []string) error {
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(EnvPrefix)); err != nil {
+		return err
+	}
+	return resolveSecrets(fs, cmdline)
 }
 
 // Validate reports missing settings, naming the flag and its variable.

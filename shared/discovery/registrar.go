@@ -44,6 +44,13 @@ const (
 // a URL). Its HTTP client has a timeout and blocking queries are bounded, so
 // no call to Consul can hang forever.
 func NewConsulClient(addr string) (*api.Client, error) {
+	return NewConsulClientWithToken(addr, "")
+}
+
+// NewConsulClientWithToken is NewConsulClient sending the ACL token token
+// with every request; "" leaves consul/api's default, CONSUL_HTTP_TOKEN (or
+// CONSUL_HTTP_TOKEN_FILE) from the environment, else no token.
+func NewConsulClientWithToken(addr, token string) (*api.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.DialContext = (&net.Dialer{Timeout: consulDialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	transport.MaxIdleConnsPerHost = 8
@@ -51,6 +58,9 @@ func NewConsulClient(addr string) (*api.Client, error) {
 
 	cfg := api.DefaultConfig()
 	cfg.Address = addr
+	if token != "" {
+		cfg.Token = token
+	}
 	cfg.WaitTime = consulWait
 	cfg.Transport = transport
 	cfg.HttpClient = &http.Client{Transport: transport, Timeout: consulTimeout}

@@ -131,7 +131,7 @@ func TestMissingBinaryNamesTheFix(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "make deps") || !strings.Contains(err.Error(), missing) {
 		t.Errorf("StartRedis with a missing binary: %v", err)
 	}
-	_, err = StartPostgres(ctx, PostgresOptions{Dir: t.TempDir(), BinDir: missing})
+	_, err = StartPostgres(ctx, PostgresOptions{Dir: t.TempDir(), BinDir: missing, Password: "x"})
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "make deps") || !strings.Contains(err.Error(), "initdb") {
 		t.Errorf("StartPostgres with a missing binary: %v", err)
 	}
@@ -141,22 +141,29 @@ func TestMissingBinaryNamesTheFix(t *testing.T) {
 	}
 }
 
+// TestPostgres: the superuser needs its password; each service role
+// reaches its own database and no other; a connection without a password
+// is refused, on loopback and on the socket; a restart keeps the data.
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := filepath.Join(searchableTempDir(t), "pg")
-	pg, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true})
+	const superPW = "super-password-for-the-test"
+	pg, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true, Password: superPW})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopOrLog(t, pg) })
 
 	for range 2 { // idempotent
-		if err := pg.CreateDatabase(ctx, "shop"); err != nil {
+		if err := pg.EnsureDatabase(ctx, "shop", "shop", "shop-password"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	db := sqlx.MustConnect("postgres", pg.URL("shop"))
+	if err := pg.EnsureDatabase(ctx, "billing", "billing", "billing-password"); err != nil {
+		t.Fatal(err)
+	}
+	db := sqlx.MustConnect("postgres", pg.RoleURL("shop", "shop-password", "shop"))
 	db.MustExec(`CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)`)
 	db.MustExec(`INSERT INTO items VALUES ($1, $2)`, 1, "teapot")
 	var maxConns int
@@ -168,21 +175,75 @@ func TestPostgres(t *testing.T) {
 	}
 	db.Close()
 
+	refused := func(what, dsn string) {
+		t.Helper()
+		db, err := sqlx.Open("postgres", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.PingContext(ctx); err == nil {
+			t.Errorf("%s: connected, want refused", what)
+		}
+	}
+	refused("shop's role on billing's database", pg.RoleURL("shop", "shop-password", "billing"))
+	refused("shop's role with a wrong password", pg.RoleURL("shop", "wrong", "shop"))
+	refused("the superuser without a password, on 127.0.0.1", fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.Port()))
+	refused("the superuser without a password, on the socket", "host="+dir+" user=postgres dbname=postgres sslmode=disable")
+	refused("shop's role without a password", fmt.Sprintf("postgres://shop@127.0.0.1:%d/shop?sslmode=disable", pg.Port()))
+
 	// A second start on the same folder reuses the cluster (no initdb).
 	if err := pg.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	pg2, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true})
+	pg2, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true, Password: superPW})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopOrLog(t, pg2) })
-	db = sqlx.MustConnect("postgres", pg2.URL("shop"))
+	db = sqlx.MustConnect("postgres", pg2.RoleURL("shop", "shop-password", "shop"))
 	defer db.Close()
 	var name string
 	if err := db.Get(&name, `SELECT name FROM items WHERE id = $1`, 1); err != nil || name != "teapot" {
 		t.Fatalf("after restart: name = %q, err = %v; want teapot", name, err)
 	}
+}
+
+// TestPostgresUpgradesATrustCluster: a cluster made with trust
+// authentication (before passwords) gets the superuser's password, and
+// tables the superuser made are handed to the service's role.
+func TestPostgresUpgradesATrustCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := filepath.Join(searchableTempDir(t), "pg")
+	pg, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true, Password: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.EnsureDatabase(ctx, "shop", "shop", "shop-password"); err != nil {
+		t.Fatal(err)
+	}
+	super := sqlx.MustConnect("postgres", pg.URL("shop"))
+	super.MustExec(`CREATE TYPE colour AS ENUM ('red'); CREATE TABLE old_items (id serial PRIMARY KEY, c colour)`)
+	super.MustExec(`ALTER ROLE postgres PASSWORD NULL`) // as initdb --auth=trust left it
+	super.Close()
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, passwordMarker)); err != nil {
+		t.Fatal(err)
+	}
+	pg2, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true, Password: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopOrLog(t, pg2) })
+	if err := pg2.EnsureDatabase(ctx, "shop", "shop", "shop-password"); err != nil {
+		t.Fatal(err)
+	}
+	db := sqlx.MustConnect("postgres", pg2.RoleURL("shop", "shop-password", "shop"))
+	defer db.Close()
+	db.MustExec(`INSERT INTO old_items (c) VALUES ('red'); ALTER TABLE old_items ADD COLUMN name text; ALTER TYPE colour ADD VALUE 'blue'`)
 }
 
 func TestPostgresRefusesUnreachableFolderAsRoot(t *testing.T) {
@@ -193,7 +254,7 @@ func TestPostgresRefusesUnreachableFolderAsRoot(t *testing.T) {
 	if err := os.Chmod(private, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err := StartPostgres(context.Background(), PostgresOptions{Dir: filepath.Join(private, "pg")})
+	_, err := StartPostgres(context.Background(), PostgresOptions{Dir: filepath.Join(private, "pg"), Password: "x"})
 	if err == nil || !strings.Contains(err.Error(), "cannot enter "+private) {
 		t.Fatalf("err = %v, want it to name %s as unreachable", err, private)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,15 +38,21 @@ type PostgresOptions struct {
 	LogFile string
 	// BinDir holds initdb and postgres; default: see FindPostgresBin.
 	BinDir string
+	// Password is the superuser's ("postgres"), required. Every connection,
+	// on the Unix socket and on 127.0.0.1, authenticates with a password
+	// (scram-sha-256; pg_hba has no trust line). A cluster made before
+	// passwords were required gets this one on its first start.
+	Password string
 }
 
-// Postgres is a running PostgreSQL server. Connect as user "postgres"
-// without a password (trust authentication, 127.0.0.1 only).
+// Postgres is a running PostgreSQL server. The superuser "postgres" (URL)
+// creates roles and databases (EnsureDatabase); services connect as their
+// own role, which owns its database and nothing else.
 type Postgres struct {
 	opts  PostgresOptions // with defaults applied and Dir absolute
 	port  int
 	proc  *process
-	admin *sqlx.DB // to the "postgres" database, for CreateDatabase
+	admin *sqlx.DB // to the "postgres" database, for EnsureDatabase
 }
 
 // StartPostgres initialises a cluster in o.Dir/data if there is none, starts
@@ -58,6 +66,9 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 		return nil, err
 	}
 	dir := o.Dir
+	if o.Password == "" {
+		return nil, errors.New("localinfra: postgres: PostgresOptions.Password (the superuser's) is required")
+	}
 	initdb, postgres, err := postgresBins(o.BinDir)
 	if err != nil {
 		return nil, err
@@ -80,6 +91,11 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 			}
 			return nil, err
 		}
+	} else if err := upgradeTrustCluster(ctx, postgres, dataDir, o, cred); err != nil {
+		return nil, err
+	}
+	if err := writeOwned(filepath.Join(dir, "pg_hba.conf"), hbaConf, cred); err != nil {
+		return nil, err
 	}
 
 	for attempt := 1; ; attempt++ {
@@ -105,6 +121,8 @@ func (p *Postgres) start(ctx context.Context, bin, dataDir string, cred *syscall
 		"-k", p.opts.Dir,
 		"-p", strconv.Itoa(p.port),
 		"-c", "listen_addresses=127.0.0.1",
+		"-c", "hba_file=" + filepath.Join(p.opts.Dir, "pg_hba.conf"),
+		"-c", "password_encryption=scram-sha-256",
 		// Each service instance keeps a pool of ~20, tests open many
 		// databases at once, and `make run` runs two instances of each.
 		"-c", "max_connections=300",
@@ -136,22 +154,99 @@ func (p *Postgres) start(ctx context.Context, bin, dataDir string, cred *syscall
 // Port is the server's TCP port on 127.0.0.1.
 func (p *Postgres) Port() int { return p.port }
 
-// URL returns a lib/pq connection URL for database dbname as user postgres.
+// URL returns a lib/pq connection URL for database dbname as the superuser
+// "postgres", with its password.
 func (p *Postgres) URL(dbname string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", p.port, url.PathEscape(dbname))
+	return p.RoleURL("postgres", p.opts.Password, dbname)
 }
 
-// CreateDatabase creates database name unless it exists.
-func (p *Postgres) CreateDatabase(ctx context.Context, name string) error {
+// RoleURL returns a lib/pq connection URL for database dbname as role with
+// password.
+func (p *Postgres) RoleURL(role, password, dbname string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)),
+		Path: "/" + dbname, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+// EnsureDatabase makes role a login role with password (creating it, or
+// setting its password) and database name exist, owned by role, with
+// CONNECT revoked from PUBLIC: no other role (but a superuser) may connect
+// to it. What the superuser owned in it (a service's tables from before it
+// had a role of its own) is handed to role.
+func (p *Postgres) EnsureDatabase(ctx context.Context, name, role, password string) error {
+	if err := EnsureDatabase(ctx, p.admin, name, role, password); err != nil {
+		return err
+	}
+	db, err := sqlx.Open("postgres", p.URL(name))
+	if err != nil {
+		return fmt.Errorf("localinfra: database %s: %w", name, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, strings.Replace(handOverSQL, "$OWNER", pq.QuoteLiteral(role), 1)); err != nil {
+		return fmt.Errorf("localinfra: hand database %s over to %s: %w", name, role, err)
+	}
+	return nil
+}
+
+// handOverSQL gives role ($OWNER) the schemas, tables, sequences, views, types
+// and functions the superuser owns in the current database, outside the
+// system's schemas.
+const handOverSQL = `
+DO $$
+DECLARE r record; target text := $OWNER;
+BEGIN
+  FOR r IN SELECT format('ALTER %s %s OWNER TO %I',
+      CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
+      c.oid::regclass, target) AS stmt
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relowner = 'postgres'::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+      AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')))
+  UNION ALL SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, target)
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE t.typowner = 'postgres'::regrole AND t.typtype IN ('e', 'd', 'c') AND t.typrelid = 0
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  UNION ALL SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, target)
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.proowner = 'postgres'::regrole AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  UNION ALL SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, target)
+    FROM pg_namespace n
+    WHERE n.nspowner = 'postgres'::regrole AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+      AND n.nspname NOT LIKE 'pg_%'
+  LOOP
+    EXECUTE r.stmt;
+  END LOOP;
+END $$`
+
+// EnsureDatabase is Postgres.EnsureDatabase without the hand-over, on the
+// server admin is connected to as a role that may create roles and
+// databases (a test server of one's own: MERCATO_TEST_POSTGRES_URL).
+func EnsureDatabase(ctx context.Context, admin *sqlx.DB, name, role, password string) error {
+	r, db := pq.QuoteIdentifier(role), pq.QuoteIdentifier(name)
+	pw := pq.QuoteLiteral(password)
+	if _, err := admin.ExecContext(ctx, "CREATE ROLE "+r+" LOGIN PASSWORD "+pw); err != nil {
+		var pqErr *pq.Error
+		if !errors.As(err, &pqErr) || pqErr.Code != "42710" { // duplicate_object
+			return fmt.Errorf("localinfra: create role %s: %w", role, err)
+		}
+		if _, err := admin.ExecContext(ctx, "ALTER ROLE "+r+" LOGIN PASSWORD "+pw); err != nil {
+			return fmt.Errorf("localinfra: set the password of role %s: %w", role, err)
+		}
+	}
 	// CREATE DATABASE has no IF NOT EXISTS; treating duplicate_database as
 	// success is also race-free when two callers create the same name.
-	_, err := p.admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
+	_, err := admin.ExecContext(ctx, "CREATE DATABASE "+db+" OWNER "+r)
 	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "42P04" {
-		return nil
-	}
-	if err != nil {
+	if err != nil && (!errors.As(err, &pqErr) || pqErr.Code != "42P04") {
 		return fmt.Errorf("localinfra: create database %s: %w", name, err)
+	}
+	for _, stmt := range []string{
+		"ALTER DATABASE " + db + " OWNER TO " + r,
+		"REVOKE ALL ON DATABASE " + db + " FROM PUBLIC",
+	} {
+		if _, err := admin.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("localinfra: database %s: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -259,13 +354,83 @@ func checkSearchable(dir string, cred *syscall.Credential) error {
 		"put its folder under a path every user can search, or `chmod o+x %s`", cred.Uid, dir, mode, st.Uid, dir)
 }
 
-// runInitdb creates a cluster with a passwordless superuser "postgres"
-// reachable only from this machine.
+// hbaConf is the server's pg_hba.conf: a password (scram-sha-256) for every
+// connection, on the Unix socket and on loopback; nothing else.
+const hbaConf = `# Written by localinfra on every start: no trust, passwords only.
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128 scram-sha-256
+`
+
+// passwordMarker, in the server's folder, says the cluster's superuser has
+// a password (made by this version, or upgraded).
+const passwordMarker = "superuser-has-password"
+
+// writeOwned writes a file only the server's user (cred; nil: ours) reads.
+func writeOwned(path, content string, cred *syscall.Credential) error {
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("localinfra: postgres: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("localinfra: postgres: %w", err)
+		}
+	}
+	return nil
+}
+
+// upgradeTrustCluster gives the superuser of a cluster initialised with
+// trust authentication (before passwords were required) its password: the
+// server is started once on its Unix socket alone (in a folder only we can
+// enter), with trust there, for ALTER ROLE, and stopped.
+func upgradeTrustCluster(ctx context.Context, bin, dataDir string, o PostgresOptions, cred *syscall.Credential) error {
+	marker := filepath.Join(o.Dir, passwordMarker)
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	hba := filepath.Join(o.Dir, "pg_hba.conf")
+	if err := writeOwned(hba, "local all postgres trust\n", cred); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "-D", dataDir, "-k", o.Dir, "-c", "listen_addresses=", "-c", "hba_file="+hba) //nolint:gosec // G204: the PostgreSQL binary localinfra found
+	cmd.Dir = o.Dir
+	proc, err := startProcess("postgres (setting the superuser's password)", o.LogFile, cmd, cred)
+	if err != nil {
+		return err
+	}
+	dsn := "host=" + o.Dir + " user=postgres dbname=postgres sslmode=disable"
+	db, err := sqlx.Open("postgres", dsn)
+	if err == nil {
+		defer db.Close()
+		err = proc.waitReady(ctx, db.PingContext)
+	}
+	if err == nil {
+		_, err = db.ExecContext(ctx, "ALTER ROLE postgres PASSWORD "+pq.QuoteLiteral(o.Password))
+		db.Close()
+	}
+	if stopErr := proc.stop(syscall.SIGINT); err == nil {
+		err = stopErr
+	}
+	if err != nil {
+		return fmt.Errorf("localinfra: postgres: set the superuser's password: %w", err)
+	}
+	return os.WriteFile(marker, nil, 0o600)
+}
+
+// runInitdb creates a cluster whose superuser "postgres" has o.Password,
+// reachable only from this machine and only with a password.
 func runInitdb(ctx context.Context, bin, dataDir string, o PostgresOptions, cred *syscall.Credential) error {
+	// initdb reads the password from a file, not its command line (ps).
+	pwFile := filepath.Join(o.Dir, "initdb-password")
+	if err := writeOwned(pwFile, o.Password+"\n", cred); err != nil {
+		return err
+	}
+	defer os.Remove(pwFile)
 	args := []string{
 		"-D", dataDir,
 		"-U", "postgres",
-		"--auth=trust",
+		"--auth=scram-sha-256",
+		"--pwfile=" + pwFile,
 		"--encoding=UTF8",
 		// C: identical sorting everywhere, and no dependency on the
 		// machine's generated locales.
@@ -288,7 +453,7 @@ func runInitdb(ctx context.Context, bin, dataDir string, o PostgresOptions, cred
 		if proc.waitErr != nil {
 			return proc.failure(fmt.Errorf("failed: %v", proc.waitErr))
 		}
-		return nil
+		return os.WriteFile(filepath.Join(o.Dir, passwordMarker), nil, 0o600)
 	case <-ctx.Done():
 		proc.kill()
 		return proc.failure(ctx.Err())

@@ -13,8 +13,9 @@
 // Environment variables point the helpers at servers that are already
 // running instead (CI, or a developer's own):
 //
-//	MERCATO_TEST_POSTGRES_URL  a URL whose user may CREATE DATABASE; fresh
-//	                           databases are created on that server
+//	MERCATO_TEST_POSTGRES_URL  a URL whose user may CREATE ROLE and CREATE
+//	                           DATABASE; fresh roles and databases are
+//	                           created on that server
 //	MERCATO_TEST_REDIS_ADDR    host:port of a Redis server
 //	MERCATO_TEST_CONSUL_ADDR   host:port of a Consul agent's HTTP API
 //
@@ -213,8 +214,11 @@ func serverDir(name string) (string, error) {
 }
 
 // PostgresURL creates a fresh, empty database with a unique name on the
-// test binary's PostgreSQL server and returns its URL (lib/pq format). The
-// database is dropped, connections and all, when the test ends.
+// test binary's PostgreSQL server, owned by a role of the same name with a
+// random password (a service's role: it owns its database and may connect
+// to no other), and returns its URL with that role (lib/pq format). The
+// database and its role are dropped, connections and all, when the test
+// ends.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
 	servers.pgOnce.Do(startPostgres)
@@ -225,9 +229,7 @@ func PostgresURL(t testing.TB) string {
 	quoted := pq.QuoteIdentifier(name)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	if _, err := servers.pgAdmin.ExecContext(ctx, "CREATE DATABASE "+quoted); err != nil {
-		t.Fatalf("testkit: create database %s: %v", name, err)
-	}
+	password := randomHex(16)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
@@ -235,12 +237,20 @@ func PostgresURL(t testing.TB) string {
 		if _, err := servers.pgAdmin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {
 			t.Errorf("testkit: drop database %s: %v", name, err)
 		}
+		if _, err := servers.pgAdmin.ExecContext(ctx, "DROP ROLE IF EXISTS "+quoted); err != nil {
+			t.Errorf("testkit: drop role %s: %v", name, err)
+		}
 	})
+	if err := localinfra.EnsureDatabase(ctx, servers.pgAdmin, name, name, password); err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
 	u, err := withDatabase(servers.pgAdminURL, name)
 	if err != nil {
 		t.Fatalf("testkit: %v", err)
 	}
-	return u
+	pu, _ := url.Parse(u) // withDatabase parsed it
+	pu.User = url.UserPassword(name, password)
+	return pu.String()
 }
 
 // Postgres creates a fresh database like PostgresURL and returns an open
@@ -252,7 +262,7 @@ func Postgres(t testing.TB) *sqlx.DB {
 	defer cancel()
 	db, err := sqlx.ConnectContext(ctx, "postgres", dsn)
 	if err != nil {
-		t.Fatalf("testkit: connect to %s: %v", dsn, err)
+		t.Fatalf("testkit: connect to %s: %v", redacted(dsn), err)
 	}
 	t.Cleanup(func() { db.Close() }) // registered after the drop, so runs before it
 	return db
@@ -269,7 +279,7 @@ func startPostgres() {
 			return
 		}
 		// Fast: durability is pointless for throw-away test data.
-		pg, err := localinfra.StartPostgres(context.Background(), localinfra.PostgresOptions{Dir: dir, Fast: true})
+		pg, err := localinfra.StartPostgres(context.Background(), localinfra.PostgresOptions{Dir: dir, Fast: true, Password: randomHex(16)})
 		if err != nil {
 			s.pgErr = err
 			return
@@ -287,7 +297,7 @@ func startPostgres() {
 	defer cancel()
 	admin, err := sqlx.ConnectContext(ctx, "postgres", s.pgAdminURL)
 	if err != nil {
-		s.pgErr = fmt.Errorf("connect to %s: %w", s.pgAdminURL, err)
+		s.pgErr = fmt.Errorf("connect to %s: %w", redacted(s.pgAdminURL), err)
 		return
 	}
 	admin.SetMaxOpenConns(4)
@@ -312,6 +322,14 @@ func databaseName(testName string) string {
 		name = name[:40]
 	}
 	return "test_" + name + "_" + randomHex(4)
+}
+
+// redacted is dsn with its password hidden, for messages.
+func redacted(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil {
+		return u.Redacted()
+	}
+	return "(a PostgreSQL URL)"
 }
 
 // withDatabase returns the URL dsn with its database replaced by name.

@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		shippingFee     = fs.String("shipping-fee", "0.00", "flat shipping fee per order, a decimal like 4.99")
 		reservationTTL  = fs.Duration("reservation-ttl", 15*time.Minute, "how long stock is held for an order's payment (10s-24h); an order still pending then is cancelled")
 		keyRetention    = fs.Duration("idempotency-retention", order.MinIdempotencyRetention, "how long Idempotency-Keys of POST /orders are kept (at least 24h)")
-		hashKey         = fs.String("idempotency-hash-key", "", "HMAC key of the request hashes kept with Idempotency-Keys (bodies hold card numbers): at least 32 bytes, not the JWT secret, the same on every instance. Prefer MERCATO_IDEMPOTENCY_HASH_KEY: flags show in ps")
+		hashKey         = fs.Secret("idempotency-hash-key", "HMAC key of the request hashes kept with Idempotency-Keys (bodies hold card numbers): at least 32 bytes, not the JWT secret, the same on every instance")
 		upstreamTimeout = fs.Duration("upstream-timeout", 5*time.Second, "deadline of one call to the product or payment service, retries included")
 		claimIdle       = fs.Duration("event-claim-idle", 30*time.Second, "how long an event stays with a consumer that has not acknowledged it (failed, or crashed) before another instance takes it over")
 	)

@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		EnvExample: "MERCATO_WEBHOOK_SECRET", Addr: "127.0.0.1:3004", NeedDB: true})
 	var (
 		webhookURL    = fs.String("webhook-url", "http://127.0.0.1:3000/api/v1/webhooks/payments/sandbox", "where the sandbox processor posts its webhooks: the payment service's webhook route, normally through the gateway")
-		webhookSecret = fs.String("webhook-secret", "", "HMAC key of the sandbox's webhooks, at least 32 bytes, the same on every instance. Prefer MERCATO_WEBHOOK_SECRET: flags show in ps")
+		webhookSecret = fs.Secret("webhook-secret", "HMAC key of the sandbox's webhooks, at least 32 bytes, the same on every instance")
 		webhookDelay  = fs.Duration("webhook-delay", 200*time.Millisecond, "how long the sandbox processor takes before it first sends a charge's webhook")
 	)
 	cfg, err := fs.Parse(args)

@@ -36,7 +36,7 @@ func (p *platform) startMailSink(ctx context.Context) error {
 	if err := os.MkdirAll(mailDir, 0o750); err != nil {
 		return err
 	}
-	c, err := startChild("maildev", p.dirs.logFile("maildev"), bin,
+	c, err := startChild("maildev", p.dirs.logFile("maildev"), nil, bin,
 		"--ip", "127.0.0.1", "--smtp", strconv.Itoa(smtpPort),
 		"--web-ip", "127.0.0.1", "--web", strconv.Itoa(mailUIPort),
 		"--mail-directory", mailDir)

@@ -50,17 +50,9 @@ var (
 	redisAddr      = hostPort(redisPort)
 )
 
-// Credentials used when the environment does not provide them. They are
-// fine for a throw-away local platform and printed as dev defaults.
-//
-//nolint:gosec // G101: development defaults, documented as such; never used outside make run
-const (
-	adminEmail       = "admin@mercato.local"
-	devAdminPassword = "mercato-admin-dev"
-	devJWTSecret     = "mercato-local-dev-jwt-secret-do-not-use-in-production"
-	devWebhookSecret = "mercato-local-dev-webhook-secret-not-for-production"
-	devHashKey       = "mercato-local-dev-idempotency-hash-key-not-for-production"
-)
+// adminEmail is the admin account the user service ensures; its password
+// is one of the secrets (secrets.go).
+const adminEmail = "admin@mercato.local"
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
@@ -96,10 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-instances must be at least 1, not %d", o.instances)
 	}
 	var err error
-	if o.services, err = selectServices(*list); err != nil {
-		return o, err
-	}
-	o.secrets, err = secretsFromEnv()
+	o.services, err = selectServices(*list)
 	return o, err
 }
 
@@ -121,54 +110,25 @@ then stops everything:
 Logs go to .local/logs/<name>.log (appended). PostgreSQL and Redis data persist
 across runs; 'make clean' removes .local. One run per repository at a time.
 
-Environment:
+Secrets and credentials are generated on the first start into
+.local/secrets (folder 0700, files 0600) and reach the processes in their
+environment, never on a command line. These variables replace a file's:
   MERCATO_JWT_SECRET      token key shared by every service, at least 32 bytes
-                          (default: a fixed dev key)
   MERCATO_ADMIN_PASSWORD  password of %s, which the user service
-                          creates (default: %q)
+                          creates (8 to 72 bytes)
+  MERCATO_WEBHOOK_SECRET  the payment sandbox's webhook key, at least 32 bytes
   MERCATO_IDEMPOTENCY_HASH_KEY
                           the order service's key for the hashes of
                           Idempotency-Key requests, at least 32 bytes
-                          (default: a fixed dev key)
+
+Environment:
   MERCATO_CONSUL_BIN      Consul binary (default: consul on PATH, else bin/consul)
 
 Flags:
 `, postgresAddr, strings.Join(databases, ", "), redisAddr, consulAddr,
 		strings.Join(knownServiceNames(), ", bin/"), gatewayAddr, prometheusAddr, debianPrometheus,
-		adminEmail, devAdminPassword)
+		adminEmail)
 	fs.PrintDefaults()
-}
-
-// secretsFromEnv takes the shared credentials from the environment, falling
-// back to the dev defaults.
-func secretsFromEnv() (secrets, error) {
-	s := secrets{jwtSecret: devJWTSecret, webhookSecret: devWebhookSecret, hashKey: devHashKey, adminEmail: adminEmail, adminPassword: devAdminPassword}
-	if v := os.Getenv("MERCATO_WEBHOOK_SECRET"); v != "" {
-		if len(v) < 32 {
-			return s, fmt.Errorf("MERCATO_WEBHOOK_SECRET must be at least 32 bytes (it has %d); unset it to use the dev default", len(v))
-		}
-		s.webhookSecret = v
-	}
-	if v := os.Getenv("MERCATO_IDEMPOTENCY_HASH_KEY"); v != "" {
-		if len(v) < 32 {
-			return s, fmt.Errorf("MERCATO_IDEMPOTENCY_HASH_KEY must be at least 32 bytes (it has %d); unset it to use the dev default", len(v))
-		}
-		s.hashKey = v
-	}
-	if v := os.Getenv("MERCATO_JWT_SECRET"); v != "" {
-		// Checked here, once, rather than by every service failing to start.
-		if len(v) < 32 {
-			return s, fmt.Errorf("MERCATO_JWT_SECRET must be at least 32 bytes (it has %d); unset it to use the dev default", len(v))
-		}
-		s.jwtSecret, s.jwtFromEnv = v, true
-	}
-	if v := os.Getenv("MERCATO_ADMIN_PASSWORD"); v != "" {
-		if len(v) < 8 || len(v) > 72 {
-			return s, errors.New("MERCATO_ADMIN_PASSWORD must be 8 to 72 bytes long (the user service's password rule)")
-		}
-		s.adminPassword, s.adminFromEnv = v, true
-	}
-	return s, nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -208,6 +168,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer lock.release()
+
+	if opts.secrets, err = loadSecrets(filepath.Join(dirs.local, "secrets"), os.Getenv); err != nil {
+		fmt.Fprintln(stderr, "mercato-local: secrets:", err)
+		return 1
+	}
 
 	p := &platform{ui: ui, dirs: dirs, opts: opts}
 	if err := preflight(p); err != nil {
@@ -388,21 +353,13 @@ func printBanner(ctx context.Context, p *platform) {
 			line(label, "%s", u)
 		}
 	}
-	line("PostgreSQL", "%s  user postgres, no password; databases %s", postgresAddr, strings.Join(databases, ", "))
-	line("", "e.g. psql %s", p.postgres.URL(databases[0]))
+	sec := p.opts.secrets
+	line("PostgreSQL", "%s  databases %s, each owned by the role of its name", postgresAddr, strings.Join(databases, ", "))
+	line("", "e.g. PGPASSWORD=$(cat %s) psql -h 127.0.0.1 -p %d -U %s %s", sec.where(dbPasswordSpec(databases[0]).file), postgresPort, databases[0], databases[0])
 	line("Redis", "%s", redisAddr)
 	line("Logs", "%s%c<name>.log", p.dirs.logs, filepath.Separator)
-	sec := p.opts.secrets
-	if sec.adminFromEnv {
-		line("Admin", "%s / the password in MERCATO_ADMIN_PASSWORD", sec.adminEmail)
-	} else {
-		line("Admin", "%s / %s   (dev default; set MERCATO_ADMIN_PASSWORD to change)", sec.adminEmail, sec.adminPassword)
-	}
-	if sec.jwtFromEnv {
-		line("JWT secret", "from MERCATO_JWT_SECRET")
-	} else {
-		line("JWT secret", "%s   (dev default; set MERCATO_JWT_SECRET to change)", sec.jwtSecret)
-	}
+	line("Admin", "%s / password in %s", sec.adminEmail, sec.where("admin-password"))
+	line("Secrets", "%s%c  (folder 0700, files 0600; e.g. cat %s)", sec.dir, filepath.Separator, sec.where("admin-password"))
 	if slices.ContainsFunc(p.opts.services, func(s serviceSpec) bool { return s.name == "user" }) {
 		fmt.Fprintf(&b, "\n  Try it:\n    curl -s -X POST http://%s/api/v1/auth/register -H 'Content-Type: application/json' "+
 			`-d '{"email":"ada@example.com","password":"correct-horse-42","first_name":"Ada","last_name":"Lovelace"}'`+"\n", gatewayAddr)

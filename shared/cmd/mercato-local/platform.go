@@ -75,17 +75,18 @@ func (p *platform) start(ctx context.Context) error {
 	}
 	p.ui.step("starting PostgreSQL on %s (data in %s%s)", postgresAddr, p.dirs.rel(pgDir), note)
 	pg, err := localinfra.StartPostgres(ctx, localinfra.PostgresOptions{
-		Dir:     pgDir,
-		Port:    postgresPort,
-		LogFile: p.dirs.logFile("postgres"),
+		Dir:      pgDir,
+		Port:     postgresPort,
+		LogFile:  p.dirs.logFile("postgres"),
+		Password: p.opts.secrets.postgresPassword,
 	})
 	if err != nil {
 		return err
 	}
 	p.postgres = pg
-	p.ui.step("creating databases when missing: %s", strings.Join(databases, ", "))
+	p.ui.step("creating databases and their roles when missing: %s (each owned by the role of its name)", strings.Join(databases, ", "))
 	for _, db := range databases {
-		if err := pg.CreateDatabase(ctx, db); err != nil {
+		if err := pg.EnsureDatabase(ctx, db, db, p.opts.secrets.dbPassword(db)); err != nil {
 			return err
 		}
 	}
@@ -194,7 +195,7 @@ func (p *platform) startInstances(s serviceSpec, n int) ([]*child, error) {
 	bin := filepath.Join(p.dirs.root, "bin", s.name)
 	dbURL := ""
 	if s.db != "" {
-		dbURL = p.postgres.URL(s.db)
+		dbURL = p.postgres.RoleURL(s.db, p.opts.secrets.dbPassword(s.db), s.db)
 	}
 	var names []string
 	for i := 1; i <= n; i++ {
@@ -212,7 +213,7 @@ func (p *platform) startInstances(s serviceSpec, n int) ([]*child, error) {
 	}
 	var started []*child
 	for _, name := range names {
-		c, err := startChild(name, p.dirs.logFile(name), bin, s.args(dbURL, p.opts.secrets)...)
+		c, err := startChild(name, p.dirs.logFile(name), s.env(dbURL, p.opts.secrets), bin, s.args(p.opts.secrets)...)
 		if err != nil {
 			return started, err
 		}

@@ -102,8 +102,7 @@ func commandLine(procDir string) string {
 	if err != nil || len(b) == 0 {
 		b, _ = os.ReadFile(procDir + "/comm") //nolint:gosec // G304: a /proc entry
 	}
-	// Our own services carry secrets in their flags; keep them off screen.
-	s := strings.TrimSpace(strings.Join(redactArgs(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")), " "))
+	s := strings.TrimSpace(strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " "))
 	if len(s) > 100 {
 		s = s[:100] + "…"
 	}

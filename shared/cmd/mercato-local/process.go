@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,8 +26,10 @@ type child struct {
 	waitErr error         // valid after done is closed
 }
 
-// startChild runs bin with args, stdout and stderr appended to logPath.
-func startChild(name, logPath, bin string, args ...string) (*child, error) {
+// startChild runs bin with args, stdout and stderr appended to logPath, and
+// env (NAME=value: the child's secrets) added to our environment. args
+// show in ps and in the log, so they never hold a secret.
+func startChild(name, logPath string, env []string, bin string, args ...string) (*child, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) //nolint:gosec // G304: a log file in .local/logs
 	if err != nil {
 		return nil, fmt.Errorf("%s: open log: %w", name, err)
@@ -39,10 +42,13 @@ func startChild(name, logPath, bin string, args ...string) (*child, error) {
 	}
 	// Logs are appended across runs; mark where this run begins.
 	fmt.Fprintf(f, "\n=== mercato-local: starting %s at %s: %s %s\n",
-		name, time.Now().Format(time.RFC3339), bin, strings.Join(redactArgs(args), " "))
+		name, time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
 
 	cmd := exec.Command(bin, args...) //nolint:gosec // G204: one of our own binaries in bin/, or MailDev/Prometheus found by make deps
 	cmd.Stdout, cmd.Stderr = f, f     // stdin stays /dev/null: nothing here needs a terminal
+	if len(env) > 0 {
+		cmd.Env = append(inheritedEnv(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Own process group: Ctrl-C in the terminal reaches only us, and we
 		// stop the children in order (services before the infrastructure
@@ -63,17 +69,13 @@ func startChild(name, logPath, bin string, args ...string) (*child, error) {
 	return c, nil
 }
 
-// redactArgs hides the values of secret flags in what we write to logs.
-func redactArgs(args []string) []string {
-	out := make([]string, len(args))
-	copy(out, args)
-	for i := 0; i+1 < len(out); i++ {
-		switch out[i] {
-		case "-jwt-secret", "-admin-password", "-webhook-secret", "-idempotency-hash-key":
-			out[i+1] = "(redacted)"
-		}
-	}
-	return out
+// inheritedEnv is our environment without the secrets' variables: a child
+// gets only the secrets it is given.
+func inheritedEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(secretSpecs, func(s secretSpec) bool { return s.env == name })
+	})
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }

@@ -175,7 +175,7 @@ func startPrometheus(ctx context.Context, bin, dir, targetsFile, logPath string)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("prometheus: %w", err)
 	}
-	c, err := startChild("prometheus", logPath, bin,
+	c, err := startChild("prometheus", logPath, nil, bin,
 		"--config.file", cfgPath,
 		"--storage.tsdb.path", filepath.Join(dir, "data"),
 		"--web.listen-address", prometheusAddr,

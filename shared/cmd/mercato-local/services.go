@@ -20,17 +20,20 @@ type serviceSpec struct {
 	// instance takes a free port and registers that port in Consul.
 	httpAddr string
 	// extraArgs returns the flags this service needs beyond the common ones
-	// (-http-addr, -consul-addr, -database-url, -redis-addr, -jwt-secret).
+	// (-http-addr, -consul-addr, -redis-addr); never a secret.
 	extraArgs func(secrets) []string
+	// extraEnv returns the secrets this service needs beyond the common ones
+	// (MERCATO_JWT_SECRET, MERCATO_DATABASE_URL), as NAME=value.
+	extraEnv func(secrets) []string
 }
 
 // services are the backend services, started before the gateway in this
 // order. Each entry is one line so a new service joins by adding one.
 var services = []serviceSpec{
-	{name: "user", db: "user_db", extraArgs: adminArgs},
+	{name: "user", db: "user_db", extraArgs: adminArgs, extraEnv: adminEnv},
 	{name: "product", db: "product_db", extraArgs: productArgs},
-	{name: "payment", db: "payment_db", extraArgs: paymentArgs},
-	{name: "order", db: "order_db", extraArgs: orderArgs},
+	{name: "payment", db: "payment_db", extraEnv: paymentEnv},
+	{name: "order", db: "order_db", extraEnv: orderEnv},
 	{name: "notification", db: "notification_db"},
 }
 
@@ -47,38 +50,24 @@ var databases = []string{
 // gateway is the public front door; it always runs, alone, on the seed's port.
 var gateway = serviceSpec{name: "gateway", instances: 1, httpAddr: gatewayAddr}
 
-// secrets are the credentials every service shares for this run.
-type secrets struct {
-	jwtSecret     string
-	webhookSecret string // signs the sandbox payment provider's webhooks
-	hashKey       string // keys the order service's hashes of Idempotency-Key requests
-	jwtFromEnv    bool   // from MERCATO_JWT_SECRET rather than the dev default
-	adminEmail    string
-	adminPassword string
-	adminFromEnv  bool // from MERCATO_ADMIN_PASSWORD rather than the dev default
-}
-
 // adminArgs makes the user service ensure an admin account at start-up, so a
-// fresh local platform can be administered right away.
-func adminArgs(s secrets) []string {
-	return []string{"-admin-email", s.adminEmail, "-admin-password", s.adminPassword}
-}
+// fresh local platform can be administered right away; its password goes in
+// the environment (adminEnv).
+func adminArgs(s secrets) []string { return []string{"-admin-email", s.adminEmail} }
+
+func adminEnv(s secrets) []string { return []string{"MERCATO_ADMIN_PASSWORD=" + s.adminPassword} }
 
 // productArgs seeds the demo catalogue once, so a fresh platform has
 // something to browse and buy.
 func productArgs(secrets) []string { return []string{"-seed-demo"} }
 
-// paymentArgs gives every payment instance the same webhook secret; its
+// paymentEnv gives every payment instance the same webhook secret; its
 // default webhook URL (through the gateway on :3000) suits a local run.
-func paymentArgs(s secrets) []string {
-	return []string{"-webhook-secret", s.webhookSecret}
-}
+func paymentEnv(s secrets) []string { return []string{"MERCATO_WEBHOOK_SECRET=" + s.webhookSecret} }
 
-// orderArgs gives every order instance the same key for its request hashes,
+// orderEnv gives every order instance the same key for its request hashes,
 // so a repeat that reaches another instance is recognised.
-func orderArgs(s secrets) []string {
-	return []string{"-idempotency-hash-key", s.hashKey}
-}
+func orderEnv(s secrets) []string { return []string{"MERCATO_IDEMPOTENCY_HASH_KEY=" + s.hashKey} }
 
 // knownServiceNames lists the names -services accepts.
 func knownServiceNames() []string {
@@ -121,8 +110,9 @@ func (s serviceSpec) instanceCount(n int) int {
 	return n
 }
 
-// args is the command line of one instance of s.
-func (s serviceSpec) args(databaseURL string, sec secrets) []string {
+// args is the command line of one instance of s: everyone may read it
+// (ps), so it holds no secret.
+func (s serviceSpec) args(sec secrets) []string {
 	addr := s.httpAddr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -131,13 +121,22 @@ func (s serviceSpec) args(databaseURL string, sec secrets) []string {
 		"-http-addr", addr,
 		"-consul-addr", consulAddr,
 		"-redis-addr", redisAddr,
-		"-jwt-secret", sec.jwtSecret,
-	}
-	if s.db != "" {
-		args = append(args, "-database-url", databaseURL)
 	}
 	if s.extraArgs != nil {
 		args = append(args, s.extraArgs(sec)...)
 	}
 	return args
+}
+
+// env is what one instance of s gets in its environment beyond
+// mercato-local's own: its secrets, as NAME=value.
+func (s serviceSpec) env(databaseURL string, sec secrets) []string {
+	env := []string{"MERCATO_JWT_SECRET=" + sec.jwtSecret}
+	if s.db != "" {
+		env = append(env, "MERCATO_DATABASE_URL="+databaseURL)
+	}
+	if s.extraEnv != nil {
+		env = append(env, s.extraEnv(sec)...)
+	}
+	return env
 }

@@ -29,7 +29,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		EnvExample: "MERCATO_DATABASE_URL", Addr: "127.0.0.1:3001", NeedDB: true})
 	var (
 		adminEmail      = fs.String("admin-email", "", "email of the admin account ensured at start (with -admin-password)")
-		adminPassword   = fs.String("admin-password", "", "password of that admin account (8-72 bytes); it replaces the account's password if it differs. Prefer MERCATO_ADMIN_PASSWORD: flags show in ps")
+		adminPassword   = fs.Secret("admin-password", "password of that admin account (8-72 bytes); it replaces the account's password if it differs")
 		accessTokenTTL  = fs.Duration("access-token-ttl", 15*time.Minute, "lifetime of access tokens (JWT)")
 		refreshTokenTTL = fs.Duration("refresh-token-ttl", 720*time.Hour, "lifetime of refresh tokens")
 		bcryptCost      = fs.Int("bcrypt-cost", 10, "bcrypt cost of password hashes (4-31); 10 takes about 60 ms, 12 about 230 ms")

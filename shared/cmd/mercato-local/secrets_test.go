@@ -1,0 +1,101 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSecretsGeneratedOnce: the first start writes every secret, random and
+// readable by this user alone; later starts read the same; a variable
+// overrides its file.
+func TestSecretsGeneratedOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "secrets")
+	noEnv := func(string) string { return "" }
+	first, err := loadSecrets(dir, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("secrets folder: %v, %v; want mode 0700", st.Mode(), err)
+	}
+	for _, spec := range secretSpecs {
+		v := *spec.field(&first)
+		if len(v) < spec.minLen || (spec.maxLen > 0 && len(v) > spec.maxLen) {
+			t.Errorf("%s: generated %d bytes", spec.file, len(v))
+		}
+		st, err := os.Stat(filepath.Join(dir, spec.file))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 0600", spec.file, st.Mode(), err)
+		}
+	}
+	if first.jwtSecret == first.webhookSecret || first.jwtSecret == first.hashKey {
+		t.Error("two secrets are the same")
+	}
+	second, err := loadSecrets(dir, noEnv)
+	if err != nil || second.jwtSecret != first.jwtSecret || second.adminPassword != first.adminPassword {
+		t.Errorf("second start: %v; secrets changed", err)
+	}
+	if w := second.where("admin-password"); w != filepath.Join(dir, "admin-password") {
+		t.Errorf("where = %q", w)
+	}
+
+	env := map[string]string{"MERCATO_JWT_SECRET": strings.Repeat("e", 32)}
+	third, err := loadSecrets(dir, func(k string) string { return env[k] })
+	if err != nil || third.jwtSecret != env["MERCATO_JWT_SECRET"] || third.where("jwt-secret") != "from MERCATO_JWT_SECRET" {
+		t.Errorf("override: %v, %q", err, third.where("jwt-secret"))
+	}
+	env["MERCATO_JWT_SECRET"] = "short"
+	if _, err := loadSecrets(dir, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "MERCATO_JWT_SECRET") {
+		t.Errorf("short override: %v", err)
+	}
+}
+
+// TestChildShowsNoSecret starts a child the way the platform starts a
+// service, then looks for each secret's value where every user of the host
+// can: its command line (/proc/PID/cmdline) and its log. The secrets must
+// be in its environment, which only this user can read.
+func TestChildShowsNoSecret(t *testing.T) {
+	sec := secrets{jwtSecret: "jwt-key-0123456789abcdef0123456789", adminEmail: "a@b", adminPassword: "admin-pw-0123456789",
+		hashKey: "hash-key-0123456789abcdef0123456789", webhookSecret: "webhook-0123456789abcdef0123456789"}
+	values := []string{sec.jwtSecret, sec.adminPassword, sec.hashKey, sec.webhookSecret, "db-pw-0123456789"}
+	for _, s := range append(slices.Clone(services), gateway) {
+		log := filepath.Join(t.TempDir(), s.name+".log")
+		// sh prints a line and waits: its arguments are the service's.
+		c, err := startChild(s.name, log, s.env("postgres://u:db-pw-0123456789@h/db", sec), "/bin/sh",
+			append([]string{"-c", "echo started; sleep 30", "sh"}, s.args(sec)...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid()), "cmdline"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid()), "environ"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.stop(5 * time.Second); err != nil {
+			t.Errorf("%s: stop: %v", s.name, err)
+		}
+		logged, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range values {
+			if strings.Contains(string(cmdline), v) {
+				t.Errorf("%s: secret %q on the command line: %q", s.name, v, cmdline)
+			}
+			if strings.Contains(string(logged), v) {
+				t.Errorf("%s: secret %q in the log:\n%s", s.name, v, logged)
+			}
+		}
+		if !strings.Contains(string(environ), "MERCATO_JWT_SECRET="+sec.jwtSecret) {
+			t.Errorf("%s: the JWT secret is not in the environment", s.name)
+		}
+	}
+}
