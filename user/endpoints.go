@@ -120,7 +120,8 @@ func MakeLogoutEndpoint(s Service) endpoint.Endpoint {
 		if err := req.validate(); err != nil {
 			return logoutResponse{}, err
 		}
-		return logoutResponse{}, s.Logout(ctx, userID, req.RefreshToken)
+		access, _ := auth.AccessTokenFromContext(ctx) // Authenticate put it there with the caller
+		return logoutResponse{}, s.Logout(ctx, userID, access, req.RefreshToken)
 	})
 }
 
@@ -216,7 +217,9 @@ func (e Endpoints) Refresh(ctx context.Context, refreshToken string) (TokenPair,
 	return out.TokenPair, err
 }
 
-func (e Endpoints) Logout(ctx context.Context, _ string, refreshToken string) error {
+// Logout ends the session of the bearer token ctx carries; that token is the
+// one the server revokes, so access is not sent.
+func (e Endpoints) Logout(ctx context.Context, _ string, _ auth.AccessToken, refreshToken string) error {
 	_, err := endpointkit.Call[logoutResponse](ctx, e.LogoutEndpoint, refreshRequest{RefreshToken: refreshToken})
 	return err
 }
