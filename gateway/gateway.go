@@ -108,14 +108,15 @@ func (g *Gateway) handler(rt Route) http.Handler {
 	})
 }
 
-// identify verifies the bearer token, if any. A token that is present but
+// identify checks the bearer token, if any (auth.Tokens.Check: signature,
+// expiry, and the denylist of revoked tokens). A token that is present but
 // bad is refused even on public routes: the client believes it is signed in.
 func (g *Gateway) identify(r *http.Request) (auth.Identity, bool, error) {
 	tok := auth.BearerToken(r.Header)
 	if tok == "" {
 		return auth.Identity{}, false, nil
 	}
-	id, err := g.tokens.Verify(tok)
+	id, _, err := g.tokens.Check(r.Context(), tok)
 	if err != nil {
 		return auth.Identity{}, false, err
 	}

@@ -100,7 +100,8 @@ func MakeRefreshEndpoint(s Service) endpoint.Endpoint {
 // MakeLogoutEndpoint returns the endpoint of Service.Logout for the caller.
 func MakeLogoutEndpoint(s Service) endpoint.Endpoint {
 	return endpointkit.ValidatedCaller(refreshRequest.validate, func(ctx context.Context, c auth.Identity, req refreshRequest) (logoutResponse, error) {
-		return logoutResponse{}, s.Logout(ctx, c.UserID, req.RefreshToken)
+		access, _ := auth.AccessTokenFromContext(ctx) // Authenticate put it there with the caller
+		return logoutResponse{}, s.Logout(ctx, c.UserID, access, req.RefreshToken)
 	})
 }
 
@@ -187,7 +188,9 @@ func (e Endpoints) Refresh(ctx context.Context, refreshToken string) (TokenPair,
 	return out.TokenPair, err
 }
 
-func (e Endpoints) Logout(ctx context.Context, _ string, refreshToken string) error {
+// Logout ends the session of the bearer token ctx carries; that token is the
+// one the server revokes, so access is not sent.
+func (e Endpoints) Logout(ctx context.Context, _ string, _ auth.AccessToken, refreshToken string) error {
 	_, err := endpointkit.Call[logoutResponse](ctx, e.LogoutEndpoint, refreshRequest{RefreshToken: refreshToken})
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/logging"
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
@@ -47,9 +48,9 @@ func (mw *loggingMiddleware) Refresh(ctx context.Context, refreshToken string) (
 	return mw.next.Refresh(ctx, refreshToken)
 }
 
-func (mw *loggingMiddleware) Logout(ctx context.Context, userID, refreshToken string) (err error) {
+func (mw *loggingMiddleware) Logout(ctx context.Context, userID string, access auth.AccessToken, refreshToken string) (err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "Logout", begin, err, "user_id", userID) }(time.Now())
-	return mw.next.Logout(ctx, userID, refreshToken)
+	return mw.next.Logout(ctx, userID, access, refreshToken)
 }
 
 func (mw *loggingMiddleware) GetProfile(ctx context.Context, userID string) (u User, err error) {
@@ -146,6 +147,8 @@ func result(err error) string {
 		return "reused"
 	case errors.Is(err, ErrUserInactive):
 		return "inactive"
+	case errors.Is(err, ErrLoginThrottled):
+		return "throttled"
 	default:
 		return "error"
 	}
@@ -177,9 +180,9 @@ func (mw *instrumentingMiddleware) Refresh(ctx context.Context, refreshToken str
 	return mw.next.Refresh(ctx, refreshToken)
 }
 
-func (mw *instrumentingMiddleware) Logout(ctx context.Context, userID, refreshToken string) (err error) {
+func (mw *instrumentingMiddleware) Logout(ctx context.Context, userID string, access auth.AccessToken, refreshToken string) (err error) {
 	defer func(begin time.Time) { mw.m.Duration.Observe("Logout", begin, err) }(time.Now())
-	return mw.next.Logout(ctx, userID, refreshToken)
+	return mw.next.Logout(ctx, userID, access, refreshToken)
 }
 
 func (mw *instrumentingMiddleware) GetProfile(ctx context.Context, userID string) (u User, err error) {

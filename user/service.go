@@ -37,7 +37,9 @@ type Service interface {
 	Register(ctx context.Context, r Registration) (User, error)
 	Login(ctx context.Context, email, password string) (TokenPair, error)
 	Refresh(ctx context.Context, refreshToken string) (TokenPair, error)
-	Logout(ctx context.Context, userID, refreshToken string) error
+	// Logout ends the caller's session: the refresh token's and the access
+	// token the caller presented (access), which stops working at once.
+	Logout(ctx context.Context, userID string, access auth.AccessToken, refreshToken string) error
 
 	GetProfile(ctx context.Context, userID string) (User, error)
 	UpdateProfile(ctx context.Context, userID string, p ProfileUpdate) (User, error)
@@ -201,6 +203,15 @@ type Options struct {
 	BcryptCost int
 	// RefreshTokenTTL defaults to 30 days.
 	RefreshTokenTTL time.Duration
+	// Revoker records the access tokens that logouts revoke (main gives the
+	// *auth.Denylist the gateway and the services check). Nil leaves access
+	// tokens working until they expire, as tests of other things may.
+	Revoker Revoker
+}
+
+// Revoker revokes access tokens before their expiry (*auth.Denylist).
+type Revoker interface {
+	Revoke(ctx context.Context, at auth.AccessToken) error
 }
 
 // withDefaults fills in the zero values and checks the rest.
@@ -225,6 +236,7 @@ type service struct {
 	tokens     *auth.Tokens
 	cost       int
 	refreshTTL time.Duration
+	revoker    Revoker // nil: access tokens outlive a logout until they expire
 	// dummyHash is compared against when the email is unknown, so a login
 	// takes as long for a missing account as for a wrong password and does
 	// not reveal which emails are registered.
@@ -242,7 +254,8 @@ func NewService(repo Repository, tokens *auth.Tokens, opts Options) (Service, er
 	if err != nil {
 		return nil, err
 	}
-	return &service{repo: repo, tokens: tokens, cost: opts.BcryptCost, refreshTTL: opts.RefreshTokenTTL, dummyHash: dummy}, nil
+	return &service{repo: repo, tokens: tokens, cost: opts.BcryptCost, refreshTTL: opts.RefreshTokenTTL,
+		revoker: opts.Revoker, dummyHash: dummy}, nil
 }
 
 // NormalizeEmail is the form emails are stored and looked up in.
@@ -354,8 +367,11 @@ func (s *service) reused(ctx context.Context, familyID string) error {
 }
 
 // Logout ends the session the refresh token belongs to: its whole family, so
-// no earlier or later token of that login keeps working.
-func (s *service) Logout(ctx context.Context, userID, refreshToken string) error {
+// no earlier or later token of that login keeps working, and the access token
+// the caller presented. The access token is revoked first: if that cannot be
+// recorded the logout fails and changes nothing, so the client knows to retry
+// rather than believe a token it may have leaked is dead.
+func (s *service) Logout(ctx context.Context, userID string, access auth.AccessToken, refreshToken string) error {
 	t, err := s.repo.RefreshTokenByHash(ctx, hashToken(refreshToken))
 	if errors.Is(err, ErrNotFound) {
 		return ErrInvalidRefreshToken
@@ -367,6 +383,11 @@ func (s *service) Logout(ctx context.Context, userID, refreshToken string) error
 	// not learn that it exists, let alone end that session.
 	if t.UserID != userID {
 		return ErrInvalidRefreshToken
+	}
+	if s.revoker != nil {
+		if err := s.revoker.Revoke(ctx, access); err != nil {
+			return err
+		}
 	}
 	return s.repo.RevokeRefreshTokenFamily(ctx, t.FamilyID)
 }

@@ -227,14 +227,14 @@ func TestLogout(t *testing.T) {
 	bobPair, _ := svc.Login(ctx, "bob@example.com", "password123")
 
 	// Bob cannot end Ada's session, and learns nothing about her token.
-	if err := svc.Logout(ctx, bob.ID, adaPair.RefreshToken); !errors.Is(err, ErrInvalidRefreshToken) {
+	if err := svc.Logout(ctx, bob.ID, auth.AccessToken{}, adaPair.RefreshToken); !errors.Is(err, ErrInvalidRefreshToken) {
 		t.Errorf("logout with another user's token: err = %v, want ErrInvalidRefreshToken", err)
 	}
-	if err := svc.Logout(ctx, ada.ID, "unknown"); !errors.Is(err, ErrInvalidRefreshToken) {
+	if err := svc.Logout(ctx, ada.ID, auth.AccessToken{}, "unknown"); !errors.Is(err, ErrInvalidRefreshToken) {
 		t.Errorf("logout with unknown token: err = %v, want ErrInvalidRefreshToken", err)
 	}
 
-	if err := svc.Logout(ctx, ada.ID, adaPair.RefreshToken); err != nil {
+	if err := svc.Logout(ctx, ada.ID, auth.AccessToken{}, adaPair.RefreshToken); err != nil {
 		t.Fatalf("logout: %v", err)
 	}
 	if _, err := svc.Refresh(ctx, adaPair.RefreshToken); err == nil {
@@ -242,6 +242,56 @@ func TestLogout(t *testing.T) {
 	}
 	if _, err := svc.Refresh(ctx, bobPair.RefreshToken); err != nil {
 		t.Errorf("Bob's session ended by Ada's logout: %v", err)
+	}
+}
+
+// fakeRevoker records revoked access tokens, or fails with err.
+type fakeRevoker struct {
+	revoked []auth.AccessToken
+	err     error
+}
+
+func (f *fakeRevoker) Revoke(_ context.Context, at auth.AccessToken) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.revoked = append(f.revoked, at)
+	return nil
+}
+
+// TestLogoutRevokesAccessToken: the access token presented is revoked with
+// the session, and a revocation that cannot be recorded fails the logout
+// before the session ends, so the client retries instead of trusting it.
+func TestLogoutRevokesAccessToken(t *testing.T) {
+	ctx := context.Background()
+	tokens, _ := auth.NewTokens([]byte(testSecret), 15*time.Minute)
+	revoker := &fakeRevoker{}
+	svc, err := NewService(newFakeRepo(), tokens, Options{BcryptCost: bcrypt.MinCost, Revoker: revoker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ada := mustRegister(t, svc, "ada@example.com")
+	pair, _ := svc.Login(ctx, "ada@example.com", "password123")
+	access := auth.AccessToken{ID: "jti-1", ExpiresAt: time.Now().Add(time.Minute)}
+
+	revoker.err = auth.ErrRevocationUnavailable
+	if err := svc.Logout(ctx, ada.ID, access, pair.RefreshToken); !errors.Is(err, auth.ErrRevocationUnavailable) {
+		t.Fatalf("logout while the denylist is down: err = %v, want ErrRevocationUnavailable", err)
+	}
+	if len(revoker.revoked) != 0 {
+		t.Fatalf("revoked %v although the revoker failed", revoker.revoked)
+	}
+	next, err := svc.Refresh(ctx, pair.RefreshToken)
+	if err != nil {
+		t.Fatalf("a failed logout ended the session: %v", err)
+	}
+
+	revoker.err = nil
+	if err := svc.Logout(ctx, ada.ID, access, next.RefreshToken); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	if !slices.Equal(revoker.revoked, []auth.AccessToken{access}) {
+		t.Errorf("revoked %v, want [%v]", revoker.revoked, access)
 	}
 }
 

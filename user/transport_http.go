@@ -3,8 +3,10 @@ package user
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
@@ -25,6 +27,7 @@ var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrInvalidRefreshToken, Status: http.StatusUnauthorized, Code: "invalid_refresh_token"},
 	{Err: ErrRefreshTokenReused, Status: http.StatusUnauthorized, Code: "refresh_token_reused"},
 	{Err: ErrUserInactive, Status: http.StatusForbidden, Code: "user_inactive"},
+	{Err: ErrLoginThrottled, Status: http.StatusTooManyRequests, Code: "login_throttled"}, // with Retry-After
 }
 
 // isBusinessError reports whether err is an expected answer (a domain error
@@ -35,7 +38,7 @@ func isBusinessError(err error) bool { return httpkit.IsClientError(err, errorMa
 
 // MakeHTTPHandler adds the user service's routes to r.
 func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
-	routes := httpkit.NewRoutes(r, httpkit.APIPrefix, logger, errorMappings, auth.HTTPToContext)
+	routes := httpkit.NewRoutes(r, httpkit.APIPrefix, logger, errorMappings, auth.HTTPToContext, clientAddressToContext)
 
 	routes.Handle(http.MethodPost, "/auth/register", e.RegisterEndpoint, httpkit.DecodeJSONRequest[registerRequest])
 	routes.Handle(http.MethodPost, "/auth/login", e.LoginEndpoint, httpkit.DecodeJSONRequest[loginRequest])
@@ -49,6 +52,29 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 	routes.Handle(http.MethodDelete, "/users/me/addresses/{id}", e.DeleteAddressEndpoint, httpkit.DecodeIDRequest[deleteAddressRequest])
 	routes.Handle(http.MethodGet, "/users", e.ListUsersEndpoint, httpkit.DecodePageRequest)
 	routes.Handle(http.MethodGet, "/internal/users/{id}", e.GetUserEndpoint, httpkit.DecodeIDRequest[getUserRequest])
+}
+
+// clientAddressToContext is a go-kit ServerBefore function that puts the
+// client's address, which the login throttle counts failures by, in the
+// context: the last X-Forwarded-For entry, the one the gateway appended
+// from the connection it accepted (earlier entries are whatever the client
+// sent), else the connection's own address. A caller that bypasses the
+// gateway can choose the address it is counted under; the per-account
+// ceiling of the throttle does not depend on it.
+func clientAddressToContext(ctx context.Context, r *http.Request) context.Context {
+	if fwd := r.Header.Values("X-Forwarded-For"); len(fwd) > 0 {
+		last := fwd[len(fwd)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		if a, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
+			return WithClientAddress(ctx, a.Unmap().WithZone("").String())
+		}
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return WithClientAddress(ctx, ap.Addr().Unmap().WithZone("").String())
+	}
+	return ctx
 }
 
 // Server decoders.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 )
 
 // Role is what a user may do.
@@ -60,6 +61,9 @@ var (
 	ErrUnauthenticated = &Error{http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required"}
 	// ErrTokenExpired: a token that verified once but is past its expiry.
 	ErrTokenExpired = &Error{http.StatusUnauthorized, "token_expired", "the access token has expired"}
+	// ErrTokenRevoked: a token that verifies but was revoked (its session
+	// logged out) before its expiry.
+	ErrTokenRevoked = &Error{http.StatusUnauthorized, "token_revoked", "the access token has been revoked; log in again"}
 	// ErrForbidden: a verified caller without the rights for this action.
 	ErrForbidden = &Error{http.StatusForbidden, "forbidden", "you are not allowed to do this"}
 )
@@ -71,9 +75,19 @@ const MinKeyBytes = 32
 
 // Tokens issues and verifies HS256 access tokens.
 type Tokens struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	key      []byte
+	ttl      time.Duration
+	now      func() time.Time
+	denylist *Denylist // nil: Check does not look for revoked tokens
+}
+
+// AccessToken is what identifies one verified access token apart from whom
+// it names: its id (the JWT's jti) and its expiry, which revoking it needs.
+// Tokens issued before ids were added have none and cannot be revoked; they
+// expire within one TTL of the change.
+type AccessToken struct {
+	ID        string
+	ExpiresAt time.Time
 }
 
 // NewTokens returns Tokens signing with key; tokens live for ttl.
@@ -90,6 +104,14 @@ func NewTokens(key []byte, ttl time.Duration) (*Tokens, error) {
 // TTL is how long an issued token lives.
 func (t *Tokens) TTL() time.Duration { return t.ttl }
 
+// WithDenylist returns Tokens like t whose Check (and so Authenticate) also
+// refuses tokens revoked in d, with ErrTokenRevoked.
+func (t *Tokens) WithDenylist(d *Denylist) *Tokens {
+	c := *t
+	c.denylist = d
+	return &c
+}
+
 type claims struct {
 	Email string `json:"email"`
 	Role  Role   `json:"role"`
@@ -104,13 +126,35 @@ func (t *Tokens) Issue(id Identity) (string, error) {
 		Subject:   id.UserID,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
+		ID:        uuid.NewString(), // what a logout revokes (Denylist)
 	}}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.key)
 }
 
 // Verify checks token's signature, algorithm, issuer and expiry and returns
-// the identity it carries.
+// the identity it carries. It does not look at the denylist: Check does.
 func (t *Tokens) Verify(token string) (Identity, error) {
+	id, _, err := t.verify(token)
+	return id, err
+}
+
+// Check verifies token as Verify does and then, when t has a denylist
+// (WithDenylist), refuses it with ErrTokenRevoked if it was revoked. It is
+// what the gateway and Authenticate call before letting a request through.
+// When the denylist cannot be read, Check lets the token through (see
+// Denylist.Revoked for why), and the denylist logs it.
+func (t *Tokens) Check(ctx context.Context, token string) (Identity, AccessToken, error) {
+	id, at, err := t.verify(token)
+	if err != nil {
+		return Identity{}, AccessToken{}, err
+	}
+	if t.denylist != nil && t.denylist.Revoked(ctx, at.ID) {
+		return Identity{}, AccessToken{}, ErrTokenRevoked
+	}
+	return id, at, nil
+}
+
+func (t *Tokens) verify(token string) (Identity, AccessToken, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -120,17 +164,19 @@ func (t *Tokens) Verify(token string) (Identity, error) {
 	)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return Identity{}, ErrTokenExpired
+		return Identity{}, AccessToken{}, ErrTokenExpired
 	case err != nil:
-		return Identity{}, ErrUnauthenticated
+		return Identity{}, AccessToken{}, ErrUnauthenticated
 	case c.Subject == "" || !c.Role.Valid():
-		return Identity{}, ErrUnauthenticated
+		return Identity{}, AccessToken{}, ErrUnauthenticated
 	}
-	return Identity{UserID: c.Subject, Email: c.Email, Role: c.Role}, nil
+	return Identity{UserID: c.Subject, Email: c.Email, Role: c.Role},
+		AccessToken{ID: c.ID, ExpiresAt: c.ExpiresAt.Time}, nil
 }
 
 type tokenKey struct{}
 type identityKey struct{}
+type accessTokenKey struct{}
 
 // BearerToken extracts the token of an "Authorization: Bearer …" header.
 func BearerToken(h http.Header) string {
@@ -183,9 +229,17 @@ func FromContext(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
-// Authenticate is endpoint middleware that verifies the token HTTPToContext
-// put in the context and stores the identity; without a valid token the
-// endpoint is not called.
+// AccessTokenFromContext returns the verified access token of the request,
+// as Authenticate stored it: what a logout revokes.
+func AccessTokenFromContext(ctx context.Context) (AccessToken, bool) {
+	at, ok := ctx.Value(accessTokenKey{}).(AccessToken)
+	return at, ok
+}
+
+// Authenticate is endpoint middleware that checks the token HTTPToContext
+// put in the context (Tokens.Check: signature, expiry and, with a denylist,
+// revocation) and stores the identity and the token's AccessToken; without
+// a valid token the endpoint is not called.
 func Authenticate(t *Tokens) endpoint.Middleware {
 	return func(next endpoint.Endpoint) endpoint.Endpoint {
 		return func(ctx context.Context, request any) (any, error) {
@@ -193,11 +247,11 @@ func Authenticate(t *Tokens) endpoint.Middleware {
 			if tok == "" {
 				return nil, ErrUnauthenticated
 			}
-			id, err := t.Verify(tok)
+			id, at, err := t.Check(ctx, tok)
 			if err != nil {
 				return nil, err
 			}
-			return next(NewContext(ctx, id), request)
+			return next(context.WithValue(NewContext(ctx, id), accessTokenKey{}, at), request)
 		}
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -54,6 +56,15 @@ type Coded interface {
 type Detailed interface {
 	error
 	ErrorDetails() map[string]any
+}
+
+// Delayed is implemented by errors that tell the client when it may try
+// again (a throttled login). The error encoder sends RetryAfter, in whole
+// seconds rounded up, as the Retry-After header, wherever the error sits in
+// the chain.
+type Delayed interface {
+	error
+	RetryAfter() time.Duration
 }
 
 // NewError returns an Error with status, code and message.
@@ -128,11 +139,16 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 	return Internal()
 }
 
-// withDetails gives e the details of the first Detailed error in err's chain.
+// withDetails gives e the details of the first Detailed error in err's
+// chain, and the Retry-After of the first Delayed one.
 func withDetails(e *Error, err error) *Error {
 	var d Detailed
 	if errors.As(err, &d) {
 		e.Details = d.ErrorDetails()
+	}
+	var delayed Delayed
+	if errors.As(err, &delayed) {
+		e.RetryAfter = max(1, int(math.Ceil(delayed.RetryAfter().Seconds())))
 	}
 	return e
 }

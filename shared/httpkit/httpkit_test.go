@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -221,6 +222,28 @@ func TestRetryAfterHeader(t *testing.T) {
 	WriteError(rec, e)
 	if rec.Header().Get("Retry-After") != "7" || rec.Code != 429 {
 		t.Fatalf("got %d Retry-After=%q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}
+
+// delayedErr is a domain error that says when to retry.
+type delayedErr struct{ wait time.Duration }
+
+func (e delayedErr) Error() string             { return "throttled" }
+func (e delayedErr) RetryAfter() time.Duration { return e.wait }
+
+var errThrottled = errors.New("throttled")
+
+func (e delayedErr) Is(target error) bool { return target == errThrottled }
+
+// TestDelayedErrorRetryAfter: a mapped domain error with RetryAfter() gets
+// the Retry-After header, in whole seconds rounded up and at least 1.
+func TestDelayedErrorRetryAfter(t *testing.T) {
+	m := ErrorMapping{Err: errThrottled, Status: 429, Code: "login_throttled"}
+	for wait, want := range map[time.Duration]int{1500 * time.Millisecond: 2, time.Millisecond: 1, 8 * time.Second: 8} {
+		e := ToError(context.Background(), log.NewNopLogger(), fmt.Errorf("login: %w", delayedErr{wait}), m)
+		if e.Status != 429 || e.Code != "login_throttled" || e.RetryAfter != want {
+			t.Errorf("wait %v: %d %s Retry-After %d, want 429 login_throttled %d", wait, e.Status, e.Code, e.RetryAfter, want)
+		}
 	}
 }
 

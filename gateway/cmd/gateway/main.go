@@ -53,6 +53,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Logged-out tokens are refused before anything is forwarded.
+	tokens = tokens.WithDenylist(auth.NewDenylist(rdb, logger))
 
 	// Routes.
 	in.Checks["consul"] = func(context.Context) error { _, err := consul.Status().Leader(); return err }

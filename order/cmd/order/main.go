@@ -93,6 +93,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Logged-out tokens are refused here too, not only at the gateway.
+	tokens = tokens.WithDenylist(auth.NewDenylist(rdb, logger))
 	svc, err := order.NewService(repo, inventory, payments, tokens, order.Options{
 		RequestHashKey: []byte(*hashKey), TaxRateBasisPoints: *taxRate, ShippingFee: fee,
 		ReservationTTL: *reservationTTL,

@@ -88,6 +88,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Logged-out tokens are refused here too, not only at the gateway.
+	tokens = tokens.WithDenylist(auth.NewDenylist(rdb, logger))
 	router := in.Router()
 	product.MakeHTTPHandler(router, product.MakeServerEndpoints(svc, tokens), logger)
 

@@ -61,12 +61,23 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Logout revokes access tokens in the denylist; the service refuses
+	// revoked ones too, not only the gateway.
+	denylist := auth.NewDenylist(rdb, logger)
+	tokens = tokens.WithDenylist(denylist)
 	repo := postgres.New(db)
-	opts := user.Options{BcryptCost: *bcryptCost, RefreshTokenTTL: *refreshTokenTTL}
+	opts := user.Options{BcryptCost: *bcryptCost, RefreshTokenTTL: *refreshTokenTTL, Revoker: denylist}
 	svc, err := user.NewService(repo, tokens, opts)
 	if err != nil {
 		return err
 	}
+	// Failed logins slow further tries on the account down (Redis, shared
+	// by the instances); innermost, so logs and metrics see throttled tries.
+	throttle, err := user.NewLoginThrottle(rdb, user.ThrottleOptions{}, logger)
+	if err != nil {
+		return err
+	}
+	svc = user.ThrottlingMiddleware(throttle)(svc)
 	svc = user.LoggingMiddleware(logger)(svc)
 	svc = user.InstrumentingMiddleware(user.NewMetrics(reg))(svc)
 
