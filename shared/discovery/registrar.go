@@ -8,9 +8,11 @@
 // NewEndpoint): return an error only for transport failures and 5xx answers
 // (use CheckResponse, which yields *UpstreamError). Business answers such as
 // 400, 404 or 409 are normal responses carrying their error in
-// endpoint.Failer; returned as errors they would count against the
-// instance's circuit breaker and an unknown id could take a healthy instance
-// out of rotation.
+// endpoint.Failer. Of the errors, only outages — transport failures,
+// timeouts, 502/503/504 — count against the instance's circuit breaker
+// (CountsAgainstInstance): a 500 is a bug the request triggered, and
+// counting it would let any client that can trigger it take healthy
+// instances out of rotation.
 package discovery
 
 import (

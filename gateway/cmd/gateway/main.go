@@ -25,8 +25,10 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	fs := app.NewFlagSet(app.Command{Name: "gateway", What: "Mercato's API gateway",
 		EnvExample: "MERCATO_RATE_LIMIT", Addr: "127.0.0.1:3000"})
 	var (
-		ratePerMinute   = fs.Int("rate-limit", 600, "requests per minute per client (user id, else IP), shared by all gateway instances")
-		rateBurst       = fs.Int("rate-burst", 100, "requests a client may send at once before the rate applies")
+		ratePerMinute   = fs.Int("rate-limit", gateway.DefaultRatePerMinute, "requests per minute per client (user id, else IP), shared by all gateway instances")
+		rateBurst       = fs.Int("rate-burst", gateway.DefaultRateBurst, "requests a client may send at once before the rate applies")
+		webhookRate     = fs.Int("webhook-rate-limit", gateway.DefaultRatePerMinute, "payment webhook requests per minute per IP, an allowance apart from -rate-limit's")
+		webhookBurst    = fs.Int("webhook-rate-burst", gateway.DefaultRateBurst, "payment webhook requests an IP may send at once before the rate applies")
 		corsOrigins     = fs.String("cors-origins", "*", "comma-separated origins allowed by CORS")
 		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt, its answer's body included, gets half")
 	)
@@ -58,8 +60,10 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	in.Checks["consul"] = func(context.Context) error { _, err := consul.Status().Leader(); return err }
 	router := in.Router()
 	gateway.New(router, gateway.Config{
-		RateLimit: redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},
-		Upstream:  discovery.Options{Timeout: *upstreamTimeout, Metrics: discovery.NewMetrics(reg)},
+		RateLimit:        redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},
+		WebhookRateLimit: redis_rate.Limit{Rate: *webhookRate, Burst: *webhookBurst, Period: time.Minute},
+		// Breaker settings: the gateway's, derived from the rate limits.
+		Upstream: discovery.Options{Timeout: *upstreamTimeout, Metrics: discovery.NewMetrics(reg)},
 		// An attempt must time out before the whole call does, or a hung
 		// instance would never count against its breaker.
 		Client:    gateway.NewHTTPClient(*upstreamTimeout / 2),
