@@ -319,13 +319,15 @@ func TestUserPlatform(t *testing.T) {
 	t.Run("a failing instance opens its breaker while the others serve", func(t *testing.T) {
 		p.register(t, "breaker@example.com")
 		tp := p.login(t, "breaker@example.com")
-		// A sick instance: passes its health check, fails every request.
+		// A sick instance: passes its health check, cannot serve any request
+		// (503, an outage; a 500 would be a bug the request triggered, which
+		// never counts against an instance: discovery.CountsAgainstInstance).
 		sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/health" {
 				httpkit.WriteJSON(w, 200, map[string]string{"status": "ok"})
 				return
 			}
-			httpkit.WriteError(w, httpkit.Internal())
+			httpkit.WriteError(w, httpkit.Unavailable("sick"))
 		}))
 		defer sick.Close()
 		u, _ := url.Parse(sick.URL)
