@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"strings"
@@ -27,8 +28,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	var (
 		ratePerMinute   = fs.Int("rate-limit", gateway.DefaultRatePerMinute, "requests per minute per client (user id, else IP), shared by all gateway instances")
 		rateBurst       = fs.Int("rate-burst", gateway.DefaultRateBurst, "requests a client may send at once before the rate applies")
-		webhookRate     = fs.Int("webhook-rate-limit", gateway.DefaultRatePerMinute, "payment webhook requests per minute per IP, an allowance apart from -rate-limit's")
-		webhookBurst    = fs.Int("webhook-rate-burst", gateway.DefaultRateBurst, "payment webhook requests an IP may send at once before the rate applies")
+		webhookRate     = fs.Int("webhook-rate-limit", 0, "payment webhook requests per minute per IP, an allowance apart from -rate-limit's (0: as many as -rate-limit)")
+		webhookBurst    = fs.Int("webhook-rate-burst", 0, "payment webhook requests an IP may send at once before the rate applies (0: as many as -rate-burst)")
 		corsOrigins     = fs.String("cors-origins", "*", "comma-separated origins allowed by CORS")
 		adminAddr       = fs.String("admin-addr", "127.0.0.1:0", "address of the admin listener: /health, /ready and /metrics, for Consul and Prometheus (port 0: any free port, registered in Consul); the public port serves /health only")
 		breakerVolume   = fs.Int("breaker-volume", 0, "calls to an instance within 10 s below which its breaker never opens; 0: more than one client may send within its rate limits, retries included")
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	router := in.PublicRouter()
 	gateway.New(router, gateway.Config{
 		RateLimit:        redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},
-		WebhookRateLimit: redis_rate.Limit{Rate: *webhookRate, Burst: *webhookBurst, Period: time.Minute},
+		WebhookRateLimit: redis_rate.Limit{Rate: cmp.Or(*webhookRate, *ratePerMinute), Burst: cmp.Or(*webhookBurst, *rateBurst), Period: time.Minute},
 		// Breaker settings: the gateway's, derived from the rate limits.
 		Upstream: discovery.Options{Timeout: *upstreamTimeout, RequestVolumeThreshold: *breakerVolume, Metrics: discovery.NewMetrics(reg)},
 		// An attempt must time out before the whole call does, or a hung

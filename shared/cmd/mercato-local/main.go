@@ -50,6 +50,12 @@ var (
 	redisAddr      = hostPort(redisPort)
 )
 
+// gatewayAdminAddr is the gateway's admin listener (/ready, /metrics), on
+// loopback only.
+var gatewayAdminAddr = hostPort(gatewayAdminPort)
+
+const gatewayAdminPort = 3100
+
 // Credentials used when the environment does not provide them. They are
 // fine for a throw-away local platform and printed as dev defaults.
 //
@@ -322,6 +328,7 @@ func preflight(p *platform) error {
 
 	ports := []fixedPort{
 		{gatewayPort, "the API gateway"},
+		{gatewayAdminPort, "the API gateway's admin listener"},
 		{consulPort, "Consul's HTTP API and UI"},
 		{postgresPort, "PostgreSQL"},
 		{redisPort, "Redis"},
@@ -370,6 +377,7 @@ func printBanner(ctx context.Context, p *platform) {
 	rule := strings.Repeat("=", 78)
 	fmt.Fprintf(&b, "\n%s\n  Mercato is running (pid %d). Stop it with Ctrl-C or `kill %d`.\n\n", rule, os.Getpid(), os.Getpid())
 	line("API gateway", "http://%s/api/v1   (health http://%s/health)", gatewayAddr, gatewayAddr)
+	line("Gateway admin", "http://%s/metrics, http://%s/ready", gatewayAdminAddr, gatewayAdminAddr)
 	line("Consul UI", "http://%s/ui", consulAddr)
 	if p.mailSinkBin() != "" {
 		line("Emails", "http://%s   (MailDev: every email the platform sends; SMTP %s)", mailUIAddr, smtpAddr)
