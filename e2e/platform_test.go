@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -205,6 +207,30 @@ func waitPassing(t testing.TB, consulAddr, service string, n int) []*api.Service
 		return nil
 	})
 	return entries
+}
+
+// adminAddr is the address of gw's admin listener (/metrics, /ready), as its
+// registration in Consul says; its public port serves neither.
+func adminAddr(t testing.TB, consulAddr string, gw *proc) string {
+	t.Helper()
+	client, err := api.NewClient(&api.Config{Address: consulAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := client.Health().Service("gateway", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if net.JoinHostPort(e.Service.Address, strconv.Itoa(e.Service.Port)) == gw.addr {
+			if port := e.Service.Meta[discovery.AdminPortMeta]; port != "" {
+				return net.JoinHostPort(e.Service.Address, port)
+			}
+			t.Fatalf("gateway %s registered without an admin port: %v", gw.addr, e.Service.Meta)
+		}
+	}
+	t.Fatalf("gateway %s is not in Consul", gw.addr)
+	return ""
 }
 
 // client speaks JSON to the gateway.

@@ -56,8 +56,10 @@ func startUserPlatform(t *testing.T) *userPlatform {
 			"-admin-email", "admin@mercato.test", "-admin-password", "admin-password-1"))
 	}
 	waitPassing(t, p.consul, "user", 2)
+	// -breaker-volume: so few calls that the sick instance's breaker opens
+	// within the test (the default is above what one client may send).
 	p.gateway = start(t, "gateway", "-consul-addr", p.consul, "-redis-addr", p.gatewayRedis,
-		"-jwt-secret", jwtSecret, "-rate-limit", "100000", "-rate-burst", "10000")
+		"-jwt-secret", jwtSecret, "-rate-limit", "100000", "-rate-burst", "10000", "-breaker-volume", "20")
 	p.api = newClient(t, p.gateway.addr)
 	return p
 }
@@ -319,13 +321,15 @@ func TestUserPlatform(t *testing.T) {
 	t.Run("a failing instance opens its breaker while the others serve", func(t *testing.T) {
 		p.register(t, "breaker@example.com")
 		tp := p.login(t, "breaker@example.com")
-		// A sick instance: passes its health check, fails every request.
+		// A sick instance: passes its health check, cannot serve any request
+		// (503, an outage; a 500 would be a bug the request triggered, which
+		// never counts against an instance: discovery.CountsAgainstInstance).
 		sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/health" {
 				httpkit.WriteJSON(w, 200, map[string]string{"status": "ok"})
 				return
 			}
-			httpkit.WriteError(w, httpkit.Internal())
+			httpkit.WriteError(w, httpkit.Unavailable("sick"))
 		}))
 		defer sick.Close()
 		u, _ := url.Parse(sick.URL)
@@ -345,7 +349,7 @@ func TestUserPlatform(t *testing.T) {
 			for i := 0; i < 10; i++ {
 				api.do("GET", "/api/v1/users/me", tp.AccessToken, nil)
 			}
-			if v := scrape(t, p.gateway.addr, "circuit_breaker_open", "instance", u.Host); v != 1 {
+			if v := scrape(t, adminAddr(t, p.consul, p.gateway), "circuit_breaker_open", "instance", u.Host); v != 1 {
 				return fmt.Errorf("circuit_breaker_open{instance=%s} = %v", u.Host, v)
 			}
 			return nil
@@ -354,7 +358,7 @@ func TestUserPlatform(t *testing.T) {
 			api.do("GET", "/api/v1/users/me", tp.AccessToken, nil).must(t, 200)
 		}
 		for _, healthy := range p.users {
-			if v := scrape(t, p.gateway.addr, "circuit_breaker_open", "instance", healthy.addr); v != 0 {
+			if v := scrape(t, adminAddr(t, p.consul, p.gateway), "circuit_breaker_open", "instance", healthy.addr); v != 0 {
 				t.Fatalf("healthy instance %s has its breaker open", healthy.addr)
 			}
 		}

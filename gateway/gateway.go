@@ -28,10 +28,15 @@ import (
 
 // Config is what the gateway needs besides its dependencies.
 type Config struct {
-	RateLimit redis_rate.Limit  // per client
-	Upstream  discovery.Options // retries, timeouts, breaker settings
-	Client    *http.Client      // to the instances; its timeout bounds an attempt, answer body included
-	Routes    []Route           // Routes when nil
+	RateLimit redis_rate.Limit // per client (ClientRate)
+	// WebhookRateLimit is per address, for the payment webhooks
+	// (WebhookRate); RateLimit when zero.
+	WebhookRateLimit redis_rate.Limit
+	// Upstream is the retries, timeouts and breaker settings. Breaker
+	// settings left zero are the gateway's (see breakerOptions).
+	Upstream  discovery.Options
+	Client    *http.Client // to the instances; its timeout bounds an attempt, answer body included
+	Routes    []Route      // Routes when nil
 	Instancer func(service string) sd.Instancer
 }
 
@@ -52,16 +57,21 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 	if routes == nil {
 		routes = Routes
 	}
+	limits := map[RateClass]redis_rate.Limit{ClientRate: cfg.RateLimit, WebhookRate: cfg.WebhookRateLimit}
+	if limits[WebhookRate].IsZero() {
+		limits[WebhookRate] = cfg.RateLimit
+	}
 	g := &Gateway{
 		tokens: tokens,
-		limiter: newRateLimiter(rdb, cfg.RateLimit, logger,
+		limiter: newRateLimiter(rdb, limits, logger,
 			metrics.NewCounter(reg, "gateway_rate_limited_total", "Requests refused with 429.")),
 		proxies: map[string]http.Handler{},
 		logger:  logger,
 	}
 	factory := newForwardFactory(cfg.Client)
+	upstream := breakerOptions(cfg.Upstream, limits)
 	for _, name := range upstreams(routes) {
-		forward := discovery.NewEndpoint(cfg.Instancer(name), name, factory, logger, cfg.Upstream)
+		forward := discovery.NewEndpoint(cfg.Instancer(name), name, factory, logger, upstream)
 		g.proxies[name] = g.newProxy(name, forward)
 	}
 	for _, rt := range routes {
@@ -72,16 +82,54 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 	return g
 }
 
+// breakerOptions fills the breaker settings opts leaves zero so that one
+// client inside its rate limit cannot make a service unavailable (what
+// counts as an instance failure at all is discovery.CountsAgainstInstance:
+// transport errors, timeouts and 502-504, never a 500):
+//   - the volume threshold is above what one client may send in hystrix's
+//     window in any class, every request attempted MaxAttempts times
+//     (discovery.Options.AboveOneClient): 601 calls per instance in 10 s
+//     with the default limit of 600 a minute and a burst of 100;
+//   - the error percentage stays at 50: past that volume, most calls must
+//     fail, so a client failing on purpose needs as many failing calls as
+//     everyone else has successful ones;
+//   - the sleep window is 2 s, Consul's check interval: a breaker that
+//     opened costs the instance 2 s of traffic before one call tests it, and
+//     by then Consul has taken an instance that is really down out of
+//     rotation.
+func breakerOptions(opts discovery.Options, limits map[RateClass]redis_rate.Limit) discovery.Options {
+	most := 0
+	for _, l := range limits {
+		most = max(most, perWindow(l, discovery.BreakerWindow))
+	}
+	if opts.ErrorPercentThreshold == 0 {
+		opts.ErrorPercentThreshold = 50
+	}
+	if opts.SleepWindow == 0 {
+		opts.SleepWindow = 2 * time.Second
+	}
+	if opts.RequestVolumeThreshold == 0 {
+		opts = opts.AboveOneClient(most)
+	}
+	return opts
+}
+
 func (g *Gateway) handler(rt Route) http.Handler {
 	proxy := g.proxies[rt.Upstream]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		// A request with a bad token draws on its address's allowance, so
+		// forged tokens are rate limited like anonymous requests.
 		id, authenticated, err := g.identify(r)
-		if err != nil {
-			httpkit.WriteError(w, httpkit.ToError(ctx, g.logger, err))
+		key := clientKey(r, id, authenticated && err == nil)
+		if rt.Rate != ClientRate {
+			key = addressKey(r)
+		}
+		if !g.limiter.allow(ctx, w, rt.Rate, key) {
 			return
 		}
-		if !g.limiter.allow(ctx, w, clientKey(r, id, authenticated)) {
+		if err != nil {
+			httpkit.WriteError(w, httpkit.ToError(ctx, g.logger, err))
 			return
 		}
 		if !authenticated && !rt.isPublic(r) {

@@ -76,10 +76,11 @@ func newGateway(t *testing.T, rdb *redis.Client, limit redis_rate.Limit, instanc
 // gatewayOptions are newGatewayWith's settings; zero values take
 // newGateway's: a logger that discards, 2 s upstream timeout.
 type gatewayOptions struct {
-	rdb     *redis.Client
-	limit   redis_rate.Limit
-	logger  log.Logger
-	timeout time.Duration
+	rdb          *redis.Client
+	limit        redis_rate.Limit
+	webhookLimit redis_rate.Limit // limit when zero
+	logger       log.Logger
+	timeout      time.Duration
 }
 
 func newGatewayWith(t *testing.T, o gatewayOptions, instances ...string) fixture {
@@ -99,9 +100,10 @@ func newGatewayWith(t *testing.T, o gatewayOptions, instances ...string) fixture
 	reg := metrics.NewRegistry()
 	router := httpkit.Router(logger, reg, metrics.NewHTTP(reg, "gateway"), nil)
 	New(router, Config{
-		RateLimit: limit,
-		Upstream:  discovery.Options{Timeout: o.timeout},
-		Client:    NewHTTPClient(o.timeout),
+		RateLimit:        limit,
+		WebhookRateLimit: o.webhookLimit,
+		Upstream:         discovery.Options{Timeout: o.timeout},
+		Client:           NewHTTPClient(o.timeout),
 		// A copy per upstream: go-kit's endpointer sorts the slice it is given.
 		Instancer: func(string) sd.Instancer { return sd.FixedInstancer(slices.Clone(instances)) },
 	}, tokens, rdb, reg, logger)
@@ -110,7 +112,17 @@ func newGatewayWith(t *testing.T, o gatewayOptions, instances ...string) fixture
 
 func (f fixture) do(t *testing.T, method, path, token, body string, header ...string) *httptest.ResponseRecorder {
 	t.Helper()
+	return f.doFrom(t, "", method, path, token, body, header...)
+}
+
+// doFrom is do from the client address remote ("host:port"; httptest's
+// 192.0.2.1:1234 when empty).
+func (f fixture) doFrom(t *testing.T, remote, method, path, token, body string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	if remote != "" {
+		r.RemoteAddr = remote
+	}
 	r.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		r.Header.Set("Authorization", "Bearer "+token)

@@ -25,7 +25,7 @@ import (
 // proportion to answer size times requests in flight and would need a cap,
 // and a cap means refusing large answers. What streaming gives up is
 // recovery after the headers: retries and the breaker see an attempt up to
-// its answer's headers (a 5xx is still retried when safe and still counts
+// its answer's headers (a 502-504 is still retried when safe and still counts
 // against the instance); an answer that breaks off later, or that takes
 // longer to relay than Config.Client's timeout allows (the copy goes at the
 // API client's pace, and that timeout bounds the body too), aborts the API
@@ -91,8 +91,8 @@ func forwardedHeaders(in http.Header) http.Header {
 // newForwardFactory returns the sd.Factory making one forwarding endpoint per
 // instance: it sends a copy of the *http.Request it is given to the instance
 // and returns the instance's *http.Response with the body unread. Answers of
-// 5xx become *discovery.UpstreamError so they count against the instance's
-// breaker; idempotent requests (GET, HEAD, or with an Idempotency-Key) that
+// 5xx become *discovery.UpstreamError, of which 502-504 count against the
+// instance's breaker (discovery.CountsAgainstInstance); idempotent requests (GET, HEAD, or with an Idempotency-Key) that
 // failed in transit are marked safe to retry.
 func newForwardFactory(client *http.Client) sd.Factory {
 	return func(instance string) (endpoint.Endpoint, io.Closer, error) {

@@ -19,32 +19,55 @@ import (
 	"github.com/mercato-dev/mercato/shared/logging"
 )
 
+// The gateway's default allowances, what cmd/gateway's flags default to.
+const (
+	DefaultRatePerMinute = 600 // requests per minute per client
+	DefaultRateBurst     = 100 // requests a client may send at once
+)
+
+// RateClass names an allowance of its own in the rate limiter: a route's
+// requests draw on their sender's allowance of the route's class.
+type RateClass string
+
+const (
+	// ClientRate is the default class: a signed-in user's allowance, by user
+	// id, or anyone else's, by address. A request with a bad token counts
+	// against its address.
+	ClientRate RateClass = ""
+	// WebhookRate is the payment providers' callbacks', by address: a flood
+	// of other anonymous requests from an address does not delay payment
+	// confirmations, and a flood of webhooks does not eat that address's
+	// anonymous allowance.
+	WebhookRate RateClass = "webhook"
+)
+
 // rateLimiter limits each client — a signed-in user by id, anyone else by
 // IP — with a GCRA limiter kept in Redis, so every gateway instance draws on
-// the same allowance.
+// the same allowance; each RateClass has allowances of its own.
 type rateLimiter struct {
 	limiter *redis_rate.Limiter
-	limit   redis_rate.Limit
+	limits  map[RateClass]redis_rate.Limit
 	logger  log.Logger
 	limited metrics.Counter
 }
 
-func newRateLimiter(rdb *redis.Client, limit redis_rate.Limit, logger log.Logger, limited metrics.Counter) *rateLimiter {
-	return &rateLimiter{limiter: redis_rate.NewLimiter(rdb), limit: limit, logger: logger, limited: limited}
+func newRateLimiter(rdb *redis.Client, limits map[RateClass]redis_rate.Limit, logger log.Logger, limited metrics.Counter) *rateLimiter {
+	return &rateLimiter{limiter: redis_rate.NewLimiter(rdb), limits: limits, logger: logger, limited: limited}
 }
 
-// allow reports whether the client may make one more request now. It fails
-// open when Redis cannot answer: a rate limiter that takes the whole API
-// down with it protects nothing. The failure is logged.
-func (l *rateLimiter) allow(ctx context.Context, w http.ResponseWriter, client string) bool {
+// allow reports whether the client may make one more request of class now.
+// It fails open when Redis cannot answer: a rate limiter that takes the
+// whole API down with it protects nothing. The failure is logged.
+func (l *rateLimiter) allow(ctx context.Context, w http.ResponseWriter, class RateClass, client string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 	defer cancel()
-	res, err := l.limiter.Allow(ctx, "ratelimit:"+client, l.limit)
+	limit := l.limits[class]
+	res, err := l.limiter.Allow(ctx, rateKey(class, client), limit)
 	if err != nil {
 		level.Warn(logging.WithRequest(ctx, l.logger)).Log("msg", "rate limiter unavailable; request let through", "err", err)
 		return true
 	}
-	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(l.limit.Rate))
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(limit.Rate))
 	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
 	if res.Allowed > 0 {
 		return true
@@ -59,14 +82,39 @@ func (l *rateLimiter) allow(ctx context.Context, w http.ResponseWriter, client s
 	return false
 }
 
-// clientKey names the allowance a request draws on.
+// rateKey is the Redis key (under redis_rate's own prefix) of client's
+// allowance of class: "ratelimit:<client>" for ClientRate, as before classes
+// existed, "ratelimit:<class>:<client>" for the others.
+func rateKey(class RateClass, client string) string {
+	if class == ClientRate {
+		return "ratelimit:" + client
+	}
+	return "ratelimit:" + string(class) + ":" + client
+}
+
+// clientKey names the allowance a request draws on: the user's when it
+// carries a valid token (ok), else its address's.
 func clientKey(r *http.Request, id auth.Identity, ok bool) string {
 	if ok {
 		return "user:" + id.UserID
 	}
+	return addressKey(r)
+}
+
+// addressKey names the sender's address's allowance.
+func addressKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	return "ip:" + host
+}
+
+// perWindow is the most requests limit lets one client send in window: a
+// whole burst, then the rate.
+func perWindow(limit redis_rate.Limit, window time.Duration) int {
+	if limit.Period <= 0 {
+		return limit.Burst
+	}
+	return limit.Burst + int(math.Ceil(float64(limit.Rate)*window.Seconds()/limit.Period.Seconds()))
 }

@@ -15,6 +15,10 @@ type Route struct {
 	Prefix   string   // e.g. "/api/v1/users": the path itself and everything below it
 	Upstream string   // Consul service name
 	Public   []string // "METHOD /exact/path" or "METHOD *": reachable without a token
+	// Rate is the rate-limit class its requests draw on: ClientRate (the
+	// user's, else the address's allowance) unless it has one of its own,
+	// drawn on by address.
+	Rate RateClass
 }
 
 // Routes is the public API of API.md mapped to the services that own it.
@@ -29,7 +33,8 @@ var Routes = []Route{
 	{Prefix: "/api/v1/payments", Upstream: "payment"},
 	// Payment providers call back here; the payment service checks the
 	// HMAC signature and timestamp, so no token is needed.
-	{Prefix: "/api/v1/webhooks/payments", Upstream: "payment", Public: []string{"POST *"}},
+	// They have an allowance of their own (WebhookRate).
+	{Prefix: "/api/v1/webhooks/payments", Upstream: "payment", Public: []string{"POST *"}, Rate: WebhookRate},
 	{Prefix: "/api/v1/notifications", Upstream: "notification"},
 }
 

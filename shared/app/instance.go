@@ -197,17 +197,39 @@ func (in *Instance) Router() *mux.Router {
 	return httpkit.Router(in.Logger, in.Registry, in.httpMetrics, in.Checks)
 }
 
+// PublicRouter is Router with /health only: for an instance whose port
+// faces the internet (the gateway), which serves /ready and /metrics on an
+// admin listener with ServeWithAdmin.
+func (in *Instance) PublicRouter() *mux.Router {
+	return httpkit.PublicRouter(in.Logger, in.httpMetrics)
+}
+
 // Serve serves router, behind httpkit.Handler (request ids, recovery) and
 // then outer, the first outermost (the gateway's CORS), until
 // ctx is done: discovery.ListenAndServe listens on the configured address,
 // registers the instance in Consul with the real port (-http-addr may ask
 // for port 0), and leaves Consul before draining on shutdown.
 func (in *Instance) Serve(ctx context.Context, router *mux.Router, outer ...func(http.Handler) http.Handler) error {
+	return discovery.ListenAndServe(ctx, in.cfg, in.Consul, in.handler(router, outer), in.Logger)
+}
+
+// ServeWithAdmin is Serve for a router from PublicRouter: /health, /ready
+// (Checks) and /metrics are served on adminAddr too, a listener of its own
+// whose port is registered in Consul, which checks it there, and by which
+// Prometheus finds the instance's metrics (discovery.ListenAndServeWithAdmin).
+func (in *Instance) ServeWithAdmin(ctx context.Context, adminAddr string, router *mux.Router, outer ...func(http.Handler) http.Handler) error {
+	admin := &discovery.Admin{Addr: adminAddr, Handler: httpkit.Handler(in.Logger, httpkit.AdminRouter(in.Registry, in.Checks))}
+	return discovery.ListenAndServeWithAdmin(ctx, in.cfg, in.Consul, in.handler(router, outer), admin, in.Logger)
+}
+
+// handler is router behind httpkit.Handler and then outer, the first
+// outermost.
+func (in *Instance) handler(router *mux.Router, outer []func(http.Handler) http.Handler) http.Handler {
 	handler := httpkit.Handler(in.Logger, router)
 	for i := len(outer) - 1; i >= 0; i-- {
 		handler = outer[i](handler)
 	}
-	return discovery.ListenAndServe(ctx, in.cfg, in.Consul, handler, in.Logger)
+	return handler
 }
 
 // Close stops the background loops and waits for them, then stops the

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"syscall"
 
 	"github.com/afex/hystrix-go/hystrix"
 	"github.com/go-kit/kit/endpoint"
@@ -42,7 +44,12 @@ type breaker struct {
 
 func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		var response any
+		var (
+			response any
+			// refused is a failure of this request alone (countsAgainst
+			// says which): the caller gets it, the breaker sees a success.
+			refused error
+		)
 		// hystrix gets a context that is never cancelled, so that only the
 		// run function below decides what a cancellation means (hystrix would
 		// otherwise race it) and the concurrency ticket is held until the
@@ -59,6 +66,10 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 					// close an open breaker.
 					return ctx.Err()
 				}
+				if !CountsAgainstInstance(err) {
+					refused = err // read only when DoC returns nil, i.e. after this write
+					return nil
+				}
 				return err
 			}
 			response = resp // read only when DoC returns nil, i.e. after this write
@@ -68,7 +79,47 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 		if err != nil {
 			return nil, b.annotate(err)
 		}
+		if refused != nil {
+			return nil, refused
+		}
 		return response, nil
+	}
+}
+
+// CountsAgainstInstance reports whether err, the error of one attempt at an
+// instance, is the instance failing rather than the request: only those
+// count against the instance's breaker. They are what no request can cause
+// on purpose and what another instance may well not repeat:
+//   - transport failures (connection refused or reset, an answer broken off:
+//     any net.Error, *url.Error included, or a system call error);
+//   - timeouts (a net.Error whose Timeout is true, hystrix's own);
+//   - 502, 503 and 504 answers: the instance is overloaded, restarting,
+//     cannot reach a dependency of its own, or sits behind a failing proxy.
+//
+// Everything else is not: a 500 (or any other 5xx) is a bug that this
+// request triggered, and every instance would answer it the same way;
+// opening breakers for it would let one client, sending that request over
+// and over, make the service unavailable to everyone (a NUL byte in a login
+// did exactly that). Errors of the caller's own making (a request that
+// cannot be encoded, an answer that cannot be decoded) are not either. Such
+// errors still reach the caller unchanged, and 500s are still never retried
+// (see CheckResponse); they are just not an outage.
+func CountsAgainstInstance(err error) bool {
+	var (
+		upErr  *UpstreamError
+		netErr net.Error
+		errno  syscall.Errno
+	)
+	switch {
+	case errors.As(err, &upErr):
+		return retryStatus(upErr.StatusCode)
+	case errors.Is(err, hystrix.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &netErr), errors.As(err, &errno),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	default:
+		return false
 	}
 }
 

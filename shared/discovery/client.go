@@ -56,6 +56,38 @@ type Options struct {
 	Metrics *Metrics
 }
 
+// BreakerWindow is hystrix-go's rolling window, fixed in the library: a
+// breaker judges its instance by the calls of the last 10 s.
+const BreakerWindow = 10 * time.Second
+
+// DefaultMaxAttempts is Options.MaxAttempts when it is zero.
+const DefaultMaxAttempts = 3
+
+// AboveOneClient returns o with a RequestVolumeThreshold that one client
+// cannot reach alone: perWindow is the most requests one client may send in
+// BreakerWindow (what its rate limit allows), and each of them may be
+// attempted up to MaxAttempts times, all on the same instance when it is the
+// only one. Below the threshold a breaker never opens, so however its
+// requests fail, one client inside its rate limit cannot open a breaker;
+// above it, ErrorPercentThreshold decides over everyone's calls, so a client
+// whose requests fail needs at least as many failures as all other clients
+// have successes. A threshold already set higher is kept.
+//
+// The price: at less traffic than that per instance, breakers do not open
+// at all. An instance that is down is then still skipped (a refused
+// connection is retried elsewhere, and Consul's check takes the instance
+// out within seconds); one that hangs costs its callers a timeout each.
+func (o Options) AboveOneClient(perWindow int) Options {
+	attempts := o.MaxAttempts
+	if attempts <= 0 {
+		attempts = DefaultMaxAttempts
+	}
+	if v := perWindow*attempts + 1; v > o.RequestVolumeThreshold {
+		o.RequestVolumeThreshold = v
+	}
+	return o
+}
+
 func (o Options) withDefaults() Options {
 	def := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
@@ -67,7 +99,7 @@ func (o Options) withDefaults() Options {
 			*v = d
 		}
 	}
-	defInt(&o.MaxAttempts, 3)
+	defInt(&o.MaxAttempts, DefaultMaxAttempts)
 	def(&o.Timeout, 5*time.Second)
 	def(&o.InvalidateAfter, 30*time.Second)
 	def(&o.CommandTimeout, 10*time.Second)

@@ -3,7 +3,11 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,12 +76,14 @@ func TestFailingInstanceOpensOnlyItsBreaker(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		status int
-		// retried: GET answered 503 goes to the other instance, so no call
-		// fails even before the breaker opens; a 500 is final.
+		// retried: GET answered 502-504 goes to the other instance, so no
+		// call fails even before the breaker opens. (A 500 is final and does
+		// not count against the instance: TestRequestFailuresDoNotTripTheBreaker.)
 		retried bool
 	}{
-		{"500 is final", http.StatusInternalServerError, false},
+		{"502 is retried", http.StatusBadGateway, true},
 		{"503 is retried", http.StatusServiceUnavailable, true},
+		{"504 is retried", http.StatusGatewayTimeout, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad, good := newBackend(t, 0), newBackend(t, 0)
@@ -134,6 +140,67 @@ func TestFailingInstanceOpensOnlyItsBreaker(t *testing.T) {
 				t.Errorf("circuit_breaker_rejected_total for bad = %v, want >= 10 (every other call)", v)
 			}
 		})
+	}
+}
+
+// An instance answering 500 has a bug that the request triggered, not an
+// outage: the 500 reaches the caller (it is final, never retried), but the
+// instance's breaker stays closed, so whoever sends such requests cannot take
+// the instance out of rotation for everyone else.
+func TestRequestFailuresDoNotTripTheBreaker(t *testing.T) {
+	for _, status := range []int{http.StatusInternalServerError, http.StatusNotImplemented} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			bad, good := newBackend(t, 0), newBackend(t, 0)
+			reg := prometheus.NewRegistry()
+			opts := Options{RequestVolumeThreshold: 4, ErrorPercentThreshold: 50, SleepWindow: time.Minute, Metrics: NewMetrics(reg)}
+			upstream := "request-failure-" + http.StatusText(status)
+			e := NewEndpoint(sd.FixedInstancer{bad.addr(), good.addr()}, upstream, thingFactory(http.MethodGet, "", nil), testLogger(), opts)
+			ready(t, e, bad, good)
+			bad.status.Store(int64(status))
+			bad.hits.Store(0)
+
+			failures := 0
+			for range 40 {
+				if _, err := call(e); err != nil {
+					failures++
+					var up *UpstreamError
+					if !errors.As(err, &up) || up.StatusCode != status || up.Instance != bad.addr() || IsRetryable(err) {
+						t.Fatalf("error %v, want a final UpstreamError %d from the bad instance", err, status)
+					}
+				}
+			}
+			if failures != 20 || bad.hits.Load() != 20 {
+				t.Errorf("%d calls failed, the bad instance saw %d; want 20 and 20 (round robin, no retry, no breaker)", failures, bad.hits.Load())
+			}
+			badLabels := map[string]string{"upstream": upstream, "instance": bad.addr()}
+			if v, ok := metricValue(t, reg, "circuit_breaker_open", badLabels); !ok || v != 0 {
+				t.Errorf("circuit_breaker_open for the instance answering %d = %v (present %v), want 0", status, v, ok)
+			}
+		})
+	}
+}
+
+func TestCountsAgainstInstance(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"500", &UpstreamError{StatusCode: 500}, false},
+		{"501", &UpstreamError{StatusCode: 501}, false},
+		{"502", &UpstreamError{StatusCode: 502}, true},
+		{"503, retryable", Retryable(&UpstreamError{StatusCode: 503}), true},
+		{"504", &UpstreamError{StatusCode: 504}, true},
+		{"connection refused", &url.Error{Op: "Get", URL: "http://x", Err: syscall.ECONNREFUSED}, true},
+		{"bare errno", syscall.ECONNRESET, true},
+		{"answer cut short", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{"hystrix timeout", hystrix.ErrTimeout, true},
+		{"deadline", context.DeadlineExceeded, true},
+		{"undecodable answer", errors.New("decode 200 response: invalid character"), false},
+	} {
+		if got := CountsAgainstInstance(tc.err); got != tc.want {
+			t.Errorf("%s: CountsAgainstInstance(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
 	}
 }
 

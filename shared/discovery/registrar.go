@@ -8,9 +8,11 @@
 // NewEndpoint): return an error only for transport failures and 5xx answers
 // (use CheckResponse, which yields *UpstreamError). Business answers such as
 // 400, 404 or 409 are normal responses carrying their error in
-// endpoint.Failer; returned as errors they would count against the
-// instance's circuit breaker and an unknown id could take a healthy instance
-// out of rotation.
+// endpoint.Failer. Of the errors, only outages — transport failures,
+// timeouts, 502/503/504 — count against the instance's circuit breaker
+// (CountsAgainstInstance): a 500 is a bug the request triggered, and
+// counting it would let any client that can trigger it take healthy
+// instances out of rotation.
 package discovery
 
 import (
@@ -78,7 +80,16 @@ type Registration struct {
 	Port    int      // port the instance's HTTP server listens on
 	Version string   // build version; empty means "dev"
 	Tags    []string // extra tags; "metrics" and "version=<v>" are always added
+	// AdminPort, when set, is the port of the instance's admin listener on
+	// Host (/health, /ready, /metrics: the gateway's, which keeps them off
+	// its public port). Consul's check dials it, and it is registered as
+	// the metadata AdminPortMeta, by which Prometheus scrapes it.
+	AdminPort int
 }
+
+// AdminPortMeta is the service metadata key of Registration.AdminPort.
+// Prometheus sees it as __meta_consul_service_metadata_admin_port.
+const AdminPortMeta = "admin_port"
 
 // ID is the instance's Consul service ID: <service>-<host>-<port>, unique per
 // listening address so several instances can run on one machine.
@@ -94,6 +105,8 @@ func (r Registration) validate() error {
 		return errors.New("registration: empty host")
 	case r.Port <= 0 || r.Port > 65535:
 		return fmt.Errorf("registration: port %d out of range", r.Port)
+	case r.AdminPort < 0 || r.AdminPort > 65535:
+		return fmt.Errorf("registration: admin port %d out of range", r.AdminPort)
 	}
 	return nil
 }
@@ -110,14 +123,20 @@ func (r Registration) agentRegistration() *api.AgentServiceRegistration {
 			tags = append(tags, t)
 		}
 	}
-	base := "http://" + net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+	meta := map[string]string{"version": version}
+	checked := r.Port
+	if r.AdminPort != 0 {
+		meta[AdminPortMeta] = strconv.Itoa(r.AdminPort)
+		checked = r.AdminPort
+	}
+	base := "http://" + net.JoinHostPort(r.Host, strconv.Itoa(checked))
 	return &api.AgentServiceRegistration{
 		ID:      r.ID(),
 		Name:    r.Service,
 		Address: r.Host,
 		Port:    r.Port,
 		Tags:    tags,
-		Meta:    map[string]string{"version": version},
+		Meta:    meta,
 		Check: &api.AgentServiceCheck{
 			CheckID:  "service:" + r.ID(),
 			Name:     r.Service + " /health",

@@ -27,6 +27,18 @@ func TestAgentRegistration(t *testing.T) {
 	if v := (Registration{Service: "user", Host: "::1", Port: 1}).agentRegistration(); v.Check.HTTP != "http://[::1]:1/health" || !slices.Contains(v.Tags, "version=dev") {
 		t.Errorf("IPv6/default version: check %s tags %v", v.Check.HTTP, v.Tags)
 	}
+	if _, ok := got.Meta[AdminPortMeta]; ok {
+		t.Errorf("meta %v has an admin port the registration has not", got.Meta)
+	}
+}
+
+// An instance with an admin listener is checked there, and says where it is
+// for Prometheus; its public port stays the one callers are sent to.
+func TestAgentRegistrationWithAdminPort(t *testing.T) {
+	got := Registration{Service: "gateway", Host: "127.0.0.1", Port: 3000, AdminPort: 3100}.agentRegistration()
+	if got.Port != 3000 || got.Meta[AdminPortMeta] != "3100" || got.Check.HTTP != "http://127.0.0.1:3100/health" {
+		t.Errorf("port %d, meta %v, check %s", got.Port, got.Meta, got.Check.HTTP)
+	}
 }
 
 func TestRegistrationValidation(t *testing.T) {
@@ -35,6 +47,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{Service: "user", Port: 1},
 		{Service: "user", Host: "127.0.0.1"},
 		{Service: "user", Host: "127.0.0.1", Port: 70000},
+		{Service: "user", Host: "127.0.0.1", Port: 1, AdminPort: 70000},
 	} {
 		if _, err := Register(nil, r, testLogger()); err == nil {
 			t.Errorf("Register(%+v) accepted an invalid registration", r)

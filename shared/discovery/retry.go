@@ -25,8 +25,9 @@ const IdempotencyKeyHeader = "Idempotency-Key"
 var ErrNoInstances = errors.New("no healthy instances")
 
 // UpstreamError is an upstream instance answering 5xx. Per-instance endpoints
-// return it (CheckResponse does) so the breaker counts the failure and
-// callers can map it, e.g. to 502.
+// return it (CheckResponse does) so callers can map it, e.g. to 502, and the
+// breaker can count it when it is an outage (502-504; see
+// CountsAgainstInstance).
 type UpstreamError struct {
 	Instance   string // host:port that answered
 	StatusCode int

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -14,6 +15,16 @@ import (
 	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
+// shutdownTimeout bounds the draining of in-flight requests on shutdown.
+const shutdownTimeout = 15 * time.Second
+
+// Admin is an instance's admin listener: Handler (httpkit.AdminRouter)
+// served on Addr, apart from the public port.
+type Admin struct {
+	Addr    string // where to listen; port 0 picks a free one, which is what gets registered
+	Handler http.Handler
+}
+
 // ListenAndServe is the tail of every service's main: it listens on
 // cfg.HTTPAddr, registers the instance in Consul (through consul) with the
 // listener's real port (-http-addr may ask for port 0), and serves handler
@@ -21,6 +32,15 @@ import (
 // new calls are routed to an instance that is going away. The listener is
 // closed on every error before serving.
 func ListenAndServe(ctx context.Context, cfg config.Common, consul *api.Client, handler http.Handler, logger log.Logger) error {
+	return ListenAndServeWithAdmin(ctx, cfg, consul, handler, nil, logger)
+}
+
+// ListenAndServeWithAdmin is ListenAndServe that also serves admin, when not
+// nil, on a listener of its own, registered as the instance's
+// Registration.AdminPort (Consul checks it, Prometheus scrapes it). The
+// admin listener keeps serving until the public one has drained, so Consul
+// and Prometheus see the instance until it has left.
+func ListenAndServeWithAdmin(ctx context.Context, cfg config.Common, consul *api.Client, handler http.Handler, admin *Admin, logger log.Logger) error {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err
@@ -30,17 +50,44 @@ func ListenAndServe(ctx context.Context, cfg config.Common, consul *api.Client, 
 		ln.Close()
 		return err
 	}
-	registrar, err := Register(consul, Registration{
-		Service: cfg.Service, Host: host, Port: port, Version: cfg.Version}, logger)
+	reg := Registration{Service: cfg.Service, Host: host, Port: port, Version: cfg.Version}
+	var adminLn net.Listener
+	if admin != nil {
+		if adminLn, err = net.Listen("tcp", admin.Addr); err != nil {
+			ln.Close()
+			return err
+		}
+		if _, reg.AdminPort, err = cfg.Advertise(adminLn.Addr()); err != nil {
+			ln.Close()
+			adminLn.Close()
+			return err
+		}
+	}
+	registrar, err := Register(consul, reg, logger)
 	if err != nil {
 		ln.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
 		return err
 	}
 
+	adminDone := make(chan error, 1)
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	if adminLn != nil {
+		go func() {
+			adminDone <- httpkit.Serve(adminCtx, httpkit.NewServer(admin.Handler), adminLn, log.With(logger, "listener", "admin"), shutdownTimeout, nil)
+		}()
+	} else {
+		adminDone <- nil
+	}
+
 	// Serve until ctx is done; leave Consul before draining.
-	return httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, 15*time.Second, func() {
+	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, shutdownTimeout, func() {
 		if err := registrar.Deregister(); err != nil {
 			level.Warn(logger).Log("msg", "deregister", "err", err)
 		}
 	})
+	stopAdmin()
+	return errors.Join(err, <-adminDone)
 }

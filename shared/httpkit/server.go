@@ -22,21 +22,51 @@ type Check func(ctx context.Context) error
 // passes) and /metrics mounted, JSON 404/405 answers, and Observe applied to
 // every route. Service routes are added to it by the caller.
 func Router(logger log.Logger, reg *prometheus.Registry, m *metrics.HTTP, ready map[string]Check) *mux.Router {
+	r := PublicRouter(logger, m)
+	mountAdmin(r, reg, ready)
+	return r
+}
+
+// PublicRouter is Router without /ready and /metrics, for a port that faces
+// the internet (the gateway's): what they tell — every dependency's state,
+// every upstream instance's address — is for operators, served by
+// AdminRouter on a listener of its own.
+func PublicRouter(logger log.Logger, m *metrics.HTTP) *mux.Router {
 	r := mux.NewRouter()
 	observe := Observe(logger, m)
 	r.Use(observe)
-	r.NotFoundHandler = observe(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		WriteError(w, NewError(http.StatusNotFound, "not_found", "no such route"))
-	}))
-	r.MethodNotAllowedHandler = observe(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		WriteError(w, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
-	}))
-	r.Methods(http.MethodGet).Path("/health").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	r.NotFoundHandler = observe(http.HandlerFunc(notFound))
+	r.MethodNotAllowedHandler = observe(http.HandlerFunc(methodNotAllowed))
+	r.Methods(http.MethodGet).Path("/health").HandlerFunc(health)
+	return r
+}
+
+// AdminRouter serves an instance's operational routes: /health, /ready and
+// /metrics, with JSON 404/405 answers. Consul's check and Prometheus use it.
+func AdminRouter(reg *prometheus.Registry, ready map[string]Check) *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	r.Methods(http.MethodGet).Path("/health").HandlerFunc(health)
+	mountAdmin(r, reg, ready)
+	return r
+}
+
+func mountAdmin(r *mux.Router, reg *prometheus.Registry, ready map[string]Check) {
 	r.Methods(http.MethodGet).Path("/ready").Handler(readyHandler(ready))
 	r.Methods(http.MethodGet).Path("/metrics").Handler(metrics.Handler(reg))
-	return r
+}
+
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	WriteError(w, NewError(http.StatusNotFound, "not_found", "no such route"))
+}
+
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	WriteError(w, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+}
+
+func health(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func readyHandler(checks map[string]Check) http.Handler {

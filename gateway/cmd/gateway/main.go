@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"strings"
@@ -25,9 +26,13 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	fs := app.NewFlagSet(app.Command{Name: "gateway", What: "Mercato's API gateway",
 		EnvExample: "MERCATO_RATE_LIMIT", Addr: "127.0.0.1:3000"})
 	var (
-		ratePerMinute   = fs.Int("rate-limit", 600, "requests per minute per client (user id, else IP), shared by all gateway instances")
-		rateBurst       = fs.Int("rate-burst", 100, "requests a client may send at once before the rate applies")
+		ratePerMinute   = fs.Int("rate-limit", gateway.DefaultRatePerMinute, "requests per minute per client (user id, else IP), shared by all gateway instances")
+		rateBurst       = fs.Int("rate-burst", gateway.DefaultRateBurst, "requests a client may send at once before the rate applies")
+		webhookRate     = fs.Int("webhook-rate-limit", 0, "payment webhook requests per minute per IP, an allowance apart from -rate-limit's (0: as many as -rate-limit)")
+		webhookBurst    = fs.Int("webhook-rate-burst", 0, "payment webhook requests an IP may send at once before the rate applies (0: as many as -rate-burst)")
 		corsOrigins     = fs.String("cors-origins", "*", "comma-separated origins allowed by CORS")
+		adminAddr       = fs.String("admin-addr", "127.0.0.1:0", "address of the admin listener: /health, /ready and /metrics, for Consul and Prometheus (port 0: any free port, registered in Consul); the public port serves /health only")
+		breakerVolume   = fs.Int("breaker-volume", 0, "calls to an instance within 10 s below which its breaker never opens; 0: more than one client may send within its rate limits, retries included")
 		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt, its answer's body included, gets half")
 	)
 	cfg, err := fs.Parse(args)
@@ -58,18 +63,20 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Routes.
 	in.Checks["consul"] = func(context.Context) error { _, err := consul.Status().Leader(); return err }
-	router := in.Router()
+	router := in.PublicRouter()
 	gateway.New(router, gateway.Config{
-		RateLimit: redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},
-		Upstream:  discovery.Options{Timeout: *upstreamTimeout, Metrics: discovery.NewMetrics(reg)},
+		RateLimit:        redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},
+		WebhookRateLimit: redis_rate.Limit{Rate: cmp.Or(*webhookRate, *ratePerMinute), Burst: cmp.Or(*webhookBurst, *rateBurst), Period: time.Minute},
+		// Breaker settings: the gateway's, derived from the rate limits.
+		Upstream: discovery.Options{Timeout: *upstreamTimeout, RequestVolumeThreshold: *breakerVolume, Metrics: discovery.NewMetrics(reg)},
 		// An attempt must time out before the whole call does, or a hung
 		// instance would never count against its breaker.
 		Client:    gateway.NewHTTPClient(*upstreamTimeout / 2),
 		Instancer: in.Instancer, // one per upstream service
 	}, tokens, rdb, reg, logger)
 
-	// Listen, register in Consul with the real port (-http-addr may ask for
-	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.
-	// CORS answers before anything else.
-	return in.Serve(ctx, router, gateway.CORS(strings.Split(*corsOrigins, ",")))
+	// Listen, register in Consul with the real ports (-http-addr and
+	// -admin-addr may ask for port 0), and serve until SIGINT/SIGTERM; leave
+	// Consul before draining. CORS answers before anything else.
+	return in.ServeWithAdmin(ctx, *adminAddr, router, gateway.CORS(strings.Split(*corsOrigins, ",")))
 }

@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -20,10 +22,11 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 const secret = "0123456789abcdef0123456789abcdef"
 
-// TestRun starts the gateway as the binary would, on a free port: it
-// registers in Consul with its real port and a passing check, reports Redis
-// and Consul in /ready, answers 503 JSON for an upstream with no instance,
-// and leaves Consul on shutdown.
+// TestRun starts the gateway as the binary would, on free ports: it
+// registers in Consul with its real port, its admin port and a passing check
+// on the admin port, reports Redis and Consul in /ready there, serves
+// /metrics there and neither on the public port, answers 503 JSON for an
+// upstream with no instance, and leaves Consul on shutdown.
 func TestRun(t *testing.T) {
 	consulAddr := testkit.ConsulAddr(t)
 	args := []string{
@@ -37,7 +40,22 @@ func TestRun(t *testing.T) {
 		t.Errorf("registered as %s port %d", in.Entry.Service.ID, port)
 	}
 
-	code, body := get(t, in.BaseURL+"/ready")
+	admin := adminURL(t, in)
+	if check := checkOutput(t, in); !strings.Contains(check, "GET "+admin+"/health: 200") {
+		t.Errorf("Consul's check says %q, want a passing GET of the admin listener's %s/health", check, admin)
+	}
+	for _, path := range []string{"/ready", "/metrics"} {
+		if code, body := get(t, in.BaseURL+path); code != http.StatusNotFound || !strings.Contains(body, `"not_found"`) {
+			t.Errorf("public %s: %d %s, want a 404 JSON error", path, code, body)
+		}
+	}
+	if code, _ := get(t, in.BaseURL+"/health"); code != http.StatusOK {
+		t.Errorf("public /health: %d", code)
+	}
+	if code, body := get(t, admin+"/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("admin /metrics: %d", code)
+	}
+	code, body := get(t, admin+"/ready")
 	var ready struct {
 		Ready  bool              `json:"ready"`
 		Checks map[string]string `json:"checks"`
@@ -72,7 +90,7 @@ func TestRunWithoutRedis(t *testing.T) {
 	ln.Close()
 	in := testkit.StartInstance(t, run, consulAddr, "gateway",
 		"-http-addr", "127.0.0.1:0", "-consul-addr", consulAddr, "-redis-addr", noRedis, "-jwt-secret", secret)
-	if code, body := get(t, in.BaseURL+"/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"consul":"ok"`) {
+	if code, body := get(t, adminURL(t, in)+"/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"consul":"ok"`) {
 		t.Errorf("/ready without Redis: %d %s, want 503 with consul ok", code, body)
 	}
 	if code, _ := get(t, in.BaseURL+"/health"); code != http.StatusOK {
@@ -100,6 +118,33 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	if err := run(context.Background(), []string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: err = %v, want flag.ErrHelp", err)
 	}
+}
+
+// adminURL is the base URL of in's admin listener, as its Consul
+// registration says.
+func adminURL(t *testing.T, in *testkit.Instance) string {
+	t.Helper()
+	port := in.Entry.Service.Meta[discovery.AdminPortMeta]
+	if port == "" || port == strconv.Itoa(in.Entry.Service.Port) {
+		t.Fatalf("registered without an admin port of its own: meta %v, port %d", in.Entry.Service.Meta, in.Entry.Service.Port)
+	}
+	return "http://" + net.JoinHostPort(in.Entry.Service.Address, port)
+}
+
+// checkOutput is what Consul's check of in last said ("HTTP GET <url>: 200
+// OK Output: …").
+func checkOutput(t *testing.T, in *testkit.Instance) string {
+	t.Helper()
+	checks, err := in.Consul.Agent().Checks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.ServiceID == in.Entry.Service.ID {
+			return c.Output
+		}
+	}
+	return ""
 }
 
 func get(t *testing.T, url string) (int, string) {

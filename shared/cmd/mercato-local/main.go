@@ -54,6 +54,12 @@ var (
 // is one of the secrets (secrets.go).
 const adminEmail = "admin@mercato.local"
 
+// gatewayAdminAddr is the gateway's admin listener (/ready, /metrics), on
+// loopback only.
+var gatewayAdminAddr = hostPort(gatewayAdminPort)
+
+const gatewayAdminPort = 3100
+
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 func main() {
@@ -287,6 +293,7 @@ func preflight(p *platform) error {
 
 	ports := []fixedPort{
 		{gatewayPort, "the API gateway"},
+		{gatewayAdminPort, "the API gateway's admin listener"},
 		{consulPort, "Consul's HTTP API and UI"},
 		{postgresPort, "PostgreSQL"},
 		{redisPort, "Redis"},
@@ -335,6 +342,7 @@ func printBanner(ctx context.Context, p *platform) {
 	rule := strings.Repeat("=", 78)
 	fmt.Fprintf(&b, "\n%s\n  Mercato is running (pid %d). Stop it with Ctrl-C or `kill %d`.\n\n", rule, os.Getpid(), os.Getpid())
 	line("API gateway", "http://%s/api/v1   (health http://%s/health)", gatewayAddr, gatewayAddr)
+	line("Gateway admin", "http://%s/metrics, http://%s/ready", gatewayAdminAddr, gatewayAdminAddr)
 	line("Consul UI", "http://%s/ui", consulAddr)
 	if p.mailSinkBin() != "" {
 		line("Emails", "http://%s   (MailDev: every email the platform sends; SMTP %s)", mailUIAddr, smtpAddr)

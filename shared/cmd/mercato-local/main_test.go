@@ -59,8 +59,14 @@ func checkRelabelling(t *testing.T, rules []map[string]any, body []byte) {
 	t.Helper()
 	var keep bool
 	targets := map[string]string{} // target_label -> source label
+	var admin bool
 	for _, r := range rules {
 		src, _ := r["source_labels"].([]any)
+		if r["target_label"] == "__address__" {
+			admin = len(src) == 2 && src[0] == "__meta_consul_service_address" && src[1] == adminPortLabel &&
+				r["separator"] == ";" && r["regex"] == adminAddressRule.Regex && r["replacement"] == "$1:$2"
+			continue
+		}
 		if len(src) != 1 {
 			t.Fatalf("relabel rule %v: want one source label", r)
 		}
@@ -74,11 +80,33 @@ func checkRelabelling(t *testing.T, rules []map[string]any, body []byte) {
 	if !keep {
 		t.Errorf("no rule keeping only targets tagged metrics:\n%s", body)
 	}
+	if !admin {
+		t.Errorf("no rule scraping an instance's admin port where it registered one:\n%s", body)
+	}
 	if targets["service"] != "__meta_consul_service" {
 		t.Errorf("service label from %q, want __meta_consul_service", targets["service"])
 	}
 	if targets["instance"] != "__meta_consul_service_id" {
 		t.Errorf("instance label from %q, want __meta_consul_service_id", targets["instance"])
+	}
+}
+
+// TestAdminAddressRule applies the rule as Prometheus does (source labels
+// joined by the separator, the regex anchored): the gateway, which has an
+// admin port, is scraped there; a service without one keeps its address.
+func TestAdminAddressRule(t *testing.T) {
+	re := regexp.MustCompile("^(?:" + adminAddressRule.Regex + ")$")
+	for joined, want := range map[string]string{
+		"127.0.0.1;3100": "127.0.0.1:3100",
+		"127.0.0.1;":     "", // no match: __address__ stays host:port
+	} {
+		got := ""
+		if m := re.FindStringSubmatchIndex(joined); m != nil {
+			got = string(re.ExpandString(nil, adminAddressRule.Replacement, joined, m))
+		}
+		if got != want {
+			t.Errorf("%q → %q, want %q", joined, got, want)
+		}
 	}
 }
 
@@ -134,7 +162,7 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 	dir := t.TempDir()
 	targets := filepath.Join(dir, "consul.json")
 	// A targets file as targetMirror writes it, so promtool checks it too.
-	if err := os.WriteFile(targets, []byte(`[{"targets":["127.0.0.1:4000"],"labels":{"__meta_consul_service":"user","__meta_consul_service_id":"user-127.0.0.1-4000","__meta_consul_tags":",metrics,"}}]`), 0o644); err != nil {
+	if err := os.WriteFile(targets, []byte(`[{"targets":["127.0.0.1:4000"],"labels":{"__meta_consul_service":"user","__meta_consul_service_id":"user-127.0.0.1-4000","__meta_consul_tags":",metrics,"}},{"targets":["127.0.0.1:3000"],"labels":{"__meta_consul_service":"gateway","__meta_consul_service_id":"gateway-127.0.0.1-3000","__meta_consul_tags":",metrics,","__meta_consul_service_address":"127.0.0.1","__meta_consul_service_metadata_admin_port":"3100"}}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	check := func(t *testing.T, targetsFile string) (string, error) {
@@ -255,7 +283,7 @@ func TestInstanceArgs(t *testing.T) {
 		}
 	}
 	gw := strings.Join(gateway.args(sec), " ")
-	if !strings.Contains(gw, "-http-addr 127.0.0.1:3000") {
+	if !strings.Contains(gw, "-http-addr 127.0.0.1:3000") || !strings.Contains(gw, "-admin-addr 127.0.0.1:3100") || strings.Contains(gw, "-database-url") {
 		t.Errorf("gateway args = %q", gw)
 	}
 	// No secret on any command line; each in the environment of the

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mercato-dev/mercato/shared/discovery"
 )
 
 // debianPrometheus is where Debian's prometheus package installs the server.
@@ -56,9 +58,11 @@ type (
 	}
 	promRelabelRule struct {
 		SourceLabels []string `yaml:"source_labels,flow"`
+		Separator    string   `yaml:"separator,omitempty"`
 		Regex        string   `yaml:"regex,omitempty"`
 		Action       string   `yaml:"action,omitempty"`
 		TargetLabel  string   `yaml:"target_label,omitempty"`
+		Replacement  string   `yaml:"replacement,omitempty"`
 	}
 )
 
@@ -66,6 +70,21 @@ type (
 // __meta_consul_tags: the tags joined with "," and wrapped in "," (e.g.
 // ",metrics,version=dev,"), so a whole tag is matched, not a substring.
 const metricsTagRegex = ".*,metrics,.*"
+
+// adminPortLabel is the label consul_sd_configs makes of an instance's
+// discovery.AdminPortMeta metadata (the gateway's admin listener).
+const adminPortLabel = "__meta_consul_service_metadata_" + discovery.AdminPortMeta
+
+// adminAddressRule scrapes an instance that registered an admin port there
+// rather than on its public port, which does not serve /metrics (the
+// gateway). An instance without one does not match and keeps its address.
+var adminAddressRule = promRelabelRule{
+	SourceLabels: []string{"__meta_consul_service_address", adminPortLabel},
+	Separator:    ";",
+	Regex:        "(.+);([0-9]+)",
+	TargetLabel:  "__address__",
+	Replacement:  "$1:$2",
+}
 
 // prometheusConfig renders the configuration for a Prometheus that finds
 // every instance through the Consul agent at consulAddr. It is the one place
@@ -85,6 +104,7 @@ func prometheusConfig(consulAddr, targetsFile string) ([]byte, error) {
 			// discovery); anything else in Consul (Consul itself) is not a
 			// scrape target.
 			{SourceLabels: []string{"__meta_consul_tags"}, Regex: metricsTagRegex, Action: "keep"},
+			adminAddressRule,
 			{SourceLabels: []string{"__meta_consul_service"}, TargetLabel: "service"},
 			// The Consul service ID (<service>-<host>-<port>) rather than the
 			// bare address, so a series can be matched to the instance the

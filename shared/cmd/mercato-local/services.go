@@ -48,7 +48,12 @@ var databases = []string{
 }
 
 // gateway is the public front door; it always runs, alone, on the seed's port.
-var gateway = serviceSpec{name: "gateway", instances: 1, httpAddr: gatewayAddr}
+// Its /ready and /metrics are on the admin listener only.
+var gateway = serviceSpec{name: "gateway", instances: 1, httpAddr: gatewayAddr, extraArgs: gatewayArgs}
+
+// gatewayArgs puts the gateway's admin listener on its fixed port, so the
+// banner can name it (Prometheus and Consul find it in Consul anyway).
+func gatewayArgs(secrets) []string { return []string{"-admin-addr", gatewayAdminAddr} }
 
 // adminArgs makes the user service ensure an admin account at start-up, so a
 // fresh local platform can be administered right away; its password goes in

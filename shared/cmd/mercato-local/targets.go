@@ -59,16 +59,20 @@ func consulTargets(ctx context.Context, catalog *api.Client) ([]fileSDGroup, err
 			if host == "" {
 				host = e.Address // Consul's rule: no service address means the node's
 			}
+			labels := map[string]string{
+				"__meta_consul_service":         e.ServiceName,
+				"__meta_consul_service_id":      e.ServiceID,
+				"__meta_consul_service_address": host,
+				"__meta_consul_service_port":    strconv.Itoa(e.ServicePort),
+				"__meta_consul_node":            e.Node,
+				"__meta_consul_tags":            consulTagList(e.ServiceTags),
+			}
+			for k, v := range e.ServiceMeta {
+				labels["__meta_consul_service_metadata_"+k] = v // as consul_sd names them
+			}
 			groups = append(groups, fileSDGroup{
 				Targets: []string{net.JoinHostPort(host, strconv.Itoa(e.ServicePort))},
-				Labels: map[string]string{
-					"__meta_consul_service":         e.ServiceName,
-					"__meta_consul_service_id":      e.ServiceID,
-					"__meta_consul_service_address": host,
-					"__meta_consul_service_port":    strconv.Itoa(e.ServicePort),
-					"__meta_consul_node":            e.Node,
-					"__meta_consul_tags":            consulTagList(e.ServiceTags),
-				},
+				Labels:  labels,
 			})
 		}
 	}
