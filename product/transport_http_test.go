@@ -63,7 +63,7 @@ type stack struct {
 	service  string
 }
 
-func newDB(t *testing.T) *sqlx.DB {
+func newDB(t testing.TB) *sqlx.DB {
 	t.Helper()
 	db := testkit.Postgres(t)
 	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
@@ -72,14 +72,14 @@ func newDB(t *testing.T) *sqlx.DB {
 	return db
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	return newStackOn(t, newDB(t), nil, &clock{now: time.Now()})
 }
 
 // newStackOn serves the service on db, which may be shared with another
 // stack (several instances of one service), caching in rdb when not nil.
-func newStackOn(t *testing.T, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack {
+func newStackOn(t testing.TB, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack {
 	t.Helper()
 	tokens, err := auth.NewTokens([]byte(secret), 15*time.Minute)
 	if err != nil {
@@ -113,7 +113,7 @@ func newStackOn(t *testing.T, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack
 	return s
 }
 
-func (s *stack) token(t *testing.T, role auth.Role) string {
+func (s *stack) token(t testing.TB, role auth.Role) string {
 	t.Helper()
 	tok, err := s.tokens.Issue(auth.Identity{UserID: uuid.NewString(), Email: string(role) + "@example.com", Role: role})
 	if err != nil {

@@ -35,11 +35,13 @@ import (
 
 // Route is the route fuzzed: its method and path template, whose {name}
 // variables are all filled with the fuzzed Var, and the headers sent with
-// every request (a bearer token, say).
+// every request (a bearer token, say). Prepare, when set, finishes each
+// request last (a webhook's signature over the fuzzed body).
 type Route struct {
-	Method string
-	Path   string
-	Header http.Header
+	Method  string
+	Path    string
+	Header  http.Header
+	Prepare func(r *http.Request, in Input)
 }
 
 // Input is one request: the value of the path's variables, the raw query
@@ -64,6 +66,7 @@ func Seeds() []Input {
 		{Var: id, Query: "page=-9223372036854775808&page_size=-1"},
 		{Var: id, Query: "page=%zz&a;b"},
 		{Var: id, Query: "%00=1&\xff=2"},
+		{Var: id, Body: `{"email":"ada\u0000@example.com","password":"password123"}`},
 		{Var: id, Body: `{"email":"ada\u0000@example.com","password":"password123","first_name":"A\u0000","last_name":"B"}`},
 		{Var: id, Body: "{\"email\":\"ada\xff@example.com\",\"password\":\"\xc3\x28\"}"},
 		{Var: id, Body: `{"name":"\u0000","items":[{"product_id":"\u0000","quantity":9223372036854775807}],"reason":"\u0000"}`},
@@ -84,6 +87,11 @@ func Fuzz(f *testing.F, h http.Handler, rt Route, seeds ...Input) {
 	})
 }
 
+// Bearer is the header of a request with token.
+func Bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
 // Check sends in to h on rt and fails t on a status of 500 or more, or on
 // an error answer that is not a JSON error with a code.
 func Check(t testing.TB, h http.Handler, rt Route, in Input) {
@@ -99,6 +107,9 @@ func Check(t testing.TB, h http.Handler, rt Route, in Input) {
 	req.Header.Set("Content-Type", "application/json")
 	if in.Key != "" {
 		req.Header.Set("Idempotency-Key", in.Key)
+	}
+	if rt.Prepare != nil {
+		rt.Prepare(req, in)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
