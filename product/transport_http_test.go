@@ -668,6 +668,11 @@ func TestHTTPBadInput(t *testing.T) {
 		{"name as number", "POST", "/api/v1/products", s.admin, `{"name":5,"sku":"N-1","price":"1.00"}`, "", 400, "invalid_type", "name"},
 		{"missing fields", "POST", "/api/v1/products", s.admin, `{}`, "", 422, "validation_failed", "price"},
 		{"negative price", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":"-1.00"}`, "", 422, "validation_failed", "price"},
+		// A price of 0.00 could be stored, and then no checkout of it could be paid.
+		{"zero price", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":"0.00"}`, "", 422, "validation_failed", "price"},
+		{"zero price patched", "PATCH", "/api/v1/products/" + id, s.admin, `{"price":"0.00"}`, "", 422, "validation_failed", "price"},
+		{"zero variant price", "POST", "/api/v1/products/" + id + "/variants", s.admin, `{"sku":"Z-1","name":"Z","price":"0.00"}`, "", 422, "validation_failed", "price"},
+		{"zero variant price patched", "PATCH", "/api/v1/products/" + id + "/variants/" + v, s.admin, `{"price":"0.00"}`, "", 422, "validation_failed", "price"},
 		{"price as a JSON number", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":19.99}`, "", 422, "validation_failed", "price"},
 		{"price with three places", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":"1.999"}`, "", 422, "validation_failed", "price"},
 		{"price not a number", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":"abc"}`, "", 422, "validation_failed", "price"},
