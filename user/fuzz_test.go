@@ -3,59 +3,51 @@ package user
 import (
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/mercato-dev/mercato/shared/httpkit/httpfuzz"
 )
 
-// Fuzz tests of every route's decoder and request checks (one target per
-// route, so `make fuzz` fuzzes each): whatever arrives, the answer is a
-// value or a 4xx JSON error, never a 5xx nor a panic. The endpoints are
-// stubs that only validate (httpfuzz.Stubbed); fuzz_postgres_test.go sends
-// the same inputs through the real service and PostgreSQL.
+// One fuzz target per route of the user service (httpfuzz.Decoder says what
+// each asserts); fuzz_postgres_test.go fuzzes some through PostgreSQL.
+
+func fuzz(f *testing.F, method, path string) {
+	httpfuzz.Decoder(f, ServiceName, MakeHTTPHandler, checkRequest, method, path)
+}
 
 // checkRequest is what the endpoints check before calling the service.
 func checkRequest(request any) error {
-	switch r := request.(type) {
-	case interface{ validate() error }:
+	if r, ok := request.(interface{ validate() error }); ok {
 		return r.validate()
-	case interface{ validate(time.Time) error }:
-		return r.validate(time.Now())
 	}
 	return nil
 }
 
-func fuzzRoute(f *testing.F, method, path string, seeds ...httpfuzz.Input) {
-	h := httpfuzz.Stubbed(ServiceName, MakeHTTPHandler, checkRequest)
-	httpfuzz.Fuzz(f, h, httpfuzz.Route{Method: method, Path: path}, seeds...)
-}
+func FuzzRegisterRequest(f *testing.F) { fuzz(f, http.MethodPost, "/api/v1/auth/register") }
 
-func FuzzRegisterRequest(f *testing.F) { fuzzRoute(f, http.MethodPost, "/api/v1/auth/register") }
+func FuzzLoginRequest(f *testing.F) { fuzz(f, http.MethodPost, "/api/v1/auth/login") }
 
-func FuzzLoginRequest(f *testing.F) { fuzzRoute(f, http.MethodPost, "/api/v1/auth/login") }
+func FuzzRefreshRequest(f *testing.F) { fuzz(f, http.MethodPost, "/api/v1/auth/refresh") }
 
-func FuzzRefreshRequest(f *testing.F) { fuzzRoute(f, http.MethodPost, "/api/v1/auth/refresh") }
+func FuzzLogoutRequest(f *testing.F) { fuzz(f, http.MethodPost, "/api/v1/auth/logout") }
 
-func FuzzLogoutRequest(f *testing.F) { fuzzRoute(f, http.MethodPost, "/api/v1/auth/logout") }
+func FuzzGetProfileRequest(f *testing.F) { fuzz(f, http.MethodGet, "/api/v1/users/me") }
 
-func FuzzGetProfileRequest(f *testing.F) { fuzzRoute(f, http.MethodGet, "/api/v1/users/me") }
-
-func FuzzUpdateProfileRequest(f *testing.F) { fuzzRoute(f, http.MethodPatch, "/api/v1/users/me") }
+func FuzzUpdateProfileRequest(f *testing.F) { fuzz(f, http.MethodPatch, "/api/v1/users/me") }
 
 func FuzzListAddressesRequest(f *testing.F) {
-	fuzzRoute(f, http.MethodGet, "/api/v1/users/me/addresses")
+	fuzz(f, http.MethodGet, "/api/v1/users/me/addresses")
 }
 
-func FuzzAddAddressRequest(f *testing.F) { fuzzRoute(f, http.MethodPost, "/api/v1/users/me/addresses") }
+func FuzzAddAddressRequest(f *testing.F) { fuzz(f, http.MethodPost, "/api/v1/users/me/addresses") }
 
 func FuzzUpdateAddressRequest(f *testing.F) {
-	fuzzRoute(f, http.MethodPatch, "/api/v1/users/me/addresses/{id}")
+	fuzz(f, http.MethodPatch, "/api/v1/users/me/addresses/{id}")
 }
 
 func FuzzDeleteAddressRequest(f *testing.F) {
-	fuzzRoute(f, http.MethodDelete, "/api/v1/users/me/addresses/{id}")
+	fuzz(f, http.MethodDelete, "/api/v1/users/me/addresses/{id}")
 }
 
-func FuzzListUsersRequest(f *testing.F) { fuzzRoute(f, http.MethodGet, "/api/v1/users") }
+func FuzzListUsersRequest(f *testing.F) { fuzz(f, http.MethodGet, "/api/v1/users") }
 
-func FuzzGetUserRequest(f *testing.F) { fuzzRoute(f, http.MethodGet, "/api/v1/internal/users/{id}") }
+func FuzzGetUserRequest(f *testing.F) { fuzz(f, http.MethodGet, "/api/v1/internal/users/{id}") }

@@ -209,3 +209,9 @@ func Stubbed[E any](service string, mount func(*mux.Router, E, log.Logger), chec
 	Stub(&e, check)
 	return Serve(service, func(r *mux.Router, logger log.Logger) { mount(r, e, logger) })
 }
+
+// Decoder fuzzes the route method path of a service's handler (mount, its
+// MakeHTTPHandler) over stubbed endpoints (Stubbed), with Seeds and seeds.
+func Decoder[E any](f *testing.F, service string, mount func(*mux.Router, E, log.Logger), check func(request any) error, method, path string, seeds ...Input) {
+	Fuzz(f, Stubbed(service, mount, check), Route{Method: method, Path: path}, seeds...)
+}
