@@ -35,6 +35,13 @@ test: deps lint ## run every test, integration and end-to-end included, with -ra
 	@echo "==> go test -race $(PKGS)"
 	@$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+# FUZZTIME bounds each fuzz target of make fuzz.
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: deps ## fuzz every request decoder and webhook parser, FUZZTIME (10s) per target; findings land in testdata/fuzz
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh ./shared/... ./user/... ./product/... ./order/... ./payment/... ./notification/...
+
 .PHONY: bench
 bench: deps ## print product-listing throughput (gateway vs direct, cache warm vs cold) on 100,000 products
 	@$(GO) test -run '^$$' -bench BenchmarkProductListing -benchtime 1x -timeout 10m ./e2e/

@@ -35,7 +35,7 @@ type stack struct {
 	tokens *auth.Tokens
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	db := testkit.Postgres(t)
 	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
@@ -59,7 +59,7 @@ func newStack(t *testing.T) *stack {
 }
 
 // userToken signs in a new customer.
-func (s *stack) userToken(t *testing.T) (string, string) {
+func (s *stack) userToken(t testing.TB) (string, string) {
 	t.Helper()
 	id := uuid.NewString()
 	tok, err := s.tokens.Issue(auth.Identity{UserID: id, Email: id[:8] + "@example.com", Role: auth.RoleCustomer})

@@ -44,7 +44,7 @@ type stack struct {
 	a, b      string // products: a at 19.99 (10 in stock), b at 5.00 (3)
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	db := testkit.Postgres(t)
 	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
@@ -60,7 +60,7 @@ func newStack(t *testing.T) *stack {
 
 // newStackOn serves the service on db and the given upstreams, which may be
 // shared with another stack (several instances of one service).
-func newStackOn(t *testing.T, db *sqlx.DB, inv *fakeInventory, pay *fakePayments) *stack {
+func newStackOn(t testing.TB, db *sqlx.DB, inv *fakeInventory, pay *fakePayments) *stack {
 	t.Helper()
 	s := newStackUpon(t, db, inv, pay)
 	s.inventory, s.payments = inv, pay
@@ -69,7 +69,7 @@ func newStackOn(t *testing.T, db *sqlx.DB, inv *fakeInventory, pay *fakePayments
 
 // newStackUpon serves the service on db and any upstreams: fakes, or the
 // real clients of fake servers.
-func newStackUpon(t *testing.T, db *sqlx.DB, inv order.Inventory, pay order.Payments) *stack {
+func newStackUpon(t testing.TB, db *sqlx.DB, inv order.Inventory, pay order.Payments) *stack {
 	t.Helper()
 	tokens, err := auth.NewTokens([]byte(testSecret), 15*time.Minute)
 	if err != nil {
@@ -96,7 +96,7 @@ func newStackUpon(t *testing.T, db *sqlx.DB, inv order.Inventory, pay order.Paym
 	return &stack{srv: srv, hits: hits, db: db, tokens: tokens}
 }
 
-func (s *stack) token(t *testing.T, userID string, role auth.Role) string {
+func (s *stack) token(t testing.TB, userID string, role auth.Role) string {
 	t.Helper()
 	tok, err := s.tokens.Issue(auth.Identity{UserID: userID, Role: role})
 	if err != nil {

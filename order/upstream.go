@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mercato-dev/mercato/payment"
@@ -104,15 +107,42 @@ func (p payments) Charge(ctx context.Context, c Charge) (ChargeResult, error) {
 	case err == nil:
 		return ChargeResult{PaymentID: pay.ID, Status: pay.Status, Card: CardSummary{Brand: pay.Card.Brand, Last4: pay.Card.Last4}}, nil
 	case errors.As(err, &e) && e.Status == http.StatusUnprocessableEntity:
-		// The card as the payment service judges it; ours checks the same
-		// things first, so this is rare.
-		return ChargeResult{}, &RejectedError{Code: "invalid_card", Message: e.Message}
+		// The charge as the payment service judges it; ours checks the card
+		// first, so this is rare, and each refusal keeps its own code.
+		code, msg := rejection(e)
+		return ChargeResult{}, &RejectedError{Code: code, Message: msg}
 	case errors.Is(err, payment.ErrPaymentMismatch):
 		// The order's payment was asked for another amount: the total is
 		// stored before the first charge, so this is a bug, not an outage.
 		return ChargeResult{}, fmt.Errorf("charge of order %s: %w", c.OrderID, err)
 	}
 	return ChargeResult{}, upstreamFailure("payment", "charge", err)
+}
+
+// rejection is the code and message a refused charge is reported with: the
+// payment service's own code, or for its validation_failed the field that
+// failed (invalid_card, invalid_amount, invalid_currency; invalid_charge
+// for anything else), with the reasons it gave.
+func rejection(e *httpkit.Error) (code, message string) {
+	if e.Code != "validation_failed" || len(e.Details) == 0 {
+		return e.Code, e.Message
+	}
+	fields := slices.Sorted(maps.Keys(e.Details))
+	reasons := make([]string, len(fields))
+	for i, f := range fields {
+		reasons[i] = fmt.Sprintf("%s %v", f, e.Details[f])
+	}
+	code = "invalid_charge"
+	for _, f := range []struct{ prefix, code string }{
+		{"currency", "invalid_currency"}, {"amount", "invalid_amount"}, {"card", "invalid_card"},
+	} {
+		for _, name := range fields {
+			if name == f.prefix || strings.HasPrefix(name, f.prefix+".") {
+				code = f.code
+			}
+		}
+	}
+	return code, strings.Join(reasons, "; ")
 }
 
 // upstreamFailure classifies an upstream call's error that is not one of the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +142,35 @@ func TestPaymentsAdapter(t *testing.T) {
 	stub.err = payment.ErrPaymentMismatch
 	if _, err := pay.Charge(ctx, order.Charge{}); !errors.Is(err, payment.ErrPaymentMismatch) || errors.Is(err, order.ErrPaymentRejected) || errors.Is(err, order.ErrUpstreamUnavailable) {
 		t.Errorf("mismatch: %v", err)
+	}
+}
+
+// Every 422 of the payment service used to be reported as invalid_card; a
+// charge refused for its amount (a product priced 0.00) blamed the card.
+func TestPaymentsAdapterKeepsRefusalCodes(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		err      *httpkit.Error
+		wantCode string
+	}{
+		{httpkit.Invalid(map[string]string{"card.number": "fails the Luhn check"}), "invalid_card"},
+		{httpkit.Invalid(map[string]string{"amount": "must be greater than 0"}), "invalid_amount"},
+		{httpkit.Invalid(map[string]string{"currency": "must be an ISO 4217 code like USD"}), "invalid_currency"},
+		{httpkit.Invalid(map[string]string{"amount": "must be greater than 0", "card.cvc": "bad"}), "invalid_card"},
+		{httpkit.Invalid(map[string]string{"order_id": "must be a UUID"}), "invalid_charge"},
+		{httpkit.NewError(http.StatusUnprocessableEntity, "card_expired", "the card has expired"), "card_expired"},
+	} {
+		pay := order.NewPayments(&stubPayment{err: tc.err})
+		_, err := pay.Charge(ctx, order.Charge{})
+		var rejected *order.RejectedError
+		if !errors.As(err, &rejected) || rejected.Code != tc.wantCode || !errors.Is(err, order.ErrPaymentRejected) {
+			t.Errorf("%v: %v, want a rejection %s", tc.err.Details, err, tc.wantCode)
+			continue
+		}
+		for field := range tc.err.Details {
+			if !strings.Contains(rejected.Message, field) {
+				t.Errorf("%s: message %q does not name %s", tc.wantCode, rejected.Message, field)
+			}
+		}
 	}
 }

@@ -84,7 +84,7 @@ type stackOptions struct {
 	webhookTolerance time.Duration // the service's Options.WebhookTolerance
 }
 
-func newStack(t *testing.T, opts stackOptions) *stack {
+func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	dbURL := testkit.PostgresURL(t)
 	db := open(t, dbURL)
@@ -97,7 +97,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	return s
 }
 
-func open(t *testing.T, dbURL string) *sqlx.DB {
+func open(t testing.TB, dbURL string) *sqlx.DB {
 	t.Helper()
 	db, err := sqlx.Open("postgres", dbURL)
 	if err != nil {
@@ -109,7 +109,7 @@ func open(t *testing.T, dbURL string) *sqlx.DB {
 
 // newStackOn serves the service on the database at dbURL, which may be
 // shared with another stack (several instances of one service).
-func newStackOn(t *testing.T, dbURL string, opts stackOptions) *stack {
+func newStackOn(t testing.TB, dbURL string, opts stackOptions) *stack {
 	t.Helper()
 	db, sandboxDB := open(t, dbURL), open(t, dbURL)
 	ctx := testCtx(t)
@@ -158,7 +158,7 @@ func newStackOn(t *testing.T, dbURL string, opts stackOptions) *stack {
 
 // startDispatcher runs the sandbox's webhook dispatcher against s until the
 // test ends; stop ends it earlier.
-func (s *stack) startDispatcher(t *testing.T, logger log.Logger) (stop func()) {
+func (s *stack) startDispatcher(t testing.TB, logger log.Logger) (stop func()) {
 	t.Helper()
 	d := &sandbox.Dispatcher{DB: s.sandboxDB, URL: s.srv.URL + "/api/v1/webhooks/payments/sandbox",
 		Secret: []byte(webhookSecret), Client: &http.Client{Timeout: 5 * time.Second}, Logger: logger,
@@ -168,7 +168,7 @@ func (s *stack) startDispatcher(t *testing.T, logger log.Logger) (stop func()) {
 
 // run runs loop until the test ends or stop is called, and checks that it
 // stops promptly and cleanly.
-func run(t *testing.T, loop func(context.Context) error) (stop func()) {
+func run(t testing.TB, loop func(context.Context) error) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -191,7 +191,7 @@ func run(t *testing.T, loop func(context.Context) error) (stop func()) {
 	return stop
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
@@ -277,7 +277,7 @@ func errorCode(r response) string {
 	return code
 }
 
-func (s *stack) token(t *testing.T, id auth.Identity) string {
+func (s *stack) token(t testing.TB, id auth.Identity) string {
 	t.Helper()
 	tok, err := s.tokens.Issue(id)
 	if err != nil {
@@ -286,7 +286,7 @@ func (s *stack) token(t *testing.T, id auth.Identity) string {
 	return tok
 }
 
-func (s *stack) serviceToken(t *testing.T) string {
+func (s *stack) serviceToken(t testing.TB) string {
 	t.Helper()
 	tok, err := s.tokens.ServiceToken("order")
 	if err != nil {
@@ -295,11 +295,11 @@ func (s *stack) serviceToken(t *testing.T) string {
 	return tok
 }
 
-func (s *stack) adminToken(t *testing.T) string {
+func (s *stack) adminToken(t testing.TB) string {
 	return s.token(t, auth.Identity{UserID: uuid.NewString(), Email: "root@example.com", Role: auth.RoleAdmin})
 }
 
-func (s *stack) customerToken(t *testing.T, userID string) string {
+func (s *stack) customerToken(t testing.TB, userID string) string {
 	return s.token(t, auth.Identity{UserID: userID, Email: "ada@example.com", Role: auth.RoleCustomer})
 }
 

@@ -174,7 +174,7 @@ func (r createProductRequest) validate() error {
 	p.Text("short_description", r.ShortDescription, maxTextLen, false)
 	checkSKU(p, "sku", r.SKU)
 	if validate.Required(p, "price", r.Price) {
-		checkPrice(p, "price", *r.Price.Value)
+		checkSalePrice(p, "price", *r.Price.Value)
 	}
 	validate.IfPresent(p, "compare_price", r.ComparePrice, true, checkPrice)
 	validate.IfPresent(p, "cost_price", r.CostPrice, true, checkPrice)
@@ -220,7 +220,7 @@ func (r updateProductRequest) validate() error {
 	validate.IfPresent(p, "description", u.Description, true, checkText)
 	validate.IfPresent(p, "short_description", u.ShortDescription, true, checkText)
 	validate.IfPresent(p, "sku", u.SKU, false, checkSKU)
-	validate.IfPresent(p, "price", u.Price, false, checkPrice)
+	validate.IfPresent(p, "price", u.Price, false, checkSalePrice)
 	validate.IfPresent(p, "compare_price", u.ComparePrice, true, checkPrice)
 	validate.IfPresent(p, "cost_price", u.CostPrice, true, checkPrice)
 	validate.IfPresent(p, "min_stock_quantity", u.MinStockQuantity, false, checkQuantity)
@@ -247,7 +247,7 @@ func (r createVariantRequest) validate() error {
 	checkSKU(p, "sku", r.SKU)
 	p.Text("name", r.Name, maxNameLen, true)
 	if validate.Required(p, "price", r.Price) {
-		checkPrice(p, "price", *r.Price.Value)
+		checkSalePrice(p, "price", *r.Price.Value)
 	}
 	checkQuantity(p, "stock_quantity", r.StockQuantity)
 	checkAttributes(p, "attributes", r.Attributes)
@@ -273,7 +273,7 @@ func (r updateVariantRequest) validate() error {
 	}
 	validate.IfPresent(p, "sku", u.SKU, false, checkSKU)
 	validate.IfPresent(p, "name", u.Name, false, checkName)
-	validate.IfPresent(p, "price", u.Price, false, checkPrice)
+	validate.IfPresent(p, "price", u.Price, false, checkSalePrice)
 	validate.IfPresent(p, "attributes", u.Attributes, false, checkAttributes)
 	validate.Present(p, "is_active", u.IsActive, false)
 	return p.Err()
@@ -372,6 +372,18 @@ func checkSKU(p validate.Problems, field, v string) {
 	case len(v) > maxSKULen || !skuPattern.MatchString(v):
 		p[field] = "must be at most 100 letters, digits, dots, dashes and underscores"
 	}
+}
+
+// checkSalePrice checks the price a product or variant is sold at: above
+// 0.00 too, as every order is paid by card and no card is charged nothing.
+// A price of 0.00 used to be stored and then every checkout of it failed,
+// blaming the card.
+func checkSalePrice(p validate.Problems, field string, v money.Amount) {
+	if v == 0 {
+		p[field] = "must be greater than 0.00: every order is paid by card"
+		return
+	}
+	checkPrice(p, field, v)
 }
 
 func checkPrice(p validate.Problems, field string, v money.Amount) {

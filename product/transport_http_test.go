@@ -63,7 +63,7 @@ type stack struct {
 	service  string
 }
 
-func newDB(t *testing.T) *sqlx.DB {
+func newDB(t testing.TB) *sqlx.DB {
 	t.Helper()
 	db := testkit.Postgres(t)
 	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
@@ -72,14 +72,14 @@ func newDB(t *testing.T) *sqlx.DB {
 	return db
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	return newStackOn(t, newDB(t), nil, &clock{now: time.Now()})
 }
 
 // newStackOn serves the service on db, which may be shared with another
 // stack (several instances of one service), caching in rdb when not nil.
-func newStackOn(t *testing.T, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack {
+func newStackOn(t testing.TB, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack {
 	t.Helper()
 	tokens, err := auth.NewTokens([]byte(secret), 15*time.Minute)
 	if err != nil {
@@ -113,7 +113,7 @@ func newStackOn(t *testing.T, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack
 	return s
 }
 
-func (s *stack) token(t *testing.T, role auth.Role) string {
+func (s *stack) token(t testing.TB, role auth.Role) string {
 	t.Helper()
 	tok, err := s.tokens.Issue(auth.Identity{UserID: uuid.NewString(), Email: string(role) + "@example.com", Role: role})
 	if err != nil {
@@ -668,6 +668,11 @@ func TestHTTPBadInput(t *testing.T) {
 		{"name as number", "POST", "/api/v1/products", s.admin, `{"name":5,"sku":"N-1","price":"1.00"}`, "", 400, "invalid_type", "name"},
 		{"missing fields", "POST", "/api/v1/products", s.admin, `{}`, "", 422, "validation_failed", "price"},
 		{"negative price", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":"-1.00"}`, "", 422, "validation_failed", "price"},
+		// A price of 0.00 could be stored, and then no checkout of it could be paid.
+		{"zero price", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":"0.00"}`, "", 422, "validation_failed", "price"},
+		{"zero price patched", "PATCH", "/api/v1/products/" + id, s.admin, `{"price":"0.00"}`, "", 422, "validation_failed", "price"},
+		{"zero variant price", "POST", "/api/v1/products/" + id + "/variants", s.admin, `{"sku":"Z-1","name":"Z","price":"0.00"}`, "", 422, "validation_failed", "price"},
+		{"zero variant price patched", "PATCH", "/api/v1/products/" + id + "/variants/" + v, s.admin, `{"price":"0.00"}`, "", 422, "validation_failed", "price"},
 		{"price as a JSON number", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":19.99}`, "", 422, "validation_failed", "price"},
 		{"price with three places", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":"1.999"}`, "", 422, "validation_failed", "price"},
 		{"price not a number", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"N-1","price":"abc"}`, "", 422, "validation_failed", "price"},

@@ -43,7 +43,7 @@ type stack struct {
 	tokens *auth.Tokens
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	db := testkit.Postgres(t)
 	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
@@ -54,7 +54,7 @@ func newStack(t *testing.T) *stack {
 
 // newStackOn serves the service on db, which may be shared with another
 // stack (several instances of one service).
-func newStackOn(t *testing.T, db *sqlx.DB) *stack {
+func newStackOn(t testing.TB, db *sqlx.DB) *stack {
 	t.Helper()
 	tokens, err := auth.NewTokens([]byte(secret), 15*time.Minute)
 	if err != nil {

@@ -19,7 +19,10 @@ const MaxBodyBytes = 1 << 20
 
 // DecodeJSON decodes the body of r into dst strictly: JSON content type, at
 // most MaxBodyBytes, no unknown fields, exactly one value. Failures are
-// *Error values (400, 413 or 415) that say what is wrong.
+// *Error values (400, 413 or 415) that say what is wrong, or a 422 naming
+// every string of the value that holds NUL (validate.Strings): JSON may
+// spell it \u0000, and PostgreSQL would refuse it with an error that is no
+// client's.
 func DecodeJSON(r *http.Request, dst any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -34,6 +37,11 @@ func DecodeJSON(r *http.Request, dst any) error {
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return BadRequest("malformed_json", "the body must hold a single JSON value")
+	}
+	p := validate.Problems{}
+	p.Strings(dst)
+	if len(p) > 0 {
+		return Invalid(p)
 	}
 	return nil
 }

@@ -140,11 +140,20 @@ func (p Problems) Amount(field, v string) {
 // MaxPageSize is the largest page a list route serves (API.md).
 const MaxPageSize = 100
 
+// MaxPage is the last page number a list route accepts. With MaxPageSize it
+// keeps the OFFSET, (page-1)*pageSize, at most a million rows: far from
+// overflowing an int (a page of 2^62 would wrap it negative, and PostgreSQL
+// refuses a negative OFFSET), and beyond any list worth paging through.
+const MaxPage = 10_000
+
 // Page checks the page and page size of a list request (httpkit.DecodePage
-// reads them).
+// reads them). Within these bounds (page-1)*pageSize cannot overflow.
 func (p Problems) Page(page, pageSize int) {
-	if page < 1 {
+	switch {
+	case page < 1:
 		p["page"] = "must be at least 1"
+	case page > MaxPage:
+		p["page"] = "must be at most " + strconv.Itoa(MaxPage)
 	}
 	if pageSize < 1 || pageSize > MaxPageSize {
 		p["page_size"] = "must be between 1 and " + strconv.Itoa(MaxPageSize)
