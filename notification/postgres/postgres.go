@@ -69,10 +69,7 @@ func (r notificationRow) notification() (notification.Notification, error) {
 		ClaimID: r.ClaimID.String, Recipient: r.Recipient.String, ProviderID: r.ProviderID.String,
 		Error: r.Error.String, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
-	if r.SentAt.Valid {
-		at := r.SentAt.Time.UTC()
-		n.SentAt = &at
-	}
+	n.SentAt = sharedpg.TimePtr(r.SentAt)
 	if err := json.Unmarshal(r.Details, &n.Details); err != nil {
 		return notification.Notification{}, fmt.Errorf("notification %s: details: %w", r.ID, err)
 	}

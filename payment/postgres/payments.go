@@ -55,9 +55,9 @@ func (r paymentRow) payment() payment.Payment {
 		Status: r.Status, PaymentMethod: r.PaymentMethod, PaymentProvider: r.PaymentProvider,
 		Card:        payment.Card{Brand: r.CardBrand, Last4: r.CardLast4},
 		FailureCode: r.FailureCode.String, CapturedAmount: r.CapturedAmount, RefundedAmount: r.RefundedAmount,
-		ProcessedAt: timePtr(r.ProcessedAt), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-		ChargeID: r.ChargeID.String, CancelRequestedAt: timePtr(r.CancelRequestedAt),
-		ChargeAttemptedAt: timePtr(r.ChargeAttemptedAt),
+		ProcessedAt: sharedpg.TimePtr(r.ProcessedAt), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		ChargeID: r.ChargeID.String, CancelRequestedAt: sharedpg.TimePtr(r.CancelRequestedAt),
+		ChargeAttemptedAt: sharedpg.TimePtr(r.ChargeAttemptedAt),
 	}
 	if r.ProviderResponse.Valid {
 		p.ProviderResponse = []byte(r.ProviderResponse.String)
@@ -280,7 +280,7 @@ func store(ctx context.Context, tx *sqlx.Tx, row *paymentRow, c *payment.Change)
 		WHERE id = $1
 		RETURNING `+paymentColumns,
 		row.ID, p.Status, sharedpg.NullString(p.FailureCode), p.CapturedAmount, p.RefundedAmount,
-		nullTime(p.ProcessedAt), nullTime(p.CancelRequestedAt), sharedpg.NullString(string(p.ProviderResponse))); err != nil {
+		sharedpg.NullTime(p.ProcessedAt), sharedpg.NullTime(p.CancelRequestedAt), sharedpg.NullString(string(p.ProviderResponse))); err != nil {
 		return fmt.Errorf("update payment: %w", err)
 	}
 	if rf := c.Refund; rf != nil {
@@ -296,7 +296,7 @@ func store(ctx context.Context, tx *sqlx.Tx, row *paymentRow, c *payment.Change)
 			WHERE refunds.payment_id = excluded.payment_id AND refunds.amount = excluded.amount
 			  AND refunds.status = 'pending'`,
 			rf.ID, row.ID, rf.Amount, sharedpg.NullString(rf.Reason), rf.Status, sharedpg.NullString(rf.ProviderRefundID),
-			sharedpg.NullString(rf.IdempotencyKey), rf.RequestHash, nullTime(rf.ProcessedAt), rf.Status == payment.RefundPending)
+			sharedpg.NullString(rf.IdempotencyKey), rf.RequestHash, sharedpg.NullTime(rf.ProcessedAt), rf.Status == payment.RefundPending)
 		if err != nil {
 			return fmt.Errorf("store refund: %w", err)
 		}

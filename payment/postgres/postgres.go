@@ -4,7 +4,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -23,21 +22,6 @@ var _ payment.Repository = (*Repository)(nil)
 // New returns a repository on db, whose schema Schema.Migrate has brought up
 // to date.
 func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
-
-func timePtr(t sql.NullTime) *time.Time {
-	if !t.Valid {
-		return nil
-	}
-	u := t.Time.UTC()
-	return &u
-}
-
-func nullTime(t *time.Time) sql.NullTime {
-	if t == nil {
-		return sql.NullTime{}
-	}
-	return sql.NullTime{Time: *t, Valid: true}
-}
 
 // notFound maps "no such row" to the payment service's ErrNotFound.
 func notFound(err error) error { return sharedpg.NotFound(err, payment.ErrNotFound) }

@@ -37,9 +37,9 @@ const refundColumns = `id, payment_id, amount, reason, status, provider_refund_i
 func (r refundRow) refund() payment.Refund {
 	return payment.Refund{
 		ID: r.ID, PaymentID: r.PaymentID, Amount: r.Amount, Reason: r.Reason.String, Status: r.Status,
-		ProviderRefundID: r.ProviderRefundID.String, ProcessedAt: timePtr(r.ProcessedAt),
+		ProviderRefundID: r.ProviderRefundID.String, ProcessedAt: sharedpg.TimePtr(r.ProcessedAt),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-		IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash, AttemptedAt: timePtr(r.AttemptedAt),
+		IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash, AttemptedAt: sharedpg.TimePtr(r.AttemptedAt),
 	}
 }
 

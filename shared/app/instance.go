@@ -20,6 +20,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/config"
 	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
 	"github.com/mercato-dev/mercato/shared/metrics"
@@ -69,6 +70,7 @@ type Instance struct {
 
 	cfg         config.Common
 	httpMetrics *metrics.HTTP
+	events      *events.Metrics // from eventMetrics, once needed
 	startCtx    context.Context
 	cancelStart context.CancelFunc
 	loopCtx     context.Context

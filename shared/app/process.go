@@ -4,7 +4,7 @@
 // instance runs on — logger, metrics registry, PostgreSQL brought up to the
 // service's schema, Redis, Consul (the client and the upstreams'
 // instancers), readiness checks — and runs the instance's background loops
-// until shutdown, and Serve, which serves the instance's routes registered
+// (the outbox relay and event consumers among them) until shutdown, and Serve, which serves the instance's routes registered
 // in Consul. Each main keeps its own flags and its own wiring:
 //
 //	func main() { app.Main("order", run) }
@@ -22,7 +22,8 @@
 //			return err
 //		}
 //		defer in.Close()
-//		... the service, in.Go(name, loop) for each background loop ...
+//		... the service; in.RelayOutbox(), in.Consume(name, component, consumer)
+//		    and in.Go(name, loop) for its background loops ...
 //		router := in.Router()
 //		... the service's routes on router ...
 //		return in.Serve(ctx, router)

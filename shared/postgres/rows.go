@@ -3,6 +3,7 @@ package postgres
 import (
 	"database/sql"
 	"errors"
+	"time"
 )
 
 // NotFound maps the one error that means "no such row" to missing; every
@@ -29,6 +30,23 @@ func Affected(res sql.Result, none error) error {
 
 // NullString stores "" as NULL.
 func NullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// TimePtr reads a nullable timestamp: nil for NULL, else the time in UTC.
+func TimePtr(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
+// NullTime stores nil as NULL.
+func NullTime(t *time.Time) sql.NullTime {
+	if t == nil {
+		return sql.NullTime{}
+	}
+	return sql.NullTime{Time: *t, Valid: true}
+}
 
 // Convert maps rows to the domain values they store.
 func Convert[Row, T any](rows []Row, of func(Row) T) []T {

@@ -28,10 +28,7 @@ func (r refreshTokenRow) token() user.RefreshToken {
 		ID: r.ID, UserID: r.UserID, FamilyID: r.FamilyID, Hash: r.TokenHash,
 		ExpiresAt: r.ExpiresAt.UTC(), ReplacedBy: r.ReplacedBy.String, CreatedAt: r.CreatedAt.UTC(),
 	}
-	if r.RevokedAt.Valid {
-		at := r.RevokedAt.Time.UTC()
-		t.RevokedAt = &at
-	}
+	t.RevokedAt = sharedpg.TimePtr(r.RevokedAt)
 	return t
 }
 

@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 	defer in.Close()
-	logger, reg, db, rdb := in.Logger, in.Registry, in.DB, in.Redis
+	logger, reg, db := in.Logger, in.Registry, in.DB
 	store := postgres.New(db)
 
 	// The user service, found in Consul (contact data).
@@ -119,9 +119,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// event consumer records notifications, the dispatcher sends them. No
 	// outbox relay: this service publishes no events.
 	eventHandler := notification.NewEventHandler(store, channels)
-	in.Go("event consumer", (&events.Consumer{DB: db, Redis: rdb, Group: notification.ServiceName,
-		Types: eventHandler.EventTypes(), Handler: eventHandler.Handle,
-		Logger: log.With(logger, "component", "event_consumer"), Metrics: events.NewMetrics(reg, cfg.Service)}).Run)
+	in.Consume("event consumer", "event_consumer", events.Consumer{
+		Types: eventHandler.EventTypes(), Handler: eventHandler.Handle})
 	in.Go("dispatcher", (&notification.Dispatcher{Store: store, Contacts: notification.UserServiceContacts(users, tokens),
 		Senders: senders, Renderer: renderer, Workers: *workers, PollInterval: *poll, AttemptTimeout: *sendTimeout,
 		MaxAttempts: *maxAttempts, Backoff: *backoff, MaxBackoff: *maxBackoff,

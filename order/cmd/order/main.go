@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 	defer in.Close()
-	logger, reg, db, rdb := in.Logger, in.Registry, in.DB, in.Redis
+	logger, reg, db := in.Logger, in.Registry, in.DB
 	repo := postgres.New(db)
 
 	// Upstreams: the product and payment services, found in Consul, one
@@ -112,15 +112,12 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Background loops, stopped (and waited for) before run returns: the
 	// outbox relay, the saga's consumer and the idempotency key clean-up.
-	eventMetrics := events.NewMetrics(reg, cfg.Service)
-	in.Go("outbox relay", (&events.Relay{DB: db, Redis: rdb,
-		Logger: log.With(logger, "component", "outbox_relay"), Metrics: eventMetrics}).Run)
+	in.RelayOutbox()
 	// A step that fails (the product service is down) is retried every
 	// claim-idle interval; 20 attempts ride out an outage of minutes before
 	// the event is dead-lettered.
-	in.Go("saga consumer", (&events.Consumer{DB: db, Redis: rdb, Group: order.ServiceName,
-		Types: saga.EventTypes(), Handler: saga.Handle, MinIdle: *claimIdle, MaxAttempts: 20,
-		Logger: log.With(logger, "component", "consumer"), Metrics: eventMetrics}).Run)
+	in.Consume("saga consumer", "consumer", events.Consumer{
+		Types: saga.EventTypes(), Handler: saga.Handle, MinIdle: *claimIdle, MaxAttempts: 20})
 	in.Go("idempotency key janitor", (&order.KeyJanitor{Repo: repo, Retention: *keyRetention, Interval: time.Hour,
 		Logger: log.With(logger, "component", "key_janitor")}).Run)
 

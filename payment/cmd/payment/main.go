@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 	defer in.Close()
-	logger, reg, db, rdb := in.Logger, in.Registry, in.DB, in.Redis
+	logger, reg, db := in.Logger, in.Registry, in.DB
 	sandboxDB, err := in.OpenPostgres(sharedpg.PoolOptions{MaxOpen: 10, MaxIdle: 4}, sandbox.Migrate)
 	if err != nil {
 		return err
@@ -90,13 +90,10 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Background loops, stopped (and waited for) before run returns: the
 	// outbox relay, the order.cancelled consumer, the sandbox's webhook
 	// dispatcher and the recovery of provider calls left without an answer.
-	eventMetrics := events.NewMetrics(reg, cfg.Service)
-	in.Go("outbox relay", (&events.Relay{DB: db, Redis: rdb,
-		Logger: log.With(logger, "component", "outbox_relay"), Metrics: eventMetrics}).Run)
+	in.RelayOutbox()
 	eventHandler := payment.NewEventHandler(svc)
-	in.Go("order.cancelled consumer", (&events.Consumer{DB: db, Redis: rdb, Group: payment.ServiceName,
-		Types: eventHandler.EventTypes(), Handler: eventHandler.Handle,
-		Logger: log.With(logger, "component", "consumer"), Metrics: eventMetrics}).Run)
+	in.Consume("order.cancelled consumer", "consumer", events.Consumer{
+		Types: eventHandler.EventTypes(), Handler: eventHandler.Handle})
 	in.Go("webhook dispatcher", (&sandbox.Dispatcher{DB: sandboxDB, URL: *webhookURL,
 		Secret: []byte(*webhookSecret), Client: webhookClient(),
 		Logger: log.With(logger, "component", "sandbox_webhooks"),

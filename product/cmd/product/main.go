@@ -11,14 +11,12 @@ import (
 	"io"
 	"time"
 
-	"github.com/go-kit/log"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/product"
 	"github.com/mercato-dev/mercato/product/postgres"
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/events"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
 
@@ -79,8 +77,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Background work, stopped (and waited for) before run returns: the
 	// outbox relay publishes the events the service commits; the sweeper
 	// releases expired reservations.
-	in.Go("outbox relay", (&events.Relay{DB: db, Redis: rdb, Logger: log.With(logger, "component", "outbox_relay"),
-		Metrics: events.NewMetrics(reg, cfg.Service)}).Run)
+	in.RelayOutbox()
 	in.Go("reservation sweeper", (&product.Sweeper{Housekeeping: svc, Interval: *sweepInterval}).Run)
 
 	// Routes.

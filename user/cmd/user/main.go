@@ -10,11 +10,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/go-kit/log"
-
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
-	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/user"
 	"github.com/mercato-dev/mercato/user/postgres"
 )
@@ -50,11 +47,10 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 	defer in.Close()
-	logger, reg, db, rdb := in.Logger, in.Registry, in.DB, in.Redis
+	logger, reg, db := in.Logger, in.Registry, in.DB
 
 	// Outbox relay: publishes the events the service commits.
-	in.Go("outbox relay", (&events.Relay{DB: db, Redis: rdb, Logger: log.With(logger, "component", "outbox_relay"),
-		Metrics: events.NewMetrics(reg, cfg.Service)}).Run)
+	in.RelayOutbox()
 
 	// Service, with its middlewares.
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret), *accessTokenTTL)

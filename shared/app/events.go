@@ -1,0 +1,39 @@
+package app
+
+import (
+	"github.com/go-kit/log"
+
+	"github.com/mercato-dev/mercato/shared/events"
+)
+
+// RelayOutbox runs the outbox relay as the "outbox relay" loop: it publishes
+// the events the service commits to its database on the Redis stream,
+// logging as component "outbox_relay" and recorded in the event metrics.
+func (in *Instance) RelayOutbox() {
+	in.Go("outbox relay", (&events.Relay{DB: in.DB, Redis: in.Redis,
+		Logger: log.With(in.Logger, "component", "outbox_relay"), Metrics: in.eventMetrics()}).Run)
+}
+
+// Consume runs c as the loop name (see Go) on the instance's database, which
+// holds the inbox, and Redis, logging as component and recorded in the event
+// metrics. c says what to handle and how (Types, Handler, its tuning); an
+// empty Group is the service's own consumer group.
+func (in *Instance) Consume(name, component string, c events.Consumer) {
+	c.DB, c.Redis = in.DB, in.Redis
+	if c.Group == "" {
+		c.Group = in.cfg.Service
+	}
+	c.Logger = log.With(in.Logger, "component", component)
+	c.Metrics = in.eventMetrics()
+	in.Go(name, c.Run)
+}
+
+// eventMetrics returns the instance's event metrics, registered on its
+// registry the first time a relay or consumer needs them, so an instance
+// without either (the gateway) exposes none.
+func (in *Instance) eventMetrics() *events.Metrics {
+	if in.events == nil {
+		in.events = events.NewMetrics(in.Registry, in.cfg.Service)
+	}
+	return in.events
+}
