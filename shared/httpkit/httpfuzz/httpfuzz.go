@@ -171,13 +171,19 @@ func fill(path, v string) string {
 // (a service's Endpoints) to one that answers check(request): its error as
 // the endpoint's error (which the error encoder shows), else an empty JSON
 // object. check is the requests' own validation, which only the service's
-// package can call. A request that passes check must be safe to hand to the
+// package can call; a shared request type's exported Validate (such as
+// endpointkit.PageRequest's) runs as well. A request that passes check must be safe to hand to the
 // service (Unsafe); one that is not is answered with a 500, which fails Check.
 func Stub(endpoints any, check func(request any) error) {
 	v := reflect.ValueOf(endpoints).Elem()
 	stub := endpoint.Endpoint(func(_ context.Context, request any) (any, error) {
 		if err := check(request); err != nil {
 			return nil, err
+		}
+		if r, ok := request.(interface{ Validate() error }); ok {
+			if err := r.Validate(); err != nil {
+				return nil, err
+			}
 		}
 		if why := Unsafe(request); why != "" {
 			return nil, fmt.Errorf("a request passed its checks but would fail in the service: %s", why)
