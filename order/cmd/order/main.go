@@ -106,16 +106,17 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	orderMetrics := order.NewMetrics(reg)
 	svc = order.LoggingMiddleware(logger)(svc)
 	svc = order.InstrumentingMiddleware(orderMetrics)(svc)
-	saga := order.NewSaga(repo, inventory, tokens, log.With(logger, "component", "saga"), orderMetrics.Transitions)
+	saga := order.NewSaga(repo, inventory, payments, tokens, log.With(logger, "component", "saga"), orderMetrics.Transitions)
 
 	// Background loops, stopped (and waited for) before run returns: the
 	// outbox relay, the saga's consumer and the idempotency key clean-up.
 	eventMetrics := events.NewMetrics(reg, cfg.Service)
 	in.Go("outbox relay", (&events.Relay{DB: db, Redis: rdb,
 		Logger: log.With(logger, "component", "outbox_relay"), Metrics: eventMetrics}).Run)
-	// A step that fails (the product service is down) is retried every
-	// claim-idle interval; 20 attempts ride out an outage of minutes before
-	// the event is dead-lettered.
+	// A step that fails is retried every claim-idle interval: while the
+	// product or payment service is down for as long as it takes, otherwise
+	// 20 times before the event is dead-lettered. An event the payment
+	// service contradicts is dead-lettered at once.
 	in.Go("saga consumer", (&events.Consumer{DB: db, Redis: rdb, Group: order.ServiceName,
 		Types: saga.EventTypes(), Handler: saga.Handle, MinIdle: *claimIdle, MaxAttempts: 20,
 		Logger: log.With(logger, "component", "consumer"), Metrics: eventMetrics}).Run)
