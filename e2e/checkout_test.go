@@ -910,9 +910,9 @@ func TestCheckout(t *testing.T) {
 			reason string
 		}
 		forged := []forgery{
-			{"a declined payment's id claiming processed", publish(t, p.rdb, "payment", events.PaymentProcessed,
+			{"a declined payment's id claiming processed", testkit.Publish(t, p.rdb, "payment", events.PaymentProcessed,
 				processed(declinedPay.ID, declined.ID, declined.TotalAmount)), "payment " + declinedPay.ID + " is "},
-			{"an unknown payment id", publish(t, p.rdb, "payment", events.PaymentProcessed,
+			{"an unknown payment id", testkit.Publish(t, p.rdb, "payment", events.PaymentProcessed,
 				processed(uuid.NewString(), declined.ID, declined.TotalAmount)), "it has no payment"},
 		}
 		cancelled := p.waitStatus(t, token, declined.ID, "cancelled", 30*time.Second)
@@ -928,9 +928,9 @@ func TestCheckout(t *testing.T) {
 		confirmed := p.waitStatus(t, token, paid.ID, "confirmed", 30*time.Second)
 		paidPay := p.payment(t, paid.ID)
 		forged = append(forged,
-			forgery{"an amount mismatch", publish(t, p.rdb, "payment", events.PaymentProcessed, processed(paidPay.ID, paid.ID, "0.01")),
+			forgery{"an amount mismatch", testkit.Publish(t, p.rdb, "payment", events.PaymentProcessed, processed(paidPay.ID, paid.ID, "0.01")),
 				"captured " + paid.TotalAmount + " USD, not 0.01 USD"},
-			forgery{"a captured payment claiming failed", publish(t, p.rdb, "payment", events.PaymentFailed, map[string]string{
+			forgery{"a captured payment claiming failed", testkit.Publish(t, p.rdb, "payment", events.PaymentFailed, map[string]string{
 				"payment_id": paidPay.ID, "order_id": paid.ID, "user_id": user, "failure_code": "card_declined"}), "is captured, not failed"})
 
 		// Each at its first delivery (the order service retries others 20

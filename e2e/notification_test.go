@@ -158,7 +158,7 @@ func (p *notificationPlatform) publish(t *testing.T, typ string, data any) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: p.eventsRedis.Addr()})
 	defer rdb.Close()
-	publish(t, rdb, "e2e", typ, data)
+	testkit.Publish(t, rdb, "e2e", typ, data)
 }
 
 func (p *notificationPlatform) register(t *testing.T, email, first string) (string, string) {

@@ -208,7 +208,7 @@ func TestPaymentPlatform(t *testing.T) {
 	})
 
 	t.Run("order.cancelled refunds the rest of a captured payment", func(t *testing.T) {
-		publish(t, p.events, "order", events.OrderCancelled,
+		testkit.Publish(t, p.events, "order", events.OrderCancelled,
 			map[string]string{"order_id": paidOrder, "user_id": ada, "reason": "customer request"})
 		got := p.waitStatus(t, paid, adaTok, "refunded")
 		if got.RefundedAmount != "30.00" || len(got.Refunds) != 2 || got.Refunds[1].Amount != "20.00" {

@@ -20,9 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/redis/go-redis/v9"
 
-	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -313,20 +311,4 @@ func decodeItems(body []byte, v any) error {
 		return json.Unmarshal(env.Items, v)
 	}
 	return json.Unmarshal(body, v)
-}
-
-// publish writes an event straight to the stream, as a service's outbox
-// relay would (or anyone who can reach Redis), and returns it.
-func publish(t testing.TB, rdb redis.Cmdable, source, typ string, data any) events.Envelope {
-	t.Helper()
-	e, err := events.New(context.Background(), source, typ, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(e)
-	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: events.DefaultStream,
-		Values: []any{"id", e.ID, "type", e.Type, "envelope", string(raw)}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	return e
 }

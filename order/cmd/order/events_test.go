@@ -15,6 +15,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
 // TestRunRefusesForgedPaymentEvents writes payment events straight to the
@@ -82,12 +83,12 @@ func TestRunRefusesForgedPaymentEvents(t *testing.T) {
 		event  events.Envelope
 		reason string
 	}{
-		{"a declined payment's id claiming processed", publish(t, rdb, events.PaymentProcessed, processed(declined, declinedOrder, "25.00")),
+		{"a declined payment's id claiming processed", testkit.Publish(t, rdb, "payment", events.PaymentProcessed, processed(declined, declinedOrder, "25.00")),
 			"payment " + declined + " is failed, not captured"},
-		{"an unknown payment id", publish(t, rdb, events.PaymentProcessed, processed(uuid.NewString(), declinedOrder, "25.00")), "it has no payment"},
-		{"an amount the payment service did not capture", publish(t, rdb, events.PaymentProcessed, processed(captured, paidOrder, "0.01")),
+		{"an unknown payment id", testkit.Publish(t, rdb, "payment", events.PaymentProcessed, processed(uuid.NewString(), declinedOrder, "25.00")), "it has no payment"},
+		{"an amount the payment service did not capture", testkit.Publish(t, rdb, "payment", events.PaymentProcessed, processed(captured, paidOrder, "0.01")),
 			"captured 25.00 USD, not 0.01 USD"},
-		{"a captured payment claiming failed", publish(t, rdb, events.PaymentFailed, map[string]string{"payment_id": captured,
+		{"a captured payment claiming failed", testkit.Publish(t, rdb, "payment", events.PaymentFailed, map[string]string{"payment_id": captured,
 			"order_id": paidOrder, "user_id": userID, "failure_code": "card_declined"}), "is captured, not failed"},
 	}
 	waitFor(t, 15*time.Second, "the forged events in the dead-letter stream", func() bool {
@@ -116,7 +117,7 @@ func TestRunRefusesForgedPaymentEvents(t *testing.T) {
 	// The payment service down: the genuine capture waits for it, well past
 	// MaxAttempts deliveries, and is applied once it answers.
 	up.setUnavailable(true)
-	genuine := publish(t, rdb, events.PaymentProcessed, processed(captured, paidOrder, "25.00"))
+	genuine := testkit.Publish(t, rdb, "payment", events.PaymentProcessed, processed(captured, paidOrder, "25.00"))
 	waitFor(t, 30*time.Second, "the genuine event to be delivered more than 20 times", func() bool {
 		// An entry the order service ignores wakes the consumer's blocking
 		// read (2s), so the failed entry is reclaimed every claim-idle.

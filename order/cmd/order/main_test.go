@@ -296,7 +296,7 @@ func TestRun(t *testing.T) {
 	// payment.processed on the stream, once the payment service has the
 	// capture, confirms the order and commits the reservation.
 	paymentID := up.settle(placed.Order.ID, "completed")
-	publish(t, rdb, events.PaymentProcessed, map[string]string{
+	testkit.Publish(t, rdb, "payment", events.PaymentProcessed, map[string]string{
 		"payment_id": paymentID, "order_id": placed.Order.ID, "user_id": userID, "amount": "25.00", "currency": "USD"})
 	waitFor(t, 15*time.Second, "the order to be confirmed", func() bool {
 		_, body := call("GET", "/api/v1/orders/"+placed.Order.ID, "")
@@ -329,22 +329,6 @@ func TestRun(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("still in Consul after shutdown: %s", entries[0].Service.ID)
 	}
-}
-
-// publish writes an event of the payment service straight to the stream, as
-// a relay would (or anyone who can reach Redis).
-func publish(t *testing.T, rdb *redis.Client, typ string, data any) events.Envelope {
-	t.Helper()
-	e, err := events.New(context.Background(), "payment", typ, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(e)
-	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: events.DefaultStream,
-		Values: []any{"id", e.ID, "type", e.Type, "envelope", string(raw)}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	return e
 }
 
 // streamEvents returns the events of typ about orderID on the stream.
