@@ -894,6 +894,85 @@ func TestCheckout(t *testing.T) {
 		p.checkInvariants(t)
 	})
 
+	t.Run("forged payment events on the stream: dead-lettered with the reason at once, nothing changed", func(t *testing.T) {
+		user, token := p.customer(t)
+		processed := func(paymentID, orderID, amount string) map[string]string {
+			return map[string]string{"payment_id": paymentID, "order_id": orderID, "user_id": user, "amount": amount, "currency": "USD"}
+		}
+		// A declined card: its payment exists (pending, then failed a second
+		// later); a forged capture of it arrives well before the webhook.
+		stockBefore := p.stock(t, tee)
+		declined := p.place(t, token, cardDeclined, checkoutLine{tee, 2})
+		declinedPay := p.payment(t, declined.ID)
+		type forgery struct {
+			name   string
+			event  events.Envelope
+			reason string
+		}
+		forged := []forgery{
+			{"a declined payment's id claiming processed", testkit.Publish(t, p.rdb, "payment", events.PaymentProcessed,
+				processed(declinedPay.ID, declined.ID, declined.TotalAmount)), "payment " + declinedPay.ID + " is "},
+			{"an unknown payment id", testkit.Publish(t, p.rdb, "payment", events.PaymentProcessed,
+				processed(uuid.NewString(), declined.ID, declined.TotalAmount)), "it has no payment"},
+		}
+		cancelled := p.waitStatus(t, token, declined.ID, "cancelled", 30*time.Second)
+		if cancelled.Payment.Status != "failed" || len(cancelled.StatusHistory) != 2 {
+			t.Errorf("declined order %+v", cancelled)
+		}
+		if got := p.stock(t, tee); got != stockBefore {
+			t.Errorf("tee stock %d, want %d back", got, stockBefore)
+		}
+
+		// A captured payment: forged with another amount, and as failed.
+		paid := p.place(t, token, cardOK, checkoutLine{tee, 1})
+		confirmed := p.waitStatus(t, token, paid.ID, "confirmed", 30*time.Second)
+		paidPay := p.payment(t, paid.ID)
+		forged = append(forged,
+			forgery{"an amount mismatch", testkit.Publish(t, p.rdb, "payment", events.PaymentProcessed, processed(paidPay.ID, paid.ID, "0.01")),
+				"captured " + paid.TotalAmount + " USD, not 0.01 USD"},
+			forgery{"a captured payment claiming failed", testkit.Publish(t, p.rdb, "payment", events.PaymentFailed, map[string]string{
+				"payment_id": paidPay.ID, "order_id": paid.ID, "user_id": user, "failure_code": "card_declined"}), "is captured, not failed"})
+
+		// Each at its first delivery (the order service retries others 20
+		// times, 3 s apart), with the reason.
+		dead := map[string]map[string]any{}
+		waitFor(t, 20*time.Second, "the forged events in the dead-letter stream", func() error {
+			entries, err := p.rdb.XRange(context.Background(), events.DefaultDeadLetterStream, "-", "+").Result()
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				if id, ok := e.Values["id"].(string); ok {
+					dead[id] = e.Values
+				}
+			}
+			for _, f := range forged {
+				if _, ok := dead[f.event.ID]; !ok {
+					return fmt.Errorf("%s not dead-lettered", f.name)
+				}
+			}
+			return nil
+		})
+		for _, f := range forged {
+			d := dead[f.event.ID]
+			if reason, _ := d["error"].(string); d["group"] != "order" || d["attempts"] != "1" || d["type"] != f.event.Type ||
+				!strings.Contains(reason, "not confirmed by the payment service") || !strings.Contains(reason, f.reason) {
+				t.Errorf("%s: dead-letter entry %v, want one at the first attempt saying %q", f.name, d, f.reason)
+			}
+		}
+		if got := p.order(t, token, declined.ID); got.Status != "cancelled" || got.Payment.Status != "failed" || len(got.StatusHistory) != 2 {
+			t.Errorf("declined order changed: %+v", got)
+		}
+		if got := p.order(t, token, paid.ID); got.Status != "confirmed" || got.Payment.Status != "captured" ||
+			len(got.StatusHistory) != len(confirmed.StatusHistory) {
+			t.Errorf("paid order changed: %+v", got)
+		}
+		if got := p.payment(t, paid.ID); got != paidPay {
+			t.Errorf("payment changed: %+v → %+v", paidPay, got)
+		}
+		p.checkInvariants(t)
+	})
+
 	t.Run("bad input on every endpoint is a 4xx JSON error and writes nothing", func(t *testing.T) {
 		_, token := p.customer(t)
 		_, other := p.customer(t)

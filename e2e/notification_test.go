@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -158,17 +156,9 @@ func (p *notificationPlatform) startNotification(t *testing.T) *proc {
 // would (the order and payment services, which this test does not run).
 func (p *notificationPlatform) publish(t *testing.T, typ string, data any) {
 	t.Helper()
-	e, err := events.New(context.Background(), "e2e", typ, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(e)
 	rdb := redis.NewClient(&redis.Options{Addr: p.eventsRedis.Addr()})
 	defer rdb.Close()
-	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: events.DefaultStream,
-		Values: []any{"id", e.ID, "type", e.Type, "envelope", string(raw)}}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	testkit.Publish(t, rdb, "e2e", typ, data)
 }
 
 func (p *notificationPlatform) register(t *testing.T, email, first string) (string, string) {

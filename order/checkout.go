@@ -54,12 +54,16 @@ type ReservedItem struct {
 	Currency  string
 }
 
-// Payments is the payment service's charge call.
+// Payments is the payment service: its charge call, and its account of a
+// payment, which the saga checks the payment events against.
 type Payments interface {
 	// Charge asks for c.Amount to be charged to c.Card; the result comes
 	// later as payment.processed or payment.failed. Idempotent per order id.
 	// A card the payment service refuses is a *RejectedError.
 	Charge(ctx context.Context, c Charge) (ChargeResult, error)
+	// Payment reads payment id as the payment service has it (ctx carries a
+	// service token); ErrUnknownPayment when it has none.
+	Payment(ctx context.Context, id string) (PaymentRecord, error)
 }
 
 // Charge is one payment request.

@@ -415,10 +415,41 @@ type fakePayments struct {
 	// timeout whose request did arrive.
 	failAfter bool
 	reject    *order.RejectedError
+	// records are the payments as the payment service has them, by id, for
+	// Payment; readFail fails Payment while set.
+	records  map[string]order.PaymentRecord
+	readFail error
 }
 
 func newFakePayments() *fakePayments {
-	return &fakePayments{charges: map[string]order.Charge{}}
+	return &fakePayments{charges: map[string]order.Charge{}, records: map[string]order.PaymentRecord{}}
+}
+
+// record makes the payment service have p, as it does before it writes an
+// event about p.
+func (f *fakePayments) record(p order.PaymentRecord) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.records[p.ID] = p
+}
+
+func (f *fakePayments) Payment(_ context.Context, id string) (order.PaymentRecord, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readFail != nil {
+		return order.PaymentRecord{}, f.readFail
+	}
+	p, ok := f.records[id]
+	if !ok {
+		return order.PaymentRecord{}, order.ErrUnknownPayment
+	}
+	return p, nil
+}
+
+func (f *fakePayments) setReadFail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.readFail = err
 }
 
 func (f *fakePayments) Charge(_ context.Context, c order.Charge) (order.ChargeResult, error) {

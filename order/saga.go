@@ -21,6 +21,11 @@ import (
 // row, so a redelivered event changes nothing, and a handler that fails
 // (the product service is down) rolls back and is retried.
 //
+// payment.processed and payment.failed change nothing until the payment
+// service confirms them (verify.go): one it contradicts is dead-lettered at
+// once with the reason. While an upstream (payment or product service) is
+// unavailable the event is retried for as long as that lasts.
+//
 //   - payment.processed: commit the reservation, then pending → confirmed.
 //     If the reservation expired before the money came, the order is
 //     cancelled instead and the payment refunded (order.cancelled).
@@ -36,15 +41,16 @@ import (
 type Saga struct {
 	repo        Repository
 	inventory   Inventory
+	payments    Payments
 	tokens      *auth.Tokens
 	logger      log.Logger
 	transitions metrics.Counter // order_transitions_total{status}
 }
 
-// NewSaga returns the event handlers; transitions counts the status changes
-// they make (nil counts nothing).
-func NewSaga(repo Repository, inventory Inventory, tokens *auth.Tokens, logger log.Logger, transitions metrics.Counter) *Saga {
-	return &Saga{repo: repo, inventory: inventory, tokens: tokens, logger: logger, transitions: transitions}
+// NewSaga returns the event handlers; payments confirms the payment events,
+// transitions counts the status changes they make (nil counts nothing).
+func NewSaga(repo Repository, inventory Inventory, payments Payments, tokens *auth.Tokens, logger log.Logger, transitions metrics.Counter) *Saga {
+	return &Saga{repo: repo, inventory: inventory, payments: payments, tokens: tokens, logger: logger, transitions: transitions}
 }
 
 // EventTypes are the events the saga consumes.
@@ -53,13 +59,33 @@ func (s *Saga) EventTypes() []string {
 		events.InventoryReleased, events.OrderCancelled}
 }
 
-// Handle applies one event through tx. It is an events.HandlerFunc.
+// Handle applies one event through tx. It is an events.HandlerFunc. A
+// failure because an upstream is unavailable is events.Transient: the event
+// waits for the upstream however long it is down, never dead-lettered for it.
 func (s *Saga) Handle(ctx context.Context, tx events.Tx, e events.Envelope) error {
+	err := s.handle(ctx, tx, e)
+	if errors.Is(err, ErrUpstreamUnavailable) {
+		return events.Transient(err)
+	}
+	return err
+}
+
+func (s *Saga) handle(ctx context.Context, tx events.Tx, e events.Envelope) error {
 	switch e.Type {
 	case events.PaymentProcessed:
-		return decoded(e, func(d events.PaymentProcessedPayload) error { return s.paymentProcessed(ctx, tx, d) })
+		return decoded(e, func(d events.PaymentProcessedPayload) error {
+			if err := s.confirmProcessed(ctx, d); err != nil {
+				return err
+			}
+			return s.paymentProcessed(ctx, tx, d)
+		})
 	case events.PaymentFailed:
-		return decoded(e, func(d events.PaymentFailedPayload) error { return s.paymentFailed(ctx, tx, d) })
+		return decoded(e, func(d events.PaymentFailedPayload) error {
+			if err := s.confirmFailed(ctx, d); err != nil {
+				return err
+			}
+			return s.paymentFailed(ctx, tx, d)
+		})
 	case events.PaymentRefunded:
 		return decoded(e, func(d events.PaymentRefundedPayload) error { return s.paymentRefunded(ctx, tx, d) })
 	case events.InventoryReleased:

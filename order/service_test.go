@@ -52,7 +52,7 @@ func newWorld(t *testing.T, opts order.Options) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.saga = order.NewSaga(w.repo, w.inventory, tokens, nopLogger(), nil)
+	w.saga = order.NewSaga(w.repo, w.inventory, w.payments, tokens, nopLogger(), nil)
 	return w
 }
 
@@ -78,8 +78,36 @@ func (w *world) place(t *testing.T, userID string) order.Order {
 	return o
 }
 
-// deliver hands an event to the saga as the consumer would.
+// deliver hands a genuine event to the saga as the consumer would: the
+// payment service has the payment a payment event reports as it says.
 func (w *world) deliver(t *testing.T, typ string, data any) error {
+	t.Helper()
+	e, err := events.New(context.Background(), "test", typ, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch typ {
+	case events.PaymentProcessed:
+		var d events.PaymentProcessedPayload
+		if err := e.Decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		w.payments.record(order.PaymentRecord{ID: d.PaymentID, OrderID: d.OrderID, UserID: d.UserID,
+			Status: order.PaymentCaptured, Captured: d.Amount, Currency: d.Currency})
+	case events.PaymentFailed:
+		var d events.PaymentFailedPayload
+		if err := e.Decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		w.payments.record(order.PaymentRecord{ID: d.PaymentID, OrderID: d.OrderID, UserID: d.UserID,
+			Status: order.PaymentFailed, FailureCode: d.FailureCode})
+	}
+	return w.forge(t, typ, data)
+}
+
+// forge hands an event to the saga as the consumer would, whatever the
+// payment service has.
+func (w *world) forge(t *testing.T, typ string, data any) error {
 	t.Helper()
 	e, err := events.New(context.Background(), "test", typ, data)
 	if err != nil {
@@ -648,11 +676,21 @@ func TestSagaPaymentProcessed(t *testing.T) {
 	processed := map[string]any{"payment_id": paymentID(o.ID), "order_id": o.ID, "user_id": o.UserID,
 		"amount": o.TotalAmount.String(), "currency": "USD"}
 
-	// The product service is down: the event fails and will be retried;
-	// the order has not moved.
+	// The payment service cannot confirm the event, then the product
+	// service is down: the event fails and will be retried for as long as
+	// that lasts (Transient, never dead-lettered for it); the order has not
+	// moved.
+	w.payments.setReadFail(fmt.Errorf("%w: payment get payment: no instances", order.ErrUpstreamUnavailable))
+	if err := w.deliver(t, events.PaymentProcessed, processed); !events.IsTransient(err) {
+		t.Fatalf("payment service down: err = %v, want a transient error", err)
+	}
+	if got := w.order(t, o.ID); got.Status != order.StatusPending || w.inventory.status(o.ID) == "committed" {
+		t.Fatalf("status %s, reservation %s without the payment service's confirmation", got.Status, w.inventory.status(o.ID))
+	}
+	w.payments.setReadFail(nil)
 	w.inventory.setFail(fmt.Errorf("%w: product down", order.ErrUpstreamUnavailable))
-	if err := w.deliver(t, events.PaymentProcessed, processed); err == nil {
-		t.Fatal("payment.processed succeeded without committing the reservation")
+	if err := w.deliver(t, events.PaymentProcessed, processed); !events.IsTransient(err) {
+		t.Fatalf("product service down: err = %v, want a transient error", err)
 	}
 	if got := w.order(t, o.ID); got.Status != order.StatusPending {
 		t.Fatalf("status %s after a failed commit", got.Status)

@@ -24,15 +24,17 @@ type ReservationClient interface {
 }
 
 // ChargeClient is the part of the payment service's client (payment.NewClient)
-// the order service uses.
+// the order service uses: the charge, and the read that confirms its events.
 type ChargeClient interface {
 	Charge(ctx context.Context, r payment.ChargeRequest) (payment.Payment, bool, error)
+	GetPayment(ctx context.Context, userID, id string) (payment.Payment, error)
 }
 
 // NewInventory returns the product service's reservations as Inventory.
 func NewInventory(c ReservationClient) Inventory { return inventory{c} }
 
-// NewPayments returns the payment service's charge call as Payments.
+// NewPayments returns the payment service's charge call and payment read as
+// Payments.
 func NewPayments(c ChargeClient) Payments { return payments{c} }
 
 type inventory struct{ c ReservationClient }
@@ -143,6 +145,40 @@ func rejection(e *httpkit.Error) (code, message string) {
 		}
 	}
 	return code, strings.Join(reasons, "; ")
+}
+
+// Payment reads the payment through the route customers read theirs by
+// (GET /api/v1/payments/{id}): with the service token it sees every payment,
+// and it answers what an event must agree with, so no route of its own is
+// needed.
+func (p payments) Payment(ctx context.Context, id string) (PaymentRecord, error) {
+	pay, err := p.c.GetPayment(ctx, "", id)
+	switch {
+	case errors.Is(err, payment.ErrNotFound):
+		return PaymentRecord{}, ErrUnknownPayment
+	case err != nil:
+		return PaymentRecord{}, upstreamFailure("payment", "get payment", err)
+	}
+	return PaymentRecord{ID: pay.ID, OrderID: pay.OrderID, UserID: pay.UserID, Status: paymentStatus(pay.Status),
+		Captured: pay.CapturedAmount, Currency: pay.Currency, FailureCode: pay.FailureCode}, nil
+}
+
+// paymentStatus names a payment service's status as the order service
+// records it; one it does not know is kept as it is, and confirms nothing.
+func paymentStatus(s string) string {
+	switch s {
+	case payment.StatusPending:
+		return PaymentPending
+	case payment.StatusCompleted:
+		return PaymentCaptured
+	case payment.StatusFailed:
+		return PaymentFailed
+	case payment.StatusPartiallyRefunded:
+		return PaymentPartiallyRefunded
+	case payment.StatusRefunded:
+		return PaymentRefunded
+	}
+	return "payment service status " + s
 }
 
 // upstreamFailure classifies an upstream call's error that is not one of the

@@ -50,6 +50,10 @@ func (s *stubPayment) Charge(_ context.Context, r payment.ChargeRequest) (paymen
 	return s.p, true, s.err
 }
 
+func (s *stubPayment) GetPayment(context.Context, string, string) (payment.Payment, error) {
+	return s.p, s.err
+}
+
 func TestInventoryAdapter(t *testing.T) {
 	ctx := context.Background()
 	orderID, productID, variant := uuid.NewString(), uuid.NewString(), uuid.NewString()
@@ -171,6 +175,44 @@ func TestPaymentsAdapterKeepsRefusalCodes(t *testing.T) {
 			if !strings.Contains(rejected.Message, field) {
 				t.Errorf("%s: message %q does not name %s", tc.wantCode, rejected.Message, field)
 			}
+		}
+	}
+}
+
+// TestPaymentsAdapterReadsPayments checks the read the saga confirms payment
+// events with: the payment service's status named as the order service
+// names it, an unknown payment, and an outage told apart.
+func TestPaymentsAdapterReadsPayments(t *testing.T) {
+	ctx := context.Background()
+	stub := &stubPayment{p: payment.Payment{ID: "p1", OrderID: "o1", UserID: "u1", Status: payment.StatusCompleted,
+		Amount: 5368, CapturedAmount: 5368, Currency: "USD"}}
+	pay := order.NewPayments(stub)
+	got, err := pay.Payment(ctx, "p1")
+	want := order.PaymentRecord{ID: "p1", OrderID: "o1", UserID: "u1", Status: order.PaymentCaptured, Captured: 5368, Currency: "USD"}
+	if err != nil || got != want {
+		t.Errorf("payment = %+v, %v; want %+v", got, err, want)
+	}
+	stub.p = payment.Payment{ID: "p2", Status: payment.StatusFailed, FailureCode: "card_declined"}
+	if got, err := pay.Payment(ctx, "p2"); err != nil || got.Status != order.PaymentFailed || got.FailureCode != "card_declined" {
+		t.Errorf("failed payment = %+v, %v", got, err)
+	}
+	stub.p = payment.Payment{ID: "p3", Status: "chargeback"} // a status this service does not know confirms nothing
+	if got, err := pay.Payment(ctx, "p3"); err != nil || got.Status == order.PaymentCaptured || got.Status == order.PaymentFailed {
+		t.Errorf("unknown status = %+v, %v", got, err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"not found", payment.ErrNotFound, order.ErrUnknownPayment},
+		{"5xx", &discovery.UpstreamError{Instance: "x", StatusCode: 503, Err: errors.New("down")}, order.ErrUpstreamUnavailable},
+		{"no instance", discovery.ErrNoInstances, order.ErrUpstreamUnavailable},
+		{"breaker open", hystrix.ErrCircuitOpen, order.ErrUpstreamUnavailable},
+	} {
+		stub.err = tc.err
+		if _, err := pay.Payment(ctx, "p1"); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 		}
 	}
 }

@@ -39,7 +39,9 @@ type HandlerFunc func(ctx context.Context, tx Tx, e Envelope) error
 //
 // An entry whose handler fails stays pending and is retried when a member
 // reclaims it (XAUTOCLAIM) after MinIdle; once it has been delivered
-// MaxAttempts times it goes to the dead-letter stream with the error.
+// MaxAttempts times it goes to the dead-letter stream with the error. A
+// handler error marked Permanent dead-letters the entry at once, one marked
+// Transient never does (errors.go).
 // Entries held by a member that died are reclaimed the same way.
 type Consumer struct {
 	DB      *sqlx.DB      // required: the consuming service's database, holding the inbox
@@ -298,7 +300,8 @@ func callHandler(ctx context.Context, h HandlerFunc, tx Tx, env Envelope) (err e
 }
 
 // handlerFailed leaves the entry pending for a later attempt, or moves it to
-// the dead-letter stream once it has been delivered MaxAttempts times.
+// the dead-letter stream: at once for a Permanent error, once it has been
+// delivered MaxAttempts times for any other but a Transient one.
 func (r *consumerRun) handlerFailed(ctx context.Context, msg redis.XMessage, env Envelope, herr error) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: not the event's fault, do not count it
@@ -314,12 +317,13 @@ func (r *consumerRun) handlerFailed(ctx context.Context, msg redis.XMessage, env
 		return nil // acknowledged meanwhile by a member that reclaimed it
 	}
 	attempts := pending[0].RetryCount
-	if attempts >= r.MaxAttempts {
+	transient := IsTransient(herr)
+	if IsPermanent(herr) || attempts >= r.MaxAttempts && !transient {
 		return r.deadLetter(ctx, msg, env.Type, herr, attempts)
 	}
 	r.Logger.Log("level", "warn", "msg", "event handler failed; will retry",
 		"group", r.Group, "type", env.Type, "event_id", env.ID, "attempt", attempts,
-		"max_attempts", r.MaxAttempts, "err", herr)
+		"max_attempts", r.MaxAttempts, "transient", transient, "err", herr)
 	return nil
 }
 

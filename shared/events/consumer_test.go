@@ -3,6 +3,8 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -129,13 +131,16 @@ func TestConsumerRetriesThenDeadLetters(t *testing.T) {
 	errBoom := errors.New("boom")
 	tests := []struct {
 		name      string
-		failCalls int // the handler fails this many times, then succeeds
+		failCalls int               // the handler fails this many times, then succeeds
+		mark      func(error) error // how the handler marks its error; nil: not at all
 		wantCalls int
 		wantDead  bool
 	}{
-		{"succeeds on the third attempt", 2, 3, false},
-		{"fails every attempt", 1000, 4, true}, // MaxAttempts 4
-		{"panics every attempt", -1, 4, true},
+		{"succeeds on the third attempt", 2, nil, 3, false},
+		{"fails every attempt", 1000, nil, 4, true}, // MaxAttempts 4
+		{"panics every attempt", -1, nil, 4, true},
+		{"permanent: dead-lettered at the first failure", 1000, events.Permanent, 1, true},
+		{"transient: retried past MaxAttempts until it succeeds", 6, events.Transient, 7, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +151,8 @@ func TestConsumerRetriesThenDeadLetters(t *testing.T) {
 				switch {
 				case tt.failCalls < 0:
 					panic("kaboom")
+				case call <= tt.failCalls && tt.mark != nil:
+					return tt.mark(fmt.Errorf("attempt %d: %w", call, errBoom))
 				case call <= tt.failCalls:
 					return errBoom
 				}
@@ -203,7 +210,7 @@ func TestConsumerRetriesThenDeadLetters(t *testing.T) {
 				wantErr = "handler panic: kaboom"
 			}
 			if v["id"] != e.ID || v["type"] != events.PaymentProcessed || v["group"] != "order" ||
-				v["attempts"] != "4" || v["stream"] != stream || !strings.Contains(v["error"].(string), wantErr) {
+				v["attempts"] != strconv.Itoa(tt.wantCalls) || v["stream"] != stream || !strings.Contains(v["error"].(string), wantErr) {
 				t.Errorf("dead-letter entry %v", v)
 			}
 			if got := entryEnvelope(t, msgs[0]); got.ID != e.ID {

@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 	// Logged-out tokens are refused here too, not only at the gateway.
-	tokens = tokens.WithDenylist(auth.NewDenylist(rdb, logger))
+	tokens = tokens.WithDenylist(auth.NewDenylist(in.Redis, logger))
 	users := user.NewClient(in.Instancer(user.ServiceName), logger, discovery.Options{Timeout: 5 * time.Second, Metrics: discovery.NewMetrics(reg)})
 
 	// Background work, stopped (and waited for) before run returns: the

@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 	// Logged-out tokens are refused here too, not only at the gateway.
-	tokens = tokens.WithDenylist(auth.NewDenylist(rdb, logger))
+	tokens = tokens.WithDenylist(auth.NewDenylist(in.Redis, logger))
 	svc, err := order.NewService(repo, inventory, payments, tokens, order.Options{
 		RequestHashKey: []byte(*hashKey), TaxRateBasisPoints: *taxRate, ShippingFee: fee,
 		ReservationTTL: *reservationTTL,
@@ -108,14 +108,15 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	orderMetrics := order.NewMetrics(reg)
 	svc = order.LoggingMiddleware(logger)(svc)
 	svc = order.InstrumentingMiddleware(orderMetrics)(svc)
-	saga := order.NewSaga(repo, inventory, tokens, log.With(logger, "component", "saga"), orderMetrics.Transitions)
+	saga := order.NewSaga(repo, inventory, payments, tokens, log.With(logger, "component", "saga"), orderMetrics.Transitions)
 
 	// Background loops, stopped (and waited for) before run returns: the
 	// outbox relay, the saga's consumer and the idempotency key clean-up.
 	in.RelayOutbox()
-	// A step that fails (the product service is down) is retried every
-	// claim-idle interval; 20 attempts ride out an outage of minutes before
-	// the event is dead-lettered.
+	// A step that fails is retried every claim-idle interval: while the
+	// product or payment service is down for as long as it takes, otherwise
+	// 20 times before the event is dead-lettered. An event the payment
+	// service contradicts is dead-lettered at once.
 	in.Consume("saga consumer", "consumer", events.Consumer{
 		Types: saga.EventTypes(), Handler: saga.Handle, MinIdle: *claimIdle, MaxAttempts: 20})
 	in.Go("idempotency key janitor", (&order.KeyJanitor{Repo: repo, Retention: *keyRetention, Interval: time.Hour,

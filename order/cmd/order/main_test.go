@@ -40,6 +40,33 @@ type upstreams struct {
 	mu    sync.Mutex
 	calls []string // "<method> <path>"
 	auth  []string // the Authorization headers seen
+	// payments are the payments charged, by id, as GET answers them;
+	// unavailable makes the payment service answer 503.
+	payments    map[string]map[string]any
+	unavailable bool
+}
+
+// settle gives the payment of orderID the status a webhook would, and
+// returns its id.
+func (u *upstreams) settle(orderID, status string) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for id, p := range u.payments {
+		if p["order_id"] == orderID {
+			p["status"] = status
+			if status == "completed" {
+				p["captured_amount"] = p["amount"]
+			}
+			return id
+		}
+	}
+	return ""
+}
+
+func (u *upstreams) setUnavailable(down bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.unavailable = down
 }
 
 func (u *upstreams) record(r *http.Request) {
@@ -110,8 +137,23 @@ func (u *upstreams) payment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.record(r)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.unavailable {
+		httpkit.WriteError(w, httpkit.NewError(503, "unavailable", "down for the test"))
+		return
+	}
+	if r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/api/v1/payments/") {
+		if p, ok := u.payments[strings.TrimPrefix(r.URL.Path, "/api/v1/payments/")]; ok {
+			httpkit.WriteJSON(w, 200, map[string]any{"payment": p})
+			return
+		}
+		httpkit.WriteError(w, httpkit.NewError(404, "not_found", "payment not found"))
+		return
+	}
 	var req struct {
 		OrderID string `json:"order_id"`
+		UserID  string `json:"user_id"`
 		Amount  string `json:"amount"`
 		Card    struct {
 			Number string `json:"number"`
@@ -121,8 +163,14 @@ func (u *upstreams) payment(w http.ResponseWriter, r *http.Request) {
 		httpkit.WriteError(w, httpkit.NewError(404, "not_found", "unexpected call "+r.URL.Path+" amount "+req.Amount))
 		return
 	}
-	httpkit.WriteJSON(w, 202, map[string]any{"payment": map[string]any{"id": uuid.NewString(), "order_id": req.OrderID,
-		"status": "pending", "card": map[string]string{"brand": "visa", "last4": req.Card.Number[len(req.Card.Number)-4:]}}})
+	p := map[string]any{"id": uuid.NewString(), "order_id": req.OrderID, "user_id": req.UserID, "amount": req.Amount,
+		"captured_amount": "0.00", "currency": "USD", "status": "pending",
+		"card": map[string]string{"brand": "visa", "last4": req.Card.Number[len(req.Card.Number)-4:]}}
+	if u.payments == nil {
+		u.payments = map[string]map[string]any{}
+	}
+	u.payments[p["id"].(string)] = p
+	httpkit.WriteJSON(w, 202, map[string]any{"payment": p})
 }
 
 // serve starts handler as an instance of service registered in Consul.
@@ -145,6 +193,36 @@ func serve(t *testing.T, consulAddr, service string, handler http.HandlerFunc) {
 			t.Logf("deregister %s: %v", service, err) // Consul may be gone already
 		}
 	})
+	// Passing before the order service looks, or it finds no instance: a
+	// test's Consul may be warm from the one before, with its check not
+	// run yet.
+	waitFor(t, 10*time.Second, service+" passing in Consul", func() bool {
+		entries, _, err := consul.Health().Service(service, "", true, nil)
+		return err == nil && len(entries) == 1
+	})
+}
+
+// startWithFakes starts an instance, as the binary would, on real
+// PostgreSQL, Redis and Consul, with fakes of the product and payment
+// services registered in Consul; extra flags follow the common ones. It
+// returns the instance, the fakes and a client of its Redis.
+func startWithFakes(t *testing.T, extra ...string) (*testkit.Instance, *upstreams, *redis.Client) {
+	t.Helper()
+	consulAddr := testkit.ConsulAddr(t)
+	rdb := testkit.Redis(t)
+	up := &upstreams{}
+	serve(t, consulAddr, "product", up.product)
+	serve(t, consulAddr, "payment", up.payment)
+	args := append([]string{
+		"-http-addr", "127.0.0.1:0",
+		"-consul-addr", consulAddr,
+		"-database-url", testkit.PostgresURL(t),
+		"-redis-addr", testkit.RedisAddr(t),
+		"-jwt-secret", secret,
+		"-idempotency-hash-key", hashKey,
+		"-reservation-ttl", "10m",
+	}, extra...)
+	return testkit.StartInstance(t, run, consulAddr, "order", args...), up, rdb
 }
 
 // TestRun starts the service as the binary would, on a free port, and checks
@@ -154,22 +232,7 @@ func serve(t *testing.T, consulAddr, service string, handler http.HandlerFunc) {
 // order.created, confirms the order when payment.processed arrives on the
 // stream, counts it in /metrics, and leaves Consul on shutdown.
 func TestRun(t *testing.T) {
-	consulAddr := testkit.ConsulAddr(t)
-	rdb := testkit.Redis(t)
-	up := &upstreams{}
-	serve(t, consulAddr, "product", up.product)
-	serve(t, consulAddr, "payment", up.payment)
-	args := []string{
-		"-http-addr", "127.0.0.1:0",
-		"-consul-addr", consulAddr,
-		"-database-url", testkit.PostgresURL(t),
-		"-redis-addr", testkit.RedisAddr(t),
-		"-jwt-secret", secret,
-		"-idempotency-hash-key", hashKey,
-		"-reservation-ttl", "10m",
-		"-log-level", "debug",
-	}
-	in := testkit.StartInstance(t, run, consulAddr, "order", args...)
+	in, up, rdb := startWithFakes(t, "-log-level", "debug")
 	instance := in.Entry
 	if instance.Service.Port == 0 || instance.Service.ID != fmt.Sprintf("order-127.0.0.1-%d", instance.Service.Port) {
 		t.Errorf("registered as %s port %d", instance.Service.ID, instance.Service.Port)
@@ -230,18 +293,11 @@ func TestRun(t *testing.T) {
 		return len(streamEvents(t, rdb, events.OrderCreated, placed.Order.ID)) == 1
 	})
 
-	// payment.processed on the stream confirms the order and commits the
-	// reservation.
-	processed, err := events.New(context.Background(), "payment", events.PaymentProcessed, map[string]string{
-		"payment_id": uuid.NewString(), "order_id": placed.Order.ID, "user_id": userID, "amount": "25.00", "currency": "USD"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(processed)
-	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: events.DefaultStream,
-		Values: []any{"id", processed.ID, "type", processed.Type, "envelope", string(raw)}}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	// payment.processed on the stream, once the payment service has the
+	// capture, confirms the order and commits the reservation.
+	paymentID := up.settle(placed.Order.ID, "completed")
+	testkit.Publish(t, rdb, "payment", events.PaymentProcessed, map[string]string{
+		"payment_id": paymentID, "order_id": placed.Order.ID, "user_id": userID, "amount": "25.00", "currency": "USD"})
 	waitFor(t, 15*time.Second, "the order to be confirmed", func() bool {
 		_, body := call("GET", "/api/v1/orders/"+placed.Order.ID, "")
 		return strings.Contains(body, `"status":"confirmed"`)

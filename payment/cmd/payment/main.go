@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		return err
 	}
 	// Logged-out tokens are refused here too, not only at the gateway.
-	tokens = tokens.WithDenylist(auth.NewDenylist(rdb, logger))
+	tokens = tokens.WithDenylist(auth.NewDenylist(in.Redis, logger))
 	repo, provider := postgres.New(db), sandbox.New(sandboxDB, *webhookDelay)
 	svc, err := payment.NewService(repo, provider, payment.Options{WebhookSecret: []byte(*webhookSecret)})
 	if err != nil {

@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	}
 	// Logout revokes access tokens in the denylist; the service refuses
 	// revoked ones too, not only the gateway.
-	denylist := auth.NewDenylist(rdb, logger)
+	denylist := auth.NewDenylist(in.Redis, logger)
 	tokens = tokens.WithDenylist(denylist)
 	repo := postgres.New(db)
 	opts := user.Options{BcryptCost: *bcryptCost, RefreshTokenTTL: *refreshTokenTTL, Revoker: denylist}
@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	}
 	// Failed logins slow further tries on the account down (Redis, shared
 	// by the instances); innermost, so logs and metrics see throttled tries.
-	throttle, err := user.NewLoginThrottle(rdb, user.ThrottleOptions{}, logger)
+	throttle, err := user.NewLoginThrottle(in.Redis, user.ThrottleOptions{}, logger)
 	if err != nil {
 		return err
 	}
