@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -163,7 +164,7 @@ func (p *notificationPlatform) publish(t *testing.T, typ string, data any) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(e)
-	rdb := redis.NewClient(&redis.Options{Addr: p.eventsRedis.Addr()})
+	rdb := redis.NewClient(p.eventsRedis.Options(localinfra.RedisAdmin))
 	defer rdb.Close()
 	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: events.DefaultStream,
 		Values: []any{"id", e.ID, "type", e.Type, "envelope", string(raw)}}).Err(); err != nil {

@@ -102,6 +102,9 @@ func launch(t, owner testing.TB, binary string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The binary logs in to Redis and Consul as the service it is, as under
+	// `make run`.
+	args = append(args, testkit.ServiceCredentials(t, binary, testkit.ArgValue(args, "redis-addr"), testkit.ArgValue(args, "consul-addr"))...)
 	args, env := secretsToEnv(args)
 	p.cmd = exec.Command(filepath.Join(binDir, binary), append([]string{"-http-addr", p.addr}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)

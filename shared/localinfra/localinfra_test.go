@@ -263,12 +263,12 @@ func TestPostgresRefusesUnreachableFolderAsRoot(t *testing.T) {
 func TestRedisKeepsDataAcrossRestart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r, err := StartRedis(ctx, RedisOptions{Dir: t.TempDir()})
+	r, err := StartRedis(ctx, RedisOptions{Dir: t.TempDir(), Passwords: RandomRedisPasswords()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopOrLog(t, r) })
-	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	client := redis.NewClient(r.Options(RedisAdmin))
 	defer client.Close()
 
 	if err := client.Set(ctx, "greeting", "hello", 0).Err(); err != nil {
@@ -299,7 +299,7 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	_, err = StartRedis(context.Background(), RedisOptions{Dir: t.TempDir(), Port: port})
+	_, err = StartRedis(context.Background(), RedisOptions{Dir: t.TempDir(), Port: port, Passwords: RandomRedisPasswords()})
 	if err == nil || !strings.Contains(err.Error(), "Address already in use") {
 		t.Fatalf("StartRedis on a taken port: err = %v, want the log line saying why", err)
 	}
@@ -404,7 +404,7 @@ func TestHelperStartRedis(t *testing.T) {
 	if dir == "" {
 		return // only runs as TestServersDieWithParent's child
 	}
-	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir})
+	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Passwords: RandomRedisPasswords()})
 	if err != nil {
 		t.Fatal(err)
 	}

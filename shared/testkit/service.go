@@ -90,11 +90,15 @@ func StartInstance(t testing.TB, run RunFunc, consulAddr, service string, args .
 // as n processes started together would, and waits until Consul at
 // consulAddr reports exactly n passing instances of service (n times
 // StartTimeout at most). Otherwise like StartInstance.
+//
+// The instances log in to the Redis of -redis-addr and to Consul with the
+// service's own credentials (ServiceCredentials), added to args.
 func StartInstances(t testing.TB, run RunFunc, consulAddr, service string, n int, args ...string) []*Instance {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("testkit: StartInstances: n = %d, want at least 1", n)
 	}
+	args = append(append([]string(nil), args...), ServiceCredentials(t, service, ArgValue(args, "redis-addr"), consulAddr)...)
 	cfg := api.DefaultConfig()
 	cfg.Address = consulAddr
 	cfg.HttpClient = &http.Client{Timeout: 10 * time.Second}

@@ -72,6 +72,10 @@ var servers struct {
 
 	redis  sharedServer
 	consul sharedServer
+
+	// redisPasswords are the ACL users' passwords of every Redis server
+	// testkit started, by address.
+	redisPasswords map[string]map[string]string
 }
 
 // server is a local server testkit starts: localinfra's Redis or Consul.
@@ -351,12 +355,13 @@ func RedisAddr(t testing.TB) string {
 		func() (server, error) { return startPrivateRedis() })
 }
 
-// Redis returns a client of the shared Redis server (see RedisAddr), checked
-// with PING and closed when the test ends.
+// Redis returns a client of the shared Redis server (see RedisAddr), logged
+// in as localinfra.RedisAdmin, checked with PING and closed when the test
+// ends.
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
 	addr := RedisAddr(t)
-	client := redis.NewClient(&redis.Options{Addr: addr})
+	client := redis.NewClient(RedisOptions(t, addr, localinfra.RedisAdmin))
 	t.Cleanup(func() { client.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -374,12 +379,44 @@ func NewRedis(t testing.TB) *localinfra.Redis {
 	return private(t, "Redis", startPrivateRedis)
 }
 
+// startPrivateRedis starts a Redis server with the platform's ACL
+// (localinfra.PlatformAccess) and random passwords, which RedisOptions and
+// ServiceCredentials hand out.
 func startPrivateRedis() (*localinfra.Redis, error) {
 	dir, err := serverDir("redis")
 	if err != nil {
 		return nil, err
 	}
-	return localinfra.StartRedis(context.Background(), localinfra.RedisOptions{Dir: dir})
+	pw := localinfra.RandomRedisPasswords()
+	r, err := localinfra.StartRedis(context.Background(), localinfra.RedisOptions{Dir: dir, Passwords: pw})
+	if err != nil {
+		return nil, err
+	}
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	if servers.redisPasswords == nil {
+		servers.redisPasswords = map[string]map[string]string{}
+	}
+	servers.redisPasswords[r.Addr()] = pw
+	return r, nil
+}
+
+// RedisOptions are the client options of user (a service's name, or
+// localinfra.RedisAdmin) on the Redis server at addr: with its password
+// when testkit started that server, else (MERCATO_TEST_REDIS_ADDR) the
+// address alone.
+func RedisOptions(t testing.TB, addr, user string) *redis.Options {
+	t.Helper()
+	o := &redis.Options{Addr: addr}
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	if pw, ok := servers.redisPasswords[addr]; ok {
+		if pw[user] == "" {
+			t.Fatalf("testkit: Redis at %s has no ACL user %q (users: %s)", addr, user, strings.Join(localinfra.RedisUsers(), ", "))
+		}
+		o.Username, o.Password = user, pw[user]
+	}
+	return o
 }
 
 // ConsulAddr returns the host:port of the test binary's Consul dev agent
@@ -420,4 +457,35 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b)
+}
+
+// ServiceCredentials are the secret flags service needs to log in to the
+// servers testkit started at redisAddr and consulAddr (either may be ""):
+// -redis-password of its own Redis ACL user. They are flags, which a main
+// run in-process accepts; a test that starts a binary passes them in the
+// environment instead. Servers testkit did not start get none.
+func ServiceCredentials(t testing.TB, service, redisAddr, consulAddr string) []string {
+	t.Helper()
+	var flags []string
+	if redisAddr != "" {
+		if o := RedisOptions(t, redisAddr, service); o.Password != "" {
+			flags = append(flags, "-redis-password", o.Password)
+		}
+	}
+	return flags
+}
+
+// ArgValue returns the value of flag name in args ("-name value",
+// "-name=value", with one or two dashes), or "".
+func ArgValue(args []string, name string) string {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -364,7 +364,8 @@ func printBanner(ctx context.Context, p *platform) {
 	sec := p.opts.secrets
 	line("PostgreSQL", "%s  databases %s, each owned by the role of its name", postgresAddr, strings.Join(databases, ", "))
 	line("", "e.g. PGPASSWORD=$(cat %s) psql -h 127.0.0.1 -p %d -U %s %s", sec.where(dbPasswordSpec(databases[0]).file), postgresPort, databases[0], databases[0])
-	line("Redis", "%s", redisAddr)
+	line("Redis", "%s  an ACL user per service; the default user is off", redisAddr)
+	line("", "e.g. REDISCLI_AUTH=$(cat %s) redis-cli -p %d --user %s", sec.where(redisPasswordSpec(localinfra.RedisAdmin).file), redisPort, localinfra.RedisAdmin)
 	line("Logs", "%s%c<name>.log", p.dirs.logs, filepath.Separator)
 	line("Admin", "%s / password in %s", sec.adminEmail, sec.where("admin-password"))
 	line("Secrets", "%s%c  (folder 0700, files 0600; e.g. cat %s)", sec.dir, filepath.Separator, sec.where("admin-password"))

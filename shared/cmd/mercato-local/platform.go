@@ -94,9 +94,10 @@ func (p *platform) start(ctx context.Context) error {
 	redisDir := filepath.Join(p.dirs.local, "redis")
 	p.ui.step("starting Redis on %s (data in %s)", redisAddr, p.dirs.rel(redisDir))
 	if p.redis, err = localinfra.StartRedis(ctx, localinfra.RedisOptions{
-		Dir:     redisDir,
-		Port:    redisPort,
-		LogFile: p.dirs.logFile("redis"),
+		Dir:       redisDir,
+		Port:      redisPort,
+		LogFile:   p.dirs.logFile("redis"),
+		Passwords: p.opts.secrets.redisPasswordMap(),
 	}); err != nil {
 		return err
 	}

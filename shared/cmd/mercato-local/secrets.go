@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/mercato-dev/mercato/shared/localinfra"
 )
 
 // secrets are the credentials of one local platform. Each comes from its
@@ -30,7 +32,10 @@ type secrets struct {
 	// dbPasswords are the passwords of the services' PostgreSQL roles, by
 	// database (each role is named like the database it owns).
 	dbPasswords map[string]*string
-	fromEnv     map[string]bool // by file name: given in the environment
+	// redisPasswords are the passwords of Redis's ACL users, by user (each
+	// service's, named like it, and localinfra.RedisAdmin's).
+	redisPasswords map[string]*string
+	fromEnv        map[string]bool // by file name: given in the environment
 }
 
 // secretSpec is one secret: its file in .local/secrets, the variable that
@@ -51,20 +56,46 @@ var secretSpecs = []secretSpec{
 	{"postgres-password", "", 16, 0, 24, func(s *secrets) *string { return &s.postgresPassword }},
 }
 
-// dbPasswordSpec is the secret of database db's role.
-func dbPasswordSpec(db string) secretSpec {
-	return secretSpec{file: "postgres-" + db + "-password", minLen: 16, randomBytes: 24,
+// passwordSpec is a generated password kept in file, held in the map of
+// secrets that in returns, under key.
+func passwordSpec(file string, in func(*secrets) map[string]*string, key string) secretSpec {
+	return secretSpec{file: file, minLen: 16, randomBytes: 24,
 		field: func(s *secrets) *string {
-			if s.dbPasswords[db] == nil {
-				s.dbPasswords[db] = new(string)
+			m := in(s)
+			if m[key] == nil {
+				m[key] = new(string)
 			}
-			return s.dbPasswords[db]
+			return m[key]
 		}}
 }
 
+// dbPasswordSpec is the secret of database db's role.
+func dbPasswordSpec(db string) secretSpec {
+	return passwordSpec("postgres-"+db+"-password", func(s *secrets) map[string]*string { return s.dbPasswords }, db)
+}
+
+// redisPasswordSpec is the secret of Redis ACL user u.
+func redisPasswordSpec(u string) secretSpec {
+	return passwordSpec("redis-"+u+"-password", func(s *secrets) map[string]*string { return s.redisPasswords }, u)
+}
+
 // dbPassword is the password of database db's role.
-func (s secrets) dbPassword(db string) string {
-	if p := s.dbPasswords[db]; p != nil {
+func (s secrets) dbPassword(db string) string { return deref(s.dbPasswords[db]) }
+
+// redisPassword is the password of Redis ACL user u.
+func (s secrets) redisPassword(u string) string { return deref(s.redisPasswords[u]) }
+
+// redisPasswordMap is every Redis ACL user's password, for the server.
+func (s secrets) redisPasswordMap() map[string]string {
+	m := map[string]string{}
+	for u, p := range s.redisPasswords {
+		m[u] = *p
+	}
+	return m
+}
+
+func deref(p *string) string {
+	if p != nil {
 		return *p
 	}
 	return ""
@@ -73,7 +104,8 @@ func (s secrets) dbPassword(db string) string {
 // loadSecrets returns the platform's secrets: from env where it has them,
 // else from dir, generating the missing files.
 func loadSecrets(dir string, env func(string) string) (secrets, error) {
-	s := secrets{dir: dir, adminEmail: adminEmail, fromEnv: map[string]bool{}, dbPasswords: map[string]*string{}}
+	s := secrets{dir: dir, adminEmail: adminEmail, fromEnv: map[string]bool{},
+		dbPasswords: map[string]*string{}, redisPasswords: map[string]*string{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return s, err
 	}
@@ -84,6 +116,9 @@ func loadSecrets(dir string, env func(string) string) (secrets, error) {
 	specs := slices.Clone(secretSpecs)
 	for _, db := range databases {
 		specs = append(specs, dbPasswordSpec(db))
+	}
+	for _, u := range localinfra.RedisUsers() {
+		specs = append(specs, redisPasswordSpec(u))
 	}
 	for _, spec := range specs {
 		v, fromEnv, err := spec.load(dir, env)
