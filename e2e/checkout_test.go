@@ -222,7 +222,7 @@ func (p *checkoutPlatform) restart(t *testing.T, svc string, i int) {
 // crash itself, not what the tests after it are about.
 func (p *checkoutPlatform) waitInstances(t *testing.T, svc string) {
 	t.Helper()
-	consul, err := api.NewClient(&api.Config{Address: p.consul})
+	consul, err := api.NewClient(&api.Config{Address: p.consul, Token: testkit.ConsulToken(t, p.consul, "")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,7 +194,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 // waitPassing waits until Consul reports exactly n passing instances of service.
 func waitPassing(t testing.TB, consulAddr, service string, n int) []*api.ServiceEntry {
 	t.Helper()
-	client, err := api.NewClient(&api.Config{Address: consulAddr})
+	client, err := api.NewClient(&api.Config{Address: consulAddr, Token: testkit.ConsulToken(t, consulAddr, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func waitPassing(t testing.TB, consulAddr, service string, n int) []*api.Service
 // registration in Consul says; its public port serves neither.
 func adminAddr(t testing.TB, consulAddr string, gw *proc) string {
 	t.Helper()
-	client, err := api.NewClient(&api.Config{Address: consulAddr})
+	client, err := api.NewClient(&api.Config{Address: consulAddr, Token: testkit.ConsulToken(t, consulAddr, "")})
 	if err != nil {
 		t.Fatal(err)
 	}

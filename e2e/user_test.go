@@ -331,7 +331,7 @@ func TestUserPlatform(t *testing.T) {
 		defer sick.Close()
 		u, _ := url.Parse(sick.URL)
 		port, _ := strconv.Atoi(u.Port())
-		consul, err := discovery.NewConsulClient(p.consul)
+		consul, err := discovery.NewConsulClientWithToken(p.consul, testkit.ConsulToken(t, p.consul, ""))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/auth"
@@ -200,4 +201,84 @@ func TestRedisRefusesClientsThatDoNotLogIn(t *testing.T) {
 	if err := wrong.Ping(ctx).Err(); err == nil {
 		t.Error("product logged in with order's password")
 	}
+}
+
+func TestConsulTokensRegisterOnlyTheirOwnService(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := StartConsul(ctx, ConsulOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopOrLog(t, c) })
+	as := func(token string) *api.Client {
+		t.Helper()
+		client, err := api.NewClient(&api.Config{Address: c.Addr(), Token: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client
+	}
+	reg := func(name string) *api.AgentServiceRegistration {
+		return &api.AgentServiceRegistration{ID: name + "-1", Name: name, Address: "127.0.0.1", Port: 3001,
+			Check: &api.AgentServiceCheck{TTL: "1m", Status: api.HealthPassing}}
+	}
+	for _, a := range PlatformAccess() {
+		tok, err := c.ServiceToken(ctx, a.Service, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := c.ServiceToken(ctx, a.Service, ""); err != nil || again != tok {
+			t.Fatalf("ServiceToken again = %q, %v; want the same token %q", again, err, tok)
+		}
+		client := as(tok)
+		if err := client.Agent().ServiceRegister(reg(a.Service)); err != nil {
+			t.Errorf("%s registering itself: %v", a.Service, err)
+		}
+		other := "payment"
+		if a.Service == other {
+			other = "order"
+		}
+		if err := client.Agent().ServiceRegister(reg(other)); !isPermissionDenied(err) {
+			t.Errorf("%s registering %s: %v, want permission denied", a.Service, other, err)
+		}
+		if err := client.Agent().ServiceDeregister(other + "-1"); err == nil {
+			t.Errorf("%s deregistered %s", a.Service, other)
+		}
+	}
+	// Reads: every token sees every service (its upstreams), and their health.
+	orderToken, _ := c.ServiceToken(ctx, "order", "")
+	entries, _, err := as(orderToken).Health().Service("product", "", true, nil)
+	if err != nil || len(entries) != 1 {
+		t.Errorf("order reading product's passing instances: %d, %v; want 1", len(entries), err)
+	}
+
+	read, err := c.ReadToken(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, _, err := as(read).Catalog().Services(nil)
+	if err != nil || len(services) < len(PlatformAccess()) {
+		t.Errorf("the read token lists %d services, %v; want every registered one", len(services), err)
+	}
+	if err := as(read).Agent().ServiceRegister(reg("prometheus")); !isPermissionDenied(err) {
+		t.Errorf("the read token registered a service: %v", err)
+	}
+
+	// Anonymous: no registration, and nothing to read.
+	anon := as("")
+	if err := anon.Agent().ServiceRegister(reg("user")); !isPermissionDenied(err) {
+		t.Errorf("anonymous registration: %v, want permission denied", err)
+	}
+	if services, _, err := anon.Catalog().Services(nil); err == nil && len(services) > 1 {
+		t.Errorf("anonymous client lists services %v", services)
+	}
+	// A made-up token is refused too.
+	if err := as("00000000-0000-4000-8000-000000000000").Agent().ServiceRegister(reg("user")); err == nil {
+		t.Error("a made-up token registered a service")
+	}
+}
+
+func isPermissionDenied(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "permission denied")
 }

@@ -9,9 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/consul/api"
 )
 
 // ConsulOptions configures StartConsul.
@@ -25,6 +30,10 @@ type ConsulOptions struct {
 	Binary string
 	// LogFile receives the agent's output; default Dir/consul.log.
 	LogFile string
+	// ManagementToken is the ACL bootstrap (initial management) token, a
+	// UUID; "" picks a random one. ACLs are always on with default policy
+	// deny: a client without a token can read nothing and register nothing.
+	ManagementToken string
 }
 
 // Consul is a single-node Consul dev agent (server + client, in memory).
@@ -32,6 +41,9 @@ type Consul struct {
 	opts     ConsulOptions
 	httpPort int
 	proc     *process
+
+	mu     sync.Mutex
+	tokens map[string]string // ACL tokens made by token, by name
 }
 
 // StartConsul starts `consul agent -dev` on 127.0.0.1 and waits until it has
@@ -54,6 +66,13 @@ func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
 		return nil, fmt.Errorf("localinfra: consul %s %w; run `make deps` (scripts/build-consul.sh) to build the pinned Consul v1.14.11 into bin/consul", o.Binary, ErrNotFound)
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("localinfra: consul: %w", err)
+	}
+	if o.ManagementToken == "" {
+		o.ManagementToken = uuid.NewString()
+	}
+	// In a file only we may read, not on the command line (ps).
+	if err := os.WriteFile(filepath.Join(dir, consulACLFileName), []byte(consulACLConfig(o.ManagementToken)), 0o600); err != nil {
 		return nil, fmt.Errorf("localinfra: consul: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
@@ -93,6 +112,7 @@ func (c *Consul) start(ctx context.Context, serfLAN, serfWAN, server int) error 
 		"-grpc-tls-port", "-1",
 		"-log-level", "info", // dev mode defaults to debug, which floods the log
 		"-hcl", "disable_update_check = true", // no calls home from tests
+		"-config-file", filepath.Join(c.opts.Dir, consulACLFileName),
 	)
 	cmd.Dir = c.opts.Dir
 	proc, err := startProcess("consul", c.opts.LogFile, cmd, nil)
@@ -101,14 +121,55 @@ func (c *Consul) start(ctx context.Context, serfLAN, serfWAN, server int) error 
 	}
 	c.proc = proc
 	client := &http.Client{Timeout: time.Second}
-	return proc.waitReady(ctx, func(ctx context.Context) error { return c.checkLeader(ctx, client) })
+	return proc.waitReady(ctx, func(ctx context.Context) error {
+		if err := c.checkLeader(ctx, client); err != nil {
+			return err
+		}
+		// The management token is usable once the leader has set ACLs up.
+		return c.get(ctx, client, "/v1/acl/token/self", c.opts.ManagementToken, nil)
+	})
+}
+
+// consulACLFileName is the agent's ACL configuration in ConsulOptions.Dir.
+const consulACLFileName = "acl.hcl"
+
+// consulACLConfig turns ACLs on, denying whatever no token allows. The agent
+// acts (registers its node, updates its checks) with the management token:
+// a single-node agent of a local run or a test.
+func consulACLConfig(management string) string {
+	return fmt.Sprintf(`acl {
+  enabled        = true
+  default_policy = "deny"
+  down_policy    = "extend-cache"
+  tokens {
+    initial_management = %q
+    agent              = %q
+  }
+}
+`, management, management)
 }
 
 // checkLeader succeeds once /v1/status/leader names a leader.
 func (c *Consul) checkLeader(ctx context.Context, client *http.Client) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr()+"/v1/status/leader", nil)
+	var leader string
+	if err := c.get(ctx, client, "/v1/status/leader", "", &leader); err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader elected yet")
+	}
+	return nil
+}
+
+// get GETs path with token and decodes the JSON answer into v (nil: not
+// read); any status but 200 is an error.
+func (c *Consul) get(ctx context.Context, client *http.Client, path, token string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr()+path, nil)
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -116,16 +177,60 @@ func (c *Consul) checkLeader(ctx context.Context, client *http.Client) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /v1/status/leader: %s", resp.Status)
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	var leader string
-	if err := json.NewDecoder(resp.Body).Decode(&leader); err != nil {
-		return fmt.Errorf("GET /v1/status/leader: %w", err)
+	if v == nil {
+		return nil
 	}
-	if leader == "" {
-		return errors.New("no leader elected yet")
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
 	}
 	return nil
+}
+
+// ManagementToken is the agent's bootstrap token: it may do anything.
+func (c *Consul) ManagementToken() string { return c.opts.ManagementToken }
+
+// ServiceToken returns the ACL token of service, with the policy
+// ConsulPolicy(service): register instances of that name only, read the
+// catalogue. It is made on first use; secretID, when not "", is its secret
+// (`make run` keeps them in .local/secrets), else a random one.
+func (c *Consul) ServiceToken(ctx context.Context, service, secretID string) (string, error) {
+	return c.token(ctx, "service-"+service, ConsulPolicy(service), secretID)
+}
+
+// ReadToken returns the token that reads the catalogue and nothing else
+// (ConsulReadPolicy): Prometheus's, for its Consul discovery. secretID as
+// for ServiceToken.
+func (c *Consul) ReadToken(ctx context.Context, secretID string) (string, error) {
+	return c.token(ctx, "catalogue-read", ConsulReadPolicy, secretID)
+}
+
+// token makes the policy name with rules and a token holding it, once.
+func (c *Consul) token(ctx context.Context, name, rules, secretID string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.tokens[name]; ok {
+		return t, nil
+	}
+	client, err := api.NewClient(&api.Config{Address: c.Addr(), Token: c.opts.ManagementToken})
+	if err != nil {
+		return "", fmt.Errorf("localinfra: consul: %w", err)
+	}
+	q := (&api.WriteOptions{}).WithContext(ctx)
+	if _, _, err := client.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, q); err != nil {
+		return "", fmt.Errorf("localinfra: consul: create policy %s: %w", name, err)
+	}
+	tok, _, err := client.ACL().TokenCreate(&api.ACLToken{SecretID: secretID, Description: name,
+		Policies: []*api.ACLTokenPolicyLink{{Name: name}}}, q)
+	if err != nil {
+		return "", fmt.Errorf("localinfra: consul: create token %s: %w", name, err)
+	}
+	if c.tokens == nil {
+		c.tokens = map[string]string{}
+	}
+	c.tokens[name] = tok.SecretID
+	return tok.SecretID, nil
 }
 
 // Addr is the HTTP API's host:port (what consul/api's Config.Address wants).

@@ -322,7 +322,7 @@ func TestConsulAgentsSideBySide(t *testing.T) {
 		agents = append(agents, c)
 	}
 
-	client, err := api.NewClient(&api.Config{Address: agents[0].Addr()})
+	client, err := api.NewClient(&api.Config{Address: agents[0].Addr(), Token: agents[0].ManagementToken()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestConsulAgentsSideBySide(t *testing.T) {
 	}
 
 	// The agents are separate clusters: the second knows nothing of it.
-	other, err := api.NewClient(&api.Config{Address: agents[1].Addr()})
+	other, err := api.NewClient(&api.Config{Address: agents[1].Addr(), Token: agents[1].ManagementToken()})
 	if err != nil {
 		t.Fatal(err)
 	}

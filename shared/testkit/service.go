@@ -66,7 +66,7 @@ type Instance struct {
 	Entry   *api.ServiceEntry
 	BaseURL string      // http://<Entry's address>:<Entry's port>
 	Logs    *LogBuffer  // what the run logged so far
-	Consul  *api.Client // a client of the Consul agent it registered with
+	Consul  *api.Client // a client of the Consul agent it registered with (management token)
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run has returned, after err is set
@@ -101,6 +101,7 @@ func StartInstances(t testing.TB, run RunFunc, consulAddr, service string, n int
 	args = append(append([]string(nil), args...), ServiceCredentials(t, service, ArgValue(args, "redis-addr"), consulAddr)...)
 	cfg := api.DefaultConfig()
 	cfg.Address = consulAddr
+	cfg.Token = ConsulToken(t, consulAddr, "") // reads any service's health
 	cfg.HttpClient = &http.Client{Timeout: 10 * time.Second}
 	consul, err := api.NewClient(cfg)
 	if err != nil {

@@ -76,6 +76,9 @@ var servers struct {
 	// redisPasswords are the ACL users' passwords of every Redis server
 	// testkit started, by address.
 	redisPasswords map[string]map[string]string
+	// consuls are the Consul agents testkit started, by address, which make
+	// the ACL tokens.
+	consuls map[string]*localinfra.Consul
 }
 
 // server is a local server testkit starts: localinfra's Redis or Consul.
@@ -437,12 +440,50 @@ func NewConsul(t testing.TB) *localinfra.Consul {
 	return private(t, "Consul", startPrivateConsul)
 }
 
+// startPrivateConsul starts an agent with ACLs on (default deny) and a
+// random management token; ConsulToken and ServiceCredentials hand out its
+// tokens.
 func startPrivateConsul() (*localinfra.Consul, error) {
 	dir, err := serverDir("consul")
 	if err != nil {
 		return nil, err
 	}
-	return localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
+	c, err := localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	if servers.consuls == nil {
+		servers.consuls = map[string]*localinfra.Consul{}
+	}
+	servers.consuls[c.Addr()] = c
+	return c, nil
+}
+
+// ConsulToken returns an ACL token of the Consul agent at addr: service's
+// own (localinfra.ConsulPolicy: register that name, read the catalogue), or
+// with service "" the management token, for tests that register services
+// of any name. It is "" for an agent testkit did not start
+// (MERCATO_TEST_CONSUL_ADDR).
+func ConsulToken(t testing.TB, addr, service string) string {
+	t.Helper()
+	servers.mu.Lock()
+	c := servers.consuls[addr]
+	servers.mu.Unlock()
+	if c == nil {
+		return ""
+	}
+	if service == "" {
+		return c.ManagementToken()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	tok, err := c.ServiceToken(ctx, service, "")
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return tok
 }
 
 // overrideHint suggests the environment variable when it is not in use.
@@ -461,7 +502,8 @@ func randomHex(n int) string {
 
 // ServiceCredentials are the secret flags service needs to log in to the
 // servers testkit started at redisAddr and consulAddr (either may be ""):
-// -redis-password of its own Redis ACL user. They are flags, which a main
+// -redis-password of its own Redis ACL user, -consul-token of its own
+// Consul token. They are flags, which a main
 // run in-process accepts; a test that starts a binary passes them in the
 // environment instead. Servers testkit did not start get none.
 func ServiceCredentials(t testing.TB, service, redisAddr, consulAddr string) []string {
@@ -470,6 +512,11 @@ func ServiceCredentials(t testing.TB, service, redisAddr, consulAddr string) []s
 	if redisAddr != "" {
 		if o := RedisOptions(t, redisAddr, service); o.Password != "" {
 			flags = append(flags, "-redis-password", o.Password)
+		}
+	}
+	if consulAddr != "" {
+		if tok := ConsulToken(t, consulAddr, service); tok != "" {
+			flags = append(flags, "-consul-token", tok)
 		}
 	}
 	return flags

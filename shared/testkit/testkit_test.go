@@ -130,7 +130,7 @@ func TestNewRedisStreamSurvivesRestart(t *testing.T) {
 }
 
 func TestConsulRegisterAndRead(t *testing.T) {
-	client, err := api.NewClient(&api.Config{Address: testkit.ConsulAddr(t)})
+	client, err := api.NewClient(&api.Config{Address: testkit.ConsulAddr(t), Token: testkit.ConsulToken(t, testkit.ConsulAddr(t), "")})
 	if err != nil {
 		t.Fatal(err)
 	}

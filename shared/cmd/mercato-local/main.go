@@ -343,7 +343,7 @@ func printBanner(ctx context.Context, p *platform) {
 	fmt.Fprintf(&b, "\n%s\n  Mercato is running (pid %d). Stop it with Ctrl-C or `kill %d`.\n\n", rule, os.Getpid(), os.Getpid())
 	line("API gateway", "http://%s/api/v1   (health http://%s/health)", gatewayAddr, gatewayAddr)
 	line("Gateway admin", "http://%s/metrics, http://%s/ready", gatewayAdminAddr, gatewayAdminAddr)
-	line("Consul UI", "http://%s/ui", consulAddr)
+	line("Consul UI", "http://%s/ui  ACLs on (default deny): log in with the token in %s", consulAddr, p.opts.secrets.where(consulTokenSpec(consulManagement).file))
 	if p.mailSinkBin() != "" {
 		line("Emails", "http://%s   (MailDev: every email the platform sends; SMTP %s)", mailUIAddr, smtpAddr)
 	}

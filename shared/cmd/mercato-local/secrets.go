@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/mercato-dev/mercato/shared/localinfra"
 )
 
@@ -35,7 +37,11 @@ type secrets struct {
 	// redisPasswords are the passwords of Redis's ACL users, by user (each
 	// service's, named like it, and localinfra.RedisAdmin's).
 	redisPasswords map[string]*string
-	fromEnv        map[string]bool // by file name: given in the environment
+	// consulTokens are the secrets of Consul's ACL tokens, by name: the
+	// management (bootstrap) token, one per service, and Prometheus's
+	// read-only one (see consulTokenNames).
+	consulTokens map[string]*string
+	fromEnv      map[string]bool // by file name: given in the environment
 }
 
 // secretSpec is one secret: its file in .local/secrets, the variable that
@@ -45,15 +51,16 @@ type secretSpec struct {
 	minLen, maxLen int
 	randomBytes    int // generated: hex of this many random bytes
 	field          func(*secrets) *string
+	uuid           bool // generated and checked as a UUID (Consul's token secrets)
 }
 
 var secretSpecs = []secretSpec{
-	{"jwt-secret", "MERCATO_JWT_SECRET", 32, 0, 32, func(s *secrets) *string { return &s.jwtSecret }},
-	{"webhook-secret", "MERCATO_WEBHOOK_SECRET", 32, 0, 32, func(s *secrets) *string { return &s.webhookSecret }},
-	{"idempotency-hash-key", "MERCATO_IDEMPOTENCY_HASH_KEY", 32, 0, 32, func(s *secrets) *string { return &s.hashKey }},
+	{"jwt-secret", "MERCATO_JWT_SECRET", 32, 0, 32, func(s *secrets) *string { return &s.jwtSecret }, false},
+	{"webhook-secret", "MERCATO_WEBHOOK_SECRET", 32, 0, 32, func(s *secrets) *string { return &s.webhookSecret }, false},
+	{"idempotency-hash-key", "MERCATO_IDEMPOTENCY_HASH_KEY", 32, 0, 32, func(s *secrets) *string { return &s.hashKey }, false},
 	// 8 to 72 bytes: the user service's password rule.
-	{"admin-password", "MERCATO_ADMIN_PASSWORD", 8, 72, 16, func(s *secrets) *string { return &s.adminPassword }},
-	{"postgres-password", "", 16, 0, 24, func(s *secrets) *string { return &s.postgresPassword }},
+	{"admin-password", "MERCATO_ADMIN_PASSWORD", 8, 72, 16, func(s *secrets) *string { return &s.adminPassword }, false},
+	{"postgres-password", "", 16, 0, 24, func(s *secrets) *string { return &s.postgresPassword }, false},
 }
 
 // passwordSpec is a generated password kept in file, held in the map of
@@ -78,6 +85,28 @@ func dbPasswordSpec(db string) secretSpec {
 func redisPasswordSpec(u string) secretSpec {
 	return passwordSpec("redis-"+u+"-password", func(s *secrets) map[string]*string { return s.redisPasswords }, u)
 }
+
+// consulTokenSpec is the secret of Consul token name.
+func consulTokenSpec(name string) secretSpec {
+	spec := passwordSpec("consul-"+name+"-token", func(s *secrets) map[string]*string { return s.consulTokens }, name)
+	spec.minLen, spec.uuid = 36, true
+	return spec
+}
+
+// Consul tokens beyond the services' own.
+const (
+	consulManagement = "management" // the bootstrap token: mercato-local's own, and the agent's
+	consulPrometheus = "prometheus" // reads the catalogue
+)
+
+// consulTokenNames are the Consul tokens a platform has.
+func consulTokenNames() []string {
+	names := []string{consulManagement, consulPrometheus, gateway.name}
+	return append(names, knownServiceNames()...)
+}
+
+// consulToken is the secret of Consul token name.
+func (s secrets) consulToken(name string) string { return deref(s.consulTokens[name]) }
 
 // dbPassword is the password of database db's role.
 func (s secrets) dbPassword(db string) string { return deref(s.dbPasswords[db]) }
@@ -105,7 +134,7 @@ func deref(p *string) string {
 // else from dir, generating the missing files.
 func loadSecrets(dir string, env func(string) string) (secrets, error) {
 	s := secrets{dir: dir, adminEmail: adminEmail, fromEnv: map[string]bool{},
-		dbPasswords: map[string]*string{}, redisPasswords: map[string]*string{}}
+		dbPasswords: map[string]*string{}, redisPasswords: map[string]*string{}, consulTokens: map[string]*string{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return s, err
 	}
@@ -119,6 +148,9 @@ func loadSecrets(dir string, env func(string) string) (secrets, error) {
 	}
 	for _, u := range localinfra.RedisUsers() {
 		specs = append(specs, redisPasswordSpec(u))
+	}
+	for _, name := range consulTokenNames() {
+		specs = append(specs, consulTokenSpec(name))
 	}
 	for _, spec := range specs {
 		v, fromEnv, err := spec.load(dir, env)
@@ -147,6 +179,9 @@ func (spec secretSpec) load(dir string, env func(string) string) (value string, 
 	raw := make([]byte, spec.randomBytes)
 	_, _ = rand.Read(raw) // crypto/rand.Read never fails on Linux
 	v := hex.EncodeToString(raw)
+	if spec.uuid {
+		v = uuid.NewString()
+	}
 	// O_EXCL: never overwrite a secret another start wrote meanwhile.
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600) //nolint:gosec // G304: a file of .local/secrets
 	if err != nil {
@@ -166,6 +201,9 @@ func (spec secretSpec) check(v, where string) error {
 			rule = fmt.Sprintf("%d to %d bytes", spec.minLen, spec.maxLen)
 		}
 		return fmt.Errorf("%smust be %s (it has %d); unset it or delete the file to generate one", where, rule, len(v))
+	}
+	if _, err := uuid.Parse(v); spec.uuid && err != nil {
+		return fmt.Errorf("%smust be a UUID; delete the file to generate one", where)
 	}
 	return nil
 }

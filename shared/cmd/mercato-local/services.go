@@ -23,8 +23,8 @@ type serviceSpec struct {
 	// (-http-addr, -consul-addr, -redis-addr); never a secret.
 	extraArgs func(secrets) []string
 	// extraEnv returns the secrets this service needs beyond the common ones
-	// (MERCATO_JWT_SECRET, MERCATO_DATABASE_URL, MERCATO_REDIS_PASSWORD), as
-	// NAME=value.
+	// (MERCATO_JWT_SECRET, MERCATO_DATABASE_URL, MERCATO_REDIS_PASSWORD,
+	// MERCATO_CONSUL_TOKEN), as NAME=value.
 	extraEnv func(secrets) []string
 }
 
@@ -138,7 +138,9 @@ func (s serviceSpec) args(sec secrets) []string {
 // mercato-local's own: its secrets, as NAME=value.
 func (s serviceSpec) env(databaseURL string, sec secrets) []string {
 	// Its own Redis ACL user, named like it (-redis-username's default).
-	env := []string{"MERCATO_JWT_SECRET=" + sec.jwtSecret, "MERCATO_REDIS_PASSWORD=" + sec.redisPassword(s.name)}
+	// Its own Consul token: register its own name, read the catalogue.
+	env := []string{"MERCATO_JWT_SECRET=" + sec.jwtSecret, "MERCATO_REDIS_PASSWORD=" + sec.redisPassword(s.name),
+		"MERCATO_CONSUL_TOKEN=" + sec.consulToken(s.name)}
 	if s.db != "" {
 		env = append(env, "MERCATO_DATABASE_URL="+databaseURL)
 	}
