@@ -108,11 +108,7 @@ func consumeAs(group string) redisOp {
 func TestRedisACLGivesEachServiceOnlyWhatItNeeds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r, err := StartRedis(ctx, RedisOptions{Dir: t.TempDir(), Passwords: RandomRedisPasswords()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopOrLog(t, r) })
+	r := startTestRedis(t)
 	admin := redis.NewClient(r.Options(RedisAdmin))
 	defer admin.Close()
 	// A message in the stream, so the consumers have something to read.
@@ -175,12 +171,8 @@ func isNoPerm(err error) bool {
 func TestRedisRefusesClientsThatDoNotLogIn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pw := RandomRedisPasswords()
-	r, err := StartRedis(ctx, RedisOptions{Dir: t.TempDir(), Passwords: pw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopOrLog(t, r) })
+	r := startTestRedis(t)
+	pw := r.opts.Passwords
 
 	anon := redis.NewClient(&redis.Options{Addr: r.Addr(), Protocol: 2})
 	defer anon.Close()

@@ -260,14 +260,21 @@ func TestPostgresRefusesUnreachableFolderAsRoot(t *testing.T) {
 	}
 }
 
-func TestRedisKeepsDataAcrossRestart(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	r, err := StartRedis(ctx, RedisOptions{Dir: t.TempDir(), Passwords: RandomRedisPasswords()})
+// startTestRedis starts a Redis with random passwords, stopped at cleanup.
+func startTestRedis(t *testing.T) *Redis {
+	t.Helper()
+	r, err := StartRedis(context.Background(), RedisOptions{Dir: t.TempDir(), Passwords: RandomRedisPasswords()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopOrLog(t, r) })
+	return r
+}
+
+func TestRedisKeepsDataAcrossRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := startTestRedis(t)
 	client := redis.NewClient(r.Options(RedisAdmin))
 	defer client.Close()
 
