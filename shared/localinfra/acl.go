@@ -1,12 +1,16 @@
 package localinfra
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // This file is the one definition of who may do what on the platform's Redis
@@ -168,4 +172,52 @@ func RandomRedisPasswords() map[string]string {
 		pw[u] = hex.EncodeToString(b)
 	}
 	return pw
+}
+
+// consulTokens are the ACL tokens a Consul agent made (Consul.token).
+type consulTokens struct {
+	mu   sync.Mutex
+	made map[string]string // secrets, by policy name
+}
+
+// ServiceToken returns the ACL token of service, with the policy
+// ConsulPolicy(service): register instances of that name only, read the
+// catalogue. It is made on first use; secretID, when not "", is its secret
+// (`make run` keeps them in .local/secrets), else a random one.
+func (c *Consul) ServiceToken(ctx context.Context, service, secretID string) (string, error) {
+	return c.token(ctx, "service-"+service, ConsulPolicy(service), secretID)
+}
+
+// ReadToken returns the token that reads the catalogue and nothing else
+// (ConsulReadPolicy): Prometheus's, for its Consul discovery. secretID as
+// for ServiceToken.
+func (c *Consul) ReadToken(ctx context.Context, secretID string) (string, error) {
+	return c.token(ctx, "catalogue-read", ConsulReadPolicy, secretID)
+}
+
+// token makes the policy name with rules and a token holding it, once.
+func (c *Consul) token(ctx context.Context, name, rules, secretID string) (string, error) {
+	c.tokens.mu.Lock()
+	defer c.tokens.mu.Unlock()
+	if t, ok := c.tokens.made[name]; ok {
+		return t, nil
+	}
+	client, err := api.NewClient(&api.Config{Address: c.Addr(), Token: c.opts.ManagementToken})
+	if err != nil {
+		return "", fmt.Errorf("localinfra: consul: %w", err)
+	}
+	q := (&api.WriteOptions{}).WithContext(ctx)
+	if _, _, err := client.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, q); err != nil {
+		return "", fmt.Errorf("localinfra: consul: create policy %s: %w", name, err)
+	}
+	tok, _, err := client.ACL().TokenCreate(&api.ACLToken{SecretID: secretID, Description: name,
+		Policies: []*api.ACLTokenPolicyLink{{Name: name}}}, q)
+	if err != nil {
+		return "", fmt.Errorf("localinfra: consul: create token %s: %w", name, err)
+	}
+	if c.tokens.made == nil {
+		c.tokens.made = map[string]string{}
+	}
+	c.tokens.made[name] = tok.SecretID
+	return tok.SecretID, nil
 }

@@ -7,16 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hashicorp/consul/api"
 )
 
 // ConsulOptions configures StartConsul.
@@ -42,8 +39,7 @@ type Consul struct {
 	httpPort int
 	proc     *process
 
-	mu     sync.Mutex
-	tokens map[string]string // ACL tokens made by token, by name
+	tokens consulTokens
 }
 
 // StartConsul starts `consul agent -dev` on 127.0.0.1 and waits until it has
@@ -65,15 +61,12 @@ func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
 	} else if !isExecutable(o.Binary) {
 		return nil, fmt.Errorf("localinfra: consul %s %w; run `make deps` (scripts/build-consul.sh) to build the pinned Consul v1.14.11 into bin/consul", o.Binary, ErrNotFound)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("localinfra: consul: %w", err)
-	}
 	if o.ManagementToken == "" {
 		o.ManagementToken = uuid.NewString()
 	}
-	// In a file only we may read, not on the command line (ps).
-	if err := os.WriteFile(filepath.Join(dir, consulACLFileName), []byte(consulACLConfig(o.ManagementToken)), 0o600); err != nil {
-		return nil, fmt.Errorf("localinfra: consul: %w", err)
+	// The token in a file only we may read, not on the command line (ps).
+	if err := writeConfig("consul", dir, consulACLFileName, consulACLConfig(o.ManagementToken)); err != nil {
+		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
 		// HTTP, serf LAN, serf WAN, server RPC.
@@ -190,48 +183,6 @@ func (c *Consul) get(ctx context.Context, client *http.Client, path, token strin
 
 // ManagementToken is the agent's bootstrap token: it may do anything.
 func (c *Consul) ManagementToken() string { return c.opts.ManagementToken }
-
-// ServiceToken returns the ACL token of service, with the policy
-// ConsulPolicy(service): register instances of that name only, read the
-// catalogue. It is made on first use; secretID, when not "", is its secret
-// (`make run` keeps them in .local/secrets), else a random one.
-func (c *Consul) ServiceToken(ctx context.Context, service, secretID string) (string, error) {
-	return c.token(ctx, "service-"+service, ConsulPolicy(service), secretID)
-}
-
-// ReadToken returns the token that reads the catalogue and nothing else
-// (ConsulReadPolicy): Prometheus's, for its Consul discovery. secretID as
-// for ServiceToken.
-func (c *Consul) ReadToken(ctx context.Context, secretID string) (string, error) {
-	return c.token(ctx, "catalogue-read", ConsulReadPolicy, secretID)
-}
-
-// token makes the policy name with rules and a token holding it, once.
-func (c *Consul) token(ctx context.Context, name, rules, secretID string) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t, ok := c.tokens[name]; ok {
-		return t, nil
-	}
-	client, err := api.NewClient(&api.Config{Address: c.Addr(), Token: c.opts.ManagementToken})
-	if err != nil {
-		return "", fmt.Errorf("localinfra: consul: %w", err)
-	}
-	q := (&api.WriteOptions{}).WithContext(ctx)
-	if _, _, err := client.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, q); err != nil {
-		return "", fmt.Errorf("localinfra: consul: create policy %s: %w", name, err)
-	}
-	tok, _, err := client.ACL().TokenCreate(&api.ACLToken{SecretID: secretID, Description: name,
-		Policies: []*api.ACLTokenPolicyLink{{Name: name}}}, q)
-	if err != nil {
-		return "", fmt.Errorf("localinfra: consul: create token %s: %w", name, err)
-	}
-	if c.tokens == nil {
-		c.tokens = map[string]string{}
-	}
-	c.tokens[name] = tok.SecretID
-	return tok.SecretID, nil
-}
 
 // Addr is the HTTP API's host:port (what consul/api's Config.Address wants).
 func (c *Consul) Addr() string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -60,16 +59,13 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	} else if !isExecutable(o.Binary) {
 		return nil, fmt.Errorf("localinfra: redis-server %s %w; %s", o.Binary, ErrNotFound, depsHint)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("localinfra: redis: %w", err)
-	}
 	acl, err := redisACLFile(o.Passwords)
 	if err != nil {
 		return nil, err
 	}
 	// Only password hashes are in the file, and only we may read it.
-	if err := os.WriteFile(filepath.Join(dir, redisACLFileName), []byte(acl), 0o600); err != nil {
-		return nil, fmt.Errorf("localinfra: redis: %w", err)
+	if err := writeConfig("redis", dir, redisACLFileName, acl); err != nil {
+		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
 		port, picked, err := portOrFree(o.Port)
