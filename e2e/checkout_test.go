@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -81,7 +82,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	// A Redis of its own: other tests' streams and consumer groups stay apart.
 	redisSrv := testkit.NewRedis(t)
-	p.rdb = redis.NewClient(&redis.Options{Addr: redisSrv.Addr()})
+	p.rdb = redis.NewClient(redisSrv.Options(localinfra.RedisAdmin))
 	t.Cleanup(func() { p.rdb.Close() })
 	urls := map[string]string{}
 	for _, svc := range []string{"user", "product", "order", "payment"} {
@@ -221,7 +222,7 @@ func (p *checkoutPlatform) restart(t *testing.T, svc string, i int) {
 // crash itself, not what the tests after it are about.
 func (p *checkoutPlatform) waitInstances(t *testing.T, svc string) {
 	t.Helper()
-	consul, err := api.NewClient(&api.Config{Address: p.consul})
+	consul, err := api.NewClient(&api.Config{Address: p.consul, Token: testkit.ConsulToken(t, p.consul, "")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -156,7 +157,7 @@ func (p *notificationPlatform) startNotification(t *testing.T) *proc {
 // would (the order and payment services, which this test does not run).
 func (p *notificationPlatform) publish(t *testing.T, typ string, data any) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: p.eventsRedis.Addr()})
+	rdb := redis.NewClient(p.eventsRedis.Options(localinfra.RedisAdmin))
 	defer rdb.Close()
 	testkit.Publish(t, rdb, "e2e", typ, data)
 }

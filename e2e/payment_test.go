@@ -14,6 +14,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -35,7 +36,7 @@ type paymentPlatform struct {
 func startPaymentPlatform(t *testing.T) *paymentPlatform {
 	eventsRedis := testkit.NewRedis(t)
 	p := &paymentPlatform{consul: testkit.NewConsul(t).Addr(), dbURL: testkit.PostgresURL(t),
-		events: redis.NewClient(&redis.Options{Addr: eventsRedis.Addr()})}
+		events: redis.NewClient(eventsRedis.Options(localinfra.RedisAdmin))}
 	t.Cleanup(func() { p.events.Close() })
 	tokens, err := auth.NewTokens([]byte(jwtSecret), time.Hour)
 	if err != nil {

@@ -102,6 +102,9 @@ func launch(t, owner testing.TB, binary string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The binary logs in to Redis and Consul as the service it is, as under
+	// `make run`.
+	args = append(args, testkit.ServiceCredentials(t, binary, testkit.ArgValue(args, "redis-addr"), testkit.ArgValue(args, "consul-addr"))...)
 	args, env := secretsToEnv(args)
 	p.cmd = exec.Command(filepath.Join(binDir, binary), append([]string{"-http-addr", p.addr}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
@@ -191,7 +194,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 // waitPassing waits until Consul reports exactly n passing instances of service.
 func waitPassing(t testing.TB, consulAddr, service string, n int) []*api.ServiceEntry {
 	t.Helper()
-	client, err := api.NewClient(&api.Config{Address: consulAddr})
+	client, err := api.NewClient(&api.Config{Address: consulAddr, Token: testkit.ConsulToken(t, consulAddr, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +216,7 @@ func waitPassing(t testing.TB, consulAddr, service string, n int) []*api.Service
 // registration in Consul says; its public port serves neither.
 func adminAddr(t testing.TB, consulAddr string, gw *proc) string {
 	t.Helper()
-	client, err := api.NewClient(&api.Config{Address: consulAddr})
+	client, err := api.NewClient(&api.Config{Address: consulAddr, Token: testkit.ConsulToken(t, consulAddr, "")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ const catalogueVersionKey = "catalogue:version"
 func BenchmarkProductListing(b *testing.B) {
 	consul := testkit.NewConsul(b).Addr()
 	own := testkit.NewRedis(b)
-	rdb := redis.NewClient(&redis.Options{Addr: own.Addr()})
+	rdb := redis.NewClient(own.Options(localinfra.RedisAdmin))
 	b.Cleanup(func() { rdb.Close() })
 	dbURL := testkit.PostgresURL(b)
 	common := []string{"-consul-addr", consul, "-database-url", dbURL, "-redis-addr", own.Addr(),

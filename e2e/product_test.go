@@ -16,6 +16,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/money"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -38,7 +39,7 @@ type productPlatform struct {
 func startProductPlatform(t *testing.T) *productPlatform {
 	p := &productPlatform{consul: testkit.NewConsul(t).Addr()}
 	own := testkit.NewRedis(t)
-	p.redis = redis.NewClient(&redis.Options{Addr: own.Addr()})
+	p.redis = redis.NewClient(own.Options(localinfra.RedisAdmin))
 	t.Cleanup(func() { p.redis.Close() })
 	productURL, userURL := testkit.PostgresURL(t), testkit.PostgresURL(t)
 	db, err := sqlx.Open("postgres", productURL)

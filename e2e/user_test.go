@@ -20,6 +20,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/httpkit"
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -27,13 +28,9 @@ import (
 // service publishes events to, one the gateway keeps rate limits in, so the
 // first can be taken down alone), two user instances and a gateway.
 type userPlatform struct {
-	consul      string
-	userDB      *sqlx.DB
-	eventsRedis interface {
-		Stop() error
-		Start(context.Context) error
-		Addr() string
-	}
+	consul       string
+	userDB       *sqlx.DB
+	eventsRedis  *localinfra.Redis
 	gatewayRedis string
 	users        []*proc
 	gateway      *proc
@@ -290,7 +287,7 @@ func TestUserPlatform(t *testing.T) {
 		if err := p.eventsRedis.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: p.eventsRedis.Addr()})
+		rdb := redis.NewClient(p.eventsRedis.Options(localinfra.RedisAdmin))
 		defer rdb.Close()
 		inboxDB := testkit.Postgres(t)
 		if err := events.Migrate(context.Background(), inboxDB); err != nil {
@@ -334,7 +331,7 @@ func TestUserPlatform(t *testing.T) {
 		defer sick.Close()
 		u, _ := url.Parse(sick.URL)
 		port, _ := strconv.Atoi(u.Port())
-		consul, err := discovery.NewConsulClient(p.consul)
+		consul, err := discovery.NewConsulClientWithToken(p.consul, testkit.ConsulToken(t, p.consul, ""))
 		if err != nil {
 			t.Fatal(err)
 		}

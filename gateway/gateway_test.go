@@ -281,7 +281,7 @@ func TestRateLimitSharedAcrossGateways(t *testing.T) {
 	limit := redis_rate.Limit{Rate: 5, Burst: 5, Period: time.Minute}
 	var gws []fixture
 	for i := 0; i < 2; i++ {
-		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		rdb := redis.NewClient(testkit.RedisOptions(t, addr, "gateway")) // the gateway's own ACL user
 		t.Cleanup(func() { rdb.Close() })
 		gws = append(gws, newGateway(t, rdb, limit, up.hostPort()))
 	}

@@ -192,7 +192,9 @@ func TestCacheStaleFillRace(t *testing.T) {
 // are served from the database.
 func TestCacheRedisDown(t *testing.T) {
 	private := testkit.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: private.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	o := testkit.RedisOptions(t, private.Addr(), "product") // the service's own ACL user
+	o.MaxRetries, o.DialTimeout = -1, 200*time.Millisecond
+	rdb := redis.NewClient(o)
 	t.Cleanup(func() { rdb.Close() })
 	s := newStackOn(t, newDB(t), rdb, &clock{now: time.Now()})
 	id := s.createProduct(t, map[string]any{"price": "3.00"})["id"].(string)

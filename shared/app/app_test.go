@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/shared/config"
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -23,8 +24,11 @@ const secret = "0123456789abcdef0123456789abcdef"
 
 // testConfig is the configuration of an instance of service "thing" on the
 // given database and Redis.
-func testConfig(databaseURL, redisAddr string) config.Common {
+func testConfig(t *testing.T, databaseURL, redisAddr string) config.Common {
+	// "thing" has no Redis ACL user of its own: it logs in as the admin.
+	ro := testkit.RedisOptions(t, redisAddr, localinfra.RedisAdmin)
 	return config.Common{Service: "thing", DatabaseURL: databaseURL, RedisAddr: redisAddr,
+		RedisUsername: ro.Username, RedisPassword: ro.Password,
 		ConsulAddr: "127.0.0.1:8500", JWTSecret: secret, LogLevel: "info"}
 }
 
@@ -50,7 +54,7 @@ func migrateThings(ctx context.Context, db *sqlx.DB) error {
 // before it closes the database they use; a loop's error is logged.
 func TestStart(t *testing.T) {
 	var logs bytes.Buffer
-	in, err := Start(context.Background(), testConfig(testkit.PostgresURL(t), testkit.RedisAddr(t)), &logs, Options{Migrate: migrateThings})
+	in, err := Start(context.Background(), testConfig(t, testkit.PostgresURL(t), testkit.RedisAddr(t)), &logs, Options{Migrate: migrateThings})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,9 +121,9 @@ func TestStartFailures(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"unreachable database", testConfig(unreachableDB, rdb), Options{Migrate: migrateThings}, "database: "},
-		{"failing migration", testConfig(pg, rdb), Options{Migrate: failingMigration}, "database: bad migration"},
-		{"unreachable redis", testConfig(pg, closedAddr(t)), Options{Migrate: migrateThings}, "redis at "},
+		{"unreachable database", testConfig(t, unreachableDB, rdb), Options{Migrate: migrateThings}, "database: "},
+		{"failing migration", testConfig(t, pg, rdb), Options{Migrate: failingMigration}, "database: bad migration"},
+		{"unreachable redis", testConfig(t, pg, closedAddr(t)), Options{Migrate: migrateThings}, "redis at "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in, err := Start(context.Background(), tc.cfg, &bytes.Buffer{}, tc.opts)
@@ -130,7 +134,7 @@ func TestStartFailures(t *testing.T) {
 	}
 
 	t.Run("no database, optional redis", func(t *testing.T) {
-		in, err := Start(context.Background(), testConfig("", closedAddr(t)), &bytes.Buffer{}, Options{RedisOptional: true})
+		in, err := Start(context.Background(), testConfig(t, "", closedAddr(t)), &bytes.Buffer{}, Options{RedisOptional: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -76,7 +76,8 @@ func waitInstances(t *testing.T, instancer sd.Instancer, within time.Duration, w
 }
 
 func TestConsulDiscoveryIntegration(t *testing.T) {
-	client, err := NewConsulClient(testkit.ConsulAddr(t))
+	addr := testkit.ConsulAddr(t)
+	client, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // ConsulOptions configures StartConsul.
@@ -25,6 +27,10 @@ type ConsulOptions struct {
 	Binary string
 	// LogFile receives the agent's output; default Dir/consul.log.
 	LogFile string
+	// ManagementToken is the ACL bootstrap (initial management) token, a
+	// UUID; "" picks a random one. ACLs are always on with default policy
+	// deny: a client without a token can read nothing and register nothing.
+	ManagementToken string
 }
 
 // Consul is a single-node Consul dev agent (server + client, in memory).
@@ -32,6 +38,8 @@ type Consul struct {
 	opts     ConsulOptions
 	httpPort int
 	proc     *process
+
+	tokens consulTokens
 }
 
 // StartConsul starts `consul agent -dev` on 127.0.0.1 and waits until it has
@@ -53,8 +61,12 @@ func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
 	} else if !isExecutable(o.Binary) {
 		return nil, fmt.Errorf("localinfra: consul %s %w; run `make deps` (scripts/build-consul.sh) to build the pinned Consul v1.14.11 into bin/consul", o.Binary, ErrNotFound)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("localinfra: consul: %w", err)
+	if o.ManagementToken == "" {
+		o.ManagementToken = uuid.NewString()
+	}
+	// The token in a file only we may read, not on the command line (ps).
+	if err := writeConfig("consul", dir, consulACLFileName, consulACLConfig(o.ManagementToken)); err != nil {
+		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
 		// HTTP, serf LAN, serf WAN, server RPC.
@@ -93,6 +105,7 @@ func (c *Consul) start(ctx context.Context, serfLAN, serfWAN, server int) error 
 		"-grpc-tls-port", "-1",
 		"-log-level", "info", // dev mode defaults to debug, which floods the log
 		"-hcl", "disable_update_check = true", // no calls home from tests
+		"-config-file", filepath.Join(c.opts.Dir, consulACLFileName),
 	)
 	cmd.Dir = c.opts.Dir
 	proc, err := startProcess("consul", c.opts.LogFile, cmd, nil)
@@ -101,14 +114,55 @@ func (c *Consul) start(ctx context.Context, serfLAN, serfWAN, server int) error 
 	}
 	c.proc = proc
 	client := &http.Client{Timeout: time.Second}
-	return proc.waitReady(ctx, func(ctx context.Context) error { return c.checkLeader(ctx, client) })
+	return proc.waitReady(ctx, func(ctx context.Context) error {
+		if err := c.checkLeader(ctx, client); err != nil {
+			return err
+		}
+		// The management token is usable once the leader has set ACLs up.
+		return c.get(ctx, client, "/v1/acl/token/self", c.opts.ManagementToken, nil)
+	})
+}
+
+// consulACLFileName is the agent's ACL configuration in ConsulOptions.Dir.
+const consulACLFileName = "acl.hcl"
+
+// consulACLConfig turns ACLs on, denying whatever no token allows. The agent
+// acts (registers its node, updates its checks) with the management token:
+// a single-node agent of a local run or a test.
+func consulACLConfig(management string) string {
+	return fmt.Sprintf(`acl {
+  enabled        = true
+  default_policy = "deny"
+  down_policy    = "extend-cache"
+  tokens {
+    initial_management = %q
+    agent              = %q
+  }
+}
+`, management, management)
 }
 
 // checkLeader succeeds once /v1/status/leader names a leader.
 func (c *Consul) checkLeader(ctx context.Context, client *http.Client) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr()+"/v1/status/leader", nil)
+	var leader string
+	if err := c.get(ctx, client, "/v1/status/leader", "", &leader); err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader elected yet")
+	}
+	return nil
+}
+
+// get GETs path with token and decodes the JSON answer into v (nil: not
+// read); any status but 200 is an error.
+func (c *Consul) get(ctx context.Context, client *http.Client, path, token string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr()+path, nil)
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -116,17 +170,19 @@ func (c *Consul) checkLeader(ctx context.Context, client *http.Client) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /v1/status/leader: %s", resp.Status)
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	var leader string
-	if err := json.NewDecoder(resp.Body).Decode(&leader); err != nil {
-		return fmt.Errorf("GET /v1/status/leader: %w", err)
+	if v == nil {
+		return nil
 	}
-	if leader == "" {
-		return errors.New("no leader elected yet")
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
 	}
 	return nil
 }
+
+// ManagementToken is the agent's bootstrap token: it may do anything.
+func (c *Consul) ManagementToken() string { return c.opts.ManagementToken }
 
 // Addr is the HTTP API's host:port (what consul/api's Config.Address wants).
 func (c *Consul) Addr() string {

@@ -205,3 +205,16 @@ func serverFolder(name, opts string, dir, logFile *string) error {
 	}
 	return nil
 }
+
+// writeConfig creates dir, the folder of server name, when missing and
+// writes file there with content, readable by us alone (it may hold a
+// secret or its hash).
+func writeConfig(name, dir, file, content string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("localinfra: %s: %w", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o600); err != nil {
+		return fmt.Errorf("localinfra: %s: %w", name, err)
+	}
+	return nil
+}

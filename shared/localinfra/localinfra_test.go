@@ -260,15 +260,22 @@ func TestPostgresRefusesUnreachableFolderAsRoot(t *testing.T) {
 	}
 }
 
-func TestRedisKeepsDataAcrossRestart(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	r, err := StartRedis(ctx, RedisOptions{Dir: t.TempDir()})
+// startTestRedis starts a Redis with random passwords, stopped at cleanup.
+func startTestRedis(t *testing.T) *Redis {
+	t.Helper()
+	r, err := StartRedis(context.Background(), RedisOptions{Dir: t.TempDir(), Passwords: RandomRedisPasswords()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopOrLog(t, r) })
-	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	return r
+}
+
+func TestRedisKeepsDataAcrossRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := startTestRedis(t)
+	client := redis.NewClient(r.Options(RedisAdmin))
 	defer client.Close()
 
 	if err := client.Set(ctx, "greeting", "hello", 0).Err(); err != nil {
@@ -299,7 +306,7 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	_, err = StartRedis(context.Background(), RedisOptions{Dir: t.TempDir(), Port: port})
+	_, err = StartRedis(context.Background(), RedisOptions{Dir: t.TempDir(), Port: port, Passwords: RandomRedisPasswords()})
 	if err == nil || !strings.Contains(err.Error(), "Address already in use") {
 		t.Fatalf("StartRedis on a taken port: err = %v, want the log line saying why", err)
 	}
@@ -322,7 +329,7 @@ func TestConsulAgentsSideBySide(t *testing.T) {
 		agents = append(agents, c)
 	}
 
-	client, err := api.NewClient(&api.Config{Address: agents[0].Addr()})
+	client, err := api.NewClient(&api.Config{Address: agents[0].Addr(), Token: agents[0].ManagementToken()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +350,7 @@ func TestConsulAgentsSideBySide(t *testing.T) {
 	}
 
 	// The agents are separate clusters: the second knows nothing of it.
-	other, err := api.NewClient(&api.Config{Address: agents[1].Addr()})
+	other, err := api.NewClient(&api.Config{Address: agents[1].Addr(), Token: agents[1].ManagementToken()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +411,7 @@ func TestHelperStartRedis(t *testing.T) {
 	if dir == "" {
 		return // only runs as TestServersDieWithParent's child
 	}
-	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir})
+	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Passwords: RandomRedisPasswords()})
 	if err != nil {
 		t.Fatal(err)
 	}

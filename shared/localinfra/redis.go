@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -26,6 +26,11 @@ type RedisOptions struct {
 	LogFile string
 	// Binary is redis-server's path; default: see FindRedis.
 	Binary string
+	// Passwords are the ACL users' passwords, by user: one for each of
+	// RedisUsers (the services' and RedisAdmin). The server refuses every
+	// client that does not log in as one (the default user is off), and
+	// each user may run only what PlatformAccess grants it.
+	Passwords map[string]string
 }
 
 // Redis is a Redis server that can be stopped and started again on the same
@@ -54,8 +59,13 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	} else if !isExecutable(o.Binary) {
 		return nil, fmt.Errorf("localinfra: redis-server %s %w; %s", o.Binary, ErrNotFound, depsHint)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("localinfra: redis: %w", err)
+	acl, err := redisACLFile(o.Passwords)
+	if err != nil {
+		return nil, err
+	}
+	// Only password hashes are in the file, and only we may read it.
+	if err := writeConfig("redis", dir, redisACLFileName, acl); err != nil {
+		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
 		port, picked, err := portOrFree(o.Port)
@@ -72,6 +82,16 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 		}
 		return nil, err
 	}
+}
+
+// redisACLFileName is the ACL file in RedisOptions.Dir, rewritten on every
+// start from PlatformAccess.
+const redisACLFileName = "users.acl"
+
+// Options are the client options of user (one of RedisUsers) on this
+// server: its address, the user and its password.
+func (r *Redis) Options(user string) *redis.Options {
+	return &redis.Options{Addr: r.Addr(), Username: user, Password: r.opts.Passwords[user]}
 }
 
 // Addr is the server's host:port.
@@ -93,6 +113,7 @@ func (r *Redis) Start(ctx context.Context) error {
 		"--bind", "127.0.0.1",
 		"--protected-mode", "no",
 		"--dir", r.opts.Dir,
+		"--aclfile", filepath.Join(r.opts.Dir, redisACLFileName),
 		// Events must survive restarts: log every write, fsync once a
 		// second, and flush on shutdown.
 		"--appendonly", "yes",
@@ -110,6 +131,8 @@ func (r *Redis) Start(ctx context.Context) error {
 	r.proc = proc
 	client := redis.NewClient(&redis.Options{
 		Addr:        r.Addr(),
+		Username:    RedisAdmin,
+		Password:    r.opts.Passwords[RedisAdmin],
 		DialTimeout: time.Second,
 		ReadTimeout: time.Second,
 		MaxRetries:  -1, // waitReady retries

@@ -66,7 +66,7 @@ type Instance struct {
 	Entry   *api.ServiceEntry
 	BaseURL string      // http://<Entry's address>:<Entry's port>
 	Logs    *LogBuffer  // what the run logged so far
-	Consul  *api.Client // a client of the Consul agent it registered with
+	Consul  *api.Client // a client of the Consul agent it registered with (management token)
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run has returned, after err is set
@@ -90,13 +90,18 @@ func StartInstance(t testing.TB, run RunFunc, consulAddr, service string, args .
 // as n processes started together would, and waits until Consul at
 // consulAddr reports exactly n passing instances of service (n times
 // StartTimeout at most). Otherwise like StartInstance.
+//
+// The instances log in to the Redis of -redis-addr and to Consul with the
+// service's own credentials (ServiceCredentials), added to args.
 func StartInstances(t testing.TB, run RunFunc, consulAddr, service string, n int, args ...string) []*Instance {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("testkit: StartInstances: n = %d, want at least 1", n)
 	}
+	args = append(append([]string(nil), args...), ServiceCredentials(t, service, ArgValue(args, "redis-addr"), consulAddr)...)
 	cfg := api.DefaultConfig()
 	cfg.Address = consulAddr
+	cfg.Token = ConsulToken(t, consulAddr, "") // reads any service's health
 	cfg.HttpClient = &http.Client{Timeout: 10 * time.Second}
 	consul, err := api.NewClient(cfg)
 	if err != nil {

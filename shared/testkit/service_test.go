@@ -27,12 +27,13 @@ func fakeRun(ctx context.Context, args []string, logs io.Writer) error {
 	fs.StringVar(&cfg.Service, "service", "fake", "")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:0", "")
 	fs.StringVar(&cfg.ConsulAddr, "consul-addr", "", "")
+	token := fs.String("consul-token", "", "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	logger := log.NewLogfmtLogger(logs)
 	logger.Log("msg", "starting", "service", cfg.Service)
-	consul, err := discovery.NewConsulClient(cfg.ConsulAddr)
+	consul, err := discovery.NewConsulClientWithToken(cfg.ConsulAddr, *token)
 	if err != nil {
 		return err
 	}

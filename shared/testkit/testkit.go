@@ -72,6 +72,13 @@ var servers struct {
 
 	redis  sharedServer
 	consul sharedServer
+
+	// redisPasswords are the ACL users' passwords of every Redis server
+	// testkit started, by address.
+	redisPasswords map[string]map[string]string
+	// consuls are the Consul agents testkit started, by address, which make
+	// the ACL tokens.
+	consuls map[string]*localinfra.Consul
 }
 
 // server is a local server testkit starts: localinfra's Redis or Consul.
@@ -351,12 +358,13 @@ func RedisAddr(t testing.TB) string {
 		func() (server, error) { return startPrivateRedis() })
 }
 
-// Redis returns a client of the shared Redis server (see RedisAddr), checked
-// with PING and closed when the test ends.
+// Redis returns a client of the shared Redis server (see RedisAddr), logged
+// in as localinfra.RedisAdmin, checked with PING and closed when the test
+// ends.
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
 	addr := RedisAddr(t)
-	client := redis.NewClient(&redis.Options{Addr: addr})
+	client := redis.NewClient(RedisOptions(t, addr, localinfra.RedisAdmin))
 	t.Cleanup(func() { client.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -374,12 +382,44 @@ func NewRedis(t testing.TB) *localinfra.Redis {
 	return private(t, "Redis", startPrivateRedis)
 }
 
+// startPrivateRedis starts a Redis server with the platform's ACL
+// (localinfra.PlatformAccess) and random passwords, which RedisOptions and
+// ServiceCredentials hand out.
 func startPrivateRedis() (*localinfra.Redis, error) {
 	dir, err := serverDir("redis")
 	if err != nil {
 		return nil, err
 	}
-	return localinfra.StartRedis(context.Background(), localinfra.RedisOptions{Dir: dir})
+	pw := localinfra.RandomRedisPasswords()
+	r, err := localinfra.StartRedis(context.Background(), localinfra.RedisOptions{Dir: dir, Passwords: pw})
+	if err != nil {
+		return nil, err
+	}
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	if servers.redisPasswords == nil {
+		servers.redisPasswords = map[string]map[string]string{}
+	}
+	servers.redisPasswords[r.Addr()] = pw
+	return r, nil
+}
+
+// RedisOptions are the client options of user (a service's name, or
+// localinfra.RedisAdmin) on the Redis server at addr: with its password
+// when testkit started that server, else (MERCATO_TEST_REDIS_ADDR) the
+// address alone.
+func RedisOptions(t testing.TB, addr, user string) *redis.Options {
+	t.Helper()
+	o := &redis.Options{Addr: addr}
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	if pw, ok := servers.redisPasswords[addr]; ok {
+		if pw[user] == "" {
+			t.Fatalf("testkit: Redis at %s has no ACL user %q (users: %s)", addr, user, strings.Join(localinfra.RedisUsers(), ", "))
+		}
+		o.Username, o.Password = user, pw[user]
+	}
+	return o
 }
 
 // ConsulAddr returns the host:port of the test binary's Consul dev agent
@@ -400,12 +440,50 @@ func NewConsul(t testing.TB) *localinfra.Consul {
 	return private(t, "Consul", startPrivateConsul)
 }
 
+// startPrivateConsul starts an agent with ACLs on (default deny) and a
+// random management token; ConsulToken and ServiceCredentials hand out its
+// tokens.
 func startPrivateConsul() (*localinfra.Consul, error) {
 	dir, err := serverDir("consul")
 	if err != nil {
 		return nil, err
 	}
-	return localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
+	c, err := localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	if servers.consuls == nil {
+		servers.consuls = map[string]*localinfra.Consul{}
+	}
+	servers.consuls[c.Addr()] = c
+	return c, nil
+}
+
+// ConsulToken returns an ACL token of the Consul agent at addr: service's
+// own (localinfra.ConsulPolicy: register that name, read the catalogue), or
+// with service "" the management token, for tests that register services
+// of any name. It is "" for an agent testkit did not start
+// (MERCATO_TEST_CONSUL_ADDR).
+func ConsulToken(t testing.TB, addr, service string) string {
+	t.Helper()
+	servers.mu.Lock()
+	c := servers.consuls[addr]
+	servers.mu.Unlock()
+	if c == nil {
+		return ""
+	}
+	if service == "" {
+		return c.ManagementToken()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	tok, err := c.ServiceToken(ctx, service, "")
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return tok
 }
 
 // overrideHint suggests the environment variable when it is not in use.
@@ -420,4 +498,41 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b)
+}
+
+// ServiceCredentials are the secret flags service needs to log in to the
+// servers testkit started at redisAddr and consulAddr (either may be ""):
+// -redis-password of its own Redis ACL user, -consul-token of its own
+// Consul token. They are flags, which a main
+// run in-process accepts; a test that starts a binary passes them in the
+// environment instead. Servers testkit did not start get none.
+func ServiceCredentials(t testing.TB, service, redisAddr, consulAddr string) []string {
+	t.Helper()
+	var flags []string
+	if redisAddr != "" {
+		if o := RedisOptions(t, redisAddr, service); o.Password != "" {
+			flags = append(flags, "-redis-password", o.Password)
+		}
+	}
+	if consulAddr != "" {
+		if tok := ConsulToken(t, consulAddr, service); tok != "" {
+			flags = append(flags, "-consul-token", tok)
+		}
+	}
+	return flags
+}
+
+// ArgValue returns the value of flag name in args ("-name value",
+// "-name=value", with one or two dashes), or "".
+func ArgValue(args []string, name string) string {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

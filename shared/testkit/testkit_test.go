@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -106,7 +107,7 @@ func TestNewRedisStreamSurvivesRestart(t *testing.T) {
 	if srv.Addr() == testkit.RedisAddr(t) {
 		t.Fatal("NewRedis returned the shared server")
 	}
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	client := redis.NewClient(testkit.RedisOptions(t, srv.Addr(), localinfra.RedisAdmin))
 	defer client.Close()
 
 	id, err := client.XAdd(ctx, &redis.XAddArgs{Stream: "events", Values: map[string]any{"type": "order.created"}}).Result()
@@ -129,7 +130,7 @@ func TestNewRedisStreamSurvivesRestart(t *testing.T) {
 }
 
 func TestConsulRegisterAndRead(t *testing.T) {
-	client, err := api.NewClient(&api.Config{Address: testkit.ConsulAddr(t)})
+	client, err := api.NewClient(&api.Config{Address: testkit.ConsulAddr(t), Token: testkit.ConsulToken(t, testkit.ConsulAddr(t), "")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,7 @@ func startUserService(t *testing.T, consul *api.Client) user.Service {
 // over SMTP; the user then sees it in GET /api/v1/notifications.
 func TestRun(t *testing.T) {
 	consulAddr := testkit.ConsulAddr(t)
-	consul, err := discovery.NewConsulClient(consulAddr)
+	consul, err := discovery.NewConsulClientWithToken(consulAddr, testkit.ConsulToken(t, consulAddr, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,7 +180,7 @@ func serve(t *testing.T, consulAddr, service string, handler http.HandlerFunc) {
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
 	port, _ := strconv.Atoi(u.Port())
-	consul, err := discovery.NewConsulClient(consulAddr)
+	consul, err := discovery.NewConsulClientWithToken(consulAddr, testkit.ConsulToken(t, consulAddr, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

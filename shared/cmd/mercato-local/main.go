@@ -343,7 +343,7 @@ func printBanner(ctx context.Context, p *platform) {
 	fmt.Fprintf(&b, "\n%s\n  Mercato is running (pid %d). Stop it with Ctrl-C or `kill %d`.\n\n", rule, os.Getpid(), os.Getpid())
 	line("API gateway", "http://%s/api/v1   (health http://%s/health)", gatewayAddr, gatewayAddr)
 	line("Gateway admin", "http://%s/metrics, http://%s/ready", gatewayAdminAddr, gatewayAdminAddr)
-	line("Consul UI", "http://%s/ui", consulAddr)
+	line("Consul UI", "http://%s/ui  ACLs on (default deny): log in with the token in %s", consulAddr, p.opts.secrets.where(consulTokenSpec(consulManagement).file))
 	if p.mailSinkBin() != "" {
 		line("Emails", "http://%s   (MailDev: every email the platform sends; SMTP %s)", mailUIAddr, smtpAddr)
 	}
@@ -364,7 +364,8 @@ func printBanner(ctx context.Context, p *platform) {
 	sec := p.opts.secrets
 	line("PostgreSQL", "%s  databases %s, each owned by the role of its name", postgresAddr, strings.Join(databases, ", "))
 	line("", "e.g. PGPASSWORD=$(cat %s) psql -h 127.0.0.1 -p %d -U %s %s", sec.where(dbPasswordSpec(databases[0]).file), postgresPort, databases[0], databases[0])
-	line("Redis", "%s", redisAddr)
+	line("Redis", "%s  an ACL user per service; the default user is off", redisAddr)
+	line("", "e.g. REDISCLI_AUTH=$(cat %s) redis-cli -p %d --user %s", sec.where(redisPasswordSpec(localinfra.RedisAdmin).file), redisPort, localinfra.RedisAdmin)
 	line("Logs", "%s%c<name>.log", p.dirs.logs, filepath.Separator)
 	line("Admin", "%s / password in %s", sec.adminEmail, sec.where("admin-password"))
 	line("Secrets", "%s%c  (folder 0700, files 0600; e.g. cat %s)", sec.dir, filepath.Separator, sec.where("admin-password"))

@@ -34,7 +34,7 @@ type promFile struct {
 
 func parsePromConfig(t *testing.T, consulAddr, targetsFile string) (promFile, []byte) {
 	t.Helper()
-	body, err := prometheusConfig(consulAddr, targetsFile)
+	body, err := prometheusConfig(consulAddr, "", targetsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 		t.Fatal(err)
 	}
 	check := func(t *testing.T, targetsFile string) (string, error) {
-		body, err := prometheusConfig("127.0.0.1:8500", targetsFile)
+		body, err := prometheusConfig("127.0.0.1:8500", "", targetsFile)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -94,23 +94,36 @@ func (p *platform) start(ctx context.Context) error {
 	redisDir := filepath.Join(p.dirs.local, "redis")
 	p.ui.step("starting Redis on %s (data in %s)", redisAddr, p.dirs.rel(redisDir))
 	if p.redis, err = localinfra.StartRedis(ctx, localinfra.RedisOptions{
-		Dir:     redisDir,
-		Port:    redisPort,
-		LogFile: p.dirs.logFile("redis"),
+		Dir:       redisDir,
+		Port:      redisPort,
+		LogFile:   p.dirs.logFile("redis"),
+		Passwords: p.opts.secrets.redisPasswordMap(),
 	}); err != nil {
 		return err
 	}
 
-	p.ui.step("starting Consul dev agent on %s (%s; its catalogue lives in memory)", consulAddr, p.consulBin)
+	p.ui.step("starting Consul dev agent on %s (%s; its catalogue lives in memory; ACLs on, default deny)", consulAddr, p.consulBin)
+	sec := p.opts.secrets
 	if p.consul, err = localinfra.StartConsul(ctx, localinfra.ConsulOptions{
-		Dir:      filepath.Join(p.dirs.local, "consul"),
-		HTTPPort: consulPort,
-		Binary:   p.consulBin,
-		LogFile:  p.dirs.logFile("consul"),
+		Dir:             filepath.Join(p.dirs.local, "consul"),
+		HTTPPort:        consulPort,
+		Binary:          p.consulBin,
+		LogFile:         p.dirs.logFile("consul"),
+		ManagementToken: sec.consulToken(consulManagement),
 	}); err != nil {
 		return err
 	}
-	if p.catalog, err = discovery.NewConsulClient(consulAddr); err != nil {
+	// The agent keeps its ACLs in memory too: the tokens are made again, with
+	// the secrets of .local/secrets, on every start.
+	for _, s := range append([]serviceSpec{gateway}, services...) {
+		if _, err := p.consul.ServiceToken(ctx, s.name, sec.consulToken(s.name)); err != nil {
+			return err
+		}
+	}
+	if _, err := p.consul.ReadToken(ctx, sec.consulToken(consulPrometheus)); err != nil {
+		return err
+	}
+	if p.catalog, err = discovery.NewConsulClientWithToken(consulAddr, sec.consulToken(consulManagement)); err != nil {
 		return err
 	}
 
@@ -178,7 +191,7 @@ func (p *platform) startPrometheus(ctx context.Context) error {
 		p.stopMirror = func() { cancel(); <-done }
 		p.mu.Unlock()
 	}
-	prom, err := startPrometheus(ctx, p.promBin, dir, targets, p.dirs.logFile("prometheus"))
+	prom, err := startPrometheus(ctx, p.promBin, dir, targets, p.opts.secrets.consulToken(consulPrometheus), p.dirs.logFile("prometheus"))
 	if err != nil {
 		return err
 	}

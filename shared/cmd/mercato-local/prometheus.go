@@ -51,6 +51,7 @@ type (
 	}
 	promConsulSD struct {
 		Server string `yaml:"server"`
+		Token  string `yaml:"token,omitempty"` // a read-only token (ConsulReadPolicy)
 	}
 	promFileSD struct {
 		Files           []string `yaml:"files,flow"`
@@ -90,12 +91,14 @@ var adminAddressRule = promRelabelRule{
 // every instance through the Consul agent at consulAddr. It is the one place
 // that builds the file; later additions (rule files, more jobs) go here.
 //
-// With targetsFile empty, Prometheus asks Consul itself (consul_sd_configs).
+// With targetsFile empty, Prometheus asks Consul itself (consul_sd_configs),
+// with consulToken, a token that only reads the catalogue; the file is
+// written 0600.
 // Otherwise it reads targetsFile (file_sd_configs), which mirrorTargets keeps
 // in step with Consul for Prometheus builds without Consul discovery, such as
 // Debian's. The file carries the same __meta_consul_* labels, so the relabel
 // rules, and the labels series end up with, are the same either way.
-func prometheusConfig(consulAddr, targetsFile string) ([]byte, error) {
+func prometheusConfig(consulAddr, consulToken, targetsFile string) ([]byte, error) {
 	job := promScrapeConfig{
 		JobName:     "mercato",
 		MetricsPath: "/metrics",
@@ -113,7 +116,7 @@ func prometheusConfig(consulAddr, targetsFile string) ([]byte, error) {
 		},
 	}
 	if targetsFile == "" {
-		job.ConsulSDConfigs = []promConsulSD{{Server: consulAddr}}
+		job.ConsulSDConfigs = []promConsulSD{{Server: consulAddr, Token: consulToken}}
 	} else {
 		// Prometheus watches the file (inotify); the refresh is a backstop.
 		job.FileSDConfigs = []promFileSD{{Files: []string{targetsFile}, RefreshInterval: "30s"}}
@@ -152,7 +155,7 @@ func supportsConsulSD(promBin string) (bool, error) {
 			return true, nil
 		}
 	}
-	cfg, err := prometheusConfig(consulAddr, "")
+	cfg, err := prometheusConfig(consulAddr, "", "")
 	if err != nil {
 		return false, err
 	}
@@ -183,8 +186,8 @@ func supportsConsulSD(promBin string) (bool, error) {
 // startPrometheus writes the configuration into dir (see prometheusConfig
 // for targetsFile), runs Prometheus with its data in dir/data and waits
 // until it reports ready.
-func startPrometheus(ctx context.Context, bin, dir, targetsFile, logPath string) (*child, error) {
-	cfg, err := prometheusConfig(consulAddr, targetsFile)
+func startPrometheus(ctx context.Context, bin, dir, targetsFile, consulToken, logPath string) (*child, error) {
+	cfg, err := prometheusConfig(consulAddr, consulToken, targetsFile)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,8 @@ type serviceSpec struct {
 	// (-http-addr, -consul-addr, -redis-addr); never a secret.
 	extraArgs func(secrets) []string
 	// extraEnv returns the secrets this service needs beyond the common ones
-	// (MERCATO_JWT_SECRET, MERCATO_DATABASE_URL), as NAME=value.
+	// (MERCATO_JWT_SECRET, MERCATO_DATABASE_URL, MERCATO_REDIS_PASSWORD,
+	// MERCATO_CONSUL_TOKEN), as NAME=value.
 	extraEnv func(secrets) []string
 }
 
@@ -136,7 +137,10 @@ func (s serviceSpec) args(sec secrets) []string {
 // env is what one instance of s gets in its environment beyond
 // mercato-local's own: its secrets, as NAME=value.
 func (s serviceSpec) env(databaseURL string, sec secrets) []string {
-	env := []string{"MERCATO_JWT_SECRET=" + sec.jwtSecret}
+	// Its own Redis ACL user, named like it (-redis-username's default).
+	// Its own Consul token: register its own name, read the catalogue.
+	env := []string{"MERCATO_JWT_SECRET=" + sec.jwtSecret, "MERCATO_REDIS_PASSWORD=" + sec.redisPassword(s.name),
+		"MERCATO_CONSUL_TOKEN=" + sec.consulToken(s.name)}
 	if s.db != "" {
 		env = append(env, "MERCATO_DATABASE_URL="+databaseURL)
 	}
