@@ -19,7 +19,7 @@ import (
 // group, both recorded in one set of event metrics.
 func TestRelayAndConsume(t *testing.T) {
 	var logs bytes.Buffer
-	in, err := Start(context.Background(), testConfig(testkit.PostgresURL(t), testkit.RedisAddr(t)), &logs,
+	in, err := Start(context.Background(), testConfig(t, testkit.PostgresURL(t), testkit.RedisAddr(t)), &logs,
 		Options{Migrate: events.Migrate, Redis: redis.Options{ReadTimeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
