@@ -920,9 +920,14 @@ func TestCheckout(t *testing.T) {
 		if cancelled.Payment.Status != "failed" || len(cancelled.StatusHistory) != 2 {
 			t.Errorf("declined order %+v", cancelled)
 		}
-		if got := p.stock(t, tee); got != stockBefore {
-			t.Errorf("tee stock %d, want %d back", got, stockBefore)
-		}
+		// The reservation is released after the cancellation commits (as in
+		// "declined and insufficient funds" above): wait for it.
+		waitFor(t, 15*time.Second, "the stock to come back", func() error {
+			if got := p.stock(t, tee); got != stockBefore {
+				return fmt.Errorf("tee stock %d, want %d back", got, stockBefore)
+			}
+			return nil
+		})
 
 		// A captured payment: forged with another amount, and as failed.
 		paid := p.place(t, token, cardOK, checkoutLine{tee, 1})
