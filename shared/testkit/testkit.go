@@ -30,7 +30,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -39,8 +38,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq" // also registers the "postgres" driver for sqlx
+	"github.com/jmoiron/sqlx" // also registers the "postgres" driver for sqlx
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/localinfra"
@@ -218,136 +216,6 @@ func serverDir(name string) (string, error) {
 		servers.dir = dir
 	}
 	return os.MkdirTemp(servers.dir, name+"-")
-}
-
-// PostgresURL creates a fresh, empty database with a unique name on the
-// test binary's PostgreSQL server, owned by a role of the same name with a
-// random password (a service's role: it owns its database and may connect
-// to no other), and returns its URL with that role (lib/pq format). The
-// database and its role are dropped, connections and all, when the test
-// ends.
-func PostgresURL(t testing.TB) string {
-	t.Helper()
-	servers.pgOnce.Do(startPostgres)
-	if servers.pgErr != nil {
-		t.Fatalf("testkit: PostgreSQL: %v%s", servers.pgErr, overrideHint(EnvPostgresURL, "a running server's URL"))
-	}
-	name := databaseName(t.Name())
-	quoted := pq.QuoteIdentifier(name)
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	password := randomHex(16)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		defer cancel()
-		// FORCE: a pool the test forgot to close must not keep it alive.
-		if _, err := servers.pgAdmin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {
-			t.Errorf("testkit: drop database %s: %v", name, err)
-		}
-		if _, err := servers.pgAdmin.ExecContext(ctx, "DROP ROLE IF EXISTS "+quoted); err != nil {
-			t.Errorf("testkit: drop role %s: %v", name, err)
-		}
-	})
-	if err := localinfra.EnsureDatabase(ctx, servers.pgAdmin, name, name, password); err != nil {
-		t.Fatalf("testkit: %v", err)
-	}
-	u, err := withDatabase(servers.pgAdminURL, name)
-	if err != nil {
-		t.Fatalf("testkit: %v", err)
-	}
-	pu, _ := url.Parse(u) // withDatabase parsed it
-	pu.User = url.UserPassword(name, password)
-	return pu.String()
-}
-
-// Postgres creates a fresh database like PostgresURL and returns an open
-// sqlx pool to it, closed when the test ends.
-func Postgres(t testing.TB) *sqlx.DB {
-	t.Helper()
-	dsn := PostgresURL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	db, err := sqlx.ConnectContext(ctx, "postgres", dsn)
-	if err != nil {
-		t.Fatalf("testkit: connect to %s: %v", redacted(dsn), err)
-	}
-	t.Cleanup(func() { db.Close() }) // registered after the drop, so runs before it
-	return db
-}
-
-func startPostgres() {
-	s := &servers
-	if env := os.Getenv(EnvPostgresURL); env != "" {
-		s.pgAdminURL = env
-	} else {
-		dir, err := serverDir("postgres")
-		if err != nil {
-			s.pgErr = err
-			return
-		}
-		// Fast: durability is pointless for throw-away test data.
-		pg, err := localinfra.StartPostgres(context.Background(), localinfra.PostgresOptions{Dir: dir, Fast: true, Password: randomHex(16)})
-		if err != nil {
-			s.pgErr = err
-			return
-		}
-		s.mu.Lock()
-		s.pg = pg
-		s.mu.Unlock()
-		s.pgAdminURL = pg.URL("postgres")
-	}
-	if _, err := withDatabase(s.pgAdminURL, "x"); err != nil {
-		s.pgErr = err
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	admin, err := sqlx.ConnectContext(ctx, "postgres", s.pgAdminURL)
-	if err != nil {
-		s.pgErr = fmt.Errorf("connect to %s: %w", redacted(s.pgAdminURL), err)
-		return
-	}
-	admin.SetMaxOpenConns(4)
-	s.mu.Lock()
-	s.pgAdmin = admin
-	s.mu.Unlock()
-}
-
-// databaseName turns a test name into a unique, valid database name
-// (lower case, at most 63 bytes).
-func databaseName(testName string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(testName) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	name := b.String()
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	return "test_" + name + "_" + randomHex(4)
-}
-
-// redacted is dsn with its password hidden, for messages.
-func redacted(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil {
-		return u.Redacted()
-	}
-	return "(a PostgreSQL URL)"
-}
-
-// withDatabase returns the URL dsn with its database replaced by name.
-func withDatabase(dsn, name string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("%s must be a postgres:// URL, got %q", EnvPostgresURL, dsn)
-	}
-	u.Path = "/" + name
-	u.RawPath = ""
-	return u.String(), nil
 }
 
 // RedisAddr returns the host:port of the test binary's shared Redis server.
