@@ -40,7 +40,7 @@ FUZZTIME ?= 10s
 
 .PHONY: fuzz
 fuzz: deps ## fuzz every request decoder and webhook parser, FUZZTIME (10s) per target; findings land in testdata/fuzz
-	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh ./shared/... ./user/... ./product/... ./order/... ./payment/... ./notification/...
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh ./shared/... ./user/... ./product/... ./order/... ./payment/... ./notification/... ./gateway/...
 
 .PHONY: bench
 bench: deps ## print product-listing throughput (gateway vs direct, cache warm vs cold) on 100,000 products

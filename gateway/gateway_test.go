@@ -38,7 +38,7 @@ type upstream struct {
 	status   int
 }
 
-func newUpstream(t *testing.T, status int) *upstream {
+func newUpstream(t testing.TB, status int) *upstream {
 	u := &upstream{status: status}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -68,7 +68,7 @@ type fixture struct {
 	tokens  *auth.Tokens
 }
 
-func newGateway(t *testing.T, rdb *redis.Client, limit redis_rate.Limit, instances ...string) fixture {
+func newGateway(t testing.TB, rdb *redis.Client, limit redis_rate.Limit, instances ...string) fixture {
 	t.Helper()
 	return newGatewayWith(t, gatewayOptions{rdb: rdb, limit: limit}, instances...)
 }
@@ -83,7 +83,7 @@ type gatewayOptions struct {
 	timeout      time.Duration
 }
 
-func newGatewayWith(t *testing.T, o gatewayOptions, instances ...string) fixture {
+func newGatewayWith(t testing.TB, o gatewayOptions, instances ...string) fixture {
 	t.Helper()
 	tokens, err := auth.NewTokens(secret, time.Minute)
 	if err != nil {
