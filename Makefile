@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO    ?= go
 # Go modules of ours whose packages are built, vetted and tested.
-MODULES := shared user product order payment notification gateway e2e
+MODULES := shared user product order payment notification gateway e2e clients/go
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 SERVICES := user product order payment notification gateway
 
@@ -32,6 +32,7 @@ smtp-sink: ## install MailDev, the SMTP sink with a web UI that make run starts
 
 .PHONY: test
 test: deps lint ## run every test, integration and end-to-end included, with -race
+	@scripts/check-typescript-client.sh
 	@echo "==> go test -race $(PKGS)"
 	@$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
@@ -50,9 +51,14 @@ bench: deps ## print product-listing throughput (gateway vs direct, cache warm v
 bench-checkout: deps ## print checkouts/s end to end (8 and 32 clients) and PostgreSQL's ceiling for the same writes
 	@$(GO) test -run '^$$' -bench BenchmarkCheckout -benchtime 400x -count=1 -timeout 30m ./e2e/
 
+.PHONY: generate
+generate: ## regenerate what docs/openapi.yaml makes: the gateway's copy, the Go and TypeScript clients
+	@scripts/generate.sh
+
 .PHONY: lint
-lint: ## gofmt, go vet and golangci-lint (.golangci.yml) across every module; no build output tracked
+lint: ## gofmt, go vet, golangci-lint (.golangci.yml) across every module, the OpenAPI linter; no build output tracked
 	@scripts/check-tracked-files.sh
+	@scripts/lint-openapi.sh
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@$(GO) vet $(PKGS)
 	@scripts/build-golangci-lint.sh

@@ -28,39 +28,7 @@ if [[ $(installed_version || true) == "$version" && -x $prefix/node_modules/.bin
 	exit 0
 fi
 
-# --- Node.js and npm ---------------------------------------------------------
-
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-	echo "==> installing Node.js and npm from Debian packages (for the MailDev SMTP sink; first time only)"
-	if ! command -v apt-get >/dev/null 2>&1; then
-		echo "install-smtp-sink: Node.js/npm are missing and apt-get is not available; install Node.js 18 or newer with npm" >&2
-		exit 1
-	fi
-	sudo=()
-	if [[ $(id -u) -ne 0 ]]; then
-		command -v sudo >/dev/null 2>&1 || {
-			echo "install-smtp-sink: installing Node.js needs root; as root run: apt-get install nodejs npm" >&2
-			exit 1
-		}
-		sudo=(sudo)
-	fi
-	log=$(mktemp "${TMPDIR:-/tmp}/mercato-apt.XXXXXX.log")
-	pkgs=(npm)
-	command -v node >/dev/null 2>&1 || pkgs=(nodejs npm)
-	if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"; } >"$log" 2>&1; then
-		tail -n 30 "$log" >&2
-		echo "install-smtp-sink: apt-get failed; full log in $log" >&2
-		exit 1
-	fi
-	rm -f "$log"
-fi
-
-major=$(node -p 'process.versions.node.split(".")[0]')
-if ((major < 18)); then
-	echo "install-smtp-sink: MailDev ${version} needs Node.js 18 or newer; this machine has $(node --version)" >&2
-	exit 1
-fi
+scripts/install-node.sh "the MailDev SMTP sink"
 
 # --- MailDev -------------------------------------------------------------------
 
