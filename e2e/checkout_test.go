@@ -26,6 +26,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mercato-dev/mercato/clients/go/mercato"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
@@ -126,10 +127,15 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	return p
 }
 
-// checkoutResponse is an answer of the gateway.
+// checkoutResponse is an answer of the gateway, with the request it
+// answers.
 type checkoutResponse struct {
 	Status int
+	Header http.Header
 	Body   []byte
+
+	req     *http.Request
+	reqBody []byte
 }
 
 func (r checkoutResponse) must(t testing.TB, status int) checkoutResponse {
@@ -163,7 +169,8 @@ func (r checkoutResponse) errorCode(t testing.TB) string {
 }
 
 // call sends body to the gateway: []byte and string as they are, anything
-// else as JSON, nil as nothing; header holds name, value pairs.
+// else as JSON, nil as nothing; header holds name, value pairs. The exchange
+// is checked against docs/openapi.yaml (checkAgainstOpenAPI).
 func (p *checkoutPlatform) call(t testing.TB, method, path, token string, body any, header ...string) checkoutResponse {
 	t.Helper()
 	var raw []byte
@@ -180,6 +187,7 @@ func (p *checkoutPlatform) call(t testing.TB, method, path, token string, body a
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkAgainstOpenAPI(t, r.req, r.reqBody, r.Status, r.Header, r.Body)
 	return r
 }
 
@@ -205,7 +213,7 @@ func (p *checkoutPlatform) send(method, path, token string, body []byte, header 
 	if err != nil {
 		return checkoutResponse{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	return checkoutResponse{Status: resp.StatusCode, Body: b}, nil
+	return checkoutResponse{Status: resp.StatusCode, Header: resp.Header, Body: b, req: req, reqBody: body}, nil
 }
 
 // restart starts instance i of svc again, as a crashed instance is by its
@@ -690,6 +698,60 @@ func TestCheckout(t *testing.T) {
 			}
 			return nil
 		})
+		p.checkInvariants(t)
+	})
+
+	t.Run("the generated Go client: register, log in, check out, see it confirmed, notified", func(t *testing.T) {
+		// What a storefront in Go, or the compose and Kubernetes smoke tests, do
+		// with clients/go/mercato.
+		ctx := context.Background()
+		api := newAPIClient(t, p.gateway.addr)
+		email := "go-" + uuid.NewString()[:8] + "@example.com"
+		reg, err := api.RegisterWithResponse(ctx, mercato.Registration{Email: email, Password: "correct-horse", FirstName: "Go", LastName: "Pher"})
+		mustStatus(t, "register", reg, reg.Body, err, http.StatusCreated)
+		login, err := api.LoginWithResponse(ctx, mercato.Credentials{Email: email, Password: "correct-horse"})
+		mustStatus(t, "login", login, login.Body, err, http.StatusOK)
+		customer := newAPIClient(t, p.gateway.addr, mercato.WithToken(login.JSON200.AccessToken))
+
+		q := "mug"
+		found, err := customer.ListProductsWithResponse(ctx, &mercato.ListProductsParams{Q: &q})
+		mustStatus(t, "search", found, found.Body, err, http.StatusOK)
+		if len(found.JSON200.Items) != 1 || found.JSON200.Items[0].Id != mug.ID {
+			t.Fatalf("search for mug: %s", found.Body)
+		}
+		key := "go-client-" + uuid.NewString()
+		address := mercato.OrderAddressInput{Street: "1 Main St", City: "Springfield", State: "IL", ZipCode: "62701", Country: "US"}
+		placed, err := customer.PlaceOrderWithResponse(ctx, &mercato.PlaceOrderParams{IdempotencyKey: &key}, mercato.Checkout{
+			Items:           []mercato.CheckoutLine{{ProductId: mug.ID, Quantity: 1}},
+			ShippingAddress: address,
+			Payment: mercato.PaymentInput{Method: mercato.PaymentInputMethodCard,
+				Card: mercato.CardInput{Number: cardOK, ExpMonth: 12, ExpYear: 2030, Cvc: "123"}},
+		}, mercato.RequestID("go-client-checkout"))
+		mustStatus(t, "check out", placed, placed.Body, err, http.StatusCreated)
+		if placed.HTTPResponse.Header.Get("X-Request-ID") != "go-client-checkout" || placed.JSON201.Order.Status != mercato.OrderStatusPending {
+			t.Fatalf("placed: %v %s", placed.HTTPResponse.Header, placed.Body)
+		}
+		id := placed.JSON201.Order.Id
+		waitFor(t, 30*time.Second, "the order confirmed", func() error {
+			got, err := customer.GetOrderWithResponse(ctx, id)
+			if err != nil || got.JSON200 == nil {
+				return fmt.Errorf("%v %d", err, got.StatusCode())
+			}
+			if s := got.JSON200.Order.Status; s != mercato.OrderStatusConfirmed {
+				return fmt.Errorf("status %s", s)
+			}
+			return nil
+		})
+		mine, err := customer.ListOrdersWithResponse(ctx, &mercato.ListOrdersParams{})
+		mustStatus(t, "list orders", mine, mine.Body, err, http.StatusOK)
+		if mine.JSON200.Total != 1 || mine.JSON200.Items[0].Id != id {
+			t.Errorf("the customer's orders: %s", mine.Body)
+		}
+		other, err := api.GetOrderWithResponse(ctx, id)
+		mustStatus(t, "an order without a token", other, other.Body, err, http.StatusUnauthorized)
+		if other.JSON401 == nil || other.JSON401.Error.Code != "unauthenticated" {
+			t.Errorf("without a token: %s", other.Body)
+		}
 		p.checkInvariants(t)
 	})
 

@@ -3,11 +3,34 @@ module github.com/mercato-dev/mercato/e2e
 go 1.26.7
 
 require (
+	github.com/chromedp/cdproto v0.159.0
+	github.com/chromedp/chromedp v0.23.0
+	github.com/emersion/go-smtp v0.25.1
 	github.com/go-kit/log v0.2.1
 	github.com/hashicorp/consul/api v1.34.5
 	github.com/jmoiron/sqlx v1.4.0
+	github.com/mercato-dev/mercato/clients/go v0.0.0
+	github.com/mercato-dev/mercato/gateway v0.0.0
+	github.com/mercato-dev/mercato/notification v0.0.0
+	github.com/mercato-dev/mercato/order v0.0.0
+	github.com/mercato-dev/mercato/payment v0.0.0
+	github.com/mercato-dev/mercato/product v0.0.0
 	github.com/mercato-dev/mercato/shared v0.0.0
+	github.com/mercato-dev/mercato/user v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
+)
+
+require (
+	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/go-redis/redis_rate/v10 v10.0.1 // indirect
+	github.com/oapi-codegen/runtime v1.9.0 // indirect
+	github.com/peterbourgon/ff/v3 v3.4.0 // indirect
+	github.com/rs/cors v1.11.1 // indirect
+	github.com/wneessen/go-mail v0.8.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
 )
 
 require (
@@ -17,15 +40,14 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/fatih/color v1.19.0 // indirect
 	github.com/getkin/kin-openapi v0.153.0
-	github.com/go-kit/kit v0.13.0 // indirect
+	github.com/go-kit/kit v0.13.0
 	github.com/go-logfmt/logfmt v0.5.1 // indirect
 	github.com/go-openapi/jsonpointer v0.22.5 // indirect
 	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
 	github.com/go-viper/mapstructure/v2 v2.5.0 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
-	github.com/google/uuid v1.6.0 // indirect
-	github.com/gopherjs/gopherjs v1.21.0 // indirect
-	github.com/gorilla/mux v1.8.1 // indirect
+	github.com/google/uuid v1.6.0
+	github.com/gorilla/mux v1.8.1
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
 	github.com/hashicorp/go-hclog v1.6.3 // indirect
@@ -35,7 +57,6 @@ require (
 	github.com/hashicorp/go-rootcerts v1.0.2 // indirect
 	github.com/hashicorp/golang-lru v1.0.2 // indirect
 	github.com/hashicorp/serf v0.10.4 // indirect
-	github.com/jtolds/gls v4.20.0+incompatible // indirect
 	github.com/lib/pq v1.12.3 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
@@ -43,13 +64,12 @@ require (
 	github.com/mitchellh/go-homedir v1.1.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pressly/goose/v3 v3.30.1 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
+	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.23.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
-	github.com/smarty/assertions v1.16.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.yaml.in/yaml/v4 v4.0.0 // indirect
@@ -61,3 +81,17 @@ require (
 )
 
 replace github.com/mercato-dev/mercato/shared => ../shared
+
+replace github.com/mercato-dev/mercato/clients/go => ../clients/go
+
+replace github.com/mercato-dev/mercato/gateway => ../gateway
+
+replace github.com/mercato-dev/mercato/notification => ../notification
+
+replace github.com/mercato-dev/mercato/order => ../order
+
+replace github.com/mercato-dev/mercato/payment => ../payment
+
+replace github.com/mercato-dev/mercato/product => ../product
+
+replace github.com/mercato-dev/mercato/user => ../user

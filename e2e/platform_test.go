@@ -296,7 +296,7 @@ func (c *client) raw(method, path, token string, body []byte, header ...string) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	checkAgainstOpenAPI(c.t, req, resp.StatusCode, resp.Header, b)
+	checkAgainstOpenAPI(c.t, req, body, resp.StatusCode, resp.Header, b)
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 

@@ -17,7 +17,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/oapi-codegen/runtime"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for AddressType.
@@ -461,19 +460,19 @@ type Address struct {
 	City string `json:"city"`
 
 	// Country Examples: US
-	Country   string             `json:"country"`
-	CreatedAt time.Time          `json:"created_at"`
-	Id        openapi_types.UUID `json:"id"`
-	IsDefault bool               `json:"is_default"`
+	Country   string    `json:"country"`
+	CreatedAt time.Time `json:"created_at"`
+	Id        string    `json:"id"`
+	IsDefault bool      `json:"is_default"`
 
 	// State Examples: IL
 	State string `json:"state"`
 
 	// Street Examples: 1 Main St
-	Street    string              `json:"street"`
-	Type      AddressType         `json:"type"`
-	UpdatedAt time.Time           `json:"updated_at"`
-	UserId    *openapi_types.UUID `json:"user_id,omitempty"`
+	Street    string      `json:"street"`
+	Type      AddressType `json:"type"`
+	UpdatedAt time.Time   `json:"updated_at"`
+	UserId    *string     `json:"user_id,omitempty"`
 
 	// ZipCode Examples: 62701
 	ZipCode string `json:"zip_code"`
@@ -484,8 +483,24 @@ type AddressEnvelope struct {
 	Address Address `json:"address"`
 }
 
-// AddressInput defines model for AddressInput.
+// AddressInput A new address; every text field is required and must not be blank.
 type AddressInput struct {
+	City      string      `json:"city"`
+	Country   string      `json:"country"`
+	IsDefault *bool       `json:"is_default,omitempty"`
+	State     string      `json:"state"`
+	Street    string      `json:"street"`
+	Type      AddressType `json:"type"`
+	ZipCode   string      `json:"zip_code"`
+}
+
+// AddressList defines model for AddressList.
+type AddressList struct {
+	Items []Address `json:"items"`
+}
+
+// AddressPatch Only the fields given change; an empty object is a 422. A text field given must not be blank.
+type AddressPatch struct {
 	City      *string      `json:"city,omitempty"`
 	Country   *string      `json:"country,omitempty"`
 	IsDefault *bool        `json:"is_default,omitempty"`
@@ -493,11 +508,6 @@ type AddressInput struct {
 	Street    *string      `json:"street,omitempty"`
 	Type      *AddressType `json:"type,omitempty"`
 	ZipCode   *string      `json:"zip_code,omitempty"`
-}
-
-// AddressList defines model for AddressList.
-type AddressList struct {
-	Items []Address `json:"items"`
 }
 
 // AddressType defines model for AddressType.
@@ -522,7 +532,7 @@ type Card struct {
 // CardBrand defines model for Card.Brand.
 type CardBrand string
 
-// CardInput The card to charge; only its brand and last four digits are kept.
+// CardInput The card to charge; only its brand and last four digits are kept. Beyond this schema the number must pass the Luhn check ("is not a valid card number") and the card must not have expired: exp_year from this year to 30 years on, and not an earlier month of this year (422 validation_failed naming the field).
 type CardInput struct {
 	// Cvc Examples: 123
 	Cvc string `json:"cvc"`
@@ -542,12 +552,12 @@ type Category struct {
 	CreatedAt time.Time `json:"created_at"`
 
 	// Description empty when none
-	Description string             `json:"description"`
-	Id          openapi_types.UUID `json:"id"`
-	Name        string             `json:"name"`
+	Description string `json:"description"`
+	Id          string `json:"id"`
+	Name        string `json:"name"`
 
 	// ParentId null for a root category
-	ParentId *openapi_types.UUID `json:"parent_id"`
+	ParentId *string `json:"parent_id"`
 
 	// Slug Lower-case letters and digits in words separated by single dashes; never shaped like a UUID.
 	//
@@ -569,7 +579,7 @@ type CategoryInput struct {
 	Name string `json:"name"`
 
 	// ParentId unknown: 422 unknown_category
-	ParentId *openapi_types.UUID `json:"parent_id,omitempty"`
+	ParentId *string `json:"parent_id,omitempty"`
 
 	// Slug Optional; derived from the name when empty (a name without latin letters or digits then needs one). Same form as Slug.
 	Slug *string `json:"slug,omitempty"`
@@ -577,12 +587,12 @@ type CategoryInput struct {
 
 // CategoryNode A category with its sub-categories (sorted by name), recursively.
 type CategoryNode struct {
-	Children    []CategoryNode      `json:"children"`
-	CreatedAt   time.Time           `json:"created_at"`
-	Description string              `json:"description"`
-	Id          openapi_types.UUID  `json:"id"`
-	Name        string              `json:"name"`
-	ParentId    *openapi_types.UUID `json:"parent_id"`
+	Children    []CategoryNode `json:"children"`
+	CreatedAt   time.Time      `json:"created_at"`
+	Description string         `json:"description"`
+	Id          string         `json:"id"`
+	Name        string         `json:"name"`
+	ParentId    *string        `json:"parent_id"`
 
 	// Slug Lower-case letters and digits in words separated by single dashes; never shaped like a UUID.
 	//
@@ -598,7 +608,7 @@ type CategoryPatch struct {
 	Name        *string `json:"name,omitempty"`
 
 	// ParentId null makes the category a root; below itself or a descendant is 422 category_cycle
-	ParentId *openapi_types.UUID `json:"parent_id,omitempty"`
+	ParentId *string `json:"parent_id,omitempty"`
 
 	// Slug Lower-case letters and digits in words separated by single dashes; never shaped like a UUID.
 	//
@@ -622,9 +632,9 @@ type Checkout struct {
 
 // CheckoutLine defines model for CheckoutLine.
 type CheckoutLine struct {
-	ProductId openapi_types.UUID  `json:"product_id"`
-	Quantity  int                 `json:"quantity"`
-	VariantId *openapi_types.UUID `json:"variant_id,omitempty"`
+	ProductId string  `json:"product_id"`
+	Quantity  int     `json:"quantity"`
+	VariantId *string `json:"variant_id,omitempty"`
 }
 
 // Credentials defines model for Credentials.
@@ -704,8 +714,8 @@ type Notification struct {
 	// EventType the domain event that asked for it
 	//
 	// Examples: payment.processed
-	EventType string             `json:"event_type"`
-	Id        openapi_types.UUID `json:"id"`
+	EventType string `json:"event_type"`
+	Id        string `json:"id"`
 
 	// SentAt when the provider accepted it; only when sent
 	SentAt *time.Time `json:"sent_at,omitempty"`
@@ -745,12 +755,12 @@ type Order struct {
 	// DiscountAmount A decimal amount with exactly two places, as the services write it.
 	//
 	// Examples: 19.99
-	DiscountAmount  Money              `json:"discount_amount"`
-	Id              openapi_types.UUID `json:"id"`
-	Items           []OrderItem        `json:"items"`
-	OrderNumber     string             `json:"order_number"`
-	Payment         *OrderPayment      `json:"payment,omitempty"`
-	ShippingAddress OrderAddress       `json:"shipping_address"`
+	DiscountAmount  Money         `json:"discount_amount"`
+	Id              string        `json:"id"`
+	Items           []OrderItem   `json:"items"`
+	OrderNumber     string        `json:"order_number"`
+	Payment         *OrderPayment `json:"payment,omitempty"`
+	ShippingAddress OrderAddress  `json:"shipping_address"`
 
 	// ShippingAmount A decimal amount with exactly two places, as the services write it.
 	//
@@ -774,9 +784,9 @@ type Order struct {
 	// TotalAmount A decimal amount with exactly two places, as the services write it.
 	//
 	// Examples: 19.99
-	TotalAmount Money              `json:"total_amount"`
-	UpdatedAt   time.Time          `json:"updated_at"`
-	UserId      openapi_types.UUID `json:"user_id"`
+	TotalAmount Money     `json:"total_amount"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	UserId      string    `json:"user_id"`
 }
 
 // OrderAddress defines model for OrderAddress.
@@ -804,11 +814,11 @@ type OrderEnvelope struct {
 
 // OrderItem defines model for OrderItem.
 type OrderItem struct {
-	Id        openapi_types.UUID `json:"id"`
-	Name      string             `json:"name"`
-	ProductId openapi_types.UUID `json:"product_id"`
-	Quantity  int                `json:"quantity"`
-	Sku       string             `json:"sku"`
+	Id        string `json:"id"`
+	Name      string `json:"name"`
+	ProductId string `json:"product_id"`
+	Quantity  int    `json:"quantity"`
+	Sku       string `json:"sku"`
 
 	// TotalPrice A decimal amount with exactly two places, as the services write it.
 	//
@@ -818,8 +828,8 @@ type OrderItem struct {
 	// UnitPrice A decimal amount with exactly two places, as the services write it.
 	//
 	// Examples: 19.99
-	UnitPrice Money               `json:"unit_price"`
-	VariantId *openapi_types.UUID `json:"variant_id"`
+	UnitPrice Money   `json:"unit_price"`
+	VariantId *string `json:"variant_id"`
 }
 
 // OrderList defines model for OrderList.
@@ -836,8 +846,8 @@ type OrderPayment struct {
 	Card *Card `json:"card,omitempty"`
 
 	// FailureCode Examples: card_declined
-	FailureCode *string             `json:"failure_code,omitempty"`
-	Id          *openapi_types.UUID `json:"id,omitempty"`
+	FailureCode *string `json:"failure_code,omitempty"`
+	Id          *string `json:"id,omitempty"`
 
 	// RefundedAmount A decimal amount with exactly two places, as the services write it.
 	//
@@ -886,8 +896,8 @@ type Payment struct {
 	//
 	// Examples: card_declined
 	FailureCode   *string              `json:"failure_code,omitempty"`
-	Id            openapi_types.UUID   `json:"id"`
-	OrderId       openapi_types.UUID   `json:"order_id"`
+	Id            string               `json:"id"`
+	OrderId       string               `json:"order_id"`
 	PaymentMethod PaymentPaymentMethod `json:"payment_method"`
 
 	// PaymentProvider Examples: sandbox
@@ -902,10 +912,10 @@ type Payment struct {
 	RefundedAmount Money `json:"refunded_amount"`
 
 	// Refunds Oldest first. On a single payment (GET /payments/{id}) only, never in lists.
-	Refunds   *[]Refund          `json:"refunds,omitempty"`
-	Status    PaymentStatus      `json:"status"`
-	UpdatedAt time.Time          `json:"updated_at"`
-	UserId    openapi_types.UUID `json:"user_id"`
+	Refunds   *[]Refund     `json:"refunds,omitempty"`
+	Status    PaymentStatus `json:"status"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	UserId    string        `json:"user_id"`
 }
 
 // PaymentPaymentMethod defines model for Payment.PaymentMethod.
@@ -918,7 +928,7 @@ type PaymentEnvelope struct {
 
 // PaymentInput defines model for PaymentInput.
 type PaymentInput struct {
-	// Card The card to charge; only its brand and last four digits are kept.
+	// Card The card to charge; only its brand and last four digits are kept. Beyond this schema the number must pass the Luhn check ("is not a valid card number") and the card must not have expired: exp_year from this year to 30 years on, and not an earlier month of this year (422 validation_failed naming the field).
 	Card   CardInput          `json:"card"`
 	Method PaymentInputMethod `json:"method"`
 }
@@ -962,7 +972,7 @@ type PreferencesInput struct {
 
 // Product A catalogue entry. Customers and anonymous callers see active products only, with their active variants and without cost_price; an admin's token selects the admin view (inactive products and variants, cost_price).
 type Product struct {
-	CategoryId *openapi_types.UUID `json:"category_id"`
+	CategoryId *string `json:"category_id"`
 
 	// ComparePrice Examples: 24.99
 	ComparePrice *string `json:"compare_price"`
@@ -976,15 +986,15 @@ type Product struct {
 	// Currency ISO 4217 code. The catalogue prices in USD only.
 	//
 	// Examples: USD
-	Currency         Currency           `json:"currency"`
-	Description      string             `json:"description"`
-	Dimensions       *Dimensions        `json:"dimensions"`
-	Id               openapi_types.UUID `json:"id"`
-	Images           []string           `json:"images"`
-	IsActive         bool               `json:"is_active"`
-	IsFeatured       bool               `json:"is_featured"`
-	MinStockQuantity int                `json:"min_stock_quantity"`
-	Name             string             `json:"name"`
+	Currency         Currency    `json:"currency"`
+	Description      string      `json:"description"`
+	Dimensions       *Dimensions `json:"dimensions"`
+	Id               string      `json:"id"`
+	Images           []string    `json:"images"`
+	IsActive         bool        `json:"is_active"`
+	IsFeatured       bool        `json:"is_featured"`
+	MinStockQuantity int         `json:"min_stock_quantity"`
+	Name             string      `json:"name"`
 
 	// Price A decimal amount with exactly two places, as the services write it.
 	//
@@ -1018,16 +1028,16 @@ type ProductEnvelope struct {
 // ProductInput defines model for ProductInput.
 type ProductInput struct {
 	// CategoryId unknown: 422 unknown_category
-	CategoryId       *openapi_types.UUID `json:"category_id,omitempty"`
-	ComparePrice     *string             `json:"compare_price,omitempty"`
-	CostPrice        *string             `json:"cost_price,omitempty"`
-	Description      *string             `json:"description,omitempty"`
-	Dimensions       *DimensionsInput    `json:"dimensions,omitempty"`
-	Images           *[]string           `json:"images,omitempty"`
-	IsActive         *bool               `json:"is_active,omitempty"`
-	IsFeatured       *bool               `json:"is_featured,omitempty"`
-	MinStockQuantity *int                `json:"min_stock_quantity,omitempty"`
-	Name             string              `json:"name"`
+	CategoryId       *string          `json:"category_id,omitempty"`
+	ComparePrice     *string          `json:"compare_price,omitempty"`
+	CostPrice        *string          `json:"cost_price,omitempty"`
+	Description      *string          `json:"description,omitempty"`
+	Dimensions       *DimensionsInput `json:"dimensions,omitempty"`
+	Images           *[]string        `json:"images,omitempty"`
+	IsActive         *bool            `json:"is_active,omitempty"`
+	IsFeatured       *bool            `json:"is_featured,omitempty"`
+	MinStockQuantity *int             `json:"min_stock_quantity,omitempty"`
+	Name             string           `json:"name"`
 
 	// Price A non-negative decimal amount with at most two places ("19.99", "19.9", "19"); a JSON number is refused (400/422), so money never travels as a float.
 	//
@@ -1059,16 +1069,16 @@ type ProductList struct {
 
 // ProductPatch Only the fields given change; an empty object is a 422. Stock does not change here but through POST /products/{id}/stock, which keeps the ledger.
 type ProductPatch struct {
-	CategoryId       *openapi_types.UUID `json:"category_id,omitempty"`
-	ComparePrice     *string             `json:"compare_price,omitempty"`
-	CostPrice        *string             `json:"cost_price,omitempty"`
-	Description      *string             `json:"description,omitempty"`
-	Dimensions       *DimensionsInput    `json:"dimensions,omitempty"`
-	Images           *[]string           `json:"images,omitempty"`
-	IsActive         *bool               `json:"is_active,omitempty"`
-	IsFeatured       *bool               `json:"is_featured,omitempty"`
-	MinStockQuantity *int                `json:"min_stock_quantity,omitempty"`
-	Name             *string             `json:"name,omitempty"`
+	CategoryId       *string          `json:"category_id,omitempty"`
+	ComparePrice     *string          `json:"compare_price,omitempty"`
+	CostPrice        *string          `json:"cost_price,omitempty"`
+	Description      *string          `json:"description,omitempty"`
+	Dimensions       *DimensionsInput `json:"dimensions,omitempty"`
+	Images           *[]string        `json:"images,omitempty"`
+	IsActive         *bool            `json:"is_active,omitempty"`
+	IsFeatured       *bool            `json:"is_featured,omitempty"`
+	MinStockQuantity *int             `json:"min_stock_quantity,omitempty"`
+	Name             *string          `json:"name,omitempty"`
 
 	// Price A non-negative decimal amount with at most two places ("19.99", "19.9", "19"); a JSON number is refused (400/422), so money never travels as a float.
 	//
@@ -1110,12 +1120,12 @@ type Refund struct {
 	// Amount A decimal amount with exactly two places, as the services write it.
 	//
 	// Examples: 19.99
-	Amount           Money              `json:"amount"`
-	CreatedAt        time.Time          `json:"created_at"`
-	Id               openapi_types.UUID `json:"id"`
-	PaymentId        openapi_types.UUID `json:"payment_id"`
-	ProcessedAt      *time.Time         `json:"processed_at,omitempty"`
-	ProviderRefundId string             `json:"provider_refund_id"`
+	Amount           Money      `json:"amount"`
+	CreatedAt        time.Time  `json:"created_at"`
+	Id               string     `json:"id"`
+	PaymentId        string     `json:"payment_id"`
+	ProcessedAt      *time.Time `json:"processed_at,omitempty"`
+	ProviderRefundId string     `json:"provider_refund_id"`
 
 	// Reason absent when none was given
 	Reason    *string      `json:"reason,omitempty"`
@@ -1145,11 +1155,11 @@ type RefundResult struct {
 
 // Registration defines model for Registration.
 type Registration struct {
-	Email     openapi_types.Email `json:"email"`
-	FirstName string              `json:"first_name"`
-	LastName  string              `json:"last_name"`
-	Password  string              `json:"password"`
-	Phone     *string             `json:"phone,omitempty"`
+	Email     string  `json:"email"`
+	FirstName string  `json:"first_name"`
+	LastName  string  `json:"last_name"`
+	Password  string  `json:"password"`
+	Phone     *string `json:"phone,omitempty"`
 }
 
 // Role defines model for Role.
@@ -1180,7 +1190,7 @@ type StockAdjustment struct {
 	Reason string `json:"reason"`
 
 	// VariantId Adjust this variant's stock rather than the product's own (unknown is 422 unknown_variant).
-	VariantId *openapi_types.UUID `json:"variant_id,omitempty"`
+	VariantId *string `json:"variant_id,omitempty"`
 }
 
 // TokenPair defines model for TokenPair.
@@ -1208,13 +1218,13 @@ type User struct {
 	CreatedAt time.Time `json:"created_at"`
 
 	// Email Examples: ada@example.com
-	Email openapi_types.Email `json:"email"`
+	Email string `json:"email"`
 
 	// FirstName Examples: Ada
-	FirstName  string             `json:"first_name"`
-	Id         openapi_types.UUID `json:"id"`
-	IsActive   bool               `json:"is_active"`
-	IsVerified bool               `json:"is_verified"`
+	FirstName  string `json:"first_name"`
+	Id         string `json:"id"`
+	IsActive   bool   `json:"is_active"`
+	IsVerified bool   `json:"is_verified"`
 
 	// LastName Examples: Lovelace
 	LastName string `json:"last_name"`
@@ -1247,16 +1257,16 @@ type Variant struct {
 	// Currency ISO 4217 code. The catalogue prices in USD only.
 	//
 	// Examples: USD
-	Currency Currency           `json:"currency"`
-	Id       openapi_types.UUID `json:"id"`
-	IsActive bool               `json:"is_active"`
-	Name     string             `json:"name"`
+	Currency Currency `json:"currency"`
+	Id       string   `json:"id"`
+	IsActive bool     `json:"is_active"`
+	Name     string   `json:"name"`
 
 	// Price A decimal amount with exactly two places, as the services write it.
 	//
 	// Examples: 19.99
-	Price     Money              `json:"price"`
-	ProductId openapi_types.UUID `json:"product_id"`
+	Price     Money  `json:"price"`
+	ProductId string `json:"product_id"`
 
 	// Sku Examples: DEMO-001
 	Sku SKU `json:"sku"`
@@ -1317,9 +1327,9 @@ type WebhookEvent struct {
 	FailureCode *string `json:"failure_code,omitempty"`
 
 	// Id the provider's event id; each is applied once
-	Id        string             `json:"id"`
-	PaymentId openapi_types.UUID `json:"payment_id"`
-	Type      WebhookEventType   `json:"type"`
+	Id        string           `json:"id"`
+	PaymentId string           `json:"payment_id"`
+	Type      WebhookEventType `json:"type"`
 }
 
 // WebhookEventType defines model for WebhookEvent.Type.
@@ -1334,16 +1344,16 @@ type WebhookReceipt struct {
 type WebhookReceiptReceived bool
 
 // AddressID defines model for AddressID.
-type AddressID = openapi_types.UUID
+type AddressID = string
 
 // CategoryID defines model for CategoryID.
-type CategoryID = openapi_types.UUID
+type CategoryID = string
 
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
 // OrderID defines model for OrderID.
-type OrderID = openapi_types.UUID
+type OrderID = string
 
 // Page defines model for Page.
 type Page = int
@@ -1352,10 +1362,10 @@ type Page = int
 type PageSize = int
 
 // PaymentID defines model for PaymentID.
-type PaymentID = openapi_types.UUID
+type PaymentID = string
 
 // ProductID defines model for ProductID.
-type ProductID = openapi_types.UUID
+type ProductID = string
 
 // BadRequest The one error body of every error answer.
 type BadRequest = Error
@@ -1412,9 +1422,9 @@ type PlaceOrderParams struct {
 // ListPaymentsParams defines parameters for ListPayments.
 type ListPaymentsParams struct {
 	// OrderId Only the payment of this order.
-	OrderId  *openapi_types.UUID `form:"order_id,omitempty" json:"order_id,omitempty"`
-	Page     *Page               `form:"page,omitempty" json:"page,omitempty"`
-	PageSize *PageSize           `form:"page_size,omitempty" json:"page_size,omitempty"`
+	OrderId  *string   `form:"order_id,omitempty" json:"order_id,omitempty"`
+	Page     *Page     `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
 }
 
 // RefundPaymentParams defines parameters for RefundPayment.
@@ -1520,7 +1530,7 @@ type UpdateProfileJSONRequestBody = ProfilePatch
 type AddAddressJSONRequestBody = AddressInput
 
 // UpdateAddressJSONRequestBody defines body for UpdateAddress for application/json ContentType.
-type UpdateAddressJSONRequestBody = AddressInput
+type UpdateAddressJSONRequestBody = AddressPatch
 
 // ReceivePaymentWebhookJSONRequestBody defines body for ReceivePaymentWebhook for application/json ContentType.
 type ReceivePaymentWebhookJSONRequestBody = WebhookEvent
@@ -1956,14 +1966,14 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /products/{id}/variants/{variant_id} (the `UpdateVariant` operationId).
-	UpdateVariantWithBody(ctx context.Context, id ProductID, variantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	UpdateVariantWithBody(ctx context.Context, id ProductID, variantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateVariant Change a variant (admin)
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /products/{id}/variants/{variant_id} (the `UpdateVariant` operationId).
-	UpdateVariant(ctx context.Context, id ProductID, variantId openapi_types.UUID, body UpdateVariantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	UpdateVariant(ctx context.Context, id ProductID, variantId string, body UpdateVariantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers List users (admin)
 	//
@@ -2871,7 +2881,7 @@ func (c *Client) CreateVariant(ctx context.Context, id ProductID, body CreateVar
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PATCH /products/{id}/variants/{variant_id} (the `UpdateVariant` operationId).
-func (c *Client) UpdateVariantWithBody(ctx context.Context, id ProductID, variantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+func (c *Client) UpdateVariantWithBody(ctx context.Context, id ProductID, variantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateVariantRequestWithBody(c.Server, id, variantId, contentType, body)
 	if err != nil {
 		return nil, err
@@ -2888,7 +2898,7 @@ func (c *Client) UpdateVariantWithBody(ctx context.Context, id ProductID, varian
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PATCH /products/{id}/variants/{variant_id} (the `UpdateVariant` operationId).
-func (c *Client) UpdateVariant(ctx context.Context, id ProductID, variantId openapi_types.UUID, body UpdateVariantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+func (c *Client) UpdateVariant(ctx context.Context, id ProductID, variantId string, body UpdateVariantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateVariantRequest(c.Server, id, variantId, body)
 	if err != nil {
 		return nil, err
@@ -4505,7 +4515,7 @@ func NewCreateVariantRequestWithBody(server string, id ProductID, contentType st
 }
 
 // NewUpdateVariantRequest calls the generic UpdateVariant builder with application/json body
-func NewUpdateVariantRequest(server string, id ProductID, variantId openapi_types.UUID, body UpdateVariantJSONRequestBody) (*http.Request, error) {
+func NewUpdateVariantRequest(server string, id ProductID, variantId string, body UpdateVariantJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
@@ -4516,7 +4526,7 @@ func NewUpdateVariantRequest(server string, id ProductID, variantId openapi_type
 }
 
 // NewUpdateVariantRequestWithBody constructs an http.Request for the UpdateVariant method, with any body, and a specified content type
-func NewUpdateVariantRequestWithBody(server string, id ProductID, variantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+func NewUpdateVariantRequestWithBody(server string, id ProductID, variantId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -5328,14 +5338,14 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /products/{id}/variants/{variant_id} (the `UpdateVariant` operationId).
-	UpdateVariantWithBodyWithResponse(ctx context.Context, id ProductID, variantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateVariantResponse, error)
+	UpdateVariantWithBodyWithResponse(ctx context.Context, id ProductID, variantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateVariantResponse, error)
 
 	// UpdateVariantWithResponse Change a variant (admin)
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /products/{id}/variants/{variant_id} (the `UpdateVariant` operationId).
-	UpdateVariantWithResponse(ctx context.Context, id ProductID, variantId openapi_types.UUID, body UpdateVariantJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateVariantResponse, error)
+	UpdateVariantWithResponse(ctx context.Context, id ProductID, variantId string, body UpdateVariantJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateVariantResponse, error)
 
 	// ListUsersWithResponse List users (admin)
 	//
@@ -9759,7 +9769,7 @@ func (c *ClientWithResponses) CreateVariantWithResponse(ctx context.Context, id 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /products/{id}/variants/{variant_id} (the `UpdateVariant` operationId).
-func (c *ClientWithResponses) UpdateVariantWithBodyWithResponse(ctx context.Context, id ProductID, variantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateVariantResponse, error) {
+func (c *ClientWithResponses) UpdateVariantWithBodyWithResponse(ctx context.Context, id ProductID, variantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateVariantResponse, error) {
 	rsp, err := c.UpdateVariantWithBody(ctx, id, variantId, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
@@ -9772,7 +9782,7 @@ func (c *ClientWithResponses) UpdateVariantWithBodyWithResponse(ctx context.Cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /products/{id}/variants/{variant_id} (the `UpdateVariant` operationId).
-func (c *ClientWithResponses) UpdateVariantWithResponse(ctx context.Context, id ProductID, variantId openapi_types.UUID, body UpdateVariantJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateVariantResponse, error) {
+func (c *ClientWithResponses) UpdateVariantWithResponse(ctx context.Context, id ProductID, variantId string, body UpdateVariantJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateVariantResponse, error) {
 	rsp, err := c.UpdateVariant(ctx, id, variantId, body, reqEditors...)
 	if err != nil {
 		return nil, err

@@ -8,10 +8,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -34,10 +31,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -60,10 +54,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -86,10 +77,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -112,10 +100,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -139,10 +124,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -163,10 +145,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -193,10 +172,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -216,10 +192,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -243,10 +216,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -270,10 +240,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -297,10 +264,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -331,10 +295,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -357,10 +318,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -385,10 +343,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -414,10 +369,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -441,10 +393,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -470,10 +419,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -499,10 +445,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -528,10 +471,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -554,10 +494,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -583,10 +520,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -612,10 +546,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -644,10 +575,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -670,10 +598,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -694,10 +619,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -873,7 +795,19 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /** @description A new address; every text field is required and must not be blank. */
         AddressInput: {
+            type: components["schemas"]["AddressType"];
+            street: string;
+            city: string;
+            state: string;
+            zip_code: string;
+            country: string;
+            /** @default false */
+            is_default: boolean;
+        };
+        /** @description Only the fields given change; an empty object is a 422. A text field given must not be blank. */
+        AddressPatch: {
             type?: components["schemas"]["AddressType"];
             street?: string;
             city?: string;
@@ -1424,7 +1358,7 @@ export interface components {
             method: "card";
             card: components["schemas"]["CardInput"];
         };
-        /** @description The card to charge; only its brand and last four digits are kept. */
+        /** @description The card to charge; only its brand and last four digits are kept. Beyond this schema the number must pass the Luhn check ("is not a valid card number") and the card must not have expired: exp_year from this year to 30 years on, and not an earlier month of this year (422 validation_failed naming the field). */
         CardInput: {
             /** @example 4242424242424242 */
             number: string;
@@ -1670,15 +1604,9 @@ export interface components {
         };
     };
     parameters: {
-        /**
-         * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-         * @example checkout-7f3a
-         */
+        /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
         RequestID: string;
-        /**
-         * @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key).
-         * @example order-2026-12-02-0001
-         */
+        /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key). */
         IdempotencyKey: string;
         Page: number;
         PageSize: number;
@@ -1718,10 +1646,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -1768,10 +1693,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -1819,10 +1741,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -1869,10 +1788,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -1915,10 +1831,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -1950,10 +1863,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -1999,10 +1909,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -2032,10 +1939,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -2085,10 +1989,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2120,10 +2021,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2140,7 +2038,7 @@ export interface operations {
                  *       "is_default": true
                  *     }
                  */
-                "application/json": components["schemas"]["AddressInput"];
+                "application/json": components["schemas"]["AddressPatch"];
             };
         };
         responses: {
@@ -2174,10 +2072,7 @@ export interface operations {
                 page_size?: components["parameters"]["PageSize"];
             };
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -2210,10 +2105,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -2243,10 +2135,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -2294,10 +2183,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2332,10 +2218,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2408,10 +2291,7 @@ export interface operations {
                 page_size?: components["parameters"]["PageSize"];
             };
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -2444,10 +2324,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -2499,10 +2376,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2539,10 +2413,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2575,10 +2446,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2630,10 +2498,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2690,10 +2555,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2745,10 +2607,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2804,10 +2663,7 @@ export interface operations {
                 status?: components["schemas"]["OrderStatus"];
             };
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -2840,15 +2696,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
-                /**
-                 * @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key).
-                 * @example order-2026-12-02-0001
-                 */
+                /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key). */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -2917,10 +2767,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -2955,10 +2802,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -3008,10 +2852,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -3066,10 +2907,7 @@ export interface operations {
                 page_size?: components["parameters"]["PageSize"];
             };
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -3101,10 +2939,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path: {
@@ -3138,15 +2973,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
-                /**
-                 * @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key).
-                 * @example order-2026-12-02-0001
-                 */
+                /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key). */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -3198,10 +3027,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
                 /**
                  * @description t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
@@ -3265,10 +3091,7 @@ export interface operations {
                 page_size?: components["parameters"]["PageSize"];
             };
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -3301,10 +3124,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -3335,10 +3155,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -3384,10 +3201,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
@@ -3429,10 +3243,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id.
-                 * @example checkout-7f3a
-                 */
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
             };
             path?: never;
