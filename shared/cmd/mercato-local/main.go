@@ -342,6 +342,7 @@ func printBanner(ctx context.Context, p *platform) {
 	rule := strings.Repeat("=", 78)
 	fmt.Fprintf(&b, "\n%s\n  Mercato is running (pid %d). Stop it with Ctrl-C or `kill %d`.\n\n", rule, os.Getpid(), os.Getpid())
 	line("API gateway", "http://%s/api/v1   (health http://%s/health)", gatewayAddr, gatewayAddr)
+	line("API docs", "http://%s/docs   (the reference, with Try it out; OpenAPI at /api/v1/openapi.json and .yaml)", gatewayAddr)
 	line("Gateway admin", "http://%s/metrics, http://%s/ready", gatewayAdminAddr, gatewayAdminAddr)
 	line("Consul UI", "http://%s/ui  ACLs on (default deny): log in with the token in %s", consulAddr, p.opts.secrets.where(consulTokenSpec(consulManagement).file))
 	if p.mailSinkBin() != "" {
