@@ -5,6 +5,7 @@
 #   scripts/build-go-tool.sh NAME MODULE_DIR PACKAGE VERSION LABEL MINUTES
 #
 # Idempotent: does nothing when `bin/NAME version` already prints VERSION.
+# LDFLAGS, when set, is passed to go build (to stamp a tool's version).
 # Safe to run concurrently (`make run` and `make test` at once): a lock makes
 # the second caller wait for the first build instead of repeating it. Prints a
 # heartbeat every 30 s so CI logs show the build is alive.
@@ -52,7 +53,7 @@ trap 'kill "$heartbeat" 2>/dev/null || true; rm -f "$tmp"' EXIT
 
 # GOWORK=off: inside the workspace the other modules' requirements would
 # change the tool's dependency versions; the tool module's go.sum pins them.
-(cd "$dir" && GOWORK=off go build -o "$OLDPWD/$tmp" "$pkg") 2>&1 || {
+(cd "$dir" && GOWORK=off go build -ldflags "${LDFLAGS:-}" -o "$OLDPWD/$tmp" "$pkg") 2>&1 || {
 	echo "build-go-tool: building ${label} failed" >&2
 	exit 1
 }
