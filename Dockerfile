@@ -30,9 +30,11 @@ COPY notification/go.mod notification/go.sum notification/
 COPY gateway/go.mod gateway/go.sum gateway/
 RUN go work init ./shared ./user ./product ./order ./payment ./notification ./gateway
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
+# All the modules' source (the context holds nothing else, .dockerignore):
+# a service imports its upstreams' client packages (order: product,
+# payment). The build cache mount keeps rebuilding the unchanged cheap.
+COPY . .
 ARG SERVICE
-COPY shared/ shared/
-COPY ${SERVICE}/ ${SERVICE}/
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     test -n "${SERVICE}" -a -d "${SERVICE}/cmd/${SERVICE}" \

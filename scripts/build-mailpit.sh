@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 version=$(awk '$1 == "github.com/axllent/mailpit" { print $2; exit }' tools/mailpit/go.mod)
-LDFLAGS="-X github.com/axllent/mailpit/config.Version=${version}" \
+LDFLAGS="-X github.com/axllent/mailpit/config.Version=${version}" VERSION_ARGS="version --no-release-check" \
 	exec scripts/build-go-tool.sh mailpit tools/mailpit github.com/axllent/mailpit \
 	"${version}" "Mailpit ${version}" 1-2

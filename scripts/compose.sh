@@ -34,7 +34,14 @@ profiles() {
 
 prepare() {
 	scripts/docker-engine.sh start
+	# debootstrap waits on the network, the tool builds on the CPU: side by side.
+	scripts/docker-standins.sh --base &
+	local base=$!
 	scripts/build-docker-plugins.sh
+	scripts/build-consul.sh
+	scripts/build-mailpit.sh
+	scripts/build-prometheus.sh
+	wait "$base" || { echo "compose: making the base image failed" >&2; exit 1; }
 	scripts/docker-standins.sh
 	echo "==> building bin/mercato-local for the compose secrets"
 	go build -o bin/mercato-local ./shared/cmd/mercato-local

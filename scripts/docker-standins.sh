@@ -8,20 +8,23 @@
 #
 #   scripts/docker-standins.sh          make the missing stand-ins
 #   scripts/docker-standins.sh --list   say, for each image, what is there
+#   scripts/docker-standins.sh --base   only the debootstrap base (slow on the
+#                                       network, so it can run beside builds)
 #
 # The base is Debian bookworm made by debootstrap (--variant=minbase) from
 # the Debian mirror the host's apt uses, imported as debian:bookworm-slim;
 # the others are built on it from Debian's packages (deploy/standins/<dir>),
-# with the host's CA certificates where they talk TLS, bin/consul and
-# bin/mailpit. Images with no stand-in possible here are only listed.
+# with the host's CA certificates where they talk TLS, bin/consul,
+# bin/mailpit and bin/prometheus (built from the Go module proxy). Images with no stand-in possible here are only listed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-list=false
+list=false base_only=false
 case ${1:-} in
 --list) list=true ;;
+--base) base_only=true ;;
 "") ;;
-*) echo "usage: $0 [--list]" >&2; exit 2 ;;
+*) echo "usage: $0 [--list|--base]" >&2; exit 2 ;;
 esac
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -72,6 +75,7 @@ build_standin() { # name dir
 	golang) cp -a "$(go env GOROOT)" "$ctx/go" ;;
 	consul) scripts/build-consul.sh && cp bin/consul "$ctx/consul" ;;
 	mailpit) scripts/build-mailpit.sh && cp bin/mailpit "$ctx/mailpit" ;;
+	prometheus) scripts/build-prometheus.sh && cp bin/prometheus "$ctx/prometheus" ;;
 	esac
 	if ! docker build --progress=plain --label dev.mercato.standin="$2" -t "$name" "$ctx" >"$ctx.log" 2>&1; then
 		tail -n 30 "$ctx.log" >&2
@@ -84,6 +88,7 @@ build_standin() { # name dir
 missing=()
 while read -r image standin from; do
 	[[ -z $image || $image == \#* ]] && continue
+	$base_only && [[ $standin != debootstrap ]] && continue
 	if have "$image"; then
 		$list && printf '  %-44s present\n' "$image"
 		continue

@@ -17,7 +17,8 @@ done
 
 token() { # name policy
 	secret=$(tr -d '\r\n' <"/run/secrets/consul-$1-token")
-	if CONSUL_HTTP_TOKEN=$secret consul acl token read -self >/dev/null 2>&1; then
+	# Its own secret, not the management token of CONSUL_HTTP_TOKEN_FILE.
+	if env -u CONSUL_HTTP_TOKEN_FILE CONSUL_HTTP_TOKEN="$secret" consul acl token read -self >/dev/null 2>&1; then
 		return
 	fi
 	consul acl token create -secret "$secret" -policy-name "$2" -description "mercato $1" >/dev/null

@@ -102,10 +102,12 @@ func TestComposePlatform(t *testing.T) {
 			return n == 2, fmt.Sprintf("%d passing, %v", n, err)
 		})
 	}
+	t.Logf("Consul: two passing instances of each of %s", strings.Join(backends, ", "))
 	waitFor(t, 2*time.Minute, "every Prometheus target up", func() (bool, string) {
 		up, all, err := targets()
 		return err == nil && all == 2*len(backends)+1 && up == all, fmt.Sprintf("%d of %d up, %v", up, all, err)
 	})
+	t.Logf("Prometheus: all %d targets up (two instances of each backend, the gateway)", 2*len(backends)+1)
 
 	for _, svc := range backends {
 		name := "mercato-" + svc + "-1"
@@ -235,7 +237,11 @@ func (c *client) waitMail(email, word string) {
 			subjects = append(subjects, m.Subject)
 			confirmed = confirmed || strings.Contains(strings.ToLower(m.Subject), word)
 		}
-		return confirmed && len(res.Messages) >= 2, fmt.Sprintf("subjects %q", subjects)
+		ok := confirmed && len(res.Messages) >= 2
+		if ok {
+			c.t.Logf("Mailpit: %d emails to %s: %q", len(subjects), email, subjects)
+		}
+		return ok, fmt.Sprintf("subjects %q", subjects)
 	})
 }
 

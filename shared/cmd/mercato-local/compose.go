@@ -20,9 +20,10 @@ import (
 //	<dir>/consul-policies/   one policy per token, for consul-init
 //	    (deploy/compose/consul-init.sh): service-<name>.hcl, catalogue-read.hcl
 //
-// The folders are 0700; the files in them 0644, since compose bind-mounts
-// each into containers whose processes run as users of their own
-// (nonroot, postgres, redis, consul, nobody).
+// The secrets folder is 0700, the files in it 0644, since compose
+// bind-mounts each into containers whose processes run as users of their
+// own (nonroot, postgres, redis, consul, nobody). The policies are no
+// secret: their folder is mounted whole, 0755.
 
 // Where the compose network's servers are (docker-compose.yml).
 const (
@@ -64,7 +65,10 @@ func writeComposeSecrets(dir string, out io.Writer) error {
 		}
 	}
 	policyDir := filepath.Join(dir, "consul-policies")
-	if err := os.MkdirAll(policyDir, 0o700); err != nil {
+	if err := os.MkdirAll(policyDir, 0o755); err != nil { //nolint:gosec // G301: no secret in it; mounted into a container running as another user
+		return err
+	}
+	if err := os.Chmod(policyDir, 0o755); err != nil { //nolint:gosec // G302: as above
 		return err
 	}
 	for name, rules := range policies {
