@@ -24,6 +24,8 @@ fi
 
 trap 'scripts/docker-engine.sh stop' EXIT
 scripts/compose.sh prepare
+echo "==> docker compose config --quiet"
+docker compose --project-directory . -f docker-compose.yml --profile grafana config --quiet
 echo "==> go test -tags compose ./e2e/compose/ (compose up --wait, checkout, kill a replica of each backend, checkout, down -v)"
 # Grafana (profile grafana) has no stand-in here; the test runs without it.
 COMPOSE_PROFILES=${COMPOSE_PROFILES-} ${GO:-go} test -tags compose -count=1 -timeout 20m -v -run TestComposePlatform ./e2e/compose/
