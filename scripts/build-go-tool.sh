@@ -22,8 +22,13 @@ name=$1 dir=$2 pkg=$3 version=$4 label=$5 minutes=$6
 out=bin/$name
 
 is_built() {
+	[[ -x $out ]] || return 1
+	# Read whole before matching: grep -q stopping early would break the
+	# tool's pipe, and pipefail would count that as a mismatch.
+	local said
 	# shellcheck disable=SC2086 # VERSION_ARGS is a list of arguments
-	[[ -x $out ]] && "$out" ${VERSION_ARGS:-version} 2>&1 | grep -qF -- "$version"
+	said=$("$out" ${VERSION_ARGS:-version} 2>&1 || true)
+	grep -qF -- "$version" <<<"$said"
 }
 
 if ! command -v go >/dev/null 2>&1; then
