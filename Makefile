@@ -11,7 +11,7 @@ SERVICES := user product order payment notification gateway
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
 deps: ## install PostgreSQL, Redis, Prometheus (Debian packages) and build Consul when missing
@@ -31,10 +31,34 @@ smtp-sink: ## install MailDev, the SMTP sink with a web UI that make run starts
 	@scripts/install-smtp-sink.sh
 
 .PHONY: test
-test: deps lint ## run every test, integration and end-to-end included, with -race
+test: deps lint ## run every test, integration, end-to-end and the compose platform included, with -race
 	@scripts/check-typescript-client.sh
 	@echo "==> go test -race $(PKGS)"
 	@$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@$(MAKE) --no-print-directory compose-test
+
+.PHONY: images
+images: ## build the six Docker images (root Dockerfile) and print their names and sizes
+	@scripts/docker-engine.sh start
+	@scripts/build-docker-plugins.sh
+	@scripts/docker-standins.sh
+	@scripts/build-images.sh
+
+.PHONY: compose-up
+compose-up: deps ## run the whole platform in Docker (docker-compose.yml): stand-ins, secrets, images, up --wait
+	@scripts/compose.sh up
+
+.PHONY: compose-down
+compose-down: ## stop the compose platform (volumes kept; make compose-down ARGS=-v removes them)
+	@scripts/compose.sh down $(ARGS)
+
+.PHONY: compose-logs
+compose-logs: ## follow the compose platform's logs
+	@scripts/compose.sh logs
+
+.PHONY: compose-test
+compose-test: deps ## prove docker-compose.yml runs: up, checkout, Consul, Prometheus, kill a replica of each backend, checkout, down
+	@scripts/compose-test.sh
 
 # FUZZTIME bounds each fuzz target of make fuzz.
 FUZZTIME ?= 10s

@@ -5,6 +5,9 @@
 #   scripts/build-go-tool.sh NAME MODULE_DIR PACKAGE VERSION LABEL MINUTES
 #
 # Idempotent: does nothing when `bin/NAME version` already prints VERSION.
+# LDFLAGS, when set, is passed to go build (to stamp a tool's version);
+# VERSION_ARGS, when set, replaces `version` as the arguments that make the
+# tool print its version; TAGS, when set, are the build tags.
 # Safe to run concurrently (`make run` and `make test` at once): a lock makes
 # the second caller wait for the first build instead of repeating it. Prints a
 # heartbeat every 30 s so CI logs show the build is alive.
@@ -19,7 +22,13 @@ name=$1 dir=$2 pkg=$3 version=$4 label=$5 minutes=$6
 out=bin/$name
 
 is_built() {
-	[[ -x $out ]] && "$out" version 2>/dev/null | head -n1 | grep -qF -- "$version"
+	[[ -x $out ]] || return 1
+	# Read whole before matching: grep -q stopping early would break the
+	# tool's pipe, and pipefail would count that as a mismatch.
+	local said
+	# shellcheck disable=SC2086 # VERSION_ARGS is a list of arguments
+	said=$("$out" ${VERSION_ARGS:-version} 2>&1 || true)
+	grep -qF -- "$version" <<<"$said"
 }
 
 if ! command -v go >/dev/null 2>&1; then
@@ -52,7 +61,7 @@ trap 'kill "$heartbeat" 2>/dev/null || true; rm -f "$tmp"' EXIT
 
 # GOWORK=off: inside the workspace the other modules' requirements would
 # change the tool's dependency versions; the tool module's go.sum pins them.
-(cd "$dir" && GOWORK=off go build -o "$OLDPWD/$tmp" "$pkg") 2>&1 || {
+(cd "$dir" && GOWORK=off go build -tags "${TAGS:-}" -ldflags "${LDFLAGS:-}" -o "$OLDPWD/$tmp" "$pkg") 2>&1 || {
 	echo "build-go-tool: building ${label} failed" >&2
 	exit 1
 }

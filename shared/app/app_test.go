@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +188,39 @@ func TestFlags(t *testing.T) {
 	fs, _ = newFlags(false)
 	if _, err := fs.Parse([]string{"-jwt-secret", secret}); err != nil {
 		t.Errorf("no database, none needed: %v", err)
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	check := func(addr string) error {
+		fs := NewFlagSet(Command{Name: "thing", What: "Mercato's thing service", Addr: "127.0.0.1:0", NeedDB: true})
+		// No secret and no database: a health check needs neither.
+		_, err := fs.Parse([]string{"-healthcheck", "-http-addr", addr})
+		return err
+	}
+
+	if err := check("0.0.0.0:" + port); !errors.Is(err, ErrHealthy) {
+		t.Errorf("healthy instance on every interface: %v, want ErrHealthy", err)
+	}
+	status = http.StatusServiceUnavailable
+	if err := check("127.0.0.1:" + port); err == nil || errors.Is(err, ErrHealthy) || !strings.Contains(err.Error(), "503") {
+		t.Errorf("instance answering 503: %v, want an error naming 503", err)
+	}
+	srv.Close()
+	if err := check("127.0.0.1:" + port); err == nil || errors.Is(err, ErrHealthy) {
+		t.Errorf("no instance: %v, want an error", err)
+	}
+	if err := check("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "fixed -http-addr") {
+		t.Errorf("port 0: %v, want an error asking for a fixed address", err)
 	}
 }

@@ -36,9 +36,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/mercato-dev/mercato/shared/config"
 )
@@ -50,14 +53,14 @@ type RunFunc func(ctx context.Context, args []string, logOutput io.Writer) error
 // Main runs run as the process command: with the command line's arguments
 // and logs on stdout, until SIGINT or SIGTERM cancels its context, which
 // drains the server and stops the background loops. -h exits 0 (the usage
-// is printed by the flag set); any other error is printed on stderr as
+// is printed by the flag set), and so does a passing -healthcheck; any other error is printed on stderr as
 // "<command>: <error>" and exits 1.
 func Main(command string, run RunFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, ErrHealthy):
 		os.Exit(0)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, command+":", err)
@@ -87,12 +90,13 @@ type Command struct {
 // it: a main declares its own flags on it, then calls Parse.
 type FlagSet struct {
 	*flag.FlagSet
-	cfg    config.Common
-	needDB bool
+	cfg         config.Common
+	needDB      bool
+	healthcheck bool
 }
 
 // NewFlagSet returns the flag set of c, which returns its errors (-h
-// included, as flag.ErrHelp) instead of exiting, with the common settings
+// included, as flag.ErrHelp) instead of exiting, with -healthcheck and the common settings
 // registered (config.Common.Register). Its usage text says what the command
 // runs, how every flag maps to an environment variable, with c.EnvExample
 // as the example variable, and then lists the flags.
@@ -106,6 +110,7 @@ func NewFlagSet(c Command) *FlagSet {
 			"line wins.\n\nFlags:\n", c.Name, c.What, config.EnvPrefix, c.EnvExample)
 		fs.PrintDefaults()
 	}
+	fs.BoolVar(&fs.healthcheck, "healthcheck", false, "check the /health of the instance listening on -http-addr, then exit: 0 when it answers 200 (a container HEALTHCHECK with no shell or curl)")
 	fs.cfg.Register(fs.FlagSet, c.Name, c.Addr)
 	return fs
 }
@@ -123,10 +128,41 @@ func (fs *FlagSet) Secret(name, usage string) *string {
 
 // Parse parses args into fs, then the environment for flags args does not
 // set (config.Parse), checks the common settings (the database URL too
-// when the command needs a database) and returns them.
+// when the command needs a database) and returns them. With -healthcheck
+// it checks the instance instead (checkHealth) and returns ErrHealthy or
+// why not.
 func (fs *FlagSet) Parse(args []string) (config.Common, error) {
 	if err := config.Parse(fs.FlagSet, args); err != nil {
 		return config.Common{}, err
 	}
+	if fs.healthcheck {
+		return fs.cfg, checkHealth(fs.cfg.HTTPAddr)
+	}
 	return fs.cfg, fs.cfg.Validate(fs.needDB)
+}
+
+// ErrHealthy is Parse's answer when -healthcheck found the instance
+// healthy; Main exits 0 on it.
+var ErrHealthy = errors.New("healthy")
+
+// checkHealth asks the instance listening on addr (-http-addr: on every
+// interface, it asks 127.0.0.1) for its /health, within 3 s.
+func checkHealth(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return fmt.Errorf("-healthcheck needs the instance's fixed -http-addr, not %q", addr)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/health"
+	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get(url)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %s", url, resp.Status)
+	}
+	return ErrHealthy
 }

@@ -16,11 +16,16 @@ import (
 // EnvPrefix prefixes the environment variable of every flag.
 const EnvPrefix = "MERCATO"
 
+// BuildVersion is the -version default: "dev", or the version a release
+// build stamps with -ldflags "-X github.com/mercato-dev/mercato/shared/config.BuildVersion=v1.2.3"
+// (the Dockerfile does).
+var BuildVersion = "dev"
+
 // Common holds the settings of every service instance.
 type Common struct {
 	Service       string
 	HTTPAddr      string // where to listen; port 0 picks a free one, which is what gets registered
-	AdvertiseHost string // host registered in Consul; defaults to the listen host (127.0.0.1 for 0.0.0.0)
+	AdvertiseHost string // host registered in Consul; defaults to the listen host (for 0.0.0.0, the host's own address)
 	ConsulAddr    string
 	ConsulToken   string // ACL token the instance registers and reads the catalogue with (secret)
 	DatabaseURL   string // with the service role's password (secret)
@@ -37,7 +42,7 @@ type Common struct {
 func (c *Common) Register(fs *flag.FlagSet, service, defaultAddr string) {
 	c.Service = service
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultAddr, "address to listen on (port 0: any free port)")
-	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host other services reach this instance on (default: the listen host)")
+	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host other services reach this instance on (default: the listen host; for 0.0.0.0, this host's first non-loopback IPv4 address, a container's own)")
 	fs.StringVar(&c.ConsulAddr, "consul-addr", "127.0.0.1:8500", "Consul agent HTTP address")
 	SecretVar(fs, &c.ConsulToken, "consul-token", "Consul ACL token of this service (default: CONSUL_HTTP_TOKEN, else none)")
 	SecretVar(fs, &c.DatabaseURL, "database-url", "PostgreSQL URL of this service's database, with its role's password")
@@ -46,7 +51,7 @@ func (c *Common) Register(fs *flag.FlagSet, service, defaultAddr string) {
 	SecretVar(fs, &c.RedisPassword, "redis-password", "password of the Redis ACL user (none: no AUTH)")
 	SecretVar(fs, &c.JWTSecret, "jwt-secret", "HS256 key for access tokens, at least 32 bytes, the same on every service")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.Version, "version", "dev", "version reported in Consul tags and logs")
+	fs.StringVar(&c.Version, "version", BuildVersion, "version reported in Consul tags and logs")
 }
 
 // Parse parses args into fs, then the MERCATO_* environment for flags not
@@ -92,7 +97,27 @@ func (c *Common) Advertise(addr net.Addr) (string, int, error) {
 		return c.AdvertiseHost, port, nil
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
+		host = ownAddress()
 	}
 	return host, port, nil
+}
+
+// interfaceAddrs lists this host's addresses (a variable for tests).
+var interfaceAddrs = net.InterfaceAddrs
+
+// ownAddress is the address to advertise for a listener on every
+// interface: the host's first non-loopback IPv4 address, which in a
+// container (compose, Kubernetes) is the one its peers reach it on; else
+// 127.0.0.1.
+func ownAddress() string {
+	addrs, err := interfaceAddrs()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP.String()
+		}
+	}
+	return "127.0.0.1"
 }

@@ -42,10 +42,19 @@ func TestAdvertise(t *testing.T) {
 		wantPort                    int
 	}{
 		{"127.0.0.1:4001", "", "127.0.0.1", 4001},
-		{"0.0.0.0:4002", "", "127.0.0.1", 4002},
-		{"[::]:4003", "", "127.0.0.1", 4003},
+		{"0.0.0.0:4002", "", "172.18.0.5", 4002},
+		{"[::]:4003", "", "172.18.0.5", 4003},
 		{"0.0.0.0:4004", "user-1.internal", "user-1.internal", 4004},
 	}
+	// A container's interfaces: loopback, link-local IPv6, then its own.
+	interfaceAddrs = func() ([]net.Addr, error) {
+		return []net.Addr{
+			&net.IPNet{IP: net.ParseIP("127.0.0.1"), Mask: net.CIDRMask(8, 32)},
+			&net.IPNet{IP: net.ParseIP("fe80::1"), Mask: net.CIDRMask(64, 128)},
+			&net.IPNet{IP: net.ParseIP("172.18.0.5"), Mask: net.CIDRMask(16, 32)},
+		}, nil
+	}
+	t.Cleanup(func() { interfaceAddrs = net.InterfaceAddrs })
 	for _, tc := range tests {
 		addr, _ := net.ResolveTCPAddr("tcp", tc.listen)
 		c := Common{AdvertiseHost: tc.advertise}
@@ -53,5 +62,13 @@ func TestAdvertise(t *testing.T) {
 		if err != nil || host != tc.wantHost || port != tc.wantPort {
 			t.Errorf("Advertise(%s, %q) = %s:%d, %v", tc.listen, tc.advertise, host, port, err)
 		}
+	}
+	// With loopback only, 0.0.0.0 advertises 127.0.0.1.
+	interfaceAddrs = func() ([]net.Addr, error) {
+		return []net.Addr{&net.IPNet{IP: net.ParseIP("127.0.0.1"), Mask: net.CIDRMask(8, 32)}}, nil
+	}
+	addr, _ := net.ResolveTCPAddr("tcp", "0.0.0.0:4005")
+	if host, _, _ := (&Common{}).Advertise(addr); host != "127.0.0.1" {
+		t.Errorf("Advertise(0.0.0.0) on a loopback-only host = %s, want 127.0.0.1", host)
 	}
 }

@@ -114,11 +114,11 @@ func RedisUsers() []string {
 	return users
 }
 
-// redisACLFile renders the ACL file for passwords (user → password; every
+// RedisACLFile renders the ACL file for passwords (user → password; every
 // user of RedisUsers must have one). Passwords are stored as SHA-256
 // hashes. The default user is off: a client that does not log in can do
 // nothing (NOAUTH).
-func redisACLFile(passwords map[string]string) (string, error) {
+func RedisACLFile(passwords map[string]string) (string, error) {
 	var b strings.Builder
 	b.WriteString("user default off resetkeys resetchannels -@all\n")
 	line := func(user, rules string) error {

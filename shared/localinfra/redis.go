@@ -59,7 +59,7 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	} else if !isExecutable(o.Binary) {
 		return nil, fmt.Errorf("localinfra: redis-server %s %w; %s", o.Binary, ErrNotFound, depsHint)
 	}
-	acl, err := redisACLFile(o.Passwords)
+	acl, err := RedisACLFile(o.Passwords)
 	if err != nil {
 		return nil, err
 	}

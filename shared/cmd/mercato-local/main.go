@@ -73,6 +73,9 @@ type options struct {
 	services     []serviceSpec
 	startTimeout time.Duration
 	secrets      secrets
+	// composeSecrets, when set, is where -compose-secrets writes the
+	// compose platform's secrets (compose.go) instead of running one.
+	composeSecrets string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -83,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.instances, "instances", 2, "instances of every service, each on a free port and registered in Consul")
 	list := fs.String("services", strings.Join(knownServiceNames(), ","), "comma-separated services to run; empty runs the gateway and infrastructure only")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 2*time.Minute, "how long the services and the gateway may take to pass their Consul health checks")
+	fs.StringVar(&o.composeSecrets, "compose-secrets", "", "write the secrets of docker-compose.yml into this folder (DIR/secrets, DIR/consul-policies), generating the missing ones, and exit instead of running the platform (make compose-up does)")
 	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -146,6 +150,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "mercato-local:", err)
 		return 2
+	}
+	if opts.composeSecrets != "" {
+		if err := writeComposeSecrets(opts.composeSecrets, stdout); err != nil {
+			fmt.Fprintln(stderr, "mercato-local: -compose-secrets:", err)
+			return 1
+		}
+		return 0
 	}
 	if opts.root, err = findRoot(opts.root); err != nil {
 		fmt.Fprintln(stderr, "mercato-local:", err)
