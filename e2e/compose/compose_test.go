@@ -12,7 +12,6 @@
 package compose
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,6 +25,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/clients/go/mercato"
 )
 
 const (
@@ -88,12 +89,11 @@ func TestComposePlatform(t *testing.T) {
 	}
 	t.Logf("docker compose up --wait: every container healthy in %s", time.Since(start).Round(time.Second))
 
-	api := &client{t: t}
 	email := "compose-" + uuid.NewString()[:8] + "@example.com"
-	token := api.customer(email)
-	first := api.checkout(token, "4242424242424242")
+	shopper := newClient(t).customer(email)
+	first := shopper.checkout("4242424242424242")
 	t.Logf("checkout %s confirmed", first)
-	api.waitMail(email, "confirmed")
+	shopper.waitMail(email, "confirmed")
 
 	mgmt := strings.TrimSpace(readFile(t, filepath.Join(root(t), ".local/compose/secrets/consul-management-token")))
 	for _, svc := range backends {
@@ -116,106 +116,89 @@ func TestComposePlatform(t *testing.T) {
 		}
 	}
 	t.Logf("killed mercato-{%s}-1", strings.Join(backends, ","))
-	second := api.checkout(token, "4242424242424242")
+	second := shopper.checkout("4242424242424242")
 	t.Logf("checkout %s confirmed with one replica of each backend killed", second)
 }
 
-// client calls the gateway.
-type client struct{ t *testing.T }
+// client is the generated Go client (clients/go) on the gateway.
+type client struct {
+	t   *testing.T
+	api *mercato.ClientWithResponses
+}
 
-func (c *client) call(method, path, token string, body any, want int, out any) {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, gatewayURL+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
+func newClient(t *testing.T, opts ...mercato.ClientOption) *client {
+	api, err := mercato.New(gatewayURL, opts...)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		c.t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			c.t.Fatalf("%s %s: %v in %s", method, path, err, b)
-		}
-	}
+	return &client{t: t, api: api}
 }
 
-// customer registers email and returns its access token.
-func (c *client) customer(email string) string {
-	c.call("POST", "/api/v1/auth/register", "", map[string]string{"email": email, "password": "correct-horse",
-		"first_name": "Ada", "last_name": "Lovelace"}, http.StatusCreated, nil)
-	var tp struct {
-		AccessToken string `json:"access_token"`
-	}
-	c.call("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": "correct-horse"}, http.StatusOK, &tp)
-	return tp.AccessToken
-}
-
-// checkout orders one of a product in stock with card and waits for the
-// order to be confirmed; it returns the order's id.
-func (c *client) checkout(token, card string) string {
+// must fails the test unless the call answered want; answer gives the
+// status and body of an answer that came.
+func (c *client) must(what string, err error, answer func() (int, []byte), want int) {
 	c.t.Helper()
-	var list struct {
-		Items []struct {
-			ID string `json:"id"`
-		} `json:"items"`
-		Total int `json:"total"`
+	if err != nil {
+		c.t.Fatalf("%s: %v", what, err)
 	}
-	c.call("GET", "/api/v1/products?in_stock=true&sort=price&page_size=50", "", nil, http.StatusOK, &list)
-	if len(list.Items) == 0 {
+	if status, b := answer(); status != want {
+		c.t.Fatalf("%s: %d %s, want %d", what, status, b, want)
+	}
+}
+
+// customer registers email and returns a client signed in as it.
+func (c *client) customer(email string) *client {
+	c.t.Helper()
+	ctx := context.Background()
+	reg, err := c.api.RegisterWithResponse(ctx, mercato.Registration{Email: email, Password: "correct-horse",
+		FirstName: "Ada", LastName: "Lovelace"})
+	c.must("register", err, func() (int, []byte) { return reg.StatusCode(), reg.Body }, http.StatusCreated)
+	login, err := c.api.LoginWithResponse(ctx, mercato.Credentials{Email: email, Password: "correct-horse"})
+	c.must("login", err, func() (int, []byte) { return login.StatusCode(), login.Body }, http.StatusOK)
+	return newClient(c.t, mercato.WithToken(login.JSON200.AccessToken))
+}
+
+// checkout orders one of the cheapest product in stock (a variant in stock,
+// when it has variants) with card and waits for the order to be
+// confirmed; it returns the order's id.
+func (c *client) checkout(card string) string {
+	c.t.Helper()
+	ctx := context.Background()
+	inStock, sort, size := true, mercato.ListProductsParamsSort("price"), 50
+	list, err := c.api.ListProductsWithResponse(ctx, &mercato.ListProductsParams{InStock: &inStock, Sort: &sort, PageSize: &size})
+	c.must("list products", err, func() (int, []byte) { return list.StatusCode(), list.Body }, http.StatusOK)
+	if len(list.JSON200.Items) == 0 {
 		c.t.Fatal("no product in stock: the demo catalogue was not seeded")
 	}
-	item := map[string]any{"product_id": list.Items[0].ID, "quantity": 1}
-	var detail struct {
-		Product struct {
-			Variants []struct {
-				ID    string `json:"id"`
-				Stock int    `json:"stock_quantity"`
-			} `json:"variants"`
-		} `json:"product"`
-	}
-	c.call("GET", "/api/v1/products/"+list.Items[0].ID, "", nil, http.StatusOK, &detail)
-	for _, v := range detail.Product.Variants {
-		if v.Stock > 0 {
-			item["variant_id"] = v.ID
+	detail, err := c.api.GetProductWithResponse(ctx, list.JSON200.Items[0].Id)
+	c.must("get product", err, func() (int, []byte) { return detail.StatusCode(), detail.Body }, http.StatusOK)
+	product := detail.JSON200.Product
+	line := mercato.CheckoutLine{ProductId: product.Id, Quantity: 1}
+	for _, v := range product.Variants {
+		if v.StockQuantity > 0 {
+			line.VariantId = &v.Id
 			break
 		}
 	}
-	body := map[string]any{
-		"items": []any{item},
-		"shipping_address": map[string]any{"street": "1 Infinite Loop", "city": "Cupertino", "state": "CA",
-			"zip_code": "95014", "country": "US"},
-		"payment": map[string]any{"method": "card", "card": map[string]any{"number": card, "exp_month": 12,
-			"exp_year": time.Now().Year() + 3, "cvc": "123"}},
-	}
-	var placed struct {
-		Order struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-		} `json:"order"`
-	}
-	c.call("POST", "/api/v1/orders", token, body, http.StatusCreated, &placed)
-	waitFor(c.t, 2*time.Minute, "order "+placed.Order.ID+" confirmed", func() (bool, string) {
-		var got struct {
-			Order struct {
-				Status string `json:"status"`
-			} `json:"order"`
-		}
-		c.call("GET", "/api/v1/orders/"+placed.Order.ID, token, nil, http.StatusOK, &got)
-		return got.Order.Status == "confirmed", "status " + got.Order.Status
+	placed, err := c.api.PlaceOrderWithResponse(ctx, &mercato.PlaceOrderParams{}, mercato.Checkout{
+		Items:           []mercato.CheckoutLine{line},
+		ShippingAddress: mercato.OrderAddressInput{Street: "1 Infinite Loop", City: "Cupertino", State: "CA", ZipCode: "95014", Country: "US"},
+		Payment: mercato.PaymentInput{Method: mercato.PaymentInputMethodCard,
+			Card: mercato.CardInput{Number: card, ExpMonth: 12, ExpYear: time.Now().Year() + 3, Cvc: "123"}},
 	})
-	return placed.Order.ID
+	c.must("place order", err, func() (int, []byte) { return placed.StatusCode(), placed.Body }, http.StatusCreated)
+	id := placed.JSON201.Order.Id
+	waitFor(c.t, 2*time.Minute, "order "+id+" confirmed", func() (bool, string) {
+		got, err := c.api.GetOrderWithResponse(ctx, id)
+		if err != nil {
+			return false, err.Error()
+		}
+		if got.JSON200 == nil {
+			return false, fmt.Sprintf("GET /orders/%s: %d %s", id, got.StatusCode(), got.Body)
+		}
+		return got.JSON200.Order.Status == mercato.OrderStatusConfirmed, "status " + string(got.JSON200.Order.Status)
+	})
+	return id
 }
 
 // waitMail waits for Mailpit to hold a message to email whose subject
