@@ -41,11 +41,11 @@ const (
 // Envelope is the wire format of every event: who said what, when, in answer
 // to which request, with the type-specific payload in Data.
 type Envelope struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Source    string          `json:"source"`
-	Timestamp time.Time       `json:"timestamp"`
-	RequestID string          `json:"request_id,omitempty"`
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Source    string    `json:"source"`
+	Timestamp time.Time `json:"timestamp"`
+	RequestID string    `json:"request_id,omitempty"`
 	// TraceContext is the W3C trace context (traceparent, tracestate) of
 	// the relay's span that published the event, which consumers continue;
 	// set by the relay, from the producer's trace (tracing.ToMap).
