@@ -58,10 +58,7 @@ func Enqueue(ctx context.Context, tx Tx, e Envelope) error {
 		return fmt.Errorf("events: marshal envelope %s: %w", e.ID, err)
 	}
 	var traceContext sql.NullString
-	if tc := tracing.ToMap(ctx); tc != nil {
-		b, _ := json.Marshal(tc) // a map of strings always marshals
-		traceContext = sql.NullString{String: string(b), Valid: true}
-	}
+	traceContext.String, traceContext.Valid = tracing.ToJSON(ctx)
 	_, err = tx.ExecContext(ctx,
 		`INSERT INTO outbox (id, type, payload, trace_context) VALUES ($1, $2, $3, $4)`,
 		e.ID, e.Type, string(payload), traceContext) // string: lib/pq would send []byte as bytea

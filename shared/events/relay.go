@@ -211,15 +211,15 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 // span continuing the producer's trace, and that span, which the caller
 // ends; otherwise the stored envelope as it is, and no span.
 func (r *Relay) traced(row outboxRow) (string, trace.Span) {
-	var tc map[string]string
-	if !row.TraceContext.Valid || json.Unmarshal([]byte(row.TraceContext.String), &tc) != nil || len(tc) == 0 {
+	producer := tracing.FromJSON(context.Background(), row.TraceContext.String)
+	if !trace.SpanContextFromContext(producer).IsValid() {
 		return row.Payload, nil
 	}
 	var env Envelope
 	if err := json.Unmarshal([]byte(row.Payload), &env); err != nil {
 		return row.Payload, nil // the consumers dead-letter it; nothing to trace
 	}
-	ctx, span := r.Tracer.Tracer(tracing.Scope).Start(tracing.FromMap(context.Background(), tc), "publish "+row.Type,
+	ctx, span := r.Tracer.Tracer(tracing.Scope).Start(producer, "publish "+row.Type,
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(messagingAttributes(r.Stream, env)...))
 	env.TraceContext = tracing.ToMap(ctx)
 	payload, err := json.Marshal(env)

@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"strconv"
@@ -35,6 +36,28 @@ func FromMap(ctx context.Context, m map[string]string) context.Context {
 		return ctx
 	}
 	return Propagator().Extract(ctx, propagation.MapCarrier(m))
+}
+
+// ToJSON is ToMap as a JSON object, to store in a column beside the work
+// it traces (the outbox, a charge's webhook); ok is false when ctx carries
+// no trace context, to store NULL.
+func ToJSON(ctx context.Context) (_ string, ok bool) {
+	m := ToMap(ctx)
+	if m == nil {
+		return "", false
+	}
+	b, _ := json.Marshal(m) // a map of strings always marshals
+	return string(b), true
+}
+
+// FromJSON is FromMap of what ToJSON stored; ctx unchanged when it holds
+// none, or nothing readable.
+func FromJSON(ctx context.Context, stored string) context.Context {
+	var m map[string]string
+	if stored == "" || json.Unmarshal([]byte(stored), &m) != nil {
+		return ctx
+	}
+	return FromMap(ctx, m)
 }
 
 // ClientRequest readies r, an outbound call made inside the span in ctx
@@ -91,3 +114,4 @@ const (
 	// without sending it: "circuit_open" or "max_concurrency".
 	BreakerKey = attribute.Key("mercato.breaker_rejected")
 )
+

@@ -22,7 +22,7 @@ func (redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !Recording(ctx) {
+		if !Recording(ctx) || handshake(cmd) {
 			return next(ctx, cmd)
 		}
 		ctx, span := Start(ctx, "redis "+cmd.Name(), trace.WithSpanKind(trace.SpanKindClient),
@@ -35,7 +35,7 @@ func (redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !Recording(ctx) {
+		if !Recording(ctx) || len(cmds) > 0 && handshake(cmds[0]) {
 			return next(ctx, cmds)
 		}
 		name := "pipeline"
@@ -48,6 +48,17 @@ func (redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 		End(span, redisFailure(err))
 		return err
 	}
+}
+
+// handshake reports whether cmd is part of go-redis opening a connection
+// (HELLO, AUTH, CLIENT SETINFO, SELECT), which the pool does inside
+// whichever call needed the connection: noise in that call's trace.
+func handshake(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "auth", "client", "select":
+		return true
+	}
+	return false
 }
 
 // redisFailure is err unless it is an answer rather than a failure: a
