@@ -114,4 +114,3 @@ const (
 	// without sending it: "circuit_open" or "max_concurrency".
 	BreakerKey = attribute.Key("mercato.breaker_rejected")
 )
-
