@@ -4,7 +4,10 @@
 #
 #   scripts/build-go-tool.sh NAME MODULE_DIR PACKAGE VERSION LABEL MINUTES
 #
-# Idempotent: does nothing when `bin/NAME version` already prints VERSION.
+# Idempotent: does nothing when `bin/NAME version` already prints VERSION,
+# or, for a tool whose version command prints none when built this way
+# (Jaeger, VictoriaLogs), when `go version -m bin/NAME` lists VERSION (give
+# it as "MODULE<tab>vX.Y.Z").
 # Safe to run concurrently (`make run` and `make test` at once): a lock makes
 # the second caller wait for the first build instead of repeating it. Prints a
 # heartbeat every 30 s so CI logs show the build is alive.
@@ -19,7 +22,10 @@ name=$1 dir=$2 pkg=$3 version=$4 label=$5 minutes=$6
 out=bin/$name
 
 is_built() {
-	[[ -x $out ]] && "$out" version 2>/dev/null | head -n1 | grep -qF -- "$version"
+	[[ -x $out ]] && {
+		"$out" version 2>/dev/null | head -n1 | grep -qF -- "$version" ||
+			go version -m "$out" 2>/dev/null | grep -qF -- "$version"
+	}
 }
 
 if ! command -v go >/dev/null 2>&1; then
