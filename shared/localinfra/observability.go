@@ -168,8 +168,11 @@ func (j *Jaeger) OTLPEndpoint() string {
 
 // QueryURL is the base of the query API: QueryURL()+"/api/traces/<id>".
 func (j *Jaeger) QueryURL() string {
-	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(j.opts.QueryPort))
+	return "http://" + j.Addr()
 }
+
+// Addr is the query API's host:port.
+func (j *Jaeger) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(j.opts.QueryPort)) }
 
 // Stop stops Jaeger (its traces, in memory, go with it).
 func (j *Jaeger) Stop() error { return j.proc.stop(syscall.SIGTERM) }
@@ -240,11 +243,12 @@ func (v *VictoriaLogs) start(ctx context.Context) error {
 	return proc.waitReady(ctx, httpOK(v.URL()+"/health"))
 }
 
+// Addr is the server's host:port.
+func (v *VictoriaLogs) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(v.opts.Port)) }
+
 // URL is the server's base URL: ingestion under /insert, queries under
 // /select/logsql, the web UI at /select/vmui.
-func (v *VictoriaLogs) URL() string {
-	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(v.opts.Port))
-}
+func (v *VictoriaLogs) URL() string { return "http://" + v.Addr() }
 
 // Stop stops the server; its data stays in Dir.
 func (v *VictoriaLogs) Stop() error { return v.proc.stop(syscall.SIGTERM) }
