@@ -118,8 +118,8 @@ func (j *Jaeger) start(ctx context.Context, grpcPort int) error {
 
 // jaegerConfig is the all-in-one configuration: OTLP/HTTP on otlpPort, the
 // memory store, the query API on queryPort (its gRPC side, which nothing
-// here uses, on grpcPort), and none of the other receivers or extensions,
-// whose fixed ports would clash between runs.
+// here uses, on grpcPort), no tracing of itself, and none of the other
+// receivers or extensions, whose fixed ports would clash between runs.
 func jaegerConfig(otlpPort, queryPort, grpcPort int) string {
 	return fmt.Sprintf(`# Written by localinfra on every start.
 service:
@@ -141,6 +141,9 @@ extensions:
         memory:
           max_traces: 100000
   jaeger_query:
+    # Jaeger would trace itself to an OTLP collector on localhost:4317,
+    # which is not there: it would retry, and hang its shutdown.
+    enable_tracing: false
     storage:
       traces: memstore
     http:
@@ -335,6 +338,23 @@ func (j *Jaeger) Trace(ctx context.Context, id string) (JaegerTrace, error) {
 		return JaegerTrace{}, fmt.Errorf("localinfra: jaeger has %d traces with id %s", len(body.Data), id)
 	}
 	return body.Data[0], nil
+}
+
+// Find returns the traces of the last hour that have a span of service
+// with every one of tags (at most limit of them, newest first).
+func (j *Jaeger) Find(ctx context.Context, service string, tags map[string]string, limit int) ([]JaegerTrace, error) {
+	q := url.Values{"service": {service}, "lookback": {"1h"}, "limit": {strconv.Itoa(limit)}}
+	if len(tags) > 0 {
+		b, _ := json.Marshal(tags) // a map of strings always marshals
+		q.Set("tags", string(b))
+	}
+	var body struct {
+		Data []JaegerTrace `json:"data"`
+	}
+	if err := getJSON(ctx, j.QueryURL()+"/api/traces?"+q.Encode(), &body); err != nil {
+		return nil, err
+	}
+	return body.Data, nil
 }
 
 // Query runs the LogsQL query over every log line VictoriaLogs holds and
