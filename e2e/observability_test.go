@@ -245,6 +245,12 @@ func TestTraceAndLogsOfACheckout(t *testing.T) {
 	if byRequest, err := obs.logs.Query(ctx, `request_id:"`+requestID+`"`); err != nil || len(byRequest) < len(lines) {
 		t.Errorf("by request id: %d lines (%v), want at least the %d of the trace", len(byRequest), err, len(lines))
 	}
+	// What the README tells an operator: from the order id to its line,
+	// whose trace id is the checkout's.
+	placedLines, err := obs.logs.Query(ctx, `order_id:"`+order.ID+`" AND PlaceOrder`)
+	if err != nil || len(placedLines) != 1 || placedLines[0]["trace_id"] != checkout.TraceID {
+		t.Errorf("the order's PlaceOrder line: %v (%v), want one with trace_id %s", placedLines, err, checkout.TraceID)
+	}
 
 	// A product instance that died is still passing in Consul: a read that
 	// meets it first is retried on a live one, and both attempts show.

@@ -6,6 +6,7 @@ import (
 	"github.com/gorilla/mux"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -22,7 +23,14 @@ import (
 // (the gateway's) starts a trace of its own and links to the caller's, so a
 // client can neither force sampling nor graft its spans onto ours. /health,
 // /ready and /metrics make no span.
+//
+// With a provider that exports nothing (tracing.Exports false) no span is
+// made: the caller's trace context is only passed on, to the request's log
+// lines and outbound calls, which costs a header lookup.
 func Trace(tp trace.TracerProvider, public bool) mux.MiddlewareFunc {
+	if !tracing.Exports(tp) {
+		return passTraceContext(public)
+	}
 	var publicFn func(*http.Request) bool
 	if public {
 		publicFn = func(*http.Request) bool { return true }
@@ -43,6 +51,22 @@ func Trace(tp trace.TracerProvider, public bool) mux.MiddlewareFunc {
 			}
 			next.ServeHTTP(w, r)
 		}))
+	}
+}
+
+// passTraceContext is Trace without spans: the caller's trace context, if
+// any, goes into the request's context, unless the port is public.
+func passTraceContext(public bool) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		if public {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("traceparent") != "" {
+				r = r.WithContext(tracing.Propagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+			}
+			next.ServeHTTP(w, r)
+		})
 	}
 }
 

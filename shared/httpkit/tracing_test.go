@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mercato-dev/mercato/shared/logging"
 	"github.com/mercato-dev/mercato/shared/metrics"
@@ -96,5 +98,26 @@ func TestTraceSkipsProbesAndNamesUnmatched(t *testing.T) {
 	spans, _ := serveTraced(t, false, httptest.NewRequest(http.MethodGet, "/no/such/42", nil))
 	if len(spans) != 1 || spans[0].Name() != "GET unmatched" {
 		t.Errorf("an unmatched path made %v, want one span \"GET unmatched\", never the raw path", spans)
+	}
+}
+
+// Without an exporter no span is made, but the caller's trace context
+// reaches the handler and the log line (the public port's does not).
+func TestTraceWithoutExporterPassesTheContext(t *testing.T) {
+	for _, public := range []bool{false, true} {
+		var logs bytes.Buffer
+		reg := prometheus.NewRegistry()
+		router := Router(logging.New(&logs, "test", "info"), reg, metrics.NewHTTP(reg, "test"), nil, Trace(noop.NewTracerProvider(), public))
+		var got trace.SpanContext
+		router.Methods(http.MethodGet).Path("/things/{id}").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got = trace.SpanContextFromContext(r.Context())
+		})
+		r := httptest.NewRequest(http.MethodGet, "/things/42", nil)
+		r.Header.Set("traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
+		router.ServeHTTP(httptest.NewRecorder(), r)
+		continued := got.TraceID().String() == callerTrace && got.SpanID().String() == callerSpan
+		if continued == public || strings.Contains(logs.String(), callerTrace) == public {
+			t.Errorf("public %v: handler saw %v, log %s", public, got, logs.String())
+		}
 	}
 }

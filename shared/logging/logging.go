@@ -82,6 +82,23 @@ type Method struct {
 
 // Log logs one call of method that began at begin and ended with err.
 func (m Method) Log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
+	logCall(ForOutcome(WithRequest(ctx, m.Logger), err, m.Business), method, begin, err, kv)
+}
+
+// LogMilestone is Log for a call whose success is itself worth a line at
+// info, the one an operator searches for (an order placed: its order_id
+// leads to the checkout's trace id).
+func (m Method) LogMilestone(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
+	logger := WithRequest(ctx, m.Logger)
+	if err == nil {
+		logger = level.Info(logger)
+	} else {
+		logger = ForOutcome(logger, err, m.Business)
+	}
+	logCall(logger, method, begin, err, kv)
+}
+
+func logCall(logger log.Logger, method string, begin time.Time, err error, kv []any) {
 	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = ForOutcome(WithRequest(ctx, m.Logger), err, m.Business).Log(kv...)
+	_ = logger.Log(kv...)
 }

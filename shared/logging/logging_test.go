@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log/level"
 	"go.opentelemetry.io/otel/trace"
@@ -98,5 +100,16 @@ func TestWithRequestInsideASpan(t *testing.T) {
 	}
 	if _, ok := out["trace_id"]; ok {
 		t.Errorf("line outside any span has a trace id: %v", out)
+	}
+}
+
+// A milestone's success is logged at info, where Log would say debug.
+func TestLogMilestone(t *testing.T) {
+	var buf bytes.Buffer
+	m := Method{Logger: New(&buf, "order", "info"), Business: func(error) bool { return true }}
+	m.Log(context.Background(), "GetOrder", time.Now(), nil, "order_id", "o-1")
+	m.LogMilestone(context.Background(), "PlaceOrder", time.Now(), nil, "order_id", "o-2")
+	if got := buf.String(); strings.Contains(got, "o-1") || !strings.Contains(got, `"order_id":"o-2"`) || !strings.Contains(got, `"level":"info"`) {
+		t.Errorf("logged %s; want only the milestone, at info", got)
 	}
 }

@@ -110,6 +110,16 @@ func EndpointURL(endpoint string) (string, error) {
 	return u.String(), nil
 }
 
+// Exports reports whether tp records spans at all: false for the no-op
+// provider of a process without an endpoint (Disabled).
+func Exports(tp trace.TracerProvider) bool {
+	if p, ok := tp.(*Provider); ok {
+		tp = p.TracerProvider
+	}
+	_, off := tp.(noop.TracerProvider)
+	return !off
+}
+
 // Shutdown exports the spans still queued, within ctx.
 func (p *Provider) Shutdown(ctx context.Context) error { return p.shutdown(ctx) }
 
