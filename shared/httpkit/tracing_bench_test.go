@@ -17,18 +17,18 @@ import (
 
 // BenchmarkTraceOverhead is the cost tracing adds to one request through a
 // service's router (request id, recovery, metrics, the request's log line
-// to io.Discard), printed per request:
+// to io.Discard), per request. Its cases:
 //
 //   - untraced: the router without Trace, as before tracing existed;
-//
 //   - no-exporter: Trace with the no-op provider, a process without
 //     -otlp-endpoint, for a request with a caller's traceparent (passed on
 //     to the log line) and one without;
-//
 //   - sampled: Trace with a recording SDK provider that exports nowhere,
 //     the cost of making the span itself.
 //
-//     go test -run '^$' -bench BenchmarkTraceOverhead -benchmem ./shared/httpkit/
+// Run it with:
+//
+//	go test -run '^$' -bench BenchmarkTraceOverhead -benchmem ./shared/httpkit/
 func BenchmarkTraceOverhead(b *testing.B) {
 	for _, c := range []struct {
 		name     string
