@@ -11,7 +11,6 @@ import (
 	"github.com/afex/hystrix-go/hystrix"
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
-	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/mercato-dev/mercato/shared/tracing"
 )
@@ -89,7 +88,6 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 			return nil, b.annotate(err)
 		}
 		if refused != nil {
-			span.SetAttributes(attribute.Bool("mercato.counts_against_instance", false))
 			return nil, refused
 		}
 		return response, nil

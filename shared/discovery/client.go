@@ -15,6 +15,8 @@ import (
 	"github.com/go-kit/kit/sd/lb"
 	"github.com/go-kit/log"
 	"github.com/hashicorp/consul/api"
+
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // NewInstancer watches the passing instances of service in Consul. Build ONE
@@ -153,11 +155,14 @@ func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Fac
 	balancer := noInstancesBalancer{next: lb.NewRoundRobin(endpointer)}
 	retry := lb.RetryWithCallback(opts.Timeout, balancer, retryCallback(opts.MaxAttempts))
 	return func(ctx context.Context, request any) (any, error) {
-		c := &callInfo{method: method}
-		if r, ok := request.(*http.Request); ok && c.method == "" {
-			c.method = r.Method
+		if tracing.Recording(ctx) {
+			c := &callInfo{method: method}
+			if r, ok := request.(*http.Request); ok && c.method == "" {
+				c.method = r.Method
+			}
+			ctx = context.WithValue(ctx, callKey{}, c)
 		}
-		response, err := retry(context.WithValue(ctx, callKey{}, c), request)
+		response, err := retry(ctx, request)
 		var re lb.RetryError
 		switch {
 		case err == nil:
