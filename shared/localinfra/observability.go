@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -202,6 +203,9 @@ type VictoriaLogs struct {
 func StartVictoriaLogs(ctx context.Context, o VictoriaLogsOptions) (*VictoriaLogs, error) {
 	if err := serverFolder("victoria-logs", "VictoriaLogsOptions", &o.Dir, &o.LogFile); err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("localinfra: victoria-logs: %w", err)
 	}
 	bin, err := findTool(o.Binary, "victoria-logs")
 	if err != nil {

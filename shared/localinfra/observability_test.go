@@ -58,7 +58,7 @@ func TestJaegerTakesOTLPAndAnswersQueries(t *testing.T) {
 // lines once the store is back.
 func TestLogShipperKeepsItsPlaceThroughAnOutage(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "not-yet-there")
 	v, err := StartVictoriaLogs(ctx, VictoriaLogsOptions{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
