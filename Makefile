@@ -14,7 +14,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## install PostgreSQL, Redis, Prometheus (Debian packages) and build Consul when missing
+deps: ## install PostgreSQL, Redis, Prometheus (Debian packages) and build Consul, Jaeger and VictoriaLogs when missing
 	@scripts/install-deps.sh
 
 .PHONY: build
@@ -90,6 +90,6 @@ lint: ## gofmt, go vet, golangci-lint (.golangci.yml) across every module, the O
 	@bin/golangci-lint run --allow-parallel-runners $(PKGS)
 
 .PHONY: clean
-clean: ## remove built binaries and local run data (keeps the cached Consul and golangci-lint)
-	@find bin -type f ! -name consul ! -name golangci-lint -delete 2>/dev/null || true
+clean: ## remove built binaries and local run data (keeps the cached Consul, golangci-lint, Jaeger and VictoriaLogs)
+	@find bin -type f ! -name consul ! -name golangci-lint ! -name jaeger ! -name victoria-logs -delete 2>/dev/null || true
 	@rm -rf .local

@@ -72,6 +72,12 @@ type checkoutOptions struct {
 	reservationTTL string // -reservation-ttl of the order service
 	webhookDelay   string // -webhook-delay of the payment service
 	logLevel       string
+	// observe, when set, has every process export its spans to its Jaeger
+	// and its log lines shipped to its VictoriaLogs; notification runs the
+	// notification service too, sending to sink.
+	observe      *observability
+	notification bool
+	sink         *sink
 }
 
 func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform {
@@ -86,7 +92,11 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	p.rdb = redis.NewClient(redisSrv.Options(localinfra.RedisAdmin))
 	t.Cleanup(func() { p.rdb.Close() })
 	urls := map[string]string{}
-	for _, svc := range []string{"user", "product", "order", "payment"} {
+	dbServices := []string{"user", "product", "order", "payment"}
+	if opts.notification {
+		dbServices = append(dbServices, "notification")
+	}
+	for _, svc := range dbServices {
 		urls[svc] = testkit.PostgresURL(t)
 		db, err := sqlx.Open("postgres", urls[svc])
 		if err != nil {
@@ -99,13 +109,14 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	opts.reservationTTL = cmp.Or(opts.reservationTTL, "15m")
 	opts.webhookDelay = cmp.Or(opts.webhookDelay, "200ms")
 	common := func(svc string) []string {
-		return []string{"-consul-addr", p.consul, "-redis-addr", redisSrv.Addr(), "-jwt-secret", jwtSecret,
-			"-database-url", urls[svc], "-log-level", logLevel}
+		return append([]string{"-consul-addr", p.consul, "-redis-addr", redisSrv.Addr(), "-jwt-secret", jwtSecret,
+			"-database-url", urls[svc], "-log-level", logLevel}, opts.observe.args()...)
 	}
 
 	// The gateway first: the payment service posts its webhooks to it.
-	p.gateway = start(t, "gateway", "-consul-addr", p.consul, "-redis-addr", redisSrv.Addr(),
-		"-jwt-secret", jwtSecret, "-rate-limit", "1000000", "-rate-burst", "100000", "-log-level", logLevel)
+	p.gateway = start(t, "gateway", append([]string{"-consul-addr", p.consul, "-redis-addr", redisSrv.Addr(),
+		"-jwt-secret", jwtSecret, "-rate-limit", "1000000", "-rate-burst", "100000", "-log-level", logLevel}, opts.observe.args()...)...)
+	opts.observe.ship(p.gateway)
 
 	p.args["user"] = append(common("user"), "-bcrypt-cost", "4", "-admin-email", "admin@mercato.test", "-admin-password", "admin-password-1")
 	p.args["product"] = append(common("product"), "-sweep-interval", "1s")
@@ -113,9 +124,17 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 		"-webhook-secret", checkoutWebhookSecret, "-webhook-delay", opts.webhookDelay)
 	p.args["order"] = append(common("order"), "-tax-rate-bps", "825", "-shipping-fee", "4.99",
 		"-reservation-ttl", opts.reservationTTL, "-event-claim-idle", "3s", "-idempotency-hash-key", checkoutHashKey)
-	for _, svc := range []string{"user", "product", "payment", "order"} {
+	svcs := []string{"user", "product", "payment", "order"}
+	if opts.notification {
+		p.args["notification"] = append(common("notification"), "-smtp-addr", opts.sink.ln.Addr().String(),
+			"-send-poll-interval", "100ms", "-send-timeout", "2s", "-send-backoff", "200ms", "-send-max-backoff", "1s")
+		svcs = append(svcs, "notification")
+	}
+	for _, svc := range svcs {
 		for range 2 {
-			p.procs[svc] = append(p.procs[svc], start(t, svc, p.args[svc]...))
+			pr := start(t, svc, p.args[svc]...)
+			opts.observe.ship(pr)
+			p.procs[svc] = append(p.procs[svc], pr)
 		}
 		waitPassing(t, p.consul, svc, 2)
 	}

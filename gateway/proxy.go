@@ -15,6 +15,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/requestid"
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // The gateway streams answers, as production gateways do (httputil's
@@ -115,6 +116,7 @@ func forwardTo(ctx context.Context, client *http.Client, instance string, r *htt
 	stop := context.AfterFunc(ctx, cancel)
 	out := r.Clone(reqCtx)
 	out.URL.Scheme, out.URL.Host, out.RequestURI = "http", instance, ""
+	tracing.ClientRequest(ctx, out) // the attempt's span, which the instance continues
 	out.Body = nil
 	if r.ContentLength != 0 && r.GetBody != nil {
 		body, err := r.GetBody()
@@ -137,6 +139,7 @@ func forwardTo(ctx context.Context, client *http.Client, instance string, r *htt
 		cancel()
 		return nil, err
 	}
+	tracing.ClientResponse(ctx, resp.StatusCode)
 	if err := discovery.CheckResponse(resp); err != nil {
 		resp.Body.Close()
 		cancel()

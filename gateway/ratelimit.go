@@ -17,6 +17,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // The gateway's default allowances, what cmd/gateway's flags default to.
@@ -62,7 +63,9 @@ func (l *rateLimiter) allow(ctx context.Context, w http.ResponseWriter, class Ra
 	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 	defer cancel()
 	limit := l.limits[class]
+	ctx, span := tracing.Start(ctx, "rate limit")
 	res, err := l.limiter.Allow(ctx, rateKey(class, client), limit)
+	tracing.End(span, err)
 	if err != nil {
 		level.Warn(logging.WithRequest(ctx, l.logger)).Log("msg", "rate limiter unavailable; request let through", "err", err)
 		return true

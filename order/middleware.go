@@ -32,7 +32,7 @@ var _ Service = (*loggingMiddleware)(nil)
 
 func (mw *loggingMiddleware) PlaceOrder(ctx context.Context, userID, idempotencyKey string, c Checkout) (o Order, err error) {
 	defer func(begin time.Time) {
-		mw.Log(ctx, "PlaceOrder", begin, err, "user_id", userID, "order_id", o.ID, "order_number", o.OrderNumber,
+		mw.LogMilestone(ctx, "PlaceOrder", begin, err, "user_id", userID, "order_id", o.ID, "order_number", o.OrderNumber,
 			"lines", len(c.Items), "keyed", idempotencyKey != "")
 	}(time.Now())
 	return mw.next.PlaceOrder(ctx, userID, idempotencyKey, c)

@@ -4,7 +4,10 @@
 #
 #   scripts/build-go-tool.sh NAME MODULE_DIR PACKAGE VERSION LABEL MINUTES
 #
-# Idempotent: does nothing when `bin/NAME version` already prints VERSION.
+# Idempotent: does nothing when `bin/NAME version` already prints VERSION,
+# or, for a tool whose version command prints none when built this way
+# (Jaeger, VictoriaLogs), when `go version -m bin/NAME` lists VERSION (give
+# it as "MODULE<tab>vX.Y.Z").
 # LDFLAGS, when set, is passed to go build (to stamp a tool's version);
 # VERSION_ARGS, when set, replaces `version` as the arguments that make the
 # tool print its version; TAGS, when set, are the build tags.
@@ -28,7 +31,8 @@ is_built() {
 	local said
 	# shellcheck disable=SC2086 # VERSION_ARGS is a list of arguments
 	said=$("$out" ${VERSION_ARGS:-version} 2>&1 || true)
-	grep -qF -- "$version" <<<"$said"
+	grep -qF -- "$version" <<<"$said" ||
+		go version -m "$out" 2>/dev/null | grep -qF -- "$version"
 }
 
 if ! command -v go >/dev/null 2>&1; then

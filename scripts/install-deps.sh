@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Makes sure the programs `make run` and `make test` start are present:
 # PostgreSQL, Redis and Prometheus from Debian packages (installed only when
-# missing), and Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
-# bin/consul, built by scripts/build-consul.sh when missing). Idempotent and
-# quiet when everything is there.
+# missing), Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
+# bin/consul, built by scripts/build-consul.sh when missing), and the
+# pinned Jaeger and VictoriaLogs builds in bin/ (scripts/build-jaeger.sh,
+# scripts/build-victorialogs.sh). Idempotent and quiet when everything is
+# there.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -73,6 +75,16 @@ else
 	after=$(stat -c %Y bin/consul 2>/dev/null || echo none)
 	[[ $before == "$after" ]] || did_something=true
 fi
+
+# --- Jaeger and VictoriaLogs (traces and logs) ----------------------------------
+
+for tool in jaeger:build-jaeger victoria-logs:build-victorialogs; do
+	before=$(stat -c %Y "bin/${tool%%:*}" 2>/dev/null || echo none)
+	# Each does nothing when its binary already is the pinned version.
+	"scripts/${tool#*:}.sh"
+	after=$(stat -c %Y "bin/${tool%%:*}" 2>/dev/null || echo none)
+	[[ $before == "$after" ]] || did_something=true
+done
 
 if ! $did_something; then
 	echo "==> dependencies present"

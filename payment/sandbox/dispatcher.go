@@ -18,6 +18,7 @@ import (
 
 	"github.com/mercato-dev/mercato/payment"
 	"github.com/mercato-dev/mercato/shared/defaults"
+	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/wait"
 )
 
@@ -80,6 +81,8 @@ type dueCharge struct {
 	FailureCode sql.NullString `db:"failure_code"`
 	EventID     string         `db:"webhook_event_id"`
 	Attempts    int            `db:"delivery_attempts"`
+	// TraceContext is the charge call's, which the webhook carries.
+	TraceContext sql.NullString `db:"trace_context"`
 }
 
 // deliverDue takes the charges whose webhook is due and sends each,
@@ -97,7 +100,7 @@ func (d *Dispatcher) deliverDue(ctx context.Context) (int, error) {
 			ORDER BY next_delivery_at
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
-		RETURNING id, payment_id, outcome, failure_code, webhook_event_id, delivery_attempts`,
+		RETURNING id, payment_id, outcome, failure_code, webhook_event_id, delivery_attempts, trace_context`,
 		d.Lease.Seconds(), d.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("take due charges: %w", err)
@@ -119,7 +122,7 @@ func (d *Dispatcher) deliver(ctx context.Context, c dueCharge) {
 		level.Error(d.Logger).Log("msg", "webhook dispatcher: encode", "charge_id", c.ID, "err", err)
 		return
 	}
-	status, err := d.post(ctx, body)
+	status, err := d.post(tracing.FromJSON(ctx, c.TraceContext.String), body)
 	// The outcome is recorded even when ctx was cancelled meanwhile
 	// (shutdown): a delivered webhook must not be sent again for nothing.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -159,7 +162,8 @@ func (d *Dispatcher) deliver(ctx context.Context, c dueCharge) {
 }
 
 // post sends body signed with the current time, as processors sign at
-// sending, and returns the answer's status.
+// sending, with the trace context of ctx (the charge call's, which the
+// gateway links its trace to), and returns the answer's status.
 func (d *Dispatcher) post(ctx context.Context, body []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
@@ -168,6 +172,7 @@ func (d *Dispatcher) post(ctx context.Context, body []byte) (int, error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "mercato-sandbox-webhooks/1")
 	req.Header.Set(payment.SignatureHeader, payment.SignWebhook(d.Secret, body, time.Now()))
+	tracing.ClientRequest(ctx, req)
 	resp, err := d.Client.Do(req)
 	if err != nil {
 		return 0, err

@@ -22,6 +22,7 @@ import (
 	"github.com/mercato-dev/mercato/payment"
 	"github.com/mercato-dev/mercato/shared/money"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
@@ -100,7 +101,8 @@ func Outcome(number string) (succeeded bool, failureCode string) {
 	}
 }
 
-// Charge records the charge and its outcome, and schedules the webhook.
+// Charge records the charge and its outcome, and schedules the webhook,
+// which carries the trace context of ctx.
 func (s *Sandbox) Charge(ctx context.Context, c payment.ProviderCharge) (string, error) {
 	if !validate.Luhn(c.Card.Number) {
 		return "", ErrInvalidCard
@@ -111,14 +113,16 @@ func (s *Sandbox) Charge(ctx context.Context, c payment.ProviderCharge) (string,
 		outcome = outcomeFailed
 	}
 	var id string
+	var traceContext sql.NullString
+	traceContext.String, traceContext.Valid = tracing.ToJSON(ctx)
 	err := s.db.GetContext(ctx, &id, `
 		INSERT INTO sandbox_charges (id, idempotency_key, payment_id, amount, currency, outcome,
-		                             failure_code, webhook_event_id, next_delivery_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
+		                             failure_code, webhook_event_id, next_delivery_at, trace_context)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10)
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING id`,
 		newID("ch_"), c.IdempotencyKey, c.PaymentID, c.Amount, c.Currency, outcome,
-		sql.NullString{String: failure, Valid: failure != ""}, newID("evt_"), s.delay)
+		sql.NullString{String: failure, Valid: failure != ""}, newID("evt_"), s.delay, traceContext)
 	if err == nil {
 		return id, nil
 	}

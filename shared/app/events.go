@@ -8,15 +8,17 @@ import (
 
 // RelayOutbox runs the outbox relay as the "outbox relay" loop: it publishes
 // the events the service commits to its database on the Redis stream,
-// logging as component "outbox_relay" and recorded in the event metrics.
+// logging as component "outbox_relay", recorded in the event metrics, each
+// event published inside a span of the trace that enqueued it.
 func (in *Instance) RelayOutbox() {
 	in.Go("outbox relay", (&events.Relay{DB: in.DB, Redis: in.Redis,
-		Logger: log.With(in.Logger, "component", "outbox_relay"), Metrics: in.eventMetrics()}).Run)
+		Logger: log.With(in.Logger, "component", "outbox_relay"), Metrics: in.eventMetrics(), Tracer: in.Tracing}).Run)
 }
 
 // Consume runs c as the loop name (see Go) on the instance's database, which
-// holds the inbox, and Redis, logging as component and recorded in the event
-// metrics. c says what to handle and how (Types, Handler, its tuning); an
+// holds the inbox, and Redis, logging as component, recorded in the event
+// metrics, and each event handled inside a span continuing its producer's
+// trace. c says what to handle and how (Types, Handler, its tuning); an
 // empty Group is the service's own consumer group.
 func (in *Instance) Consume(name, component string, c events.Consumer) {
 	c.DB, c.Redis = in.DB, in.Redis
@@ -25,6 +27,7 @@ func (in *Instance) Consume(name, component string, c events.Consumer) {
 	}
 	c.Logger = log.With(in.Logger, "component", component)
 	c.Metrics = in.eventMetrics()
+	c.Tracer = in.Tracing
 	in.Go(name, c.Run)
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/logging"
 	"github.com/mercato-dev/mercato/shared/metrics"
 	"github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // DefaultStartTimeout is Options.StartTimeout when it is zero.
@@ -64,6 +65,9 @@ type Instance struct {
 	DB       *sqlx.DB // nil without Options.Migrate
 	Redis    *redis.Client
 	Consul   *api.Client
+	// Tracing starts the traces of the instance's requests and events;
+	// a no-op without -otlp-endpoint (package tracing).
+	Tracing *tracing.Provider
 	// Checks are the readiness checks /ready runs: "db" (with a database)
 	// and "redis". A service adds its own before calling Router.
 	Checks map[string]httpkit.Check
@@ -108,6 +112,19 @@ func Start(ctx context.Context, cfg config.Common, logOutput io.Writer, opts Opt
 }
 
 func (in *Instance) open(opts Options) error {
+	// Tracing first, so that the closers flush the spans last.
+	tp, err := tracing.New(in.startCtx, tracing.Config{Service: in.cfg.Service, Version: in.cfg.Version,
+		Endpoint: in.cfg.OTLPEndpoint, SampleRatio: in.cfg.TraceSampleRatio})
+	if err != nil {
+		return err
+	}
+	in.Tracing = tp
+	in.closers = append(in.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return tp.Shutdown(ctx)
+	})
+
 	// PostgreSQL, brought up to the current schema.
 	if opts.Migrate != nil {
 		db, err := in.OpenPostgres(opts.Pool, opts.Migrate)
@@ -131,6 +148,7 @@ func (in *Instance) open(opts Options) error {
 		}
 	}
 	rdb := redis.NewClient(&ro)
+	rdb.AddHook(tracing.RedisHook())
 	in.closers = append(in.closers, rdb.Close)
 	if !opts.RedisOptional {
 		if err := rdb.Ping(in.startCtx).Err(); err != nil {
@@ -193,17 +211,19 @@ func (in *Instance) Go(name string, loop func(context.Context) error) {
 }
 
 // Router returns the service's router with /health, /ready (running
-// Checks) and /metrics mounted, and every request observed in the
-// http_requests metrics (httpkit.Router). The service adds its routes.
+// Checks) and /metrics mounted, and every request traced, continuing its
+// caller's trace (httpkit.Trace), and observed in the http_requests metrics
+// (httpkit.Router). The service adds its routes.
 func (in *Instance) Router() *mux.Router {
-	return httpkit.Router(in.Logger, in.Registry, in.httpMetrics, in.Checks)
+	return httpkit.Router(in.Logger, in.Registry, in.httpMetrics, in.Checks, httpkit.Trace(in.Tracing, false))
 }
 
 // PublicRouter is Router with /health only: for an instance whose port
 // faces the internet (the gateway), which serves /ready and /metrics on an
-// admin listener with ServeWithAdmin.
+// admin listener with ServeWithAdmin. Its requests start traces of their
+// own, linked to a client's trace context rather than continuing it.
 func (in *Instance) PublicRouter() *mux.Router {
-	return httpkit.PublicRouter(in.Logger, in.httpMetrics)
+	return httpkit.PublicRouter(in.Logger, in.httpMetrics, httpkit.Trace(in.Tracing, true))
 }
 
 // Serve serves router, behind httpkit.Handler (request ids, recovery) and

@@ -35,6 +35,9 @@ type Common struct {
 	JWTSecret     string // (secret)
 	LogLevel      string
 	Version       string
+
+	OTLPEndpoint     string  // OTLP/HTTP collector traces are exported to; "" exports none
+	TraceSampleRatio float64 // share of new traces recorded (tracing.Config)
 }
 
 // Register declares the common flags on fs, with defaultAddr as the listen
@@ -52,6 +55,8 @@ func (c *Common) Register(fs *flag.FlagSet, service, defaultAddr string) {
 	SecretVar(fs, &c.JWTSecret, "jwt-secret", "HS256 key for access tokens, at least 32 bytes, the same on every service")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Version, "version", BuildVersion, "version reported in Consul tags and logs")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector to export traces to, host:port or URL, e.g. http://127.0.0.1:4318 (empty: none)")
+	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", 1, "share of new traces recorded, 0 to 1; a request or event that comes with a trace follows its caller's decision")
 }
 
 // Parse parses args into fs, then the MERCATO_* environment for flags not
@@ -75,6 +80,9 @@ func (c *Common) Validate(needDB bool) error {
 	var errs []error
 	if needDB && c.DatabaseURL == "" {
 		errs = append(errs, errors.New("-database-url (MERCATO_DATABASE_URL) is required"))
+	}
+	if c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1 {
+		errs = append(errs, errors.New("-trace-sample-ratio (MERCATO_TRACE_SAMPLE_RATIO) must be between 0 and 1"))
 	}
 	if len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("-jwt-secret (MERCATO_JWT_SECRET) must be at least 32 bytes"))

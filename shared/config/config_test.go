@@ -34,6 +34,24 @@ func TestValidateNamesTheSetting(t *testing.T) {
 	if err := (&Common{JWTSecret: strings.Repeat("k", 32)}).Validate(false); err != nil {
 		t.Fatalf("gateway config without a database refused: %v", err)
 	}
+	if err := (&Common{JWTSecret: strings.Repeat("k", 32), TraceSampleRatio: 1.5}).Validate(false); err == nil || !strings.Contains(err.Error(), "MERCATO_TRACE_SAMPLE_RATIO") {
+		t.Fatalf("a sample ratio of 1.5: %v", err)
+	}
+}
+
+// Tracing is off unless an endpoint is given, and records every new trace
+// when it is on.
+func TestTracingDefaults(t *testing.T) {
+	var c Common
+	fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+	c.Register(fs, "svc", "127.0.0.1:3001")
+	t.Setenv("MERCATO_OTLP_ENDPOINT", "http://jaeger:4318")
+	if err := Parse(fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c.OTLPEndpoint != "http://jaeger:4318" || c.TraceSampleRatio != 1 {
+		t.Errorf("endpoint %q, ratio %v", c.OTLPEndpoint, c.TraceSampleRatio)
+	}
 }
 
 func TestAdvertise(t *testing.T) {

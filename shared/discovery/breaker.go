@@ -11,6 +11,8 @@ import (
 	"github.com/afex/hystrix-go/hystrix"
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
+
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // breakerFactory wraps factory so every instance's endpoint runs inside a
@@ -43,7 +45,10 @@ type breaker struct {
 }
 
 func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
+	return func(ctx context.Context, request any) (_ any, err error) {
+		method, attempt := nextAttempt(ctx)
+		ctx, span := tracing.Attempt(ctx, method, b.upstream, b.instance, attempt)
+		defer func() { tracing.End(span, err) }()
 		var (
 			response any
 			// refused is a failure of this request alone (countsAgainst
@@ -55,7 +60,7 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 		// otherwise race it) and the concurrency ticket is held until the
 		// call has really finished. The retry loop above still returns as
 		// soon as the caller's context is done.
-		err := hystrix.DoC(context.WithoutCancel(ctx), b.name, func(context.Context) error {
+		err = hystrix.DoC(context.WithoutCancel(ctx), b.name, func(context.Context) error {
 			resp, err := next(ctx, request)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -76,6 +81,9 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 			return nil
 		}, nil)
 		b.observe(err)
+		if rejected := rejection(err); rejected != "" {
+			span.SetAttributes(tracing.BreakerKey.String(rejected))
+		}
 		if err != nil {
 			return nil, b.annotate(err)
 		}
@@ -126,15 +134,24 @@ func CountsAgainstInstance(err error) bool {
 // observe publishes the breaker's state after each call; hystrix keeps it in
 // memory only.
 func (b *breaker) observe(err error) {
-	switch {
-	case errors.Is(err, hystrix.ErrCircuitOpen):
-		b.metrics.observeRejected(b.upstream, b.instance, "circuit_open")
-	case errors.Is(err, hystrix.ErrMaxConcurrency):
-		b.metrics.observeRejected(b.upstream, b.instance, "max_concurrency")
+	if rejected := rejection(err); rejected != "" {
+		b.metrics.observeRejected(b.upstream, b.instance, rejected)
 	}
 	if circuit, _, cerr := hystrix.GetCircuit(b.name); cerr == nil {
 		b.metrics.observeBreaker(b.upstream, b.instance, circuit.IsOpen())
 	}
+}
+
+// rejection says why the breaker refused a call without sending it
+// ("circuit_open", "max_concurrency"), or "" when it did not.
+func rejection(err error) string {
+	switch {
+	case errors.Is(err, hystrix.ErrCircuitOpen):
+		return "circuit_open"
+	case errors.Is(err, hystrix.ErrMaxConcurrency):
+		return "max_concurrency"
+	}
+	return ""
 }
 
 // annotate names the instance in hystrix's own errors ("hystrix: circuit

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
@@ -13,6 +15,8 @@ import (
 	"github.com/go-kit/kit/sd/lb"
 	"github.com/go-kit/log"
 	"github.com/hashicorp/consul/api"
+
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // NewInstancer watches the passing instances of service in Consul. Build ONE
@@ -133,13 +137,31 @@ func (o Options) commandConfig() hystrix.CommandConfig {
 //     hystrix.CircuitError when every instance's breaker is open;
 //   - context.DeadlineExceeded/Canceled when Timeout or the caller's context
 //     ran out.
+//
+// Inside a trace, every attempt is a client span of its own, named
+// "<method> <upstream>" (the method of an *http.Request request, as the
+// gateway sends), holding its number: retries, and calls an open breaker
+// refused, show as sibling spans.
 func NewEndpoint(instancer sd.Instancer, upstream string, factory sd.Factory, logger log.Logger, opts Options) endpoint.Endpoint {
+	return newEndpoint(instancer, upstream, "", factory, logger, opts)
+}
+
+// newEndpoint is NewEndpoint for requests sent with method ("" when each
+// request says its own), the name of their attempts' spans.
+func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Factory, logger log.Logger, opts Options) endpoint.Endpoint {
 	opts = opts.withDefaults()
 	logger = log.With(logger, "upstream", upstream)
 	endpointer := sd.NewEndpointer(instancer, breakerFactory(upstream, factory, opts), logger, sd.InvalidateOnError(opts.InvalidateAfter))
 	balancer := noInstancesBalancer{next: lb.NewRoundRobin(endpointer)}
 	retry := lb.RetryWithCallback(opts.Timeout, balancer, retryCallback(opts.MaxAttempts))
 	return func(ctx context.Context, request any) (any, error) {
+		if tracing.Recording(ctx) {
+			c := &callInfo{method: method}
+			if r, ok := request.(*http.Request); ok && c.method == "" {
+				c.method = r.Method
+			}
+			ctx = context.WithValue(ctx, callKey{}, c)
+		}
 		response, err := retry(ctx, request)
 		var re lb.RetryError
 		switch {
@@ -151,6 +173,24 @@ func NewEndpoint(instancer sd.Instancer, upstream string, factory sd.Factory, lo
 			return nil, fmt.Errorf("%s: %w", upstream, err)
 		}
 	}
+}
+
+// callInfo is one call through a NewEndpoint, for its attempts' spans.
+type callInfo struct {
+	method   string
+	attempts atomic.Int32 // attempts made so far
+}
+
+type callKey struct{}
+
+// nextAttempt returns the method of the call ctx belongs to and the number
+// of the attempt about to be made (1 outside a NewEndpoint call).
+func nextAttempt(ctx context.Context) (string, int) {
+	c, ok := ctx.Value(callKey{}).(*callInfo)
+	if !ok {
+		return "", 1
+	}
+	return c.method, int(c.attempts.Add(1))
 }
 
 // noInstancesBalancer gives "nothing to call" one recognisable error, whether

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/requestid"
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // NewHTTPClient returns the http.Client a service's client shares by every
@@ -45,14 +47,15 @@ func Always(any) bool { return true }
 // NewEndpoint: each instance ("host:port" or a URL) gets a go-kit HTTP client
 // endpoint that sends method with enc and decodes with dec, over client. The
 // caller's bearer token (auth.ContextToHTTP), the request id
-// (requestid.ToHTTP) and then before travel with every call.
+// (requestid.ToHTTP), the trace context of the attempt's span
+// (tracing.ClientRequest) and then before travel with every call.
 //
 // idempotent says which requests may be sent again to another instance after
 // a timeout, a broken connection or a 502-504 (MarkRetryable): nil means
 // none, so such failures are retried only where nothing was sent; Always
 // means every request. Callers pick it per method, e.g. Always for GETs.
 func HTTPFactory(client *http.Client, method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc, idempotent func(request any) bool, before ...httptransport.RequestFunc) sd.Factory {
-	before = append([]httptransport.RequestFunc{auth.ContextToHTTP, requestid.ToHTTP}, before...)
+	before = append([]httptransport.RequestFunc{auth.ContextToHTTP, requestid.ToHTTP, traceToHTTP}, before...)
 	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
 		if !strings.HasPrefix(instance, "http") {
 			instance = "http://" + instance
@@ -64,6 +67,7 @@ func HTTPFactory(client *http.Client, method string, enc httptransport.EncodeReq
 		e := httptransport.NewClient(method, tgt, enc, dec,
 			httptransport.SetClient(client),
 			httptransport.ClientBefore(before...),
+			httptransport.ClientAfter(traceResponse),
 		).Endpoint()
 		if idempotent != nil {
 			e = MarkRetryable(idempotent)(e)
@@ -104,5 +108,15 @@ func (c *Client) Endpoint(method string, enc httptransport.EncodeRequestFunc, de
 	if method == http.MethodGet || method == http.MethodHead {
 		idempotent = Always
 	}
-	return NewEndpoint(c.instancer, c.upstream, HTTPFactory(c.http, method, enc, dec, idempotent), c.logger, c.opts)
+	return newEndpoint(c.instancer, c.upstream, method, HTTPFactory(c.http, method, enc, dec, idempotent), c.logger, c.opts)
+}
+
+func traceToHTTP(ctx context.Context, r *http.Request) context.Context {
+	tracing.ClientRequest(ctx, r)
+	return ctx
+}
+
+func traceResponse(ctx context.Context, resp *http.Response) context.Context {
+	tracing.ClientResponse(ctx, resp.StatusCode)
+	return ctx
 }

@@ -13,8 +13,13 @@ import (
 	"github.com/go-kit/log"
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mercato-dev/mercato/shared/requestid"
+	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/wait"
 )
 
@@ -65,6 +70,10 @@ type Consumer struct {
 
 	Logger  log.Logger // default log.NewNopLogger()
 	Metrics *Metrics   // nil records nothing
+	// Tracer makes the span each event is handled in, a child of the span
+	// that published it (Envelope.TraceContext) or else a trace of its
+	// own; nil makes none.
+	Tracer trace.TracerProvider
 }
 
 // consumerRun is one Run's configuration (defaults applied) and state, kept
@@ -121,6 +130,9 @@ func (c *Consumer) newRun() *consumerRun {
 	r.MaxBackoff = cmp.Or(r.MaxBackoff, 5*time.Second)
 	if r.Logger == nil {
 		r.Logger = log.NewNopLogger()
+	}
+	if r.Tracer == nil {
+		r.Tracer = noop.NewTracerProvider()
 	}
 	if len(r.Types) > 0 {
 		r.wanted = make(map[string]bool, len(r.Types))
@@ -256,6 +268,15 @@ func (r *consumerRun) handle(ctx context.Context, env Envelope) (handled bool, h
 	if env.RequestID != "" {
 		hctx = requestid.NewContext(hctx, env.RequestID)
 	}
+	hctx, span := r.Tracer.Tracer(tracing.Scope).Start(tracing.FromMap(hctx, env.TraceContext), "process "+env.Type,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(append(messagingAttributes(r.Stream, env), semconv.MessagingConsumerGroupName(r.Group))...))
+	defer func() {
+		if !handled && herr == nil && err == nil {
+			span.SetAttributes(attribute.Bool("mercato.duplicate", true)) // the inbox had it
+		}
+		tracing.End(span, errors.Join(herr, err))
+	}()
 	hctx, cancel := context.WithTimeout(hctx, r.HandlerTimeout)
 	defer cancel()
 

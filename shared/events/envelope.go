@@ -41,12 +41,16 @@ const (
 // Envelope is the wire format of every event: who said what, when, in answer
 // to which request, with the type-specific payload in Data.
 type Envelope struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Source    string          `json:"source"`
-	Timestamp time.Time       `json:"timestamp"`
-	RequestID string          `json:"request_id,omitempty"`
-	Data      json.RawMessage `json:"data"`
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Source    string    `json:"source"`
+	Timestamp time.Time `json:"timestamp"`
+	RequestID string    `json:"request_id,omitempty"`
+	// TraceContext is the W3C trace context (traceparent, tracestate) of
+	// the relay's span that published the event, which consumers continue;
+	// set by the relay, from the producer's trace (tracing.ToMap).
+	TraceContext map[string]string `json:"trace_context,omitempty"`
+	Data         json.RawMessage   `json:"data"`
 }
 
 // New builds an envelope with a fresh id, the current UTC time and the

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/shared/postgres"
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 //go:embed migrations/*.sql
@@ -44,9 +46,9 @@ func (s Schema) Migrate(ctx context.Context, db *sqlx.DB) error {
 }
 
 // Enqueue stores e in the outbox through tx (a *sqlx.Tx, or the Tx an event
-// handler was given). Pass the transaction that makes the state change the
-// event reports: the event then exists if and only if the change commits,
-// and the Relay publishes it afterwards.
+// handler was given), with the trace context of ctx. Pass the transaction
+// that makes the state change the event reports: the event then exists if
+// and only if the change commits, and the Relay publishes it afterwards.
 func Enqueue(ctx context.Context, tx Tx, e Envelope) error {
 	if err := e.validate(); err != nil {
 		return err
@@ -55,9 +57,11 @@ func Enqueue(ctx context.Context, tx Tx, e Envelope) error {
 	if err != nil {
 		return fmt.Errorf("events: marshal envelope %s: %w", e.ID, err)
 	}
+	var traceContext sql.NullString
+	traceContext.String, traceContext.Valid = tracing.ToJSON(ctx)
 	_, err = tx.ExecContext(ctx,
-		`INSERT INTO outbox (id, type, payload) VALUES ($1, $2, $3)`,
-		e.ID, e.Type, string(payload)) // string: lib/pq would send []byte as bytea
+		`INSERT INTO outbox (id, type, payload, trace_context) VALUES ($1, $2, $3, $4)`,
+		e.ID, e.Type, string(payload), traceContext) // string: lib/pq would send []byte as bytea
 	if err != nil {
 		return fmt.Errorf("events: enqueue %s %s: %w", e.Type, e.ID, err)
 	}

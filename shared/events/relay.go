@@ -3,6 +3,8 @@ package events
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,7 +13,12 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/wait"
 )
 
@@ -53,6 +60,10 @@ type Relay struct {
 
 	Logger  log.Logger // default log.NewNopLogger()
 	Metrics *Metrics   // nil records nothing
+	// Tracer makes the span that publishes an event enqueued inside a
+	// trace, continuing it; nil makes none, but the trace context still
+	// reaches the envelope.
+	Tracer trace.TracerProvider
 }
 
 // retentionBatch bounds one DELETE so clean-up never holds many locks.
@@ -110,13 +121,17 @@ func (r *Relay) withDefaults() Relay {
 	if c.Logger == nil {
 		c.Logger = log.NewNopLogger()
 	}
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider()
+	}
 	return c
 }
 
 type outboxRow struct {
-	ID      string `db:"id"`
-	Type    string `db:"type"`
-	Payload string `db:"payload"`
+	ID           string         `db:"id"`
+	Type         string         `db:"type"`
+	Payload      string         `db:"payload"`
+	TraceContext sql.NullString `db:"trace_context"`
 }
 
 // publishBatch publishes up to BatchSize of the oldest unpublished rows that
@@ -135,7 +150,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 
 	var rows []outboxRow
 	err = tx.SelectContext(ctx, &rows, `
-		SELECT id, type, payload FROM outbox
+		SELECT id, type, payload, trace_context FROM outbox
 		WHERE published_at IS NULL
 		ORDER BY created_at
 		LIMIT $1
@@ -147,17 +162,29 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 
+	spans := make([]trace.Span, 0, len(rows))
+	var failed error // ends the spans as failed when the batch fails
+	defer func() {
+		for _, span := range spans {
+			tracing.End(span, failed)
+		}
+	}()
 	pipe := r.Redis.Pipeline()
 	for _, row := range rows {
+		payload, span := r.traced(row)
+		if span != nil {
+			spans = append(spans, span)
+		}
 		pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream: r.Stream,
 			MaxLen: r.MaxLen,
 			Approx: true, // "~": trimming whole macro nodes is far cheaper than exact
-			Values: []any{fieldID, row.ID, fieldType, row.Type, fieldEnvelope, row.Payload},
+			Values: []any{fieldID, row.ID, fieldType, row.Type, fieldEnvelope, payload},
 		})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("xadd to %s: %w", r.Stream, err)
+		failed = fmt.Errorf("xadd to %s: %w", r.Stream, err)
+		return 0, failed
 	}
 
 	ids := make([]string, len(rows))
@@ -166,15 +193,52 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	}
 	if _, err := tx.ExecContext(ctx,
 		`UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, pq.Array(ids)); err != nil {
-		return 0, fmt.Errorf("mark published: %w", err)
+		failed = fmt.Errorf("mark published: %w", err)
+		return 0, failed
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("commit: %w", err)
+		failed = fmt.Errorf("commit: %w", err)
+		return 0, failed
 	}
 	for _, row := range rows {
 		r.Metrics.published(row.Type)
 	}
 	return len(rows), nil
+}
+
+// traced returns the envelope to publish for row: for an event enqueued
+// inside a trace, the stored one with the trace context of a "publish"
+// span continuing the producer's trace, and that span, which the caller
+// ends; otherwise the stored envelope as it is, and no span.
+func (r *Relay) traced(row outboxRow) (string, trace.Span) {
+	producer := tracing.FromJSON(context.Background(), row.TraceContext.String)
+	if !trace.SpanContextFromContext(producer).IsValid() {
+		return row.Payload, nil
+	}
+	var env Envelope
+	if err := json.Unmarshal([]byte(row.Payload), &env); err != nil {
+		return row.Payload, nil // the consumers dead-letter it; nothing to trace
+	}
+	ctx, span := r.Tracer.Tracer(tracing.Scope).Start(producer, "publish "+row.Type,
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(messagingAttributes(r.Stream, env)...))
+	env.TraceContext = tracing.ToMap(ctx)
+	payload, err := json.Marshal(env)
+	if err != nil {
+		return row.Payload, span
+	}
+	return string(payload), span
+}
+
+// messagingAttributes describe the event env on stream, for the spans that
+// publish and consume it.
+func messagingAttributes(stream string, env Envelope) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		semconv.MessagingSystemKey.String("redis"),
+		semconv.MessagingDestinationName(stream),
+		semconv.MessagingMessageID(env.ID),
+		attribute.String("mercato.event_type", env.Type),
+		tracing.RequestIDKey.String(env.RequestID),
+	}
 }
 
 // housekeep refreshes the backlog gauge and deletes published rows past

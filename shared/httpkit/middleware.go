@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/gorilla/mux"
 
 	"github.com/mercato-dev/mercato/shared/logging"
 	"github.com/mercato-dev/mercato/shared/metrics"
@@ -58,19 +57,14 @@ func Observe(logger log.Logger, m *metrics.HTTP) func(http.Handler) http.Handler
 			next.ServeHTTP(rec, r)
 			elapsed := time.Since(begin)
 
-			route := "unmatched"
-			if cr := mux.CurrentRoute(r); cr != nil {
-				if tpl, err := cr.GetPathTemplate(); err == nil {
-					route = tpl
-				}
-			}
+			route := RouteTemplate(r)
 			code := strconv.Itoa(rec.status)
 			m.Requests.With("method", r.Method, "route", route, "code", code).Add(1)
 			m.Duration.With("method", r.Method, "route", route, "code", code).Observe(elapsed.Seconds())
 			if route == "/health" || route == "/metrics" {
 				return // probes and scrapes would drown the log
 			}
-			level.Info(logging.WithRequest(r.Context(), logger)).Log(
+			level.Info(logging.WithRequest(r.Context(), logger)).Log("msg", "http request",
 				"method", r.Method, "route", route, "path", r.URL.Path, "status", rec.status,
 				"duration_ms", float64(elapsed.Microseconds())/1000, "remote", r.RemoteAddr)
 		})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/go-kit/log"
@@ -20,9 +21,11 @@ type Check func(ctx context.Context) error
 
 // Router returns a mux router with /health (liveness), /ready (every check
 // passes) and /metrics mounted, JSON 404/405 answers, and Observe applied to
-// every route. Service routes are added to it by the caller.
-func Router(logger log.Logger, reg *prometheus.Registry, m *metrics.HTTP, ready map[string]Check) *mux.Router {
-	r := PublicRouter(logger, m)
+// every route, inside outer (Trace, say), the first outermost, so that the
+// request's log line is written inside the span outer starts. Service
+// routes are added to it by the caller.
+func Router(logger log.Logger, reg *prometheus.Registry, m *metrics.HTTP, ready map[string]Check, outer ...mux.MiddlewareFunc) *mux.Router {
+	r := PublicRouter(logger, m, outer...)
 	mountAdmin(r, reg, ready)
 	return r
 }
@@ -31,12 +34,21 @@ func Router(logger log.Logger, reg *prometheus.Registry, m *metrics.HTTP, ready 
 // the internet (the gateway's): what they tell — every dependency's state,
 // every upstream instance's address — is for operators, served by
 // AdminRouter on a listener of its own.
-func PublicRouter(logger log.Logger, m *metrics.HTTP) *mux.Router {
+func PublicRouter(logger log.Logger, m *metrics.HTTP, outer ...mux.MiddlewareFunc) *mux.Router {
 	r := mux.NewRouter()
-	observe := Observe(logger, m)
-	r.Use(observe)
-	r.NotFoundHandler = observe(http.HandlerFunc(notFound))
-	r.MethodNotAllowedHandler = observe(http.HandlerFunc(methodNotAllowed))
+	chain := append(slices.Clone(outer), Observe(logger, m))
+	for _, mw := range chain {
+		r.Use(mw)
+	}
+	// mux runs no middleware for these two.
+	wrap := func(h http.Handler) http.Handler {
+		for i := len(chain) - 1; i >= 0; i-- {
+			h = chain[i](h)
+		}
+		return h
+	}
+	r.NotFoundHandler = wrap(http.HandlerFunc(notFound))
+	r.MethodNotAllowedHandler = wrap(http.HandlerFunc(methodNotAllowed))
 	r.Methods(http.MethodGet).Path("/health").HandlerFunc(health)
 	return r
 }

@@ -1,7 +1,8 @@
 // Package logging builds the structured go-kit loggers every service uses:
 // JSON lines with a UTC timestamp, the service name and the caller, and the
-// request id of the request being served; and it picks the level of the
-// line a service's logging middleware writes about each call.
+// request id of the request being served with its trace and span ids; and
+// it picks the level of the line a service's logging middleware writes
+// about each call.
 package logging
 
 import (
@@ -11,6 +12,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mercato-dev/mercato/shared/requestid"
 )
@@ -36,13 +38,21 @@ func levelOption(name string) level.Option {
 	}
 }
 
-// WithRequest returns logger with the request id carried by ctx, so every
-// line written while serving one request can be found with one search.
+// WithRequest returns logger with the request id carried by ctx and, inside
+// a span, the trace and span ids, so every line written while serving one
+// request can be found with one search, and joined to its trace.
 func WithRequest(ctx context.Context, logger log.Logger) log.Logger {
+	var kv []any
 	if id := requestid.FromContext(ctx); id != "" {
-		return log.With(logger, "request_id", id)
+		kv = append(kv, "request_id", id)
 	}
-	return logger
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		kv = append(kv, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+	}
+	if len(kv) == 0 {
+		return logger
+	}
+	return log.With(logger, kv...)
 }
 
 // ForOutcome returns logger at the level of the line about a service call
@@ -72,6 +82,23 @@ type Method struct {
 
 // Log logs one call of method that began at begin and ended with err.
 func (m Method) Log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
+	logCall(ForOutcome(WithRequest(ctx, m.Logger), err, m.Business), method, begin, err, kv)
+}
+
+// LogMilestone is Log for a call whose success is itself worth a line at
+// info, the one an operator searches for (an order placed: its order_id
+// leads to the checkout's trace id).
+func (m Method) LogMilestone(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
+	logger := WithRequest(ctx, m.Logger)
+	if err == nil {
+		logger = level.Info(logger)
+	} else {
+		logger = ForOutcome(logger, err, m.Business)
+	}
+	logCall(logger, method, begin, err, kv)
+}
+
+func logCall(logger log.Logger, method string, begin time.Time, err error, kv []any) {
 	kv = append([]any{"method", method, "took", time.Since(begin), "err", err}, kv...)
-	_ = ForOutcome(WithRequest(ctx, m.Logger), err, m.Business).Log(kv...)
+	_ = logger.Log(kv...)
 }

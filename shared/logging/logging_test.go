@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log/level"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mercato-dev/mercato/shared/requestid"
 )
@@ -74,5 +77,39 @@ func TestForOutcome(t *testing.T) {
 				t.Errorf("level = %v, want %s", rec["level"], tc.want)
 			}
 		})
+	}
+}
+
+// Inside a span a line carries the trace and span ids, with or without a
+// request id; outside one it carries neither.
+func TestWithRequestInsideASpan(t *testing.T) {
+	var buf bytes.Buffer
+	logger := New(&buf, "order", "info")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x4b, 0xf9, 1}, SpanID: trace.SpanID{0x00, 0xf0, 2}, TraceFlags: trace.FlagsSampled})
+	level.Info(WithRequest(trace.ContextWithSpanContext(context.Background(), sc), logger)).Log("msg", "in a span")
+	level.Info(WithRequest(context.Background(), logger)).Log("msg", "outside")
+
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	var in, out map[string]any
+	if len(lines) != 2 || json.Unmarshal(lines[0], &in) != nil || json.Unmarshal(lines[1], &out) != nil {
+		t.Fatalf("want two JSON lines, got %s", buf.String())
+	}
+	if in["trace_id"] != sc.TraceID().String() || in["span_id"] != sc.SpanID().String() {
+		t.Errorf("line inside the span: %v, want trace_id %s and span_id %s", in, sc.TraceID(), sc.SpanID())
+	}
+	if _, ok := out["trace_id"]; ok {
+		t.Errorf("line outside any span has a trace id: %v", out)
+	}
+}
+
+// A milestone's success is logged at info, where Log would say debug.
+func TestLogMilestone(t *testing.T) {
+	var buf bytes.Buffer
+	m := Method{Logger: New(&buf, "order", "info"), Business: func(error) bool { return true }}
+	m.Log(context.Background(), "GetOrder", time.Now(), nil, "order_id", "o-1")
+	m.LogMilestone(context.Background(), "PlaceOrder", time.Now(), nil, "order_id", "o-2")
+	if got := buf.String(); strings.Contains(got, "o-1") || !strings.Contains(got, `"order_id":"o-2"`) || !strings.Contains(got, `"level":"info"`) {
+		t.Errorf("logged %s; want only the milestone, at info", got)
 	}
 }

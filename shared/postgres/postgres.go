@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -16,6 +18,10 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // PoolOptions sizes the connection pool. Zero values take the defaults.
@@ -127,8 +133,15 @@ func hasCode(err error, code string, constraint []string) bool {
 }
 
 // InTx runs fn in a transaction, committing when fn returns nil and rolling
-// back otherwise.
-func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+// back otherwise. Inside a trace the transaction is a span, named after
+// the function that called InTx ("tx Orders.Create").
+func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) (err error) {
+	ctx, span := tracing.Start(ctx, "tx", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNamePostgreSQL))
+	defer func() { tracing.End(span, err) }()
+	if span.IsRecording() {
+		span.SetName("tx " + callerName())
+	}
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
@@ -141,4 +154,20 @@ func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 		return err
 	}
 	return nil
+}
+
+// callerName is the function that called InTx, without its package path:
+// "Orders.Create" for "…/order/postgres.(*Orders).Create".
+func callerName() string {
+	pc, _, _, ok := runtime.Caller(2)
+	fn := runtime.FuncForPC(pc)
+	if !ok || fn == nil {
+		return "unknown"
+	}
+	name := fn.Name()
+	name = name[strings.LastIndexByte(name, '/')+1:] // postgres.(*Orders).Create
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		name = name[i+1:] // (*Orders).Create
+	}
+	return strings.NewReplacer("(*", "", ")", "").Replace(name)
 }

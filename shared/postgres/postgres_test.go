@@ -8,6 +8,8 @@ import (
 	"testing/fstest"
 
 	"github.com/jmoiron/sqlx"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/mercato-dev/mercato/shared/postgres"
 	"github.com/mercato-dev/mercato/shared/testkit"
@@ -121,5 +123,51 @@ func TestErrorClassificationAndInTx(t *testing.T) {
 	}
 	if len(names) != 2 || names[0] != "a" || names[1] != "kept" {
 		t.Fatalf("rows after InTx: %v", names)
+	}
+}
+
+// thingStore stands for a repository: InTx names its span after the method
+// that called it.
+type thingStore struct{ db *sqlx.DB }
+
+func (s *thingStore) Touch(ctx context.Context, fail error) error {
+	return postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT 1`); err != nil {
+			return err
+		}
+		return fail
+	})
+}
+
+func TestInTxSpan(t *testing.T) {
+	store := &thingStore{db: testkit.Postgres(t)}
+	recorder := tracetest.NewSpanRecorder()
+	ctx, parent := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder)).Tracer("test").Start(context.Background(), "request")
+	if err := store.Touch(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Touch(ctx, errors.New("boom")); err == nil {
+		t.Fatal("the failing transaction succeeded")
+	}
+	if err := store.Touch(context.Background(), nil); err != nil { // outside any trace: no span
+		t.Fatal(err)
+	}
+	parent.End()
+	var txs []sdktrace.ReadOnlySpan
+	for _, s := range recorder.Ended() {
+		if s.Name() != "request" {
+			txs = append(txs, s)
+		}
+	}
+	if len(txs) != 2 {
+		t.Fatalf("%d transaction spans, want 2", len(txs))
+	}
+	for i, s := range txs {
+		if s.Name() != "tx thingStore.Touch" || s.Parent().SpanID() != parent.SpanContext().SpanID() {
+			t.Errorf("span %q under %v, want \"tx thingStore.Touch\" under the request", s.Name(), s.Parent())
+		}
+		if failed := s.Status().Code.String() == "Error"; failed != (i == 1) {
+			t.Errorf("transaction %d: status %v", i, s.Status())
+		}
 	}
 }

@@ -116,6 +116,10 @@ then stops everything:
   services    free ports        -instances of each of bin/%s, found through Consul
   gateway     %-16s bin/gateway, the public API under /api/v1
   Prometheus  %-16s when %s is installed; targets from Consul
+  Jaeger      %-16s OTLP/HTTP in (every process exports its spans), query
+              %-16s API out, when bin/jaeger is built (make deps)
+  VictoriaLogs %-15s every process's log lines, shipped from .local/logs;
+                               UI at /select/vmui, when bin/victoria-logs is built
 
 Logs go to .local/logs/<name>.log (appended). PostgreSQL and Redis data persist
 across runs; 'make clean' removes .local. One run per repository at a time.
@@ -137,7 +141,7 @@ Environment:
 Flags:
 `, postgresAddr, strings.Join(databases, ", "), redisAddr, consulAddr,
 		strings.Join(knownServiceNames(), ", bin/"), gatewayAddr, prometheusAddr, debianPrometheus,
-		adminEmail)
+		hostPort(otlpPort), jaegerQueryAddr, victoriaLogsAddr, adminEmail)
 	fs.PrintDefaults()
 }
 
@@ -301,6 +305,8 @@ func preflight(p *platform) error {
 		errs = append(errs, err)
 	}
 	p.promBin = findPrometheus()
+	p.jaegerBin, _ = localinfra.FindTool(p.dirs.root, "jaeger")
+	p.victoriaLogsBin, _ = localinfra.FindTool(p.dirs.root, "victoria-logs")
 
 	ports := []fixedPort{
 		{gatewayPort, "the API gateway"},
@@ -314,6 +320,12 @@ func preflight(p *platform) error {
 	}
 	if p.mailSinkBin() != "" {
 		ports = append(ports, fixedPort{smtpPort, "the SMTP sink"}, fixedPort{mailUIPort, "the SMTP sink's web UI"})
+	}
+	if p.jaegerBin != "" {
+		ports = append(ports, fixedPort{otlpPort, "Jaeger's OTLP receiver"}, fixedPort{jaegerQueryPort, "Jaeger's query API"})
+	}
+	if p.victoriaLogsBin != "" {
+		ports = append(ports, fixedPort{victoriaLogsPort, "VictoriaLogs"})
 	}
 	if err := checkPortsFree(ports); err != nil {
 		errs = append(errs, err)
@@ -363,6 +375,13 @@ func printBanner(ctx context.Context, p *platform) {
 		line("Prometheus", "http://%s", prometheusAddr)
 	} else {
 		line("Prometheus", "not installed (`make deps` installs it)")
+	}
+	if p.victoriaLogs != nil {
+		line("Log search", "http://%s/select/vmui   (VictoriaLogs: every service's log lines; try trace_id:<id>)", victoriaLogsAddr)
+	}
+	if p.jaeger != nil {
+		line("Traces", "http://%s/api/traces/<trace id>   (Jaeger's query API; this build has no UI)", jaegerQueryAddr)
+		line("", "e.g. curl -s 'http://%s/api/traces?service=gateway&limit=5'", jaegerQueryAddr)
 	}
 	for _, s := range p.opts.services {
 		for i, u := range p.instanceURLs(ctx, s.name) {

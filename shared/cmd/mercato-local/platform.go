@@ -51,11 +51,18 @@ type platform struct {
 	opts      options
 	consulBin string
 	promBin   string // "" when Prometheus is not installed
+	// jaegerBin and victoriaLogsBin are "" when not built.
+	jaegerBin, victoriaLogsBin string
 
 	postgres *localinfra.Postgres
 	redis    *localinfra.Redis
 	consul   *localinfra.Consul
 	catalog  *api.Client // the Consul agent's HTTP API
+
+	jaeger       *localinfra.Jaeger       // nil when not built
+	victoriaLogs *localinfra.VictoriaLogs // nil when not built
+	shipper      *localinfra.LogShipper   // nil without VictoriaLogs
+	stopShipper  func()
 
 	mu         sync.Mutex
 	apps       []*child    // service instances, then the gateway
@@ -127,8 +134,12 @@ func (p *platform) start(ctx context.Context) error {
 		return err
 	}
 
-	// The SMTP sink before the services, so the first emails have somewhere to go.
+	// The SMTP sink before the services, so the first emails have somewhere
+	// to go; the trace and log stores too, for their first spans and lines.
 	if err := p.startMailSink(ctx); err != nil {
+		return err
+	}
+	if err := p.startObservability(ctx); err != nil {
 		return err
 	}
 
@@ -226,10 +237,11 @@ func (p *platform) startInstances(s serviceSpec, n int) ([]*child, error) {
 	}
 	var started []*child
 	for _, name := range names {
-		c, err := startChild(name, p.dirs.logFile(name), s.env(dbURL, p.opts.secrets), bin, s.args(p.opts.secrets)...)
+		c, err := startChild(name, p.dirs.logFile(name), s.env(dbURL, p.opts.secrets), bin, append(s.args(p.opts.secrets), p.tracingArgs()...)...)
 		if err != nil {
 			return started, err
 		}
+		p.shipLog(s.name, c)
 		started = append(started, c)
 		p.mu.Lock()
 		p.apps = append(p.apps, c)
@@ -356,8 +368,8 @@ func (p *platform) watch() {
 
 // stop stops everything that started, in the order that loses nothing:
 // service instances and the gateway first (they leave Consul and finish
-// their requests), then the SMTP sink and Prometheus, Consul, Redis and
-// PostgreSQL. Problems
+// their requests), then the SMTP sink and Prometheus, the log shipper,
+// VictoriaLogs and Jaeger, Consul, Redis and PostgreSQL. Problems
 // are reported and do not stop the rest from being stopped.
 func (p *platform) stop() {
 	p.stopping.Store(true)
@@ -385,6 +397,7 @@ func (p *platform) stop() {
 	if stopMirror != nil {
 		stopMirror() // before Consul goes, or it would warn that Consul is unreachable
 	}
+	p.stopObservability()
 	if p.consul != nil {
 		p.ui.step("stopping Consul")
 		p.warnIf(p.consul.Stop())
