@@ -8,7 +8,7 @@
 #   scripts/compose.sh down      docker compose down (volumes kept; -v removes them)
 #   scripts/compose.sh logs      docker compose logs --follow
 #
-# Optional parts run under compose profiles (grafana): a profile is enabled
+# Optional parts run under compose profiles (grafana, jaeger): a profile is enabled
 # when its image is present or can be pulled; otherwise it is named on
 # screen, with why, and the platform runs without it. COMPOSE_PROFILES, when
 # set, decides instead.
@@ -55,6 +55,9 @@ up)
 	prepare
 	COMPOSE_PROFILES=${COMPOSE_PROFILES-$(profiles)}
 	export COMPOSE_PROFILES
+	if [[ ,$COMPOSE_PROFILES, == *,jaeger,* ]]; then
+		export MERCATO_OTLP_ENDPOINT=${MERCATO_OTLP_ENDPOINT:-http://jaeger:4318}
+	fi
 	echo "==> docker compose up --wait (profiles: ${COMPOSE_PROFILES:-none})"
 	compose up --detach --wait --no-build
 	cat <<-EOT
@@ -65,10 +68,11 @@ up)
 	    Alertmanager    http://127.0.0.1:${ALERTMANAGER_PORT:-9093}
 	    Mailpit (API)   http://127.0.0.1:${MAILPIT_PORT:-8025}/api/v1/messages
 	EOT
+	[[ ,$COMPOSE_PROFILES, == *,jaeger,* ]] && echo "    Jaeger          http://127.0.0.1:${JAEGER_PORT:-16686}"
 	[[ ,$COMPOSE_PROFILES, == *,grafana,* ]] && echo "    Grafana         http://127.0.0.1:${GRAFANA_PORT:-3030}  (admin / .local/compose/secrets/admin-password)"
 	echo "    make compose-logs follows the logs; make compose-down stops it"
 	;;
-down) shift; COMPOSE_PROFILES=${COMPOSE_PROFILES-grafana} compose down "$@" ;;
-logs) COMPOSE_PROFILES=${COMPOSE_PROFILES-grafana} compose logs --follow ;;
+down) shift; COMPOSE_PROFILES=${COMPOSE_PROFILES-grafana,jaeger} compose down "$@" ;;
+logs) COMPOSE_PROFILES=${COMPOSE_PROFILES-grafana,jaeger} compose logs --follow ;;
 *) echo "usage: $0 prepare|up|down [-v]|logs" >&2; exit 2 ;;
 esac
