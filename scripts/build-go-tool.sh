@@ -22,10 +22,16 @@ name=$1 dir=$2 pkg=$3 version=$4 label=$5 minutes=$6
 out=bin/$name
 
 is_built() {
-	[[ -x $out ]] && {
-		"$out" version 2>/dev/null | head -n1 | grep -qF -- "$version" ||
-			go version -m "$out" 2>/dev/null | grep -qF -- "$version"
-	}
+	[[ -x $out ]] || return 1
+	# Each output is read whole before it is searched: with pipefail, a
+	# reader that stops early (head, grep -q) can kill the writer with
+	# SIGPIPE and fail the pipeline, which looked like "not built" and
+	# rebuilt the tool for nothing.
+	local said
+	said=$("$out" version 2>/dev/null || true)
+	grep -qF -- "$version" <<<"${said%%$'\n'*}" && return 0
+	said=$(go version -m "$out" 2>/dev/null || true)
+	grep -qF -- "$version" <<<"$said"
 }
 
 if ! command -v go >/dev/null 2>&1; then
