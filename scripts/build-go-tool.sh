@@ -26,13 +26,16 @@ out=bin/$name
 
 is_built() {
 	[[ -x $out ]] || return 1
-	# Read whole before matching: grep -q stopping early would break the
-	# tool's pipe, and pipefail would count that as a mismatch.
+	# Each output is read whole before it is searched: with pipefail, a
+	# reader that stops early (head, grep -q) can kill the writer with
+	# SIGPIPE and fail the pipeline, which looked like "not built" and
+	# rebuilt the tool for nothing.
 	local said
 	# shellcheck disable=SC2086 # VERSION_ARGS is a list of arguments
 	said=$("$out" ${VERSION_ARGS:-version} 2>&1 || true)
-	grep -qF -- "$version" <<<"$said" ||
-		go version -m "$out" 2>/dev/null | grep -qF -- "$version"
+	grep -qF -- "$version" <<<"$said" && return 0
+	said=$(go version -m "$out" 2>/dev/null || true)
+	grep -qF -- "$version" <<<"$said"
 }
 
 if ! command -v go >/dev/null 2>&1; then
