@@ -11,14 +11,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 start=$SECONDS
 busy=()
-for port in 3000 8500 9090 9093 8025; do
+# The host ports the compose file publishes; GATEWAY_PORT and the others
+# move them (docker-compose.yml), e.g. to run beside a make run.
+for port in "${GATEWAY_PORT:-3000}" "${CONSUL_PORT:-8500}" "${PROMETHEUS_PORT:-9090}" \
+	"${ALERTMANAGER_PORT:-9093}" "${MAILPIT_PORT:-8025}"; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		busy+=("$port")
 	fi
 done
 if ((${#busy[@]} > 0)); then
 	echo "compose-test: 127.0.0.1 port(s) ${busy[*]} in use (a make run, or a compose platform already up?);" \
-		"the compose platform publishes them: stop what holds them and run again" >&2
+		"the compose platform publishes them: stop what holds them, or move them (GATEWAY_PORT=13000 CONSUL_PORT=18500 ...; docs/deployment.md)" >&2
 	exit 1
 fi
 

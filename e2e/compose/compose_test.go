@@ -5,7 +5,9 @@
 // gateway on 127.0.0.1:3000, reads the emails from Mailpit, the instances
 // from Consul and the targets from Prometheus, kills one replica of every
 // backend service and checks out again, then takes the stack down with its
-// volumes. `make compose-test` (scripts/compose-test.sh) prepares the engine,
+// volumes. The host ports are docker-compose.yml's (3000, 8500, 9090, 8025),
+// or those GATEWAY_PORT, CONSUL_PORT, PROMETHEUS_PORT and MAILPIT_PORT say.
+// `make compose-test` (scripts/compose-test.sh) prepares the engine,
 // stand-in images, secrets and images, then runs it:
 //
 //	go test -tags compose -count=1 ./e2e/compose/
@@ -29,12 +31,21 @@ import (
 	"github.com/mercato-dev/mercato/clients/go/mercato"
 )
 
-const (
-	gatewayURL    = "http://127.0.0.1:3000"
-	consulURL     = "http://127.0.0.1:8500"
-	prometheusURL = "http://127.0.0.1:9090"
-	mailpitURL    = "http://127.0.0.1:8025"
+// The host ports docker-compose.yml publishes, moved by the same variables
+// it reads (GATEWAY_PORT...), so the test can run beside a make run.
+var (
+	gatewayURL    = hostURL("GATEWAY_PORT", "3000")
+	consulURL     = hostURL("CONSUL_PORT", "8500")
+	prometheusURL = hostURL("PROMETHEUS_PORT", "9090")
+	mailpitURL    = hostURL("MAILPIT_PORT", "8025")
 )
+
+func hostURL(portVar, port string) string {
+	if p := os.Getenv(portVar); p != "" {
+		port = p
+	}
+	return "http://127.0.0.1:" + port
+}
 
 // backends are the services compose runs two replicas of.
 var backends = []string{"user", "product", "order", "payment", "notification"}
