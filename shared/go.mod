@@ -68,6 +68,11 @@ require (
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
+	// The split genproto modules (googleapis/api, googleapis/rpc) that
+	// OpenTelemetry's gRPC types import are ambiguous beside the old
+	// monolith Consul's API client brings in; this monolith, which lacks those
+	// packages, settles it in every workspace, the Dockerfile's one included.
+	google.golang.org/genproto v0.0.0-20230526203410-71b5a4ffd15e // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/grpc v1.85.0 // indirect
