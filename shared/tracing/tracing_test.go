@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -12,6 +13,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mercato-dev/mercato/shared/testkit"
 	"github.com/mercato-dev/mercato/shared/tracing"
@@ -40,13 +44,40 @@ func TestEndpointURL(t *testing.T) {
 	}
 }
 
-// New with an endpoint exports over OTLP/HTTP to /v1/traces; Shutdown
-// flushes what is queued. Without one nothing records.
+// New with an endpoint exports over OTLP/HTTP to /v1/traces, in protobuf,
+// retrying while the collector is unavailable; Shutdown flushes what is
+// queued. Without one nothing records.
 func TestNewExportsToTheCollector(t *testing.T) {
 	var posts atomic.Int64
+	spans := make(chan string, 10)
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/traces" && r.Header.Get("Content-Type") == "application/x-protobuf" {
-			posts.Add(1)
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "not an OTLP/HTTP protobuf export", http.StatusBadRequest)
+			return
+		}
+		if posts.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		for len(body) > 0 {
+			num, typ, n := protowire.ConsumeTag(body)
+			if n < 0 || num != 1 || typ != protowire.BytesType {
+				t.Errorf("export request: field %d type %d, want resource_spans (1, bytes)", num, typ)
+				return
+			}
+			msg, m := protowire.ConsumeBytes(body[n:])
+			body = body[n+m:]
+			var rs tracepb.ResourceSpans
+			if err := proto.Unmarshal(msg, &rs); err != nil {
+				t.Errorf("resource_spans: %v", err)
+				return
+			}
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					spans <- s.GetName()
+				}
+			}
 		}
 	}))
 	defer collector.Close()
@@ -59,8 +90,13 @@ func TestNewExportsToTheCollector(t *testing.T) {
 	if err := p.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if posts.Load() == 0 {
-		t.Error("no OTLP export reached the collector")
+	close(spans)
+	var got []string
+	for s := range spans {
+		got = append(got, s)
+	}
+	if len(got) != 1 || got[0] != "work" || posts.Load() != 2 {
+		t.Errorf("collector got spans %q in %d posts; want [work], the second post after a 503", got, posts.Load())
 	}
 
 	off, err := tracing.New(context.Background(), tracing.Config{Service: "thing"})
