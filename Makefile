@@ -32,10 +32,7 @@ smtp-sink: ## install MailDev, the SMTP sink with a web UI that make run starts
 
 .PHONY: test
 test: deps lint ## run every test, integration, end-to-end and the compose platform included, with -race
-	@scripts/check-typescript-client.sh
-	@echo "==> go test -race $(PKGS)"
-	@$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	@$(MAKE) --no-print-directory compose-test
+	@GO=$(GO) PKGS="$(PKGS)" scripts/test.sh
 
 .PHONY: images
 images: ## build the six Docker images (root Dockerfile) and print their names and sizes

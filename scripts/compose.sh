@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The compose platform (docker-compose.yml), for the make targets.
 #
-#   scripts/compose.sh prepare   engine, compose and buildx plugins, stand-ins
-#                                for images no registry serves, secrets, the six
-#                                images (what `up` and make compose-test need)
+#   scripts/compose.sh tools     the Go builds of the above, no engine needed:
+#                                compose and buildx plugins, Consul, Mailpit,
+#                                Prometheus, cached in bin/ (make test runs it
+#                                beside the Go tests)
+#   scripts/compose.sh prepare   engine, tools, stand-ins for images no
+#                                registry serves, secrets, the six images (what
+#                                `up` and make compose-test need)
 #   scripts/compose.sh up        prepare, then docker compose up --wait
 #   scripts/compose.sh down      docker compose down (volumes kept; -v removes them)
 #   scripts/compose.sh logs      docker compose logs --follow
@@ -32,15 +36,19 @@ profiles() {
 	(IFS=,; echo "${enabled[*]}")
 }
 
+tools() {
+	scripts/build-docker-plugins.sh
+	scripts/build-consul.sh
+	scripts/build-mailpit.sh
+	scripts/build-prometheus.sh
+}
+
 prepare() {
 	scripts/docker-engine.sh start
 	# debootstrap waits on the network, the tool builds on the CPU: side by side.
 	scripts/docker-standins.sh --base &
 	local base=$!
-	scripts/build-docker-plugins.sh
-	scripts/build-consul.sh
-	scripts/build-mailpit.sh
-	scripts/build-prometheus.sh
+	tools
 	wait "$base" || { echo "compose: making the base image failed" >&2; exit 1; }
 	scripts/docker-standins.sh
 	echo "==> building bin/mercato-local for the compose secrets"
@@ -50,6 +58,7 @@ prepare() {
 }
 
 case ${1:-} in
+tools) tools ;;
 prepare) prepare ;;
 up)
 	prepare
@@ -74,5 +83,5 @@ up)
 	;;
 down) shift; COMPOSE_PROFILES=${COMPOSE_PROFILES-grafana,jaeger} compose down "$@" ;;
 logs) COMPOSE_PROFILES=${COMPOSE_PROFILES-grafana,jaeger} compose logs --follow ;;
-*) echo "usage: $0 prepare|up|down [-v]|logs" >&2; exit 2 ;;
+*) echo "usage: $0 tools|prepare|up|down [-v]|logs" >&2; exit 2 ;;
 esac

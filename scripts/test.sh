@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# make test, after deps and lint: the TypeScript client's check, every Go
+# module's tests with -race, then make compose-test. The compose tools
+# (Compose and buildx plugins, Mailpit, Prometheus: Go builds of several
+# minutes on a fresh machine) build beside the Go tests, which leave a core
+# idle much of the time, so compose-test finds them cached in bin/.
+#
+#   GO=go PKGS="./shared/... ./user/..." scripts/test.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+GO=${GO:-go}
+
+scripts/check-typescript-client.sh
+
+mkdir -p .local/logs
+tools_log=.local/logs/compose-tools.log
+echo "==> building the compose tools (Compose, buildx, Consul, Mailpit, Prometheus) beside the Go tests; log in $tools_log"
+tools_start=$SECONDS
+# A session of its own, so a failed go test stops the whole build (its
+# process group), not only the script that runs it.
+setsid scripts/compose.sh tools >"$tools_log" 2>&1 &
+tools=$!
+trap 'kill -- -"$tools" 2>/dev/null || true' EXIT
+
+echo "==> go test -race $PKGS"
+# shellcheck disable=SC2086 # PKGS is a list of package patterns
+"$GO" test -race -count=1 -timeout 20m $PKGS
+
+if ! wait "$tools"; then
+	cat "$tools_log" >&2
+	echo "test: building the compose tools failed (log above)" >&2
+	exit 1
+fi
+trap - EXIT
+echo "==> compose tools ready in bin/ ($((SECONDS - tools_start))s after they started; log in $tools_log)"
+make --no-print-directory compose-test
