@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO    ?= go
 # Go modules of ours whose packages are built, vetted and tested.
-MODULES := shared user product order payment notification gateway e2e clients/go
+MODULES := shared user product order payment notification gateway e2e clients/go deploy
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 SERVICES := user product order payment notification gateway
 
@@ -71,6 +71,17 @@ bench: deps ## print product-listing throughput (gateway vs direct, cache warm v
 .PHONY: bench-checkout
 bench-checkout: deps ## print checkouts/s end to end (8 and 32 clients) and PostgreSQL's ceiling for the same writes
 	@$(GO) test -run '^$$' -bench BenchmarkCheckout -benchtime 400x -count=1 -timeout 30m ./e2e/
+
+.PHONY: monitoring-config
+monitoring-config: ## write the Grafana dashboards (deploy/grafana/dashboards) and their queries (queries.json) from deploy/dashboards
+	@$(GO) run ./deploy/cmd/dashboards
+
+# SNAPSHOT_FLAGS go to dashboards-snapshot: -prometheus URL, -range 15m, -out docs/monitoring, -service order.
+SNAPSHOT_FLAGS ?=
+
+.PHONY: dashboards-snapshot
+dashboards-snapshot: ## draw every dashboard panel from the running platform's Prometheus into PNGs under docs/monitoring
+	@$(GO) run ./deploy/cmd/dashboards-snapshot $(SNAPSHOT_FLAGS)
 
 .PHONY: generate
 generate: ## regenerate what docs/openapi.yaml makes: the gateway's copy, the Go and TypeScript clients
