@@ -173,22 +173,16 @@ func StartAlertmanager(ctx context.Context, o AlertmanagerOptions) (*Alertmanage
 	if err := os.MkdirAll(filepath.Join(o.Dir, "data"), 0o750); err != nil {
 		return nil, fmt.Errorf("localinfra: alertmanager: %w", err)
 	}
-	for attempt := 1; ; attempt++ {
-		port, picked, err := portOrFree(o.Port)
-		if err != nil {
-			return nil, err
-		}
-		a := &Alertmanager{opts: o}
-		a.opts.Port = port
-		err = a.start(ctx)
-		if err != nil && picked && attempt < 3 && a.proc != nil && a.proc.bindConflict() {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return a, nil
+	a := &Alertmanager{opts: o}
+	err := onPort(o.Port, func(port int) (*process, error) {
+		a.opts.Port, a.proc = port, nil
+		err := a.start(ctx)
+		return a.proc, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return a, nil
 }
 
 func (a *Alertmanager) start(ctx context.Context) error {

@@ -100,21 +100,15 @@ func StartPrometheus(ctx context.Context, o PrometheusOptions) (*Prometheus, err
 	if err := writeConfig("prometheus", o.Dir, "prometheus.yml", cfg); err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		port, picked, err := portOrFree(o.Port)
-		if err != nil {
-			return nil, err
-		}
-		p.opts.Port = port
-		err = p.start(ctx)
-		if err != nil && picked && attempt < 3 && p.proc != nil && p.proc.bindConflict() {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
+	err = onPort(o.Port, func(port int) (*process, error) {
+		p.opts.Port, p.proc = port, nil
+		err := p.start(ctx)
+		return p.proc, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return p, nil
 }
 
 // config is the configuration file: one job reading the targets file.
