@@ -14,7 +14,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## install PostgreSQL, Redis, Prometheus (Debian packages) and build Consul, Jaeger and VictoriaLogs when missing
+deps: ## install PostgreSQL, Redis, Prometheus, Alertmanager (Debian packages) and build Consul, Jaeger and VictoriaLogs when missing
 	@scripts/install-deps.sh
 
 .PHONY: build

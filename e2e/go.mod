@@ -20,7 +20,10 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 )
 
-require github.com/compose-spec/compose-go/v2 v2.9.1
+require (
+	github.com/compose-spec/compose-go/v2 v2.9.1
+	go.yaml.in/yaml/v3 v3.0.6
+)
 
 require (
 	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
@@ -50,7 +53,6 @@ require (
 	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 )
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the programs `make run` and `make test` start are present:
-# PostgreSQL, Redis and Prometheus from Debian packages (installed only when
-# missing), Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
+# PostgreSQL, Redis, Prometheus (with promtool) and Alertmanager (with
+# amtool) from Debian packages (installed only when missing), Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
 # bin/consul, built by scripts/build-consul.sh when missing), and the
 # pinned Jaeger and VictoriaLogs builds in bin/ (scripts/build-jaeger.sh,
 # scripts/build-victorialogs.sh). Idempotent and quiet when everything is
@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 did_something=false
 
-# --- PostgreSQL, Redis, Prometheus -----------------------------------------
+# --- PostgreSQL, Redis, Prometheus, Alertmanager ------------------------------
 
 have_postgres() {
 	# Debian keeps the server binaries off PATH, in /usr/lib/postgresql/<version>/bin.
@@ -21,7 +21,11 @@ have_redis() {
 	command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]]
 }
 have_prometheus() {
-	command -v prometheus >/dev/null 2>&1
+	command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1
+}
+have_alertmanager() {
+	# localinfra.FindAlertmanager looks for Debian's binary first.
+	[[ -x /usr/bin/prometheus-alertmanager ]] && command -v amtool >/dev/null 2>&1
 }
 
 packages=()
@@ -29,6 +33,7 @@ names=()
 have_postgres || { packages+=(postgresql); names+=(PostgreSQL); }
 have_redis || { packages+=(redis-server); names+=(Redis); }
 have_prometheus || { packages+=(prometheus); names+=(Prometheus); }
+have_alertmanager || { packages+=(prometheus-alertmanager); names+=(Alertmanager); }
 
 if ((${#packages[@]} > 0)); then
 	did_something=true
@@ -55,8 +60,8 @@ if ((${#packages[@]} > 0)); then
 		exit 1
 	fi
 	rm -f "$log"
-	have_postgres && have_redis && have_prometheus || {
-		echo "install-deps: packages installed but a binary is still missing (postgres initdb, redis-server or prometheus)" >&2
+	have_postgres && have_redis && have_prometheus && have_alertmanager || {
+		echo "install-deps: packages installed but a binary is still missing (postgres initdb, redis-server, prometheus, promtool, prometheus-alertmanager or amtool)" >&2
 		exit 1
 	}
 fi

@@ -87,6 +87,24 @@ func portOrFree(port int) (p int, picked bool, err error) {
 	return p, true, err
 }
 
+// onPort starts a server with start on port, or on a free one when port is
+// 0, and again on another free port (three tries) when the one it picked
+// was taken between FreePort and the server binding it. start returns the
+// process it started, if any, and whether it became ready.
+func onPort(port int, start func(port int) (*process, error)) error {
+	for attempt := 1; ; attempt++ {
+		p, picked, err := portOrFree(port)
+		if err != nil {
+			return err
+		}
+		proc, err := start(p)
+		if err != nil && picked && attempt < 3 && proc != nil && proc.bindConflict() {
+			continue
+		}
+		return err
+	}
+}
+
 // FindPostgresBin returns the path of a PostgreSQL program such as "initdb",
 // "postgres" or "pg_ctl": from the highest version under
 // /usr/lib/postgresql/<version>/bin (where Debian installs it, off PATH),

@@ -215,22 +215,16 @@ func StartVictoriaLogs(ctx context.Context, o VictoriaLogsOptions) (*VictoriaLog
 	if o.Retention < 24*time.Hour {
 		o.Retention = 7 * 24 * time.Hour
 	}
-	for attempt := 1; ; attempt++ {
-		port, picked, err := portOrFree(o.Port)
-		if err != nil {
-			return nil, err
-		}
-		v := &VictoriaLogs{opts: o}
-		v.opts.Port = port
-		err = v.start(ctx)
-		if err != nil && picked && attempt < 3 && v.proc != nil && v.proc.bindConflict() {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return v, nil
+	v := &VictoriaLogs{opts: o}
+	err = onPort(o.Port, func(port int) (*process, error) {
+		v.opts.Port, v.proc = port, nil
+		err := v.start(ctx)
+		return v.proc, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return v, nil
 }
 
 func (v *VictoriaLogs) start(ctx context.Context) error {

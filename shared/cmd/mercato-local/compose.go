@@ -17,6 +17,9 @@ import (
 //	    <service>-database-url   the service role's URL on the compose network
 //	    redis-acl                Redis's ACL file (localinfra.RedisACLFile)
 //	    consul-acl.hcl           the Consul server's ACL settings
+//	    alertmanager.yml         Alertmanager's configuration, from the
+//	                             repository's template: Mailpit unless
+//	                             MERCATO_ALERT_* says otherwise (alerting.go)
 //	<dir>/consul-policies/   one policy per token, for consul-init
 //	    (deploy/compose/consul-init.sh): service-<name>.hcl, catalogue-read.hcl
 //
@@ -31,8 +34,8 @@ const (
 )
 
 // writeComposeSecrets generates the missing secrets into dir/secrets, then
-// (re)writes the files that derive from them.
-func writeComposeSecrets(dir string, out io.Writer) error {
+// (re)writes the files that derive from them. root is the repository's.
+func writeComposeSecrets(root, dir string, out io.Writer) error {
 	secretsDir := filepath.Join(dir, "secrets")
 	s, err := loadSecrets(secretsDir, func(string) string { return "" })
 	if err != nil {
@@ -52,6 +55,11 @@ func writeComposeSecrets(dir string, out io.Writer) error {
 	// needs one to register its node.
 	mgmt := s.consulToken(consulManagement)
 	derived["consul-acl.hcl"] = fmt.Sprintf("acl {\n  enabled = true\n  default_policy = \"deny\"\n  enable_token_persistence = true\n  tokens {\n    initial_management = %q\n    agent = %q\n  }\n}\n", mgmt, mgmt)
+	am, err := renderAlertmanagerConfig(root, composeReceiver)
+	if err != nil {
+		return err
+	}
+	derived["alertmanager.yml"] = string(am)
 	for name, content := range derived {
 		if err := os.WriteFile(filepath.Join(secretsDir, name), []byte(content), 0o600); err != nil {
 			return err

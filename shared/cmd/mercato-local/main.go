@@ -76,6 +76,9 @@ type options struct {
 	// composeSecrets, when set, is where -compose-secrets writes the
 	// compose platform's secrets (compose.go) instead of running one.
 	composeSecrets string
+	// alertmanagerConfig, when set, is where -alertmanager-config writes
+	// a deployment's Alertmanager configuration instead of running one.
+	alertmanagerConfig string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -87,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	list := fs.String("services", strings.Join(knownServiceNames(), ","), "comma-separated services to run; empty runs the gateway and infrastructure only")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 2*time.Minute, "how long the services and the gateway may take to pass their Consul health checks")
 	fs.StringVar(&o.composeSecrets, "compose-secrets", "", "write the secrets of docker-compose.yml into this folder (DIR/secrets, DIR/consul-policies), generating the missing ones, and exit instead of running the platform (make compose-up does)")
+	fs.StringVar(&o.alertmanagerConfig, "alertmanager-config", "", "write an Alertmanager configuration (deploy/alertmanager/alertmanager.yml.tmpl; receiver from MERCATO_ALERT_*, default the compose network's Mailpit) into this file, e.g. for a Kubernetes Secret, and exit")
 	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -115,7 +119,9 @@ then stops everything:
   Consul      %-16s dev agent (catalogue in memory), UI at /ui
   services    free ports        -instances of each of bin/%s, found through Consul
   gateway     %-16s bin/gateway, the public API under /api/v1
-  Prometheus  %-16s when %s is installed; targets from Consul
+  Prometheus  %-16s when %s is installed; targets from Consul,
+                               rules from deploy/prometheus/alerts.yml
+  Alertmanager %-15s when installed: emails alerts to the SMTP sink
   Jaeger      %-16s OTLP/HTTP in (every process exports its spans), query
               %-16s API out, when bin/jaeger is built (make deps)
   VictoriaLogs %-15s every process's log lines, shipped from .local/logs;
@@ -137,11 +143,16 @@ environment, never on a command line. These variables replace a file's:
 
 Environment:
   MERCATO_CONSUL_BIN      Consul binary (default: consul on PATH, else bin/consul)
+  MERCATO_ALERT_SMTP_SMARTHOST, MERCATO_ALERT_SMTP_FROM, MERCATO_ALERT_EMAIL_TO,
+  MERCATO_ALERT_SMTP_REQUIRE_TLS, MERCATO_ALERT_SMTP_USERNAME,
+  MERCATO_ALERT_SMTP_PASSWORD_FILE
+                          where Alertmanager emails alerts (default: the SMTP
+                          sink, %s, to oncall@mercato.local)
 
 Flags:
 `, postgresAddr, strings.Join(databases, ", "), redisAddr, consulAddr,
-		strings.Join(knownServiceNames(), ", bin/"), gatewayAddr, prometheusAddr, debianPrometheus,
-		hostPort(otlpPort), jaegerQueryAddr, victoriaLogsAddr, adminEmail)
+		strings.Join(knownServiceNames(), ", bin/"), gatewayAddr, prometheusAddr, debianPrometheus, alertmanagerAddr,
+		hostPort(otlpPort), jaegerQueryAddr, victoriaLogsAddr, adminEmail, smtpAddr)
 	fs.PrintDefaults()
 }
 
@@ -155,16 +166,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mercato-local:", err)
 		return 2
 	}
+	if opts.root, err = findRoot(opts.root); err != nil {
+		fmt.Fprintln(stderr, "mercato-local:", err)
+		return 1
+	}
 	if opts.composeSecrets != "" {
-		if err := writeComposeSecrets(opts.composeSecrets, stdout); err != nil {
+		if err := writeComposeSecrets(opts.root, opts.composeSecrets, stdout); err != nil {
 			fmt.Fprintln(stderr, "mercato-local: -compose-secrets:", err)
 			return 1
 		}
 		return 0
 	}
-	if opts.root, err = findRoot(opts.root); err != nil {
-		fmt.Fprintln(stderr, "mercato-local:", err)
-		return 1
+	if opts.alertmanagerConfig != "" {
+		if err := writeAlertmanagerConfig(opts.root, opts.alertmanagerConfig, stdout); err != nil {
+			fmt.Fprintln(stderr, "mercato-local: -alertmanager-config:", err)
+			return 1
+		}
+		return 0
 	}
 	dirs := newLayout(opts.root)
 	// 0755: PostgreSQL runs as its own OS user and must be able to reach
@@ -307,6 +325,9 @@ func preflight(p *platform) error {
 	p.promBin = findPrometheus()
 	p.jaegerBin, _ = localinfra.FindTool(p.dirs.root, "jaeger")
 	p.victoriaLogsBin, _ = localinfra.FindTool(p.dirs.root, "victoria-logs")
+	if p.promBin != "" {
+		p.alertmanagerBin, _ = localinfra.FindAlertmanager()
+	}
 
 	ports := []fixedPort{
 		{gatewayPort, "the API gateway"},
@@ -317,6 +338,9 @@ func preflight(p *platform) error {
 	}
 	if p.promBin != "" {
 		ports = append(ports, fixedPort{prometheusPort, "Prometheus"})
+	}
+	if p.alertmanagerBin != "" {
+		ports = append(ports, fixedPort{alertmanagerPort, "Alertmanager"})
 	}
 	if p.mailSinkBin() != "" {
 		ports = append(ports, fixedPort{smtpPort, "the SMTP sink"}, fixedPort{mailUIPort, "the SMTP sink's web UI"})
@@ -372,7 +396,13 @@ func printBanner(ctx context.Context, p *platform) {
 		line("Emails", "http://%s   (MailDev: every email the platform sends; SMTP %s)", mailUIAddr, smtpAddr)
 	}
 	if p.promBin != "" {
-		line("Prometheus", "http://%s", prometheusAddr)
+		line("Prometheus", "http://%s   alerts at /classic/alerts (2.x) or /alerts; requests/s by service:", prometheusAddr)
+		line("", "%s", graphURL(p.promBin, graphQuery))
+		if p.alertmanager != nil {
+			line("Alertmanager", "http://%s   (alerts emailed to the SMTP sink; stop an instance to see InstanceDown)", alertmanagerAddr)
+		} else {
+			line("Alertmanager", "not installed (`make deps` installs it): alerts show in Prometheus only")
+		}
 	} else {
 		line("Prometheus", "not installed (`make deps` installs it)")
 	}

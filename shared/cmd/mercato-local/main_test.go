@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mercato-dev/mercato/shared/localinfra"
 )
 
 // promFile is the shape of the generated configuration, parsed generically
@@ -34,7 +36,7 @@ type promFile struct {
 
 func parsePromConfig(t *testing.T, consulAddr, targetsFile string) (promFile, []byte) {
 	t.Helper()
-	body, err := prometheusConfig(consulAddr, "", targetsFile)
+	body, err := prometheusConfig(consulAddr, "", targetsFile, alerting{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,10 +167,19 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 	if err := os.WriteFile(targets, []byte(`[{"targets":["127.0.0.1:4000"],"labels":{"__meta_consul_service":"user","__meta_consul_service_id":"user-127.0.0.1-4000","__meta_consul_tags":",metrics,"}},{"targets":["127.0.0.1:3000"],"labels":{"__meta_consul_service":"gateway","__meta_consul_service_id":"gateway-127.0.0.1-3000","__meta_consul_tags":",metrics,","__meta_consul_service_address":"127.0.0.1","__meta_consul_service_metadata_admin_port":"3100"}}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	root, err := localinfra.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the repository's rules, which promtool checks as well.
+	alerts := alerting{ruleFiles: []string{filepath.Join(root, alertRules)}, alertmanager: alertmanagerAddr}
 	check := func(t *testing.T, targetsFile string) (string, error) {
-		body, err := prometheusConfig("127.0.0.1:8500", "", targetsFile)
+		body, err := prometheusConfig("127.0.0.1:8500", "", targetsFile, alerts)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !strings.Contains(string(body), "rule_files:") || !strings.Contains(string(body), alertmanagerAddr) {
+			t.Errorf("no rule_files or alerting to %s:\n%s", alertmanagerAddr, body)
 		}
 		path := filepath.Join(dir, "prometheus.yml")
 		if err := os.WriteFile(path, body, 0o644); err != nil {

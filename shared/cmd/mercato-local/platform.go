@@ -53,6 +53,7 @@ type platform struct {
 	promBin   string // "" when Prometheus is not installed
 	// jaegerBin and victoriaLogsBin are "" when not built.
 	jaegerBin, victoriaLogsBin string
+	alertmanagerBin            string // "" when Alertmanager is not installed
 
 	postgres *localinfra.Postgres
 	redis    *localinfra.Redis
@@ -62,6 +63,7 @@ type platform struct {
 	jaeger       *localinfra.Jaeger       // nil when not built
 	victoriaLogs *localinfra.VictoriaLogs // nil when not built
 	shipper      *localinfra.LogShipper   // nil without VictoriaLogs
+	alertmanager *localinfra.Alertmanager // nil when not installed
 	stopShipper  func()
 
 	mu         sync.Mutex
@@ -172,6 +174,9 @@ func (p *platform) start(ctx context.Context) error {
 		p.ui.warn("Prometheus is not installed (%s missing): running without metrics collection; `make deps` installs it", debianPrometheus)
 		return nil
 	}
+	if err := p.startAlertmanager(ctx); err != nil {
+		return err
+	}
 	return p.startPrometheus(ctx)
 }
 
@@ -202,7 +207,7 @@ func (p *platform) startPrometheus(ctx context.Context) error {
 		p.stopMirror = func() { cancel(); <-done }
 		p.mu.Unlock()
 	}
-	prom, err := startPrometheus(ctx, p.promBin, dir, targets, p.opts.secrets.consulToken(consulPrometheus), p.dirs.logFile("prometheus"))
+	prom, err := startPrometheus(ctx, p.promBin, dir, targets, p.opts.secrets.consulToken(consulPrometheus), p.dirs.logFile("prometheus"), p.alerting())
 	if err != nil {
 		return err
 	}
@@ -368,7 +373,7 @@ func (p *platform) watch() {
 
 // stop stops everything that started, in the order that loses nothing:
 // service instances and the gateway first (they leave Consul and finish
-// their requests), then the SMTP sink and Prometheus, the log shipper,
+// their requests), then the SMTP sink, Prometheus and Alertmanager, the log shipper,
 // VictoriaLogs and Jaeger, Consul, Redis and PostgreSQL. Problems
 // are reported and do not stop the rest from being stopped.
 func (p *platform) stop() {
@@ -394,6 +399,7 @@ func (p *platform) stop() {
 		p.ui.step("stopping %s", c.name)
 		p.reportStop(c, serviceStopGrace)
 	}
+	p.stopAlertmanager()
 	if stopMirror != nil {
 		stopMirror() // before Consul goes, or it would warn that Consul is unreachable
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,18 @@ func findPrometheus() string {
 type (
 	promConfig struct {
 		Global        promGlobal         `yaml:"global"`
+		RuleFiles     []string           `yaml:"rule_files,omitempty"`
+		Alerting      *promAlerting      `yaml:"alerting,omitempty"`
 		ScrapeConfigs []promScrapeConfig `yaml:"scrape_configs"`
+	}
+	promAlerting struct {
+		Alertmanagers []promAlertmanager `yaml:"alertmanagers"`
+	}
+	promAlertmanager struct {
+		StaticConfigs []promStatic `yaml:"static_configs"`
+	}
+	promStatic struct {
+		Targets []string `yaml:"targets,flow"`
 	}
 	promGlobal struct {
 		ScrapeInterval     string `yaml:"scrape_interval"`
@@ -87,9 +99,17 @@ var adminAddressRule = promRelabelRule{
 	Replacement:  "$1:$2",
 }
 
+// alerting is what Prometheus does with alerts: the rule files it
+// evaluates and the Alertmanager (host:port) it sends them to; either may
+// be empty.
+type alerting struct {
+	ruleFiles    []string
+	alertmanager string
+}
+
 // prometheusConfig renders the configuration for a Prometheus that finds
-// every instance through the Consul agent at consulAddr. It is the one place
-// that builds the file; later additions (rule files, more jobs) go here.
+// every instance through the Consul agent at consulAddr and evaluates the
+// rules of alerts. It is the one place that builds the file.
 //
 // With targetsFile empty, Prometheus asks Consul itself (consul_sd_configs),
 // with consulToken, a token that only reads the catalogue; the file is
@@ -98,7 +118,7 @@ var adminAddressRule = promRelabelRule{
 // in step with Consul for Prometheus builds without Consul discovery, such as
 // Debian's. The file carries the same __meta_consul_* labels, so the relabel
 // rules, and the labels series end up with, are the same either way.
-func prometheusConfig(consulAddr, consulToken, targetsFile string) ([]byte, error) {
+func prometheusConfig(consulAddr, consulToken, targetsFile string, alerts alerting) ([]byte, error) {
 	job := promScrapeConfig{
 		JobName:     "mercato",
 		MetricsPath: "/metrics",
@@ -125,7 +145,11 @@ func prometheusConfig(consulAddr, consulToken, targetsFile string) ([]byte, erro
 		// 5 s rather than the usual 15 s or 1 m: a person watching a local
 		// run should see a request show up in a graph almost at once.
 		Global:        promGlobal{ScrapeInterval: "5s", EvaluationInterval: "5s"},
+		RuleFiles:     alerts.ruleFiles,
 		ScrapeConfigs: []promScrapeConfig{job},
+	}
+	if alerts.alertmanager != "" {
+		cfg.Alerting = &promAlerting{Alertmanagers: []promAlertmanager{{StaticConfigs: []promStatic{{Targets: []string{alerts.alertmanager}}}}}}
 	}
 	var b bytes.Buffer
 	b.WriteString("# Written by mercato-local on every start; edits are overwritten.\n")
@@ -155,7 +179,7 @@ func supportsConsulSD(promBin string) (bool, error) {
 			return true, nil
 		}
 	}
-	cfg, err := prometheusConfig(consulAddr, "", "")
+	cfg, err := prometheusConfig(consulAddr, "", "", alerting{})
 	if err != nil {
 		return false, err
 	}
@@ -184,10 +208,10 @@ func supportsConsulSD(promBin string) (bool, error) {
 }
 
 // startPrometheus writes the configuration into dir (see prometheusConfig
-// for targetsFile), runs Prometheus with its data in dir/data and waits
-// until it reports ready.
-func startPrometheus(ctx context.Context, bin, dir, targetsFile, consulToken, logPath string) (*child, error) {
-	cfg, err := prometheusConfig(consulAddr, consulToken, targetsFile)
+// for targetsFile and alerts), runs Prometheus with its data in dir/data
+// and waits until it reports ready.
+func startPrometheus(ctx context.Context, bin, dir, targetsFile, consulToken, logPath string, alerts alerting) (*child, error) {
+	cfg, err := prometheusConfig(consulAddr, consulToken, targetsFile, alerts)
 	if err != nil {
 		return nil, err
 	}
@@ -213,3 +237,19 @@ func startPrometheus(ctx context.Context, bin, dir, targetsFile, consulToken, lo
 	}
 	return c, nil
 }
+
+// graphURL is the address of Prometheus's graph page showing expr over the
+// last 15 minutes: the classic UI's /classic/graph on 2.x (Debian's 2.42
+// has no other), /query on 3.x.
+func graphURL(promBin, expr string) string {
+	path := "/classic/graph"
+	if out, err := exec.Command(promBin, "--version").CombinedOutput(); err == nil && strings.Contains(string(out), "version 3.") { //nolint:gosec // G204: the Prometheus binary found by findPrometheus
+		path = "/query"
+	}
+	q := url.Values{"g0.expr": {expr}, "g0.tab": {"0"}, "g0.range_input": {"15m"}}
+	return "http://" + prometheusAddr + path + "?" + q.Encode()
+}
+
+// graphQuery is the query of the banner's graph link: requests per second
+// by service, probes left out.
+const graphQuery = `sum by (service) (rate(http_requests_total{route!~"/health|/ready|/metrics"}[1m]))`
