@@ -38,12 +38,12 @@ import (
 //     Every way to cancel goes through this one event, so stock comes back
 //     exactly when the cancellation commits, whoever cancelled.
 type Saga struct {
-	repo        Repository
-	inventory   Inventory
-	payments    Payments
-	tokens      *auth.Tokens
-	logger      log.Logger
-	metrics     *Metrics // order_transitions_total, order_revenue_cents_total
+	repo      Repository
+	inventory Inventory
+	payments  Payments
+	tokens    *auth.Tokens
+	logger    log.Logger
+	metrics   *Metrics // order_transitions_total, order_revenue_cents_total
 }
 
 // NewSaga returns the event handlers; payments confirms the payment events,

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -26,13 +25,7 @@ func gathered(t *testing.T, reg *prometheus.Registry, want string, names ...stri
 // has published everything.
 func TestOutboxOldestEventAge(t *testing.T) {
 	db := newDB(t)
-	srv := testkit.NewRedis(t)
-	o := testkit.RedisOptions(t, srv.Addr(), localinfra.RedisAdmin)
-	rdb := redis.NewClient(&redis.Options{
-		Addr: o.Addr, Username: o.Username, Password: o.Password, DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1,
-	})
-	t.Cleanup(func() { rdb.Close() })
+	srv, rdb := privateRedis(t)
 	stream, _ := names()
 
 	reg := prometheus.NewRegistry()
