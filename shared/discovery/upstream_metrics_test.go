@@ -121,7 +121,7 @@ func wantUpstream(t *testing.T, reg *prometheus.Registry, upstream string, want 
 				}
 			}
 			seen[outcome] = true
-			if got := m.GetHistogram().GetSampleCount(); got != uint64(want[outcome]) {
+			if got := m.GetHistogram().GetSampleCount(); float64(got) != float64(want[outcome]) {
 				t.Errorf("upstream_request_duration_seconds{outcome=%q} holds %d observations, want %d", outcome, got, want[outcome])
 			}
 		}
