@@ -8,6 +8,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mercato-dev/mercato/product"
 	"github.com/mercato-dev/mercato/shared/logging"
 	sharedmetrics "github.com/mercato-dev/mercato/shared/metrics"
 )
@@ -73,18 +74,37 @@ type Metrics struct {
 	// order, a repeat of an Idempotency-Key included) or the error code.
 	Checkouts   metrics.Counter              // order_checkouts_total{result}
 	Transitions metrics.Counter              // order_transitions_total{status}
+	Revenue     metrics.Counter              // order_revenue_cents_total{currency}: totals of orders confirmed
 	Duration    sharedmetrics.MethodDuration // order_service_duration_seconds{method,success}
 }
 
 // NewMetrics registers the business metrics on reg (built in main).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		Checkouts: sharedmetrics.NewCounter(reg, "order_checkouts_total",
 			"Answers to POST /orders by result: success or the error code.", "result"),
 		Transitions: sharedmetrics.NewCounter(reg, "order_transitions_total",
 			"Order status changes by the status reached, whoever made them.", "status"),
+		Revenue: sharedmetrics.NewCounter(reg, "order_revenue_cents_total",
+			"Totals of the orders confirmed (payment captured), in minor units (cents), by currency.", "currency"),
 		Duration: sharedmetrics.NewMethodDuration(reg, "order_service_duration_seconds",
 			"Time spent in order service methods, in seconds."),
+	}
+	// Orders are priced in the catalogue's one currency: its series
+	// exists from the start, at 0.
+	m.Revenue.With("currency", product.Currency).Add(0)
+	return m
+}
+
+// transitioned counts o having reached its status, and its total as revenue
+// when that is confirmed. A nil *Metrics counts nothing.
+func (m *Metrics) transitioned(o Order) {
+	if m == nil {
+		return
+	}
+	m.Transitions.With("status", string(o.Status)).Add(1)
+	if o.Status == StatusConfirmed {
+		m.Revenue.With("currency", o.Currency).Add(float64(o.TotalAmount.Cents()))
 	}
 }
 

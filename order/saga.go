@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/go-kit/kit/metrics"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
@@ -39,18 +38,19 @@ import (
 //     Every way to cancel goes through this one event, so stock comes back
 //     exactly when the cancellation commits, whoever cancelled.
 type Saga struct {
-	repo        Repository
-	inventory   Inventory
-	payments    Payments
-	tokens      *auth.Tokens
-	logger      log.Logger
-	transitions metrics.Counter // order_transitions_total{status}
+	repo      Repository
+	inventory Inventory
+	payments  Payments
+	tokens    *auth.Tokens
+	logger    log.Logger
+	metrics   *Metrics // order_transitions_total, order_revenue_cents_total
 }
 
 // NewSaga returns the event handlers; payments confirms the payment events,
-// transitions counts the status changes they make (nil counts nothing).
-func NewSaga(repo Repository, inventory Inventory, payments Payments, tokens *auth.Tokens, logger log.Logger, transitions metrics.Counter) *Saga {
-	return &Saga{repo: repo, inventory: inventory, payments: payments, tokens: tokens, logger: logger, transitions: transitions}
+// m counts the status changes they make and the revenue of the orders they
+// confirm (nil counts nothing).
+func NewSaga(repo Repository, inventory Inventory, payments Payments, tokens *auth.Tokens, logger log.Logger, m *Metrics) *Saga {
+	return &Saga{repo: repo, inventory: inventory, payments: payments, tokens: tokens, logger: logger, metrics: m}
 }
 
 // EventTypes are the events the saga consumes.
@@ -132,8 +132,8 @@ func (s *Saga) transition(ctx context.Context, tx events.Tx, orderID, event stri
 	if err != nil {
 		return fmt.Errorf("%s for order %s: %w", event, id, err)
 	}
-	if o.Status != before && s.transitions != nil {
-		s.transitions.With("status", string(o.Status)).Add(1)
+	if o.Status != before {
+		s.metrics.transitioned(o)
 	}
 	return nil
 }

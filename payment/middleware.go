@@ -85,17 +85,27 @@ type Metrics struct {
 	Payments       metrics.Counter              // payments_total{status}
 	Refunds        metrics.Counter              // refunds_total
 	RefundedAmount metrics.Counter              // refunded_amount_cents_total
+	Failures       metrics.Counter              // payment_failures_total{code}: failed charges by decline code
 	Duration       sharedmetrics.MethodDuration // payment_service_duration_seconds{method,success}
 }
 
+// UnknownFailureCode is the code label of a failed charge that came
+// without a code.
+const UnknownFailureCode = "unknown"
+
 // NewMetrics registers the business metrics on reg (built in main).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// failureCodes are the decline codes the service's provider answers with
+// (sandbox.FailureCodes), whose payment_failures_total series start at 0
+// with those of UnknownFailureCode and FailureProcessingError.
+func NewMetrics(reg prometheus.Registerer, failureCodes ...string) *Metrics {
 	m := &Metrics{
 		Payments: sharedmetrics.NewCounter(reg, "payments_total",
 			"Payment state changes, by the status they led to (pending: a charge was requested).", "status"),
 		Refunds: sharedmetrics.NewCounter(reg, "refunds_total", "Refunds made."),
 		RefundedAmount: sharedmetrics.NewCounter(reg, "refunded_amount_cents_total",
 			"Money refunded, in minor units (cents) of the payments' currencies."),
+		Failures: sharedmetrics.NewCounter(reg, "payment_failures_total",
+			"Failed charges by decline code (unknown: the provider gave none).", "code"),
 		Duration: sharedmetrics.NewMethodDuration(reg, "payment_service_duration_seconds",
 			"Time spent in payment service methods, in seconds."),
 	}
@@ -106,6 +116,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.Refunds.Add(0)
 	m.RefundedAmount.Add(0)
+	for _, code := range append([]string{UnknownFailureCode, FailureProcessingError}, failureCodes...) {
+		m.Failures.With("code", code).Add(0)
+	}
 	return m
 }
 
@@ -120,6 +133,19 @@ type instrumentingMiddleware struct {
 }
 
 var _ Backend = (*instrumentingMiddleware)(nil)
+
+// failed counts a charge that failed with code. A nil *Metrics counts
+// nothing.
+func (m *Metrics) failed(code string) {
+	if m == nil {
+		return
+	}
+	if code == "" {
+		code = UnknownFailureCode
+	}
+	m.Payments.With("status", StatusFailed).Add(1)
+	m.Failures.With("code", code).Add(1)
+}
 
 // refunded counts a refund and the status it left the payment in.
 func (m *Metrics) refunded(r Refund, status string) {
@@ -173,6 +199,8 @@ func (mw *instrumentingMiddleware) HandleWebhook(ctx context.Context, d WebhookD
 			// cancelled while the charge was pending: both count.
 			mw.m.Payments.With("status", StatusCompleted).Add(1)
 			mw.m.refunded(*o.Refund, o.Payment.Status)
+		case o.Payment.Status == StatusFailed:
+			mw.m.failed(o.Payment.FailureCode)
 		default:
 			mw.m.Payments.With("status", o.Payment.Status).Add(1)
 		}

@@ -359,6 +359,9 @@ func TestRecoveryFinishesAbandonedAttempts(t *testing.T) {
 	if got := s.metric(t, "payments_total", "status", payment.StatusFailed); got != 1 {
 		t.Errorf("payments_total{failed} = %v, want 1", got)
 	}
+	if got := s.metric(t, "payment_failures_total", "code", payment.FailureProcessingError); got != 1 {
+		t.Errorf("payment_failures_total{code=processing_error} = %v, want 1", got)
+	}
 }
 
 // TestNextRequestFinishesAnAttempt: the order's next charge request, and a

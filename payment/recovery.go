@@ -138,9 +138,7 @@ func (r *Recovery) settleCharge(ctx context.Context, s *service, p Payment) {
 			level.Error(logger).Log("msg", "recovery: failing an abandoned charge failed", "err", err)
 		case failed:
 			level.Warn(logger).Log("msg", "recovery: an abandoned charge never reached the provider; the payment failed", "failure_code", FailureProcessingError)
-			if r.Metrics != nil {
-				r.Metrics.Payments.With("status", StatusFailed).Add(1)
-			}
+			r.Metrics.failed(FailureProcessingError)
 		}
 	default:
 		level.Warn(logger).Log("msg", "recovery: the provider could not say whether it took an abandoned charge; asking again later", "err", err)

@@ -179,6 +179,9 @@ func TestOrderCancelledWhilePending(t *testing.T) {
 	if p := s.payment(t, declined["id"].(string)); p.Status != payment.StatusFailed || len(p.Refunds) != 0 {
 		t.Errorf("declined payment of a cancelled order: %+v", p)
 	}
+	if got := s.metric(t, "payment_failures_total", "code", sandbox.FailureCardDeclined); got != 1 {
+		t.Errorf("payment_failures_total{code=card_declined} = %v, want 1", got)
+	}
 }
 
 // TestWebhookDeliveredAfterCrash: the instance that took the charge stops

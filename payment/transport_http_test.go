@@ -137,7 +137,7 @@ func newStackOn(t testing.TB, dbURL string, opts stackOptions) *stack {
 	logger := logging.New(logs, "payment", "debug") // everything, to prove no card reaches it
 	reg := metrics.NewRegistry()
 	svc = payment.LoggingMiddleware(logger)(svc)
-	m := payment.NewMetrics(reg)
+	m := payment.NewMetrics(reg, sandbox.FailureCodes()...)
 	svc = payment.InstrumentingMiddleware(m)(svc)
 	router := httpkit.Router(logger, reg, metrics.NewHTTP(reg, "payment"), nil)
 	payment.MakeHTTPHandler(router, payment.MakeServerEndpoints(svc, tokens), logger)

@@ -300,6 +300,10 @@ func (mw *cachingHousekeeping) ReleaseExpired(ctx context.Context) (int, error) 
 	return n, err
 }
 
+func (mw *cachingHousekeeping) CountLowStock(ctx context.Context) (int, error) {
+	return mw.next.CountLowStock(ctx)
+}
+
 func (mw *cachingHousekeeping) SeedDemo(ctx context.Context) (bool, error) {
 	seeded, err := mw.next.SeedDemo(ctx)
 	if seeded {

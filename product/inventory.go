@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mercato-dev/mercato/shared/validate"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 func (s *service) Reserve(ctx context.Context, r ReservationRequest) (Reservation, bool, error) {
@@ -140,6 +141,10 @@ func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
 	return s.sweepBatch, nil
 }
 
+func (s *service) CountLowStock(ctx context.Context) (int, error) {
+	return s.repo.CountLowStock(ctx)
+}
+
 // Sweeper releases expired reservations every Interval. Every instance runs
 // one: ReleaseExpired is safe with several at once, and the work goes on
 // when an instance dies. Failures are logged by the logging middleware and
@@ -164,5 +169,30 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		_, _ = s.Housekeeping.ReleaseExpired(ctx)
+	}
+}
+
+// LowStockCounter refreshes the product_low_stock_products gauge at once and
+// then every Interval, through Housekeeping's CountLowStock (decorated by
+// InstrumentingMiddleware, which sets the gauge): a count now and then,
+// never one per scrape. Every instance runs one; they agree, as they count
+// the same rows. A failed count leaves the gauge as it was; the logging
+// middleware logs it.
+type LowStockCounter struct {
+	Housekeeping Housekeeping  // required: with its middlewares
+	Interval     time.Duration // required: the time between counts
+}
+
+// Run counts until ctx is done, then returns nil. It returns an error only
+// when Housekeeping or a positive Interval is missing.
+func (c *LowStockCounter) Run(ctx context.Context) error {
+	if c.Housekeeping == nil || c.Interval <= 0 {
+		return errors.New("product: low-stock counter needs Housekeeping and a positive Interval")
+	}
+	for {
+		_, _ = c.Housekeeping.CountLowStock(ctx)
+		if !wait.For(ctx, c.Interval) {
+			return nil
+		}
 	}
 }

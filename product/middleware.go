@@ -164,6 +164,15 @@ func (mw *housekeepingLogging) ReleaseExpired(ctx context.Context) (n int, err e
 	return mw.next.ReleaseExpired(ctx)
 }
 
+func (mw *housekeepingLogging) CountLowStock(ctx context.Context) (n int, err error) {
+	defer func() {
+		if err != nil { // it runs every few seconds: only failures are news
+			_ = level.Error(mw.Logger).Log("method", "CountLowStock", "err", err)
+		}
+	}()
+	return mw.next.CountLowStock(ctx)
+}
+
 func (mw *housekeepingLogging) SeedDemo(ctx context.Context) (seeded bool, err error) {
 	defer func(begin time.Time) { mw.Log(ctx, "SeedDemo", begin, err, "seeded", seeded) }(time.Now())
 	return mw.next.SeedDemo(ctx)
@@ -176,6 +185,7 @@ type Metrics struct {
 	Releases     metrics.Counter              // reservation_releases_total{reason}
 	Duration     sharedmetrics.MethodDuration // product_service_duration_seconds{method,success}
 	Cache        metrics.Counter              // catalogue_cache_requests_total{kind,result}
+	LowStock     metrics.Gauge                // product_low_stock_products, set by each CountLowStock
 }
 
 // NewMetrics registers the business metrics on reg (built in main).
@@ -191,6 +201,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Time spent in product service methods, in seconds."),
 		Cache: sharedmetrics.NewCounter(reg, "catalogue_cache_requests_total",
 			"Catalogue cache lookups by kind (product, list, categories) and result (hit, miss, error).", "kind", "result"),
+		LowStock: sharedmetrics.NewGauge(reg, "product_low_stock_products",
+			"Active products without variants, and active variants, whose stock is at or below the product's min_stock_quantity, as last counted."),
 	}
 }
 
@@ -348,6 +360,16 @@ func (mw *housekeepingInstrumenting) ReleaseExpired(ctx context.Context) (n int,
 		mw.m.Releases.With("reason", ReasonExpired).Add(float64(n))
 	}(time.Now())
 	return mw.next.ReleaseExpired(ctx)
+}
+
+func (mw *housekeepingInstrumenting) CountLowStock(ctx context.Context) (n int, err error) {
+	defer func(begin time.Time) {
+		mw.m.Duration.Observe("CountLowStock", begin, err)
+		if err == nil {
+			mw.m.LowStock.Set(float64(n))
+		}
+	}(time.Now())
+	return mw.next.CountLowStock(ctx)
 }
 
 func (mw *housekeepingInstrumenting) SeedDemo(ctx context.Context) (seeded bool, err error) {

@@ -92,6 +92,9 @@ type Housekeeping interface {
 	// SeedDemo loads the demo catalogue unless it was loaded before (by this
 	// or another instance), reporting whether it did.
 	SeedDemo(ctx context.Context) (bool, error)
+	// CountLowStock counts what is sold low on stock now (see
+	// Repository.CountLowStock), for the low-stock gauge.
+	CountLowStock(ctx context.Context) (int, error)
 }
 
 // Backend is the service as one process runs it, as payment's Backend is:
@@ -451,6 +454,12 @@ type Repository interface {
 	// ReleaseNextExpired releases one reservation still reserved at now
 	// that no other transaction holds, reporting whether there was one.
 	ReleaseNextExpired(ctx context.Context, now time.Time) (bool, error)
+	// CountLowStock counts the active products without active variants
+	// whose stock is at or below their min_stock_quantity, and the active
+	// variants of active products whose stock is at or below their
+	// product's: the threshold LowStock applies. A product with variants is
+	// sold through them, so its own stock (usually none) is not counted.
+	CountLowStock(ctx context.Context) (int, error)
 
 	// SeedCatalogue stores categories and products (with variants) in one
 	// transaction under the name seed, unless a seed of that name was stored

@@ -16,6 +16,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/product"
@@ -56,6 +57,7 @@ type stack struct {
 	hits     *atomic.Int64 // requests served
 	db       *sqlx.DB
 	svc      product.Backend
+	reg      *prometheus.Registry // the service's metrics
 	tokens   *auth.Tokens
 	clock    *clock
 	admin    string // bearer tokens
@@ -103,7 +105,7 @@ func newStackOn(t testing.TB, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack
 		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	s := &stack{srv: srv, hits: hits, db: db, svc: svc, tokens: tokens, clock: clk}
+	s := &stack{srv: srv, hits: hits, db: db, svc: svc, reg: reg, tokens: tokens, clock: clk}
 	s.admin = s.token(t, auth.RoleAdmin)
 	s.customer = s.token(t, auth.RoleCustomer)
 	s.service, err = tokens.ServiceToken("order")

@@ -42,6 +42,10 @@ const (
 	FailureInsufficientFunds = "insufficient_funds"
 )
 
+// FailureCodes are every failure code the sandbox answers with, for the
+// series payment.NewMetrics starts at 0.
+func FailureCodes() []string { return []string{FailureCardDeclined, FailureInsufficientFunds} }
+
 // Charge outcomes, as stored.
 const (
 	outcomeSucceeded = "succeeded"

@@ -159,3 +159,20 @@ func enqueueLowStock(ctx context.Context, tx *sqlx.Tx, productID string, variant
 }
 
 // Reservations.
+
+// CountLowStock counts in one statement: a scan of the products, and an
+// index lookup of each one's variants (product_variants_product_id_idx).
+func (r *Repository) CountLowStock(ctx context.Context) (int, error) {
+	var n int
+	err := r.db.GetContext(ctx, &n, `
+		SELECT
+			(SELECT count(*) FROM products p
+			 WHERE p.is_active AND p.stock_quantity <= p.min_stock_quantity
+			   AND NOT EXISTS (SELECT 1 FROM product_variants v WHERE v.product_id = p.id AND v.is_active))
+		  + (SELECT count(*) FROM product_variants v JOIN products p ON p.id = v.product_id
+			 WHERE p.is_active AND v.is_active AND v.stock_quantity <= p.min_stock_quantity)`)
+	if err != nil {
+		return 0, fmt.Errorf("count low stock: %w", err)
+	}
+	return n, nil
+}

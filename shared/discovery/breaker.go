@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
 	"github.com/go-kit/kit/endpoint"
@@ -60,6 +61,7 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 		// otherwise race it) and the concurrency ticket is held until the
 		// call has really finished. The retry loop above still returns as
 		// soon as the caller's context is done.
+		begin := time.Now()
 		err = hystrix.DoC(context.WithoutCancel(ctx), b.name, func(context.Context) error {
 			resp, err := next(ctx, request)
 			if err != nil {
@@ -81,6 +83,11 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 			return nil
 		}, nil)
 		b.observe(err)
+		if err != nil {
+			b.metrics.observeAttempt(b.upstream, time.Since(begin), err)
+		} else {
+			b.metrics.observeAttempt(b.upstream, time.Since(begin), refused)
+		}
 		if rejected := rejection(err); rejected != "" {
 			span.SetAttributes(tracing.BreakerKey.String(rejected))
 		}

@@ -153,7 +153,8 @@ func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Fac
 	logger = log.With(logger, "upstream", upstream)
 	endpointer := sd.NewEndpointer(instancer, breakerFactory(upstream, factory, opts), logger, sd.InvalidateOnError(opts.InvalidateAfter))
 	balancer := noInstancesBalancer{next: lb.NewRoundRobin(endpointer)}
-	retry := lb.RetryWithCallback(opts.Timeout, balancer, retryCallback(opts.MaxAttempts))
+	retry := lb.RetryWithCallback(opts.Timeout, balancer, retryCallback(opts.MaxAttempts, func() { opts.Metrics.observeRetry(upstream) }))
+	opts.Metrics.initUpstream(upstream)
 	return func(ctx context.Context, request any) (any, error) {
 		if tracing.Recording(ctx) {
 			c := &callInfo{method: method}

@@ -135,10 +135,15 @@ func MarkRetryable(idempotent func(request any) bool) endpoint.Middleware {
 }
 
 // retryCallback decides, for lb.RetryWithCallback, whether attempt n's error
-// may be retried on the next instance.
-func retryCallback(maxAttempts int) lb.Callback {
+// may be retried on the next instance, calling retried each time it may (the
+// loop then makes the next attempt at once).
+func retryCallback(maxAttempts int, retried func()) lb.Callback {
 	return func(n int, err error) (bool, error) {
-		return n < maxAttempts && shouldRetry(err), nil
+		again := n < maxAttempts && shouldRetry(err)
+		if again {
+			retried()
+		}
+		return again, nil
 	}
 }
 

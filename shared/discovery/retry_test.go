@@ -73,14 +73,14 @@ func TestRetryClassification(t *testing.T) {
 			if tc.err == nil {
 				t.Fatal("test error is nil")
 			}
-			keep, replacement := retryCallback(3)(1, tc.err)
+			keep, replacement := retryCallback(3, func() {})(1, tc.err)
 			if keep != tc.retry {
 				t.Errorf("retry(%v) = %v, want %v", tc.err, keep, tc.retry)
 			}
 			if replacement != nil {
 				t.Errorf("replacement = %v, want nil (the original error must survive)", replacement)
 			}
-			if keep, _ := retryCallback(3)(3, tc.err); keep {
+			if keep, _ := retryCallback(3, func() {})(3, tc.err); keep {
 				t.Errorf("retried after the last attempt")
 			}
 		})

@@ -67,6 +67,7 @@ type Consumer struct {
 	MaxAttempts      int64         // deliveries before dead-lettering; default 5
 	HandlerTimeout   time.Duration // bound on one handler call and its transaction; default 30s
 	MaxBackoff       time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
+	BacklogInterval  time.Duration // how often the group's pending and lag gauges are refreshed (XINFO GROUPS); default 5s
 
 	Logger  log.Logger // default log.NewNopLogger()
 	Metrics *Metrics   // nil records nothing
@@ -95,6 +96,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return errors.New("events: consumer needs DB, Redis, Group and Handler")
 	}
 	r := c.newRun()
+	stopWatch := r.watchBacklog(ctx)
+	defer stopWatch()
 	for ctx.Err() == nil {
 		if err := r.step(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -128,6 +131,7 @@ func (c *Consumer) newRun() *consumerRun {
 	r.MaxAttempts = cmp.Or(r.MaxAttempts, 5)
 	r.HandlerTimeout = cmp.Or(r.HandlerTimeout, 30*time.Second)
 	r.MaxBackoff = cmp.Or(r.MaxBackoff, 5*time.Second)
+	r.BacklogInterval = cmp.Or(r.BacklogInterval, 5*time.Second)
 	if r.Logger == nil {
 		r.Logger = log.NewNopLogger()
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/events"
-	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/requestid"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -340,14 +339,7 @@ func TestConsumerTypeFilter(t *testing.T) {
 
 func TestConsumerSurvivesRedisRestartAndLostStream(t *testing.T) {
 	db := newDB(t)
-	srv := testkit.NewRedis(t)
-	// The test's own stream names: only the admin user may use them.
-	o := testkit.RedisOptions(t, srv.Addr(), localinfra.RedisAdmin)
-	rdb := redis.NewClient(&redis.Options{
-		Addr: o.Addr, Username: o.Username, Password: o.Password, DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1,
-	})
-	t.Cleanup(func() { rdb.Close() })
+	srv, rdb := privateRedis(t)
 	stream, dead := names()
 	rec := newRecorder(t, db)
 	logs := &recordingLogger{}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -30,6 +31,22 @@ func newDB(t *testing.T) *sqlx.DB {
 		t.Fatalf("migrate: %v", err)
 	}
 	return db
+}
+
+// privateRedis starts a Redis server of the test's own, which it may stop
+// and start, and a client of it that gives up quickly while it is down. The
+// client logs in as the admin user: the test's own stream names are no
+// service's.
+func privateRedis(t *testing.T) (*localinfra.Redis, *redis.Client) {
+	t.Helper()
+	srv := testkit.NewRedis(t)
+	o := testkit.RedisOptions(t, srv.Addr(), localinfra.RedisAdmin)
+	rdb := redis.NewClient(&redis.Options{
+		Addr: o.Addr, Username: o.Username, Password: o.Password, DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1,
+	})
+	t.Cleanup(func() { rdb.Close() })
+	return srv, rdb
 }
 
 // names gives a test its own stream and dead-letter stream on the shared

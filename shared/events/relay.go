@@ -55,7 +55,7 @@ type Relay struct {
 	PollInterval    time.Duration // wait when the outbox is drained; default 100ms
 	MaxBackoff      time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
 	PublishTimeout  time.Duration // bound on one batch (select, XADDs, commit); default 10s
-	BacklogInterval time.Duration // how often the backlog gauge is refreshed and old rows deleted; default 10s
+	BacklogInterval time.Duration // how often the backlog gauges are refreshed and old rows deleted; default 10s
 	Retention       time.Duration // published rows older than this are deleted; default 72h, negative keeps them
 
 	Logger  log.Logger // default log.NewNopLogger()
@@ -241,18 +241,25 @@ func messagingAttributes(stream string, env Envelope) []attribute.KeyValue {
 	}
 }
 
-// housekeep refreshes the backlog gauge and deletes published rows past
+// housekeep refreshes the backlog gauges and deletes published rows past
 // their retention, so the outbox does not grow without bound.
 func (r *Relay) housekeep(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.PublishTimeout)
 	defer cancel()
 
-	var backlog int
-	if err := r.DB.GetContext(ctx, &backlog,
-		`SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
+	// Both from the partial index on unpublished rows. created_at is
+	// clock_timestamp() at insert, so it is compared with the clock too.
+	var backlog struct {
+		Rows      int     `db:"rows"`
+		OldestAge float64 `db:"oldest_age"`
+	}
+	if err := r.DB.GetContext(ctx, &backlog, `
+		SELECT count(*) AS rows,
+		       COALESCE(GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0), 0)::float8 AS oldest_age
+		FROM outbox WHERE published_at IS NULL`); err != nil {
 		return fmt.Errorf("count backlog: %w", err)
 	}
-	r.Metrics.backlog(backlog)
+	r.Metrics.backlog(backlog.Rows, backlog.OldestAge)
 
 	if r.Retention < 0 {
 		return nil

@@ -48,16 +48,23 @@ func Recover(logger log.Logger) func(http.Handler) http.Handler {
 
 // Observe logs one line per request and records http_requests_total and
 // http_request_duration_seconds, labelled with the route template (never the
-// raw path, which would explode the label space).
+// raw path, which would explode the label space), and
+// http_requests_in_flight while a request other than a probe (/health,
+// /ready, /metrics) is being served: a scrape would otherwise always count
+// itself.
 func Observe(logger log.Logger, m *metrics.HTTP) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			route := RouteTemplate(r) // mux has matched the route before its middleware runs
+			if !isProbe(route) {
+				m.InFlight.Add(1)
+				defer m.InFlight.Add(-1)
+			}
 			begin := time.Now()
 			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 			next.ServeHTTP(rec, r)
 			elapsed := time.Since(begin)
 
-			route := RouteTemplate(r)
 			code := strconv.Itoa(rec.status)
 			m.Requests.With("method", r.Method, "route", route, "code", code).Add(1)
 			m.Duration.With("method", r.Method, "route", route, "code", code).Observe(elapsed.Seconds())

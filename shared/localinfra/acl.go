@@ -64,11 +64,11 @@ func PlatformAccess() []Access {
 	// publish is the outbox relay's XADD (events.Relay).
 	publish := RedisGrant{Commands: []string{"+xadd"}, Keys: []string{"~" + eventStream}}
 	// consume is an events.Consumer: its group on the stream (created with
-	// MKSTREAM), and the dead-letter XADD it makes with the XACK in one
-	// MULTI/EXEC. Redis ACLs cannot limit which consumer group a user
-	// reads as.
+	// MKSTREAM; XINFO GROUPS for its pending and lag gauges), and the
+	// dead-letter XADD it makes with the XACK in one MULTI/EXEC. Redis ACLs
+	// cannot limit which consumer group a user reads as.
 	consume := []RedisGrant{
-		{Commands: []string{"+xgroup|create", "+xreadgroup", "+xautoclaim", "+xpending", "+xack"}, Keys: []string{"~" + eventStream}},
+		{Commands: []string{"+xgroup|create", "+xreadgroup", "+xautoclaim", "+xpending", "+xack", "+xinfo|groups"}, Keys: []string{"~" + eventStream}},
 		{Commands: []string{"+xadd"}, Keys: []string{"~" + deadLetterStream}},
 		{Commands: []string{"+multi", "+exec", "+discard"}},
 	}

@@ -76,7 +76,8 @@ return 0`).Run(ctx, c, []string{"rate:ratelimit:127.0.0.1"}).Err()
 )
 
 // consumeAs is an events.Consumer's whole cycle in group: create the group,
-// read, claim, inspect, dead-letter (XADD and XACK in MULTI/EXEC), ack.
+// read, claim, inspect (XPENDING, XINFO GROUPS), dead-letter (XADD and XACK
+// in MULTI/EXEC), ack.
 func consumeAs(group string) redisOp {
 	return redisOp{"consumer group cycle", func(ctx context.Context, c *redis.Client) error {
 		if err := c.XGroupCreateMkStream(ctx, "events", group, "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
@@ -90,6 +91,9 @@ func consumeAs(group string) redisOp {
 			return err
 		}
 		if err := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: "events", Group: group, Start: "-", End: "+", Count: 1}).Err(); err != nil {
+			return err
+		}
+		if err := c.XInfoGroups(ctx, "events").Err(); err != nil { // the pending and lag gauges
 			return err
 		}
 		id := "0-1"

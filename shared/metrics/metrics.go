@@ -31,16 +31,21 @@ func Handler(reg *prometheus.Registry) http.Handler {
 type HTTP struct {
 	Requests metrics.Counter   // http_requests_total{service,method,route,code}
 	Duration metrics.Histogram // http_request_duration_seconds{service,method,route,code}
+	InFlight metrics.Gauge     // http_requests_in_flight{service}
 }
 
 // NewHTTP registers the request metrics of service on reg.
 func NewHTTP(reg prometheus.Registerer, service string) *HTTP {
 	labels := []string{"service", "method", "route", "code"}
-	return &HTTP{
+	m := &HTTP{
 		Requests: NewCounter(reg, "http_requests_total", "HTTP requests served.", labels...).With("service", service),
 		Duration: NewHistogram(reg, "http_request_duration_seconds", "HTTP request latency in seconds.",
 			prometheus.DefBuckets, labels...).With("service", service),
+		InFlight: NewGauge(reg, "http_requests_in_flight",
+			"HTTP requests being served now (health checks, readiness checks and scrapes aside).", "service").With("service", service),
 	}
+	m.InFlight.Set(0) // the series exists before the first request
+	return m
 }
 
 // NewCounter registers a counter vector on reg and returns it as a go-kit counter.

@@ -22,6 +22,7 @@ func TestRegistriesAreIndependent(t *testing.T) {
 		for _, want := range []string{
 			`http_requests_total{code="200",method="GET",route="/x",service="` + svc + `"} 1`,
 			`http_request_duration_seconds_sum{code="200",method="GET",route="/x",service="` + svc + `"} 0.25`,
+			`http_requests_in_flight{service="` + svc + `"} 0`,
 			"go_goroutines",
 		} {
 			if !strings.Contains(string(body), want) {

@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	orderMetrics := order.NewMetrics(reg)
 	svc = order.LoggingMiddleware(logger)(svc)
 	svc = order.InstrumentingMiddleware(orderMetrics)(svc)
-	saga := order.NewSaga(repo, inventory, payments, tokens, log.With(logger, "component", "saga"), orderMetrics.Transitions)
+	saga := order.NewSaga(repo, inventory, payments, tokens, log.With(logger, "component", "saga"), orderMetrics)
 
 	// Background loops, stopped (and waited for) before run returns: the
 	// outbox relay, the saga's consumer and the idempotency key clean-up.

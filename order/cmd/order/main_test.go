@@ -316,6 +316,28 @@ func TestRun(t *testing.T) {
 			t.Errorf("/metrics lacks %s:\n%s", want, grep(metrics, "order_", "events_consumed"))
 		}
 	}
+	// The monitoring series, the consumer's read with XINFO GROUPS under
+	// the service's own Redis ACL user; the scrape does not count itself.
+	monitoring := []string{`order_revenue_cents_total{currency="USD"} 2500`, `http_requests_in_flight{service="order"} 0`,
+		`upstream_requests_total{outcome="success",upstream="product"}`, `upstream_requests_total{outcome="success",upstream="payment"}`,
+		`upstream_retries_total{upstream="product"} 0`, `outbox_oldest_event_age_seconds{service="order"}`,
+		`events_consumer_pending{group="order",service="order",stream="events"} 0`,
+		`events_consumer_lag{group="order",service="order",stream="events"}`}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, metrics = call("GET", "/metrics", "")
+		var missing []string
+		for _, want := range monitoring {
+			if !strings.Contains(metrics, want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %v:\n%s", missing, grep(metrics, "upstream_", "events_consumer", "outbox_", "in_flight", "revenue"))
+		}
+	}
 	// No card number or token in the logs.
 	if out := in.Logs.String(); strings.Contains(out, "4242424242424242") || strings.Contains(out, token) {
 		t.Errorf("secrets in the logs:\n%s", out)

@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
-	paymentMetrics := payment.NewMetrics(reg)
+	paymentMetrics := payment.NewMetrics(reg, sandbox.FailureCodes()...)
 	svc = payment.LoggingMiddleware(logger)(svc)
 	svc = payment.InstrumentingMiddleware(paymentMetrics)(svc)
 

@@ -32,14 +32,15 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		seedDemo      = fs.Bool("seed-demo", false, "load the demo catalogue (categories, 50 products, variants, stock) at start unless it was loaded before; safe when instances start together")
 		cacheTTL      = fs.Duration("cache-ttl", 5*time.Minute, "how long catalogue reads stay in the Redis cache (writes invalidate them at once); 0 disables the cache")
 		sweepInterval = fs.Duration("sweep-interval", 5*time.Second, "how often expired reservations are released")
+		lowStockEvery = fs.Duration("low-stock-interval", 15*time.Second, "how often the products low on stock are counted for the product_low_stock_products gauge")
 		dbMaxConns    = fs.Int("db-max-conns", 20, "PostgreSQL connection pool size")
 	)
 	cfg, err := fs.Parse(args)
 	if err != nil {
 		return err
 	}
-	if *cacheTTL < 0 || *sweepInterval <= 0 || *dbMaxConns < 1 {
-		return errors.New("-cache-ttl must not be negative, -sweep-interval and -db-max-conns must be positive")
+	if *cacheTTL < 0 || *sweepInterval <= 0 || *lowStockEvery <= 0 || *dbMaxConns < 1 {
+		return errors.New("-cache-ttl must not be negative, -sweep-interval, -low-stock-interval and -db-max-conns must be positive")
 	}
 
 	// Logging, metrics, PostgreSQL brought up to the current schema, Redis
@@ -76,9 +77,11 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Background work, stopped (and waited for) before run returns: the
 	// outbox relay publishes the events the service commits; the sweeper
-	// releases expired reservations.
+	// releases expired reservations; the low-stock counter keeps
+	// product_low_stock_products current.
 	in.RelayOutbox()
 	in.Go("reservation sweeper", (&product.Sweeper{Housekeeping: svc, Interval: *sweepInterval}).Run)
+	in.Go("low-stock counter", (&product.LowStockCounter{Housekeeping: svc, Interval: *lowStockEvery}).Run)
 
 	// Routes.
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret), 15*time.Minute) // verifies tokens; issues none
