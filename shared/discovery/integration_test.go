@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"slices"
@@ -135,5 +136,49 @@ func TestConsulDiscoveryIntegration(t *testing.T) {
 	}
 	if services, _, err := client.Health().Service(service, "", false, nil); err != nil || len(services) != 1 {
 		t.Errorf("consul lists %d instances (err %v), want 1", len(services), err)
+	}
+}
+
+// An instance Consul dropped while it kept running (its check critical for
+// longer than DeregisterCriticalServiceAfter: a pause, a partition) is
+// registered again by Run, and not after Run has stopped.
+func TestRegistrarRunRegistersAgainWhatConsulDropped(t *testing.T) {
+	addr := testkit.ConsulAddr(t)
+	client, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registerBackend(t, client, "dropped-"+time.Now().Format("150405.000000"), newBackend(t, 0))
+	reg.Every = 100 * time.Millisecond
+	registered := func() bool {
+		_, _, err := client.Agent().Service(reg.ID(), nil)
+		return err == nil
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- reg.Run(ctx) }()
+
+	// What Consul's reaper does to a long-critical instance.
+	if err := client.Agent().ServiceDeregister(reg.ID()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !registered() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still not in Consul 5 s after it was dropped", reg.ID())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := reg.Deregister(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // three of Run's checks, had it not stopped
+	if registered() {
+		t.Errorf("%s registered again after Run stopped and it deregistered", reg.ID())
 	}
 }

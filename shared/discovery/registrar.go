@@ -16,6 +16,7 @@
 package discovery
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +27,7 @@ import (
 
 	consulsd "github.com/go-kit/kit/sd/consul"
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/hashicorp/consul/api"
 )
 
@@ -159,6 +161,10 @@ type Registrar struct {
 	id     string
 	kit    *consulsd.Registrar
 	client *errorRecorder
+	agent  *api.Agent
+	logger log.Logger
+	// Every is how often Run checks the registration (10 s).
+	Every time.Duration
 }
 
 // Register registers r with the Consul agent behind client. It returns an
@@ -173,6 +179,9 @@ func Register(client *api.Client, r Registration, logger log.Logger) (*Registrar
 		id:     r.ID(),
 		kit:    consulsd.NewRegistrar(rec, r.agentRegistration(), log.With(logger, "id", r.ID())),
 		client: rec,
+		agent:  client.Agent(),
+		logger: log.With(logger, "id", r.ID()),
+		Every:  10 * time.Second,
 	}
 	reg.kit.Register()
 	if err := rec.last(); err != nil {
@@ -183,6 +192,35 @@ func Register(client *api.Client, r Registration, logger log.Logger) (*Registrar
 
 // ID is the Consul service ID of the registered instance.
 func (r *Registrar) ID() string { return r.id }
+
+// Run registers the instance again whenever the Consul agent no longer
+// has it, checking every r.Every until ctx is done. Consul removes an
+// instance whose check stays critical for a minute; one that was frozen
+// or cut off for longer (a paused VM, SIGSTOP, a partition) and comes back
+// would otherwise serve on, unseen by callers and Prometheus. An agent that
+// cannot be reached is asked again at the next check. Stop Run before
+// Deregister, or it puts the instance back.
+func (r *Registrar) Run(ctx context.Context) error {
+	tick := time.NewTicker(r.Every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		var status api.StatusError
+		if _, _, err := r.agent.Service(r.id, &api.QueryOptions{}); !errors.As(err, &status) || status.Code != http.StatusNotFound {
+			continue
+		}
+		r.kit.Register()
+		if err := r.client.last(); err != nil {
+			level.Warn(r.logger).Log("msg", "registering again: consul no longer had this instance", "err", err)
+			continue
+		}
+		level.Info(r.logger).Log("msg", "registered again: consul had removed this instance")
+	}
+}
 
 // Deregister removes the instance (and its check) from Consul.
 func (r *Registrar) Deregister() error {

@@ -72,6 +72,13 @@ func ListenAndServeWithAdmin(ctx context.Context, cfg config.Common, consul *api
 		return err
 	}
 
+	// Back in Consul if Consul drops it while it runs (Registrar.Run);
+	// stopped before it leaves, so it stays gone.
+	keepCtx, stopKeeping := context.WithCancel(ctx)
+	defer stopKeeping()
+	kept := make(chan struct{})
+	go func() { _ = registrar.Run(keepCtx); close(kept) }()
+
 	adminDone := make(chan error, 1)
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	if adminLn != nil {
@@ -84,6 +91,8 @@ func ListenAndServeWithAdmin(ctx context.Context, cfg config.Common, consul *api
 
 	// Serve until ctx is done; leave Consul before draining.
 	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, shutdownTimeout, func() {
+		stopKeeping()
+		<-kept
 		if err := registrar.Deregister(); err != nil {
 			level.Warn(logger).Log("msg", "deregister", "err", err)
 		}
