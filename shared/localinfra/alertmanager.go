@@ -63,7 +63,7 @@ const (
 	EnvAlertTo           = "MERCATO_ALERT_EMAIL_TO"
 	EnvAlertRequireTLS   = "MERCATO_ALERT_SMTP_REQUIRE_TLS"
 	EnvAlertUsername     = "MERCATO_ALERT_SMTP_USERNAME"
-	EnvAlertPasswordFile = "MERCATO_ALERT_SMTP_PASSWORD_FILE"
+	EnvAlertPasswordFile = "MERCATO_ALERT_SMTP_PASSWORD_FILE" //nolint:gosec // G101: the name of a variable holding a file path, not a credential
 )
 
 // AlertReceiverFromEnv is defaults with every setting getenv gives replacing
