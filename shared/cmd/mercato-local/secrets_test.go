@@ -65,11 +65,22 @@ func TestChildShowsNoSecret(t *testing.T) {
 	values := []string{sec.jwtSecret, sec.adminPassword, sec.hashKey, sec.webhookSecret, "db-pw-0123456789"}
 	for _, s := range append(slices.Clone(services), gateway) {
 		log := filepath.Join(t.TempDir(), s.name+".log")
-		// sh prints a line and waits: its arguments are the service's.
+		// sh prints a line and waits: its arguments are the service's. It
+		// loops rather than ending on `sleep 30`, which dash would exec in
+		// its place: /proc/PID/environ read while a process execs can come
+		// back empty (seen once, under load).
 		c, err := startChild(s.name, log, s.env("postgres://u:db-pw-0123456789@h/db", sec), "/bin/sh",
-			append([]string{"-c", "echo started; sleep 30", "sh"}, s.args(sec)...)...)
+			append([]string{"-c", "echo started; while :; do sleep 1; done", "sh"}, s.args(sec)...)...)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if out, _ := os.ReadFile(log); strings.Contains(string(out), "started") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the shell never started", s.name)
+			}
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid()), "cmdline"))
 		if err != nil {
