@@ -15,10 +15,9 @@ scripts/check-typescript-client.sh
 mkdir -p .local/logs
 tools_log=.local/logs/compose-tools.log
 echo "==> building the compose tools (Compose, buildx, Consul, Mailpit, Prometheus) beside the Go tests; log in $tools_log"
-tools_start=$SECONDS
 # A session of its own, so a failed go test stops the whole build (its
 # process group), not only the script that runs it.
-setsid scripts/compose.sh tools >"$tools_log" 2>&1 &
+setsid bash -c 'scripts/compose.sh tools && echo "==> compose tools ready in bin/ (${SECONDS}s, beside the Go tests)"' >"$tools_log" 2>&1 &
 tools=$!
 trap 'kill -- -"$tools" 2>/dev/null || true' EXIT
 
@@ -32,5 +31,5 @@ if ! wait "$tools"; then
 	exit 1
 fi
 trap - EXIT
-echo "==> compose tools ready in bin/ ($((SECONDS - tools_start))s after they started; log in $tools_log)"
+tail -n 1 "$tools_log"
 make --no-print-directory compose-test
