@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/template"
 	"time"
 
@@ -147,8 +146,8 @@ type AlertmanagerOptions struct {
 
 // Alertmanager is a single Alertmanager (no cluster).
 type Alertmanager struct {
-	opts AlertmanagerOptions
-	proc *process
+	httpServer // URL: the UI at /, the API under /api/v2
+	opts       AlertmanagerOptions
 }
 
 // StartAlertmanager writes the configuration into Dir, starts Alertmanager
@@ -173,45 +172,25 @@ func StartAlertmanager(ctx context.Context, o AlertmanagerOptions) (*Alertmanage
 	if err := os.MkdirAll(filepath.Join(o.Dir, "data"), 0o750); err != nil {
 		return nil, fmt.Errorf("localinfra: alertmanager: %w", err)
 	}
-	a := &Alertmanager{opts: o}
-	err := onPort(o.Port, func(port int) (*process, error) {
-		a.opts.Port, a.proc = port, nil
-		err := a.start(ctx)
-		return a.proc, err
+	a := &Alertmanager{httpServer: httpServer{name: "alertmanager"}, opts: o}
+	err := a.start(ctx, o.Port, o.LogFile, "/-/ready", func(addr string) *exec.Cmd {
+		//nolint:gosec // G204: the Alertmanager binary localinfra found, with arguments built here
+		cmd := exec.Command(o.Binary,
+			"--config.file", filepath.Join(o.Dir, "alertmanager.yml"),
+			"--storage.path", filepath.Join(o.Dir, "data"),
+			"--web.listen-address", addr,
+			// No gossip with peers: its fixed port (9094) would clash between
+			// runs, and there are none.
+			"--cluster.listen-address=",
+		)
+		cmd.Dir = o.Dir
+		return cmd
 	})
 	if err != nil {
 		return nil, err
 	}
 	return a, nil
 }
-
-func (a *Alertmanager) start(ctx context.Context) error {
-	//nolint:gosec // G204: the Alertmanager binary localinfra found, with arguments built here
-	cmd := exec.Command(a.opts.Binary,
-		"--config.file", filepath.Join(a.opts.Dir, "alertmanager.yml"),
-		"--storage.path", filepath.Join(a.opts.Dir, "data"),
-		"--web.listen-address", a.Addr(),
-		// No gossip with peers: its fixed port (9094) would clash between
-		// runs, and there are none.
-		"--cluster.listen-address=",
-	)
-	cmd.Dir = a.opts.Dir
-	proc, err := startProcess("alertmanager", a.opts.LogFile, cmd, nil)
-	if err != nil {
-		return err
-	}
-	a.proc = proc
-	return proc.waitReady(ctx, httpOK(a.URL()+"/-/ready"))
-}
-
-// Addr is the HTTP API's host:port.
-func (a *Alertmanager) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.opts.Port)) }
-
-// URL is the base URL: the UI at /, the API under /api/v2.
-func (a *Alertmanager) URL() string { return "http://" + a.Addr() }
-
-// Stop stops Alertmanager; its silences and notification log stay in Dir/data.
-func (a *Alertmanager) Stop() error { return a.proc.stop(syscall.SIGTERM) }
 
 // AlertmanagerAlert is an alert as Alertmanager's API (/api/v2/alerts) lists it.
 type AlertmanagerAlert struct {

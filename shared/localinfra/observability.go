@@ -194,8 +194,8 @@ type VictoriaLogsOptions struct {
 
 // VictoriaLogs is a single-node VictoriaLogs server.
 type VictoriaLogs struct {
-	opts VictoriaLogsOptions
-	proc *process
+	httpServer // URL: ingestion under /insert, queries under /select/logsql, the web UI at /select/vmui
+	opts       VictoriaLogsOptions
 }
 
 // StartVictoriaLogs starts VictoriaLogs and waits until it answers /health.
@@ -215,44 +215,23 @@ func StartVictoriaLogs(ctx context.Context, o VictoriaLogsOptions) (*VictoriaLog
 	if o.Retention < 24*time.Hour {
 		o.Retention = 7 * 24 * time.Hour
 	}
-	v := &VictoriaLogs{opts: o}
-	err = onPort(o.Port, func(port int) (*process, error) {
-		v.opts.Port, v.proc = port, nil
-		err := v.start(ctx)
-		return v.proc, err
+	v := &VictoriaLogs{httpServer: httpServer{name: "victoria-logs"}, opts: o}
+	err = v.start(ctx, o.Port, o.LogFile, "/health", func(addr string) *exec.Cmd {
+		//nolint:gosec // G204: the VictoriaLogs binary localinfra found, with arguments built here
+		cmd := exec.Command(o.Binary,
+			"-httpListenAddr", addr,
+			"-storageDataPath", filepath.Join(o.Dir, "data"),
+			"-retentionPeriod", strconv.Itoa(int(o.Retention.Hours()))+"h",
+			"-loggerOutput", "stdout",
+		)
+		cmd.Dir = o.Dir
+		return cmd
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v, nil
 }
-
-func (v *VictoriaLogs) start(ctx context.Context) error {
-	//nolint:gosec // G204: the VictoriaLogs binary localinfra found, with arguments built here
-	cmd := exec.Command(v.opts.Binary,
-		"-httpListenAddr", net.JoinHostPort("127.0.0.1", strconv.Itoa(v.opts.Port)),
-		"-storageDataPath", filepath.Join(v.opts.Dir, "data"),
-		"-retentionPeriod", strconv.Itoa(int(v.opts.Retention.Hours()))+"h",
-		"-loggerOutput", "stdout",
-	)
-	cmd.Dir = v.opts.Dir
-	proc, err := startProcess("victoria-logs", v.opts.LogFile, cmd, nil)
-	if err != nil {
-		return err
-	}
-	v.proc = proc
-	return proc.waitReady(ctx, httpOK(v.URL()+"/health"))
-}
-
-// Addr is the server's host:port.
-func (v *VictoriaLogs) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(v.opts.Port)) }
-
-// URL is the server's base URL: ingestion under /insert, queries under
-// /select/logsql, the web UI at /select/vmui.
-func (v *VictoriaLogs) URL() string { return "http://" + v.Addr() }
-
-// Stop stops the server; its data stays in Dir.
-func (v *VictoriaLogs) Stop() error { return v.proc.stop(syscall.SIGTERM) }
 
 // httpOK is a readiness probe: url answers 200.
 func httpOK(url string) func(context.Context) error {

@@ -98,7 +98,7 @@ func TestLogShipperKeepsItsPlaceThroughAnOutage(t *testing.T) {
 	}
 
 	// The store goes away: shipping fails and loses nothing.
-	port := v.opts.Port
+	port := v.port
 	if err := v.Stop(); err != nil {
 		t.Fatal(err)
 	}

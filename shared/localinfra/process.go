@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -208,3 +210,37 @@ func (p *process) killGroup() {
 	// The group id is the leader's pid (Setpgid). ESRCH just means it is gone.
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
+
+// httpServer is a server localinfra runs on a loopback port and probes
+// over HTTP (Prometheus, Alertmanager, VictoriaLogs): its address, and how
+// it starts and stops.
+type httpServer struct {
+	name string // the program, for logs and errors
+	port int
+	proc *process
+}
+
+// start runs the command command makes for the address on port (a free
+// one when port is 0, and another if a picked one is lost to someone else
+// before the server binds it), logging to logFile, and waits until
+// readyPath answers 200. ctx bounds the wait.
+func (s *httpServer) start(ctx context.Context, port int, logFile, readyPath string, command func(addr string) *exec.Cmd) error {
+	return onPort(port, func(port int) (*process, error) {
+		s.port, s.proc = port, nil
+		proc, err := startProcess(s.name, logFile, command(s.Addr()), nil)
+		if err != nil {
+			return nil, err
+		}
+		s.proc = proc
+		return proc, proc.waitReady(ctx, httpOK(s.URL()+readyPath))
+	})
+}
+
+// Addr is the server's host:port.
+func (s *httpServer) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// URL is the server's base URL.
+func (s *httpServer) URL() string { return "http://" + s.Addr() }
+
+// Stop stops the server; its data stays in its folder.
+func (s *httpServer) Stop() error { return s.proc.stop(syscall.SIGTERM) }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -62,8 +60,8 @@ type PrometheusOptions struct {
 
 // Prometheus is a Prometheus server.
 type Prometheus struct {
-	opts PrometheusOptions
-	proc *process
+	httpServer // URL: the API under /api/v1, the graph page at /classic/graph (2.42)
+	opts       PrometheusOptions
 }
 
 // StartPrometheus writes the configuration and targets into Dir, starts
@@ -89,7 +87,7 @@ func StartPrometheus(ctx context.Context, o PrometheusOptions) (*Prometheus, err
 		}
 		o.RuleFiles[i] = abs
 	}
-	p := &Prometheus{opts: o}
+	p := &Prometheus{httpServer: httpServer{name: "prometheus"}, opts: o}
 	if err := p.SetTargets(o.Targets); err != nil {
 		return nil, err
 	}
@@ -100,10 +98,15 @@ func StartPrometheus(ctx context.Context, o PrometheusOptions) (*Prometheus, err
 	if err := writeConfig("prometheus", o.Dir, "prometheus.yml", cfg); err != nil {
 		return nil, err
 	}
-	err = onPort(o.Port, func(port int) (*process, error) {
-		p.opts.Port, p.proc = port, nil
-		err := p.start(ctx)
-		return p.proc, err
+	err = p.start(ctx, o.Port, o.LogFile, "/-/ready", func(addr string) *exec.Cmd {
+		//nolint:gosec // G204: the Prometheus binary localinfra found, with arguments built here
+		cmd := exec.Command(o.Binary,
+			"--config.file", filepath.Join(o.Dir, "prometheus.yml"),
+			"--storage.tsdb.path", filepath.Join(o.Dir, "data"),
+			"--web.listen-address", addr,
+		)
+		cmd.Dir = o.Dir
+		return cmd
 	})
 	if err != nil {
 		return nil, err
@@ -179,31 +182,6 @@ func (p *Prometheus) SetTargets(targets []PrometheusTarget) error {
 	}
 	return nil
 }
-
-func (p *Prometheus) start(ctx context.Context) error {
-	//nolint:gosec // G204: the Prometheus binary localinfra found, with arguments built here
-	cmd := exec.Command(p.opts.Binary,
-		"--config.file", filepath.Join(p.opts.Dir, "prometheus.yml"),
-		"--storage.tsdb.path", filepath.Join(p.opts.Dir, "data"),
-		"--web.listen-address", p.Addr(),
-	)
-	cmd.Dir = p.opts.Dir
-	proc, err := startProcess("prometheus", p.opts.LogFile, cmd, nil)
-	if err != nil {
-		return err
-	}
-	p.proc = proc
-	return proc.waitReady(ctx, httpOK(p.URL()+"/-/ready"))
-}
-
-// Addr is the HTTP API's host:port.
-func (p *Prometheus) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.opts.Port)) }
-
-// URL is the base URL: the API under /api/v1, the graph page at /classic/graph (2.42).
-func (p *Prometheus) URL() string { return "http://" + p.Addr() }
-
-// Stop stops Prometheus; its data stays in Dir/data.
-func (p *Prometheus) Stop() error { return p.proc.stop(syscall.SIGTERM) }
 
 // PrometheusSample is one series of an instant query's answer.
 type PrometheusSample struct {
