@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a local stand-in for every image that deploy/standins/images.txt
-# lists, tagged with the exact name the Dockerfile and docker-compose.yml
-# use, when that name is missing locally. No image registry can be reached
+# lists, tagged with the exact name the Dockerfile, docker-compose.yml and
+# deploy/k8s use, when that name is missing locally, or is a stand-in made
+# from an older deploy/standins/<dir> (its label dev.mercato.standin.hash). No image registry can be reached
 # from the machines Mercato is developed and tested on, so nothing can be
 # pulled; where Docker Hub is reachable none of this is needed (the real
 # images are used, and a name that exists is never rebuilt).
@@ -15,7 +16,9 @@
 # the Debian mirror the host's apt uses, imported as debian:bookworm-slim;
 # the others are built on it from Debian's packages (deploy/standins/<dir>),
 # with the host's CA certificates where they talk TLS, bin/consul,
-# bin/mailpit and bin/prometheus (built from the Go module proxy). Images with no stand-in possible here are only listed.
+# bin/mailpit, bin/prometheus, bin/jaeger and bin/victoria-logs (built from
+# the Go module proxy). Images with no stand-in possible here are only
+# listed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,7 +30,19 @@ case ${1:-} in
 *) echo "usage: $0 [--list|--base]" >&2; exit 2 ;;
 esac
 
-have() { docker image inspect "$1" >/dev/null 2>&1; }
+# standin_hash identifies the content of deploy/standins/<dir>.
+standin_hash() {
+	(cd "deploy/standins/$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
+}
+
+# have: image $1 is present, and is not a stand-in of an older
+# deploy/standins/$2 (an image of the publisher's has no such label).
+have() {
+	local made dir hash
+	made=$(docker image inspect --format '{{index .Config.Labels "dev.mercato.standin"}} {{index .Config.Labels "dev.mercato.standin.hash"}}' "$1" 2>/dev/null) || return 1
+	read -r dir hash <<<"$made"
+	[[ -z ${dir:-} || $dir == debootstrap || $2 == - || ${hash:-} == "$(standin_hash "$2")" ]]
+}
 
 # mirror is the Debian mirror the host's apt uses (deb822 or one-line form).
 mirror() {
@@ -76,8 +91,11 @@ build_standin() { # name dir
 	consul) scripts/build-consul.sh && cp bin/consul "$ctx/consul" ;;
 	mailpit) scripts/build-mailpit.sh && cp bin/mailpit "$ctx/mailpit" ;;
 	prometheus) scripts/build-prometheus.sh && cp bin/prometheus "$ctx/prometheus" ;;
+	jaeger) scripts/build-jaeger.sh && cp bin/jaeger "$ctx/jaeger" ;;
+	victoria-logs) scripts/build-victorialogs.sh && cp bin/victoria-logs "$ctx/victoria-logs" ;;
 	esac
-	if ! docker build --progress=plain --label dev.mercato.standin="$2" -t "$name" "$ctx" >"$ctx.log" 2>&1; then
+	if ! docker build --progress=plain --label dev.mercato.standin="$2" --label dev.mercato.standin.hash="$(standin_hash "$2")" \
+		-t "$name" "$ctx" >"$ctx.log" 2>&1; then
 		tail -n 30 "$ctx.log" >&2
 		echo "docker-standins: building the stand-in for $name failed (log above)" >&2
 		exit 1
@@ -89,12 +107,12 @@ missing=()
 while read -r image standin from; do
 	[[ -z $image || $image == \#* ]] && continue
 	$base_only && [[ $standin != debootstrap ]] && continue
-	if have "$image"; then
+	if have "$image" "$standin"; then
 		$list && printf '  %-44s present\n' "$image"
 		continue
 	fi
 	if [[ $standin == - ]]; then
-		printf '  %-44s not available: %s (compose runs without it)\n' "$image" "${from#none*: }"
+		printf '  %-44s not available: %s (compose and the local cluster run without it)\n' "$image" "${from#none*: }"
 		missing+=("$image")
 		continue
 	fi
