@@ -57,6 +57,11 @@ compose-logs: ## follow the compose platform's logs
 compose-test: deps ## prove docker-compose.yml runs: up, checkout, Consul, Prometheus, kill a replica of each backend, checkout, down
 	@scripts/compose-test.sh
 
+.PHONY: k8s-cluster-test
+k8s-cluster-test: ## (root) build bin/k8s once, start the single-node test Kubernetes, run a Service on it, stop it, check the host is as before
+	@scripts/build-k8s.sh
+	@cd e2e && $(GO) test -race -tags k8s -count=1 -v -run TestClusterServesAndRestoresTheHost ./k8s/cluster/
+
 # FUZZTIME bounds each fuzz target of make fuzz.
 FUZZTIME ?= 10s
 
