@@ -31,7 +31,7 @@ smtp-sink: ## install MailDev, the SMTP sink with a web UI that make run starts
 	@scripts/install-smtp-sink.sh
 
 .PHONY: test
-test: deps lint ## run every test, integration, end-to-end and the compose platform included, with -race
+test: deps lint ## run every test, integration, end-to-end, the compose platform and the Kubernetes one included, with -race
 	@GO=$(GO) PKGS="$(PKGS)" scripts/test.sh
 
 .PHONY: images
@@ -56,6 +56,10 @@ compose-logs: ## follow the compose platform's logs
 .PHONY: compose-test
 compose-test: deps ## prove docker-compose.yml runs: up, checkout, Consul, Prometheus, kill a replica of each backend, checkout, down
 	@scripts/compose-test.sh
+
+.PHONY: k8s-test
+k8s-test: deps ## (root) prove deploy/k8s on a real single-node Kubernetes: apply overlays/local, checkout, pod deletions under reads, aws dry run, host restored
+	@GO=$(GO) scripts/k8s-test.sh
 
 .PHONY: k8s-cluster-test
 k8s-cluster-test: ## (root) build bin/k8s once, start the single-node test Kubernetes, run a Service on it, stop it, check the host is as before

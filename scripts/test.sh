@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make test, after deps and lint: the TypeScript client's check, every Go
-# module's tests with -race, then make compose-test. The compose tools
-# (Compose and buildx plugins, Mailpit, Prometheus: Go builds of several
-# minutes on a fresh machine) build beside the Go tests, which leave a core
-# idle much of the time, so compose-test finds them cached in bin/.
+# module's tests with -race, then make compose-test and make k8s-test. The
+# tools those two need (Compose and buildx plugins, Mailpit, Prometheus;
+# Kubernetes, etcd and CoreDNS: Go builds of several minutes each on a fresh
+# machine) build beside the Go tests, which leave a core idle much of the
+# time, so the two find them cached in bin/.
 #
 #   GO=go PKGS="./shared/... ./user/..." scripts/test.sh
 set -euo pipefail
@@ -14,10 +15,10 @@ scripts/check-typescript-client.sh
 
 mkdir -p .local/logs
 tools_log=.local/logs/compose-tools.log
-echo "==> building the compose tools (Compose, buildx, Consul, Mailpit, Prometheus) beside the Go tests; log in $tools_log"
+echo "==> building the compose and Kubernetes tools (Compose, buildx, Consul, Mailpit, Prometheus; Kubernetes, etcd, CoreDNS) beside the Go tests; log in $tools_log"
 # A session of its own, so a failed go test stops the whole build (its
 # process group), not only the script that runs it.
-setsid bash -c 'scripts/compose.sh tools && echo "==> compose tools ready in bin/ (${SECONDS}s, beside the Go tests)"' >"$tools_log" 2>&1 &
+setsid bash -c 'scripts/compose.sh tools && scripts/build-k8s.sh && echo "==> compose and Kubernetes tools ready in bin/ (${SECONDS}s, beside the Go tests)"' >"$tools_log" 2>&1 &
 tools=$!
 trap 'kill -- -"$tools" 2>/dev/null || true' EXIT
 
@@ -27,9 +28,10 @@ echo "==> go test -race $PKGS"
 
 if ! wait "$tools"; then
 	cat "$tools_log" >&2
-	echo "test: building the compose tools failed (log above)" >&2
+	echo "test: building the compose and Kubernetes tools failed (log above)" >&2
 	exit 1
 fi
 trap - EXIT
 tail -n 1 "$tools_log"
 make --no-print-directory compose-test
+make --no-print-directory k8s-test
