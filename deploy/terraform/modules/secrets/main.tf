@@ -1,0 +1,156 @@
+# The platform's secrets in Secrets Manager, encrypted with a key of their
+# own. Each program's secret is one JSON object whose keys are the file
+# names the program reads under /run/secrets/mercato (config.SecretVar's
+# MERCATO_<NAME>_FILE): the External Secrets Operator turns it into the
+# Kubernetes Secret <service>-secrets as it is, key for key.
+#
+#   <prefix>/<service>             database-url, redis-password, consul-token, and
+#                                  admin-password (user), idempotency-hash-key
+#                                  (order), webhook-secret (payment)
+#   <prefix>/jwt                   jwt-secret (every program)
+#   <prefix>/consul                gossip-key, management-token (the Helm chart's)
+#   <prefix>/database-bootstrap    <service>_db: password, for the bootstrap job
+#
+# The values are generated here once (random_password) and so are in the
+# Terraform state too: the state bucket is encrypted and readable by the
+# platform team only. Rotating one is `tofu apply -replace=...` of its
+# random_password, then a rollout (docs/deployment.md).
+
+locals {
+  database_url = {
+    for s in var.database_services : s => format(
+      "postgres://%s_db:%s@%s:%d/%s_db?sslmode=require",
+      s, random_password.database[s].result, var.database_host, var.database_port, s,
+    )
+  }
+
+  # What each program's secret holds beyond the common keys.
+  extra = {
+    user    = { admin-password = random_password.admin.result }
+    order   = { idempotency-hash-key = random_password.idempotency_hash_key.result }
+    payment = { webhook-secret = random_password.webhook.result }
+  }
+
+  service_secret = {
+    for s in var.services : s => merge(
+      {
+        redis-password = random_password.redis[s].result
+        consul-token   = random_uuid.consul_token[s].result
+      },
+      contains(var.database_services, s) ? { database-url = local.database_url[s] } : {},
+      lookup(local.extra, s, {}),
+    )
+  }
+}
+
+resource "aws_kms_key" "secrets" {
+  description             = "${var.secret_prefix} application secrets"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+}
+
+resource "aws_kms_alias" "secrets" {
+  name          = "alias/${replace(var.secret_prefix, "/", "-")}-secrets"
+  target_key_id = aws_kms_key.secrets.key_id
+}
+
+# Letters and digits only: every value goes into URLs, ACL users or
+# headers unescaped. 40 of them are 238 bits.
+resource "random_password" "database" {
+  for_each = toset(var.database_services)
+
+  length  = 40
+  special = false
+}
+
+resource "random_password" "redis" {
+  for_each = toset(var.services)
+
+  length  = 40
+  special = false
+}
+
+resource "random_uuid" "consul_token" {
+  for_each = toset(var.services)
+}
+
+resource "random_uuid" "consul_management_token" {}
+
+resource "random_bytes" "consul_gossip_key" {
+  length = 32
+}
+
+resource "random_password" "jwt" {
+  length  = 64
+  special = false
+}
+
+resource "random_password" "webhook" {
+  length  = 64
+  special = false
+}
+
+resource "random_password" "idempotency_hash_key" {
+  length  = 64
+  special = false
+}
+
+resource "random_password" "admin" {
+  length  = 32
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "service" {
+  for_each = toset(var.services)
+
+  name                    = "${var.secret_prefix}/${each.key}"
+  description             = "Secrets of the ${each.key} program (keys are the files it reads)"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = var.recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "service" {
+  for_each = aws_secretsmanager_secret.service
+
+  secret_id     = each.value.id
+  secret_string = jsonencode(local.service_secret[each.key])
+}
+
+resource "aws_secretsmanager_secret" "jwt" {
+  name                    = "${var.secret_prefix}/jwt"
+  description             = "HS256 key of the access tokens, the same for every program"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = var.recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "jwt" {
+  secret_id     = aws_secretsmanager_secret.jwt.id
+  secret_string = jsonencode({ jwt-secret = random_password.jwt.result })
+}
+
+resource "aws_secretsmanager_secret" "consul" {
+  name                    = "${var.secret_prefix}/consul"
+  description             = "Consul's gossip encryption key and ACL management token"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = var.recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "consul" {
+  secret_id = aws_secretsmanager_secret.consul.id
+  secret_string = jsonencode({
+    gossip-key       = random_bytes.consul_gossip_key.base64
+    management-token = random_uuid.consul_management_token.result
+  })
+}
+
+resource "aws_secretsmanager_secret" "database_bootstrap" {
+  name                    = "${var.secret_prefix}/database-bootstrap"
+  description             = "Password of each service role, for the job that creates the roles and databases"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = var.recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "database_bootstrap" {
+  secret_id     = aws_secretsmanager_secret.database_bootstrap.id
+  secret_string = jsonencode({ for s in var.database_services : "${s}_db" => random_password.database[s].result })
+}

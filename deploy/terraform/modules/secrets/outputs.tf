@@ -1,0 +1,43 @@
+output "redis_passwords" {
+  description = "Redis ACL password of each program."
+  value       = { for s in var.services : s => random_password.redis[s].result }
+  sensitive   = true
+}
+
+output "service_secret_arns" {
+  description = "Secret of each program by name."
+  value       = { for s, secret in aws_secretsmanager_secret.service : s => secret.arn }
+}
+
+output "service_secret_names" {
+  description = "Secrets Manager name of each program's secret (the ExternalSecrets' remote keys)."
+  value       = { for s, secret in aws_secretsmanager_secret.service : s => secret.name }
+}
+
+output "jwt_secret_arn" {
+  description = "Secret holding jwt-secret."
+  value       = aws_secretsmanager_secret.jwt.arn
+}
+
+output "consul_secret_arn" {
+  description = "Secret holding Consul's gossip-key and management-token."
+  value       = aws_secretsmanager_secret.consul.arn
+}
+
+output "database_bootstrap_secret_arn" {
+  description = "Secret holding each service role's password for the bootstrap job."
+  value       = aws_secretsmanager_secret.database_bootstrap.arn
+}
+
+output "secret_arns" {
+  description = "Every secret this module made."
+  value = concat(
+    [for s in aws_secretsmanager_secret.service : s.arn],
+    [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.consul.arn, aws_secretsmanager_secret.database_bootstrap.arn],
+  )
+}
+
+output "kms_key_arn" {
+  description = "Key of the secrets (and of the deploy parameter)."
+  value       = aws_kms_key.secrets.arn
+}
