@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
 )
 
 // repo is the repository's root, from this package's folder.
@@ -199,4 +198,3 @@ func TestTfvarsFail(t *testing.T) {
 		t.Errorf("rules %v, want %v; findings: %v", rules, want, findings)
 	}
 }
-
