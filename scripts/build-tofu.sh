@@ -10,5 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 version=$(awk '$1 == "github.com/opentofu/opentofu" { print $2; exit }' tools/tofu/go.mod)
 
+# A release build, as OpenTofu's own: without this it calls itself
+# "v1.10.10-dev".
+export LDFLAGS="-X github.com/opentofu/opentofu/version.dev=no"
 exec scripts/build-go-tool.sh tofu tools/tofu github.com/opentofu/opentofu/cmd/tofu \
 	"github.com/opentofu/opentofu	${version}" "OpenTofu ${version}" 6-12

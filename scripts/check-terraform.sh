@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/build-tofu.sh
+# No CLI configuration: the checks use no provider mirrors or credentials
+# (and a TF_CLI_CONFIG_FILE naming a missing file only adds warnings).
+export TF_CLI_CONFIG_FILE=/dev/null
 
 echo "==> tofu fmt -check -recursive deploy/terraform"
 if ! bin/tofu fmt -check -recursive -diff deploy/terraform; then

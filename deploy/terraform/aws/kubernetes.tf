@@ -41,6 +41,8 @@ locals {
     region                            = var.aws_region
     cluster_name                      = module.eks.cluster_name
     vpc_id                            = module.network.vpc_id
+    vpc_cidr                          = module.network.vpc_cidr
+    data_cidr                         = module.network.data_cidr
     public_url                        = "https://${var.public_hostname}"
     public_hostname                   = var.public_hostname
     certificate_arn                   = var.certificate_arn
@@ -48,6 +50,8 @@ locals {
     image_registry                    = module.ecr.registry
     image_repository_prefix           = module.ecr.repository_prefix
     redis_address                     = "${module.elasticache.primary_endpoint}:${module.elasticache.port}"
+    smtp_address                      = local.smtp.address
+    email_from                        = var.email_from
     database_host                     = module.rds.address
     database_master_secret_arn        = module.rds.master_secret_arn
     secret_prefix                     = local.secret_prefix

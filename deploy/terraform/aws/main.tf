@@ -3,6 +3,7 @@
 #   internet ─▶ ALB (HTTPS, security group alb) ─▶ gateway pods ─▶ service pods
 #                                       (EKS managed nodes, private subnets)
 #   pods ─▶ RDS PostgreSQL (Multi-AZ)  ·  ElastiCache Redis (TLS, ACL users)
+#           (data subnets, no route out)
 #   pods ─▶ NAT ─▶ internet (ECR, AWS APIs)
 #
 # The load balancer itself is made by the AWS Load Balancer Controller
@@ -100,6 +101,8 @@ module "secrets" {
   database_services = local.database_services
   database_host     = module.rds.address
   database_port     = module.rds.port
+  smtp              = local.smtp
+  alert_email       = var.alert_email
 }
 
 module "rds" {
@@ -107,7 +110,7 @@ module "rds" {
 
   identifier               = local.prefix
   vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
+  subnet_ids               = module.network.data_subnet_ids
   client_security_group_id = module.eks.node_security_group_id
   postgres_version         = var.postgres_version
   instance_class           = var.db_instance_class
@@ -123,7 +126,7 @@ module "elasticache" {
 
   name                     = local.prefix
   vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
+  subnet_ids               = module.network.data_subnet_ids
   client_security_group_id = module.eks.node_security_group_id
   engine_version           = var.redis_engine_version
   node_type                = var.redis_node_type

@@ -67,11 +67,6 @@ output "jwt_secret_arn" {
   value       = module.secrets.jwt_secret_arn
 }
 
-output "consul_secret_arn" {
-  description = "Secret holding Consul's gossip-key and management-token."
-  value       = module.secrets.consul_secret_arn
-}
-
 output "database_bootstrap_secret_arn" {
   description = "Secret holding the service roles' passwords (the bootstrap job's)."
   value       = module.secrets.database_bootstrap_secret_arn
@@ -115,4 +110,12 @@ output "github_deploy_role_arn" {
 output "deploy_parameter_name" {
   description = "SSM parameter with the deploy configuration (GitHub environment variable DEPLOY_PARAMETER)."
   value       = aws_ssm_parameter.deploy.name
+}
+
+output "ses_dkim_records" {
+  description = "CNAME records (name → value) that verify email_domain for SES."
+  value = {
+    for t in aws_sesv2_email_identity.sender.dkim_signing_attributes[0].tokens :
+    "${t}._domainkey.${var.email_domain}" => "${t}.dkim.amazonses.com"
+  }
 }

@@ -30,13 +30,13 @@ variable "tags" {
 # --- Network ------------------------------------------------------------------
 
 variable "vpc_cidr" {
-  description = "CIDR of the VPC; split into a /19 private and a /22 public subnet per availability zone."
+  description = "CIDR of the VPC (a /16): per zone a /19 private, a /21 data (in the fourth /19) and a /22 public subnet."
   type        = string
-  default     = "10.40.0.0/16"
+  default     = "10.0.0.0/16"
 
   validation {
-    condition     = can(cidrnetmask(var.vpc_cidr)) && tonumber(split("/", var.vpc_cidr)[1]) <= 16
-    error_message = "vpc_cidr must be a CIDR block of /16 or larger."
+    condition     = can(cidrnetmask(var.vpc_cidr)) && tonumber(split("/", var.vpc_cidr)[1]) == 16
+    error_message = "vpc_cidr must be a /16 CIDR block."
   }
 }
 
@@ -168,6 +168,23 @@ variable "certificate_arn" {
     condition     = can(regex("^arn:[a-z-]+:acm:", var.certificate_arn))
     error_message = "certificate_arn must be an ACM certificate ARN."
   }
+}
+
+# --- Email (SES) --------------------------------------------------------------
+
+variable "email_domain" {
+  description = "Domain the shop's and the alerts' emails are sent from (an SES identity, verified by DKIM records)."
+  type        = string
+}
+
+variable "email_from" {
+  description = "Sender of the shop's emails and the alerts, an address of email_domain, e.g. Mercato <no-reply@shop.example.com>."
+  type        = string
+}
+
+variable "alert_email" {
+  description = "Address Alertmanager sends the alerts to."
+  type        = string
 }
 
 # --- PostgreSQL (RDS) ---------------------------------------------------------

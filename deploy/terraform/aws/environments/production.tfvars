@@ -10,3 +10,7 @@ public_hostname = "shop.example.com"
 certificate_arn = "arn:aws:acm:eu-west-1:000000000000:certificate/00000000-0000-0000-0000-000000000000"
 
 github_repository = "mercato-dev/mercato"
+
+email_domain = "shop.example.com"
+email_from   = "Mercato <no-reply@shop.example.com>"
+alert_email  = "oncall@example.com"

@@ -21,3 +21,7 @@ public_hostname = "staging.shop.example.com"
 certificate_arn = "arn:aws:acm:eu-west-1:000000000000:certificate/00000000-0000-0000-0000-000000000000"
 
 github_repository = "mercato-dev/mercato"
+
+email_domain = "staging.shop.example.com"
+email_from   = "Mercato <no-reply@staging.shop.example.com>"
+alert_email  = "oncall@example.com"

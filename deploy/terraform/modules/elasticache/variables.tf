@@ -9,7 +9,7 @@ variable "vpc_id" {
 }
 
 variable "subnet_ids" {
-  description = "Private subnets the nodes are spread over."
+  description = "Data subnets the nodes are spread over."
   type        = list(string)
 }
 

@@ -1,7 +1,13 @@
-# A VPC over the given zones: per zone a public /22 (the load balancer, NAT
-# gateways) and a private /19 (nodes and pods, which take VPC addresses
-# with the VPC CNI, RDS, ElastiCache). Nothing in a private subnet has a
-# public address; egress leaves through the zone's NAT gateway.
+# A VPC over the given zones (of a /16, 10.0.0.0/16 by default):
+#   private  /19 per zone (10.0.0.0, .32, .64): nodes and pods, which take
+#            VPC addresses with the VPC CNI;
+#   data     /21 per zone inside one /19 (10.0.96.0/19): RDS and
+#            ElastiCache only, so the pods' NetworkPolicies can allow
+#            5432 and 6379 to that one block (overlays/aws data-stores.yaml);
+#   public   /22 per zone (10.0.192.0, ...): the load balancer, NAT gateways.
+# Nothing has a public address but the NAT gateways and the load balancer;
+# the private subnets' egress leaves through their zone's NAT gateway; the
+# data subnets have no route out at all.
 
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
@@ -11,6 +17,8 @@ locals {
   zones = { for i, az in var.availability_zones : az => i }
   # NAT gateways: one per zone, or the first zone's for all.
   nat_zones = var.single_nat_gateway ? { (var.availability_zones[0]) = 0 } : local.zones
+  # The fourth /19: the data subnets' block.
+  data_cidr = cidrsubnet(var.cidr, 3, 3)
 }
 
 resource "aws_vpc" "this" {
@@ -69,6 +77,35 @@ resource "aws_subnet" "private" {
     "kubernetes.io/role/internal-elb"           = "1"
     "kubernetes.io/cluster/${var.cluster_name}" = "shared"
   }
+}
+
+resource "aws_subnet" "data" {
+  for_each = local.zones
+
+  vpc_id                  = aws_vpc.this.id
+  availability_zone       = each.key
+  cidr_block              = cidrsubnet(local.data_cidr, 2, each.value)
+  map_public_ip_on_launch = false
+
+  tags = {
+    Name = "${var.name}-data-${each.key}"
+  }
+}
+
+# The data subnets' own route table: the VPC's local route only.
+resource "aws_route_table" "data" {
+  vpc_id = aws_vpc.this.id
+
+  tags = {
+    Name = "${var.name}-data"
+  }
+}
+
+resource "aws_route_table_association" "data" {
+  for_each = aws_subnet.data
+
+  subnet_id      = each.value.id
+  route_table_id = aws_route_table.data.id
 }
 
 resource "aws_route_table" "public" {

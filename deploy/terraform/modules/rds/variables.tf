@@ -9,7 +9,7 @@ variable "vpc_id" {
 }
 
 variable "subnet_ids" {
-  description = "Private subnets the instance (and its Multi-AZ standby) may live in."
+  description = "Data subnets the instance (and its Multi-AZ standby) may live in."
   type        = list(string)
 }
 

@@ -1,25 +1,35 @@
 # The platform's secrets in Secrets Manager, encrypted with a key of their
-# own. Each program's secret is one JSON object whose keys are the file
-# names the program reads under /run/secrets/mercato (config.SecretVar's
-# MERCATO_<NAME>_FILE): the External Secrets Operator turns it into the
-# Kubernetes Secret <service>-secrets as it is, key for key.
+# own. Each secret is one JSON object whose keys are the keys of the
+# Kubernetes Secret overlays/aws names (the file names the programs read
+# under /run/secrets/mercato, config.SecretVar's MERCATO_<NAME>_FILE): the
+# External Secrets Operator copies each into its Secret key for key
+# (deploy/terraform/aws/kubernetes/external-secrets.yaml).
 #
-#   <prefix>/<service>             database-url, redis-password, consul-token, and
-#                                  admin-password (user), idempotency-hash-key
-#                                  (order), webhook-secret (payment)
-#   <prefix>/jwt                   jwt-secret (every program)
-#   <prefix>/consul                gossip-key, management-token (the Helm chart's)
-#   <prefix>/database-bootstrap    <service>_db: password, for the bootstrap job
+#   <prefix>/<service>           -> <service>-secrets: database-url (not the
+#                                   gateway's), redis-password, consul-token,
+#                                   and admin-password (user),
+#                                   idempotency-hash-key (order), webhook-secret
+#                                   (payment), smtp-username and smtp-password
+#                                   (notification)
+#   <prefix>/jwt                 -> mercato-jwt: jwt-secret
+#   <prefix>/prometheus          -> prometheus-secrets: consul-prometheus-token
+#   <prefix>/grafana             -> grafana-secrets: admin-password
+#   <prefix>/alertmanager        -> alertmanager-config: alertmanager.yml
+#   <prefix>/database-bootstrap  -> database-bootstrap: <role>: password, for
+#                                   the job that makes the roles and databases
 #
-# The values are generated here once (random_password) and so are in the
-# Terraform state too: the state bucket is encrypted and readable by the
-# platform team only. Rotating one is `tofu apply -replace=...` of its
-# random_password, then a rollout (docs/deployment.md).
+# The consul-token values are the SecretIDs the services' Consul tokens are
+# created with (docs/deployment.md). The values are generated here once
+# (random_password) and so are in the Terraform state too: the state bucket
+# is encrypted and readable by the platform team only. Rotating one is
+# `tofu apply -replace=...` of its random_password, then a rollout.
 
 locals {
   database_url = {
     for s in var.database_services : s => format(
-      "postgres://%s_db:%s@%s:%d/%s_db?sslmode=require",
+      # TLS verified against RDS's CA bundle, the ConfigMap rds-ca-bundle
+      # that overlays/aws mounts there (rds-ca.yaml).
+      "postgres://%s_db:%s@%s:%d/%s_db?sslmode=verify-full&sslrootcert=/etc/mercato/rds-ca/global-bundle.pem",
       s, random_password.database[s].result, var.database_host, var.database_port, s,
     )
   }
@@ -29,7 +39,33 @@ locals {
     user    = { admin-password = random_password.admin.result }
     order   = { idempotency-hash-key = random_password.idempotency_hash_key.result }
     payment = { webhook-secret = random_password.webhook.result }
+    notification = {
+      smtp-username = var.smtp.username
+      smtp-password = var.smtp.password
+    }
   }
+
+  # Alertmanager mails alerts through the same SES interface.
+  alertmanager_config = yamlencode({
+    global = {
+      smtp_smarthost     = var.smtp.address
+      smtp_from          = var.smtp.from
+      smtp_auth_username = var.smtp.username
+      smtp_auth_password = var.smtp.password
+      smtp_require_tls   = true
+    }
+    route = {
+      receiver        = "email"
+      group_by        = ["alertname", "service"]
+      group_wait      = "30s"
+      group_interval  = "5m"
+      repeat_interval = "4h"
+    }
+    receivers = [{
+      name          = "email"
+      email_configs = [{ to = var.alert_email, send_resolved = true }]
+    }]
+  })
 
   service_secret = {
     for s in var.services : s => merge(
@@ -74,11 +110,7 @@ resource "random_uuid" "consul_token" {
   for_each = toset(var.services)
 }
 
-resource "random_uuid" "consul_management_token" {}
-
-resource "random_bytes" "consul_gossip_key" {
-  length = 32
-}
+resource "random_uuid" "consul_prometheus_token" {}
 
 resource "random_password" "jwt" {
   length  = 64
@@ -96,6 +128,11 @@ resource "random_password" "idempotency_hash_key" {
 }
 
 resource "random_password" "admin" {
+  length  = 32
+  special = false
+}
+
+resource "random_password" "grafana_admin" {
   length  = 32
   special = false
 }
@@ -128,19 +165,29 @@ resource "aws_secretsmanager_secret_version" "jwt" {
   secret_string = jsonencode({ jwt-secret = random_password.jwt.result })
 }
 
-resource "aws_secretsmanager_secret" "consul" {
-  name                    = "${var.secret_prefix}/consul"
-  description             = "Consul's gossip encryption key and ACL management token"
+# The monitoring components' secrets (components/monitoring, grafana).
+locals {
+  platform_secret = {
+    prometheus   = { consul-prometheus-token = random_uuid.consul_prometheus_token.result }
+    grafana      = { admin-password = random_password.grafana_admin.result }
+    alertmanager = { "alertmanager.yml" = local.alertmanager_config }
+  }
+}
+
+resource "aws_secretsmanager_secret" "platform" {
+  for_each = local.platform_secret
+
+  name                    = "${var.secret_prefix}/${each.key}"
+  description             = "Secrets of ${each.key}"
   kms_key_id              = aws_kms_key.secrets.arn
   recovery_window_in_days = var.recovery_window_days
 }
 
-resource "aws_secretsmanager_secret_version" "consul" {
-  secret_id = aws_secretsmanager_secret.consul.id
-  secret_string = jsonencode({
-    gossip-key       = random_bytes.consul_gossip_key.base64
-    management-token = random_uuid.consul_management_token.result
-  })
+resource "aws_secretsmanager_secret_version" "platform" {
+  for_each = aws_secretsmanager_secret.platform
+
+  secret_id     = each.value.id
+  secret_string = jsonencode(local.platform_secret[each.key])
 }
 
 resource "aws_secretsmanager_secret" "database_bootstrap" {

@@ -19,11 +19,6 @@ output "jwt_secret_arn" {
   value       = aws_secretsmanager_secret.jwt.arn
 }
 
-output "consul_secret_arn" {
-  description = "Secret holding Consul's gossip-key and management-token."
-  value       = aws_secretsmanager_secret.consul.arn
-}
-
 output "database_bootstrap_secret_arn" {
   description = "Secret holding each service role's password for the bootstrap job."
   value       = aws_secretsmanager_secret.database_bootstrap.arn
@@ -33,7 +28,8 @@ output "secret_arns" {
   description = "Every secret this module made."
   value = concat(
     [for s in aws_secretsmanager_secret.service : s.arn],
-    [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.consul.arn, aws_secretsmanager_secret.database_bootstrap.arn],
+    [for s in aws_secretsmanager_secret.platform : s.arn],
+    [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.database_bootstrap.arn],
   )
 }
 

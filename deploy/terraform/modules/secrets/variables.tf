@@ -23,6 +23,22 @@ variable "database_port" {
   type        = number
 }
 
+variable "smtp" {
+  description = "SES SMTP endpoint (host:port), sender, and the SMTP credentials of the notification service and Alertmanager."
+  type = object({
+    address  = string
+    from     = string
+    username = string
+    password = string
+  })
+  sensitive = true
+}
+
+variable "alert_email" {
+  description = "Where Alertmanager sends alerts."
+  type        = string
+}
+
 variable "recovery_window_days" {
   description = "Days a deleted secret can still be restored."
   type        = number
