@@ -115,7 +115,7 @@ func Render(cfg Config, tag string, o Options) ([]byte, error) {
 	if err := os.WriteFile(filepath.Join(o.Dir, "global-bundle.pem"), bundle, 0o644); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"external-secrets.yaml", "db-bootstrap.yaml"} {
+	for _, name := range []string{"storageclass.yaml", "external-secrets.yaml", "db-bootstrap.yaml"} {
 		if err := expand(filepath.Join(o.Templates, name), filepath.Join(o.Dir, "aws", name), cfg); err != nil {
 			return nil, err
 		}
@@ -217,7 +217,7 @@ func kustomization(cfg Config, tag, overlay string) map[string]any {
 		"apiVersion": "kustomize.config.k8s.io/v1beta1",
 		"kind":       "Kustomization",
 		"namespace":  "mercato",
-		"resources":  []string{overlay, "aws/external-secrets.yaml", "aws/db-bootstrap.yaml"},
+		"resources":  []string{overlay, "aws/storageclass.yaml", "aws/external-secrets.yaml", "aws/db-bootstrap.yaml"},
 		"configMapGenerator": []map[string]any{
 			{"name": "mercato-common", "behavior": "merge", "literals": []string{"MERCATO_REDIS_ADDR=" + cfg.RedisAddress}},
 			{"name": "notification-config", "behavior": "merge", "literals": []string{

@@ -142,7 +142,7 @@ func checkRendering(t *testing.T, cfg Config, objs []object) {
 			byKind[o.Kind] = map[string]object{}
 		}
 		byKind[o.Kind][o.name()] = o
-		if ns, _ := o.Metadata["namespace"].(string); o.Kind != "Namespace" && ns != "mercato" {
+		if ns, _ := o.Metadata["namespace"].(string); o.Kind != "Namespace" && o.Kind != "StorageClass" && ns != "mercato" {
 			t.Errorf("%s %s is in namespace %q, want mercato", o.Kind, o.name(), ns)
 		}
 	}
@@ -216,6 +216,10 @@ func checkRendering(t *testing.T, cfg Config, objs []object) {
 		if _, ok := targets[name]; !ok {
 			t.Errorf("Secret %s is used by a pod but no ExternalSecret makes it", name)
 		}
+	}
+
+	if sc := byKind["StorageClass"]["gp3"]; at(sc.body, "parameters", "encrypted") != "true" {
+		t.Errorf("no encrypted StorageClass gp3 for Consul's volumes: %v", sc.body)
 	}
 
 	job := byKind["Job"]["database-bootstrap"]
