@@ -209,7 +209,7 @@ func literal(v cty.Value) string {
 // stringLiterals lists the literal strings anywhere inside expr.
 func stringLiterals(expr hclsyntax.Expression) []string {
 	var out []string
-	hclsyntax.VisitAll(expr, func(n hclsyntax.Node) hcl.Diagnostics {
+	_ = hclsyntax.VisitAll(expr, func(n hclsyntax.Node) hcl.Diagnostics { // the walker returns no diagnostics
 		if lit, ok := n.(*hclsyntax.LiteralValueExpr); ok && lit.Val.Type() == cty.String && lit.Val.IsKnown() && !lit.Val.IsNull() {
 			out = append(out, lit.Val.AsString())
 		}

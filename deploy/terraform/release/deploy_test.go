@@ -56,8 +56,8 @@ esac
 `
 
 // deploy runs scripts/aws-deploy.sh against the stubs and a platform whose
-// API is api; it returns the script's error, its output and the calls.
-func deploy(t *testing.T, api http.Handler, failRollout ...string) (error, string, string) {
+// API is api; it returns the script's output, the calls and its error.
+func deploy(t *testing.T, api http.Handler, failRollout ...string) (string, string, error) {
 	t.Helper()
 	for _, cmd := range []string{"bash", "go", "sed", "grep"} {
 		if _, err := exec.LookPath(cmd); err != nil {
@@ -101,7 +101,7 @@ func deploy(t *testing.T, api http.Handler, failRollout ...string) (error, strin
 	)
 	out, err := cmd.CombinedOutput()
 	calls, _ := os.ReadFile(filepath.Join(stub, "calls"))
-	return err, string(out), string(calls)
+	return string(out), string(calls), err
 }
 
 // shop answers the smoke check as a working platform does.
@@ -130,7 +130,7 @@ func shop() http.Handler {
 // fails is rolled back, every Deployment to the revision it had, and the
 // deploy fails; one that passes is recorded and rolls nothing back.
 func TestDeployRollsBackOnFailedSmokeCheck(t *testing.T) {
-	err, out, calls := deploy(t, shop())
+	out, calls, err := deploy(t, shop())
 	if err != nil {
 		t.Fatalf("a healthy release failed to deploy: %v\n%s", err, out)
 	}
@@ -149,7 +149,7 @@ func TestDeployRollsBackOnFailedSmokeCheck(t *testing.T) {
 	broken := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
-	err, out, calls = deploy(t, broken)
+	out, calls, err = deploy(t, broken)
 	if err == nil {
 		t.Fatalf("a release whose smoke check fails deployed without error:\n%s", out)
 	}
@@ -166,7 +166,7 @@ func TestDeployRollsBackOnFailedSmokeCheck(t *testing.T) {
 // TestDeployRollsBackOnFailedRollout: a Deployment that does not roll out
 // rolls the release back before any smoke check.
 func TestDeployRollsBackOnFailedRollout(t *testing.T) {
-	err, out, calls := deploy(t, shop(), "order")
+	out, calls, err := deploy(t, shop(), "order")
 	if err == nil {
 		t.Fatalf("a release whose rollout fails deployed without error:\n%s", out)
 	}

@@ -99,7 +99,7 @@ func Render(cfg Config, tag string, o Options) ([]byte, error) {
 	if !tagPattern.MatchString(tag) {
 		return nil, fmt.Errorf("image tag %q is neither sha-<commit> nor v<major>.<minor>.<patch>", tag)
 	}
-	bundle, err := os.ReadFile(o.CABundle)
+	bundle, err := os.ReadFile(o.CABundle) //nolint:gosec // G304: the bundle the caller names
 	if err != nil {
 		return nil, fmt.Errorf("RDS CA bundle: %w", err)
 	}
@@ -109,10 +109,10 @@ func Render(cfg Config, tag string, o Options) ([]byte, error) {
 	if err := os.RemoveAll(o.Dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(o.Dir, "aws"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(o.Dir, "aws"), 0o750); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(o.Dir, "global-bundle.pem"), bundle, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(o.Dir, "global-bundle.pem"), bundle, 0o600); err != nil { //nolint:gosec // G703: into the folder the caller names
 		return nil, err
 	}
 	for _, name := range []string{"storageclass.yaml", "external-secrets.yaml", "db-bootstrap.yaml"} {
@@ -129,7 +129,7 @@ func Render(cfg Config, tag string, o Options) ([]byte, error) {
 		return nil, err
 	}
 	header := fmt.Sprintf("# Written by deploy/terraform/release for %s, images %s: not edited by hand.\n", cfg.Environment, tag)
-	if err := os.WriteFile(filepath.Join(o.Dir, "kustomization.yaml"), append([]byte(header), k...), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(o.Dir, "kustomization.yaml"), append([]byte(header), k...), 0o600); err != nil {
 		return nil, err
 	}
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), o.Dir)
@@ -169,7 +169,7 @@ func expand(src, dst string, cfg Config) error {
 	if err := t.Execute(&b, data); err != nil {
 		return err
 	}
-	return os.WriteFile(dst, b.Bytes(), 0o644)
+	return os.WriteFile(dst, b.Bytes(), 0o600)
 }
 
 // op is one JSON patch operation.
