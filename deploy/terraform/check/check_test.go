@@ -62,7 +62,7 @@ func TestAWSConfiguration(t *testing.T) {
 		"aws_eks_addon.before_nodes", "aws_eks_addon.after_nodes", "aws_iam_openid_connect_provider.cluster",
 		"aws_db_instance.this", "aws_db_parameter_group.this", "aws_elasticache_replication_group.this",
 		"aws_elasticache_user.service", "aws_ecr_repository.this", "aws_ecr_lifecycle_policy.this",
-		"aws_secretsmanager_secret.service", "aws_iam_role.deploy", "aws_iam_role.release",
+		"aws_secretsmanager_secret.this", "aws_iam_role.deploy", "aws_iam_role.release",
 	}
 	have := map[string]bool{}
 	for _, m := range mods {
@@ -112,6 +112,7 @@ func TestChecksFail(t *testing.T) {
 		}},
 		{"undeclared-variable", []string{
 			`undeclared: variable "instance_clas" is not declared`,
+			`unused: data.aws_region.current is declared but never used`,
 			`unused: variable "instance_class" is declared but never used`,
 		}},
 		{"missing-input", []string{

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -20,7 +21,7 @@ var metaArguments = map[string]bool{"source": true, "version": true, "providers"
 // variable or local that nothing uses.
 func References(m *Module, mods map[string]*Module) []Finding {
 	var out []Finding
-	usedVars, usedLocals := map[string]bool{}, map[string]bool{}
+	usedVars, usedLocals, usedData := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, a := range m.attributes() {
 		if skipReferences(a) {
 			continue
@@ -30,6 +31,9 @@ func References(m *Module, mods map[string]*Module) []Finding {
 			root := t.RootName()
 			if builtinRoots[root] || iterators[root] {
 				continue
+			}
+			if root == "data" && len(t) > 2 {
+				usedData[referenceKey(t)] = true
 			}
 			if f, ok := m.resolve(t, mods, usedVars, usedLocals); !ok {
 				out = append(out, f)
@@ -46,7 +50,23 @@ func References(m *Module, mods map[string]*Module) []Finding {
 			out = append(out, Finding{"unused", m.Locals[name].SrcRange, fmt.Sprintf("local %q is declared but never used", name)})
 		}
 	}
+	for _, key := range sortedKeys(m.Resources) {
+		if strings.HasPrefix(key, "data.") && !usedData[key] {
+			out = append(out, Finding{"unused", m.Resources[key].DefRange(), fmt.Sprintf("%s is declared but never used", key)})
+		}
+	}
 	return out
+}
+
+// referenceKey is the Resources key of a data source reference: data.type.name.
+func referenceKey(t hcl.Traversal) string {
+	parts := []string{"data"}
+	for _, step := range t[1:3] {
+		if a, ok := step.(hcl.TraverseAttr); ok {
+			parts = append(parts, a.Name)
+		}
+	}
+	return strings.Join(parts, ".")
 }
 
 // resolve looks up what t names; ok is false, with a finding, when it is

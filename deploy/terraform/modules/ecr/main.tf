@@ -10,12 +10,12 @@ locals {
   repositories = var.create ? toset(var.repositories) : toset([])
 }
 
-resource "aws_kms_key" "ecr" {
-  count = var.create ? 1 : 0
+module "key" {
+  source = "../kms-key"
+  count  = var.create ? 1 : 0
 
-  description             = "${var.repository_prefix} container images"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+  description = "${var.repository_prefix} container images"
+  alias       = "${var.repository_prefix}-ecr"
 }
 
 resource "aws_ecr_repository" "this" {
@@ -30,7 +30,7 @@ resource "aws_ecr_repository" "this" {
 
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.ecr[0].arn
+    kms_key         = module.key[0].arn
   }
 }
 

@@ -2,60 +2,24 @@
 # a key of its own, every control-plane log type to CloudWatch (encrypted),
 # access through EKS access entries only (no aws-auth ConfigMap).
 
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
-
 locals {
-  partition  = data.aws_partition.current.partition
-  account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.region
+  partition = data.aws_partition.current.partition
 }
 
-resource "aws_kms_key" "cluster" {
-  description             = "${var.cluster_name} Kubernetes Secrets and control-plane logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.cluster_key.json
-}
+module "key" {
+  source = "../kms-key"
 
-resource "aws_kms_alias" "cluster" {
-  name          = "alias/${var.cluster_name}-eks"
-  target_key_id = aws_kms_key.cluster.key_id
-}
-
-data "aws_iam_policy_document" "cluster_key" {
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "CloudWatchLogsEncrypts"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${local.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/eks/${var.cluster_name}/*"]
-    }
-  }
+  description = "${var.cluster_name} Kubernetes Secrets and control-plane logs"
+  alias       = "${var.cluster_name}-eks"
+  log_groups  = "/aws/eks/${var.cluster_name}/*"
 }
 
 resource "aws_cloudwatch_log_group" "cluster" {
   # The name EKS writes to; made here first so it has a retention and a key.
   name              = "/aws/eks/${var.cluster_name}/cluster"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.cluster.arn
+  kms_key_id        = module.key.arn
 }
 
 data "aws_iam_policy_document" "cluster_assume" {
@@ -98,7 +62,7 @@ resource "aws_eks_cluster" "this" {
   encryption_config {
     resources = ["secrets"]
     provider {
-      key_arn = aws_kms_key.cluster.arn
+      key_arn = module.key.arn
     }
   }
 

@@ -4,51 +4,16 @@
 # (TLS required), and RBAC: one ACL user per program with only its
 # commands and keys; the default user is off.
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
-
 locals {
   family = "redis${split(".", var.engine_version)[0]}"
 }
 
-resource "aws_kms_key" "redis" {
-  description             = "${var.name} ElastiCache storage and snapshots, and its logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.redis_key.json
-}
+module "key" {
+  source = "../kms-key"
 
-resource "aws_kms_alias" "redis" {
-  name          = "alias/${var.name}-redis"
-  target_key_id = aws_kms_key.redis.key_id
-}
-
-data "aws_iam_policy_document" "redis_key" {
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "CloudWatchLogsEncrypts"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:/aws/elasticache/${var.name}/*"]
-    }
-  }
+  description = "${var.name} ElastiCache storage and snapshots, and its logs"
+  alias       = "${var.name}-redis"
+  log_groups  = "/aws/elasticache/${var.name}/*"
 }
 
 resource "aws_elasticache_subnet_group" "this" {
@@ -137,7 +102,7 @@ resource "aws_cloudwatch_log_group" "redis" {
 
   name              = "/aws/elasticache/${var.name}/${each.key}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.redis.arn
+  kms_key_id        = module.key.arn
 }
 
 resource "aws_elasticache_replication_group" "this" {
@@ -157,7 +122,7 @@ resource "aws_elasticache_replication_group" "this" {
   security_group_ids = [aws_security_group.redis.id]
 
   at_rest_encryption_enabled = true
-  kms_key_id                 = aws_kms_key.redis.arn
+  kms_key_id                 = module.key.arn
   transit_encryption_enabled = true
   transit_encryption_mode    = "required"
   user_group_ids             = [aws_elasticache_user_group.this.user_group_id]

@@ -5,18 +5,13 @@
 # the cluster by the bootstrap job (deploy/aws/db-bootstrap.yaml), whose
 # passwords modules/secrets keeps.
 
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
-resource "aws_kms_key" "rds" {
-  description             = "${var.identifier} RDS storage, snapshots, master secret, Performance Insights"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-}
+module "key" {
+  source = "../kms-key"
 
-resource "aws_kms_alias" "rds" {
-  name          = "alias/${var.identifier}-rds"
-  target_key_id = aws_kms_key.rds.key_id
+  description = "${var.identifier} RDS storage, snapshots, master secret, Performance Insights"
+  alias       = "${var.identifier}-rds"
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -122,11 +117,11 @@ resource "aws_db_instance" "this" {
   max_allocated_storage = var.max_allocated_storage
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.rds.arn
+  kms_key_id            = module.key.arn
 
   username                      = "mercato_admin"
   manage_master_user_password   = true
-  master_user_secret_kms_key_id = aws_kms_key.rds.arn
+  master_user_secret_kms_key_id = module.key.arn
 
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.db.id]
@@ -149,7 +144,7 @@ resource "aws_db_instance" "this" {
   apply_immediately           = false
 
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.rds.arn
+  performance_insights_kms_key_id       = module.key.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
   monitoring_role_arn                   = aws_iam_role.monitoring.arn

@@ -15,7 +15,7 @@ output "master_secret_arn" {
 
 output "kms_key_arn" {
   description = "Key of the instance's storage and master secret (the bootstrap job's reader decrypts with it)."
-  value       = aws_kms_key.rds.arn
+  value       = module.key.arn
 }
 
 output "security_group_id" {

@@ -79,15 +79,11 @@ locals {
   }
 }
 
-resource "aws_kms_key" "secrets" {
-  description             = "${var.secret_prefix} application secrets"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-}
+module "key" {
+  source = "../kms-key"
 
-resource "aws_kms_alias" "secrets" {
-  name          = "alias/${replace(var.secret_prefix, "/", "-")}-secrets"
-  target_key_id = aws_kms_key.secrets.key_id
+  description = "${var.secret_prefix} application secrets"
+  alias       = "${replace(var.secret_prefix, "/", "-")}-secrets"
 }
 
 # Letters and digits only: every value goes into URLs, ACL users or
@@ -137,67 +133,52 @@ resource "random_password" "grafana_admin" {
   special = false
 }
 
-resource "aws_secretsmanager_secret" "service" {
-  for_each = toset(var.services)
-
-  name                    = "${var.secret_prefix}/${each.key}"
-  description             = "Secrets of the ${each.key} program (keys are the files it reads)"
-  kms_key_id              = aws_kms_key.secrets.arn
-  recovery_window_in_days = var.recovery_window_days
-}
-
-resource "aws_secretsmanager_secret_version" "service" {
-  for_each = aws_secretsmanager_secret.service
-
-  secret_id     = each.value.id
-  secret_string = jsonencode(local.service_secret[each.key])
-}
-
-resource "aws_secretsmanager_secret" "jwt" {
-  name                    = "${var.secret_prefix}/jwt"
-  description             = "HS256 key of the access tokens, the same for every program"
-  kms_key_id              = aws_kms_key.secrets.arn
-  recovery_window_in_days = var.recovery_window_days
-}
-
-resource "aws_secretsmanager_secret_version" "jwt" {
-  secret_id     = aws_secretsmanager_secret.jwt.id
-  secret_string = jsonencode({ jwt-secret = random_password.jwt.result })
-}
-
-# The monitoring components' secrets (components/monitoring, grafana).
+# Every secret, by the last part of its name: what it holds and why.
 locals {
-  platform_secret = {
-    prometheus   = { consul-prometheus-token = random_uuid.consul_prometheus_token.result }
-    grafana      = { admin-password = random_password.grafana_admin.result }
-    alertmanager = { "alertmanager.yml" = local.alertmanager_config }
-  }
+  secrets = merge(
+    { for s in var.services : s => {
+      description = "Secrets of the ${s} program (keys are the files it reads)"
+      value       = local.service_secret[s]
+    } },
+    {
+      jwt = {
+        description = "HS256 key of the access tokens, the same for every program"
+        value       = { jwt-secret = random_password.jwt.result }
+      }
+      prometheus = {
+        description = "Prometheus's Consul token (components/monitoring)"
+        value       = { consul-prometheus-token = random_uuid.consul_prometheus_token.result }
+      }
+      grafana = {
+        description = "Grafana's admin password (components/grafana)"
+        value       = { admin-password = random_password.grafana_admin.result }
+      }
+      alertmanager = {
+        description = "Alertmanager's configuration, with its SMTP login"
+        value       = { "alertmanager.yml" = local.alertmanager_config }
+      }
+      database-bootstrap = {
+        description = "Password of each service role, for the job that creates the roles and databases"
+        value       = { for s in var.database_services : "${s}_db" => random_password.database[s].result }
+      }
+    },
+  )
 }
 
-resource "aws_secretsmanager_secret" "platform" {
-  for_each = local.platform_secret
+# for_each over the names only: the values hold sensitive values, which
+# for_each must not be given.
+resource "aws_secretsmanager_secret" "this" {
+  for_each = toset(keys(local.secrets))
 
   name                    = "${var.secret_prefix}/${each.key}"
-  description             = "Secrets of ${each.key}"
-  kms_key_id              = aws_kms_key.secrets.arn
+  description             = local.secrets[each.key].description
+  kms_key_id              = module.key.arn
   recovery_window_in_days = var.recovery_window_days
 }
 
-resource "aws_secretsmanager_secret_version" "platform" {
-  for_each = aws_secretsmanager_secret.platform
+resource "aws_secretsmanager_secret_version" "this" {
+  for_each = toset(keys(local.secrets))
 
-  secret_id     = each.value.id
-  secret_string = jsonencode(local.platform_secret[each.key])
-}
-
-resource "aws_secretsmanager_secret" "database_bootstrap" {
-  name                    = "${var.secret_prefix}/database-bootstrap"
-  description             = "Password of each service role, for the job that creates the roles and databases"
-  kms_key_id              = aws_kms_key.secrets.arn
-  recovery_window_in_days = var.recovery_window_days
-}
-
-resource "aws_secretsmanager_secret_version" "database_bootstrap" {
-  secret_id     = aws_secretsmanager_secret.database_bootstrap.id
-  secret_string = jsonencode({ for s in var.database_services : "${s}_db" => random_password.database[s].result })
+  secret_id     = aws_secretsmanager_secret.this[each.key].id
+  secret_string = jsonencode(local.secrets[each.key].value)
 }

@@ -1,4 +1,5 @@
-# The fault: a misspelt variable (and so the real one is unused).
+# The faults: a misspelt variable (and so the real one is unused), and a
+# data source nothing reads.
 variable "instance_class" {
   description = "Instance class."
   type        = string
@@ -7,3 +8,5 @@ variable "instance_class" {
 resource "aws_sns_topic" "this" {
   name = var.instance_clas
 }
+
+data "aws_region" "current" {}
