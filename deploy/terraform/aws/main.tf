@@ -49,7 +49,10 @@ module "eks" {
   node_desired_size            = var.node_desired_size
   node_max_size                = var.node_max_size
   node_disk_size_gib           = var.node_disk_size_gib
-  admin_principal_arns         = concat(var.cluster_admin_principal_arns, [module.github_oidc.deploy_role_arn])
+  admin_principal_arns = merge(
+    { for i, arn in var.cluster_admin_principal_arns : "admin-${i}" => arn },
+    { github-deploy = module.github_oidc.deploy_role_arn },
+  )
 }
 
 # The one security group open to the internet: the load balancer's

@@ -77,7 +77,7 @@ resource "aws_eks_cluster" "this" {
 # Cluster access: every principal listed is cluster-admin; nobody else,
 # the cluster's creator included, has any.
 resource "aws_eks_access_entry" "admin" {
-  for_each = toset(var.admin_principal_arns)
+  for_each = var.admin_principal_arns
 
   cluster_name  = aws_eks_cluster.this.name
   principal_arn = each.value
@@ -85,7 +85,7 @@ resource "aws_eks_access_entry" "admin" {
 }
 
 resource "aws_eks_access_policy_association" "admin" {
-  for_each = toset(var.admin_principal_arns)
+  for_each = var.admin_principal_arns
 
   cluster_name  = aws_eks_cluster.this.name
   principal_arn = each.value

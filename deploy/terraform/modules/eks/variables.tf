@@ -59,8 +59,8 @@ variable "node_disk_size_gib" {
 }
 
 variable "admin_principal_arns" {
-  description = "IAM principals given cluster-admin access entries (the platform team, the deploy role)."
-  type        = list(string)
+  description = "IAM principals given cluster-admin access entries (the platform team, the deploy role), by a name known before apply (for_each keys must be)."
+  type        = map(string)
 }
 
 variable "addon_versions" {
