@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO    ?= go
 # Go modules of ours whose packages are built, vetted and tested.
-MODULES := shared user product order payment notification gateway e2e clients/go deploy
+MODULES := shared user product order payment notification gateway e2e clients/go deploy deploy/terraform
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 SERVICES := user product order payment notification gateway
 
@@ -97,7 +97,7 @@ generate: ## regenerate what docs/openapi.yaml makes: the gateway's copy, the Go
 	@scripts/generate.sh
 
 .PHONY: lint
-lint: ## gofmt, go vet, golangci-lint (.golangci.yml) across every module, the OpenAPI linter; no build output tracked
+lint: ## gofmt, go vet, golangci-lint (.golangci.yml) across every module, the OpenAPI linter, actionlint and the workflows' make targets; no build output tracked
 	@scripts/check-tracked-files.sh
 	@scripts/lint-openapi.sh
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -105,8 +105,31 @@ lint: ## gofmt, go vet, golangci-lint (.golangci.yml) across every module, the O
 	@scripts/build-golangci-lint.sh
 	@echo "==> golangci-lint run $(PKGS)"
 	@bin/golangci-lint run --allow-parallel-runners $(PKGS)
+	@scripts/build-actionlint.sh
+	@echo "==> actionlint .github/workflows (shellcheck on every run: step)"
+	@bin/actionlint
+	@echo "==> every make target the workflows call exists"
+	@$(GO) test -count=1 -run '^TestWorkflow' ./deploy/terraform/check
+
+.PHONY: terraform-check
+terraform-check: ## the OpenTofu checks of deploy/terraform: tofu fmt -check (every file parses), references, module inputs, exposure, encryption (part of make test)
+	@scripts/check-terraform.sh
+	@$(GO) test -count=1 ./deploy/terraform/...
+
+# ENVIRONMENT and IMAGE_TAG of make aws-deploy; URL of make aws-smoke.
+ENVIRONMENT ?=
+IMAGE_TAG   ?=
+URL         ?=
+
+.PHONY: aws-deploy
+aws-deploy: ## deploy IMAGE_TAG (sha-<commit> or v<semver>) to ENVIRONMENT on AWS, smoke-check it, roll back on failure (needs AWS credentials)
+	@scripts/aws-deploy.sh "$(ENVIRONMENT)" "$(IMAGE_TAG)"
+
+.PHONY: aws-smoke
+aws-smoke: ## the deploy's smoke check through URL: register, log in, list products
+	@cd deploy/terraform && GOWORK=off $(GO) run ./cmd/aws-smoke -url "$(URL)"
 
 .PHONY: clean
-clean: ## remove built binaries and local run data (keeps the cached Consul, golangci-lint, Jaeger and VictoriaLogs)
-	@find bin -type f ! -name consul ! -name golangci-lint ! -name jaeger ! -name victoria-logs -delete 2>/dev/null || true
+clean: ## remove built binaries and local run data (keeps the cached Consul, golangci-lint, Jaeger, VictoriaLogs, OpenTofu and actionlint)
+	@find bin -type f ! -name consul ! -name golangci-lint ! -name jaeger ! -name victoria-logs ! -name tofu ! -name actionlint -delete 2>/dev/null || true
 	@rm -rf .local
