@@ -197,3 +197,33 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 		time.Sleep(time.Second)
 	}
 }
+
+// ReadEach sends one read of a signed-in customer to each backend service
+// through the gateway — products, profile, orders, payments, notifications
+// — and returns, by service, the error of each that did not answer 200:
+// the traffic a test keeps flowing while it disrupts instances.
+func (c *Client) ReadEach(ctx context.Context) map[string]error {
+	size := 5
+	failed := map[string]error{}
+	check := func(svc string, err error, status func() (int, []byte)) {
+		if err == nil {
+			if code, body := status(); code != http.StatusOK {
+				err = fmt.Errorf("%d %s", code, body)
+			}
+		}
+		if err != nil {
+			failed[svc] = err
+		}
+	}
+	products, err := c.api.ListProductsWithResponse(ctx, &mercato.ListProductsParams{PageSize: &size})
+	check("product", err, func() (int, []byte) { return products.StatusCode(), products.Body })
+	profile, err := c.api.GetProfileWithResponse(ctx)
+	check("user", err, func() (int, []byte) { return profile.StatusCode(), profile.Body })
+	orders, err := c.api.ListOrdersWithResponse(ctx, &mercato.ListOrdersParams{})
+	check("order", err, func() (int, []byte) { return orders.StatusCode(), orders.Body })
+	payments, err := c.api.ListPaymentsWithResponse(ctx, &mercato.ListPaymentsParams{})
+	check("payment", err, func() (int, []byte) { return payments.StatusCode(), payments.Body })
+	notes, err := c.api.ListNotificationsWithResponse(ctx, &mercato.ListNotificationsParams{})
+	check("notification", err, func() (int, []byte) { return notes.StatusCode(), notes.Body })
+	return failed
+}
