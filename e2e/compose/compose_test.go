@@ -148,7 +148,7 @@ func TestComposePlatform(t *testing.T) {
 	last := shopper.Checkout("4242424242424242", mercato.RequestID(lastID))
 	t.Logf("checkout %s confirmed with one replica of each backend killed", last)
 	// Lines reach VictoriaLogs again now that it runs again.
-	services := waitLogServices(t, "lines of checkout "+lastID+" once VictoriaLogs is back", `"`+lastID+`" | unpack_json`)
+	services := deployed.WaitLogServices(t, vlogsURL, `"`+lastID+`" | unpack_json`, 4)
 	t.Logf("VictoriaLogs, started again, holds the last checkout's lines: %v", services)
 }
 
@@ -162,22 +162,8 @@ func traceAndLogs(t *testing.T, requestID string) {
 	t.Logf("Jaeger: the checkout's trace\n%s", deployed.RenderTrace(tr))
 	// Docker's syslog driver sends each line as it is: the service's JSON
 	// is the record's message, whose fields unpack_json brings out.
-	services := waitLogServices(t, "lines of trace "+tr.TraceID, `"`+tr.TraceID+`" | unpack_json | trace_id:=`+tr.TraceID)
+	services := deployed.WaitLogServices(t, vlogsURL, `"`+tr.TraceID+`" | unpack_json | trace_id:=`+tr.TraceID, 4)
 	t.Logf("VictoriaLogs: lines of trace %s by service: %v", tr.TraceID, services)
-}
-
-// waitLogServices waits for the LogsQL query to return lines of at least
-// four services, and returns their counts.
-func waitLogServices(t *testing.T, what, query string) map[string]int {
-	t.Helper()
-	var services map[string]int
-	deployed.WaitFor(t, time.Minute, what+": four services in VictoriaLogs", func() (bool, string) {
-		var err error
-		services, err = deployed.LogServices(vlogsURL, query)
-		delete(services, "")
-		return err == nil && len(services) >= 4, fmt.Sprintf("%v, %v", services, err)
-	})
-	return services
 }
 
 // withoutLogStore: with VictoriaLogs stopped every container keeps

@@ -83,6 +83,21 @@ func LogServices(vlogsURL, query string) (map[string]int, error) {
 	return services, nil
 }
 
+// WaitLogServices waits up to a minute for the LogsQL query to return, on
+// the VictoriaLogs at vlogsURL, lines of at least n services, and returns
+// their counts by service.
+func WaitLogServices(t testing.TB, vlogsURL, query string, n int) map[string]int {
+	t.Helper()
+	var services map[string]int
+	WaitFor(t, time.Minute, fmt.Sprintf("lines of %d services in VictoriaLogs for %s", n, query), func() (bool, string) {
+		var err error
+		services, err = LogServices(vlogsURL, query)
+		delete(services, "")
+		return err == nil && len(services) >= n, fmt.Sprintf("%v, %v", services, err)
+	})
+	return services
+}
+
 // HasSpans is a trace check: a span named name from service for each
 // service, name pair.
 func HasSpans(pairs ...string) func(localinfra.JaegerTrace) error {
