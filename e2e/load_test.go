@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"image/png"
 	"net/http"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mercato-dev/mercato/e2e/load"
+	"github.com/mercato-dev/mercato/product"
 )
 
 // TestLoadShort is make load's short mode, so it cannot rot: the default
@@ -22,26 +22,7 @@ import (
 // about time.
 func TestLoadShort(t *testing.T) {
 	p := startCheckoutPlatform(t, checkoutOptions{webhookDelay: "0s", logLevel: "warn"})
-	// A catalogue to browse: two categories, products in each, and a
-	// product with variants (listed and read, never bought by the run).
-	for _, cat := range []struct{ name, products string }{
-		{"Kitchen", "Enamel Mug,Cast Iron Skillet,Chef Knife"},
-		{"Garden", "Garden Hose,Watering Can"},
-	} {
-		var c struct {
-			Category struct {
-				ID string `json:"id"`
-			} `json:"category"`
-		}
-		p.call(t, "POST", "/api/v1/categories", p.admin, map[string]any{"name": cat.name}).must(t, http.StatusCreated).decode(t, &c)
-		for i, name := range strings.Split(cat.products, ",") {
-			p.call(t, "POST", "/api/v1/products", p.admin, map[string]any{"name": name, "sku": fmt.Sprintf("LOAD-%s-%d", cat.name, i),
-				"price": fmt.Sprintf("%d.99", 5+10*i), "stock_quantity": 20, "category_id": c.Category.ID}).must(t, http.StatusCreated)
-		}
-	}
-	tee := p.seed(t, "Load Tee", "15.00", 0)
-	p.call(t, "POST", "/api/v1/products/"+tee.ID+"/variants", p.admin, map[string]any{"name": "M", "sku": "LOAD-TEE-M", "price": "15.00",
-		"stock_quantity": 5, "attributes": map[string]string{"size": "M"}}).must(t, http.StatusCreated)
+	seedDemoCatalogue(t, p)
 
 	var progress bytes.Buffer
 	cfg := load.Config{
@@ -105,5 +86,41 @@ func TestLoadShort(t *testing.T) {
 	var back load.Report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Scenarios) != len(report.Scenarios) || len(back.Timeline) == 0 {
 		t.Errorf("JSON report does not read back: %v", err)
+	}
+}
+
+// seedDemoCatalogue creates make run's demo catalogue (product.DemoCatalogue:
+// a dozen categories, fifty products, some sold by variant) through the
+// admin API, so the load runs against the catalogue a person would see.
+func seedDemoCatalogue(t testing.TB, p *checkoutPlatform) {
+	t.Helper()
+	categories, products := product.DemoCatalogue()
+	ids := map[string]string{} // the demo's category id → the platform's
+	for _, c := range categories {
+		body := map[string]any{"name": c.Name, "slug": c.Slug, "description": c.Description}
+		if c.ParentID != nil {
+			body["parent_id"] = ids[*c.ParentID]
+		}
+		var out map[string]struct {
+			ID string `json:"id"`
+		}
+		p.call(t, "POST", "/api/v1/categories", p.admin, body).must(t, http.StatusCreated).decode(t, &out)
+		ids[c.ID] = out["category"].ID
+	}
+	for _, pr := range products {
+		body := map[string]any{"name": pr.Name, "slug": pr.Slug, "sku": pr.SKU, "price": pr.Price.String(),
+			"stock_quantity": pr.StockQuantity, "short_description": pr.ShortDescription, "description": pr.Description,
+			"is_featured": pr.IsFeatured}
+		if pr.CategoryID != nil {
+			body["category_id"] = ids[*pr.CategoryID]
+		}
+		var out map[string]struct {
+			ID string `json:"id"`
+		}
+		p.call(t, "POST", "/api/v1/products", p.admin, body).must(t, http.StatusCreated).decode(t, &out)
+		for _, v := range pr.Variants {
+			p.call(t, "POST", "/api/v1/products/"+out["product"].ID+"/variants", p.admin, map[string]any{"name": v.Name, "sku": v.SKU,
+				"price": v.Price.String(), "stock_quantity": v.StockQuantity, "attributes": v.Attributes}).must(t, http.StatusCreated)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -33,7 +34,7 @@ func (r *Report) WritePNG(w io.Writer) error {
 		if len(lo) == 0 {
 			continue
 		}
-		style := draw.LineStyle{Color: plotutil.Color(i), Width: vg.Points(1.2)}
+		style := draw.LineStyle{Color: plotutil.DarkColors[i%len(plotutil.DarkColors)], Width: vg.Points(1.2)}
 		for _, pl := range []struct {
 			p   *plot.Plot
 			xys plotter.XYs
@@ -93,6 +94,19 @@ func timePlot(title, unit string) *plot.Plot {
 	p.Legend.Left = false
 	p.Legend.TextStyle.Font.Size = 8
 	p.Legend.ThumbnailWidth = vg.Points(12)
+	p.Y.Tick.Marker = plot.TickerFunc(plainTicks)
 	p.Add(plotter.NewGrid())
 	return p
+}
+
+// plainTicks are gonum's default ticks labelled without trailing zeros
+// ("250", not "250.00").
+func plainTicks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i, t := range ticks {
+		if t.Label != "" {
+			ticks[i].Label = strconv.FormatFloat(t.Value, 'f', -1, 64)
+		}
+	}
+	return ticks
 }

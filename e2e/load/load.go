@@ -121,8 +121,10 @@ const (
 	DefaultTarget   = "http://127.0.0.1:3000"
 )
 
-// withDefaults fills the zero fields and checks the rest.
-func (c Config) withDefaults() (Config, error) {
+// Checked is c with its zero fields set to their defaults, or why c
+// cannot run: a bound exceeded, an unknown scenario or card, a target that
+// is not loopback when remote targets are not allowed. Run checks c so.
+func (c Config) Checked() (Config, error) {
 	c.Target = strings.TrimSuffix(cmp.Or(c.Target, DefaultTarget), "/")
 	c.Rate = cmp.Or(c.Rate, DefaultRate)
 	c.Duration = cmp.Or(c.Duration, DefaultDuration)

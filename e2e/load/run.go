@@ -20,7 +20,7 @@ import (
 // was seen with ctx's error. Only a setup failure or a bad Config returns
 // no report; a failed invariant is in the report (Report.OK).
 func Run(ctx context.Context, c Config) (*Report, error) {
-	c, err := c.withDefaults()
+	c, err := c.Checked()
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	}
 	col.report(r)
 
-	var status statusSource = s.apiStatus(hc)
+	status := s.apiStatus(hc)
 	if c.Databases != nil {
 		status = c.Databases.orderStatus
 	}
@@ -62,7 +62,7 @@ func (s *shop) attack(ctx context.Context, c Config, hc *http.Client, col *colle
 	var wg sync.WaitGroup
 	var attackers []*vegeta.Attacker
 	for sc, rate := range rates(c.Rate, c.Mix) {
-		atk := vegeta.NewAttacker(vegeta.Client(hc), vegeta.MaxWorkers(uint64(c.MaxWorkers)))
+		atk := vegeta.NewAttacker(vegeta.Client(hc), vegeta.MaxWorkers(uint64(c.MaxWorkers))) //nolint:gosec // G115: Checked keeps it ≥ 1
 		attackers = append(attackers, atk)
 		// Per minute, so a scenario's share of a low rate is not rounded
 		// to a whole number per second.

@@ -42,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer closeDBs()
+	if cfg, err = cfg.Checked(); err != nil {
+		fmt.Fprintln(stderr, "load:", err)
+		return 2
+	}
 	cfg.Progress = progressWriter(stderr)
 	fmt.Fprintf(stderr, "load: signing in %d shoppers at %s, then %g req/s for %s (mix %s)\n",
 		cfg.Users, cfg.Target, cfg.Rate, cfg.Duration, load.FormatMix(cfg.Mix))
