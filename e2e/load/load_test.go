@@ -131,7 +131,7 @@ func TestReportOfCollectedResults(t *testing.T) {
 				Body: []byte(`{"error":{"code":"out_of_stock","message":"m"}}`), Timestamp: at, Latency: 5 * time.Millisecond})
 		}
 	}
-	if line := col.progress(start.Add(time.Second), time.Second, 2*time.Second); !strings.Contains(line, "110.0 answers/s") ||
+	if line := col.progress(start.Add(time.Second), 2*time.Second); !strings.Contains(line, "110.0 answers/s") ||
 		!strings.Contains(line, "409 out_of_stock ×10") {
 		t.Errorf("progress line %q", line)
 	}

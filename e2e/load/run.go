@@ -87,7 +87,7 @@ func (s *shop) attack(ctx context.Context, c Config, hc *http.Client, col *colle
 		select {
 		case <-done:
 			if c.Progress != nil {
-				fmt.Fprintln(c.Progress, col.progress(time.Now(), c.ProgressEvery, c.Duration))
+				fmt.Fprintln(c.Progress, col.progress(time.Now(), c.Duration))
 			}
 			return nil
 		case <-ctx.Done():
@@ -98,7 +98,7 @@ func (s *shop) attack(ctx context.Context, c Config, hc *http.Client, col *colle
 			return ctx.Err()
 		case now := <-tick.C:
 			if c.Progress != nil {
-				fmt.Fprintln(c.Progress, col.progress(now, c.ProgressEvery, c.Duration))
+				fmt.Fprintln(c.Progress, col.progress(now, c.Duration))
 			}
 		}
 	}

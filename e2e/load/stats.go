@@ -25,6 +25,7 @@ type collector struct {
 	codes   map[string]int                 // errors by code, all scenarios
 	window  []time.Duration                // latencies since the last progress line
 	windowN int
+	shown   time.Time // when the last progress line was made
 }
 
 // The keys of a scenario's figures over all its routes, and of the run's.
@@ -44,7 +45,7 @@ type routeStats struct {
 }
 
 func newCollector(start time.Time) *collector {
-	return &collector{start: start, routes: map[routeKey]*routeStats{}, codes: map[string]int{}}
+	return &collector{start: start, shown: start, routes: map[routeKey]*routeStats{}, codes: map[string]int{}}
 }
 
 // add records one result of scenario sc.
@@ -134,15 +135,16 @@ func errorCode(r *vegeta.Result) string {
 
 // progress is the line of the window since the last call: answers per
 // second, p50 and p99 of the window, and every error so far by code.
-func (c *collector) progress(now time.Time, every, total time.Duration) string {
+func (c *collector) progress(now time.Time, total time.Duration) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	lat := c.window
 	n := c.windowN
-	c.window, c.windowN = nil, 0
+	window := now.Sub(c.shown)
+	c.window, c.windowN, c.shown = nil, 0, now
 	slices.Sort(lat)
 	line := fmt.Sprintf("%5.1fs/%s  %7.1f answers/s  p50 %s  p99 %s", now.Sub(c.start).Seconds(), total,
-		float64(n)/every.Seconds(), fmtMs(quantile(lat, 0.50)), fmtMs(quantile(lat, 0.99)))
+		float64(n)/max(window.Seconds(), 1e-3), fmtMs(quantile(lat, 0.50)), fmtMs(quantile(lat, 0.99)))
 	if len(c.codes) == 0 {
 		return line + "  errors: none"
 	}
