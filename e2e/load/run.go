@@ -86,8 +86,10 @@ func (s *shop) attack(ctx context.Context, c Config, hc *http.Client, col *colle
 	for {
 		select {
 		case <-done:
-			if c.Progress != nil {
-				fmt.Fprintln(c.Progress, col.progress(time.Now(), c.Duration))
+			// The answers since the last line, unless too few moments of
+			// them to make a rate of: the table comes next anyway.
+			if now := time.Now(); c.Progress != nil && col.sinceShown(now) >= c.ProgressEvery/2 {
+				fmt.Fprintln(c.Progress, col.progress(now, c.Duration))
 			}
 			return nil
 		case <-ctx.Done():

@@ -151,6 +151,13 @@ func (c *collector) progress(now time.Time, total time.Duration) string {
 	return line + "  errors: " + formatCodes(c.codes, 4)
 }
 
+// sinceShown is how long ago the last progress line was made.
+func (c *collector) sinceShown(now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return now.Sub(c.shown)
+}
+
 // formatCodes writes counts by code, the most frequent first, at most n
 // (0: all) and a count of the rest.
 func formatCodes(codes map[string]int, n int) string {
