@@ -235,7 +235,12 @@ func StartVictoriaLogs(ctx context.Context, o VictoriaLogsOptions) (*VictoriaLog
 
 // httpOK is a readiness probe: url answers 200.
 func httpOK(url string) func(context.Context) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+	return HTTPReady(&http.Client{Timeout: 2 * time.Second}, url)
+}
+
+// HTTPReady is a readiness probe for Child.WaitReady (and this package's
+// servers): url answers 200 to a GET through client.
+func HTTPReady(client *http.Client, url string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
