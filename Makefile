@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO    ?= go
 # Go modules of ours whose packages are built, vetted and tested.
-MODULES := shared user product order payment notification gateway e2e clients/go deploy
+MODULES := shared user product order payment notification gateway e2e clients/go deploy deploy/terraform
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 SERVICES := user product order payment notification gateway
 
@@ -11,7 +11,7 @@ SERVICES := user product order payment notification gateway
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
 deps: ## install PostgreSQL, Redis, Prometheus, Alertmanager (Debian packages) and build Consul, Jaeger and VictoriaLogs when missing
@@ -31,7 +31,7 @@ smtp-sink: ## install MailDev, the SMTP sink with a web UI that make run starts
 	@scripts/install-smtp-sink.sh
 
 .PHONY: test
-test: deps lint ## run every test, integration, end-to-end and the compose platform included, with -race
+test: deps lint ## run every test, integration, end-to-end, the compose platform and the Kubernetes one included, with -race
 	@GO=$(GO) PKGS="$(PKGS)" scripts/test.sh
 
 .PHONY: images
@@ -56,6 +56,15 @@ compose-logs: ## follow the compose platform's logs
 .PHONY: compose-test
 compose-test: deps ## prove docker-compose.yml runs: up, checkout, Consul, Prometheus, kill a replica of each backend, checkout, down
 	@scripts/compose-test.sh
+
+.PHONY: k8s-test
+k8s-test: deps ## (root) prove deploy/k8s on a real single-node Kubernetes: apply overlays/local, checkout, pod deletions under reads, aws dry run, host restored
+	@GO=$(GO) scripts/k8s-test.sh
+
+.PHONY: k8s-cluster-test
+k8s-cluster-test: ## (root) build bin/k8s once, start the single-node test Kubernetes, run a Service on it, stop it, check the host is as before
+	@scripts/build-k8s.sh
+	@cd e2e && $(GO) test -race -tags k8s -count=1 -v -run TestClusterServesAndRestoresTheHost ./k8s/cluster/
 
 # FUZZTIME bounds each fuzz target of make fuzz.
 FUZZTIME ?= 10s
@@ -88,7 +97,7 @@ generate: ## regenerate what docs/openapi.yaml makes: the gateway's copy, the Go
 	@scripts/generate.sh
 
 .PHONY: lint
-lint: ## gofmt, go vet, golangci-lint (.golangci.yml) across every module, the OpenAPI linter; no build output tracked
+lint: ## gofmt, go vet, golangci-lint (.golangci.yml) across every module, the OpenAPI linter, actionlint and the workflows' make targets; no build output tracked
 	@scripts/check-tracked-files.sh
 	@scripts/lint-openapi.sh
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -96,8 +105,31 @@ lint: ## gofmt, go vet, golangci-lint (.golangci.yml) across every module, the O
 	@scripts/build-golangci-lint.sh
 	@echo "==> golangci-lint run $(PKGS)"
 	@bin/golangci-lint run --allow-parallel-runners $(PKGS)
+	@scripts/build-actionlint.sh
+	@echo "==> actionlint .github/workflows (shellcheck on every run: step)"
+	@bin/actionlint
+	@echo "==> every make target the workflows call exists"
+	@$(GO) test -count=1 -run '^TestWorkflow' ./deploy/terraform/check
+
+.PHONY: terraform-check
+terraform-check: ## the OpenTofu checks of deploy/terraform: tofu fmt -check (every file parses), references, module inputs, exposure, encryption (part of make test)
+	@scripts/check-terraform.sh
+	@$(GO) test -count=1 ./deploy/terraform/...
+
+# ENVIRONMENT and IMAGE_TAG of make aws-deploy; URL of make aws-smoke.
+ENVIRONMENT ?=
+IMAGE_TAG   ?=
+URL         ?=
+
+.PHONY: aws-deploy
+aws-deploy: ## deploy IMAGE_TAG (sha-<commit> or v<semver>) to ENVIRONMENT on AWS, smoke-check it, roll back on failure (needs AWS credentials)
+	@scripts/aws-deploy.sh "$(ENVIRONMENT)" "$(IMAGE_TAG)"
+
+.PHONY: aws-smoke
+aws-smoke: ## the deploy's smoke check through URL: register, log in, list products
+	@cd deploy/terraform && GOWORK=off $(GO) run ./cmd/aws-smoke -url "$(URL)"
 
 .PHONY: clean
-clean: ## remove built binaries and local run data (keeps the cached Consul, golangci-lint, Jaeger and VictoriaLogs)
-	@find bin -type f ! -name consul ! -name golangci-lint ! -name jaeger ! -name victoria-logs -delete 2>/dev/null || true
+clean: ## remove built binaries and local run data (keeps the cached Consul, golangci-lint, Jaeger, VictoriaLogs, OpenTofu and actionlint)
+	@find bin -type f ! -name consul ! -name golangci-lint ! -name jaeger ! -name victoria-logs ! -name tofu ! -name actionlint -delete 2>/dev/null || true
 	@rm -rf .local

@@ -83,9 +83,7 @@ func (d *Dispatcher) withDefaults() Dispatcher {
 	c.AttemptTimeout = defaults.Positive(c.AttemptTimeout, 30*time.Second)
 	c.Backoff = defaults.Positive(c.Backoff, 2*time.Second)
 	c.MaxBackoff = defaults.Positive(c.MaxBackoff, 5*time.Minute)
-	if c.Logger == nil {
-		c.Logger = log.NewNopLogger()
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	return c
 }
 

@@ -42,7 +42,7 @@ func MakeServerEndpoints(s Service, tokens *auth.Tokens) Endpoints {
 func MakeListNotificationsEndpoint(s Service) endpoint.Endpoint {
 	return endpointkit.ValidatedCaller(endpointkit.PageRequest.Validate, func(ctx context.Context, c auth.Identity, req endpointkit.PageRequest) (listNotificationsResponse, error) {
 		p, err := s.ListNotifications(ctx, c.UserID, req.Page, req.PageSize)
-		return listNotificationsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
+		return listNotificationsResponse{Page: p}, err
 	})
 }
 

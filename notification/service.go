@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/paging"
 )
 
 // ServiceName is the name the service registers in Consul under and the
@@ -157,12 +158,7 @@ type Details struct {
 }
 
 // NotificationPage is one page of a user's notifications, newest first.
-type NotificationPage struct {
-	Items    []Notification
-	Page     int
-	PageSize int
-	Total    int
-}
+type NotificationPage = paging.Page[Notification]
 
 // Preferences are the channels a user wants messages on. Transactional
 // messages go by email even when Email is false.

@@ -59,7 +59,7 @@ func MakePlaceOrderEndpoint(s Service) endpoint.Endpoint {
 func MakeListOrdersEndpoint(s Service) endpoint.Endpoint {
 	return endpointkit.ValidatedCaller(listOrdersRequest.validate, func(ctx context.Context, id auth.Identity, req listOrdersRequest) (listOrdersResponse, error) {
 		p, err := s.ListOrders(ctx, caller(id), ListFilter(req))
-		return listOrdersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
+		return listOrdersResponse{Page: p}, err
 	})
 }
 

@@ -15,6 +15,9 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/shared/defaults"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // IdempotencyRecord is the stored state of one Idempotency-Key of one user.
@@ -219,14 +222,9 @@ func (j *KeyJanitor) Run(ctx context.Context) error {
 	if j.Repo == nil || j.Interval <= 0 {
 		return errors.New("order: key janitor needs Repo and a positive Interval")
 	}
-	logger := j.Logger
-	if logger == nil {
-		logger = log.NewNopLogger()
-	}
+	logger := defaults.Logger(j.Logger)
 	retention := max(j.Retention, MinIdempotencyRetention)
-	t := time.NewTicker(j.Interval)
-	defer t.Stop()
-	for {
+	clean := func() {
 		n, err := j.Repo.DeleteIdempotencyKeys(ctx, time.Now().Add(-retention))
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -234,10 +232,8 @@ func (j *KeyJanitor) Run(ctx context.Context) error {
 		case n > 0:
 			level.Info(logger).Log("msg", "deleted old idempotency keys", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
 	}
+	clean()
+	wait.Every(ctx, j.Interval, clean)
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/paging"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
@@ -207,12 +208,7 @@ type ListFilter struct {
 }
 
 // OrderPage is one page of orders, newest first.
-type OrderPage struct {
-	Items    []Order
-	Page     int
-	PageSize int
-	Total    int
-}
+type OrderPage = paging.Page[Order]
 
 // Domain errors. The transport maps them to status codes with errors.Is.
 var (

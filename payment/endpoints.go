@@ -83,7 +83,7 @@ func MakeGetPaymentEndpoint(s Service) endpoint.Endpoint {
 func MakeListPaymentsEndpoint(s Service) endpoint.Endpoint {
 	return endpointkit.ValidatedCaller(listPaymentsRequest.validate, func(ctx context.Context, id auth.Identity, req listPaymentsRequest) (listPaymentsResponse, error) {
 		p, err := s.ListPayments(ctx, PaymentQuery{UserID: viewer(id), OrderID: req.OrderID, Page: req.Page, PageSize: req.PageSize})
-		return listPaymentsResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
+		return listPaymentsResponse{Page: p}, err
 	})
 }
 
@@ -141,7 +141,7 @@ func (e Endpoints) PaymentByOrder(ctx context.Context, userID, orderID string) (
 
 func (e Endpoints) ListPayments(ctx context.Context, q PaymentQuery) (PaymentPage, error) {
 	out, err := endpointkit.Call[listPaymentsResponse](ctx, e.ListPaymentsEndpoint, listPaymentsRequest{OrderID: q.OrderID, Page: q.Page, PageSize: q.PageSize})
-	return PaymentPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, err
+	return out.Page, err
 }
 
 func (e Endpoints) Refund(ctx context.Context, r RefundRequest) (RefundResult, error) {

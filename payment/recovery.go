@@ -10,6 +10,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/mercato-dev/mercato/shared/defaults"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // Recovery settles the provider calls whose answer was never recorded: the
@@ -65,9 +66,7 @@ func (r *Recovery) Run(ctx context.Context) error {
 		return fmt.Errorf("payment: recovery After (%s) must exceed ProviderTimeout (%s)", c.After, c.ProviderTimeout)
 	}
 	s := &service{repo: c.Repo, provider: c.Provider, providerTimeout: c.ProviderTimeout, now: time.Now}
-	tick := time.NewTicker(c.Interval)
-	defer tick.Stop()
-	for {
+	settle := func() {
 		// A full batch may have left more behind: look again at once.
 		for ctx.Err() == nil {
 			n, err := c.settle(ctx, s)
@@ -78,19 +77,15 @@ func (r *Recovery) Run(ctx context.Context) error {
 				break
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
 	}
+	settle()
+	wait.Every(ctx, c.Interval, settle)
+	return nil
 }
 
 func (r *Recovery) withDefaults() Recovery {
 	c := *r
-	if c.Logger == nil {
-		c.Logger = log.NewNopLogger()
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	c.After = defaults.Positive(c.After, 2*time.Minute)
 	c.ProviderTimeout = defaults.Positive(c.ProviderTimeout, DefaultProviderTimeout)
 	c.Interval = defaults.Positive(c.Interval, 10*time.Second)

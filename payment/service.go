@@ -29,6 +29,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/paging"
 )
 
 // ServiceName is the name the service registers in Consul under, puts in the
@@ -197,12 +198,7 @@ type PaymentQuery struct {
 }
 
 // PaymentPage is one page of payments.
-type PaymentPage struct {
-	Items    []Payment
-	Page     int
-	PageSize int
-	Total    int
-}
+type PaymentPage = paging.Page[Payment]
 
 // Domain errors. The transport maps them to status codes with errors.Is.
 var (

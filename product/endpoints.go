@@ -133,7 +133,7 @@ func MakeListProductsEndpoint(s Service) endpoint.Endpoint {
 		q := req.ProductQuery
 		q.Admin = isAdmin(ctx)
 		p, err := s.ListProducts(ctx, q)
-		return productsResponse{ProductPage: p}, err
+		return productsResponse{Page: p}, err
 	})
 }
 
@@ -252,7 +252,7 @@ func (e Endpoints) DeleteCategory(ctx context.Context, id string) error {
 
 func (e Endpoints) ListProducts(ctx context.Context, q ProductQuery) (ProductPage, error) {
 	out, err := endpointkit.Call[productsResponse](ctx, e.ListProductsEndpoint, listProductsRequest{ProductQuery: q})
-	return out.ProductPage, err
+	return out.Page, err
 }
 
 func (e Endpoints) GetProduct(ctx context.Context, ref string, _ bool) (Product, error) {

@@ -160,16 +160,8 @@ func (s *Sweeper) Run(ctx context.Context) error {
 	if s.Housekeeping == nil || s.Interval <= 0 {
 		return errors.New("product: sweeper needs Housekeeping and a positive Interval")
 	}
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		_, _ = s.Housekeeping.ReleaseExpired(ctx)
-	}
+	wait.Every(ctx, s.Interval, func() { _, _ = s.Housekeeping.ReleaseExpired(ctx) })
+	return nil
 }
 
 // LowStockCounter refreshes the product_low_stock_products gauge at once and

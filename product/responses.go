@@ -32,10 +32,7 @@ type noContentResponse struct {
 
 func (r noContentResponse) StatusCode() int { return http.StatusNoContent }
 
-type productsResponse struct {
-	ProductPage
-	endpointkit.Failure
-}
+type productsResponse = endpointkit.PageResponse[Product]
 
 type productResponse struct {
 	Product Product `json:"product"`

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
+	"github.com/mercato-dev/mercato/shared/paging"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
@@ -295,12 +296,7 @@ type ProductFilter struct {
 }
 
 // ProductPage is one page of products.
-type ProductPage struct {
-	Items    []Product `json:"items"`
-	Page     int       `json:"page"`
-	PageSize int       `json:"page_size"`
-	Total    int       `json:"total"`
-}
+type ProductPage = paging.Page[Product]
 
 // Reservation statuses and release reasons.
 const (

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # make test, after deps and lint: the TypeScript client's check, every Go
-# module's tests with -race, then make compose-test. The compose tools
-# (Compose and buildx plugins, Mailpit, Prometheus: Go builds of several
-# minutes on a fresh machine) build beside the Go tests, which leave a core
-# idle much of the time, so compose-test finds them cached in bin/.
+# module's tests with -race (the HCL checks of deploy/terraform/check among
+# them), then tofu fmt -check of deploy/terraform, make compose-test and
+# make k8s-test. The tools those need (Compose and buildx plugins, Consul,
+# Mailpit, Prometheus; OpenTofu; Kubernetes, etcd and CoreDNS: Go builds of
+# several minutes each on a fresh machine) build one after another beside
+# the Go tests, which leave a core idle much of the time, so the checks
+# after them find them cached in bin/.
 #
 #   GO=go PKGS="./shared/... ./user/..." scripts/test.sh
 set -euo pipefail
@@ -13,11 +16,11 @@ GO=${GO:-go}
 scripts/check-typescript-client.sh
 
 mkdir -p .local/logs
-tools_log=.local/logs/compose-tools.log
-echo "==> building the compose tools (Compose, buildx, Consul, Mailpit, Prometheus) beside the Go tests; log in $tools_log"
+tools_log=.local/logs/tools.log
+echo "==> building the compose, OpenTofu and Kubernetes tools (Compose, buildx, Consul, Mailpit, Prometheus; tofu; Kubernetes, etcd, CoreDNS) beside the Go tests; log in $tools_log"
 # A session of its own, so a failed go test stops the whole build (its
 # process group), not only the script that runs it.
-setsid bash -c 'scripts/compose.sh tools && echo "==> compose tools ready in bin/ (${SECONDS}s, beside the Go tests)"' >"$tools_log" 2>&1 &
+setsid bash -c 'scripts/compose.sh tools && scripts/build-tofu.sh && scripts/build-k8s.sh && echo "==> compose, OpenTofu and Kubernetes tools ready in bin/ (${SECONDS}s, beside the Go tests)"' >"$tools_log" 2>&1 &
 tools=$!
 trap 'kill -- -"$tools" 2>/dev/null || true' EXIT
 
@@ -27,9 +30,11 @@ echo "==> go test -race $PKGS"
 
 if ! wait "$tools"; then
 	cat "$tools_log" >&2
-	echo "test: building the compose tools failed (log above)" >&2
+	echo "test: building the compose, OpenTofu and Kubernetes tools failed (log above)" >&2
 	exit 1
 fi
 trap - EXIT
 tail -n 1 "$tools_log"
+scripts/check-terraform.sh
 make --no-print-directory compose-test
+make --no-print-directory k8s-test

@@ -159,7 +159,7 @@ func MakeDeleteAddressEndpoint(s Service) endpoint.Endpoint {
 func MakeListUsersEndpoint(s Service) endpoint.Endpoint {
 	return endpointkit.Validated(endpointkit.PageRequest.Validate, func(ctx context.Context, req endpointkit.PageRequest) (listUsersResponse, error) {
 		p, err := s.ListUsers(ctx, req.Page, req.PageSize)
-		return listUsersResponse{Items: p.Items, Page: p.Page, PageSize: p.PageSize, Total: p.Total}, err
+		return listUsersResponse{Page: p}, err
 	})
 }
 
@@ -230,7 +230,7 @@ func (e Endpoints) DeleteAddress(ctx context.Context, _ string, addressID string
 
 func (e Endpoints) ListUsers(ctx context.Context, page, pageSize int) (UserPage, error) {
 	out, err := endpointkit.Call[listUsersResponse](ctx, e.ListUsersEndpoint, endpointkit.PageRequest{Page: page, PageSize: pageSize})
-	return UserPage{Items: out.Items, Page: out.Page, PageSize: out.PageSize, Total: out.Total}, err
+	return out.Page, err
 }
 
 func (e Endpoints) GetUser(ctx context.Context, id string) (User, error) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/paging"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
@@ -118,12 +119,7 @@ type AddressUpdate struct {
 }
 
 // UserPage is one page of users, newest first.
-type UserPage struct {
-	Items    []User
-	Page     int
-	PageSize int
-	Total    int
-}
+type UserPage = paging.Page[User]
 
 // TokenPair is what login and refresh hand out.
 type TokenPair struct {

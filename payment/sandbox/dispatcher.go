@@ -64,9 +64,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 func (d *Dispatcher) withDefaults() Dispatcher {
 	c := *d
-	if c.Logger == nil {
-		c.Logger = log.NewNopLogger()
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	c.PollInterval = defaults.Positive(c.PollInterval, 100*time.Millisecond)
 	c.Lease = defaults.Positive(c.Lease, 30*time.Second)
 	c.MaxBackoff = defaults.Positive(c.MaxBackoff, time.Minute)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,43 @@ func TestHealthcheck(t *testing.T) {
 	}
 	if err := check("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "fixed -http-addr") {
 		t.Errorf("port 0: %v, want an error asking for a fixed address", err)
+	}
+}
+
+func TestLeave(t *testing.T) {
+	leaveGrace = 0
+	var paths []string
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	leave := func(withAdmin bool, args ...string) error {
+		fs := NewFlagSet(Command{Name: "thing", What: "Mercato's thing service", Addr: "127.0.0.1:0", NeedDB: true})
+		if withAdmin {
+			fs.String("admin-addr", "127.0.0.1:0", "the gateway's admin listener")
+		}
+		_, err := fs.Parse(append([]string{"-leave"}, args...))
+		return err
+	}
+
+	if err := leave(false, "-http-addr", "0.0.0.0:"+port); !errors.Is(err, ErrHealthy) {
+		t.Errorf("instance that left: %v, want ErrHealthy", err)
+	}
+	// The gateway serves /ready, and so /leave, on its admin listener.
+	if err := leave(true, "-http-addr", "127.0.0.1:1", "-admin-addr", "127.0.0.1:"+port); !errors.Is(err, ErrHealthy) {
+		t.Errorf("leave through -admin-addr: %v, want ErrHealthy", err)
+	}
+	if want := []string{"POST /leave", "POST /leave"}; !slices.Equal(paths, want) {
+		t.Errorf("requests: %v, want %v", paths, want)
+	}
+	status = http.StatusForbidden
+	if err := leave(false, "-http-addr", "127.0.0.1:"+port); err == nil || errors.Is(err, ErrHealthy) || !strings.Contains(err.Error(), "403") {
+		t.Errorf("instance answering 403: %v, want an error naming 403", err)
+	}
+	if err := leave(true, "-admin-addr", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "fixed -admin-addr") {
+		t.Errorf("admin port 0: %v, want an error asking for a fixed -admin-addr", err)
 	}
 }

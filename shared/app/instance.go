@@ -138,6 +138,9 @@ func (in *Instance) open(opts Options) error {
 	// Redis: the event stream, and whatever else the service keeps there.
 	ro := opts.Redis
 	ro.Addr = in.cfg.RedisAddr
+	if ro.TLSConfig, err = in.cfg.RedisTLSConfig(); err != nil {
+		return err
+	}
 	if in.cfg.RedisPassword != "" {
 		// The service's own ACL user; without a password, no AUTH at all.
 		ro.Username, ro.Password = in.cfg.RedisUsername, in.cfg.RedisPassword

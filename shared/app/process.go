@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/mercato-dev/mercato/shared/config"
+	"github.com/mercato-dev/mercato/shared/discovery"
 )
 
 // RunFunc is a service's main without the process: it serves until ctx is
@@ -53,7 +54,8 @@ type RunFunc func(ctx context.Context, args []string, logOutput io.Writer) error
 // Main runs run as the process command: with the command line's arguments
 // and logs on stdout, until SIGINT or SIGTERM cancels its context, which
 // drains the server and stops the background loops. -h exits 0 (the usage
-// is printed by the flag set), and so does a passing -healthcheck; any other error is printed on stderr as
+// is printed by the flag set), and so do a passing -healthcheck and a
+// -leave the instance took; any other error is printed on stderr as
 // "<command>: <error>" and exits 1.
 func Main(command string, run RunFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -93,6 +95,7 @@ type FlagSet struct {
 	cfg         config.Common
 	needDB      bool
 	healthcheck bool
+	leave       bool
 }
 
 // NewFlagSet returns the flag set of c, which returns its errors (-h
@@ -111,6 +114,7 @@ func NewFlagSet(c Command) *FlagSet {
 		fs.PrintDefaults()
 	}
 	fs.BoolVar(&fs.healthcheck, "healthcheck", false, "check the /health of the instance listening on -http-addr, then exit: 0 when it answers 200 (a container HEALTHCHECK with no shell or curl)")
+	fs.BoolVar(&fs.leave, "leave", false, "ask the instance on this host to leave Consul and report not ready, wait "+leaveGrace.String()+" for callers to notice, then exit 0: a Kubernetes preStop hook, ahead of the SIGTERM that drains it")
 	fs.cfg.Register(fs.FlagSet, c.Name, c.Addr)
 	return fs
 }
@@ -129,8 +133,8 @@ func (fs *FlagSet) Secret(name, usage string) *string {
 // Parse parses args into fs, then the environment for flags args does not
 // set (config.Parse), checks the common settings (the database URL too
 // when the command needs a database) and returns them. With -healthcheck
-// it checks the instance instead (checkHealth) and returns ErrHealthy or
-// why not.
+// it checks the instance instead (checkHealth), and with -leave makes it
+// leave Consul (leaveConsul), returning ErrHealthy or why not.
 func (fs *FlagSet) Parse(args []string) (config.Common, error) {
 	if err := config.Parse(fs.FlagSet, args); err != nil {
 		return config.Common{}, err
@@ -138,24 +142,28 @@ func (fs *FlagSet) Parse(args []string) (config.Common, error) {
 	if fs.healthcheck {
 		return fs.cfg, checkHealth(fs.cfg.HTTPAddr)
 	}
+	if fs.leave {
+		return fs.cfg, fs.leaveConsul()
+	}
 	return fs.cfg, fs.cfg.Validate(fs.needDB)
 }
 
 // ErrHealthy is Parse's answer when -healthcheck found the instance
-// healthy; Main exits 0 on it.
+// healthy, or -leave saw it leave; Main exits 0 on it.
 var ErrHealthy = errors.New("healthy")
+
+// leaveGrace is how long -leave waits after the instance has left Consul:
+// long enough for the gateway's Consul watches and a Kubernetes Service's
+// endpoints to drop it, so the SIGTERM that follows drains a quiet instance.
+var leaveGrace = 5 * time.Second
 
 // checkHealth asks the instance listening on addr (-http-addr: on every
 // interface, it asks 127.0.0.1) for its /health, within 3 s.
 func checkHealth(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "0" {
-		return fmt.Errorf("-healthcheck needs the instance's fixed -http-addr, not %q", addr)
+	url, err := localURL("-healthcheck", "-http-addr", addr, "/health")
+	if err != nil {
+		return err
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	url := "http://" + net.JoinHostPort(host, port) + "/health"
 	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get(url)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
@@ -165,4 +173,41 @@ func checkHealth(addr string) error {
 		return fmt.Errorf("healthcheck: %s answered %s", url, resp.Status)
 	}
 	return ErrHealthy
+}
+
+// leaveConsul posts discovery.LeavePath to the listener that serves
+// /ready: -admin-addr where the command has one (the gateway), else
+// -http-addr; then waits leaveGrace.
+func (fs *FlagSet) leaveConsul() error {
+	name, addr := "-http-addr", fs.cfg.HTTPAddr
+	if f := fs.Lookup("admin-addr"); f != nil {
+		name, addr = "-admin-addr", f.Value.String()
+	}
+	url, err := localURL("-leave", name, addr, discovery.LeavePath)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Post(url, "application/json", nil)
+	if err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("leave: %s answered %s", url, resp.Status)
+	}
+	time.Sleep(leaveGrace)
+	return ErrHealthy
+}
+
+// localURL is path on the instance of this host listening on addr (on
+// every interface: 127.0.0.1), which must have a fixed port.
+func localURL(what, flagName, addr, path string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return "", fmt.Errorf("%s needs the instance's fixed %s, not %q", what, flagName, addr)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + path, nil
 }

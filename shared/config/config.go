@@ -3,6 +3,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +34,8 @@ type Common struct {
 	RedisAddr     string
 	RedisUsername string // the service's Redis ACL user ("" with RedisPassword: "default")
 	RedisPassword string // (secret)
+	RedisTLS      bool   // TLS to Redis (ElastiCache in-transit encryption)
+	RedisCAFile   string // PEM roots to verify Redis's certificate with; "" : the system's
 	JWTSecret     string // (secret)
 	LogLevel      string
 	Version       string
@@ -52,6 +56,8 @@ func (c *Common) Register(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.StringVar(&c.RedisAddr, "redis-addr", "127.0.0.1:6379", "Redis address (events, cache, rate limits)")
 	fs.StringVar(&c.RedisUsername, "redis-username", service, "Redis ACL user of this service")
 	SecretVar(fs, &c.RedisPassword, "redis-password", "password of the Redis ACL user (none: no AUTH)")
+	fs.BoolVar(&c.RedisTLS, "redis-tls", false, "connect to Redis over TLS (1.2 or later), verifying its certificate and host name")
+	fs.StringVar(&c.RedisCAFile, "redis-ca-file", "", "PEM file of the CA certificates Redis's certificate is verified with, with -redis-tls (default: the system's)")
 	SecretVar(fs, &c.JWTSecret, "jwt-secret", "HS256 key for access tokens, at least 32 bytes, the same on every service")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Version, "version", BuildVersion, "version reported in Consul tags and logs")
@@ -84,10 +90,34 @@ func (c *Common) Validate(needDB bool) error {
 	if c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1 {
 		errs = append(errs, errors.New("-trace-sample-ratio (MERCATO_TRACE_SAMPLE_RATIO) must be between 0 and 1"))
 	}
+	if c.RedisCAFile != "" && !c.RedisTLS {
+		errs = append(errs, errors.New("-redis-ca-file (MERCATO_REDIS_CA_FILE) needs -redis-tls (MERCATO_REDIS_TLS)"))
+	}
 	if len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("-jwt-secret (MERCATO_JWT_SECRET) must be at least 32 bytes"))
 	}
 	return errors.Join(errs...)
+}
+
+// RedisTLSConfig is the TLS configuration of the Redis client: nil without
+// -redis-tls; with it, TLS 1.2 or later, verified against -redis-ca-file's
+// certificates or the system's.
+func (c *Common) RedisTLSConfig() (*tls.Config, error) {
+	if !c.RedisTLS {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.RedisCAFile != "" {
+		pem, err := os.ReadFile(c.RedisCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("-redis-ca-file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-redis-ca-file %s: no PEM certificate in it", c.RedisCAFile)
+		}
+	}
+	return cfg, nil
 }
 
 // Advertise returns the host and port to register for a listener bound to

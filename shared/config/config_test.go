@@ -37,6 +37,9 @@ func TestValidateNamesTheSetting(t *testing.T) {
 	if err := (&Common{JWTSecret: strings.Repeat("k", 32), TraceSampleRatio: 1.5}).Validate(false); err == nil || !strings.Contains(err.Error(), "MERCATO_TRACE_SAMPLE_RATIO") {
 		t.Fatalf("a sample ratio of 1.5: %v", err)
 	}
+	if err := (&Common{JWTSecret: strings.Repeat("k", 32), RedisCAFile: "ca.pem"}).Validate(false); err == nil || !strings.Contains(err.Error(), "MERCATO_REDIS_TLS") {
+		t.Fatalf("a Redis CA file without TLS: %v", err)
+	}
 }
 
 // Tracing is off unless an endpoint is given, and records every new trace

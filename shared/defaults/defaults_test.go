@@ -3,6 +3,8 @@ package defaults
 import (
 	"testing"
 	"time"
+
+	"github.com/go-kit/log"
 )
 
 func TestPositive(t *testing.T) {
@@ -14,5 +16,15 @@ func TestPositive(t *testing.T) {
 	}
 	if got := Positive(2*time.Second, time.Minute); got != 2*time.Second {
 		t.Errorf("Positive(2s, 1m) = %s, want 2s", got)
+	}
+}
+
+func TestLogger(t *testing.T) {
+	if Logger(nil) == nil {
+		t.Error("Logger(nil) is nil, want a logger that discards")
+	}
+	l := log.NewLogfmtLogger(log.NewSyncWriter(nil))
+	if got := Logger(l); got != l {
+		t.Errorf("Logger(l) = %v, want l itself", got)
 	}
 }

@@ -29,6 +29,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/hashicorp/consul/api"
+
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 const (
@@ -201,25 +203,23 @@ func (r *Registrar) ID() string { return r.id }
 // cannot be reached is asked again at the next check. Stop Run before
 // Deregister, or it puts the instance back.
 func (r *Registrar) Run(ctx context.Context) error {
-	tick := time.NewTicker(r.Every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-		var status api.StatusError
-		if _, _, err := r.agent.Service(r.id, &api.QueryOptions{}); !errors.As(err, &status) || status.Code != http.StatusNotFound {
-			continue
-		}
-		r.kit.Register()
-		if err := r.client.last(); err != nil {
-			level.Warn(r.logger).Log("msg", "registering again: consul no longer had this instance", "err", err)
-			continue
-		}
-		level.Info(r.logger).Log("msg", "registered again: consul had removed this instance")
+	wait.Every(ctx, r.Every, r.registerIfGone)
+	return nil
+}
+
+// registerIfGone registers the instance again when the agent answers that
+// it does not have it.
+func (r *Registrar) registerIfGone() {
+	var status api.StatusError
+	if _, _, err := r.agent.Service(r.id, &api.QueryOptions{}); !errors.As(err, &status) || status.Code != http.StatusNotFound {
+		return
 	}
+	r.kit.Register()
+	if err := r.client.last(); err != nil {
+		level.Warn(r.logger).Log("msg", "registering again: consul no longer had this instance", "err", err)
+		return
+	}
+	level.Info(r.logger).Log("msg", "registered again: consul had removed this instance")
 }
 
 // Deregister removes the instance (and its check) from Consul.

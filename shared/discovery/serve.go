@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/hashicorp/consul/api"
 
 	"github.com/mercato-dev/mercato/shared/config"
@@ -29,7 +28,9 @@ type Admin struct {
 // cfg.HTTPAddr, registers the instance in Consul (through consul) with the
 // listener's real port (-http-addr may ask for port 0), and serves handler
 // until ctx is done. On shutdown it leaves Consul before draining, so no
-// new calls are routed to an instance that is going away. The listener is
+// new calls are routed to an instance that is going away; a POST /leave
+// from the instance's own host (a Kubernetes preStop hook) makes it leave
+// earlier, and /ready answer 503 from then on (leaver). The listener is
 // closed on every error before serving.
 func ListenAndServe(ctx context.Context, cfg config.Common, consul *api.Client, handler http.Handler, logger log.Logger) error {
 	return ListenAndServeWithAdmin(ctx, cfg, consul, handler, nil, logger)
@@ -79,24 +80,32 @@ func ListenAndServeWithAdmin(ctx context.Context, cfg config.Common, consul *api
 	kept := make(chan struct{})
 	go func() { _ = registrar.Run(keepCtx); close(kept) }()
 
+	// The Consul check and /ready are on the admin listener when there is
+	// one, so POST /leave is too.
+	leaving := &leaver{logger: logger, leave: func() error {
+		stopKeeping()
+		<-kept
+		return registrar.Deregister()
+	}}
+	var adminHandler http.Handler
+	if admin != nil {
+		adminHandler = leaving.wrap(admin.Handler)
+	} else {
+		handler = leaving.wrap(handler)
+	}
+
 	adminDone := make(chan error, 1)
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	if adminLn != nil {
 		go func() {
-			adminDone <- httpkit.Serve(adminCtx, httpkit.NewServer(admin.Handler), adminLn, log.With(logger, "listener", "admin"), shutdownTimeout, nil)
+			adminDone <- httpkit.Serve(adminCtx, httpkit.NewServer(adminHandler), adminLn, log.With(logger, "listener", "admin"), shutdownTimeout, nil)
 		}()
 	} else {
 		adminDone <- nil
 	}
 
 	// Serve until ctx is done; leave Consul before draining.
-	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, shutdownTimeout, func() {
-		stopKeeping()
-		<-kept
-		if err := registrar.Deregister(); err != nil {
-			level.Warn(logger).Log("msg", "deregister", "err", err)
-		}
-	})
+	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, shutdownTimeout, leaving.Leave)
 	stopAdmin()
 	return errors.Join(err, <-adminDone)
 }

@@ -1,6 +1,9 @@
 package endpointkit
 
-import "github.com/mercato-dev/mercato/shared/validate"
+import (
+	"github.com/mercato-dev/mercato/shared/paging"
+	"github.com/mercato-dev/mercato/shared/validate"
+)
 
 // PageRequest is the request of a list that takes nothing but its page
 // (API.md's ?page=&page_size=, read by httpkit.DecodePageRequest).
@@ -19,9 +22,6 @@ func (r PageRequest) Validate() error {
 // PageResponse is one page of a list of T as every list route answers it
 // (API.md's list convention), its business error in the embedded Failure.
 type PageResponse[T any] struct {
-	Items    []T `json:"items"`
-	Page     int `json:"page"`
-	PageSize int `json:"page_size"`
-	Total    int `json:"total"`
+	paging.Page[T]
 	Failure
 }

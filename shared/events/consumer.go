@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/requestid"
 	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/wait"
@@ -132,9 +133,7 @@ func (c *Consumer) newRun() *consumerRun {
 	r.HandlerTimeout = cmp.Or(r.HandlerTimeout, 30*time.Second)
 	r.MaxBackoff = cmp.Or(r.MaxBackoff, 5*time.Second)
 	r.BacklogInterval = cmp.Or(r.BacklogInterval, 5*time.Second)
-	if r.Logger == nil {
-		r.Logger = log.NewNopLogger()
-	}
+	r.Logger = defaults.Logger(r.Logger)
 	if r.Tracer == nil {
 		r.Tracer = noop.NewTracerProvider()
 	}

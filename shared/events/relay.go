@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/wait"
 )
@@ -118,9 +119,7 @@ func (r *Relay) withDefaults() Relay {
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, 10*time.Second)
 	c.BacklogInterval = cmp.Or(c.BacklogInterval, 10*time.Second)
 	c.Retention = cmp.Or(c.Retention, 72*time.Hour)
-	if c.Logger == nil {
-		c.Logger = log.NewNopLogger()
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	if c.Tracer == nil {
 		c.Tracer = noop.NewTracerProvider()
 	}

@@ -37,7 +37,7 @@ type ConsulOptions struct {
 type Consul struct {
 	opts     ConsulOptions
 	httpPort int
-	proc     *process
+	proc     *Process
 
 	tokens consulTokens
 }
@@ -68,27 +68,20 @@ func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
 	if err := writeConfig("consul", dir, consulACLFileName, consulACLConfig(o.ManagementToken)); err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		// HTTP, serf LAN, serf WAN, server RPC.
-		ports, err := FreePorts(4)
-		if err != nil {
-			return nil, err
-		}
+	// HTTP, serf LAN, serf WAN, server RPC.
+	var c *Consul
+	err = onFreePorts(4, func(ports []int) (*Process, error) {
 		if o.HTTPPort != 0 {
 			ports[0] = o.HTTPPort
 		}
-		c := &Consul{opts: o, httpPort: ports[0]}
-		err = c.start(ctx, ports[1], ports[2], ports[3])
-		// The gossip and RPC ports are always picked here, so a conflict is
-		// worth another try even when HTTPPort is fixed.
-		if err != nil && attempt < 3 && c.proc != nil && c.proc.bindConflict() {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
+		c = &Consul{opts: o, httpPort: ports[0]}
+		err := c.start(ctx, ports[1], ports[2], ports[3])
+		return c.proc, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return c, nil
 }
 
 func (c *Consul) start(ctx context.Context, serfLAN, serfWAN, server int) error {

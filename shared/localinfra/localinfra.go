@@ -91,7 +91,7 @@ func portOrFree(port int) (p int, picked bool, err error) {
 // 0, and again on another free port (three tries) when the one it picked
 // was taken between FreePort and the server binding it. start returns the
 // process it started, if any, and whether it became ready.
-func onPort(port int, start func(port int) (*process, error)) error {
+func onPort(port int, start func(port int) (*Process, error)) error {
 	for attempt := 1; ; attempt++ {
 		p, picked, err := portOrFree(port)
 		if err != nil {
@@ -99,6 +99,23 @@ func onPort(port int, start func(port int) (*process, error)) error {
 		}
 		proc, err := start(p)
 		if err != nil && picked && attempt < 3 && proc != nil && proc.bindConflict() {
+			continue
+		}
+		return err
+	}
+}
+
+// onFreePorts is onPort for a server that takes n ports, some of which are
+// always picked here (a fixed port replaces a picked one in start): so a
+// conflict is worth another try (three in all) whatever the caller fixed.
+func onFreePorts(n int, start func(ports []int) (*Process, error)) error {
+	for attempt := 1; ; attempt++ {
+		ports, err := FreePorts(n)
+		if err != nil {
+			return err
+		}
+		proc, err := start(ports)
+		if err != nil && attempt < 3 && proc != nil && proc.bindConflict() {
 			continue
 		}
 		return err

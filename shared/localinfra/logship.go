@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // LogShipper copies the log lines that processes write to their log files
@@ -78,19 +80,10 @@ func (s *LogShipper) Run(ctx context.Context) {
 		}
 		failing = err != nil
 	}
-	tick := time.NewTicker(s.PollInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = s.Ship(final)
-			return
-		case <-tick.C:
-			report(s.Ship(ctx))
-		}
-	}
+	wait.Every(ctx, s.PollInterval, func() { report(s.Ship(ctx)) })
+	final, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.Ship(final)
 }
 
 // Ship sends every file's complete lines that have not been sent yet. A

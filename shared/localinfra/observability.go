@@ -65,7 +65,7 @@ type JaegerOptions struct {
 // the query API (/api/traces, /api/services) out.
 type Jaeger struct {
 	opts JaegerOptions
-	proc *process
+	proc *Process
 }
 
 // StartJaeger starts Jaeger and waits until its query API answers. ctx
@@ -79,27 +79,22 @@ func StartJaeger(ctx context.Context, o JaegerOptions) (*Jaeger, error) {
 		return nil, err
 	}
 	o.Binary = bin
-	for attempt := 1; ; attempt++ {
-		ports, err := FreePorts(3)
-		if err != nil {
-			return nil, err
-		}
-		j := &Jaeger{opts: o}
+	var j *Jaeger
+	err = onFreePorts(3, func(ports []int) (*Process, error) {
+		j = &Jaeger{opts: o}
 		if o.OTLPPort == 0 {
 			j.opts.OTLPPort = ports[0]
 		}
 		if o.QueryPort == 0 {
 			j.opts.QueryPort = ports[1]
 		}
-		err = j.start(ctx, ports[2])
-		if err != nil && attempt < 3 && j.proc != nil && j.proc.bindConflict() {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return j, nil
+		err := j.start(ctx, ports[2])
+		return j.proc, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return j, nil
 }
 
 func (j *Jaeger) start(ctx context.Context, grpcPort int) error {
@@ -342,13 +337,7 @@ func (j *Jaeger) Find(ctx context.Context, service string, tags map[string]strin
 // Query runs the LogsQL query over every log line VictoriaLogs holds and
 // returns the matching records, each a map of field to value.
 func (v *VictoriaLogs) Query(ctx context.Context, query string) ([]map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.URL()+"/select/logsql/query",
-		strings.NewReader(url.Values{"query": {query}}.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := postQuery(ctx, v.URL()+"/select/logsql/query", query)
 	if err != nil {
 		return nil, err
 	}
@@ -367,6 +356,18 @@ func (v *VictoriaLogs) Query(ctx context.Context, query string) ([]map[string]st
 		records = append(records, r)
 	}
 	return records, nil
+}
+
+// postQuery POSTs query as the form field "query", the way Prometheus and
+// VictoriaLogs take one, and returns the answer whatever its status.
+func postQuery(ctx context.Context, endpoint, query string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint,
+		strings.NewReader(url.Values{"query": {query}}.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return (&http.Client{Timeout: 30 * time.Second}).Do(req)
 }
 
 // getJSON GETs url and decodes its 200 answer into v.

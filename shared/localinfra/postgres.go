@@ -51,7 +51,7 @@ type PostgresOptions struct {
 type Postgres struct {
 	opts  PostgresOptions // with defaults applied and Dir absolute
 	port  int
-	proc  *process
+	proc  *Process
 	admin *sqlx.DB // to the "postgres" database, for EnsureDatabase
 }
 
@@ -98,21 +98,16 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 		return nil, err
 	}
 
-	for attempt := 1; ; attempt++ {
-		port, picked, err := portOrFree(o.Port)
-		if err != nil {
-			return nil, err
-		}
-		p := &Postgres{opts: o, port: port}
-		err = p.start(ctx, postgres, dataDir, cred)
-		if err == nil {
-			return p, nil
-		}
-		if picked && attempt < 3 && p.proc != nil && p.proc.bindConflict() {
-			continue
-		}
+	var p *Postgres
+	err = onPort(o.Port, func(port int) (*Process, error) {
+		p = &Postgres{opts: o, port: port}
+		err := p.start(ctx, postgres, dataDir, cred)
+		return p.proc, err
+	})
+	if err != nil {
 		return nil, err
 	}
+	return p, nil
 }
 
 func (p *Postgres) start(ctx context.Context, bin, dataDir string, cred *syscall.Credential) error {
@@ -139,7 +134,7 @@ func (p *Postgres) start(ctx context.Context, bin, dataDir string, cred *syscall
 	p.proc = proc
 	admin, err := sqlx.Open("postgres", p.URL("postgres"))
 	if err != nil {
-		proc.kill()
+		proc.Kill()
 		return fmt.Errorf("localinfra: postgres: %w", err)
 	}
 	admin.SetMaxOpenConns(2)
@@ -449,16 +444,16 @@ func runInitdb(ctx context.Context, bin, dataDir string, o PostgresOptions, cred
 	timer := time.NewTimer(2 * startTimeout)
 	defer timer.Stop()
 	select {
-	case <-proc.done:
+	case <-proc.Done():
 		if proc.waitErr != nil {
 			return proc.failure(fmt.Errorf("failed: %v", proc.waitErr))
 		}
 		return os.WriteFile(filepath.Join(o.Dir, passwordMarker), nil, 0o600)
 	case <-ctx.Done():
-		proc.kill()
+		proc.Kill()
 		return proc.failure(ctx.Err())
 	case <-timer.C:
-		proc.kill()
+		proc.Kill()
 		return proc.failure(fmt.Errorf("did not finish within %s", 2*startTimeout))
 	}
 }

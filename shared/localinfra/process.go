@@ -27,13 +27,15 @@ const (
 	pollInterval = 100 * time.Millisecond
 )
 
-// process is a child server started by this package: its own process group,
-// output appended to a log file, and killed by the kernel if we die first.
-type process struct {
-	name     string // e.g. "postgres", used in messages
-	cmd      *exec.Cmd
-	logPath  string
-	logStart int64 // size of the log before this run, so tails show only this run
+// Process is a child program: its own process group, its output appended
+// to a log file, and killed by the kernel if we die first. localinfra runs
+// its servers in one; mercato-local runs the services' instances in one too.
+type Process struct {
+	name      string // e.g. "postgres", used in messages
+	cmd       *exec.Cmd
+	logPath   string
+	logBefore int64 // size of the log before this run
+	logStart  int64 // where this run's lines begin (past the banner's blank line), so tails show only this run
 
 	done    chan struct{} // closed when the process has been reaped
 	waitErr error         // valid after done is closed
@@ -42,10 +44,13 @@ type process struct {
 	stopErr  error
 }
 
-// startProcess starts cmd with stdout and stderr appended to logPath.
-// cred, when not nil, is the user to run as.
-func startProcess(name, logPath string, cmd *exec.Cmd, cred *syscall.Credential) (*process, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) //nolint:gosec // G304: the log path is ours, built from the caller's folder
+// StartProcess starts cmd with stdout and stderr appended to logPath (made
+// 0600 when missing), in a process group of its own that the kernel kills
+// if this process dies first. cred, when not nil, is the user to run as
+// (and the log's owner). banner, when not empty, is written to the log
+// first, to mark where this run begins; it is the first line LogTail shows.
+func StartProcess(name, logPath, banner string, cmd *exec.Cmd, cred *syscall.Credential) (*Process, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) //nolint:gosec // G304: the log path is the caller's, in a folder of its own
 	if err != nil {
 		return nil, fmt.Errorf("localinfra: %s: open log: %w", name, err)
 	}
@@ -55,6 +60,11 @@ func startProcess(name, logPath string, cmd *exec.Cmd, cred *syscall.Credential)
 	if err != nil {
 		return nil, fmt.Errorf("localinfra: %s: stat log: %w", name, err)
 	}
+	logStart := st.Size()
+	if banner != "" {
+		fmt.Fprintf(f, "\n%s\n", banner)
+		logStart++ // the tail starts at the banner, not the blank line before it
+	}
 	if cred != nil {
 		// Let the server's user own its log like the rest of its files.
 		_ = f.Chown(int(cred.Uid), int(cred.Gid))
@@ -62,22 +72,22 @@ func startProcess(name, logPath string, cmd *exec.Cmd, cred *syscall.Credential)
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Own process group: Ctrl-C in a terminal does not hit the servers
-		// directly (we stop them in order), and Stop can kill helpers the
-		// server forked.
+		// Own process group: Ctrl-C in a terminal does not hit the children
+		// directly (they are stopped in order: services before the servers
+		// they deregister from), and Stop can kill helpers a child forked.
 		Setpgid: true,
 		// If this process dies without calling Stop (panic, SIGKILL, test
-		// timeout), the kernel kills the server. Linux ties this to the OS
+		// timeout), the kernel kills the child. Linux ties this to the OS
 		// thread that forked the child; Go only retires threads whose goroutine
-		// exited while locked with runtime.LockOSThread, which this package
-		// never does.
+		// exited while locked with runtime.LockOSThread, which Mercato's
+		// programs never do.
 		Pdeathsig:  syscall.SIGKILL,
 		Credential: cred,
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("localinfra: %s: start %s: %w", name, cmd.Path, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, logStart: st.Size(), done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, logPath: logPath, logBefore: st.Size(), logStart: logStart, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -85,8 +95,19 @@ func startProcess(name, logPath string, cmd *exec.Cmd, cred *syscall.Credential)
 	return p, nil
 }
 
-// exited reports whether the process has terminated.
-func (p *process) exited() bool {
+// startProcess starts one of localinfra's servers (StartProcess, no banner).
+func startProcess(name, logPath string, cmd *exec.Cmd, cred *syscall.Credential) (*Process, error) {
+	return StartProcess(name, logPath, "", cmd, cred)
+}
+
+// Pid is the process's id, which is also its process group's.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed once the process has ended and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -95,17 +116,25 @@ func (p *process) exited() bool {
 	}
 }
 
+// Err is the error the process ended with (nil: exit status 0); call it
+// after Done.
+func (p *Process) Err() error { return p.waitErr }
+
+// LogStart is the size the log had when this run began: where its lines,
+// the banner first, start.
+func (p *Process) LogStart() int64 { return p.logBefore }
+
 // waitReady polls ready until it succeeds, the process exits, ctx ends or
 // startTimeout passes. On failure the process is killed and the error
 // carries the tail of its log.
-func (p *process) waitReady(ctx context.Context, ready func(context.Context) error) error {
+func (p *Process) waitReady(ctx context.Context, ready func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var lastErr error
 	for {
-		if p.exited() {
+		if p.Exited() {
 			return p.failure(fmt.Errorf("exited during start-up (%v)", p.waitErr))
 		}
 		probeCtx, probeCancel := context.WithTimeout(ctx, 2*time.Second)
@@ -118,7 +147,7 @@ func (p *process) waitReady(ctx context.Context, ready func(context.Context) err
 		case <-p.done:
 			return p.failure(fmt.Errorf("exited during start-up (%v)", p.waitErr))
 		case <-ctx.Done():
-			p.kill()
+			p.Kill()
 			return p.failure(fmt.Errorf("not ready after %s: %v (last probe: %v)", startTimeout, ctx.Err(), lastErr))
 		case <-tick.C:
 		}
@@ -126,87 +155,115 @@ func (p *process) waitReady(ctx context.Context, ready func(context.Context) err
 }
 
 // failure wraps err with the server name and the tail of its log.
-func (p *process) failure(err error) error {
-	return fmt.Errorf("localinfra: %s %w\n--- last lines of %s ---\n%s", p.name, err, p.logPath, p.logTail())
+func (p *Process) failure(err error) error {
+	return fmt.Errorf("localinfra: %s %w\n--- last lines of %s ---\n%s", p.name, err, p.logPath, p.LogTail(25))
 }
 
 // bindConflict reports whether the last run failed because its port was
 // taken between FreePort and the server binding it.
-func (p *process) bindConflict() bool {
-	return strings.Contains(strings.ToLower(p.logTail()), "address already in use")
+func (p *Process) bindConflict() bool {
+	return strings.Contains(strings.ToLower(p.LogTail(25)), "address already in use")
 }
 
-// logTail returns the last lines this run wrote to the log.
-func (p *process) logTail() string {
-	const maxBytes, maxLines = 4096, 25
+// LogTail returns the last maxLines lines this run wrote to the log (of its
+// last 8 KiB at most).
+func (p *Process) LogTail(maxLines int) string {
+	const maxBytes = 8192
 	f, err := os.Open(p.logPath)
 	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
+		return fmt.Sprintf("(cannot read %s: %v)", p.logPath, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
+		return fmt.Sprintf("(cannot read %s: %v)", p.logPath, err)
 	}
-	from := max(p.logStart, st.Size()-maxBytes)
+	from := min(max(p.logStart, st.Size()-maxBytes, 0), st.Size())
 	b, err := io.ReadAll(io.NewSectionReader(f, from, st.Size()-from))
 	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
+		return fmt.Sprintf("(cannot read %s: %v)", p.logPath, err)
 	}
-	lines := strings.Split(strings.TrimRight(string(bytes.ToValidUTF8(b, nil)), "\n"), "\n")
+	text := strings.TrimRight(string(bytes.ToValidUTF8(b, nil)), "\n")
+	if text == "" {
+		return "(the log is empty)"
+	}
+	lines := strings.Split(text, "\n")
 	if len(lines) > maxLines {
 		lines = lines[len(lines)-maxLines:]
-	}
-	if len(lines) == 1 && lines[0] == "" {
-		return "(log is empty)"
 	}
 	return strings.Join(lines, "\n")
 }
 
-// stop sends sig to the server, waits up to stopGrace for it to exit, then
-// kills its whole process group. Exit status 0, death by sig, and the
-// statuses in cleanCodes count as a clean stop. It is idempotent.
-func (p *process) stop(sig syscall.Signal, cleanCodes ...int) error {
+// Terminate sends sig unless the process has already ended, waits up to
+// grace for it to exit, and kills its whole process group if it is still
+// running then (killed) or if sig cannot be sent (signalErr). Whatever the
+// process left behind in its group is killed too.
+func (p *Process) Terminate(sig syscall.Signal, grace time.Duration) (killed bool, signalErr error) {
+	if !p.Exited() {
+		if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			p.Kill()
+			return true, err
+		}
+		select {
+		case <-p.done:
+		case <-time.After(grace):
+			p.Kill()
+			return true, nil
+		}
+	}
+	p.KillGroup()
+	return false, nil
+}
+
+// DiedOf reports whether the process ended by signal sig; call it after
+// Done.
+func (p *Process) DiedOf(sig syscall.Signal) bool {
+	var exitErr *exec.ExitError
+	if !errors.As(p.waitErr, &exitErr) {
+		return false
+	}
+	ws, ok := exitErr.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+// stop stops one of localinfra's servers: sig, then SIGKILL after
+// stopGrace. Exit status 0, death by sig, and the statuses in cleanCodes
+// count as a clean stop; so does a server that had already ended. It is
+// idempotent.
+func (p *Process) stop(sig syscall.Signal, cleanCodes ...int) error {
 	p.stopOnce.Do(func() { p.stopErr = p.doStop(sig, cleanCodes) })
 	return p.stopErr
 }
 
-func (p *process) doStop(sig syscall.Signal, cleanCodes []int) error {
-	if p.exited() {
-		p.killGroup() // helpers the server may have left behind
+func (p *Process) doStop(sig syscall.Signal, cleanCodes []int) error {
+	wasRunning := !p.Exited()
+	killed, err := p.Terminate(sig, stopGrace)
+	switch {
+	case err != nil:
+		return fmt.Errorf("localinfra: %s: signal %v: %w", p.name, sig, err)
+	case killed:
+		return fmt.Errorf("localinfra: %s did not stop within %s after %v; killed", p.name, stopGrace, sig)
+	case !wasRunning, p.waitErr == nil, p.DiedOf(sig):
 		return nil
 	}
-	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		p.kill()
-		return fmt.Errorf("localinfra: %s: signal %v: %w", p.name, sig, err)
+	var exitErr *exec.ExitError
+	if !errors.As(p.waitErr, &exitErr) {
+		return p.waitErr
 	}
-	select {
-	case <-p.done:
-		p.killGroup()
-		var exitErr *exec.ExitError
-		if p.waitErr == nil || !errors.As(p.waitErr, &exitErr) {
-			return p.waitErr
-		}
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == sig {
-			return nil
-		}
-		if slices.Contains(cleanCodes, exitErr.ExitCode()) {
-			return nil
-		}
-		return p.failure(fmt.Errorf("exited with %v while stopping", p.waitErr))
-	case <-time.After(stopGrace):
-		p.kill()
-		return fmt.Errorf("localinfra: %s did not stop within %s after %v; killed", p.name, stopGrace, sig)
+	if slices.Contains(cleanCodes, exitErr.ExitCode()) {
+		return nil
 	}
+	return p.failure(fmt.Errorf("exited with %v while stopping", p.waitErr))
 }
 
-// kill SIGKILLs the process group and waits for the leader to be reaped.
-func (p *process) kill() {
-	p.killGroup()
+// Kill SIGKILLs the process group and waits for the leader to be reaped.
+func (p *Process) Kill() {
+	p.KillGroup()
 	<-p.done
 }
 
-func (p *process) killGroup() {
+// KillGroup SIGKILLs the process group and returns at once.
+func (p *Process) KillGroup() {
 	// The group id is the leader's pid (Setpgid). ESRCH just means it is gone.
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
@@ -217,7 +274,7 @@ func (p *process) killGroup() {
 type httpServer struct {
 	name string // the program, for logs and errors
 	port int
-	proc *process
+	proc *Process
 }
 
 // start runs the command command makes for the address on port (a free
@@ -225,7 +282,7 @@ type httpServer struct {
 // before the server binds it), logging to logFile, and waits until
 // readyPath answers 200. ctx bounds the wait.
 func (s *httpServer) start(ctx context.Context, port int, logFile, readyPath string, command func(addr string) *exec.Cmd) error {
-	return onPort(port, func(port int) (*process, error) {
+	return onPort(port, func(port int) (*Process, error) {
 		s.port, s.proc = port, nil
 		proc, err := startProcess(s.name, logFile, command(s.Addr()), nil)
 		if err != nil {

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -202,13 +200,7 @@ func (e *PrometheusQueryError) Error() string {
 // series: a scalar or string answer is returned as one sample without
 // labels. A query Prometheus rejects gives a *PrometheusQueryError.
 func (p *Prometheus) Query(ctx context.Context, expr string) ([]PrometheusSample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL()+"/api/v1/query",
-		strings.NewReader(url.Values{"query": {expr}}.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := postQuery(ctx, p.URL()+"/api/v1/query", expr)
 	if err != nil {
 		return nil, err
 	}

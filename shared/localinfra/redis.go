@@ -40,7 +40,7 @@ type Redis struct {
 	port int
 
 	mu   sync.Mutex
-	proc *process // nil while stopped
+	proc *Process // nil while stopped
 }
 
 // StartRedis starts redis-server with append-only persistence, so stream
@@ -67,21 +67,16 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	if err := writeConfig("redis", dir, redisACLFileName, acl); err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		port, picked, err := portOrFree(o.Port)
-		if err != nil {
-			return nil, err
-		}
-		r := &Redis{opts: o, port: port}
-		err = r.Start(ctx)
-		if err == nil {
-			return r, nil
-		}
-		if picked && attempt < 3 && r.proc != nil && r.proc.bindConflict() {
-			continue
-		}
+	var r *Redis
+	err = onPort(o.Port, func(port int) (*Process, error) {
+		r = &Redis{opts: o, port: port}
+		err := r.Start(ctx)
+		return r.proc, err
+	})
+	if err != nil {
 		return nil, err
 	}
+	return r, nil
 }
 
 // redisACLFileName is the ACL file in RedisOptions.Dir, rewritten on every
@@ -104,7 +99,7 @@ func (r *Redis) Addr() string {
 func (r *Redis) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.proc != nil && !r.proc.exited() {
+	if r.proc != nil && !r.proc.Exited() {
 		return fmt.Errorf("localinfra: redis on %s is already running", r.Addr())
 	}
 	//nolint:gosec // G204: the Redis binary localinfra found, with arguments built here

@@ -12,13 +12,9 @@ import (
 // ends. Its binary is the pinned build in bin/ (`make deps`).
 func NewJaeger(t testing.TB) *localinfra.Jaeger {
 	t.Helper()
-	return private(t, "Jaeger", func() (*localinfra.Jaeger, error) {
-		dir, err := serverDir("jaeger")
-		if err != nil {
-			return nil, err
-		}
+	return private(t, "Jaeger", inFolder("jaeger", func(dir string) (*localinfra.Jaeger, error) {
 		return localinfra.StartJaeger(context.Background(), localinfra.JaegerOptions{Dir: dir})
-	})
+	}))
 }
 
 // NewVictoriaLogs starts a VictoriaLogs for this test alone, on a free
@@ -26,13 +22,9 @@ func NewJaeger(t testing.TB) *localinfra.Jaeger {
 // bin/ (`make deps`).
 func NewVictoriaLogs(t testing.TB) *localinfra.VictoriaLogs {
 	t.Helper()
-	return private(t, "VictoriaLogs", func() (*localinfra.VictoriaLogs, error) {
-		dir, err := serverDir("victoria-logs")
-		if err != nil {
-			return nil, err
-		}
+	return private(t, "VictoriaLogs", inFolder("victoria-logs", func(dir string) (*localinfra.VictoriaLogs, error) {
 		return localinfra.StartVictoriaLogs(context.Background(), localinfra.VictoriaLogsOptions{Dir: dir})
-	})
+	}))
 }
 
 // NewPrometheus starts a Prometheus for this test alone, on a free port
@@ -40,14 +32,10 @@ func NewVictoriaLogs(t testing.TB) *localinfra.VictoriaLogs {
 // stops it when the test ends. Its binary is Debian's (`make deps`).
 func NewPrometheus(t testing.TB, o localinfra.PrometheusOptions) *localinfra.Prometheus {
 	t.Helper()
-	return private(t, "Prometheus", func() (*localinfra.Prometheus, error) {
-		dir, err := serverDir("prometheus")
-		if err != nil {
-			return nil, err
-		}
+	return private(t, "Prometheus", inFolder("prometheus", func(dir string) (*localinfra.Prometheus, error) {
 		o.Dir = dir
 		return localinfra.StartPrometheus(context.Background(), o)
-	})
+	}))
 }
 
 // NewAlertmanager starts an Alertmanager with the configuration config for
@@ -55,11 +43,7 @@ func NewPrometheus(t testing.TB, o localinfra.PrometheusOptions) *localinfra.Pro
 // binary is Debian's prometheus-alertmanager (`make deps`).
 func NewAlertmanager(t testing.TB, config []byte) *localinfra.Alertmanager {
 	t.Helper()
-	return private(t, "Alertmanager", func() (*localinfra.Alertmanager, error) {
-		dir, err := serverDir("alertmanager")
-		if err != nil {
-			return nil, err
-		}
+	return private(t, "Alertmanager", inFolder("alertmanager", func(dir string) (*localinfra.Alertmanager, error) {
 		return localinfra.StartAlertmanager(context.Background(), localinfra.AlertmanagerOptions{Dir: dir, Config: config})
-	})
+	}))
 }

@@ -137,6 +137,19 @@ func private[S server](t testing.TB, name string, start func() (S, error)) S {
 	return srv
 }
 
+// inFolder is start run in a new folder of testkit's for server name
+// (serverDir).
+func inFolder[S any](name string, start func(dir string) (S, error)) func() (S, error) {
+	return func() (S, error) {
+		dir, err := serverDir(name)
+		if err != nil {
+			var none S
+			return none, err
+		}
+		return start(dir)
+	}
+}
+
 // Main runs the tests, then stops every server testkit started and removes
 // their folder, and exits with m.Run's code. Call it from TestMain.
 // An interrupt (Ctrl-C) also stops the servers before exiting.
@@ -223,7 +236,7 @@ func serverDir(name string) (string, error) {
 func RedisAddr(t testing.TB) string {
 	t.Helper()
 	return servers.redis.address(t, "Redis", EnvRedisAddr, "a running server's host:port",
-		func() (server, error) { return startPrivateRedis() })
+		func() (server, error) { return inFolder("redis", startPrivateRedis)() })
 }
 
 // Redis returns a client of the shared Redis server (see RedisAddr), logged
@@ -247,17 +260,13 @@ func Redis(t testing.TB) *redis.Client {
 // always a local server, even when MERCATO_TEST_REDIS_ADDR is set.
 func NewRedis(t testing.TB) *localinfra.Redis {
 	t.Helper()
-	return private(t, "Redis", startPrivateRedis)
+	return private(t, "Redis", inFolder("redis", startPrivateRedis))
 }
 
 // startPrivateRedis starts a Redis server with the platform's ACL
 // (localinfra.PlatformAccess) and random passwords, which RedisOptions and
 // ServiceCredentials hand out.
-func startPrivateRedis() (*localinfra.Redis, error) {
-	dir, err := serverDir("redis")
-	if err != nil {
-		return nil, err
-	}
+func startPrivateRedis(dir string) (*localinfra.Redis, error) {
 	pw := localinfra.RandomRedisPasswords()
 	r, err := localinfra.StartRedis(context.Background(), localinfra.RedisOptions{Dir: dir, Passwords: pw})
 	if err != nil {
@@ -296,7 +305,7 @@ func RedisOptions(t testing.TB, addr, user string) *redis.Options {
 func ConsulAddr(t testing.TB) string {
 	t.Helper()
 	return servers.consul.address(t, "Consul", EnvConsulAddr, "a running agent's host:port",
-		func() (server, error) { return startPrivateConsul() })
+		func() (server, error) { return inFolder("consul", startPrivateConsul)() })
 }
 
 // NewConsul starts a private Consul dev agent for this test and stops it at
@@ -305,17 +314,13 @@ func ConsulAddr(t testing.TB) string {
 // be routed to.
 func NewConsul(t testing.TB) *localinfra.Consul {
 	t.Helper()
-	return private(t, "Consul", startPrivateConsul)
+	return private(t, "Consul", inFolder("consul", startPrivateConsul))
 }
 
 // startPrivateConsul starts an agent with ACLs on (default deny) and a
 // random management token; ConsulToken and ServiceCredentials hand out its
 // tokens.
-func startPrivateConsul() (*localinfra.Consul, error) {
-	dir, err := serverDir("consul")
-	if err != nil {
-		return nil, err
-	}
+func startPrivateConsul(dir string) (*localinfra.Consul, error) {
 	c, err := localinfra.StartConsul(context.Background(), localinfra.ConsulOptions{Dir: dir})
 	if err != nil {
 		return nil, err

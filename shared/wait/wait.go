@@ -19,3 +19,19 @@ func For(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Every calls round every d until ctx is done, the first time after d. It
+// keeps a time.Ticker's beat: a round that takes longer than d makes the
+// next one start at once, never two at a time.
+func Every(ctx context.Context, d time.Duration, round func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			round()
+		}
+	}
+}

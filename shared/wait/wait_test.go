@@ -20,3 +20,41 @@ func TestFor(t *testing.T) {
 		t.Error("For did not return when its context was done")
 	}
 }
+
+func TestEvery(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const d = 20 * time.Millisecond
+	start := time.Now()
+	var rounds []time.Duration
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		Every(ctx, d, func() {
+			rounds = append(rounds, time.Since(start))
+			if len(rounds) == 3 {
+				cancel()
+			}
+		})
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Every did not return when its context was done")
+	}
+	if len(rounds) != 3 {
+		t.Fatalf("Every ran %d rounds, want 3 (cancelled in the third)", len(rounds))
+	}
+	if rounds[0] < d {
+		t.Errorf("the first round came after %s, before the first interval (%s)", rounds[0], d)
+	}
+	for i := 1; i < len(rounds); i++ {
+		if rounds[i] <= rounds[i-1] {
+			t.Errorf("round %d came at %s, not after round %d at %s", i, rounds[i], i-1, rounds[i-1])
+		}
+	}
+
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	Every(done, time.Hour, func() { t.Error("Every ran a round although its context was done") })
+}

@@ -245,7 +245,7 @@ func (c *Cluster) stop(ctx context.Context) error {
 		_ = os.Remove(c.layout.stateFile)
 	}
 	c.lock.release()
-	logf("cluster stopped and host restored in %.1fs", time.Since(began).Seconds())
+	logf("cluster stopped in %.1fs", time.Since(began).Seconds())
 	return errors.Join(errs...)
 }
 

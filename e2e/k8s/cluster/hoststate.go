@@ -244,8 +244,9 @@ func socketAlive(path string) bool {
 
 // notOurs tells what a Docker engine on the same host does meanwhile (other
 // work on this machine runs containers): its chains and rules, its bridges
-// and their veths, its mounts and cgroups. Differences in those are not the
-// cluster's and are neither undone nor reported as a failure.
+// and their veths, its mounts and cgroups. Differences in those (and in
+// cgroups outside kubepods, see Diff) are not the cluster's and are neither
+// undone nor reported as a failure.
 func notOurs(item string) bool {
 	l := strings.ToLower(item)
 	return strings.Contains(l, "docker") || strings.Contains(item, "br-") || strings.Contains(l, "moby")
@@ -277,11 +278,21 @@ func (s *HostState) Diff(before *HostState) (diffs, ignored []string) {
 		before, after []string
 	}{
 		{"nftables", before.NFTables, s.NFTables}, {"mount", before.Mounts, s.Mounts},
-		{"link", before.Links, s.Links}, {"cgroup", before.Cgroups, s.Cgroups},
-		{"path", before.Paths, s.Paths}, {"module", before.Modules, s.Modules},
+		{"link", before.Links, s.Links}, {"path", before.Paths, s.Paths},
+		{"module", before.Modules, s.Modules},
 	} {
 		for _, d := range listDiff(group.before, group.after) {
 			add(group.what+": "+d, d)
+		}
+	}
+	// Cgroups come and go with every process tree on the host (this
+	// machine's own job control makes one per command); the cluster's are
+	// the kubelet's, kubepods and below.
+	for _, d := range listDiff(before.Cgroups, s.Cgroups) {
+		if strings.Contains(d, "/kubepods") {
+			diffs = append(diffs, "cgroup: "+d)
+		} else {
+			ignored = append(ignored, "cgroup: "+d)
 		}
 	}
 	return diffs, ignored

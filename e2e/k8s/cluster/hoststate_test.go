@@ -17,6 +17,7 @@ func TestDiffListsEveryChangeButDockers(t *testing.T) {
 		Iptables: iptables("*nat\n:PREROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n-A PREROUTING -j DOCKER\nCOMMIT\n"),
 		Links:    []string{"docker0 bridge", "eth0 device"},
 		Mounts:   []string{"/ ext4 /dev/vda"},
+		Cgroups:  []string{"/sys/fs/cgroup/memory/process_api/1"},
 	}
 	after := &HostState{
 		Sysctls: map[string]string{"/proc/sys/kernel/panic": "10", "/proc/sys/vm/overcommit_memory": "0"},
@@ -25,7 +26,7 @@ func TestDiffListsEveryChangeButDockers(t *testing.T) {
 			"-A DOCKER -i br-0123 -j RETURN\nCOMMIT\n"),
 		Links:   []string{"docker0 bridge", "eth0 device", "mercato-k8s0 bridge", "veth1a2b veth master docker0"},
 		Mounts:  []string{"/ ext4 /dev/vda", "/run/netns/cni-1 nsfs nsfs", "/run/netns/cni-1 nsfs nsfs"},
-		Cgroups: []string{"/sys/fs/cgroup/pids/kubepods"},
+		Cgroups: []string{"/sys/fs/cgroup/memory/process_api/2", "/sys/fs/cgroup/pids/kubepods"},
 	}
 	diffs, ignored := after.Diff(before)
 	want := []string{
@@ -40,7 +41,8 @@ func TestDiffListsEveryChangeButDockers(t *testing.T) {
 	if !slices.Equal(diffs, want) {
 		t.Errorf("diffs:\n  %s\nwant:\n  %s", strings.Join(diffs, "\n  "), strings.Join(want, "\n  "))
 	}
-	wantIgnored := []string{"iptables/nat: + -A DOCKER -i br-0123 -j RETURN", "link: + veth1a2b veth master docker0"}
+	wantIgnored := []string{"iptables/nat: + -A DOCKER -i br-0123 -j RETURN", "link: + veth1a2b veth master docker0",
+		"cgroup: - /sys/fs/cgroup/memory/process_api/1", "cgroup: + /sys/fs/cgroup/memory/process_api/2"}
 	if !slices.Equal(ignored, wantIgnored) {
 		t.Errorf("ignored: %q, want %q", ignored, wantIgnored)
 	}

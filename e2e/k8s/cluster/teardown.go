@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,6 +119,8 @@ func killAll(ctx context.Context, socket string, cgroups []string, logf func(str
 				}
 			}
 		}
+		slices.Sort(pids) // a process is in a cgroup of every hierarchy
+		pids = slices.Compact(pids)
 		if len(pids) == 0 {
 			return nil
 		}

@@ -90,8 +90,5 @@ func (p *platform) alerting() alerting {
 // stopAlertmanager stops it after Prometheus, which sends it the last
 // resolutions.
 func (p *platform) stopAlertmanager() {
-	if p.alertmanager != nil {
-		p.ui.step("stopping Alertmanager")
-		p.warnIf(p.alertmanager.Stop())
-	}
+	stopServer(p, "Alertmanager", p.alertmanager)
 }

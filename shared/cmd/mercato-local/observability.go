@@ -80,7 +80,7 @@ func (p *platform) tracingArgs() []string {
 // c.name of service.
 func (p *platform) shipLog(service string, c *child) {
 	if p.shipper != nil {
-		p.shipper.Add(service, c.name, c.logPath, c.logStart-1)
+		p.shipper.Add(service, c.name, c.logPath, c.LogStart())
 	}
 }
 
@@ -91,12 +91,6 @@ func (p *platform) stopObservability() {
 	if p.stopShipper != nil {
 		p.stopShipper()
 	}
-	if p.victoriaLogs != nil {
-		p.ui.step("stopping VictoriaLogs")
-		p.warnIf(p.victoriaLogs.Stop())
-	}
-	if p.jaeger != nil {
-		p.ui.step("stopping Jaeger")
-		p.warnIf(p.jaeger.Stop())
-	}
+	stopServer(p, "VictoriaLogs", p.victoriaLogs)
+	stopServer(p, "Jaeger", p.jaeger)
 }

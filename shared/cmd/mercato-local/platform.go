@@ -294,7 +294,7 @@ type exitedError struct{ c *child }
 
 func (e *exitedError) Error() string {
 	return fmt.Sprintf("%s exited during start-up (%s); last lines of %s:\n%s",
-		e.c.name, e.c.exitReason(), e.c.logPath, indent(e.c.logTail(30)))
+		e.c.name, e.c.exitReason(), e.c.logPath, indent(e.c.LogTail(30)))
 }
 
 // waitUntil polls cond until it reports done, one of watch exits, ctx ends
@@ -308,7 +308,7 @@ func waitUntil(ctx context.Context, timeout time.Duration, watch []*child, cond 
 	status := "not checked yet"
 	for {
 		for _, c := range watch {
-			if c.exited() {
+			if c.Exited() {
 				return &exitedError{c}
 			}
 		}
@@ -332,7 +332,7 @@ func waitUntil(ctx context.Context, timeout time.Duration, watch []*child, cond 
 			var b strings.Builder
 			fmt.Fprintf(&b, "not ready after %s (%s)", timeout, status)
 			for _, c := range watch {
-				fmt.Fprintf(&b, "\nlast lines of %s:\n%s", c.logPath, indent(c.logTail(10)))
+				fmt.Fprintf(&b, "\nlast lines of %s:\n%s", c.logPath, indent(c.LogTail(10)))
 			}
 			return errors.New(b.String())
 		case <-tick.C:
@@ -362,10 +362,10 @@ func (p *platform) watch() {
 	p.mu.Unlock()
 	for _, c := range apps {
 		go func() {
-			<-c.done
+			<-c.Done()
 			if !p.stopping.Load() {
 				p.ui.warn("%s (pid %d) exited unexpectedly (%s); it is not restarted. Last lines of %s:\n%s",
-					c.name, c.pid(), c.exitReason(), c.logPath, indent(c.logTail(15)))
+					c.name, c.Pid(), c.exitReason(), c.logPath, indent(c.LogTail(15)))
 			}
 		}()
 	}
@@ -404,22 +404,13 @@ func (p *platform) stop() {
 		stopMirror() // before Consul goes, or it would warn that Consul is unreachable
 	}
 	p.stopObservability()
-	if p.consul != nil {
-		p.ui.step("stopping Consul")
-		p.warnIf(p.consul.Stop())
-	}
-	if p.redis != nil {
-		p.ui.step("stopping Redis")
-		p.warnIf(p.redis.Stop())
-	}
-	if p.postgres != nil {
-		p.ui.step("stopping PostgreSQL")
-		p.warnIf(p.postgres.Stop())
-	}
+	stopServer(p, "Consul", p.consul)
+	stopServer(p, "Redis", p.redis)
+	stopServer(p, "PostgreSQL", p.postgres)
 }
 
 func (p *platform) reportStop(c *child, grace time.Duration) {
-	wasRunning := !c.exited()
+	wasRunning := !c.Exited()
 	killed, err := c.stop(grace)
 	if p.forced.Load() {
 		return
@@ -430,6 +421,19 @@ func (p *platform) reportStop(c *child, grace time.Duration) {
 	case err != nil && wasRunning:
 		p.ui.warn("%s stopped with %v; see %s", c.name, err, c.logPath)
 	}
+}
+
+// stopServer stops s, one of the servers localinfra started for the
+// platform, when it was started.
+func stopServer[T any, S interface {
+	*T
+	Stop() error
+}](p *platform, name string, s S) {
+	if s == nil {
+		return
+	}
+	p.ui.step("stopping %s", name)
+	p.warnIf(s.Stop())
 }
 
 func (p *platform) warnIf(err error) {
@@ -446,10 +450,10 @@ func (p *platform) killNow() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.apps {
-		c.killGroup()
+		c.KillGroup()
 	}
 	for _, c := range p.tools {
-		c.killGroup()
+		c.KillGroup()
 	}
 }
 

@@ -232,7 +232,7 @@ func startPrometheus(ctx context.Context, bin, dir, targetsFile, consulToken, lo
 	}
 	err = waitUntil(ctx, 60*time.Second, []*child{c}, answersOK("http://"+prometheusAddr+"/-/ready", "/-/ready"))
 	if err != nil {
-		c.kill()
+		c.Kill()
 		return nil, err
 	}
 	return c, nil

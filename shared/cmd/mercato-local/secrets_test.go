@@ -82,11 +82,11 @@ func TestChildShowsNoSecret(t *testing.T) {
 				t.Fatalf("%s: the shell never started", s.name)
 			}
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid()), "cmdline"))
+		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.Pid()), "cmdline"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid()), "environ"))
+		environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.Pid()), "environ"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // mirrorInterval is how often the targets file is brought in step with
@@ -132,19 +134,12 @@ func (m *targetMirror) sync(ctx context.Context) error {
 // cannot be read and once when it can again, rather than every 2 s.
 func (m *targetMirror) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	tick := time.NewTicker(mirrorInterval)
-	defer tick.Stop()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	wait.Every(ctx, mirrorInterval, func() {
 		err := m.sync(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return
+			// stopping: nothing to say
 		case err != nil && !failing:
 			m.ui.warn("%v (Prometheus keeps the last targets; retrying)", err)
 			failing = true
@@ -152,5 +147,5 @@ func (m *targetMirror) run(ctx context.Context, done chan<- struct{}) {
 			m.ui.step("Prometheus targets are in step with Consul again")
 			failing = false
 		}
-	}
+	})
 }

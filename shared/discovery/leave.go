@@ -1,0 +1,72 @@
+package discovery
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/mercato-dev/mercato/shared/httpkit"
+)
+
+// LeavePath is where an instance takes POST requests to leave Consul ahead
+// of its shutdown: the route of a Kubernetes preStop hook (app's -leave),
+// served beside /ready.
+const LeavePath = "/leave"
+
+// leaver takes an instance out of Consul once, on POST /leave or at
+// shutdown, whichever comes first. After it, /ready answers 503, so a
+// Kubernetes Service stops sending new requests too, while the instance
+// still serves those in flight and any a caller's stale list still sends.
+type leaver struct {
+	once   sync.Once
+	leave  func() error
+	left   atomic.Bool
+	logger log.Logger
+}
+
+// Leave deregisters the instance the first time it is called.
+func (l *leaver) Leave() {
+	l.once.Do(func() {
+		l.left.Store(true)
+		if err := l.leave(); err != nil {
+			level.Warn(l.logger).Log("msg", "deregister", "err", err)
+		}
+	})
+}
+
+// wrap serves POST /leave, from loopback only (the hook runs in the
+// instance's own network namespace), and /ready as not ready once the
+// instance has left; every other request goes to next.
+func (l *leaver) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == LeavePath:
+			l.serveLeave(w, r)
+		case r.URL.Path == "/ready" && l.left.Load():
+			httpkit.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
+				"ready": false, "checks": map[string]string{"consul": "left: shutting down"}})
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+func (l *leaver) serveLeave(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpkit.WriteError(w, httpkit.NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+		return
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		httpkit.WriteError(w, httpkit.NewError(http.StatusForbidden, "forbidden", "leave is only taken from the instance's own host"))
+		return
+	}
+	level.Info(l.logger).Log("msg", "leaving consul ahead of shutdown")
+	l.Leave()
+	httpkit.WriteJSON(w, http.StatusOK, map[string]string{"status": "left"})
+}
