@@ -52,14 +52,27 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 	secretEnv := regexp.MustCompile(`(SECRET|PASSWORD|TOKEN|KEY|DATABASE_URL)`)
+	// The log store's image is distroless: nothing in it can probe its
+	// /health, so compose counts it up once it runs.
+	noProbe := map[string]bool{"victoria-logs": true}
+	syslogAddr := ""
+	for _, p := range project.Services["victoria-logs"].Ports {
+		if p.Protocol == "udp" && p.Target == 5514 && p.HostIP == "127.0.0.1" {
+			syslogAddr = "udp://127.0.0.1:" + p.Published
+		}
+	}
+	if syslogAddr == "" {
+		t.Errorf("victoria-logs publishes no syslog port 5514/udp on 127.0.0.1 (%+v), where dockerd can send", project.Services["victoria-logs"].Ports)
+	}
 	for name, s := range project.Services {
+		checkLogging(t, name, s, syslogAddr)
 		if oneShots[name] {
 			if s.Restart != types.RestartPolicyNo {
 				t.Errorf("%s: a one-shot others wait to complete has restart %q, want \"no\"", name, s.Restart)
 			}
 		} else {
-			if s.HealthCheck == nil || s.HealthCheck.Disable || len(s.HealthCheck.Test) == 0 {
-				t.Errorf("%s: no health check", name)
+			if noProbe[name] != (s.HealthCheck == nil || s.HealthCheck.Disable || len(s.HealthCheck.Test) == 0) {
+				t.Errorf("%s: health check %v; want one on every long-running container but %v", name, s.HealthCheck, noProbe)
 			}
 			if s.Restart == "" || s.Restart == types.RestartPolicyNo {
 				t.Errorf("%s: restart policy %q, want one that restarts", name, s.Restart)
@@ -126,6 +139,32 @@ func TestComposeFile(t *testing.T) {
 	for _, image := range dockerfileImages(t, root) {
 		if !slices.Contains(standins, image) {
 			t.Errorf("the Dockerfile's base image %s is not in deploy/standins/images.txt", image)
+		}
+	}
+}
+
+// checkLogging: every container but the log store sends its output to
+// the log store's syslog port, over UDP, through a buffer, so that neither
+// a slow nor a stopped store can hold it up (docker-compose.yml's
+// x-logging); the log store logs where Docker does by default, never to
+// itself.
+func checkLogging(t *testing.T, name string, s types.ServiceConfig, syslogAddr string) {
+	t.Helper()
+	if name == "victoria-logs" {
+		if s.Logging != nil && s.Logging.Driver != "" {
+			t.Errorf("%s: logging driver %q, want Docker's default (it would log to itself)", name, s.Logging.Driver)
+		}
+		return
+	}
+	want := map[string]string{"syslog-address": syslogAddr, "syslog-format": "rfc5424micro",
+		"tag": "{{.Name}}", "mode": "non-blocking"}
+	if s.Logging == nil || s.Logging.Driver != "syslog" {
+		t.Errorf("%s: logging %+v, want the syslog driver to VictoriaLogs (x-logging)", name, s.Logging)
+		return
+	}
+	for k, v := range want {
+		if s.Logging.Options[k] != v {
+			t.Errorf("%s: logging option %s=%q, want %q", name, k, s.Logging.Options[k], v)
 		}
 	}
 }

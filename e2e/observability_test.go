@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/mercato-dev/mercato/e2e/deployed"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -54,103 +53,6 @@ func (o *observability) ship(pr *proc) {
 	}
 }
 
-// waitTrace waits until find returns a trace for which complete holds.
-func waitTrace(t *testing.T, what string, find func() ([]localinfra.JaegerTrace, error), complete func(localinfra.JaegerTrace) error) localinfra.JaegerTrace {
-	t.Helper()
-	var found localinfra.JaegerTrace
-	waitFor(t, 60*time.Second, what, func() error {
-		traces, err := find()
-		if err != nil {
-			return err
-		}
-		if len(traces) == 0 {
-			return fmt.Errorf("no trace yet")
-		}
-		var errs []string
-		for _, tr := range traces {
-			if err := complete(tr); err != nil {
-				errs = append(errs, err.Error())
-				continue
-			}
-			found = tr
-			return nil
-		}
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	})
-	return found
-}
-
-// hasSpans is a trace check: a span named name from service for each
-// service, name pair.
-func hasSpans(pairs ...string) func(localinfra.JaegerTrace) error {
-	return func(tr localinfra.JaegerTrace) error {
-		var missing []string
-		for i := 0; i+1 < len(pairs); i += 2 {
-			if spanOf(tr, pairs[i], pairs[i+1]) == nil {
-				missing = append(missing, pairs[i]+": "+pairs[i+1])
-			}
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("trace %s lacks %s", tr.TraceID, strings.Join(missing, ", "))
-		}
-		return nil
-	}
-}
-
-func spanOf(tr localinfra.JaegerTrace, service, name string) *localinfra.JaegerSpan {
-	for i, s := range tr.Spans {
-		if tr.Service(s) == service && s.OperationName == name {
-			return &tr.Spans[i]
-		}
-	}
-	return nil
-}
-
-// parentOf is the span's parent in its trace, "" for a root.
-func parentOf(s localinfra.JaegerSpan) string {
-	for _, r := range s.References {
-		if r.RefType == "CHILD_OF" && r.TraceID == s.TraceID {
-			return r.SpanID
-		}
-	}
-	return ""
-}
-
-// renderTrace writes the trace as an indented tree: service, span name,
-// start offset and duration in milliseconds.
-func renderTrace(tr localinfra.JaegerTrace) string {
-	children := map[string][]localinfra.JaegerSpan{}
-	ids := map[string]bool{}
-	var start int64
-	for _, s := range tr.Spans {
-		ids[s.SpanID] = true
-		if start == 0 || s.StartTime < start {
-			start = s.StartTime
-		}
-	}
-	for _, s := range tr.Spans {
-		p := parentOf(s)
-		if !ids[p] {
-			p = ""
-		}
-		children[p] = append(children[p], s)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "trace %s, %d spans\n", tr.TraceID, len(tr.Spans))
-	var walk func(parent string, depth int)
-	walk = func(parent string, depth int) {
-		kids := children[parent]
-		sort.Slice(kids, func(i, j int) bool { return kids[i].StartTime < kids[j].StartTime })
-		for _, s := range kids {
-			fmt.Fprintf(&b, "%8.1f ms %8.1f ms  %s%-12s %s\n", float64(s.StartTime-start)/1000, float64(s.Duration)/1000,
-				strings.Repeat("  ", depth), tr.Service(s), s.OperationName)
-			walk(s.SpanID, depth+1)
-		}
-	}
-	walk("", 0)
-	return b.String()
-}
-
 // TestTraceAndLogsOfACheckout: one checkout through the gateway is one
 // trace in Jaeger, from POST /orders at the gateway through the order,
 // user, product and payment services to the notification service's
@@ -177,9 +79,9 @@ func TestTraceAndLogsOfACheckout(t *testing.T) {
 	mail.waitMail(t, "Order "+order.OrderNumber+" confirmed")
 
 	// The checkout's trace, found by the request id the client sent.
-	checkout := waitTrace(t, "the checkout's trace in Jaeger", func() ([]localinfra.JaegerTrace, error) {
+	checkout := deployed.WaitTrace(t, "the checkout's trace in Jaeger", func(ctx context.Context) ([]localinfra.JaegerTrace, error) {
 		return obs.jaeger.Find(ctx, "gateway", map[string]string{"mercato.request_id": requestID}, 5)
-	}, hasSpans(
+	}, deployed.HasSpans(
 		"gateway", "POST /api/v1/orders",
 		"gateway", "POST order",
 		"order", "POST /api/v1/orders",
@@ -190,10 +92,10 @@ func TestTraceAndLogsOfACheckout(t *testing.T) {
 		"order", "publish order.created",
 		"notification", "process order.created",
 	))
-	t.Logf("the checkout's trace:\n%s", renderTrace(checkout))
-	root := spanOf(checkout, "gateway", "POST /api/v1/orders")
-	if parentOf(*root) != "" {
-		t.Errorf("the gateway's span has a parent %s: a client's trace context must not be continued", parentOf(*root))
+	t.Logf("the checkout's trace:\n%s", deployed.RenderTrace(checkout))
+	root := deployed.SpanOf(checkout, "gateway", "POST /api/v1/orders")
+	if deployed.ParentOf(*root) != "" {
+		t.Errorf("the gateway's span has a parent %s: a client's trace context must not be continued", deployed.ParentOf(*root))
 	}
 	for _, s := range checkout.Spans {
 		if s.TraceID != checkout.TraceID {
@@ -203,10 +105,10 @@ func TestTraceAndLogsOfACheckout(t *testing.T) {
 
 	// The webhook's trace links to the checkout's and carries the
 	// confirmation to the order and notification services.
-	webhook := waitTrace(t, "the webhook's trace, linked to the checkout's", func() ([]localinfra.JaegerTrace, error) {
+	webhook := deployed.WaitTrace(t, "the webhook's trace, linked to the checkout's", func(ctx context.Context) ([]localinfra.JaegerTrace, error) {
 		return obs.jaeger.Find(ctx, "notification", nil, 50)
 	}, func(tr localinfra.JaegerTrace) error {
-		if err := hasSpans("gateway", "POST /api/v1/webhooks/payments/", "payment", "POST /api/v1/webhooks/payments/{provider}",
+		if err := deployed.HasSpans("gateway", "POST /api/v1/webhooks/payments/", "payment", "POST /api/v1/webhooks/payments/{provider}",
 			"order", "process payment.processed", "notification", "process payment.processed")(tr); err != nil {
 			return err
 		}
@@ -219,7 +121,7 @@ func TestTraceAndLogsOfACheckout(t *testing.T) {
 		}
 		return fmt.Errorf("trace %s has no link to the checkout's %s", tr.TraceID, checkout.TraceID)
 	})
-	t.Logf("the webhook's trace, linked to the checkout's:\n%s", renderTrace(webhook))
+	t.Logf("the webhook's trace, linked to the checkout's:\n%s", deployed.RenderTrace(webhook))
 
 	// Every service's lines of the checkout, by its trace id.
 	var lines []map[string]string
@@ -305,8 +207,8 @@ func TestTraceAndLogsOfACheckout(t *testing.T) {
 	if first.Tag("error") != "true" || first.Tag("server.port") != fmt.Sprint(dead) || second.Tag("error") == "true" {
 		t.Errorf("attempts: first %v, second %v; want the first failed at the dead port %d, the second a success", first.Tags, second.Tags, dead)
 	}
-	if parentOf(first) != parentOf(second) || parentOf(first) == "" {
-		t.Errorf("attempts under %q and %q, want siblings under the gateway's request", parentOf(first), parentOf(second))
+	if deployed.ParentOf(first) != deployed.ParentOf(second) || deployed.ParentOf(first) == "" {
+		t.Errorf("attempts under %q and %q, want siblings under the gateway's request", deployed.ParentOf(first), deployed.ParentOf(second))
 	}
-	t.Logf("a retried read:\n%s", renderTrace(retried))
+	t.Logf("a retried read:\n%s", deployed.RenderTrace(retried))
 }

@@ -76,8 +76,9 @@ up)
 	    Prometheus      http://127.0.0.1:${PROMETHEUS_PORT:-9090}
 	    Alertmanager    http://127.0.0.1:${ALERTMANAGER_PORT:-9093}
 	    Mailpit (API)   http://127.0.0.1:${MAILPIT_PORT:-8025}/api/v1/messages
+	    VictoriaLogs    http://127.0.0.1:${VLOGS_PORT:-9428}/select/vmui  (every container's lines; query: "<trace id>" | unpack_json)
 	EOT
-	[[ ,$COMPOSE_PROFILES, == *,jaeger,* ]] && echo "    Jaeger          http://127.0.0.1:${JAEGER_PORT:-16686}"
+	[[ ,$COMPOSE_PROFILES, == *,jaeger,* ]] && echo "    Jaeger          http://127.0.0.1:${JAEGER_PORT:-16686}  (UI and query API: /api/traces/<trace id>)"
 	[[ ,$COMPOSE_PROFILES, == *,grafana,* ]] && echo "    Grafana         http://127.0.0.1:${GRAFANA_PORT:-3030}  (admin / .local/compose/secrets/admin-password)"
 	echo "    make compose-logs follows the logs; make compose-down stops it"
 	;;

@@ -16,8 +16,8 @@
 # the Debian mirror the host's apt uses, imported as debian:bookworm-slim;
 # the others are built on it from Debian's packages (deploy/standins/<dir>),
 # with the host's CA certificates where they talk TLS, bin/consul,
-# bin/mailpit, bin/prometheus, bin/jaeger and bin/victoria-logs (built from
-# the Go module proxy). Images with no stand-in possible here are only
+# bin/mailpit, bin/prometheus, bin/jaeger, bin/victoria-logs and bin/vlagent
+# (built from the Go module proxy). Images with no stand-in possible here are only
 # listed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -93,6 +93,7 @@ build_standin() { # name dir
 	prometheus) scripts/build-prometheus.sh && cp bin/prometheus "$ctx/prometheus" ;;
 	jaeger) scripts/build-jaeger.sh && cp bin/jaeger "$ctx/jaeger" ;;
 	victoria-logs) scripts/build-victorialogs.sh && cp bin/victoria-logs "$ctx/victoria-logs" ;;
+	vlagent) scripts/build-vlagent.sh && cp bin/vlagent "$ctx/vlagent" ;;
 	esac
 	if ! docker build --progress=plain --label dev.mercato.standin="$2" --label dev.mercato.standin.hash="$(standin_hash "$2")" \
 		-t "$name" "$ctx" >"$ctx.log" 2>&1; then

@@ -25,6 +25,7 @@ scripts/docker-engine.sh start
 scripts/compose.sh tools
 scripts/build-jaeger.sh
 scripts/build-victorialogs.sh
+scripts/build-vlagent.sh
 scripts/docker-standins.sh
 VERSION=local scripts/build-images.sh
 scripts/k8s-secrets.sh

@@ -18,7 +18,8 @@ const (
 	RuleImageTag      = "image-tag"
 	RuleInlineSecret  = "inline-secret"
 	RuleDefaultDeny   = "default-deny"
-	serviceComponent  = "service" // app.kubernetes.io/component of Mercato's six programs
+	RuleHostPath      = "no-host-path" // no hostPath volume: a pod sees the node's files only by an Exception
+	serviceComponent  = "service"      // app.kubernetes.io/component of Mercato's six programs
 	componentLabelKey = "app.kubernetes.io/component"
 )
 
@@ -31,6 +32,40 @@ type Rules struct {
 	// SecretsByReference: no Secret carries data, as in the base and an
 	// overlay for a real cluster, whose secrets are made outside git.
 	SecretsByReference bool
+	// Exceptions are the workloads allowed what the rules forbid, each
+	// named and bounded.
+	Exceptions []Exception
+}
+
+// Exception lets one workload, by kind, namespace and name, mount given
+// host folders read-only, and run as root if it must; every other rule
+// still holds for it.
+type Exception struct {
+	Kind, Namespace, Name string
+	// HostPaths are the hostPath volumes it may mount, each read-only in
+	// every container that mounts it.
+	HostPaths []string
+	// Root: it may run as root (runAsNonRoot need not be true).
+	Root bool
+	Why  string
+}
+
+// LogCollector is the one exception Mercato's manifests need: VictoriaLogs'
+// collector on every node (deploy/k8s/components/logs/vlagent.yaml) reads
+// the kubelet's container logs, which are root's files in these two host
+// folders, in a namespace of its own whose Pod Security is privileged.
+var LogCollector = Exception{Kind: "DaemonSet", Namespace: "mercato-logs", Name: "vlagent",
+	HostPaths: []string{"/var/log/containers", "/var/log/pods"}, Root: true,
+	Why: "the node-level log collector reads the node's container logs"}
+
+// exceptionFor is the exception rules make for o, if any.
+func (r Rules) exceptionFor(o Object) Exception {
+	for _, e := range r.Exceptions {
+		if e.Kind == o.Kind && e.Namespace == o.Namespace && e.Name == o.Name {
+			return e
+		}
+	}
+	return Exception{}
 }
 
 // Violation is one rule an object breaks.
@@ -99,6 +134,8 @@ func checkPod(o Object, pod podTemplateOf, rules Rules) []Violation {
 	podSec := mapAt(pod.spec, "securityContext")
 	labels := mapAt(pod.meta, "labels")
 	isService := labels[componentLabelKey] == serviceComponent
+	except := rules.exceptionFor(o)
+	hostPaths := checkHostPaths(pod.spec, except, func(rule, format string, args ...any) { add("", rule, format, args...) })
 	for _, group := range []string{"initContainers", "containers"} {
 		list, _ := pod.spec[group].([]any)
 		for _, item := range list {
@@ -124,8 +161,15 @@ func checkPod(o Object, pod podTemplateOf, rules Rules) []Violation {
 					}
 				}
 			}
-			if !effective(sec, podSec, "runAsNonRoot") {
+			if !effective(sec, podSec, "runAsNonRoot") && !except.Root {
 				add(name, RuleNonRoot, "runAsNonRoot is not true")
+			}
+			mounts, _ := c["volumeMounts"].([]any)
+			for _, m := range mounts {
+				mount, _ := m.(map[string]any)
+				if vol, _ := mount["name"].(string); hostPaths[vol] != "" && mount["readOnly"] != true {
+					add(name, RuleHostPath, "mounts the host's %s (volume %s) writable", hostPaths[vol], vol)
+				}
 			}
 			if sec["readOnlyRootFilesystem"] != true {
 				add(name, RuleReadOnlyRoot, "readOnlyRootFilesystem is not true")
@@ -148,6 +192,29 @@ func checkPod(o Object, pod podTemplateOf, rules Rules) []Violation {
 		}
 	}
 	return out
+}
+
+// checkHostPaths reports, through add, every hostPath volume of the pod
+// spec that except does not allow, and returns those it allows, volume to
+// host path, for their mounts to be checked read-only.
+func checkHostPaths(spec map[string]any, except Exception, add func(rule, format string, args ...any)) map[string]string {
+	allowed := map[string]string{}
+	vols, _ := spec["volumes"].([]any)
+	for _, v := range vols {
+		vol, _ := v.(map[string]any)
+		hp, ok := vol["hostPath"].(map[string]any)
+		if !ok {
+			continue
+		}
+		name, _ := vol["name"].(string)
+		path, _ := hp["path"].(string)
+		if !slices.Contains(except.HostPaths, path) {
+			add(RuleHostPath, "volume %s mounts the host's %s", name, path)
+			continue
+		}
+		allowed[name] = path
+	}
+	return allowed
 }
 
 // effective is a boolean securityContext field as the kubelet applies it:

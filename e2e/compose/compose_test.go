@@ -1,12 +1,15 @@
 //go:build compose
 
 // Package compose proves docker-compose.yml runs the platform: it brings the
-// stack up from the images `make images` built, checks out through the
-// gateway on 127.0.0.1:3000, reads the emails from Mailpit, the instances
-// from Consul and the targets from Prometheus, kills one replica of every
-// backend service and checks out again, then takes the stack down with its
-// volumes. The host ports are docker-compose.yml's (3000, 8500, 9090, 8025),
-// or those GATEWAY_PORT, CONSUL_PORT, PROMETHEUS_PORT and MAILPIT_PORT say.
+// stack up from the images `make images` built, Jaeger's profile included,
+// checks out through the gateway on 127.0.0.1:3000, reads the emails from
+// Mailpit, the instances from Consul, the targets from Prometheus, the
+// checkout's trace from Jaeger and its log lines from VictoriaLogs; checks
+// out with VictoriaLogs stopped, then, with it started again and one replica
+// of every backend service killed, once more; and takes the stack down with
+// its volumes. The host ports are docker-compose.yml's (3000, 8500, 9090,
+// 8025, 16686, 9428), or those GATEWAY_PORT, CONSUL_PORT, PROMETHEUS_PORT,
+// MAILPIT_PORT, JAEGER_PORT and VLOGS_PORT say.
 // `make compose-test` (scripts/compose-test.sh) prepares the engine,
 // stand-in images, secrets and images, then runs it:
 //
@@ -25,6 +28,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mercato-dev/mercato/clients/go/mercato"
 	"github.com/mercato-dev/mercato/e2e/deployed"
 )
 
@@ -35,6 +39,8 @@ var (
 	consulURL     = hostURL("CONSUL_PORT", "8500")
 	prometheusURL = hostURL("PROMETHEUS_PORT", "9090")
 	mailpitURL    = hostURL("MAILPIT_PORT", "8025")
+	jaegerURL     = hostURL("JAEGER_PORT", "16686")
+	vlogsURL      = hostURL("VLOGS_PORT", "9428")
 )
 
 func hostURL(portVar, port string) string {
@@ -57,12 +63,14 @@ func root(t *testing.T) string {
 	return dir
 }
 
-// compose runs docker compose on the root's file and returns its output.
+// compose runs docker compose on the root's file, with the profile jaeger
+// and the services exporting their spans to it, and returns its output.
 func compose(t *testing.T, timeout time.Duration, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", append([]string{"compose", "--project-directory", root(t), "-f", filepath.Join(root(t), "docker-compose.yml")}, args...)...)
+	cmd.Env = append(os.Environ(), "COMPOSE_PROFILES=jaeger", "MERCATO_OTLP_ENDPOINT=http://jaeger:4318")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -96,8 +104,11 @@ func TestComposePlatform(t *testing.T) {
 
 	email := "compose-" + uuid.NewString()[:8] + "@example.com"
 	shopper := deployed.NewClient(t, gatewayURL).Customer(email)
-	first := shopper.Checkout("4242424242424242")
-	t.Logf("checkout %s confirmed", first)
+	firstID := "compose-checkout-" + uuid.NewString()
+	began := time.Now()
+	first := shopper.Checkout("4242424242424242", mercato.RequestID(firstID))
+	firstTook := time.Since(began)
+	t.Logf("checkout %s confirmed in %s", first, firstTook.Round(time.Millisecond))
 	shopper.WaitMail(mailpitURL, email, "confirmed")
 
 	mgmt := strings.TrimSpace(readFile(t, filepath.Join(root(t), ".local/compose/secrets/consul-management-token")))
@@ -114,6 +125,9 @@ func TestComposePlatform(t *testing.T) {
 	})
 	t.Logf("Prometheus: all %d targets up (two instances of each backend, the gateway)", 2*len(deployed.Backends)+1)
 
+	traceAndLogs(t, firstID)
+	withoutLogStore(t, shopper, firstTook)
+
 	for _, svc := range deployed.Backends {
 		name := "mercato-" + svc + "-1"
 		if out, err := exec.Command("docker", "kill", name).CombinedOutput(); err != nil {
@@ -121,8 +135,76 @@ func TestComposePlatform(t *testing.T) {
 		}
 	}
 	t.Logf("killed mercato-{%s}-1", strings.Join(deployed.Backends, ","))
-	second := shopper.Checkout("4242424242424242")
-	t.Logf("checkout %s confirmed with one replica of each backend killed", second)
+	// A killed container's address answers nothing: until Consul's check
+	// has marked it critical, a call sent there waits out its timeout, and
+	// a POST without an idempotency key is not retried elsewhere.
+	for _, svc := range deployed.Backends {
+		deployed.WaitFor(t, time.Minute, svc+": the killed instance critical in Consul", func() (bool, string) {
+			n, err := deployed.Passing(consulURL, svc, mgmt)
+			return n == 1, fmt.Sprintf("%d passing, %v", n, err)
+		})
+	}
+	lastID := "compose-checkout-" + uuid.NewString()
+	last := shopper.Checkout("4242424242424242", mercato.RequestID(lastID))
+	t.Logf("checkout %s confirmed with one replica of each backend killed", last)
+	// Lines reach VictoriaLogs again now that it runs again.
+	services := deployed.WaitLogServices(t, vlogsURL, `"`+lastID+`" | unpack_json`, 4)
+	t.Logf("VictoriaLogs, started again, holds the last checkout's lines: %v", services)
+}
+
+// traceAndLogs: the checkout placed under requestID is one trace in
+// Jaeger, with the gateway's, order's, product's, payment's and
+// notification's spans, and VictoriaLogs finds lines of at least four
+// services by its trace id.
+func traceAndLogs(t *testing.T, requestID string) {
+	t.Helper()
+	tr := deployed.CheckoutTrace(t, jaegerURL, requestID)
+	t.Logf("Jaeger: the checkout's trace\n%s", deployed.RenderTrace(tr))
+	// Docker's syslog driver sends each line as it is: the service's JSON
+	// is the record's message, whose fields unpack_json brings out.
+	services := deployed.WaitLogServices(t, vlogsURL, `"`+tr.TraceID+`" | unpack_json | trace_id:=`+tr.TraceID, 4)
+	t.Logf("VictoriaLogs: lines of trace %s by service: %v", tr.TraceID, services)
+}
+
+// withoutLogStore: with VictoriaLogs stopped every container keeps
+// running and a checkout is as quick as the first one (a blocked log
+// driver would hold the services' writes, so their requests); its lines
+// are in docker compose logs; then VictoriaLogs starts again.
+func withoutLogStore(t *testing.T, shopper *deployed.Client, firstTook time.Duration) {
+	t.Helper()
+	if out, err := compose(t, time.Minute, "stop", "victoria-logs"); err != nil {
+		t.Fatalf("docker compose stop victoria-logs: %v\n%s", err, out)
+	}
+	id := "compose-checkout-" + uuid.NewString()
+	began := time.Now()
+	order := shopper.Checkout("4242424242424242", mercato.RequestID(id))
+	took := time.Since(began)
+	t.Logf("VictoriaLogs stopped: checkout %s confirmed in %s (the first: %s)", order, took.Round(time.Millisecond), firstTook.Round(time.Millisecond))
+	if took > 3*firstTook+2*time.Second {
+		t.Errorf("with VictoriaLogs stopped a checkout took %s, the first %s: the log store slows the services", took, firstTook)
+	}
+	out, err := compose(t, time.Minute, "ps", "--format", "{{.Service}} {{.State}} {{.Health}}")
+	if err != nil {
+		t.Fatalf("docker compose ps: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) < 2 || f[1] != "running" || (len(f) > 2 && f[2] != "healthy") {
+			t.Errorf("VictoriaLogs stopped: %q, want every container running and healthy", line)
+		}
+	}
+	logs, err := compose(t, time.Minute, "logs", "--no-color", "gateway", "order")
+	if err != nil || strings.Count(logs, id) < 2 {
+		t.Errorf("docker compose logs gateway order: %d lines of checkout %s (%v), want its lines, VictoriaLogs or not", strings.Count(logs, id), id, err)
+	}
+	if out, err := compose(t, time.Minute, "start", "victoria-logs"); err != nil {
+		t.Fatalf("docker compose start victoria-logs: %v\n%s", err, out)
+	}
+	deployed.WaitFor(t, time.Minute, "VictoriaLogs answers again", func() (bool, string) {
+		_, err := deployed.LogServices(vlogsURL, "_time:1m | limit 1")
+		return err == nil, fmt.Sprint(err)
+	})
+	lost, err := deployed.LogServices(vlogsURL, `"`+id+`"`)
+	t.Logf("VictoriaLogs started again; of the checkout it missed it holds %v (%v): lines sent while it was down are lost", lost, err)
 }
 
 func readFile(t *testing.T, path string) string {

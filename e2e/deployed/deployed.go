@@ -64,8 +64,9 @@ func (c *Client) Customer(email string) *Client {
 
 // Checkout orders one of the cheapest product in stock (a variant in stock,
 // when it has variants) with card and waits for the order to be
-// confirmed; it returns the order's id.
-func (c *Client) Checkout(card string) string {
+// confirmed; it returns the order's id. edit changes the request that
+// places the order (mercato.RequestID names it, say).
+func (c *Client) Checkout(card string, edit ...mercato.RequestEditorFn) string {
 	c.t.Helper()
 	ctx := context.Background()
 	inStock, sort, size := true, mercato.ListProductsParamsSort("price"), 50
@@ -89,7 +90,7 @@ func (c *Client) Checkout(card string) string {
 		ShippingAddress: mercato.OrderAddressInput{Street: "1 Infinite Loop", City: "Cupertino", State: "CA", ZipCode: "95014", Country: "US"},
 		Payment: mercato.PaymentInput{Method: mercato.PaymentInputMethodCard,
 			Card: mercato.CardInput{Number: card, ExpMonth: 12, ExpYear: time.Now().Year() + 3, Cvc: "123"}},
-	})
+	}, edit...)
 	c.must("place order", err, func() (int, []byte) { return placed.StatusCode(), placed.Body }, http.StatusCreated)
 	id := placed.JSON201.Order.Id
 	WaitFor(c.t, 2*time.Minute, "order "+id+" confirmed", func() (bool, string) {

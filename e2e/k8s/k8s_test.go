@@ -6,7 +6,9 @@
 // stand-ins imported into its containerd, then `kubectl apply -k
 // deploy/k8s/overlays/local`. Through the gateway's NodePort a shopper checks
 // out, the email reaches Mailpit, Consul lists two passing instances of each
-// backend and Prometheus scrapes them all; one pod of every backend is
+// backend and Prometheus scrapes them all, Jaeger holds the checkout's trace
+// and VictoriaLogs its lines, which the collector on the node shipped (and
+// ships again after an outage of the store); one pod of every backend is
 // deleted while a stream of reads runs, and none of them fails; the aws
 // overlay passes a server-side dry run. The cluster is then torn down and
 // the host checked to be as it was. `make k8s-test` (scripts/k8s-test.sh)
@@ -29,16 +31,18 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mercato-dev/mercato/clients/go/mercato"
 	"github.com/mercato-dev/mercato/e2e/deployed"
 	"github.com/mercato-dev/mercato/e2e/k8s/cluster"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 )
 
 const (
-	namespace   = "mercato"
-	gatewayPort = 30000 // overlays/local's NodePort
-	local       = "deploy/k8s/overlays/local"
-	aws         = "deploy/k8s/overlays/aws"
+	namespace     = "mercato"
+	logsNamespace = "mercato-logs" // the log collector's (components/logs)
+	gatewayPort   = 30000          // overlays/local's NodePort
+	local         = "deploy/k8s/overlays/local"
+	aws           = "deploy/k8s/overlays/aws"
 )
 
 func TestKubernetesPlatform(t *testing.T) {
@@ -103,19 +107,26 @@ func TestKubernetesPlatform(t *testing.T) {
 		kubectl("-n", namespace, "rollout", "status", w, "--timeout=5m")
 	}
 	kubectl("-n", namespace, "wait", "--for=condition=complete", "job/consul-acl-init", "--timeout=5m")
-	t.Logf("apply -k %s: %d workloads rolled out in %s: %s", local, len(workloads), time.Since(start).Round(time.Second), strings.Join(workloads, ", "))
+	kubectl("-n", logsNamespace, "rollout", "status", "daemonset/vlagent", "--timeout=5m")
+	t.Logf("apply -k %s: %d workloads rolled out in %s: %s, and %s/daemonset/vlagent", local, len(workloads),
+		time.Since(start).Round(time.Second), strings.Join(workloads, ", "), logsNamespace)
 
 	gateway := c.NodeURL(gatewayPort)
 	consul := serviceURL(t, c, ctx, "consul", 8500)
 	mailpit := serviceURL(t, c, ctx, "mailpit", 8025)
 	prometheus := serviceURL(t, c, ctx, "prometheus", 9090)
+	jaeger := serviceURL(t, c, ctx, "jaeger", 16686)
+	vlogs := serviceURL(t, c, ctx, "victoria-logs", 9428)
 	token := strings.TrimSpace(readFile(t, filepath.Join(secrets, "consul-management-token")))
 
 	email := "k8s-" + uuid.NewString()[:8] + "@example.com"
 	shopper := deployed.NewClient(t, gateway).Customer(email)
-	first := shopper.Checkout("4242424242424242")
+	firstID := "k8s-checkout-" + uuid.NewString()
+	first := shopper.Checkout("4242424242424242", mercato.RequestID(firstID))
 	t.Logf("checkout through the gateway's NodePort (%s): order %s confirmed", gateway, first)
 	shopper.WaitMail(mailpit, email, "confirmed")
+	traceAndLogs(t, jaeger, vlogs, firstID)
+	logStoreOutage(t, kubectl, shopper, vlogs)
 	fullStrength(t, consul, token)
 	deployed.WaitFor(t, 2*time.Minute, "every Prometheus target up", func() (bool, string) {
 		up, all, err := deployed.Targets(prometheus)
@@ -161,6 +172,36 @@ func TestKubernetesPlatform(t *testing.T) {
 		t.Fatalf("apply --dry-run=server -k %s: %v", aws, err)
 	}
 	t.Logf("apply --dry-run=server -k %s: accepted, %d objects", aws, strings.Count(out, "(server dry run)"))
+}
+
+// traceAndLogs: the checkout placed under requestID is one trace in
+// Jaeger with the gateway's, order's, product's, payment's and
+// notification's spans, and VictoriaLogs holds lines of at least four
+// services with its trace id, as fields: vlagent unpacked each JSON line.
+func traceAndLogs(t *testing.T, jaeger, vlogs, requestID string) {
+	t.Helper()
+	tr := deployed.CheckoutTrace(t, jaeger, requestID)
+	t.Logf("Jaeger: the checkout's trace\n%s", deployed.RenderTrace(tr))
+	services := deployed.WaitLogServices(t, vlogs, "trace_id:"+tr.TraceID, 4)
+	t.Logf("VictoriaLogs: lines of trace %s by service: %v", tr.TraceID, services)
+}
+
+// logStoreOutage: with VictoriaLogs scaled to nothing a checkout is
+// confirmed (no service waits for the log store), and once it runs again
+// the collector sends the lines it kept meanwhile. The local overlay keeps
+// the store's data in its pod (emptyDir), so what it held before is gone.
+func logStoreOutage(t *testing.T, kubectl func(...string) string, shopper *deployed.Client, vlogs string) {
+	t.Helper()
+	kubectl("-n", namespace, "scale", "statefulset/victoria-logs", "--replicas=0")
+	kubectl("-n", namespace, "wait", "--for=delete", "pod/victoria-logs-0", "--timeout=2m")
+	id := "k8s-checkout-" + uuid.NewString()
+	began := time.Now()
+	order := shopper.Checkout("4242424242424242", mercato.RequestID(id))
+	t.Logf("VictoriaLogs down: checkout %s confirmed in %s", order, time.Since(began).Round(time.Millisecond))
+	kubectl("-n", namespace, "scale", "statefulset/victoria-logs", "--replicas=1")
+	kubectl("-n", namespace, "rollout", "status", "statefulset/victoria-logs", "--timeout=3m")
+	services := deployed.WaitLogServices(t, vlogs, `request_id:"`+id+`"`, 4)
+	t.Logf("VictoriaLogs back: the collector delivered the lines of the checkout it missed: %v", services)
 }
 
 // fullStrength waits for two passing instances of every backend in Consul.

@@ -303,12 +303,28 @@ func (s JaegerSpan) Tag(key string) string {
 // Service is the service that made span s.
 func (t JaegerTrace) Service(s JaegerSpan) string { return t.Processes[s.ProcessID].ServiceName }
 
+// JaegerAPI is a client of a Jaeger's query API at URL: a Jaeger
+// started here (Jaeger.QueryURL) or one deployed elsewhere, say
+// http://127.0.0.1:16686.
+type JaegerAPI struct{ URL string }
+
 // Trace returns the trace with id as Jaeger has it so far.
 func (j *Jaeger) Trace(ctx context.Context, id string) (JaegerTrace, error) {
+	return JaegerAPI{URL: j.QueryURL()}.Trace(ctx, id)
+}
+
+// Find returns the traces of the last hour that have a span of service
+// with every one of tags (at most limit of them, newest first).
+func (j *Jaeger) Find(ctx context.Context, service string, tags map[string]string, limit int) ([]JaegerTrace, error) {
+	return JaegerAPI{URL: j.QueryURL()}.Find(ctx, service, tags, limit)
+}
+
+// Trace returns the trace with id as Jaeger has it so far.
+func (a JaegerAPI) Trace(ctx context.Context, id string) (JaegerTrace, error) {
 	var body struct {
 		Data []JaegerTrace `json:"data"`
 	}
-	if err := getJSON(ctx, j.QueryURL()+"/api/traces/"+url.PathEscape(id), &body); err != nil {
+	if err := getJSON(ctx, a.URL+"/api/traces/"+url.PathEscape(id), &body); err != nil {
 		return JaegerTrace{}, err
 	}
 	if len(body.Data) != 1 {
@@ -319,7 +335,7 @@ func (j *Jaeger) Trace(ctx context.Context, id string) (JaegerTrace, error) {
 
 // Find returns the traces of the last hour that have a span of service
 // with every one of tags (at most limit of them, newest first).
-func (j *Jaeger) Find(ctx context.Context, service string, tags map[string]string, limit int) ([]JaegerTrace, error) {
+func (a JaegerAPI) Find(ctx context.Context, service string, tags map[string]string, limit int) ([]JaegerTrace, error) {
 	q := url.Values{"service": {service}, "lookback": {"1h"}, "limit": {strconv.Itoa(limit)}}
 	if len(tags) > 0 {
 		b, _ := json.Marshal(tags) // a map of strings always marshals
@@ -328,16 +344,26 @@ func (j *Jaeger) Find(ctx context.Context, service string, tags map[string]strin
 	var body struct {
 		Data []JaegerTrace `json:"data"`
 	}
-	if err := getJSON(ctx, j.QueryURL()+"/api/traces?"+q.Encode(), &body); err != nil {
+	if err := getJSON(ctx, a.URL+"/api/traces?"+q.Encode(), &body); err != nil {
 		return nil, err
 	}
 	return body.Data, nil
 }
 
+// VictoriaLogsAPI is a client of a VictoriaLogs' HTTP API at URL: one
+// started here (VictoriaLogs.URL) or one deployed elsewhere.
+type VictoriaLogsAPI struct{ URL string }
+
 // Query runs the LogsQL query over every log line VictoriaLogs holds and
 // returns the matching records, each a map of field to value.
 func (v *VictoriaLogs) Query(ctx context.Context, query string) ([]map[string]string, error) {
-	resp, err := postQuery(ctx, v.URL()+"/select/logsql/query", query)
+	return VictoriaLogsAPI{URL: v.URL()}.Query(ctx, query)
+}
+
+// Query runs the LogsQL query over every log line VictoriaLogs holds and
+// returns the matching records, each a map of field to value.
+func (a VictoriaLogsAPI) Query(ctx context.Context, query string) ([]map[string]string, error) {
+	resp, err := postQuery(ctx, a.URL+"/select/logsql/query", query)
 	if err != nil {
 		return nil, err
 	}

@@ -201,7 +201,7 @@ func freshFolder(l layout) error {
 	}
 	_ = os.RemoveAll(l.logs + ".previous")
 	_ = os.Rename(l.logs, l.logs+".previous")
-	for _, d := range []string{l.logs, l.config, l.images, l.podLogs, l.certs, l.kubelet} {
+	for _, d := range []string{l.logs, l.config, l.images, l.certs, l.kubelet} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}

@@ -20,7 +20,6 @@ type layout struct {
 	cniIPAM        string
 	etcd           string
 	kubelet        string // the kubelet's --root-dir
-	podLogs        string
 	certs          string // self-signed serving certificates of the controllers
 	stateFile      string // what a killed run leaves for the next Start to clean up
 }
@@ -40,7 +39,6 @@ func newLayout(dir string) layout {
 		cniIPAM:        j("cni", "ipam"),
 		etcd:           j("etcd"),
 		kubelet:        j("kubelet"),
-		podLogs:        j("pod-logs"),
 		certs:          j("certs"),
 		stateFile:      j("state.json"),
 	}
@@ -152,7 +150,10 @@ func cniConfig(l layout) string {
 }
 
 // kubeletConfig: the settings this host needs (cgroup v1 with the cgroupfs
-// driver), the kubelet's files in the folder (root dir, pod logs), its API
+// driver), the kubelet's files in the folder (root dir) but the pod logs,
+// which stay in the default /var/log/pods that /var/log/containers links
+// into and that a node-level log collector mounts (deploy/k8s/components/logs;
+// Stop removes what was written there), its API
 // on the node IP (the API server calls it there) and its health check on
 // loopback, client certificates checked against the cluster CA and requests
 // authorized by the API server. Eviction and image garbage collection are
@@ -184,7 +185,7 @@ containerRuntimeEndpoint: unix://%s
 clusterDomain: %s
 clusterDNS: [%s]
 resolvConf: /etc/resolv.conf
-podLogsDir: %s
+podLogsDir: /var/log/pods
 rotateCertificates: false
 serverTLSBootstrap: false
 protectKernelDefaults: false
@@ -199,7 +200,7 @@ serializeImagePulls: false
 shutdownGracePeriod: 0s
 `, NodeIP, kubeletPort, p.kubeletHealthz, filepath.Join(l.pki, "kubelet-serving.crt"),
 		filepath.Join(l.pki, "kubelet-serving.key"), filepath.Join(l.pki, "ca.crt"),
-		l.containerdSock, clusterDomain, DNSServiceIP, l.podLogs)
+		l.containerdSock, clusterDomain, DNSServiceIP)
 }
 
 // kubeProxyConfig: iptables mode; NodePorts answer only on the node IP and

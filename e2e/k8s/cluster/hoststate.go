@@ -63,9 +63,11 @@ var sysctls = []string{
 
 // watchedPaths are host folders Kubernetes or containerd write to by
 // default or by a path compiled in: the kubelet's container log links
-// (/var/log/containers cannot be moved), the CRI plugin's network
-// namespaces, the shims' sockets; the others are defaults the configuration
-// moves into the folder, watched in case a component falls back to them.
+// (/var/log/containers cannot be moved) and the pod logs they point to
+// (/var/log/pods, left where a log collector looks for them), the CRI
+// plugin's network namespaces, the shims' sockets; the others are defaults
+// the configuration moves into the folder, watched in case a component
+// falls back to them.
 var watchedPaths = []string{
 	"/var/log/containers", "/var/log/pods", "/var/lib/kubelet", "/run/netns",
 	"/var/lib/cni", "/etc/cni", "/opt/cni", "/opt/containerd", "/etc/kubernetes",
