@@ -43,8 +43,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
-	testkit.Main(m)
+	// 150 MB of binaries a run: Main exits, so a defer would leave them.
+	testkit.Main(m, func() { os.RemoveAll(dir) })
 }
 
 func build(dir string, pkgs ...string) error {

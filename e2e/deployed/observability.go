@@ -83,13 +83,13 @@ func LogServices(vlogsURL, query string) (map[string]int, error) {
 	return services, nil
 }
 
-// WaitLogServices waits up to a minute for the LogsQL query to return, on
-// the VictoriaLogs at vlogsURL, lines of at least n services, and returns
-// their counts by service.
+// WaitLogServices waits up to two minutes for the LogsQL query to return,
+// on the VictoriaLogs at vlogsURL, lines of at least n services, and
+// returns their counts by service.
 func WaitLogServices(t testing.TB, vlogsURL, query string, n int) map[string]int {
 	t.Helper()
 	var services map[string]int
-	WaitFor(t, time.Minute, fmt.Sprintf("lines of %d services in VictoriaLogs for %s", n, query), func() (bool, string) {
+	WaitFor(t, 2*time.Minute, fmt.Sprintf("lines of %d services in VictoriaLogs for %s", n, query), func() (bool, string) {
 		var err error
 		services, err = LogServices(vlogsURL, query)
 		delete(services, "")

@@ -68,6 +68,8 @@ func TestKubernetesPlatform(t *testing.T) {
 			t.Logf("pods:\n%s", out)
 			out, _ = c.Kubectl(context.Background(), "-n", namespace, "get", "events", "--sort-by=.lastTimestamp")
 			t.Logf("events:\n%s", tail(out, 40))
+			out, _ = c.Kubectl(context.Background(), "-n", logsNamespace, "logs", "daemonset/vlagent", "--tail=30")
+			t.Logf("the log collector's last lines:\n%s", out)
 		}
 		start := time.Now()
 		if err := c.Stop(context.Background()); err != nil {
@@ -266,7 +268,9 @@ func (r *reads) stop() (sent int, failures []string) {
 	return r.sent, r.failures
 }
 
-// imagesOf lists the images a rendering names, once each.
+// imagesOf lists the images a rendering names, once each: a container's
+// "image:" line, or its first line when image is its first key (Mailpit's:
+// "- image: ...").
 func imagesOf(rendered string) []string {
 	var images []string
 	for _, line := range strings.Split(rendered, "\n") {

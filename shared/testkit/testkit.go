@@ -151,9 +151,16 @@ func inFolder[S any](name string, start func(dir string) (S, error)) func() (S, 
 }
 
 // Main runs the tests, then stops every server testkit started and removes
-// their folder, and exits with m.Run's code. Call it from TestMain.
-// An interrupt (Ctrl-C) also stops the servers before exiting.
-func Main(m *testing.M) {
+// their folder, runs cleanups (what TestMain made for the run: a defer
+// would not run, since Main exits), and exits with m.Run's code. Call it
+// from TestMain. An interrupt (Ctrl-C) also stops the servers and runs the
+// cleanups before exiting.
+func Main(m *testing.M, cleanups ...func()) {
+	cleanUp := func() {
+		for _, c := range cleanups {
+			c()
+		}
+	}
 	servers.mu.Lock()
 	servers.main = true
 	servers.mu.Unlock()
@@ -169,6 +176,7 @@ func Main(m *testing.M) {
 		if err := shutdown(); err != nil {
 			fmt.Fprintln(os.Stderr, "testkit:", err)
 		}
+		cleanUp()
 		os.Exit(1)
 	}()
 
@@ -180,6 +188,7 @@ func Main(m *testing.M) {
 		// its own merits, and the servers are killed either way.
 		fmt.Fprintln(os.Stderr, "testkit: stopping test servers:", err)
 	}
+	cleanUp()
 	os.Exit(code)
 }
 
