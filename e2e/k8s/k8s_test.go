@@ -119,7 +119,7 @@ func TestKubernetesPlatform(t *testing.T) {
 	prometheus := serviceURL(t, c, ctx, "prometheus", 9090)
 	jaeger := serviceURL(t, c, ctx, "jaeger", 16686)
 	vlogs := serviceURL(t, c, ctx, "victoria-logs", 9428)
-	token := strings.TrimSpace(readFile(t, filepath.Join(secrets, "consul-management-token")))
+	token := deployed.Secret(t, filepath.Join(secrets, "consul-management-token"))
 
 	email := "k8s-" + uuid.NewString()[:8] + "@example.com"
 	shopper := deployed.NewClient(t, gateway).Customer(email)
@@ -332,15 +332,6 @@ func serviceURL(t *testing.T, c *cluster.Cluster, ctx context.Context, service s
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("http://%s:%d", strings.TrimSpace(ip), port)
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func tail(s string, n int) string {
