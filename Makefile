@@ -81,6 +81,14 @@ bench: deps ## print product-listing throughput (gateway vs direct, cache warm v
 bench-checkout: deps ## print checkouts/s end to end (8 and 32 clients) and PostgreSQL's ceiling for the same writes
 	@$(GO) test -run '^$$' -bench BenchmarkCheckout -benchtime 400x -count=1 -timeout 30m ./e2e/
 
+# LOAD_FLAGS go to make load: -rate 50, -duration 30s, -users 20, -mix checkout,
+# -json FILE, -target URL; make load LOAD_FLAGS=-h says them all.
+LOAD_FLAGS ?=
+
+.PHONY: load
+load: ## send the shopper mix to make run's gateway at a fixed rate: progress, a table per route, a latency PNG, the invariants
+	@$(GO) run ./e2e/cmd/load $(LOAD_FLAGS)
+
 .PHONY: monitoring-config
 monitoring-config: ## write the Grafana dashboards (deploy/grafana/dashboards) and their queries (queries.json) from deploy/dashboards
 	@$(GO) run ./deploy/cmd/dashboards

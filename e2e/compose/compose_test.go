@@ -111,7 +111,7 @@ func TestComposePlatform(t *testing.T) {
 	t.Logf("checkout %s confirmed in %s", first, firstTook.Round(time.Millisecond))
 	shopper.WaitMail(mailpitURL, email, "confirmed")
 
-	mgmt := strings.TrimSpace(readFile(t, filepath.Join(root(t), ".local/compose/secrets/consul-management-token")))
+	mgmt := deployed.Secret(t, filepath.Join(root(t), ".local/compose/secrets/consul-management-token"))
 	for _, svc := range deployed.Backends {
 		deployed.WaitFor(t, 2*time.Minute, svc+": two passing instances in Consul", func() (bool, string) {
 			n, err := deployed.Passing(consulURL, svc, mgmt)
@@ -205,13 +205,4 @@ func withoutLogStore(t *testing.T, shopper *deployed.Client, firstTook time.Dura
 	})
 	lost, err := deployed.LogServices(vlogsURL, `"`+id+`"`)
 	t.Logf("VictoriaLogs started again; of the checkout it missed it holds %v (%v): lines sent while it was down are lost", lost, err)
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -226,4 +227,15 @@ func (c *Client) ReadEach(ctx context.Context) map[string]error {
 	notes, err := c.api.ListNotificationsWithResponse(ctx, &mercato.ListNotificationsParams{})
 	check("notification", err, func() (int, []byte) { return notes.StatusCode(), notes.Body })
 	return failed
+}
+
+// Secret is the content of a secret file a platform was given (a Consul
+// token, say), without its trailing newline.
+func Secret(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path) //nolint:gosec // G304: a test reads the secret file its platform was given
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

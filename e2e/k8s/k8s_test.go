@@ -119,7 +119,7 @@ func TestKubernetesPlatform(t *testing.T) {
 	prometheus := serviceURL(t, c, ctx, "prometheus", 9090)
 	jaeger := serviceURL(t, c, ctx, "jaeger", 16686)
 	vlogs := serviceURL(t, c, ctx, "victoria-logs", 9428)
-	token := strings.TrimSpace(readFile(t, filepath.Join(secrets, "consul-management-token")))
+	token := deployed.Secret(t, filepath.Join(secrets, "consul-management-token"))
 
 	email := "k8s-" + uuid.NewString()[:8] + "@example.com"
 	shopper := deployed.NewClient(t, gateway).Customer(email)
@@ -132,9 +132,9 @@ func TestKubernetesPlatform(t *testing.T) {
 	fullStrength(t, consul, token)
 	deployed.WaitFor(t, 2*time.Minute, "every Prometheus target up", func() (bool, string) {
 		up, all, err := deployed.Targets(prometheus)
-		return err == nil && all == 2*len(deployed.Backends)+1 && up == all, fmt.Sprintf("%d of %d up, %v", up, all, err)
+		return err == nil && all == 2*(len(deployed.Backends)+1) && up == all, fmt.Sprintf("%d of %d up, %v", up, all, err)
 	})
-	t.Logf("Prometheus: all %d targets up (two pods of each backend, the gateway)", 2*len(deployed.Backends)+1)
+	t.Logf("Prometheus: all %d targets up (two pods of each backend and of the gateway)", 2*(len(deployed.Backends)+1))
 
 	// One pod of every backend deleted while reads of each flow.
 	stream := startReads(ctx, shopper)
@@ -165,7 +165,7 @@ func TestKubernetesPlatform(t *testing.T) {
 		t.Errorf("%d of %d reads failed while pods were replaced (the gateway retries an idempotent read on another instance: none may fail):\n%s",
 			len(failures), sent, strings.Join(failures[:min(len(failures), 20)], "\n"))
 	}
-	t.Logf("%d reads (one of each backend, every 100 ms) during the pod deletions: %d failed", sent, len(failures))
+	t.Logf("%d reads (one of each backend, every %s) during the pod deletions: %d failed", sent, readEvery, len(failures))
 	second := shopper.Checkout("4242424242424242")
 	t.Logf("checkout after the pod deletions: order %s confirmed", second)
 
@@ -218,7 +218,12 @@ func fullStrength(t *testing.T, consul, token string) {
 	t.Logf("Consul: two passing instances of each of %s", strings.Join(deployed.Backends, ", "))
 }
 
-// reads is a stream of ReadEach rounds, every 100 ms, until stop.
+// readEvery spaces the rounds of reads: five requests a round, so about
+// 7 a second, within the gateway's rate limit for one client (600 a
+// minute, a burst of 100), which would answer a denser stream with 429.
+const readEvery = 700 * time.Millisecond
+
+// reads is a stream of ReadEach rounds, every readEvery, until stop.
 type reads struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -232,7 +237,7 @@ func startReads(ctx context.Context, c *deployed.Client) *reads {
 	r := &reads{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		tick := time.NewTicker(100 * time.Millisecond)
+		tick := time.NewTicker(readEvery)
 		defer tick.Stop()
 		for {
 			select {
@@ -269,6 +274,8 @@ func (r *reads) stop() (sent int, failures []string) {
 func imagesOf(rendered string) []string {
 	var images []string
 	for _, line := range strings.Split(rendered, "\n") {
+		// "image:" may open a list item ("- image: ..."), when it sorts
+		// first among the container's fields.
 		if rest, ok := strings.CutPrefix(strings.TrimPrefix(strings.TrimSpace(line), "- "), "image: "); ok {
 			if image := strings.Trim(rest, `"'`); !slices.Contains(images, image) {
 				images = append(images, image)
@@ -325,15 +332,6 @@ func serviceURL(t *testing.T, c *cluster.Cluster, ctx context.Context, service s
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("http://%s:%d", strings.TrimSpace(ip), port)
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func tail(s string, n int) string {

@@ -282,12 +282,20 @@ func pickPorts() (ports, error) {
 
 // createBridge makes the pod network's bridge with the node's address, so
 // the API server and kubelet can listen on it before the first pod exists
-// (the CNI bridge plugin takes the bridge over as it is).
+// (the CNI bridge plugin takes the bridge over as it is), and makes the
+// Service range unreachable from the pods (serviceRule): a pod's
+// connection to a ClusterIP that kube-proxy has not programmed yet, or that
+// has no endpoint, is refused at once instead of leaving by the default
+// route, where whatever answers (on this host, an HTTP proxy saying 404)
+// holds a kept-alive client for good. Packets to a programmed ClusterIP
+// were rewritten to a pod's address before routing, so the rule never sees
+// them; the host's own connections are not under it.
 func createBridge(ctx context.Context) error {
 	for _, args := range [][]string{
 		{"link", "add", BridgeName, "type", "bridge"},
 		{"addr", "add", NodeIP + "/24", "dev", BridgeName},
 		{"link", "set", BridgeName, "up"},
+		append([]string{"rule", "add"}, serviceRule...),
 	} {
 		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil { //nolint:gosec // G204: fixed arguments
 			return fmt.Errorf("cluster: ip %s: %w: %s", strings.Join(args, " "), err, out)
@@ -295,3 +303,7 @@ func createBridge(ctx context.Context) error {
 	}
 	return nil
 }
+
+// serviceRule is the policy-routing rule createBridge adds and teardown
+// deletes: packets from the pods to the Service range are unreachable.
+var serviceRule = []string{"iif", BridgeName, "to", serviceCIDR, "unreachable"}

@@ -32,6 +32,7 @@ type HostState struct {
 	NFTables []string            `json:"nftables"` // "table ip nat": iptables-nft makes a table on first use
 	Mounts   []string            `json:"mounts"`   // "mount-point type source", the mount point escaped as in mountinfo
 	Links    []string            `json:"links"`    // "name kind [master M]"
+	Routes   []string            `json:"routes"`   // "rule: ..." of `ip rule show`, "route: ..." of `ip route show` (IPv4)
 	Cgroups  []string            `json:"cgroups"`  // every cgroup folder of every hierarchy
 	Paths    []string            `json:"paths"`    // watched host folders and their entries
 	Modules  []string            `json:"modules"`  // loaded kernel modules
@@ -104,6 +105,15 @@ func SnapshotHost(ctx context.Context) (*HostState, error) {
 	}
 	if s.Links, err = readLinks(ctx); err != nil {
 		return nil, err
+	}
+	for _, what := range []string{"rule", "route"} {
+		out, err := exec.CommandContext(ctx, "ip", what, "show").Output() //nolint:gosec // G204: ip rule|route show
+		if err != nil {
+			return nil, fmt.Errorf("ip %s show: %w", what, err)
+		}
+		for _, line := range nonEmptyLines(out) {
+			s.Routes = append(s.Routes, what+": "+line)
+		}
 	}
 	s.Cgroups = readCgroups(s.Mounts)
 	s.Paths = readPaths()
@@ -280,7 +290,7 @@ func (s *HostState) Diff(before *HostState) (diffs, ignored []string) {
 		before, after []string
 	}{
 		{"nftables", before.NFTables, s.NFTables}, {"mount", before.Mounts, s.Mounts},
-		{"link", before.Links, s.Links}, {"path", before.Paths, s.Paths},
+		{"link", before.Links, s.Links}, {"route", before.Routes, s.Routes}, {"path", before.Paths, s.Paths},
 		{"module", before.Modules, s.Modules},
 	} {
 		for _, d := range listDiff(group.before, group.after) {

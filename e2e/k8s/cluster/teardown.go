@@ -70,6 +70,15 @@ func sweep(ctx context.Context, before *HostState, l layout, logf func(string, .
 			fail(fmt.Errorf("ip link delete %s: %w: %s", f[0], err, out))
 		}
 	}
+	for _, route := range added(before.Routes, now.Routes) {
+		// createBridge's rule (the routes through the bridge went with it).
+		if !strings.HasPrefix(route, "rule: ") || !strings.Contains(route, "iif "+BridgeName) {
+			continue
+		}
+		if out, err := exec.CommandContext(ctx, "ip", append([]string{"rule", "delete"}, serviceRule...)...).CombinedOutput(); err != nil { //nolint:gosec // G204: fixed arguments
+			fail(fmt.Errorf("ip rule delete %s: %w: %s", strings.Join(serviceRule, " "), err, out))
+		}
+	}
 	fail(restoreIptables(ctx, before, now))
 	for _, table := range added(before.NFTables, now.NFTables) {
 		// "table ip mangle": a table iptables-nft made for the kubelet's or
