@@ -80,7 +80,7 @@ func (s *shop) apiStatus(hc *http.Client) statusSource {
 
 // check reads the invariants that need the databases.
 func (d *Databases) check(ctx context.Context, acknowledged []Order) []Invariant {
-	return []Invariant{d.ordersInvariant(ctx, acknowledged), d.stockInvariant(ctx), d.moneyInvariant(ctx)}
+	return []Invariant{d.ordersInvariant(ctx, acknowledged), d.stockInvariant(ctx), d.Money(ctx)}
 }
 
 // result is the invariant name with the violations found (at most a few
@@ -205,11 +205,11 @@ func (d *Databases) stockInvariant(ctx context.Context) Invariant {
 	return result(name, fmt.Sprintf("%d products and variants, %d units sold, %d reserved", len(rows), sold, reserved), v, err)
 }
 
-// moneyInvariant: every order's payment holds (captured − refunded) what
+// Money: every order's payment holds (captured − refunded) what
 // the order owes — its total less its refunds when confirmed, shipped or
 // delivered, nothing otherwise — and so in sum; no payment is of an order
 // that does not exist.
-func (d *Databases) moneyInvariant(ctx context.Context) Invariant {
+func (d *Databases) Money(ctx context.Context) Invariant {
 	const name = "captured − refunded = paid orders' totals"
 	var payments []struct {
 		OrderID  string       `db:"order_id"`
