@@ -81,6 +81,10 @@ bench: deps ## print product-listing throughput (gateway vs direct, cache warm v
 bench-checkout: deps ## print checkouts/s end to end (8 and 32 clients) and PostgreSQL's ceiling for the same writes
 	@$(GO) test -run '^$$' -bench BenchmarkCheckout -benchtime 400x -count=1 -timeout 30m ./e2e/
 
+.PHONY: bench-gateway
+bench-gateway: deps ## print GET /api/v1/categories direct, through nginx (1 worker, auto) and the gateway (bearer, anonymous): req/s, p50/p99, ratios
+	@$(GO) test -run '^$$' -bench BenchmarkGateway -benchtime 1x -count=1 -timeout 10m ./e2e/
+
 # LOAD_FLAGS go to make load: -rate 50, -duration 30s, -users 20, -mix checkout,
 # -json FILE, -target URL; make load LOAD_FLAGS=-h says them all.
 LOAD_FLAGS ?=

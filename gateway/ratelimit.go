@@ -17,7 +17,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/logging"
-	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 // The gateway's default allowances, what cmd/gateway's flags default to.
@@ -44,16 +43,18 @@ const (
 
 // rateLimiter limits each client — a signed-in user by id, anyone else by
 // IP — with a GCRA limiter kept in Redis, so every gateway instance draws on
-// the same allowance; each RateClass has allowances of its own.
+// the same allowance; each RateClass has allowances of its own. Requests are
+// decided locally from leases of that allowance (see leases for the error
+// bound this costs).
 type rateLimiter struct {
-	limiter *redis_rate.Limiter
+	leases  *leases
 	limits  map[RateClass]redis_rate.Limit
 	logger  log.Logger
 	limited metrics.Counter
 }
 
 func newRateLimiter(rdb *redis.Client, limits map[RateClass]redis_rate.Limit, logger log.Logger, limited metrics.Counter) *rateLimiter {
-	return &rateLimiter{limiter: redis_rate.NewLimiter(rdb), limits: limits, logger: logger, limited: limited}
+	return &rateLimiter{leases: newLeases(redis_rate.NewLimiter(rdb)), limits: limits, logger: logger, limited: limited}
 }
 
 // allow reports whether the client may make one more request of class now.
@@ -63,24 +64,19 @@ func (l *rateLimiter) allow(ctx context.Context, w http.ResponseWriter, class Ra
 	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 	defer cancel()
 	limit := l.limits[class]
-	ctx, span := tracing.Start(ctx, "rate limit")
-	res, err := l.limiter.Allow(ctx, rateKey(class, client), limit)
-	tracing.End(span, err)
+	d, err := l.leases.take(ctx, rateKey(class, client), limit)
 	if err != nil {
 		level.Warn(logging.WithRequest(ctx, l.logger)).Log("msg", "rate limiter unavailable; request let through", "err", err)
 		return true
 	}
 	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(limit.Rate))
-	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
-	if res.Allowed > 0 {
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(d.remaining))
+	if d.allowed {
 		return true
 	}
 	l.limited.Add(1)
 	e := httpkit.NewError(http.StatusTooManyRequests, "rate_limited", "too many requests; retry later")
-	e.RetryAfter = int(math.Ceil(res.RetryAfter.Seconds()))
-	if e.RetryAfter < 1 {
-		e.RetryAfter = 1
-	}
+	e.RetryAfter = max(1, int(math.Ceil(d.retryAfter.Seconds())))
 	httpkit.WriteError(w, e)
 	return false
 }

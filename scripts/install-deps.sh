@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the programs `make run` and `make test` start are present:
-# PostgreSQL, Redis, Prometheus (with promtool) and Alertmanager (with
-# amtool) from Debian packages (installed only when missing), Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
+# PostgreSQL, Redis, Prometheus (with promtool), Alertmanager (with
+# amtool), nginx and wrk (make bench-gateway) from Debian packages (installed only when missing), Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
 # bin/consul, built by scripts/build-consul.sh when missing), and the
 # pinned Jaeger and VictoriaLogs builds in bin/ (scripts/build-jaeger.sh,
 # scripts/build-victorialogs.sh). Idempotent and quiet when everything is
@@ -34,6 +34,9 @@ have_postgres || { packages+=(postgresql); names+=(PostgreSQL); }
 have_redis || { packages+=(redis-server); names+=(Redis); }
 have_prometheus || { packages+=(prometheus); names+=(Prometheus); }
 have_alertmanager || { packages+=(prometheus-alertmanager); names+=(Alertmanager); }
+# make bench-gateway's comparison (and its short mode in make test).
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || { packages+=(nginx-light); names+=(nginx); }
+command -v wrk >/dev/null 2>&1 || { packages+=(wrk); names+=(wrk); }
 
 if ((${#packages[@]} > 0)); then
 	did_something=true
