@@ -78,7 +78,8 @@ type Tokens struct {
 	key      []byte
 	ttl      time.Duration
 	now      func() time.Time
-	denylist *Denylist // nil: Check does not look for revoked tokens
+	denylist *Denylist       // nil: Check does not look for revoked tokens
+	cache    *verifiedTokens // nil: every token is verified afresh
 }
 
 // AccessToken is what identifies one verified access token apart from whom
@@ -155,6 +156,24 @@ func (t *Tokens) Check(ctx context.Context, token string) (Identity, AccessToken
 }
 
 func (t *Tokens) verify(token string) (Identity, AccessToken, error) {
+	if t.cache == nil {
+		return t.verifySignature(token)
+	}
+	if v, ok := t.cache.get(token); ok {
+		if t.now().Before(v.at.ExpiresAt) {
+			return v.id, v.at, nil
+		}
+		t.cache.drop(token)
+		return Identity{}, AccessToken{}, ErrTokenExpired
+	}
+	id, at, err := t.verifySignature(token)
+	if err == nil {
+		t.cache.put(token, verified{id, at})
+	}
+	return id, at, err
+}
+
+func (t *Tokens) verifySignature(token string) (Identity, AccessToken, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -33,14 +34,15 @@ var ErrRevocationUnavailable = &Error{http.StatusServiceUnavailable, "service_un
 // as the token it names would have, so the list never holds more than the
 // tokens revoked within one token lifetime.
 type Denylist struct {
-	rdb    redis.Cmdable
-	logger log.Logger
+	rdb     redis.Cmdable
+	logger  log.Logger
+	lookups *lookups
 }
 
 // NewDenylist returns the denylist kept in rdb; look-ups that fail are
 // logged to logger.
 func NewDenylist(rdb redis.Cmdable, logger log.Logger) *Denylist {
-	return &Denylist{rdb: rdb, logger: logger}
+	return &Denylist{rdb: rdb, logger: logger, lookups: &lookups{rdb: rdb}}
 }
 
 // Revoke adds at to the list until it expires. A token without an id (issued
@@ -73,10 +75,77 @@ func (d *Denylist) Revoked(ctx context.Context, id string) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, denylistTimeout)
 	defer cancel()
-	n, err := d.rdb.Exists(ctx, DenylistKeyPrefix+id).Result()
+	n, err := d.lookups.exists(ctx, DenylistKeyPrefix+id)
 	if err != nil {
 		level.Warn(logging.WithRequest(ctx, d.logger)).Log("msg", "token denylist unavailable; token let through", "err", err)
 		return false
 	}
 	return n > 0
+}
+
+// lookups sends the denylist's look-ups of concurrent requests to Redis
+// together, one pipeline of EXISTS at a time: under load one round trip
+// answers many requests, where each used to wait for its own. A look-up
+// joins the pipeline that is sent after it was asked for, never one
+// already in flight, so it sees every revocation recorded before it began,
+// as a look-up of its own would. The pipeline is in the trace of the
+// request that started it.
+type lookups struct {
+	rdb     redis.Cmdable
+	mu      sync.Mutex
+	queue   []*lookup
+	sending bool
+}
+
+type lookup struct {
+	key  string
+	n    int64
+	err  error
+	done chan struct{}
+}
+
+func (ls *lookups) exists(ctx context.Context, key string) (int64, error) {
+	l := &lookup{key: key, done: make(chan struct{})}
+	ls.mu.Lock()
+	ls.queue = append(ls.queue, l)
+	if !ls.sending {
+		ls.sending = true
+		go ls.send(context.WithoutCancel(ctx))
+	}
+	ls.mu.Unlock()
+	select {
+	case <-l.done:
+		return l.n, l.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// send pipelines the queued look-ups until none is left.
+func (ls *lookups) send(ctx context.Context) {
+	for {
+		ls.mu.Lock()
+		batch := ls.queue
+		ls.queue = nil
+		if len(batch) == 0 {
+			ls.sending = false
+			ls.mu.Unlock()
+			return
+		}
+		ls.mu.Unlock()
+		bctx, cancel := context.WithTimeout(ctx, denylistTimeout)
+		cmds := make([]*redis.IntCmd, len(batch))
+		_, _ = ls.rdb.Pipelined(bctx, func(p redis.Pipeliner) error {
+			for i, l := range batch {
+				cmds[i] = p.Exists(bctx, l.key)
+			}
+			return nil
+		}) // each command carries its own error
+		cancel()
+		for i, l := range batch {
+			l.n, l.err = cmds[i].Result()
+			close(l.done)
+		}
+		ctx = context.Background() // the next batch is no one request's
+	}
 }

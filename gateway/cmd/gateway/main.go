@@ -20,6 +20,10 @@ import (
 
 func main() { app.Main("gateway", run) }
 
+// verifiedTokens is how many verified access tokens the gateway remembers:
+// a few hundred bytes each, for as many clients signed in at once.
+const verifiedTokens = 10_000
+
 // run serves until ctx is done.
 func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Configuration: flags, each with a MERCATO_* environment fallback.
@@ -59,8 +63,10 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Logged-out tokens are refused before anything is forwarded.
-	tokens = tokens.WithDenylist(auth.NewDenylist(rdb, logger))
+	// Logged-out tokens are refused before anything is forwarded; tokens
+	// that verified are remembered until they expire (the denylist is still
+	// asked every time).
+	tokens = tokens.WithVerifiedCache(verifiedTokens).WithDenylist(auth.NewDenylist(rdb, logger))
 
 	if *pprofAddr != "" {
 		in.Go("pprof", func(ctx context.Context) error { return servePprof(ctx, *pprofAddr) })
