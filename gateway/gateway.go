@@ -122,7 +122,10 @@ func (g *Gateway) handler(rt Route) http.Handler {
 		ctx := r.Context()
 		// A request with a bad token draws on its address's allowance, so
 		// forged tokens are rate limited like anonymous requests.
-		id, authenticated, err := g.identify(r)
+		id, at, authenticated, err := g.identify(r)
+		if authenticated && err == nil && !isRead(r) {
+			err = g.tokens.Revoked(ctx, at)
+		}
 		key := clientKey(r, id, authenticated && err == nil)
 		if rt.Rate != ClientRate {
 			key = addressKey(r)
@@ -137,6 +140,10 @@ func (g *Gateway) handler(rt Route) http.Handler {
 		if !authenticated && !rt.isPublic(r) {
 			httpkit.WriteError(w, httpkit.ToError(ctx, g.logger, auth.ErrUnauthenticated))
 			return
+		}
+		if authenticated && isRead(r) {
+			ctx = g.checkRevocation(ctx, at) // awaited before the answer is relayed
+			r = r.WithContext(ctx)
 		}
 		var body []byte
 		if r.Body != http.NoBody { // a GET's: nothing to read
@@ -161,19 +168,20 @@ func (g *Gateway) handler(rt Route) http.Handler {
 	})
 }
 
-// identify checks the bearer token, if any (auth.Tokens.Check: signature,
-// expiry, and the denylist of revoked tokens). A token that is present but
-// bad is refused even on public routes: the client believes it is signed in.
-func (g *Gateway) identify(r *http.Request) (auth.Identity, bool, error) {
+// identify verifies the bearer token, if any (auth.Tokens.VerifyAccess:
+// signature and expiry; the handler asks the denylist of revoked tokens,
+// see revocation.go). A token that is present but bad is refused even on
+// public routes: the client believes it is signed in.
+func (g *Gateway) identify(r *http.Request) (auth.Identity, auth.AccessToken, bool, error) {
 	tok := auth.BearerToken(r.Header)
 	if tok == "" {
-		return auth.Identity{}, false, nil
+		return auth.Identity{}, auth.AccessToken{}, false, nil
 	}
-	id, _, err := g.tokens.Check(r.Context(), tok)
+	id, at, err := g.tokens.VerifyAccess(tok)
 	if err != nil {
-		return auth.Identity{}, false, err
+		return auth.Identity{}, auth.AccessToken{}, false, err
 	}
-	return id, true, nil
+	return id, at, true, nil
 }
 
 // upstreamError tells the client what went wrong upstream without internals.

@@ -81,6 +81,7 @@ type gatewayOptions struct {
 	webhookLimit redis_rate.Limit // limit when zero
 	logger       log.Logger
 	timeout      time.Duration
+	denylist     bool // tokens checked against the denylist in rdb
 }
 
 func newGatewayWith(t testing.TB, o gatewayOptions, instances ...string) fixture {
@@ -92,6 +93,9 @@ func newGatewayWith(t testing.TB, o gatewayOptions, instances ...string) fixture
 	logger := o.logger
 	if logger == nil {
 		logger = log.NewNopLogger()
+	}
+	if o.denylist {
+		tokens = tokens.WithVerifiedCache(100).WithDenylist(auth.NewDenylist(o.rdb, logger))
 	}
 	if o.timeout == 0 {
 		o.timeout = 2 * time.Second

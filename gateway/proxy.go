@@ -50,9 +50,13 @@ func (g *Gateway) newProxy(upstream string, forward endpoint.Endpoint) *httputil
 		BufferPool: copyBuffers,
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Header.Del(requestid.Header) // the gateway's own is already set
-			return nil
+			return awaitRevocation(resp.Request.Context())
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if revoked := awaitRevocation(r.Context()); revoked != nil {
+				httpkit.WriteError(w, httpkit.ToError(r.Context(), g.logger, revoked))
+				return
+			}
 			httpkit.WriteError(w, g.upstreamError(r.Context(), upstream, err))
 		},
 		// What ReverseProxy reports itself: an answer's body that broke off.
