@@ -110,7 +110,7 @@ func (ls *lookups) exists(ctx context.Context, key string) (int64, error) {
 	ls.queue = append(ls.queue, l)
 	if !ls.sending {
 		ls.sending = true
-		go ls.send(context.WithoutCancel(ctx))
+		go ls.send(context.WithoutCancel(ctx)) //nolint:gosec // G118: the pipeline serves other requests too; it keeps the trace, not this deadline
 	}
 	ls.mu.Unlock()
 	select {
