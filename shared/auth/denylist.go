@@ -134,16 +134,18 @@ func (ls *lookups) send(ctx context.Context) {
 		}
 		ls.mu.Unlock()
 		bctx, cancel := context.WithTimeout(ctx, denylistTimeout)
-		cmds := make([]*redis.IntCmd, len(batch))
+		cmds := make(map[string]*redis.IntCmd, len(batch)) // one per token: a client's parallel requests share it
 		_, _ = ls.rdb.Pipelined(bctx, func(p redis.Pipeliner) error {
-			for i, l := range batch {
-				cmds[i] = p.Exists(bctx, l.key)
+			for _, l := range batch {
+				if cmds[l.key] == nil {
+					cmds[l.key] = p.Exists(bctx, l.key)
+				}
 			}
 			return nil
 		}) // each command carries its own error
 		cancel()
-		for i, l := range batch {
-			l.n, l.err = cmds[i].Result()
+		for _, l := range batch {
+			l.n, l.err = cmds[l.key].Result()
 			close(l.done)
 		}
 		ctx = context.Background() // the next batch is no one request's
