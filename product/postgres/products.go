@@ -227,7 +227,18 @@ func listSQL(f product.ProductFilter) (count, estimate, page string, args []any)
 	where, args, order := listQuery(f)
 	n := len(args)
 	args = append(args, f.PageSize, (f.Page-1)*f.PageSize)
-	count = fmt.Sprintf(`SELECT count(*) FROM (SELECT FROM products p WHERE %s LIMIT %d) matches`, where, ExactTotalLimit+1)
+	// Ordered like an index, so the planner walks it and stops after the
+	// limit: unordered, it picks a sequential scan, expecting matches to be
+	// spread evenly, and the catalogue is clustered by category.
+	countOrder := order
+	switch {
+	case f.CategoryIDs != nil:
+		countOrder = "p.category_id, p.price, p.id" // products_category_price_idx
+	case f.Sort == product.SortRelevance && f.Q != "":
+		countOrder = "p.id" // ranking every match would cost more than counting it
+	}
+	count = fmt.Sprintf(`SELECT count(*) FROM (SELECT FROM products p WHERE %s ORDER BY %s LIMIT %d) matches`,
+		where, countOrder, ExactTotalLimit+1)
 	estimate = `EXPLAIN (FORMAT JSON) SELECT FROM products p WHERE ` + where
 	page = fmt.Sprintf(`SELECT %s FROM products p WHERE %s ORDER BY %s LIMIT $%d OFFSET $%d`,
 		listColumns, where, order, n+1, n+2)
