@@ -112,7 +112,7 @@ func TestListQueriesUseIndexes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, page, args := listSQL(tc.f)
+			_, _, page, args := listSQL(tc.f)
 			var lines []string
 			if err := db.SelectContext(ctx, &lines, `EXPLAIN `+page, args...); err != nil {
 				t.Fatalf("EXPLAIN: %v", err)
@@ -131,6 +131,16 @@ func TestListQueriesUseIndexes(t *testing.T) {
 			}
 			if total == 0 || len(items) == 0 || len(items) > 20 {
 				t.Errorf("%d items of %d", len(items), total)
+			}
+			// total is exact up to ExactTotalLimit, an estimate above it
+			// that stays above the limit and near the truth.
+			where, whereArgs, _ := listQuery(tc.f)
+			exact := count(t, db, `SELECT count(*) FROM products p WHERE `+where, whereArgs...)
+			switch {
+			case exact <= ExactTotalLimit && total != exact:
+				t.Errorf("total %d, want the exact %d", total, exact)
+			case exact > ExactTotalLimit && (total <= ExactTotalLimit || total > 2*exact || 2*total < exact):
+				t.Errorf("total %d, want an estimate above %d near the exact %d", total, ExactTotalLimit, exact)
 			}
 			for i := 1; i < len(items); i++ {
 				if tc.f.Sort == product.SortPrice && items[i].Price < items[i-1].Price {

@@ -214,23 +214,67 @@ func listQuery(f product.ProductFilter) (where string, args []any, order string)
 	return where, args, order
 }
 
-// listSQL returns the count query and the page query of a product list,
-// which share args.
-func listSQL(f product.ProductFilter) (count, page string, args []any) {
+// ExactTotalLimit is the largest list total counted exactly. Counting every
+// match was most of a cold listing (6.5 of 7 ms on a 10,000-product
+// department), so the count stops at ExactTotalLimit+1 rows; a larger total
+// is the planner's estimate of the matching rows (EXPLAIN), never below
+// ExactTotalLimit+1 nor below the rows the page itself proves exist.
+const ExactTotalLimit = 1000
+
+// listSQL returns the bounded count query, the estimate query and the page
+// query of a product list, which share args (the page query's two last).
+func listSQL(f product.ProductFilter) (count, estimate, page string, args []any) {
 	where, args, order := listQuery(f)
 	n := len(args)
 	args = append(args, f.PageSize, (f.Page-1)*f.PageSize)
-	count = `SELECT count(*) FROM products p WHERE ` + where
+	// Ordered like an index, so the planner walks it and stops after the
+	// limit: unordered, it picks a sequential scan, expecting matches to be
+	// spread evenly, and the catalogue is clustered by category.
+	countOrder := order
+	switch {
+	case f.CategoryIDs != nil:
+		countOrder = "p.category_id, p.price, p.id" // products_category_price_idx
+	case f.Sort == product.SortRelevance && f.Q != "":
+		countOrder = "p.id" // ranking every match would cost more than counting it
+	}
+	count = fmt.Sprintf(`SELECT count(*) FROM (SELECT FROM products p WHERE %s ORDER BY %s LIMIT %d) matches`,
+		where, countOrder, ExactTotalLimit+1)
+	estimate = `EXPLAIN (FORMAT JSON) SELECT FROM products p WHERE ` + where
 	page = fmt.Sprintf(`SELECT %s FROM products p WHERE %s ORDER BY %s LIMIT $%d OFFSET $%d`,
 		listColumns, where, order, n+1, n+2)
-	return count, page, args
+	return count, estimate, page, args
+}
+
+// listTotal counts the matches of a product list exactly up to
+// ExactTotalLimit and estimates a larger total (see ExactTotalLimit).
+func (r *Repository) listTotal(ctx context.Context, count, estimate string, args []any) (int, error) {
+	var total int
+	if err := r.db.GetContext(ctx, &total, count, args...); err != nil {
+		return 0, fmt.Errorf("count products: %w", err)
+	}
+	if total <= ExactTotalLimit {
+		return total, nil
+	}
+	var plan string
+	if err := r.db.GetContext(ctx, &plan, estimate, args...); err != nil {
+		return 0, fmt.Errorf("estimate products: %w", err)
+	}
+	var explained []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		}
+	}
+	if err := json.Unmarshal([]byte(plan), &explained); err != nil || len(explained) != 1 {
+		return 0, fmt.Errorf("estimate products: unreadable plan %q: %v", plan, err)
+	}
+	return max(total, int(explained[0].Plan.Rows)), nil
 }
 
 func (r *Repository) ListProducts(ctx context.Context, f product.ProductFilter) ([]product.Product, int, error) {
-	count, page, args := listSQL(f)
-	var total int
-	if err := r.db.GetContext(ctx, &total, count, args[:len(args)-2]...); err != nil {
-		return nil, 0, fmt.Errorf("count products: %w", err)
+	count, estimate, page, args := listSQL(f)
+	total, err := r.listTotal(ctx, count, estimate, args[:len(args)-2])
+	if err != nil {
+		return nil, 0, err
 	}
 	if total == 0 {
 		return []product.Product{}, 0, nil
@@ -242,6 +286,9 @@ func (r *Repository) ListProducts(ctx context.Context, f product.ProductFilter) 
 	items, err := sharedpg.TryConvert(rows, productRow.product)
 	if err != nil {
 		return nil, 0, err
+	}
+	if len(items) > 0 { // an estimate never denies a page that exists
+		total = max(total, (f.Page-1)*f.PageSize+len(items))
 	}
 	ids := make([]string, len(items))
 	for i, p := range items {

@@ -9,9 +9,11 @@ import (
 // RelayOutbox runs the outbox relay as the "outbox relay" loop: it publishes
 // the events the service commits to its database on the Redis stream,
 // logging as component "outbox_relay", recorded in the event metrics, each
-// event published inside a span of the trace that enqueued it.
+// event published inside a span of the trace that enqueued it. It listens
+// for the outbox's commit notifications, so an event is published as soon as
+// it commits; the poll is only the fallback.
 func (in *Instance) RelayOutbox() {
-	in.Go("outbox relay", (&events.Relay{DB: in.DB, Redis: in.Redis,
+	in.Go("outbox relay", (&events.Relay{DB: in.DB, Redis: in.Redis, ListenURL: in.cfg.DatabaseURL,
 		Logger: log.With(in.Logger, "component", "outbox_relay"), Metrics: in.eventMetrics(), Tracer: in.Tracing}).Run)
 }
 

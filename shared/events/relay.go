@@ -50,10 +50,15 @@ type Relay struct {
 	DB    *sqlx.DB      // required: the service's database, holding the outbox
 	Redis redis.Cmdable // required
 
-	Stream          string        // default DefaultStream
-	MaxLen          int64         // approximate stream length cap (XADD MAXLEN ~); default 1,000,000
-	BatchSize       int           // rows per transaction; default 100
-	PollInterval    time.Duration // wait when the outbox is drained; default 100ms
+	Stream       string        // default DefaultStream
+	MaxLen       int64         // approximate stream length cap (XADD MAXLEN ~); default 1,000,000
+	BatchSize    int           // rows per transaction; default 100
+	PollInterval time.Duration // wait when the outbox is drained; default 100ms (a fallback with ListenURL)
+	// ListenURL, the database's URL, makes the relay LISTEN on the channel
+	// the outbox's insert trigger notifies when a transaction adding events
+	// commits, and publish them at once; PollInterval is then only the
+	// fallback for a lost connection. Empty: the relay polls.
+	ListenURL       string
 	MaxBackoff      time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
 	PublishTimeout  time.Duration // bound on one batch (select, XADDs, commit); default 10s
 	BacklogInterval time.Duration // how often the backlog gauges are refreshed and old rows deleted; default 10s
@@ -82,6 +87,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	publishFailures := failureStreak{logger: c.Logger}
 	housekeepingFailures := failureStreak{logger: c.Logger}
 	var lastHousekeeping time.Time
+	wake := c.listen(ctx)
 
 	for ctx.Err() == nil {
 		if time.Since(lastHousekeeping) >= c.BacklogInterval {
@@ -103,10 +109,66 @@ func (r *Relay) Run(ctx context.Context) error {
 		bo.reset()
 		publishFailures.ok("outbox relay: publishing again")
 		if n < c.BatchSize { // drained: wait for new rows; a full batch loops at once
-			wait.For(ctx, c.PollInterval)
+			c.idle(ctx, wake)
 		}
 	}
 	return nil
+}
+
+// notifyChannel is the channel migration 00003's trigger notifies.
+const notifyChannel = "outbox_insert"
+
+// listen returns a channel that receives a value when the outbox may hold
+// new rows: a commit notification arrived, or the listener (re)connected and
+// may have missed some. Signals coalesce (one pending at most), so the
+// listener is never held up. Without ListenURL it is nil: the relay polls.
+// The listener closes when ctx is done.
+func (r *Relay) listen(ctx context.Context) <-chan struct{} {
+	if r.ListenURL == "" {
+		return nil
+	}
+	wake := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case wake <- struct{}{}:
+		default: // one is pending already
+		}
+	}
+	l := pq.NewListener(r.ListenURL, r.PollInterval, r.MaxBackoff, func(ev pq.ListenerEventType, err error) {
+		switch ev {
+		case pq.ListenerEventConnected, pq.ListenerEventReconnected:
+			signal()
+		case pq.ListenerEventConnectionAttemptFailed, pq.ListenerEventDisconnected:
+			r.Logger.Log("msg", "outbox relay: commit notifications lost, polling meanwhile", "err", err) //nolint:errcheck
+		}
+	})
+	go func() {
+		<-ctx.Done()
+		l.Close() //nolint:errcheck // shutting down
+	}()
+	go func() {
+		// Listen returns once connected; until then the relay polls.
+		if err := l.Listen(notifyChannel); err != nil && ctx.Err() == nil {
+			r.Logger.Log("msg", "outbox relay: LISTEN failed, polling only", "err", err) //nolint:errcheck
+		}
+	}()
+	go func() {
+		for range l.NotificationChannel() { // closed by Close
+			signal()
+		}
+	}()
+	return wake
+}
+
+// idle waits for a wake-up signal, the poll interval or ctx.
+func (r *Relay) idle(ctx context.Context, wake <-chan struct{}) {
+	t := time.NewTimer(r.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wake:
+	}
 }
 
 func (r *Relay) withDefaults() Relay {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mercato-dev/mercato/shared/events"
@@ -238,5 +239,47 @@ func TestRelayDeletesPublishedRowsAfterRetention(t *testing.T) {
 	}
 	if msgs := entries(t, rdb, stream); len(msgs) != 1 || msgs[0].Values["id"] != recent.ID {
 		t.Errorf("stream %v, want only %s", msgs, recent.ID)
+	}
+}
+
+// With the fallback poll an hour away, only the commit notification can
+// wake the drained relay: the event still arriving proves the wake-up.
+func TestRelayWakesOnCommitNotification(t *testing.T) {
+	url := testkit.PostgresURL(t)
+	db, err := sqlx.Connect("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := testCtx(t)
+	if err := events.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	rdb := testkit.Redis(t)
+	stream, _ := names()
+
+	first := newEvent(t, events.OrderCreated, 1)
+	enqueue(t, db, first)
+	relay := &events.Relay{DB: db, Redis: rdb, Stream: stream, ListenURL: url,
+		PollInterval: time.Hour, BacklogInterval: time.Hour}
+	start(t, relay.Run)
+	// The first pass publishes what is there, then the relay idles.
+	eventually(t, "the first event to be published", func() bool { return len(entries(t, rdb, stream)) == 1 })
+	eventually(t, "the relay to LISTEN", func() bool {
+		return count(t, db, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN%'`) == 1
+	})
+
+	second, third := newEvent(t, events.OrderUpdated, 2), newEvent(t, events.OrderUpdated, 3)
+	enqueue(t, db, second, third)
+	eventually(t, "the events committed while idle to be published", func() bool { return unpublished(t, db) == 0 })
+	msgs := entries(t, rdb, stream)
+	if len(msgs) != 3 {
+		t.Fatalf("stream has %d entries, want 3: %v", len(msgs), msgs)
+	}
+	for i, want := range []string{first.ID, second.ID, third.ID} {
+		if msgs[i].Values["id"] != want {
+			t.Errorf("entry %d is %v, want %s", i, msgs[i].Values["id"], want)
+		}
 	}
 }
