@@ -84,6 +84,9 @@ type Watcher struct {
 func NewWatcher(history StatusHistory, open metrics.Gauge, opts WatchOptions) *Watcher {
 	opts.MaxPerUser = defaults.Positive(opts.MaxPerUser, 5)
 	opts.IdleTimeout = defaults.Positive(opts.IdleTimeout, 10*time.Minute)
+	if open != nil {
+		open.Set(0) // exported from the start
+	}
 	return &Watcher{history: history, opts: opts, open: open, done: make(chan struct{}),
 		subs: map[string]map[chan struct{}]struct{}{}, perUser: map[string]int{}}
 }
