@@ -53,7 +53,10 @@ func matchSegments(pattern, path string) bool {
 // newStreamProxies returns a proxy per upstream that has stream routes,
 // forwarding through a copy of client without its overall timeout.
 func (g *Gateway) newStreamProxies(routes []Route, cfg Config, upstream discovery.Options) map[string]*httputil.ReverseProxy {
-	streaming := *cfg.Client
+	streaming := http.Client{}
+	if cfg.Client != nil {
+		streaming = *cfg.Client
+	}
 	streaming.Timeout = 0
 	factory := newForwardFactory(&streaming)
 	proxies := map[string]*httputil.ReverseProxy{}
