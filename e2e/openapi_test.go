@@ -259,9 +259,12 @@ func TestOpenAPIRoutesAreServed(t *testing.T) {
 	}
 	nop := log.NewNopLogger()
 	for name, mount := range map[string]func(*mux.Router){
-		"user":         func(r *mux.Router) { user.MakeHTTPHandler(r, user.Endpoints{}, nop) },
-		"product":      func(r *mux.Router) { product.MakeHTTPHandler(r, product.Endpoints{}, nop) },
-		"order":        func(r *mux.Router) { order.MakeHTTPHandler(r, order.Endpoints{}, nop) },
+		"user":    func(r *mux.Router) { user.MakeHTTPHandler(r, user.Endpoints{}, nop) },
+		"product": func(r *mux.Router) { product.MakeHTTPHandler(r, product.Endpoints{}, nop) },
+		"order": func(r *mux.Router) {
+			order.MakeHTTPHandler(r, order.Endpoints{}, nop)
+			order.MakeEventsHandler(r, nil, nil, nop, order.StreamOptions{}) // the stream: a plain handler
+		},
 		"payment":      func(r *mux.Router) { payment.MakeHTTPHandler(r, payment.Endpoints{}, nop) },
 		"notification": func(r *mux.Router) { notification.MakeHTTPHandler(r, notification.Endpoints{}, nop) },
 	} {
