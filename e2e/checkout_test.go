@@ -79,6 +79,7 @@ type checkoutOptions struct {
 	observe      *observability
 	notification bool
 	sink         *sink
+	productArgs  []string // more flags of the product service (the storefront's test: -seed-demo)
 }
 
 func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform {
@@ -120,7 +121,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	opts.observe.ship(p.gateway)
 
 	p.args["user"] = append(common("user"), "-bcrypt-cost", "4", "-admin-email", "admin@mercato.test", "-admin-password", "admin-password-1")
-	p.args["product"] = append(common("product"), "-sweep-interval", "1s")
+	p.args["product"] = append(append(common("product"), "-sweep-interval", "1s"), opts.productArgs...)
 	p.args["payment"] = append(common("payment"), "-webhook-url", "http://"+p.gateway.addr+"/api/v1/webhooks/payments/sandbox",
 		"-webhook-secret", checkoutWebhookSecret, "-webhook-delay", opts.webhookDelay)
 	p.args["order"] = append(common("order"), "-tax-rate-bps", "825", "-shipping-fee", "4.99",
