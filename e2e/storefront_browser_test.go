@@ -72,7 +72,7 @@ func TestStorefrontInBrowser(t *testing.T) {
 		if shots == "" {
 			return
 		}
-		png, err := chromedp.Run(tab.ctx, chromedp.FullScreenshot(100)) // 100: a PNG
+		png, err := chromedp.Run(tab.ctx, chromedp.CaptureScreenshot()) // the viewport, 1000×800: small files
 		if err != nil {
 			t.Fatal(err)
 		}

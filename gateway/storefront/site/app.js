@@ -66,7 +66,7 @@ function drawNav(path = (location.hash.replace(/^#/, "") || "/").split("?")[0]) 
     return h("li", {}, h("a", { href, "aria-current": here ? "page" : null }, text, extra ?? null));
   };
   const u = user();
-  nav.replaceChildren(
+  nav.replaceChildren(...[
     link("#/", "Shop"),
     link("#/cart", "Cart ", h("span", { class: "count", id: "cart-count", "aria-label": `${cart.count()} items` }, String(cart.count()))),
     u ? link("#/orders", "Orders") : null,
@@ -74,7 +74,8 @@ function drawNav(path = (location.hash.replace(/^#/, "") || "/").split("?")[0]) 
     u ? h("li", {}, h("span", { class: "muted", id: "signed-in" }, u.first_name || u.email)) : null,
     u ? h("li", {}, h("button", { type: "button", class: "secondary", id: "logout", onclick: signOut }, "Log out"))
       : link("#/login", "Log in"),
-    u ? null : link("#/register", "Register"));
+    u ? null : link("#/register", "Register"),
+  ].filter(Boolean));
 }
 
 async function signOut() {
