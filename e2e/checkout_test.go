@@ -79,7 +79,7 @@ type checkoutOptions struct {
 	observe      *observability
 	notification bool
 	sink         *sink
-	productArgs  []string // more flags of the product service (the storefront's test: -seed-demo)
+	extraArgs    map[string][]string // more flags per service (the storefront's test: -seed-demo)
 }
 
 func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform {
@@ -121,7 +121,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	opts.observe.ship(p.gateway)
 
 	p.args["user"] = append(common("user"), "-bcrypt-cost", "4", "-admin-email", "admin@mercato.test", "-admin-password", "admin-password-1")
-	p.args["product"] = append(append(common("product"), "-sweep-interval", "1s"), opts.productArgs...)
+	p.args["product"] = append(common("product"), "-sweep-interval", "1s")
 	p.args["payment"] = append(common("payment"), "-webhook-url", "http://"+p.gateway.addr+"/api/v1/webhooks/payments/sandbox",
 		"-webhook-secret", checkoutWebhookSecret, "-webhook-delay", opts.webhookDelay)
 	p.args["order"] = append(common("order"), "-tax-rate-bps", "825", "-shipping-fee", "4.99",
@@ -133,6 +133,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 		svcs = append(svcs, "notification")
 	}
 	for _, svc := range svcs {
+		p.args[svc] = append(p.args[svc], opts.extraArgs[svc]...)
 		for range 2 {
 			pr := start(t, svc, p.args[svc]...)
 			opts.observe.ship(pr)

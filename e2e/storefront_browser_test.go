@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -33,8 +34,10 @@ import (
 // step.
 func TestStorefrontInBrowser(t *testing.T) {
 	browser := chromiumPath(t)
-	// The sandbox confirms 3 s after the charge: the page shows pending first.
-	p := startCheckoutPlatform(t, checkoutOptions{webhookDelay: "3s", productArgs: []string{"-seed-demo"}})
+	// The sandbox confirms 3 s after the charge: the page shows pending
+	// first. Access tokens last 20 s: the pages must refresh them, unseen.
+	p := startCheckoutPlatform(t, checkoutOptions{webhookDelay: "3s", extraArgs: map[string][]string{
+		"product": {"-seed-demo"}, "user": {"-access-token-ttl", "20s"}}})
 	base := "http://" + p.gateway.addr
 	shots := os.Getenv("MERCATO_SCREENSHOT_DIR")
 
@@ -199,7 +202,21 @@ func TestStorefrontInBrowser(t *testing.T) {
 	for _, tb := range []*tab{customer, admin} {
 		tb.checkClean()
 	}
-	if got := p.order(t, p.admin, first).Status; got != "shipped" {
+	// The customer's session outlived its first access tokens.
+	refreshed := 0
+	for _, r := range customer.requested() {
+		if r == "POST "+base+"/api/v1/auth/refresh" {
+			refreshed++
+		}
+	}
+	if refreshed == 0 {
+		t.Errorf("the customer's pages never refreshed their 20 s access token in a longer session: %v", customer.requested())
+	}
+	t.Logf("the customer's pages refreshed the access token %d times", refreshed)
+	var fresh tokenPair // the platform's admin token has expired by now
+	p.call(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@mercato.test", "password": "admin-password-1"}).
+		must(t, http.StatusOK).decode(t, &fresh)
+	if got := p.order(t, fresh.AccessToken, first).Status; got != "shipped" {
 		t.Errorf("the API says the first order is %s, want shipped", got)
 	}
 }
