@@ -199,6 +199,14 @@ func TestStorefrontInBrowser(t *testing.T) {
 	customer.sameDocument("the shipped order", "confirmed", "shipped")
 	shot(customer, "order-shipped")
 
+	// 8. On a phone's screen the page fits its width.
+	customer.do("narrowing the viewport to a phone's", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Sleep(300*time.Millisecond))
+	if w, err := chromedp.Run(customer.ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err != nil || w > 390 {
+		t.Errorf("on a 390 px wide screen the order page is %d px wide (%v): it must fit", w, err)
+	}
+	shot(customer, "order-phone")
+
 	for _, tb := range []*tab{customer, admin} {
 		tb.checkClean()
 	}
