@@ -139,6 +139,7 @@ func TestStorefrontInBrowser(t *testing.T) {
 	shot(customer, "checkout")
 	first := customer.placeOrder()
 	customer.watchStatus()
+	shot(customer, "order-pending")
 	customer.do("waiting for the order to be confirmed", chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="confirmed"]`)))
 	customer.sameDocument("the order confirmed", "pending", "confirmed")
 	if !slices.ContainsFunc(customer.requested(), func(r string) bool { return r == "GET "+base+"/api/v1/orders/"+first+"/events" }) {

@@ -1,7 +1,7 @@
 // Signing up and in, the order history, and an order's page, whose status
 // follows the order's event stream live.
 import { api, login, user, isAdmin, watchOrder } from "./api.js";
-import { h, money, when, errorBox, field, busy, statusBadge, reasonText, sentence } from "./ui.js";
+import { h, fill, add, money, when, errorBox, field, busy, statusBadge, reasonText, sentence } from "./ui.js";
 import { adminPanel } from "./admin.js";
 
 function next(params) {
@@ -71,7 +71,7 @@ export async function ordersView(main, params) {
       main.append(h("p", {}, "No orders yet. ", h("a", { href: "#/" }, "Browse the shop")));
       return;
     }
-    main.append(orderTable(list.items), pager("#/orders", page, list));
+    add(main, orderTable(list.items), pager("#/orders", page, list));
   } catch (e) {
     main.append(errorBox(e));
   }
@@ -115,9 +115,9 @@ export async function orderView(main, _params, id) {
     const last = order.status_history?.at(-1);
     status.dataset.status = order.status;
     status.className = `status status-${order.status}`;
-    status.replaceChildren(h("strong", {}, sentence(statusWords[order.status] ?? order.status)),
+    fill(status, h("strong", {}, sentence(statusWords[order.status] ?? order.status)),
       order.status === "cancelled" && last?.reason ? h("span", { id: "cancel-reason" }, ` Reason: ${reasonText(last.reason)}.`) : null);
-    body.replaceChildren(details(order), isAdmin() ? adminPanel(order, reload) : null);
+    fill(body, details(order), isAdmin() ? adminPanel(order, reload) : null);
   };
   const reload = async () => {
     try {

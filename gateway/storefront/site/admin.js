@@ -1,7 +1,7 @@
 // The admin's view: every order, by status; an order's fulfilment (shipped,
 // delivered) and refunds of its payment.
 import { api, isAdmin, newKey } from "./api.js";
-import { h, money, errorBox, notice, field, busy } from "./ui.js";
+import { h, add, money, errorBox, notice, field, busy } from "./ui.js";
 import { orderTable, pager, needLogin } from "./account.js";
 
 const statuses = ["", "pending", "confirmed", "shipped", "delivered", "cancelled", "refunded"];
@@ -35,7 +35,7 @@ export async function adminView(main, params) {
     return;
   }
   const msg = h("div", { "aria-live": "polite" });
-  main.append(msg, list.items.length ? orderTable(list.items, (o) => nextStatus[o.status]
+  add(main, msg, list.items.length ? orderTable(list.items, (o) => nextStatus[o.status]
     ? h("button", { type: "button", class: "secondary", "data-action": `mark-${nextStatus[o.status]}`, onclick: async (e) => {
       e.target.disabled = true;
       try {

@@ -54,7 +54,10 @@ async function route() {
 // After a page change, focus moves to the content (not on first load):
 // keyboard and screen reader users start there, as after a page load.
 function focusMain() {
-  if (!first) main.focus({ preventScroll: false });
+  if (!first) {
+    scrollTo(0, 0);
+    main.focus({ preventScroll: true });
+  }
   first = false;
   const title = main.querySelector("h1")?.textContent;
   document.title = title ? `${title} · Mercato shop` : "Mercato shop";

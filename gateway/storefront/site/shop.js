@@ -1,7 +1,7 @@
 // The catalogue: the product list with its filters, and a product's page.
 import { api } from "./api.js";
 import * as cart from "./cart.js";
-import { h, money, errorBox, notice, initial } from "./ui.js";
+import { h, fill, add, money, errorBox, notice, initial } from "./ui.js";
 
 const PAGE_SIZE = 12;
 let categories = null; // the tree, fetched once
@@ -44,7 +44,7 @@ export async function catalogue(main, params) {
     return;
   }
   const pages = Math.max(1, Math.ceil(list.total / PAGE_SIZE));
-  results.replaceChildren(
+  fill(results,
     h("h2", { id: "results-title" }, `${list.total} ${list.total === 1 ? "product" : "products"}`),
     list.items.length
       ? h("ul", { class: "grid", id: "products" }, list.items.map(productCard))
@@ -155,7 +155,7 @@ export async function product(main, _params, ref) {
     qty.max = String(Math.max(1, n));
     addButton.disabled = n <= 0 || (variants.length > 0 && !v);
   };
-  form.append(
+  add(form,
     variants.length ? h("fieldset", {}, h("legend", {}, "Options"), variants.map((v, i) =>
       h("label", { class: "check" }, h("input", { type: "radio", name: "variant", value: v.id, checked: i === 0, onchange: refresh }),
         `${v.name} — ${money(v.price, v.currency)}`,

@@ -11,9 +11,15 @@ export function h(tag, attrs = {}, ...children) {
     else if (k === "checked" || k === "selected" || k === "disabled") el[k] = Boolean(v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  el.append(...kept(children));
   return el;
 }
+
+// fill replaces el's children, add appends to them; both skip null,
+// undefined and false, as h() does (the DOM would write them as text).
+const kept = (cs) => cs.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false);
+export function fill(el, ...children) { el.replaceChildren(...kept(children)); }
+export function add(el, ...children) { el.append(...kept(children)); }
 
 const formats = new Map();
 export function money(amount, currency = "USD") {
@@ -66,8 +72,8 @@ const reasons = {
 };
 export function reasonText(reason) {
   if (!reason) return "";
-  const words = reason.split(/:\s*/).map((p) => reasons[p] ?? p.replaceAll("_", " "));
-  return `${words.join(": ")} (${reason})`;
+  const words = reason.split(/:\s*/).map((p) => reasons[p] ?? p.replaceAll("_", " ")).join(": ");
+  return words === reason ? reason : `${words} (${reason})`;
 }
 
 // busy disables a form's buttons while fn runs.
