@@ -106,6 +106,7 @@ func TestStorefrontInBrowser(t *testing.T) {
 	customer.do("submitting the registration",
 		chromedp.Click(chromedp.CSS(`#register button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#signed-in`)))
+	signedIn := time.Now()
 
 	// 3. Search, open the product, add two to the cart.
 	customer.do("searching for a skillet",
@@ -207,6 +208,14 @@ func TestStorefrontInBrowser(t *testing.T) {
 		t.Errorf("on a 390 px wide screen the order page is %d px wide (%v): it must fit", w, err)
 	}
 	shot(customer, "order-phone")
+
+	// 9. Past the first access token's 20 s, the history still loads: the
+	// pages refresh the token and send the call again, unseen.
+	time.Sleep(time.Until(signedIn.Add(22 * time.Second)))
+	customer.do("opening the history with an expired access token",
+		chromedp.EmulateViewport(1000, 800),
+		chromedp.Click(chromedp.CSS(`nav a[href="#/orders"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-order="`+first+`"] .status-shipped`)))
 
 	for _, tb := range []*tab{customer, admin} {
 		tb.checkClean()
@@ -446,7 +455,19 @@ func (tb *tab) checkClean() {
 	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	if len(tb.consoleErrs) > 0 {
-		tb.t.Errorf("the page logged errors: %v", tb.consoleErrs)
+	// Chromium logs every failed load: the 401 token_expired that the pages
+	// answer with a refresh, and a stream the server ended mid-response,
+	// which they reconnect, are expected; anything else is an error.
+	var errs []string
+	for _, e := range tb.consoleErrs {
+		if strings.Contains(e, "Failed to load resource: the server responded with a status of 401") ||
+			strings.Contains(e, "net::ERR_INCOMPLETE_CHUNKED_ENCODING") {
+			tb.t.Logf("expected: %s", e)
+			continue
+		}
+		errs = append(errs, e)
+	}
+	if len(errs) > 0 {
+		tb.t.Errorf("the page logged errors: %v", errs)
 	}
 }
