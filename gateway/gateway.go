@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"syscall"
 	"time"
 
@@ -44,7 +45,8 @@ type Config struct {
 type Gateway struct {
 	tokens  *auth.Tokens
 	limiter *rateLimiter
-	proxies map[string]http.Handler // per upstream service
+	proxies map[string]http.Handler           // per upstream service
+	streams map[string]*httputil.ReverseProxy // per upstream service with Route.Streams
 	logger  log.Logger
 }
 
@@ -75,6 +77,7 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 		forward := discovery.NewEndpoint(cfg.Instancer(name), name, factory, logger, upstream)
 		g.proxies[name] = g.newProxy(name, forward)
 	}
+	g.streams = g.newStreamProxies(routes, cfg, upstream)
 	for _, rt := range routes {
 		h := g.handler(rt)
 		router.Path(rt.Prefix).Handler(h)
@@ -144,6 +147,11 @@ func (g *Gateway) handler(rt Route) http.Handler {
 			httpkit.WriteError(w, g.bodyError(ctx, err))
 			return
 		}
+		relay := proxy
+		if rt.isStream(r) {
+			relay = g.streams[rt.Upstream]
+			prepareStream(w, r)
+		}
 		relayed := false
 		defer func() {
 			if !relayed {
@@ -154,7 +162,7 @@ func (g *Gateway) handler(rt Route) http.Handler {
 					"msg", "forwarding aborted midway: the upstream's answer broke off or the client went away")
 			}
 		}()
-		proxy.ServeHTTP(w, withBufferedBody(r, body))
+		relay.ServeHTTP(w, withBufferedBody(r, body))
 		relayed = true
 	})
 }

@@ -19,6 +19,10 @@ type Route struct {
 	// user's, else the address's allowance) unless it has one of its own,
 	// drawn on by address.
 	Rate RateClass
+	// Streams are "METHOD /path" patterns ("*" for one segment) of
+	// long-lived answers (Server-Sent Events), relayed without the
+	// upstream timeout (stream.go).
+	Streams []string
 }
 
 // Routes is the public API of API.md mapped to the services that own it.
@@ -32,7 +36,7 @@ var Routes = []Route{
 	{Prefix: "/api/v1/users", Upstream: "user"},
 	{Prefix: "/api/v1/categories", Upstream: "product", Public: []string{"GET *"}},
 	{Prefix: "/api/v1/products", Upstream: "product", Public: []string{"GET *"}},
-	{Prefix: "/api/v1/orders", Upstream: "order"},
+	{Prefix: "/api/v1/orders", Upstream: "order", Streams: []string{"GET /api/v1/orders/*/events"}},
 	{Prefix: "/api/v1/payments", Upstream: "payment"},
 	// Payment providers call back here; the payment service checks the
 	// HMAC signature and timestamp, so no token is needed.

@@ -27,6 +27,7 @@ var errorMappings = []httpkit.ErrorMapping{
 	{Err: ErrPaymentRejected, Status: http.StatusUnprocessableEntity, Code: "payment_rejected"},
 	{Err: ErrMixedCurrencies, Status: http.StatusUnprocessableEntity, Code: "mixed_currencies"},
 	{Err: ErrTotalTooLarge, Status: http.StatusUnprocessableEntity, Code: "order_total_too_large"},
+	{Err: ErrTooManyStreams, Status: http.StatusTooManyRequests, Code: "too_many_streams"},
 	{Err: ErrUpstreamUnavailable, Status: http.StatusServiceUnavailable, Code: "service_unavailable",
 		Message: ErrUpstreamUnavailable.Error()},
 }

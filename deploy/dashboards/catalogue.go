@@ -71,6 +71,7 @@ var Catalogue = []Metric{
 	{"product_low_stock_products", TypeGauge, nil, "product", "active products and variants at or below their min_stock_quantity"},
 	{"order_checkouts_total", TypeCounter, labelNames("result"), "order", "checkouts by result: success, a business error code, error"},
 	{"order_transitions_total", TypeCounter, labelNames("status"), "order", "orders entering a status (confirmed, cancelled, shipped, ...)"},
+	{"order_status_streams_open", TypeGauge, nil, "order", "order status streams (GET /orders/{id}/events) open on the instance"},
 	{"order_revenue_cents_total", TypeCounter, labelNames("currency"), "order", "total of every order that became confirmed, in cents"},
 	{"payments_total", TypeCounter, labelNames("status"), "payment", "payments by status"},
 	{"payment_failures_total", TypeCounter, labelNames("code"), "payment", "failed charges by decline code"},

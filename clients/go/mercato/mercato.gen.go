@@ -1419,6 +1419,15 @@ type PlaceOrderParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// StreamOrderStatusParams defines parameters for StreamOrderStatus.
+type StreamOrderStatusParams struct {
+	// LastEventId As the Last-Event-ID header, for clients that cannot set headers.
+	LastEventId *string `form:"last_event_id,omitempty" json:"last_event_id,omitempty"`
+
+	// LastEventID The id of the last event received; the stream replays the history rows after it.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
 // ListPaymentsParams defines parameters for ListPayments.
 type ListPaymentsParams struct {
 	// OrderId Only the payment of this order.
@@ -1829,6 +1838,29 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /orders/{id}/cancel (the `CancelOrder` operationId).
 	CancelOrder(ctx context.Context, id OrderID, body CancelOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamOrderStatus Stream an order's status live as Server-Sent Events (owner; admin)
+	//
+	// A `text/event-stream` that starts with `retry: 2000`, then the order's
+	// current state as one `status` event (its id is the latest status
+	// history row's id), then one event per status change in commit order,
+	// as it commits on any order instance. With `Last-Event-ID: N` (or
+	// `?last_event_id=N`) it first replays every history row with an id
+	// above N instead of the current state. Each event is
+	//
+	//     id: 42
+	//     event: status
+	//     data: {"order_id":"…","status":"confirmed","previous_status":"pending","reason":null,"at":"2026-12-02T18:00:00Z"}
+	//
+	// A `: ping` comment comes every 15 s. The stream stays open after a
+	// final state (an admin may still ship a confirmed order); the server
+	// ends it after 10 minutes with nothing to send, or when its instance
+	// shuts down, and the client reconnects with `Last-Event-ID`. A user
+	// may hold 5 streams open per order instance; the next is 429
+	// `too_many_streams`.
+	//
+	// Corresponds with GET /orders/{id}/events (the `StreamOrderStatus` operationId).
+	StreamOrderStatus(ctx context.Context, id OrderID, params *StreamOrderStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SetOrderStatusWithBody Move an order on (admin)
 	//
@@ -2565,6 +2597,39 @@ func (c *Client) CancelOrderWithBody(ctx context.Context, id OrderID, contentTyp
 // Corresponds with POST /orders/{id}/cancel (the `CancelOrder` operationId).
 func (c *Client) CancelOrder(ctx context.Context, id OrderID, body CancelOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCancelOrderRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamOrderStatus Stream an order's status live as Server-Sent Events (owner; admin)
+//
+// A `text/event-stream` that starts with `retry: 2000`, then the order's
+// current state as one `status` event (its id is the latest status
+// history row's id), then one event per status change in commit order,
+// as it commits on any order instance. With `Last-Event-ID: N` (or
+// `?last_event_id=N`) it first replays every history row with an id
+// above N instead of the current state. Each event is
+//
+//	id: 42
+//	event: status
+//	data: {"order_id":"…","status":"confirmed","previous_status":"pending","reason":null,"at":"2026-12-02T18:00:00Z"}
+//
+// A `: ping` comment comes every 15 s. The stream stays open after a
+// final state (an admin may still ship a confirmed order); the server
+// ends it after 10 minutes with nothing to send, or when its instance
+// shuts down, and the client reconnects with `Last-Event-ID`. A user
+// may hold 5 streams open per order instance; the next is 429
+// `too_many_streams`.
+//
+// Corresponds with GET /orders/{id}/events (the `StreamOrderStatus` operationId).
+func (c *Client) StreamOrderStatus(ctx context.Context, id OrderID, params *StreamOrderStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamOrderStatusRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3894,6 +3959,82 @@ func NewCancelOrderRequestWithBody(server string, id OrderID, contentType string
 	return req, nil
 }
 
+// NewStreamOrderStatusRequest constructs an http.Request for the StreamOrderStatus method
+func NewStreamOrderStatusRequest(server string, id OrderID, params *StreamOrderStatusParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/orders/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.LastEventId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "last_event_id", *params.LastEventId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewSetOrderStatusRequest calls the generic SetOrderStatus builder with application/json body
 func NewSetOrderStatusRequest(server string, id OrderID, body SetOrderStatusJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5191,6 +5332,31 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /orders/{id}/cancel (the `CancelOrder` operationId).
 	CancelOrderWithResponse(ctx context.Context, id OrderID, body CancelOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*CancelOrderResponse, error)
+
+	// StreamOrderStatusWithResponse Stream an order's status live as Server-Sent Events (owner; admin)
+	//
+	// A `text/event-stream` that starts with `retry: 2000`, then the order's
+	// current state as one `status` event (its id is the latest status
+	// history row's id), then one event per status change in commit order,
+	// as it commits on any order instance. With `Last-Event-ID: N` (or
+	// `?last_event_id=N`) it first replays every history row with an id
+	// above N instead of the current state. Each event is
+	//
+	//     id: 42
+	//     event: status
+	//     data: {"order_id":"…","status":"confirmed","previous_status":"pending","reason":null,"at":"2026-12-02T18:00:00Z"}
+	//
+	// A `: ping` comment comes every 15 s. The stream stays open after a
+	// final state (an admin may still ship a confirmed order); the server
+	// ends it after 10 minutes with nothing to send, or when its instance
+	// shuts down, and the client reconnects with `Last-Event-ID`. A user
+	// may hold 5 streams open per order instance; the next is 429
+	// `too_many_streams`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /orders/{id}/events (the `StreamOrderStatus` operationId).
+	StreamOrderStatusWithResponse(ctx context.Context, id OrderID, params *StreamOrderStatusParams, reqEditors ...RequestEditorFn) (*StreamOrderStatusResponse, error)
 
 	// SetOrderStatusWithBodyWithResponse Move an order on (admin)
 	//
@@ -7169,6 +7335,89 @@ func (r CancelOrderResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CancelOrderResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type StreamOrderStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r StreamOrderStatusResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r StreamOrderStatusResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r StreamOrderStatusResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r StreamOrderStatusResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r StreamOrderStatusResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r StreamOrderStatusResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r StreamOrderStatusResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamOrderStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamOrderStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamOrderStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamOrderStatusResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9521,6 +9770,37 @@ func (c *ClientWithResponses) CancelOrderWithResponse(ctx context.Context, id Or
 	return ParseCancelOrderResponse(rsp)
 }
 
+// StreamOrderStatusWithResponse Stream an order's status live as Server-Sent Events (owner; admin)
+//
+// A `text/event-stream` that starts with `retry: 2000`, then the order's
+// current state as one `status` event (its id is the latest status
+// history row's id), then one event per status change in commit order,
+// as it commits on any order instance. With `Last-Event-ID: N` (or
+// `?last_event_id=N`) it first replays every history row with an id
+// above N instead of the current state. Each event is
+//
+//	id: 42
+//	event: status
+//	data: {"order_id":"…","status":"confirmed","previous_status":"pending","reason":null,"at":"2026-12-02T18:00:00Z"}
+//
+// A `: ping` comment comes every 15 s. The stream stays open after a
+// final state (an admin may still ship a confirmed order); the server
+// ends it after 10 minutes with nothing to send, or when its instance
+// shuts down, and the client reconnects with `Last-Event-ID`. A user
+// may hold 5 streams open per order instance; the next is 429
+// `too_many_streams`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /orders/{id}/events (the `StreamOrderStatus` operationId).
+func (c *ClientWithResponses) StreamOrderStatusWithResponse(ctx context.Context, id OrderID, params *StreamOrderStatusParams, reqEditors ...RequestEditorFn) (*StreamOrderStatusResponse, error) {
+	rsp, err := c.StreamOrderStatus(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamOrderStatusResponse(rsp)
+}
+
 // SetOrderStatusWithBodyWithResponse Move an order on (admin)
 //
 // confirmed → shipped → delivered.
@@ -11389,6 +11669,74 @@ func ParseCancelOrderResponse(rsp *http.Response) (*CancelOrderResponse, error) 
 			return nil, err
 		}
 		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStreamOrderStatusResponse parses an HTTP response from a StreamOrderStatusWithResponse call
+func ParseStreamOrderStatusResponse(rsp *http.Response) (*StreamOrderStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamOrderStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest RateLimited

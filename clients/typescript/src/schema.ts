@@ -441,6 +441,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orders/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
+                "X-Request-ID"?: components["parameters"]["RequestID"];
+            };
+            path: {
+                /** @description The order's id (anything else is 404). */
+                id: components["parameters"]["OrderID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Stream an order's status live as Server-Sent Events (owner; admin)
+         * @description A `text/event-stream` that starts with `retry: 2000`, then the order's
+         *     current state as one `status` event (its id is the latest status
+         *     history row's id), then one event per status change in commit order,
+         *     as it commits on any order instance. With `Last-Event-ID: N` (or
+         *     `?last_event_id=N`) it first replays every history row with an id
+         *     above N instead of the current state. Each event is
+         *
+         *         id: 42
+         *         event: status
+         *         data: {"order_id":"…","status":"confirmed","previous_status":"pending","reason":null,"at":"2026-12-02T18:00:00Z"}
+         *
+         *     A `: ping` comment comes every 15 s. The stream stays open after a
+         *     final state (an admin may still ship a confirmed order); the server
+         *     ends it after 10 minutes with nothing to send, or when its instance
+         *     shuts down, and the client reconnects with `Last-Event-ID`. A user
+         *     may hold 5 streams open per order instance; the next is 429
+         *     `too_many_streams`.
+         */
+        get: operations["streamOrderStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orders/{id}/status": {
         parameters: {
             query?: never;
@@ -2843,6 +2885,57 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            default: components["responses"]["Error"];
+        };
+    };
+    streamOrderStatus: {
+        parameters: {
+            query?: {
+                /** @description As the Last-Event-ID header, for clients that cannot set headers. */
+                last_event_id?: string;
+            };
+            header?: {
+                /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
+                "X-Request-ID"?: components["parameters"]["RequestID"];
+                /** @description The id of the last event received; the stream replays the history rows after it. */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description The order's id (anything else is 404). */
+                id: components["parameters"]["OrderID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream of status events. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    /** @description Always `no-cache`. */
+                    "Cache-Control"?: string;
+                    /** @description Always `no`, so proxies do not buffer the stream. */
+                    "X-Accel-Buffering"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example retry: 2000
+                     *
+                     *     id: 41
+                     *     event: status
+                     *     data: {"order_id":"0b8e6c1e-2f0a-4d3b-9a57-3f1f7d2f9c10","status":"pending","previous_status":null,"reason":"order placed","at":"2026-12-02T18:00:00Z"}
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description `rate_limited`, or `too_many_streams`: the user has the most streams open; Retry-After says when to try again. */
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Error"];

@@ -22,6 +22,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/metrics"
 	"github.com/mercato-dev/mercato/shared/money"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
@@ -42,6 +43,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		hashKey         = fs.Secret("idempotency-hash-key", "HMAC key of the request hashes kept with Idempotency-Keys (bodies hold card numbers): at least 32 bytes, not the JWT secret, the same on every instance")
 		upstreamTimeout = fs.Duration("upstream-timeout", 5*time.Second, "deadline of one call to the product or payment service, retries included")
 		claimIdle       = fs.Duration("event-claim-idle", 30*time.Second, "how long an event stays with a consumer that has not acknowledged it (failed, or crashed) before another instance takes it over")
+		streamsPerUser  = fs.Int("stream-max-per-user", 5, "open order status streams (GET /orders/{id}/events) per user on this instance; the next is 429")
+		streamIdle      = fs.Duration("stream-idle-timeout", 10*time.Minute, "an order status stream with nothing to send this long ends (the client reconnects with Last-Event-ID)")
+		streamHeartbeat = fs.Duration("stream-heartbeat", 15*time.Second, "how often an order status stream sends a \": ping\" comment")
 	)
 	cfg, err := fs.Parse(args)
 	if err != nil {
@@ -65,6 +69,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	}
 	if *upstreamTimeout <= 0 || *claimIdle <= 0 {
 		return errors.New("-upstream-timeout and -event-claim-idle must be positive")
+	}
+	if *streamsPerUser <= 0 || *streamIdle <= 0 || *streamHeartbeat <= 0 {
+		return errors.New("-stream-max-per-user, -stream-idle-timeout and -stream-heartbeat must be positive")
 	}
 
 	// Logging, metrics, PostgreSQL brought up to the current schema, Redis
@@ -122,9 +129,22 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	in.Go("idempotency key janitor", (&order.KeyJanitor{Repo: repo, Retention: *keyRetention, Interval: time.Hour,
 		Logger: log.With(logger, "component", "key_janitor")}).Run)
 
+	// Live order status: each instance listens for the history table's
+	// notifications (every instance's commits) and wakes its own streams.
+	// The streams end as soon as shutdown begins (ctx), so the server's
+	// graceful shutdown does not wait for them.
+	watcher := order.NewWatcher(repo, metrics.NewGauge(reg, "order_status_streams_open",
+		"Order status streams (GET /orders/{id}/events) open on this instance."),
+		order.WatchOptions{MaxPerUser: *streamsPerUser, IdleTimeout: *streamIdle})
+	context.AfterFunc(ctx, watcher.Close)
+	in.Go("status listener", func(ctx context.Context) error {
+		return postgres.Listen(ctx, cfg.DatabaseURL, watcher, log.With(logger, "component", "status_listener"))
+	})
+
 	// Routes.
 	router := in.Router()
 	order.MakeHTTPHandler(router, order.MakeServerEndpoints(svc, tokens), logger)
+	order.MakeEventsHandler(router, watcher, tokens, logger, order.StreamOptions{Heartbeat: *streamHeartbeat})
 
 	// Listen, register in Consul with the real port (-http-addr may ask for
 	// port 0), and serve until SIGINT/SIGTERM; leave Consul before draining.

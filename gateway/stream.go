@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/mercato-dev/mercato/shared/discovery"
+)
+
+// Long-lived streams (Server-Sent Events: GET /api/v1/orders/{id}/events)
+// go through the same authentication, rate limit, retries before the
+// headers and breakers as every request, but:
+//   - through a client with no overall timeout (Config.Client's bounds an
+//     answer's body, and would cut the stream): the transport's
+//     ResponseHeaderTimeout still bounds the wait for the headers;
+//   - with the server's write deadline lifted for that request;
+//   - flushed event by event: httputil.ReverseProxy flushes a
+//     text/event-stream answer at once by itself;
+//   - with the client's Last-Event-ID header passed on as the
+//     last_event_id parameter, which the order service reads the same way
+//     (the gateway forwards only the headers every route needs).
+// The stream ends when the client goes or the instance ends it (its idle
+// timeout, its shutdown).
+
+// isStream reports whether r is one of rt's stream requests.
+func (rt Route) isStream(r *http.Request) bool {
+	for _, p := range rt.Streams {
+		method, path, _ := strings.Cut(p, " ")
+		if method == r.Method && matchSegments(path, r.URL.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchSegments matches path against pattern, whose "*" segments match any
+// one non-empty segment.
+func matchSegments(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if ps[i] != xs[i] && (ps[i] != "*" || xs[i] == "") {
+			return false
+		}
+	}
+	return true
+}
+
+// newStreamProxies returns a proxy per upstream that has stream routes,
+// forwarding through a copy of client without its overall timeout.
+func (g *Gateway) newStreamProxies(routes []Route, cfg Config, upstream discovery.Options) map[string]*httputil.ReverseProxy {
+	streaming := *cfg.Client
+	streaming.Timeout = 0
+	factory := newForwardFactory(&streaming)
+	proxies := map[string]*httputil.ReverseProxy{}
+	for _, rt := range routes {
+		if len(rt.Streams) > 0 && proxies[rt.Upstream] == nil {
+			forward := discovery.NewEndpoint(cfg.Instancer(rt.Upstream), rt.Upstream, factory, g.logger, upstream)
+			proxies[rt.Upstream] = g.newProxy(rt.Upstream, forward)
+		}
+	}
+	return proxies
+}
+
+// prepareStream lifts w's write deadline and carries Last-Event-ID into
+// the query.
+func prepareStream(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	if last := r.Header.Get("Last-Event-ID"); last != "" {
+		q := r.URL.Query()
+		if q.Get("last_event_id") == "" {
+			q.Set("last_event_id", last)
+			r.URL.RawQuery = q.Encode()
+		}
+	}
+}

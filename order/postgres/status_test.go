@@ -1,0 +1,359 @@
+package postgres_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mercato-dev/mercato/order"
+	"github.com/mercato-dev/mercato/order/postgres"
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+// The live status stream, GET /orders/{id}/events, on a real database: the
+// history trigger's notifications, the Watcher and the SSE transport.
+
+type streamRig struct {
+	repo    *postgres.Repository
+	tokens  *auth.Tokens
+	watcher *order.Watcher
+	url     string // the server's base URL
+}
+
+// newStreamRig serves the stream of a fresh database, its listener and
+// watcher stopped when the test ends. Another rig on the same dsn is
+// another instance.
+func newStreamRig(t *testing.T, dsn string, opts order.WatchOptions) *streamRig {
+	t.Helper()
+	db, err := sqlx.Connect("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens([]byte("a-test-secret-of-at-least-32-bytes!!"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := postgres.New(db)
+	w := order.NewWatcher(repo, nil, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = postgres.Listen(ctx, dsn, w, log.NewNopLogger()) }()
+	r := mux.NewRouter()
+	order.MakeEventsHandler(r, w, tokens, log.NewNopLogger(), order.StreamOptions{Heartbeat: 100 * time.Millisecond})
+	srv := httptest.NewServer(r)
+	t.Cleanup(func() { cancel(); <-done; srv.Close() })
+	time.Sleep(100 * time.Millisecond) // the listener's LISTEN
+	return &streamRig{repo: repo, tokens: tokens, watcher: w, url: srv.URL}
+}
+
+func (rig *streamRig) token(t *testing.T, userID string, role auth.Role) string {
+	t.Helper()
+	tok, err := rig.tokens.Issue(auth.Identity{UserID: userID, Email: userID + "@example.com", Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+type sseEvent struct {
+	ID, Event, Data string
+	Comment         string
+}
+
+type stream struct {
+	resp   *http.Response
+	events chan sseEvent
+}
+
+// open starts a stream; a status other than 200 comes back with no events.
+func (rig *streamRig) open(t *testing.T, path, token string, header ...string) *stream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rig.url+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stream{resp: resp, events: make(chan sseEvent, 100)}
+	go func() {
+		defer close(s.events)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var e sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			k, v, _ := strings.Cut(line, ": ")
+			switch {
+			case line == "":
+				if e != (sseEvent{}) {
+					s.events <- e
+				}
+				e = sseEvent{}
+			case k == "":
+				e.Comment = v
+			case k == "id":
+				e.ID = v
+			case k == "event":
+				e.Event = v
+			case k == "data":
+				e.Data = v
+			case strings.HasPrefix(line, "retry: "):
+				e.Comment = line
+			}
+		}
+	}()
+	return s
+}
+
+// next returns the next status event, skipping heartbeats; ok is false when
+// the stream ended.
+func (s *stream) next(t *testing.T) (order.StatusEvent, string, bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second) // heartbeats do not count
+	for {
+		select {
+		case e, ok := <-s.events:
+			if !ok {
+				return order.StatusEvent{}, "", false
+			}
+			if e.Event != "status" {
+				continue
+			}
+			var se order.StatusEvent
+			if err := json.Unmarshal([]byte(e.Data), &se); err != nil {
+				t.Fatalf("data %q: %v", e.Data, err)
+			}
+			return se, e.ID, true
+		case <-deadline:
+			t.Fatal("no event within 5s")
+		}
+	}
+}
+
+func (s *stream) want(t *testing.T, status order.Status, previous string) string {
+	t.Helper()
+	e, id, ok := s.next(t)
+	if !ok {
+		t.Fatalf("stream ended; want %s", status)
+	}
+	prev := ""
+	if e.PreviousStatus != nil {
+		prev = string(*e.PreviousStatus)
+	}
+	if e.Status != status || prev != previous {
+		t.Fatalf("event %s: %s after %q, want %s after %q", id, e.Status, prev, status, previous)
+	}
+	return id
+}
+
+func move(t *testing.T, repo *postgres.Repository, id string, to order.Status, reason string) {
+	t.Helper()
+	if _, err := repo.Transition(context.Background(), nil, id, func(order.Order) (*order.Change, error) {
+		return &order.Change{Status: to, Reason: reason}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStatusStreamTransitionsAndReplay(t *testing.T) {
+	rig := newStreamRig(t, testkit.PostgresURL(t), order.WatchOptions{})
+	user := uuid.NewString()
+	o := mustCreate(t, rig.repo, newOrder(user))
+	path := "/api/v1/orders/" + o.ID + "/events"
+
+	s := rig.open(t, path, rig.token(t, user, auth.RoleCustomer))
+	if s.resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", s.resp.StatusCode)
+	}
+	for k, v := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
+		if got := s.resp.Header.Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	if first := <-s.events; first.Comment != "retry: 2000" {
+		t.Errorf("first block %+v, want retry: 2000", first)
+	}
+	placed := s.want(t, order.StatusPending, "")
+	move(t, rig.repo, o.ID, order.StatusConfirmed, "payment captured")
+	confirmed := s.want(t, order.StatusConfirmed, "pending")
+	move(t, rig.repo, o.ID, order.StatusCancelled, "cancelled by the customer")
+	e, cancelled, _ := s.next(t)
+	if e.Status != order.StatusCancelled || e.Reason == nil || *e.Reason != "cancelled by the customer" || e.OrderID != o.ID {
+		t.Fatalf("cancellation event %+v", e)
+	}
+	// A final state keeps the stream open: heartbeats go on.
+	deadline := time.After(2 * time.Second)
+	for pinged := false; !pinged; {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatal("the stream ended after a final state")
+			}
+			pinged = ev.Comment == "ping"
+		case <-deadline:
+			t.Fatal("no heartbeat")
+		}
+	}
+
+	// Reconnecting after the first event replays exactly the two missed
+	// rows, by header and by parameter; after the last, nothing.
+	for _, r := range []*stream{
+		rig.open(t, path, rig.token(t, user, auth.RoleCustomer), "Last-Event-ID", placed),
+		rig.open(t, path+"?last_event_id="+placed, rig.token(t, user, auth.RoleCustomer)),
+	} {
+		if got := r.want(t, order.StatusConfirmed, "pending"); got != confirmed {
+			t.Errorf("replayed id %s, want %s", got, confirmed)
+		}
+		if got := r.want(t, order.StatusCancelled, "confirmed"); got != cancelled {
+			t.Errorf("replayed id %s, want %s", got, cancelled)
+		}
+	}
+	r := rig.open(t, path, rig.token(t, user, auth.RoleCustomer), "Last-Event-ID", cancelled)
+	select {
+	case ev := <-r.events:
+		if ev.Comment != "retry: 2000" {
+			t.Fatalf("first block %+v", ev)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no retry line")
+	}
+	for range 2 { // two heartbeats and no event
+		if ev := <-r.events; ev.Comment != "ping" {
+			t.Fatalf("after the last id: %+v, want only heartbeats", ev)
+		}
+	}
+}
+
+func TestStatusStreamAcrossInstances(t *testing.T) {
+	dsn := testkit.PostgresURL(t)
+	a := newStreamRig(t, dsn, order.WatchOptions{})
+	b := newStreamRig(t, dsn, order.WatchOptions{})
+	user := uuid.NewString()
+	o := mustCreate(t, a.repo, newOrder(user))
+	s := a.open(t, "/api/v1/orders/"+o.ID+"/events", a.token(t, user, auth.RoleCustomer))
+	s.want(t, order.StatusPending, "")
+	move(t, b.repo, o.ID, order.StatusConfirmed, "payment captured") // committed through the other pool
+	s.want(t, order.StatusConfirmed, "pending")
+}
+
+func TestStatusStreamAuthorization(t *testing.T) {
+	rig := newStreamRig(t, testkit.PostgresURL(t), order.WatchOptions{})
+	user := uuid.NewString()
+	o := mustCreate(t, rig.repo, newOrder(user))
+	path := "/api/v1/orders/" + o.ID + "/events"
+	for _, tc := range []struct {
+		name, path, token, lastID string
+		want                      int
+	}{
+		{"owner", path, rig.token(t, user, auth.RoleCustomer), "", 200},
+		{"admin", path, rig.token(t, uuid.NewString(), auth.RoleAdmin), "", 200},
+		{"another user", path, rig.token(t, uuid.NewString(), auth.RoleCustomer), "", 404},
+		{"no token", path, "", "", 401},
+		{"bad token", path, "nonsense", "", 401},
+		{"unknown order", "/api/v1/orders/" + uuid.NewString() + "/events", rig.token(t, user, auth.RoleCustomer), "", 404},
+		{"not an id", "/api/v1/orders/nope/events", rig.token(t, user, auth.RoleCustomer), "", 404},
+		{"bad Last-Event-ID", path, rig.token(t, user, auth.RoleCustomer), "x1", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := rig.open(t, tc.path, tc.token, "Last-Event-ID", tc.lastID)
+			if s.resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", s.resp.StatusCode, tc.want)
+			}
+			if tc.want == 200 {
+				s.want(t, order.StatusPending, "")
+			} else if ct := s.resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("error Content-Type %q", ct)
+			}
+		})
+	}
+}
+
+func TestStatusStreamLimits(t *testing.T) {
+	rig := newStreamRig(t, testkit.PostgresURL(t), order.WatchOptions{MaxPerUser: 2, IdleTimeout: 700 * time.Millisecond})
+	user := uuid.NewString()
+	o := mustCreate(t, rig.repo, newOrder(user))
+	path := "/api/v1/orders/" + o.ID + "/events"
+	tok := rig.token(t, user, auth.RoleCustomer)
+
+	first, second := rig.open(t, path, tok), rig.open(t, path, tok)
+	first.want(t, order.StatusPending, "")
+	second.want(t, order.StatusPending, "")
+	third := rig.open(t, path, tok)
+	var body struct{ Error struct{ Code string } }
+	_ = json.NewDecoder(third.resp.Body).Decode(&body)
+	if third.resp.StatusCode != http.StatusTooManyRequests || body.Error.Code != "too_many_streams" || third.resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third stream: %d %q Retry-After %q", third.resp.StatusCode, body.Error.Code, third.resp.Header.Get("Retry-After"))
+	}
+	if other := rig.open(t, path, rig.token(t, uuid.NewString(), auth.RoleAdmin)); other.resp.StatusCode != 200 {
+		t.Fatalf("another user's stream: %d", other.resp.StatusCode)
+	}
+
+	// The idle timeout ends both (heartbeats do not count as activity), and
+	// frees their places.
+	start := time.Now()
+	for _, s := range []*stream{first, second} {
+		if _, _, ok := s.next(t); ok {
+			t.Fatal("an event, want the end of the stream")
+		}
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("idle streams ended after %s", took)
+	}
+	time.Sleep(50 * time.Millisecond)
+	again := rig.open(t, path, tok)
+	again.want(t, order.StatusPending, "")
+
+	// An event restarts the idle clock.
+	time.Sleep(400 * time.Millisecond)
+	move(t, rig.repo, o.ID, order.StatusConfirmed, "")
+	again.want(t, order.StatusConfirmed, "pending")
+	time.Sleep(400 * time.Millisecond)
+	for drained := false; !drained; {
+		select {
+		case _, ok := <-again.events:
+			if !ok {
+				t.Fatal("the stream ended 800ms after opening though an event came 400ms ago")
+			}
+		default:
+			drained = true
+		}
+	}
+}
+
+func TestStatusStreamShutdown(t *testing.T) {
+	rig := newStreamRig(t, testkit.PostgresURL(t), order.WatchOptions{})
+	user := uuid.NewString()
+	o := mustCreate(t, rig.repo, newOrder(user))
+	path := "/api/v1/orders/" + o.ID + "/events"
+	s := rig.open(t, path, rig.token(t, user, auth.RoleCustomer))
+	s.want(t, order.StatusPending, "")
+	rig.watcher.Close()
+	if _, _, ok := s.next(t); ok {
+		t.Fatal("an event after Close, want the end of the stream")
+	}
+	if after := rig.open(t, path, rig.token(t, user, auth.RoleCustomer)); after.resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a stream opened after Close: %d, want 503", after.resp.StatusCode)
+	}
+}
