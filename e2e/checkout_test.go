@@ -79,6 +79,7 @@ type checkoutOptions struct {
 	observe      *observability
 	notification bool
 	sink         *sink
+	extraArgs    map[string][]string // more flags per service (the storefront's test: -seed-demo)
 }
 
 func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform {
@@ -132,6 +133,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 		svcs = append(svcs, "notification")
 	}
 	for _, svc := range svcs {
+		p.args[svc] = append(p.args[svc], opts.extraArgs[svc]...)
 		for range 2 {
 			pr := start(t, svc, p.args[svc]...)
 			opts.observe.ship(pr)

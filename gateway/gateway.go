@@ -53,8 +53,8 @@ type Gateway struct {
 // New mounts the gateway's routes on router: one round-robin, retrying,
 // breaker-guarded endpoint per upstream service, built on one instancer per
 // service shared by all its routes, whose answers are streamed to the client
-// (see newProxy); and the API reference the gateway serves itself
-// (mountReference).
+// (see newProxy); and the API reference and the storefront the gateway
+// serves itself (mountReference, mountStorefront).
 func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client, reg prometheus.Registerer, logger log.Logger) *Gateway {
 	routes := cfg.Routes
 	if routes == nil {
@@ -83,7 +83,8 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 		router.Path(rt.Prefix).Handler(h)
 		router.PathPrefix(rt.Prefix + "/").Handler(h)
 	}
-	g.mountReference(router) // /docs and /api/v1/openapi.{json,yaml}
+	g.mountReference(router)  // /docs and /api/v1/openapi.{json,yaml}
+	g.mountStorefront(router) // / and /assets/<version>/...
 	return g
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/sha256"
 	"embed"
@@ -48,6 +49,9 @@ type asset struct {
 	etag        string
 	gzipped     []byte // body, gzip-compressed, for files stored so; else nil
 	gzipETag    string
+	// csp and cacheControl are the reference's (referenceCSP, no-cache)
+	// when empty.
+	csp, cacheControl string
 }
 
 // referenceAssets maps each path of the reference to what it serves.
@@ -136,8 +140,10 @@ func (g *Gateway) serveAsset(a *asset) http.Handler {
 		}
 		h := w.Header()
 		h.Set("Content-Type", a.contentType)
-		h.Set("Cache-Control", "no-cache") // revalidated with the ETag: a new gateway's files show at once
-		h.Set("Content-Security-Policy", referenceCSP)
+		// Revalidated with the ETag unless said otherwise: a new gateway's
+		// files show at once.
+		h.Set("Cache-Control", cmp.Or(a.cacheControl, "no-cache"))
+		h.Set("Content-Security-Policy", cmp.Or(a.csp, referenceCSP))
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		body, tag := a.body, a.etag

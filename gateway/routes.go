@@ -26,9 +26,10 @@ type Route struct {
 }
 
 // Routes is the public API of API.md mapped to the services that own it.
-// Besides them the gateway serves only /health and its API reference
-// (/docs, /api/v1/openapi.json and .yaml); anything else, /internal/…
-// included, is 404 at the gateway.
+// Besides them the gateway serves only /health, its API reference
+// (/docs, /api/v1/openapi.json and .yaml) and the storefront (/ and
+// /assets/<version>/…); anything else, /internal/… included, is 404 at the
+// gateway.
 var Routes = []Route{
 	{Prefix: "/api/v1/auth", Upstream: "user", Public: []string{
 		"POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"}},

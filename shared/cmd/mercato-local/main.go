@@ -388,6 +388,7 @@ func printBanner(ctx context.Context, p *platform) {
 	}
 	rule := strings.Repeat("=", 78)
 	fmt.Fprintf(&b, "\n%s\n  Mercato is running (pid %d). Stop it with Ctrl-C or `kill %d`.\n\n", rule, os.Getpid(), os.Getpid())
+	line("Storefront", "http://%s/   (the demo shop: browse, check out with the sandbox cards, watch the order live)", gatewayAddr)
 	line("API gateway", "http://%s/api/v1   (health http://%s/health)", gatewayAddr, gatewayAddr)
 	line("API docs", "http://%s/docs   (the reference, with Try it out; OpenAPI at /api/v1/openapi.json and .yaml)", gatewayAddr)
 	line("Gateway admin", "http://%s/metrics, http://%s/ready", gatewayAdminAddr, gatewayAdminAddr)
