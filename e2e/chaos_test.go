@@ -41,7 +41,10 @@ var (
 func TestChaos(t *testing.T) {
 	sink := startSink(t)
 	p := startCheckoutPlatform(t, checkoutOptions{webhookDelay: "0s", logLevel: "warn", notification: true, sink: sink,
-		gateways: 2, reservationTTL: "2m"})
+		gateways: 2, reservationTTL: "2m",
+		// Retries that outlast the 30 s SMTP outage, as the defaults (2 s
+		// doubling, 10 attempts) do; the e2e platform's own give up in 9 s.
+		notificationArgs: []string{"-send-max-backoff", "5s", "-send-max-attempts", "25"}})
 	seedDemoCatalogue(t, p)
 	pg := testkit.PostgresServer(t)
 	c := &chaosPlatform{checkoutPlatform: p, t: t, sink: sink}

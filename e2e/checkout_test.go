@@ -84,8 +84,10 @@ type checkoutOptions struct {
 	observe      *observability
 	notification bool
 	sink         *sink
-	// gateways is how many gateways run (default 1).
-	gateways int
+	// gateways is how many gateways run (default 1); notificationArgs
+	// are more flags of the notification service.
+	gateways         int
+	notificationArgs []string
 }
 
 func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform {
@@ -143,6 +145,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	if opts.notification {
 		p.args["notification"] = append(common("notification"), "-smtp-addr", opts.sink.ln.Addr().String(),
 			"-send-poll-interval", "100ms", "-send-timeout", "2s", "-send-backoff", "200ms", "-send-max-backoff", "1s")
+		p.args["notification"] = append(p.args["notification"], opts.notificationArgs...)
 		svcs = append(svcs, "notification")
 	}
 	for _, svc := range svcs {

@@ -68,8 +68,12 @@ type FaultResult struct {
 	Errors    int     `json:"errors"`
 	ErrorRate float64 `json:"error_rate"`
 	P99       float64 `json:"p99_ms"`
-	// RecoverySeconds is Recovered − End.
-	RecoverySeconds float64 `json:"recovery_s"`
+	// RecoverySeconds is Recovered − End: until the platform said it was
+	// whole. ErrorFreeSeconds is the time from End until the traffic was
+	// clean again: the first of two seconds in a row without an error
+	// (-1: not before the run ended). The window above ends at the later.
+	RecoverySeconds  float64 `json:"recovery_s"`
+	ErrorFreeSeconds float64 `json:"error_free_after_s"`
 	Err             string  `json:"error,omitempty"`
 	started, ended  time.Time
 	recovered       time.Time
@@ -204,6 +208,14 @@ func (f *FaultResult) measure(r *load.Report) {
 		f.Recovered = at(f.recovered)
 		f.RecoverySeconds = f.Recovered - f.End
 		until = f.Recovered
+	}
+	f.ErrorFreeSeconds = -1
+	for i, s := range r.Timeline {
+		if float64(s.At+1) > f.End && i+1 < len(r.Timeline) && s.Errors == 0 && r.Timeline[i+1].Errors == 0 {
+			f.ErrorFreeSeconds = max(0, float64(s.At)-f.End)
+			until = max(until, float64(s.At))
+			break
+		}
 	}
 	for _, s := range r.Timeline {
 		if float64(s.At+1) <= f.Start || float64(s.At) > until+1 {

@@ -17,13 +17,17 @@ func (r *Report) WriteTable(w io.Writer) {
 			r.Load.Rate, r.Load.DurationSeconds, len(r.Faults), len(r.Load.Orders), r.Seconds)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FAULT\tAT\tREPAIRED\tRECOVERED\tREQUESTS\tERRORS\tERROR RATE\tP99\t")
+	fmt.Fprintln(tw, "FAULT\tAT\tLASTED\tWHOLE AGAIN\tNO ERRORS AGAIN\tREQUESTS\tERRORS\tERROR RATE\tP99\t")
 	for _, f := range r.Faults {
 		rec := fmt.Sprintf("+%.1fs", f.RecoverySeconds)
 		if f.Recovered < 0 {
 			rec = "never"
 		}
-		fmt.Fprintf(tw, "%s\t%.1fs\t%.1fs\t%s\t%d\t%d\t%.1f%%\t%.0fms\t\n", f.Name, f.Start, f.End-f.Start, rec,
+		clean := fmt.Sprintf("+%.0fs", f.ErrorFreeSeconds)
+		if f.ErrorFreeSeconds < 0 {
+			clean = "not in the run"
+		}
+		fmt.Fprintf(tw, "%s\t%.1fs\t%.1fs\t%s\t%s\t%d\t%d\t%.1f%%\t%.0fms\t\n", f.Name, f.Start, f.End-f.Start, rec, clean,
 			f.Requests, f.Errors, 100*f.ErrorRate, f.P99)
 		if f.Err != "" {
 			fmt.Fprintf(tw, "  ! %s\t\t\t\t\t\t\t\t\n", f.Err)
