@@ -74,9 +74,9 @@ type FaultResult struct {
 	// (-1: not before the run ended). The window above ends at the later.
 	RecoverySeconds  float64 `json:"recovery_s"`
 	ErrorFreeSeconds float64 `json:"error_free_after_s"`
-	Err             string  `json:"error,omitempty"`
-	started, ended  time.Time
-	recovered       time.Time
+	Err              string  `json:"error,omitempty"`
+	started, ended   time.Time
+	recovered        time.Time
 }
 
 // Report is a chaos run: the load's report, the faults, the invariants.
