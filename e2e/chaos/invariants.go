@@ -54,7 +54,7 @@ type Platform struct {
 // and consumer groups drained, dead letters named with their reason, and
 // every instance back, passing and with its breakers closed. Those that
 // converge (a relay, a retry) are polled until they hold or Drain passes.
-func (p *Platform) Checks(ctx context.Context, _ *Report) []load.Invariant {
+func (p *Platform) Checks(ctx context.Context, r *Report) []load.Invariant {
 	drain := p.Drain
 	if drain == 0 {
 		drain = time.Minute
@@ -69,6 +69,7 @@ func (p *Platform) Checks(ctx context.Context, _ *Report) []load.Invariant {
 		}
 	}
 	return []load.Invariant{
+		p.placed(ctx, r.Load),
 		p.charges(ctx),
 		eventually(p.emails),
 		eventually(p.outboxes),
@@ -76,6 +77,33 @@ func (p *Platform) Checks(ctx context.Context, _ *Report) []load.Invariant {
 		p.deadLetters(ctx),
 		eventually(p.instances),
 	}
+}
+
+// placed: no order exists that no client placed — every order not
+// acknowledged is one of the checkouts the load generator sent and saw
+// fail (a timeout, a 5xx: the order was made, its answer lost).
+func (p *Platform) placed(ctx context.Context, r *load.Report) load.Invariant {
+	const name = "no order that no client placed"
+	var total int
+	if err := p.Databases.Order.GetContext(ctx, &total, `SELECT count(*) FROM orders`); err != nil {
+		return load.Result(name, "", nil, err)
+	}
+	unanswered := 0
+	for _, sc := range r.Scenarios {
+		if sc.Scenario == load.Checkout {
+			for code, n := range sc.Total.Statuses {
+				if code == "0" || strings.HasPrefix(code, "5") {
+					unanswered += n
+				}
+			}
+		}
+	}
+	extra := total - len(r.Orders)
+	var v []string
+	if extra > unanswered {
+		v = append(v, fmt.Sprintf("%d orders exist that were not acknowledged, but only %d checkouts went unanswered or failed with a 5xx", extra, unanswered))
+	}
+	return load.Result(name, fmt.Sprintf("%d orders: %d acknowledged, %d of the %d checkouts whose answer was lost or a 5xx", total, len(r.Orders), extra, unanswered), v, nil)
 }
 
 // confirmed are the ids of the orders that were paid.
