@@ -47,7 +47,14 @@ func TestChaos(t *testing.T) {
 		notificationArgs: []string{"-send-max-backoff", "5s", "-send-max-attempts", "25"}})
 	seedDemoCatalogue(t, p)
 	pg := testkit.PostgresServer(t)
-	c := &chaosPlatform{checkoutPlatform: p, t: t, sink: sink}
+	// One Consul client for the whole run: a client a poll would leave
+	// its connections open, and the agent refuses more than 200 from one
+	// address (429), services' included.
+	consul, err := api.NewClient(&api.Config{Address: p.consul, Token: testkit.ConsulToken(t, p.consul, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &chaosPlatform{checkoutPlatform: p, t: t, sink: sink, consulAPI: consul}
 
 	var targets []string
 	for _, gw := range p.gateways {
@@ -70,10 +77,6 @@ func TestChaos(t *testing.T) {
 			c.smtpOutage(30*time.Second, outage),
 			c.slowSandbox(20 * time.Second),
 		}
-	}
-	consul, err := api.NewClient(&api.Config{Address: p.consul, Token: testkit.ConsulToken(t, p.consul, "")})
-	if err != nil {
-		t.Fatal(err)
 	}
 	platform := &chaos.Platform{
 		Databases:    &load.Databases{Product: p.db["product"], Order: p.db["order"], Payment: p.db["payment"]},
@@ -129,8 +132,9 @@ func writeChaosFiles(t *testing.T, r *chaos.Report) {
 // chaosPlatform is the checkout platform with the faults TestChaos injects.
 type chaosPlatform struct {
 	*checkoutPlatform
-	t    *testing.T
-	sink *sink
+	t         *testing.T
+	sink      *sink
+	consulAPI *api.Client
 }
 
 // services are every process kind of the platform, gateway included.
@@ -152,12 +156,8 @@ func (c *chaosPlatform) instances() map[string]int {
 
 // recovered: every instance passing in Consul and every gateway answering.
 func (c *chaosPlatform) recovered(ctx context.Context) error {
-	consul, err := api.NewClient(&api.Config{Address: c.consul, Token: testkit.ConsulToken(c.t, c.consul, "")})
-	if err != nil {
-		return err
-	}
 	for svc, want := range c.instances() {
-		entries, _, err := consul.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(ctx))
+		entries, _, err := c.consulAPI.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return err
 		}
