@@ -181,7 +181,7 @@ func (c *chaosPlatform) recovered(ctx context.Context) error {
 // kill SIGKILLs a random instance of svc while checkouts are in flight
 // (the shopper mix always has some) and starts it again where it was.
 func (c *chaosPlatform) kill(svc string) chaos.Fault {
-	i := rand.IntN(2)
+	i := rand.IntN(2) //nolint:gosec // G404: which instance to break, not a secret
 	return chaos.Fault{Name: fmt.Sprintf("SIGKILL %s[%d] mid-checkout", svc, i), Recovered: c.recovered,
 		Inject: func(context.Context) error {
 			ps := c.services()[svc]
@@ -195,7 +195,7 @@ func (c *chaosPlatform) kill(svc string) chaos.Fault {
 // pause SIGSTOPs a random instance of svc for longer than every timeout,
 // then SIGCONTs it.
 func (c *chaosPlatform) pause(svc string, d time.Duration) chaos.Fault {
-	i := rand.IntN(2)
+	i := rand.IntN(2) //nolint:gosec // G404: which instance to break, not a secret
 	return chaos.Fault{Name: fmt.Sprintf("SIGSTOP %s[%d] for %s", svc, i, d), Down: d, Recovered: c.recovered,
 		Inject: func(ctx context.Context) error {
 			pr := c.services()[svc][i].cmd.Process

@@ -140,7 +140,7 @@ func addMarks(p *plot.Plot, marks []Mark, labelled bool) error {
 			return err
 		}
 		band.Color = color.RGBA{R: 0xf0, G: 0xa0, B: 0x20, A: 0x40}
-		band.LineStyle.Width = 0
+		band.Width = 0
 		p.Add(band)
 		labels.XYs = append(labels.XYs, plotter.XY{X: m.From, Y: top})
 		labels.Labels = append(labels.Labels, m.Label)

@@ -80,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if path != "" {
 			abs, err := filepath.Abs(path)
 			if err == nil {
-				err = os.MkdirAll(filepath.Dir(abs), 0o755)
+				err = os.MkdirAll(filepath.Dir(abs), 0o750)
 			}
 			if err != nil {
 				fmt.Fprintln(stderr, "chaos:", err)
@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			testArgs = append(testArgs, flagName, abs)
 		}
 	}
-	cmd := exec.Command("go", testArgs...)
+	cmd := exec.Command("go", testArgs...) //nolint:gosec // G204: go test of this repo, with arguments built here
 	cmd.Dir = filepath.Join(root, "e2e")
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Run(); err != nil {
