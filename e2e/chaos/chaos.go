@@ -104,7 +104,11 @@ func (r *Report) OK() bool {
 	return r.Load != nil && len(r.Invariants) > 0
 }
 
-// Duration is the load duration a plan needs.
+// recoverySlack is load time beyond the plan's for faults slower to
+// recover than planned, so the last faults still happen under load.
+const recoverySlack = time.Minute
+
+// Duration is the load duration a plan needs, without recoverySlack.
 func (p Plan) Duration() time.Duration {
 	d := p.Warmup + p.Cooldown
 	for _, f := range p.Faults {
@@ -116,7 +120,7 @@ func (p Plan) Duration() time.Duration {
 // Run runs the plan: the load in the background, the faults in turn.
 func Run(ctx context.Context, p Plan) (*Report, error) {
 	began := time.Now()
-	p.Load.Duration = min(p.Duration(), load.MaxDuration)
+	p.Load.Duration = min(p.Duration()+recoverySlack, load.MaxDuration)
 	if p.RecoverWithin == 0 {
 		p.RecoverWithin = time.Minute
 	}
