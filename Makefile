@@ -93,6 +93,14 @@ LOAD_FLAGS ?=
 load: ## send the shopper mix to make run's gateway at a fixed rate: progress, a table per route, a latency PNG, the invariants
 	@$(GO) run ./e2e/cmd/load $(LOAD_FLAGS)
 
+# CHAOS_FLAGS go to make chaos: -rate 25, -short, -json FILE, -png FILE;
+# make chaos CHAOS_FLAGS=-h says them all.
+CHAOS_FLAGS ?=
+
+.PHONY: chaos
+chaos: deps ## kill, pause and restart every process and server under the shopper mix, then check nothing was lost (about 8 min)
+	@$(GO) run ./e2e/cmd/chaos $(CHAOS_FLAGS)
+
 .PHONY: monitoring-config
 monitoring-config: ## write the Grafana dashboards (deploy/grafana/dashboards) and their queries (queries.json) from deploy/dashboards
 	@$(GO) run ./deploy/cmd/dashboards

@@ -50,15 +50,20 @@ const checkoutHashKey = "e2e-idempotency-hash-key-long-enough"
 // per service, one Redis (events, caches, rate limits), the gateway and two
 // instances each of user, product, order and payment, all real binaries.
 type checkoutPlatform struct {
-	owner   testing.TB // the test the platform lives as long as
-	consul  string
-	rdb     *redis.Client
-	db      map[string]*sqlx.DB // by service
-	args    map[string][]string // each service's command line, for restarts
-	procs   map[string][]*proc
-	gateway *proc
-	http    *http.Client // to the gateway
-	admin   string       // the admin's access token
+	owner  testing.TB // the test the platform lives as long as
+	consul string
+	rdb    *redis.Client
+	// The platform's own Redis and Consul, which the chaos suite stops
+	// and starts; gateways are every gateway (gateway is the first).
+	redisSrv  *localinfra.Redis
+	consulSrv *localinfra.Consul
+	gateways  []*proc
+	db        map[string]*sqlx.DB // by service
+	args      map[string][]string // each service's command line, for restarts
+	procs     map[string][]*proc
+	gateway   *proc
+	http      *http.Client // to the gateway
+	admin     string       // the admin's access token
 
 	products map[string]checkoutProduct // by name
 }
@@ -80,17 +85,20 @@ type checkoutOptions struct {
 	notification bool
 	sink         *sink
 	extraArgs    map[string][]string // more flags per service (the storefront's test: -seed-demo)
+	gateways     int                 // how many gateways run (default 1)
 }
 
 func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform {
 	t.Helper()
 	// A Consul agent of its own: instances other tests killed are never
 	// routed to.
-	p := &checkoutPlatform{owner: t, consul: testkit.NewConsul(t).Addr(), db: map[string]*sqlx.DB{}, args: map[string][]string{},
+	consulSrv := testkit.NewConsul(t)
+	p := &checkoutPlatform{owner: t, consul: consulSrv.Addr(), consulSrv: consulSrv, db: map[string]*sqlx.DB{}, args: map[string][]string{},
 		procs: map[string][]*proc{}, products: map[string]checkoutProduct{},
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	// A Redis of its own: other tests' streams and consumer groups stay apart.
 	redisSrv := testkit.NewRedis(t)
+	p.redisSrv = redisSrv
 	p.rdb = redis.NewClient(redisSrv.Options(localinfra.RedisAdmin))
 	t.Cleanup(func() { p.rdb.Close() })
 	urls := map[string]string{}
@@ -116,9 +124,14 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	}
 
 	// The gateway first: the payment service posts its webhooks to it.
-	p.gateway = start(t, "gateway", append([]string{"-consul-addr", p.consul, "-redis-addr", redisSrv.Addr(),
-		"-jwt-secret", jwtSecret, "-rate-limit", "1000000", "-rate-burst", "100000", "-log-level", logLevel}, opts.observe.args()...)...)
-	opts.observe.ship(p.gateway)
+	p.args["gateway"] = append([]string{"-consul-addr", p.consul, "-redis-addr", redisSrv.Addr(),
+		"-jwt-secret", jwtSecret, "-rate-limit", "1000000", "-rate-burst", "100000", "-log-level", logLevel}, opts.observe.args()...)
+	for range max(1, opts.gateways) {
+		gw := start(t, "gateway", p.args["gateway"]...)
+		opts.observe.ship(gw)
+		p.gateways = append(p.gateways, gw)
+	}
+	p.gateway = p.gateways[0]
 
 	p.args["user"] = append(common("user"), "-bcrypt-cost", "4", "-admin-email", "admin@mercato.test", "-admin-password", "admin-password-1")
 	p.args["product"] = append(common("product"), "-sweep-interval", "1s")

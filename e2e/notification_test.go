@@ -40,6 +40,7 @@ type sunkMail struct {
 	to      string
 	subject string
 	body    string
+	at      time.Time // when it was accepted
 }
 
 func startSink(t *testing.T) *sink {
@@ -48,13 +49,35 @@ func startSink(t *testing.T) *sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sink{ln: ln, holding: make(chan struct{}, 1), release: make(chan error, 1)}
+	s := &sink{holding: make(chan struct{}, 1), release: make(chan error, 1)}
+	s.serve(ln)
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+func (s *sink) serve(ln net.Listener) {
+	s.ln = ln
 	s.srv = smtp.NewServer(s)
 	s.srv.Domain = "localhost"
 	s.srv.ReadTimeout, s.srv.WriteTimeout = 30*time.Second, 30*time.Second
 	go s.srv.Serve(ln) //nolint:errcheck // ends with Close
-	t.Cleanup(func() { ln.Close(); s.srv.Close() })
-	return s
+}
+
+// stop takes the sink down: connections refused until start (the chaos
+// suite's SMTP outage).
+func (s *sink) stop() {
+	s.ln.Close()
+	s.srv.Close()
+}
+
+// start brings a stopped sink back on its address, with what it held.
+func (s *sink) start() error {
+	ln, err := net.Listen("tcp", s.ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	s.serve(ln)
+	return nil
 }
 
 func (s *sink) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }
@@ -109,7 +132,7 @@ func (x *sinkSession) Data(r io.Reader) error {
 	}
 	x.s.mu.Lock()
 	defer x.s.mu.Unlock()
-	x.s.mails = append(x.s.mails, sunkMail{to: x.to, subject: subject, body: string(body)})
+	x.s.mails = append(x.s.mails, sunkMail{to: x.to, subject: subject, body: string(body), at: time.Now()})
 	return nil
 }
 

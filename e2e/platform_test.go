@@ -96,9 +96,17 @@ func launch(t, owner testing.TB, binary string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{name: binary, addr: "127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
+	return launchAt(t, owner, "127.0.0.1:"+strconv.Itoa(port), binary, args...)
+}
+
+// launchAt is launch on addr: the chaos suite restarts a killed instance
+// where it was, as a supervisor would, so clients holding its address
+// (the load generator's gateways) find it again.
+func launchAt(t, owner testing.TB, addr, binary string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: binary, addr: addr, done: make(chan struct{})}
 	p.log = filepath.Join(owner.TempDir(), binary+".log")
-	logFile, err := os.Create(p.log)
+	logFile, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

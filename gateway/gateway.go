@@ -193,6 +193,19 @@ func (g *Gateway) identify(r *http.Request) (auth.Identity, auth.AccessToken, bo
 	return id, at, true, nil
 }
 
+// unavailableRetryAfter is the Retry-After of the gateway's 503s: the
+// breakers' sleep window and Consul's check interval, after which another
+// instance, or this one back, is tried.
+const unavailableRetryAfter = 2
+
+// unavailable is the 503 of an upstream that cannot serve now, with when
+// to try again.
+func unavailable(upstream string) *httpkit.Error {
+	e := httpkit.Unavailable("the " + upstream + " service is unavailable; retry later")
+	e.RetryAfter = unavailableRetryAfter
+	return e
+}
+
 // upstreamError tells the client what went wrong upstream without internals.
 func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error) *httpkit.Error {
 	var upErr *discovery.UpstreamError
@@ -203,10 +216,10 @@ func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error)
 		return httpkit.NewError(499, "client_closed_request", "the client closed the request")
 	case errors.Is(err, discovery.ErrNoInstances), errors.Is(err, syscall.ECONNREFUSED):
 		level.Warn(logger).Log("msg", "no healthy instance")
-		return httpkit.Unavailable("the " + upstream + " service is unavailable; retry later")
+		return unavailable(upstream)
 	case errors.Is(err, hystrix.ErrCircuitOpen), errors.Is(err, hystrix.ErrMaxConcurrency):
 		level.Warn(logger).Log("msg", "every instance's breaker is open")
-		return httpkit.Unavailable("the " + upstream + " service is unavailable; retry later")
+		return unavailable(upstream)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, hystrix.ErrTimeout), isTimeout(err):
 		level.Warn(logger).Log("msg", "upstream timed out")
 		return httpkit.NewError(http.StatusGatewayTimeout, "upstream_timeout", "the "+upstream+" service did not answer in time")
@@ -214,7 +227,7 @@ func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error)
 		// The instance is up but cannot serve now (a dependency of its own
 		// is down): say so, rather than blame it.
 		level.Warn(logger).Log("msg", "upstream unavailable")
-		return httpkit.Unavailable("the " + upstream + " service is unavailable; retry later")
+		return unavailable(upstream)
 	case errors.As(err, &upErr):
 		level.Error(logger).Log("msg", "upstream failed")
 		return httpkit.NewError(http.StatusBadGateway, "upstream_error", "the "+upstream+" service failed")

@@ -239,6 +239,9 @@ func TestRoundRobinAndFailures(t *testing.T) {
 		if rec.Code != http.StatusServiceUnavailable || errorCode(t, rec) != "service_unavailable" {
 			t.Fatalf("got %d %s", rec.Code, rec.Body)
 		}
+		if rec.Header().Get("Retry-After") != "2" {
+			t.Errorf("Retry-After %q, want 2", rec.Header().Get("Retry-After"))
+		}
 	})
 	t.Run("an instance's 500 is a 502", func(t *testing.T) {
 		bad := newUpstream(t, http.StatusInternalServerError)
@@ -254,6 +257,11 @@ func TestRoundRobinAndFailures(t *testing.T) {
 		rec := f.do(t, "POST", "/api/v1/auth/login", "", `{}`)
 		if rec.Code != http.StatusServiceUnavailable || errorCode(t, rec) != "service_unavailable" {
 			t.Fatalf("got %d %s", rec.Code, rec.Body)
+		}
+		// The chaos suite's PostgreSQL restart: clients are told when to
+		// try again.
+		if rec.Header().Get("Retry-After") != "2" {
+			t.Errorf("Retry-After %q, want 2", rec.Header().Get("Retry-After"))
 		}
 	})
 	t.Run("a dead instance is skipped", func(t *testing.T) {

@@ -16,7 +16,18 @@ import (
 
 // WritePNG draws the run's timeline: p50 and p99 latency by scenario, and
 // requests and errors, second by second (by when requests were sent).
-func (r *Report) WritePNG(w io.Writer) error {
+func (r *Report) WritePNG(w io.Writer) error { return r.WritePNGMarked(w, nil) }
+
+// Mark is a span of a run to show on its chart: a fault, from From to To
+// seconds since the first request.
+type Mark struct {
+	From, To float64
+	Label    string
+}
+
+// WritePNGMarked is WritePNG with the marks drawn on every plot: a shaded
+// band each, labelled on the traffic plot.
+func (r *Report) WritePNGMarked(w io.Writer, marks []Mark) error {
 	title := fmt.Sprintf("%g req/s for %gs, %d shoppers", r.Rate, r.DurationSeconds, r.Users)
 	if r.Label != "" {
 		title = r.Label + ": " + title
@@ -71,6 +82,12 @@ func (r *Report) WritePNG(w io.Writer) error {
 		traffic.Legend.Add(series.name, l)
 	}
 
+	for i, p := range []*plot.Plot{p50, p99, traffic} {
+		if err := addMarks(p, marks, i == 2); err != nil {
+			return err
+		}
+	}
+
 	img := vgimg.NewWith(vgimg.UseWH(720, 620), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))
 	plots := [][]*plot.Plot{{p50}, {p99}, {traffic}}
 	tiles := draw.Tiles{Rows: 3, Cols: 1, PadX: vg.Points(8), PadY: vg.Points(10),
@@ -109,4 +126,36 @@ func plainTicks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return ticks
+}
+
+// addMarks shades each mark's span over the plot's height, and, when
+// labelled, names it at the top.
+func addMarks(p *plot.Plot, marks []Mark, labelled bool) error {
+	top := max(p.Y.Max, 1)
+	var labels plotter.XYLabels
+	for _, m := range marks {
+		band, err := plotter.NewPolygon(plotter.XYs{{X: m.From, Y: 0}, {X: max(m.To, m.From+0.5), Y: 0},
+			{X: max(m.To, m.From+0.5), Y: top}, {X: m.From, Y: top}})
+		if err != nil {
+			return err
+		}
+		band.Color = color.RGBA{R: 0xf0, G: 0xa0, B: 0x20, A: 0x40}
+		band.Width = 0
+		p.Add(band)
+		labels.XYs = append(labels.XYs, plotter.XY{X: m.From, Y: top})
+		labels.Labels = append(labels.Labels, m.Label)
+	}
+	if !labelled || len(marks) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		return err
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].Font.Size = 7
+		l.TextStyle[i].Rotation = -1.5708 // down the band
+	}
+	p.Add(l)
+	return nil
 }

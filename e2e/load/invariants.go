@@ -83,9 +83,9 @@ func (d *Databases) check(ctx context.Context, acknowledged []Order) []Invariant
 	return []Invariant{d.ordersInvariant(ctx, acknowledged), d.stockInvariant(ctx), d.Money(ctx)}
 }
 
-// result is the invariant name with the violations found (at most a few
+// Result is the invariant name with the violations found (at most a few
 // named), or what it checked.
-func result(name string, checked string, violations []string, err error) Invariant {
+func Result(name string, checked string, violations []string, err error) Invariant {
 	switch {
 	case err != nil:
 		return Invariant{Name: name, Detail: "could not be read: " + err.Error()}
@@ -103,7 +103,7 @@ func (d *Databases) ordersInvariant(ctx context.Context, acknowledged []Order) I
 	const name = "orders stored, none stuck"
 	got, err := d.orderStatus(ctx, acknowledged)
 	if err != nil {
-		return result(name, "", nil, err)
+		return Result(name, "", nil, err)
 	}
 	var v []string
 	seen := map[string]bool{}
@@ -120,13 +120,13 @@ func (d *Databases) ordersInvariant(ctx context.Context, acknowledged []Order) I
 	}
 	var pending []string
 	if err := d.Order.SelectContext(ctx, &pending, `SELECT id FROM orders WHERE status = 'pending'`); err != nil {
-		return result(name, "", nil, err)
+		return Result(name, "", nil, err)
 	}
 	var live []string
 	if err := d.Product.SelectContext(ctx, &live, `SELECT order_id FROM inventory_reservations
 		WHERE status = 'reserved' AND expires_at > now() AND order_id::text = ANY(string_to_array($1, ','))`,
 		strings.Join(pending, ",")); err != nil {
-		return result(name, "", nil, err)
+		return Result(name, "", nil, err)
 	}
 	held := map[string]bool{}
 	for _, id := range live {
@@ -139,9 +139,9 @@ func (d *Databases) ordersInvariant(ctx context.Context, acknowledged []Order) I
 	}
 	var total int
 	if err := d.Order.GetContext(ctx, &total, `SELECT count(*) FROM orders`); err != nil {
-		return result(name, "", nil, err)
+		return Result(name, "", nil, err)
 	}
-	return result(name, fmt.Sprintf("%d acknowledged orders stored once each; %d orders in all, %d pending with a live reservation",
+	return Result(name, fmt.Sprintf("%d acknowledged orders stored once each; %d orders in all, %d pending with a live reservation",
 		len(acknowledged), total, len(pending)), v, nil)
 }
 
@@ -183,7 +183,7 @@ func (d *Databases) stockInvariant(ctx context.Context) Invariant {
 		LEFT JOIN ledger ON ledger.product_id = items.product_id AND ledger.variant_id IS NOT DISTINCT FROM items.variant_id
 		LEFT JOIN held ON held.product_id = items.product_id AND held.variant_id IS NOT DISTINCT FROM items.variant_id`)
 	if err != nil {
-		return result(name, "", nil, err)
+		return Result(name, "", nil, err)
 	}
 	var v []string
 	var sold, reserved int64
@@ -202,7 +202,7 @@ func (d *Databases) stockInvariant(ctx context.Context) Invariant {
 	if len(rows) == 0 {
 		err = errors.New("no products")
 	}
-	return result(name, fmt.Sprintf("%d products and variants, %d units sold, %d reserved", len(rows), sold, reserved), v, err)
+	return Result(name, fmt.Sprintf("%d products and variants, %d units sold, %d reserved", len(rows), sold, reserved), v, err)
 }
 
 // Money: every order's payment holds (captured − refunded) what
@@ -217,7 +217,7 @@ func (d *Databases) Money(ctx context.Context) Invariant {
 		Refunded money.Amount `db:"refunded_amount"`
 	}
 	if err := d.Payment.SelectContext(ctx, &payments, `SELECT order_id, captured_amount, refunded_amount FROM payments`); err != nil {
-		return result(name, "", nil, err)
+		return Result(name, "", nil, err)
 	}
 	var orders []struct {
 		ID       string       `db:"id"`
@@ -226,7 +226,7 @@ func (d *Databases) Money(ctx context.Context) Invariant {
 		Refunded money.Amount `db:"refunded_amount"`
 	}
 	if err := d.Order.SelectContext(ctx, &orders, `SELECT id, status, total_amount, refunded_amount FROM orders`); err != nil {
-		return result(name, "", nil, err)
+		return Result(name, "", nil, err)
 	}
 	held := map[string]money.Amount{}
 	var heldSum, owedSum money.Amount
@@ -258,5 +258,5 @@ func (d *Databases) Money(ctx context.Context) Invariant {
 	if heldSum != owedSum {
 		v = append(v, fmt.Sprintf("captured − refunded = %s in all, paid orders' totals − refunds = %s", heldSum, owedSum))
 	}
-	return result(name, fmt.Sprintf("%s held for %d paid orders of %d, %d payments", heldSum, paid, len(orders), len(payments)), v, nil)
+	return Result(name, fmt.Sprintf("%s held for %d paid orders of %d, %d payments", heldSum, paid, len(orders), len(payments)), v, nil)
 }

@@ -72,6 +72,11 @@ const (
 type Config struct {
 	// Target is the gateway's base URL: http://127.0.0.1:3000.
 	Target string
+	// Targets, when set, are the base URLs of every gateway the requests
+	// are spread over, in turn (Target among them or not); setup and the
+	// reads after the run go to Target alone. The chaos suite runs two
+	// gateways and kills one.
+	Targets []string
 	// AllowRemote lets Target be an address that is not loopback.
 	AllowRemote bool
 	// Rate is requests per second over all scenarios; Duration how long the
@@ -105,6 +110,10 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Label names the run in its report and chart.
 	Label string
+	// OnStart, when set, is called with Report.Started as the first
+	// requests leave, after the setup (the chaos suite times its faults
+	// from it).
+	OnStart func(time.Time)
 }
 
 // Credentials are an account's email and password.
@@ -177,6 +186,13 @@ func (c Config) Checked() (Config, error) {
 	}
 	if err := checkTarget(c.Target, c.AllowRemote); err != nil {
 		errs = append(errs, err)
+	}
+	c.Targets = slices.Clone(c.Targets)
+	for i, t := range c.Targets {
+		c.Targets[i] = strings.TrimSuffix(t, "/")
+		if err := checkTarget(c.Targets[i], c.AllowRemote); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return c, errors.Join(errs...)
 }

@@ -185,3 +185,26 @@ func TestSettleWaitsForFinalStatesAndReportsTheRest(t *testing.T) {
 		t.Errorf("a stuck order: %+v", inv)
 	}
 }
+
+// TestTargetsAreTakenInTurn: with Targets, requests go to each gateway in
+// turn, and a target that is not loopback is refused like Target.
+func TestTargetsAreTakenInTurn(t *testing.T) {
+	c, err := Config{Targets: []string{"http://127.0.0.1:1/", "http://127.0.0.1:2"}}.Checked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &shop{api: c.Target + "/api/v1"}
+	for _, tg := range c.Targets {
+		s.spread = append(s.spread, tg+"/api/v1")
+	}
+	seen := map[string]int{}
+	for range 10 {
+		seen[s.next()]++
+	}
+	if seen["http://127.0.0.1:1/api/v1"] != 5 || seen["http://127.0.0.1:2/api/v1"] != 5 {
+		t.Errorf("requests by target: %v, want 5 each", seen)
+	}
+	if _, err := (Config{Targets: []string{"http://example.com"}}).Checked(); err == nil {
+		t.Error("a remote target among Targets was accepted")
+	}
+}

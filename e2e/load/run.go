@@ -33,6 +33,9 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	r := &Report{Label: c.Label, Target: c.Target, Rate: c.Rate, DurationSeconds: c.Duration.Seconds(), Users: c.Users,
 		Mix: FormatMix(c.Mix), SetupSeconds: time.Since(began).Seconds(), Started: time.Now()}
 	col := newCollector(r.Started)
+	if c.OnStart != nil {
+		c.OnStart(r.Started)
+	}
 	if err := s.attack(ctx, c, hc, col); err != nil {
 		col.report(r)
 		r.Orders = s.acknowledged()

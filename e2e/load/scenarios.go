@@ -69,7 +69,7 @@ func (s *shop) targeter(sc Scenario) vegeta.Targeter {
 }
 
 func (s *shop) get(t *vegeta.Target, path string, q url.Values, sh *shopper) {
-	t.Method, t.URL = http.MethodGet, s.api+path
+	t.Method, t.URL = http.MethodGet, s.next()+path
 	if len(q) > 0 {
 		t.URL += "?" + q.Encode()
 	}
@@ -79,11 +79,19 @@ func (s *shop) get(t *vegeta.Target, path string, q url.Values, sh *shopper) {
 }
 
 func (s *shop) post(t *vegeta.Target, path string, body any, sh *shopper) {
-	t.Method, t.URL = http.MethodPost, s.api+path
+	t.Method, t.URL = http.MethodPost, s.next()+path
 	t.Body, _ = json.Marshal(body) // maps and structs of strings and numbers always marshal
 	if sh != nil {
 		t.Header.Set("Authorization", "Bearer "+sh.token)
 	}
+}
+
+// next is the API base URL of the next request: the targets in turn.
+func (s *shop) next() string {
+	if len(s.spread) == 0 {
+		return s.api
+	}
+	return s.spread[s.turn.Add(1)%uint64(len(s.spread))]
 }
 
 func (s *shop) aShopper() *shopper { return s.shoppers[randN(len(s.shoppers))] }

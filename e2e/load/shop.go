@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -21,8 +22,12 @@ import (
 // shop is what the scenarios draw on: the catalogue as the run found it,
 // the signed-in shoppers, and the orders the platform acknowledged.
 type shop struct {
-	api   string // the gateway's base URL with /api/v1
-	runID string // in every email, Idempotency-Key and request id of the run
+	api string // the gateway's base URL with /api/v1
+	// spread are the API base URLs the requests go to in turn, when
+	// Config.Targets names more gateways; turn counts the requests.
+	spread []string
+	turn   atomic.Uint64
+	runID  string // in every email, Idempotency-Key and request id of the run
 
 	categories []string // slugs
 	products   []string // ids of active products
@@ -56,6 +61,9 @@ func openShop(ctx context.Context, c Config, hc *http.Client) (*shop, error) {
 	_, _ = rand.Read(id) // crypto/rand.Read never fails on Linux
 	s := &shop{api: c.Target + "/api/v1", runID: hex.EncodeToString(id), byShopper: map[string]*shopper{},
 		cards: newWeighted(c.Cards)}
+	for _, t := range c.Targets {
+		s.spread = append(s.spread, t+"/api/v1")
+	}
 	if err := s.readCatalogue(ctx, api); err != nil {
 		return nil, err
 	}

@@ -7,12 +7,16 @@ package httpkit
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-kit/log"
@@ -135,8 +139,35 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 			return withDetails(NewError(m.Status, m.Code, msg), err)
 		}
 	}
+	if Unreachable(err) {
+		level.Warn(logging.WithRequest(ctx, logger)).Log("msg", "a backing server is unreachable", "err", err)
+		e := Unavailable("a server this request needs is unavailable; try again shortly")
+		e.RetryAfter = int(UnreachableRetryAfter / time.Second)
+		return e
+	}
 	level.Error(logging.WithRequest(ctx, logger)).Log("msg", "unexpected error", "err", err)
 	return Internal()
+}
+
+// UnreachableRetryAfter is the Retry-After of a 503 for an unreachable
+// backing server: PostgreSQL or Redis restarting is back within seconds.
+const UnreachableRetryAfter = 2 * time.Second
+
+// Unreachable reports whether err is a backing server (PostgreSQL, Redis,
+// an upstream) that cannot be reached right now — connection refused or
+// reset, a dead pooled connection, PostgreSQL shutting down or starting
+// up (SQLSTATE class 57, operator intervention) — rather than a bug: the
+// client is told 503 and when to retry, not 500.
+func Unreachable(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var state interface{ SQLState() string }
+	return errors.As(err, &state) && strings.HasPrefix(state.SQLState(), "57")
 }
 
 // withDetails gives e the details of the first Detailed error in err's

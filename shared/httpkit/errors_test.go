@@ -2,10 +2,14 @@ package httpkit
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/go-kit/log"
@@ -93,3 +97,36 @@ type detailsOnly struct{}
 
 func (detailsOnly) Error() string                { return "internal thing" }
 func (detailsOnly) ErrorDetails() map[string]any { return map[string]any{"secret": "x"} }
+
+// sqlStateErr is a driver error with a SQLSTATE, as lib/pq's *pq.Error.
+type sqlStateErr string
+
+func (e sqlStateErr) Error() string    { return "pq: " + string(e) }
+func (e sqlStateErr) SQLState() string { return string(e) }
+
+// A backing server that cannot be reached (PostgreSQL or Redis restarting,
+// found by the chaos suite answering 500) is a 503 with Retry-After, not
+// an internal error; a real bug stays a 500.
+func TestUnreachableBackingServerIs503WithRetryAfter(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	for _, err := range []error{
+		fmt.Errorf("claim idempotency key: %w", dial),
+		fmt.Errorf("count orders: %w", driver.ErrBadConn),
+		fmt.Errorf("read: %w", syscall.ECONNRESET),
+		fmt.Errorf("insert: %w", sqlStateErr("57P01")), // admin_shutdown
+		fmt.Errorf("insert: %w", sqlStateErr("57P03")), // cannot_connect_now
+	} {
+		rec := httptest.NewRecorder()
+		ErrorEncoder(log.NewNopLogger())(context.Background(), err, rec)
+		if rec.Code != 503 || rec.Header().Get("Retry-After") != "2" || !strings.Contains(rec.Body.String(), `"service_unavailable"`) {
+			t.Errorf("%v: %d Retry-After %q %s; want 503, Retry-After 2, service_unavailable", err, rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+		}
+	}
+	for _, err := range []error{errors.New("boom"), sqlStateErr("23505"), &net.OpError{Op: "read", Err: errors.New("x")}} {
+		rec := httptest.NewRecorder()
+		ErrorEncoder(log.NewNopLogger())(context.Background(), err, rec)
+		if rec.Code != 500 {
+			t.Errorf("%v: %d, want 500", err, rec.Code)
+		}
+	}
+}

@@ -176,8 +176,9 @@ func RandomRedisPasswords() map[string]string {
 
 // consulTokens are the ACL tokens a Consul agent made (Consul.token).
 type consulTokens struct {
-	mu   sync.Mutex
-	made map[string]string // secrets, by policy name
+	mu    sync.Mutex
+	made  map[string]string // secrets, by policy name
+	rules map[string]string // the policies' rules, by policy name, for Start
 }
 
 // ServiceToken returns the ACL token of service, with the policy
@@ -216,8 +217,23 @@ func (c *Consul) token(ctx context.Context, name, rules, secretID string) (strin
 		return "", fmt.Errorf("localinfra: consul: create token %s: %w", name, err)
 	}
 	if c.tokens.made == nil {
-		c.tokens.made = map[string]string{}
+		c.tokens.made, c.tokens.rules = map[string]string{}, map[string]string{}
 	}
-	c.tokens.made[name] = tok.SecretID
+	c.tokens.made[name], c.tokens.rules[name] = tok.SecretID, rules
 	return tok.SecretID, nil
+}
+
+// remakeTokens makes every token made before again, with its secret, on
+// an agent that has forgotten them (Start).
+func (c *Consul) remakeTokens(ctx context.Context) error {
+	c.tokens.mu.Lock()
+	made, rules := c.tokens.made, c.tokens.rules
+	c.tokens.made, c.tokens.rules = nil, nil
+	c.tokens.mu.Unlock()
+	for name, secret := range made {
+		if _, err := c.token(ctx, name, rules[name], secret); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -38,6 +38,8 @@ type Consul struct {
 	opts     ConsulOptions
 	httpPort int
 	proc     *Process
+	// serfLAN, serfWAN, server are the other ports, kept for Start.
+	serfLAN, serfWAN, server int
 
 	tokens consulTokens
 }
@@ -85,6 +87,7 @@ func StartConsul(ctx context.Context, o ConsulOptions) (*Consul, error) {
 }
 
 func (c *Consul) start(ctx context.Context, serfLAN, serfWAN, server int) error {
+	c.serfLAN, c.serfWAN, c.server = serfLAN, serfWAN, server
 	//nolint:gosec // G204: the Consul binary localinfra found, with arguments built here
 	cmd := exec.Command(c.opts.Binary, "agent", "-dev",
 		"-client", "127.0.0.1",
@@ -180,6 +183,21 @@ func (c *Consul) ManagementToken() string { return c.opts.ManagementToken }
 // Addr is the HTTP API's host:port (what consul/api's Config.Address wants).
 func (c *Consul) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.httpPort))
+}
+
+// Start starts the agent again after Stop, on the same ports, waits until
+// it is leader, and makes again the ACL tokens ServiceToken and ReadToken
+// made before, with the same secrets: a dev agent keeps its catalogue in
+// memory, so what a persistent agent would have kept is put back, and the
+// services, still holding their tokens, register again by themselves.
+func (c *Consul) Start(ctx context.Context) error {
+	if c.proc != nil && !c.proc.Exited() {
+		return fmt.Errorf("localinfra: consul on %s is already running", c.Addr())
+	}
+	if err := c.start(ctx, c.serfLAN, c.serfWAN, c.server); err != nil {
+		return err
+	}
+	return c.remakeTokens(ctx)
 }
 
 // Stop makes the agent leave and exit (SIGINT) and waits for it.

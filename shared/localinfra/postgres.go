@@ -53,6 +53,10 @@ type Postgres struct {
 	port  int
 	proc  *Process
 	admin *sqlx.DB // to the "postgres" database, for EnsureDatabase
+
+	// What Start needs to start the server again after Stop.
+	bin, dataDir string
+	cred         *syscall.Credential
 }
 
 // StartPostgres initialises a cluster in o.Dir/data if there is none, starts
@@ -100,7 +104,7 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 
 	var p *Postgres
 	err = onPort(o.Port, func(port int) (*Process, error) {
-		p = &Postgres{opts: o, port: port}
+		p = &Postgres{opts: o, port: port, bin: postgres, dataDir: dataDir, cred: cred}
 		err := p.start(ctx, postgres, dataDir, cred)
 		return p.proc, err
 	})
@@ -246,11 +250,22 @@ func EnsureDatabase(ctx context.Context, admin *sqlx.DB, name, role, password st
 	return nil
 }
 
+// Start starts the server again after Stop, on the same port and data
+// folder, and waits until it accepts connections (what a restart after an
+// outage looks like to clients; the chaos suite uses it).
+func (p *Postgres) Start(ctx context.Context) error {
+	if p.proc != nil && !p.proc.Exited() {
+		return fmt.Errorf("localinfra: postgres on port %d is already running", p.port)
+	}
+	return p.start(ctx, p.bin, p.dataDir, p.cred)
+}
+
 // Stop shuts the server down with a fast shutdown (SIGINT: active sessions
 // are rolled back, the cluster is left consistent) and waits for it.
 func (p *Postgres) Stop() error {
 	if p.admin != nil {
 		p.admin.Close()
+		p.admin = nil
 	}
 	return p.proc.stop(syscall.SIGINT)
 }

@@ -143,3 +143,22 @@ func withDatabase(dsn, name string) (string, error) {
 	u.RawPath = ""
 	return u.String(), nil
 }
+
+// PostgresServer is the test binary's PostgreSQL server (the one
+// PostgresURL's databases are on), for a test that stops and starts it to
+// see the services ride out an outage. It fails t when the server is one
+// MERCATO_TEST_POSTGRES_URL names, which testkit cannot restart. A test
+// that stops it must not run in parallel with others using PostgreSQL.
+func PostgresServer(t testing.TB) *localinfra.Postgres {
+	t.Helper()
+	servers.pgOnce.Do(startPostgres)
+	if servers.pgErr != nil {
+		t.Fatalf("testkit: PostgreSQL: %v%s", servers.pgErr, overrideHint(EnvPostgresURL, "a running server's URL"))
+	}
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	if servers.pg == nil {
+		t.Fatalf("testkit: PostgreSQL is the server %s names, which this test must stop and start; unset it", EnvPostgresURL)
+	}
+	return servers.pg
+}

@@ -154,3 +154,23 @@ func TestConsulRegisterAndRead(t *testing.T) {
 		t.Fatalf("health entries for product = %+v, want %s on port 3002", entries, reg.ID)
 	}
 }
+
+// TestPostgresServerRestarts: the shared server stops and starts again
+// with its databases, and fresh databases are made on it afterwards.
+func TestPostgresServerRestarts(t *testing.T) {
+	db := testkit.Postgres(t)
+	db.MustExec(`CREATE TABLE kept (id int)`)
+	db.MustExec(`INSERT INTO kept VALUES (7)`)
+	pg := testkit.PostgresServer(t)
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var id int
+	if err := db.Get(&id, `SELECT id FROM kept`); err != nil || id != 7 {
+		t.Fatalf("after the restart: %d, %v; want 7", id, err)
+	}
+	testkit.Postgres(t).MustExec(`SELECT 1`)
+}
