@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make test, after deps and lint: the TypeScript client's check, every Go
 # module's tests with -race (the HCL checks of deploy/terraform/check among
-# them), then tofu fmt -check of deploy/terraform, make compose-test and
-# make k8s-test. The tools those need (Compose and buildx plugins, Consul,
+# them), the benchmarks once each, then tofu fmt -check of deploy/terraform,
+# make compose-test and make k8s-test. The tools those need (Compose and buildx plugins, Consul,
 # Mailpit, Prometheus; OpenTofu; Kubernetes, etcd and CoreDNS: Go builds of
 # several minutes each on a fresh machine) build one after another beside
 # the Go tests, which leave a core idle much of the time, so the checks
@@ -27,6 +27,12 @@ trap 'kill -- -"$tools" 2>/dev/null || true' EXIT
 echo "==> go test -race $PKGS"
 # shellcheck disable=SC2086 # PKGS is a list of package patterns
 "$GO" test -race -count=1 -timeout 20m $PKGS
+
+# The benchmarks run once each (-benchtime 1x), so they cannot rot: each
+# fails on an error, none on a figure. make bench and make bench-checkout
+# run them long enough to mean something.
+echo "==> the listing and checkout benchmarks, once each (figures printed, not judged)"
+"$GO" test -run '^$' -bench 'BenchmarkProductListing|BenchmarkCheckout' -benchtime 1x -count=1 -timeout 15m ./e2e/
 
 if ! wait "$tools"; then
 	cat "$tools_log" >&2
