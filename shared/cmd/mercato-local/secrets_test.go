@@ -75,7 +75,9 @@ func TestChildShowsNoSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if out, _ := os.ReadFile(log); strings.Contains(string(out), "started") {
+			// A line of its own: the log's banner quotes the command line,
+			// "echo started" included, before the shell has even run.
+			if out, _ := os.ReadFile(log); strings.Contains(string(out), "\nstarted\n") {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -106,7 +108,7 @@ func TestChildShowsNoSecret(t *testing.T) {
 			}
 		}
 		if !strings.Contains(string(environ), "MERCATO_JWT_SECRET="+sec.jwtSecret) {
-			t.Errorf("%s: the JWT secret is not in the environment", s.name)
+			t.Errorf("%s: the JWT secret is not in the environment: %q", s.name, environ)
 		}
 	}
 }
