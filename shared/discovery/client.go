@@ -11,20 +11,11 @@ import (
 	"github.com/afex/hystrix-go/hystrix"
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
-	consulsd "github.com/go-kit/kit/sd/consul"
 	"github.com/go-kit/kit/sd/lb"
 	"github.com/go-kit/log"
-	"github.com/hashicorp/consul/api"
 
 	"github.com/mercato-dev/mercato/shared/tracing"
 )
-
-// NewInstancer watches the passing instances of service in Consul. Build ONE
-// per upstream service and share it by all of that service's endpoints: each
-// instancer holds a blocking query open against Consul. Stop it on shutdown.
-func NewInstancer(client *api.Client, service string, logger log.Logger) *consulsd.Instancer {
-	return consulsd.NewInstancer(consulsd.NewClient(client), log.With(logger, "upstream", service), service, nil, true)
-}
 
 // Options tunes the client pipeline. Zero values take the defaults noted.
 // Use the same Options for every endpoint of an upstream: they share each

@@ -1,0 +1,110 @@
+package discovery
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/kit/sd"
+
+	"github.com/mercato-dev/mercato/shared/testkit"
+)
+
+// TestInstancerRidesOutConsulRestart stops the Consul agent under a watched
+// service and starts it again. The agent comes back without the instance,
+// which registers again (its Registrar's check) and starts critical until
+// its first health check: go-kit's instancer published that empty list, and
+// the gateway answered 503 for a minute (the chaos suite). Ours keeps the
+// last known instance through the outage and the re-registration, and sees
+// the instance again once it passes.
+func TestInstancerRidesOutConsulRestart(t *testing.T) {
+	consul := testkit.NewConsul(t)
+	client, err := NewConsulClientWithToken(consul.Addr(), consul.ManagementToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const service = "restarted"
+	a := newBackend(t, 0)
+	reg := registerBackend(t, client, service, a)
+	reg.Every = 200 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = reg.Run(ctx) }()
+
+	instancer := NewInstancer(client, service, testLogger())
+	t.Cleanup(instancer.Stop)
+	waitInstances(t, instancer, 15*time.Second, a.addr())
+
+	var (
+		mu     sync.Mutex
+		events []sd.Event
+		ch     = make(chan sd.Event)
+		stop   = make(chan struct{})
+	)
+	go func() {
+		for {
+			select {
+			case ev := <-ch:
+				mu.Lock()
+				events = append(events, ev)
+				mu.Unlock()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	instancer.Register(ch)
+	defer func() { instancer.Deregister(ch); close(stop) }()
+
+	if err := consul.Stop(); err != nil {
+		t.Fatalf("stop consul: %v", err)
+	}
+	eventually(t, 10*time.Second, "the instancer to see Consul gone", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(events, func(ev sd.Event) bool { return ev.Err != nil })
+	})
+	time.Sleep(2 * time.Second) // an outage of a few retries
+	if err := consul.Start(context.Background()); err != nil {
+		t.Fatalf("start consul: %v", err)
+	}
+	// The instance passes again once registered anew and checked.
+	eventually(t, 30*time.Second, "the instance to pass in the restarted Consul", func() bool {
+		entries, _, err := client.Health().Service(service, "", true, nil)
+		return err == nil && len(entries) == 1
+	})
+	waitInstances(t, instancer, 10*time.Second, a.addr())
+
+	mu.Lock()
+	defer mu.Unlock()
+	for i, ev := range events {
+		if ev.Err == nil && len(ev.Instances) == 0 {
+			t.Fatalf("event %d of %d published no instance while the restarted agent re-registered it: %+v", i+1, len(events), events)
+		}
+	}
+	if last := events[len(events)-1]; last.Err != nil || !slices.Equal(last.Instances, []string{a.addr()}) {
+		t.Errorf("last event %+v, want the instance %s", last, a.addr())
+	}
+}
+
+// TestInstancerPublishesNoInstances: a service with no instance is published as
+// such (the grace only covers an agent that just came back).
+func TestInstancerPublishesNoInstances(t *testing.T) {
+	addr := testkit.ConsulAddr(t)
+	client, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := "none-" + time.Now().Format("150405.000000")
+	a := newBackend(t, 0)
+	reg := registerBackend(t, client, service, a)
+	instancer := NewInstancer(client, service, testLogger())
+	t.Cleanup(instancer.Stop)
+	waitInstances(t, instancer, 15*time.Second, a.addr())
+	if err := reg.Deregister(); err != nil {
+		t.Fatal(err)
+	}
+	waitInstances(t, instancer, 10*time.Second)
+}
