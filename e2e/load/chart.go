@@ -139,7 +139,7 @@ func addMarks(p *plot.Plot, marks []Mark, labelled bool) error {
 		if err != nil {
 			return err
 		}
-		band.Color = color.RGBA{R: 0xf0, G: 0xa0, B: 0x20, A: 0x40}
+		band.Color = color.NRGBA{R: 0xf0, G: 0xa0, B: 0x20, A: 0x40} // NRGBA: RGBA is alpha-premultiplied, and R > A there drew an opaque purple
 		band.Width = 0
 		p.Add(band)
 		labels.XYs = append(labels.XYs, plotter.XY{X: m.From, Y: top})
