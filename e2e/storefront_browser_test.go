@@ -41,31 +41,12 @@ func TestStorefrontInBrowser(t *testing.T) {
 	base := "http://" + p.gateway.addr
 	shots := os.Getenv("MERCATO_SCREENSHOT_DIR")
 
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:0]),
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
+	ctx := newBrowser(t, browser, 1000, 800, 4*time.Minute,
 		// Two tabs work at once (the customer's and the admin's): neither
 		// may be slowed down for being in the background.
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 800),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
-	defer cancelTimeout()
+		chromedp.Flag("disable-backgrounding-occluded-windows", true))
 	customer := watchTab(t, ctx, browser, p.gateway.addr)
 
 	step := 0
