@@ -75,7 +75,16 @@ func TestInstancerRidesOutConsulRestart(t *testing.T) {
 		entries, _, err := client.Health().Service(service, "", true, nil)
 		return err == nil && len(entries) == 1
 	})
-	waitInstances(t, instancer, 10*time.Second, a.addr())
+	// A restarted agent may still answer an odd 500 for a moment ("grpc:
+	// the client connection is closing", seen in CI): that is published as
+	// an error keeping the instance, and the next answer clears it. So the
+	// last event must become the instance without error, not be it at once.
+	eventually(t, 10*time.Second, "the last event to be the instance, without error", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		last := events[len(events)-1]
+		return last.Err == nil && slices.Equal(last.Instances, []string{a.addr()})
+	})
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -83,9 +92,6 @@ func TestInstancerRidesOutConsulRestart(t *testing.T) {
 		if ev.Err == nil && len(ev.Instances) == 0 {
 			t.Fatalf("event %d of %d published no instance while the restarted agent re-registered it: %+v", i+1, len(events), events)
 		}
-	}
-	if last := events[len(events)-1]; last.Err != nil || !slices.Equal(last.Instances, []string{a.addr()}) {
-		t.Errorf("last event %+v, want the instance %s", last, a.addr())
 	}
 }
 
