@@ -108,6 +108,9 @@ func Start(ctx context.Context, cfg config.Common, logOutput io.Writer, opts Opt
 		in.Close()
 		return nil, err
 	}
+	if cfg.PprofAddr != "" {
+		in.Go("pprof", func(ctx context.Context) error { return servePprof(ctx, cfg.PprofAddr) })
+	}
 	return in, nil
 }
 

@@ -42,6 +42,8 @@ type Common struct {
 
 	OTLPEndpoint     string  // OTLP/HTTP collector traces are exported to; "" exports none
 	TraceSampleRatio float64 // share of new traces recorded (tracing.Config)
+
+	PprofAddr string // where Go's runtime profiles are served; "" : nowhere
 }
 
 // Register declares the common flags on fs, with defaultAddr as the listen
@@ -63,6 +65,7 @@ func (c *Common) Register(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.StringVar(&c.Version, "version", BuildVersion, "version reported in Consul tags and logs")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector to export traces to, host:port or URL, e.g. http://127.0.0.1:4318 (empty: none)")
 	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", 1, "share of new traces recorded, 0 to 1; a request or event that comes with a trace follows its caller's decision")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "address serving Go's runtime profiles (/debug/pprof/) on a listener of their own, e.g. 127.0.0.1:6060, for the benchmarks' profiles; empty: none")
 }
 
 // Parse parses args into fs, then the MERCATO_* environment for flags not

@@ -37,7 +37,6 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		corsOrigins     = fs.String("cors-origins", "*", "comma-separated origins allowed by CORS")
 		adminAddr       = fs.String("admin-addr", "127.0.0.1:0", "address of the admin listener: /health, /ready and /metrics, for Consul and Prometheus (port 0: any free port, registered in Consul); the public port serves /health only")
 		breakerVolume   = fs.Int("breaker-volume", 0, "calls to an instance within 10 s below which its breaker never opens; 0: more than one client may send within its rate limits, retries included")
-		pprofAddr       = fs.String("pprof-addr", "", "address serving Go's profiles (/debug/pprof/), e.g. 127.0.0.1:6060, for make bench-gateway's profiles; empty: none")
 		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt, its answer's body included, gets half")
 	)
 	cfg, err := fs.Parse(args)
@@ -67,10 +66,6 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// that verified are remembered until they expire (the denylist is still
 	// asked every time).
 	tokens = tokens.WithVerifiedCache(verifiedTokens).WithDenylist(auth.NewDenylist(rdb, logger))
-
-	if *pprofAddr != "" {
-		in.Go("pprof", func(ctx context.Context) error { return servePprof(ctx, *pprofAddr) })
-	}
 
 	// Routes.
 	in.Checks["consul"] = func(context.Context) error { _, err := consul.Status().Leader(); return err }
