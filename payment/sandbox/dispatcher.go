@@ -38,6 +38,10 @@ type Dispatcher struct {
 	// status), error (no answer). Nil counts nothing.
 	Deliveries metrics.Counter
 
+	// Wake, when set, ends the wait between polls: Sandbox.Due, so that a
+	// webhook is sent as soon as its charge is due, not at the next poll.
+	Wake <-chan struct{}
+
 	PollInterval time.Duration // wait when nothing is due; default 100ms
 	Lease        time.Duration // how long a taken charge is left to its dispatcher; default 30s
 	MaxBackoff   time.Duration // longest wait between attempts; default 1m
@@ -56,7 +60,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			level.Error(c.Logger).Log("msg", "webhook dispatcher: taking due charges failed", "err", err)
 		}
 		if n < c.BatchSize || err != nil { // drained (or failing): wait; a full batch loops at once
-			wait.For(ctx, c.PollInterval)
+			wait.ForOr(ctx, c.PollInterval, c.Wake)
 		}
 	}
 	return nil

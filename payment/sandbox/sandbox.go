@@ -24,6 +24,7 @@ import (
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/validate"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // Name is the provider's name in payments and in its webhook route.
@@ -74,7 +75,8 @@ func Migrate(ctx context.Context, db *sqlx.DB) error {
 // payment service cannot starve it.
 type Sandbox struct {
 	db    *sqlx.DB
-	delay float64 // seconds before a charge's webhook is first sent
+	delay time.Duration // before a charge's webhook is first sent
+	due   wait.Signal   // a charge's webhook came due (Due)
 }
 
 var (
@@ -86,7 +88,23 @@ var (
 // webhookDelay is how long after a charge its webhook is first sent, like
 // a real processor's processing time.
 func New(db *sqlx.DB, webhookDelay time.Duration) *Sandbox {
-	return &Sandbox{db: db, delay: webhookDelay.Seconds()}
+	return &Sandbox{db: db, delay: webhookDelay, due: wait.NewSignal()}
+}
+
+// Due receives a value when a charge this sandbox recorded has its webhook
+// due: the dispatcher of the same process (Dispatcher.Wake) sends it then
+// rather than at its next poll. Charges of other instances, and retries,
+// wait for the poll.
+func (s *Sandbox) Due() <-chan struct{} { return s.due }
+
+// scheduled signals Due once a new charge's webhook is due, after the
+// webhook delay (at once without one).
+func (s *Sandbox) scheduled() {
+	if s.delay <= 0 {
+		s.due.Notify()
+		return
+	}
+	time.AfterFunc(s.delay, s.due.Notify)
 }
 
 // Name is "sandbox".
@@ -126,8 +144,9 @@ func (s *Sandbox) Charge(ctx context.Context, c payment.ProviderCharge) (string,
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING id`,
 		newID("ch_"), c.IdempotencyKey, c.PaymentID, c.Amount, c.Currency, outcome,
-		sql.NullString{String: failure, Valid: failure != ""}, newID("evt_"), s.delay, traceContext)
+		sql.NullString{String: failure, Valid: failure != ""}, newID("evt_"), s.delay.Seconds(), traceContext)
 	if err == nil {
+		s.scheduled()
 		return id, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {

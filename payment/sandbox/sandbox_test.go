@@ -200,8 +200,13 @@ func (rc *receiver) events() []payment.WebhookEvent {
 
 func startDispatcher(t *testing.T, db *sqlx.DB, url string) {
 	t.Helper()
-	d := &sandbox.Dispatcher{DB: db, URL: url, Secret: []byte(secret), Client: &http.Client{Timeout: 5 * time.Second},
-		PollInterval: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	runDispatcher(t, &sandbox.Dispatcher{DB: db, URL: url, Secret: []byte(secret), Client: &http.Client{Timeout: 5 * time.Second},
+		PollInterval: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+}
+
+// runDispatcher runs d until the test ends.
+func runDispatcher(t *testing.T, d *sandbox.Dispatcher) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -268,6 +273,28 @@ func TestDispatcherRetriesUntilAcknowledged(t *testing.T) {
 	if row.Attempts != 4 || row.Next != nil || row.Err != nil || rc.bad != 0 {
 		t.Errorf("after delivery: %+v, %d badly signed", row, rc.bad)
 	}
+}
+
+// TestDispatcherWakesWhenChargeIsDue: the dispatcher of the sandbox's own
+// process sends a webhook when its charge comes due, not at its next poll.
+// The poll is an hour, and the dispatcher runs before the charge is made,
+// so its first round finds nothing: only Sandbox.Due can start the delivery
+// within the test's 20 s.
+func TestDispatcherWakesWhenChargeIsDue(t *testing.T) {
+	sb, db := newSandbox(t, time.Second)
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	runDispatcher(t, &sandbox.Dispatcher{DB: db, URL: srv.URL, Secret: []byte(secret), Client: &http.Client{Timeout: 5 * time.Second},
+		PollInterval: time.Hour, Wake: sb.Due()})
+	id, err := sb.Charge(context.Background(), charge(uuid.NewString(), 500, sandbox.CardSucceeds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the webhook, sent on the charge's due signal", func() bool {
+		got := rc.events()
+		return len(got) == 1 && got[0].ChargeID == id
+	})
 }
 
 // TestDispatchersShareWork: several dispatchers (instances) on one database

@@ -109,7 +109,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		bo.reset()
 		publishFailures.ok("outbox relay: publishing again")
 		if n < c.BatchSize { // drained: wait for new rows; a full batch loops at once
-			c.idle(ctx, wake)
+			wait.ForOr(ctx, c.PollInterval, wake)
 		}
 	}
 	return nil
@@ -127,17 +127,11 @@ func (r *Relay) listen(ctx context.Context) <-chan struct{} {
 	if r.ListenURL == "" {
 		return nil
 	}
-	wake := make(chan struct{}, 1)
-	signal := func() {
-		select {
-		case wake <- struct{}{}:
-		default: // one is pending already
-		}
-	}
+	wake := wait.NewSignal()
 	l := pq.NewListener(r.ListenURL, r.PollInterval, r.MaxBackoff, func(ev pq.ListenerEventType, err error) {
 		switch ev {
 		case pq.ListenerEventConnected, pq.ListenerEventReconnected:
-			signal()
+			wake.Notify()
 		case pq.ListenerEventConnectionAttemptFailed, pq.ListenerEventDisconnected:
 			r.Logger.Log("msg", "outbox relay: commit notifications lost, polling meanwhile", "err", err) //nolint:errcheck
 		}
@@ -154,21 +148,10 @@ func (r *Relay) listen(ctx context.Context) <-chan struct{} {
 	}()
 	go func() {
 		for range l.NotificationChannel() { // closed by Close
-			signal()
+			wake.Notify()
 		}
 	}()
 	return wake
-}
-
-// idle waits for a wake-up signal, the poll interval or ctx.
-func (r *Relay) idle(ctx context.Context, wake <-chan struct{}) {
-	t := time.NewTimer(r.PollInterval)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	case <-wake:
-	}
 }
 
 func (r *Relay) withDefaults() Relay {

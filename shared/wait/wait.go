@@ -20,6 +20,37 @@ func For(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// ForOr is For that also ends on a value from wake (a nil wake never
+// sends): a loop that polls as a fallback and wakes when told there is work.
+// It reports whether ctx is still live.
+func ForOr(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
+}
+
+// Signal tells a loop waiting in ForOr (on its channel) that there is work.
+// It holds one signal at most: signals sent while the loop is busy coalesce
+// into one, and Notify never blocks.
+type Signal chan struct{}
+
+// NewSignal returns a Signal with nothing pending.
+func NewSignal() Signal { return make(Signal, 1) }
+
+// Notify sends a signal unless one is pending already.
+func (s Signal) Notify() {
+	select {
+	case s <- struct{}{}:
+	default:
+	}
+}
+
 // Every calls round every d until ctx is done, the first time after d. It
 // keeps a time.Ticker's beat: a round that takes longer than d makes the
 // next one start at once, never two at a time.

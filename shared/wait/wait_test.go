@@ -58,3 +58,29 @@ func TestEvery(t *testing.T) {
 	stop()
 	Every(done, time.Hour, func() { t.Error("Every ran a round although its context was done") })
 }
+
+func TestForOrWakesOnSignal(t *testing.T) {
+	wake := NewSignal()
+	wake.Notify()
+	wake.Notify() // coalesces: never blocks
+	start := time.Now()
+	if !ForOr(context.Background(), time.Hour, wake) {
+		t.Fatal("ForOr returned false although its context is live")
+	}
+	if time.Since(start) > time.Minute {
+		t.Fatal("ForOr waited for its timer although a signal was pending")
+	}
+	select {
+	case <-wake:
+		t.Fatal("two signals sent while nobody waited were not coalesced into one")
+	default:
+	}
+	if !ForOr(context.Background(), time.Millisecond, nil) {
+		t.Error("ForOr with no wake channel did not return on its timer")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if ForOr(ctx, time.Hour, nil) {
+		t.Error("ForOr returned true although its context is done")
+	}
+}

@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	eventHandler := payment.NewEventHandler(svc)
 	in.Consume("order.cancelled consumer", "consumer", events.Consumer{
 		Types: eventHandler.EventTypes(), Handler: eventHandler.Handle})
-	in.Go("webhook dispatcher", (&sandbox.Dispatcher{DB: sandboxDB, URL: *webhookURL,
+	in.Go("webhook dispatcher", (&sandbox.Dispatcher{DB: sandboxDB, URL: *webhookURL, Wake: provider.Due(),
 		Secret: []byte(*webhookSecret), Client: webhookClient(),
 		Logger: log.With(logger, "component", "sandbox_webhooks"),
 		Deliveries: metrics.NewCounter(reg, "sandbox_webhook_deliveries_total",
