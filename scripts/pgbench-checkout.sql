@@ -1,71 +1,95 @@
--- All the database work of one confirmed checkout (one line, quantity 1,
--- the 4242 card, an Idempotency-Key: what BenchmarkCheckout's clients do),
--- for pgbench: one run of this script is one checkout, so pgbench's tps is
--- the checkouts per second PostgreSQL itself allows — the ceiling to compare
--- BenchmarkCheckout's end-to-end figure with (e2e/checkout_bench_test.go).
+-- All the database work of one confirmed checkout — one line, quantity 1,
+-- the 4242 card, an Idempotency-Key: what BenchmarkCheckout's clients do —
+-- for pgbench. One run of the script is one checkout, so pgbench's tps is
+-- the checkouts per second PostgreSQL itself allows: the ceiling that
+-- BenchmarkCheckout (e2e/checkout_bench_test.go) compares its end-to-end
+-- figure with.
 --
--- The order, product and payment databases are schemas of one scratch
--- database here (order_db, product_db, payment_db), each migrated by its
--- service's own migrations, the outbox/inbox ones and (payment) the sandbox
--- processor's included; pgbench connects to one database. Every statement is
--- the service's, in the order the saga sends them, checked against a
--- log_statement=all log of one real checkout on the e2e platform. Per
--- checkout:
+-- pgbench connects to one database, so the order, product and payment
+-- databases are schemas of one scratch database here (order_db, product_db,
+-- payment_db), each created by its service's own migrations: the events
+-- outbox/inbox and their notify triggers, and in payment_db the sandbox
+-- processor's tables, included. Every statement is the service's, in the
+-- order the saga sends them, and the list was checked against a
+-- log_statement=all log of one checkout on the e2e platform. Per checkout,
+-- 50 statements in 22 transactions (a transaction of n is BEGIN, n
+-- statements, COMMIT; the others are single statements on their own):
 --
---   order    claim the Idempotency-Key                       1 statement
---   product  reserve: reservation, lock product, lock variants, take stock,
---            reservation item, ledger row                   tx of 6
---   order    create: order, lines, history, outbox row       tx of 4
---   order    relay: order.created, two instances              2 tx of 1-2
---   payment  payment row; the sandbox's charge row; charge id; refunds   4
---   order    record the payment: lock order, lines, history, update   tx of 4
---   order    finish the Idempotency-Key                       1
---   payment  sandbox dispatcher takes the due webhook         1
---   payment  webhook: webhook_events row, lock payment, refunds, update,
---            outbox row, refunds                              tx of 6
---   payment  relay: payment.processed, two instances          2 tx of 1-2
---   payment  sandbox dispatcher marks it delivered            1
---   payment  the saga's check of the payment (GET): payment, refunds    2
---   product  commit: lock reservation, items, mark committed, ledger  tx of 4
+--   order    claim the Idempotency-Key                                 1
+--   product  reserve: reservation, lock product, lock variants, take
+--            stock, reservation item, ledger row                  tx of 6
+--   order    store: order, lines, history row, outbox row         tx of 4
+--   order    relays wake (both instances): take and mark; find none
+--                                                        tx of 2, tx of 1
+--   payment  payment row, the sandbox's charge row, charge id, refunds 4
+--   order    record the payment: lock order, lines, history, update
+--                                                                 tx of 4
+--   order    finish the Idempotency-Key                                1
+--   payment  the sandbox's dispatcher takes the webhook due            1
+--   payment  webhook: event row, lock payment, refunds, update, outbox
+--            row, refunds                                         tx of 6
+--   payment  relays wake (both instances)               tx of 2, tx of 1
+--   payment  the dispatcher records the delivery                       1
+--   payment  the saga checks the payment (GET): payment, refunds       2
+--   product  commit: lock reservation, items, mark committed, ledger
+--                                                                 tx of 4
 --   order    consumer: inbox row, lock order, lines, history, update,
---            history row, outbox row                          tx of 7
---   order    relay: order.updated, two instances              2 tx of 1-2
+--            history row, outbox row                              tx of 7
+--   order    relays wake (both instances)               tx of 2, tx of 1
 --
--- Where this script differs from the platform, and why:
---   * The saga's payment check and the product commit happen inside the
---     order consumer's transaction (after its inbox row, while the order row
---     is locked); one connection cannot nest transactions, so they run just
---     before it. No other checkout waits for those locks either way.
---   * Relays and the sandbox's dispatcher take LIMIT 1 instead of a batch of
---     100 (10): one checkout's share, as when they are not loaded. The row a
---     relay or dispatcher takes may be another client's, as between
---     instances; each round publishes (delivers) what it took, so nothing
---     piles up. Every outbox commit wakes both instances' relays (LISTEN):
---     the second one's round usually finds nothing and ends.
---   * The first statement draws this checkout's ids (one small SELECT the
---     platform does not make); the product ("PGB-MUG", stock 1e9, like the
---     benchmark's Bench Mug) is seeded by BenchmarkCheckout, its id given
---     with -D product_id=…; client N is customer N.
---   * JSON payloads are built by jsonb_build_object, not sent as text.
--- Left out: the notification service (it consumes order.created/updated
--- and payment.processed after the order is confirmed, so it is not part of
--- a checkout's confirmation), and the background work that runs whether
--- there are checkouts or not (idle relay and dispatcher polls, the
--- reservation sweeper, outbox and idempotency clean-up, backlog gauges).
+-- By database: order 23 statements in 9 transactions, product 10 in 2,
+-- payment 17 in 11 (8 of them the sandbox's or reads on their own).
 --
--- Run with -M extended: lib/pq sends every statement unnamed (parsed and
--- planned at each execution) with bound parameters, and so does pgbench in
--- extended mode; -M prepared would plan each statement once and overstate
--- the ceiling. BenchmarkCheckout (pgbench/clients=N) creates the database,
--- seeds the product and runs:
+-- Where the script differs from the platform, and why:
+--   * The saga's payment check and the product commit run inside the order
+--     consumer's transaction there (after its inbox row, with the order row
+--     locked); one connection cannot nest transactions, so here they run
+--     just before it. No other checkout waits for those locks either way.
+--   * The relays and the dispatcher take LIMIT 1 rather than batches of 100
+--     and 10: one checkout's share, as when they are not loaded. What a
+--     round takes may be another client's row, as between instances; each
+--     round publishes (delivers) what it took, so nothing piles up. Every
+--     outbox commit wakes both instances' relays (LISTEN/NOTIFY); the second
+--     round usually finds nothing and rolls back, as there.
+--   * The first statement draws the checkout's ids (a SELECT the platform
+--     does not make); the product (SKU PGB-MUG, stock 1e9, like the
+--     benchmark's Bench Mug) is seeded by BenchmarkCheckout and named by
+--     -D product_id; pgbench client N is customer N.
+--   * JSON payloads are built with jsonb_build_object, not sent as text.
+-- Left out: the notification service (it consumes order.created,
+-- order.updated and payment.processed, none of which waits for it: it is
+-- not part of a checkout's confirmation), the other consumer groups (they
+-- acknowledge these events in Redis without touching their database), and
+-- work that runs whether there are checkouts or not (idle relay and
+-- dispatcher polls, the reservation sweeper, outbox and idempotency-key
+-- clean-up, backlog and low-stock gauges).
+--
+-- Run it with -M extended: lib/pq sends every statement unnamed, with bound
+-- parameters, parsed and planned at each execution, and so does pgbench in
+-- extended mode; -M prepared would plan each statement once, which the
+-- services never do, and overstate the ceiling. BenchmarkCheckout
+-- (pgbench/clients=N) creates the database, seeds the product and runs
+--   pgbench -n -M extended -f scripts/pgbench-checkout.sql -D product_id=$ID -c N -j 2 -t T "$URL"
+-- By hand, from the repository's root, on an empty scratch database $URL
+-- (psql applying the migrations' Up sections as goose would):
+--   for s in order product payment; do
+--     psql -q -d "$URL" -c "CREATE SCHEMA ${s}_db"
+--     for f in $s/postgres/migrations/*.sql shared/events/migrations/*.sql \
+--              $([ $s = payment ] && echo payment/sandbox/migrations/*.sql); do
+--       sed -n '/+goose Up/,/+goose Down/p' "$f" | PGOPTIONS="-c search_path=${s}_db" psql -q -v ON_ERROR_STOP=1 -d "$URL"
+--     done
+--   done
+--   ID=$(psql -Atq -d "$URL" -c "INSERT INTO product_db.products (name, slug, sku, price, stock_quantity)
+--        VALUES ('Bench Mug', 'pgb-mug', 'PGB-MUG', 19.99, 1000000000) RETURNING id")
 --   pgbench -n -M extended -f scripts/pgbench-checkout.sql -D product_id=$ID -c 8 -j 2 -T 30 "$URL"
 
-SELECT gen_random_uuid() AS order_id, gen_random_uuid() AS item_id, gen_random_uuid() AS payment_id,
-       gen_random_uuid() AS created_event, gen_random_uuid() AS processed_event, gen_random_uuid() AS updated_event,
-       'ch_' || substr(md5(random()::text), 1, 24) AS charge_id, 'evt_' || substr(md5(random()::text), 1, 24) AS webhook_event,
-       '00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0') AS user_id,
-       'pgbench-' || gen_random_uuid() AS idempotency_key, now() AS placed_at \gset
-SELECT 'MER-' || to_char(now(), 'YYYYMMDD') || '-' || upper(substr(replace(:order_id, '-', ''), 1, 12)) AS order_number \gset
+SELECT order_id, item_id, payment_id, created_event, processed_event, updated_event, charge_id, webhook_event, user_id,
+       idempotency_key, placed_at, 'MER-' || to_char(placed_at, 'YYYYMMDD') || '-' || upper(substr(replace(order_id::text, '-', ''), 1, 12)) AS order_number
+FROM (SELECT gen_random_uuid() AS order_id, gen_random_uuid() AS item_id, gen_random_uuid() AS payment_id,
+             gen_random_uuid() AS created_event, gen_random_uuid() AS processed_event, gen_random_uuid() AS updated_event,
+             'ch_' || substr(md5(random()::text), 1, 24) AS charge_id, 'evt_' || substr(md5(random()::text), 1, 24) AS webhook_event,
+             '00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0') AS user_id,
+             'pgbench-' || gen_random_uuid() AS idempotency_key, now() AS placed_at) AS ids \gset
 
 -- order: claim the Idempotency-Key (order/postgres ClaimIdempotencyKey).
 INSERT INTO order_db.idempotency_keys (user_id, key, request_hash, order_id, locked_until)
@@ -126,8 +150,10 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED \aset relay_
 \if :relay_found
 UPDATE order_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-\endif
 COMMIT;
+\else
+ROLLBACK;
+\endif
 \set relay_found 0
 BEGIN READ WRITE;
 SELECT id, type, payload, trace_context, 1 AS found FROM order_db.outbox
@@ -137,8 +163,10 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED \aset relay_
 \if :relay_found
 UPDATE order_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-\endif
 COMMIT;
+\else
+ROLLBACK;
+\endif
 
 -- payment: the charge (payment Charge: CreatePayment, the sandbox's Charge, RecordCharge).
 INSERT INTO payment_db.payments (id, order_id, user_id, amount, currency, status, payment_method,
@@ -242,8 +270,10 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED \aset relay_
 \if :relay_found
 UPDATE payment_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-\endif
 COMMIT;
+\else
+ROLLBACK;
+\endif
 \set relay_found 0
 BEGIN READ WRITE;
 SELECT id, type, payload, trace_context, 1 AS found FROM payment_db.outbox
@@ -253,8 +283,10 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED \aset relay_
 \if :relay_found
 UPDATE payment_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-\endif
 COMMIT;
+\else
+ROLLBACK;
+\endif
 
 -- payment: the dispatcher records the delivery (answered 200).
 \if :dispatch_found
@@ -315,8 +347,10 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED \aset relay_
 \if :relay_found
 UPDATE order_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-\endif
 COMMIT;
+\else
+ROLLBACK;
+\endif
 \set relay_found 0
 BEGIN READ WRITE;
 SELECT id, type, payload, trace_context, 1 AS found FROM order_db.outbox
@@ -326,5 +360,7 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED \aset relay_
 \if :relay_found
 UPDATE order_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-\endif
 COMMIT;
+\else
+ROLLBACK;
+\endif
