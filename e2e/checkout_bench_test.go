@@ -126,6 +126,7 @@ func BenchmarkCheckout(b *testing.B) {
 	for _, clients := range []int{8, 32} {
 		b.Run(fmt.Sprintf("pgbench/clients=%d", clients), func(b *testing.B) {
 			r := runPgbench(b, dbURL, "pgbench-checkout.sql", clients, max(1, 5*b.N/clients), "product_id="+productID)
+			checkCheckouts(b, dbURL)
 			b.ReportMetric(r.TPS, "checkouts/s")
 			b.ReportMetric(r.LatencyMS, "latency_avg_ms")
 			// A metric, not a log line: the benchmark runs once with b.N = 1

@@ -92,6 +92,46 @@ func migrateIn(ctx context.Context, dbURL, schema string, migrations []func(cont
 	return nil
 }
 
+// checkCheckouts fails b unless every checkout the script ran in the
+// database at dbURL ended as a real one does: the order confirmed with its
+// payment captured, the key done, the event in the inbox, the reservation
+// committed, the payment completed by its webhook, the stock taken. A
+// statement that matched no row (a column renamed, an id mixed up) would
+// leave a checkout short of that and the ceiling too high.
+func checkCheckouts(b *testing.B, dbURL string) {
+	b.Helper()
+	db, err := sqlx.Open("postgres", dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var n struct {
+		Orders    int `db:"orders"`
+		Confirmed int `db:"confirmed"`
+		Keys      int `db:"keys"`
+		Inbox     int `db:"inbox"`
+		Committed int `db:"committed"`
+		Completed int `db:"completed"`
+		Webhooks  int `db:"webhooks"`
+		Sold      int `db:"sold"`
+	}
+	if err := db.GetContext(context.Background(), &n, `SELECT
+		(SELECT count(*) FROM order_db.orders) AS orders,
+		(SELECT count(*) FROM order_db.orders WHERE status = 'confirmed' AND payment_status = 'captured') AS confirmed,
+		(SELECT count(*) FROM order_db.idempotency_keys WHERE state = 'done') AS keys,
+		(SELECT count(*) FROM order_db.inbox) AS inbox,
+		(SELECT count(*) FROM product_db.inventory_reservations WHERE status = 'committed') AS committed,
+		(SELECT count(*) FROM payment_db.payments WHERE status = 'completed') AS completed,
+		(SELECT count(*) FROM payment_db.webhook_events) AS webhooks,
+		(SELECT 1000000000 - stock_quantity FROM product_db.products WHERE sku = 'PGB-MUG') AS sold`); err != nil {
+		b.Fatalf("count the checkouts: %v", err)
+	}
+	if n.Orders == 0 || n.Confirmed != n.Orders || n.Keys != n.Orders || n.Inbox != n.Orders ||
+		n.Committed != n.Orders || n.Completed != n.Orders || n.Webhooks != n.Orders || n.Sold != n.Orders {
+		b.Fatalf("pgbench's checkouts did not all complete: %+v", n)
+	}
+}
+
 // pgbenchResult is what one pgbench run measured.
 type pgbenchResult struct {
 	TPS       float64 // script runs per second, without connection time
