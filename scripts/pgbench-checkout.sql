@@ -38,7 +38,8 @@
 --   order    relays wake (both instances)               tx of 2, tx of 1
 --
 -- By database: order 23 statements in 9 transactions, product 10 in 2,
--- payment 17 in 11 (8 of them the sandbox's or reads on their own).
+-- payment 17 in 11 (8 of them single statements; 3 statements are the
+-- sandbox processor's, which a real card processor would make elsewhere).
 --
 -- Where the script differs from the platform, and why:
 --   * The saga's payment check and the product commit run inside the order
@@ -56,6 +57,8 @@
 --     benchmark's Bench Mug) is seeded by BenchmarkCheckout and named by
 --     -D product_id; pgbench client N is customer N.
 --   * JSON payloads are built with jsonb_build_object, not sent as text.
+--   * Nobody LISTENs here: the notify triggers fire and queue their
+--     notifications at commit, but no relay or status stream is woken.
 -- Left out: the notification service (it consumes order.created,
 -- order.updated and payment.processed, none of which waits for it: it is
 -- not part of a checkout's confirmation), the other consumer groups (they
