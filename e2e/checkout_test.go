@@ -59,6 +59,7 @@ type checkoutPlatform struct {
 	consulSrv *localinfra.Consul
 	gateways  []*proc
 	db        map[string]*sqlx.DB // by service
+	dbURL     map[string]string   // the databases' URLs, by service
 	args      map[string][]string // each service's command line, for restarts
 	procs     map[string][]*proc
 	gateway   *proc
@@ -102,6 +103,7 @@ func startCheckoutPlatform(t testing.TB, opts checkoutOptions) *checkoutPlatform
 	p.rdb = redis.NewClient(redisSrv.Options(localinfra.RedisAdmin))
 	t.Cleanup(func() { p.rdb.Close() })
 	urls := map[string]string{}
+	p.dbURL = urls
 	dbServices := []string{"user", "product", "order", "payment"}
 	if opts.notification {
 		dbServices = append(dbServices, "notification")
