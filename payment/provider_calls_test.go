@@ -275,8 +275,13 @@ func (s *stack) sandboxCharges(t *testing.T, orderID string) int {
 // right after the provider's answer, are settled by Recovery: a charge the
 // provider never took fails (payment.failed), one it took gets its charge id
 // and completes through the webhook, and refunds are made once.
+//
+// The webhooks come 8 s after their charge, and Recovery runs from the
+// stops on: a webhook finds its payment by id, and would otherwise settle
+// the charge whose answer was lost before Recovery's turn (as it does when
+// no Recovery runs).
 func TestRecoveryFinishesAbandonedAttempts(t *testing.T) {
-	s := newStack(t, stackOptions{dispatch: true, providerTimeout: 300 * time.Millisecond,
+	s := newStack(t, stackOptions{dispatch: true, delay: 8 * time.Second, providerTimeout: 300 * time.Millisecond,
 		provider: stopping(amounts(1111, 333), amounts(2222, 444))})
 	userID, token, admin := uuid.NewString(), s.serviceToken(t), s.adminToken(t)
 
@@ -287,14 +292,8 @@ func TestRecoveryFinishesAbandonedAttempts(t *testing.T) {
 			t.Errorf("stopped charge: %s", r.raw)
 		}
 	}
-	captured := s.charge(t, userID, "30.00", sandbox.CardSucceeds)["id"].(string)
-	s.waitStatus(t, captured, payment.StatusCompleted)
-	for _, amount := range []string{"3.33", "4.44"} {
-		want(t, s.call(t, "POST", "/api/v1/payments/"+captured+"/refunds", admin, map[string]any{"amount": amount}), http.StatusBadGateway)
-	}
-
-	// What the stopped calls left: payments awaiting their charge, refunds
-	// pending, nothing reported.
+	// What the stopped charges left: payments awaiting their charge,
+	// nothing reported.
 	var ids []string
 	for _, order := range []string{neverTaken, answerLost} {
 		p, err := s.svc.PaymentByOrder(testCtx(t), "", order)
@@ -306,15 +305,27 @@ func TestRecoveryFinishesAbandonedAttempts(t *testing.T) {
 	if s.sandboxCharges(t, neverTaken) != 0 || s.sandboxCharges(t, answerLost) != 1 {
 		t.Fatal("the sandbox's charges are not what the stops should have left")
 	}
+
+	// Recovery, as any instance runs it, takes attempts older than 1 s.
+	run(t, (&payment.Recovery{Repo: s.repo, Provider: s.sandbox, After: time.Second, ProviderTimeout: 300 * time.Millisecond,
+		Interval: 50 * time.Millisecond, Metrics: s.metrics}).Run)
+	eventually(t, "Recovery to record the charge whose answer was lost", func() bool { return s.chargeRecorded(t, ids[1]) != "" })
+	if p := s.payment(t, ids[1]); p.Status != payment.StatusPending {
+		t.Fatalf("the charge whose answer was lost was settled before Recovery recorded it (its webhook came first): %+v", p)
+	}
+
+	captured := s.charge(t, userID, "30.00", sandbox.CardSucceeds)["id"].(string)
+	s.waitStatus(t, captured, payment.StatusCompleted)
+	for _, amount := range []string{"3.33", "4.44"} {
+		want(t, s.call(t, "POST", "/api/v1/payments/"+captured+"/refunds", admin, map[string]any{"amount": amount}), http.StatusBadGateway)
+	}
+	// What the stopped refunds left: refunds pending (Recovery's turn
+	// comes 1 s after them).
 	p := s.payment(t, captured)
 	if len(p.Refunds) != 2 || p.Refunds[0].Status != payment.RefundPending || p.Refunds[1].Status != payment.RefundPending ||
 		p.RefundedAmount != 0 || p.Refundable() != 3000-777 {
 		t.Fatalf("payment after the stopped refunds: %+v", p)
 	}
-
-	// Recovery, as any instance runs it.
-	run(t, (&payment.Recovery{Repo: s.repo, Provider: s.sandbox, After: time.Second, ProviderTimeout: 300 * time.Millisecond,
-		Interval: 50 * time.Millisecond, Metrics: s.metrics}).Run)
 
 	failed := s.waitStatus(t, ids[0], payment.StatusFailed)
 	if failed.FailureCode != payment.FailureProcessingError || failed.ProcessedAt == nil {

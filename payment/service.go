@@ -225,12 +225,17 @@ type Change struct {
 	Events  []events.Envelope
 }
 
-// Lock selects the payment Repository.UpdatePayment works on (exactly one of
-// PaymentID, OrderID and ChargeID) and what else its transaction holds.
+// Lock selects the payment Repository.UpdatePayment works on (by one of
+// PaymentID, OrderID and ChargeID, or by PaymentID and ChargeID together)
+// and what else its transaction holds.
 type Lock struct {
 	PaymentID string
 	OrderID   string
-	ChargeID  string
+	// ChargeID locks the payment of that provider charge. With PaymentID
+	// too, it locks that payment when its charge is ChargeID or not yet
+	// recorded, and records ChargeID: a webhook that overtook the answer to
+	// the charge call (which then records the same id).
+	ChargeID string
 	// Webhook, when set, is recorded as processed in the transaction; one
 	// recorded before fails the update with ErrWebhookReplayed.
 	Webhook *WebhookRecord

@@ -50,9 +50,20 @@ func (s *service) HandleWebhook(ctx context.Context, d WebhookDelivery) (Outcome
 	evt := d.Event
 	var out Outcome
 	// The payment is found by the provider's charge id, which is what the
-	// provider knows it by. A webhook sent before the charge id is recorded
-	// finds nothing (404), and the provider sends it again later.
-	p, refund, err := s.repo.UpdatePayment(ctx, Lock{ChargeID: evt.ChargeID, Webhook: &WebhookRecord{Provider: d.Provider, EventID: evt.ID, Type: evt.Type}},
+	// provider knows it by, and by the payment id the charge call gave it,
+	// when the event carries it back: a webhook may come before the charge
+	// call's answer, whose charge id it then records. Without the payment id,
+	// one sent before the charge id is recorded finds nothing (404), and the
+	// provider sends it again later.
+	lock := Lock{ChargeID: evt.ChargeID, Webhook: &WebhookRecord{Provider: d.Provider, EventID: evt.ID, Type: evt.Type}}
+	if evt.PaymentID != "" {
+		id, ok := parseID(evt.PaymentID)
+		if !ok {
+			return Outcome{}, ErrNotFound
+		}
+		lock.PaymentID = id
+	}
+	p, refund, err := s.repo.UpdatePayment(ctx, lock,
 		func(ctx context.Context, p Payment, _ *Refund) (*Change, error) {
 			if p.Status != StatusPending {
 				// Another event about this charge already settled it; the

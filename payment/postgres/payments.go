@@ -210,16 +210,26 @@ func (r *Repository) UpdatePayment(ctx context.Context, lock payment.Lock, chang
 			}
 		}
 
-		cond, arg := `id = $1`, lock.PaymentID
+		cond, args := `id = $1`, []any{lock.PaymentID}
 		switch {
 		case lock.OrderID != "":
-			cond, arg = `order_id = $1`, lock.OrderID
+			cond, args = `order_id = $1`, []any{lock.OrderID}
+		case lock.ChargeID != "" && lock.PaymentID != "":
+			cond, args = `id = $1 AND (provider_transaction_id IS NULL OR provider_transaction_id = $2)`, []any{lock.PaymentID, lock.ChargeID}
 		case lock.ChargeID != "":
-			cond, arg = `provider_transaction_id = $1`, lock.ChargeID
+			cond, args = `provider_transaction_id = $1`, []any{lock.ChargeID}
 		}
 		var row paymentRow
-		if err := tx.GetContext(ctx, &row, `SELECT `+paymentColumns+` FROM payments WHERE `+cond+` FOR UPDATE`, arg); err != nil {
+		if err := tx.GetContext(ctx, &row, `SELECT `+paymentColumns+` FROM payments WHERE `+cond+` FOR UPDATE`, args...); err != nil {
 			return notFound(err)
+		}
+		if lock.ChargeID != "" && !row.ChargeID.Valid {
+			// The provider's webhook came before its answer to the charge
+			// call: the charge id is recorded here, and RecordCharge finds it.
+			if _, err := tx.ExecContext(ctx, `UPDATE payments SET provider_transaction_id = $2 WHERE id = $1`, row.ID, lock.ChargeID); err != nil {
+				return fmt.Errorf("record charge: %w", err)
+			}
+			row.ChargeID = sql.NullString{String: lock.ChargeID, Valid: true}
 		}
 		if lock.IdempotencyKey != "" {
 			var prior refundRow

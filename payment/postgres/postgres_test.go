@@ -119,6 +119,38 @@ func TestCreatePayment(t *testing.T) {
 	}
 }
 
+// TestUpdatePaymentBeforeChargeRecorded: a webhook that comes before the
+// answer to the charge call finds its payment by id and records the charge
+// id, which the call's RecordCharge then finds; a payment with another
+// charge is not the webhook's.
+func TestUpdatePaymentBeforeChargeRecorded(t *testing.T) {
+	ctx := context.Background()
+	repo, _ := newRepo(t)
+	p := newPayment()
+	if _, _, err := repo.CreatePayment(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	capture := func(_ context.Context, p payment.Payment, _ *payment.Refund) (*payment.Change, error) {
+		p.Status, p.CapturedAmount = payment.StatusCompleted, p.Amount
+		return &payment.Change{Payment: p}, nil
+	}
+	webhook := &payment.WebhookRecord{Provider: "sandbox", EventID: "evt_early", Type: payment.WebhookChargeSucceeded}
+	if _, _, err := repo.UpdatePayment(ctx, payment.Lock{ChargeID: "ch_early", Webhook: webhook}, capture); !errors.Is(err, payment.ErrNotFound) {
+		t.Fatalf("by the unrecorded charge id alone: %v, want not found", err)
+	}
+	got, _, err := repo.UpdatePayment(ctx, payment.Lock{PaymentID: p.ID, ChargeID: "ch_early", Webhook: webhook}, capture)
+	if err != nil || got.ChargeID != "ch_early" || got.Status != payment.StatusCompleted {
+		t.Fatalf("by payment and charge id = %+v, %v; want completed, charge ch_early recorded", got, err)
+	}
+	if again, err := repo.RecordCharge(ctx, p.ID, "ch_early"); err != nil || again.ChargeID != "ch_early" {
+		t.Fatalf("the charge call's RecordCharge after the webhook = %+v, %v", again, err)
+	}
+	other := &payment.WebhookRecord{Provider: "sandbox", EventID: "evt_other", Type: payment.WebhookChargeSucceeded}
+	if _, _, err := repo.UpdatePayment(ctx, payment.Lock{PaymentID: p.ID, ChargeID: "ch_other", Webhook: other}, capture); !errors.Is(err, payment.ErrNotFound) {
+		t.Errorf("a webhook of another charge of the payment: %v, want not found", err)
+	}
+}
+
 func TestUpdatePayment(t *testing.T) {
 	ctx := context.Background()
 	repo, db := newRepo(t)
