@@ -78,7 +78,7 @@ bench: deps ## print product-listing throughput (gateway vs direct, cache warm v
 	@$(GO) test -run '^$$' -bench BenchmarkProductListing -benchtime 1x -timeout 10m ./e2e/
 
 .PHONY: bench-checkout
-bench-checkout: deps ## print checkouts/s end to end (8 and 32 clients) and PostgreSQL's ceiling for the same writes
+bench-checkout: deps ## print checkouts/s end to end (1, 8, 32 clients), CPU per checkout, and PostgreSQL's ceiling for all of a checkout's database work
 	@$(GO) test -run '^$$' -bench BenchmarkCheckout -benchtime 400x -count=1 -timeout 30m ./e2e/
 
 .PHONY: bench-gateway
