@@ -42,7 +42,10 @@ type Dispatcher struct {
 	// webhook is sent as soon as its charge is due, not at the next poll.
 	Wake <-chan struct{}
 
-	PollInterval time.Duration // wait when nothing is due; default 100ms
+	// PollInterval is the wait when nothing is due: default 100ms, or 1s
+	// with Wake, where the poll only finds retries and the charges of an
+	// instance that died before sending them.
+	PollInterval time.Duration
 	Lease        time.Duration // how long a taken charge is left to its dispatcher; default 30s
 	MaxBackoff   time.Duration // longest wait between attempts; default 1m
 	BatchSize    int           // charges taken at once; default 10
@@ -69,7 +72,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 func (d *Dispatcher) withDefaults() Dispatcher {
 	c := *d
 	c.Logger = defaults.Logger(c.Logger)
-	c.PollInterval = defaults.Positive(c.PollInterval, 100*time.Millisecond)
+	poll := 100 * time.Millisecond
+	if c.Wake != nil {
+		poll = time.Second
+	}
+	c.PollInterval = defaults.Positive(c.PollInterval, poll)
 	c.Lease = defaults.Positive(c.Lease, 30*time.Second)
 	c.MaxBackoff = defaults.Positive(c.MaxBackoff, time.Minute)
 	c.BatchSize = defaults.Positive(c.BatchSize, 10)

@@ -53,11 +53,15 @@ type Relay struct {
 	Stream       string        // default DefaultStream
 	MaxLen       int64         // approximate stream length cap (XADD MAXLEN ~); default 1,000,000
 	BatchSize    int           // rows per transaction; default 100
-	PollInterval time.Duration // wait when the outbox is drained; default 100ms (a fallback with ListenURL)
+	// PollInterval is the wait when the outbox is drained: default 100ms,
+	// or 1s with ListenURL, where it is only a fallback.
+	PollInterval time.Duration
 	// ListenURL, the database's URL, makes the relay LISTEN on the channel
 	// the outbox's insert trigger notifies when a transaction adding events
-	// commits, and publish them at once; PollInterval is then only the
-	// fallback for a lost connection. Empty: the relay polls.
+	// commits, and publish them at once; a reconnect wakes it too, since
+	// notifications may have been missed meanwhile, so PollInterval is only
+	// the fallback for a connection that died unseen. Empty: the relay
+	// polls.
 	ListenURL       string
 	MaxBackoff      time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
 	PublishTimeout  time.Duration // bound on one batch (select, XADDs, commit); default 10s
@@ -83,7 +87,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		return errors.New("events: relay needs DB and Redis")
 	}
 	c := r.withDefaults()
-	bo := backoff{min: c.PollInterval, max: c.MaxBackoff}
+	bo := backoff{min: min(c.PollInterval, defaultPoll), max: c.MaxBackoff}
 	publishFailures := failureStreak{logger: c.Logger}
 	housekeepingFailures := failureStreak{logger: c.Logger}
 	var lastHousekeeping time.Time
@@ -114,6 +118,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// The relay's default polls: alone, and as the fallback of LISTEN (which
+// spares an idle instance's database ten empty rounds a second). Retries
+// after a failure start at defaultPoll either way.
+const (
+	defaultPoll = 100 * time.Millisecond
+	listenPoll  = time.Second
+)
 
 // notifyChannel is the channel migration 00003's trigger notifies.
 const notifyChannel = "outbox_insert"
@@ -159,7 +171,12 @@ func (r *Relay) withDefaults() Relay {
 	c.Stream = cmp.Or(c.Stream, DefaultStream)
 	c.MaxLen = cmp.Or(c.MaxLen, 1_000_000)
 	c.BatchSize = cmp.Or(c.BatchSize, 100)
-	c.PollInterval = cmp.Or(c.PollInterval, 100*time.Millisecond)
+	if c.PollInterval == 0 {
+		c.PollInterval = defaultPoll
+		if c.ListenURL != "" {
+			c.PollInterval = listenPoll
+		}
+	}
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 5*time.Second)
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, 10*time.Second)
 	c.BacklogInterval = cmp.Or(c.BacklogInterval, 10*time.Second)
