@@ -50,9 +50,9 @@ type Relay struct {
 	DB    *sqlx.DB      // required: the service's database, holding the outbox
 	Redis redis.Cmdable // required
 
-	Stream       string        // default DefaultStream
-	MaxLen       int64         // approximate stream length cap (XADD MAXLEN ~); default 1,000,000
-	BatchSize    int           // rows per transaction; default 100
+	Stream    string // default DefaultStream
+	MaxLen    int64  // approximate stream length cap (XADD MAXLEN ~); default 1,000,000
+	BatchSize int    // rows per transaction; default 100
 	// PollInterval is the wait when the outbox is drained: default 100ms,
 	// or 1s with ListenURL, where it is only a fallback.
 	PollInterval time.Duration
