@@ -11,7 +11,7 @@ func Events() Dashboard {
 			{Title: "Outbox (producers)", Panels: []Panel{
 				{
 					Title:       "Outbox backlog",
-					Description: "Outbox rows not yet published, per service. The relay polls every 100 ms, so this sits near 0; a backlog that grows means the relay cannot reach Redis or is failing.",
+					Description: "Outbox rows not yet published, per service. The relay publishes as each commit notifies it (polling every second besides), so this sits near 0; a backlog that grows means the relay cannot reach Redis or is failing.",
 					Kind:        TimeSeries, Unit: "short", Width: 12,
 					Queries: []Query{{Expr: `max by (service) (outbox_backlog)`, Legend: "{{service}}"}},
 				},
