@@ -9,16 +9,7 @@ import (
 
 // For waits for d or until ctx is done, reporting whether d passed (false:
 // ctx is done and the caller should stop).
-func For(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func For(ctx context.Context, d time.Duration) bool { return ForOr(ctx, d, nil) }
 
 // ForOr is For that also ends on a value from wake (a nil wake never
 // sends): a loop that polls as a fallback and wakes when told there is work.
