@@ -29,6 +29,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/validate"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // StatusEvent is one row of an order's status history as a stream sends it.
@@ -75,7 +76,7 @@ type Watcher struct {
 	mu      sync.Mutex
 	closed  bool
 	done    chan struct{}
-	subs    map[string]map[chan struct{}]struct{} // order id → the wake channels of its streams
+	subs    map[string]map[wait.Signal]struct{} // order id → the wake-ups of its streams
 	perUser map[string]int
 }
 
@@ -88,7 +89,7 @@ func NewWatcher(history StatusHistory, open metrics.Gauge, opts WatchOptions) *W
 		open.Set(0) // exported from the start
 	}
 	return &Watcher{history: history, opts: opts, open: open, done: make(chan struct{}),
-		subs: map[string]map[chan struct{}]struct{}{}, perUser: map[string]int{}}
+		subs: map[string]map[wait.Signal]struct{}{}, perUser: map[string]int{}}
 }
 
 // Notify wakes the streams of order id: it has new history rows.
@@ -96,7 +97,7 @@ func (w *Watcher) Notify(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for wake := range w.subs[id] {
-		poke(wake)
+		wake.Notify()
 	}
 }
 
@@ -106,15 +107,8 @@ func (w *Watcher) NotifyAll() {
 	defer w.mu.Unlock()
 	for _, subs := range w.subs {
 		for wake := range subs {
-			poke(wake)
+			wake.Notify()
 		}
-	}
-}
-
-func poke(wake chan struct{}) {
-	select {
-	case wake <- struct{}{}:
-	default: // already awake
 	}
 }
 
@@ -196,7 +190,7 @@ func (w *Watcher) follow(ctx context.Context, id string, after int64, wake <-cha
 	}
 }
 
-func (w *Watcher) subscribe(userID, id string) (chan struct{}, error) {
+func (w *Watcher) subscribe(userID, id string) (wait.Signal, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -206,9 +200,9 @@ func (w *Watcher) subscribe(userID, id string) (chan struct{}, error) {
 		return nil, ErrTooManyStreams
 	}
 	w.perUser[userID]++
-	wake := make(chan struct{}, 1)
+	wake := wait.NewSignal()
 	if w.subs[id] == nil {
-		w.subs[id] = map[chan struct{}]struct{}{}
+		w.subs[id] = map[wait.Signal]struct{}{}
 	}
 	w.subs[id][wake] = struct{}{}
 	if w.open != nil {
@@ -217,7 +211,7 @@ func (w *Watcher) subscribe(userID, id string) (chan struct{}, error) {
 	return wake, nil
 }
 
-func (w *Watcher) unsubscribe(userID, id string, wake chan struct{}) {
+func (w *Watcher) unsubscribe(userID, id string, wake wait.Signal) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.perUser[userID]--; w.perUser[userID] <= 0 {
