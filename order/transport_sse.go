@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
@@ -39,10 +40,7 @@ type watchRequest struct {
 
 // MakeEventsHandler adds GET /api/v1/orders/{id}/events, served by w, to r.
 func MakeEventsHandler(r *mux.Router, w *Watcher, tokens *auth.Tokens, logger log.Logger, opts StreamOptions) {
-	heartbeat := opts.Heartbeat
-	if heartbeat <= 0 {
-		heartbeat = 15 * time.Second
-	}
+	heartbeat := defaults.Positive(opts.Heartbeat, 15*time.Second)
 	watch := endpoint.Chain(auth.Authenticate(tokens), auth.RequireRole(auth.RoleCustomer, auth.RoleAdmin))(
 		func(ctx context.Context, request any) (any, error) {
 			req := request.(watchRequest)
