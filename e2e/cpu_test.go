@@ -4,17 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-// clockTick is the unit of utime and stime in /proc/PID/stat: USER_HZ,
-// 100 on every Linux architecture Go runs on (sysconf(_SC_CLK_TCK)).
-const clockTick = 10 * time.Millisecond
+	"github.com/prometheus/procfs"
+)
 
 // cpuUse is the CPU time (user + system) the platform's processes have
 // used so far, by component: each service (its instances together), the
@@ -57,19 +54,15 @@ func (p *checkoutPlatform) cpuUse(t testing.TB) cpuUse {
 	if err := p.db["order"].Get(&backend, `SELECT pg_backend_pid()`); err != nil {
 		t.Fatalf("cpu: %v", err)
 	}
-	postmaster := procStat(t, backend).ppid
+	postmaster := procStat(t, backend).PPID
 	use["postgres"] = procCPU(t, postmaster)
-	entries, err := os.ReadDir("/proc")
+	procs, err := procfs.AllProcs()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("cpu: %v", err)
 	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, ok := readProcStat(pid); ok && st.ppid == postmaster {
-			use["postgres"] += st.cpu
+	for _, pr := range procs {
+		if st, err := pr.Stat(); err == nil && st.PPID == postmaster {
+			use["postgres"] += cpuTime(st)
 		}
 	}
 	return use
@@ -108,40 +101,22 @@ func (u cpuUse) per(n int) string {
 	return strings.Join(parts, ", ")
 }
 
-type procStatus struct {
-	ppid int
-	cpu  time.Duration // utime + stime
-}
+func procCPU(t testing.TB, pid int) time.Duration { return cpuTime(procStat(t, pid)) }
 
-func procCPU(t testing.TB, pid int) time.Duration { return procStat(t, pid).cpu }
-
-func procStat(t testing.TB, pid int) procStatus {
+func procStat(t testing.TB, pid int) procfs.ProcStat {
 	t.Helper()
-	st, ok := readProcStat(pid)
-	if !ok {
-		t.Fatalf("cpu: no /proc/%d/stat", pid)
+	p, err := procfs.NewProc(pid)
+	if err == nil {
+		var st procfs.ProcStat
+		if st, err = p.Stat(); err == nil {
+			return st
+		}
 	}
-	return st
+	t.Fatalf("cpu: /proc/%d/stat: %v", pid, err)
+	return procfs.ProcStat{}
 }
 
-// readProcStat reads the parent and the CPU time of pid from
-// /proc/PID/stat (proc(5): fields 4, 14 and 15; the command name, field 2,
-// is in parentheses and may hold spaces).
-func readProcStat(pid int) (procStatus, bool) {
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStatus{}, false
-	}
-	i := strings.LastIndexByte(string(raw), ')')
-	if i < 0 {
-		return procStatus{}, false
-	}
-	f := strings.Fields(string(raw[i+1:])) // f[0] is field 3, the state
-	if len(f) < 13 {
-		return procStatus{}, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return procStatus{ppid: ppid, cpu: time.Duration(utime+stime) * clockTick}, true
+// cpuTime is the user and system time of a process.
+func cpuTime(st procfs.ProcStat) time.Duration {
+	return time.Duration(st.CPUTime() * float64(time.Second))
 }
