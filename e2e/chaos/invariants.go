@@ -134,22 +134,17 @@ func (p *Platform) charges(ctx context.Context) load.Invariant {
 		GROUP BY p.order_id, p.captured_amount`); err != nil {
 		return load.Result(name, "", nil, err)
 	}
-	by := map[string][]int{}
-	captured := map[string]int{}
+	charges, captured := map[string]int{}, map[string]int{}
 	for _, r := range rows {
-		by[r.OrderID] = append(by[r.OrderID], r.Charges)
+		charges[r.OrderID] += r.Charges
 		if r.Captured {
 			captured[r.OrderID]++
 		}
 	}
 	var v []string
 	for _, id := range ids {
-		charges := 0
-		for _, c := range by[id] {
-			charges += c
-		}
-		if captured[id] != 1 || charges != 1 {
-			v = append(v, fmt.Sprintf("order %s: %d captured payments, %d sandbox charges", id, captured[id], charges))
+		if captured[id] != 1 || charges[id] != 1 {
+			v = append(v, fmt.Sprintf("order %s: %d captured payments, %d sandbox charges", id, captured[id], charges[id]))
 		}
 	}
 	return load.Result(name, fmt.Sprintf("%d confirmed orders, each one payment captured and one charge", len(ids)), v, nil)
