@@ -12,6 +12,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	orderpg "github.com/mercato-dev/mercato/order/postgres"
 )
 
 // BenchmarkCheckout measures checkouts end to end through the gateway, on
@@ -183,8 +185,8 @@ func watchOrders(b *testing.B, db *sqlx.DB, url string) func(id string, timeout 
 		}
 	}
 	l := pq.NewListener(url, 10*time.Millisecond, time.Second, nil)
-	if err := l.Listen("order_status"); err != nil {
-		b.Fatalf("LISTEN order_status: %v", err)
+	if err := l.Listen(orderpg.NotifyChannel); err != nil {
+		b.Fatalf("LISTEN %s: %v", orderpg.NotifyChannel, err)
 	}
 	stopped := make(chan struct{})
 	b.Cleanup(func() { l.Close(); <-stopped })
