@@ -49,7 +49,6 @@ type Instancer struct {
 const (
 	maxQueryBackoff = time.Second
 	restartGrace    = 30 * time.Second
-	queryWait       = 5 * time.Minute
 )
 
 // NewInstancer watches the passing instances of service in Consul. Build ONE
@@ -90,7 +89,7 @@ func (i *Instancer) loop(ctx context.Context, index uint64, unreachable bool) {
 			unreachable = true
 			// The agent may come back restarted, counting its index from
 			// the start: a wait on the old index would block until it
-			// passes that (queryWait, 5 min).
+			// passes that (consulWait, 30 s).
 			index = 0
 			i.publish(sd.Event{Err: err})
 			sleep(ctx, backoff)
@@ -123,9 +122,9 @@ func (i *Instancer) loop(ctx context.Context, index uint64, unreachable bool) {
 }
 
 // query asks Consul for the passing instances, blocking until its index
-// passes index (or queryWait).
+// passes index (or consulWait, which the client's timeout allows for).
 func (i *Instancer) query(ctx context.Context, index uint64) ([]string, uint64, error) {
-	opts := (&api.QueryOptions{WaitIndex: index, WaitTime: queryWait}).WithContext(ctx)
+	opts := (&api.QueryOptions{WaitIndex: index, WaitTime: consulWait}).WithContext(ctx)
 	entries, meta, err := i.health.Service(i.service, "", true, opts)
 	if err != nil {
 		return nil, 0, fmt.Errorf("consul: instances of %s: %w", i.service, err)

@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -113,4 +115,46 @@ func TestInstancerPublishesNoInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitInstances(t, instancer, 10*time.Second)
+}
+
+// TestInstancerWaitFitsClientTimeout reads the wait of the instancer's
+// blocking query, as a fake agent receives it: with the jitter Consul adds
+// (wait/16) it must end before the client's timeout, or every idle watch
+// fails with "Client.Timeout exceeded" and publishes an error (an instancer
+// that asked for 5 minutes under a 42 s timeout did so every 42 s in CI).
+func TestInstancerWaitFitsClientTimeout(t *testing.T) {
+	waits := make(chan string, 1)
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("index") != "" {
+			select {
+			case waits <- r.URL.Query().Get("wait"):
+			default:
+			}
+			<-r.Context().Done() // blocks, as an idle agent does
+			return
+		}
+		w.Header().Set("X-Consul-Index", "1")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("[]"))
+	}))
+	t.Cleanup(agent.Close)
+	client, err := NewConsulClient(agent.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	instancer := NewInstancer(client, "thing", testLogger())
+	t.Cleanup(instancer.Stop)
+
+	select {
+	case raw := <-waits:
+		wait, err := time.ParseDuration(raw)
+		if err != nil {
+			t.Fatalf("the blocking query's wait %q: %v", raw, err)
+		}
+		if wait == 0 || wait+wait/16 >= consulTimeout {
+			t.Errorf("the instancer waits %s (up to %s with Consul's jitter) under a client timeout of %s", wait, wait+wait/16, consulTimeout)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the instancer sent no blocking query in 5 s")
+	}
 }
