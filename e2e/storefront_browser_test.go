@@ -135,7 +135,12 @@ func TestStorefrontInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`form[role=search]`)),
 		chromedp.SendKeys(chromedp.CSS(`form[role=search] input[name=q]`), "earbuds"),
 		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
+		// The earbuds may be on the first page of the list the search
+		// replaces: a click before the results are drawn can land on a
+		// card that is going away, and the cart stays empty.
+		until(`document.querySelectorAll("#products li.card").length === 1 && !!document.querySelector('#products li[data-product="everyday-earbuds"]')`),
 		chromedp.Click(chromedp.CSS(`li[data-product="everyday-earbuds"] button`)),
+		until(`document.getElementById("cart-count")?.textContent === "1"`),
 		chromedp.Click(chromedp.CSS(`nav a[href="#/cart"]`)),
 		chromedp.Click(chromedp.CSS(`#to-checkout`)),
 		chromedp.WaitVisible(chromedp.CSS(`#checkout`)),
@@ -291,16 +296,32 @@ document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.vi
 	return tb
 }
 
+// stepTimeout bounds one step of do: a step that cannot finish fails in
+// that time with what the page shows, instead of using up the browser's
+// whole deadline and leaving nothing to read the page with.
+const stepTimeout = time.Minute
+
 // do runs steps, failing the test with what and the page's errors.
 func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	tb.t.Helper()
-	if err := chromedp.Do(tb.ctx, steps...); err != nil {
+	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
 		tb.mu.Lock()
 		errs := slices.Clone(tb.consoleErrs)
 		tb.mu.Unlock()
 		main, _ := chromedp.Run(tb.ctx, chromedp.Evaluate[string](`document.getElementById("main")?.innerText ?? ""`))
 		tb.t.Fatalf("%s: %v\nthe page shows: %.1500s\nconsole: %v", what, err, main, errs)
 	}
+}
+
+// until waits, as a step of do, for the JavaScript expression js to be
+// true on the page.
+func until(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(0))(ctx, t)
+		return err
+	})
 }
 
 func (tb *tab) text(sel string) string {
