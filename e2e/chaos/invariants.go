@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -216,7 +217,7 @@ func (p *Platform) emails(ctx context.Context) load.Invariant {
 func (p *Platform) outboxes(ctx context.Context) load.Invariant {
 	const name = "outboxes drained"
 	var v []string
-	names := sortedKeys(p.Outboxes)
+	names := slices.Sorted(maps.Keys(p.Outboxes))
 	for _, svc := range names {
 		var n int
 		if err := p.Outboxes[svc].GetContext(ctx, &n, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
@@ -277,7 +278,7 @@ func (p *Platform) instances(ctx context.Context) load.Invariant {
 	const name = "every instance back, passing in Consul, breakers closed"
 	var v []string
 	total := 0
-	for _, svc := range sortedKeys(p.Instances) {
+	for _, svc := range slices.Sorted(maps.Keys(p.Instances)) {
 		entries, _, err := p.Consul.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return load.Result(name, "", nil, err)
@@ -329,13 +330,4 @@ func breakersOpen(ctx context.Context, addr string) (float64, error) {
 		}
 	}
 	return sum, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

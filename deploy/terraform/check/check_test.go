@@ -1,6 +1,7 @@
 package check
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +23,7 @@ func run(t *testing.T, dir string) (map[string]*Module, []Finding) {
 	}
 	root := filepath.Clean(dir)
 	var findings []Finding
-	for _, path := range sortedKeys(mods) {
+	for _, path := range slices.Sorted(maps.Keys(mods)) {
 		m := mods[path]
 		findings = append(findings, References(m, mods)...)
 		findings = append(findings, ModuleInputs(m, mods)...)

@@ -2,7 +2,9 @@ package check
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -103,7 +105,7 @@ func Policy(m *Module, root bool) []Finding {
 	for _, a := range m.attributes() {
 		for _, s := range stringLiterals(a.attr.Expr) {
 			if anywhere[s] && !anywhereAllowed(a) {
-				add("open-cidr", a.attr.SrcRange, "%s = %q in %s opens it to the internet; only the load balancer's listeners (security group %s) may be", a.attr.Name, s, where(a.path), strings.Join(sortedKeys(LoadBalancerGroups), ", "))
+				add("open-cidr", a.attr.SrcRange, "%s = %q in %s opens it to the internet; only the load balancer's listeners (security group %s) may be", a.attr.Name, s, where(a.path), strings.Join(slices.Sorted(maps.Keys(LoadBalancerGroups)), ", "))
 			}
 			if accountID.MatchString(s) {
 				add("account-id", a.attr.SrcRange, "%s holds what looks like an AWS account id (%q); use data.aws_caller_identity", a.attr.Name, s)
@@ -122,7 +124,7 @@ func Policy(m *Module, root bool) []Finding {
 		}
 	}
 
-	for _, key := range sortedKeys(m.Resources) {
+	for _, key := range slices.Sorted(maps.Keys(m.Resources)) {
 		b := m.Resources[key]
 		if b.Type != "resource" {
 			continue
@@ -147,7 +149,7 @@ func Policy(m *Module, root bool) []Finding {
 		add("tags", hcl.Range{Filename: m.Dir}, "the root module's aws provider has no default_tags, so resources go untagged")
 	}
 
-	for _, name := range sortedKeys(m.Variables) {
+	for _, name := range slices.Sorted(maps.Keys(m.Variables)) {
 		v := m.Variables[name]
 		for _, attr := range []string{"type", "description"} {
 			if _, ok := v.Body.Attributes[attr]; !ok {
@@ -155,7 +157,7 @@ func Policy(m *Module, root bool) []Finding {
 			}
 		}
 	}
-	for _, name := range sortedKeys(m.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(m.Outputs)) {
 		if _, ok := m.Outputs[name].Body.Attributes["description"]; !ok {
 			add("documented", m.Outputs[name].DefRange(), "output %q has no description", name)
 		}

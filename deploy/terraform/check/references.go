@@ -2,7 +2,8 @@ package check
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -40,17 +41,17 @@ func References(m *Module, mods map[string]*Module) []Finding {
 			}
 		}
 	}
-	for _, name := range sortedKeys(m.Variables) {
+	for _, name := range slices.Sorted(maps.Keys(m.Variables)) {
 		if !usedVars[name] {
 			out = append(out, Finding{"unused", m.Variables[name].DefRange(), fmt.Sprintf("variable %q is declared but never used", name)})
 		}
 	}
-	for _, name := range sortedKeys(m.Locals) {
+	for _, name := range slices.Sorted(maps.Keys(m.Locals)) {
 		if !usedLocals[name] {
 			out = append(out, Finding{"unused", m.Locals[name].SrcRange, fmt.Sprintf("local %q is declared but never used", name)})
 		}
 	}
-	for _, key := range sortedKeys(m.Resources) {
+	for _, key := range slices.Sorted(maps.Keys(m.Resources)) {
 		if strings.HasPrefix(key, "data.") && !usedData[key] {
 			out = append(out, Finding{"unused", m.Resources[key].DefRange(), fmt.Sprintf("%s is declared but never used", key)})
 		}
@@ -166,7 +167,7 @@ func dynamicIterators(path []*hclsyntax.Block) map[string]bool {
 // the child does not declare.
 func ModuleInputs(m *Module, mods map[string]*Module) []Finding {
 	var out []Finding
-	for _, name := range sortedKeys(m.Calls) {
+	for _, name := range slices.Sorted(maps.Keys(m.Calls)) {
 		call := m.Calls[name]
 		child := mods[m.LocalSource(call)]
 		if child == nil {
@@ -175,7 +176,7 @@ func ModuleInputs(m *Module, mods map[string]*Module) []Finding {
 			}
 			continue
 		}
-		for _, arg := range sortedKeys(call.Body.Attributes) {
+		for _, arg := range slices.Sorted(maps.Keys(call.Body.Attributes)) {
 			if metaArguments[arg] {
 				continue
 			}
@@ -183,7 +184,7 @@ func ModuleInputs(m *Module, mods map[string]*Module) []Finding {
 				out = append(out, Finding{"module-input", call.Body.Attributes[arg].SrcRange, fmt.Sprintf("module %q passes %q, which %s does not declare", name, arg, child.Dir)})
 			}
 		}
-		for _, v := range sortedKeys(child.Variables) {
+		for _, v := range slices.Sorted(maps.Keys(child.Variables)) {
 			_, hasDefault := child.Variables[v].Body.Attributes["default"]
 			if _, passed := call.Body.Attributes[v]; !passed && !hasDefault {
 				out = append(out, Finding{"module-input", call.DefRange(), fmt.Sprintf("module %q does not pass %q, which %s requires (no default)", name, v, child.Dir)})
@@ -191,13 +192,4 @@ func ModuleInputs(m *Module, mods map[string]*Module) []Finding {
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

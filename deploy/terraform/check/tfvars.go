@@ -2,7 +2,9 @@ package check
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -31,7 +33,7 @@ func Tfvars(m *Module, path string) ([]Finding, hcl.Diagnostics) {
 	for _, b := range body.Blocks {
 		out = append(out, Finding{"tfvars", b.DefRange(), fmt.Sprintf("block %q in a variables file", b.Type)})
 	}
-	for _, name := range sortedKeys(body.Attributes) {
+	for _, name := range slices.Sorted(maps.Keys(body.Attributes)) {
 		attr := body.Attributes[name]
 		if _, ok := m.Variables[name]; !ok {
 			out = append(out, Finding{"undeclared", attr.SrcRange, fmt.Sprintf("%s sets %q, which %s does not declare", path, name, m.Dir)})
@@ -45,7 +47,7 @@ func Tfvars(m *Module, path string) ([]Finding, hcl.Diagnostics) {
 			}
 		}
 	}
-	for _, name := range sortedKeys(m.Variables) {
+	for _, name := range slices.Sorted(maps.Keys(m.Variables)) {
 		if _, hasDefault := m.Variables[name].Body.Attributes["default"]; hasDefault {
 			continue
 		}

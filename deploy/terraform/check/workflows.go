@@ -2,9 +2,11 @@ package check
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,7 +55,7 @@ func WorkflowMakeCalls(dir string) ([]MakeCall, error) {
 		if err := yaml.Unmarshal(src, &w); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		for _, job := range sortedKeys(w.Jobs) {
+		for _, job := range slices.Sorted(maps.Keys(w.Jobs)) {
 			for i, step := range w.Jobs[job].Steps {
 				if step.Run.Kind != yaml.ScalarNode {
 					continue
