@@ -93,6 +93,9 @@ func TestStorefrontInBrowser(t *testing.T) {
 	customer.do("searching for a skillet",
 		chromedp.SendKeys(chromedp.CSS(`form[role=search] input[name=q]`), "skillet"),
 		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
+		// The skillet may be on the list the search replaces: the results
+		// are drawn when the heading names the search.
+		until(`document.querySelector("#main h1")?.textContent === "Results for “skillet”"`),
 		chromedp.WaitVisible(chromedp.CSS(`#products li[data-product="cast-iron-skillet-26cm"]`)))
 	if n := customer.count(`#products li.card`); n != 1 {
 		t.Errorf("searching for skillet shows %d products, want 1", n)
@@ -135,10 +138,10 @@ func TestStorefrontInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`form[role=search]`)),
 		chromedp.SendKeys(chromedp.CSS(`form[role=search] input[name=q]`), "earbuds"),
 		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
-		// The earbuds may be on the first page of the list the search
-		// replaces: a click before the results are drawn can land on a
-		// card that is going away, and the cart stays empty.
-		until(`document.querySelectorAll("#products li.card").length === 1 && !!document.querySelector('#products li[data-product="everyday-earbuds"]')`),
+		// As with the skillet: a click on the list the search replaces can
+		// land on a card that is going away, and the cart stays empty.
+		until(`document.querySelector("#main h1")?.textContent === "Results for “earbuds”"`),
+		chromedp.WaitVisible(chromedp.CSS(`#products li[data-product="everyday-earbuds"]`)),
 		chromedp.Click(chromedp.CSS(`li[data-product="everyday-earbuds"] button`)),
 		until(`document.getElementById("cart-count")?.textContent === "1"`),
 		chromedp.Click(chromedp.CSS(`nav a[href="#/cart"]`)),
