@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -135,7 +136,7 @@ func TestInstancerWaitFitsClientTimeout(t *testing.T) {
 		}
 		w.Header().Set("X-Consul-Index", "1")
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte("[]"))
+		_, _ = io.WriteString(w, "[]")
 	}))
 	t.Cleanup(agent.Close)
 	client, err := NewConsulClient(agent.URL)
