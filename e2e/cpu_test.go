@@ -106,14 +106,14 @@ func procCPU(t testing.TB, pid int) time.Duration { return cpuTime(procStat(t, p
 func procStat(t testing.TB, pid int) procfs.ProcStat {
 	t.Helper()
 	p, err := procfs.NewProc(pid)
-	if err == nil {
-		var st procfs.ProcStat
-		if st, err = p.Stat(); err == nil {
-			return st
-		}
+	if err != nil {
+		t.Fatalf("cpu: /proc/%d: %v", pid, err)
 	}
-	t.Fatalf("cpu: /proc/%d/stat: %v", pid, err)
-	return procfs.ProcStat{}
+	st, err := p.Stat()
+	if err != nil {
+		t.Fatalf("cpu: /proc/%d/stat: %v", pid, err)
+	}
+	return st
 }
 
 // cpuTime is the user and system time of a process.

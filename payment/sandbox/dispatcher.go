@@ -72,11 +72,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 func (d *Dispatcher) withDefaults() Dispatcher {
 	c := *d
 	c.Logger = defaults.Logger(c.Logger)
-	poll := 100 * time.Millisecond
-	if c.Wake != nil {
-		poll = time.Second
-	}
-	c.PollInterval = defaults.Positive(c.PollInterval, poll)
+	c.PollInterval = defaults.Positive(c.PollInterval, wait.PollEvery(c.Wake != nil))
 	c.Lease = defaults.Positive(c.Lease, 30*time.Second)
 	c.MaxBackoff = defaults.Positive(c.MaxBackoff, time.Minute)
 	c.BatchSize = defaults.Positive(c.BatchSize, 10)

@@ -87,7 +87,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		return errors.New("events: relay needs DB and Redis")
 	}
 	c := r.withDefaults()
-	bo := backoff{min: min(c.PollInterval, defaultPoll), max: c.MaxBackoff}
+	bo := backoff{min: min(c.PollInterval, wait.Poll), max: c.MaxBackoff}
 	publishFailures := failureStreak{logger: c.Logger}
 	housekeepingFailures := failureStreak{logger: c.Logger}
 	var lastHousekeeping time.Time
@@ -118,14 +118,6 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	return nil
 }
-
-// The relay's default polls: alone, and as the fallback of LISTEN (which
-// spares an idle instance's database ten empty rounds a second). Retries
-// after a failure start at defaultPoll either way.
-const (
-	defaultPoll = 100 * time.Millisecond
-	listenPoll  = time.Second
-)
 
 // notifyChannel is the channel migration 00003's trigger notifies.
 const notifyChannel = "outbox_insert"
@@ -171,12 +163,7 @@ func (r *Relay) withDefaults() Relay {
 	c.Stream = cmp.Or(c.Stream, DefaultStream)
 	c.MaxLen = cmp.Or(c.MaxLen, 1_000_000)
 	c.BatchSize = cmp.Or(c.BatchSize, 100)
-	if c.PollInterval == 0 {
-		c.PollInterval = defaultPoll
-		if c.ListenURL != "" {
-			c.PollInterval = listenPoll
-		}
-	}
+	c.PollInterval = cmp.Or(c.PollInterval, wait.PollEvery(c.ListenURL != ""))
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 5*time.Second)
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, 10*time.Second)
 	c.BacklogInterval = cmp.Or(c.BacklogInterval, 10*time.Second)

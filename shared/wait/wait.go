@@ -7,6 +7,24 @@ import (
 	"time"
 )
 
+// The default waits between the polls of a loop that polls for work: Poll
+// when nothing else tells it of any, FallbackPoll when something does (a
+// LISTEN, a wake channel) and the poll only finds what that missed, which
+// spares an idle instance's database ten empty rounds a second.
+const (
+	Poll         = 100 * time.Millisecond
+	FallbackPoll = time.Second
+)
+
+// PollEvery is the default wait between polls: FallbackPoll for a loop that
+// is woken when there is work, else Poll.
+func PollEvery(woken bool) time.Duration {
+	if woken {
+		return FallbackPoll
+	}
+	return Poll
+}
+
 // For waits for d or until ctx is done, reporting whether d passed (false:
 // ctx is done and the caller should stop).
 func For(ctx context.Context, d time.Duration) bool { return ForOr(ctx, d, nil) }

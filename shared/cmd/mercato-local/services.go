@@ -53,12 +53,12 @@ var databases = []string{
 var gateway = serviceSpec{name: "gateway", instances: 1, httpAddr: gatewayAddr, extraArgs: gatewayArgs}
 
 // gatewayArgs puts the gateway's admin listener on its fixed port, so the
-// banner can name it (Prometheus and Consul find it in Consul anyway).
-// gatewayArgs: the sandbox's webhooks come from 127.0.0.1, the address of
-// every local client too, so their allowance (per address; by default the
-// client's 600 a minute) is raised to what the sandbox may send: past 10
-// checkouts a second, webhooks answered 429 would wait for their retries
-// and the orders stay pending meanwhile (make load at 150 req/s saw it).
+// banner can name it (Prometheus and Consul find it in Consul anyway). The
+// sandbox's webhooks come from 127.0.0.1, the address of every local client
+// too, so their allowance (per address; by default the client's 600 a
+// minute) is raised to what the sandbox may send: past 10 checkouts a
+// second, webhooks answered 429 would wait for their retries and the orders
+// stay pending meanwhile (make load at 150 req/s saw it).
 func gatewayArgs(secrets) []string {
 	return []string{"-admin-addr", gatewayAdminAddr, "-webhook-rate-limit", "60000", "-webhook-rate-burst", "1000"}
 }
