@@ -29,6 +29,9 @@ scripts/build-vlagent.sh
 scripts/docker-standins.sh
 VERSION=local scripts/build-images.sh
 scripts/k8s-secrets.sh
+# The node's containerd keeps a copy of every image: a run short of disk
+# fails in the import, whose error says what was left.
+echo "==> disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free where the cluster keeps its images (.local/k8s)"
 echo "==> go test -tags k8s ./e2e/k8s/ (cluster up, import images, apply -k overlays/local, checkout, delete a pod of each backend under reads, aws dry run, teardown)"
 ${GO:-go} test -tags k8s -count=1 -timeout 30m -v -run TestKubernetesPlatform ./e2e/k8s/
 echo "==> k8s-test passed in $((SECONDS - start))s"

@@ -45,7 +45,8 @@ const (
 	aws           = "deploy/k8s/overlays/aws"
 )
 
-func TestKubernetesPlatform(t *testing.T) {
+func TestKubernetesPlatform(tt *testing.T) {
+	t := &causes{TB: tt}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	root, err := localinfra.RepoRoot()
@@ -77,6 +78,7 @@ func TestKubernetesPlatform(t *testing.T) {
 			return
 		}
 		t.Logf("cluster stopped and the host restored in %s", time.Since(start).Round(time.Second))
+		t.repeat()
 	})
 	t.Logf("cluster up in %s", time.Since(began).Round(time.Second))
 	kubectl := func(args ...string) string {
@@ -180,7 +182,7 @@ func TestKubernetesPlatform(t *testing.T) {
 // Jaeger with the gateway's, order's, product's, payment's and
 // notification's spans, and VictoriaLogs holds lines of at least four
 // services with its trace id, as fields: vlagent unpacked each JSON line.
-func traceAndLogs(t *testing.T, jaeger, vlogs, requestID string) {
+func traceAndLogs(t testing.TB, jaeger, vlogs, requestID string) {
 	t.Helper()
 	tr := deployed.CheckoutTrace(t, jaeger, requestID)
 	t.Logf("Jaeger: the checkout's trace\n%s", deployed.RenderTrace(tr))
@@ -192,7 +194,7 @@ func traceAndLogs(t *testing.T, jaeger, vlogs, requestID string) {
 // confirmed (no service waits for the log store), and once it runs again
 // the collector sends the lines it kept meanwhile. The local overlay keeps
 // the store's data in its pod (emptyDir), so what it held before is gone.
-func logStoreOutage(t *testing.T, kubectl func(...string) string, shopper *deployed.Client, vlogs string) {
+func logStoreOutage(t testing.TB, kubectl func(...string) string, shopper *deployed.Client, vlogs string) {
 	t.Helper()
 	kubectl("-n", namespace, "scale", "statefulset/victoria-logs", "--replicas=0")
 	kubectl("-n", namespace, "wait", "--for=delete", "pod/victoria-logs-0", "--timeout=2m")
@@ -207,7 +209,7 @@ func logStoreOutage(t *testing.T, kubectl func(...string) string, shopper *deplo
 }
 
 // fullStrength waits for two passing instances of every backend in Consul.
-func fullStrength(t *testing.T, consul, token string) {
+func fullStrength(t testing.TB, consul, token string) {
 	t.Helper()
 	for _, svc := range deployed.Backends {
 		deployed.WaitFor(t, 3*time.Minute, svc+": two passing instances in Consul", func() (bool, string) {
@@ -288,7 +290,7 @@ func imagesOf(rendered string) []string {
 
 // dockerImages splits images into those the Docker engine has and those
 // it has not.
-func dockerImages(t *testing.T, images []string) (present, missing []string) {
+func dockerImages(t testing.TB, images []string) (present, missing []string) {
 	t.Helper()
 	for _, image := range images {
 		if err := exec.Command("docker", "image", "inspect", image).Run(); err != nil {
@@ -305,7 +307,7 @@ func dockerImages(t *testing.T, images []string) (present, missing []string) {
 
 // workloadsOf lists the namespace's Deployments and StatefulSets
 // (kind/name), leaving out those whose image is missing.
-func workloadsOf(t *testing.T, c *cluster.Cluster, ctx context.Context, missing []string) []string {
+func workloadsOf(t testing.TB, c *cluster.Cluster, ctx context.Context, missing []string) []string {
 	t.Helper()
 	out, err := c.Kubectl(ctx, "-n", namespace, "get", "deployments,statefulsets", "-o",
 		`jsonpath={range .items[*]}{.kind}/{.metadata.name} {.spec.template.spec.containers[*].image}{"\n"}{end}`)
@@ -325,13 +327,62 @@ func workloadsOf(t *testing.T, c *cluster.Cluster, ctx context.Context, missing 
 
 // serviceURL is http://<ClusterIP>:port of a Service of the namespace:
 // kube-proxy routes the host's own connections to ClusterIPs too.
-func serviceURL(t *testing.T, c *cluster.Cluster, ctx context.Context, service string, port int) string {
+func serviceURL(t testing.TB, c *cluster.Cluster, ctx context.Context, service string, port int) string {
 	t.Helper()
 	ip, err := c.Kubectl(ctx, "-n", namespace, "get", "service", service, "-o", "jsonpath={.spec.clusterIP}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("http://%s:%d", strings.TrimSpace(ip), port)
+}
+
+// causes is the test's T remembering what failed it, so that the clean-up
+// can say it again as the test's last lines: CI shows the end of a failed
+// run's output, and the listings of pods, events and logs that a failure
+// prints, then the teardown's lines, would otherwise push it out of view.
+type causes struct {
+	testing.TB
+	mu   sync.Mutex
+	said []string
+}
+
+func (c *causes) Error(args ...any) {
+	c.Helper()
+	c.note(fmt.Sprint(args...))
+	c.TB.Error(args...)
+}
+
+func (c *causes) Errorf(format string, args ...any) {
+	c.Helper()
+	c.note(fmt.Sprintf(format, args...))
+	c.TB.Errorf(format, args...)
+}
+
+func (c *causes) Fatal(args ...any) {
+	c.Helper()
+	c.note(fmt.Sprint(args...))
+	c.TB.Fatal(args...)
+}
+
+func (c *causes) Fatalf(format string, args ...any) {
+	c.Helper()
+	c.note(fmt.Sprintf(format, args...))
+	c.TB.Fatalf(format, args...)
+}
+
+func (c *causes) note(msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.said = append(c.said, msg)
+}
+
+// repeat logs again, last, each failure said so far.
+func (c *causes) repeat() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, msg := range c.said {
+		c.Logf("failure %d of %d, said above: %s", i+1, len(c.said), msg)
+	}
 }
 
 func tail(s string, n int) string {

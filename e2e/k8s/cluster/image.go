@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -96,36 +98,56 @@ func (c *Cluster) ImportImages(ctx context.Context, archives ...string) error {
 	return nil
 }
 
-// ImportDockerImages saves images of the local Docker engine (`docker save`)
-// and imports them into the node.
+// ImportDockerImages streams images of the local Docker engine (`docker
+// save`) into the node's containerd. No archive is written: the import needs
+// no disk beyond containerd's own copy, and a failure names the disk space
+// left, the usual cause on a small CI machine.
 func (c *Cluster) ImportDockerImages(ctx context.Context, images ...string) error {
 	if len(images) == 0 {
 		return nil
 	}
-	tmp, err := os.MkdirTemp(c.layout.images, "docker-save-")
+	save := exec.CommandContext(ctx, "docker", append([]string{"save"}, images...)...) //nolint:gosec // G204: docker with image names the caller gave
+	var saveErr bytes.Buffer
+	save.Stderr = &saveErr
+	archive, err := save.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	archive := filepath.Join(tmp, "images.tar")
-	args := append([]string{"save", "-o", archive}, images...)
-	if out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput(); err != nil { //nolint:gosec // G204: docker with image names the caller gave
-		return fmt.Errorf("cluster: docker save %v: %w: %s", images, err, out)
+	if err := save.Start(); err != nil {
+		return fmt.Errorf("cluster: docker save: %w", err)
 	}
-	return c.ImportImages(ctx, archive)
+	_, importErr := c.ctrFrom(ctx, archive, "images", "import", "-")
+	// ctr is done reading: a docker save still writing (ctr failed) gets a
+	// broken pipe instead of blocking Wait.
+	_ = archive.Close()
+	if err := save.Wait(); err != nil || importErr != nil {
+		return fmt.Errorf("cluster: docker save %v | ctr images import -: docker save: %v: %s; import: %v (%s)",
+			images, err, bytes.TrimSpace(saveErr.Bytes()), importErr, freeSpace(c.layout.root))
+	}
+	return nil
+}
+
+// freeSpace says how much disk is left under dir.
+func freeSpace(dir string) string {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err != nil {
+		return fmt.Sprintf("free space of %s unknown: %v", dir, err)
+	}
+	return fmt.Sprintf("%d MiB free under %s", fs.Bavail*uint64(fs.Bsize)>>20, dir) //nolint:gosec // G115: a block size is positive
 }
 
 // ctr runs containerd's client against the cluster's containerd, in the
 // namespace the CRI plugin (and so the kubelet) uses.
 func (c *Cluster) ctr(ctx context.Context, args ...string) (string, error) {
-	return ctrAt(ctx, c.layout.containerdSock, args...)
+	return c.ctrFrom(ctx, nil, args...)
 }
 
-func ctrAt(ctx context.Context, socket string, args ...string) (string, error) {
-	full := append([]string{"--address", socket, "--namespace", "k8s.io"}, args...)
+// ctrFrom is ctr with its standard input read from stdin.
+func (c *Cluster) ctrFrom(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
+	full := append([]string{"--address", c.layout.containerdSock, "--namespace", "k8s.io"}, args...)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, ctrPath, full...) //nolint:gosec // G204: ctr with the harness's own arguments
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return stdout.String(), fmt.Errorf("ctr %v: %w: %s", args, err, bytes.TrimSpace(stderr.Bytes()))
 	}
