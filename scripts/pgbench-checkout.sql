@@ -12,15 +12,14 @@
 -- processor's tables, included. Every statement is the service's, in the
 -- order the saga sends them, and the list was checked against a
 -- log_statement=all log of one checkout on the e2e platform. Per checkout,
--- 50 statements in 22 transactions (a transaction of n is BEGIN, n
+-- 47 statements in 19 transactions (a transaction of n is BEGIN, n
 -- statements, COMMIT; the others are single statements on their own):
 --
 --   order    claim the Idempotency-Key                                 1
 --   product  reserve: reservation, lock product, lock variants, take
 --            stock, reservation item, ledger row                  tx of 6
 --   order    store: order, lines, history row, outbox row         tx of 4
---   order    relays wake (both instances): take and mark; find none
---                                                        tx of 2, tx of 1
+--   order    its relay wakes: take and mark                        tx of 2
 --   payment  payment row, the sandbox's charge row, charge id, refunds 4
 --   order    record the payment: lock order, lines, history, update
 --                                                                 tx of 4
@@ -28,17 +27,17 @@
 --   payment  the sandbox's dispatcher takes the webhook due            1
 --   payment  webhook: event row, lock payment, refunds, update, outbox
 --            row, refunds                                         tx of 6
---   payment  relays wake (both instances)               tx of 2, tx of 1
+--   payment  its relay wakes                                      tx of 2
 --   payment  the dispatcher records the delivery                       1
 --   payment  the saga checks the payment (GET): payment, refunds       2
 --   product  commit: lock reservation, items, mark committed, ledger
 --                                                                 tx of 4
 --   order    consumer: inbox row, lock order, lines, history, update,
 --            history row, outbox row                              tx of 7
---   order    relays wake (both instances)               tx of 2, tx of 1
+--   order    its relay wakes                                      tx of 2
 --
--- By database: order 23 statements in 9 transactions, product 10 in 2,
--- payment 17 in 11 (8 of them single statements; 3 statements are the
+-- By database: order 21 statements in 7 transactions, product 10 in 2,
+-- payment 16 in 10 (8 of them single statements; 3 statements are the
 -- sandbox processor's, which a real card processor would make elsewhere).
 --
 -- Where the script differs from the platform, and why:
@@ -49,9 +48,10 @@
 --   * The relays and the dispatcher take LIMIT 1 rather than batches of 100
 --     and 10: one checkout's share, as when they are not loaded. What a
 --     round takes may be another client's row, as between instances; each
---     round publishes (delivers) what it took, so nothing piles up. Every
---     outbox commit wakes both instances' relays (LISTEN/NOTIFY); the second
---     round usually finds nothing and rolls back, as there.
+--     round publishes (delivers) what it took, so nothing piles up. An
+--     outbox commit wakes only its own instance's relay (the notification
+--     names the instance: Relay.ApplicationName), so one round follows it;
+--     before that, both instances' relays woke and one found nothing.
 --   * The first statement draws the checkout's ids (a SELECT the platform
 --     does not make); the product (SKU PGB-MUG, stock 1e9, like the
 --     benchmark's Bench Mug) is seeded by BenchmarkCheckout and named by
@@ -143,20 +143,7 @@ VALUES (:created_event, 'order.created', jsonb_build_object(
                                                           'quantity', 1, 'unit_price', '19.99')))), NULL);
 COMMIT;
 
--- order: the outbox relays of both instances wake (shared/events Relay.publishBatch).
-\set relay_found 0
-BEGIN READ WRITE;
-SELECT id, type, payload, trace_context, 1 AS found FROM order_db.outbox
-WHERE published_at IS NULL
-ORDER BY created_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED \aset relay_
-\if :relay_found
-UPDATE order_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-COMMIT;
-\else
-ROLLBACK;
-\endif
+-- order: the committing instance's outbox relay wakes (shared/events Relay.publishBatch).
 \set relay_found 0
 BEGIN READ WRITE;
 SELECT id, type, payload, trace_context, 1 AS found FROM order_db.outbox
@@ -263,20 +250,7 @@ SELECT id, payment_id, amount, reason, status, provider_refund_id, idempotency_k
        request_hash, processed_at, attempted_at, created_at, updated_at FROM payment_db.refunds WHERE payment_id = :payment_id ORDER BY created_at, id;
 COMMIT;
 
--- payment: the outbox relays of both instances wake.
-\set relay_found 0
-BEGIN READ WRITE;
-SELECT id, type, payload, trace_context, 1 AS found FROM payment_db.outbox
-WHERE published_at IS NULL
-ORDER BY created_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED \aset relay_
-\if :relay_found
-UPDATE payment_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-COMMIT;
-\else
-ROLLBACK;
-\endif
+-- payment: the committing instance's outbox relay wakes.
 \set relay_found 0
 BEGIN READ WRITE;
 SELECT id, type, payload, trace_context, 1 AS found FROM payment_db.outbox
@@ -340,20 +314,7 @@ VALUES (:updated_event, 'order.updated', jsonb_build_object(
                                    'status', 'confirmed', 'previous_status', 'pending')), NULL);
 COMMIT;
 
--- order: the outbox relays of both instances wake.
-\set relay_found 0
-BEGIN READ WRITE;
-SELECT id, type, payload, trace_context, 1 AS found FROM order_db.outbox
-WHERE published_at IS NULL
-ORDER BY created_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED \aset relay_
-\if :relay_found
-UPDATE order_db.outbox SET published_at = now() WHERE id = ANY(ARRAY[:relay_id]::uuid[]);
-COMMIT;
-\else
-ROLLBACK;
-\endif
+-- order: the committing instance's outbox relay wakes.
 \set relay_found 0
 BEGIN READ WRITE;
 SELECT id, type, payload, trace_context, 1 AS found FROM order_db.outbox

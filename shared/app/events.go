@@ -11,9 +11,11 @@ import (
 // logging as component "outbox_relay", recorded in the event metrics, each
 // event published inside a span of the trace that enqueued it. It listens
 // for the outbox's commit notifications, so an event is published as soon as
-// it commits; the poll is only the fallback.
+// it commits, and only for its own instance's commits: the other instances'
+// relays poll for rows an instance left when it died.
 func (in *Instance) RelayOutbox() {
-	in.Go("outbox relay", (&events.Relay{DB: in.DB, Redis: in.Redis, ListenURL: in.cfg.DatabaseURL,
+	in.Go("outbox relay", (&events.Relay{DB: in.DB, Redis: in.Redis,
+		ListenURL: in.cfg.DatabaseURL, ApplicationName: in.dbName,
 		Logger: log.With(in.Logger, "component", "outbox_relay"), Metrics: in.eventMetrics(), Tracer: in.Tracing}).Run)
 }
 

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-kit/kit/sd"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/hashicorp/consul/api"
 	"github.com/jmoiron/sqlx"
@@ -72,7 +74,11 @@ type Instance struct {
 	// and "redis". A service adds its own before calling Router.
 	Checks map[string]httpkit.Check
 
-	cfg         config.Common
+	cfg config.Common
+	// dbName is the application_name of the instance's database
+	// connections: the service and an id of the instance ("order-1a2b3c4d"),
+	// for pg_stat_activity and the outbox relay's wake-ups.
+	dbName      string
 	httpMetrics *metrics.HTTP
 	events      *events.Metrics // from eventMetrics, once needed
 	startCtx    context.Context
@@ -96,6 +102,7 @@ func Start(ctx context.Context, cfg config.Common, logOutput io.Writer, opts Opt
 		Registry:    reg,
 		Checks:      map[string]httpkit.Check{},
 		cfg:         cfg,
+		dbName:      cfg.Service + "-" + uuid.NewString()[:8],
 		httpMetrics: metrics.NewHTTP(reg, cfg.Service),
 	}
 	timeout := opts.StartTimeout
@@ -179,6 +186,7 @@ func (in *Instance) open(opts Options) error {
 // second pool with migrations of its own (the payment sandbox's). Close
 // closes the pool once the background loops have stopped.
 func (in *Instance) OpenPostgres(pool postgres.PoolOptions, migrate func(context.Context, *sqlx.DB) error) (*sqlx.DB, error) {
+	pool.ApplicationName = cmp.Or(pool.ApplicationName, in.dbName)
 	db, err := postgres.Open(in.startCtx, in.cfg.DatabaseURL, pool)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)

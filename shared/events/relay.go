@@ -62,7 +62,16 @@ type Relay struct {
 	// notifications may have been missed meanwhile, so PollInterval is only
 	// the fallback for a connection that died unseen. Empty: the relay
 	// polls.
-	ListenURL       string
+	ListenURL string
+	// ApplicationName is the application_name of DB's connections (shared/
+	// postgres PoolOptions.ApplicationName), unique to the instance. With
+	// it, a commit notification wakes the relay only when it names this
+	// instance or no instance: each instance relays its own commits at once,
+	// and one commit wakes one relay instead of every instance's, of which
+	// all but one would find nothing. Rows whose instance died before its
+	// relay took them are found by the others' fallback poll. Empty: every
+	// notification wakes the relay.
+	ApplicationName string
 	MaxBackoff      time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
 	PublishTimeout  time.Duration // bound on one batch (select, XADDs, commit); default 10s
 	BacklogInterval time.Duration // how often the backlog gauges are refreshed and old rows deleted; default 10s
@@ -119,7 +128,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
-// notifyChannel is the channel migration 00003's trigger notifies.
+// notifyChannel is the channel the trigger of migrations 00003 and 00004 notifies.
 const notifyChannel = "outbox_insert"
 
 // listen returns a channel that receives a value when the outbox may hold
@@ -151,8 +160,11 @@ func (r *Relay) listen(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	go func() {
-		for range l.NotificationChannel() { // closed by Close
-			wake.Notify()
+		for n := range l.NotificationChannel() { // closed by Close
+			// nil follows a reconnect, and notifications may have been missed.
+			if n == nil || n.Extra == "" || r.ApplicationName == "" || n.Extra == r.ApplicationName {
+				wake.Notify()
+			}
 		}
 	}()
 	return wake

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/postgres"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -281,5 +283,65 @@ func TestRelayWakesOnCommitNotification(t *testing.T) {
 		if msgs[i].Values["id"] != want {
 			t.Errorf("entry %d is %v, want %s", i, msgs[i].Values["id"], want)
 		}
+	}
+}
+
+// A relay with an ApplicationName wakes for the commits of its own
+// instance's connections and of connections that name none, not for another
+// instance's: that instance's relay has them, and this one's poll (an hour
+// away here) is only their fallback.
+func TestRelayWakesForItsOwnInstancesCommits(t *testing.T) {
+	url := testkit.PostgresURL(t)
+	ctx := testCtx(t)
+	open := func(name string) *sqlx.DB {
+		db, err := postgres.Open(ctx, url, postgres.PoolOptions{ApplicationName: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	own, other, unnamed := open("order-aaaaaaaa"), open("order-bbbbbbbb"), open("")
+	if err := events.Migrate(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	rdb := testkit.Redis(t)
+	stream, _ := names()
+
+	// The test's own listener sees what the trigger sends.
+	l := pq.NewListener(url, time.Second, time.Second, nil)
+	t.Cleanup(func() { l.Close() })
+	if err := l.Listen("outbox_insert"); err != nil {
+		t.Fatal(err)
+	}
+	relay := &events.Relay{DB: own, Redis: rdb, Stream: stream, ListenURL: url, ApplicationName: "order-aaaaaaaa",
+		PollInterval: time.Hour, BacklogInterval: time.Hour}
+	start(t, relay.Run)
+	eventually(t, "the relay to LISTEN", func() bool {
+		return count(t, own, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN%'`) == 2
+	})
+
+	enqueue(t, other, newEvent(t, events.OrderCreated, 1))
+	select {
+	case n := <-l.NotificationChannel():
+		if n == nil || n.Extra != "order-bbbbbbbb" {
+			t.Fatalf("notification %+v, want one naming order-bbbbbbbb", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no commit notification in 10s")
+	}
+	// A woken relay publishes in milliseconds; this one must not wake.
+	time.Sleep(time.Second)
+	if n := unpublished(t, own); n != 1 {
+		t.Fatalf("%d rows unpublished after another instance's commit, want 1: the relay woke for it", n)
+	}
+
+	enqueue(t, unnamed, newEvent(t, events.OrderCreated, 2))
+	eventually(t, "a commit naming no instance to wake the relay", func() bool { return unpublished(t, own) == 0 })
+	enqueue(t, own, newEvent(t, events.OrderCreated, 3))
+	eventually(t, "the relay's own instance's commit to wake it", func() bool { return unpublished(t, own) == 0 })
+	if n := len(entries(t, rdb, stream)); n != 3 {
+		t.Errorf("stream has %d entries, want 3", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"runtime"
 	"strings"
 	"time"
@@ -30,10 +31,21 @@ type PoolOptions struct {
 	MaxIdle     int           // default 10
 	MaxLifetime time.Duration // default 30m
 	MaxIdleTime time.Duration // default 5m
+	// ApplicationName names the pool's connections (PostgreSQL's
+	// application_name, as pg_stat_activity shows it), in place of any the
+	// URL sets. The outbox's commit notifications carry it, so that a relay
+	// wakes for its own instance's commits only (events.Relay).
+	ApplicationName string
 }
 
 // Open connects to url, sizes the pool and checks the connection within ctx.
 func Open(ctx context.Context, url string, opts PoolOptions) (*sqlx.DB, error) {
+	if opts.ApplicationName != "" {
+		var err error
+		if url, err = withApplicationName(url, opts.ApplicationName); err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+	}
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -47,6 +59,25 @@ func Open(ctx context.Context, url string, opts PoolOptions) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("postgres: ping: %w", err)
 	}
 	return db, nil
+}
+
+// withApplicationName is the connection string conn (a postgres:// URL or
+// key=value pairs) with application_name set to name, in place of any conn
+// sets (in key=value pairs, a later key wins).
+func withApplicationName(conn, name string) (string, error) {
+	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
+		u, err := neturl.Parse(conn)
+		if err != nil {
+			// url's error quotes the URL, password and all.
+			return "", errors.New("the database URL does not parse")
+		}
+		q := u.Query()
+		q.Set("application_name", name)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	quoted := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(name)
+	return conn + " application_name='" + quoted + "'", nil
 }
 
 func orDefault[T comparable](v, def T) T {

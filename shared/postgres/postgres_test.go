@@ -1,8 +1,12 @@
 package postgres_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	neturl "net/url"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -168,6 +172,39 @@ func TestInTxSpan(t *testing.T) {
 		}
 		if failed := s.Status().Code.String() == "Error"; failed != (i == 1) {
 			t.Errorf("transaction %d: status %v", i, s.Status())
+		}
+	}
+}
+
+// PoolOptions.ApplicationName names every connection of the pool, whether
+// the URL is a postgres:// URL or key=value pairs, and whatever the URL said.
+func TestOpenSetsApplicationName(t *testing.T) {
+	ctx := context.Background()
+	url := testkit.PostgresURL(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, _ := u.User.Password()
+	dsn := fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=%s", u.Hostname(), u.Port(),
+		u.User.Username(), password, strings.TrimPrefix(u.Path, "/"), cmp.Or(u.Query().Get("sslmode"), "prefer"))
+	q := u.Query()
+	q.Set("application_name", "psql")
+	u.RawQuery = q.Encode()
+	for _, c := range []struct{ what, url, name string }{
+		{"a URL", url, "order-1a2b3c4d"},
+		{"a URL naming another", u.String(), "order-5e6f7a8b"},
+		{"key=value pairs", dsn, `it's a \ name`},
+	} {
+		db, err := postgres.Open(ctx, c.url, postgres.PoolOptions{ApplicationName: c.name})
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		var got string
+		err = db.GetContext(ctx, &got, "SHOW application_name")
+		db.Close()
+		if err != nil || got != c.name {
+			t.Errorf("%s: application_name %q (%v), want %q", c.what, got, err, c.name)
 		}
 	}
 }
