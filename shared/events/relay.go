@@ -63,14 +63,12 @@ type Relay struct {
 	// the fallback for a connection that died unseen. Empty: the relay
 	// polls.
 	ListenURL string
-	// ApplicationName is the application_name of DB's connections (shared/
-	// postgres PoolOptions.ApplicationName), unique to the instance. With
-	// it, a commit notification wakes the relay only when it names this
-	// instance or no instance: each instance relays its own commits at once,
-	// and one commit wakes one relay instead of every instance's, of which
-	// all but one would find nothing. Rows whose instance died before its
-	// relay took them are found by the others' fallback poll. Empty: every
-	// notification wakes the relay.
+	// ApplicationName is the application_name of DB's connections, unique
+	// to the instance (postgres.PoolOptions.ApplicationName). With it the
+	// relay wakes only for notifications that name this instance or none:
+	// one commit wakes one relay, not every instance's. Rows an instance
+	// left when it died are found by the other instances' fallback poll.
+	// Empty: every notification wakes the relay.
 	ApplicationName string
 	MaxBackoff      time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
 	PublishTimeout  time.Duration // bound on one batch (select, XADDs, commit); default 10s
