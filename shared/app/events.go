@@ -15,7 +15,7 @@ import (
 // relays poll for rows an instance left when it died.
 func (in *Instance) RelayOutbox() {
 	in.Go("outbox relay", (&events.Relay{DB: in.DB, Redis: in.Redis,
-		ListenURL: in.cfg.DatabaseURL, ApplicationName: in.dbName,
+		ListenURL: in.cfg.DatabaseURL, ApplicationName: in.applicationName,
 		Logger: log.With(in.Logger, "component", "outbox_relay"), Metrics: in.eventMetrics(), Tracer: in.Tracing}).Run)
 }
 

@@ -75,18 +75,18 @@ type Instance struct {
 	Checks map[string]httpkit.Check
 
 	cfg config.Common
-	// dbName is the application_name of the instance's database
+	// applicationName is the application_name of the instance's database
 	// connections: the service and an id of the instance ("order-1a2b3c4d"),
 	// for pg_stat_activity and the outbox relay's wake-ups.
-	dbName      string
-	httpMetrics *metrics.HTTP
-	events      *events.Metrics // from eventMetrics, once needed
-	startCtx    context.Context
-	cancelStart context.CancelFunc
-	loopCtx     context.Context
-	stopLoops   context.CancelFunc
-	loops       sync.WaitGroup
-	closers     []func() error // in the order opened; run in reverse
+	applicationName string
+	httpMetrics     *metrics.HTTP
+	events          *events.Metrics // from eventMetrics, once needed
+	startCtx        context.Context
+	cancelStart     context.CancelFunc
+	loopCtx         context.Context
+	stopLoops       context.CancelFunc
+	loops           sync.WaitGroup
+	closers         []func() error // in the order opened; run in reverse
 }
 
 // Start builds the instance cfg describes: its logger (writing to
@@ -98,12 +98,12 @@ type Instance struct {
 func Start(ctx context.Context, cfg config.Common, logOutput io.Writer, opts Options) (*Instance, error) {
 	reg := metrics.NewRegistry()
 	in := &Instance{
-		Logger:      logging.New(logOutput, cfg.Service, cfg.LogLevel),
-		Registry:    reg,
-		Checks:      map[string]httpkit.Check{},
-		cfg:         cfg,
-		dbName:      cfg.Service + "-" + uuid.NewString()[:8],
-		httpMetrics: metrics.NewHTTP(reg, cfg.Service),
+		Logger:          logging.New(logOutput, cfg.Service, cfg.LogLevel),
+		Registry:        reg,
+		Checks:          map[string]httpkit.Check{},
+		cfg:             cfg,
+		applicationName: cfg.Service + "-" + uuid.NewString()[:8],
+		httpMetrics:     metrics.NewHTTP(reg, cfg.Service),
 	}
 	timeout := opts.StartTimeout
 	if timeout <= 0 {
@@ -186,7 +186,7 @@ func (in *Instance) open(opts Options) error {
 // second pool with migrations of its own (the payment sandbox's). Close
 // closes the pool once the background loops have stopped.
 func (in *Instance) OpenPostgres(pool postgres.PoolOptions, migrate func(context.Context, *sqlx.DB) error) (*sqlx.DB, error) {
-	pool.ApplicationName = cmp.Or(pool.ApplicationName, in.dbName)
+	pool.ApplicationName = cmp.Or(pool.ApplicationName, in.applicationName)
 	db, err := postgres.Open(in.startCtx, in.cfg.DatabaseURL, pool)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)

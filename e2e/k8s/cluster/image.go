@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -107,8 +108,8 @@ func (c *Cluster) ImportDockerImages(ctx context.Context, images ...string) erro
 		return nil
 	}
 	save := exec.CommandContext(ctx, "docker", append([]string{"save"}, images...)...) //nolint:gosec // G204: docker with image names the caller gave
-	var saveErr bytes.Buffer
-	save.Stderr = &saveErr
+	var saveStderr bytes.Buffer
+	save.Stderr = &saveStderr
 	archive, err := save.StdoutPipe()
 	if err != nil {
 		return err
@@ -120,9 +121,12 @@ func (c *Cluster) ImportDockerImages(ctx context.Context, images ...string) erro
 	// ctr is done reading: a docker save still writing (ctr failed) gets a
 	// broken pipe instead of blocking Wait.
 	_ = archive.Close()
-	if err := save.Wait(); err != nil || importErr != nil {
-		return fmt.Errorf("cluster: docker save %v | ctr images import -: docker save: %v: %s; import: %v (%s)",
-			images, err, bytes.TrimSpace(saveErr.Bytes()), importErr, freeSpace(c.layout.root))
+	saveErr := save.Wait()
+	if saveErr != nil {
+		saveErr = fmt.Errorf("docker save: %w: %s", saveErr, bytes.TrimSpace(saveStderr.Bytes()))
+	}
+	if err := errors.Join(saveErr, importErr); err != nil {
+		return fmt.Errorf("cluster: docker save %v | ctr images import -: %w (%s)", images, err, freeSpace(c.layout.root))
 	}
 	return nil
 }
