@@ -80,7 +80,8 @@ type stream struct {
 	events chan sseEvent
 }
 
-// open starts a stream; a status other than 200 comes back with no events.
+// open starts a stream; a status other than 200 comes back with no events
+// and its body unread.
 func (rig *streamRig) open(t *testing.T, path, token string, header ...string) *stream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -97,6 +98,13 @@ func (rig *streamRig) open(t *testing.T, path, token string, header ...string) *
 		t.Fatal(err)
 	}
 	s := &stream{resp: resp, events: make(chan sseEvent, 100)}
+	if resp.StatusCode != http.StatusOK {
+		// The error body is the caller's to read: a reader here would race
+		// it for the bytes (the 429 test once decoded an empty body).
+		close(s.events)
+		t.Cleanup(func() { resp.Body.Close() })
+		return s
+	}
 	go func() {
 		defer close(s.events)
 		defer resp.Body.Close()
