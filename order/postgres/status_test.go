@@ -299,7 +299,10 @@ func TestStatusStreamAuthorization(t *testing.T) {
 }
 
 func TestStatusStreamLimits(t *testing.T) {
-	rig := newStreamRig(t, testkit.PostgresURL(t), order.WatchOptions{MaxPerUser: 2, IdleTimeout: 700 * time.Millisecond})
+	// The idle timeout is long beside the sleeps below, so a slow
+	// notification on a loaded machine cannot end a stream early.
+	const idle = 1500 * time.Millisecond
+	rig := newStreamRig(t, testkit.PostgresURL(t), order.WatchOptions{MaxPerUser: 2, IdleTimeout: idle})
 	user := uuid.NewString()
 	o := mustCreate(t, rig.repo, newOrder(user))
 	path := "/api/v1/orders/" + o.ID + "/events"
@@ -326,7 +329,7 @@ func TestStatusStreamLimits(t *testing.T) {
 			t.Fatal("an event, want the end of the stream")
 		}
 	}
-	if took := time.Since(start); took > 3*time.Second {
+	if took := time.Since(start); took > 3*idle {
 		t.Errorf("idle streams ended after %s", took)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -334,15 +337,15 @@ func TestStatusStreamLimits(t *testing.T) {
 	again.want(t, order.StatusPending, "")
 
 	// An event restarts the idle clock.
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(idle / 2)
 	move(t, rig.repo, o.ID, order.StatusConfirmed, "")
 	again.want(t, order.StatusConfirmed, "pending")
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(3 * idle / 4) // past the first idle end, before the restarted one
 	for drained := false; !drained; {
 		select {
 		case _, ok := <-again.events:
 			if !ok {
-				t.Fatal("the stream ended 800ms after opening though an event came 400ms ago")
+				t.Fatalf("the stream ended though an event came %s ago, less than the idle timeout %s", 3*idle/4, idle)
 			}
 		default:
 			drained = true
