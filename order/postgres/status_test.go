@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/mercato-dev/mercato/order"
 	"github.com/mercato-dev/mercato/order/postgres"
@@ -48,6 +49,14 @@ func newStreamRig(t *testing.T, dsn string, opts order.WatchOptions) *streamRig 
 	if err != nil {
 		t.Fatal(err)
 	}
+	listening := func() (n int) {
+		if err := db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = $1`,
+			"LISTEN "+pq.QuoteIdentifier(postgres.NotifyChannel)); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := listening() // another rig's listener, on the same database
 	repo := postgres.New(db)
 	w := order.NewWatcher(repo, nil, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -57,7 +66,11 @@ func newStreamRig(t *testing.T, dsn string, opts order.WatchOptions) *streamRig 
 	order.MakeEventsHandler(r, w, tokens, log.NewNopLogger(), order.StreamOptions{Heartbeat: 100 * time.Millisecond})
 	srv := httptest.NewServer(r)
 	t.Cleanup(func() { cancel(); <-done; srv.Close() })
-	time.Sleep(100 * time.Millisecond) // the listener's LISTEN
+	for deadline := time.Now().Add(10 * time.Second); listening() == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener did not LISTEN within 10s")
+		}
+	}
 	return &streamRig{repo: repo, tokens: tokens, watcher: w, url: srv.URL}
 }
 
