@@ -1,6 +1,7 @@
 package dashboards
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 
@@ -155,7 +156,7 @@ func panel(p Panel, id uint32) (cog.Builder[dashboard.Panel], error) {
 
 func withCommon[B panelBuilder[B]](b B, p Panel, id uint32) B {
 	b.Id(id).Title(p.Title).Description(p.Description).Datasource(datasource).
-		Span(orDefault(p.Width, 8)).Height(orDefault(p.Height, 8))
+		Span(cmp.Or(p.Width, 8)).Height(cmp.Or(p.Height, 8))
 	if p.Unit != "" {
 		b.Unit(p.Unit)
 	}
@@ -190,11 +191,4 @@ func withCommon[B panelBuilder[B]](b B, p Panel, id uint32) B {
 		b.WithTarget(t)
 	}
 	return b
-}
-
-func orDefault(v, def uint32) uint32 {
-	if v == 0 {
-		return def
-	}
-	return v
 }

@@ -4,6 +4,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -50,10 +51,10 @@ func Open(ctx context.Context, url string, opts PoolOptions) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	db.SetMaxOpenConns(orDefault(opts.MaxOpen, 20))
-	db.SetMaxIdleConns(orDefault(opts.MaxIdle, 10))
-	db.SetConnMaxLifetime(orDefault(opts.MaxLifetime, 30*time.Minute))
-	db.SetConnMaxIdleTime(orDefault(opts.MaxIdleTime, 5*time.Minute))
+	db.SetMaxOpenConns(cmp.Or(opts.MaxOpen, 20))
+	db.SetMaxIdleConns(cmp.Or(opts.MaxIdle, 10))
+	db.SetConnMaxLifetime(cmp.Or(opts.MaxLifetime, 30*time.Minute))
+	db.SetConnMaxIdleTime(cmp.Or(opts.MaxIdleTime, 5*time.Minute))
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres: ping: %w", err)
@@ -78,14 +79,6 @@ func withApplicationName(conn, name string) (string, error) {
 	}
 	quoted := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(name)
 	return conn + " application_name='" + quoted + "'", nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Migrate applies the goose migrations found at the root of migrations (files
