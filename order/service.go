@@ -458,14 +458,7 @@ func (s *service) SetStatus(ctx context.Context, id string, status Status) (Orde
 
 // lineKey identifies a line by product and variant.
 func lineKey(productID string, variantID *string) string {
-	return productID + "/" + deref(variantID)
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
+	return productID + "/" + defaults.Deref(variantID)
 }
 
 // normalizeAddress trims every field, as the service stores them.

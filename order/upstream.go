@@ -12,6 +12,7 @@ import (
 
 	"github.com/mercato-dev/mercato/payment"
 	"github.com/mercato-dev/mercato/product"
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/httpkit"
 )
 
@@ -49,7 +50,7 @@ func (i inventory) Reserve(ctx context.Context, orderID string, items []LineRequ
 		var le *product.LineError
 		switch {
 		case errors.As(err, &le) && (errors.Is(err, product.ErrOutOfStock) || errors.Is(err, product.ErrUnknownProduct)):
-			ie := &ItemError{Err: ErrUnknownProduct, ProductID: le.ProductID, VariantID: deref(le.VariantID),
+			ie := &ItemError{Err: ErrUnknownProduct, ProductID: le.ProductID, VariantID: defaults.Deref(le.VariantID),
 				Requested: le.Requested, Available: le.Available}
 			if errors.Is(err, product.ErrOutOfStock) {
 				ie.Err = ErrOutOfStock

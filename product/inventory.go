@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/validate"
 	"github.com/mercato-dev/mercato/shared/wait"
 )
@@ -81,14 +82,7 @@ func compareLines(a, b ReservationLine) int {
 	if c := strings.Compare(a.ProductID, b.ProductID); c != 0 {
 		return c
 	}
-	return strings.Compare(deref(a.VariantID), deref(b.VariantID))
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
+	return strings.Compare(defaults.Deref(a.VariantID), defaults.Deref(b.VariantID))
 }
 
 // sameLines reports whether a reservation's items are exactly lines (both
@@ -99,7 +93,7 @@ func sameLines(items []ReservedItem, lines []ReservationLine) bool {
 	}
 	for i, it := range items {
 		l := lines[i]
-		if it.ProductID != l.ProductID || deref(it.VariantID) != deref(l.VariantID) || it.Quantity != l.Quantity {
+		if it.ProductID != l.ProductID || defaults.Deref(it.VariantID) != defaults.Deref(l.VariantID) || it.Quantity != l.Quantity {
 			return false
 		}
 	}

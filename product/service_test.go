@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/money"
 	"github.com/mercato-dev/mercato/shared/validate"
 )
@@ -56,8 +57,8 @@ func TestMergeLines(t *testing.T) {
 		t.Fatalf("merged = %+v", got)
 	}
 	for i, w := range want {
-		if got[i].ProductID != w.product || deref(got[i].VariantID) != w.variant || got[i].Quantity != w.qty {
-			t.Errorf("line %d = %+v %q, want %+v", i, got[i], deref(got[i].VariantID), w)
+		if got[i].ProductID != w.product || defaults.Deref(got[i].VariantID) != w.variant || got[i].Quantity != w.qty {
+			t.Errorf("line %d = %+v %q, want %+v", i, got[i], defaults.Deref(got[i].VariantID), w)
 		}
 	}
 

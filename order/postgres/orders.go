@@ -11,6 +11,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/mercato-dev/mercato/order"
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
@@ -117,7 +118,7 @@ func (r *Repository) CreateOrder(ctx context.Context, o order.Order, created eve
 	)
 	for i, it := range o.Items {
 		ids[i], products[i], skus[i], names[i] = it.ID, it.ProductID, it.SKU, it.Name
-		variants[i] = sharedpg.NullString(derefString(it.VariantID))
+		variants[i] = sharedpg.NullString(defaults.Deref(it.VariantID))
 		quantities[i], lines[i] = int64(it.Quantity), int64(i+1)
 		units[i], totals[i] = it.UnitPrice.String(), it.TotalPrice.String()
 	}

@@ -22,10 +22,3 @@ func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
 
 // notFound maps "no such row" to the order service's ErrNotFound.
 func notFound(err error) error { return sharedpg.NotFound(err, order.ErrNotFound) }
-
-func derefString(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}

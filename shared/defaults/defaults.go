@@ -21,3 +21,13 @@ func Logger(l log.Logger) log.Logger {
 	}
 	return l
 }
+
+// Deref is *p, or T's zero value when p is nil: an optional field read
+// where absent and empty mean the same.
+func Deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}

@@ -28,3 +28,13 @@ func TestLogger(t *testing.T) {
 		t.Errorf("Logger(l) = %v, want l itself", got)
 	}
 }
+
+func TestDeref(t *testing.T) {
+	if got := Deref[string](nil); got != "" {
+		t.Errorf("Deref(nil) = %q, want empty", got)
+	}
+	s := "v1"
+	if got := Deref(&s); got != "v1" {
+		t.Errorf("Deref(&%q) = %q", s, got)
+	}
+}

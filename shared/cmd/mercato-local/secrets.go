@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 )
 
@@ -106,13 +107,13 @@ func consulTokenNames() []string {
 }
 
 // consulToken is the secret of Consul token name.
-func (s secrets) consulToken(name string) string { return deref(s.consulTokens[name]) }
+func (s secrets) consulToken(name string) string { return defaults.Deref(s.consulTokens[name]) }
 
 // dbPassword is the password of database db's role.
-func (s secrets) dbPassword(db string) string { return deref(s.dbPasswords[db]) }
+func (s secrets) dbPassword(db string) string { return defaults.Deref(s.dbPasswords[db]) }
 
 // redisPassword is the password of Redis ACL user u.
-func (s secrets) redisPassword(u string) string { return deref(s.redisPasswords[u]) }
+func (s secrets) redisPassword(u string) string { return defaults.Deref(s.redisPasswords[u]) }
 
 // redisPasswordMap is every Redis ACL user's password, for the server.
 func (s secrets) redisPasswordMap() map[string]string {
@@ -121,13 +122,6 @@ func (s secrets) redisPasswordMap() map[string]string {
 		m[u] = *p
 	}
 	return m
-}
-
-func deref(p *string) string {
-	if p != nil {
-		return *p
-	}
-	return ""
 }
 
 // loadSecrets returns the platform's secrets: from env where it has them,
