@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -137,6 +139,16 @@ func (f fixture) doFrom(t *testing.T, remote, method, path, token, body string, 
 	rec := httptest.NewRecorder()
 	f.handler.ServeHTTP(rec, r)
 	return rec
+}
+
+// newClientAddr is a client address ("host:port", in IPv6's documentation
+// prefix) that no other test has used, nor an earlier round of
+// go test -count=N: the tests share one Redis, and the allowances on it
+// outlive them.
+func newClientAddr() string {
+	ip := [16]byte{0x20, 0x01, 0x0d, 0xb8}
+	_, _ = rand.Read(ip[4:]) // never fails (crypto/rand)
+	return netip.AddrPortFrom(netip.AddrFrom16(ip), 1000).String()
 }
 
 func errorCode(t *testing.T, rec *httptest.ResponseRecorder) string {
@@ -297,7 +309,7 @@ func TestRateLimitSharedAcrossGateways(t *testing.T) {
 		t.Cleanup(func() { rdb.Close() })
 		gws = append(gws, newGateway(t, rdb, limit, up.hostPort()))
 	}
-	token, _ := gws[0].tokens.Issue(auth.Identity{UserID: "rate-" + t.Name(), Role: auth.RoleCustomer})
+	token, _ := gws[0].tokens.Issue(auth.Identity{UserID: "rate-" + rand.Text(), Role: auth.RoleCustomer})
 
 	var ok, limited int
 	for i := 0; i < 8; i++ {

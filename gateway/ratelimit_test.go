@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -41,14 +42,14 @@ func failingLogins(t *testing.T, status int) string {
 // (500s counted, 20 calls in 10 s enough to open a breaker at 50 % errors)
 // the user got 503 within the first few dozen failed logins.
 func TestOneClientCannotOpenBreakersForOthers(t *testing.T) {
-	for i, status := range []int{
+	for _, status := range []int{
 		http.StatusInternalServerError, // a bug: not an instance failure at all
 		http.StatusServiceUnavailable,  // an outage, but one client's cannot reach the volume threshold
 	} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			f := newGateway(t, testkit.Redis(t), defaultLimit, failingLogins(t, status), failingLogins(t, status))
-			token, _ := f.tokens.Issue(auth.Identity{UserID: fmt.Sprintf("victim-%d-%d", i, time.Now().UnixNano()), Role: auth.RoleCustomer})
-			attacker := fmt.Sprintf("203.0.113.%d:40000", 10+i)
+			token, _ := f.tokens.Issue(auth.Identity{UserID: "victim-" + rand.Text(), Role: auth.RoleCustomer})
+			attacker := newClientAddr()
 			wantAttack := http.StatusBadGateway
 			if status == http.StatusServiceUnavailable {
 				wantAttack = http.StatusServiceUnavailable
@@ -89,7 +90,7 @@ func TestBadTokensCountAgainstTheAddress(t *testing.T) {
 	up := newUpstream(t, http.StatusOK)
 	limit := redis_rate.Limit{Rate: 10, Burst: 10, Period: time.Minute}
 	f := newGateway(t, testkit.Redis(t), limit, up.hostPort())
-	forger := fmt.Sprintf("198.51.100.%d:5000", time.Now().UnixNano()%200+1)
+	forger := newClientAddr()
 	// A token signed with another key: a forgery.
 	other, _ := auth.NewTokens([]byte("another-key-that-is-32-bytes-long!"), time.Minute)
 	bad, _ := other.Issue(auth.Identity{UserID: "u1", Role: auth.RoleAdmin})
@@ -104,7 +105,7 @@ func TestBadTokensCountAgainstTheAddress(t *testing.T) {
 	if rec := f.doFrom(t, forger, "POST", "/api/v1/auth/login", "", `{}`); rec.Code != http.StatusTooManyRequests {
 		t.Fatalf("anonymous request from the same address: %d, want 429 (one allowance)", rec.Code)
 	}
-	if rec := f.doFrom(t, "198.51.100.250:5000", "GET", "/api/v1/users/me", bad, ""); rec.Code != http.StatusUnauthorized {
+	if rec := f.doFrom(t, newClientAddr(), "GET", "/api/v1/users/me", bad, ""); rec.Code != http.StatusUnauthorized {
 		t.Fatalf("forged token from another address: %d, want 401", rec.Code)
 	}
 	if up.count() != 0 {
@@ -122,7 +123,6 @@ func TestWebhooksHaveTheirOwnAllowance(t *testing.T) {
 		limit:        redis_rate.Limit{Rate: 5, Burst: 5, Period: time.Minute},
 		webhookLimit: redis_rate.Limit{Rate: 8, Burst: 8, Period: time.Minute},
 	}, up.hostPort())
-	stamp := time.Now().UnixNano() % 200
 	count := func(remote, method, path string, n int) map[int]int {
 		codes := map[int]int{}
 		for range n {
@@ -133,7 +133,7 @@ func TestWebhooksHaveTheirOwnAllowance(t *testing.T) {
 	const webhook = "/api/v1/webhooks/payments/sandbox"
 
 	t.Run("anonymous flood, then webhooks", func(t *testing.T) {
-		addr := fmt.Sprintf("192.0.2.%d:1000", stamp+1)
+		addr := newClientAddr()
 		if c := count(addr, "POST", "/api/v1/auth/login", 10); c[http.StatusOK] != 5 || c[http.StatusTooManyRequests] != 5 {
 			t.Fatalf("anonymous: %v, want 5 × 200 and 5 × 429", c)
 		}
@@ -142,7 +142,7 @@ func TestWebhooksHaveTheirOwnAllowance(t *testing.T) {
 		}
 	})
 	t.Run("webhook flood, then anonymous", func(t *testing.T) {
-		addr := fmt.Sprintf("192.0.2.%d:1000", stamp+50)
+		addr := newClientAddr()
 		if c := count(addr, "POST", webhook, 10); c[http.StatusOK] != 8 || c[http.StatusTooManyRequests] != 2 {
 			t.Fatalf("webhooks: %v, want 8 × 200 and 2 × 429", c)
 		}

@@ -210,7 +210,7 @@ func TestReferenceServes(t *testing.T) {
 // anonymous request, so they are no way around the rate limit.
 func TestReferenceIsRateLimited(t *testing.T) {
 	f := newGateway(t, testkit.Redis(t), redis_rate.Limit{Rate: 2, Burst: 2, Period: time.Minute})
-	remote := "192.0.2.77:1234"
+	remote := newClientAddr()
 	for i := range 2 {
 		if rec := f.doFrom(t, remote, "GET", "/docs", "", ""); rec.Code != http.StatusOK || rec.Header().Get("X-RateLimit-Limit") != "2" {
 			t.Fatalf("request %d: %d %v", i+1, rec.Code, rec.Header())

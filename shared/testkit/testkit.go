@@ -264,6 +264,24 @@ func Redis(t testing.TB) *redis.Client {
 	return client
 }
 
+// StreamEnd returns the ID of stream's last entry ("0" when it has none).
+// A test that counts what it publishes reads from there on, with
+// XRange(ctx, stream, "("+end, "+"): the shared server keeps what earlier
+// tests and earlier rounds (go test -count=N) left on the stream.
+func StreamEnd(t testing.TB, rdb *redis.Client, stream string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	last, err := rdb.XRevRangeN(ctx, stream, "+", "-", 1).Result()
+	if err != nil {
+		t.Fatalf("testkit: the end of stream %q: %v", stream, err)
+	}
+	if len(last) == 0 {
+		return "0"
+	}
+	return last[0].ID
+}
+
 // NewRedis starts a Redis server for this test alone, so the test may Stop
 // and Start it; it is stopped and its data removed when the test ends. It is
 // always a local server, even when MERCATO_TEST_REDIS_ADDR is set.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/consul/api"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -98,6 +99,30 @@ func TestRedisSharedServer(t *testing.T) {
 	}
 	if addr := testkit.RedisAddr(t); addr != client.Options().Addr {
 		t.Errorf("RedisAddr = %s, client uses %s; want the same shared server", addr, client.Options().Addr)
+	}
+}
+
+func TestStreamEnd(t *testing.T) {
+	ctx := context.Background()
+	client := testkit.Redis(t)
+	stream := "testkit:" + t.Name() + ":" + uuid.NewString()
+	if end := testkit.StreamEnd(t, client, stream); end != "0" {
+		t.Fatalf("end of a stream that does not exist = %q, want 0", end)
+	}
+	var last string
+	for i := range 3 {
+		id, err := client.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"n": i}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = id
+	}
+	if end := testkit.StreamEnd(t, client, stream); end != last {
+		t.Fatalf("StreamEnd = %q, want the last entry %s", end, last)
+	}
+	after, err := client.XRange(ctx, stream, "("+last, "+").Result()
+	if err != nil || len(after) != 0 {
+		t.Fatalf("entries after the end: %v %v", after, err)
 	}
 }
 

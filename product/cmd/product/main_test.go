@@ -45,6 +45,7 @@ func TestRun(t *testing.T) {
 	}
 	// Both at once: the demo catalogue must be loaded once although both
 	// instances ask.
+	from := testkit.StreamEnd(t, rdb, "events") // what this run publishes comes after
 	runs := testkit.StartInstances(t, run, consulAddr, "product", 2, args...)
 	instances := []*api.ServiceEntry{runs[0].Entry, runs[1].Entry}
 	for _, in := range instances {
@@ -124,7 +125,7 @@ func TestRun(t *testing.T) {
 	// release.
 	var created, released int
 	for start := time.Now(); time.Since(start) < 15*time.Second && (created < 50 || released < 1); time.Sleep(100 * time.Millisecond) {
-		entries, err := rdb.XRange(context.Background(), "events", "-", "+").Result()
+		entries, err := rdb.XRange(context.Background(), "events", "("+from, "+").Result()
 		if err != nil {
 			t.Fatal(err)
 		}

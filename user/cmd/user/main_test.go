@@ -38,6 +38,7 @@ func TestRun(t *testing.T) {
 		"-admin-password", "admin-password",
 		"-bcrypt-cost", "4",
 	}
+	from := testkit.StreamEnd(t, rdb, "events") // what this run publishes comes after
 	in := testkit.StartInstance(t, run, consulAddr, "user", args...)
 	instance := in.Entry
 	if instance.Service.Port == 0 || instance.Service.ID != fmt.Sprintf("user-127.0.0.1-%d", instance.Service.Port) {
@@ -87,7 +88,7 @@ func TestRun(t *testing.T) {
 	// Ada's user.created.
 	var published []string // emails
 	for start := time.Now(); time.Since(start) < 10*time.Second && len(published) < 2; time.Sleep(100 * time.Millisecond) {
-		entries, err := rdb.XRange(context.Background(), "events", "-", "+").Result()
+		entries, err := rdb.XRange(context.Background(), "events", "("+from, "+").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
