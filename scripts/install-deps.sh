@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the programs `make run` and `make test` start are present:
 # PostgreSQL, Redis, Prometheus (with promtool), Alertmanager (with
-# amtool), nginx and wrk (make bench-gateway) from Debian packages (installed only when missing), Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
+# amtool), nginx and wrk (make bench-gateway), iptables (e2e/k8s/cluster) from Debian packages (installed only when missing), Consul (on PATH, $MERCATO_CONSUL_BIN, or the pinned build in
 # bin/consul, built by scripts/build-consul.sh when missing), and the
 # pinned Jaeger and VictoriaLogs builds in bin/ (scripts/build-jaeger.sh,
 # scripts/build-victorialogs.sh). Idempotent and quiet when everything is
@@ -37,6 +37,10 @@ have_alertmanager || { packages+=(prometheus-alertmanager); names+=(Alertmanager
 # make bench-gateway's comparison (and its short mode in make test).
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || { packages+=(nginx-light); names+=(nginx); }
 command -v wrk >/dev/null 2>&1 || { packages+=(wrk); names+=(wrk); }
+# e2e/k8s/cluster's host snapshot (a Go test, and make k8s-test) reads
+# iptables-save. scripts/build-k8s.sh installs it too, but it runs beside the
+# Go tests and may come after that test.
+command -v iptables-save >/dev/null 2>&1 || { packages+=(iptables); names+=(iptables); }
 
 if ((${#packages[@]} > 0)); then
 	did_something=true
