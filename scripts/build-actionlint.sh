@@ -10,18 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if ! command -v shellcheck >/dev/null 2>&1; then
 	echo "==> installing shellcheck from Debian packages (first time only; actionlint checks the workflows' scripts with it)"
-	sudo=()
-	if [[ $(id -u) -ne 0 ]]; then
-		sudo=(sudo)
-	fi
-	log=$(mktemp "${TMPDIR:-/tmp}/mercato-apt.XXXXXX.log")
-	if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends shellcheck; } >"$log" 2>&1; then
-		tail -n 30 "$log" >&2
-		echo "build-actionlint: installing shellcheck failed (full log in $log); as root run: apt-get install shellcheck" >&2
-		exit 1
-	fi
-	rm -f "$log"
+	scripts/apt-install.sh build-actionlint shellcheck
 fi
 
 version=$(awk '$1 == "github.com/rhysd/actionlint" { print $2; exit }' tools/actionlint/go.mod)

@@ -46,27 +46,7 @@ if ((${#packages[@]} > 0)); then
 	did_something=true
 	list=$(printf '%s, ' "${names[@]}")
 	echo "==> installing ${list%, } from Debian packages (first time only)"
-	if ! command -v apt-get >/dev/null 2>&1; then
-		echo "install-deps: apt-get not found; install ${list%, } with this system's package manager (packages: ${packages[*]})" >&2
-		exit 1
-	fi
-	sudo=()
-	if [[ $(id -u) -ne 0 ]]; then
-		if ! command -v sudo >/dev/null 2>&1; then
-			echo "install-deps: installing packages needs root, and sudo is not available; as root run: apt-get install ${packages[*]}" >&2
-			exit 1
-		fi
-		sudo=(sudo)
-	fi
-	# apt's chatter goes to a log, shown only when something fails.
-	log=$(mktemp "${TMPDIR:-/tmp}/mercato-apt.XXXXXX.log")
-	if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
-		tail -n 30 "$log" >&2
-		echo "install-deps: apt-get failed; full log in $log" >&2
-		exit 1
-	fi
-	rm -f "$log"
+	scripts/apt-install.sh install-deps "${packages[@]}"
 	have_postgres && have_redis && have_prometheus && have_alertmanager || {
 		echo "install-deps: packages installed but a binary is still missing (postgres initdb, redis-server, prometheus, promtool, prometheus-alertmanager or amtool)" >&2
 		exit 1
