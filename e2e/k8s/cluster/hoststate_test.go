@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -64,12 +66,26 @@ func TestSnapshotReadsThisHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("iptables-save needs root; run as root (as make test does)")
 	}
+	// A chain of the test's own, so the reading of iptables is checked on a
+	// host with no rules of its own too (a fresh machine has none).
+	chain := "MERCATO-SNAPSHOT-" + strconv.Itoa(os.Getpid())
+	if out, err := exec.CommandContext(t.Context(), "iptables", "-w", "-N", chain).CombinedOutput(); err != nil {
+		t.Fatalf("iptables -N %s: %v %s", chain, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("iptables", "-w", "-X", chain).CombinedOutput(); err != nil {
+			t.Errorf("iptables -X %s: %v %s", chain, err, out)
+		}
+	})
 	s, err := SnapshotHost(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Mounts) == 0 || len(s.Links) == 0 || len(s.Sysctls) == 0 || len(s.Iptables) == 0 {
+	if len(s.Mounts) == 0 || len(s.Links) == 0 || len(s.Sysctls) == 0 {
 		t.Fatalf("empty parts in %+v", s)
+	}
+	if !slices.Contains(s.Iptables["iptables/filter"], ":"+chain+" -") {
+		t.Errorf("iptables/filter %q lacks the test's chain %s", s.Iptables["iptables/filter"], chain)
 	}
 	if !slices.ContainsFunc(s.Links, func(l string) bool { return strings.HasPrefix(l, "lo ") }) {
 		t.Errorf("links %q lack lo", s.Links)
