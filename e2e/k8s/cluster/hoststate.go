@@ -28,7 +28,7 @@ import (
 // modules.
 type HostState struct {
 	Sysctls  map[string]string   `json:"sysctls"`  // file → value; files absent on this host are left out
-	Iptables map[string][]string `json:"iptables"` // "iptables/nat" → ":CHAIN" declarations and "-A" rules
+	Iptables map[string][]string `json:"iptables"` // "iptables/nat" → ":CHAIN" declarations (built-in ones only with a policy other than ACCEPT) and "-A" rules
 	NFTables []string            `json:"nftables"` // "table ip nat": iptables-nft makes a table on first use
 	Mounts   []string            `json:"mounts"`   // "mount-point type source", the mount point escaped as in mountinfo
 	Links    []string            `json:"links"`    // "name kind [master M]"
@@ -127,7 +127,11 @@ func SnapshotHost(ctx context.Context) (*HostState, error) {
 
 // parseIptablesSave keeps, per table, the chain declarations without their
 // counters and the rules, sorted: the order of rules is kube-proxy's
-// business, their presence is what must be undone.
+// business, their presence is what must be undone. A built-in chain with
+// the kernel's default policy (ACCEPT) is left out: a table that first use
+// loaded (kube-proxy loads some a fresh host lacks) stays loaded after
+// teardown, and while it holds only such chains it filters nothing, as
+// before it existed.
 func parseIptablesSave(out []byte) map[string][]string {
 	tables := map[string][]string{}
 	table := ""
@@ -138,6 +142,9 @@ func parseIptablesSave(out []byte) map[string][]string {
 			tables[table] = []string{}
 		case strings.HasPrefix(line, ":"):
 			f := strings.Fields(line)
+			if len(f) > 1 && f[1] == "ACCEPT" { // user chains have "-" there
+				continue
+			}
 			tables[table] = append(tables[table], strings.Join(f[:min(2, len(f))], " "))
 		case strings.HasPrefix(line, "-A "):
 			tables[table] = append(tables[table], line)

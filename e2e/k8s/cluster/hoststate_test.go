@@ -25,7 +25,11 @@ func TestDiffListsEveryChangeButDockers(t *testing.T) {
 		Sysctls: map[string]string{"/proc/sys/kernel/panic": "10", "/proc/sys/vm/overcommit_memory": "0"},
 		Iptables: iptables("*nat\n:PREROUTING ACCEPT [5:300]\n:DOCKER - [0:0]\n:KUBE-SERVICES - [0:0]\n" +
 			"-A PREROUTING -j DOCKER\n-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n" +
-			"-A DOCKER -i br-0123 -j RETURN\nCOMMIT\n"),
+			"-A DOCKER -i br-0123 -j RETURN\nCOMMIT\n" +
+			// Tables loaded meanwhile: one as it was (default policies, no
+			// rules), which is no change; one whose policy was changed.
+			"*mangle\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n" +
+			"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\nCOMMIT\n"),
 		Links:   []string{"docker0 bridge", "eth0 device", "mercato-k8s0 bridge", "veth1a2b veth master docker0"},
 		Mounts:  []string{"/ ext4 /dev/vda", "/run/netns/cni-1 nsfs nsfs", "/run/netns/cni-1 nsfs nsfs"},
 		Cgroups: []string{"/sys/fs/cgroup/memory/process_api/2", "/sys/fs/cgroup/pids/kubepods"},
@@ -33,6 +37,7 @@ func TestDiffListsEveryChangeButDockers(t *testing.T) {
 	diffs, ignored := after.Diff(before)
 	want := []string{
 		`sysctl /proc/sys/kernel/panic: "1" → "10"`,
+		"iptables/filter: + :FORWARD DROP",
 		"iptables/nat: + -A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
 		"iptables/nat: + :KUBE-SERVICES -",
 		"mount: + /run/netns/cni-1 nsfs nsfs",

@@ -225,23 +225,25 @@ func mountedUnder(mounts []string, dir string) bool {
 }
 
 // restoreIptables deletes, with iptables-restore --noflush per table, the
-// rules added since before to chains that existed then, and flushes and
-// deletes the chains added since.
+// rules added since before to chains that are not new (built-in chains
+// among them), and flushes and deletes the user chains added since.
 func restoreIptables(ctx context.Context, before, now *HostState) error {
 	var errs []error
 	for _, key := range sortedKeys(now.Iptables) {
 		family, table, _ := strings.Cut(key, "/")
-		old := map[string]bool{}
-		for _, line := range before.Iptables[key] {
-			if name, ok := strings.CutPrefix(line, ":"); ok {
-				old[strings.Fields(name)[0]] = true
+		lines := added(before.Iptables[key], now.Iptables[key])
+		var deletes, chains []string
+		newChain := map[string]bool{}
+		for _, line := range lines {
+			// ":NAME -" declares a user chain; a built-in one has a policy.
+			if decl, ok := strings.CutPrefix(line, ":"); ok && strings.HasSuffix(decl, " -") {
+				name := strings.Fields(decl)[0]
+				chains = append(chains, name)
+				newChain[name] = true
 			}
 		}
-		var deletes, chains []string
-		for _, line := range added(before.Iptables[key], now.Iptables[key]) {
-			if name, ok := strings.CutPrefix(line, ":"); ok {
-				chains = append(chains, strings.Fields(name)[0])
-			} else if rule, ok := strings.CutPrefix(line, "-A "); ok && old[strings.Fields(rule)[0]] {
+		for _, line := range lines {
+			if rule, ok := strings.CutPrefix(line, "-A "); ok && !newChain[strings.Fields(rule)[0]] {
 				deletes = append(deletes, "-D "+rule)
 			}
 		}
