@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mercato-dev/mercato/order"
+	"github.com/mercato-dev/mercato/shared/defaults"
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/money"
 )
@@ -257,10 +258,7 @@ func newFakeInventory() *fakeInventory {
 }
 
 func key(productID string, variantID *string) string {
-	if variantID == nil {
-		return productID + "/"
-	}
-	return productID + "/" + *variantID
+	return productID + "/" + defaults.Deref(variantID)
 }
 
 func (f *fakeInventory) add(productID string, variantID *string, stock int, price money.Amount) {

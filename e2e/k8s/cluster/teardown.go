@@ -233,17 +233,14 @@ func restoreIptables(ctx context.Context, before, now *HostState) error {
 		family, table, _ := strings.Cut(key, "/")
 		lines := added(before.Iptables[key], now.Iptables[key])
 		var deletes, chains []string
-		newChain := map[string]bool{}
 		for _, line := range lines {
 			// ":NAME -" declares a user chain; a built-in one has a policy.
 			if decl, ok := strings.CutPrefix(line, ":"); ok && strings.HasSuffix(decl, " -") {
-				name := strings.Fields(decl)[0]
-				chains = append(chains, name)
-				newChain[name] = true
+				chains = append(chains, strings.Fields(decl)[0])
 			}
 		}
 		for _, line := range lines {
-			if rule, ok := strings.CutPrefix(line, "-A "); ok && !newChain[strings.Fields(rule)[0]] {
+			if rule, ok := strings.CutPrefix(line, "-A "); ok && !slices.Contains(chains, strings.Fields(rule)[0]) {
 				deletes = append(deletes, "-D "+rule)
 			}
 		}
