@@ -142,7 +142,7 @@ func NewEndpoint(instancer sd.Instancer, upstream string, factory sd.Factory, lo
 func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Factory, logger log.Logger, opts Options) endpoint.Endpoint {
 	opts = opts.withDefaults()
 	logger = log.With(logger, "upstream", upstream)
-	endpointer := sd.NewEndpointer(instancer, breakerFactory(upstream, factory, opts), logger, sd.InvalidateOnError(opts.InvalidateAfter))
+	endpointer := sd.NewEndpointer(&settled{Instancer: instancer}, breakerFactory(upstream, factory, opts), logger, sd.InvalidateOnError(opts.InvalidateAfter))
 	balancer := noInstancesBalancer{next: lb.NewRoundRobin(endpointer)}
 	retry := lb.RetryWithCallback(opts.Timeout, balancer, retryCallback(opts.MaxAttempts, func() { opts.Metrics.observeRetry(upstream) }))
 	opts.Metrics.initUpstream(upstream)
@@ -165,6 +165,48 @@ func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Fac
 			return nil, fmt.Errorf("%s: %w", upstream, err)
 		}
 	}
+}
+
+// settled is the instancer of one sd.NewEndpointer, there so that
+// NewEndpointer returns only once its endpointer has applied the instancer's
+// current set. Register's first send returns as soon as the endpointer's
+// goroutine has taken that set, before it has applied it, so a call made at
+// once could find no instance (payment's TestClient did, on CI). settled
+// hands the first set on twice: the endpointer's channel is unbuffered and
+// its goroutine applies each event before it takes the next, so the second
+// send returns once the first is applied. Applying a set again changes
+// nothing. Later events pass through.
+type settled struct {
+	sd.Instancer
+	relay chan sd.Event
+	done  chan struct{}
+}
+
+// Register relies on sd.Instancer's promise that the current set is sent
+// at once.
+func (s *settled) Register(ch chan<- sd.Event) {
+	s.relay, s.done = make(chan sd.Event), make(chan struct{})
+	applied := make(chan struct{})
+	go func() {
+		defer close(s.done)
+		first := <-s.relay
+		ch <- first
+		ch <- first
+		close(applied)
+		for ev := range s.relay {
+			ch <- ev
+		}
+	}()
+	s.Instancer.Register(s.relay)
+	<-applied
+}
+
+// Deregister returns once no event is on its way to the endpointer, which
+// closes its channel next.
+func (s *settled) Deregister(chan<- sd.Event) {
+	s.Instancer.Deregister(s.relay)
+	close(s.relay)
+	<-s.done
 }
 
 // callInfo is one call through a NewEndpoint, for its attempts' spans.

@@ -383,3 +383,17 @@ func TestNewMetricsTwiceOnOneRegistry(t *testing.T) {
 	nilMetrics.observeBreaker("u", "i", true)
 	nilMetrics.forget("u", "i")
 }
+
+func TestFirstCallFindsTheInstances(t *testing.T) {
+	// sd.NewEndpointer applies the instancer's first set on a goroutine of
+	// its own; NewEndpoint returns only once it has, so a call made at once
+	// (a client's first, just after start-up) finds the instance. Many
+	// endpoints, since a lost race shows only now and then.
+	a := newBackend(t, 0)
+	for i := range 500 {
+		e := NewEndpoint(sd.FixedInstancer{a.addr()}, "first", thingFactory(http.MethodGet, "", nil), testLogger(), Options{})
+		if _, err := call(e); err != nil {
+			t.Fatalf("endpoint %d: first call: %v", i, err)
+		}
+	}
+}

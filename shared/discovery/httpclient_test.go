@@ -143,7 +143,7 @@ func TestClientEndpoint(t *testing.T) {
 				return out, json.NewDecoder(resp.Body).Decode(&out)
 			}
 			e := c.Endpoint(tc.method, enc, dec, tc.idempotent)
-			ready(t, e, good) // else a first call may find no endpoint built yet (CI saw it)
+			ready(t, e, good)
 			hangups.Store(0)
 
 			failures := 0
