@@ -333,6 +333,25 @@ func TestNoInstances(t *testing.T) {
 	}
 }
 
+func TestSettledEndpointerCloses(t *testing.T) {
+	// NewEndpoint keeps its endpointer for good, but one built on settled
+	// must still close: Deregister takes the relay off the instancer, so a
+	// later update reaches no closed channel.
+	instancer := newTestInstancer("127.0.0.1:1")
+	e := sd.NewEndpointer(&settled{Instancer: instancer}, thingFactory(http.MethodGet, "", nil), testLogger())
+	if eps, err := e.Endpoints(); len(eps) != 1 || err != nil {
+		t.Fatalf("Endpoints just after NewEndpointer = %d, %v; want the instancer's one", len(eps), err)
+	}
+	e.Close()
+	instancer.mu.Lock()
+	registered := len(instancer.subs)
+	instancer.mu.Unlock()
+	if registered != 0 {
+		t.Fatalf("%d channels still registered after Close", registered)
+	}
+	instancer.update(sd.Event{}) // reaches no one
+}
+
 var errConsulDown = errors.New("consul down")
 
 func TestInstanceLeavingIsClosed(t *testing.T) {
