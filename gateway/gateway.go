@@ -157,6 +157,9 @@ func (g *Gateway) handler(rt Route) http.Handler {
 				return
 			}
 		}
+		if !matches(rt.Idempotent, r) {
+			r.Header.Del(discovery.IdempotencyKeyHeader) // see Route.Idempotent
+		}
 		relay := proxy
 		if rt.isStream(r) {
 			relay = g.streams[rt.Upstream]

@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	stdlog "log"
+	"mime"
 	"net/http"
 	"net/http/httputil"
 	"sync"
@@ -42,6 +45,12 @@ func (g *Gateway) newProxy(upstream string, forward endpoint.Endpoint) *httputil
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.Header = forwardedHeaders(pr.In.Header)
+			// The query as the client sent it: ReverseProxy drops the pairs
+			// that do not parse, so a filter the client believes it sent
+			// (?status=pending;x) would silently vanish, where the service
+			// answers 400 malformed_query. The gateway itself reads no query
+			// parameter, so it cannot read one differently from the service.
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.SetXForwarded()
 			pr.Out.Header.Set(requestid.Header, requestid.FromContext(pr.In.Context()))
 			pr.Out.Host = "" // the instance's, chosen per attempt
@@ -111,8 +120,9 @@ func forwardedHeaders(in http.Header) http.Header {
 // instance: it sends a copy of the *http.Request it is given to the instance
 // and returns the instance's *http.Response with the body unread. Answers of
 // 5xx become *discovery.UpstreamError, of which 502-504 count against the
-// instance's breaker (discovery.CountsAgainstInstance); idempotent requests (GET, HEAD, or with an Idempotency-Key) that
-// failed in transit are marked safe to retry.
+// instance's breaker (discovery.CountsAgainstInstance); idempotent requests
+// (GET, HEAD, or with an Idempotency-Key, which only Route.Idempotent's
+// keep) that failed in transit are marked safe to retry.
 func newForwardFactory(client *http.Client) sd.Factory {
 	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
 		forward := func(ctx context.Context, request any) (any, error) {
@@ -158,6 +168,11 @@ func forwardTo(ctx context.Context, client *http.Client, instance string, r *htt
 		return nil, err
 	}
 	tracing.ClientResponse(ctx, resp.StatusCode)
+	if resp.StatusCode >= 500 && isDomainAnswer(resp) {
+		// Relayed as it is: not retried, and no outage of the instance.
+		resp.Body = cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		return resp, nil
+	}
 	if err := discovery.CheckResponse(resp); err != nil {
 		resp.Body.Close()
 		cancel()
@@ -165,6 +180,43 @@ func forwardTo(ctx context.Context, client *http.Client, instance string, r *htt
 	}
 	resp.Body = cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+// maxErrorBody bounds how much of a 5xx answer isDomainAnswer reads: a
+// Mercato error body is a few hundred bytes.
+const maxErrorBody = 4 << 10
+
+// isDomainAnswer reports whether resp, a 5xx answer, is the service's answer
+// to the request, which the client is owed as it is: a Mercato error whose
+// code is the service's own, such as the payment service's 502
+// payment_provider_error (the provider failed a refund; the instance is
+// fine). It is not when it is a 500 (a bug, whatever its code: the gateway
+// answers 502 upstream_error), when the code says the instance cannot serve
+// now (503 service_unavailable) or when the body is not a Mercato error at
+// all (a proxy's page, an empty body). It reads the start of the body and
+// puts it back.
+func isDomainAnswer(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if resp.StatusCode == http.StatusInternalServerError || mt != "application/json" {
+		return false
+	}
+	start, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(start), resp.Body), resp.Body}
+	if err != nil {
+		return false
+	}
+	var body struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(start, &body) != nil {
+		return false
+	}
+	return body.Error.Code != "" && body.Error.Code != httpkit.Unavailable("").Code
 }
 
 // cancelOnClose is an answer's body that releases its request's context

@@ -8,9 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/requestid"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -175,5 +179,129 @@ func TestAnswerHeaders(t *testing.T) {
 	}
 	if ids := h.Values(requestid.Header); len(ids) != 1 || ids[0] != "rid-7" {
 		t.Fatalf("request id %q, want the gateway's alone", ids)
+	}
+}
+
+// The query reaches the service as the client sent it, so that one that
+// does not parse is the service's 400 malformed_query: ReverseProxy dropped
+// the bad pairs, and ?status=pending;x listed every order, unfiltered.
+func TestQueryForwardedAsSent(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	f := newGateway(t, testkit.Redis(t), generous, up.hostPort())
+	token, err := f.tokens.Issue(auth.Identity{UserID: "u1", Role: auth.RoleCustomer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, last, want string }{
+		{"/api/v1/products?page=%zz", "", "page=%zz"},
+		{"/api/v1/orders?status=pending;x", "", "status=pending;x"},
+		{"/api/v1/products?a=1&b=%", "", "a=1&b=%"},
+		// The stream's Last-Event-ID is appended to the query as sent.
+		{"/api/v1/orders/o1/events?x=%zz", "7-0", "x=%zz&last_event_id=7-0"},
+		{"/api/v1/orders/o1/events", "7-0", "last_event_id=7-0"},
+		{"/api/v1/orders/o1/events?last_event_id=6-0", "7-0", "last_event_id=6-0"},
+	} {
+		rec := f.do(t, "GET", tc.path, token, "", "Last-Event-ID", tc.last)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", tc.path, rec.Code, rec.Body)
+		}
+		up.mu.Lock()
+		got := up.requests[len(up.requests)-1].URL.RawQuery
+		up.mu.Unlock()
+		if got != tc.want {
+			t.Errorf("%s: the service got ?%s, want ?%s", tc.path, got, tc.want)
+		}
+	}
+}
+
+// A request keeps its Idempotency-Key, and with it a retry after a 502-504,
+// only on the routes whose service honours the key (Route.Idempotent).
+// Elsewhere the key made the gateway send a stock adjustment, or a refresh
+// token (reused, so the session was revoked), twice.
+func TestIdempotencyKeyOnlyWhereHonoured(t *testing.T) {
+	for _, tc := range []struct {
+		path      string
+		wantCalls int
+		wantKey   string
+	}{
+		{"/api/v1/products/p1/stock", 1, ""},
+		{"/api/v1/auth/refresh", 1, ""},
+		{"/api/v1/orders", 2, "k1"},
+		{"/api/v1/payments/p1/refunds", 2, "k1"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			var (
+				mu   sync.Mutex
+				keys []string
+			)
+			up := rawUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				keys = append(keys, r.Header.Get("Idempotency-Key"))
+				first := len(keys) == 1
+				mu.Unlock()
+				if first { // restarting: another attempt may succeed
+					httpkit.WriteError(w, httpkit.Unavailable("starting"))
+					return
+				}
+				httpkit.WriteJSON(w, http.StatusOK, map[string]string{})
+			})
+			f := newGateway(t, testkit.Redis(t), generous, up)
+			token, err := f.tokens.Issue(auth.Identity{UserID: "u1", Role: auth.RoleAdmin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.do(t, "POST", tc.path, token, `{}`, "Idempotency-Key", "k1")
+			mu.Lock()
+			defer mu.Unlock()
+			if len(keys) != tc.wantCalls || keys[0] != tc.wantKey {
+				t.Fatalf("the service got %d calls with keys %q, want %d with %q", len(keys), keys, tc.wantCalls, tc.wantKey)
+			}
+		})
+	}
+}
+
+// A 5xx that is the service's own answer (a Mercato error with a code of
+// its own) reaches the client as it is, once: the payment service's 502
+// payment_provider_error was the gateway's upstream_error, sent three times
+// and counted against the instance. A failure of the instance is still the
+// gateway's own error.
+func TestServicesOwn5xxIsRelayed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		answer   *httpkit.Error
+		wantCode string
+		wantSent int
+		relayed  bool
+	}{
+		{"a domain error", httpkit.NewError(http.StatusBadGateway, "payment_provider_error", "the payment provider failed; retry later"), "payment_provider_error", 1, true},
+		{"a bug", httpkit.Internal(), "upstream_error", 1, false},
+		{"cannot serve now", httpkit.Unavailable("a server this request needs is unavailable"), "service_unavailable", 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu   sync.Mutex
+				sent int
+			)
+			up := rawUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+				mu.Lock()
+				sent++
+				mu.Unlock()
+				httpkit.WriteError(w, tc.answer)
+			})
+			f := newGateway(t, testkit.Redis(t), generous, up)
+			token, err := f.tokens.Issue(auth.Identity{UserID: "a1", Role: auth.RoleAdmin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := f.do(t, "POST", "/api/v1/payments/p1/refunds", token, `{}`, "Idempotency-Key", "k1")
+			mu.Lock()
+			defer mu.Unlock()
+			if code := errorCode(t, rec); code != tc.wantCode || sent != tc.wantSent {
+				t.Fatalf("got %d %s after %d attempts, want %s after %d", rec.Code, code, sent, tc.wantCode, tc.wantSent)
+			}
+			if tc.relayed && (rec.Code != tc.answer.Status || !strings.Contains(rec.Body.String(), tc.answer.Message)) {
+				t.Fatalf("relayed %d %s, want the service's answer", rec.Code, rec.Body)
+			}
+		})
 	}
 }

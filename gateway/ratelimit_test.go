@@ -26,7 +26,11 @@ var defaultLimit = redis_rate.Limit{Rate: DefaultRatePerMinute, Burst: DefaultRa
 func failingLogins(t *testing.T, status int) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/v1/auth/login" {
-			httpkit.WriteError(w, httpkit.NewError(status, "boom", "this request trips a bug"))
+			failure := httpkit.Internal() // what a service answers for a bug
+			if status == http.StatusServiceUnavailable {
+				failure = httpkit.Unavailable("a server this request needs is unavailable")
+			}
+			httpkit.WriteError(w, failure)
 			return
 		}
 		httpkit.WriteJSON(w, http.StatusOK, map[string]string{"id": "u1"})

@@ -23,6 +23,14 @@ type Route struct {
 	// long-lived answers (Server-Sent Events), relayed without the
 	// upstream timeout (stream.go).
 	Streams []string
+	// Idempotent are "METHOD /path" patterns, as Streams, of the requests
+	// whose service honours an Idempotency-Key (it answers a repeat with
+	// the first answer). Only these keep the header, and with it the right
+	// to be sent again after a timeout or a 502-504
+	// (discovery.IsIdempotent): any other request that carries one, say a
+	// stock adjustment from a client library that adds a key to every POST,
+	// reaches its service once at most.
+	Idempotent []string
 }
 
 // Routes is the public API of API.md mapped to the services that own it.
@@ -36,8 +44,9 @@ var Routes = []Route{
 	{Prefix: "/api/v1/users", Upstream: "user"},
 	{Prefix: "/api/v1/categories", Upstream: "product", Public: []string{"GET *"}},
 	{Prefix: "/api/v1/products", Upstream: "product", Public: []string{"GET *"}},
-	{Prefix: "/api/v1/orders", Upstream: "order", Streams: []string{"GET /api/v1/orders/*/events"}},
-	{Prefix: "/api/v1/payments", Upstream: "payment"},
+	{Prefix: "/api/v1/orders", Upstream: "order", Streams: []string{"GET /api/v1/orders/*/events"},
+		Idempotent: []string{"POST /api/v1/orders"}},
+	{Prefix: "/api/v1/payments", Upstream: "payment", Idempotent: []string{"POST /api/v1/payments/*/refunds"}},
 	// Payment providers call back here; the payment service checks the
 	// HMAC signature and timestamp, so no token is needed.
 	// They have an allowance of their own (WebhookRate).
@@ -54,6 +63,33 @@ func (rt Route) isPublic(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// matches reports whether r is one of patterns ("METHOD /path", "*" for
+// one segment of the path).
+func matches(patterns []string, r *http.Request) bool {
+	for _, p := range patterns {
+		method, path, _ := strings.Cut(p, " ")
+		if method == r.Method && matchSegments(path, r.URL.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchSegments matches path against pattern, whose "*" segments match any
+// one non-empty segment.
+func matchSegments(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if ps[i] != xs[i] && (ps[i] != "*" || xs[i] == "") {
+			return false
+		}
+	}
+	return true
 }
 
 // upstreams lists the distinct services routes point at.

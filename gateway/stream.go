@@ -3,7 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/http/httputil"
-	"strings"
+	"net/url"
 	"time"
 
 	"github.com/mercato-dev/mercato/shared/discovery"
@@ -25,30 +25,7 @@ import (
 // timeout, its shutdown).
 
 // isStream reports whether r is one of rt's stream requests.
-func (rt Route) isStream(r *http.Request) bool {
-	for _, p := range rt.Streams {
-		method, path, _ := strings.Cut(p, " ")
-		if method == r.Method && matchSegments(path, r.URL.Path) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchSegments matches path against pattern, whose "*" segments match any
-// one non-empty segment.
-func matchSegments(pattern, path string) bool {
-	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
-	if len(ps) != len(xs) {
-		return false
-	}
-	for i := range ps {
-		if ps[i] != xs[i] && (ps[i] != "*" || xs[i] == "") {
-			return false
-		}
-	}
-	return true
-}
+func (rt Route) isStream(r *http.Request) bool { return matches(rt.Streams, r) }
 
 // newStreamProxies returns a proxy per upstream that has stream routes,
 // forwarding through a copy of client without its overall timeout.
@@ -70,14 +47,14 @@ func (g *Gateway) newStreamProxies(routes []Route, cfg Config, upstream discover
 }
 
 // prepareStream lifts w's write deadline and carries Last-Event-ID into
-// the query.
+// the query, appended to the query as sent (see newProxy).
 func prepareStream(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	if last := r.Header.Get("Last-Event-ID"); last != "" {
-		q := r.URL.Query()
-		if q.Get("last_event_id") == "" {
-			q.Set("last_event_id", last)
-			r.URL.RawQuery = q.Encode()
+	if last := r.Header.Get("Last-Event-ID"); last != "" && r.URL.Query().Get("last_event_id") == "" {
+		param := "last_event_id=" + url.QueryEscape(last)
+		if r.URL.RawQuery != "" {
+			param = "&" + param
 		}
+		r.URL.RawQuery += param
 	}
 }
