@@ -240,8 +240,9 @@ func (in *Instance) PublicRouter() *mux.Router {
 	return httpkit.PublicRouter(in.Logger, in.httpMetrics, httpkit.Trace(in.Tracing, true))
 }
 
-// Serve serves router, behind httpkit.Handler (request ids, recovery) and
-// then outer, the first outermost (the gateway's CORS), until
+// Serve serves router, behind outer, the first outermost (the gateway's
+// CORS), and then httpkit.Handler (request ids, recovery), so that every
+// answer, a CORS preflight's too, carries a request id, until
 // ctx is done: discovery.ListenAndServe listens on the configured address,
 // registers the instance in Consul with the real port (-http-addr may ask
 // for port 0), and leaves Consul before draining on shutdown.
@@ -258,14 +259,14 @@ func (in *Instance) ServeWithAdmin(ctx context.Context, adminAddr string, router
 	return discovery.ListenAndServeWithAdmin(ctx, in.cfg, in.Consul, in.handler(router, outer), admin, in.Logger)
 }
 
-// handler is router behind httpkit.Handler and then outer, the first
-// outermost.
+// handler is router behind outer, the first outermost, and then
+// httpkit.Handler.
 func (in *Instance) handler(router *mux.Router, outer []func(http.Handler) http.Handler) http.Handler {
-	handler := httpkit.Handler(in.Logger, router)
+	var handler http.Handler = router
 	for i := len(outer) - 1; i >= 0; i-- {
 		handler = outer[i](handler)
 	}
-	return handler
+	return httpkit.Handler(in.Logger, handler)
 }
 
 // Close stops the background loops and waits for them, then stops the

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mercato-dev/mercato/shared/discovery"
+	"github.com/mercato-dev/mercato/shared/requestid"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -66,6 +67,22 @@ func TestRun(t *testing.T) {
 	}
 	if code, body := get(t, in.BaseURL+"/api/v1/categories"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) {
 		t.Errorf("no product instance: %d %s, want a 503 error body", code, body)
+	}
+	// A CORS preflight, answered before anything is forwarded, carries a
+	// request id like every answer.
+	preflight, err := http.NewRequest(http.MethodOptions, in.BaseURL+"/api/v1/orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	preflight.Header.Set("Origin", "http://localhost:5173")
+	preflight.Header.Set("Access-Control-Request-Method", http.MethodPost)
+	if resp, err := http.DefaultClient.Do(preflight); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") == "" || resp.Header.Get(requestid.Header) == "" {
+			t.Errorf("preflight: %d %v, want a CORS grant with an X-Request-ID", resp.StatusCode, resp.Header)
+		}
 	}
 
 	testkit.StopInstances(t, in)
