@@ -22,9 +22,24 @@ func TestDecodeJSONRefusesNUL(t *testing.T) {
 	if !errors.As(err, &e) || e.Status != 422 || e.Details["email"] == nil || e.Details["tags[1]"] == nil {
 		t.Fatalf("err = %#v, want a 422 naming email and tags[1]", err)
 	}
-	r = httptest.NewRequest("POST", "/", strings.NewReader(`{"email":"ada@example.com","tags":["é"]}`))
+	r = httptest.NewRequest("POST", "/", strings.NewReader(`{"email":"ada@example.com","tags":["é","\ufffd"]}`))
 	if err := DecodeJSON(r, &dst); err != nil {
-		t.Fatalf("clean body: %v", err)
+		t.Fatalf("clean body (U+FFFD, sent as such, included): %v", err)
+	}
+}
+
+// Bytes that are not UTF-8 are refused, naming where they are:
+// encoding/json decoded them as U+FFFD, so the value was stored altered.
+func TestDecodeJSONRefusesBytesThatAreNotUTF8(t *testing.T) {
+	var dst struct {
+		Email string            `json:"email"`
+		Attrs map[string]string `json:"attrs"`
+	}
+	r := httptest.NewRequest("POST", "/", strings.NewReader("{\"email\":\"ada\xff@example.com\",\"attrs\":{\"c\xc3\":\"x\"}}"))
+	err := DecodeJSON(r, &dst)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != 422 || e.Details["email"] != "must be valid UTF-8" || e.Details["attrs"] == nil {
+		t.Fatalf("err = %#v, want a 422 naming email and attrs", err)
 	}
 }
 

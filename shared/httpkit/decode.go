@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mercato-dev/mercato/shared/validate"
 )
@@ -20,9 +21,10 @@ const MaxBodyBytes = 1 << 20
 // DecodeJSON decodes the body of r into dst strictly: JSON content type, at
 // most MaxBodyBytes, no unknown fields, exactly one value. Failures are
 // *Error values (400, 413 or 415) that say what is wrong, or a 422 naming
-// every string of the value that holds NUL (validate.Strings): JSON may
+// every string of the value that holds NUL (validate.Strings: JSON may
 // spell it \u0000, and PostgreSQL would refuse it with an error that is no
-// client's.
+// client's) or bytes that are not UTF-8 (validate.ReplacedBytes:
+// encoding/json would store them altered, as U+FFFD).
 func DecodeJSON(r *http.Request, dst any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -30,7 +32,11 @@ func DecodeJSON(r *http.Request, dst any) error {
 			return NewError(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	body, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
@@ -40,6 +46,9 @@ func DecodeJSON(r *http.Request, dst any) error {
 	}
 	p := validate.Problems{}
 	p.Strings(dst)
+	if !utf8.Valid(body) {
+		p.ReplacedBytes(dst)
+	}
 	if len(p) > 0 {
 		return Invalid(p)
 	}
@@ -79,7 +88,6 @@ func decodeError(err error) *Error {
 	var (
 		syntaxErr *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
-		maxErr    *http.MaxBytesError
 	)
 	switch {
 	case errors.Is(err, io.EOF):
@@ -92,8 +100,6 @@ func decodeError(err error) *Error {
 		e := BadRequest("invalid_type", fmt.Sprintf("field %q must be a %s", typeErr.Field, validate.JSONKind(typeErr.Type)))
 		e.Details = map[string]any{typeErr.Field: "wrong type"}
 		return e
-	case errors.As(err, &maxErr):
-		return NewError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body exceeds %d bytes", maxErr.Limit))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		e := BadRequest("unknown_field", fmt.Sprintf("unknown field %q", field))

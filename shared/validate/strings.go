@@ -32,28 +32,44 @@ const maxDepth = 32
 // path ("items[2].name", "attributes.color"). Unexported fields other than
 // embedded structs are not looked at: a decoder never fills them.
 func (p Problems) Strings(v any) {
-	p.walk("", reflect.ValueOf(v), 0)
+	p.walk("", reflect.ValueOf(v), 0, StringProblem)
 }
 
-func (p Problems) walk(path string, v reflect.Value, depth int) {
+// ReplacedBytes records, as not valid UTF-8, every string in v (walked as
+// Strings walks it) that holds U+FFFD, the replacement character. It is for
+// a value decoded from JSON that was not valid UTF-8: encoding/json
+// replaces each such byte with U+FFFD rather than refusing it, so the
+// strings that hold one are those the client sent bad bytes in (and any
+// that holds a U+FFFD sent as such in the same body).
+func (p Problems) ReplacedBytes(v any) {
+	p.walk("", reflect.ValueOf(v), 0, func(s string) string {
+		if strings.ContainsRune(s, utf8.RuneError) {
+			return "must be valid UTF-8"
+		}
+		return ""
+	})
+}
+
+// walk records problem(s) for every string s in v that problem refuses.
+func (p Problems) walk(path string, v reflect.Value, depth int, problem func(string) string) {
 	if !v.IsValid() || depth > maxDepth {
 		return
 	}
 	switch v.Kind() {
 	case reflect.String:
-		if reason := StringProblem(v.String()); reason != "" {
+		if reason := problem(v.String()); reason != "" {
 			p[orBody(path)] = reason
 		}
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
-			p.walk(path, v.Elem(), depth+1)
+			p.walk(path, v.Elem(), depth+1, problem)
 		}
 	case reflect.Slice, reflect.Array:
 		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
 			return // raw bytes (json.RawMessage) are not text
 		}
 		for i := 0; i < v.Len(); i++ {
-			p.walk(path+"["+strconv.Itoa(i)+"]", v.Index(i), depth+1)
+			p.walk(path+"["+strconv.Itoa(i)+"]", v.Index(i), depth+1, problem)
 		}
 	case reflect.Map:
 		iter := v.MapRange()
@@ -61,17 +77,17 @@ func (p Problems) walk(path string, v reflect.Value, depth int) {
 			key := iter.Key()
 			name := join(path, key.String())
 			if key.Kind() == reflect.String {
-				if reason := StringProblem(key.String()); reason != "" {
+				if reason := problem(key.String()); reason != "" {
 					p[orBody(path)] = "has a key that " + reason
 					continue
 				}
 			}
-			p.walk(name, iter.Value(), depth+1)
+			p.walk(name, iter.Value(), depth+1, problem)
 		}
 	case reflect.Struct:
 		t := v.Type()
 		if isOptional(t) {
-			p.walk(path, v.FieldByName("Value"), depth+1) // an Optional is its value
+			p.walk(path, v.FieldByName("Value"), depth+1, problem) // an Optional is its value
 			return
 		}
 		for i := 0; i < t.NumField(); i++ {
@@ -81,10 +97,10 @@ func (p Problems) walk(path string, v reflect.Value, depth int) {
 			}
 			name := jsonName(f)
 			if f.Anonymous && !strings.Contains(string(f.Tag), "json:") {
-				p.walk(path, v.Field(i), depth+1) // an embedded struct's fields are the outer one's
+				p.walk(path, v.Field(i), depth+1, problem) // an embedded struct's fields are the outer one's
 				continue
 			}
-			p.walk(join(path, name), v.Field(i), depth+1)
+			p.walk(join(path, name), v.Field(i), depth+1, problem)
 		}
 	}
 }
