@@ -47,7 +47,10 @@ type Gateway struct {
 	limiter *rateLimiter
 	proxies map[string]http.Handler           // per upstream service
 	streams map[string]*httputil.ReverseProxy // per upstream service with Route.Streams
-	logger  log.Logger
+	// streamsOpen ends at CloseStreams, and every stream with it.
+	streamsOpen  context.Context
+	closeStreams context.CancelFunc
+	logger       log.Logger
 }
 
 // New mounts the gateway's routes on router: one round-robin, retrying,
@@ -71,6 +74,7 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 		proxies: map[string]http.Handler{},
 		logger:  logger,
 	}
+	g.streamsOpen, g.closeStreams = context.WithCancel(context.Background())
 	factory := newForwardFactory(cfg.Client)
 	upstream := breakerOptions(cfg.Upstream, limits)
 	for _, name := range upstreams(routes) {
@@ -160,13 +164,27 @@ func (g *Gateway) handler(rt Route) http.Handler {
 		if !matches(rt.Idempotent, r) {
 			r.Header.Del(discovery.IdempotencyKeyHeader) // see Route.Idempotent
 		}
-		relay := proxy
-		if rt.isStream(r) {
+		relay, stream := proxy, rt.isStream(r)
+		if stream {
 			relay = g.streams[rt.Upstream]
 			prepareStream(w, r)
+			ctx, cancel := context.WithCancel(ctx)
+			defer context.AfterFunc(g.streamsOpen, cancel)()
+			defer cancel()
+			r = r.WithContext(ctx)
 		}
 		relayed := false
 		defer func() {
+			if !relayed && stream && r.Context().Err() != nil {
+				// The stream ended because its client went away or the
+				// gateway is shutting down (CloseStreams), as streams do:
+				// ReverseProxy's abort is no failure, the request is logged
+				// and counted, and the client sees the stream end.
+				if p := recover(); p != nil && p != http.ErrAbortHandler {
+					panic(p)
+				}
+				return
+			}
 			if !relayed {
 				// ReverseProxy panics with http.ErrAbortHandler when the
 				// answer cannot be copied whole, so that the server aborts the
@@ -179,6 +197,13 @@ func (g *Gateway) handler(rt Route) http.Handler {
 		relayed = true
 	})
 }
+
+// CloseStreams ends every open stream (GET /api/v1/orders/{id}/events),
+// for the gateway's shutdown: a stream never goes idle, so the server's
+// graceful shutdown would wait for its whole drain timeout and then fail.
+// Each client sees its stream end and reconnects, with Last-Event-ID, to
+// another gateway instance. Requests that are not streams are not touched.
+func (g *Gateway) CloseStreams() { g.closeStreams() }
 
 // identify verifies the bearer token, if any (auth.Tokens.VerifyAccess:
 // signature and expiry; the handler asks the denylist of revoked tokens,

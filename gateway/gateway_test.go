@@ -68,6 +68,7 @@ func (u *upstream) hostPort() string {
 type fixture struct {
 	handler http.Handler
 	tokens  *auth.Tokens
+	gateway *Gateway
 }
 
 func newGateway(t testing.TB, rdb *redis.Client, limit redis_rate.Limit, instances ...string) fixture {
@@ -105,7 +106,7 @@ func newGatewayWith(t testing.TB, o gatewayOptions, instances ...string) fixture
 	rdb, limit := o.rdb, o.limit
 	reg := metrics.NewRegistry()
 	router := httpkit.Router(logger, reg, metrics.NewHTTP(reg, "gateway"), nil)
-	New(router, Config{
+	g := New(router, Config{
 		RateLimit:        limit,
 		WebhookRateLimit: o.webhookLimit,
 		Upstream:         discovery.Options{Timeout: o.timeout},
@@ -113,7 +114,7 @@ func newGatewayWith(t testing.TB, o gatewayOptions, instances ...string) fixture
 		// A copy per upstream: go-kit's endpointer sorts the slice it is given.
 		Instancer: func(string) sd.Instancer { return sd.FixedInstancer(slices.Clone(instances)) },
 	}, tokens, rdb, reg, logger)
-	return fixture{handler: httpkit.Handler(logger, router), tokens: tokens}
+	return fixture{handler: httpkit.Handler(logger, router), tokens: tokens, gateway: g}
 }
 
 func (f fixture) do(t *testing.T, method, path, token, body string, header ...string) *httptest.ResponseRecorder {

@@ -305,3 +305,74 @@ func TestServicesOwn5xxIsRelayed(t *testing.T) {
 		})
 	}
 }
+
+// A stream ends as streams do, when its client goes or when the gateway's
+// shutdown begins (CloseStreams): the request is logged like any other, with
+// no "aborted" warning, and a stream the gateway closes ends cleanly for its
+// client. Before, every stream a client closed was an "aborted midway"
+// warning and no request line, and an open stream held the gateway's
+// graceful shutdown for its whole drain timeout, which then failed.
+func TestStreamsEndWhenTheClientGoesOrTheGatewayStops(t *testing.T) {
+	up := rawUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "retry: 2000\n\n")
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done() // an order instance that is not shutting down
+	})
+	logs := &testkit.LogBuffer{}
+	f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: generous, logger: logTo(logs)}, up)
+	addr := f.serve(t)
+	token, err := f.tokens.Issue(auth.Identity{UserID: "u1", Role: auth.RoleCustomer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", addr+"/api/v1/orders/o1/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "retry: 2000\n" {
+			t.Fatalf("stream: %d %q %v", resp.StatusCode, line, err)
+		}
+		return resp
+	}
+
+	open().Body.Close() // the browser tab closes
+	waitForLog(t, logs, `msg="http request"`)
+
+	resp := open()
+	defer resp.Body.Close()
+	ended := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); ended <- err }()
+	f.gateway.CloseStreams()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("the stream the gateway closed broke off: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream stayed open after CloseStreams")
+	}
+	waitForCount(t, logs, `msg="http request"`, 2)
+	if strings.Contains(logs.String(), "aborted") {
+		t.Fatalf("a stream's end was logged as an abort:\n%s", logs)
+	}
+}
+
+// waitForCount fails t unless want is logged n times within 5 s.
+func waitForCount(t *testing.T, logs *testkit.LogBuffer, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(logs.String(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q logged fewer than %d times; the log:\n%s", want, n, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -21,8 +21,8 @@ import (
 //   - with the client's Last-Event-ID header passed on as the
 //     last_event_id parameter, which the order service reads the same way
 //     (the gateway forwards only the headers every route needs).
-// The stream ends when the client goes or the instance ends it (its idle
-// timeout, its shutdown).
+// The stream ends when the client goes, the instance ends it (its idle
+// timeout, its shutdown) or the gateway's shutdown begins (CloseStreams).
 
 // isStream reports whether r is one of rt's stream requests.
 func (rt Route) isStream(r *http.Request) bool { return matches(rt.Streams, r) }

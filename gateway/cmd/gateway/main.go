@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// Routes.
 	in.Checks["consul"] = func(context.Context) error { _, err := consul.Status().Leader(); return err }
 	router := in.PublicRouter()
-	gateway.New(router, gateway.Config{
+	gw := gateway.New(router, gateway.Config{
 		RateLimit:        redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},
 		WebhookRateLimit: redis_rate.Limit{Rate: cmp.Or(*webhookRate, *ratePerMinute), Burst: cmp.Or(*webhookBurst, *rateBurst), Period: time.Minute},
 		// Breaker settings: the gateway's, derived from the rate limits.
@@ -80,6 +80,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		Client:    gateway.NewHTTPClient(*upstreamTimeout / 2),
 		Instancer: in.Instancer, // one per upstream service
 	}, tokens, rdb, reg, logger)
+	// Order status streams end as soon as shutdown begins, so the graceful
+	// shutdown does not wait for them (their clients reconnect elsewhere).
+	context.AfterFunc(ctx, gw.CloseStreams)
 
 	// Listen, register in Consul with the real ports (-http-addr and
 	// -admin-addr may ask for port 0), and serve until SIGINT/SIGTERM; leave
