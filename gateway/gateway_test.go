@@ -381,10 +381,16 @@ func logTo(logs *testkit.LogBuffer) log.Logger { return log.NewLogfmtLogger(logs
 // waitForLog fails t unless a line containing want is logged within 5 s.
 func waitForLog(t *testing.T, logs *testkit.LogBuffer, want string) {
 	t.Helper()
+	waitForCount(t, logs, want, 1)
+}
+
+// waitForCount fails t unless want is logged n times within 5 s.
+func waitForCount(t *testing.T, logs *testkit.LogBuffer, want string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), want) {
+	for strings.Count(logs.String(), want) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q; the log:\n%s", want, logs.String())
+			t.Fatalf("%q logged fewer than %d times; the log:\n%s", want, n, logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -364,15 +364,3 @@ func TestStreamsEndWhenTheClientGoesOrTheGatewayStops(t *testing.T) {
 		t.Fatalf("a stream's end was logged as an abort:\n%s", logs)
 	}
 }
-
-// waitForCount fails t unless want is logged n times within 5 s.
-func waitForCount(t *testing.T, logs *testkit.LogBuffer, want string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for strings.Count(logs.String(), want) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q logged fewer than %d times; the log:\n%s", want, n, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
