@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,6 +41,11 @@ type Config struct {
 	Client    *http.Client // to the instances; its timeout bounds an attempt, answer body included
 	Routes    []Route      // Routes when nil
 	Instancer func(service string) sd.Instancer
+	// TrustedProxies are the load balancers in front of the gateway (the
+	// AWS overlay's ALB: the VPC's range). A request from one of them is
+	// the client's at the rightmost X-Forwarded-For address that is not
+	// one of them (fromClient). None: the peer is the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Gateway forwards the public API to the services.
@@ -47,6 +54,7 @@ type Gateway struct {
 	limiter *rateLimiter
 	proxies map[string]http.Handler           // per upstream service
 	streams map[string]*httputil.ReverseProxy // per upstream service with Route.Streams
+	trusted []netip.Prefix                    // Config.TrustedProxies
 	// streamsOpen ends at CloseStreams, and every stream with it.
 	streamsOpen  context.Context
 	closeStreams context.CancelFunc
@@ -72,6 +80,7 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 		limiter: newRateLimiter(rdb, limits, logger,
 			metrics.NewCounter(reg, "gateway_rate_limited_total", "Requests refused with 429.")),
 		proxies: map[string]http.Handler{},
+		trusted: cfg.TrustedProxies,
 		logger:  logger,
 	}
 	g.streamsOpen, g.closeStreams = context.WithCancel(context.Background())
@@ -127,6 +136,7 @@ func breakerOptions(opts discovery.Options, limits map[RateClass]redis_rate.Limi
 func (g *Gateway) handler(rt Route) http.Handler {
 	proxy := g.proxies[rt.Upstream]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = g.fromClient(r)
 		ctx := r.Context()
 		// A request with a bad token draws on its address's allowance, so
 		// forged tokens are rate limited like anonymous requests.
@@ -196,6 +206,54 @@ func (g *Gateway) handler(rt Route) http.Handler {
 		relay.ServeHTTP(w, withBufferedBody(r, body))
 		relayed = true
 	})
+}
+
+// fromClient is r as its client sent it when a trusted proxy (a load
+// balancer, Config.TrustedProxies) passed it on: its RemoteAddr is the
+// client's, the rightmost X-Forwarded-For address that is no trusted proxy
+// (those to its left are the client's own claims, which anyone can forge),
+// and its X-Forwarded-For is what came before that address. So the rate
+// limits count each client, not the load balancer's few addresses, and the
+// X-Forwarded-For sent on ends with the client, where the user service's
+// login throttle reads it. Any other request is r as it is.
+func (g *Gateway) fromClient(r *http.Request) *http.Request {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if len(g.trusted) == 0 || err != nil || !g.isTrusted(peer.Addr()) {
+		return r
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for _, hop := range strings.Split(v, ",") {
+			hops = append(hops, strings.TrimSpace(hop))
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		client, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			return r // no proxy wrote this: nothing to the left can be told apart
+		}
+		if g.isTrusted(client) {
+			continue
+		}
+		r = r.Clone(r.Context())
+		r.RemoteAddr = netip.AddrPortFrom(client.Unmap(), peer.Port()).String()
+		r.Header.Del("X-Forwarded-For")
+		if i > 0 {
+			r.Header.Set("X-Forwarded-For", strings.Join(hops[:i], ", "))
+		}
+		return r
+	}
+	return r
+}
+
+func (g *Gateway) isTrusted(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range g.trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // CloseStreams ends every open stream (GET /api/v1/orders/{id}/events),

@@ -84,7 +84,8 @@ type gatewayOptions struct {
 	webhookLimit redis_rate.Limit // limit when zero
 	logger       log.Logger
 	timeout      time.Duration
-	denylist     bool // tokens checked against the denylist in rdb
+	denylist     bool           // tokens checked against the denylist in rdb
+	trusted      []netip.Prefix // Config.TrustedProxies
 }
 
 func newGatewayWith(t testing.TB, o gatewayOptions, instances ...string) fixture {
@@ -112,7 +113,8 @@ func newGatewayWith(t testing.TB, o gatewayOptions, instances ...string) fixture
 		Upstream:         discovery.Options{Timeout: o.timeout},
 		Client:           NewHTTPClient(o.timeout),
 		// A copy per upstream: go-kit's endpointer sorts the slice it is given.
-		Instancer: func(string) sd.Instancer { return sd.FixedInstancer(slices.Clone(instances)) },
+		Instancer:      func(string) sd.Instancer { return sd.FixedInstancer(slices.Clone(instances)) },
+		TrustedProxies: o.trusted,
 	}, tokens, rdb, reg, logger)
 	return fixture{handler: httpkit.Handler(logger, router), tokens: tokens, gateway: g}
 }

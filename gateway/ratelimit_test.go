@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +163,53 @@ func TestBreakerOptionsAreAboveOneClient(t *testing.T) {
 	// 100 at once, then 10 a second for 10 s, each up to 3 attempts.
 	if opts.RequestVolumeThreshold != 601 || opts.ErrorPercentThreshold != 50 || opts.SleepWindow != 2*time.Second {
 		t.Fatalf("breaker options %+v", opts)
+	}
+}
+
+// Behind a load balancer (the AWS overlay's ALB) every request comes from
+// one of its few addresses. With the balancer's range trusted, each client
+// is counted at the address the balancer appended to X-Forwarded-For, which
+// is also the last address the service gets (the user service's login
+// throttle reads it); what the client itself put in X-Forwarded-For moves
+// nothing. Before, one client's flood spent every other anonymous client's
+// allowance, and the login throttle counted the balancer.
+func TestClientsBehindATrustedProxy(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	limit := redis_rate.Limit{Rate: 3, Burst: 3, Period: time.Minute}
+	ip := func() string { return netip.MustParseAddrPort(newClientAddr()).Addr().String() }
+	balancer := "10.0.3.7:41000"
+	f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: limit,
+		trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}}, up.hostPort())
+
+	flooder, other := ip(), ip()
+	codes := map[int]int{}
+	for i := range 6 {
+		// The flooder forges a new address of its own each time; the
+		// balancer appends the one it really comes from.
+		codes[f.doFrom(t, balancer, "GET", "/api/v1/products", "", "", "X-Forwarded-For", ip()+", "+flooder).Code]++
+		if i == 0 {
+			up.mu.Lock()
+			got := up.requests[0].Header.Get("X-Forwarded-For")
+			up.mu.Unlock()
+			if !strings.HasSuffix(got, ", "+flooder) || strings.Contains(got, "10.0.3.7") {
+				t.Fatalf("the service got X-Forwarded-For %q, want it to end with the client, %s, and no balancer", got, flooder)
+			}
+		}
+	}
+	if codes[http.StatusOK] != 3 || codes[http.StatusTooManyRequests] != 3 {
+		t.Fatalf("one client through the balancer: %v, want 3 × 200 and 3 × 429", codes)
+	}
+	if rec := f.doFrom(t, balancer, "GET", "/api/v1/products", "", "", "X-Forwarded-For", other); rec.Code != http.StatusOK {
+		t.Fatalf("another client through the same balancer: %d, want 200", rec.Code)
+	}
+
+	// A client that is not behind the balancer cannot claim an address.
+	direct := newClientAddr()
+	codes = map[int]int{}
+	for range 4 {
+		codes[f.doFrom(t, direct, "GET", "/api/v1/products", "", "", "X-Forwarded-For", ip()).Code]++
+	}
+	if codes[http.StatusOK] != 3 || codes[http.StatusTooManyRequests] != 1 {
+		t.Fatalf("a direct client forging X-Forwarded-For: %v, want 3 × 200 and 1 × 429", codes)
 	}
 }

@@ -220,6 +220,9 @@ func kustomization(cfg Config, tag, overlay string) map[string]any {
 		"resources":  []string{overlay, "aws/storageclass.yaml", "aws/external-secrets.yaml", "aws/db-bootstrap.yaml"},
 		"configMapGenerator": []map[string]any{
 			{"name": "mercato-common", "behavior": "merge", "literals": []string{"MERCATO_REDIS_ADDR=" + cfg.RedisAddress}},
+			// The ALB's nodes have addresses in the VPC: the gateway takes
+			// the client's from X-Forwarded-For when a request comes from one.
+			{"name": "gateway-config", "behavior": "merge", "literals": []string{"MERCATO_TRUSTED_PROXIES=" + cfg.VPCCIDR}},
 			{"name": "notification-config", "behavior": "merge", "literals": []string{
 				"MERCATO_SMTP_ADDR=" + cfg.SMTPAddress, "MERCATO_SMTP_FROM=" + cfg.EmailFrom,
 			}},

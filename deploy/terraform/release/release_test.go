@@ -190,6 +190,9 @@ func checkRendering(t *testing.T, cfg Config, objs []object) {
 	if got := configs["mercato-common"]["MERCATO_REDIS_ADDR"]; got != cfg.RedisAddress {
 		t.Errorf("MERCATO_REDIS_ADDR = %v, want %s", got, cfg.RedisAddress)
 	}
+	if got := configs["gateway-config"]["MERCATO_TRUSTED_PROXIES"]; got != cfg.VPCCIDR {
+		t.Errorf("MERCATO_TRUSTED_PROXIES = %v, want the VPC's %s (where the ALB's nodes are)", got, cfg.VPCCIDR)
+	}
 	if got := configs["notification-config"]["MERCATO_SMTP_ADDR"]; got != cfg.SMTPAddress {
 		t.Errorf("MERCATO_SMTP_ADDR = %v, want %s", got, cfg.SMTPAddress)
 	}

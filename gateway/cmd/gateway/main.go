@@ -5,7 +5,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -38,10 +40,15 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		adminAddr       = fs.String("admin-addr", "127.0.0.1:0", "address of the admin listener: /health, /ready and /metrics, for Consul and Prometheus (port 0: any free port, registered in Consul); the public port serves /health only")
 		breakerVolume   = fs.Int("breaker-volume", 0, "calls to an instance within 10 s below which its breaker never opens; 0: more than one client may send within its rate limits, retries included")
 		upstreamTimeout = fs.Duration("upstream-timeout", 10*time.Second, "deadline of one forwarded request, retries included; one attempt, its answer's body included, gets half")
+		trustedProxies  = fs.String("trusted-proxies", "", "comma-separated address ranges (CIDR) of the load balancers in front of the gateway: a request from one is the client's at the rightmost X-Forwarded-For address outside them; empty: the peer is the client")
 	)
 	cfg, err := fs.Parse(args)
 	if err != nil {
 		return err
+	}
+	trusted, err := parsePrefixes(*trustedProxies)
+	if err != nil {
+		return fmt.Errorf("-trusted-proxies (MERCATO_TRUSTED_PROXIES) must be comma-separated address ranges like 10.0.0.0/16: %w", err)
 	}
 
 	// Logging, metrics, Redis (the shared rate-limit state) and Consul. No
@@ -77,8 +84,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		Upstream: discovery.Options{Timeout: *upstreamTimeout, RequestVolumeThreshold: *breakerVolume, Metrics: discovery.NewMetrics(reg)},
 		// An attempt must time out before the whole call does, or a hung
 		// instance would never count against its breaker.
-		Client:    gateway.NewHTTPClient(*upstreamTimeout / 2),
-		Instancer: in.Instancer, // one per upstream service
+		Client:         gateway.NewHTTPClient(*upstreamTimeout / 2),
+		Instancer:      in.Instancer, // one per upstream service
+		TrustedProxies: trusted,
 	}, tokens, rdb, reg, logger)
 	// Order status streams end as soon as shutdown begins, so the graceful
 	// shutdown does not wait for them (their clients reconnect elsewhere).
@@ -88,4 +96,26 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// -admin-addr may ask for port 0), and serve until SIGINT/SIGTERM; leave
 	// Consul before draining. CORS answers before anything else.
 	return in.ServeWithAdmin(ctx, *adminAddr, router, gateway.CORS(strings.Split(*corsOrigins, ",")))
+}
+
+// parsePrefixes parses a comma-separated list of CIDR ranges; an address
+// alone is a range of one.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var prefixes []netip.Prefix
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if addr, err := netip.ParseAddr(item); err == nil {
+			prefixes = append(prefixes, netip.PrefixFrom(addr, addr.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return nil, err
+		}
+		prefixes = append(prefixes, p.Masked())
+	}
+	return prefixes, nil
 }

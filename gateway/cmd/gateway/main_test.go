@@ -123,6 +123,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}{
 		{"short secret", []string{"-jwt-secret", "short"}, "-jwt-secret"},
 		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
+		{"bad trusted proxies", []string{"-jwt-secret", secret, "-trusted-proxies", "10.0.0.0/16,lb.internal"}, "-trusted-proxies"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -173,4 +174,14 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+func TestParsePrefixes(t *testing.T) {
+	got, err := parsePrefixes(" 10.0.0.0/16, 192.0.2.7,10.1.2.3/8,")
+	if err != nil || fmt.Sprint(got) != "[10.0.0.0/16 192.0.2.7/32 10.0.0.0/8]" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if got, err := parsePrefixes(""); err != nil || len(got) != 0 {
+		t.Fatalf("empty: %v, %v", got, err)
+	}
 }
