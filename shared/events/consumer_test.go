@@ -232,6 +232,10 @@ func TestConsumerDeadLettersMalformedEntries(t *testing.T) {
 		{"no envelope field", []any{"type", "order.created", "foo", "bar"}, `no "envelope" field`},
 		{"envelope is not JSON", []any{"type", "order.created", "envelope", "{oops"}, "undecodable envelope"},
 		{"id is not a UUID", []any{"type", "order.created", "envelope", `{"id":"7","type":"order.created"}`}, "not a UUID"},
+		// uuid.Parse takes it, PostgreSQL's uuid type does not: the inbox
+		// insert failed as if the database were down, so the entry was never
+		// dead-lettered and starved the entries of its batch for good.
+		{"id is a URN", []any{"type", "order.created", "envelope", `{"id":"urn:uuid:6f1c1f39-2d7c-4a53-9a4f-0a4c1f7f1c11","type":"order.created"}`}, "not a UUID"},
 		{"no type anywhere", []any{"envelope", `{"id":"6f1c1f39-2d7c-4a53-9a4f-0a4c1f7f1c11"}`}, "has no type"},
 	}
 	for _, tt := range tests {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mercato-dev/mercato/shared/requestid"
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 // Event types. The seed's types plus those the checkout saga needs.
@@ -83,9 +84,10 @@ func (e Envelope) Decode(v any) error {
 
 // validate rejects envelopes that could not be stored or deduplicated: the
 // id is the outbox primary key and the consumers' inbox key, so it must be a
-// UUID.
+// UUID in the form PostgreSQL's uuid type takes, as every relay writes it
+// (uuid.Parse alone also takes "urn:uuid:…", which PostgreSQL refuses).
 func (e Envelope) validate() error {
-	if _, err := uuid.Parse(e.ID); err != nil {
+	if _, ok := validate.ParseUUID(e.ID); !ok {
 		return fmt.Errorf("events: envelope id %q is not a UUID", e.ID)
 	}
 	if e.Type == "" {
