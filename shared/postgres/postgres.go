@@ -6,7 +6,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -174,10 +173,9 @@ func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) (err err
 		_ = tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil && !errors.Is(err, sql.ErrTxDone) {
-		return err
-	}
-	return nil
+	// Every failure of the commit is one: sql.ErrTxDone too, which means
+	// ctx ended and database/sql rolled the transaction back.
+	return tx.Commit()
 }
 
 // callerName is the function that called InTx, without its package path:

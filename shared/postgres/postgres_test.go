@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -127,6 +128,27 @@ func TestErrorClassificationAndInTx(t *testing.T) {
 	}
 	if len(names) != 2 || names[0] != "a" || names[1] != "kept" {
 		t.Fatalf("rows after InTx: %v", names)
+	}
+
+	// A context that ends after fn, before the commit: database/sql rolls
+	// the transaction back, and InTx says so (it once reported success).
+	cctx, cancel := context.WithCancel(ctx)
+	err = postgres.InTx(cctx, db, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(cctx, `INSERT INTO things (id, name) VALUES (7, 'gone')`); err != nil {
+			return err
+		}
+		cancel() // the client went away
+		for tx.QueryRowContext(context.Background(), `SELECT 1`).Err() == nil {
+			time.Sleep(time.Millisecond) // until database/sql has rolled it back
+		}
+		return nil
+	})
+	var n int
+	if qerr := db.Get(&n, `SELECT count(*) FROM things WHERE id = 7`); qerr != nil {
+		t.Fatal(qerr)
+	}
+	if err == nil || n != 0 {
+		t.Fatalf("InTx of a transaction rolled back at its commit: %v, %d rows stored", err, n)
 	}
 }
 
