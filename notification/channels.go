@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	mail "github.com/wneessen/go-mail"
 )
@@ -321,11 +322,22 @@ func callProvider(client *http.Client, req *http.Request, out any) error {
 	}
 }
 
-// snippet is the start of a provider's error body, for the log.
+// snippet is the start of a provider's error body, for the log and the
+// notification's stored error.
 func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	return storable(strings.TrimSpace(string(b)), 200)
+}
+
+// storable is s as PostgreSQL text can hold it, at most max characters
+// (cut with "…"): bytes that are not UTF-8 become U+FFFD and NUL is dropped,
+// since PostgreSQL refuses both. What a provider answers (an error body, a
+// message id) is stored with the attempt; an answer that could not be
+// stored left the attempt unrecorded, and the message was sent again after
+// every lease.
+func storable(s string, max int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	if utf8.RuneCountInString(s) <= max {
+		return s
 	}
-	return s
+	return string([]rune(s)[:max-1]) + "…"
 }

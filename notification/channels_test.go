@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -270,5 +271,50 @@ func TestPreferencesRespected(t *testing.T) {
 	}
 	if got := push.got(); len(got) != 1 || !strings.Contains(got[0].Body, `"token":"quinn-device"`) {
 		t.Errorf("push requests: %+v", got)
+	}
+}
+
+// What a provider answers is stored with the attempt whatever it holds: an
+// error body cut in the middle of a character, NUL, a message id longer than
+// provider_id's 255 characters. Before, PostgreSQL refused the text, the
+// attempt went unrecorded, and the message was sent again after every lease
+// (a refused push, a delivered one too).
+func TestProviderAnswersAreStoredWhateverTheyHold(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer providerAnswer
+		status string
+	}{
+		{"a refusal cut mid-character", providerAnswer{400, `{"e":"` + strings.Repeat("x", 193) + "é\x00" + strings.Repeat("y", 50) + `"}`}, "failed"},
+		{"an id with NUL, too long", providerAnswer{200, `{"name":"m\u0000` + strings.Repeat("z", 300) + `"}`}, "sent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			push := newProvider(t, tc.answer)
+			p := newPipeline(t, pipelineOptions{extra: map[notification.Channel]notification.Sender{
+				notification.ChannelPush: newPush(t, push)}})
+			ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
+			if err := p.store.SetPushToken(context.Background(), ada, "ada-device"); err != nil {
+				t.Fatal(err)
+			}
+			p.publish(t, event(t, events.OrderUpdated, map[string]any{"order_id": uuid.NewString(), "order_number": "MRC-9", "user_id": ada, "status": "shipped"}))
+			// Well within the lease (9 s here), after which an unrecorded
+			// attempt is taken over and sent again.
+			rows := p.waitRows(t, ada, 6*time.Second, func(rows []logRow) bool {
+				for _, r := range rows {
+					if r.Channel == "push" {
+						return r.Status != "pending" && r.Status != "retrying"
+					}
+				}
+				return false
+			})
+			for _, r := range rows {
+				if r.Channel == "push" && (r.Status != tc.status || r.Attempts != 1 || !utf8.ValidString(r.Error+r.ProviderID) || len([]rune(r.ProviderID)) > 255) {
+					t.Fatalf("push row %+v, want %s after one attempt", r, tc.status)
+				}
+			}
+			if n := len(push.got()); n != 1 {
+				t.Fatalf("the provider got %d requests, want 1", n)
+			}
+		})
 	}
 }

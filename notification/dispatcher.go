@@ -151,6 +151,7 @@ func (d *Dispatcher) sendNext(ctx context.Context) (bool, error) {
 	begin := time.Now()
 	res := d.attempt(actx, n)
 	res.ID, res.ClaimID = n.ID, claimID
+	res.ProviderID, res.Error = storable(res.ProviderID, maxProviderID), storable(res.Error, maxError)
 	d.Metrics.observe(n, res, time.Since(begin))
 
 	logger := log.With(d.Logger, "notification_id", n.ID, "channel", n.Channel, "template", n.Template,
@@ -179,6 +180,13 @@ func (d *Dispatcher) sendNext(ctx context.Context) (bool, error) {
 	}
 	return true, nil
 }
+
+// What the notifications table keeps of an attempt: provider_id is
+// VARCHAR(255); an error needs no more than a few lines.
+const (
+	maxProviderID = 255
+	maxError      = 1000
+)
 
 // attempt makes one attempt at n and says what became of it.
 func (d *Dispatcher) attempt(ctx context.Context, n Notification) AttemptResult {
