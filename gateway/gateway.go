@@ -237,8 +237,9 @@ func (g *Gateway) fromClient(r *http.Request) *http.Request {
 		}
 		r = r.Clone(r.Context())
 		r.RemoteAddr = netip.AddrPortFrom(client.Unmap(), peer.Port()).String()
-		r.Header.Del("X-Forwarded-For")
-		if i > 0 {
+		if i == 0 {
+			r.Header.Del("X-Forwarded-For")
+		} else {
 			r.Header.Set("X-Forwarded-For", strings.Join(hops[:i], ", "))
 		}
 		return r

@@ -26,16 +26,30 @@ const MaxBodyBytes = 1 << 20
 // client's) or bytes that are not UTF-8 (validate.ReplacedBytes:
 // encoding/json would store them altered, as U+FFFD).
 func DecodeJSON(r *http.Request, dst any) error {
+	if err := checkJSONType(r); err != nil {
+		return err
+	}
+	body, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSONBody(body, dst)
+}
+
+// checkJSONType refuses a body that says it is not JSON (415); one that
+// says nothing is taken for JSON.
+func checkJSONType(r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return NewError(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
 		}
 	}
-	body, err := ReadBody(r)
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// decodeJSONBody is DecodeJSON's decoding and checks of a body read whole.
+func decodeJSONBody(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -65,8 +79,10 @@ func DecodeOptionalJSON(r *http.Request, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return DecodeJSON(r, dst)
+	if err := checkJSONType(r); err != nil {
+		return err
+	}
+	return decodeJSONBody(body, dst)
 }
 
 // ReadBody reads the whole body of r, at most MaxBodyBytes, byte for byte
