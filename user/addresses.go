@@ -36,25 +36,18 @@ func (s *service) UpdateAddress(ctx context.Context, userID, addressID string, p
 	if !ok1 || !ok2 {
 		return Address{}, ErrNotFound
 	}
-	a, err := s.repo.AddressByID(ctx, userID, addressID)
-	if err != nil {
-		return Address{}, err
-	}
-	set := func(dst *string, src *string) {
-		if src != nil {
-			*dst = *src
+	return s.repo.UpdateAddress(ctx, userID, addressID, func(a Address) Address {
+		patch(&a.Type, p.Type)
+		patch(&a.Street, p.Street)
+		patch(&a.City, p.City)
+		patch(&a.State, p.State)
+		patch(&a.ZipCode, p.ZipCode)
+		patch(&a.Country, p.Country)
+		if p.IsDefault != nil {
+			a.IsDefault = *p.IsDefault
 		}
-	}
-	set(&a.Type, p.Type)
-	set(&a.Street, p.Street)
-	set(&a.City, p.City)
-	set(&a.State, p.State)
-	set(&a.ZipCode, p.ZipCode)
-	set(&a.Country, p.Country)
-	if p.IsDefault != nil {
-		a.IsDefault = *p.IsDefault
-	}
-	return s.repo.UpdateAddress(ctx, trimAddress(a))
+		return a
+	})
 }
 
 func (s *service) DeleteAddress(ctx context.Context, userID, addressID string) error {

@@ -67,15 +67,19 @@ func (r *fakeRepo) Credentials(_ context.Context, email string) (User, string, e
 	return User{}, "", ErrNotFound
 }
 
-func (r *fakeRepo) UpdateUser(_ context.Context, u User, evt events.Envelope) (User, error) {
+func (r *fakeRepo) UpdateUser(_ context.Context, id string, change func(User) (User, events.Envelope, error)) (User, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, ok := r.users[u.ID]
+	old, ok := r.users[id]
 	if !ok {
 		return User{}, ErrNotFound
 	}
+	u, evt, err := change(old.User)
+	if err != nil {
+		return User{}, err
+	}
 	old.FirstName, old.LastName, old.Phone, old.UpdatedAt = u.FirstName, u.LastName, u.Phone, time.Now()
-	r.users[u.ID] = old
+	r.users[id] = old
 	r.events = append(r.events, evt)
 	return old.User, nil
 }
@@ -176,16 +180,6 @@ func (r *fakeRepo) ListAddresses(_ context.Context, userID string) ([]Address, e
 	return out, nil
 }
 
-func (r *fakeRepo) AddressByID(_ context.Context, userID, id string) (Address, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	a, ok := r.addresses[id]
-	if !ok || a.UserID != userID {
-		return Address{}, ErrNotFound
-	}
-	return a, nil
-}
-
 func (r *fakeRepo) CreateAddress(_ context.Context, a Address) (Address, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -198,13 +192,15 @@ func (r *fakeRepo) CreateAddress(_ context.Context, a Address) (Address, error) 
 	return a, nil
 }
 
-func (r *fakeRepo) UpdateAddress(_ context.Context, a Address) (Address, error) {
+func (r *fakeRepo) UpdateAddress(_ context.Context, userID, id string, change func(Address) Address) (Address, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, ok := r.addresses[a.ID]
-	if !ok || old.UserID != a.UserID {
+	old, ok := r.addresses[id]
+	if !ok || old.UserID != userID {
 		return Address{}, ErrNotFound
 	}
+	a := change(old)
+	a.ID, a.UserID = old.ID, old.UserID
 	r.clearDefault(a)
 	a.CreatedAt, a.UpdatedAt = old.CreatedAt, time.Now()
 	r.addresses[a.ID] = a

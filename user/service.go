@@ -165,8 +165,11 @@ type Repository interface {
 	// Credentials returns the user with this (normalised) email and the
 	// password hash.
 	Credentials(ctx context.Context, email string) (User, string, error)
-	// UpdateUser stores the profile fields (names, phone) of u.
-	UpdateUser(ctx context.Context, u User, updated events.Envelope) (User, error)
+	// UpdateUser applies change to the user with this id while it holds the
+	// user's row, then stores the profile fields (names, phone) of the user
+	// change returns and the event with them. Holding the row means two
+	// concurrent updates of different fields both keep theirs.
+	UpdateUser(ctx context.Context, id string, change func(User) (User, events.Envelope, error)) (User, error)
 	// MakeAdmin gives the user the admin role, activates it, sets its
 	// password hash and revokes its refresh tokens.
 	MakeAdmin(ctx context.Context, userID, passwordHash string, updated events.Envelope) error
@@ -181,13 +184,14 @@ type Repository interface {
 	RevokeRefreshTokenFamily(ctx context.Context, familyID string) error
 
 	ListAddresses(ctx context.Context, userID string) ([]Address, error)
-	// AddressByID finds an address of userID; other users' addresses are
-	// ErrNotFound.
-	AddressByID(ctx context.Context, userID, id string) (Address, error)
 	// CreateAddress and UpdateAddress clear the previous default of the same
-	// type in the same transaction when a.IsDefault is set.
+	// type in the same transaction when the address they store is the
+	// default.
 	CreateAddress(ctx context.Context, a Address) (Address, error)
-	UpdateAddress(ctx context.Context, a Address) (Address, error)
+	// UpdateAddress applies change to address id of userID while it holds
+	// the user's row, as UpdateUser does, and stores what change returns
+	// but its ID and UserID. Other users' addresses are ErrNotFound.
+	UpdateAddress(ctx context.Context, userID, id string, change func(Address) Address) (Address, error)
 	DeleteAddress(ctx context.Context, userID, id string) error
 }
 
@@ -429,24 +433,25 @@ func (s *service) GetProfile(ctx context.Context, userID string) (User, error) {
 }
 
 func (s *service) UpdateProfile(ctx context.Context, userID string, p ProfileUpdate) (User, error) {
-	u, err := s.GetUser(ctx, userID)
-	if err != nil {
-		return User{}, err
+	userID, ok := validate.ParseUUID(userID)
+	if !ok {
+		return User{}, ErrNotFound
 	}
-	if p.FirstName != nil {
-		u.FirstName = strings.TrimSpace(*p.FirstName)
+	return s.repo.UpdateUser(ctx, userID, func(u User) (User, events.Envelope, error) {
+		patch(&u.FirstName, p.FirstName)
+		patch(&u.LastName, p.LastName)
+		patch(&u.Phone, p.Phone)
+		evt, err := newUserEvent(ctx, events.UserUpdated, u)
+		return u, evt, err
+	})
+}
+
+// patch sets *dst to *src, trimmed, when the PATCH request sent that field
+// (src is not nil).
+func patch(dst, src *string) {
+	if src != nil {
+		*dst = strings.TrimSpace(*src)
 	}
-	if p.LastName != nil {
-		u.LastName = strings.TrimSpace(*p.LastName)
-	}
-	if p.Phone != nil {
-		u.Phone = strings.TrimSpace(*p.Phone)
-	}
-	evt, err := newUserEvent(ctx, events.UserUpdated, u)
-	if err != nil {
-		return User{}, err
-	}
-	return s.repo.UpdateUser(ctx, u, evt)
 }
 
 func (s *service) ListUsers(ctx context.Context, page, pageSize int) (UserPage, error) {

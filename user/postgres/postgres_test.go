@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/events"
@@ -81,8 +82,10 @@ func TestUsers(t *testing.T) {
 	}
 
 	// Clearing the phone stores NULL, the seed's "none".
-	u.FirstName, u.Phone = "Augusta", ""
-	updated, err := repo.UpdateUser(ctx, u, event(t, events.UserUpdated, u))
+	updated, err := repo.UpdateUser(ctx, u.ID, func(u user.User) (user.User, events.Envelope, error) {
+		u.FirstName, u.Phone = "Augusta", ""
+		return u, event(t, events.UserUpdated, u), nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,8 @@ func TestUsers(t *testing.T) {
 	if _, _, err := repo.Credentials(ctx, "nobody@example.com"); !errors.Is(err, user.ErrNotFound) {
 		t.Errorf("Credentials(missing): %v", err)
 	}
-	if _, err := repo.UpdateUser(ctx, newUser("x@example.com"), event(t, events.UserUpdated, u)); !errors.Is(err, user.ErrNotFound) {
+	unchanged := func(u user.User) (user.User, events.Envelope, error) { return u, event(t, events.UserUpdated, u), nil }
+	if _, err := repo.UpdateUser(ctx, missing, unchanged); !errors.Is(err, user.ErrNotFound) {
 		t.Errorf("UpdateUser(missing): %v", err)
 	}
 	if err := repo.MakeAdmin(ctx, missing, "h", event(t, events.UserUpdated, u)); !errors.Is(err, user.ErrNotFound) {
@@ -326,8 +330,10 @@ func TestAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	first.IsDefault, first.City = true, "Paris"
-	updated, err := repo.UpdateAddress(ctx, first)
+	updated, err := repo.UpdateAddress(ctx, ada.ID, first.ID, func(a user.Address) user.Address {
+		a.IsDefault, a.City = true, "Paris"
+		return a
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,19 +380,19 @@ func TestAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := repo.AddressByID(ctx, ada.ID, bobs.ID); !errors.Is(err, user.ErrNotFound) {
-		t.Errorf("AddressByID of Bob's address as Ada: %v", err)
+	steal := func(a user.Address) user.Address {
+		a.UserID, a.Street = ada.ID, "stolen"
+		return a
 	}
-	stolen := bobs
-	stolen.UserID, stolen.Street = ada.ID, "stolen"
-	if _, err := repo.UpdateAddress(ctx, stolen); !errors.Is(err, user.ErrNotFound) {
+	if _, err := repo.UpdateAddress(ctx, ada.ID, bobs.ID, steal); !errors.Is(err, user.ErrNotFound) {
 		t.Errorf("UpdateAddress of Bob's address as Ada: %v", err)
 	}
 	if err := repo.DeleteAddress(ctx, ada.ID, bobs.ID); !errors.Is(err, user.ErrNotFound) {
 		t.Errorf("DeleteAddress of Bob's address as Ada: %v", err)
 	}
-	if got, _ := repo.AddressByID(ctx, bob.ID, bobs.ID); got.Street != "1 Main St" {
-		t.Errorf("Bob's address changed: %+v", got)
+	// Nor can a change move an address to another user.
+	if got, err := repo.UpdateAddress(ctx, bob.ID, bobs.ID, steal); err != nil || got.UserID != bob.ID {
+		t.Errorf("UpdateAddress moving Bob's address to Ada = %+v, %v", got, err)
 	}
 
 	if err := repo.DeleteAddress(ctx, ada.ID, second.ID); err != nil {
@@ -400,20 +406,28 @@ func TestAddresses(t *testing.T) {
 	}
 }
 
-func TestRefreshTokens(t *testing.T) {
-	ctx := context.Background()
-	repo, db := newRepo(t)
+// newTokenFamily stores a user and returns it with the id of a new family
+// of its refresh tokens and a maker of tokens of that family, whose hashes
+// differ by b.
+func newTokenFamily(t *testing.T, repo *postgres.Repository) (user.User, string, func(b byte) user.RefreshToken) {
+	t.Helper()
 	u := newUser("ada@example.com")
-	if _, err := repo.CreateUser(ctx, u, "h", event(t, events.UserCreated, u)); err != nil {
+	if _, err := repo.CreateUser(context.Background(), u, "h", event(t, events.UserCreated, u)); err != nil {
 		t.Fatal(err)
 	}
 	family := uuid.NewString()
-	tok := func(b byte) user.RefreshToken {
+	return u, family, func(b byte) user.RefreshToken {
 		hash := make([]byte, 32)
 		hash[0] = b
 		return user.RefreshToken{ID: uuid.NewString(), UserID: u.ID, FamilyID: family, Hash: hash,
 			ExpiresAt: time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)}
 	}
+}
+
+func TestRefreshTokens(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	u, family, tok := newTokenFamily(t, repo)
 
 	first := tok(1)
 	if err := repo.CreateRefreshToken(ctx, first); err != nil {
@@ -465,5 +479,134 @@ func TestRefreshTokens(t *testing.T) {
 	// The same hash twice is refused by the unique index.
 	if err := repo.CreateRefreshToken(ctx, user.RefreshToken{ID: uuid.NewString(), UserID: u.ID, FamilyID: family, Hash: other.Hash, ExpiresAt: time.Now()}); !sharedpg.IsUniqueViolation(err, "refresh_tokens_token_hash_key") {
 		t.Errorf("duplicate hash: %v", err)
+	}
+}
+
+// A revocation that runs while a rotation of the same family is in flight
+// must also revoke the successor that rotation is storing: otherwise the
+// session a reuse (or a logout, or a promotion) ended lives on in it.
+func TestRevocationWaitsForARotationInFlight(t *testing.T) {
+	revocations := map[string]func(context.Context, *postgres.Repository, user.User, string) error{
+		"family revoked": func(ctx context.Context, repo *postgres.Repository, _ user.User, family string) error {
+			return repo.RevokeRefreshTokenFamily(ctx, family)
+		},
+		"user promoted": func(ctx context.Context, repo *postgres.Repository, u user.User, _ string) error {
+			return repo.MakeAdmin(ctx, u.ID, "new-hash", event(t, events.UserUpdated, u))
+		},
+	}
+	for name, revoke := range revocations {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			repo, db := newRepo(t)
+			u, family, tok := newTokenFamily(t, repo)
+			current := tok(1)
+			if err := repo.CreateRefreshToken(ctx, current); err != nil {
+				t.Fatal(err)
+			}
+			// Storing the successor takes a second, so the revocation
+			// surely starts while the rotation's transaction is open.
+			slowDown(t, db, "INSERT", "refresh_tokens")
+			rotated := make(chan error, 1)
+			go func() { rotated <- repo.RotateRefreshToken(ctx, current.ID, tok(2)) }()
+			waitForSlowWrite(t, db)
+			if err := revoke(ctx, repo, u, family); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-rotated; err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, db, `SELECT count(*) FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL`, family); n != 0 {
+				t.Errorf("%d tokens of the family still active after the revocation", n)
+			}
+		})
+	}
+}
+
+// slowDown makes every op (INSERT or UPDATE) of a row of table take a second,
+// so a test can run a second write while the first one's transaction is open.
+func slowDown(t *testing.T, db *sqlx.DB, op, table string) {
+	t.Helper()
+	db.MustExec(`
+		CREATE OR REPLACE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS
+		$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$`)
+	db.MustExec(`CREATE TRIGGER slow_write BEFORE ` + op + ` ON ` + table + `
+		FOR EACH ROW EXECUTE FUNCTION slow_write()`)
+}
+
+// waitForSlowWrite returns once a write slowed down by slowDown is under way.
+func waitForSlowWrite(t *testing.T, db *sqlx.DB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for count(t, db, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event = 'PgSleep'`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first write never reached its slowed-down statement")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Two PATCHes of different fields of one resource, the second sent while the
+// first one's write is under way, both keep their field: the second must not
+// write back what it read before the first committed.
+func TestConcurrentPatchesKeepEachOthersFields(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	tokens, err := auth.NewTokens([]byte("a secret of at least thirty-two bytes"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := user.NewService(repo, tokens, user.Options{BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ada, err := svc.Register(ctx, user.Registration{Email: "ada@example.com", Password: "correct horse battery",
+		FirstName: "Ada", LastName: "Lovelace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, err := svc.AddAddress(ctx, ada.ID, user.Address{Type: user.AddressShipping, Street: "1 Main St",
+		City: "London", ZipCode: "N1", Country: "UK"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// concurrently runs first, and second while first is writing.
+	concurrently := func(table string, first, second func() error) {
+		t.Helper()
+		slowDown(t, db, "UPDATE", table)
+		defer db.MustExec(`DROP TRIGGER slow_write ON ` + table)
+		done := make(chan error, 1)
+		go func() { done <- first() }()
+		waitForSlowWrite(t, db)
+		if err := second(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	name, phone := "Augusta", "+44 20 7946 0000"
+	concurrently("users", func() error {
+		_, err := svc.UpdateProfile(ctx, ada.ID, user.ProfileUpdate{FirstName: &name})
+		return err
+	}, func() error {
+		_, err := svc.UpdateProfile(ctx, ada.ID, user.ProfileUpdate{Phone: &phone})
+		return err
+	})
+	if got, err := svc.GetProfile(ctx, ada.ID); err != nil || got.FirstName != name || got.Phone != phone {
+		t.Errorf("profile = %+v, %v; want first name %q and phone %q", got, err, name, phone)
+	}
+
+	city, street := "Paris", "2 Rue de Rivoli"
+	concurrently("user_addresses", func() error {
+		_, err := svc.UpdateAddress(ctx, ada.ID, home.ID, user.AddressUpdate{City: &city})
+		return err
+	}, func() error {
+		_, err := svc.UpdateAddress(ctx, ada.ID, home.ID, user.AddressUpdate{Street: &street})
+		return err
+	})
+	if got, err := svc.ListAddresses(ctx, ada.ID); err != nil || len(got) != 1 || got[0].City != city || got[0].Street != street {
+		t.Errorf("addresses = %+v, %v; want city %q and street %q", got, err, city, street)
 	}
 }

@@ -60,6 +60,13 @@ func (r *Repository) RefreshTokenByHash(ctx context.Context, hash []byte) (user.
 
 func (r *Repository) RotateRefreshToken(ctx context.Context, oldID string, next user.RefreshToken) error {
 	return sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
+		// A revocation of the user's tokens locks the user's row before it
+		// looks for them, so this share lock makes it wait until the
+		// successor is committed, and then see it.
+		var owner string
+		if err := tx.GetContext(ctx, &owner, `SELECT id FROM users WHERE id = $1 FOR SHARE`, next.UserID); err != nil {
+			return notFound(err)
+		}
 		// The conditional update is the arbiter between concurrent refreshes
 		// of one token: only one of them finds it unrevoked.
 		res, err := tx.ExecContext(ctx, `
@@ -80,11 +87,21 @@ func (r *Repository) RotateRefreshToken(ctx context.Context, oldID string, next 
 }
 
 func (r *Repository) RevokeRefreshTokenFamily(ctx context.Context, familyID string) error {
-	_, err := r.db.ExecContext(ctx, `
-		UPDATE refresh_tokens SET revoked_at = now()
-		WHERE family_id = $1 AND revoked_at IS NULL`, familyID)
-	if err != nil {
-		return fmt.Errorf("revoke refresh token family: %w", err)
-	}
-	return nil
+	return sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
+		// Locking the owner first waits out a rotation in flight (see
+		// RotateRefreshToken); the update after it then sees the successor.
+		var owner []string
+		if err := tx.SelectContext(ctx, &owner, `
+			SELECT id FROM users
+			WHERE id = (SELECT user_id FROM refresh_tokens WHERE family_id = $1 LIMIT 1)
+			FOR NO KEY UPDATE`, familyID); err != nil {
+			return fmt.Errorf("lock refresh token family's user: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE refresh_tokens SET revoked_at = now()
+			WHERE family_id = $1 AND revoked_at IS NULL`, familyID); err != nil {
+			return fmt.Errorf("revoke refresh token family: %w", err)
+		}
+		return nil
+	})
 }

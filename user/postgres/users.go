@@ -78,16 +78,22 @@ func (r *Repository) Credentials(ctx context.Context, email string) (user.User, 
 	return row.user(), row.PasswordHash, nil
 }
 
-func (r *Repository) UpdateUser(ctx context.Context, u user.User, updated events.Envelope) (user.User, error) {
+func (r *Repository) UpdateUser(ctx context.Context, id string, change func(user.User) (user.User, events.Envelope, error)) (user.User, error) {
 	var row userRow
 	err := sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &row, `
+		if err := tx.GetContext(ctx, &row, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return notFound(err)
+		}
+		u, updated, err := change(row.user())
+		if err != nil {
+			return err
+		}
+		if err := tx.GetContext(ctx, &row, `
 			UPDATE users SET first_name = $2, last_name = $3, phone = $4, updated_at = now()
 			WHERE id = $1
 			RETURNING `+userColumns,
-			u.ID, u.FirstName, u.LastName, sharedpg.NullString(u.Phone))
-		if err != nil {
-			return notFound(err)
+			id, u.FirstName, u.LastName, sharedpg.NullString(u.Phone)); err != nil {
+			return fmt.Errorf("update user: %w", err)
 		}
 		return events.Enqueue(ctx, tx, updated)
 	})
@@ -108,6 +114,8 @@ func (r *Repository) MakeAdmin(ctx context.Context, userID, passwordHash string,
 		if err := sharedpg.Affected(res, user.ErrNotFound); err != nil {
 			return err
 		}
+		// The update of the user's row above has waited out any rotation in
+		// flight (see RotateRefreshToken), so this sees its successor.
 		if _, err := tx.ExecContext(ctx, `
 			UPDATE refresh_tokens SET revoked_at = now()
 			WHERE user_id = $1 AND revoked_at IS NULL`, userID); err != nil {
