@@ -346,15 +346,23 @@ func checkName(p validate.Problems, field, v string)      { p.Text(field, v, max
 func checkText(p validate.Problems, field, v string)      { p.Text(field, v, maxTextLen, false) }
 func checkPatchSlug(p validate.Problems, field, v string) { checkSlug(p, field, v, "", false) }
 
-// checkSlug checks an explicit slug. An empty one is derived from name (when
-// derive; name's own check reports a missing name), so it must yield one.
+// checkSlug checks a slug. An empty one is derived from name (when derive;
+// name's own check reports a missing name), so what it derives must pass.
 func checkSlug(p validate.Problems, field, v, name string, derive bool) {
 	v = strings.TrimSpace(v)
-	switch {
-	case v == "" && derive:
-		if strings.TrimSpace(name) != "" && Slugify(name) == "" {
-			p[field] = "is required when the name has no latin letters or digits"
+	if v == "" && derive {
+		if strings.TrimSpace(name) == "" {
+			return
 		}
+		switch v = Slugify(name); {
+		case v == "":
+			p[field] = "is required when the name has no latin letters or digits"
+		case uuid.Validate(v) == nil:
+			p[field] = "is required when the name looks like an id" // see below
+		}
+		return
+	}
+	switch {
 	case !ValidSlug(v):
 		p[field] = "must be lower-case letters and digits in words separated by single dashes, at most 255 characters"
 	case uuid.Validate(v) == nil:

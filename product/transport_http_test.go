@@ -695,6 +695,7 @@ func TestHTTPBadInput(t *testing.T) {
 		{"bad slug", "POST", "/api/v1/products", s.admin, product(`,"slug":"Not A Slug"`), "", 422, "validation_failed", "slug"},
 		{"slug like an id", "POST", "/api/v1/products", s.admin, product(`,"slug":"` + uuid.NewString() + `"`), "", 422, "validation_failed", "slug"},
 		{"name without letters needs a slug", "POST", "/api/v1/products", s.admin, `{"name":"???","sku":"N-1","price":"1.00"}`, "", 422, "validation_failed", "slug"},
+		{"name like an id needs a slug", "POST", "/api/v1/products", s.admin, `{"name":"` + uuid.NewString() + `","sku":"N-1","price":"1.00"}`, "", 422, "validation_failed", "slug"},
 		{"bad SKU", "POST", "/api/v1/products", s.admin, `{"name":"N","sku":"has space","price":"1.00"}`, "", 422, "validation_failed", "sku"},
 		{"NUL in a name", "POST", "/api/v1/products", s.admin, `{"name":"a\u0000b","sku":"N-1","price":"1.00"}`, "", 422, "validation_failed", "name"},
 		{"duplicate slug", "POST", "/api/v1/products", s.admin, `{"name":"Existing Product","sku":"N-1","price":"1.00"}`, "", 409, "slug_taken", ""},
@@ -734,6 +735,7 @@ func TestHTTPBadInput(t *testing.T) {
 
 		{"category without name", "POST", "/api/v1/categories", s.admin, `{"description":"d"}`, "", 422, "validation_failed", "name"},
 		{"category duplicate slug", "POST", "/api/v1/categories", s.admin, `{"name":"Existing"}`, "", 409, "slug_taken", ""},
+		{"category name like an id needs a slug", "POST", "/api/v1/categories", s.admin, `{"name":"` + uuid.NewString() + `"}`, "", 422, "validation_failed", "slug"},
 		{"category unknown parent", "POST", "/api/v1/categories", s.admin, `{"name":"X","parent_id":"` + uuid.NewString() + `"}`, "", 422, "unknown_category", ""},
 		{"category own parent", "PATCH", "/api/v1/categories/" + cat, s.admin, `{"parent_id":"` + cat + `"}`, "", 422, "category_cycle", ""},
 		{"category patch empty", "PATCH", "/api/v1/categories/" + cat, s.admin, `{}`, "", 422, "validation_failed", "body"},
