@@ -54,7 +54,8 @@ var ErrClaimLost = errors.New("notification: the attempt's claim was taken over"
 // template and hands the message to the channel's Sender, all outside any
 // database transaction, then records the outcome. Transient failures are
 // retried with exponential backoff until MaxAttempts, then the notification
-// is failed; permanent ones fail at once.
+// is failed; permanent ones fail at once. Attempts that ended without an
+// outcome (their process stopped mid-send) count towards MaxAttempts too.
 //
 // Run one in every instance: claims are row locks with SKIP LOCKED, so
 // instances share the work and never send the same notification at once.
@@ -190,6 +191,13 @@ const (
 
 // attempt makes one attempt at n and says what became of it.
 func (d *Dispatcher) attempt(ctx context.Context, n Notification) AttemptResult {
+	if n.Attempts > d.MaxAttempts {
+		// Only attempts that never recorded an outcome get here (a recorded
+		// one fails the notification at MaxAttempts): one that crashes its
+		// process, say, would otherwise be claimed again every lease.
+		return d.failed(fmt.Errorf("gave up after %d attempts, %d of which ended without an outcome (the process stopped mid-send)",
+			n.Attempts-1, n.InterruptedAttempts))
+	}
 	sender, ok := d.Senders[n.Channel]
 	if !ok {
 		return d.failed(fmt.Errorf("channel %s is not configured on this instance", n.Channel))

@@ -365,3 +365,34 @@ func inTx(t *testing.T, db *sqlx.DB, fn func(tx *sqlx.Tx) error) {
 		t.Fatal(err)
 	}
 }
+
+// TestAttemptsWithoutAnOutcomeEnd plays a notification whose every attempt
+// stops mid-send (a process that crashes on it, a store that cannot record
+// the outcome): once it has had MaxAttempts it is failed, not sent once more
+// every lease for ever.
+func TestAttemptsWithoutAnOutcomeEnd(t *testing.T) {
+	p := newPipeline(t, pipelineOptions{maxAttempts: 3})
+	p.stop()
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
+	h := notification.NewEventHandler(p.store, []notification.Channel{notification.ChannelEmail})
+	inTx(t, p.db, func(tx *sqlx.Tx) error {
+		return h.Handle(context.Background(), tx, event(t, events.UserCreated, map[string]any{"user_id": ada}))
+	})
+	const lease = 50 * time.Millisecond
+	for range 3 {
+		if _, ok, err := p.store.ClaimDue(context.Background(), uuid.NewString(), lease); err != nil || !ok {
+			t.Fatalf("claim: %v, %v", ok, err)
+		}
+		time.Sleep(2 * lease)
+	}
+
+	p.start(t, 3)
+	row := p.waitRows(t, ada, 10*time.Second, settled(1))[0]
+	if row.Status != "failed" || row.Sent || row.Attempts != 4 || row.InterruptedAttempts != 3 {
+		t.Errorf("row = %+v, want failed after 3 attempts that ended without an outcome", row)
+	}
+	mustContain(t, "error", row.Error, "gave up after 3 attempts", "ended without an outcome")
+	if mails := p.smtp.all(); len(mails) != 0 {
+		t.Errorf("sent %d emails after MaxAttempts", len(mails))
+	}
+}
