@@ -451,3 +451,39 @@ func TestStaleWebhookAnswer(t *testing.T) {
 	}
 	want(t, s.webhook(t, evt, time.Now().Add(-50*time.Second)), http.StatusOK)
 }
+
+// TestLateWebhookOfAFailedCharge: Recovery failed a payment whose provider
+// cannot be asked, though the provider had taken the charge (its answer was
+// lost). The charge's webhook, coming late, must not be acknowledged as if
+// nothing were wrong: it is refused (404), as Recovery documents, so the
+// provider keeps reporting a capture nobody holds, and the failed payment is
+// left as it was.
+func TestLateWebhookOfAFailedCharge(t *testing.T) {
+	s := newStack(t, stackOptions{providerTimeout: 100 * time.Millisecond, provider: stopping(amounts(), amounts(950))})
+	orderID := uuid.NewString()
+	want(t, s.call(t, "POST", "/internal/payments", s.serviceToken(t), chargeBody(orderID, uuid.NewString(), "9.50", sandbox.CardSucceeds)), http.StatusBadGateway)
+	p, err := s.svc.PaymentByOrder(testCtx(t), "", orderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noLookup := &hookedProvider{Provider: s.sandbox} // Provider's methods only: no FindCharge
+	stop := run(t, (&payment.Recovery{Repo: s.repo, Provider: noLookup, After: 200 * time.Millisecond, ProviderTimeout: 100 * time.Millisecond,
+		Interval: 20 * time.Millisecond}).Run)
+	s.waitStatus(t, p.ID, payment.StatusFailed)
+	stop()
+
+	var chargeID, eventID string
+	if err := s.db.QueryRow(`SELECT id, webhook_event_id FROM sandbox_charges WHERE idempotency_key = $1`, orderID).Scan(&chargeID, &eventID); err != nil {
+		t.Fatal(err)
+	}
+	r := s.webhook(t, payment.WebhookEvent{ID: eventID, Type: payment.WebhookChargeSucceeded, ChargeID: chargeID, PaymentID: p.ID}, time.Now())
+	if r.status != http.StatusNotFound {
+		t.Errorf("the late webhook of a capture whose payment failed: %d %s, want 404", r.status, r.raw)
+	}
+	if got := s.chargeRecorded(t, p.ID); got != "" {
+		t.Errorf("the failed payment took charge %s", got)
+	}
+	if after := s.payment(t, p.ID); after.Status != payment.StatusFailed || after.FailureCode != payment.FailureProcessingError {
+		t.Errorf("payment after the late webhook: %+v", after)
+	}
+}

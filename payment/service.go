@@ -232,9 +232,9 @@ type Lock struct {
 	PaymentID string
 	OrderID   string
 	// ChargeID locks the payment of that provider charge. With PaymentID
-	// too, it locks that payment when its charge is ChargeID or not yet
-	// recorded, and records ChargeID: a webhook that overtook the answer to
-	// the charge call (which then records the same id).
+	// too, it locks that payment when its charge is ChargeID or still
+	// awaited (chargeAwaited), and records ChargeID: a webhook that overtook
+	// the answer to the charge call (which then records the same id).
 	ChargeID string
 	// Webhook, when set, is recorded as processed in the transaction; one
 	// recorded before fails the update with ErrWebhookReplayed.

@@ -215,7 +215,10 @@ func (r *Repository) UpdatePayment(ctx context.Context, lock payment.Lock, chang
 		case lock.OrderID != "":
 			cond, args = `order_id = $1`, []any{lock.OrderID}
 		case lock.ChargeID != "" && lock.PaymentID != "":
-			cond, args = `id = $1 AND (provider_transaction_id IS NULL OR provider_transaction_id = $2)`, []any{lock.PaymentID, lock.ChargeID}
+			// Without a charge id recorded, only a payment still awaiting its
+			// charge takes one: one settled without it (Recovery failed it)
+			// is not the charge's.
+			cond, args = `id = $1 AND (provider_transaction_id = $2 OR (`+chargeAwaited+`))`, []any{lock.PaymentID, lock.ChargeID}
 		case lock.ChargeID != "":
 			cond, args = `provider_transaction_id = $1`, []any{lock.ChargeID}
 		}
