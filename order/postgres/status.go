@@ -69,7 +69,14 @@ func Listen(ctx context.Context, dsn string, w *order.Watcher, logger log.Logger
 		}
 	})
 	defer l.Close()
+	// Listen waits for the first connection, however long the database is
+	// down; closing the listener when ctx ends is what stops that wait.
+	stop := context.AfterFunc(ctx, func() { l.Close() }) //nolint:errcheck // shutting down
+	defer stop()
 	if err := l.Listen(NotifyChannel); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("listen %s: %w", NotifyChannel, err)
 	}
 	for {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -379,5 +380,35 @@ func TestStatusStreamShutdown(t *testing.T) {
 	}
 	if after := rig.open(t, path, rig.token(t, user, auth.RoleCustomer)); after.resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("a stream opened after Close: %d, want 503", after.resp.StatusCode)
+	}
+}
+
+// TestListenReturnsOnCancelWhileTheDatabaseIsDown: the status listener
+// starts while PostgreSQL cannot be reached (it restarted just after the
+// migrations). The instance's shutdown waits for its background loops, so
+// Listen must return once its context is done, not once the database is
+// back.
+func TestListenReturnsOnCancelWhileTheDatabaseIsDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: every connection is refused
+	w := order.NewWatcher(nil, nil, order.WatchOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- postgres.Listen(ctx, "postgres://order@"+addr+"/order?sslmode=disable", w, log.NewNopLogger())
+	}()
+	time.Sleep(200 * time.Millisecond) // Listen is waiting for its first connection
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Listen returned %v after cancel, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Listen did not return within 5s of its context ending while the database was down")
 	}
 }
