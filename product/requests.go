@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -99,6 +100,9 @@ func (r listProductsRequest) validate() error {
 	}
 	if r.Q != "" {
 		p.Text("q", r.Q, maxQueryLen, true)
+		if searchNegations(r.Q) > maxSearchNegations {
+			p["q"] = "must not hold more than " + strconv.Itoa(maxSearchNegations) + " exclusions ('-') in a row"
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -339,6 +343,38 @@ type orderRequest struct {
 }
 
 // Validation: the product service's own checks, on top of validate.Problems.
+
+// maxSearchNegations is the longest run of exclusions ('-') a search may
+// hold. websearch_to_tsquery keeps the operators waiting for their operands
+// on a stack of 32, an OR and an AND besides the NOTs at most: a longer run
+// fails the query with an internal error of PostgreSQL's (XX000), which
+// would be a 500.
+const maxSearchNegations = 30
+
+// searchNegations is the longest run of '-' in q that websearch_to_tsquery
+// reads as NOTs waiting for one operand: dashes outside words, with nothing
+// between them that starts a word. It may count more than PostgreSQL does
+// (dashes inside quotes, around characters it takes for a word, such as an
+// emoji), never fewer: only letters, digits and ASCII punctuation that is
+// no operator of the search syntax start a word here, and a dash inside a
+// word ("t-shirt") is part of it.
+func searchNegations(q string) int {
+	most, run, inWord := 0, 0, false
+	for _, c := range q {
+		switch {
+		case c == '-':
+			if !inWord {
+				run++
+				most = max(most, run)
+			}
+		case unicode.IsLetter(c) || unicode.IsDigit(c) || (c > ' ' && c <= '~' && !strings.ContainsRune(`!&|()<"`, c)):
+			inWord, run = true, 0
+		default: // a space, an operator, a quote, or anything else
+			inWord = false
+		}
+	}
+	return most
+}
 
 // checkName, checkText and checkPatchSlug are the PATCH checks of a name, a
 // description and a slug (never derived), for validate.IfPresent.

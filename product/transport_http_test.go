@@ -708,6 +708,9 @@ func TestHTTPBadInput(t *testing.T) {
 		{"price patch as number", "PATCH", "/api/v1/products/" + id, s.admin, `{"price":2}`, "", 422, "validation_failed", "price"},
 		{"is_active as string", "PATCH", "/api/v1/products/" + id, s.admin, `{"is_active":"yes"}`, "", 422, "validation_failed", "is_active"},
 		{"stock is not patchable", "PATCH", "/api/v1/products/" + id, s.admin, `{"stock_quantity":100}`, "", 400, "unknown_field", "stock_quantity"},
+		// As in a POST: a misspelt measure was dropped, and the dimensions
+		// stored without it.
+		{"unknown field in patched dimensions", "PATCH", "/api/v1/products/" + id, s.admin, `{"dimensions":{"lenght":12,"width":1,"height":1}}`, "", 400, "unknown_field", "lenght"},
 		{"patch to a taken SKU", "PATCH", "/api/v1/products/" + other, s.admin, `{"sku":"EXIST-1"}`, "", 409, "sku_taken", ""},
 		{"patch to a taken slug", "PATCH", "/api/v1/products/" + other, s.admin, `{"slug":"existing-product"}`, "", 409, "slug_taken", ""},
 		{"patch to an unknown category", "PATCH", "/api/v1/products/" + id, s.admin, `{"category_id":"` + uuid.NewString() + `"}`, "", 422, "unknown_category", ""},
@@ -756,6 +759,12 @@ func TestHTTPBadInput(t *testing.T) {
 		{"malformed category", "GET", "/api/v1/products?category=Not%20A%20Slug", "", "", "", 422, "validation_failed", "category"},
 		{"unknown category filter", "GET", "/api/v1/products?category=no-such-category", "", "", "", 422, "unknown_category", ""},
 		{"query too long", "GET", "/api/v1/products?q=" + strings.Repeat("a", 201), "", "", "", 422, "validation_failed", "q"},
+		// PostgreSQL's tsquery parser holds at most 32 operators waiting for
+		// a word; the 33rd '-' in a row was its internal error, a 500.
+		{"query of 33 exclusions in a row", "GET", "/api/v1/products?q=" + strings.Repeat("-", 33), "", "", "", 422, "validation_failed", "q"},
+		{"query of 40 spaced exclusions", "GET", "/api/v1/products?q=shirt" + strings.Repeat("+-", 40) + "blue", "", "", "", 422, "validation_failed", "q"},
+		// After an OR and an AND, 31 fill the stack.
+		{"query of 31 exclusions after or", "GET", "/api/v1/products?q=shirt+or+blue+" + strings.Repeat("-", 31) + "red", "", "", "", 422, "validation_failed", "q"},
 
 		{"reserve negative quantity", "POST", "/internal/reservations", s.service, reserve(line(id, "-1"), ""), "", 422, "validation_failed", "items[0].quantity"},
 		{"reserve zero quantity", "POST", "/internal/reservations", s.service, reserve(line(id, "0"), ""), "", 422, "validation_failed", "items[0].quantity"},

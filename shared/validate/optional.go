@@ -1,9 +1,11 @@
 package validate
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 
 	"github.com/mercato-dev/mercato/shared/money"
 )
@@ -11,7 +13,10 @@ import (
 // Optional is one field of a partial update: Set says whether the request
 // changes it, and a nil Value clears a nullable field. In JSON an absent key
 // is unset and null is Set with a nil Value; a value of the wrong type is
-// kept (err) for Present to name, instead of failing the whole decode.
+// kept (err) for Present to name, instead of failing the whole decode. A
+// value is decoded as strictly as the body around it (httpkit.DecodeJSON):
+// an object with a field T does not have fails the whole decode, with
+// encoding/json's unknown-field error, as it would anywhere else in the body.
 type Optional[T any] struct {
 	Set   bool
 	Value *T
@@ -28,7 +33,12 @@ func (o *Optional[T]) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			return err
+		}
 		o.err = err
 		return nil
 	}

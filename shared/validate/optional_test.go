@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mercato-dev/mercato/shared/money"
@@ -67,6 +68,20 @@ func TestOptionalJSON(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOptionalUnknownField: an object value is decoded as strictly as the
+// body around it, so a misspelt field of it is refused, not dropped.
+func TestOptionalUnknownField(t *testing.T) {
+	var p patch
+	dec := json.NewDecoder(strings.NewReader(`{"dimensions":{"lenght":12}}`))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err == nil || err.Error() != `json: unknown field "lenght"` {
+		t.Errorf("an unknown field of an Optional object: err = %v, want json's unknown-field error", err)
+	}
+	if err := json.Unmarshal([]byte(`{"dimensions":{"length":12}}`), &p); err != nil || p.Dims.Value == nil || p.Dims.Value.Length != 12 {
+		t.Errorf("known fields: %+v, %v", p.Dims, err)
+	}
+}
 
 func TestPresentAndRequired(t *testing.T) {
 	var p patch
