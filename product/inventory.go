@@ -124,15 +124,34 @@ func (s *service) GetReservation(ctx context.Context, orderID string) (Reservati
 	return s.repo.Reservation(ctx, orderID)
 }
 
+// ReleaseExpired releases what has expired, up to sweepBatch. A reservation
+// whose release fails (its units no longer fit under the stock limit) is
+// skipped for the rest of the sweep, so it cannot hold up the ones behind
+// it; the first such failure is returned, to be logged.
 func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
 	now := s.now()
-	for n := 0; n < s.sweepBatch; n++ {
-		found, err := s.repo.ReleaseNextExpired(ctx, now)
-		if err != nil || !found {
+	var (
+		n      int
+		failed []string
+		first  error
+	)
+	for n+len(failed) < s.sweepBatch {
+		orderID, err := s.repo.ReleaseNextExpired(ctx, now, failed)
+		switch {
+		case err != nil && orderID != "":
+			failed = append(failed, orderID)
+			if first == nil {
+				first = fmt.Errorf("release expired reservation %s: %w", orderID, err)
+			}
+		case err != nil:
 			return n, err
+		case orderID == "":
+			return n, first
+		default:
+			n++
 		}
 	}
-	return s.sweepBatch, nil
+	return n, first
 }
 
 func (s *service) CountLowStock(ctx context.Context) (int, error) {

@@ -448,8 +448,10 @@ type Repository interface {
 	ReleaseReservation(ctx context.Context, orderID string) (Reservation, error)
 	Reservation(ctx context.Context, orderID string) (Reservation, error)
 	// ReleaseNextExpired releases one reservation still reserved at now
-	// that no other transaction holds, reporting whether there was one.
-	ReleaseNextExpired(ctx context.Context, now time.Time) (bool, error)
+	// that no other transaction holds and whose order is not in skip. It
+	// returns that order's id ("" when there was none), with the error when
+	// the release failed.
+	ReleaseNextExpired(ctx context.Context, now time.Time, skip []string) (string, error)
 	// CountLowStock counts the active products without active variants
 	// whose stock is at or below their min_stock_quantity, and the active
 	// variants of active products whose stock is at or below their

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -1079,4 +1080,44 @@ func TestReservationExpiry(t *testing.T) {
 		t.Errorf("%d expire ledger rows, want 32", expireRows)
 	}
 	checkLedger(t, db)
+}
+
+// TestSweepGoesPastAReservationItCannotRelease: a reservation whose units no
+// longer fit under the stock limit (the stock was topped up to the limit
+// while they were held) cannot be given back. The sweeper must still release
+// every other expired reservation, not stop at that one at every tick.
+func TestSweepGoesPastAReservationItCannotRelease(t *testing.T) {
+	s := newStack(t)
+	full := s.createProduct(t, map[string]any{"stock_quantity": 1_000_000_000})["id"].(string)
+	other := s.createProduct(t, map[string]any{"stock_quantity": 5})["id"].(string)
+	reserve := func(pid string) string {
+		t.Helper()
+		order := uuid.NewString()
+		want(t, s.call(t, "POST", "/internal/reservations", s.service, map[string]any{"order_id": order, "ttl_seconds": 10,
+			"items": []map[string]any{{"product_id": pid, "quantity": 2}}}), http.StatusCreated)
+		return order
+	}
+	stuck := reserve(full) // expires first
+	s.clock.Advance(time.Second)
+	freed := reserve(other)
+	want(t, s.call(t, "POST", "/api/v1/products/"+full+"/stock", s.admin, map[string]any{"delta": 2, "reason": "back to the limit"}), http.StatusOK)
+
+	s.clock.Advance(time.Minute)
+	n, err := s.svc.ReleaseExpired(context.Background())
+	if n != 1 || !errors.Is(err, product.ErrStockLimit) {
+		t.Errorf("sweep: %d released, err %v; want 1, and the stock limit of the one it could not release", n, err)
+	}
+	if got := s.stockOf(t, "products", other); got != 5 {
+		t.Errorf("stock of the other product %d, want 5: its expired reservation was not released", got)
+	}
+	for order, status := range map[string]string{freed: "released", stuck: "reserved"} {
+		r := want(t, s.call(t, "GET", "/internal/reservations/"+order, s.service, nil), http.StatusOK)
+		if got := obj(r, "reservation")["status"]; got != status {
+			t.Errorf("reservation %s is %v, want %s", order, got, status)
+		}
+	}
+	if evs := eventsOf(t, s.db, "inventory.released"); len(evs) != 1 || evs[0]["order_id"] != freed {
+		t.Errorf("inventory.released events: %v", evs)
+	}
+	checkLedger(t, s.db)
 }

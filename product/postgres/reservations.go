@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/mercato-dev/mercato/product"
 	"github.com/mercato-dev/mercato/shared/events"
@@ -250,18 +251,17 @@ func (r *Repository) ReleaseReservation(ctx context.Context, orderID string) (pr
 	return res, nil
 }
 
-func (r *Repository) ReleaseNextExpired(ctx context.Context, now time.Time) (bool, error) {
-	var found bool
+func (r *Repository) ReleaseNextExpired(ctx context.Context, now time.Time, skip []string) (string, error) {
+	var orderID string
 	err := sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
 		// SKIP LOCKED: another instance's sweeper (or a commit or release)
 		// holding a reservation is left to it, not waited for.
-		var orderID string
 		err := tx.GetContext(ctx, &orderID, `
 			SELECT order_id FROM inventory_reservations
-			WHERE status = 'reserved' AND expires_at <= $1
+			WHERE status = 'reserved' AND expires_at <= $1 AND order_id <> ALL(coalesce($2::uuid[], '{}'))
 			ORDER BY expires_at
 			LIMIT 1
-			FOR UPDATE SKIP LOCKED`, now)
+			FOR UPDATE SKIP LOCKED`, now, pq.Array(skip))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -272,11 +272,10 @@ func (r *Repository) ReleaseNextExpired(ctx context.Context, now time.Time) (boo
 		if err != nil {
 			return err
 		}
-		found = true
 		_, err = giveBack(ctx, tx, res, product.ReasonExpired)
 		return err
 	})
-	return found, err
+	return orderID, err
 }
 
 // giveBack returns a reserved or committed reservation's units to stock,
