@@ -51,7 +51,6 @@ type Relay struct {
 	Redis redis.Cmdable // required
 
 	Stream    string // default DefaultStream
-	MaxLen    int64  // approximate stream length cap (XADD MAXLEN ~); default 1,000,000
 	BatchSize int    // rows per transaction; default 100
 	// PollInterval is the wait when the outbox is drained: default 100ms,
 	// or 1s with ListenURL, where it is only a fallback.
@@ -72,7 +71,7 @@ type Relay struct {
 	ApplicationName string
 	MaxBackoff      time.Duration // longest wait between retries while Redis or Postgres is down; default 5s
 	PublishTimeout  time.Duration // bound on one batch (select, XADDs, commit); default 10s
-	BacklogInterval time.Duration // how often the backlog gauges are refreshed and old rows deleted; default 10s
+	BacklogInterval time.Duration // how often the backlog gauges are refreshed, the stream trimmed and old rows deleted; default 10s
 	Retention       time.Duration // published rows older than this are deleted; default 72h, negative keeps them
 
 	Logger  log.Logger // default log.NewNopLogger()
@@ -104,9 +103,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		if time.Since(lastHousekeeping) >= c.BacklogInterval {
 			switch err := c.housekeep(ctx); {
 			case err == nil:
-				housekeepingFailures.ok("outbox relay: backlog count and clean-up work again")
+				housekeepingFailures.ok("outbox relay: backlog count, stream trimming and clean-up work again")
 			case ctx.Err() == nil:
-				housekeepingFailures.fail("outbox relay: backlog count or clean-up failed", err)
+				housekeepingFailures.fail("outbox relay: backlog count, stream trimming or clean-up failed", err)
 			}
 			lastHousekeeping = time.Now()
 		}
@@ -171,7 +170,6 @@ func (r *Relay) listen(ctx context.Context) <-chan struct{} {
 func (r *Relay) withDefaults() Relay {
 	c := *r
 	c.Stream = cmp.Or(c.Stream, DefaultStream)
-	c.MaxLen = cmp.Or(c.MaxLen, 1_000_000)
 	c.BatchSize = cmp.Or(c.BatchSize, 100)
 	c.PollInterval = cmp.Or(c.PollInterval, wait.PollEvery(c.ListenURL != ""))
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 5*time.Second)
@@ -233,10 +231,10 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		if span != nil {
 			spans = append(spans, span)
 		}
+		// No MAXLEN: a cap would drop entries a lagging group has not
+		// handled; housekeeping trims what every group is done with.
 		pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream: r.Stream,
-			MaxLen: r.MaxLen,
-			Approx: true, // "~": trimming whole macro nodes is far cheaper than exact
 			Values: []any{fieldID, row.ID, fieldType, row.Type, fieldEnvelope, payload},
 		})
 	}
@@ -299,12 +297,19 @@ func messagingAttributes(stream string, env Envelope) []attribute.KeyValue {
 	}
 }
 
-// housekeep refreshes the backlog gauges and deletes published rows past
-// their retention, so the outbox does not grow without bound.
+// housekeep keeps the outbox and the stream from growing without bound:
+// it trims the stream entries every consumer group is done with, refreshes
+// the backlog gauges and deletes published rows past their retention. Redis
+// and PostgreSQL apart, so that one being down does not stop the other's.
 func (r *Relay) housekeep(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.PublishTimeout)
 	defer cancel()
+	return errors.Join(r.trimStream(ctx), r.cleanOutbox(ctx))
+}
 
+// cleanOutbox refreshes the backlog gauges and deletes published rows past
+// their retention.
+func (r *Relay) cleanOutbox(ctx context.Context) error {
 	// Both from the partial index on unpublished rows. created_at is
 	// clock_timestamp() at insert, so it is compared with the clock too.
 	var backlog struct {

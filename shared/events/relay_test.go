@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/shared/events"
 	"github.com/mercato-dev/mercato/shared/postgres"
@@ -356,5 +357,83 @@ func TestRelayWakesForItsOwnInstancesCommits(t *testing.T) {
 	eventually(t, "the relay's own instance's commit to wake it", func() bool { return unpublished(t, own) == 0 })
 	if n := len(entries(t, rdb, stream)); n != 4 {
 		t.Errorf("stream has %d entries, want 4", n)
+	}
+}
+
+// TestRelayTrimsOnlyWhatEveryGroupIsDoneWith: the stream is trimmed of the
+// entries every consumer group has handled, and never of one a group has
+// not been given or still holds pending, however far it lags.
+func TestRelayTrimsOnlyWhatEveryGroupIsDoneWith(t *testing.T) {
+	db, rdb := newDB(t), testkit.Redis(t)
+	stream, _ := names()
+	ctx := testCtx(t)
+	const n = 1000
+	es := make([]events.Envelope, n)
+	for i := range es {
+		es[i] = newEvent(t, events.OrderCreated, i)
+	}
+	enqueue(t, db, es...)
+	length := func() int64 {
+		t.Helper()
+		l, err := rdb.XLen(ctx, stream).Result()
+		if err != nil {
+			t.Fatalf("xlen: %v", err)
+		}
+		return l
+	}
+	housekeeping := func() { time.Sleep(200 * time.Millisecond) } // twenty rounds
+
+	relay := &events.Relay{
+		DB: db, Redis: rdb, Stream: stream, PollInterval: 10 * time.Millisecond,
+		BacklogInterval: 10 * time.Millisecond,
+	}
+	start(t, relay.Run)
+	eventually(t, "every event to be published", func() bool { return unpublished(t, db) == 0 })
+	housekeeping()
+	if l := length(); l != n {
+		t.Fatalf("a stream no group reads yet was trimmed to %d entries of %d: a group to come starts at its beginning", l, n)
+	}
+
+	read := func(group string, count int64) []string {
+		t.Helper()
+		res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: group, Consumer: "c", Streams: []string{stream, ">"}, Count: count, Block: -1,
+		}).Result()
+		if err != nil {
+			t.Fatalf("xreadgroup %s: %v", group, err)
+		}
+		var ids []string
+		for _, m := range res[0].Messages {
+			ids = append(ids, m.ID)
+		}
+		return ids
+	}
+	ack := func(group string, ids []string) {
+		t.Helper()
+		if err := rdb.XAck(ctx, stream, group, ids...).Err(); err != nil {
+			t.Fatalf("xack %s: %v", group, err)
+		}
+	}
+	for _, g := range []string{"fast", "slow"} {
+		if err := rdb.XGroupCreate(ctx, stream, g, "0").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ack("fast", read("fast", n)) // fast has handled everything
+	given := read("slow", 600)   // slow has been given 600, and holds the first ten
+	ack("slow", given[10:])
+	housekeeping()
+	if l := length(); l != n {
+		t.Errorf("trimmed to %d entries of %d while a group still held the first ten pending", l, n)
+	}
+
+	ack("slow", given[:10])
+	eventually(t, "the entries both groups handled to be trimmed", func() bool { return length() <= n-400 })
+	rest, err := rdb.XRange(ctx, stream, "("+given[len(given)-1], "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != n-600 || entryEnvelope(t, rest[0]).ID != es[600].ID {
+		t.Errorf("%d entries left past what the slow group has been given, want %d from the 601st event", len(rest), n-600)
 	}
 }

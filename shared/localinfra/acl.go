@@ -61,8 +61,10 @@ func PlatformAccess() []Access {
 	// checkRevoked is the token denylist lookup every token-checking
 	// service makes (auth.Denylist.Revoked).
 	checkRevoked := RedisGrant{Commands: []string{"+exists"}, Keys: []string{"%R~" + denylistKeys}}
-	// publish is the outbox relay's XADD (events.Relay).
-	publish := RedisGrant{Commands: []string{"+xadd"}, Keys: []string{"~" + eventStream}}
+	// publish is the outbox relay's (events.Relay): its XADD, and the
+	// trimming of what every consumer group is done with (XINFO GROUPS,
+	// XPENDING, XTRIM).
+	publish := RedisGrant{Commands: []string{"+xadd", "+xinfo|groups", "+xpending", "+xtrim"}, Keys: []string{"~" + eventStream}}
 	// consume is an events.Consumer: its group on the stream (created with
 	// MKSTREAM; XINFO GROUPS for its pending and lag gauges), and the
 	// dead-letter XADD it makes with the XACK in one MULTI/EXEC. Redis ACLs

@@ -39,8 +39,19 @@ var (
 	denylistRevoke = redisOp{"SET auth:revoked:* PX", func(ctx context.Context, c *redis.Client) error {
 		return c.Set(ctx, "auth:revoked:t1", 1, 60_000_000_000).Err()
 	}}
-	publishEvent = redisOp{"XADD events", func(ctx context.Context, c *redis.Client) error {
-		return c.XAdd(ctx, &redis.XAddArgs{Stream: "events", MaxLen: 1000, Approx: true, Values: []any{"type", "payment.processed"}}).Err()
+	// publishEvent is the outbox relay's: XADD, and the trimming of what
+	// every group is done with.
+	publishEvent = redisOp{"XADD events, trim", func(ctx context.Context, c *redis.Client) error {
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: "events", Values: []any{"type", "payment.processed"}}).Err(); err != nil {
+			return err
+		}
+		if err := c.XInfoGroups(ctx, "events").Err(); err != nil {
+			return err
+		}
+		if err := c.XPending(ctx, "events", "any").Err(); err != nil && !strings.Contains(err.Error(), "NOGROUP") {
+			return err
+		}
+		return c.XTrimMinIDApprox(ctx, "events", "0-1", 0).Err()
 	}}
 	throttleScript = redisOp{"EVAL on login:fail:*", func(ctx context.Context, c *redis.Client) error {
 		return redis.NewScript(`

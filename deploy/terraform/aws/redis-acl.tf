@@ -7,10 +7,10 @@
 # reset.
 locals {
   redis_users = {
-    user         = "on -@all +ping +hello +auth (+xadd ~events) (+set +exists ~auth:revoked:*) (+evalsha +eval +hmget +hincrby +hset +pexpire +del +exists ~login:fail:*)"
-    product      = "on -@all +ping +hello +auth (+xadd ~events) (+exists %R~auth:revoked:*) (+get +set +incr ~catalogue:*)"
-    order        = "on -@all +ping +hello +auth (+xadd ~events) (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
-    payment      = "on -@all +ping +hello +auth (+xadd ~events) (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
+    user         = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+set +exists ~auth:revoked:*) (+evalsha +eval +hmget +hincrby +hset +pexpire +del +exists ~login:fail:*)"
+    product      = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+get +set +incr ~catalogue:*)"
+    order        = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
+    payment      = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
     notification = "on -@all +ping +hello +auth (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
     gateway      = "on -@all +ping +hello +auth (+exists %R~auth:revoked:*) (+evalsha +eval +get +set +time ~rate:ratelimit:*)"
   }
