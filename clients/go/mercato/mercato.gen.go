@@ -581,7 +581,7 @@ type CategoryInput struct {
 	// ParentId unknown: 422 unknown_category
 	ParentId *string `json:"parent_id,omitempty"`
 
-	// Slug Optional; derived from the name when empty (a name without latin letters or digits then needs one). Same form as Slug.
+	// Slug Optional; derived from the name when empty (a name without latin letters or digits, or one that looks like an id, then needs one). Same form as Slug.
 	Slug *string `json:"slug,omitempty"`
 }
 
@@ -1049,7 +1049,7 @@ type ProductInput struct {
 	// Sku taken is 409 sku_taken
 	Sku SKU `json:"sku"`
 
-	// Slug Optional; derived from the name when empty. Same form as Slug; taken is 409 slug_taken.
+	// Slug Optional; derived from the name when empty (a name without latin letters or digits, or one that looks like an id, then needs one). Same form as Slug; taken is 409 slug_taken.
 	Slug *string `json:"slug,omitempty"`
 
 	// StockQuantity initial stock

@@ -934,7 +934,7 @@ export interface components {
         CategoryInput: {
             /** @description trimmed */
             name: string;
-            /** @description Optional; derived from the name when empty (a name without latin letters or digits then needs one). Same form as Slug. */
+            /** @description Optional; derived from the name when empty (a name without latin letters or digits, or one that looks like an id, then needs one). Same form as Slug. */
             slug?: string;
             description?: string;
             /**
@@ -1057,7 +1057,7 @@ export interface components {
              */
             category_id?: string | null;
             name: string;
-            /** @description Optional; derived from the name when empty. Same form as Slug; taken is 409 slug_taken. */
+            /** @description Optional; derived from the name when empty (a name without latin letters or digits, or one that looks like an id, then needs one). Same form as Slug; taken is 409 slug_taken. */
             slug?: string;
             description?: string;
             short_description?: string;
