@@ -331,12 +331,13 @@ func isTimeout(err error) bool {
 
 // CORS lets browser clients on origins call the API: preflights are answered
 // here, before authentication and rate limiting, and the headers a client
-// needs to read (request id, rate-limit state) are exposed.
+// needs to read (request id, rate-limit state) are exposed. Last-Event-ID
+// is what a client resuming an order status stream sends (stream.go).
 func CORS(origins []string) func(http.Handler) http.Handler {
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: []string{"GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"},
-		AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Request-ID"},
 		ExposedHeaders: []string{"X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "Location"},
 		MaxAge:         600,
 	}).Handler

@@ -135,7 +135,7 @@ func (g *Gateway) mountReference(router *mux.Router) {
 
 func (g *Gateway) serveAsset(a *asset) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.limiter.allow(r.Context(), w, ClientRate, addressKey(r)) {
+		if !g.limiter.allow(r.Context(), w, ClientRate, addressKey(g.fromClient(r))) {
 			return
 		}
 		h := w.Header()

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -228,6 +229,28 @@ func TestAcceptsGzip(t *testing.T) {
 	} {
 		if got := acceptsGzip(header); got != want {
 			t.Errorf("acceptsGzip(%q) = %v", header, got)
+		}
+	}
+}
+
+// Behind a trusted load balancer the reference and the storefront count
+// each client at its X-Forwarded-For address, as the API's routes do
+// (TestClientsBehindATrustedProxy). Before, every client's page loads drew
+// on the balancer's one allowance: a few visitors, or one flooder, and the
+// shop and /docs were 429 for everyone.
+func TestAssetsCountClientsBehindATrustedProxy(t *testing.T) {
+	limit := redis_rate.Limit{Rate: 2, Burst: 2, Period: time.Minute}
+	f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: limit,
+		trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}})
+	ip := func() string { return netip.MustParseAddrPort(newClientAddr()).Addr().String() }
+	balancer := "10.0.3.7:41000"
+	flooder := ip()
+	for range 3 {
+		f.doFrom(t, balancer, "GET", "/docs", "", "", "X-Forwarded-For", flooder)
+	}
+	for _, path := range []string{"/docs", "/"} {
+		if rec := f.doFrom(t, balancer, "GET", path, "", "", "X-Forwarded-For", ip()); rec.Code != http.StatusOK {
+			t.Fatalf("GET %s by another client through the same balancer: %d %s, want 200", path, rec.Code, rec.Body)
 		}
 	}
 }

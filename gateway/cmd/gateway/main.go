@@ -46,6 +46,20 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A rate of 0 would make every request a limiter error, let through
+	// (the limiter fails open), and a burst of 0 would refuse every request.
+	for _, f := range []struct {
+		name      string
+		value, at int // at: the least value allowed
+	}{
+		{"rate-limit", *ratePerMinute, 1}, {"rate-burst", *rateBurst, 1},
+		{"webhook-rate-limit", *webhookRate, 0}, {"webhook-rate-burst", *webhookBurst, 0},
+	} {
+		if f.value < f.at {
+			return fmt.Errorf("-%s (MERCATO_%s) must be at least %d, got %d",
+				f.name, strings.ToUpper(strings.ReplaceAll(f.name, "-", "_")), f.at, f.value)
+		}
+	}
 	trusted, err := parsePrefixes(*trustedProxies)
 	if err != nil {
 		return fmt.Errorf("-trusted-proxies (MERCATO_TRUSTED_PROXIES) must be comma-separated address ranges like 10.0.0.0/16: %w", err)

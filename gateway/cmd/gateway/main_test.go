@@ -124,6 +124,13 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"short secret", []string{"-jwt-secret", "short"}, "-jwt-secret"},
 		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
 		{"bad trusted proxies", []string{"-jwt-secret", secret, "-trusted-proxies", "10.0.0.0/16,lb.internal"}, "-trusted-proxies"},
+		// A rate of 0 made every request a Redis error, let through (the
+		// limiter fails open): no limit at all. A burst of 0 refused every
+		// request with 429.
+		{"no rate", []string{"-jwt-secret", secret, "-rate-limit", "0"}, "-rate-limit"},
+		{"no burst", []string{"-jwt-secret", secret, "-rate-burst", "0"}, "-rate-burst"},
+		{"negative webhook rate", []string{"-jwt-secret", secret, "-webhook-rate-limit", "-1"}, "-webhook-rate-limit"},
+		{"negative webhook burst", []string{"-jwt-secret", secret, "-webhook-rate-burst", "-5"}, "-webhook-rate-burst"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
