@@ -26,38 +26,46 @@ func (r *Relay) trimStream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("xinfo groups: %w", err)
 	}
-	var keep streamID
+	var keep streamID // the oldest entry a group still needs
 	for i, g := range groups {
-		needed, err := parseStreamID(g.LastDeliveredID)
+		needed, err := r.oldestNeeded(ctx, g)
 		if err != nil {
 			return fmt.Errorf("group %s: %w", g.Name, err)
-		}
-		if g.Pending > 0 {
-			p, err := r.Redis.XPending(ctx, r.Stream, g.Name).Result()
-			if err != nil {
-				return fmt.Errorf("xpending %s: %w", g.Name, err)
-			}
-			if p.Count > 0 {
-				lower, err := parseStreamID(p.Lower)
-				if err != nil {
-					return fmt.Errorf("group %s: %w", g.Name, err)
-				}
-				if lower.less(needed) {
-					needed = lower
-				}
-			}
 		}
 		if i == 0 || needed.less(keep) {
 			keep = needed
 		}
 	}
-	if len(groups) == 0 || keep == (streamID{}) {
+	if keep == (streamID{}) { // no group, or one that has been given nothing
 		return nil
 	}
 	if err := r.Redis.XTrimMinIDApprox(ctx, r.Stream, keep.String(), 0).Err(); err != nil {
 		return fmt.Errorf("xtrim %s: %w", r.Stream, err)
 	}
 	return nil
+}
+
+// oldestNeeded is the oldest entry of the stream that group g has not
+// handled: its oldest pending entry, or the last one it was given (kept,
+// though handled: XTRIM MINID keeps the id it is given), whichever is older
+// (XGROUP SETID may have moved the group back).
+func (r *Relay) oldestNeeded(ctx context.Context, g redis.XInfoGroup) (streamID, error) {
+	last, err := parseStreamID(g.LastDeliveredID)
+	if err != nil || g.Pending == 0 {
+		return last, err
+	}
+	p, err := r.Redis.XPending(ctx, r.Stream, g.Name).Result()
+	if err != nil {
+		return streamID{}, fmt.Errorf("xpending: %w", err)
+	}
+	if p.Count == 0 { // acknowledged since XINFO GROUPS
+		return last, nil
+	}
+	lower, err := parseStreamID(p.Lower)
+	if err != nil || last.less(lower) {
+		return last, err
+	}
+	return lower, nil
 }
 
 // streamID is a stream entry id, <milliseconds>-<sequence>, ordered as

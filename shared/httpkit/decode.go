@@ -116,12 +116,11 @@ func decodeError(err error) *Error {
 		e := BadRequest("invalid_type", fmt.Sprintf("field %q must be a %s", typeErr.Field, validate.JSONKind(typeErr.Type)))
 		e.Details = map[string]any{typeErr.Field: "wrong type"}
 		return e
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+	}
+	if field, ok := validate.UnknownField(err); ok {
 		e := BadRequest("unknown_field", fmt.Sprintf("unknown field %q", field))
 		e.Details = map[string]any{field: "unknown field"}
 		return e
-	default:
-		return BadRequest("malformed_json", "the body is not valid JSON")
 	}
+	return BadRequest("malformed_json", "the body is not valid JSON")
 }

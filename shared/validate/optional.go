@@ -36,7 +36,7 @@ func (o *Optional[T]) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
-		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+		if _, unknown := UnknownField(err); unknown {
 			return err
 		}
 		o.err = err
@@ -100,6 +100,17 @@ func typeHint(err error) string {
 		return "must be a " + JSONKind(te.Type)
 	}
 	return "cannot be read"
+}
+
+// UnknownField returns the field that a decoder with DisallowUnknownFields
+// refused, when err is that refusal: encoding/json has no error type for it,
+// only this message.
+func UnknownField(err error) (field string, ok bool) {
+	const prefix = "json: unknown field "
+	if err == nil || !strings.HasPrefix(err.Error(), prefix) {
+		return "", false
+	}
+	return strings.Trim(strings.TrimPrefix(err.Error(), prefix), `"`), true
 }
 
 // JSONKind names the JSON type a value of Go type t is written as: string,

@@ -17,6 +17,7 @@ import (
 	"github.com/mercato-dev/mercato/gateway"
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
+	"github.com/mercato-dev/mercato/shared/config"
 	"github.com/mercato-dev/mercato/shared/discovery"
 )
 
@@ -56,8 +57,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		{"webhook-rate-limit", *webhookRate, 0}, {"webhook-rate-burst", *webhookBurst, 0},
 	} {
 		if f.value < f.at {
-			return fmt.Errorf("-%s (MERCATO_%s) must be at least %d, got %d",
-				f.name, strings.ToUpper(strings.ReplaceAll(f.name, "-", "_")), f.at, f.value)
+			return fmt.Errorf("-%s (%s) must be at least %d, got %d", f.name, config.EnvName(f.name), f.at, f.value)
 		}
 	}
 	trusted, err := parsePrefixes(*trustedProxies)
