@@ -3,8 +3,8 @@ package gateway
 import (
 	"context"
 	"math"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -100,13 +100,13 @@ func clientKey(r *http.Request, id auth.Identity, ok bool) string {
 	return addressKey(r)
 }
 
-// addressKey names the sender's address's allowance.
+// addressKey names the allowance of the sender's address: of its /64 for
+// IPv6 (httpkit.AddressBlock).
 func addressKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return "ip:" + httpkit.AddressBlock(ap.Addr())
 	}
-	return "ip:" + host
+	return "ip:" + r.RemoteAddr
 }
 
 // perWindow is the most requests limit lets one client send in window: a

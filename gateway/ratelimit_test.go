@@ -213,3 +213,27 @@ func TestClientsBehindATrustedProxy(t *testing.T) {
 		t.Fatalf("a direct client forging X-Forwarded-For: %v, want 3 × 200 and 1 × 429", codes)
 	}
 }
+
+// An IPv6 client has a whole /64 to send from: a new address per request
+// still draws on one allowance, and a client in the next /64 keeps its own.
+// Counted per address, every one of the six requests was a 200.
+func TestIPv6ClientsAreCountedPerSlash64(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	limit := redis_rate.Limit{Rate: 3, Burst: 3, Period: time.Minute}
+	f := newGateway(t, testkit.Redis(t), limit, up.hostPort())
+	block := netip.MustParseAddrPort(newClientAddr()).Addr().As16()
+
+	codes := map[int]int{}
+	for range 6 {
+		addr := block
+		_, _ = rand.Read(addr[8:]) // another interface id in the same /64
+		codes[f.doFrom(t, netip.AddrPortFrom(netip.AddrFrom16(addr), 1000).String(), "GET", "/api/v1/products", "", "").Code]++
+	}
+	if codes[http.StatusOK] != 3 || codes[http.StatusTooManyRequests] != 3 {
+		t.Fatalf("six addresses of one /64: %v, want 3 × 200 and 3 × 429", codes)
+	}
+	block[7]++ // the next /64
+	if rec := f.doFrom(t, netip.AddrPortFrom(netip.AddrFrom16(block), 1000).String(), "GET", "/api/v1/products", "", ""); rec.Code != http.StatusOK {
+		t.Fatalf("a client in the next /64: %d, want 200", rec.Code)
+	}
+}

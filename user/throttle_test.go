@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,6 +181,27 @@ func TestThrottleOptionsRejected(t *testing.T) {
 	} {
 		if _, err := NewLoginThrottle(nil, o, log.NewNopLogger()); err == nil {
 			t.Errorf("NewLoginThrottle(%+v) accepted", o)
+		}
+	}
+}
+
+// The address the throttle counts by is the gateway's last X-Forwarded-For
+// entry, else the connection's, and an IPv6 one is its /64: a guesser
+// cannot take a fresh per-address allowance with each address of its block.
+func TestClientAddressIsTheLastHopsBlock(t *testing.T) {
+	for _, c := range []struct{ remote, forwarded, want string }{
+		{"10.0.0.1:9000", "198.51.100.1, 2001:db8:5:6:1:2:3:4", "2001:db8:5:6::/64"},
+		{"10.0.0.1:9000", "198.51.100.1", "198.51.100.1"},
+		{"[2001:db8:7:8::9]:9000", "", "2001:db8:7:8::/64"},
+		{"[::ffff:192.0.2.1]:9000", "", "192.0.2.1"},
+	} {
+		r := httptest.NewRequest("POST", "/api/v1/auth/login", nil)
+		r.RemoteAddr = c.remote
+		if c.forwarded != "" {
+			r.Header.Set("X-Forwarded-For", c.forwarded)
+		}
+		if got := ClientAddress(clientAddressToContext(context.Background(), r)); got != c.want {
+			t.Errorf("remote %s, X-Forwarded-For %q: counted as %s, want %s", c.remote, c.forwarded, got, c.want)
 		}
 	}
 }

@@ -58,7 +58,8 @@ func MakeHTTPHandler(r *mux.Router, e Endpoints, logger log.Logger) {
 // client's address, which the login throttle counts failures by, in the
 // context: the last X-Forwarded-For entry, the one the gateway appended
 // from the connection it accepted (earlier entries are whatever the client
-// sent), else the connection's own address. A caller that bypasses the
+// sent), else the connection's own address; an IPv6 address by its /64
+// (httpkit.AddressBlock), as the gateway counts it. A caller that bypasses the
 // gateway can choose the address it is counted under; the per-account
 // ceiling of the throttle does not depend on it.
 func clientAddressToContext(ctx context.Context, r *http.Request) context.Context {
@@ -68,11 +69,11 @@ func clientAddressToContext(ctx context.Context, r *http.Request) context.Contex
 			last = last[i+1:]
 		}
 		if a, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
-			return WithClientAddress(ctx, a.Unmap().WithZone("").String())
+			return WithClientAddress(ctx, httpkit.AddressBlock(a))
 		}
 	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return WithClientAddress(ctx, ap.Addr().Unmap().WithZone("").String())
+		return WithClientAddress(ctx, httpkit.AddressBlock(ap.Addr()))
 	}
 	return ctx
 }

@@ -3,6 +3,7 @@ package httpkit
 import (
 	"context"
 	"net/http"
+	"net/netip"
 
 	"github.com/gorilla/mux"
 
@@ -72,4 +73,17 @@ func PathUUID(r *http.Request, name string) (string, error) {
 		return "", NewError(http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
 	}
 	return id, nil
+}
+
+// AddressBlock is what a per-client allowance counts addr under: an IPv4
+// address as it is, an IPv6 address by its /64. A subscriber is given a
+// whole /64 (often more), so counting IPv6 clients per address would let
+// one of them take a fresh allowance with every request. An IPv4-mapped
+// address counts as the IPv4 address, and a zone is dropped.
+func AddressBlock(addr netip.Addr) string {
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() {
+		return addr.String()
+	}
+	return netip.PrefixFrom(addr, 64).Masked().String()
 }

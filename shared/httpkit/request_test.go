@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -140,6 +141,20 @@ func TestDecodePathAndBody(t *testing.T) {
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPatch, tc.path, strings.NewReader(tc.body)))
 		if status, code := statusOf(t, err); got != tc.want || status != tc.wantStatus || code != tc.wantCode {
 			t.Errorf("%s %s: %#v, %v, want %#v, %d %s", tc.path, tc.body, got, err, tc.want, tc.wantStatus, tc.wantCode)
+		}
+	}
+}
+
+func TestAddressBlock(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":                        "192.0.2.7",
+		"::ffff:192.0.2.7":                 "192.0.2.7",
+		"2001:db8:1:2:aaaa:bbbb:cccc:dddd": "2001:db8:1:2::/64",
+		"2001:db8:1:2::1%eth0":             "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":                  "2001:db8:1:3::/64",
+	} {
+		if got := AddressBlock(netip.MustParseAddr(in)); got != want {
+			t.Errorf("AddressBlock(%s) = %s, want %s", in, got, want)
 		}
 	}
 }
