@@ -47,7 +47,10 @@ type HandlerFunc func(ctx context.Context, tx Tx, e Envelope) error
 // reclaims it (XAUTOCLAIM) after MinIdle; once it has been delivered
 // MaxAttempts times it goes to the dead-letter stream with the error. A
 // handler error marked Permanent dead-letters the entry at once, one marked
-// Transient never does (errors.go).
+// Transient never does (errors.go). A database outage spends none of
+// those deliveries but the one that found it: nothing is reclaimed while the
+// database does not answer a ping, and a handler failure while it is down
+// never dead-letters the entry.
 // Entries held by a member that died are reclaimed the same way.
 type Consumer struct {
 	DB      *sqlx.DB      // required: the consuming service's database, holding the inbox
@@ -204,6 +207,13 @@ func (r *consumerRun) step(ctx context.Context) error {
 // those whose handler failed (this is how they are retried) and those held
 // by a member that died.
 func (r *consumerRun) reclaim(ctx context.Context) error {
+	// Each entry XAUTOCLAIM hands over counts one more delivery toward
+	// MaxAttempts. While the database is down none could be handled, and
+	// claiming them would spend their attempts on the outage: one whose
+	// handler then failed once would be dead-lettered without its retries.
+	if err := r.databaseUp(ctx); err != nil {
+		return err
+	}
 	start := "0-0"
 	for {
 		msgs, next, err := r.Redis.XAutoClaim(ctx, &redis.XAutoClaimArgs{
@@ -250,6 +260,12 @@ func (r *consumerRun) process(ctx context.Context, msg redis.XMessage) error {
 	case err != nil:
 		return err
 	case herr != nil:
+		if err := r.databaseUp(ctx); err != nil {
+			// The database went away under the handler: the outage's
+			// failure, not the event's, so it is not counted toward
+			// dead-lettering. The entry stays pending.
+			return fmt.Errorf("%w (the handler failed with: %v)", err, herr)
+		}
 		return r.handlerFailed(ctx, msg, env, herr)
 	}
 	if err := r.ack(ctx, msg.ID); err != nil {
@@ -259,6 +275,17 @@ func (r *consumerRun) process(ctx context.Context, msg redis.XMessage) error {
 	}
 	if handled {
 		r.Metrics.consumed(r.Group, env.Type)
+	}
+	return nil
+}
+
+// databaseUp returns an error when the database does not answer a ping
+// within a few seconds.
+func (r *consumerRun) databaseUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := r.DB.PingContext(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
 	}
 	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -390,5 +393,156 @@ func TestConsumerSurvivesRedisRestartAndLostStream(t *testing.T) {
 	}
 	if n := logs.count("event consumer: notification/n1; retrying with backoff"); n < 1 || n > 2 {
 		t.Errorf("consumer logged %d failure streaks, want 1 or 2 (outage, lost group)", n)
+	}
+}
+
+// outageProxy forwards connections to the PostgreSQL server of dsn from a
+// loopback port of its own, so that a test can take the database away
+// (cut: live connections are broken, new ones are closed at once) and give
+// it back (restore). url is dsn through the proxy.
+type outageProxy struct {
+	url string
+
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]bool
+}
+
+func newOutageProxy(t *testing.T, dsn string) *outageProxy {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	p := &outageProxy{conns: map[net.Conn]bool{}}
+	target := u.Host
+	u.Host = l.Addr().String()
+	p.url = u.String()
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return // the test ended
+			}
+			go p.forward(in, target)
+		}
+	}()
+	return p
+}
+
+func (p *outageProxy) forward(in net.Conn, target string) {
+	out, err := net.Dial("tcp", target)
+	if err != nil {
+		in.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		in.Close()
+		out.Close()
+		return
+	}
+	p.conns[in], p.conns[out] = true, true
+	p.mu.Unlock()
+	go func() { _, _ = io.Copy(out, in); out.Close() }()
+	_, _ = io.Copy(in, out)
+	in.Close()
+}
+
+func (p *outageProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *outageProxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// A database outage spends at most one of an event's attempts, the
+// delivery that found the database down. Before, every XAUTOCLAIM during
+// the outage counted a delivery (the handler never ran), and a handler
+// failure while the database was down counted as the event's: after a
+// second of outage, one more failure dead-lettered the event without its
+// retries.
+func TestConsumerOutageSpendsNoAttempts(t *testing.T) {
+	errBoom := errors.New("boom")
+	tests := []struct {
+		name string
+		// fail is the handler's answer to its call-th call; cut ends the
+		// database's sessions, as an outage does under a running handler.
+		fail        func(call int, cut func()) error
+		outageFirst bool // the database is down when the event is published
+	}{
+		{"down before the event, then one failure", func(call int, _ func()) error {
+			if call == 1 {
+				return errBoom
+			}
+			return nil
+		}, true},
+		{"goes down under the handler", func(call int, cut func()) error {
+			switch call {
+			case 1, 2:
+				return errBoom
+			case 3:
+				cut()
+				return errBoom // what a statement would return
+			}
+			return nil
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := testkit.PostgresURL(t)
+			proxy := newOutageProxy(t, dsn)
+			db := sqlx.MustConnect("postgres", proxy.url)
+			t.Cleanup(func() { db.Close() })
+			if err := events.Migrate(testCtx(t), db); err != nil {
+				t.Fatal(err)
+			}
+			rdb := testkit.Redis(t)
+			stream, dead := names()
+			rec := newRecorder(t, db)
+			cut, restore := proxy.cut, proxy.restore
+			rec.fail = func(_ events.Envelope, call int) error { return tt.fail(call, cut) }
+
+			c := fastConsumer(db, rdb, stream, dead, "order", "o1", rec.handle)
+			c.MaxAttempts = 3
+			start(t, c.Run)
+			if tt.outageFirst {
+				cut()
+			}
+			e := newEvent(t, events.PaymentProcessed, 1)
+			publish(t, rdb, stream, e)
+			if !tt.outageFirst {
+				eventually(t, "the handler's third call", func() bool { return rec.callsFor(e.ID) >= 3 })
+			}
+			time.Sleep(time.Second) // ten times MinIdle: ten claims' worth of outage
+			restore()
+
+			eventually(t, "the entry to be acknowledged", func() bool {
+				return entriesRead(t, rdb, stream, "order") == 1 && pending(t, rdb, stream, "order") == 0
+			})
+			if msgs := entries(t, rdb, dead); len(msgs) != 0 {
+				t.Fatalf("dead-lettered after the outage: %v (handler called %d times)", msgs[0].Values, rec.callsFor(e.ID))
+			}
+			check := sqlx.MustConnect("postgres", dsn)
+			defer check.Close()
+			if n := effects(t, check, e.ID); n != 1 {
+				t.Errorf("%d effects committed, want 1", n)
+			}
+		})
 	}
 }
