@@ -198,9 +198,10 @@ var formats = openapi3.WithStringFormatValidators(map[string]openapi3.StringForm
 		}
 		return nil
 	}),
-	// The user service's rule: a bare address (no display name) as net/mail reads it.
+	// The user service's rule: a bare address (no display name) as net/mail
+	// reads it, with no character that shows nothing (the document says so).
 	"email": openapi3.NewCallbackValidator(func(s string) error {
-		if a, err := mail.ParseAddress(s); err != nil || a.Address != s {
+		if a, err := mail.ParseAddress(s); err != nil || a.Address != s || strings.ContainsFunc(s, validate.Invisible) {
 			return errors.New("not an email address")
 		}
 		return nil

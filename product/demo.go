@@ -2,7 +2,6 @@ package product
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -150,7 +149,7 @@ func DemoCatalogue() ([]Category, []Product) {
 		price := mustAmount(it.price)
 		cost := price * 55 / 100
 		compare := price * 120 / 100
-		weight := json.Number("0.75")
+		weight := Weight("0.75")
 		p := Product{
 			ID: demoID("product", slug), CategoryID: &catID, Name: it.name, Slug: slug,
 			Description:      it.name + " — part of the Mercato demo catalogue, made to try the storefront.",

@@ -1,7 +1,6 @@
 package product
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/url"
@@ -143,7 +142,7 @@ type createProductRequest struct {
 	CostPrice        validate.Optional[money.Amount] `json:"cost_price,omitzero"`
 	StockQuantity    int                             `json:"stock_quantity,omitempty"`
 	MinStockQuantity int                             `json:"min_stock_quantity,omitempty"`
-	Weight           *json.Number                    `json:"weight,omitempty"`
+	Weight           *Weight                         `json:"weight,omitempty"`
 	Dimensions       *Dimensions                     `json:"dimensions,omitempty"`
 	Images           []string                        `json:"images,omitempty"`
 	IsActive         *bool                           `json:"is_active,omitempty"` // default true
@@ -444,7 +443,7 @@ func checkQuantity(p validate.Problems, field string, v int) {
 
 var weightPattern = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`)
 
-func checkWeight(p validate.Problems, field string, v json.Number) {
+func checkWeight(p validate.Problems, field string, v Weight) {
 	if !weightPattern.MatchString(string(v)) {
 		p[field] = "must be a number from 0 to 999999.99 with at most two decimal places"
 	}

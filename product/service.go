@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -151,6 +152,36 @@ type Dimensions struct {
 	Unit   string  `json:"unit"`
 }
 
+// Weight is a product's weight in kg, a decimal with up to two places kept
+// as written. In JSON it is a number (API.md, docs/openapi.yaml) and only
+// that: encoding/json fills a json.Number from a string that holds one too,
+// so as a json.Number a quoted weight ("12") was taken where a quoted
+// stock_quantity is refused.
+type Weight json.Number
+
+func (w Weight) String() string { return string(w) }
+
+// MarshalJSON writes w as the number it is.
+func (w Weight) MarshalJSON() ([]byte, error) { return json.Marshal(json.Number(w)) }
+
+// UnmarshalJSON takes a JSON number as written. Anything else, a string
+// holding a number included, is a value of the wrong type, reported as
+// encoding/json reports one for any number field.
+func (w *Weight) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		return &json.UnmarshalTypeError{Value: "string", Type: reflect.TypeFor[json.Number]()}
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*w = Weight(n)
+	return nil
+}
+
 // Product is a catalogue entry. StockQuantity is the available stock of the
 // product sold as itself; each variant has its own.
 type Product struct {
@@ -169,14 +200,14 @@ type Product struct {
 	StockQuantity    int           `json:"stock_quantity"`
 	MinStockQuantity int           `json:"min_stock_quantity"`
 	// Weight is a decimal with up to two places (kg), kept as written.
-	Weight     *json.Number `json:"weight"`
-	Dimensions *Dimensions  `json:"dimensions"`
-	Images     []string     `json:"images"`
-	IsActive   bool         `json:"is_active"`
-	IsFeatured bool         `json:"is_featured"`
-	Variants   []Variant    `json:"variants"`
-	CreatedAt  time.Time    `json:"created_at"`
-	UpdatedAt  time.Time    `json:"updated_at"`
+	Weight     *Weight     `json:"weight"`
+	Dimensions *Dimensions `json:"dimensions"`
+	Images     []string    `json:"images"`
+	IsActive   bool        `json:"is_active"`
+	IsFeatured bool        `json:"is_featured"`
+	Variants   []Variant   `json:"variants"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
 }
 
 // Variant is a sellable version of a product (a size, a colour) with its own
@@ -209,7 +240,7 @@ type ProductInput struct {
 	CostPrice        *money.Amount
 	StockQuantity    int
 	MinStockQuantity int
-	Weight           *json.Number
+	Weight           *Weight
 	Dimensions       *Dimensions
 	Images           []string
 	IsActive         bool
@@ -229,7 +260,7 @@ type ProductPatch struct {
 	ComparePrice     validate.Optional[money.Amount] `json:"compare_price,omitzero"`
 	CostPrice        validate.Optional[money.Amount] `json:"cost_price,omitzero"`
 	MinStockQuantity validate.Optional[int]          `json:"min_stock_quantity,omitzero"`
-	Weight           validate.Optional[json.Number]  `json:"weight,omitzero"`
+	Weight           validate.Optional[Weight]       `json:"weight,omitzero"`
 	Dimensions       validate.Optional[Dimensions]   `json:"dimensions,omitzero"`
 	Images           validate.Optional[[]string]     `json:"images,omitzero"`
 	IsActive         validate.Optional[bool]         `json:"is_active,omitzero"`

@@ -100,12 +100,66 @@ func TestOptionalJSON(t *testing.T) {
 	if !p.Name.Set || validate.Present(probs, "name", p.Name, false) || !strings.HasPrefix(probs["name"], "has the wrong type") || p.CostPrice.Set {
 		t.Errorf("name = %+v (%v), cost_price = %+v", p.Name, probs, p.CostPrice)
 	}
-	out, err := json.Marshal(ProductPatch{Price: validate.Some(money.Amount(199)), Weight: validate.Optional[json.Number]{Set: true}})
+	out, err := json.Marshal(ProductPatch{Price: validate.Some(money.Amount(199)), Weight: validate.Optional[Weight]{Set: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(out) != `{"price":"1.99","weight":null}` {
 		t.Errorf("marshalled patch = %s", out)
+	}
+}
+
+// TestWeightJSON: a weight is a JSON number, kept as written; a string, even
+// one holding a number, is a value of the wrong type in a product (400
+// invalid_type, as a quoted stock_quantity) and in a patch (422, as a
+// quoted min_stock_quantity). As a json.Number it was taken.
+func TestWeightJSON(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want Weight // "": refused as a value of the wrong type
+	}{
+		{`{"weight":12}`, "12"},
+		{`{"weight":0.75}`, "0.75"},
+		{`{"weight":1.50}`, "1.50"},
+		{`{"weight":"12"}`, ""},
+		{`{"weight":"0.75"}`, ""},
+		{`{"weight":""}`, ""},
+		{`{"weight":true}`, ""},
+	} {
+		var in struct {
+			Weight *Weight `json:"weight"`
+		}
+		err := json.Unmarshal([]byte(tc.body), &in)
+		var te *json.UnmarshalTypeError
+		switch {
+		case tc.want != "" && (err != nil || in.Weight == nil || *in.Weight != tc.want):
+			t.Errorf("%s: weight %v, %v, want %s", tc.body, in.Weight, err, tc.want)
+		case tc.want == "" && (!errors.As(err, &te) || te.Field != "weight" || validate.JSONKind(te.Type) != "number"):
+			t.Errorf("%s: err = %v, want a type error naming weight a number", tc.body, err)
+		}
+
+		var patch ProductPatch
+		if err := json.Unmarshal([]byte(tc.body), &patch); err != nil {
+			t.Fatalf("%s: a patch's field of the wrong type fails the decode: %v", tc.body, err)
+		}
+		probs := validate.Problems{}
+		present := validate.Present(probs, "weight", patch.Weight, true)
+		switch {
+		case tc.want != "" && (!present || *patch.Weight.Value != tc.want):
+			t.Errorf("%s: patched weight %+v (%v), want %s", tc.body, patch.Weight, probs, tc.want)
+		case tc.want == "" && (present || probs["weight"] != "has the wrong type: must be a number"):
+			t.Errorf("%s: patch problems %v, want weight of the wrong type", tc.body, probs)
+		}
+	}
+
+	// Written back as the number it is, as the client sends it.
+	w := Weight("0.75")
+	out, err := json.Marshal(Product{Weight: &w})
+	if err != nil || !strings.Contains(string(out), `"weight":0.75,`) {
+		t.Errorf("marshalled product = %s, %v", out, err)
+	}
+	if out, err := json.Marshal(ProductPatch{Weight: validate.Some(w)}); err != nil || string(out) != `{"weight":0.75}` {
+		t.Errorf("marshalled patch = %s, %v", out, err)
 	}
 }
 

@@ -688,6 +688,12 @@ func TestHTTPBadInput(t *testing.T) {
 		{"negative min stock", "POST", "/api/v1/products", s.admin, product(`,"min_stock_quantity":-3`), "", 422, "validation_failed", "min_stock_quantity"},
 		{"weight with three places", "POST", "/api/v1/products", s.admin, product(`,"weight":1.234`), "", 422, "validation_failed", "weight"},
 		{"negative weight", "POST", "/api/v1/products", s.admin, product(`,"weight":-1`), "", 422, "validation_failed", "weight"},
+		// Every number of a request is a JSON number: a quoted one is a value
+		// of the wrong type. A quoted weight was taken, and stored.
+		{"weight as a string", "POST", "/api/v1/products", s.admin, product(`,"weight":"12"`), "", 400, "invalid_type", "weight"},
+		{"stock as a string", "POST", "/api/v1/products", s.admin, product(`,"stock_quantity":"5"`), "", 400, "invalid_type", "stock_quantity"},
+		{"min stock as a string", "POST", "/api/v1/products", s.admin, product(`,"min_stock_quantity":"2"`), "", 400, "invalid_type", "min_stock_quantity"},
+		{"dimension as a string", "POST", "/api/v1/products", s.admin, product(`,"dimensions":{"length":"1","width":1,"height":1}`), "", 400, "invalid_type", "dimensions.length"},
 		{"negative dimension", "POST", "/api/v1/products", s.admin, product(`,"dimensions":{"length":-1,"width":1,"height":1}`), "", 422, "validation_failed", "dimensions.length"},
 		{"bad unit", "POST", "/api/v1/products", s.admin, product(`,"dimensions":{"length":1,"width":1,"height":1,"unit":"furlong"}`), "", 422, "validation_failed", "dimensions.unit"},
 		{"image not a URL", "POST", "/api/v1/products", s.admin, product(`,"images":["javascript:alert(1)"]`), "", 422, "validation_failed", "images[0]"},
@@ -708,6 +714,9 @@ func TestHTTPBadInput(t *testing.T) {
 		{"negative price patch", "PATCH", "/api/v1/products/" + id, s.admin, `{"price":"-2.00"}`, "", 422, "validation_failed", "price"},
 		{"price patch as number", "PATCH", "/api/v1/products/" + id, s.admin, `{"price":2}`, "", 422, "validation_failed", "price"},
 		{"is_active as string", "PATCH", "/api/v1/products/" + id, s.admin, `{"is_active":"yes"}`, "", 422, "validation_failed", "is_active"},
+		{"weight patch as a string", "PATCH", "/api/v1/products/" + id, s.admin, `{"weight":"0.5"}`, "", 422, "validation_failed", "weight"},
+		{"min stock patch as a string", "PATCH", "/api/v1/products/" + id, s.admin, `{"min_stock_quantity":"2"}`, "", 422, "validation_failed", "min_stock_quantity"},
+		{"dimension patch as a string", "PATCH", "/api/v1/products/" + id, s.admin, `{"dimensions":{"length":1,"width":"1","height":1}}`, "", 422, "validation_failed", "dimensions"},
 		{"stock is not patchable", "PATCH", "/api/v1/products/" + id, s.admin, `{"stock_quantity":100}`, "", 400, "unknown_field", "stock_quantity"},
 		// As in a POST: a misspelt measure was dropped, and the dimensions
 		// stored without it.
@@ -724,6 +733,7 @@ func TestHTTPBadInput(t *testing.T) {
 
 		{"variant negative price", "POST", "/api/v1/products/" + id + "/variants", s.admin, `{"name":"V","sku":"V-9","price":"-1.00"}`, "", 422, "validation_failed", "price"},
 		{"variant negative stock", "POST", "/api/v1/products/" + id + "/variants", s.admin, `{"name":"V","sku":"V-9","price":"1.00","stock_quantity":-5}`, "", 422, "validation_failed", "stock_quantity"},
+		{"variant stock as a string", "POST", "/api/v1/products/" + id + "/variants", s.admin, `{"name":"V","sku":"V-9","price":"1.00","stock_quantity":"5"}`, "", 400, "invalid_type", "stock_quantity"},
 		{"variant duplicate SKU", "POST", "/api/v1/products/" + id + "/variants", s.admin, `{"name":"V","sku":"EXIST-V1","price":"1.00"}`, "", 409, "sku_taken", ""},
 		{"variant of unknown product", "POST", "/api/v1/products/" + uuid.NewString() + "/variants", s.admin, `{"name":"V","sku":"V-9","price":"1.00"}`, "", 404, "not_found", ""},
 		{"variant attributes not strings", "POST", "/api/v1/products/" + id + "/variants", s.admin, `{"name":"V","sku":"V-9","price":"1.00","attributes":{"size":3}}`, "", 400, "invalid_type", ""},
@@ -732,6 +742,7 @@ func TestHTTPBadInput(t *testing.T) {
 
 		{"stock delta zero", "POST", "/api/v1/products/" + id + "/stock", s.admin, `{"delta":0,"reason":"r"}`, "", 422, "validation_failed", "delta"},
 		{"stock delta huge", "POST", "/api/v1/products/" + id + "/stock", s.admin, `{"delta":5000000,"reason":"r"}`, "", 422, "validation_failed", "delta"},
+		{"stock delta as a string", "POST", "/api/v1/products/" + id + "/stock", s.admin, `{"delta":"1","reason":"r"}`, "", 400, "invalid_type", "delta"},
 		{"stock without reason", "POST", "/api/v1/products/" + id + "/stock", s.admin, `{"delta":1}`, "", 422, "validation_failed", "reason"},
 		{"stock below zero", "POST", "/api/v1/products/" + id + "/stock", s.admin, `{"delta":-4,"reason":"r"}`, "", 409, "out_of_stock", ""},
 		{"stock of another product's variant", "POST", "/api/v1/products/" + id + "/stock", s.admin, `{"variant_id":"` + otherVariant + `","delta":1,"reason":"r"}`, "", 422, "unknown_variant", ""},
@@ -773,6 +784,8 @@ func TestHTTPBadInput(t *testing.T) {
 		{"reserve bad order id", "POST", "/internal/reservations", s.service, `{"order_id":"o-1","items":` + line(id, "1") + `}`, "", 422, "validation_failed", "order_id"},
 		{"reserve bad product id", "POST", "/internal/reservations", s.service, reserve(line("p-1", "1"), ""), "", 422, "validation_failed", "items[0].product_id"},
 		{"reserve ttl too short", "POST", "/internal/reservations", s.service, reserve(line(id, "1"), `,"ttl_seconds":5`), "", 422, "validation_failed", "ttl_seconds"},
+		{"reserve ttl as a string", "POST", "/internal/reservations", s.service, reserve(line(id, "1"), `,"ttl_seconds":"60"`), "", 400, "invalid_type", "ttl_seconds"},
+		{"reserve quantity as a string", "POST", "/internal/reservations", s.service, reserve(line(id, `"1"`), ""), "", 400, "invalid_type", ""},
 		{"reserve ttl too long", "POST", "/internal/reservations", s.service, reserve(line(id, "1"), `,"ttl_seconds":86401`), "", 422, "validation_failed", "ttl_seconds"},
 		{"reserve unknown product", "POST", "/internal/reservations", s.service, reserve(line(uuid.NewString(), "1"), ""), "", 422, "unknown_product", ""},
 		{"reserve inactive product", "POST", "/internal/reservations", s.service, reserve(line(inactive, "1"), ""), "", 422, "unknown_product", ""},

@@ -483,7 +483,7 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Errorf("role = %q, want admin", id.Role)
 	}
 
-	for _, bad := range [][2]string{{"not-an-email", "admin-password"}, {"a@example.com", "short"}} {
+	for _, bad := range [][2]string{{"not-an-email", "admin-password"}, {"a@example.com", "short"}, {"root\u200b@example.com", "admin-password"}} {
 		if err := EnsureAdmin(ctx, repo, opts, bad[0], bad[1]); err == nil {
 			t.Errorf("EnsureAdmin(%q, %q) accepted", bad[0], bad[1])
 		}

@@ -386,6 +386,11 @@ func TestHTTPBadInput(t *testing.T) {
 		{"unknown field", "POST", "/auth/register", "", `{"email":"new@example.com","password":"password123","first_name":"N","last_name":"U","role":"admin"}`, "", 400, "unknown_field", "role"},
 		{"missing fields", "POST", "/auth/register", "", `{}`, "", 422, "validation_failed", "first_name"},
 		{"bad email", "POST", "/auth/register", "", `{"email":"Ada <new@example.com>","password":"password123","first_name":"N","last_name":"U"}`, "", 422, "validation_failed", "email"},
+		// Each reads as ada@example.com, a different account impersonating hers.
+		{"zero-width space in email", "POST", "/auth/register", "", `{"email":"ada\u200b@example.com","password":"password123","first_name":"N","last_name":"U"}`, "", 422, "validation_failed", "email"},
+		{"soft hyphen in email", "POST", "/auth/register", "", `{"email":"a\u00adda@example.com","password":"password123","first_name":"N","last_name":"U"}`, "", 422, "validation_failed", "email"},
+		{"bidi override in email", "POST", "/auth/register", "", `{"email":"\u202emoc.elpmaxe@ada","password":"password123","first_name":"N","last_name":"U"}`, "", 422, "validation_failed", "email"},
+		{"C1 control in email", "POST", "/auth/register", "", `{"email":"ada\u0085@example.com","password":"password123","first_name":"N","last_name":"U"}`, "", 422, "validation_failed", "email"},
 		{"short password", "POST", "/auth/register", "", `{"email":"new@example.com","password":"short","first_name":"N","last_name":"U"}`, "", 422, "validation_failed", "password"},
 		{"password over 72 bytes", "POST", "/auth/register", "", `{"email":"new@example.com","password":"` + strings.Repeat("p", 73) + `","first_name":"N","last_name":"U"}`, "", 422, "validation_failed", "password"},
 		{"long name", "POST", "/auth/register", "", `{"email":"new@example.com","password":"password123","first_name":"` + strings.Repeat("é", 101) + `","last_name":"U"}`, "", 422, "validation_failed", "first_name"},
@@ -397,6 +402,8 @@ func TestHTTPBadInput(t *testing.T) {
 
 		{"wrong password", "POST", "/auth/login", "", `{"email":"ada@example.com","password":"password124"}`, "", 401, "invalid_credentials", ""},
 		{"unknown email", "POST", "/auth/login", "", `{"email":"nobody@example.com","password":"password123"}`, "", 401, "invalid_credentials", ""},
+		// No account can have such an email: an unknown one, as any other.
+		{"zero-width space in login email", "POST", "/auth/login", "", `{"email":"ada\u200b@example.com","password":"password123"}`, "", 401, "invalid_credentials", ""},
 		{"login without password", "POST", "/auth/login", "", `{"email":"ada@example.com"}`, "", 422, "validation_failed", "password"},
 		{"unknown refresh token", "POST", "/auth/refresh", "", `{"refresh_token":"nope"}`, "", 401, "invalid_refresh_token", ""},
 		{"refresh without token", "POST", "/auth/refresh", "", `{}`, "", 422, "validation_failed", "refresh_token"},
@@ -454,7 +461,8 @@ func TestHTTPBadInput(t *testing.T) {
 				t.Errorf("error.code %q, want %q: %.300s", code, tc.code, r.raw)
 			}
 			if tc.field != "" {
-				details, _ := r.body["error"].(map[string]any)["details"].(map[string]any)
+				errBody, _ := r.body["error"].(map[string]any) // none when the request was wrongly taken
+				details, _ := errBody["details"].(map[string]any)
 				if _, ok := details[tc.field]; !ok {
 					t.Errorf("error details %v do not name %q", details, tc.field)
 				}

@@ -33,6 +33,13 @@ func checkEmail(p validate.Problems, field, v string) {
 		p[field] = "is required"
 		return
 	}
+	// net/mail takes every non-ASCII character for text (RFC 6532), so
+	// "ada\u200b@example.com" would be an account of its own that reads as
+	// ada@example.com's, in a list of users and in the mail it is sent.
+	if strings.ContainsFunc(v, validate.Invisible) {
+		p[field] = "must not contain invisible, formatting or control characters"
+		return
+	}
 	// ParseAddress accepts "Name <a@b>" too; only a bare address is an email.
 	addr, err := mail.ParseAddress(v)
 	if err != nil || addr.Address != v || len(v) > 255 {

@@ -69,7 +69,7 @@ func (r productRow) product() (product.Product, error) {
 		p.CostPrice = &r.CostPrice.V
 	}
 	if r.Weight.Valid {
-		w := json.Number(r.Weight.String)
+		w := product.Weight(r.Weight.String)
 		p.Weight = &w
 	}
 	if r.Dimensions != nil {

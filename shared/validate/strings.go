@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -20,6 +21,16 @@ func StringProblem(s string) string {
 		return "must not contain NUL characters"
 	}
 	return ""
+}
+
+// Invisible reports whether r shows nothing, or not itself, in text as it is
+// read: a control or format character (a zero-width space, a soft hyphen, a
+// bidi override), a space other than ASCII's, a line or paragraph
+// separator, a private-use or unassigned code point, a variation selector
+// or another default-ignorable one (a combining grapheme joiner, a Hangul
+// filler). An identifier holding one reads as another that lacks it.
+func Invisible(r rune) bool {
+	return !unicode.IsPrint(r) || unicode.In(r, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // maxDepth bounds the walk of Strings; a decoded JSON request is far

@@ -85,3 +85,23 @@ func TestPageBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestInvisible(t *testing.T) {
+	for _, r := range []rune{'a', 'Z', '0', '@', '.', '+', ' ', 'é', 'ß', 'ж', '中', '\u0301', '😀'} {
+		if Invisible(r) {
+			t.Errorf("Invisible(%U) = true, want false: it shows", r)
+		}
+	}
+	for _, r := range []rune{
+		'\x00', '\x01', '\t', '\n', '\x7f', '\u0085', // controls, C0 and C1
+		'\u00ad', '\u200b', '\u200c', '\u200d', '\u200e', '\u2060', '\u202e', '\u2066', '\ufeff', '\U000e0041', // format (Cf)
+		'\u00a0', '\u2003', '\u3000', '\u2028', '\u2029', // spaces and separators other than ASCII's
+		'\ue000', '\U000f0000', '\U0010fffe', // private use, unassigned
+		'\ufe0f', '\U000e0100', '\u180b', // variation selectors
+		'\u034f', '\u115f', '\u3164', '\uffa0', // other default-ignorable
+	} {
+		if !Invisible(r) {
+			t.Errorf("Invisible(%U) = false, want true", r)
+		}
+	}
+}

@@ -1674,7 +1674,7 @@ type ClientInterface interface {
 
 	// RegisterWithBody Create a customer account
 	//
-	// The email is trimmed and lower-cased; it must not be in use.
+	// The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1683,7 +1683,7 @@ type ClientInterface interface {
 
 	// Register Create a customer account
 	//
-	// The email is trimmed and lower-cased; it must not be in use.
+	// The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2212,7 +2212,7 @@ func (c *Client) Refresh(ctx context.Context, body RefreshJSONRequestBody, reqEd
 
 // RegisterWithBody Create a customer account
 //
-// The email is trimmed and lower-cased; it must not be in use.
+// The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2231,7 +2231,7 @@ func (c *Client) RegisterWithBody(ctx context.Context, contentType string, body 
 
 // Register Create a customer account
 //
-// The email is trimmed and lower-cased; it must not be in use.
+// The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5150,7 +5150,7 @@ type ClientWithResponsesInterface interface {
 
 	// RegisterWithBodyWithResponse Create a customer account
 	//
-	// The email is trimmed and lower-cased; it must not be in use.
+	// The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5159,7 +5159,7 @@ type ClientWithResponsesInterface interface {
 
 	// RegisterWithResponse Create a customer account
 	//
-	// The email is trimmed and lower-cased; it must not be in use.
+	// The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9449,7 +9449,7 @@ func (c *ClientWithResponses) RefreshWithResponse(ctx context.Context, body Refr
 
 // RegisterWithBodyWithResponse Create a customer account
 //
-// The email is trimmed and lower-cased; it must not be in use.
+// The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9464,7 +9464,7 @@ func (c *ClientWithResponses) RegisterWithBodyWithResponse(ctx context.Context, 
 
 // RegisterWithResponse Create a customer account
 //
-// The email is trimmed and lower-cased; it must not be in use.
+// The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -18,7 +18,7 @@ export interface paths {
         put?: never;
         /**
          * Create a customer account
-         * @description The email is trimmed and lower-cased; it must not be in use.
+         * @description The email is trimmed and lower-cased; it must not be in use. It must hold no character that shows nothing (a zero-width space, a soft hyphen, a bidi override, any control or format character): such an address reads as another account's, and is a 422 naming email.
          */
         post: operations["register"];
         delete?: never;
