@@ -91,10 +91,20 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 		g.proxies[name] = g.newProxy(name, forward)
 	}
 	g.streams = g.newStreamProxies(routes, cfg, upstream)
+	// mux answers a path that is not clean (//, /./, /../) with a 301 to the
+	// cleaned path, an empty body, in Router.ServeHTTP, before any
+	// middleware: the request went unlogged and uncounted, and clients that
+	// follow the 301 turn a POST into a GET. Left as it is, such a path
+	// matches no route (exact paths are clean; isClean keeps it off the API's
+	// prefixes), so it is the router's 404, logged and counted like any
+	// unknown path; and it is never forwarded, where the service's own router
+	// would clean /api/v1/products/../users/me into a route the gateway did
+	// not authorise (GET /api/v1/products/* is public).
+	router.SkipClean(true)
 	for _, rt := range routes {
 		h := g.handler(rt)
 		router.Path(rt.Prefix).Handler(h)
-		router.PathPrefix(rt.Prefix + "/").Handler(h)
+		router.PathPrefix(rt.Prefix + "/").MatcherFunc(isClean).Handler(h)
 	}
 	g.mountReference(router)  // /docs and /api/v1/openapi.{json,yaml}
 	g.mountStorefront(router) // / and /assets/<version>/...
@@ -216,10 +226,20 @@ func (g *Gateway) handler(rt Route) http.Handler {
 // limits count each client, not the load balancer's few addresses, and the
 // X-Forwarded-For sent on ends with the client, where the user service's
 // login throttle reads it. Any other request is r as it is.
+//
+// A trusted proxy's X-Forwarded-Proto, when it is http or https alone, is
+// kept in the context for newProxy to pass on (forwardedProto): TLS ends
+// at the load balancer, so the gateway's own connection is always http.
+//
+// Applied twice, it gives what it gave once: the address it leaves is no
+// trusted proxy's, or it left the request as it was.
 func (g *Gateway) fromClient(r *http.Request) *http.Request {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if len(g.trusted) == 0 || err != nil || !g.isTrusted(peer.Addr()) {
 		return r
+	}
+	if proto := r.Header.Values("X-Forwarded-Proto"); len(proto) == 1 && (proto[0] == "http" || proto[0] == "https") {
+		r = r.WithContext(context.WithValue(r.Context(), forwardedProtoKey{}, proto[0]))
 	}
 	var hops []string
 	for _, v := range r.Header.Values("X-Forwarded-For") {
@@ -245,6 +265,28 @@ func (g *Gateway) fromClient(r *http.Request) *http.Request {
 		return r
 	}
 	return r
+}
+
+// FromClient is middleware around the gateway's router (cmd/gateway serves
+// the router behind it, inside CORS): every request is its client's (fromClient) before
+// anything reads its address, the access log above all, which
+// httpkit.Observe writes around the route's handler and the router's 404,
+// and which otherwise named the load balancer. The handlers apply
+// fromClient again, which changes nothing here, so that the rate limits do
+// not depend on this wrapper.
+func (g *Gateway) FromClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, g.fromClient(r))
+	})
+}
+
+type forwardedProtoKey struct{}
+
+// forwardedProto is the scheme the client used by its trusted proxy's word
+// (fromClient), if the request came through one that said.
+func forwardedProto(ctx context.Context) (string, bool) {
+	proto, ok := ctx.Value(forwardedProtoKey{}).(string)
+	return proto, ok
 }
 
 func (g *Gateway) isTrusted(addr netip.Addr) bool {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -116,7 +117,7 @@ func newGatewayWith(t testing.TB, o gatewayOptions, instances ...string) fixture
 		Instancer:      func(string) sd.Instancer { return sd.FixedInstancer(slices.Clone(instances)) },
 		TrustedProxies: o.trusted,
 	}, tokens, rdb, reg, logger)
-	return fixture{handler: httpkit.Handler(logger, router), tokens: tokens, gateway: g}
+	return fixture{handler: httpkit.Handler(logger, g.FromClient(router)), tokens: tokens, gateway: g} // as cmd/gateway serves it
 }
 
 func (f fixture) do(t *testing.T, method, path, token, body string, header ...string) *httptest.ResponseRecorder {
@@ -213,6 +214,72 @@ func TestRoutingAndAuth(t *testing.T) {
 	}
 }
 
+// A path that is not clean (an empty, "." or ".." segment, plain or
+// %-encoded) is answered as an unknown path is, 404 not_found, logged and
+// counted as unmatched, and never forwarded: the service's router would
+// clean it into a route the gateway did not authorise. Before, mux answered
+// 301 to the cleaned path with an empty body, before any middleware ran.
+func TestUncleanPathsAreNotFound(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	logs := &testkit.LogBuffer{}
+	f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: generous, logger: logTo(logs)}, up.hostPort())
+	customer, _ := f.tokens.Issue(auth.Identity{UserID: "u1", Role: auth.RoleCustomer})
+	unknown := f.do(t, "GET", "/api/v1/nothing", "", "")
+
+	unclean := []struct{ method, path string }{
+		{"GET", "/api/v1//products"},
+		{"GET", "/api/v1/./products"},
+		{"GET", "/api/v1/products/../users/me"},         // a public prefix, then a user's route
+		{"GET", "/api/v1/products/%2e%2e/users/me"},     // the same, encoded
+		{"GET", "/api/v1/products/x%2F..%2F..%2Fusers"}, // encoded slashes
+		{"GET", "/api/v1/products//"},
+		{"GET", "/api/v1/products/."},
+		{"POST", "/api/v1/auth/login/../register"}, // a 301 turned this POST into a GET
+		{"POST", "/api/v1//auth/login"},
+		{"GET", "//"},
+		{"GET", "/./docs"},
+		{"GET", "/docs/../docs/init.js"},
+	}
+	counts := map[string]int{"GET": 1} // the unknown path's
+	for _, tc := range unclean {
+		counts[tc.method]++
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			before := up.count()
+			rec := f.do(t, tc.method, tc.path, customer, `{}`)
+			if rec.Code != http.StatusNotFound || errorCode(t, rec) != "not_found" {
+				t.Fatalf("got %d %v %q, want 404 not_found", rec.Code, rec.Header(), rec.Body)
+			}
+			if up.count() != before {
+				t.Fatalf("forwarded as %s", up.requests[len(up.requests)-1].URL.Path)
+			}
+			// The answer of any unknown path: same body, same headers.
+			if rec.Body.String() != unknown.Body.String() || len(rec.Header()) != len(unknown.Header()) {
+				t.Errorf("answer %v %q, want an unknown path's %v %q", rec.Header(), rec.Body, unknown.Header(), unknown.Body)
+			}
+			// Logged with the request id as any request, the route unmatched.
+			id := rec.Header().Get(requestid.Header)
+			waitForLog(t, logs, "request_id="+id+` msg="http request" method=`+tc.method+" route=unmatched")
+		})
+	}
+	metrics := f.do(t, "GET", "/metrics", "", "").Body.String()
+	for method, n := range counts {
+		want := fmt.Sprintf(`http_requests_total{code="404",method="%s",route="unmatched",service="gateway"} %d`, method, n)
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// Clean paths are served as before, a trailing slash included.
+	for _, p := range []string{"/api/v1/products", "/api/v1/products/", "/api/v1/products/p1", "/", "/docs", "/docs/"} {
+		if rec := f.do(t, "GET", p, "", ""); rec.Code != http.StatusOK {
+			t.Errorf("GET %s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	if got := up.requests[len(up.requests)-1].URL.Path; got != "/api/v1/products/p1" {
+		t.Errorf("forwarded %s, want /api/v1/products/p1", got)
+	}
+}
+
 func TestForwardsRequestFaithfully(t *testing.T) {
 	up := newUpstream(t, http.StatusCreated)
 	f := newGateway(t, testkit.Redis(t), generous, up.hostPort())
@@ -236,6 +303,77 @@ func TestForwardsRequestFaithfully(t *testing.T) {
 	}
 	if r.Header.Get("X-Forwarded-For") == "" {
 		t.Fatal("X-Forwarded-For missing")
+	}
+}
+
+// Behind a trusted load balancer the access log names the client, as
+// fromClient determines it, on every kind of answer: forwarded, served by the
+// gateway, unmatched. Before, it named the balancer (httpkit.Observe logs
+// the request's RemoteAddr, and fromClient ran only inside the handlers).
+func TestAccessLogNamesTheClientBehindATrustedProxy(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	logs := &testkit.LogBuffer{}
+	f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: generous, logger: logTo(logs),
+		trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}}, up.hostPort())
+	const balancer, client = "10.0.3.7:41000", "198.51.100.7"
+	for _, p := range []string{"/api/v1/products", "/docs", "/api/v1/nothing", "/api/v1//products"} {
+		rec := f.doFrom(t, balancer, "GET", p, "", "", "X-Forwarded-For", "203.0.113.1, "+client)
+		if got, want := accessLog(t, logs, rec), "remote="+client+":41000"; !strings.HasSuffix(got, want) {
+			t.Errorf("GET %s through the balancer logged %q, want it to end %s", p, got, want)
+		}
+	}
+	// A client that is not behind the balancer is its own address, whatever it claims.
+	rec := f.doFrom(t, "192.0.2.9:5000", "GET", "/api/v1/products", "", "", "X-Forwarded-For", client)
+	if got := accessLog(t, logs, rec); !strings.HasSuffix(got, "remote=192.0.2.9:5000") {
+		t.Errorf("a direct client logged %q, want remote=192.0.2.9:5000", got)
+	}
+}
+
+// accessLog is the access log line of the request rec answered.
+func accessLog(t *testing.T, logs *testkit.LogBuffer, rec *httptest.ResponseRecorder) string {
+	t.Helper()
+	prefix := "request_id=" + rec.Header().Get(requestid.Header) + ` msg="http request"`
+	waitForLog(t, logs, prefix)
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, prefix) {
+			return line
+		}
+	}
+	return ""
+}
+
+// The scheme the client used reaches the service as X-Forwarded-Proto: a
+// trusted balancer's (TLS ends there), when it is http or https, else the
+// gateway's own connection's. Before, it was always the gateway's: http.
+func TestForwardedProto(t *testing.T) {
+	up := newUpstream(t, http.StatusOK)
+	f := newGatewayWith(t, gatewayOptions{rdb: testkit.Redis(t), limit: generous,
+		trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}}, up.hostPort())
+	const balancer = "10.0.3.7:41000"
+	for _, tc := range []struct {
+		name, remote string
+		header       []string
+		want         string
+	}{
+		{"balancer says https", balancer, []string{"X-Forwarded-For", "198.51.100.7", "X-Forwarded-Proto", "https"}, "https"},
+		{"balancer says http", balancer, []string{"X-Forwarded-For", "198.51.100.7", "X-Forwarded-Proto", "http"}, "http"},
+		{"balancer, no X-Forwarded-For", balancer, []string{"X-Forwarded-Proto", "https"}, "https"},
+		{"balancer says nothing", balancer, []string{"X-Forwarded-For", "198.51.100.7"}, "http"},
+		{"balancer says something else", balancer, []string{"X-Forwarded-For", "198.51.100.7", "X-Forwarded-Proto", "ftp"}, "http"},
+		{"balancer says two things", balancer, []string{"X-Forwarded-For", "198.51.100.7", "X-Forwarded-Proto", "https, http"}, "http"},
+		{"a direct client claims https", "192.0.2.9:5000", []string{"X-Forwarded-Proto", "https"}, "http"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if rec := f.doFrom(t, tc.remote, "GET", "/api/v1/products", "", "", tc.header...); rec.Code != http.StatusOK {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+			up.mu.Lock()
+			got := up.requests[len(up.requests)-1].Header.Values("X-Forwarded-Proto")
+			up.mu.Unlock()
+			if len(got) != 1 || got[0] != tc.want {
+				t.Errorf("the service got X-Forwarded-Proto %q, want %s", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -52,6 +52,11 @@ func (g *Gateway) newProxy(upstream string, forward endpoint.Endpoint) *httputil
 			// parameter, so it cannot read one differently from the service.
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.SetXForwarded()
+			if proto, ok := forwardedProto(pr.In.Context()); ok {
+				// SetXForwarded's is the gateway's own connection's scheme,
+				// http behind a load balancer that ends TLS.
+				pr.Out.Header.Set("X-Forwarded-Proto", proto)
+			}
 			pr.Out.Header.Set(requestid.Header, requestid.FromContext(pr.In.Context()))
 			pr.Out.Host = "" // the instance's, chosen per attempt
 		},

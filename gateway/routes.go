@@ -7,7 +7,10 @@ package gateway
 
 import (
 	"net/http"
+	"path"
 	"strings"
+
+	"github.com/gorilla/mux"
 )
 
 // Route sends every request under Prefix to the Upstream service.
@@ -90,6 +93,19 @@ func matchSegments(pattern, path string) bool {
 		}
 	}
 	return true
+}
+
+// isClean reports whether r's path is in the form mux's path cleaning
+// leaves it in (a trailing slash is kept): no empty, "." or ".." segment.
+// The path is the decoded one, so %2e%2e and %2F count as what they decode
+// to, as they will upstream.
+func isClean(r *http.Request, _ *mux.RouteMatch) bool {
+	p := r.URL.Path
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return p == clean
 }
 
 // upstreams lists the distinct services routes point at.

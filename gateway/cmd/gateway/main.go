@@ -108,8 +108,10 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Listen, register in Consul with the real ports (-http-addr and
 	// -admin-addr may ask for port 0), and serve until SIGINT/SIGTERM; leave
-	// Consul before draining. CORS answers before anything else.
-	return in.ServeWithAdmin(ctx, *adminAddr, router, gateway.CORS(strings.Split(*corsOrigins, ",")))
+	// Consul before draining. CORS answers before anything else; behind a
+	// trusted load balancer every request is then its client's, so that the
+	// access log names the client (FromClient).
+	return in.ServeWithAdmin(ctx, *adminAddr, router, gateway.CORS(strings.Split(*corsOrigins, ",")), gw.FromClient)
 }
 
 // parsePrefixes parses a comma-separated list of CIDR ranges; an address

@@ -27,7 +27,8 @@ const secret = "0123456789abcdef0123456789abcdef"
 // registers in Consul with its real port, its admin port and a passing check
 // on the admin port, reports Redis and Consul in /ready there, serves
 // /metrics there and neither on the public port, answers 503 JSON for an
-// upstream with no instance, and leaves Consul on shutdown.
+// upstream with no instance, logs the client behind a trusted proxy (the
+// test, on loopback, is one), and leaves Consul on shutdown.
 func TestRun(t *testing.T) {
 	consulAddr := testkit.ConsulAddr(t)
 	args := []string{
@@ -35,6 +36,7 @@ func TestRun(t *testing.T) {
 		"-consul-addr", consulAddr,
 		"-redis-addr", testkit.RedisAddr(t),
 		"-jwt-secret", secret,
+		"-trusted-proxies", "127.0.0.0/8",
 	}
 	in := testkit.StartInstance(t, run, consulAddr, "gateway", args...)
 	if port := in.Entry.Service.Port; port == 0 || in.Entry.Service.ID != fmt.Sprintf("gateway-127.0.0.1-%d", port) {
@@ -67,6 +69,21 @@ func TestRun(t *testing.T) {
 	}
 	if code, body := get(t, in.BaseURL+"/api/v1/categories"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) {
 		t.Errorf("no product instance: %d %s, want a 503 error body", code, body)
+	}
+	// The access log names the client the trusted proxy forwarded for, not
+	// the proxy (gateway.FromClient around the router).
+	forwarded, err := http.NewRequest(http.MethodGet, in.BaseURL+"/api/v1/nothing", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forwarded.Header.Set("X-Forwarded-For", "203.0.113.5")
+	if resp, err := http.DefaultClient.Do(forwarded); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		id := resp.Header.Get(requestid.Header)
+		waitFor(t, func() bool { return accessLogged(in.Logs.String(), id, `"remote":"203.0.113.5:`) },
+			"the access log line of "+id+" naming 203.0.113.5", in.Logs)
 	}
 	// A CORS preflight, answered before anything is forwarded, carries a
 	// request id like every answer.
@@ -142,6 +159,28 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: err = %v, want flag.ErrHelp", err)
+	}
+}
+
+// accessLogged reports whether logs hold the access log line of request id
+// with want in it.
+func accessLogged(logs, id, want string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, `"msg":"http request"`) {
+			return strings.Contains(line, want)
+		}
+	}
+	return false
+}
+
+// waitFor fails t unless ok holds within 5 s.
+func waitFor(t *testing.T, ok func() bool, what string, logs *testkit.LogBuffer) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("no %s; the log:\n%s", what, logs)
+			return
+		}
 	}
 }
 
