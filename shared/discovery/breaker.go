@@ -65,6 +65,11 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 		err = hystrix.DoC(context.WithoutCancel(ctx), b.name, func(context.Context) error {
 			resp, err := next(ctx, request)
 			if err != nil {
+				if errors.Is(context.Cause(ctx), errCallTimeout) {
+					// The instance did not answer within the call's
+					// Options.Timeout: a timeout of its own, a failure.
+					return fmt.Errorf("%s: %w: %w", b.instance, errCallTimeout, ctx.Err())
+				}
 				if ctx.Err() != nil {
 					// The caller gave up (cancelled, or its deadline passed):
 					// not the instance's fault. The bare context error makes
@@ -107,7 +112,9 @@ func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
 // on purpose and what another instance may well not repeat:
 //   - transport failures (connection refused or reset, an answer broken off:
 //     any net.Error, *url.Error included, or a system call error);
-//   - timeouts (a net.Error whose Timeout is true, hystrix's own);
+//   - timeouts (a net.Error whose Timeout is true, hystrix's own, and an
+//     attempt still unanswered when the call's Options.Timeout ran out,
+//     unlike the caller's own deadline or cancellation);
 //   - 502, 503 and 504 answers: the instance is overloaded, restarting,
 //     cannot reach a dependency of its own, or sits behind a failing proxy.
 //

@@ -24,7 +24,9 @@ type Options struct {
 	// MaxAttempts bounds the attempts of one call, the first included (3).
 	MaxAttempts int
 	// Timeout bounds one call, all attempts included (5s). The request
-	// context's deadline applies too, whichever is sooner.
+	// context's deadline applies too, whichever is sooner. An attempt still
+	// unanswered when Timeout runs out counts against its instance's
+	// breaker; one the caller's deadline or cancellation ends does not.
 	Timeout time.Duration
 	// InvalidateAfter is how long the last known instances stay in use while
 	// Consul is unreachable (30s); after that calls fail with ErrNoInstances.
@@ -147,6 +149,11 @@ func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Fac
 	retry := lb.RetryWithCallback(opts.Timeout, balancer, retryCallback(opts.MaxAttempts, func() { opts.Metrics.observeRetry(upstream) }))
 	opts.Metrics.initUpstream(upstream)
 	return func(ctx context.Context, request any) (any, error) {
+		// The retry loop's own timeout is the same; this one says, as the
+		// context's cause, that it was the call's timeout that ran out, not
+		// the caller's deadline (see breaker.wrap).
+		ctx, cancel := context.WithTimeoutCause(ctx, opts.Timeout, errCallTimeout)
+		defer cancel()
 		if tracing.Recording(ctx) {
 			c := &callInfo{method: method}
 			if r, ok := request.(*http.Request); ok && c.method == "" {
@@ -166,6 +173,10 @@ func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Fac
 		}
 	}
 }
+
+// errCallTimeout is the cause of a call's context when Options.Timeout ran
+// out: the instance being called kept it waiting that long.
+var errCallTimeout = errors.New("discovery: no answer within the call's timeout")
 
 // settled is the instancer of one sd.NewEndpointer, there so that
 // NewEndpointer returns only once its endpointer has applied the instancer's

@@ -297,6 +297,47 @@ func TestCallerCancellationDoesNotTripTheBreaker(t *testing.T) {
 	}
 }
 
+// An instance that takes calls and never answers (stuck on a lock, its
+// database pool exhausted, while its /health still passes) keeps each call
+// waiting for all of Options.Timeout: that is a timeout of the instance's,
+// which opens its breaker, so the calls go to the other instance instead of
+// timing out half the time for as long as it hangs. The caller's own
+// deadline does not count (TestCallerCancellationDoesNotTripTheBreaker).
+func TestHungInstanceOpensItsBreaker(t *testing.T) {
+	hung, good := newBackend(t, 0), newBackend(t, 0)
+	reg := prometheus.NewRegistry()
+	opts := Options{Timeout: 50 * time.Millisecond, RequestVolumeThreshold: 4, SleepWindow: time.Minute, Metrics: NewMetrics(reg)}
+	e := NewEndpoint(sd.FixedInstancer{hung.addr(), good.addr()}, "hung", thingFactory(http.MethodGet, "", nil), testLogger(), opts)
+	ready(t, e, hung, good)
+	hung.block = true // safe: no request is in flight
+
+	timedOut := 0
+	eventually(t, 5*time.Second, "the hung instance's breaker to open", func() bool {
+		if _, err := call(e); err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("error %v, want the call's timeout", err)
+			}
+			timedOut++
+		}
+		circuit, _, _ := hystrix.GetCircuit("hung@" + hung.addr())
+		return circuit.IsOpen()
+	})
+	hung.hits.Store(0)
+	for i := range 10 {
+		if resp, err := call(e); err != nil || resp.Server != good.addr() {
+			t.Fatalf("call %d with the hung instance's breaker open: %+v, %v; want the good instance's answer", i, resp, err)
+		}
+	}
+	if n := hung.hits.Load(); n != 0 {
+		t.Errorf("the hung instance got %d calls while its breaker was open", n)
+	}
+	unavailable := map[string]string{"upstream": "hung", "outcome": OutcomeUnavailable}
+	eventually(t, time.Second, fmt.Sprintf("upstream_requests_total{outcome=unavailable} to count the %d timed out calls", timedOut), func() bool {
+		v, _ := metricValue(t, reg, "upstream_requests_total", unavailable)
+		return v >= float64(timedOut)
+	})
+}
+
 func TestNoInstances(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

@@ -17,25 +17,34 @@ import (
 // served beside /ready.
 const LeavePath = "/leave"
 
-// leaver takes an instance out of Consul once, on POST /leave or at
-// shutdown, whichever comes first. After it, /ready answers 503, so a
-// Kubernetes Service stops sending new requests too, while the instance
-// still serves those in flight and any a caller's stale list still sends.
+// leaver takes an instance out of Consul on POST /leave or at shutdown,
+// whichever comes first. After it, /ready answers 503, so a Kubernetes
+// Service stops sending new requests too, while the instance still serves
+// those in flight and any a caller's stale list still sends.
 type leaver struct {
-	once   sync.Once
+	mu     sync.Mutex
+	gone   bool // deregistered
 	leave  func() error
 	left   atomic.Bool
 	logger log.Logger
 }
 
-// Leave deregisters the instance the first time it is called.
-func (l *leaver) Leave() {
-	l.once.Do(func() {
-		l.left.Store(true)
-		if err := l.leave(); err != nil {
-			level.Warn(l.logger).Log("msg", "deregister", "err", err)
-		}
-	})
+// Leave deregisters the instance unless it already has. A deregistration
+// that failed (the agent unreachable, or answering an error) is tried again
+// at the next call, so the shutdown makes up for a preStop's that failed.
+func (l *leaver) Leave() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.left.Store(true)
+	if l.gone {
+		return nil
+	}
+	if err := l.leave(); err != nil {
+		level.Warn(l.logger).Log("msg", "deregister", "err", err)
+		return err
+	}
+	l.gone = true
+	return nil
 }
 
 // wrap serves POST /leave, from loopback only (the hook runs in the
@@ -67,6 +76,11 @@ func (l *leaver) serveLeave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	level.Info(l.logger).Log("msg", "leaving consul ahead of shutdown")
-	l.Leave()
+	if err := l.Leave(); err != nil {
+		// -leave fails, rather than report an instance still in Consul as
+		// gone; the shutdown tries again.
+		httpkit.WriteError(w, httpkit.Unavailable("could not leave consul: "+err.Error()))
+		return
+	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]string{"status": "left"})
 }

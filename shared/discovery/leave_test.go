@@ -5,10 +5,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/mercato-dev/mercato/shared/config"
 	"github.com/mercato-dev/mercato/shared/testkit"
@@ -96,5 +102,153 @@ func TestLeaveOnlyFromLoopback(t *testing.T) {
 	l.wrap(http.NotFoundHandler()).ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "forbidden") || left {
 		t.Errorf("POST %s from 10.0.0.7: %d %s, left %v; want a 403 and no leave", LeavePath, rec.Code, rec.Body, left)
+	}
+}
+
+// faultyConsul is a reverse proxy to the Consul agent at addr that passes
+// every request on except what fault takes over: fault returns true when it
+// has answered r itself.
+func faultyConsul(t *testing.T, addr string, fault func(w http.ResponseWriter, r *http.Request) bool) *api.Client {
+	t.Helper()
+	agent := &url.URL{Scheme: "http", Host: addr}
+	proxy := httputil.NewSingleHostReverseProxy(agent)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fault(w, r) {
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	client, err := NewConsulClientWithToken(srv.Listener.Addr().String(), testkit.ConsulToken(t, addr, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// serveInstance runs ListenAndServe of a new service through consul until
+// the returned stop is called, which returns how long ListenAndServe took
+// to return and its error; base is the instance's URL.
+func serveInstance(t *testing.T, consul, direct *api.Client, prefix string) (service, base string, stop func() (time.Duration, error)) {
+	t.Helper()
+	service = prefix + "-" + time.Now().Format("150405.000000")
+	routes := http.NewServeMux()
+	routes.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ListenAndServe(ctx, config.Common{Service: service, HTTPAddr: "127.0.0.1:0", Version: "test"}, consul, routes, testLogger())
+	}()
+	for deadline := time.Now().Add(5 * time.Second); base == ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("%s never registered", service)
+		}
+		services, err := direct.Agent().ServicesWithFilter(`Service == "` + service + `"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range services {
+			base = "http://" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
+		}
+	}
+	var once sync.Once
+	var (
+		err  error
+		took time.Duration
+	)
+	stop = func() (time.Duration, error) {
+		once.Do(func() {
+			start := time.Now()
+			cancel()
+			err = <-done
+			took = time.Since(start)
+		})
+		return took, err
+	}
+	t.Cleanup(func() { _, _ = stop() })
+	return service, base, stop
+}
+
+func registered(t *testing.T, client *api.Client, service string) bool {
+	t.Helper()
+	services, err := client.Agent().ServicesWithFilter(`Service == "` + service + `"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(services) > 0
+}
+
+// A POST /leave whose deregistration fails (the agent answered 500, or
+// could not be reached) says so instead of "left", and the shutdown that
+// follows tries again, so the instance does not stay in Consul while it
+// drains and after it has gone.
+func TestFailedLeaveIsTriedAgainAtShutdown(t *testing.T) {
+	addr := testkit.ConsulAddr(t)
+	direct, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deregistrations atomic.Int32
+	consul := faultyConsul(t, addr, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v1/agent/service/deregister/") && deregistrations.Add(1) == 1 {
+			http.Error(w, "agent busy", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	})
+	service, base, stop := serveInstance(t, consul, direct, "leave-fails")
+
+	resp, err := http.Post(base+LeavePath, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("POST %s whose deregistration failed: 200, want an error status", LeavePath)
+	}
+	if !registered(t, direct, service) {
+		t.Fatalf("%s left Consul although its deregistration failed", service)
+	}
+	if _, err := stop(); err != nil {
+		t.Errorf("ListenAndServe: %v", err)
+	}
+	if registered(t, direct, service) {
+		t.Errorf("%s still in Consul after shutdown: the failed leave was not tried again (%d deregistrations)", service, deregistrations.Load())
+	}
+}
+
+// An agent that takes a request and never answers (frozen, overloaded)
+// holds neither the instance's shutdown nor its drain for longer than
+// deregisterTimeout: the client's own timeout, made for blocking queries,
+// would hold it for over 40 s, past a pod's grace period.
+func TestHungConsulDoesNotHoldTheShutdown(t *testing.T) {
+	addr := testkit.ConsulAddr(t)
+	direct, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hung atomic.Bool
+	release := make(chan struct{})
+	defer close(release)
+	consul := faultyConsul(t, addr, func(w http.ResponseWriter, r *http.Request) bool {
+		if !hung.Load() || r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v1/agent/service/register") {
+			return false
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return true
+	})
+	_, _, stop := serveInstance(t, consul, direct, "consul-hangs")
+	hung.Store(true)
+
+	took, err := stop()
+	if err != nil {
+		t.Errorf("ListenAndServe: %v", err)
+	}
+	// Far below the 42 s it took before, with room for a loaded machine.
+	if limit := deregisterTimeout + 10*time.Second; took > limit {
+		t.Errorf("shutdown with a hung agent took %s, want at most %s", took.Round(100*time.Millisecond), limit)
 	}
 }

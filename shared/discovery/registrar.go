@@ -44,6 +44,10 @@ const (
 	// consulDialTimeout makes an unreachable agent fail start-up quickly even
 	// though a whole request may take consulTimeout.
 	consulDialTimeout = 3 * time.Second
+	// deregisterTimeout bounds a deregistration: it runs on the way to the
+	// drain, which an agent that takes the request and never answers would
+	// otherwise hold for consulTimeout, past a pod's grace period.
+	deregisterTimeout = 5 * time.Second
 )
 
 // NewConsulClient returns a client for the Consul agent at addr (host:port or
@@ -203,15 +207,16 @@ func (r *Registrar) ID() string { return r.id }
 // cannot be reached is asked again at the next check. Stop Run before
 // Deregister, or it puts the instance back.
 func (r *Registrar) Run(ctx context.Context) error {
-	wait.Every(ctx, r.Every, r.registerIfGone)
+	wait.Every(ctx, r.Every, func() { r.registerIfGone(ctx) })
 	return nil
 }
 
 // registerIfGone registers the instance again when the agent answers that
-// it does not have it.
-func (r *Registrar) registerIfGone() {
+// it does not have it. The question ends with ctx, so stopping Run does not
+// wait on an agent that does not answer.
+func (r *Registrar) registerIfGone(ctx context.Context) {
 	var status api.StatusError
-	if _, _, err := r.agent.Service(r.id, &api.QueryOptions{}); !errors.As(err, &status) || status.Code != http.StatusNotFound {
+	if _, _, err := r.agent.Service(r.id, (&api.QueryOptions{}).WithContext(ctx)); !errors.As(err, &status) || status.Code != http.StatusNotFound {
 		return
 	}
 	r.kit.Register()
@@ -222,16 +227,19 @@ func (r *Registrar) registerIfGone() {
 	level.Info(r.logger).Log("msg", "registered again: consul had removed this instance")
 }
 
-// Deregister removes the instance (and its check) from Consul.
+// Deregister removes the instance (and its check) from Consul, giving up
+// after deregisterTimeout.
 func (r *Registrar) Deregister() error {
-	r.kit.Deregister()
-	if err := r.client.last(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), deregisterTimeout)
+	defer cancel()
+	if err := r.agent.ServiceDeregisterOpts(r.id, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("deregister %s from consul: %w", r.id, err)
 	}
+	level.Info(r.logger).Log("action", "deregister")
 	return nil
 }
 
-// errorRecorder keeps the error of the last Register/Deregister call: go-kit's
+// errorRecorder keeps the error of the last Register call: go-kit's
 // Registrar only logs it, and a service must not start unregistered.
 type errorRecorder struct {
 	consulsd.Client
@@ -241,10 +249,6 @@ type errorRecorder struct {
 
 func (c *errorRecorder) Register(r *api.AgentServiceRegistration) error {
 	return c.record(c.Client.Register(r))
-}
-
-func (c *errorRecorder) Deregister(r *api.AgentServiceRegistration) error {
-	return c.record(c.Client.Deregister(r))
 }
 
 func (c *errorRecorder) record(err error) error {

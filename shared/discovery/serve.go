@@ -105,7 +105,7 @@ func ListenAndServeWithAdmin(ctx context.Context, cfg config.Common, consul *api
 	}
 
 	// Serve until ctx is done; leave Consul before draining.
-	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, shutdownTimeout, leaving.Leave)
+	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, shutdownTimeout, func() { _ = leaving.Leave() })
 	stopAdmin()
 	return errors.Join(err, <-adminDone)
 }
