@@ -27,7 +27,9 @@ import (
 //
 //   - payment.processed: commit the reservation, then pending → confirmed.
 //     If the reservation expired before the money came, the order is
-//     cancelled instead and the payment refunded (order.cancelled).
+//     cancelled instead and the payment refunded (order.cancelled); if the
+//     payment was refunded in full before this event was applied, it is
+//     cancelled too, with nothing committed.
 //   - payment.failed: pending → cancelled.
 //   - inventory.released with reason "expired": pending → cancelled. This is
 //     how an order whose charge never happened (a crash between storing it
@@ -149,13 +151,23 @@ func (s *Saga) paymentProcessed(ctx context.Context, tx events.Tx, d events.Paym
 		}
 		switch o.Status {
 		case StatusPending:
+			if p.Status == PaymentRefunded {
+				// Refunded in full before this event was applied (its
+				// payment.refunded overtook it): the money is back, so
+				// nothing is sold; confirming would commit the stock of an
+				// order nobody paid for, which no event moves to refunded.
+				return paymentChange(ctx, o, StatusCancelled, "payment_refunded: refunded in full before the order was confirmed", p)
+			}
 		case StatusCancelled:
 			// Cancelled while the charge was in flight (by the customer, or
 			// because the reservation expired). The payment service refunds
 			// captured payments of cancelled orders; telling it again now that
 			// the capture exists makes sure it does.
-			if o.Payment != nil && paymentRank[o.Payment.Status] >= paymentRank[PaymentCaptured] && o.Payment.Status != PaymentFailed {
-				return nil, nil // already seen (a second capture event)
+			// Captured: this capture was seen already. Refunded: nothing is
+			// left to give back. A partial refund says nothing of either: a
+			// payment.refunded may overtake the payment.processed.
+			if o.Payment != nil && (o.Payment.Status == PaymentCaptured || o.Payment.Status == PaymentRefunded) {
+				return nil, nil
 			}
 			again, err := newOrderCancelled(ctx, o, "payment captured after the order was cancelled")
 			if err != nil {

@@ -37,22 +37,32 @@ type world struct {
 
 func newWorld(t *testing.T, opts order.Options) *world {
 	t.Helper()
+	repo := newFakeRepo()
+	w := newWorldOn(t, repo, opts)
+	w.repo = repo
+	return w
+}
+
+// newWorldOn is a world whose service and saga keep their orders in repo
+// (w.repo stays nil unless repo is the fake).
+func newWorldOn(t *testing.T, repo order.Repository, opts order.Options) *world {
+	t.Helper()
 	tokens, err := auth.NewTokens([]byte(testSecret), 15*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{repo: newFakeRepo(), inventory: newFakeInventory(), payments: newFakePayments(), tokens: tokens,
+	w := &world{inventory: newFakeInventory(), payments: newFakePayments(), tokens: tokens,
 		a: uuid.NewString(), b: uuid.NewString()}
 	w.inventory.add(w.a, nil, 10, 1999)
 	w.inventory.add(w.b, nil, 3, 500)
 	if opts.RequestHashKey == nil {
 		opts.RequestHashKey = []byte(testSecret)
 	}
-	w.svc, err = order.NewService(w.repo, w.inventory, w.payments, tokens, opts)
+	w.svc, err = order.NewService(repo, w.inventory, w.payments, tokens, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.saga = order.NewSaga(w.repo, w.inventory, w.payments, tokens, nopLogger(), nil)
+	w.saga = order.NewSaga(repo, w.inventory, w.payments, tokens, nopLogger(), nil)
 	return w
 }
 

@@ -29,7 +29,8 @@ func (s *service) Reserve(ctx context.Context, r ReservationRequest) (Reservatio
 	if ttl < MinReservationTTL || ttl > MaxReservationTTL {
 		return Reservation{}, false, fmt.Errorf("product: reservation ttl %s outside %s..%s", ttl, MinReservationTTL, MaxReservationTTL)
 	}
-	res, created, err := s.repo.Reserve(ctx, orderID, lines, s.now().Add(ttl).UTC().Truncate(time.Microsecond))
+	now := s.now()
+	res, created, err := s.repo.Reserve(ctx, orderID, lines, now, now.Add(ttl).UTC().Truncate(time.Microsecond))
 	if err != nil {
 		return Reservation{}, false, err
 	}

@@ -471,8 +471,10 @@ type Repository interface {
 
 	// Reserve stores a reservation of lines (merged, sorted by product and
 	// variant) taking their stock, or nothing. When the order already has a
-	// reservation it changes nothing and returns that one with created false.
-	Reserve(ctx context.Context, orderID string, lines []ReservationLine, expiresAt time.Time) (Reservation, bool, error)
+	// reservation it returns that one with created false, changing nothing
+	// unless it is still reserved but expired at now: then it is released as
+	// expired first, as CommitReservation does.
+	Reserve(ctx context.Context, orderID string, lines []ReservationLine, now, expiresAt time.Time) (Reservation, bool, error)
 	// CommitReservation commits a reserved reservation; one found expired at
 	// now is released as expired instead, and ErrReservationReleased returned.
 	CommitReservation(ctx context.Context, orderID string, now time.Time) (Reservation, error)

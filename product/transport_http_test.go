@@ -1095,6 +1095,43 @@ func TestReservationExpiry(t *testing.T) {
 	checkLedger(t, db)
 }
 
+// TestReserveAgainAfterTheExpiry: an order's reservation asked for again (the
+// order service resuming an Idempotency-Key whose first attempt stopped
+// after reserving) once it has expired, but before the sweeper released it.
+// The stock is no longer promised to the order, so the answer is the
+// released reservation, whether or not the sweeper got there first, as a
+// late commit's is: a reservation answered as reserved would have the order
+// stored and its card charged, only to be cancelled and refunded when the
+// commit finds it expired.
+func TestReserveAgainAfterTheExpiry(t *testing.T) {
+	s := newStack(t)
+	pid := s.createProduct(t, map[string]any{"stock_quantity": 10})["id"].(string)
+	order := uuid.NewString()
+	body := map[string]any{"order_id": order, "ttl_seconds": 10, "items": []map[string]any{{"product_id": pid, "quantity": 3}}}
+	want(t, s.call(t, "POST", "/internal/reservations", s.service, body), http.StatusCreated)
+
+	s.clock.Advance(11 * time.Second)
+	r := want(t, s.call(t, "POST", "/internal/reservations", s.service, body), http.StatusOK)
+	if res := obj(r, "reservation"); res["status"] != "released" || res["release_reason"] != "expired" {
+		t.Errorf("reservation asked for again after its expiry: %s", r.raw)
+	}
+	if n := s.stockOf(t, "products", pid); n != 10 {
+		t.Errorf("stock %d, want 10: the expired units are back", n)
+	}
+	if evs := eventsOf(t, s.db, "inventory.released"); len(evs) != 1 || evs[0]["order_id"] != order || evs[0]["reason"] != "expired" {
+		t.Errorf("inventory.released events: %v", evs)
+	}
+	// Released once: the sweeper finds nothing, and asking again changes nothing.
+	if n, err := s.svc.ReleaseExpired(context.Background()); err != nil || n != 0 {
+		t.Errorf("sweep: %d, %v; want 0", n, err)
+	}
+	want(t, s.call(t, "POST", "/internal/reservations", s.service, body), http.StatusOK)
+	if n := s.stockOf(t, "products", pid); n != 10 || len(eventsOf(t, s.db, "inventory.released")) != 1 {
+		t.Errorf("stock %d after asking a third time", n)
+	}
+	checkLedger(t, s.db)
+}
+
 // TestSweepGoesPastAReservationItCannotRelease: a reservation whose units no
 // longer fit under the stock limit (the stock was topped up to the limit
 // while they were held) cannot be given back. The sweeper must still release

@@ -69,7 +69,7 @@ func (r *Repository) Reservation(ctx context.Context, orderID string) (product.R
 	return reservation(ctx, r.db, orderID, false)
 }
 
-func (r *Repository) Reserve(ctx context.Context, orderID string, lines []product.ReservationLine, expiresAt time.Time) (product.Reservation, bool, error) {
+func (r *Repository) Reserve(ctx context.Context, orderID string, lines []product.ReservationLine, now, expiresAt time.Time) (product.Reservation, bool, error) {
 	var (
 		res     product.Reservation
 		created bool
@@ -87,7 +87,15 @@ func (r *Repository) Reserve(ctx context.Context, orderID string, lines []produc
 		if n, err := ins.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			res, err = reservation(ctx, tx, orderID, false)
+			res, err = reservation(ctx, tx, orderID, true)
+			if err != nil || res.Status != product.StatusReserved || res.ExpiresAt.After(now) {
+				return err
+			}
+			// Asked for again once expired (a checkout resumed late): the
+			// stock is no longer the order's. Released here, as the sweeper
+			// would, so the answer does not depend on whether it got there
+			// first.
+			res, err = giveBack(ctx, tx, res, product.ReasonExpired)
 			return err
 		}
 		res, err = takeStock(ctx, tx, orderID, lines)
