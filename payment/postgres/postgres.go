@@ -32,14 +32,19 @@ func notFound(err error) error { return sharedpg.NotFound(err, payment.ErrNotFou
 // like the sandbox dispatcher's: the new attempt time, not a held lock,
 // keeps other instances off the rows while their provider calls run. The
 // table and column names are this package's constants, never input.
+//
+// A row without an attempt time was recorded before migration 00002 added
+// the column, when the provider was called inside the row's transaction:
+// its attempt is as old as the row (created_at), not never made, or
+// Recovery would never finish it.
 func claimAbandoned[Row any](ctx context.Context, db *sqlx.DB, table, attemptedAt, awaited, columns string, age time.Duration, limit int) ([]Row, error) {
 	var rows []Row
 	err := db.SelectContext(ctx, &rows, `
 		UPDATE `+table+` SET `+attemptedAt+` = now()
 		WHERE id IN (
 			SELECT id FROM `+table+`
-			WHERE `+awaited+` AND `+attemptedAt+` < now() - make_interval(secs => $1)
-			ORDER BY `+attemptedAt+`
+			WHERE `+awaited+` AND coalesce(`+attemptedAt+`, created_at) < now() - make_interval(secs => $1)
+			ORDER BY coalesce(`+attemptedAt+`, created_at)
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
 		RETURNING `+columns, age.Seconds(), limit)

@@ -353,3 +353,44 @@ func TestAbandonedAttempts(t *testing.T) {
 		t.Errorf("a completed refund was claimed: %+v, %v", got, err)
 	}
 }
+
+// TestAttemptsRecordedBeforeTheirColumn: a charge or refund left pending
+// before migration 00002 has no attempt time; its attempt is as old as its
+// row, so Recovery claims it once that is old enough. Before, NULL never
+// compared older than anything, and such attempts were never finished.
+func TestAttemptsRecordedBeforeTheirColumn(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	exec := func(query string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(query, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, recent := newPayment(), newPayment()
+	for _, p := range []payment.Payment{old, recent} {
+		if _, _, err := repo.CreatePayment(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`UPDATE payments SET charge_attempted_at = NULL`)
+	exec(`UPDATE payments SET created_at = now() - interval '10 minutes' WHERE id = $1`, old.ID)
+	got, err := repo.ClaimAbandonedCharges(ctx, time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].ID != old.ID {
+		t.Fatalf("ClaimAbandonedCharges = %+v, %v; want the old payment alone", got, err)
+	}
+
+	// A refund of the recent payment, left pending without an attempt time.
+	p, _, err := repo.UpdatePayment(ctx, payment.Lock{PaymentID: recent.ID}, func(_ context.Context, p payment.Payment, _ *payment.Refund) (*payment.Change, error) {
+		p.Status, p.CapturedAmount, p.ChargeID = payment.StatusCompleted, p.Amount, "ch_recent"
+		return &payment.Change{Payment: p, Refund: &payment.Refund{ID: uuid.NewString(), PaymentID: p.ID, Amount: 300, Status: payment.RefundPending}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(`UPDATE refunds SET attempted_at = NULL, created_at = now() - interval '10 minutes' WHERE payment_id = $1`, p.ID)
+	refunds, err := repo.ClaimAbandonedRefunds(ctx, time.Minute, 10)
+	if err != nil || len(refunds) != 1 || refunds[0].PaymentID != p.ID {
+		t.Fatalf("ClaimAbandonedRefunds = %+v, %v; want the refund left pending", refunds, err)
+	}
+}
