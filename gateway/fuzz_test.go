@@ -52,12 +52,14 @@ func FuzzGatewayRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, m uint8, path, query, authorization, body string) {
 		method := methods[int(m)%len(methods)]
-		if !httpguts.ValidHeaderFieldValue(authorization) || strings.ContainsFunc(path+query, isControl) {
+		if !httpguts.ValidHeaderFieldValue(authorization) || strings.ContainsFunc(path+query, isControl) ||
+			strings.Contains(query, " ") {
 			// net/http's server answers such a request 400 itself, before
 			// any handler runs (a control character in a header value:
 			// httpkit's TestControlCharacterInHeaderIsGoPlainTextBadRequest;
-			// in the request target: url.ParseRequestURI), so it never
-			// reaches the gateway.
+			// in the request target: url.ParseRequestURI; a space in the
+			// query, which is raw here, unlike the path: the request line
+			// is split at spaces), so it never reaches the gateway.
 			t.Skip("a request net/http's server refuses")
 		}
 		r := httptest.NewRequest(http.MethodGet, "/", strings.NewReader(body))
