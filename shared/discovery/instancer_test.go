@@ -101,11 +101,7 @@ func TestInstancerRidesOutConsulRestart(t *testing.T) {
 // TestInstancerPublishesNoInstances: a service with no instance is published as
 // such (the grace only covers an agent that just came back).
 func TestInstancerPublishesNoInstances(t *testing.T) {
-	addr := testkit.ConsulAddr(t)
-	client, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, client := testConsul(t)
 	service := "none-" + time.Now().Format("150405.000000")
 	a := newBackend(t, 0)
 	reg := registerBackend(t, client, service, a)

@@ -77,11 +77,7 @@ func waitInstances(t *testing.T, instancer sd.Instancer, within time.Duration, w
 }
 
 func TestConsulDiscoveryIntegration(t *testing.T) {
-	addr := testkit.ConsulAddr(t)
-	client, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, client := testConsul(t)
 	service := "thing-" + time.Now().Format("150405.000000")
 	a, b := newBackend(t, 0), newBackend(t, 0)
 	regA := registerBackend(t, client, service, a)
@@ -143,11 +139,7 @@ func TestConsulDiscoveryIntegration(t *testing.T) {
 // longer than DeregisterCriticalServiceAfter: a pause, a partition) is
 // registered again by Run, and not after Run has stopped.
 func TestRegistrarRunRegistersAgainWhatConsulDropped(t *testing.T) {
-	addr := testkit.ConsulAddr(t)
-	client, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, client := testConsul(t)
 	reg := registerBackend(t, client, "dropped-"+time.Now().Format("150405.000000"), newBackend(t, 0))
 	reg.Every = 100 * time.Millisecond
 	registered := func() bool {

@@ -23,42 +23,13 @@ import (
 // A preStop hook's POST /leave takes the instance out of Consul while it
 // still serves, and /ready answers 503 from then on.
 func TestLeaveDeregistersBeforeShutdown(t *testing.T) {
-	addr := testkit.ConsulAddr(t)
-	client, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	service := "leaving-" + time.Now().Format("150405.000000")
-	routes := http.NewServeMux()
-	routes.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	routes.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- ListenAndServe(ctx, config.Common{Service: service, HTTPAddr: "127.0.0.1:0", Version: "test"}, client, routes, testLogger())
-	}()
+	_, client := testConsul(t)
+	service, base, stop := serveInstance(t, client, client, "leaving")
 	defer func() {
-		stop()
-		if err := <-done; err != nil {
+		if _, err := stop(); err != nil {
 			t.Errorf("ListenAndServe: %v", err)
 		}
 	}()
-
-	// The instance's address, once Consul has it.
-	var base string
-	for deadline := time.Now().Add(5 * time.Second); base == ""; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never registered", service)
-		}
-		services, err := client.Agent().ServicesWithFilter("Service == " + `"` + service + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range services {
-			base = "http://" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
-		}
-	}
 	status := func(method, path string) int {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, nil)
@@ -79,8 +50,8 @@ func TestLeaveDeregistersBeforeShutdown(t *testing.T) {
 	if got := status(http.MethodPost, LeavePath); got != http.StatusOK {
 		t.Fatalf("POST %s: %d, want 200", LeavePath, got)
 	}
-	if services, err := client.Agent().ServicesWithFilter("Service == " + `"` + service + `"`); err != nil || len(services) != 0 {
-		t.Errorf("Consul after leave: %v, %v; want no instance", services, err)
+	if registered(t, client, service) {
+		t.Errorf("Consul after leave: %s still registered; want no instance", service)
 	}
 	if got := status(http.MethodGet, "/ready"); got != http.StatusServiceUnavailable {
 		t.Errorf("GET /ready after leaving: %d, want 503", got)
@@ -103,6 +74,18 @@ func TestLeaveOnlyFromLoopback(t *testing.T) {
 	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "forbidden") || left {
 		t.Errorf("POST %s from 10.0.0.7: %d %s, left %v; want a 403 and no leave", LeavePath, rec.Code, rec.Body, left)
 	}
+}
+
+// testConsul is the test binary's Consul agent: its address, and a client
+// of it with the management token.
+func testConsul(t *testing.T) (string, *api.Client) {
+	t.Helper()
+	addr := testkit.ConsulAddr(t)
+	client, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, client
 }
 
 // faultyConsul is a reverse proxy to the Consul agent at addr that passes
@@ -132,6 +115,7 @@ func serveInstance(t *testing.T, consul, direct *api.Client, prefix string) (ser
 	t.Helper()
 	service = prefix + "-" + time.Now().Format("150405.000000")
 	routes := http.NewServeMux()
+	routes.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	routes.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -183,11 +167,7 @@ func registered(t *testing.T, client *api.Client, service string) bool {
 // follows tries again, so the instance does not stay in Consul while it
 // drains and after it has gone.
 func TestFailedLeaveIsTriedAgainAtShutdown(t *testing.T) {
-	addr := testkit.ConsulAddr(t)
-	direct, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, direct := testConsul(t)
 	var deregistrations atomic.Int32
 	consul := faultyConsul(t, addr, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v1/agent/service/deregister/") && deregistrations.Add(1) == 1 {
@@ -222,11 +202,7 @@ func TestFailedLeaveIsTriedAgainAtShutdown(t *testing.T) {
 // deregisterTimeout: the client's own timeout, made for blocking queries,
 // would hold it for over 40 s, past a pod's grace period.
 func TestHungConsulDoesNotHoldTheShutdown(t *testing.T) {
-	addr := testkit.ConsulAddr(t)
-	direct, err := NewConsulClientWithToken(addr, testkit.ConsulToken(t, addr, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, direct := testConsul(t)
 	var hung atomic.Bool
 	release := make(chan struct{})
 	defer close(release)

@@ -81,9 +81,7 @@ func TestRun(t *testing.T) {
 		t.Error(err)
 	} else {
 		resp.Body.Close()
-		id := resp.Header.Get(requestid.Header)
-		waitFor(t, func() bool { return accessLogged(in.Logs.String(), id, `"remote":"203.0.113.5:`) },
-			"the access log line of "+id+" naming 203.0.113.5", in.Logs)
+		awaitAccessLog(t, in.Logs, resp.Header.Get(requestid.Header), `"remote":"203.0.113.5:`)
 	}
 	// A CORS preflight, answered before anything is forwarded, carries a
 	// request id like every answer.
@@ -162,26 +160,18 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 }
 
-// accessLogged reports whether logs hold the access log line of request id
-// with want in it.
-func accessLogged(logs, id, want string) bool {
-	for _, line := range strings.Split(logs, "\n") {
-		if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, `"msg":"http request"`) {
-			return strings.Contains(line, want)
-		}
-	}
-	return false
-}
-
-// waitFor fails t unless ok holds within 5 s.
-func waitFor(t *testing.T, ok func() bool, what string, logs *testkit.LogBuffer) {
+// awaitAccessLog fails t unless the access log line of request id, with
+// want in it, is logged within 5 s.
+func awaitAccessLog(t *testing.T, logs *testkit.LogBuffer, id, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Errorf("no %s; the log:\n%s", what, logs)
-			return
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, `"msg":"http request"`) && strings.Contains(line, want) {
+				return
+			}
 		}
 	}
+	t.Errorf("no access log line of %s with %s; the log:\n%s", id, want, logs)
 }
 
 // adminURL is the base URL of in's admin listener, as its Consul
