@@ -327,9 +327,15 @@ func until(js string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// text is the visible text of the first element sel matches, once there
+// is one. It is read by selector in one evaluation: chromedp.Text finds the
+// node, then reads it by node id, and a page that redraws in between (the
+// order page does when its reload returns) made that id stale ("No node
+// with given id found").
 func (tb *tab) text(sel string) string {
 	tb.t.Helper()
-	v, err := chromedp.Run(tb.ctx, chromedp.Text(chromedp.CSS(sel)))
+	tb.do("waiting for "+sel, until(fmt.Sprintf(`document.querySelector(%q) !== null`, sel)))
+	v, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).innerText`, sel)))
 	if err != nil {
 		tb.t.Fatalf("reading %s: %v", sel, err)
 	}
