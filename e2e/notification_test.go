@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -64,10 +65,14 @@ func (s *sink) serve(ln net.Listener) {
 }
 
 // stop takes the sink down: connections refused until start (the chaos
-// suite's SMTP outage).
+// suite's SMTP outage). Sessions in flight end first: cutting one between
+// taking a message in and its 250 reply makes a duplicate that no client
+// can avoid (RFC 1047), and the outage is there to test the platform's
+// retries, not that.
 func (s *sink) stop() {
-	s.ln.Close()
-	s.srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx) // closes the listener; a session still held past 10 s is the test's to end
 }
 
 // start brings a stopped sink back on its address, with what it held.

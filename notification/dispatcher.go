@@ -93,7 +93,8 @@ func (d *Dispatcher) withDefaults() Dispatcher {
 func (d *Dispatcher) lease() time.Duration { return 2*d.AttemptTimeout + 5*time.Second }
 
 // Run sends until ctx is done, then lets the attempts in flight finish
-// (within AttemptTimeout) and returns nil.
+// (within AttemptTimeout; a store that fails to record their outcomes holds
+// them until their lease ends) and returns nil.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.Store == nil || d.Contacts == nil || d.Renderer == nil || len(d.Senders) == 0 {
 		return errors.New("notification: dispatcher needs Store, Contacts, Renderer and Senders")
@@ -141,6 +142,7 @@ func (d *Dispatcher) work(ctx context.Context) {
 // whether there was one.
 func (d *Dispatcher) sendNext(ctx context.Context) (bool, error) {
 	claimID := uuid.NewString()
+	leaseEnd := time.Now().Add(d.lease()) // the store's lease ends no sooner
 	n, ok, err := d.Store.ClaimDue(ctx, claimID, d.lease())
 	if err != nil || !ok {
 		return false, err
@@ -166,11 +168,7 @@ func (d *Dispatcher) sendNext(ctx context.Context) (bool, error) {
 		level.Info(logger).Log("msg", "notification not sent", "err", res.Error)
 	}
 
-	// Recorded with a context of its own: the outcome must be stored even
-	// when the attempt used up its time.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer rcancel()
-	if err := d.Store.RecordAttempt(rctx, res); err != nil {
+	if err := d.record(ctx, res, leaseEnd, logger); err != nil {
 		if errors.Is(err, ErrClaimLost) {
 			level.Warn(logger).Log("msg", "attempt overran its lease; another attempt took over")
 			return true, nil
@@ -180,6 +178,28 @@ func (d *Dispatcher) sendNext(ctx context.Context) (bool, error) {
 		return true, fmt.Errorf("record attempt of %s: %w", n.ID, err)
 	}
 	return true, nil
+}
+
+// record stores the outcome res, trying again while the store fails, for as
+// long as the claim's lease holds: an outcome not recorded has the
+// notification taken over after the lease, and a message that was sent is
+// then sent a second time (a database restart under a send did that). It
+// has a context of its own, not cut short by shutdown: the outcome must be
+// stored even when the attempt used up its time.
+func (d *Dispatcher) record(ctx context.Context, res AttemptResult, leaseEnd time.Time, logger log.Logger) error {
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd)
+	defer cancel()
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		err := d.Store.RecordAttempt(rctx, res)
+		if err == nil || errors.Is(err, ErrClaimLost) || time.Now().Add(pause).After(leaseEnd) {
+			return err
+		}
+		if pause == 100*time.Millisecond {
+			level.Warn(logger).Log("msg", "could not record the attempt's outcome; trying again until its lease ends",
+				"lease_ends", leaseEnd, "err", err)
+		}
+		wait.For(rctx, pause)
+	}
 }
 
 // What the notifications table keeps of an attempt: provider_id is

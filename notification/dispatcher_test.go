@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,6 +350,49 @@ func TestInterruptedAttemptIsTakenOver(t *testing.T) {
 	if !errors.Is(err, notification.ErrClaimLost) {
 		t.Errorf("late record: %v, want ErrClaimLost", err)
 	}
+}
+
+// TestOutcomeRecordedAfterAStoreOutage plays a database that goes away
+// between a send and the record of its outcome: the dispatcher tries the
+// record again while its claim holds, so the email is sent once, not again
+// when the lease runs out.
+func TestOutcomeRecordedAfterAStoreOutage(t *testing.T) {
+	store := &recordFails{failures: 2}
+	p := newPipeline(t, pipelineOptions{wrap: func(s notification.DispatchStore) notification.DispatchStore {
+		store.DispatchStore = s
+		return store
+	}})
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
+	p.publish(t, event(t, events.UserCreated, map[string]any{"user_id": ada}))
+
+	// The lease is 9 s (2 × the 2 s attempt timeout + 5 s): without the
+	// retries, the email is sent again at each lease's end, and recorded on
+	// the third attempt.
+	row := p.waitRows(t, ada, 30*time.Second, settled(1))[0]
+	if row.Status != "sent" || row.Attempts != 1 || row.InterruptedAttempts != 0 {
+		t.Errorf("row = %+v, want sent on its first attempt", row)
+	}
+	if mails := p.smtp.all(); len(mails) != 1 {
+		t.Errorf("%d emails sent, want 1", len(mails))
+	}
+	if n := store.calls.Load(); n != 3 {
+		t.Errorf("%d calls of RecordAttempt, want 2 failed and 1 stored", n)
+	}
+}
+
+// recordFails is a store whose first failures records of an outcome fail,
+// as they do while the database restarts.
+type recordFails struct {
+	notification.DispatchStore
+	failures int64
+	calls    atomic.Int64
+}
+
+func (s *recordFails) RecordAttempt(ctx context.Context, r notification.AttemptResult) error {
+	if s.calls.Add(1) <= s.failures {
+		return errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	}
+	return s.DispatchStore.RecordAttempt(ctx, r)
 }
 
 func inTx(t *testing.T, db *sqlx.DB, fn func(tx *sqlx.Tx) error) {

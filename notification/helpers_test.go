@@ -269,21 +269,26 @@ func (f *fakeContacts) Contact(_ context.Context, userID string) (notification.C
 // pipeline runs the notification service's background half against a
 // fresh database and a stream of its own on the shared Redis.
 type pipeline struct {
-	db       *sqlx.DB
-	store    *postgres.Store
-	rdb      *redis.Client
-	stream   string
-	contacts *fakeContacts
-	smtp     *smtpServer
-	senders  map[notification.Channel]notification.Sender
-	cancel   context.CancelFunc
-	done     chan struct{}
+	db    *sqlx.DB
+	store *postgres.Store
+	// dispatchStore is the store as the dispatcher sees it.
+	dispatchStore notification.DispatchStore
+	rdb           *redis.Client
+	stream        string
+	contacts      *fakeContacts
+	smtp          *smtpServer
+	senders       map[notification.Channel]notification.Sender
+	cancel        context.CancelFunc
+	done          chan struct{}
 }
 
 type pipelineOptions struct {
 	smtpAddr    string // default: a fresh SMTP server's
 	extra       map[notification.Channel]notification.Sender
 	maxAttempts int
+	// wrap, when set, stands between the dispatcher and the store (a store
+	// that fails on cue).
+	wrap func(notification.DispatchStore) notification.DispatchStore
 }
 
 func newPipeline(t *testing.T, o pipelineOptions) *pipeline {
@@ -310,6 +315,10 @@ func newPipeline(t *testing.T, o pipelineOptions) *pipeline {
 	if o.maxAttempts == 0 {
 		o.maxAttempts = 5
 	}
+	p.dispatchStore = p.store
+	if o.wrap != nil {
+		p.dispatchStore = o.wrap(p.store)
+	}
 	p.start(t, o.maxAttempts)
 	return p
 }
@@ -331,7 +340,7 @@ func (p *pipeline) start(t *testing.T, maxAttempts int) {
 	consumer := &events.Consumer{DB: p.db, Redis: p.rdb, Group: notification.ServiceName, Stream: p.stream,
 		DeadLetterStream: p.stream + ".dead", Handler: h.Handle,
 		Types: h.EventTypes(), Block: 100 * time.Millisecond, MinIdle: 500 * time.Millisecond}
-	dispatcher := &notification.Dispatcher{Store: p.store, Contacts: p.contacts, Senders: p.senders, Renderer: renderer,
+	dispatcher := &notification.Dispatcher{Store: p.dispatchStore, Contacts: p.contacts, Senders: p.senders, Renderer: renderer,
 		Workers: 2, PollInterval: 50 * time.Millisecond, AttemptTimeout: 2 * time.Second, MaxAttempts: maxAttempts,
 		Backoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Logger: log.NewNopLogger()}
 	ctx, cancel := context.WithCancel(context.Background())

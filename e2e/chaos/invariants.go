@@ -199,7 +199,12 @@ func (p *Platform) emails(ctx context.Context) load.Invariant {
 		subject := "Order " + number[id] + " confirmed"
 		got := append(received[subject], received["Order "+strings.ToUpper(id[:8])+" confirmed"]...)
 		if sent[id] != 1 || len(got) != 1 {
-			v = append(v, fmt.Sprintf("order %s: sent %d times by the log, received %d times by the sink", id, sent[id], len(got)))
+			var at []string
+			for _, a := range got {
+				at = append(at, a.Format("15:04:05.000"))
+			}
+			v = append(v, fmt.Sprintf("order %s: sent %d times by the log, received %d times by the sink (at %s), logged at %s",
+				id, sent[id], len(got), strings.Join(at, ", "), created[id].Format("15:04:05.000")))
 			continue
 		}
 		if w := p.SMTPOutage; w != nil && created[id].After(w.From) && created[id].Before(w.To) {
