@@ -119,9 +119,12 @@ func (r *fakeRepo) ListUsers(_ context.Context, offset, limit int) ([]User, int,
 	return all[offset:min(offset+limit, total)], total, nil
 }
 
-func (r *fakeRepo) CreateRefreshToken(_ context.Context, t RefreshToken) error {
+func (r *fakeRepo) CreateRefreshToken(_ context.Context, t RefreshToken, passwordHash string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if u, ok := r.users[t.UserID]; !ok || u.hash != passwordHash {
+		return ErrInvalidCredentials
+	}
 	r.tokens[string(t.Hash)] = t
 	return nil
 }

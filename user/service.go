@@ -175,7 +175,13 @@ type Repository interface {
 	MakeAdmin(ctx context.Context, userID, passwordHash string, updated events.Envelope) error
 	ListUsers(ctx context.Context, offset, limit int) ([]User, int, error)
 
-	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// CreateRefreshToken stores t, the first token of a login's family,
+	// only while the user's password hash is still passwordHash, the one
+	// the login checked the password against. It fails with
+	// ErrInvalidCredentials when the hash changed since (MakeAdmin) or the
+	// user is gone: a login that raced the change must not start a session
+	// the change was to end.
+	CreateRefreshToken(ctx context.Context, t RefreshToken, passwordHash string) error
 	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, error)
 	// RotateRefreshToken revokes oldID and stores next in one transaction.
 	// It fails with ErrRefreshTokenReused when oldID is no longer active
@@ -315,7 +321,7 @@ func (s *service) Login(ctx context.Context, email, password string) (TokenPair,
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if err := s.repo.CreateRefreshToken(ctx, stored); err != nil {
+	if err := s.repo.CreateRefreshToken(ctx, stored, hash); err != nil {
 		return TokenPair{}, err
 	}
 	return s.pair(u, refresh)

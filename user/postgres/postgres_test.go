@@ -430,7 +430,7 @@ func TestRefreshTokens(t *testing.T) {
 	u, family, tok := newTokenFamily(t, repo)
 
 	first := tok(1)
-	if err := repo.CreateRefreshToken(ctx, first); err != nil {
+	if err := repo.CreateRefreshToken(ctx, first, "h"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := repo.RefreshTokenByHash(ctx, first.Hash)
@@ -464,7 +464,7 @@ func TestRefreshTokens(t *testing.T) {
 
 	other := tok(4)
 	other.FamilyID = uuid.NewString()
-	if err := repo.CreateRefreshToken(ctx, other); err != nil {
+	if err := repo.CreateRefreshToken(ctx, other, "h"); err != nil {
 		t.Fatal(err)
 	}
 	if err := repo.RevokeRefreshTokenFamily(ctx, family); err != nil {
@@ -477,7 +477,7 @@ func TestRefreshTokens(t *testing.T) {
 		t.Error("another family was revoked")
 	}
 	// The same hash twice is refused by the unique index.
-	if err := repo.CreateRefreshToken(ctx, user.RefreshToken{ID: uuid.NewString(), UserID: u.ID, FamilyID: family, Hash: other.Hash, ExpiresAt: time.Now()}); !sharedpg.IsUniqueViolation(err, "refresh_tokens_token_hash_key") {
+	if err := repo.CreateRefreshToken(ctx, user.RefreshToken{ID: uuid.NewString(), UserID: u.ID, FamilyID: family, Hash: other.Hash, ExpiresAt: time.Now()}, "h"); !sharedpg.IsUniqueViolation(err, "refresh_tokens_token_hash_key") {
 		t.Errorf("duplicate hash: %v", err)
 	}
 }
@@ -500,7 +500,7 @@ func TestRevocationWaitsForARotationInFlight(t *testing.T) {
 			repo, db := newRepo(t)
 			u, family, tok := newTokenFamily(t, repo)
 			current := tok(1)
-			if err := repo.CreateRefreshToken(ctx, current); err != nil {
+			if err := repo.CreateRefreshToken(ctx, current, "h"); err != nil {
 				t.Fatal(err)
 			}
 			// Storing the successor takes a second, so the revocation
@@ -608,5 +608,61 @@ func TestConcurrentPatchesKeepEachOthersFields(t *testing.T) {
 	})
 	if got, err := svc.ListAddresses(ctx, ada.ID); err != nil || len(got) != 1 || got[0].City != city || got[0].Street != street {
 		t.Errorf("addresses = %+v, %v; want city %q and street %q", got, err, city, street)
+	}
+}
+
+// raceRepo runs before once, just before the first refresh token a login
+// stores: by then the login has checked the password it was given.
+type raceRepo struct {
+	*postgres.Repository
+	before func()
+}
+
+func (r *raceRepo) CreateRefreshToken(ctx context.Context, t user.RefreshToken, passwordHash string) error {
+	if f := r.before; f != nil {
+		r.before = nil
+		f()
+	}
+	return r.Repository.CreateRefreshToken(ctx, t, passwordHash)
+}
+
+// Someone registered the admin's address first, with a password of their
+// own, and logs in as the admin bootstrap takes the account over: a login
+// that checked their password before the promotion must not start a session
+// after it, or its refresh token would get them admin access tokens.
+func TestLoginRacingAPromotionStartsNoSession(t *testing.T) {
+	ctx := context.Background()
+	pg, db := newRepo(t)
+	repo := &raceRepo{Repository: pg}
+	tokens, err := auth.NewTokens([]byte("a secret of at least thirty-two bytes"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := user.Options{BcryptCost: bcrypt.MinCost}
+	svc, err := user.NewService(repo, tokens, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	squatter, err := svc.Register(ctx, user.Registration{Email: "root@example.com", Password: "squatter-password",
+		FirstName: "Eve", LastName: "Squatter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.before = func() {
+		if err := user.EnsureAdmin(ctx, pg, opts, "root@example.com", "the-real-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pair, err := svc.Login(ctx, "root@example.com", "squatter-password")
+	if err == nil {
+		if next, err := svc.Refresh(ctx, pair.RefreshToken); err == nil {
+			id, _ := tokens.Verify(next.AccessToken)
+			t.Errorf("the squatter's login survived the promotion: its refresh token gives access tokens with role %q", id.Role)
+		}
+	} else if !errors.Is(err, user.ErrInvalidCredentials) {
+		t.Errorf("login racing the promotion: err = %v, want ErrInvalidCredentials", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL`, squatter.ID); n != 0 {
+		t.Errorf("%d active refresh tokens after the promotion", n)
 	}
 }

@@ -39,12 +39,23 @@ const insertRefreshToken = `
 	INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
 	VALUES ($1, $2, $3, $4, $5)`
 
-func (r *Repository) CreateRefreshToken(ctx context.Context, t user.RefreshToken) error {
-	_, err := r.db.ExecContext(ctx, insertRefreshToken, t.ID, t.UserID, t.FamilyID, t.Hash, t.ExpiresAt)
-	if err != nil {
-		return fmt.Errorf("insert refresh token: %w", err)
-	}
-	return nil
+func (r *Repository) CreateRefreshToken(ctx context.Context, t user.RefreshToken, passwordHash string) error {
+	return sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
+		// The share lock waits out a change of the user's row in flight
+		// (MakeAdmin), so the hash read is the one committed; a change that
+		// starts after it waits for this token and then revokes it.
+		var current string
+		if err := tx.GetContext(ctx, &current, `SELECT password_hash FROM users WHERE id = $1 FOR SHARE`, t.UserID); err != nil {
+			return sharedpg.NotFound(err, user.ErrInvalidCredentials)
+		}
+		if current != passwordHash {
+			return user.ErrInvalidCredentials
+		}
+		if _, err := tx.ExecContext(ctx, insertRefreshToken, t.ID, t.UserID, t.FamilyID, t.Hash, t.ExpiresAt); err != nil {
+			return fmt.Errorf("insert refresh token: %w", err)
+		}
+		return nil
+	})
 }
 
 func (r *Repository) RefreshTokenByHash(ctx context.Context, hash []byte) (user.RefreshToken, error) {
