@@ -31,8 +31,8 @@ var ErrRevocationUnavailable = &Error{http.StatusServiceUnavailable, "service_un
 
 // Denylist holds the ids of access tokens revoked before their expiry, in
 // Redis, shared by every instance of every service. Each entry lives as long
-// as the token it names would have, so the list never holds more than the
-// tokens revoked within one token lifetime.
+// as the token it names would have (and clockSkew), so the list never holds
+// more than the tokens revoked within one token lifetime.
 type Denylist struct {
 	rdb     redis.Cmdable
 	logger  log.Logger
@@ -45,12 +45,18 @@ func NewDenylist(rdb redis.Cmdable, logger log.Logger) *Denylist {
 	return &Denylist{rdb: rdb, logger: logger, lookups: &lookups{rdb: rdb}}
 }
 
-// Revoke adds at to the list until it expires. A token without an id (issued
-// before ids existed) or already expired needs no entry. It fails, with
+// clockSkew is how long a denylist entry outlives its token: a verifier
+// whose clock runs behind the user service's still takes the token for that
+// long (expiry is checked without leeway), and must still find it revoked.
+const clockSkew = time.Minute
+
+// Revoke adds at to the list until it expires, and clockSkew more. A token
+// without an id (issued before ids existed) or expired longer ago than that
+// needs no entry. It fails, with
 // ErrRevocationUnavailable in the chain, when Redis does not record it: the
 // caller must not report the session as ended.
 func (d *Denylist) Revoke(ctx context.Context, at AccessToken) error {
-	ttl := time.Until(at.ExpiresAt)
+	ttl := time.Until(at.ExpiresAt) + clockSkew
 	if at.ID == "" || ttl <= 0 {
 		return nil
 	}
