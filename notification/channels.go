@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -94,6 +95,7 @@ func NewEmailSender(cfg EmailConfig) (*EmailSender, error) {
 		mail.WithPort(port),
 		mail.WithTimeout(cfg.Timeout),
 		mail.WithTLSPolicy(mail.TLSOpportunistic),
+		mail.WithDialContextFunc(dialSMTP),
 	}
 	if cfg.Username != "" {
 		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthPlain), mail.WithUsername(cfg.Username), mail.WithPassword(cfg.Password))
@@ -124,7 +126,16 @@ func (s *EmailSender) Send(ctx context.Context, m Message) (string, error) {
 	if m.HTML != "" {
 		msg.AddAlternativeString(mail.TypeTextHTML, m.HTML)
 	}
-	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
+	conn := &session{}
+	stop := context.AfterFunc(ctx, conn.close)
+	defer func() { stop(); conn.close() }() // already closed after a QUIT
+	if err := s.client.DialAndSendWithContext(context.WithValue(ctx, sessionKey{}, conn), msg); err != nil {
+		if msg.IsDelivered() {
+			// The server answered 250 to the message: it has it. What
+			// failed is the session's end (RSET, QUIT), and retrying would
+			// only send the message again.
+			return msgID, nil
+		}
 		var se *mail.SendError
 		// 5xx replies (unknown mailbox, message refused) stay refused;
 		// 4xx replies, refused connections and timeouts pass.
@@ -134,6 +145,48 @@ func (s *EmailSender) Send(ctx context.Context, m Message) (string, error) {
 		return "", err
 	}
 	return msgID, nil
+}
+
+// session is the connection one Send dials (dialSMTP), which Send closes
+// when its context ends and when it returns: go-mail bounds each command by
+// the client's timeout only, not by the call's context, so a server that
+// stalls would hold the attempt past the dispatcher's lease; and it leaves a
+// session refused before any message (at EHLO, STARTTLS or AUTH) open.
+type session struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	closed bool
+}
+
+// sessionKey is the context key under which Send hands dialSMTP its session.
+type sessionKey struct{}
+
+func (s *session) set(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conn = c
+	if s.closed {
+		_ = c.Close()
+	}
+}
+
+func (s *session) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
+}
+
+// dialSMTP dials the SMTP server, leaving the connection with the
+// context's session.
+func dialSMTP(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if s, ok := ctx.Value(sessionKey{}).(*session); ok && err == nil {
+		s.set(conn)
+	}
+	return conn, err
 }
 
 // providerClient is the HTTP client of the provider adapters: a timeout as
