@@ -205,7 +205,7 @@ func (p *notificationPlatform) register(t *testing.T, email, first string) (stri
 }
 
 // TestNotificationsEndToEnd: a registration through the gateway brings the
-// welcome email; an order and its payment bring the order emails with the
+// welcome email; an order and its confirmation bring the order emails with the
 // lines; the user reads the log and sets preferences through the gateway,
 // and bad input is answered with JSON errors.
 func TestNotificationsEndToEnd(t *testing.T) {
@@ -221,8 +221,8 @@ func TestNotificationsEndToEnd(t *testing.T) {
 	p.publish(t, events.OrderCreated, map[string]any{"order_id": orderID, "order_number": "MRC-E2E1", "user_id": adaID,
 		"total_amount": "49.98", "currency": "USD", "items": []map[string]any{
 			{"product_id": uuid.NewString(), "name": "Teapot", "quantity": 2, "unit_price": "24.99"}}})
-	p.publish(t, events.PaymentProcessed, map[string]any{"payment_id": uuid.NewString(), "order_id": orderID,
-		"user_id": adaID, "amount": "49.98", "currency": "USD"})
+	p.publish(t, events.OrderUpdated, map[string]any{"order_id": orderID, "order_number": "MRC-E2E1", "user_id": adaID,
+		"status": "confirmed", "previous_status": "pending"})
 	confirmed := p.sink.waitMail(t, "Order MRC-E2E1 confirmed")
 	if confirmed.to != "ada@example.com" || !strings.Contains(confirmed.body, "2 x Teapot") || !strings.Contains(confirmed.body, "Total: 49.98 USD") {
 		t.Errorf("confirmation to %q:\n%s", confirmed.to, confirmed.body)

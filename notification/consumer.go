@@ -52,7 +52,7 @@ func (h *EventHandler) EventTypes() []string {
 	return []string{
 		events.UserCreated,
 		events.OrderCreated, events.OrderUpdated, events.OrderCancelled,
-		events.PaymentProcessed, events.PaymentFailed, events.PaymentRefunded,
+		events.PaymentFailed, events.PaymentRefunded,
 	}
 }
 
@@ -110,9 +110,14 @@ func (h *EventHandler) message(ctx context.Context, tx events.Tx, e events.Envel
 	case events.OrderUpdated:
 		var d events.OrderUpdatedPayload
 		err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID))
-		// confirmed comes with payment.processed; other statuses are not
-		// news to the user (no template: nothing is recorded).
+		// Other statuses are not news to the user (no template: nothing is
+		// recorded).
 		tmpl := map[string]string{
+			// The order's own word, not payment.processed's: a payment
+			// captured for an order cancelled meanwhile (or whose
+			// reservation expired) confirms nothing. The amount is the
+			// order summary's total.
+			"confirmed": TemplateOrderConfirmed,
 			"shipped":   TemplateOrderShipped,
 			"delivered": TemplateOrderDelivered,
 			// The same message as order.cancelled (same key): whichever of
@@ -127,14 +132,6 @@ func (h *EventHandler) message(ctx context.Context, tx events.Tx, e events.Envel
 		err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID))
 		return message{user: d.UserID, template: TemplateOrderCancelled, subject: d.OrderID,
 			details: Details{OrderID: d.OrderID, Reason: d.Reason}}, err
-
-	case events.PaymentProcessed:
-		var d events.PaymentProcessedPayload
-		err := decode(e, &d, orderIDs(&d.UserID, &d.OrderID))
-		// One confirmation per order, even if a second payment event for it
-		// (a retried capture) comes along.
-		return message{user: d.UserID, template: TemplateOrderConfirmed, subject: d.OrderID,
-			details: Details{OrderID: d.OrderID, PaymentID: d.PaymentID, Amount: &d.Amount, Currency: d.Currency}}, err
 
 	case events.PaymentFailed:
 		var d events.PaymentFailedPayload

@@ -44,8 +44,7 @@ func TestEmailsOverSMTP(t *testing.T) {
 
 	orderID := uuid.NewString()
 	p.publish(t, event(t, events.OrderCreated, orderCreated(ada, orderID, "MRC-1001")))
-	p.publish(t, event(t, events.PaymentProcessed, map[string]any{
-		"payment_id": uuid.NewString(), "order_id": orderID, "user_id": ada, "amount": "64.97", "currency": "USD"}))
+	p.publish(t, event(t, events.OrderUpdated, orderConfirmed(ada, orderID, "MRC-1001")))
 	mails := p.smtp.waitMails(t, 3, 10*time.Second)
 	bySubject := map[string]receivedMail{}
 	for _, m := range mails {
@@ -223,30 +222,61 @@ func TestUserServiceDown(t *testing.T) {
 	}
 }
 
-// TestPaymentBeforeOrder: payment.processed may overtake order.created. The
-// confirmation waits for the order's lines; if they never come it goes out
-// without them.
-func TestPaymentBeforeOrder(t *testing.T) {
+// TestConfirmationBeforeOrder: order.updated may overtake order.created
+// (two instances of the consumer). The confirmation waits for the order's
+// lines and total; if they never come it goes out without them.
+func TestConfirmationBeforeOrder(t *testing.T) {
 	p := newPipeline(t, pipelineOptions{maxAttempts: 4})
 	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
 
 	late := uuid.NewString()
-	p.publish(t, event(t, events.PaymentProcessed, map[string]any{"payment_id": uuid.NewString(), "order_id": late, "user_id": ada, "amount": "64.97", "currency": "USD"}))
+	p.publish(t, event(t, events.OrderUpdated, orderConfirmed(ada, late, "")))
 	p.waitRows(t, ada, 10*time.Second, func(rows []logRow) bool {
 		return len(rows) == 1 && rows[0].Status == "retrying" && strings.Contains(rows[0].Error, "waiting for order.created")
 	})
 	p.publish(t, event(t, events.OrderCreated, orderCreated(ada, late, "MRC-2002")))
 	confirmed := waitSubject(t, p.smtp, "Order MRC-2002 confirmed")
-	mustContain(t, "late confirmation", confirmed.Text, "2 x Espresso cup <set of 2>", "Total: 64.97 USD")
+	mustContain(t, "late confirmation", confirmed.Text, "Your payment of 64.97 USD went through", "2 x Espresso cup <set of 2>", "Total: 64.97 USD")
 
 	never := uuid.NewString()
 	bob := p.contacts.add(notification.Contact{Email: "bob@example.com", FirstName: "Bob"})
-	p.publish(t, event(t, events.PaymentProcessed, map[string]any{"payment_id": uuid.NewString(), "order_id": never, "user_id": bob, "amount": "10.00", "currency": "EUR"}))
+	p.publish(t, event(t, events.OrderUpdated, orderConfirmed(bob, never, "")))
 	fallback := waitSubject(t, p.smtp, "Order "+strings.ToUpper(never[:8])+" confirmed")
-	mustContain(t, "fallback confirmation", fallback.Text, "Your payment of 10.00 EUR went through", "Your order's lines are in your account")
+	mustContain(t, "fallback confirmation", fallback.Text, "Your payment went through", "Your order's lines are in your account")
 	rows := p.waitRows(t, bob, 5*time.Second, settled(1))
 	if rows[0].Status != "sent" || rows[0].Attempts != 4 {
 		t.Errorf("fallback row: %+v", rows[0])
+	}
+}
+
+// TestNoConfirmationForACancelledOrder: a payment captured for an order
+// cancelled meanwhile confirms nothing (the saga refunds it): the user is
+// told of the cancellation, never that the order is confirmed.
+func TestNoConfirmationForACancelledOrder(t *testing.T) {
+	p := newPipeline(t, pipelineOptions{})
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
+
+	orderID := uuid.NewString()
+	p.publish(t, event(t, events.OrderCreated, orderCreated(ada, orderID, "MRC-3003")))
+	p.publish(t, event(t, events.OrderUpdated, map[string]any{"order_id": orderID, "order_number": "MRC-3003", "user_id": ada,
+		"status": "cancelled", "previous_status": "pending"}))
+	p.publish(t, event(t, events.PaymentProcessed, map[string]any{
+		"payment_id": uuid.NewString(), "order_id": orderID, "user_id": ada, "amount": "64.97", "currency": "USD"}))
+	p.publish(t, event(t, events.OrderCancelled, map[string]any{"order_id": orderID, "user_id": ada, "reason": "payment captured after the order was cancelled"}))
+	// The events are handled in order: by the cancellation's email,
+	// payment.processed was handled too.
+	waitSubject(t, p.smtp, "Order MRC-3003 was cancelled")
+	time.Sleep(300 * time.Millisecond) // several dispatcher polls
+	rows := p.rows(t, ada)
+	for _, m := range p.smtp.all() {
+		if strings.Contains(m.Subject, "confirmed") {
+			t.Errorf("a cancelled order's user got %q", m.Subject)
+		}
+	}
+	for _, r := range rows {
+		if r.Template == notification.TemplateOrderConfirmed {
+			t.Errorf("a confirmation was logged for a cancelled order: %+v", r)
+		}
 	}
 }
 

@@ -453,6 +453,12 @@ func mustContain(t *testing.T, what, text string, parts ...string) {
 	}
 }
 
+// orderConfirmed is the order.updated of orderID's move to confirmed.
+func orderConfirmed(userID, orderID, number string) map[string]any {
+	return map[string]any{"order_id": orderID, "order_number": number, "user_id": userID,
+		"status": "confirmed", "previous_status": "pending"}
+}
+
 func orderCreated(userID, orderID, number string) map[string]any {
 	return map[string]any{
 		"order_id": orderID, "order_number": number, "user_id": userID, "total_amount": "64.97", "currency": "USD",

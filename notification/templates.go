@@ -22,7 +22,8 @@ type TemplateData struct {
 	// OrderNumber is the event's, else the order summary's, else the start
 	// of the order id: a message always names its order somehow.
 	OrderNumber string
-	// Currency is the event's, else the order's.
+	// Currency is the event's, else the order's; so is Details.Amount
+	// (the order's total).
 	Currency string
 	// Order is nil when no order.created was received for the order.
 	Order *OrderSummary
@@ -37,6 +38,9 @@ func newTemplateData(c Contact, d Details, order *OrderSummary) TemplateData {
 		}
 		if td.Currency == "" {
 			td.Currency = order.Currency
+		}
+		if td.Amount == nil {
+			td.Amount = &order.Total
 		}
 	}
 	if td.OrderNumber == "" && len(d.OrderID) >= 8 {

@@ -153,11 +153,17 @@ func (p *Platform) charges(ctx context.Context) load.Invariant {
 
 // emails: each confirmed order's confirmation is sent exactly once by the
 // log, and the sink holds it exactly once; those logged during the SMTP
-// outage were received after it.
+// outage were received after it; an order that was never confirmed (a
+// capture that raced its cancellation among them) got none.
 func (p *Platform) emails(ctx context.Context) load.Invariant {
-	const name = "each confirmed order's email sent once, log and SMTP sink agree"
+	const name = "each confirmed order's email sent once, log and SMTP sink agree, none for an order never confirmed"
 	ids, err := p.confirmed(ctx)
 	if err != nil {
+		return load.Result(name, "", nil, err)
+	}
+	var never []string
+	if err := p.Databases.Order.SelectContext(ctx, &never, `SELECT id::text FROM orders o WHERE NOT EXISTS (
+		SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.status = 'confirmed')`); err != nil {
 		return load.Result(name, "", nil, err)
 	}
 	var numbers []struct {
@@ -194,6 +200,11 @@ func (p *Platform) emails(ctx context.Context) load.Invariant {
 		received[m.Subject] = append(received[m.Subject], m.At)
 	}
 	var v []string
+	for _, id := range never {
+		if sent[id] > 0 {
+			v = append(v, fmt.Sprintf("order %s: never confirmed, yet its confirmation was sent %d times", id, sent[id]))
+		}
+	}
 	delayed := 0
 	for _, id := range ids {
 		subject := "Order " + number[id] + " confirmed"
@@ -214,8 +225,8 @@ func (p *Platform) emails(ctx context.Context) load.Invariant {
 			}
 		}
 	}
-	return load.Result(name, fmt.Sprintf("%d confirmation emails, once each in the log and the sink, %d delayed by the SMTP outage and received after it",
-		len(ids), delayed), v, nil)
+	return load.Result(name, fmt.Sprintf("%d confirmation emails, once each in the log and the sink, %d delayed by the SMTP outage and received after it; none for %d orders never confirmed",
+		len(ids), delayed, len(never)), v, nil)
 }
 
 // outboxes: no service has an event left unpublished.

@@ -713,7 +713,7 @@ type Notification struct {
 
 	// EventType the domain event that asked for it
 	//
-	// Examples: payment.processed
+	// Examples: order.updated
 	EventType string `json:"event_type"`
 	Id        string `json:"id"`
 

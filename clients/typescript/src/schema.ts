@@ -1253,7 +1253,7 @@ export interface components {
             id: string;
             /**
              * @description the domain event that asked for it
-             * @example payment.processed
+             * @example order.updated
              */
             event_type: string;
             /** @enum {string} */
