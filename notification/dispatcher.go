@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,12 +20,14 @@ import (
 
 // DispatchStore is the store side of sending.
 type DispatchStore interface {
-	// ClaimDue takes the oldest due pending or retrying notification that
-	// no one else holds (FOR UPDATE SKIP LOCKED), counts the attempt, marks
-	// it with claimID and pushes its next_attempt_at lease ahead, so that if
-	// this process dies mid-send, another takes it over once the lease is
-	// over. ok is false when nothing is due.
-	ClaimDue(ctx context.Context, claimID string, lease time.Duration) (n Notification, ok bool, err error)
+	// ClaimDue takes the oldest due pending or retrying notification on one
+	// of channels that no one else holds (FOR UPDATE SKIP LOCKED), counts
+	// the attempt, marks it with claimID and pushes its next_attempt_at
+	// lease ahead, so that if this process dies mid-send, another takes it
+	// over once the lease is over. ok is false when nothing is due. A
+	// notification on a channel this instance has no provider for is left
+	// to an instance that has one (a rolling deploy that adds SMS, say).
+	ClaimDue(ctx context.Context, claimID string, channels []Channel, lease time.Duration) (n Notification, ok bool, err error)
 	// RecordAttempt stores the outcome of the attempt claimID made. It
 	// reports ErrClaimLost when the claim no longer holds (the lease ran out
 	// and another attempt took over), and records nothing then.
@@ -143,7 +147,7 @@ func (d *Dispatcher) work(ctx context.Context) {
 func (d *Dispatcher) sendNext(ctx context.Context) (bool, error) {
 	claimID := uuid.NewString()
 	leaseEnd := time.Now().Add(d.lease()) // the store's lease ends no sooner
-	n, ok, err := d.Store.ClaimDue(ctx, claimID, d.lease())
+	n, ok, err := d.Store.ClaimDue(ctx, claimID, slices.Collect(maps.Keys(d.Senders)), d.lease())
 	if err != nil || !ok {
 		return false, err
 	}
@@ -248,15 +252,18 @@ func (d *Dispatcher) attempt(ctx context.Context, n Notification) AttemptResult 
 		}
 	}
 
+	// The order's summary, for the templates that list its lines, and for
+	// any other whose event does not name the order's number (order.cancelled,
+	// payment.failed, payment.refunded), which it then names by its summary's.
 	var order *OrderSummary
-	if templateSpecs[n.Template].needsOrder && n.Details.OrderID != "" {
+	if spec := templateSpecs[n.Template]; n.Details.OrderID != "" && (spec.needsOrder || n.Details.OrderNumber == "") {
 		o, err := d.Store.OrderSummary(ctx, n.Details.OrderID)
 		switch {
 		case err == nil:
 			order = &o
 		case !errors.Is(err, ErrNotFound):
 			return d.retry(n, fmt.Errorf("order summary lookup: %w", err), to)
-		case n.Attempts < d.MaxAttempts:
+		case spec.needsOrder && n.Attempts < d.MaxAttempts:
 			// Events of different services may arrive out of order: give
 			// order.created the backoff's time to come, then send without
 			// the lines rather than not at all.

@@ -280,6 +280,24 @@ func TestNoConfirmationForACancelledOrder(t *testing.T) {
 	}
 }
 
+// TestOrderNamedByItsNumber: events that carry no order number
+// (order.cancelled, payment.failed, payment.refunded) name the order by the
+// number of its summary when order.created left one, as the customer knows
+// it, not by the start of its id.
+func TestOrderNamedByItsNumber(t *testing.T) {
+	p := newPipeline(t, pipelineOptions{})
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
+
+	orderID := uuid.NewString()
+	p.publish(t, event(t, events.OrderCreated, orderCreated(ada, orderID, "MRC-4004")))
+	waitSubject(t, p.smtp, "We received your order MRC-4004")
+	p.publish(t, event(t, events.PaymentFailed, map[string]any{"payment_id": uuid.NewString(), "order_id": orderID, "user_id": ada,
+		"failure_code": "card_declined"}))
+	p.publish(t, event(t, events.OrderCancelled, map[string]any{"order_id": orderID, "user_id": ada, "reason": "payment failed"}))
+	waitSubject(t, p.smtp, "Payment for order MRC-4004 failed")
+	waitSubject(t, p.smtp, "Order MRC-4004 was cancelled")
+}
+
 // TestRefundEmailSaysItsCurrency: the refund message reads its currency
 // from payment.refunded itself (it does not wait for the order's summary),
 // so the event must carry it.
@@ -328,11 +346,11 @@ func TestInterruptedAttemptIsTakenOver(t *testing.T) {
 	})
 
 	// The crashed process: claimed with a short lease, never recorded.
-	n, ok, err := store.ClaimDue(context.Background(), uuid.NewString(), 300*time.Millisecond)
+	n, ok, err := store.ClaimDue(context.Background(), uuid.NewString(), allChannels, 300*time.Millisecond)
 	if err != nil || !ok || n.Attempts != 1 || n.InterruptedAttempts != 0 {
 		t.Fatalf("claim = %+v, %v, %v", n, ok, err)
 	}
-	if _, ok, _ := store.ClaimDue(context.Background(), uuid.NewString(), time.Second); ok {
+	if _, ok, _ := store.ClaimDue(context.Background(), uuid.NewString(), allChannels, time.Second); ok {
 		t.Fatal("a claimed notification was claimed again within its lease")
 	}
 
@@ -454,7 +472,7 @@ func TestAttemptsWithoutAnOutcomeEnd(t *testing.T) {
 	})
 	const lease = 50 * time.Millisecond
 	for range 3 {
-		if _, ok, err := p.store.ClaimDue(context.Background(), uuid.NewString(), lease); err != nil || !ok {
+		if _, ok, err := p.store.ClaimDue(context.Background(), uuid.NewString(), allChannels, lease); err != nil || !ok {
 			t.Fatalf("claim: %v, %v", ok, err)
 		}
 		time.Sleep(2 * lease)

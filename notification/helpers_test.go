@@ -453,6 +453,9 @@ func mustContain(t *testing.T, what, text string, parts ...string) {
 	}
 }
 
+// allChannels are the channels of an instance with every provider.
+var allChannels = []notification.Channel{notification.ChannelEmail, notification.ChannelSMS, notification.ChannelPush}
+
 // orderConfirmed is the order.updated of orderID's move to confirmed.
 func orderConfirmed(userID, orderID, number string) map[string]any {
 	return map[string]any{"order_id": orderID, "order_number": number, "user_id": userID,

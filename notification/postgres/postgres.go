@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/mercato-dev/mercato/notification"
 	"github.com/mercato-dev/mercato/shared/events"
@@ -210,14 +211,18 @@ func (s *Store) CreateNotifications(ctx context.Context, tx events.Tx, ns []noti
 
 // The dispatcher's side.
 
-func (s *Store) ClaimDue(ctx context.Context, claimID string, lease time.Duration) (notification.Notification, bool, error) {
+func (s *Store) ClaimDue(ctx context.Context, claimID string, channels []notification.Channel, lease time.Duration) (notification.Notification, bool, error) {
+	names := make([]string, len(channels))
+	for i, ch := range channels {
+		names[i] = string(ch)
+	}
 	var row notificationRow
 	// A row still carrying a claim was left by an attempt that never
 	// recorded its outcome: it counts as interrupted.
 	err := s.db.GetContext(ctx, &row, `
 		WITH due AS (
 			SELECT id, claim_id IS NOT NULL AS interrupted FROM notifications
-			WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
+			WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now() AND channel = ANY($3)
 			ORDER BY next_attempt_at
 			LIMIT 1
 			FOR UPDATE SKIP LOCKED)
@@ -228,7 +233,7 @@ func (s *Store) ClaimDue(ctx context.Context, claimID string, lease time.Duratio
 			next_attempt_at = now() + make_interval(secs => $2),
 			updated_at = now()
 		FROM due WHERE n.id = due.id
-		RETURNING `+notificationColumns, claimID, lease.Seconds())
+		RETURNING `+notificationColumns, claimID, lease.Seconds(), pq.Array(names))
 	if errors.Is(err, sql.ErrNoRows) {
 		return notification.Notification{}, false, nil
 	}

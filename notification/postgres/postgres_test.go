@@ -40,6 +40,9 @@ func inTx(t *testing.T, db *sqlx.DB, fn func(tx *sqlx.Tx) error) {
 	}
 }
 
+// allChannels are the channels of an instance with every provider.
+var allChannels = []notification.Channel{notification.ChannelEmail, notification.ChannelSMS, notification.ChannelPush}
+
 func pending(userID, key string, ch notification.Channel) notification.Notification {
 	amount := money.Amount(1999)
 	return notification.Notification{ID: uuid.NewString(), EventID: uuid.NewString(), EventType: "order.created",
@@ -92,10 +95,15 @@ func TestNotificationLog(t *testing.T) {
 		t.Errorf("another user's list: %v of %d", items, total)
 	}
 
+	// An instance with no SMS provider leaves the SMS row to one that has.
+	if c, ok, err := store.ClaimDue(ctx, uuid.NewString(), []notification.Channel{notification.ChannelPush}, time.Minute); ok || err != nil {
+		t.Fatalf("claim on push alone = %+v, %v, %v; want nothing due", c, ok, err)
+	}
+
 	// Claim, then record each outcome.
 	claimID := uuid.NewString()
-	c, ok, err := store.ClaimDue(ctx, claimID, time.Minute)
-	if err != nil || !ok || c.Attempts != 1 || c.ClaimID != claimID || !c.NextAttemptAt.After(time.Now().Add(50*time.Second)) {
+	c, ok, err := store.ClaimDue(ctx, claimID, []notification.Channel{notification.ChannelEmail}, time.Minute)
+	if err != nil || !ok || c.ID != n.ID || c.Attempts != 1 || c.ClaimID != claimID || !c.NextAttemptAt.After(time.Now().Add(50*time.Second)) {
 		t.Fatalf("claim = %+v, %v, %v", c, ok, err)
 	}
 	next := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
@@ -121,7 +129,7 @@ func TestNotificationLog(t *testing.T) {
 	}
 
 	// The other row is still due; this one is not until next.
-	c2, ok, err := store.ClaimDue(ctx, uuid.NewString(), time.Minute)
+	c2, ok, err := store.ClaimDue(ctx, uuid.NewString(), allChannels, time.Minute)
 	if err != nil || !ok || c2.ID == c.ID {
 		t.Fatalf("second claim = %+v, %v, %v", c2, ok, err)
 	}
@@ -129,7 +137,7 @@ func TestNotificationLog(t *testing.T) {
 		Recipient: "+4477", ProviderID: "SM1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := store.ClaimDue(ctx, uuid.NewString(), time.Minute); ok {
+	if _, ok, _ := store.ClaimDue(ctx, uuid.NewString(), allChannels, time.Minute); ok {
 		t.Error("claimed a row that is not due")
 	}
 	if n := count(t, db, `SELECT count(*) FROM notifications WHERE id = $1 AND status = 'sent' AND sent_at IS NOT NULL AND provider_id = 'SM1' AND error IS NULL`, c2.ID); n != 1 {
@@ -158,7 +166,7 @@ func TestConcurrentClaims(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				n, ok, err := store.ClaimDue(ctx, uuid.NewString(), time.Minute)
+				n, ok, err := store.ClaimDue(ctx, uuid.NewString(), allChannels, time.Minute)
 				if err != nil {
 					t.Error(err)
 					return
