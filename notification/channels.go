@@ -190,13 +190,17 @@ func dialSMTP(ctx context.Context, network, addr string) (net.Conn, error) {
 }
 
 // providerClient is the HTTP client of the provider adapters: a timeout as
-// a backstop behind each call's context, and a tuned transport.
+// a backstop behind each call's context, and a tuned transport. It follows
+// no redirect: net/http turns a POST redirected with 301, 302 or 303 into a
+// GET that sends nothing, whose 200 would pass for the provider's
+// acceptance; the redirect's own answer is refused instead (callProvider).
 func providerClient(timeout time.Duration) *http.Client {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
 	return &http.Client{
-		Timeout: timeout,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -352,9 +356,9 @@ func providerURL(raw string) (string, error) {
 	return strings.TrimSuffix(raw, "/"), nil
 }
 
-// callProvider sends req and decodes a 2xx JSON answer into out. A 4xx
-// answer is permanent, except 408 and 429, which say "later"; 5xx answers
-// and transport failures are transient.
+// callProvider sends req and decodes a 2xx JSON answer into out. A 3xx or
+// 4xx answer is permanent, except 408, 409 and 429, which say "later"; 5xx
+// answers and transport failures are transient.
 func callProvider(client *http.Client, req *http.Request, out any) error {
 	resp, err := client.Do(req)
 	if err != nil {
@@ -368,7 +372,10 @@ func callProvider(client *http.Client, req *http.Request, out any) error {
 		// failing here would send the message again.
 		_ = json.Unmarshal(body, out)
 		return nil
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
+		// A request with this Idempotency-Key still in progress (a replay
+		// after a crash): a later attempt gets its answer.
+		resp.StatusCode == http.StatusConflict:
 		return fmt.Errorf("provider answered %d: %s", resp.StatusCode, snippet(body))
 	default:
 		return Permanent(fmt.Errorf("provider refused the message with %d: %s", resp.StatusCode, snippet(body)))

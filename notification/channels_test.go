@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -135,7 +136,9 @@ func TestProviderErrors(t *testing.T) {
 		permanent bool
 	}{
 		{400, true}, {401, true}, {403, true}, {404, true}, {422, true},
-		{408, false}, {429, false}, {500, false}, {502, false}, {503, false},
+		// 409: a request with this Idempotency-Key is still in progress
+		// (a replay after a crash): its answer comes on a later attempt.
+		{408, false}, {409, false}, {429, false}, {500, false}, {502, false}, {503, false},
 	}
 	for _, tc := range tests {
 		p := newProvider(t, providerAnswer{tc.status, `{"message":"no"}`})
@@ -150,6 +153,33 @@ func TestProviderErrors(t *testing.T) {
 	gone.srv.Close()
 	if _, err := newSMS(t, gone).Send(context.Background(), notification.Message{ID: "n", To: "x", Text: "t"}); err == nil || notification.IsPermanent(err) {
 		t.Errorf("unreachable provider: %v, want a transient error", err)
+	}
+}
+
+// TestProviderRedirectIsNotFollowed: net/http follows a 301, 302 or 303 to
+// a POST with a GET of the new location, which sends nothing; a 200 to that
+// GET was taken for the provider's acceptance, and the message was lost as
+// sent. A redirect is the endpoint's misconfiguration: refused, with its
+// status, and nothing else asked.
+func TestProviderRedirectIsNotFollowed(t *testing.T) {
+	var gets atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			gets.Add(1)
+			_, _ = w.Write([]byte(`{"sid":"SM-from-a-GET"}`))
+			return
+		}
+		http.Redirect(w, r, "/moved", http.StatusFound)
+	}))
+	t.Cleanup(srv.Close)
+	sms, err := notification.NewSMSSender(notification.SMSConfig{URL: srv.URL, AccountSID: "AC1", AuthToken: "tok", From: "+15550001111", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := sms.Send(context.Background(), notification.Message{ID: "n", To: "+447700900123", Text: "t"})
+	if err == nil || !notification.IsPermanent(err) || !strings.Contains(err.Error(), "302") || gets.Load() != 0 {
+		t.Errorf("Send to an endpoint that redirects = %q, %v (permanent %v), %d GETs; want a permanent error naming 302 and no GET",
+			id, err, notification.IsPermanent(err), gets.Load())
 	}
 }
 
