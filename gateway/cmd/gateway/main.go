@@ -115,7 +115,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 }
 
 // parsePrefixes parses a comma-separated list of CIDR ranges; an address
-// alone is a range of one.
+// alone is a range of one. IPv4-mapped IPv6 forms (::ffff:10.0.0.0/104) are
+// taken as the IPv4 ones they map, as the peers they are matched with are.
 func parsePrefixes(list string) ([]netip.Prefix, error) {
 	var prefixes []netip.Prefix
 	for _, item := range strings.Split(list, ",") {
@@ -124,12 +125,19 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 			continue
 		}
 		if addr, err := netip.ParseAddr(item); err == nil {
+			addr = addr.Unmap()
 			prefixes = append(prefixes, netip.PrefixFrom(addr, addr.BitLen()))
 			continue
 		}
 		p, err := netip.ParsePrefix(item)
 		if err != nil {
 			return nil, err
+		}
+		if p.Addr().Is4In6() {
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("%s: an IPv4-mapped range needs at least 96 bits", item)
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		prefixes = append(prefixes, p.Masked())
 	}

@@ -221,3 +221,20 @@ func TestParsePrefixes(t *testing.T) {
 		t.Fatalf("empty: %v, %v", got, err)
 	}
 }
+
+// TestParsePrefixesUnmapsIPv4InIPv6: the gateway matches peers unmapped, so
+// a trusted range written in its IPv4-mapped form must be the IPv4 range,
+// or no request from it would count as the proxy's.
+func TestParsePrefixesUnmapsIPv4InIPv6(t *testing.T) {
+	got, err := parsePrefixes("::ffff:10.0.0.0/104, ::ffff:192.0.2.7, 2001:db8::/32, 10.1.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "10.1.0.0/16"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parsePrefixes = %v, want %v", got, want)
+	}
+	if _, err := parsePrefixes("::ffff:0.0.0.0/64"); err == nil {
+		t.Error("an IPv4-mapped range shorter than 96 bits was taken")
+	}
+}
