@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/mercato-dev/mercato/shared/discovery"
@@ -19,8 +20,11 @@ import (
 //   - flushed event by event: httputil.ReverseProxy flushes a
 //     text/event-stream answer at once by itself;
 //   - with the client's Last-Event-ID header passed on as the
-//     last_event_id parameter, which the order service reads the same way
-//     (the gateway forwards only the headers every route needs).
+//     last_event_id parameter, in place of one the query holds: the order
+//     service, too, takes the header before the parameter, and a browser
+//     reconnecting an EventSource whose URL has one sends the header with
+//     the id it got to (the gateway forwards only the headers every route
+//     needs).
 // The stream ends when the client goes, the instance ends it (its idle
 // timeout, its shutdown) or the gateway's shutdown begins (CloseStreams).
 
@@ -47,14 +51,19 @@ func (g *Gateway) newStreamProxies(routes []Route, cfg Config, upstream discover
 }
 
 // prepareStream lifts w's write deadline and carries Last-Event-ID into
-// the query, appended to the query as sent (see newProxy).
+// the query: the rest of the query as sent (see newProxy), without any
+// last_event_id of its own, and the header's appended.
 func prepareStream(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	if last := r.Header.Get("Last-Event-ID"); last != "" && r.URL.Query().Get("last_event_id") == "" {
-		param := "last_event_id=" + url.QueryEscape(last)
-		if r.URL.RawQuery != "" {
-			param = "&" + param
-		}
-		r.URL.RawQuery += param
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		return
 	}
+	var pairs []string
+	for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		if key, _, _ := strings.Cut(pair, "="); pair != "" && key != "last_event_id" {
+			pairs = append(pairs, pair)
+		}
+	}
+	r.URL.RawQuery = strings.Join(append(pairs, "last_event_id="+url.QueryEscape(last)), "&")
 }
