@@ -79,6 +79,12 @@ func Listen(ctx context.Context, dsn string, w *order.Watcher, logger log.Logger
 		}
 		return fmt.Errorf("listen %s: %w", NotifyChannel, err)
 	}
+	// The instance serves streams before this first LISTEN is in place (at
+	// start-up, and for the listener's back-off while the database comes
+	// back); rows committed meanwhile notified nobody here. pq sends no nil
+	// for a first connection as it does for a reconnection, so wake every
+	// stream now.
+	w.NotifyAll()
 	for {
 		select {
 		case <-ctx.Done():

@@ -412,3 +412,46 @@ func TestListenReturnsOnCancelWhileTheDatabaseIsDown(t *testing.T) {
 		t.Fatal("Listen did not return within 5s of its context ending while the database was down")
 	}
 }
+
+// TestStatusStreamWokenWhenTheListenerConnects: an instance serves streams
+// before its listener's first LISTEN is in place (at start-up, or for up to
+// the listener's 30 s back-off after PostgreSQL comes back). A row committed
+// in that gap notifies nobody here, so the first LISTEN must wake every
+// stream, as a reconnection does, or the stream shows the change only at the
+// order's next one (or never, after a final state).
+func TestStatusStreamWokenWhenTheListenerConnects(t *testing.T) {
+	dsn := testkit.PostgresURL(t)
+	db, err := sqlx.Connect("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	repo := postgres.New(db)
+	w := order.NewWatcher(repo, nil, order.WatchOptions{})
+	user := uuid.NewString()
+	o := mustCreate(t, repo, newOrder(user))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+
+	events, err := w.Watch(ctx, order.Caller{UserID: user}, o.ID, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := <-events; e.Status != order.StatusPending {
+		t.Fatalf("first event %+v, want the current state, pending", e)
+	}
+	move(t, repo, o.ID, order.StatusConfirmed, "payment captured") // before any LISTEN: no notification
+	go func() { defer close(done); _ = postgres.Listen(ctx, dsn, w, log.NewNopLogger()) }()
+	select {
+	case e, ok := <-events:
+		if !ok || e.Status != order.StatusConfirmed {
+			t.Fatalf("event %+v (open %v), want confirmed", e, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream was not woken for the row committed before the listener's first LISTEN")
+	}
+}
