@@ -115,6 +115,10 @@ func parseWebhookEvent(body []byte) (WebhookEvent, error) {
 	}
 	switch evt.Type {
 	case WebhookChargeSucceeded:
+		// Means nothing on a success, so it is neither checked nor kept:
+		// the event is stored as parsed (provider_response), where a code
+		// PostgreSQL refuses (NUL) would fail every delivery.
+		evt.FailureCode = ""
 	case WebhookChargeFailed:
 		if evt.FailureCode == "" || len(evt.FailureCode) > 50 || !validate.PrintableASCII(evt.FailureCode) {
 			p["failure_code"] = "is required for charge.failed, at most 50 characters"

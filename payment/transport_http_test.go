@@ -683,6 +683,23 @@ func TestWebhookSecurity(t *testing.T) {
 	}
 }
 
+// TestWebhookSucceededWithAFailureCode: a failure code means nothing on a
+// charge.succeeded and is not checked, so it must not be stored either: one
+// that PostgreSQL's JSONB refuses (NUL) made every delivery a 500, and the
+// captured payment stayed pending however often the provider sent it.
+func TestWebhookSucceededWithAFailureCode(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	id := s.charge(t, uuid.NewString(), "10.00", sandbox.CardSucceeds)["id"].(string)
+	body := []byte(`{"id":"evt_` + uuid.NewString() + `","type":"charge.succeeded","charge_id":"` + s.chargeID(t, id) +
+		`","payment_id":"` + id + `","failure_code":"x\u0000y"}`)
+	r := s.call(t, "POST", "/api/v1/webhooks/payments/sandbox", "", body,
+		payment.SignatureHeader, payment.SignWebhook([]byte(webhookSecret), body, time.Now()))
+	want(t, r, http.StatusOK)
+	if p := s.payment(t, id); p.Status != payment.StatusCompleted || p.FailureCode != "" || strings.Contains(string(p.ProviderResponse), "failure_code") {
+		t.Errorf("payment after the webhook: %+v, provider response %s", p, p.ProviderResponse)
+	}
+}
+
 // concurrentReplays: the same event delivered many times at once is applied
 // exactly once.
 func TestWebhookConcurrentDeliveries(t *testing.T) {
