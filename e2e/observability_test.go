@@ -109,7 +109,7 @@ func TestTraceAndLogsOfACheckout(t *testing.T) {
 		return obs.jaeger.Find(ctx, "notification", nil, 50)
 	}, func(tr localinfra.JaegerTrace) error {
 		if err := deployed.HasSpans("gateway", "POST /api/v1/webhooks/payments/", "payment", "POST /api/v1/webhooks/payments/{provider}",
-			"order", "process payment.processed", "notification", "process payment.processed")(tr); err != nil {
+			"order", "process payment.processed", "notification", "process order.updated")(tr); err != nil {
 			return err
 		}
 		for _, s := range tr.Spans {
