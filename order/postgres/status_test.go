@@ -33,10 +33,9 @@ type streamRig struct {
 	url     string // the server's base URL
 }
 
-// newStreamRig serves the stream of a fresh database, its listener and
-// watcher stopped when the test ends. Another rig on the same dsn is
-// another instance.
-func newStreamRig(t *testing.T, dsn string, opts order.WatchOptions) *streamRig {
+// openMigrated connects to dsn, closed when the test ends, and brings it to
+// the current schema.
+func openMigrated(t *testing.T, dsn string) *sqlx.DB {
 	t.Helper()
 	db, err := sqlx.Connect("postgres", dsn)
 	if err != nil {
@@ -46,6 +45,15 @@ func newStreamRig(t *testing.T, dsn string, opts order.WatchOptions) *streamRig 
 	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+// newStreamRig serves the stream of a fresh database, its listener and
+// watcher stopped when the test ends. Another rig on the same dsn is
+// another instance.
+func newStreamRig(t *testing.T, dsn string, opts order.WatchOptions) *streamRig {
+	t.Helper()
+	db := openMigrated(t, dsn)
 	tokens, err := auth.NewTokens([]byte("a-test-secret-of-at-least-32-bytes!!"), time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -421,14 +429,7 @@ func TestListenReturnsOnCancelWhileTheDatabaseIsDown(t *testing.T) {
 // order's next one (or never, after a final state).
 func TestStatusStreamWokenWhenTheListenerConnects(t *testing.T) {
 	dsn := testkit.PostgresURL(t)
-	db, err := sqlx.Connect("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
+	db := openMigrated(t, dsn)
 	repo := postgres.New(db)
 	w := order.NewWatcher(repo, nil, order.WatchOptions{})
 	user := uuid.NewString()
