@@ -239,6 +239,7 @@ type fakeInventory struct {
 	reserves     int   // Reserve calls that created a reservation
 	fail         error // returned by every call while set
 	failCommit   error // returned by Commit while set
+	failRelease  error // returned by Release while set
 	releases     []string
 	// block, when set, holds Reserve until it is closed; entered receives
 	// once per blocked call.
@@ -363,6 +364,9 @@ func (f *fakeInventory) Release(_ context.Context, orderID string) error {
 	defer f.mu.Unlock()
 	if f.fail != nil {
 		return f.fail
+	}
+	if f.failRelease != nil {
+		return f.failRelease
 	}
 	f.releases = append(f.releases, orderID)
 	r, ok := f.reservations[orderID]

@@ -101,7 +101,18 @@ var refusalCodes = []struct {
 // refusalOf returns err as a Refusal when it is a business error that
 // refuses the checkout for good. Anything else (nil included) is not: a
 // failure, such as an upstream that is down, that a retry may get past.
+// Of errors joined, the refusal is the one that refuses: the others failed
+// beside it (giving the stock back, say) and are for the log, as the
+// transport shows the first answer (httpkit.ToError).
 func refusalOf(err error) (*Refusal, bool) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if r, ok := refusalOf(e); ok {
+				return r, true
+			}
+		}
+		return nil, false
+	}
 	for _, c := range refusalCodes {
 		if errors.Is(err, c.err) {
 			return &Refusal{Code: c.code, Message: err.Error(), Details: errorDetails(err)}, true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -429,6 +430,34 @@ func TestHTTPIdempotencyKeyReplaysBusinessErrors(t *testing.T) {
 			// Without the key the cause is gone indeed.
 			want(t, s.call(t, "POST", "/orders", tok, tc.body), http.StatusCreated)
 		})
+	}
+}
+
+// TestHTTPRefusalShowsNothingOfAFailedCleanup: a checkout refused after
+// its stock was reserved gives the stock back at once; when that fails,
+// expiry does it. The client is told of the refusal alone, the first time
+// and on a repeat: the release's failure is for the log, and its text
+// tells of the platform's insides.
+func TestHTTPRefusalShowsNothingOfAFailedCleanup(t *testing.T) {
+	s := newStack(t)
+	tok := s.token(t, uuid.NewString(), auth.RoleCustomer)
+	eur := uuid.NewString()
+	s.inventory.add(eur, nil, 5, 1000)
+	s.inventory.mu.Lock()
+	s.inventory.currency[key(eur, nil)] = "EUR"
+	s.inventory.failRelease = errors.New("product service: dial tcp 10.1.2.3:8082: connect: connection refused")
+	s.inventory.mu.Unlock()
+	body := s.checkoutBody()
+	body["items"] = []map[string]any{{"product_id": s.a, "quantity": 1}, {"product_id": eur, "quantity": 1}}
+
+	first := s.call(t, "POST", "/orders", tok, body, "Idempotency-Key", "cleanup-fails")
+	want(t, first, http.StatusUnprocessableEntity)
+	if msg, _ := obj(first.body["error"])["message"].(string); errorCode(first) != "mixed_currencies" || strings.Contains(msg, "10.1.2.3") {
+		t.Errorf("first answer: %s", first.raw)
+	}
+	again := s.call(t, "POST", "/orders", tok, body, "Idempotency-Key", "cleanup-fails")
+	if again.status != first.status || again.raw != first.raw {
+		t.Errorf("repeat answered %d %s\nwant %d %s", again.status, again.raw, first.status, first.raw)
 	}
 }
 

@@ -109,8 +109,9 @@ type ErrorMapping struct {
 
 // ErrorEncoder returns the one go-kit error encoder a service uses. It answers
 // with the first Coded error in err's chain, else a 422 for validate.ErrInvalid,
-// else the first mapping whose Err matches errors.Is, else 500 without
-// internals (logged with the request id). The details of the body are those
+// else the first mapping whose Err matches errors.Is (its text the
+// message, see messageOf), else 500 without internals (logged with the
+// request id). The details of the body are those
 // of the first Detailed error in the chain (an *Error keeps its own).
 func ErrorEncoder(logger log.Logger, mappings ...ErrorMapping) func(context.Context, error, http.ResponseWriter) {
 	return func(ctx context.Context, err error, w http.ResponseWriter) {
@@ -134,7 +135,7 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 		if errors.Is(err, m.Err) {
 			msg := m.Message
 			if msg == "" {
-				msg = err.Error()
+				msg = messageOf(err, m.Err)
 			}
 			return withDetails(NewError(m.Status, m.Code, msg), err)
 		}
@@ -147,6 +148,21 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 	}
 	level.Error(logging.WithRequest(ctx, logger)).Log("msg", "unexpected error", "err", err)
 	return Internal()
+}
+
+// messageOf is the text of err, which matched target, as the client sees
+// it: all of it, but of errors joined only the one that matched. The others
+// failed beside the answer (a cleanup after a refused card, say); they are
+// for the log, and their text may tell of internals.
+func messageOf(err, target error) string {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if errors.Is(e, target) {
+				return messageOf(e, target)
+			}
+		}
+	}
+	return err.Error()
 }
 
 // UnreachableRetryAfter is the Retry-After of a 503 for an unreachable

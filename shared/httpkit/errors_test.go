@@ -59,6 +59,10 @@ func TestErrorEncoderDetails(t *testing.T) {
 			`{"error":{"code":"c","message":"m","details":{"a":1}}}`},
 		{"wrapped, the details stay", fmt.Errorf("pq: %w", &lineError{product: "p1"}),
 			`{"error":{"code":"out_of_stock","message":"pq: out of stock: product p1","details":{"product_id":"p1","variant_id":null}}}`},
+		// A cleanup that failed beside the answer (an order cancelled after
+		// its card was refused, say) is for the log, not the client.
+		{"joined, the matching part answers", errors.Join(&lineError{product: "p1"}, errors.New("release: pq: password authentication failed")),
+			`{"error":{"code":"out_of_stock","message":"out of stock: product p1","details":{"product_id":"p1","variant_id":null}}}`},
 	}
 	enc := ErrorEncoder(log.NewNopLogger(), mappings...)
 	for _, tc := range tests {
