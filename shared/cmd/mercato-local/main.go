@@ -185,9 +185,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	dirs := newLayout(opts.root)
-	// 0755: PostgreSQL runs as its own OS user and must be able to reach
-	// .local/postgres.
+	// .local must be searchable by every user: PostgreSQL runs as its own
+	// OS user (when we are root) and must be able to reach .local/postgres,
+	// also when -compose-secrets made .local 0700. What is secret in it has
+	// a 0700 folder of its own.
 	if err := os.MkdirAll(dirs.logs, 0o750); err != nil {
+		fmt.Fprintln(stderr, "mercato-local:", err)
+		return 1
+	}
+	if st, err := os.Stat(dirs.local); err != nil {
+		fmt.Fprintln(stderr, "mercato-local:", err)
+		return 1
+	} else if err := os.Chmod(dirs.local, st.Mode().Perm()|0o111); err != nil { //nolint:gosec // G302: search only (x), no listing; see above
 		fmt.Fprintln(stderr, "mercato-local:", err)
 		return 1
 	}
@@ -220,21 +229,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// Watch for signals from the start, so Ctrl-C during start-up stops
-	// what has started. A second signal kills everything at once.
+	// what has started. A second signal, a quarter of a second or more
+	// after the first, kills everything at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, stopSignals()...)
-	go func() {
-		sig := <-sigs
+	go handleSignals(sigs, signalRepeatGrace, func(sig os.Signal) {
 		ui.step("%s received: stopping everything (send it again to kill everything at once)", signalName(sig))
 		cancel()
-		sig = <-sigs
+	}, func(sig os.Signal) {
 		ui.warn("%s received again: killing everything now", signalName(sig))
 		p.killNow()
 		lock.release()
 		os.Exit(1)
-	}()
+	})
 
 	if err := p.start(ctx); err != nil {
 		if ctx.Err() == nil {
@@ -251,6 +260,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	p.stop()
 	ui.step("everything stopped")
 	return 0
+}
+
+// signalRepeatGrace is how long after the first stop signal a second one
+// is still the same request, not a person asking again: a process-group
+// kill delivers it twice at once (timeout(1) signals its child and its
+// group; `kill %1` on `make run &` reaches make, which forwards SIGTERM,
+// and mercato-local).
+const signalRepeatGrace = 250 * time.Millisecond
+
+// handleSignals calls stop on the first signal from sigs and kill on the
+// next one that comes grace or more after it.
+func handleSignals(sigs <-chan os.Signal, grace time.Duration, stop, kill func(os.Signal)) {
+	stop(<-sigs)
+	first := time.Now()
+	for sig := range sigs {
+		if time.Since(first) >= grace {
+			kill(sig)
+			return
+		}
+	}
 }
 
 // stopSignals are the signals that stop the platform. SIGHUP (terminal

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -319,5 +322,87 @@ func TestInstanceArgs(t *testing.T) {
 				t.Errorf("%s env has %s: %v, want %v", s.name, kv, got, want)
 			}
 		}
+	}
+}
+
+// TestLocalFolderSearchable: PostgreSQL runs as its own OS user when we are
+// root and must enter .local to reach .local/postgres, whether .local is made
+// by this run or was left 0700 by -compose-secrets (make compose-up). The
+// run stops at preflight (the temporary root has no bin/), after .local is
+// made.
+func TestLocalFolderSearchable(t *testing.T) {
+	for name, before := range map[string]func(root string) error{
+		"fresh": func(string) error { return nil },
+		"compose secrets": func(root string) error {
+			return writeComposeSecrets(root, filepath.Join(root, ".local", "compose"), io.Discard)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			repo, err := localinfra.RepoRoot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// -compose-secrets renders the repository's Alertmanager template.
+			tmpl := filepath.Join(root, "deploy", "alertmanager")
+			if err := os.MkdirAll(tmpl, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(repo, "deploy", "alertmanager", "alertmanager.yml.tmpl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(tmpl, "alertmanager.yml.tmpl"), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := before(root); err != nil {
+				t.Fatal(err)
+			}
+			var stderr strings.Builder
+			if code := run([]string{"-root", root}, io.Discard, &stderr); code != 1 {
+				t.Fatalf("run = %d, want 1 (no binaries); stderr:\n%s", code, stderr.String())
+			}
+			st, err := os.Stat(filepath.Join(root, ".local"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm()&0o001 == 0 {
+				t.Errorf(".local is %v: other users (PostgreSQL's) cannot enter it", st.Mode().Perm())
+			}
+			if st, err := os.Stat(filepath.Join(root, ".local", "secrets")); err != nil || st.Mode().Perm() != 0o700 {
+				t.Errorf(".local/secrets: %v, %v; want 0700", st.Mode(), err)
+			}
+		})
+	}
+}
+
+// TestRepeatedSignalIsOneStop: a process-group kill delivers the signal
+// twice at once (timeout(1) sends it to its child and to its group; `kill
+// %1` on `make run &` reaches make, which forwards it, and mercato-local),
+// which must stop the platform in order, not kill it; a signal sent again
+// later kills everything.
+func TestRepeatedSignalIsOneStop(t *testing.T) {
+	sigs := make(chan os.Signal, 2)
+	stopped, killed := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	const grace = 300 * time.Millisecond
+	go handleSignals(sigs, grace, func(s os.Signal) { stopped <- s }, func(s os.Signal) { killed <- s })
+	sigs <- syscall.SIGTERM
+	sigs <- syscall.SIGTERM
+	if s := <-stopped; s != syscall.SIGTERM {
+		t.Fatalf("stopped on %v", s)
+	}
+	select {
+	case s := <-killed:
+		t.Fatalf("the same SIGTERM delivered twice killed everything (%v) instead of stopping it in order", s)
+	case <-time.After(grace + 100*time.Millisecond):
+	}
+	sigs <- syscall.SIGINT
+	select {
+	case s := <-killed:
+		if s != syscall.SIGINT {
+			t.Errorf("killed on %v, want SIGINT", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a signal sent again after the grace did not kill everything")
 	}
 }
