@@ -221,6 +221,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mercato-local: secrets:", err)
 		return 1
 	}
+	// Read: from here on no process inherits an override (PostgreSQL,
+	// Prometheus, MailDev and the rest are started with our environment);
+	// a service gets the secrets it needs from opts.secrets.
+	forgetSecretOverrides()
 
 	p := &platform{ui: ui, dirs: dirs, opts: opts}
 	if err := preflight(p); err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +28,7 @@ func startChild(name, logPath string, env []string, bin string, args ...string) 
 	cmd := exec.Command(bin, args...) //nolint:gosec // G204: one of our own binaries in bin/, or MailDev/Prometheus found by make deps
 	// stdin stays /dev/null: nothing here needs a terminal.
 	if len(env) > 0 {
-		cmd.Env = append(inheritedEnv(), env...)
+		cmd.Env = append(os.Environ(), env...)
 	}
 	// Logs are appended across runs; the banner marks where this run begins.
 	banner := fmt.Sprintf("=== mercato-local: starting %s at %s: %s %s",
@@ -39,15 +38,6 @@ func startChild(name, logPath string, env []string, bin string, args ...string) 
 		return nil, err
 	}
 	return &child{Process: proc, name: name, logPath: logPath}, nil
-}
-
-// inheritedEnv is our environment without the secrets' variables: a child
-// gets only the secrets it is given.
-func inheritedEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		return slices.ContainsFunc(secretSpecs, func(s secretSpec) bool { return s.env == name })
-	})
 }
 
 // stop sends SIGTERM (services deregister from Consul on it), waits up to

@@ -211,3 +211,14 @@ func (s secrets) where(file string) string {
 	}
 	return filepath.Join(s.dir, file)
 }
+
+// forgetSecretOverrides removes the secrets' variables from our
+// environment, which every process we start inherits: each gets only the
+// secrets it is given.
+func forgetSecretOverrides() {
+	for _, s := range secretSpecs {
+		if s.env != "" {
+			_ = os.Unsetenv(s.env) // fails only for a name with '=' or NUL
+		}
+	}
+}

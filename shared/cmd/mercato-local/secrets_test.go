@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,6 +110,36 @@ func TestChildShowsNoSecret(t *testing.T) {
 		}
 		if !strings.Contains(string(environ), "MERCATO_JWT_SECRET="+sec.jwtSecret) {
 			t.Errorf("%s: the JWT secret is not in the environment: %q", s.name, environ)
+		}
+	}
+}
+
+// TestNoProcessInheritsAnOverride: a secret exported to override the
+// generated one is read, then no longer in the environment that
+// PostgreSQL, Prometheus, MailDev and the others inherit. The run stops at
+// preflight (the temporary root has no bin/), after the secrets are read.
+func TestNoProcessInheritsAnOverride(t *testing.T) {
+	overrides := map[string]string{"MERCATO_JWT_SECRET": strings.Repeat("j", 32), "MERCATO_ADMIN_PASSWORD": "admin-pw-override"}
+	for k, v := range overrides {
+		t.Setenv(k, v)
+	}
+	var stderr strings.Builder
+	if code := run([]string{"-root", t.TempDir()}, io.Discard, &stderr); code != 1 {
+		t.Fatalf("run = %d, want 1 (no binaries); stderr:\n%s", code, stderr.String())
+	}
+	log := filepath.Join(t.TempDir(), "tool.log")
+	c, err := startChild("tool", log, nil, "/bin/sh", "-c", "env; echo started")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	out, err := os.ReadFile(log)
+	if err != nil || !strings.Contains(string(out), "\nstarted\n") {
+		t.Fatalf("the shell never ran: %v\n%s", err, out)
+	}
+	for k, v := range overrides {
+		if strings.Contains(string(out), v) {
+			t.Errorf("a process started without secrets inherited %s", k)
 		}
 	}
 }
