@@ -103,6 +103,16 @@ func New(router *mux.Router, cfg Config, tokens *auth.Tokens, rdb *redis.Client,
 	router.SkipClean(true)
 	for _, rt := range routes {
 		h := g.handler(rt)
+		// A stream has a route of its own, before its prefix's, so that
+		// its requests are counted and timed apart (route
+		// "/api/v1/orders/{id}/events"): one lasts as long as its client
+		// watches, and the latency SLO leaves it out by that route.
+		for _, p := range rt.Streams {
+			method, path, _ := strings.Cut(p, " ")
+			router.Path(strings.ReplaceAll(path, "*", "{id}")).MatcherFunc(func(r *http.Request, m *mux.RouteMatch) bool {
+				return r.Method == method && isClean(r, m)
+			}).Handler(h)
+		}
 		router.Path(rt.Prefix).Handler(h)
 		router.PathPrefix(rt.Prefix + "/").MatcherFunc(isClean).Handler(h)
 	}
