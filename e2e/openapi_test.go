@@ -222,6 +222,33 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 }
 
+// TestOpenAPICancelReasonIsTheOrderServicesLimit: the order service takes
+// a cancellation reason of up to 500 characters (the status history's
+// reason is TEXT, as a refund's 500-character reason is), so the document
+// must take one too, and refuse what the service refuses. It said 255, so a
+// client checking requests against it refused reasons the service keeps.
+func TestOpenAPICancelReasonIsTheOrderServicesLimit(t *testing.T) {
+	_, router := apiDocument(t)
+	validate := func(reason string) error {
+		body, _ := json.Marshal(map[string]string{"reason": reason})
+		req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:45678/api/v1/orders/0b8a4a4e-0f7c-4c45-9d49-1f2b8c9d0e11/cancel", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		route, params, err := router.FindRoute(req)
+		if err != nil {
+			t.Fatalf("POST /orders/{id}/cancel not found in the document: %v", err)
+		}
+		return openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+			Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}})
+	}
+	if err := validate(strings.Repeat("é", 500)); err != nil {
+		t.Errorf("a reason of 500 characters, which the order service keeps, is refused by docs/openapi.yaml: %v", err)
+	}
+	if err := validate(strings.Repeat("x", 501)); err == nil {
+		t.Error("a reason of 501 characters, which the order service refuses (422), is taken by docs/openapi.yaml")
+	}
+}
+
 // TestOpenAPIRoutesAreServed compares the document's routes with the routes
 // the gateway serves: every route of every service's HTTP transport under
 // one of the gateway's prefixes (gateway.Routes), and the gateway's own
