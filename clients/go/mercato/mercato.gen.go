@@ -1415,7 +1415,7 @@ type ListOrdersParams struct {
 
 // PlaceOrderParams defines parameters for PlaceOrder.
 type PlaceOrderParams struct {
-	// IdempotencyKey Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key).
+	// IdempotencyKey Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. A checkout's keys are the caller's own (another user's key is another key); a refund's are shared by every admin.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -1438,7 +1438,7 @@ type ListPaymentsParams struct {
 
 // RefundPaymentParams defines parameters for RefundPayment.
 type RefundPaymentParams struct {
-	// IdempotencyKey Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key).
+	// IdempotencyKey Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. A checkout's keys are the caller's own (another user's key is another key); a refund's are shared by every admin.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 

@@ -1648,7 +1648,7 @@ export interface components {
     parameters: {
         /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
         RequestID: string;
-        /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key). */
+        /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. A checkout's keys are the caller's own (another user's key is another key); a refund's are shared by every admin. */
         IdempotencyKey: string;
         Page: number;
         PageSize: number;
@@ -2740,7 +2740,7 @@ export interface operations {
             header?: {
                 /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
-                /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key). */
+                /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. A checkout's keys are the caller's own (another user's key is another key); a refund's are shared by every admin. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -3068,7 +3068,7 @@ export interface operations {
             header?: {
                 /** @description Your id for the request (1 to 128 printable ASCII characters, no spaces): echoed in the answer's X-Request-ID and written on every log line of the request, in every service it reaches. Anything else is replaced by a new id. */
                 "X-Request-ID"?: components["parameters"]["RequestID"];
-                /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. Keys are the caller's own (another user's key is another key). */
+                /** @description Makes a retry safe: a request with the same key and body gets the first answer again, status and body; the same key with another body is 409 `idempotency_mismatch`. A checkout's keys are the caller's own (another user's key is another key); a refund's are shared by every admin. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
