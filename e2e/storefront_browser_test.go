@@ -135,8 +135,12 @@ func TestStorefrontInBrowser(t *testing.T) {
 	// 5. A second order, with the declined card: cancelled, and why.
 	customer.do("adding earbuds from the list",
 		chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`form[role=search]`)),
-		chromedp.SendKeys(chromedp.CSS(`form[role=search] input[name=q]`), "earbuds"),
+		// The whole list first, then the query set at once: typed key by
+		// key into a form still being drawn, it was once submitted as
+		// "ear".
+		until(`document.querySelector("#main h1")?.textContent === "Shop"`),
+		chromedp.WaitVisible(chromedp.CSS(`#products li.card`)),
+		chromedp.SetValue(chromedp.CSS(`form[role=search] input[name=q]`), "earbuds"),
 		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
 		// As with the skillet: a click on the list the search replaces can
 		// land on a card that is going away, and the cart stays empty.
