@@ -185,18 +185,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	dirs := newLayout(opts.root)
-	// .local must be searchable by every user: PostgreSQL runs as its own
-	// OS user (when we are root) and must be able to reach .local/postgres,
-	// also when -compose-secrets made .local 0700. What is secret in it has
-	// a 0700 folder of its own.
-	if err := os.MkdirAll(dirs.logs, 0o750); err != nil {
-		fmt.Fprintln(stderr, "mercato-local:", err)
-		return 1
-	}
-	if st, err := os.Stat(dirs.local); err != nil {
-		fmt.Fprintln(stderr, "mercato-local:", err)
-		return 1
-	} else if err := os.Chmod(dirs.local, st.Mode().Perm()|0o111); err != nil { //nolint:gosec // G302: search only (x), no listing; see above
+	if err := makeLocal(dirs); err != nil {
 		fmt.Fprintln(stderr, "mercato-local:", err)
 		return 1
 	}
@@ -264,6 +253,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	p.stop()
 	ui.step("everything stopped")
 	return 0
+}
+
+// makeLocal makes .local and its logs. .local must be searchable by every
+// user: PostgreSQL runs as its own OS user (when we are root) and must be
+// able to reach .local/postgres, also when -compose-secrets made .local
+// 0700. What is secret in it has a 0700 folder of its own.
+func makeLocal(dirs layout) error {
+	if err := os.MkdirAll(dirs.logs, 0o750); err != nil {
+		return err
+	}
+	st, err := os.Stat(dirs.local)
+	if err != nil {
+		return err
+	}
+	return os.Chmod(dirs.local, st.Mode().Perm()|0o111) //nolint:gosec // G302: search only (x), no listing; see above
 }
 
 // signalRepeatGrace is how long after the first stop signal a second one
