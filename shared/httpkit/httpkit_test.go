@@ -328,6 +328,37 @@ func TestRouterRequestIDMetricsAndRecovery(t *testing.T) {
 	}
 }
 
+// TestMethodNotAllowedSaysWhatIsAllowed: a 405 names the methods the path
+// is served with in Allow, as RFC 9110 requires of it, on a service's
+// router and on an instance's admin port alike.
+func TestMethodNotAllowedSaysWhatIsAllowed(t *testing.T) {
+	reg := metrics.NewRegistry()
+	r := Router(log.NewNopLogger(), reg, metrics.NewHTTP(reg, "test"), nil)
+	ok := func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, 200, map[string]string{}) }
+	r.Methods("GET").Path("/things/{id}").HandlerFunc(ok)
+	r.Methods("PATCH", "DELETE").Path("/things/{id}").HandlerFunc(ok)
+	r.Methods("POST").Path("/things").HandlerFunc(ok)
+	r.Methods("POST").Path("/things/{id}/cancel").HandlerFunc(ok)
+	for _, tc := range []struct {
+		h            http.Handler
+		method, path string
+		allow        string
+	}{
+		{r, "PUT", "/things/42", "GET, PATCH, DELETE"},
+		{r, "GET", "/things", "POST"},
+		{r, "POST", "/things/42", "GET, PATCH, DELETE"}, // mux alone says 404: a later route takes POST
+		{r, "DELETE", "/health", "GET"},
+		{AdminRouter(reg, nil), "POST", "/metrics", "GET"},
+	} {
+		rec := httptest.NewRecorder()
+		tc.h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != 405 || rec.Header().Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d with Allow %q, want 405 with Allow %q", tc.method, tc.path, rec.Code, rec.Header().Get("Allow"), tc.allow)
+		}
+		decodeErr(t, rec)
+	}
+}
+
 // A header with a control character is refused by net/http before any
 // handler runs, with its own plain-text 400 and the connection closed: the
 // one answer that is not JSON, documented as Go's behaviour in docs/api.md.

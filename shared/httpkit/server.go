@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-kit/log"
@@ -47,8 +48,8 @@ func PublicRouter(logger log.Logger, m *metrics.HTTP, outer ...mux.MiddlewareFun
 		}
 		return h
 	}
-	r.NotFoundHandler = wrap(http.HandlerFunc(notFound))
-	r.MethodNotAllowedHandler = wrap(http.HandlerFunc(methodNotAllowed))
+	r.NotFoundHandler = wrap(noRoute(r))
+	r.MethodNotAllowedHandler = r.NotFoundHandler
 	r.Methods(http.MethodGet).Path("/health").HandlerFunc(health)
 	return r
 }
@@ -57,8 +58,8 @@ func PublicRouter(logger log.Logger, m *metrics.HTTP, outer ...mux.MiddlewareFun
 // /metrics, with JSON 404/405 answers. Consul's check and Prometheus use it.
 func AdminRouter(reg *prometheus.Registry, ready map[string]Check) *mux.Router {
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	r.NotFoundHandler = noRoute(r)
+	r.MethodNotAllowedHandler = r.NotFoundHandler
 	r.Methods(http.MethodGet).Path("/health").HandlerFunc(health)
 	mountAdmin(r, reg, ready)
 	return r
@@ -69,12 +70,36 @@ func mountAdmin(r *mux.Router, reg *prometheus.Registry, ready map[string]Check)
 	r.Methods(http.MethodGet).Path("/metrics").Handler(metrics.Handler(reg))
 }
 
-func notFound(w http.ResponseWriter, _ *http.Request) {
-	WriteError(w, NewError(http.StatusNotFound, "not_found", "no such route"))
+// noRoute answers a request that no route of router takes: 405 with the
+// methods its path is served with in Allow, as RFC 9110 requires, or 404
+// when there are none. It asks router itself rather than trusting which
+// of its two handlers mux called: mux 1.8.1 calls the not-found one for a
+// wrong method whenever a route registered later takes that method on
+// another path.
+func noRoute(router *mux.Router) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(router, r); allow != "" {
+			w.Header().Set("Allow", allow)
+			WriteError(w, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+			return
+		}
+		WriteError(w, NewError(http.StatusNotFound, "not_found", "no such route"))
+	}
 }
 
-func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
-	WriteError(w, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+// allowedMethods lists, for Allow, the methods router serves r's path with.
+func allowedMethods(router *mux.Router, r *http.Request) string {
+	var allow []string
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		var match mux.RouteMatch
+		if router.Match(probe, &match) && match.MatchErr == nil {
+			allow = append(allow, method)
+		}
+	}
+	return strings.Join(allow, ", ")
 }
 
 func health(w http.ResponseWriter, _ *http.Request) {
