@@ -14,6 +14,7 @@ import (
 	"github.com/go-kit/kit/sd/lb"
 	"github.com/go-kit/log"
 
+	"github.com/mercato-dev/mercato/shared/httpkit"
 	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
@@ -157,7 +158,7 @@ func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Fac
 		if tracing.Recording(ctx) {
 			c := &callInfo{method: method}
 			if r, ok := request.(*http.Request); ok && c.method == "" {
-				c.method = r.Method
+				c.method = httpkit.MethodLabel(r.Method)
 			}
 			ctx = context.WithValue(ctx, callKey{}, c)
 		}

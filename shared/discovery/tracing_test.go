@@ -3,12 +3,15 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -158,4 +161,32 @@ func TestBreakerRejectionSpan(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// An attempt at a request the gateway relays is named by the request's
+// method, but only by one of HTTP's: net/http takes any token as a method,
+// and a span name per made-up method is a name per request.
+func TestAttemptSpanOfAMadeUpMethod(t *testing.T) {
+	recorder := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	relay := func(string) (endpoint.Endpoint, io.Closer, error) {
+		return func(context.Context, any) (any, error) { return struct{}{}, nil }, nil, nil
+	}
+	e := NewEndpoint(sd.FixedInstancer{"127.0.0.1:1"}, "things", relay, testLogger(), Options{})
+	for _, method := range []string{http.MethodPatch, "X1"} {
+		ctx, parent := provider.Tracer("test").Start(context.Background(), "caller")
+		if _, err := e(ctx, httptest.NewRequest(method, "/thing/1", nil)); err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		parent.End()
+	}
+	var names []string
+	for _, s := range recorder.Ended() {
+		if s.Name() != "caller" {
+			names = append(names, s.Name())
+		}
+	}
+	if want := []string{"PATCH things", "_OTHER things"}; !slices.Equal(names, want) {
+		t.Errorf("attempt spans %q, want %q", names, want)
+	}
 }

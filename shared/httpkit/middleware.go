@@ -65,9 +65,9 @@ func Observe(logger log.Logger, m *metrics.HTTP) func(http.Handler) http.Handler
 			next.ServeHTTP(rec, r)
 			elapsed := time.Since(begin)
 
-			code := strconv.Itoa(rec.status)
-			m.Requests.With("method", r.Method, "route", route, "code", code).Add(1)
-			m.Duration.With("method", r.Method, "route", route, "code", code).Observe(elapsed.Seconds())
+			code, method := strconv.Itoa(rec.status), MethodLabel(r.Method)
+			m.Requests.With("method", method, "route", route, "code", code).Add(1)
+			m.Duration.With("method", method, "route", route, "code", code).Observe(elapsed.Seconds())
 			if route == "/health" || route == "/metrics" {
 				return // probes and scrapes would drown the log
 			}
@@ -76,6 +76,20 @@ func Observe(logger log.Logger, m *metrics.HTTP) func(http.Handler) http.Handler
 				"duration_ms", float64(elapsed.Microseconds())/1000, "remote", r.RemoteAddr)
 		})
 	}
+}
+
+// MethodLabel is method as metrics label it and spans are named with: one
+// of HTTP's methods, or "_OTHER" (OpenTelemetry's name) for any other.
+// net/http serves whatever token a client sends as its method, and a label
+// or span name taken from it as it is would give a client that makes one
+// up per request a series per request.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "_OTHER"
 }
 
 type statusRecorder struct {

@@ -41,7 +41,7 @@ func Trace(tp trace.TracerProvider, public bool) mux.MiddlewareFunc {
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics are Prometheus's (Observe)
 		otelhttp.WithPublicEndpointFn(publicFn),
 		otelhttp.WithFilter(func(r *http.Request) bool { return !isProbe(RouteTemplate(r)) }),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + RouteTemplate(r) }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return MethodLabel(r.Method) + " " + RouteTemplate(r) }),
 	)
 	return func(next http.Handler) http.Handler {
 		return traced(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -99,6 +99,11 @@ func TestTraceSkipsProbesAndNamesUnmatched(t *testing.T) {
 	if len(spans) != 1 || spans[0].Name() != "GET unmatched" {
 		t.Errorf("an unmatched path made %v, want one span \"GET unmatched\", never the raw path", spans)
 	}
+	// Nor a method a client made up: one name for them all.
+	spans, _ = serveTraced(t, false, httptest.NewRequest("X1", "/no/such/42", nil))
+	if len(spans) != 1 || spans[0].Name() != "_OTHER unmatched" {
+		t.Errorf("a made-up method made %v, want one span \"_OTHER unmatched\"", spans)
+	}
 }
 
 // Without an exporter no span is made, but the caller's trace context
