@@ -90,8 +90,13 @@ func (c *Common) Validate(needDB bool) error {
 	if needDB && c.DatabaseURL == "" {
 		errs = append(errs, errors.New("-database-url (MERCATO_DATABASE_URL) is required"))
 	}
-	if c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1 {
+	if !(c.TraceSampleRatio >= 0 && c.TraceSampleRatio <= 1) { // NaN too
 		errs = append(errs, errors.New("-trace-sample-ratio (MERCATO_TRACE_SAMPLE_RATIO) must be between 0 and 1"))
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error": // "": the logger's default, info
+	default:
+		errs = append(errs, errors.New("-log-level (MERCATO_LOG_LEVEL) must be debug, info, warn or error"))
 	}
 	if c.RedisCAFile != "" && !c.RedisTLS {
 		errs = append(errs, errors.New("-redis-ca-file (MERCATO_REDIS_CA_FILE) needs -redis-tls (MERCATO_REDIS_TLS)"))

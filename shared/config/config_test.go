@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -91,5 +92,28 @@ func TestAdvertise(t *testing.T) {
 	addr, _ := net.ResolveTCPAddr("tcp", "0.0.0.0:4005")
 	if host, _, _ := (&Common{}).Advertise(addr); host != "127.0.0.1" {
 		t.Errorf("Advertise(0.0.0.0) on a loopback-only host = %s, want 127.0.0.1", host)
+	}
+}
+
+// A log level the logger does not know is refused, not taken for info: an
+// operator who set MERCATO_LOG_LEVEL=warning (or DEBUG) would otherwise
+// get info lines and no word of why.
+func TestValidateRefusesAnUnknownLogLevel(t *testing.T) {
+	for _, lvl := range []string{"warning", "DEBUG", "Error", "trace", "inf"} {
+		c := Common{JWTSecret: strings.Repeat("k", 32), LogLevel: lvl}
+		if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "MERCATO_LOG_LEVEL") {
+			t.Errorf("-log-level %q: Validate = %v, want an error naming MERCATO_LOG_LEVEL", lvl, err)
+		}
+	}
+	// Nor is a sample ratio of NaN (ParseFloat reads "NaN"), which no
+	// comparison with 0 and 1 catches.
+	if err := (&Common{JWTSecret: strings.Repeat("k", 32), TraceSampleRatio: math.NaN()}).Validate(false); err == nil || !strings.Contains(err.Error(), "MERCATO_TRACE_SAMPLE_RATIO") {
+		t.Errorf("a sample ratio of NaN: Validate = %v", err)
+	}
+	for _, lvl := range []string{"", "debug", "info", "warn", "error"} {
+		c := Common{JWTSecret: strings.Repeat("k", 32), LogLevel: lvl}
+		if err := c.Validate(false); err != nil {
+			t.Errorf("-log-level %q refused: %v", lvl, err)
+		}
 	}
 }
