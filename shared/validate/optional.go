@@ -28,7 +28,9 @@ func Some[T any](v T) Optional[T] { return Optional[T]{Set: true, Value: &v} }
 
 // UnmarshalJSON records the field as present; see Optional.
 func (o *Optional[T]) UnmarshalJSON(b []byte) error {
-	o.Set = true
+	// Nothing of a value given before for the same key is kept: the last
+	// one wins, as with every other field.
+	*o = Optional[T]{Set: true}
 	if string(b) == "null" {
 		return nil
 	}

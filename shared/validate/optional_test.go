@@ -181,3 +181,29 @@ func TestIfPresent(t *testing.T) {
 		t.Errorf("problems = %v, want %v", probs, want)
 	}
 }
+
+// A key given twice is decoded as encoding/json decodes every other field:
+// the last value wins. An Optional that kept what the first one left would
+// turn {"price":"1.50","price":null} into a price of 1.50 where a plain
+// field would be cleared, and a first value of the wrong type would refuse
+// a body whose last value is right.
+func TestOptionalDuplicateKeyLastWins(t *testing.T) {
+	for _, tc := range []struct {
+		body      string
+		value     *money.Amount
+		wrongType bool
+	}{
+		{`{"price":"1.50","price":null}`, nil, false},
+		{`{"price":7,"price":"2.00"}`, ptr(money.Amount(200)), false},
+		{`{"price":"1.50","price":7}`, nil, true},
+	} {
+		var p patch
+		if err := json.Unmarshal([]byte(tc.body), &p); err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		o := p.Price
+		if !o.Set || (o.Value == nil) != (tc.value == nil) || (o.Value != nil && *o.Value != *tc.value) || (o.err != nil) != tc.wrongType {
+			t.Errorf("%s: price = {Set:%v Value:%v err:%v}, want {Set:true Value:%v wrong type:%v}", tc.body, o.Set, o.Value, o.err, tc.value, tc.wrongType)
+		}
+	}
+}
