@@ -146,10 +146,12 @@ func newEndpoint(instancer sd.Instancer, upstream, method string, factory sd.Fac
 	opts = opts.withDefaults()
 	logger = log.With(logger, "upstream", upstream)
 	endpointer := sd.NewEndpointer(&settled{Instancer: instancer}, breakerFactory(upstream, factory, opts), logger, sd.InvalidateOnError(opts.InvalidateAfter))
-	balancer := noInstancesBalancer{next: lb.NewRoundRobin(endpointer)}
-	retry := lb.RetryWithCallback(opts.Timeout, balancer, retryCallback(opts.MaxAttempts, func() { opts.Metrics.observeRetry(upstream) }))
+	callback := retryCallback(opts.MaxAttempts, func() { opts.Metrics.observeRetry(upstream) })
+	var calls atomic.Uint64 // the round robin: where each call starts
 	opts.Metrics.initUpstream(upstream)
 	return func(ctx context.Context, request any) (any, error) {
+		balancer := noInstancesBalancer{next: &callBalancer{endpointer: endpointer, next: calls.Add(1) - 1}}
+		retry := lb.RetryWithCallback(opts.Timeout, balancer, callback)
 		// The retry loop's own timeout is the same; this one says, as the
 		// context's cause, that it was the call's timeout that ran out, not
 		// the caller's deadline (see breaker.wrap).
@@ -237,6 +239,33 @@ func nextAttempt(ctx context.Context) (string, int) {
 		return "", 1
 	}
 	return c.method, int(c.attempts.Add(1))
+}
+
+// callBalancer is the balancer of one call: its first attempt goes to the
+// instance the round robin gives the call, each retry to the next one after
+// the instance before. A round robin shared by the retries of every call
+// in flight would give a retry whatever instance is next for everyone,
+// often the one that just failed: with one of two instances refusing
+// connections, an eighth of the calls made at once spent all three
+// attempts on it. A call's attempts ask for their instance one after the
+// other (lb.RetryWithCallback starts the next once the last has failed),
+// so next needs no lock.
+type callBalancer struct {
+	endpointer sd.Endpointer
+	next       uint64 // the call's next attempt, counted from where it started
+}
+
+func (b *callBalancer) Endpoint() (endpoint.Endpoint, error) {
+	endpoints, err := b.endpointer.Endpoints()
+	if err != nil {
+		return nil, err
+	}
+	if len(endpoints) == 0 {
+		return nil, lb.ErrNoEndpoints
+	}
+	e := endpoints[b.next%uint64(len(endpoints))]
+	b.next++
+	return e, nil
 }
 
 // noInstancesBalancer gives "nothing to call" one recognisable error, whether

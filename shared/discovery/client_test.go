@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -70,6 +72,39 @@ func TestClosedInstanceIsRetriedElsewhere(t *testing.T) {
 		v, _ := metricValue(t, reg, "circuit_breaker_open", deadLabels)
 		return v == 1
 	})
+}
+
+// Calls made at the same time share the round robin, so a call's retry
+// must still go to another instance than its failed attempt, not to
+// wherever the shared counter points now: with one instance refusing
+// connections and one healthy, every call must succeed.
+func TestConcurrentRetriesGoToAnotherInstance(t *testing.T) {
+	dead, alive := newBackend(t, 0), newBackend(t, 0)
+	dead.srv.Close() // its port now refuses connections
+	// A breaker that never opens: only the retries are under test.
+	opts := Options{RequestVolumeThreshold: 1 << 30}
+	e := NewEndpoint(sd.FixedInstancer{dead.addr(), alive.addr()}, "concurrent-retries", thingFactory(http.MethodPost, "", nil), testLogger(), opts)
+	ready(t, e, alive)
+
+	var (
+		wg       sync.WaitGroup
+		failed   atomic.Int64
+		firstErr atomic.Value
+	)
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := call(e); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of 400 calls failed with a healthy instance to retry on; first: %v", n, firstErr.Load())
+	}
 }
 
 func TestFailingInstanceOpensOnlyItsBreaker(t *testing.T) {
