@@ -57,7 +57,9 @@ func Always(any) bool { return true }
 func HTTPFactory(client *http.Client, method string, enc httptransport.EncodeRequestFunc, dec httptransport.DecodeResponseFunc, idempotent func(request any) bool, before ...httptransport.RequestFunc) sd.Factory {
 	before = append([]httptransport.RequestFunc{auth.ContextToHTTP, requestid.ToHTTP, traceToHTTP}, before...)
 	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
-		if !strings.HasPrefix(instance, "http") {
+		// A URL has its scheme; a host:port, whose host may be a name
+		// that starts with "http" too (httpd-1.internal), has none.
+		if !strings.HasPrefix(instance, "http://") && !strings.HasPrefix(instance, "https://") {
 			instance = "http://" + instance
 		}
 		tgt, err := url.Parse(instance)

@@ -72,6 +72,23 @@ func TestHTTPFactory(t *testing.T) {
 		}
 	})
 
+	// An instance registered under a name (-advertise-host) that starts
+	// with "http" is still a host:port, not a URL.
+	t.Run("host name starting with http", func(t *testing.T) {
+		var host string
+		named := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			host = r.URL.Scheme + "://" + r.URL.Host
+			return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: r}, nil
+		})}
+		e, _, err := HTTPFactory(named, http.MethodGet, enc("/things"), dec, nil)("httpd-1.internal:4001")
+		if err != nil {
+			t.Fatalf("factory: %v", err)
+		}
+		if _, err := e(ctx, struct{}{}); err != nil || host != "http://httpd-1.internal:4001" {
+			t.Errorf("call = %v, sent to %q; want http://httpd-1.internal:4001", err, host)
+		}
+	})
+
 	for _, tc := range []struct {
 		name       string
 		method     string
@@ -168,3 +185,7 @@ func TestClientEndpoint(t *testing.T) {
 		})
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
