@@ -49,8 +49,12 @@ async function errorOf(resp) {
   let body = null;
   try { body = await resp.json(); } catch { /* not JSON */ }
   const e = body?.error;
-  return new ApiError(resp.status, e?.code ?? `http_${resp.status}`,
+  const err = new ApiError(resp.status, e?.code ?? `http_${resp.status}`,
     e?.message ?? `the server answered ${resp.status} ${resp.statusText}`, e?.details);
+  // 429 and 503 say when to try again (seconds).
+  const after = Number(resp.headers.get("Retry-After"));
+  if (after > 0) err.retryAfter = after;
+  return err;
 }
 
 async function send(method, path, body, token, headers = {}) {
@@ -123,13 +127,15 @@ export async function logout() {
 // watchOrder follows an order's status stream (GET /orders/{id}/events),
 // calling onStatus with each status event's data and onState with "live",
 // "reconnecting" or "stopped" (and the error). It reconnects after the
-// server's retry delay, resuming after the last event id, with a fresh
-// token when the old one expired. The returned function stops it.
+// server's retry delay (or its Retry-After, when it refused the stream
+// with one), resuming after the last event id, with a fresh token when the
+// old one expired. The returned function stops it.
 export function watchOrder(id, onStatus, onState) {
   let lastId = null, delay = 2000, stopped = false, ctrl = null;
   (async () => {
     while (!stopped) {
       ctrl = new AbortController();
+      let wait = delay;
       try {
         if (!session) throw new ApiError(401, "unauthenticated", "please log in again");
         const headers = { Accept: "text/event-stream", Authorization: `Bearer ${session.access_token}` };
@@ -154,9 +160,10 @@ export function watchOrder(id, onStatus, onState) {
           onState("stopped", e);
           return;
         }
+        if (e instanceof ApiError && e.retryAfter) wait = Math.max(delay, e.retryAfter * 1000);
         onState("reconnecting", e);
       }
-      await new Promise((r) => setTimeout(r, delay));
+      await new Promise((r) => setTimeout(r, wait));
     }
   })();
   return () => { stopped = true; ctrl?.abort(); };

@@ -26,10 +26,22 @@ const routes = [
 
 let stop = null;
 let first = true;
+let shown = 0; // the navigation whose page main shows
 
+// route draws the page of the hash. A view that waits for the API draws
+// after its answer, when the shopper may have moved on: it is given main
+// as seen through a guard that drops what it draws once another page is
+// shown, and what it watches is stopped at once.
 async function route() {
   stop?.();
   stop = null;
+  const n = ++shown;
+  const here = new Proxy(main, {
+    get(el, k) {
+      const v = Reflect.get(el, k);
+      return typeof v === "function" ? (...args) => (n === shown ? v.apply(el, args) : undefined) : v;
+    },
+  });
   const raw = location.hash.replace(/^#/, "") || "/";
   const [path, query] = raw.split("?", 2);
   const params = new URLSearchParams(query ?? "");
@@ -39,12 +51,15 @@ async function route() {
     if (!m) continue;
     try {
       const arg = m[1] === undefined ? undefined : decodeURIComponent(m[1]);
-      const s = await view(main, params, arg);
-      if (typeof s === "function") stop = s;
+      const s = await view(here, params, arg);
+      if (typeof s === "function") {
+        if (n === shown) stop = s;
+        else s();
+      }
     } catch (e) {
-      main.replaceChildren(h("h1", {}, "Something went wrong"), errorBox(e));
+      here.replaceChildren(h("h1", {}, "Something went wrong"), errorBox(e));
     }
-    focusMain();
+    if (n === shown) focusMain();
     return;
   }
   main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, "There is no such page. ", h("a", { href: "#/" }, "Go to the shop")));

@@ -19,8 +19,11 @@ async function categoryOptions() {
   return out;
 }
 
-const sorts = [
-  ["", "Newest first"], ["price", "Price: low to high"], ["-price", "Price: high to low"], ["name", "Name: A to Z"],
+// The orders of the list; none (the API's default) is newest first, or with
+// a search best matches first, when newest first must be asked for.
+const sorts = (searching) => [
+  ...(searching ? [["", "Best match"], ["-created_at", "Newest first"]] : [["", "Newest first"]]),
+  ["price", "Price: low to high"], ["-price", "Price: high to low"], ["name", "Name: A to Z"],
 ];
 
 // catalogue is #/?q=&category=&min_price=&max_price=&in_stock=1&sort=&page=
@@ -79,7 +82,7 @@ async function filters(params) {
       h("label", {}, "Min price", h("input", { type: "number", name: "min_price", min: "0", step: "0.01", inputmode: "decimal", value: params.get("min_price") ?? "" })),
       h("label", {}, "Max price", h("input", { type: "number", name: "max_price", min: "0", step: "0.01", inputmode: "decimal", value: params.get("max_price") ?? "" }))),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "in_stock", checked: Boolean(params.get("in_stock")) }), "In stock only"),
-    h("label", {}, "Sort", h("select", { name: "sort" }, sorts.map(([v, l]) => h("option", { value: v, selected: (params.get("sort") ?? "") === v }, l)))),
+    h("label", {}, "Sort", h("select", { name: "sort" }, sorts(Boolean(params.get("q"))).map(([v, l]) => h("option", { value: v, selected: (params.get("sort") ?? "") === v }, l)))),
     h("button", { type: "submit" }, "Show products"));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
