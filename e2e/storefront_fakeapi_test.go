@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,5 +208,63 @@ func TestStorefrontSearchSortedNewestFirst(t *testing.T) {
 	if last.Get("q") != "tee" || last.Get("sort") != "-created_at" {
 		t.Errorf("the search sorted %q asked for %v, want q=tee and sort=-created_at (without a sort the API orders a search by relevance)",
 			"Newest first", last)
+	}
+}
+
+// TestStorefrontTabsShareARefresh: two tabs of one session whose access
+// token has expired refresh it once between them. The user service rotates
+// refresh tokens and takes a second use of one for a stolen token, ending
+// the session: two tabs that each sent the same refresh token signed the
+// shopper out of both.
+func TestStorefrontTabsShareARefresh(t *testing.T) {
+	var refreshed atomic.Bool
+	fs := newFakeShop(t, map[string]http.HandlerFunc{
+		"GET /api/v1/orders": func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer access2" {
+				writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{"code": "token_expired", "message": "the access token has expired"}})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"items": []any{}, "page": 1, "page_size": 20, "total": 0})
+		},
+		"POST /api/v1/auth/refresh": func(w http.ResponseWriter, r *http.Request) {
+			var body struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			time.Sleep(time.Second) // long enough for the other tab to want one too
+			if body.RefreshToken != "refresh" || refreshed.Swap(true) {
+				writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{"code": "refresh_token_reused",
+					"message": "refresh token was already used; the session has been revoked"}})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"access_token": "access2", "refresh_token": "refresh2", "token_type": "Bearer", "expires_in": 900})
+		},
+	})
+	first := openShop(t, fs, "#/")
+	second, cancel := chromedp.NewContext(first) // a tab of the same browser: the same localStorage
+	t.Cleanup(cancel)
+	if err := chromedp.Do(second, chromedp.Navigate(fs.srv.URL+"/?signed-in#/")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tab := range []context.Context{first, second} {
+		if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`location.hash = "#/orders", true`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tab := range []context.Context{first, second} {
+		if err := chromedp.Do(tab, until(`document.querySelector("#main")?.textContent.includes("No orders yet.") ||
+  document.querySelector("#main .error") !== null`)); err != nil {
+			t.Fatal(err)
+		}
+		text, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("#main").textContent`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, "No orders yet.") {
+			t.Errorf("tab %d shows %q, want the orders", i+1, text)
+		}
+	}
+	if n := len(fs.requests("POST /api/v1/auth/refresh")); n != 1 {
+		t.Errorf("the two tabs sent %d refreshes, want 1", n)
 	}
 }

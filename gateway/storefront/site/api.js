@@ -88,13 +88,26 @@ export async function api(method, path, body, { auth = false, headers } = {}) {
 }
 
 // refresh trades the refresh token for a new pair, once for every caller
-// that needs it at the same time; a refused refresh ends the session.
+// that needs it at the same time, in every tab: the user service takes a
+// second use of a refresh token for a stolen one and ends the session, so
+// tabs refresh one at a time (a Web Lock), and a tab whose token another
+// tab traded meanwhile takes that tab's pair. A refused refresh ends the
+// session.
 export function refresh() {
   if (!session) return Promise.reject(new ApiError(401, "unauthenticated", "please log in again"));
+  const used = session.refresh_token;
   refreshing ??= (async () => {
     try {
-      const t = await send("POST", "/auth/refresh", { refresh_token: session.refresh_token });
-      saveSession({ ...session, access_token: t.access_token, refresh_token: t.refresh_token });
+      await oneTabAtATime("mercato.refresh", async () => {
+        const stored = readSession();
+        if (!stored) throw new ApiError(401, "unauthenticated", "please log in again");
+        if (stored.refresh_token !== used) {
+          saveSession(stored);
+          return;
+        }
+        const t = await send("POST", "/auth/refresh", { refresh_token: used });
+        saveSession({ ...stored, access_token: t.access_token, refresh_token: t.refresh_token });
+      });
     } catch (e) {
       if (e.status === 401) saveSession(null);
       throw e;
@@ -103,6 +116,12 @@ export function refresh() {
     }
   })();
   return refreshing;
+}
+
+// oneTabAtATime runs fn holding the lock name in every tab of the shop;
+// where Web Locks are missing (an insecure origin), it runs it at once.
+function oneTabAtATime(name, fn) {
+  return navigator.locks ? navigator.locks.request(name, fn) : fn();
 }
 
 export async function login(email, password) {
