@@ -78,9 +78,10 @@ func (s *shop) apiStatus(hc *http.Client) statusSource {
 	}
 }
 
-// check reads the invariants that need the databases.
-func (d *Databases) check(ctx context.Context, acknowledged []Order) []Invariant {
-	return []Invariant{d.ordersInvariant(ctx, acknowledged), d.stockInvariant(ctx), d.Money(ctx)}
+// check reads the invariants that need the databases; shown is each
+// order's status as the API shows it to its owner.
+func (d *Databases) check(ctx context.Context, acknowledged []Order, shown map[string]string) []Invariant {
+	return []Invariant{d.ordersInvariant(ctx, acknowledged, shown), d.stockInvariant(ctx), d.Money(ctx)}
 }
 
 // Result is the invariant name with the violations found (at most a few
@@ -97,9 +98,11 @@ func Result(name string, checked string, violations []string, err error) Invaria
 }
 
 // ordersInvariant: every acknowledged order is stored exactly once, with
-// the status the run saw last; no order anywhere is pending without a
-// live reservation holding its stock.
-func (d *Databases) ordersInvariant(ctx context.Context, acknowledged []Order) Invariant {
+// the status the run saw last, and the API shows its owner that status
+// (shown: the run settles the orders from the database, so the status it
+// saw last is no view of the API's); no order anywhere is pending without
+// a live reservation holding its stock.
+func (d *Databases) ordersInvariant(ctx context.Context, acknowledged []Order, shown map[string]string) Invariant {
 	const name = "orders stored, none stuck"
 	got, err := d.orderStatus(ctx, acknowledged)
 	if err != nil {
@@ -115,7 +118,11 @@ func (d *Databases) ordersInvariant(ctx context.Context, acknowledged []Order) I
 		if st, ok := got[o.ID]; !ok {
 			v = append(v, "acknowledged order "+o.ID+" is not in the order database")
 		} else if st != o.Status {
-			v = append(v, fmt.Sprintf("order %s is %s in the database, %s through the API", o.ID, st, o.Status))
+			v = append(v, fmt.Sprintf("order %s is %s in the database, %s when the run last read it", o.ID, st, o.Status))
+		} else if api, ok := shown[o.ID]; !ok {
+			v = append(v, "acknowledged order "+o.ID+" could not be read through the API")
+		} else if api != st {
+			v = append(v, fmt.Sprintf("order %s is %s in the database, %s through the API", o.ID, st, api))
 		}
 	}
 	var pending []string
@@ -141,7 +148,7 @@ func (d *Databases) ordersInvariant(ctx context.Context, acknowledged []Order) I
 	if err := d.Order.GetContext(ctx, &total, `SELECT count(*) FROM orders`); err != nil {
 		return Result(name, "", nil, err)
 	}
-	return Result(name, fmt.Sprintf("%d acknowledged orders stored once each; %d orders in all, %d pending with a live reservation",
+	return Result(name, fmt.Sprintf("%d acknowledged orders stored once each, as the API shows them; %d orders in all, %d pending with a live reservation",
 		len(acknowledged), total, len(pending)), v, nil)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -54,7 +55,13 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	}
 	r.Invariants = append(r.Invariants, acknowledgedFinal(orders, c.Settle))
 	if c.Databases != nil {
-		r.Invariants = append(r.Invariants, c.Databases.check(ctx, orders)...)
+		// Settled from the database: what the shoppers are shown is read
+		// of the API, for ordersInvariant to hold against the database.
+		shown, err := readAll(ctx, orders, s.apiStatus(hc), apiReadTimeout)
+		if err != nil {
+			return r, err
+		}
+		r.Invariants = append(r.Invariants, c.Databases.check(ctx, orders, shown)...)
 	}
 	return r, ctx.Err()
 }
@@ -153,6 +160,39 @@ func orderOf(body []byte) (Order, bool) {
 
 // statusSource reads the current status of orders, by id.
 type statusSource func(ctx context.Context, orders []Order) (map[string]string, error)
+
+// apiReadTimeout bounds readAll's retries of the reads that failed.
+const apiReadTimeout = 30 * time.Second
+
+// readAll reads the status of every order, asking again for those not
+// read, until all are or timeout passes.
+func readAll(ctx context.Context, orders []Order, status statusSource, timeout time.Duration) (map[string]string, error) {
+	deadline := time.Now().Add(timeout)
+	out := map[string]string{}
+	for {
+		var missing []Order
+		for _, o := range orders {
+			if _, ok := out[o.ID]; !ok {
+				missing = append(missing, o)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			return out, nil
+		}
+		got, err := status(ctx, missing)
+		if err != nil {
+			return out, fmt.Errorf("reading the orders' status: %w", err)
+		}
+		maps.Copy(out, got)
+		if len(got) < len(missing) {
+			select {
+			case <-ctx.Done():
+				return out, ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+}
 
 // finalStatuses are the order statuses nothing moves on by itself.
 var finalStatuses = []string{"confirmed", "shipped", "delivered", "cancelled", "refunded"}
