@@ -228,3 +228,30 @@ func TestHungConsulDoesNotHoldTheShutdown(t *testing.T) {
 		t.Errorf("shutdown with a hung agent took %s, want at most %s", took.Round(100*time.Millisecond), limit)
 	}
 }
+
+// An admin listener on loopback cannot be reached at an address that is
+// not: an instance registered under another one (-advertise-host, or the
+// host's address for -http-addr 0.0.0.0:…) would go critical in Consul at
+// once, its check unanswered, and Prometheus could not scrape it. It is
+// refused at start, saying which flag to change, and nothing is registered.
+func TestAdminOnLoopbackIsRefusedForAnotherHost(t *testing.T) {
+	_, client := testConsul(t)
+	for _, tc := range []struct {
+		advertise, admin string
+		ok               bool
+	}{
+		{"10.1.2.3", "127.0.0.1:0", false},
+		{"10.1.2.3", "[::1]:0", false},
+		{"", "127.0.0.1:0", true},          // registered as 127.0.0.1 too
+		{"localhost", "127.0.0.1:0", true}, // a name: taken at its word
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		service := "admin-" + strings.NewReplacer(".", "-", ":", "-", "[", "", "]", "").Replace(tc.advertise+tc.admin)
+		cfg := config.Common{Service: service, HTTPAddr: "127.0.0.1:0", AdvertiseHost: tc.advertise, Version: "test"}
+		err := ListenAndServeWithAdmin(ctx, cfg, client, http.NotFoundHandler(), &Admin{Addr: tc.admin, Handler: http.NotFoundHandler()}, testLogger())
+		cancel()
+		if refused := err != nil && strings.Contains(err.Error(), "-admin-addr"); refused == tc.ok {
+			t.Errorf("advertised as %q, admin on %s: ListenAndServeWithAdmin = %v; want refused: %v", tc.advertise, tc.admin, err, !tc.ok)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -22,6 +23,19 @@ const shutdownTimeout = 15 * time.Second
 type Admin struct {
 	Addr    string // where to listen; port 0 picks a free one, which is what gets registered
 	Handler http.Handler
+}
+
+// reachableAt refuses an admin listener on loopback for an instance
+// registered at an address that is not: Consul checks, and Prometheus
+// scrapes, the admin port at the registered host, where nothing would
+// answer. A host name is taken at its word.
+func reachableAt(admin net.Addr, host string) error {
+	tcp, ok := admin.(*net.TCPAddr)
+	if ip := net.ParseIP(host); !ok || !tcp.IP.IsLoopback() || ip == nil || ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("-admin-addr %s listens on loopback only, but the instance is registered at %s, where Consul checks it and Prometheus scrapes it: listen on %s or on every interface (0.0.0.0)",
+		admin, host, host)
 }
 
 // ListenAndServe is the tail of every service's main: it listens on
@@ -58,7 +72,10 @@ func ListenAndServeWithAdmin(ctx context.Context, cfg config.Common, consul *api
 			ln.Close()
 			return err
 		}
-		if _, reg.AdminPort, err = cfg.Advertise(adminLn.Addr()); err != nil {
+		if _, reg.AdminPort, err = cfg.Advertise(adminLn.Addr()); err == nil {
+			err = reachableAt(adminLn.Addr(), host)
+		}
+		if err != nil {
 			ln.Close()
 			adminLn.Close()
 			return err
