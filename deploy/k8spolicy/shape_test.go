@@ -16,8 +16,9 @@ import (
 var services = map[string]int{"gateway": 3000, "user": 3001, "product": 3002, "order": 3003, "payment": 3004, "notification": 3005}
 
 // TestBaseHasWhatEveryServiceNeeds: each of the six has a Deployment of two
-// replicas whose pod leaves Consul before SIGTERM, registers its pod IP and
-// mounts its Secret by name; a Service, a CPU HorizontalPodAutoscaler and a
+// replicas whose pod leaves Consul before SIGTERM, registers its pod IP,
+// gives Go its memory limit (GOMEMLIMIT, in bytes: no divisor) and mounts
+// its Secret by name; a Service, a CPU HorizontalPodAutoscaler and a
 // PodDisruptionBudget keeping one.
 func TestBaseHasWhatEveryServiceNeeds(t *testing.T) {
 	objs, err := Render(filesys.MakeFsOnDisk(), filepath.Join(repoRoot, "deploy/k8s/base"))
@@ -55,6 +56,9 @@ func TestBaseHasWhatEveryServiceNeeds(t *testing.T) {
 		if !hasPodIP(c) {
 			t.Errorf("Deployment %s: MERCATO_ADVERTISE_HOST is not the pod IP (downward API)", name)
 		}
+		if !hasMemoryLimit(c) {
+			t.Errorf("Deployment %s: GOMEMLIMIT is not the container's memory limit (downward API)", name)
+		}
 		if got := mapAt(c, "readinessProbe", "httpGet")["path"]; got != "/ready" {
 			t.Errorf("Deployment %s: readiness on %v, want /ready", name, got)
 		}
@@ -88,6 +92,17 @@ func hasPodIP(c map[string]any) bool {
 	for _, e := range env {
 		e, _ := e.(map[string]any)
 		if e["name"] == "MERCATO_ADVERTISE_HOST" && mapAt(e, "valueFrom", "fieldRef")["fieldPath"] == "status.podIP" {
+			return true
+		}
+	}
+	return false
+}
+
+func hasMemoryLimit(c map[string]any) bool {
+	env, _ := c["env"].([]any)
+	for _, e := range env {
+		e, _ := e.(map[string]any)
+		if ref := mapAt(e, "valueFrom", "resourceFieldRef"); e["name"] == "GOMEMLIMIT" && ref["resource"] == "limits.memory" && ref["divisor"] == nil {
 			return true
 		}
 	}
