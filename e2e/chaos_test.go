@@ -18,6 +18,9 @@ import (
 
 	"github.com/mercato-dev/mercato/e2e/chaos"
 	"github.com/mercato-dev/mercato/e2e/load"
+	"github.com/mercato-dev/mercato/notification"
+	"github.com/mercato-dev/mercato/order"
+	"github.com/mercato-dev/mercato/payment"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -82,6 +85,9 @@ func TestChaos(t *testing.T) {
 		Databases:    &load.Databases{Product: p.db["product"], Order: p.db["order"], Payment: p.db["payment"]},
 		Notification: p.db["notification"], Outboxes: c.outboxes(), Redis: p.rdb, SMTPOutage: outage,
 		Mails: c.mails, Consul: consul, Instances: c.instances(), Drain: 90 * time.Second,
+		// The services that consume events, each in a group of its name
+		// (app.Instance.Consume).
+		Groups: []string{order.ServiceName, payment.ServiceName, notification.ServiceName},
 	}
 	plan := chaos.Plan{
 		Load: load.Config{Target: targets[0], Targets: targets, Rate: *chaosRate, Users: 20,

@@ -38,6 +38,9 @@ type Platform struct {
 	// Outboxes are the databases of every service with an outbox, by name.
 	Outboxes map[string]*sqlx.DB
 	Redis    *redis.Client
+	// Groups are the consumer groups that must be on the event stream: one
+	// per service that consumes events, named after it.
+	Groups []string
 	// Mails is what the SMTP sink holds now.
 	Mails func() []Mail
 	// SMTPOutage, when set, is when the sink was down.
@@ -216,8 +219,9 @@ func (p *Platform) emails(ctx context.Context) load.Invariant {
 	}
 	var v []string
 	for _, id := range never {
-		if sent[id] > 0 {
-			v = append(v, fmt.Sprintf("order %s: never confirmed, yet its confirmation was sent %d times", id, sent[id]))
+		got := len(received["Order "+number[id]+" confirmed"]) + len(received["Order "+strings.ToUpper(id[:8])+" confirmed"])
+		if sent[id] > 0 || got > 0 {
+			v = append(v, fmt.Sprintf("order %s: never confirmed, yet its confirmation was sent %d times by the log, received %d times by the sink", id, sent[id], got))
 		}
 	}
 	delayed := 0
@@ -261,8 +265,9 @@ func (p *Platform) outboxes(ctx context.Context) load.Invariant {
 	return load.Result(name, "no unpublished event in the outbox of "+strings.Join(names, ", "), v, nil)
 }
 
-// consumerGroups: every group on the event stream has acknowledged all it
-// was given and has nothing left to read.
+// consumerGroups: every group of Groups is on the event stream (a group
+// its consumers never created has read nothing), and every group there has
+// acknowledged all it was given and has nothing left to read.
 func (p *Platform) consumerGroups(ctx context.Context) load.Invariant {
 	const name = "no event unacknowledged in a consumer group"
 	groups, err := p.Redis.XInfoGroups(ctx, events.DefaultStream).Result()
@@ -272,9 +277,27 @@ func (p *Platform) consumerGroups(ctx context.Context) load.Invariant {
 	var v, names []string
 	for _, g := range groups {
 		names = append(names, g.Name)
+		if g.Lag < 0 {
+			// Redis cannot count the lag (entries past the group's position
+			// were deleted): the group has some left if one follows the last
+			// it was given.
+			next, err := p.Redis.XRangeN(ctx, events.DefaultStream, "("+g.LastDeliveredID, "+", 1).Result()
+			if err != nil {
+				return load.Result(name, "", nil, err)
+			}
+			g.Lag = int64(len(next))
+		}
 		if g.Pending > 0 || g.Lag > 0 {
 			v = append(v, fmt.Sprintf("group %s: %d pending, %d not yet read", g.Name, g.Pending, g.Lag))
 		}
+	}
+	for _, g := range p.Groups {
+		if !slices.Contains(names, g) {
+			v = append(v, fmt.Sprintf("group %s: not on the stream, its consumers never joined", g))
+		}
+	}
+	if len(groups) == 0 {
+		v = append(v, "no consumer group on the stream")
 	}
 	return load.Result(name, fmt.Sprintf("%d groups (%s), none pending", len(groups), strings.Join(names, ", ")), v, nil)
 }
@@ -305,10 +328,13 @@ func (p *Platform) deadLetters(ctx context.Context) load.Invariant {
 
 // instances: every service has its instances passing in Consul, and none
 // of them has a circuit breaker open (circuit_breaker_open on /metrics).
+// A breaker's series appears with its first call, so an instance that
+// calls no upstream has none; but none on any instance means the gauge
+// was not read at all (renamed, say), which fails.
 func (p *Platform) instances(ctx context.Context) load.Invariant {
 	const name = "every instance back, passing in Consul, breakers closed"
 	var v []string
-	total := 0
+	total, breakers := 0, 0
 	for _, svc := range slices.Sorted(maps.Keys(p.Instances)) {
 		entries, _, err := p.Consul.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
@@ -323,7 +349,8 @@ func (p *Platform) instances(ctx context.Context) load.Invariant {
 			if port := e.Service.Meta[discovery.AdminPortMeta]; port != "" {
 				addr = net.JoinHostPort(e.Service.Address, port)
 			}
-			open, err := breakersOpen(ctx, addr)
+			open, series, err := breakersOpen(ctx, addr)
+			breakers += series
 			if err != nil {
 				v = append(v, fmt.Sprintf("%s %s: %v", svc, addr, err))
 			} else if open > 0 {
@@ -331,34 +358,41 @@ func (p *Platform) instances(ctx context.Context) load.Invariant {
 			}
 		}
 	}
-	return load.Result(name, fmt.Sprintf("%d instances passing, every breaker closed", total), v, nil)
+	if total > 0 && breakers == 0 {
+		v = append(v, fmt.Sprintf("no circuit_breaker_open series on the /metrics of any of the %d instances: no breaker was read", total))
+	}
+	return load.Result(name, fmt.Sprintf("%d instances passing, every one of %d breakers closed", total, breakers), v, nil)
 }
 
-// breakersOpen sums circuit_breaker_open on addr's /metrics.
-func breakersOpen(ctx context.Context, addr string) (float64, error) {
+// breakersOpen sums circuit_breaker_open on addr's /metrics, and counts
+// its series.
+func breakersOpen(ctx context.Context, addr string) (open float64, series int, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("/metrics: status %d", resp.StatusCode)
+		return 0, 0, fmt.Errorf("/metrics: status %d", resp.StatusCode)
 	}
-	var sum float64
 	for line := range strings.SplitSeq(string(body), "\n") {
 		if strings.HasPrefix(line, "circuit_breaker_open{") || strings.HasPrefix(line, "circuit_breaker_open ") {
 			f := strings.Fields(line)
-			x, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			sum += x
+			x, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("/metrics: %q: %w", line, err)
+			}
+			open += x
+			series++
 		}
 	}
-	return sum, nil
+	return open, series, nil
 }
