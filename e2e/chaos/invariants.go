@@ -110,11 +110,24 @@ func (p *Platform) placed(ctx context.Context, r *load.Report) load.Invariant {
 	return load.Result(name, fmt.Sprintf("%d orders: %d acknowledged, %d of the %d checkouts whose answer was lost or a 5xx", total, len(r.Orders), extra, unanswered), v, nil)
 }
 
-// confirmed are the ids of the orders that were paid.
-func (p *Platform) confirmed(ctx context.Context) ([]string, error) {
-	var ids []string
-	err := p.Databases.Order.SelectContext(ctx, &ids, `SELECT id::text FROM orders WHERE status IN ('confirmed', 'shipped', 'delivered')`)
-	return ids, err
+// Which orders orderIDs lists, as the conditions of a WHERE on orders o.
+const (
+	paid    = `o.status IN ('confirmed', 'shipped', 'delivered')`
+	notPaid = `o.status NOT IN ('confirmed', 'shipped', 'delivered', 'pending')` // final, and not paid
+	// Never confirmed, whatever came after.
+	neverConfirmed = `NOT EXISTS (SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.status = 'confirmed')`
+)
+
+// orderIDs are the ids of the orders that meet each condition, a list a
+// condition.
+func (p *Platform) orderIDs(ctx context.Context, conds ...string) ([][]string, error) {
+	lists := make([][]string, len(conds))
+	for i, cond := range conds {
+		if err := p.Databases.Order.SelectContext(ctx, &lists[i], `SELECT id::text FROM orders o WHERE `+cond); err != nil {
+			return nil, err
+		}
+	}
+	return lists, nil
 }
 
 // charges: each confirmed order has exactly one captured payment and one
@@ -123,15 +136,11 @@ func (p *Platform) confirmed(ctx context.Context) ([]string, error) {
 // refunded in full.
 func (p *Platform) charges(ctx context.Context) load.Invariant {
 	const name = "one captured payment and one sandbox charge per confirmed order"
-	ids, err := p.confirmed(ctx)
+	lists, err := p.orderIDs(ctx, paid, notPaid)
 	if err != nil {
 		return load.Result(name, "", nil, err)
 	}
-	var unpaid []string
-	if err := p.Databases.Order.SelectContext(ctx, &unpaid, `SELECT id::text FROM orders
-		WHERE status NOT IN ('confirmed', 'shipped', 'delivered', 'pending')`); err != nil {
-		return load.Result(name, "", nil, err)
-	}
+	ids, unpaid := lists[0], lists[1]
 	var rows []struct {
 		OrderID  string `db:"order_id"`
 		Captured bool   `db:"captured"`
@@ -175,15 +184,11 @@ func (p *Platform) charges(ctx context.Context) load.Invariant {
 // capture that raced its cancellation among them) got none.
 func (p *Platform) emails(ctx context.Context) load.Invariant {
 	const name = "each confirmed order's email sent once, log and SMTP sink agree, none for an order never confirmed"
-	ids, err := p.confirmed(ctx)
+	lists, err := p.orderIDs(ctx, paid, neverConfirmed)
 	if err != nil {
 		return load.Result(name, "", nil, err)
 	}
-	var never []string
-	if err := p.Databases.Order.SelectContext(ctx, &never, `SELECT id::text FROM orders o WHERE NOT EXISTS (
-		SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.status = 'confirmed')`); err != nil {
-		return load.Result(name, "", nil, err)
-	}
+	ids, never := lists[0], lists[1]
 	var numbers []struct {
 		ID     string `db:"id"`
 		Number string `db:"order_number"`
