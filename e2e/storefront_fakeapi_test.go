@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -57,12 +56,7 @@ func newFakeShop(t *testing.T, handlers map[string]http.HandlerFunc) *fakeShop {
 			h(w, r)
 		})
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: mux}}
-	fs.srv.Start()
+	fs.srv = httptest.NewServer(mux) // on 127.0.0.1
 	t.Cleanup(fs.srv.Close)
 	return fs
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 
 	"github.com/peterbourgon/ff/v3"
+
+	"github.com/mercato-dev/mercato/shared/logging"
 )
 
 // EnvPrefix prefixes the environment variable of every flag.
@@ -93,9 +95,7 @@ func (c *Common) Validate(needDB bool) error {
 	if !(c.TraceSampleRatio >= 0 && c.TraceSampleRatio <= 1) { // NaN too
 		errs = append(errs, errors.New("-trace-sample-ratio (MERCATO_TRACE_SAMPLE_RATIO) must be between 0 and 1"))
 	}
-	switch c.LogLevel {
-	case "", "debug", "info", "warn", "error": // "": the logger's default, info
-	default:
+	if !logging.KnownLevel(c.LogLevel) {
 		errs = append(errs, errors.New("-log-level (MERCATO_LOG_LEVEL) must be debug, info, warn or error"))
 	}
 	if c.RedisCAFile != "" && !c.RedisTLS {

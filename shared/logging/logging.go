@@ -26,16 +26,24 @@ func New(w io.Writer, service, minLevel string) log.Logger {
 }
 
 func levelOption(name string) level.Option {
-	switch name {
-	case "debug":
-		return level.AllowDebug()
-	case "warn":
-		return level.AllowWarn()
-	case "error":
-		return level.AllowError()
-	default:
-		return level.AllowInfo()
+	if allow, ok := levels[name]; ok {
+		return allow
 	}
+	return level.AllowInfo()
+}
+
+// levels are the -log-level names, "" for the default, and what each lets
+// through.
+var levels = map[string]level.Option{
+	"": level.AllowInfo(), "debug": level.AllowDebug(), "info": level.AllowInfo(),
+	"warn": level.AllowWarn(), "error": level.AllowError(),
+}
+
+// KnownLevel reports whether name is a level the logger knows ("" is the
+// default, info): config refuses any other.
+func KnownLevel(name string) bool {
+	_, ok := levels[name]
+	return ok
 }
 
 // WithRequest returns logger with the request id carried by ctx and, inside
