@@ -45,7 +45,12 @@ func MakeEventsHandler(r *mux.Router, w *Watcher, tokens *auth.Tokens, logger lo
 		func(ctx context.Context, request any) (any, error) {
 			req := request.(watchRequest)
 			id, _ := auth.FromContext(ctx)
-			return w.Watch(ctx, caller(id), req.ID, req.After)
+			events, err := w.Watch(ctx, caller(id), req.ID, req.After)
+			if err != nil {
+				return nil, err
+			}
+			at, _ := auth.AccessTokenFromContext(ctx)
+			return watchResponse{events: events, token: at}, nil
 		})
 	encodeError := httpkit.ErrorEncoder(logger, errorMappings...)
 	r.Methods(http.MethodGet).Path(httpkit.APIPrefix + "/orders/{id}/events").HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
@@ -63,8 +68,17 @@ func MakeEventsHandler(r *mux.Router, w *Watcher, tokens *auth.Tokens, logger lo
 			encodeError(ctx, err, rw)
 			return
 		}
-		serveEvents(rw, resp.(<-chan StatusEvent), heartbeat)
+		stream := resp.(watchResponse)
+		revoked := func() bool { return tokens.Revoked(ctx, stream.token) != nil }
+		serveEvents(rw, stream, heartbeat, revoked)
 	})
+}
+
+// watchResponse is a stream the Watcher serves, and the access token that
+// opened it: the stream lasts no longer than the token's right to it.
+type watchResponse struct {
+	events <-chan StatusEvent
+	token  auth.AccessToken
 }
 
 // decodeWatchRequest reads the id and the Last-Event-ID header (or the
@@ -88,9 +102,12 @@ func decodeWatchRequest(r *http.Request) (watchRequest, error) {
 	return req, nil
 }
 
-// serveEvents writes the stream until events closes (the Watcher ended it)
-// or the client goes (the Watcher sees the request's context end).
-func serveEvents(w http.ResponseWriter, events <-chan StatusEvent, heartbeat time.Duration) {
+// serveEvents writes the stream until its events close (the Watcher ended
+// it), the client goes (the Watcher sees the request's context end), or
+// the token that opened it expires or is revoked (a logout; looked up with
+// each heartbeat): a stream must not outlive the right to read it. The
+// client then reconnects, with a fresh token if it has one.
+func serveEvents(w http.ResponseWriter, s watchResponse, heartbeat time.Duration, revoked func() bool) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // the server's write timeout would cut the stream
 	h := w.Header()
@@ -106,16 +123,23 @@ func serveEvents(w http.ResponseWriter, events <-chan StatusEvent, heartbeat tim
 	}
 	ping := time.NewTicker(heartbeat)
 	defer ping.Stop()
+	expiry := time.NewTimer(time.Until(s.token.ExpiresAt))
+	defer expiry.Stop()
 	for {
 		var err error
 		select {
-		case e, ok := <-events:
+		case <-expiry.C:
+			return
+		case e, ok := <-s.events:
 			if !ok {
 				return
 			}
 			data, _ := json.Marshal(e) // plain strings and times: cannot fail
 			_, err = fmt.Fprintf(w, "id: %d\nevent: status\ndata: %s\n\n", e.ID, data)
 		case <-ping.C:
+			if revoked() {
+				return
+			}
 			_, err = fmt.Fprint(w, ": ping\n\n")
 		}
 		if err == nil {

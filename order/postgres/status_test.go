@@ -53,10 +53,23 @@ func openMigrated(t *testing.T, dsn string) *sqlx.DB {
 // another instance.
 func newStreamRig(t *testing.T, dsn string, opts order.WatchOptions) *streamRig {
 	t.Helper()
+	return newStreamRigWith(t, dsn, opts, nil)
+}
+
+// streamKey signs the rigs' tokens.
+var streamKey = []byte("a-test-secret-of-at-least-32-bytes!!")
+
+// newStreamRigWith is newStreamRig whose tokens are looked up in denylist
+// (nil: none).
+func newStreamRigWith(t *testing.T, dsn string, opts order.WatchOptions, denylist *auth.Denylist) *streamRig {
+	t.Helper()
 	db := openMigrated(t, dsn)
-	tokens, err := auth.NewTokens([]byte("a-test-secret-of-at-least-32-bytes!!"), time.Hour)
+	tokens, err := auth.NewTokens(streamKey, time.Hour)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if denylist != nil {
+		tokens = tokens.WithDenylist(denylist)
 	}
 	listening := func() (n int) {
 		if err := db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = $1`,
@@ -454,5 +467,63 @@ func TestStatusStreamWokenWhenTheListenerConnects(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream was not woken for the row committed before the listener's first LISTEN")
+	}
+}
+
+// A stream lasts no longer than the token that opened it: it ends when the
+// token expires, and, looked up with each heartbeat, when it is revoked (a
+// logout), though the order is still there to watch. Before, a stolen
+// token kept a stream open after its owner logged out, for as long as the
+// order had news every ten minutes.
+func TestStatusStreamEndsWithItsToken(t *testing.T) {
+	denylist := auth.NewDenylist(testkit.Redis(t), log.NewNopLogger())
+	rig := newStreamRigWith(t, testkit.PostgresURL(t), order.WatchOptions{}, denylist)
+	user := uuid.NewString()
+	o := mustCreate(t, rig.repo, newOrder(user))
+	path := "/api/v1/orders/" + o.ID + "/events"
+	ended := func(s *stream, within time.Duration) bool {
+		t.Helper()
+		for deadline := time.After(within); ; {
+			select {
+			case e, ok := <-s.events:
+				if !ok {
+					return true
+				}
+				if e.Comment != "ping" && e.Comment != "retry: 2000" && e.Event != "status" {
+					t.Fatalf("unexpected %+v", e)
+				}
+			case <-deadline:
+				return false
+			}
+		}
+	}
+
+	short, err := auth.NewTokens(streamKey, 1500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := short.Issue(auth.Identity{UserID: user, Email: user + "@example.com", Role: auth.RoleCustomer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiring := rig.open(t, path, tok)
+	if !ended(expiring, 5*time.Second) {
+		t.Error("the stream outlived its token by 3.5 s")
+	}
+
+	tok = rig.token(t, user, auth.RoleCustomer)
+	_, at, err := rig.tokens.Check(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := rig.open(t, path, tok)
+	if ended(revoked, 300*time.Millisecond) {
+		t.Fatal("the stream ended before its token was revoked")
+	}
+	if err := denylist.Revoke(context.Background(), at); err != nil {
+		t.Fatal(err)
+	}
+	if !ended(revoked, 2*time.Second) {
+		t.Error("the stream of a revoked token was still open 2 s after the logout")
 	}
 }
