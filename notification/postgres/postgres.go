@@ -80,16 +80,9 @@ func (r notificationRow) notification() (notification.Notification, error) {
 // The HTTP API's side.
 
 func (s *Store) ListNotifications(ctx context.Context, userID string, offset, limit int) ([]notification.Notification, int, error) {
-	var total int
-	if err := s.db.GetContext(ctx, &total, `SELECT count(*) FROM notifications WHERE user_id = $1`, userID); err != nil {
-		return nil, 0, fmt.Errorf("count notifications: %w", err)
-	}
-	var rows []notificationRow
-	if err := s.db.SelectContext(ctx, &rows, `
-		SELECT `+notificationColumns+` FROM notifications n
-		WHERE n.user_id = $1
-		ORDER BY n.created_at DESC, n.id DESC
-		OFFSET $2 LIMIT $3`, userID, offset, limit); err != nil {
+	rows, total, err := sharedpg.Page[notificationRow](ctx, s.db, notificationColumns, `notifications n WHERE n.user_id = $1`,
+		`n.created_at DESC, n.id DESC`, offset, limit, userID)
+	if err != nil {
 		return nil, 0, fmt.Errorf("list notifications: %w", err)
 	}
 	out, err := sharedpg.TryConvert(rows, notificationRow.notification)

@@ -167,7 +167,16 @@ func (r *Repository) CreateOrder(ctx context.Context, o order.Order, created eve
 }
 
 func (r *Repository) OrderByID(ctx context.Context, id string) (order.Order, error) {
-	return orderByID(ctx, r.db, id, "")
+	// One snapshot: the order's status, items and history as one commit
+	// left them, not a status from before a transition and its history row
+	// from after.
+	var o order.Order
+	err := sharedpg.InSnapshot(ctx, r.db, func(tx *sqlx.Tx) error {
+		var err error
+		o, err = orderByID(ctx, tx, id, "")
+		return err
+	})
+	return o, err
 }
 
 // orderByID reads an order with its items and history; lock is "" or
@@ -203,15 +212,9 @@ func orderByID(ctx context.Context, q sqlx.QueryerContext, id, lock string) (ord
 func (r *Repository) ListOrders(ctx context.Context, userID string, status order.Status, offset, limit int) ([]order.Order, int, error) {
 	// "" matches every user and every status.
 	const where = `WHERE ($1 = '' OR user_id = NULLIF($1, '')::uuid) AND ($2 = '' OR status = $2)`
-	var total int
-	if err := r.db.GetContext(ctx, &total, `SELECT count(*) FROM orders `+where, userID, string(status)); err != nil {
-		return nil, 0, fmt.Errorf("count orders: %w", err)
-	}
-	var rows []orderRow
-	if err := r.db.SelectContext(ctx, &rows, `
-		SELECT `+orderColumns+` FROM orders `+where+`
-		ORDER BY created_at DESC, id DESC
-		OFFSET $3 LIMIT $4`, userID, string(status), offset, limit); err != nil {
+	rows, total, err := sharedpg.Page[orderRow](ctx, r.db, orderColumns, `orders `+where, `created_at DESC, id DESC`,
+		offset, limit, userID, string(status))
+	if err != nil {
 		return nil, 0, fmt.Errorf("list orders: %w", err)
 	}
 	orders, err := sharedpg.TryConvert(rows, orderRow.order)
@@ -226,6 +229,8 @@ func (r *Repository) ListOrders(ctx context.Context, userID string, status order
 	if len(rows) == 0 {
 		return orders, total, nil
 	}
+	// An order's items are written with it and never change, so the
+	// page's snapshot need not hold for them.
 	var items []itemRow
 	if err := r.db.SelectContext(ctx, &items, `
 		SELECT `+itemColumns+` FROM order_items WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line`,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -468,5 +469,79 @@ func TestSchemaConstraints(t *testing.T) {
 				t.Errorf("err = %v, want a violation of %s", err, tc.constraint)
 			}
 		})
+	}
+}
+
+// TestReadsAreOneSnapshot reads orders while other transactions change
+// them. An order and its history, and a page of orders and its total, each
+// come from one snapshot: an order's status is its last history row's, and
+// a total is never fewer than the orders it lists.
+func TestReadsAreOneSnapshot(t *testing.T) {
+	ctx := context.Background()
+	repo, _ := newRepo(t)
+	user := uuid.NewString()
+	const n = 60
+	orders := make([]order.Order, n)
+	for i := range orders {
+		orders[i] = newOrder(user)
+	}
+	// First a read of each order racing its confirmation, then lists
+	// racing the creation of more orders.
+	for i := range n / 2 {
+		mustCreate(t, repo, orders[i])
+	}
+	var (
+		wg      sync.WaitGroup
+		current atomic.Int32 // the order being confirmed
+	)
+	done := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		for i := range n / 2 {
+			current.Store(int32(i))
+			if _, err := repo.Transition(ctx, nil, orders[i].ID, func(order.Order) (*order.Change, error) {
+				return &order.Change{Status: order.StatusConfirmed, Reason: "payment captured"}, nil
+			}); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		for _, o := range orders[n/2:] {
+			if _, err := repo.CreateOrder(ctx, o, created(t, o)); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var skewedOrders, skewedPages int
+	for {
+		select {
+		case <-done:
+			wg.Wait()
+			if skewedOrders > 0 || skewedPages > 0 {
+				t.Errorf("%d order reads whose status is not their history's last, %d pages listing more orders than their total",
+					skewedOrders, skewedPages)
+			}
+			return
+		default:
+		}
+		o, err := repo.OrderByID(ctx, orders[current.Load()].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := o.StatusHistory[len(o.StatusHistory)-1].Status; last != o.Status {
+			skewedOrders++
+		}
+		page, total, err := repo.ListOrders(ctx, user, "", 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > total {
+			skewedPages++
+		}
 	}
 }

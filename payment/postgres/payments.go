@@ -103,7 +103,7 @@ func (r *Repository) ClaimCharge(ctx context.Context, id string) (payment.Paymen
 	if err != nil {
 		return payment.Payment{}, false, fmt.Errorf("claim charge: %w", err)
 	}
-	p, err := r.withRefunds(ctx, row)
+	p, err := withRefunds(ctx, r.db, row)
 	return p, err == nil, err
 }
 
@@ -125,7 +125,7 @@ func (r *Repository) RecordCharge(ctx context.Context, id, chargeID string) (pay
 	if err != nil {
 		return payment.Payment{}, fmt.Errorf("record charge: %w", err)
 	}
-	return r.withRefunds(ctx, row)
+	return withRefunds(ctx, r.db, row)
 }
 
 func (r *Repository) ClaimAbandonedCharges(ctx context.Context, age time.Duration, limit int) ([]payment.Payment, error) {
@@ -136,11 +136,11 @@ func (r *Repository) ClaimAbandonedCharges(ctx context.Context, age time.Duratio
 	return sharedpg.Convert(rows, paymentRow.payment), nil
 }
 
-// withRefunds returns the payment of row with its refunds.
-func (r *Repository) withRefunds(ctx context.Context, row paymentRow) (payment.Payment, error) {
+// withRefunds returns the payment of row with its refunds, read with q.
+func withRefunds(ctx context.Context, q sqlx.QueryerContext, row paymentRow) (payment.Payment, error) {
 	p := row.payment()
 	var err error
-	if p.Refunds, err = refundsOf(ctx, r.db, p.ID); err != nil {
+	if p.Refunds, err = refundsOf(ctx, q, p.ID); err != nil {
 		return payment.Payment{}, err
 	}
 	return p, nil
@@ -155,28 +155,32 @@ func (r *Repository) PaymentByOrder(ctx context.Context, orderID string) (paymen
 }
 
 // paymentWhere loads the payment matching cond (a constant condition on $1)
-// with its refunds.
+// with its refunds, in one snapshot: its refunded amount and status are
+// those its refunds left, not from before the last refund was recorded.
 func (r *Repository) paymentWhere(ctx context.Context, cond string, arg any) (payment.Payment, error) {
-	var row paymentRow
-	if err := r.db.GetContext(ctx, &row, `SELECT `+paymentColumns+` FROM payments WHERE `+cond, arg); err != nil {
-		return payment.Payment{}, notFound(err)
+	var p payment.Payment
+	err := sharedpg.InSnapshot(ctx, r.db, func(tx *sqlx.Tx) error {
+		var row paymentRow
+		if err := tx.GetContext(ctx, &row, `SELECT `+paymentColumns+` FROM payments WHERE `+cond, arg); err != nil {
+			return notFound(err)
+		}
+		var err error
+		p, err = withRefunds(ctx, tx, row)
+		return err
+	})
+	if err != nil {
+		return payment.Payment{}, err
 	}
-	return r.withRefunds(ctx, row)
+	return p, nil
 }
 
 func (r *Repository) ListPayments(ctx context.Context, q payment.PaymentQuery) ([]payment.Payment, int, error) {
 	// NULL filters match everything; the casts let PostgreSQL type them.
 	const where = `WHERE ($1::uuid IS NULL OR user_id = $1::uuid) AND ($2::uuid IS NULL OR order_id = $2::uuid)`
 	userID, orderID := sharedpg.NullString(q.UserID), sharedpg.NullString(q.OrderID)
-	var total int
-	if err := r.db.GetContext(ctx, &total, `SELECT count(*) FROM payments `+where, userID, orderID); err != nil {
-		return nil, 0, fmt.Errorf("count payments: %w", err)
-	}
-	var rows []paymentRow
-	if err := r.db.SelectContext(ctx, &rows, `
-		SELECT `+paymentColumns+` FROM payments `+where+`
-		ORDER BY created_at DESC, id DESC
-		OFFSET $3 LIMIT $4`, userID, orderID, (q.Page-1)*q.PageSize, q.PageSize); err != nil {
+	rows, total, err := sharedpg.Page[paymentRow](ctx, r.db, paymentColumns, `payments `+where, `created_at DESC, id DESC`,
+		(q.Page-1)*q.PageSize, q.PageSize, userID, orderID)
+	if err != nil {
 		return nil, 0, fmt.Errorf("list payments: %w", err)
 	}
 	return sharedpg.Convert(rows, paymentRow.payment), total, nil

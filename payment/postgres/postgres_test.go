@@ -394,3 +394,43 @@ func TestAttemptsRecordedBeforeTheirColumn(t *testing.T) {
 		t.Fatalf("ClaimAbandonedRefunds = %+v, %v; want the refund left pending", refunds, err)
 	}
 }
+
+// TestListPaymentsTotalIsThePages lists a customer's payments while more are
+// created: the total and the page come from one snapshot, so a page never
+// lists more payments than its total counts.
+func TestListPaymentsTotalIsThePages(t *testing.T) {
+	ctx := context.Background()
+	repo, _ := newRepo(t)
+	user := uuid.NewString()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 40 {
+			p := newPayment()
+			p.UserID = user
+			if _, _, err := repo.CreatePayment(ctx, p); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	skewed := 0
+	for {
+		select {
+		case <-done:
+			if skewed > 0 {
+				t.Errorf("%d pages listing more payments than their total", skewed)
+			}
+			return
+		default:
+		}
+		items, total, err := repo.ListPayments(ctx, payment.PaymentQuery{UserID: user, Page: 1, PageSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) > total {
+			skewed++
+		}
+	}
+}

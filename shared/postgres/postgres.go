@@ -6,11 +6,13 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	neturl "net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -158,14 +160,50 @@ func hasCode(err error, code string, constraint []string) bool {
 // InTx runs fn in a transaction, committing when fn returns nil and rolling
 // back otherwise. Inside a trace the transaction is a span, named after
 // the function that called InTx ("tx Orders.Create").
-func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) (err error) {
+func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	return inTx(ctx, db, nil, fn)
+}
+
+// snapshot is the transaction of InSnapshot.
+var snapshot = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+
+// InSnapshot runs fn, which only reads, in a read-only REPEATABLE READ
+// transaction, so that all its statements see the database as it was at
+// the first: a read made of several statements (a page and its total, a row
+// and the rows that belong to it) never mixes the states before and after a
+// concurrent change, as READ COMMITTED statements in turn would.
+func InSnapshot(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	return inTx(ctx, db, snapshot, fn)
+}
+
+// Page reads, in one snapshot (InSnapshot), a page of the rows of from (a
+// table and its WHERE, on args) in orderBy's order, offset and limit after
+// args, and how many rows from holds in all: the total then counts the very
+// rows the page was taken from, never fewer than it lists.
+func Page[Row any](ctx context.Context, db *sqlx.DB, columns, from, orderBy string, offset, limit int, args ...any) ([]Row, int, error) {
+	var (
+		rows  []Row
+		total int
+	)
+	page := fmt.Sprintf(`SELECT %s FROM %s ORDER BY %s OFFSET $%d LIMIT $%d`, columns, from, orderBy, len(args)+1, len(args)+2)
+	// inTx itself, for the span to be named after Page's caller.
+	err := inTx(ctx, db, snapshot, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &total, `SELECT count(*) FROM `+from, args...); err != nil {
+			return fmt.Errorf("count: %w", err)
+		}
+		return tx.SelectContext(ctx, &rows, page, slices.Concat(args, []any{offset, limit})...)
+	})
+	return rows, total, err
+}
+
+func inTx(ctx context.Context, db *sqlx.DB, opts *sql.TxOptions, fn func(tx *sqlx.Tx) error) (err error) {
 	ctx, span := tracing.Start(ctx, "tx", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(semconv.DBSystemNamePostgreSQL))
 	defer func() { tracing.End(span, err) }()
 	if span.IsRecording() {
 		span.SetName("tx " + callerName())
 	}
-	tx, err := db.BeginTxx(ctx, nil)
+	tx, err := db.BeginTxx(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -178,10 +216,10 @@ func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) (err err
 	return tx.Commit()
 }
 
-// callerName is the function that called InTx, without its package path:
-// "Orders.Create" for "…/order/postgres.(*Orders).Create".
+// callerName is the function that called InTx, InSnapshot or Page, without its
+// package path: "Orders.Create" for "…/order/postgres.(*Orders).Create".
 func callerName() string {
-	pc, _, _, ok := runtime.Caller(2)
+	pc, _, _, ok := runtime.Caller(3) // callerName, inTx, InTx, its caller
 	fn := runtime.FuncForPC(pc)
 	if !ok || fn == nil {
 		return "unknown"

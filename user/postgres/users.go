@@ -126,15 +126,8 @@ func (r *Repository) MakeAdmin(ctx context.Context, userID, passwordHash string,
 }
 
 func (r *Repository) ListUsers(ctx context.Context, offset, limit int) ([]user.User, int, error) {
-	var total int
-	if err := r.db.GetContext(ctx, &total, `SELECT count(*) FROM users`); err != nil {
-		return nil, 0, fmt.Errorf("count users: %w", err)
-	}
-	var rows []userRow
-	if err := r.db.SelectContext(ctx, &rows, `
-		SELECT `+userColumns+` FROM users
-		ORDER BY created_at DESC, id DESC
-		OFFSET $1 LIMIT $2`, offset, limit); err != nil {
+	rows, total, err := sharedpg.Page[userRow](ctx, r.db, userColumns, `users`, `created_at DESC, id DESC`, offset, limit)
+	if err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
 	return sharedpg.Convert(rows, userRow.user), total, nil
