@@ -73,6 +73,13 @@ type Relay struct {
 	PublishTimeout  time.Duration // bound on one batch (select, XADDs, commit); default 10s
 	BacklogInterval time.Duration // how often the backlog gauges are refreshed, the stream trimmed and old rows deleted; default 10s
 	Retention       time.Duration // published rows older than this are deleted; default 72h, negative keeps them
+	// InboxRetention is how long the inbox remembers a handled event, to
+	// turn its redelivery into a no-op; default 30 days, negative keeps
+	// them. It must outlast every redelivery: a reclaimed entry comes within
+	// minutes, a row the relay published but could not mark comes again
+	// when the relay next runs (after the service's outage, however long),
+	// and a dead letter comes when an operator replays it.
+	InboxRetention time.Duration
 
 	Logger  log.Logger // default log.NewNopLogger()
 	Metrics *Metrics   // nil records nothing
@@ -176,6 +183,7 @@ func (r *Relay) withDefaults() Relay {
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, 10*time.Second)
 	c.BacklogInterval = cmp.Or(c.BacklogInterval, 10*time.Second)
 	c.Retention = cmp.Or(c.Retention, 72*time.Hour)
+	c.InboxRetention = cmp.Or(c.InboxRetention, 30*24*time.Hour)
 	c.Logger = defaults.Logger(c.Logger)
 	if c.Tracer == nil {
 		c.Tracer = noop.NewTracerProvider()
@@ -297,19 +305,20 @@ func messagingAttributes(stream string, env Envelope) []attribute.KeyValue {
 	}
 }
 
-// housekeep keeps the outbox and the stream from growing without bound:
-// it trims the stream entries every consumer group is done with, refreshes
-// the backlog gauges and deletes published rows past their retention. Redis
-// and PostgreSQL apart, so that one being down does not stop the other's.
+// housekeep keeps the outbox, the inbox and the stream from growing without
+// bound: it trims the stream entries every consumer group is done with,
+// refreshes the backlog gauges and deletes published rows and handled
+// events past their retention. Redis and PostgreSQL apart, so that one
+// being down does not stop the other's.
 func (r *Relay) housekeep(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.PublishTimeout)
 	defer cancel()
-	return errors.Join(r.trimStream(ctx), r.cleanOutbox(ctx))
+	return errors.Join(r.trimStream(ctx), r.cleanDatabase(ctx))
 }
 
-// cleanOutbox refreshes the backlog gauges and deletes published rows past
-// their retention.
-func (r *Relay) cleanOutbox(ctx context.Context) error {
+// cleanDatabase refreshes the backlog gauges and deletes published rows and
+// inbox rows past their retention.
+func (r *Relay) cleanDatabase(ctx context.Context) error {
 	// Both from the partial index on unpublished rows. created_at is
 	// clock_timestamp() at insert, so it is compared with the clock too.
 	var backlog struct {
@@ -324,19 +333,27 @@ func (r *Relay) cleanOutbox(ctx context.Context) error {
 	}
 	r.Metrics.backlog(backlog.Rows, backlog.OldestAge)
 
-	if r.Retention < 0 {
+	return errors.Join(
+		r.deleteOlder(ctx, "outbox", "id", "published_at", r.Retention),
+		r.deleteOlder(ctx, "inbox", "consumer, event_id", "processed_at", r.InboxRetention))
+}
+
+// deleteOlder deletes the rows of table (its key, its time column) older
+// than retention, a batch at a time; a negative retention keeps them all.
+func (r *Relay) deleteOlder(ctx context.Context, table, key, column string, retention time.Duration) error {
+	if retention < 0 {
 		return nil
 	}
 	for {
-		res, err := r.DB.ExecContext(ctx, `
-			DELETE FROM outbox WHERE id IN (
-				SELECT id FROM outbox
-				WHERE published_at < now() - make_interval(secs => $1)
+		res, err := r.DB.ExecContext(ctx, fmt.Sprintf(`
+			DELETE FROM %[1]s WHERE (%[2]s) IN (
+				SELECT %[2]s FROM %[1]s
+				WHERE %[3]s < now() - make_interval(secs => $1)
 				LIMIT $2
-				FOR UPDATE SKIP LOCKED)`,
-			r.Retention.Seconds(), retentionBatch)
+				FOR UPDATE SKIP LOCKED)`, table, key, column),
+			retention.Seconds(), retentionBatch)
 		if err != nil {
-			return fmt.Errorf("delete published rows: %w", err)
+			return fmt.Errorf("delete old %s rows: %w", table, err)
 		}
 		if n, _ := res.RowsAffected(); n < retentionBatch {
 			return nil

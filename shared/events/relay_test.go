@@ -245,6 +245,31 @@ func TestRelayDeletesPublishedRowsAfterRetention(t *testing.T) {
 	}
 }
 
+// The inbox forgets a handled event after InboxRetention, as the outbox a
+// published one: before, it kept a row per event per consumer group for
+// ever.
+func TestRelayDeletesInboxRowsAfterRetention(t *testing.T) {
+	db, rdb := newDB(t), testkit.Redis(t)
+	stream, _ := names()
+	ctx := testCtx(t)
+	old, recent := newEvent(t, events.UserCreated, 1), newEvent(t, events.UserCreated, 2)
+	if _, err := db.ExecContext(ctx, `INSERT INTO inbox (consumer, event_id, processed_at)
+		VALUES ('order', $1, now() - interval '2 hours'), ('payment', $1, now() - interval '2 hours'), ('order', $2, now())`,
+		old.ID, recent.ID); err != nil {
+		t.Fatal(err)
+	}
+	relay := &events.Relay{DB: db, Redis: rdb, Stream: stream, PollInterval: 10 * time.Millisecond,
+		BacklogInterval: 10 * time.Millisecond, InboxRetention: time.Hour}
+	start(t, relay.Run)
+
+	eventually(t, "the old inbox rows to be deleted", func() bool {
+		return count(t, db, `SELECT count(*) FROM inbox WHERE event_id = $1`, old.ID) == 0
+	})
+	if n := count(t, db, `SELECT count(*) FROM inbox WHERE event_id = $1`, recent.ID); n != 1 {
+		t.Errorf("a recently handled event's inbox row deleted before its retention")
+	}
+}
+
 // With the fallback poll an hour away, only the commit notification can
 // wake the drained relay: the event still arriving proves the wake-up.
 func TestRelayWakesOnCommitNotification(t *testing.T) {
