@@ -136,11 +136,6 @@ func (p *Platform) orderIDs(ctx context.Context, conds ...string) ([][]string, e
 // refunded in full.
 func (p *Platform) charges(ctx context.Context) load.Invariant {
 	const name = "one captured payment and one sandbox charge per confirmed order"
-	lists, err := p.orderIDs(ctx, paid, notPaid)
-	if err != nil {
-		return load.Result(name, "", nil, err)
-	}
-	ids, unpaid := lists[0], lists[1]
 	var rows []struct {
 		OrderID  string `db:"order_id"`
 		Captured bool   `db:"captured"`
@@ -155,6 +150,11 @@ func (p *Platform) charges(ctx context.Context) load.Invariant {
 		GROUP BY p.id, p.order_id, p.captured_amount`); err != nil {
 		return load.Result(name, "", nil, err)
 	}
+	lists, err := p.orderIDs(ctx, paid, notPaid)
+	if err != nil {
+		return load.Result(name, "", nil, err)
+	}
+	ids, unpaid := lists[0], lists[1]
 	charges, captured, kept := map[string]int{}, map[string]int{}, map[string]int{}
 	for _, r := range rows {
 		charges[r.OrderID] += r.Charges
