@@ -1,6 +1,7 @@
 package product
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,8 +19,8 @@ import (
 )
 
 // CacheVersionKey is the Redis key of the catalogue version. Every cache
-// entry's key contains the version it was read under; every write INCRs it
-// after its transaction committed and before it returns.
+// entry holds the version it was read under; every write INCRs it after its
+// transaction committed and before it returns.
 const CacheVersionKey = "catalogue:version"
 
 // CachingMiddleware keeps public catalogue reads (a product by id or slug, a
@@ -27,18 +28,25 @@ const CacheVersionKey = "catalogue:version"
 // instance, for at most ttl.
 //
 // Invalidation is by version, not by key: a read first GETs the version v,
-// then its entry under v; on a miss it loads from the service and stores the
-// result under the same v. Every write (admin changes, reservations, the
-// sweeper's releases) INCRs the version once it has committed, so every
-// entry at once becomes unreachable. That closes the classic race of
-// cache-aside — a read that loaded the old row just before a write commits
-// and stores it after the write invalidated the cache: such a read stores
-// under the version it read before loading, which the write has since left
-// behind, so no later read can see it. A read that starts after a write
-// returned reads the new version, misses, and loads from the database after
-// the commit. Entries of old versions are never read again and expire with
-// their TTL. If the INCR itself fails (Redis down right after the commit),
-// entries can be stale for at most ttl; that is logged.
+// then its entry, which is a hit only if it was stored under v; on a miss it
+// loads from the service and stores the result, tagged v, in the entry.
+// Every write (admin changes, reservations, the sweeper's releases) INCRs
+// the version once it has committed, so every entry at once stops being a
+// hit. That closes the classic race of cache-aside — a read that loaded the
+// old row just before a write commits and stores it after the write
+// invalidated the cache: such a read stores under the version it read before
+// loading, which the write has since left behind, so no later read can take
+// it for a hit (at worst it overwrites a newer entry, and the next read
+// misses and loads again). A read that starts after a write returned reads
+// the new version, misses, and loads from the database after the commit. If
+// the INCR itself fails (Redis down right after the commit), entries can be
+// stale for at most ttl; that is logged.
+//
+// Each read has one key, whatever the version, which the next fill after a
+// write overwrites: the cache holds at most one entry per distinct read, not
+// one per read and version. Redis runs with noeviction (the event stream
+// shares it) and every checkout is a write, so entries left behind under old
+// versions until their TTL would grow with the write rate times the TTL.
 //
 // Only the public view is cached: admin reads (cost prices, inactive
 // products) always go to the database, so admin-only fields cannot reach a
@@ -95,7 +103,8 @@ var (
 const noVersion = -1
 
 // lookup reads the entry key of kind into dst. It returns the version the
-// lookup was made under (noVersion when Redis failed) and whether it hit.
+// lookup was made under (noVersion when Redis failed) and whether it hit: an
+// entry stored under another version is a miss.
 func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) (int64, bool) {
 	version, err := c.rdb.Get(ctx, CacheVersionKey).Int64()
 	if errors.Is(err, redis.Nil) {
@@ -105,7 +114,7 @@ func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) 
 		c.failed(ctx, kind, "read cache version", err)
 		return noVersion, false
 	}
-	b, err := c.rdb.Get(ctx, entryKey(version, kind, key)).Bytes()
+	b, err := c.rdb.Get(ctx, entryKey(kind, key)).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		c.m.Cache.With("kind", kind, "result", "miss").Add(1)
@@ -114,7 +123,14 @@ func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) 
 		c.failed(ctx, kind, "read cache entry", err)
 		return noVersion, false
 	}
-	if err := json.Unmarshal(b, dst); err != nil {
+	// An entry is the version it was read under, a newline, and the value's
+	// JSON: the version is read without decoding the value.
+	stored, value, _ := bytes.Cut(b, []byte{'\n'})
+	if string(stored) != strconv.FormatInt(version, 10) {
+		c.m.Cache.With("kind", kind, "result", "miss").Add(1)
+		return version, false
+	}
+	if err := json.Unmarshal(value, dst); err != nil {
 		c.failed(ctx, kind, "decode cache entry", err)
 		return version, false // overwritten by the fresh load
 	}
@@ -122,17 +138,19 @@ func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) 
 	return version, true
 }
 
-// store keeps v as the entry key of kind under version.
+// store keeps v as the entry key of kind, read under version.
 func (c *catalogueCache) store(ctx context.Context, version int64, kind, key string, v any) {
 	if version == noVersion {
 		return
 	}
-	b, err := json.Marshal(v)
+	value, err := json.Marshal(v)
 	if err != nil {
 		c.failed(ctx, kind, "encode cache entry", err)
 		return
 	}
-	if err := c.rdb.Set(ctx, entryKey(version, kind, key), b, c.ttl).Err(); err != nil {
+	b := append(strconv.AppendInt(make([]byte, 0, 21+len(value)), version, 10), '\n')
+	b = append(b, value...)
+	if err := c.rdb.Set(ctx, entryKey(kind, key), b, c.ttl).Err(); err != nil {
 		c.failed(ctx, kind, "write cache entry", err)
 	}
 }
@@ -142,8 +160,8 @@ func (c *catalogueCache) failed(ctx context.Context, kind, what string, err erro
 	level.Warn(logging.WithRequest(ctx, c.logger)).Log("msg", "catalogue cache: "+what+"; served from the database", "err", err)
 }
 
-func entryKey(version int64, kind, key string) string {
-	return "catalogue:v" + strconv.FormatInt(version, 10) + ":" + kind + ":" + key
+func entryKey(kind, key string) string {
+	return "catalogue:" + kind + ":" + key
 }
 
 // invalidate moves the catalogue to a new version. It runs even when the

@@ -207,3 +207,38 @@ func TestCacheRedisDown(t *testing.T) {
 	}
 	want(t, s.call(t, "GET", "/api/v1/products?sort=price", "", nil), http.StatusOK)
 }
+
+// TestCacheHoldsOneEntryPerRead: every write moves the version, and every
+// reserved, committed or released checkout is a write. The entries of the
+// versions left behind are never read again, so they must not pile up in
+// Redis until their TTL: Redis runs with noeviction (the event stream shares
+// it), so a cache whose size grows with the write rate times the TTL fills it
+// and then refuses the event stream's writes too. However many writes came
+// between, the cache holds one entry per distinct read.
+func TestCacheHoldsOneEntryPerRead(t *testing.T) {
+	db := newDB(t)
+	rdb := freshRedis(t)
+	clk := &clock{now: time.Now()}
+	a, b := newStackOn(t, db, rdb, clk), newStackOn(t, db, rdb, clk)
+	cat := a.createCategory(t, "Lamps", "")
+	id := a.createProduct(t, map[string]any{"category_id": cat, "name": "Desk Lamp", "price": "20.00", "stock_quantity": 100})["id"].(string)
+	paths := []string{"/api/v1/products/" + id, "/api/v1/products/desk-lamp", "/api/v1/products?category=lamps", "/api/v1/categories"}
+	const checkouts = 20
+	for i := range checkouts {
+		for _, path := range paths {
+			want(t, b.call(t, "GET", path, "", nil), http.StatusOK)
+		}
+		want(t, a.call(t, "POST", "/internal/reservations", a.service, map[string]any{"order_id": uuid.NewString(),
+			"items": []map[string]any{{"product_id": id, "quantity": 1}}}), http.StatusCreated)
+		if body := want(t, b.call(t, "GET", paths[0], "", nil), http.StatusOK).raw; !strings.Contains(body, `"stock_quantity":`+strconv.Itoa(99-i)) {
+			t.Fatalf("after checkout %d: %s", i+1, body)
+		}
+	}
+	keys, err := rdb.Keys(context.Background(), "catalogue:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > len(paths)+1 { // the entries and the version
+		t.Errorf("%d cache keys after %d checkouts for %d distinct reads, want at most %d", len(keys), checkouts, len(paths), len(paths)+1)
+	}
+}

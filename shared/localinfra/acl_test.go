@@ -66,7 +66,7 @@ return 0`).Run(ctx, c, []string{"login:fail:abc:127.0.0.1"}).Err()
 		if err := c.Get(ctx, "catalogue:version").Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
-		if err := c.Set(ctx, "catalogue:v0:product:x", "{}", 60_000_000_000).Err(); err != nil {
+		if err := c.Set(ctx, "catalogue:product:x", "{}", 60_000_000_000).Err(); err != nil {
 			return err
 		}
 		return c.Incr(ctx, "catalogue:version").Err()
