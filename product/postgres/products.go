@@ -161,7 +161,9 @@ func variantsOf(ctx context.Context, q sqlx.QueryerContext, productIDs []string)
 // listQuery builds the WHERE clause, its arguments and the ORDER BY of a
 // product list. Each filter is written the way its index (00001_catalogue.sql)
 // is defined, so the planner can match it: the partial indexes' predicates
-// (is_active, is_featured, the in-stock condition) appear verbatim.
+// (is_active, is_featured, the in-stock condition) appear verbatim. An
+// admin's list has no is_active: its default sort and its category filter
+// have indexes of every product (00002_admin_listing.sql).
 func listQuery(f product.ProductFilter) (where string, args []any, order string) {
 	var conds []string
 	arg := func(v any) string {
@@ -247,16 +249,16 @@ func listSQL(f product.ProductFilter) (count, estimate, page string, args []any)
 
 // listTotal counts the matches of a product list exactly up to
 // ExactTotalLimit and estimates a larger total (see ExactTotalLimit).
-func (r *Repository) listTotal(ctx context.Context, count, estimate string, args []any) (int, error) {
+func listTotal(ctx context.Context, q sqlx.QueryerContext, count, estimate string, args []any) (int, error) {
 	var total int
-	if err := r.db.GetContext(ctx, &total, count, args...); err != nil {
+	if err := sqlx.GetContext(ctx, q, &total, count, args...); err != nil {
 		return 0, fmt.Errorf("count products: %w", err)
 	}
 	if total <= ExactTotalLimit {
 		return total, nil
 	}
 	var plan string
-	if err := r.db.GetContext(ctx, &plan, estimate, args...); err != nil {
+	if err := sqlx.GetContext(ctx, q, &plan, estimate, args...); err != nil {
 		return 0, fmt.Errorf("estimate products: %w", err)
 	}
 	var explained []struct {
@@ -270,9 +272,25 @@ func (r *Repository) listTotal(ctx context.Context, count, estimate string, args
 	return max(total, int(explained[0].Plan.Rows)), nil
 }
 
+// ListProducts reads the total, the page and its variants in one snapshot
+// (sharedpg.InSnapshot), so a write committed between them cannot give a
+// page that contradicts its total.
 func (r *Repository) ListProducts(ctx context.Context, f product.ProductFilter) ([]product.Product, int, error) {
+	var (
+		items []product.Product
+		total int
+	)
+	err := sharedpg.InSnapshot(ctx, r.db, func(tx *sqlx.Tx) error {
+		var err error
+		items, total, err = listProducts(ctx, tx, f)
+		return err
+	})
+	return items, total, err
+}
+
+func listProducts(ctx context.Context, tx *sqlx.Tx, f product.ProductFilter) ([]product.Product, int, error) {
 	count, estimate, page, args := listSQL(f)
-	total, err := r.listTotal(ctx, count, estimate, args[:len(args)-2])
+	total, err := listTotal(ctx, tx, count, estimate, args[:len(args)-2])
 	if err != nil {
 		return nil, 0, err
 	}
@@ -280,7 +298,7 @@ func (r *Repository) ListProducts(ctx context.Context, f product.ProductFilter) 
 		return []product.Product{}, 0, nil
 	}
 	var rows []productRow
-	if err := r.db.SelectContext(ctx, &rows, page, args...); err != nil {
+	if err := sqlx.SelectContext(ctx, tx, &rows, page, args...); err != nil {
 		return nil, 0, fmt.Errorf("list products: %w", err)
 	}
 	items, err := sharedpg.TryConvert(rows, productRow.product)
@@ -295,7 +313,7 @@ func (r *Repository) ListProducts(ctx context.Context, f product.ProductFilter) 
 		ids[i] = p.ID
 	}
 	if len(ids) > 0 {
-		variants, err := variantsOf(ctx, r.db, ids)
+		variants, err := variantsOf(ctx, tx, ids)
 		if err != nil {
 			return nil, 0, err
 		}
