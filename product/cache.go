@@ -1,13 +1,13 @@
 package product
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-kit/log"
@@ -114,7 +114,7 @@ func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) 
 		c.failed(ctx, kind, "read cache version", err)
 		return noVersion, false
 	}
-	b, err := c.rdb.Get(ctx, entryKey(kind, key)).Bytes()
+	entry, err := c.rdb.Get(ctx, entryKey(kind, key)).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		c.m.Cache.With("kind", kind, "result", "miss").Add(1)
@@ -125,12 +125,12 @@ func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) 
 	}
 	// An entry is the version it was read under, a newline, and the value's
 	// JSON: the version is read without decoding the value.
-	stored, value, _ := bytes.Cut(b, []byte{'\n'})
+	stored, value, _ := strings.Cut(entry, "\n")
 	if string(stored) != strconv.FormatInt(version, 10) {
 		c.m.Cache.With("kind", kind, "result", "miss").Add(1)
 		return version, false
 	}
-	if err := json.Unmarshal(value, dst); err != nil {
+	if err := json.Unmarshal([]byte(value), dst); err != nil {
 		c.failed(ctx, kind, "decode cache entry", err)
 		return version, false // overwritten by the fresh load
 	}

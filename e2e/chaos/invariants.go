@@ -130,18 +130,23 @@ func (p *Platform) orderIDs(ctx context.Context, conds ...string) ([][]string, e
 	return lists, nil
 }
 
+// paymentCharges is a payment of an order, whether it is captured, and
+// its sandbox charges: those that succeeded, and of them those not refunded
+// in full.
+type paymentCharges struct {
+	OrderID  string `db:"order_id"`
+	Captured bool   `db:"captured"`
+	Charges  int    `db:"charges"`
+	Kept     int    `db:"kept"`
+}
+
 // charges: each confirmed order has exactly one captured payment and one
 // succeeded sandbox charge; no other order that is final (not pending: its
 // charge may still be on its way) has a succeeded charge that was not
 // refunded in full.
 func (p *Platform) charges(ctx context.Context) load.Invariant {
 	const name = "one captured payment and one sandbox charge per confirmed order"
-	var rows []struct {
-		OrderID  string `db:"order_id"`
-		Captured bool   `db:"captured"`
-		Charges  int    `db:"charges"`
-		Kept     int    `db:"kept"`
-	}
+	var rows []paymentCharges
 	if err := p.Databases.Payment.SelectContext(ctx, &rows, `
 		SELECT p.order_id::text AS order_id, p.captured_amount > 0 AS captured,
 		       count(c.id) FILTER (WHERE c.outcome = 'succeeded') AS charges,
