@@ -99,12 +99,12 @@ func (ls *leases) take(ctx context.Context, key string, limit redis_rate.Limit) 
 			}
 		}
 		// Spent or expired: take the next lease now.
-		switch {
-		case l.tokens > 0:
-			l.size = 1 // expired unspent: this client sends little
-		case !l.expires.IsZero(): // spent in time: lease more
-
+		if now.Before(l.expires) { // spent in time: lease more
 			l.size = min(2*l.size, leaseSize(limit))
+		} else {
+			// Expired, spent or not: this client sends little (a lease
+			// spent by the request that took it says nothing of the next).
+			l.size = 1
 		}
 		l.tokens = 0
 		// The request's trace, not its deadline: the lease outlives it.

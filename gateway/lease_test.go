@@ -153,3 +153,29 @@ func TestSmallLimitsAreExact(t *testing.T) {
 		t.Fatalf("%d let through, want exactly %d", allowed, limit.Burst)
 	}
 }
+
+// A client that sends a request less often than once a leaseTTL takes one
+// token per request, as if every request asked Redis: its leases stay of
+// one request. Before, each spent lease doubled the next one however late
+// that came, so such a client's leases went 1, 2, 1, 2, … and every second
+// request forfeited a token: it was refused at two thirds of its limit.
+func TestLeasesOfASlowClientAreOfOneRequest(t *testing.T) {
+	ls, _ := gatewayLeases(t, 1)
+	l := ls[0]
+	now := time.Now()
+	l.now = func() time.Time { return now }
+	limit := redis_rate.Limit{Rate: 1, Burst: 100, Period: time.Hour}
+	key := fmt.Sprintf("ratelimit:user:slow-%d", time.Now().UnixNano())
+	for i := 1; i <= 10; i++ {
+		d, err := l.take(context.Background(), key, limit)
+		if err != nil || !d.allowed {
+			t.Fatalf("request %d refused: %+v %v", i, d, err)
+		}
+		now = now.Add(2 * leaseTTL)
+	}
+	// Redis's own count: ten requests, ten tokens.
+	d, err := l.ask(context.Background(), key, limit, 1)
+	if err != nil || d.remaining != limit.Burst-11 {
+		t.Fatalf("Redis has %d left after 10 slow requests and this one, want %d (%v)", d.remaining, limit.Burst-11, err)
+	}
+}
