@@ -198,9 +198,9 @@ func (g *Gateway) handler(rt Route) http.Handler {
 		if stream {
 			relay = g.streams[rt.Upstream]
 			prepareStream(w, r)
-			ctx, cancel := context.WithCancel(ctx)
-			defer context.AfterFunc(g.streamsOpen, cancel)()
-			defer cancel()
+			ctx, cancel := context.WithCancelCause(ctx)
+			defer context.AfterFunc(g.streamsOpen, func() { cancel(errStreamsClosed) })()
+			defer cancel(nil)
 			r = r.WithContext(ctx)
 		}
 		relayed := false
@@ -350,6 +350,11 @@ func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error)
 	var upErr *discovery.UpstreamError
 	logger := log.With(logging.WithRequest(ctx, g.logger), "upstream", upstream, "err", err)
 	switch {
+	case errors.Is(context.Cause(ctx), errStreamsClosed):
+		// A stream the gateway's shutdown ended before its answer came:
+		// its client is still there, and reconnects to another gateway.
+		level.Info(logger).Log("msg", "stream refused: the gateway is shutting down")
+		return unavailable(upstream)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The client went away; nobody reads this answer.
 		return httpkit.NewError(499, "client_closed_request", "the client closed the request")

@@ -369,6 +369,52 @@ func TestStreamsEndWhenTheClientGoesOrTheGatewayStops(t *testing.T) {
 	}
 }
 
+// A stream the gateway's shutdown ends before its answer's headers came
+// (CloseStreams while the instance is still opening it, or a stream opened
+// after it, while the server still serves) is 503 with a Retry-After, as
+// any answer of an instance that cannot serve now: its client reconnects,
+// to another gateway. Before, it was 499 client_closed_request, a 4xx of a
+// client that was still there, on which the storefront's watchOrder stops
+// following the order for good.
+func TestStreamsRefusedAtShutdownAreRetried(t *testing.T) {
+	opening := make(chan struct{}, 1)
+	up := rawUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		opening <- struct{}{}
+		<-r.Context().Done() // slow to answer: the gateway's shutdown comes first
+	})
+	f := newGateway(t, testkit.Redis(t), generous, up)
+	token, err := f.tokens.Issue(auth.Identity{UserID: "u1", Role: auth.RoleCustomer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, rec *httptest.ResponseRecorder) {
+		t.Helper()
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("stream ended by the shutdown: %d %s (Retry-After %q), want 503 with a Retry-After",
+				rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+		}
+	}
+	t.Run("while opening", func(t *testing.T) {
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() { done <- f.do(t, "GET", "/api/v1/orders/o1/events", token, "") }()
+		select {
+		case <-opening:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the stream did not reach the instance")
+		}
+		f.gateway.CloseStreams()
+		select {
+		case rec := <-done:
+			check(t, rec)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the stream stayed open after CloseStreams")
+		}
+	})
+	t.Run("opened after", func(t *testing.T) {
+		check(t, f.do(t, "GET", "/api/v1/orders/o1/events", token, ""))
+	})
+}
+
 // A stream is counted under a route of its own, apart from the order
 // service's other requests (route "/api/v1/orders/"): it stays open for as
 // long as the client watches, so its duration says nothing of how fast the

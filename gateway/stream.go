@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -27,6 +28,11 @@ import (
 //     needs).
 // The stream ends when the client goes, the instance ends it (its idle
 // timeout, its shutdown) or the gateway's shutdown begins (CloseStreams).
+
+// errStreamsClosed is the cause of a stream's end at CloseStreams: one that
+// had no answer yet is 503, to be retried elsewhere (upstreamError), where
+// a client that went away is 499.
+var errStreamsClosed = errors.New("the gateway is shutting down")
 
 // isStream reports whether r is one of rt's stream requests.
 func (rt Route) isStream(r *http.Request) bool { return matches(rt.Streams, r) }
