@@ -194,7 +194,7 @@ func (mw *cachingCatalogue) ListCategories(ctx context.Context) ([]CategoryNode,
 }
 
 func (mw *cachingCatalogue) ListProducts(ctx context.Context, q ProductQuery) (ProductPage, error) {
-	if q.Admin {
+	if !listCached(q) {
 		return mw.next.ListProducts(ctx, q)
 	}
 	key := listKey(q)
@@ -212,6 +212,27 @@ func (mw *cachingCatalogue) ListProducts(ctx context.Context, q ProductQuery) (P
 	}
 	return page, err
 }
+
+// listCached reports whether the cache keeps q's page. Redis runs with
+// noeviction, beside the event stream, the denylist and the rate limits,
+// so the cache must not hold an entry per query a client makes up: each
+// search text, price bound, page number and page size was one, of up to
+// 100 products (about 60 kB) until the TTL, so one client within its rate
+// limit kept about 180 MB in Redis, and a few of them filled it (XADD,
+// logout's SET and the rate limiter's script then fail with OOM). Only
+// browsing is cached: no search text or price range, the storefront's page
+// size or the API's default, within the first 100 products. The entries are
+// then as many as the catalogue's categories, orders and flags times 13,
+// whatever clients send; everything else goes to the database.
+func listCached(q ProductQuery) bool {
+	return !q.Admin && q.Q == "" && q.MinPrice == nil && q.MaxPrice == nil &&
+		(q.PageSize == StorefrontPageSize || q.PageSize == validate.DefaultPageSize) &&
+		q.Page >= 1 && q.Page*q.PageSize <= validate.MaxPageSize
+}
+
+// StorefrontPageSize is the page size of the storefront's product lists
+// (gateway/storefront/site/shop.js, PAGE_SIZE).
+const StorefrontPageSize = 12
 
 // listKey identifies a public list query: the hash of its canonical JSON
 // (field order is fixed by the struct), so any q fits in a short key.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -240,5 +242,70 @@ func TestCacheHoldsOneEntryPerRead(t *testing.T) {
 	}
 	if len(keys) > len(paths)+1 { // the entries and the version
 		t.Errorf("%d cache keys after %d checkouts for %d distinct reads, want at most %d", len(keys), checkouts, len(paths), len(paths)+1)
+	}
+}
+
+// TestCacheKeysDoNotGrowWithClientQueries: Redis runs with noeviction and
+// holds the event stream, the denylist and the rate limits too, so the cache
+// must not hold one entry per distinct list query a client can make up: a
+// full page of 100 is about 58 kB, and each search text, price bound, page
+// or page size was an entry of its own until its TTL, so one client within
+// its rate limit kept about 180 MB in Redis, and a few of them filled it
+// (then XADD, logout's SET and the rate limiter's script fail with OOM). The
+// cache keeps only browsing (no search text or price range, the
+// storefront's or the default page size, within the first 100 products);
+// everything else comes from the database, and both answer as the database
+// does.
+func TestCacheKeysDoNotGrowWithClientQueries(t *testing.T) {
+	db := newDB(t)
+	rdb := freshRedis(t)
+	clk := &clock{now: time.Now()}
+	cached, plain := newStackOn(t, db, rdb, clk), newStackOn(t, db, nil, clk)
+	for i := range 30 {
+		cached.createProduct(t, map[string]any{"name": "Widget " + strconv.Itoa(i), "price": strconv.Itoa(i+1) + ".00"})
+	}
+	var paths []string
+	for i := range 20 {
+		paths = append(paths,
+			"/api/v1/products?q=widget+"+strconv.Itoa(i),
+			"/api/v1/products?min_price=0."+strconv.Itoa(10+i)+"&sort=price",
+			"/api/v1/products?max_price="+strconv.Itoa(1000+i)+".00",
+			"/api/v1/products?page="+strconv.Itoa(i%7+1)+"&page_size="+strconv.Itoa(i+1),
+			"/api/v1/products?sort=price&page=1&page_size="+strconv.Itoa(100-i),
+			"/api/v1/products?sort=price&page="+strconv.Itoa(100+i))
+	}
+	browsing := []string{"/api/v1/products?page=2", "/api/v1/products?sort=price&page=3&page_size=12"}
+	paths = append(paths, browsing...)
+	for _, path := range paths {
+		want := want(t, plain.call(t, "GET", path, "", nil), http.StatusOK).raw
+		for range 2 { // the first may fill, the second may hit
+			if got := cached.call(t, "GET", path, "", nil).raw; got != want {
+				t.Fatalf("GET %s through the cache:\n%s\nfrom the database:\n%s", path, got, want)
+			}
+		}
+	}
+	keys, err := rdb.Keys(context.Background(), "catalogue:list:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// page=5&page_size=12 among the made-up ones is browsing too.
+	if len(keys) > len(browsing)+1 {
+		t.Errorf("%d list cache entries after %d distinct list queries, want at most %d", len(keys), len(paths), len(browsing)+1)
+	}
+	if hits := counter(t, cached, "hit"); hits < float64(len(browsing)) {
+		t.Errorf("%v cache hits, want at least %d: browsing is served from the cache", hits, len(browsing))
+	}
+}
+
+// The page size the cache keeps for the storefront is the one its shop
+// asks for: were they to part, every storefront listing would miss.
+func TestStorefrontPageSizeIsTheShops(t *testing.T) {
+	js, err := os.ReadFile("../gateway/storefront/site/shop.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`const PAGE_SIZE = (\d+);`).FindSubmatch(js)
+	if m == nil || string(m[1]) != strconv.Itoa(product.StorefrontPageSize) {
+		t.Errorf("shop.js PAGE_SIZE %q, product.StorefrontPageSize %d: they must agree", m, product.StorefrontPageSize)
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultPageSize is the page size of a list request that names none.
-const DefaultPageSize = 20
+const DefaultPageSize = validate.DefaultPageSize
 
 // Query returns the query parameters of r, parsed strictly: a query that
 // does not parse (a bad %-escape, a ';' separator) is a 400, where

@@ -140,6 +140,9 @@ func (p Problems) Amount(field, v string) {
 // MaxPageSize is the largest page a list route serves (API.md).
 const MaxPageSize = 100
 
+// DefaultPageSize is the page size of a list request that names none.
+const DefaultPageSize = 20
+
 // MaxPage is the last page number a list route accepts. With MaxPageSize it
 // keeps the OFFSET, (page-1)*pageSize, at most a million rows: far from
 // overflowing an int (a page of 2^62 would wrap it negative, and PostgreSQL

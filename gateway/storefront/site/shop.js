@@ -3,7 +3,7 @@ import { api } from "./api.js";
 import * as cart from "./cart.js";
 import { h, fill, add, money, errorBox, notice, initial } from "./ui.js";
 
-const PAGE_SIZE = 12;
+const PAGE_SIZE = 12; // product.StorefrontPageSize: the page size the catalogue cache keeps
 let categories = null; // the tree, fetched once
 
 async function categoryOptions() {
