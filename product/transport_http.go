@@ -121,7 +121,7 @@ func decodeAdjustStockRequest(r *http.Request, req *adjustStockRequest) error {
 // one that does not parse is a 422 naming it, so a typo in a filter is never
 // silently a different (unfiltered) list; the endpoint checks the bounds.
 func decodeListProductsRequest(_ context.Context, r *http.Request) (any, error) {
-	req := listProductsRequest{ProductQuery: ProductQuery{Page: 1, PageSize: httpkit.DefaultPageSize}}
+	req := listProductsRequest{ProductQuery: ProductQuery{Page: 1, PageSize: validate.DefaultPageSize}}
 	bad := validate.Problems{}
 	for name, values := range r.URL.Query() {
 		if len(values) != 1 {

@@ -78,9 +78,7 @@ func TestChargesOfOrdersNotPaid(t *testing.T) {
 // group that is missing.
 func TestConsumerGroupsThatNeverJoined(t *testing.T) {
 	ctx := context.Background()
-	rdb := testkit.Redis(t)
-	rdb.Del(ctx, events.DefaultStream)
-	t.Cleanup(func() { rdb.Del(context.Background(), events.DefaultStream) })
+	rdb := emptyStream(t)
 	p := &Platform{Redis: rdb, Groups: []string{"order", "payment", "notification"}}
 	testkit.Publish(t, rdb, "order", events.OrderCancelled, map[string]string{"order_id": "x"})
 
@@ -189,9 +187,7 @@ func TestBreakersReadFromMetrics(t *testing.T) {
 // delivered entry.
 func TestConsumerGroupWhoseLagIsUnknown(t *testing.T) {
 	ctx := context.Background()
-	rdb := testkit.Redis(t)
-	rdb.Del(ctx, events.DefaultStream)
-	t.Cleanup(func() { rdb.Del(context.Background(), events.DefaultStream) })
+	rdb := emptyStream(t)
 	for range 3 {
 		testkit.Publish(t, rdb, "order", events.OrderCancelled, map[string]string{"order_id": "x"})
 	}
@@ -214,4 +210,14 @@ func TestConsumerGroupWhoseLagIsUnknown(t *testing.T) {
 		groups, _ := rdb.XInfoGroups(ctx, events.DefaultStream).Result()
 		t.Errorf("the group has an entry unread (groups %+v), yet: %+v", groups, inv)
 	}
+}
+
+// emptyStream is the test Redis with the event stream deleted, now and
+// when the test ends.
+func emptyStream(t *testing.T) *redis.Client {
+	t.Helper()
+	rdb := testkit.Redis(t)
+	rdb.Del(context.Background(), events.DefaultStream)
+	t.Cleanup(func() { rdb.Del(context.Background(), events.DefaultStream) })
+	return rdb
 }

@@ -10,9 +10,6 @@ import (
 	"github.com/mercato-dev/mercato/shared/validate"
 )
 
-// DefaultPageSize is the page size of a list request that names none.
-const DefaultPageSize = validate.DefaultPageSize
-
 // Query returns the query parameters of r, parsed strictly: a query that
 // does not parse (a bad %-escape, a ';' separator) is a 400, where
 // r.URL.Query() would drop the pair in silence, and a name or value that
@@ -43,11 +40,11 @@ func Query(r *http.Request) (url.Values, error) {
 }
 
 // DecodePage reads ?page=&page_size= (API.md's list convention), defaulting
-// to the first page of DefaultPageSize. A value that is not an integer is a
+// to the first page of validate.DefaultPageSize. A value that is not an integer is a
 // 422 naming the field; the bounds are the endpoint's to check
 // (validate.Problems.Page, which also keeps the OFFSET from overflowing).
 func DecodePage(q url.Values) (page, pageSize int, err error) {
-	page, pageSize = 1, DefaultPageSize
+	page, pageSize = 1, validate.DefaultPageSize
 	bad := map[string]string{}
 	for _, f := range []struct {
 		name string

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"testing"
+
+	"github.com/mercato-dev/mercato/shared/validate"
 )
 
 func TestDecodePage(t *testing.T) {
@@ -12,7 +14,7 @@ func TestDecodePage(t *testing.T) {
 		wantPage, wantSize int
 		wantBad            []string
 	}{
-		{"", 1, DefaultPageSize, nil},
+		{"", 1, validate.DefaultPageSize, nil},
 		{"page=3&page_size=50", 3, 50, nil},
 		{"page_size=500", 1, 500, nil}, // bounds are the endpoint's to check
 		{"page=two", 0, 0, []string{"page"}},
