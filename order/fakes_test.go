@@ -163,19 +163,6 @@ func (r *fakeRepo) ReleaseIdempotencyKey(_ context.Context, userID, key string) 
 	return nil
 }
 
-func (r *fakeRepo) DeleteIdempotencyKeys(_ context.Context, before time.Time) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for id, k := range r.keys {
-		if k.createdAt.Before(before) {
-			delete(r.keys, id)
-			n++
-		}
-	}
-	return n, nil
-}
-
 func (r *fakeRepo) eventTypes() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,7 +1,8 @@
 package order
 
-// Idempotency-Keys of POST /orders: claiming a key, replaying the outcome
-// of a finished one, and the janitor that deletes old keys.
+// Idempotency-Keys of POST /orders: claiming a key and replaying the
+// outcome of a finished one. Old keys are deleted by the repository's
+// janitor (postgres.Repository.KeyJanitor).
 
 import (
 	"context"
@@ -12,12 +13,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
-
-	"github.com/mercato-dev/mercato/shared/defaults"
-	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // IdempotencyRecord is the stored state of one Idempotency-Key of one user.
@@ -216,35 +212,3 @@ func requestHash(key []byte, c Checkout) []byte {
 // MinIdempotencyRetention is the shortest time an Idempotency-Key is kept:
 // a client may retry a checkout for a day and still get its first answer.
 const MinIdempotencyRetention = 24 * time.Hour
-
-// KeyJanitor deletes Idempotency-Keys older than Retention, every Interval.
-// Every instance runs one; a delete that finds nothing costs one indexed
-// query.
-type KeyJanitor struct {
-	Repo      Repository    // required
-	Retention time.Duration // at least MinIdempotencyRetention (a shorter one is raised to it)
-	Interval  time.Duration // required: the time between clean-ups
-	Logger    log.Logger    // default log.NewNopLogger()
-}
-
-// Run cleans up until ctx is done, then returns nil. It returns an error
-// only when Repo or a positive Interval is missing.
-func (j *KeyJanitor) Run(ctx context.Context) error {
-	if j.Repo == nil || j.Interval <= 0 {
-		return errors.New("order: key janitor needs Repo and a positive Interval")
-	}
-	logger := defaults.Logger(j.Logger)
-	retention := max(j.Retention, MinIdempotencyRetention)
-	clean := func() {
-		n, err := j.Repo.DeleteIdempotencyKeys(ctx, time.Now().Add(-retention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			level.Warn(logger).Log("msg", "deleting old idempotency keys failed; retrying at the next interval", "err", err)
-		case n > 0:
-			level.Info(logger).Log("msg", "deleted old idempotency keys", "count", n)
-		}
-	}
-	clean()
-	wait.Every(ctx, j.Interval, clean)
-	return nil
-}

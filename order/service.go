@@ -313,8 +313,6 @@ type Repository interface {
 	// ReleaseIdempotencyKey ends the caller's lease early, so a retry of a
 	// request that failed half-way can take over at once.
 	ReleaseIdempotencyKey(ctx context.Context, userID, key string) error
-	// DeleteIdempotencyKeys removes keys created before before, reporting how many.
-	DeleteIdempotencyKeys(ctx context.Context, before time.Time) (int, error)
 }
 
 // Options tune the service. Zero values take the defaults.

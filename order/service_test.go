@@ -859,46 +859,4 @@ func TestNewServiceRefusesBadOptions(t *testing.T) {
 	}
 }
 
-func TestKeyJanitor(t *testing.T) {
-	repo := newFakeRepo()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	old := time.Now().Add(-25 * time.Hour)
-	repo.now = func() time.Time { return old }
-	if _, _, err := repo.ClaimIdempotencyKey(ctx, "u", "old", nil, "o1", time.Second); err != nil {
-		t.Fatal(err)
-	}
-	repo.now = time.Now
-	if _, _, err := repo.ClaimIdempotencyKey(ctx, "u", "new", nil, "o2", time.Second); err != nil {
-		t.Fatal(err)
-	}
-	j := &order.KeyJanitor{Repo: repo, Retention: time.Hour, Interval: time.Hour, Logger: nopLogger()}
-	done := make(chan error, 1)
-	go func() { done <- j.Run(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		repo.mu.Lock()
-		_, oldLeft := repo.keys["u/old"]
-		_, newLeft := repo.keys["u/new"]
-		repo.mu.Unlock()
-		if !oldLeft {
-			if !newLeft {
-				t.Error("a key younger than 24h was deleted (retention is at least 24h)")
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the old key was not deleted")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run after cancel = %v, want nil", err)
-	}
-	if err := (&order.KeyJanitor{Repo: repo}).Run(ctx); err == nil {
-		t.Error("Run without an Interval returned nil, want a configuration error")
-	}
-}
-
 func nopLogger() log.Logger { return log.NewNopLogger() }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-kit/log"
+
 	"github.com/mercato-dev/mercato/order"
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 )
@@ -102,25 +104,9 @@ func (r *Repository) ReleaseIdempotencyKey(ctx context.Context, userID, key stri
 	return nil
 }
 
-// deleteBatch bounds one DELETE, so clean-up never holds many locks at once.
-const deleteBatch = 5000
-
-func (r *Repository) DeleteIdempotencyKeys(ctx context.Context, before time.Time) (int, error) {
-	total := 0
-	for {
-		res, err := r.db.ExecContext(ctx, `
-			DELETE FROM idempotency_keys WHERE (user_id, key) IN (
-				SELECT user_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)`, before, deleteBatch)
-		if err != nil {
-			return total, fmt.Errorf("delete idempotency keys: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, err
-		}
-		total += int(n)
-		if n < deleteBatch {
-			return total, nil
-		}
-	}
+// KeyJanitor deletes the Idempotency-Keys created more than retention ago,
+// every hour.
+func (r *Repository) KeyJanitor(retention time.Duration, logger log.Logger) *sharedpg.Janitor {
+	return &sharedpg.Janitor{DB: r.db, Table: "idempotency_keys", Key: "user_id, key", Column: "created_at",
+		Retention: retention, Interval: time.Hour, Logger: logger}
 }

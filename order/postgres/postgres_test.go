@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
@@ -412,7 +413,7 @@ func TestIdempotencyKeys(t *testing.T) {
 	if _, err := db.Exec(`UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE user_id = $1`, user); err != nil {
 		t.Fatal(err)
 	}
-	deleted, err := repo.DeleteIdempotencyKeys(ctx, time.Now().Add(-24*time.Hour))
+	deleted, err := repo.KeyJanitor(24*time.Hour, log.NewNopLogger()).Clean(ctx)
 	if err != nil || deleted != 1 {
 		t.Errorf("deleted %d, %v; want 1", deleted, err)
 	}

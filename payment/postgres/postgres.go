@@ -6,6 +6,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mercato-dev/mercato/payment"
@@ -25,6 +26,20 @@ func New(db *sqlx.DB) *Repository { return &Repository{db: db} }
 
 // notFound maps "no such row" to the payment service's ErrNotFound.
 func notFound(err error) error { return sharedpg.NotFound(err, payment.ErrNotFound) }
+
+// WebhookRetention is how long a processed webhook's event id is kept, so
+// that a redelivery of it is not applied twice (ErrWebhookReplayed). A
+// provider redelivers for days at the most (and each delivery must be signed
+// within WebhookTolerance of its sending); one that came later still would
+// find its payment no longer awaiting that outcome.
+const WebhookRetention = 30 * 24 * time.Hour
+
+// WebhookJanitor deletes the event ids of webhooks received more than
+// WebhookRetention ago, every hour.
+func (r *Repository) WebhookJanitor(logger log.Logger) *sharedpg.Janitor {
+	return &sharedpg.Janitor{DB: r.db, Table: "webhook_events", Key: "provider, event_id", Column: "received_at",
+		Retention: WebhookRetention, Interval: time.Hour, Logger: logger}
+}
 
 // claimAbandoned sets attemptedAt to now on up to limit rows of table that
 // match awaited and were attempted more than age ago, skipping rows another

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
@@ -45,6 +46,23 @@ func count(t *testing.T, db *sqlx.DB, query string, args ...any) int {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+// TestWebhookJanitorDeletesOnlyOldEventIDs: a webhook's event id is kept for
+// WebhookRetention, then deleted.
+func TestWebhookJanitorDeletesOnlyOldEventIDs(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	db.MustExec(`INSERT INTO webhook_events (provider, event_id, type, received_at) VALUES
+		('sandbox', 'recent', 'charge.succeeded', now() - make_interval(secs => $1) + interval '1 hour'),
+		('sandbox', 'old', 'charge.succeeded', now() - make_interval(secs => $1) - interval '1 hour')`,
+		postgres.WebhookRetention.Seconds())
+	if n, err := repo.WebhookJanitor(log.NewNopLogger()).Clean(ctx); err != nil || n != 1 {
+		t.Fatalf("Clean = %d, %v; want the one old event id", n, err)
+	}
+	if left := count(t, db, `SELECT count(*) FROM webhook_events WHERE event_id = 'recent'`); left != 1 {
+		t.Error("the recent event id was deleted")
+	}
 }
 
 // charged creates p and records chargeID as its charge, as the service does

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mercato-dev/mercato/shared/defaults"
+	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
 	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/wait"
 )
@@ -88,9 +89,6 @@ type Relay struct {
 	// reaches the envelope.
 	Tracer trace.TracerProvider
 }
-
-// retentionBatch bounds one DELETE so clean-up never holds many locks.
-const retentionBatch = 5000
 
 // Run publishes until ctx is done, then returns nil. Failures (Redis or
 // Postgres down) are logged once per streak and retried with backoff; nothing
@@ -339,24 +337,11 @@ func (r *Relay) cleanDatabase(ctx context.Context) error {
 }
 
 // deleteOlder deletes the rows of table (its key, its time column) older
-// than retention, a batch at a time; a negative retention keeps them all.
+// than retention; a negative retention keeps them all.
 func (r *Relay) deleteOlder(ctx context.Context, table, key, column string, retention time.Duration) error {
 	if retention < 0 {
 		return nil
 	}
-	for {
-		res, err := r.DB.ExecContext(ctx, fmt.Sprintf(`
-			DELETE FROM %[1]s WHERE (%[2]s) IN (
-				SELECT %[2]s FROM %[1]s
-				WHERE %[3]s < now() - make_interval(secs => $1)
-				LIMIT $2
-				FOR UPDATE SKIP LOCKED)`, table, key, column),
-			retention.Seconds(), retentionBatch)
-		if err != nil {
-			return fmt.Errorf("delete old %s rows: %w", table, err)
-		}
-		if n, _ := res.RowsAffected(); n < retentionBatch {
-			return nil
-		}
-	}
+	_, err := sharedpg.DeleteOlder(ctx, r.DB, table, key, column, retention)
+	return err
 }

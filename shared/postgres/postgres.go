@@ -196,6 +196,36 @@ func Page[Row any](ctx context.Context, db *sqlx.DB, columns, from, orderBy stri
 	return rows, total, err
 }
 
+// deleteBatch bounds one DELETE, so clean-up never holds many locks at once.
+const deleteBatch = 5000
+
+// DeleteOlder deletes the rows of table whose column is more than retention
+// before the database's clock, a batch at a time, and reports how many it
+// deleted. key is the table's primary key ("id", or "user_id, key"). Rows
+// another instance's clean-up holds are skipped, so that instances running
+// the same clean-up share it instead of waiting on each other. The names are
+// the caller's constants, never input.
+func DeleteOlder(ctx context.Context, db sqlx.ExecerContext, table, key, column string, retention time.Duration) (int64, error) {
+	var total int64
+	for {
+		res, err := db.ExecContext(ctx, fmt.Sprintf(`
+			DELETE FROM %[1]s WHERE (%[2]s) IN (
+				SELECT %[2]s FROM %[1]s
+				WHERE %[3]s < now() - make_interval(secs => $1)
+				LIMIT $2
+				FOR UPDATE SKIP LOCKED)`, table, key, column),
+			retention.Seconds(), deleteBatch)
+		if err != nil {
+			return total, fmt.Errorf("delete old %s rows: %w", table, err)
+		}
+		n, _ := res.RowsAffected() // lib/pq always reports it
+		total += n
+		if n < deleteBatch {
+			return total, nil
+		}
+	}
+}
+
 func inTx(ctx context.Context, db *sqlx.DB, opts *sql.TxOptions, fn func(tx *sqlx.Tx) error) (err error) {
 	ctx, span := tracing.Start(ctx, "tx", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(semconv.DBSystemNamePostgreSQL))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"golang.org/x/crypto/bcrypt"
@@ -479,6 +480,37 @@ func TestRefreshTokens(t *testing.T) {
 	// The same hash twice is refused by the unique index.
 	if err := repo.CreateRefreshToken(ctx, user.RefreshToken{ID: uuid.NewString(), UserID: u.ID, FamilyID: family, Hash: other.Hash, ExpiresAt: time.Now()}, "h"); !sharedpg.IsUniqueViolation(err, "refresh_tokens_token_hash_key") {
 		t.Errorf("duplicate hash: %v", err)
+	}
+}
+
+// TestTokenJanitorDeletesOnlyLongExpiredTokens: a token is kept for
+// ExpiredTokenRetention after its expiry (a rotated one coming back still
+// revokes its session), then deleted.
+func TestTokenJanitorDeletesOnlyLongExpiredTokens(t *testing.T) {
+	ctx := context.Background()
+	repo, db := newRepo(t)
+	_, _, tok := newTokenFamily(t, repo)
+	expiries := map[string]time.Time{
+		"live":             time.Now().Add(time.Hour),
+		"recently expired": time.Now().Add(-postgres.ExpiredTokenRetention + time.Hour),
+		"long expired":     time.Now().Add(-postgres.ExpiredTokenRetention - time.Hour),
+	}
+	ids := map[string]string{}
+	for i, name := range []string{"live", "recently expired", "long expired"} {
+		rt := tok(byte(i + 1))
+		rt.ExpiresAt = expiries[name]
+		if err := repo.CreateRefreshToken(ctx, rt, "h"); err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = rt.ID
+	}
+	if n, err := repo.TokenJanitor(log.NewNopLogger()).Clean(ctx); err != nil || n != 1 {
+		t.Fatalf("Clean = %d, %v; want the one long-expired token", n, err)
+	}
+	for name, id := range ids {
+		if left := count(t, db, `SELECT count(*) FROM refresh_tokens WHERE id = $1`, id); (left == 1) != (name != "long expired") {
+			t.Errorf("the %s token: %d rows left", name, left)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/jmoiron/sqlx"
 
 	sharedpg "github.com/mercato-dev/mercato/shared/postgres"
@@ -115,4 +116,19 @@ func (r *Repository) RevokeRefreshTokenFamily(ctx context.Context, familyID stri
 		}
 		return nil
 	})
+}
+
+// ExpiredTokenRetention is how long a refresh token is kept after it
+// expired. A rotated token that comes back revokes its session (theft
+// detection, user.Service.Refresh), even when it has expired: a client
+// offline for weeks may still hold the copy a thief forked. Kept this long,
+// such a token is detected for up to 30 days past its expiry, and the table
+// holds at most the tokens of the last TTL plus 30 days.
+const ExpiredTokenRetention = 30 * 24 * time.Hour
+
+// TokenJanitor deletes the refresh tokens that expired more than
+// ExpiredTokenRetention ago, every hour.
+func (r *Repository) TokenJanitor(logger log.Logger) *sharedpg.Janitor {
+	return &sharedpg.Janitor{DB: r.db, Table: "refresh_tokens", Key: "id", Column: "expires_at",
+		Retention: ExpiredTokenRetention, Interval: time.Hour, Logger: logger}
 }

@@ -89,7 +89,8 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Background loops, stopped (and waited for) before run returns: the
 	// outbox relay, the order.cancelled consumer, the sandbox's webhook
-	// dispatcher and the recovery of provider calls left without an answer.
+	// dispatcher, the recovery of provider calls left without an answer and
+	// the clean-up of old webhook event ids.
 	in.RelayOutbox()
 	eventHandler := payment.NewEventHandler(svc)
 	in.Consume("order.cancelled consumer", "consumer", events.Consumer{
@@ -101,6 +102,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 			"Webhook delivery attempts of the sandbox processor, by result.", "result")}).Run)
 	in.Go("payment recovery", (&payment.Recovery{Repo: repo, Provider: provider,
 		Logger: log.With(logger, "component", "payment_recovery"), Metrics: paymentMetrics}).Run)
+	in.Go("webhook event janitor", repo.WebhookJanitor(log.With(logger, "component", "webhook_janitor")).Run)
 
 	// Routes.
 	router := in.Router()

@@ -10,6 +10,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/go-kit/log"
+
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/user"
@@ -83,6 +85,10 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 			return fmt.Errorf("ensure admin: %w", err)
 		}
 	}
+
+	// Background loop, stopped (and waited for) before run returns: the
+	// clean-up of long-expired refresh tokens.
+	in.Go("refresh token janitor", repo.TokenJanitor(log.With(logger, "component", "token_janitor")).Run)
 
 	// Routes.
 	router := in.Router()
