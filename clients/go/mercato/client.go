@@ -9,6 +9,11 @@
 // JSON201) on success, JSON4xx or JSONDefault (the API's error body)
 // otherwise, and HTTPResponse for the status and headers.
 //
+// A PATCH body's field that null clears (a category's parent_id, a product's
+// compare_price, ...) is a nullable.Nullable (github.com/oapi-codegen/nullable):
+// left zero it is not sent and keeps its value, Set(v) sends v, SetNull()
+// sends null; the other fields are pointers, nil for absent.
+//
 //	api, _ := mercato.New("http://127.0.0.1:3000")
 //	login, err := api.LoginWithResponse(ctx, mercato.Credentials{Email: "ada@example.com", Password: "correct-horse"})
 //	// login.JSON200.AccessToken, or login.StatusCode() and login.JSON401.Error.Code

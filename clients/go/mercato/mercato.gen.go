@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
 )
 
@@ -604,11 +605,11 @@ type CategoryNode struct {
 // CategoryPatch Only the fields given change; an empty object is a 422.
 type CategoryPatch struct {
 	// Description null clears it
-	Description *string `json:"description,omitempty"`
-	Name        *string `json:"name,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
 
 	// ParentId null makes the category a root; below itself or a descendant is 422 category_cycle
-	ParentId *string `json:"parent_id,omitempty"`
+	ParentId nullable.Nullable[string] `json:"parent_id,omitempty"`
 
 	// Slug Lower-case letters and digits in words separated by single dashes; never shaped like a UUID.
 	//
@@ -1069,23 +1070,23 @@ type ProductList struct {
 
 // ProductPatch Only the fields given change; an empty object is a 422. Stock does not change here but through POST /products/{id}/stock, which keeps the ledger.
 type ProductPatch struct {
-	CategoryId       *string          `json:"category_id,omitempty"`
-	ComparePrice     *string          `json:"compare_price,omitempty"`
-	CostPrice        *string          `json:"cost_price,omitempty"`
-	Description      *string          `json:"description,omitempty"`
-	Dimensions       *DimensionsInput `json:"dimensions,omitempty"`
-	Images           *[]string        `json:"images,omitempty"`
-	IsActive         *bool            `json:"is_active,omitempty"`
-	IsFeatured       *bool            `json:"is_featured,omitempty"`
-	MinStockQuantity *int             `json:"min_stock_quantity,omitempty"`
-	Name             *string          `json:"name,omitempty"`
+	CategoryId       nullable.Nullable[string]          `json:"category_id,omitempty"`
+	ComparePrice     nullable.Nullable[string]          `json:"compare_price,omitempty"`
+	CostPrice        nullable.Nullable[string]          `json:"cost_price,omitempty"`
+	Description      nullable.Nullable[string]          `json:"description,omitempty"`
+	Dimensions       nullable.Nullable[DimensionsInput] `json:"dimensions,omitempty"`
+	Images           nullable.Nullable[[]string]        `json:"images,omitempty"`
+	IsActive         *bool                              `json:"is_active,omitempty"`
+	IsFeatured       *bool                              `json:"is_featured,omitempty"`
+	MinStockQuantity *int                               `json:"min_stock_quantity,omitempty"`
+	Name             *string                            `json:"name,omitempty"`
 
 	// Price A non-negative decimal amount with at most two places ("19.99", "19.9", "19"); a JSON number is refused (400/422), so money never travels as a float.
 	//
 	//
 	// Examples: 19.99
-	Price            *MoneyInput `json:"price,omitempty"`
-	ShortDescription *string     `json:"short_description,omitempty"`
+	Price            *MoneyInput               `json:"price,omitempty"`
+	ShortDescription nullable.Nullable[string] `json:"short_description,omitempty"`
 
 	// Sku Examples: DEMO-001
 	Sku *SKU `json:"sku,omitempty"`
@@ -1093,8 +1094,8 @@ type ProductPatch struct {
 	// Slug Lower-case letters and digits in words separated by single dashes; never shaped like a UUID.
 	//
 	// Examples: organic-cotton-tee
-	Slug   *Slug    `json:"slug,omitempty"`
-	Weight *float64 `json:"weight,omitempty"`
+	Slug   *Slug                      `json:"slug,omitempty"`
+	Weight nullable.Nullable[float64] `json:"weight,omitempty"`
 }
 
 // ProfilePatch Only the fields given change.
