@@ -348,3 +348,44 @@ func TestProviderAnswersAreStoredWhateverTheyHold(t *testing.T) {
 		})
 	}
 }
+
+// TestOptOutStopsQueuedMessages: a message still queued when the user
+// switches its channel off (retried through a provider outage, here) is not
+// sent once the provider is back: preferences count when the message goes
+// out, as the push token and phone number do, not only when it was queued.
+func TestOptOutStopsQueuedMessages(t *testing.T) {
+	sms := newProvider(t, providerAnswer{503, `{"message":"busy"}`})
+	p := newPipeline(t, pipelineOptions{maxAttempts: 50, extra: map[notification.Channel]notification.Sender{
+		notification.ChannelSMS: newSMS(t, sms)}})
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada", Phone: "+447700900123"})
+	p.publish(t, event(t, events.OrderUpdated, map[string]any{"order_id": uuid.NewString(), "order_number": "MRC-OPT", "user_id": ada, "status": "shipped"}))
+	p.waitRows(t, ada, 10*time.Second, func(rows []logRow) bool {
+		for _, r := range rows {
+			if r.Channel == "sms" && r.Status == "retrying" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// The user switches SMS off during the outage; then the provider is back.
+	p.stop()
+	if _, err := p.store.SavePreferences(context.Background(), ada, notification.Preferences{Email: true, SMS: false, Push: true}); err != nil {
+		t.Fatal(err)
+	}
+	sms.mu.Lock()
+	sms.answers = []providerAnswer{{201, `{"sid":"SM-after-opt-out"}`}}
+	sms.mu.Unlock()
+	before := len(sms.got())
+	p.start(t, 50)
+
+	rows := p.waitRows(t, ada, 10*time.Second, settled(2))
+	for _, r := range rows {
+		if r.Channel == "sms" && (r.Status != "skipped" || r.Sent || r.Error != "switched off in the user's preferences") {
+			t.Errorf("sms row after the opt-out: %+v, want skipped", r)
+		}
+	}
+	if n := len(sms.got()) - before; n != 0 {
+		t.Errorf("%d SMS requests after the user switched SMS off, want none", n)
+	}
+}

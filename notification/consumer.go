@@ -170,7 +170,7 @@ func (h *EventHandler) notify(ctx context.Context, tx events.Tx, e events.Envelo
 		}
 		switch {
 		case !prefs.allows(ch, spec):
-			n.Status, n.Error = StatusSkipped, "switched off in the user's preferences"
+			n.Status, n.Error = StatusSkipped, switchedOff
 		case ch == ChannelPush && !hasPush:
 			n.Status, n.Error = StatusSkipped, "no push token registered"
 		}

@@ -37,6 +37,8 @@ type DispatchStore interface {
 	OrderSummary(ctx context.Context, orderID string) (OrderSummary, error)
 	// PushToken returns "" when the user has none.
 	PushToken(ctx context.Context, userID string) (string, error)
+	// Preferences returns DefaultPreferences for a user who never set any.
+	Preferences(ctx context.Context, userID string) (Preferences, error)
 }
 
 // AttemptResult is the outcome of one attempt at a notification.
@@ -225,6 +227,16 @@ func (d *Dispatcher) attempt(ctx context.Context, n Notification) AttemptResult 
 	sender, ok := d.Senders[n.Channel]
 	if !ok {
 		return d.failed(fmt.Errorf("channel %s is not configured on this instance", n.Channel))
+	}
+	// The preferences as they are now: a channel switched off while the
+	// message waited (retried through an outage, or for order.created)
+	// stays off.
+	prefs, err := d.Store.Preferences(ctx, n.UserID)
+	if err != nil {
+		return d.retry(n, fmt.Errorf("preferences lookup: %w", err), "")
+	}
+	if !prefs.allows(n.Channel, templateSpecs[n.Template]) {
+		return AttemptResult{Status: StatusSkipped, Error: switchedOff}
 	}
 	contact, err := d.Contacts.Contact(ctx, n.UserID)
 	switch {

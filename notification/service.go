@@ -175,7 +175,12 @@ type Preferences struct {
 // configured provider.
 var DefaultPreferences = Preferences{Email: true, SMS: true, Push: true}
 
-// allows reports whether the preferences let template go out on ch.
+// switchedOff is why a message allows refused is skipped.
+const switchedOff = "switched off in the user's preferences"
+
+// allows reports whether the preferences let template go out on ch. The
+// consumer asks when it queues a message and the dispatcher again when it
+// sends one, so a channel switched off meanwhile stays off.
 func (p Preferences) allows(ch Channel, spec templateSpec) bool {
 	switch ch {
 	case ChannelEmail:
