@@ -20,9 +20,9 @@ import (
 // row, so a redelivered event changes nothing, and a handler that fails
 // (the product service is down) rolls back and is retried.
 //
-// payment.processed and payment.failed change nothing until the payment
-// service confirms them (verify.go): one it contradicts is dead-lettered at
-// once with the reason. While an upstream (payment or product service) is
+// payment.processed, payment.failed and payment.refunded change nothing
+// until the payment service confirms them (verify.go): one it contradicts is
+// dead-lettered at once with the reason. While an upstream (payment or product service) is
 // unavailable the event is retried for as long as that lasts.
 //
 //   - payment.processed: commit the reservation, then pending → confirmed.
@@ -89,7 +89,12 @@ func (s *Saga) handle(ctx context.Context, tx events.Tx, e events.Envelope) erro
 			return s.paymentFailed(ctx, tx, d)
 		})
 	case events.PaymentRefunded:
-		return decoded(e, func(d events.PaymentRefundedPayload) error { return s.paymentRefunded(ctx, tx, d) })
+		return decoded(e, func(d events.PaymentRefundedPayload) error {
+			if err := s.confirmRefunded(ctx, d); err != nil {
+				return err
+			}
+			return s.paymentRefunded(ctx, tx, d)
+		})
 	case events.InventoryReleased:
 		return decoded(e, func(d events.InventoryReleasedPayload) error {
 			if d.Reason != events.ReleaseReasonExpired {

@@ -111,6 +111,17 @@ func (w *world) deliver(t *testing.T, typ string, data any) error {
 		}
 		w.payments.record(order.PaymentRecord{ID: d.PaymentID, OrderID: d.OrderID, UserID: d.UserID,
 			Status: order.PaymentFailed, FailureCode: d.FailureCode})
+	case events.PaymentRefunded:
+		var d events.PaymentRefundedPayload
+		if err := e.Decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		status := order.PaymentPartiallyRefunded
+		if d.FullyRefunded {
+			status = order.PaymentRefunded
+		}
+		w.payments.record(order.PaymentRecord{ID: d.PaymentID, OrderID: d.OrderID, UserID: d.UserID,
+			Status: status, Refunded: d.RefundedAmount, Currency: d.Currency})
 	}
 	return w.forge(t, typ, data)
 }

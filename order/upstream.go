@@ -161,7 +161,7 @@ func (p payments) Payment(ctx context.Context, id string) (PaymentRecord, error)
 		return PaymentRecord{}, upstreamFailure("payment", "get payment", err)
 	}
 	return PaymentRecord{ID: pay.ID, OrderID: pay.OrderID, UserID: pay.UserID, Status: paymentStatus(pay.Status),
-		Captured: pay.CapturedAmount, Currency: pay.Currency, FailureCode: pay.FailureCode}, nil
+		Captured: pay.CapturedAmount, Refunded: pay.RefundedAmount, Currency: pay.Currency, FailureCode: pay.FailureCode}, nil
 }
 
 // paymentStatus names a payment service's status as the order service

@@ -1,11 +1,12 @@
 package order
 
-// The saga acts on payment.processed and payment.failed only once the
-// payment service confirms them. The stream is not proof of anything: anyone
-// who can write to it (a process on the host, a leaked Redis password) could
-// otherwise confirm an order whose card was declined. Asking the payment
-// service, which holds the truth in its own database, needs no key of its
-// own and holds against a stolen stream password (docs/architecture.md).
+// The saga acts on payment.processed, payment.failed and payment.refunded
+// only once the payment service confirms them. The stream is not proof of
+// anything: anyone who can write to it (a process on the host, a leaked
+// Redis password) could otherwise confirm an order whose card was declined.
+// Asking the payment service, which holds the truth in its own database,
+// needs no key of its own and holds against a stolen stream password
+// (docs/architecture.md).
 
 import (
 	"context"
@@ -29,6 +30,7 @@ type PaymentRecord struct {
 	UserID      string
 	Status      string       // as the order service names it: PaymentPending, PaymentCaptured, …
 	Captured    money.Amount // what the processor captured; 0 unless it did
+	Refunded    money.Amount // what has been refunded of it
 	Currency    string
 	FailureCode string
 }
@@ -58,6 +60,23 @@ func (s *Saga) confirmFailed(ctx context.Context, d events.PaymentFailedPayload)
 			return "is " + p.Status + ", not failed"
 		case p.FailureCode != d.FailureCode:
 			return fmt.Sprintf("failed with %q, not %q", p.FailureCode, d.FailureCode)
+		case p.UserID != d.UserID:
+			return "is of another user"
+		}
+		return ""
+	})
+}
+
+// confirmRefunded checks a payment.refunded against the payment service. Its
+// refunded amount only grows and a full refund is final, so a genuine event
+// never claims more than the service answers, however late it is applied.
+func (s *Saga) confirmRefunded(ctx context.Context, d events.PaymentRefundedPayload) error {
+	return s.confirm(ctx, events.PaymentRefunded, d.PaymentID, d.OrderID, func(p PaymentRecord) string {
+		switch {
+		case p.Refunded < d.RefundedAmount || p.Currency != d.Currency:
+			return fmt.Sprintf("refunded %s %s, not %s %s", p.Refunded, p.Currency, d.RefundedAmount, d.Currency)
+		case d.FullyRefunded && p.Status != PaymentRefunded:
+			return "is " + p.Status + ", not refunded in full"
 		case p.UserID != d.UserID:
 			return "is of another user"
 		}

@@ -81,3 +81,43 @@ func TestSagaRefusesPaymentEventsThePaymentServiceContradicts(t *testing.T) {
 		t.Errorf("paid order %s", got.Status)
 	}
 }
+
+// TestSagaRefusesRefundsThePaymentServiceContradicts: a payment.refunded
+// claiming a full refund the payment service never made, forged onto the
+// stream as a payment.processed or payment.failed could be, must not move a
+// paid, confirmed order to refunded (it would then never ship, with all its
+// money kept), nor mark a pending order's payment refunded (its genuine
+// capture would then cancel it, as a forged payment.failed would).
+func TestSagaRefusesRefundsThePaymentServiceContradicts(t *testing.T) {
+	w := newWorld(t, order.Options{})
+	paid := w.place(t, uuid.NewString())
+	pending := w.place(t, uuid.NewString())
+	if err := w.deliver(t, events.PaymentProcessed, map[string]any{"payment_id": paymentID(paid.ID), "order_id": paid.ID,
+		"user_id": paid.UserID, "amount": paid.TotalAmount.String(), "currency": "USD"}); err != nil {
+		t.Fatal(err)
+	}
+	w.payments.record(order.PaymentRecord{ID: paymentID(pending.ID), OrderID: pending.ID, UserID: pending.UserID,
+		Status: order.PaymentCaptured, Captured: pending.TotalAmount, Currency: "USD"})
+
+	for _, o := range []order.Order{paid, pending} {
+		err := w.forge(t, events.PaymentRefunded, map[string]any{"payment_id": paymentID(o.ID), "order_id": o.ID, "user_id": o.UserID,
+			"amount": o.TotalAmount.String(), "refunded_amount": o.TotalAmount.String(), "fully_refunded": true, "currency": "USD"})
+		if !events.IsPermanent(err) || !strings.Contains(err.Error(), "not confirmed by the payment service") {
+			t.Errorf("order %s: err = %v, want a permanent error: the payment service refunded nothing", o.ID, err)
+		}
+	}
+	if got := w.order(t, paid.ID); got.Status != order.StatusConfirmed || got.Payment.Status != order.PaymentCaptured || got.Payment.RefundedAmount != 0 {
+		t.Errorf("paid order %s, payment %+v after a forged full refund; want confirmed, captured", got.Status, got.Payment)
+	}
+	if got := w.order(t, pending.ID); got.Payment.Status != order.PaymentPending || got.Payment.RefundedAmount != 0 {
+		t.Errorf("pending order's payment %+v after a forged full refund", got.Payment)
+	}
+	// Its genuine capture still confirms it.
+	if err := w.deliver(t, events.PaymentProcessed, map[string]any{"payment_id": paymentID(pending.ID), "order_id": pending.ID,
+		"user_id": pending.UserID, "amount": pending.TotalAmount.String(), "currency": "USD"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.order(t, pending.ID); got.Status != order.StatusConfirmed {
+		t.Errorf("pending order %s after its capture; want confirmed", got.Status)
+	}
+}
