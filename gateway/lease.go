@@ -18,8 +18,8 @@ import (
 // token Redis handed out, so the instances together never let a client
 // exceed its shared allowance (while Redis answers: the limiter fails open).
 // What a lease holds back is refused early: a client may be refused while
-// up to leaseSize(limit)-1 of its tokens sit unspent in each other
-// instance's lease, and a lease not spent within leaseTTL is forfeited.
+// up to leaseHold(limit) of its tokens sit unspent in each other instance,
+// and a lease not spent within leaseTTL is forfeited.
 // Leases start at one request and double while they are spent in time, up
 // to leaseSize(limit), a tenth of the burst: a client that sends little
 // leases one request at a time, exactly as if every request asked Redis,
@@ -32,6 +32,14 @@ const (
 // leaseSize is the most requests one lease of limit holds.
 func leaseSize(limit redis_rate.Limit) int {
 	return max(1, limit.Burst/10)
+}
+
+// leaseHold is the most of a client's tokens one instance may hold unspent:
+// the rest of a lease spent to below half (when the next is taken) and the
+// whole next lease, 3/20 of the burst less one.
+func leaseHold(limit redis_rate.Limit) int {
+	size := leaseSize(limit)
+	return size/2 - 1 + size
 }
 
 // lease is one instance's share of one client's allowance.

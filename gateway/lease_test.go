@@ -48,7 +48,7 @@ func gatewayLeases(t *testing.T, n int) ([]*leases, []*countCalls) {
 
 // Two gateway instances under a flood of one client's concurrent requests,
 // spread over both, let through no more than the shared allowance, and at
-// most leaseSize-1 per instance fewer (what a lease may hold back), while
+// most leaseHold per instance fewer (what an instance may hold back), while
 // asking Redis far less often than once a request.
 func TestLeasesKeepTheSharedLimitAcrossGateways(t *testing.T) {
 	ls, calls := gatewayLeases(t, 2)
@@ -79,7 +79,7 @@ func TestLeasesKeepTheSharedLimitAcrossGateways(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	most, least := int64(limit.Burst), int64(limit.Burst-2*(leaseSize(limit)-1))
+	most, least := int64(limit.Burst), int64(limit.Burst-2*leaseHold(limit))
 	if got := allowed.Load(); got > most || got < least {
 		t.Fatalf("%d of %d requests let through, want between %d and %d", got, requests, least, most)
 	}
@@ -97,6 +97,36 @@ func TestLeasesKeepTheSharedLimitAcrossGateways(t *testing.T) {
 	d, err := ls[0].ask(context.Background(), key, limit, 1)
 	if err != nil || d.allowed {
 		t.Fatalf("after the flood Redis still allows: %+v %v", d, err)
+	}
+}
+
+// TestAnInstanceHoldsBackAtMostLeaseHold: a client spending its lease in
+// time on one instance leaves at most leaseHold of its tokens there, unspent,
+// which another instance then refuses it (docs/performance.md's bound).
+func TestAnInstanceHoldsBackAtMostLeaseHold(t *testing.T) {
+	ls, _ := gatewayLeases(t, 1)
+	l := ls[0]
+	limit := redis_rate.Limit{Rate: 1, Burst: 400, Period: time.Hour}
+	key := fmt.Sprintf("ratelimit:user:hold-%d", time.Now().UnixNano())
+	most := 0
+	for range 200 {
+		if d, err := l.take(context.Background(), key, limit); err != nil || !d.allowed {
+			t.Fatalf("refused: %+v %v", d, err)
+		}
+		// Once the background lease (if any) is in, what is held here.
+		l.mu.Lock()
+		ll := l.byKey[key]
+		refill := ll.refill
+		l.mu.Unlock()
+		if refill != nil {
+			<-refill
+		}
+		l.mu.Lock()
+		most = max(most, ll.tokens)
+		l.mu.Unlock()
+	}
+	if most != leaseHold(limit) {
+		t.Fatalf("one instance held up to %d unspent tokens of a burst of %d, want leaseHold = %d", most, limit.Burst, leaseHold(limit))
 	}
 }
 
