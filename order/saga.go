@@ -75,26 +75,11 @@ func (s *Saga) Handle(ctx context.Context, tx events.Tx, e events.Envelope) erro
 func (s *Saga) handle(ctx context.Context, tx events.Tx, e events.Envelope) error {
 	switch e.Type {
 	case events.PaymentProcessed:
-		return decoded(e, func(d events.PaymentProcessedPayload) error {
-			if err := s.confirmProcessed(ctx, d); err != nil {
-				return err
-			}
-			return s.paymentProcessed(ctx, tx, d)
-		})
+		return decoded(e, func(d events.PaymentProcessedPayload) error { return s.paymentProcessed(ctx, tx, d) })
 	case events.PaymentFailed:
-		return decoded(e, func(d events.PaymentFailedPayload) error {
-			if err := s.confirmFailed(ctx, d); err != nil {
-				return err
-			}
-			return s.paymentFailed(ctx, tx, d)
-		})
+		return decoded(e, func(d events.PaymentFailedPayload) error { return s.paymentFailed(ctx, tx, d) })
 	case events.PaymentRefunded:
-		return decoded(e, func(d events.PaymentRefundedPayload) error {
-			if err := s.confirmRefunded(ctx, d); err != nil {
-				return err
-			}
-			return s.paymentRefunded(ctx, tx, d)
-		})
+		return decoded(e, func(d events.PaymentRefundedPayload) error { return s.paymentRefunded(ctx, tx, d) })
 	case events.InventoryReleased:
 		return decoded(e, func(d events.InventoryReleasedPayload) error {
 			if d.Reason != events.ReleaseReasonExpired {
@@ -146,6 +131,9 @@ func (s *Saga) transition(ctx context.Context, tx events.Tx, orderID, event stri
 }
 
 func (s *Saga) paymentProcessed(ctx context.Context, tx events.Tx, d events.PaymentProcessedPayload) error {
+	if err := s.confirmProcessed(ctx, d); err != nil {
+		return err
+	}
 	return s.transition(ctx, tx, d.OrderID, events.PaymentProcessed, func(o Order) (*Change, error) {
 		p := mergePayment(o.Payment, Payment{ID: d.PaymentID, Status: PaymentCaptured})
 		if d.Amount != o.TotalAmount {
@@ -200,6 +188,9 @@ func (s *Saga) paymentProcessed(ctx context.Context, tx events.Tx, d events.Paym
 }
 
 func (s *Saga) paymentFailed(ctx context.Context, tx events.Tx, d events.PaymentFailedPayload) error {
+	if err := s.confirmFailed(ctx, d); err != nil {
+		return err
+	}
 	return s.transition(ctx, tx, d.OrderID, events.PaymentFailed, func(o Order) (*Change, error) {
 		p := mergePayment(o.Payment, Payment{ID: d.PaymentID, Status: PaymentFailed, FailureCode: d.FailureCode})
 		if o.Status != StatusPending {
@@ -210,6 +201,9 @@ func (s *Saga) paymentFailed(ctx context.Context, tx events.Tx, d events.Payment
 }
 
 func (s *Saga) paymentRefunded(ctx context.Context, tx events.Tx, d events.PaymentRefundedPayload) error {
+	if err := s.confirmRefunded(ctx, d); err != nil {
+		return err
+	}
 	return s.transition(ctx, tx, d.OrderID, events.PaymentRefunded, func(o Order) (*Change, error) {
 		status := PaymentPartiallyRefunded
 		if d.FullyRefunded {

@@ -37,7 +37,7 @@ type PaymentRecord struct {
 
 // confirmProcessed checks a payment.processed against the payment service.
 func (s *Saga) confirmProcessed(ctx context.Context, d events.PaymentProcessedPayload) error {
-	return s.confirm(ctx, events.PaymentProcessed, d.PaymentID, d.OrderID, func(p PaymentRecord) string {
+	return s.confirm(ctx, events.PaymentProcessed, d.PaymentID, d.OrderID, d.UserID, func(p PaymentRecord) string {
 		switch {
 		// A capture may have been refunded since (the order was cancelled
 		// meanwhile): what matters is that it happened.
@@ -45,8 +45,6 @@ func (s *Saga) confirmProcessed(ctx context.Context, d events.PaymentProcessedPa
 			return "is " + p.Status + ", not captured"
 		case p.Captured != d.Amount || p.Currency != d.Currency:
 			return fmt.Sprintf("captured %s %s, not %s %s", p.Captured, p.Currency, d.Amount, d.Currency)
-		case p.UserID != d.UserID:
-			return "is of another user"
 		}
 		return ""
 	})
@@ -54,14 +52,12 @@ func (s *Saga) confirmProcessed(ctx context.Context, d events.PaymentProcessedPa
 
 // confirmFailed checks a payment.failed against the payment service.
 func (s *Saga) confirmFailed(ctx context.Context, d events.PaymentFailedPayload) error {
-	return s.confirm(ctx, events.PaymentFailed, d.PaymentID, d.OrderID, func(p PaymentRecord) string {
+	return s.confirm(ctx, events.PaymentFailed, d.PaymentID, d.OrderID, d.UserID, func(p PaymentRecord) string {
 		switch {
 		case p.Status != PaymentFailed:
 			return "is " + p.Status + ", not failed"
 		case p.FailureCode != d.FailureCode:
 			return fmt.Sprintf("failed with %q, not %q", p.FailureCode, d.FailureCode)
-		case p.UserID != d.UserID:
-			return "is of another user"
 		}
 		return ""
 	})
@@ -71,28 +67,26 @@ func (s *Saga) confirmFailed(ctx context.Context, d events.PaymentFailedPayload)
 // refunded amount only grows and a full refund is final, so a genuine event
 // never claims more than the service answers, however late it is applied.
 func (s *Saga) confirmRefunded(ctx context.Context, d events.PaymentRefundedPayload) error {
-	return s.confirm(ctx, events.PaymentRefunded, d.PaymentID, d.OrderID, func(p PaymentRecord) string {
+	return s.confirm(ctx, events.PaymentRefunded, d.PaymentID, d.OrderID, d.UserID, func(p PaymentRecord) string {
 		switch {
 		case p.Refunded < d.RefundedAmount || p.Currency != d.Currency:
 			return fmt.Sprintf("refunded %s %s, not %s %s", p.Refunded, p.Currency, d.RefundedAmount, d.Currency)
 		case d.FullyRefunded && p.Status != PaymentRefunded:
 			return "is " + p.Status + ", not refunded in full"
-		case p.UserID != d.UserID:
-			return "is of another user"
 		}
 		return ""
 	})
 }
 
 // confirm reads payment paymentID from the payment service and checks that
-// it belongs to orderID and that disagree finds nothing wrong with it. An
+// it belongs to orderID and userID and that disagree finds nothing wrong with it. An
 // event the payment service contradicts, or a payment it does not know, is a
 // Permanent error: the consumer dead-letters the event at once with the
 // reason, and the order is not touched. The payment service's events are
 // written in the transaction that changes the payment, so a genuine event
 // never runs ahead of what the service answers. A payment service that
 // cannot answer is ErrUpstreamUnavailable, retried until it can (Handle).
-func (s *Saga) confirm(ctx context.Context, event, paymentID, orderID string, disagree func(PaymentRecord) string) error {
+func (s *Saga) confirm(ctx context.Context, event, paymentID, orderID, userID string, disagree func(PaymentRecord) string) error {
 	refuse := func(format string, args ...any) error {
 		return events.Permanent(fmt.Errorf("%s not confirmed by the payment service: "+format, append([]any{event}, args...)...))
 	}
@@ -113,6 +107,9 @@ func (s *Saga) confirm(ctx context.Context, event, paymentID, orderID string, di
 	}
 	if oid, ok := validate.ParseUUID(orderID); !ok || oid != p.OrderID {
 		return refuse("payment %s is of order %s, not %q", id, p.OrderID, orderID)
+	}
+	if p.UserID != userID {
+		return refuse("payment %s is of another user", id)
 	}
 	if why := disagree(p); why != "" {
 		return refuse("payment %s %s", id, why)

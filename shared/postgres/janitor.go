@@ -24,7 +24,7 @@ type Janitor struct {
 	Column    string        // required: the time the retention counts from
 	Retention time.Duration // required, positive
 	Interval  time.Duration // required, positive: the time between rounds
-	Logger    log.Logger    // default log.NewNopLogger()
+	Logger    log.Logger    // default log.NewNopLogger(); its lines say component=janitor and the table
 }
 
 // Run cleans up at once and then every Interval until ctx is done, and
@@ -34,7 +34,7 @@ func (j *Janitor) Run(ctx context.Context) error {
 	if j.DB == nil || j.Table == "" || j.Key == "" || j.Column == "" || j.Retention <= 0 || j.Interval <= 0 {
 		return errors.New("postgres: a janitor needs DB, Table, Key, Column and a positive Retention and Interval")
 	}
-	logger := log.With(defaults.Logger(j.Logger), "table", j.Table)
+	logger := log.With(defaults.Logger(j.Logger), "component", "janitor", "table", j.Table)
 	round := func() {
 		n, err := j.Clean(ctx)
 		switch {

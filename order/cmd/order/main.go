@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// service contradicts is dead-lettered at once.
 	in.Consume("saga consumer", "consumer", events.Consumer{
 		Types: saga.EventTypes(), Handler: saga.Handle, MinIdle: *claimIdle, MaxAttempts: 20})
-	in.Go("idempotency key janitor", repo.KeyJanitor(*keyRetention, log.With(logger, "component", "key_janitor")).Run)
+	in.Go("idempotency key janitor", repo.KeyJanitor(*keyRetention, logger).Run)
 
 	// Live order status: each instance listens for the history table's
 	// notifications (every instance's commits) and wakes its own streams.

@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 			"Webhook delivery attempts of the sandbox processor, by result.", "result")}).Run)
 	in.Go("payment recovery", (&payment.Recovery{Repo: repo, Provider: provider,
 		Logger: log.With(logger, "component", "payment_recovery"), Metrics: paymentMetrics}).Run)
-	in.Go("webhook event janitor", repo.WebhookJanitor(log.With(logger, "component", "webhook_janitor")).Run)
+	in.Go("webhook event janitor", repo.WebhookJanitor(logger).Run)
 
 	// Routes.
 	router := in.Router()

@@ -10,8 +10,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/go-kit/log"
-
 	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/user"
@@ -88,7 +86,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Background loop, stopped (and waited for) before run returns: the
 	// clean-up of long-expired refresh tokens.
-	in.Go("refresh token janitor", repo.TokenJanitor(log.With(logger, "component", "token_janitor")).Run)
+	in.Go("refresh token janitor", repo.TokenJanitor(logger).Run)
 
 	// Routes.
 	router := in.Router()
