@@ -86,13 +86,7 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	}
 	dataDir := filepath.Join(dir, "data")
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		_, statErr := os.Stat(dataDir)
-		if err := runInitdb(ctx, initdb, dataDir, o, cred); err != nil {
-			// initdb cleans up after its own errors but not after being
-			// killed; a half-made cluster would make every later start fail.
-			if errors.Is(statErr, os.ErrNotExist) {
-				os.RemoveAll(dataDir)
-			}
+		if err := initCluster(ctx, initdb, dataDir, o, cred); err != nil {
 			return nil, err
 		}
 	} else if err := upgradeTrustCluster(ctx, postgres, dataDir, o, cred); err != nil {
@@ -425,6 +419,28 @@ func upgradeTrustCluster(ctx context.Context, bin, dataDir string, o PostgresOpt
 		return fmt.Errorf("localinfra: postgres: set the superuser's password: %w", err)
 	}
 	return os.WriteFile(marker, nil, 0o600)
+}
+
+// initCluster runs initdb in a folder beside dataDir and renames it to
+// dataDir once initdb has finished, so dataDir/PG_VERSION means a whole
+// cluster. initdb writes PG_VERSION first and cleans up after its own
+// errors, but not after being killed: with its caller (kill -9 of
+// mercato-local, a second Ctrl-C) it would leave a cluster without even its
+// "postgres" database, which every later start would fail on. What such an
+// initdb left is removed first.
+func initCluster(ctx context.Context, initdb, dataDir string, o PostgresOptions, cred *syscall.Credential) error {
+	staging := dataDir + ".initdb"
+	if err := os.RemoveAll(staging); err != nil {
+		return fmt.Errorf("localinfra: postgres: %w", err)
+	}
+	if err := runInitdb(ctx, initdb, staging, o, cred); err != nil {
+		os.RemoveAll(staging)
+		return err
+	}
+	if err := os.Rename(staging, dataDir); err != nil {
+		return fmt.Errorf("localinfra: postgres: %w", err)
+	}
+	return nil
 }
 
 // runInitdb creates a cluster whose superuser "postgres" has o.Password,

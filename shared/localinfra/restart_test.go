@@ -2,8 +2,14 @@ package localinfra
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/jmoiron/sqlx"
@@ -87,4 +93,73 @@ func TestConsulRestartKeepsTokens(t *testing.T) {
 	if again, err := c.ServiceToken(ctx, "shop", ""); err != nil || again != tok {
 		t.Errorf("ServiceToken after restart = %q, %v; want %q", again, err, tok)
 	}
+}
+
+// TestPostgresStartsAfterInitdbWasKilled: the first start's initdb dies
+// with its caller (kill -9 of mercato-local, a second Ctrl-C) once it has
+// begun writing the cluster; the next start must make a whole cluster, not
+// fail on the half-made one.
+func TestPostgresStartsAfterInitdbWasKilled(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(searchableTempDir(t), "pg")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStartPostgres$") //nolint:gosec // G204: this test binary
+	cmd.Env = append(os.Environ(), "LOCALINFRA_HELPER_PG_DIR="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }() // it may have been killed already
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		// initdb writes PG_VERSION first, seconds before it is done.
+		if found, _ := filepath.Glob(filepath.Join(dir, "*", "PG_VERSION")); len(found) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("initdb never began writing the cluster")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	// initdb dies with it (Pdeathsig); wait until nothing runs on the folder.
+	for deadline := time.Now().Add(10 * time.Second); runsOn(dir); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("initdb outlived its parent")
+		}
+	}
+
+	ctx := context.Background()
+	pg, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true, Password: "super-password-for-the-test"})
+	if err != nil {
+		t.Fatalf("start after a killed initdb: %v", err)
+	}
+	t.Cleanup(func() { stopOrLog(t, pg) })
+	if err := pg.EnsureDatabase(ctx, "shop", "shop", "shop-password"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHelperStartPostgres(t *testing.T) {
+	dir := os.Getenv("LOCALINFRA_HELPER_PG_DIR")
+	if dir == "" {
+		return // only runs as TestPostgresStartsAfterInitdbWasKilled's child
+	}
+	_, _ = StartPostgres(context.Background(), PostgresOptions{Dir: dir, Fast: true, Password: "super-password-for-the-test"})
+	time.Sleep(time.Minute) // until killed
+}
+
+// runsOn reports whether a process has dir in its command line.
+func runsOn(dir string) bool {
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		if b, err := os.ReadFile(f); err == nil && alive(pidOf(f)) && strings.Contains(string(b), dir) { //nolint:gosec // G304: a /proc entry
+			return true
+		}
+	}
+	return false
+}
+
+func pidOf(cmdlinePath string) int {
+	pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(cmdlinePath)))
+	return pid
 }

@@ -157,6 +157,7 @@ Flags:
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	keepRunningWithoutReader()
 	ui := &ui{out: stdout, errOut: stderr}
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -254,6 +255,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ui.step("everything stopped")
 	return 0
 }
+
+// keepRunningWithoutReader makes a line written to a pipe nobody reads any
+// more fail (EPIPE; the ui ignores it) instead of killing mercato-local:
+// Ctrl-C on `make run | tee run.log` ends tee too, and the SIGPIPE of the
+// next progress line would kill mercato-local before it stopped anything,
+// and every child with it by SIGKILL (no deregistering, no draining, no
+// PostgreSQL shutdown). A handler, not SIG_IGN, so children start with the
+// default.
+func keepRunningWithoutReader() { signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) }
 
 // makeLocal makes .local and its logs. .local must be searchable by every
 // user: PostgreSQL runs as its own OS user (when we are root) and must be

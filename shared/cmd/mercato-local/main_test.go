@@ -406,3 +406,34 @@ func TestRepeatedSignalIsOneStop(t *testing.T) {
 		t.Fatal("a signal sent again after the grace did not kill everything")
 	}
 }
+
+// TestOutputReaderGoneIsNoKill: `make run | tee run.log` and Ctrl-C end tee
+// as well, so mercato-local's next line goes to a pipe nobody reads. That
+// must not kill it (SIGPIPE) before it has stopped what it started. This
+// run, a process of its own with its output on such a pipe, stops at
+// preflight (the temporary root has no bin/) and must end as it does then:
+// status 1, the lock released.
+func TestOutputReaderGoneIsNoKill(t *testing.T) {
+	if root := os.Getenv("MERCATO_LOCAL_TEST_ROOT"); root != "" {
+		os.Exit(run([]string{"-root", root}, os.Stdout, os.Stderr))
+	}
+	root := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reader is gone before the first line.
+	r.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOutputReaderGoneIsNoKill$") //nolint:gosec // G204: this test binary
+	cmd.Env = append(os.Environ(), "MERCATO_LOCAL_TEST_ROOT="+root)
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Run()
+	w.Close()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+		t.Fatalf("run with its output's reader gone ended with %v, want exit status 1 (preflight: no bin/)", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".local", "run.lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run.lock left behind (%v): the run did not reach its end", err)
+	}
+}
