@@ -39,24 +39,6 @@ const (
 	testTimeout   = 20 * time.Second
 )
 
-// syncBuffer collects log lines written concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // stack is the whole payment service over HTTP: real router, endpoints,
 // middlewares and service on a fresh, migrated PostgreSQL database, with the
 // sandbox processor on a pool of its own.
@@ -68,7 +50,7 @@ type stack struct {
 	svc       payment.Backend
 	tokens    *auth.Tokens
 	reg       *prometheus.Registry
-	logs      *syncBuffer
+	logs      *testkit.LogBuffer
 	pool      *sqlx.DB             // the service's own pool
 	repo      *postgres.Repository // the service's repository
 	sandbox   *sandbox.Sandbox     // the processor, as the service's provider wraps it
@@ -133,7 +115,7 @@ func newStackOn(t testing.TB, dbURL string, opts stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	logger := logging.New(logs, "payment", "debug") // everything, to prove no card reaches it
 	reg := metrics.NewRegistry()
 	svc = payment.LoggingMiddleware(logger)(svc)

@@ -200,6 +200,9 @@ func (c *Consul) Start(ctx context.Context) error {
 	return c.remakeTokens(ctx)
 }
 
+// Process is the agent's process of its current (or last) run.
+func (c *Consul) Process() *Process { return c.proc }
+
 // Stop makes the agent leave and exit (SIGINT) and waits for it.
 func (c *Consul) Stop() error {
 	// Consul reports a graceful exit after an interrupt with status 1.

@@ -173,6 +173,9 @@ func (j *Jaeger) QueryURL() string {
 // Addr is the query API's host:port.
 func (j *Jaeger) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(j.opts.QueryPort)) }
 
+// Process is Jaeger's process.
+func (j *Jaeger) Process() *Process { return j.proc }
+
 // Stop stops Jaeger (its traces, in memory, go with it).
 func (j *Jaeger) Stop() error { return j.proc.stop(syscall.SIGTERM) }
 

@@ -254,6 +254,9 @@ func (p *Postgres) Start(ctx context.Context) error {
 	return p.start(ctx, p.bin, p.dataDir, p.cred)
 }
 
+// Process is the server's process of its current (or last) run.
+func (p *Postgres) Process() *Process { return p.proc }
+
 // Stop shuts the server down with a fast shutdown (SIGINT: active sessions
 // are rolled back, the cluster is left consistent) and waits for it.
 func (p *Postgres) Stop() error {

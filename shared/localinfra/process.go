@@ -299,5 +299,8 @@ func (s *httpServer) Addr() string { return net.JoinHostPort("127.0.0.1", strcon
 // URL is the server's base URL.
 func (s *httpServer) URL() string { return "http://" + s.Addr() }
 
+// Process is the server's process of its current (or last) run.
+func (s *httpServer) Process() *Process { return s.proc }
+
 // Stop stops the server; its data stays in its folder.
 func (s *httpServer) Stop() error { return s.proc.stop(syscall.SIGTERM) }

@@ -142,6 +142,13 @@ func (r *Redis) Start(ctx context.Context) error {
 	return proc.waitReady(ctx, func(ctx context.Context) error { return client.Ping(ctx).Err() })
 }
 
+// Process is the server's process of its current (or last) run.
+func (r *Redis) Process() *Process {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proc
+}
+
 // Stop shuts the server down (SIGTERM: the append-only file is flushed) and
 // waits for it. Stopping a stopped server is a no-op.
 func (r *Redis) Stop() error {

@@ -46,7 +46,7 @@ func (p *platform) startMailSink(ctx context.Context) error {
 	p.mu.Lock()
 	p.tools = append(p.tools, c)
 	p.mu.Unlock()
-	return waitUntil(ctx, 30*time.Second, []*child{c}, answersOK("http://"+mailUIAddr+"/", "web UI"))
+	return waitUntil(ctx, p.ui, 30*time.Second, []*child{c}, answersOK("http://"+mailUIAddr+"/", "web UI"))
 }
 
 // answersOK is a waitUntil condition: url answers 200. what names it in the

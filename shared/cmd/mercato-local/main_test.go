@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mercato-dev/mercato/shared/localinfra"
+	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
 // promFile is the shape of the generated configuration, parsed generically
@@ -435,5 +439,50 @@ func TestOutputReaderGoneIsNoKill(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, ".local", "run.lock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("run.lock left behind (%v): the run did not reach its end", err)
+	}
+}
+
+// TestLongWaitSaysWhatItWaitsFor: the wait for Consul's health checks may
+// take minutes (-start-timeout); a person watching must see what it is
+// still waiting for, not a silent terminal.
+func TestLongWaitSaysWhatItWaitsFor(t *testing.T) {
+	defer func(every time.Duration) { progressEvery = every }(progressEvery)
+	progressEvery = 300 * time.Millisecond
+	var out bytes.Buffer
+	u := &ui{out: &out, errOut: &out}
+	err := waitUntil(context.Background(), u, 1200*time.Millisecond, nil, func(context.Context) (bool, string, error) {
+		return false, "order 1/2 passing", nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "not ready after") {
+		t.Fatalf("waitUntil = %v, want the timeout", err)
+	}
+	if n := strings.Count(out.String(), "still waiting after"); n < 2 || !strings.Contains(out.String(), "order 1/2 passing") {
+		t.Errorf("a 1.2 s wait said %q (%d progress lines), want a line every 300 ms naming what it waits for", out.String(), n)
+	}
+}
+
+// TestServerDeathIsReported: PostgreSQL, Redis or Consul dying under a
+// running platform must be said, with the end of its log, as a service
+// instance's death is; the services' errors alone do not say why.
+func TestServerDeathIsReported(t *testing.T) {
+	dir := t.TempDir()
+	r, err := localinfra.StartRedis(context.Background(), localinfra.RedisOptions{
+		Dir: filepath.Join(dir, "redis"), LogFile: filepath.Join(dir, "redis.log"), Passwords: localinfra.RandomRedisPasswords(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Stop() }()
+	var out testkit.LogBuffer
+	p := &platform{ui: &ui{out: &out, errOut: &out}, dirs: newLayout(dir), redis: r}
+	p.watch()
+	r.Process().Kill()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "redis (pid"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis was killed under a running platform and mercato-local said %q", out.String())
+		}
+	}
+	if want := fmt.Sprintf("redis (pid %d) exited unexpectedly (signal: killed)", r.Process().Pid()); !strings.Contains(out.String(), want) {
+		t.Errorf("said %q, want %q", out.String(), want)
 	}
 }

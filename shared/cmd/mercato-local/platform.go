@@ -272,7 +272,7 @@ func (p *platform) waitPassing(ctx context.Context, want map[string]int, wave []
 	}
 	sort.Strings(names)
 	p.ui.step("waiting for Consul to report %s passing", strings.Join(names, ", "))
-	return waitUntil(ctx, p.opts.startTimeout, wave, func(ctx context.Context) (bool, string, error) {
+	return waitUntil(ctx, p.ui, p.opts.startTimeout, wave, func(ctx context.Context) (bool, string, error) {
 		var status []string
 		ready := true
 		for _, name := range names {
@@ -297,15 +297,20 @@ func (e *exitedError) Error() string {
 		e.c.name, e.c.exitReason(), e.c.logPath, indent(e.c.LogTail(30)))
 }
 
+// progressEvery is how often a long wait says what it is still waiting for.
+var progressEvery = 10 * time.Second
+
 // waitUntil polls cond until it reports done, one of watch exits, ctx ends
 // (its error is returned as is) or timeout passes. cond also returns a
-// status for the timeout message, and an error that ends the wait.
-func waitUntil(ctx context.Context, timeout time.Duration, watch []*child, cond func(context.Context) (bool, string, error)) error {
+// status, for the progress line u gets every progressEvery (none when u is
+// nil) and the timeout message, and an error that ends the wait.
+func waitUntil(ctx context.Context, u *ui, timeout time.Duration, watch []*child, cond func(context.Context) (bool, string, error)) error {
 	deadline, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	status := "not checked yet"
+	start, said := time.Now(), time.Now()
 	for {
 		for _, c := range watch {
 			if c.Exited() {
@@ -323,6 +328,10 @@ func waitUntil(ctx context.Context, timeout time.Duration, watch []*child, cond 
 		}
 		if done {
 			return nil
+		}
+		if u != nil && time.Since(said) >= progressEvery {
+			said = time.Now()
+			u.print(u.out, "    ", "still waiting after %s of %s: %s", time.Since(start).Round(time.Second), timeout, status)
 		}
 		select {
 		case <-deadline.Done():
@@ -354,11 +363,12 @@ func (p *platform) instanceURLs(ctx context.Context, service string) []string {
 	return urls
 }
 
-// watch reports service instances that exit while the platform runs. It
-// does not restart them: the others keep serving, and the log says why.
+// watch reports service instances, tools and servers that exit while the
+// platform runs. It does not restart them: the others keep serving (or
+// report what they miss), and the log says why.
 func (p *platform) watch() {
 	p.mu.Lock()
-	apps := append(append([]*child(nil), p.apps...), p.tools...)
+	apps := append(append(p.servers(), p.apps...), p.tools...)
 	p.mu.Unlock()
 	for _, c := range apps {
 		go func() {
@@ -369,6 +379,29 @@ func (p *platform) watch() {
 			}
 		}()
 	}
+}
+
+// servers are the servers localinfra started, as children named by their
+// logs: PostgreSQL, Redis, Consul and, when they run, Jaeger, VictoriaLogs
+// and Alertmanager.
+func (p *platform) servers() []*child {
+	var cs []*child
+	cs = serverChild(cs, p.dirs, "postgres", p.postgres)
+	cs = serverChild(cs, p.dirs, "redis", p.redis)
+	cs = serverChild(cs, p.dirs, "consul", p.consul)
+	cs = serverChild(cs, p.dirs, "jaeger", p.jaeger)
+	cs = serverChild(cs, p.dirs, "victoria-logs", p.victoriaLogs)
+	return serverChild(cs, p.dirs, "alertmanager", p.alertmanager)
+}
+
+func serverChild[T any, S interface {
+	*T
+	Process() *localinfra.Process
+}](cs []*child, dirs layout, name string, s S) []*child {
+	if s == nil {
+		return cs
+	}
+	return append(cs, &child{Process: s.Process(), name: name, logPath: dirs.logFile(name)})
 }
 
 // stop stops everything that started, in the order that loses nothing:

@@ -230,7 +230,7 @@ func startPrometheus(ctx context.Context, bin, dir, targetsFile, consulToken, lo
 	if err != nil {
 		return nil, err
 	}
-	err = waitUntil(ctx, 60*time.Second, []*child{c}, answersOK("http://"+prometheusAddr+"/-/ready", "/-/ready"))
+	err = waitUntil(ctx, nil, 60*time.Second, []*child{c}, answersOK("http://"+prometheusAddr+"/-/ready", "/-/ready"))
 	if err != nil {
 		c.Kill()
 		return nil, err
