@@ -381,29 +381,6 @@ func (p *platform) watch() {
 	}
 }
 
-// servers are the servers localinfra started, as children named by their
-// logs: PostgreSQL, Redis, Consul and, when they run, Jaeger, VictoriaLogs
-// and Alertmanager.
-func (p *platform) servers() []*child {
-	var cs []*child
-	cs = serverChild(cs, p.dirs, "postgres", p.postgres)
-	cs = serverChild(cs, p.dirs, "redis", p.redis)
-	cs = serverChild(cs, p.dirs, "consul", p.consul)
-	cs = serverChild(cs, p.dirs, "jaeger", p.jaeger)
-	cs = serverChild(cs, p.dirs, "victoria-logs", p.victoriaLogs)
-	return serverChild(cs, p.dirs, "alertmanager", p.alertmanager)
-}
-
-func serverChild[T any, S interface {
-	*T
-	Process() *localinfra.Process
-}](cs []*child, dirs layout, name string, s S) []*child {
-	if s == nil {
-		return cs
-	}
-	return append(cs, &child{Process: s.Process(), name: name, logPath: dirs.logFile(name)})
-}
-
 // stop stops everything that started, in the order that loses nothing:
 // service instances and the gateway first (they leave Consul and finish
 // their requests), then the SMTP sink, Prometheus and Alertmanager, the log shipper,

@@ -60,3 +60,26 @@ func (c *child) exitReason() string {
 	}
 	return "exit status 0"
 }
+
+// servers are the servers localinfra started, as children named by their
+// logs: PostgreSQL, Redis, Consul and, when they run, Jaeger, VictoriaLogs
+// and Alertmanager.
+func (p *platform) servers() []*child {
+	var cs []*child
+	cs = serverChild(cs, p.dirs, "postgres", p.postgres)
+	cs = serverChild(cs, p.dirs, "redis", p.redis)
+	cs = serverChild(cs, p.dirs, "consul", p.consul)
+	cs = serverChild(cs, p.dirs, "jaeger", p.jaeger)
+	cs = serverChild(cs, p.dirs, "victoria-logs", p.victoriaLogs)
+	return serverChild(cs, p.dirs, "alertmanager", p.alertmanager)
+}
+
+func serverChild[T any, S interface {
+	*T
+	Process() *localinfra.Process
+}](cs []*child, dirs layout, name string, s S) []*child {
+	if s == nil {
+		return cs
+	}
+	return append(cs, &child{Process: s.Process(), name: name, logPath: dirs.logFile(name)})
+}
