@@ -197,7 +197,7 @@ func (mw *cachingCatalogue) ListProducts(ctx context.Context, q ProductQuery) (P
 	if !listCached(q) {
 		return mw.next.ListProducts(ctx, q)
 	}
-	key := listKey(q)
+	key := listKey(canonicalQuery(q))
 	var page ProductPage
 	version, hit := mw.lookup(ctx, "list", key, &page)
 	if hit {
@@ -234,6 +234,17 @@ func listCached(q ProductQuery) bool {
 // (gateway/storefront/site/shop.js, PAGE_SIZE).
 const StorefrontPageSize = 12
 
+// canonicalQuery is q with its category, when an id, in the one form
+// (validate.ParseUUID) that every spelling of it names: the API takes an id
+// in any case, and a UUID has a dozen letters, so a client could otherwise
+// make thousands of entries of one list.
+func canonicalQuery(q ProductQuery) ProductQuery {
+	if id, ok := validate.ParseUUID(q.Category); ok {
+		q.Category = id
+	}
+	return q
+}
+
 // listKey identifies a public list query: the hash of its canonical JSON
 // (field order is fixed by the struct), so any q fits in a short key.
 func listKey(q ProductQuery) string {
@@ -243,19 +254,24 @@ func listKey(q ProductQuery) string {
 }
 
 func (mw *cachingCatalogue) GetProduct(ctx context.Context, ref string, admin bool) (Product, error) {
-	_, isID := validate.ParseUUID(ref)
+	id, isID := validate.ParseUUID(ref)
 	if admin || !isID && !ValidSlug(ref) {
 		return mw.next.GetProduct(ctx, ref, admin)
 	}
+	// One entry per product, whatever the case a client spells its id in.
+	key := ref
+	if isID {
+		key = id
+	}
 	var p Product
-	version, hit := mw.lookup(ctx, "product", ref, &p)
+	version, hit := mw.lookup(ctx, "product", key, &p)
 	if hit {
 		return p, nil
 	}
 	p, err := mw.next.GetProduct(ctx, ref, false)
 	if err == nil {
 		p.CostPrice = nil // already so; the cache must never hold it
-		mw.store(ctx, version, "product", ref, p)
+		mw.store(ctx, version, "product", key, p)
 	}
 	return p, err
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -307,5 +308,62 @@ func TestStorefrontPageSizeIsTheShops(t *testing.T) {
 	m := regexp.MustCompile(`const PAGE_SIZE = (\d+);`).FindSubmatch(js)
 	if m == nil || string(m[1]) != strconv.Itoa(product.StorefrontPageSize) {
 		t.Errorf("shop.js PAGE_SIZE %q, product.StorefrontPageSize %d: they must agree", m, product.StorefrontPageSize)
+	}
+}
+
+// caseVariants returns n spellings of the UUID id that differ only in the
+// case of its hex letters, each of which the API accepts as id.
+func caseVariants(id string, n int) []string {
+	out := []string{id}
+	for mask := 1; len(out) < n && mask < 1<<12; mask++ {
+		b, bit := []byte(id), 0
+		for i, c := range b {
+			if c >= 'a' && c <= 'f' {
+				if mask&(1<<bit) != 0 {
+					b[i] = c - 'a' + 'A'
+				}
+				bit++
+			}
+		}
+		if s := string(b); s != out[len(out)-1] && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestCacheKeysDoNotGrowWithIDSpellings: an id is taken in any case
+// (GET /products/{id}, ?category={id}), and each spelling names the same
+// product or category. The cache must hold one entry for it, not one per
+// spelling a client makes up: a UUID has a dozen hex letters on average, so
+// a few thousand spellings of each id, each an entry until its TTL in a
+// Redis that runs with noeviction.
+func TestCacheKeysDoNotGrowWithIDSpellings(t *testing.T) {
+	db := newDB(t)
+	rdb := freshRedis(t)
+	s := newStackOn(t, db, rdb, &clock{now: time.Now()})
+	cat := s.createCategory(t, "Lamps", "")
+	id := s.createProduct(t, map[string]any{"category_id": cat, "name": "Desk Lamp"})["id"].(string)
+	products, categories := caseVariants(id, 8), caseVariants(cat, 8)
+	if len(products) < 4 || len(categories) < 4 {
+		t.Fatalf("too few spellings: %v %v", products, categories)
+	}
+	for _, ref := range products {
+		want(t, s.call(t, "GET", "/api/v1/products/"+ref, "", nil), http.StatusOK)
+	}
+	for _, ref := range categories {
+		r := want(t, s.call(t, "GET", "/api/v1/products?category="+ref, "", nil), http.StatusOK)
+		if !strings.Contains(r.raw, id) {
+			t.Fatalf("GET ?category=%s: %s", ref, r.raw)
+		}
+	}
+	for kind, spellings := range map[string]int{"product": len(products), "list": len(categories)} {
+		keys, err := rdb.Keys(context.Background(), "catalogue:"+kind+":*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 1 {
+			t.Errorf("%d %s cache entries after %d spellings of one id, want 1", len(keys), kind, spellings)
+		}
 	}
 }
