@@ -254,14 +254,14 @@ func listKey(q ProductQuery) string {
 }
 
 func (mw *cachingCatalogue) GetProduct(ctx context.Context, ref string, admin bool) (Product, error) {
-	id, isID := validate.ParseUUID(ref)
+	// One entry per product: an id in its canonical form, whatever the case
+	// a client spells it in, else the slug.
+	key, isID := validate.ParseUUID(ref)
 	if admin || !isID && !ValidSlug(ref) {
 		return mw.next.GetProduct(ctx, ref, admin)
 	}
-	// One entry per product, whatever the case a client spells its id in.
-	key := ref
-	if isID {
-		key = id
+	if !isID {
+		key = ref
 	}
 	var p Product
 	version, hit := mw.lookup(ctx, "product", key, &p)

@@ -148,18 +148,15 @@ func TestHelperStartPostgres(t *testing.T) {
 	time.Sleep(time.Minute) // until killed
 }
 
-// runsOn reports whether a process has dir in its command line.
+// runsOn reports whether a live process has dir in its command line.
 func runsOn(dir string) bool {
-	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, f := range cmdlines {
-		if b, err := os.ReadFile(f); err == nil && alive(pidOf(f)) && strings.Contains(string(b), dir) { //nolint:gosec // G304: a /proc entry
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, proc := range procs {
+		pid, _ := strconv.Atoi(filepath.Base(proc))
+		b, err := os.ReadFile(filepath.Join(proc, "cmdline")) //nolint:gosec // G304: a /proc entry
+		if err == nil && alive(pid) && strings.Contains(string(b), dir) {
 			return true
 		}
 	}
 	return false
-}
-
-func pidOf(cmdlinePath string) int {
-	pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(cmdlinePath)))
-	return pid
 }
