@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,8 @@ type Instance struct {
 }
 
 // StartInstance runs run with args in a goroutine and waits until Consul at
-// consulAddr reports exactly one passing instance of service. It fails t,
+// consulAddr reports one passing instance of service besides those it
+// listed before (instances the test started earlier, with other args). It fails t,
 // with the logs, if run returns early or StartTimeout passes. The run is
 // stopped at t.Cleanup if the test did not stop it (an error then fails t).
 func StartInstance(t testing.TB, run RunFunc, consulAddr, service string, args ...string) *Instance {
@@ -88,8 +90,8 @@ func StartInstance(t testing.TB, run RunFunc, consulAddr, service string, args .
 
 // StartInstances runs n instances of run with the same args concurrently,
 // as n processes started together would, and waits until Consul at
-// consulAddr reports exactly n passing instances of service (n times
-// StartTimeout at most). Otherwise like StartInstance.
+// consulAddr reports n passing instances of service besides those it listed
+// before (n times StartTimeout at most). Otherwise like StartInstance.
 //
 // The instances log in to the Redis of -redis-addr and to Consul with the
 // service's own credentials (ServiceCredentials), added to args.
@@ -106,6 +108,15 @@ func StartInstances(t testing.TB, run RunFunc, consulAddr, service string, n int
 	consul, err := api.NewClient(cfg)
 	if err != nil {
 		t.Fatalf("testkit: consul client for %q: %v", consulAddr, err)
+	}
+
+	before, _, err := consul.Health().Service(service, "", false, nil)
+	if err != nil {
+		t.Fatalf("testkit: the %s instances in Consul at %s: %v", service, consulAddr, err)
+	}
+	running := make(map[string]bool, len(before))
+	for _, e := range before {
+		running[e.Service.ID] = true
 	}
 
 	instances := make([]*Instance, n)
@@ -138,9 +149,10 @@ func StartInstances(t testing.TB, run RunFunc, consulAddr, service string, n int
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %d passing %s instance(s) in Consul after %s\nlogs:\n%s", n, service, timeout, allLogs(instances))
+			t.Fatalf("no %d new passing %s instance(s) in Consul after %s\nlogs:\n%s", n, service, timeout, allLogs(instances))
 		}
 		entries, _, err := consul.Health().Service(service, "", true, nil)
+		entries = slices.DeleteFunc(entries, func(e *api.ServiceEntry) bool { return running[e.Service.ID] })
 		if err == nil && len(entries) == n {
 			for i, in := range instances {
 				in.Entry = entries[i]

@@ -93,6 +93,20 @@ func TestStartInstances(t *testing.T) {
 	}
 }
 
+// TestStartInstancesBesideOthers: instances started one after the other
+// (with different args, say) are each the run just started, not one that
+// was already passing.
+func TestStartInstancesBesideOthers(t *testing.T) {
+	consulAddr := testkit.ConsulAddr(t)
+	args := []string{"-service", "testkit-beside", "-consul-addr", consulAddr}
+	first := testkit.StartInstance(t, fakeRun, consulAddr, "testkit-beside", args...)
+	second := testkit.StartInstance(t, fakeRun, consulAddr, "testkit-beside", args...)
+	if first.Entry.Service.ID == second.Entry.Service.ID {
+		t.Fatalf("the second instance got the first one's entry, %s", first.Entry.Service.ID)
+	}
+	testkit.StopInstances(t, first, second)
+}
+
 // fatalRecorder is a testing.TB whose Fatalf records the message and ends
 // the goroutine, as testing.T's does, and whose Errorf records, without
 // failing the real test.
