@@ -48,6 +48,10 @@ const CacheVersionKey = "catalogue:version"
 // shares it) and every checkout is a write, so entries left behind under old
 // versions until their TTL would grow with the write rate times the TTL.
 //
+// A ttl of 0 caches nothing on this instance, but its writes still move the
+// version: the other instances, which may cache, share the version, and an
+// instance that skipped it would leave their entries stale until their TTL.
+//
 // Only the public view is cached: admin reads (cost prices, inactive
 // products) always go to the database, so admin-only fields cannot reach a
 // cache entry a customer is served.
@@ -106,6 +110,9 @@ const noVersion = -1
 // lookup was made under (noVersion when Redis failed) and whether it hit: an
 // entry stored under another version is a miss.
 func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) (int64, bool) {
+	if c.ttl == 0 {
+		return noVersion, false // caching is off here; writes still invalidate
+	}
 	version, err := c.rdb.Get(ctx, CacheVersionKey).Int64()
 	if errors.Is(err, redis.Nil) {
 		version, err = 0, nil

@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		EnvExample: "MERCATO_DATABASE_URL", Addr: "127.0.0.1:3002", NeedDB: true})
 	var (
 		seedDemo      = fs.Bool("seed-demo", false, "load the demo catalogue (categories, 50 products, variants, stock) at start unless it was loaded before; safe when instances start together")
-		cacheTTL      = fs.Duration("cache-ttl", 5*time.Minute, "how long catalogue reads stay in the Redis cache (writes invalidate them at once); 0 disables the cache")
+		cacheTTL      = fs.Duration("cache-ttl", 5*time.Minute, "how long catalogue reads stay in the Redis cache (writes invalidate them at once); 0 caches nothing here, though this instance's writes still invalidate the others' entries")
 		sweepInterval = fs.Duration("sweep-interval", 5*time.Second, "how often expired reservations are released")
 		lowStockEvery = fs.Duration("low-stock-interval", 15*time.Second, "how often the products low on stock are counted for the product_low_stock_products gauge")
 		dbMaxConns    = fs.Int("db-max-conns", 20, "PostgreSQL connection pool size")
@@ -62,9 +62,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	// logged and measured like any call.
 	m := product.NewMetrics(reg)
 	svc := product.NewService(postgres.New(db), product.Options{})
-	if *cacheTTL > 0 {
-		svc = product.CachingMiddleware(rdb, *cacheTTL, logger, m)(svc)
-	}
+	svc = product.CachingMiddleware(rdb, *cacheTTL, logger, m)(svc)
 	svc = product.LoggingMiddleware(logger)(svc)
 	svc = product.InstrumentingMiddleware(m)(svc)
 

@@ -57,20 +57,7 @@ func TestRun(t *testing.T) {
 
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return request(t, base+path, method, token, body)
 	}
 
 	if code, body := call("GET", "/ready", "", ""); code != http.StatusOK {
@@ -157,6 +144,74 @@ func TestRun(t *testing.T) {
 	}
 	if len(entries) != 0 {
 		t.Errorf("still in Consul after shutdown: %s", entries[0].Service.ID)
+	}
+}
+
+// request sends body (JSON, when not empty) to url with token, when not
+// empty, and returns the answer's status and body.
+func request(t *testing.T, url, method, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestUncachedInstanceInvalidatesTheOthers: an instance run with
+// -cache-ttl 0 caches nothing, but the instances beside it do, and they
+// share the cache. A write through it must still make their entries stale.
+func TestUncachedInstanceInvalidatesTheOthers(t *testing.T) {
+	consulAddr := testkit.ConsulAddr(t)
+	args := []string{
+		"-http-addr", "127.0.0.1:0",
+		"-consul-addr", consulAddr,
+		"-database-url", testkit.PostgresURL(t),
+		"-redis-addr", testkit.RedisAddr(t),
+		"-jwt-secret", secret,
+	}
+	cached := testkit.StartInstance(t, run, consulAddr, "product", args...).BaseURL
+	uncached := testkit.StartInstance(t, run, consulAddr, "product", append(args, "-cache-ttl", "0")...).BaseURL
+	tokens, err := auth.NewTokens([]byte(secret), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := tokens.Issue(auth.Identity{UserID: uuid.NewString(), Email: "admin@example.com", Role: auth.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := request(t, cached+"/api/v1/products", "POST", admin, `{"name":"Desk Lamp","sku":"LAMP-1","price":"20.00"}`)
+	var created struct{ Product struct{ ID string } }
+	if code != http.StatusCreated || json.Unmarshal([]byte(body), &created) != nil {
+		t.Fatalf("POST /api/v1/products: %d %s", code, body)
+	}
+	product := "/api/v1/products/" + created.Product.ID
+	for range 2 { // the first read fills the cache, the second is served from it
+		if code, body := request(t, cached+product, "GET", "", ""); code != http.StatusOK || !strings.Contains(body, `"price":"20.00"`) {
+			t.Fatalf("GET %s: %d %s", product, code, body)
+		}
+	}
+	if code, body := request(t, uncached+product, "PATCH", admin, `{"price":"17.50"}`); code != http.StatusOK {
+		t.Fatalf("PATCH through the -cache-ttl 0 instance: %d %s", code, body)
+	}
+	if _, body := request(t, cached+product, "GET", "", ""); !strings.Contains(body, `"price":"17.50"`) {
+		t.Errorf("the caching instance still serves %s after a price change through the -cache-ttl 0 instance", body)
+	}
+	// And the -cache-ttl 0 instance itself stores nothing.
+	if code, body := request(t, uncached+"/api/v1/products/desk-lamp", "GET", "", ""); code != http.StatusOK {
+		t.Fatalf("GET by slug through the -cache-ttl 0 instance: %d %s", code, body)
+	}
+	if n, err := testkit.Redis(t).Exists(context.Background(), "catalogue:product:desk-lamp").Result(); err != nil || n != 0 {
+		t.Errorf("the -cache-ttl 0 instance cached a read (%d entries, %v)", n, err)
 	}
 }
 
