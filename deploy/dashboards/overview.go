@@ -9,7 +9,7 @@ import "fmt"
 const (
 	sloAvailability   = 0.995 // 99.5 %: an error budget of 0.5 % of requests
 	sloLatencyShare   = 0.99  // 99 % of requests within sloLatencySeconds
-	sloLatencySeconds = 1.0   // a bucket boundary of prometheus.DefBuckets
+	sloLatencySeconds = 0.5   // a bucket boundary of prometheus.DefBuckets, as in the alerts (slo:gateway_slow:*)
 )
 
 // notStream leaves the gateway's order status streams (GET
