@@ -487,3 +487,32 @@ func TestLateWebhookOfAFailedCharge(t *testing.T) {
 		t.Errorf("payment after the late webhook: %+v", after)
 	}
 }
+
+// TestWebhookNamingAnotherPaymentsCharge: a signed webhook whose payment_id
+// names a payment still awaiting its charge, and whose charge_id is the
+// charge of another payment, is no event about that payment: it is refused
+// as one naming a charge the payment does not have (404), not answered 500
+// by the charge id's uniqueness, and neither payment changes.
+func TestWebhookNamingAnotherPaymentsCharge(t *testing.T) {
+	s := newStack(t, stackOptions{provider: stopping(amounts(950), amounts())})
+	other := s.charge(t, uuid.NewString(), "10.00", sandbox.CardSucceeds)["id"].(string)
+	otherCharge := s.chargeID(t, other)
+	orderID := uuid.NewString()
+	want(t, s.call(t, "POST", "/internal/payments", s.serviceToken(t), chargeBody(orderID, uuid.NewString(), "9.50", sandbox.CardSucceeds)), http.StatusBadGateway)
+	awaiting, err := s.svc.PaymentByOrder(testCtx(t), "", orderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.webhookRows(t)
+	r := s.webhook(t, payment.WebhookEvent{ID: "evt_" + uuid.NewString(), Type: payment.WebhookChargeSucceeded,
+		ChargeID: otherCharge, PaymentID: awaiting.ID}, time.Now())
+	if r.status != http.StatusNotFound || errorCode(r) != "not_found" {
+		t.Errorf("a webhook naming another payment's charge: %d %s, want 404 not_found", r.status, r.raw)
+	}
+	if after := s.webhookRows(t); after != before {
+		t.Errorf("the refused webhook changed rows:\nbefore %s\nafter  %s", before, after)
+	}
+	if got := s.chargeRecorded(t, awaiting.ID); got != "" {
+		t.Errorf("the awaiting payment took charge %s", got)
+	}
+}

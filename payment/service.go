@@ -234,7 +234,8 @@ type Lock struct {
 	// ChargeID locks the payment of that provider charge. With PaymentID
 	// too, it locks that payment when its charge is ChargeID or still
 	// awaited (chargeAwaited), and records ChargeID: a webhook that overtook
-	// the answer to the charge call (which then records the same id).
+	// the answer to the charge call (which then records the same id). A
+	// ChargeID another payment holds is ErrNotFound.
 	ChargeID string
 	// Webhook, when set, is recorded as processed in the transaction; one
 	// recorded before fails the update with ErrWebhookReplayed.

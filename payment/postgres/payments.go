@@ -233,7 +233,11 @@ func (r *Repository) UpdatePayment(ctx context.Context, lock payment.Lock, chang
 		if lock.ChargeID != "" && !row.ChargeID.Valid {
 			// The provider's webhook came before its answer to the charge
 			// call: the charge id is recorded here, and RecordCharge finds it.
+			// A charge id another payment holds is not this payment's charge.
 			if _, err := tx.ExecContext(ctx, `UPDATE payments SET provider_transaction_id = $2 WHERE id = $1`, row.ID, lock.ChargeID); err != nil {
+				if sharedpg.IsUniqueViolation(err, "payments_provider_transaction_id_key") {
+					return payment.ErrNotFound
+				}
 				return fmt.Errorf("record charge: %w", err)
 			}
 			row.ChargeID = sql.NullString{String: lock.ChargeID, Valid: true}
