@@ -1,10 +1,7 @@
 package notification_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -77,38 +74,12 @@ type response struct {
 
 func (s *stack) call(t *testing.T, method, path, token string, body any, contentType ...string) response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
+	req := testkit.NewRequest(t, method, s.srv.URL+"/api/v1"+path, token, body)
+	if req.Body != nil && len(contentType) > 0 {
+		req.Header.Set("Content-Type", contentType[0])
 	}
-	req, err := http.NewRequest(method, s.srv.URL+"/api/v1"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", append(contentType, "application/json")[0])
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, raw: string(raw)}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out.body); err != nil {
-			t.Fatalf("%s %s: body is not a JSON object: %q", method, path, raw)
-		}
-	}
-	return out
+	r := testkit.Do(t, req)
+	return response{status: r.Status, raw: r.Body, body: r.Object(t)}
 }
 
 func want(t *testing.T, r response, status int) {

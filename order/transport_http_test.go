@@ -1,7 +1,6 @@
 package order_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -117,44 +116,8 @@ type response struct {
 // and headers (name, value pairs).
 func (s *stack) call(t *testing.T, method, path, token string, body any, header ...string) response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.srv.URL+"/api/v1"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out.body); err != nil {
-			t.Fatalf("%s %s: body is not a JSON object: %q", method, path, raw)
-		}
-	}
-	return out
+	r := testkit.Call(t, method, s.srv.URL+"/api/v1"+path, token, body, header...)
+	return response{status: r.Status, header: r.Header, raw: r.Body, body: r.Object(t)}
 }
 
 func want(t *testing.T, r response, status int) {

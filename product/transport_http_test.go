@@ -1,11 +1,9 @@
 package product_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -141,41 +139,12 @@ func (s *stack) call(t *testing.T, method, path, token string, body any) respons
 
 func (s *stack) callType(t *testing.T, method, path, token string, body any, contentType string) response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
+	req := testkit.NewRequest(t, method, s.srv.URL+path, token, body)
+	if req.Body != nil {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out.body); err != nil {
-			t.Fatalf("%s %s: body is not a JSON object: %q", method, path, raw)
-		}
-	}
-	return out
+	r := testkit.Do(t, req)
+	return response{status: r.Status, header: r.Header, raw: r.Body, body: r.Object(t)}
 }
 
 func want(t *testing.T, r response, status int) response {

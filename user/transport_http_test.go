@@ -1,11 +1,8 @@
 package user_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -92,41 +89,8 @@ type response struct {
 // bearer token, if any.
 func (s *stack) call(t *testing.T, method, path, token string, body any) response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.srv.URL+"/api/v1"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out.body); err != nil {
-			t.Fatalf("%s %s: body is not a JSON object: %q", method, path, raw)
-		}
-	}
-	return out
+	r := testkit.Call(t, method, s.srv.URL+"/api/v1"+path, token, body)
+	return response{status: r.Status, header: r.Header, raw: r.Body, body: r.Object(t)}
 }
 
 func (s *stack) register(t *testing.T, email string) string {
@@ -496,25 +460,8 @@ func (s *stack) callRaw(t *testing.T, method, path, token string, body any, cont
 	if contentType == "" {
 		return s.call(t, method, path, token, body)
 	}
-	req, err := http.NewRequest(method, s.srv.URL+"/api/v1"+path, strings.NewReader(body.(string)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if err := json.Unmarshal(raw, &out.body); err != nil {
-		t.Fatalf("body is not JSON: %q", raw)
-	}
-	return out
+	r := testkit.Call(t, method, s.srv.URL+"/api/v1"+path, token, body, "Content-Type", contentType)
+	return response{status: r.Status, header: r.Header, raw: r.Body, body: r.Object(t)}
 }
 
 func signedToken(t *testing.T, claims jwt.MapClaims) string {

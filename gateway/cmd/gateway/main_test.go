@@ -203,13 +203,8 @@ func checkOutput(t *testing.T, in *testkit.Instance) string {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	r := testkit.Call(t, "GET", url, "", nil)
+	return r.Status, r.Body
 }
 
 func TestParsePrefixes(t *testing.T) {

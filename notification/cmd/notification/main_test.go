@@ -183,17 +183,8 @@ func TestRun(t *testing.T) {
 
 	get := func(path, token string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		r := testkit.Call(t, "GET", base+path, token, nil)
+		return r.Status, r.Body
 	}
 	var list struct {
 		Items []struct {

@@ -32,10 +32,8 @@ func TestRunRefusesForgedPaymentEvents(t *testing.T) {
 	token, _ := tokens.Issue(auth.Identity{UserID: userID, Role: auth.RoleCustomer})
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, in.BaseURL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		return do(t, req)
+		r := testkit.Call(t, method, in.BaseURL+path, token, body)
+		return r.Status, r.Body
 	}
 	place := func() string {
 		t.Helper()

@@ -244,10 +244,8 @@ func TestRun(t *testing.T) {
 
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		return do(t, req)
+		r := testkit.Call(t, method, base+path, token, body)
+		return r.Status, r.Body
 	}
 	if code, body := call("GET", "/ready", ""); code != http.StatusOK {
 		t.Errorf("/ready: %d %s", code, body)
@@ -382,17 +380,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func do(t *testing.T, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func grep(text string, words ...string) string {

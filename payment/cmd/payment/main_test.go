@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,28 +66,8 @@ func start(t *testing.T, dbURL, webhookBase string, extra ...string) *instance {
 
 func (in *instance) do(t *testing.T, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, in.base+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	r := testkit.Call(t, method, in.base+path, token, body)
+	return r.Status, r.Object(t)
 }
 
 func (in *instance) status(t *testing.T, id, token string) string {
@@ -191,19 +170,13 @@ func TestRun(t *testing.T) {
 		return strings.Join(streamEvents(t, rdb, id), ",") == events.PaymentProcessed+","+events.PaymentRefunded
 	})
 
-	req, _ := http.NewRequest("GET", in.base+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsBody, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	metricsBody := testkit.Call(t, "GET", in.base+"/metrics", "", nil).Body
 	for _, line := range []string{
 		`payments_total{status="pending"} 1`, `payments_total{status="completed"} 1`, `payments_total{status="refunded"} 1`,
 		`refunds_total 1`, `refunded_amount_cents_total 1250`, `sandbox_webhook_deliveries_total{result="delivered"} 1`,
 		`events_consumed_total{group="payment",service="payment",type="order.cancelled"} 1`,
 	} {
-		if !strings.Contains(string(metricsBody), line) {
+		if !strings.Contains(metricsBody, line) {
 			t.Errorf("/metrics lacks %s", line)
 		}
 	}

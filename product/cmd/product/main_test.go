@@ -57,7 +57,8 @@ func TestRun(t *testing.T) {
 
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
-		return request(t, base+path, method, token, body)
+		r := testkit.Call(t, method, base+path, token, body)
+		return r.Status, r.Body
 	}
 
 	if code, body := call("GET", "/ready", "", ""); code != http.StatusOK {
@@ -149,24 +150,6 @@ func TestRun(t *testing.T) {
 
 // request sends body (JSON, when not empty) to url with token, when not
 // empty, and returns the answer's status and body.
-func request(t *testing.T, url, method, token, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // TestUncachedInstanceInvalidatesTheOthers: an instance run with
 // -cache-ttl 0 caches nothing, but the instances beside it do, and they
 // share the cache. A write through it must still make their entries stale.
@@ -189,26 +172,26 @@ func TestUncachedInstanceInvalidatesTheOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body := request(t, cached+"/api/v1/products", "POST", admin, `{"name":"Desk Lamp","sku":"LAMP-1","price":"20.00"}`)
+	r := testkit.Call(t, "POST", cached+"/api/v1/products", admin, `{"name":"Desk Lamp","sku":"LAMP-1","price":"20.00"}`)
 	var created struct{ Product struct{ ID string } }
-	if code != http.StatusCreated || json.Unmarshal([]byte(body), &created) != nil {
-		t.Fatalf("POST /api/v1/products: %d %s", code, body)
+	if r.Status != http.StatusCreated || json.Unmarshal([]byte(r.Body), &created) != nil {
+		t.Fatalf("POST /api/v1/products: %d %s", r.Status, r.Body)
 	}
 	product := "/api/v1/products/" + created.Product.ID
 	for range 2 { // the first read fills the cache, the second is served from it
-		if code, body := request(t, cached+product, "GET", "", ""); code != http.StatusOK || !strings.Contains(body, `"price":"20.00"`) {
-			t.Fatalf("GET %s: %d %s", product, code, body)
+		if r := testkit.Call(t, "GET", cached+product, "", nil); r.Status != http.StatusOK || !strings.Contains(r.Body, `"price":"20.00"`) {
+			t.Fatalf("GET %s: %d %s", product, r.Status, r.Body)
 		}
 	}
-	if code, body := request(t, uncached+product, "PATCH", admin, `{"price":"17.50"}`); code != http.StatusOK {
-		t.Fatalf("PATCH through the -cache-ttl 0 instance: %d %s", code, body)
+	if r := testkit.Call(t, "PATCH", uncached+product, admin, `{"price":"17.50"}`); r.Status != http.StatusOK {
+		t.Fatalf("PATCH through the -cache-ttl 0 instance: %d %s", r.Status, r.Body)
 	}
-	if _, body := request(t, cached+product, "GET", "", ""); !strings.Contains(body, `"price":"17.50"`) {
-		t.Errorf("the caching instance still serves %s after a price change through the -cache-ttl 0 instance", body)
+	if r := testkit.Call(t, "GET", cached+product, "", nil); !strings.Contains(r.Body, `"price":"17.50"`) {
+		t.Errorf("the caching instance still serves %s after a price change through the -cache-ttl 0 instance", r.Body)
 	}
 	// And the -cache-ttl 0 instance itself stores nothing.
-	if code, body := request(t, uncached+"/api/v1/products/desk-lamp", "GET", "", ""); code != http.StatusOK {
-		t.Fatalf("GET by slug through the -cache-ttl 0 instance: %d %s", code, body)
+	if r := testkit.Call(t, "GET", uncached+"/api/v1/products/desk-lamp", "", nil); r.Status != http.StatusOK {
+		t.Fatalf("GET by slug through the -cache-ttl 0 instance: %d %s", r.Status, r.Body)
 	}
 	if n, err := testkit.Redis(t).Exists(context.Background(), "catalogue:product:desk-lamp").Result(); err != nil || n != 0 {
 		t.Errorf("the -cache-ttl 0 instance cached a read (%d entries, %v)", n, err)

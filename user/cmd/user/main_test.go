@@ -48,17 +48,13 @@ func TestRun(t *testing.T) {
 
 	get := func(path, token string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		return do(t, req)
+		r := testkit.Call(t, "GET", base+path, token, nil)
+		return r.Status, r.Body
 	}
 	post := func(path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		return do(t, req)
+		r := testkit.Call(t, "POST", base+path, "", body)
+		return r.Status, r.Body
 	}
 
 	if code, body := get("/ready", ""); code != http.StatusOK {
@@ -127,17 +123,6 @@ func TestRun(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("still in Consul after shutdown: %s", entries[0].Service.ID)
 	}
-}
-
-func do(t *testing.T, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func grep(text string, words ...string) string {
