@@ -524,3 +524,40 @@ func TestEnsureAdminConcurrently(t *testing.T) {
 	}
 	s.login(t, "root@example.com", "admin-password")
 }
+
+// TestHTTPDatabaseOutOfConnectionsIs503: a PostgreSQL that refuses a new
+// connection because its slots are taken (SQLSTATE 53300, "sorry, too many
+// clients already" at max_connections, as several instances' pools under
+// load can) cannot serve now: 503 with Retry-After, as for a server
+// restarting, not 500. A database's CONNECTION LIMIT refuses with the same
+// SQLSTATE, and the service's role may set it on the database it owns.
+func TestHTTPDatabaseOutOfConnectionsIs503(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	var dbName string
+	if err := s.db.GetContext(ctx, &dbName, `SELECT current_database()`); err != nil {
+		t.Fatal(err)
+	}
+	// One connection held, none idle in the pool: the next query must open one.
+	held, err := s.db.Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	if _, err := held.ExecContext(ctx, `ALTER DATABASE `+dbName+` CONNECTION LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	s.db.SetMaxIdleConns(0) // closes the idle ones
+	s.db.SetMaxIdleConns(2)
+	var state interface{ SQLState() string }
+	if err := s.db.PingContext(ctx); !errors.As(err, &state) || state.SQLState() != "53300" {
+		t.Fatalf("a second connection: %v, want SQLSTATE 53300", err)
+	}
+
+	r := s.call(t, "POST", "/auth/register", "", map[string]any{
+		"email": "full@example.com", "password": "password123", "first_name": "Ada", "last_name": "Lovelace"})
+	if r.status != http.StatusServiceUnavailable || errorCode(r) != "service_unavailable" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("database out of connections: %d Retry-After %q %s; want 503 service_unavailable with Retry-After",
+			r.status, r.header.Get("Retry-After"), r.raw)
+	}
+}

@@ -172,8 +172,9 @@ const UnreachableRetryAfter = 2 * time.Second
 // Unreachable reports whether err is a backing server (PostgreSQL, Redis,
 // an upstream) that cannot be reached right now — connection refused or
 // reset, a dead pooled connection, PostgreSQL shutting down or starting
-// up (SQLSTATE class 57, operator intervention) — rather than a bug: the
-// client is told 503 and when to retry, not 500.
+// up (SQLSTATE class 57, operator intervention) or out of connection slots
+// (53300, too_many_connections: max_connections reached) — rather than a
+// bug: the client is told 503 and when to retry, not 500.
 func Unreachable(err error) bool {
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, driver.ErrBadConn) {
 		return true
@@ -183,7 +184,7 @@ func Unreachable(err error) bool {
 		return true
 	}
 	var state interface{ SQLState() string }
-	return errors.As(err, &state) && strings.HasPrefix(state.SQLState(), "57")
+	return errors.As(err, &state) && (strings.HasPrefix(state.SQLState(), "57") || state.SQLState() == "53300")
 }
 
 // withDetails gives e the details of the first Detailed error in err's

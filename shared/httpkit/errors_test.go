@@ -119,6 +119,7 @@ func TestUnreachableBackingServerIs503WithRetryAfter(t *testing.T) {
 		fmt.Errorf("read: %w", syscall.ECONNRESET),
 		fmt.Errorf("insert: %w", sqlStateErr("57P01")), // admin_shutdown
 		fmt.Errorf("insert: %w", sqlStateErr("57P03")), // cannot_connect_now
+		fmt.Errorf("insert: %w", sqlStateErr("53300")), // too_many_connections
 	} {
 		rec := httptest.NewRecorder()
 		ErrorEncoder(log.NewNopLogger())(context.Background(), err, rec)
