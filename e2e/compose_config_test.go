@@ -22,19 +22,7 @@ import (
 // profile enabled, and checks what the containers issue asks of it. That
 // the stack really runs is make compose-test's (e2e/compose).
 func TestComposeFile(t *testing.T) {
-	root, err := localinfra.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
-		cli.WithWorkingDirectory(root), cli.WithProfiles([]string{"*"}), cli.WithInterpolation(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	project, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("compose-go cannot load docker-compose.yml: %v", err)
-	}
+	root, project := loadCompose(t)
 
 	// Every program of the repository is built from the root Dockerfile.
 	programs := map[string]bool{}
@@ -170,6 +158,26 @@ func checkLogging(t *testing.T, name string, s types.ServiceConfig, syslogAddr s
 }
 
 // standinImages lists the images of deploy/standins/images.txt.
+// loadCompose loads docker-compose.yml, every profile enabled, and returns
+// it and the repository root it sits in.
+func loadCompose(t *testing.T) (string, *types.Project) {
+	t.Helper()
+	root, err := localinfra.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithProfiles([]string{"*"}), cli.WithInterpolation(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("compose-go cannot load docker-compose.yml: %v", err)
+	}
+	return root, project
+}
+
 func standinImages(t *testing.T, root string) []string {
 	t.Helper()
 	f, err := os.Open(filepath.Join(root, "deploy/standins/images.txt"))

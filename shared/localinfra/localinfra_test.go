@@ -192,11 +192,12 @@ func TestPostgres(t *testing.T) {
 	refused("the superuser without a password, on the socket", "host="+dir+" user=postgres dbname=postgres sslmode=disable")
 	refused("shop's role without a password", fmt.Sprintf("postgres://shop@127.0.0.1:%d/shop?sslmode=disable", pg.Port()))
 
-	// A second start on the same folder reuses the cluster (no initdb).
+	// A second start on the same folder reuses the cluster (no initdb),
+	// with the max_connections of this start.
 	if err := pg.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	pg2, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true, Password: superPW})
+	pg2, err := StartPostgres(ctx, PostgresOptions{Dir: dir, Fast: true, Password: superPW, MaxConnections: 412})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +207,9 @@ func TestPostgres(t *testing.T) {
 	var name string
 	if err := db.Get(&name, `SELECT name FROM items WHERE id = $1`, 1); err != nil || name != "teapot" {
 		t.Fatalf("after restart: name = %q, err = %v; want teapot", name, err)
+	}
+	if err := db.Get(&maxConns, `SELECT current_setting('max_connections')::int`); err != nil || maxConns != 412 {
+		t.Errorf("after a restart with MaxConnections 412: max_connections = %d, %v", maxConns, err)
 	}
 }
 

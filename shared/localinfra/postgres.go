@@ -1,6 +1,7 @@
 package localinfra
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ type PostgresOptions struct {
 	LogFile string
 	// BinDir holds initdb and postgres; default: see FindPostgresBin.
 	BinDir string
+	// MaxConnections is PostgreSQL's max_connections; default 300, for the
+	// many databases tests open at once. See MaxConnections for a platform's.
+	MaxConnections int
 	// Password is the superuser's ("postgres"), required. Every connection,
 	// on the Unix socket and on 127.0.0.1, authenticates with a password
 	// (scram-sha-256; pg_hba has no trust line). A cluster made before
@@ -116,9 +120,7 @@ func (p *Postgres) start(ctx context.Context, bin, dataDir string, cred *syscall
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "hba_file=" + filepath.Join(p.opts.Dir, "pg_hba.conf"),
 		"-c", "password_encryption=scram-sha-256",
-		// Each service instance keeps a pool of ~20, tests open many
-		// databases at once, and `make run` runs two instances of each.
-		"-c", "max_connections=300",
+		"-c", "max_connections=" + strconv.Itoa(cmp.Or(p.opts.MaxConnections, 300)),
 	}
 	if p.opts.Fast {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")

@@ -276,6 +276,9 @@ func TestServiceTable(t *testing.T) {
 		if s.db != "" && !slices.Contains(databases, s.db) {
 			t.Errorf("service %s uses database %s, which is not in databases", s.name, s.db)
 		}
+		if s.db != "" && localinfra.ServiceConnections[s.name] == 0 {
+			t.Errorf("service %s has a database but no localinfra.ServiceConnections: PostgreSQL would keep no room for its pool", s.name)
+		}
 	}
 }
 

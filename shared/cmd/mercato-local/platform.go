@@ -82,12 +82,18 @@ func (p *platform) start(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join(pgDir, "data", "PG_VERSION")); err != nil {
 		note = "; first run: creating the cluster with initdb"
 	}
-	p.ui.step("starting PostgreSQL on %s (data in %s%s)", postgresAddr, p.dirs.rel(pgDir), note)
+	want := map[string]int{} // instances of each service
+	for _, s := range p.opts.services {
+		want[s.name] = s.instanceCount(p.opts.instances)
+	}
+	maxConns := localinfra.MaxConnections(want) // every pool full at once
+	p.ui.step("starting PostgreSQL on %s (max_connections %d; data in %s%s)", postgresAddr, maxConns, p.dirs.rel(pgDir), note)
 	pg, err := localinfra.StartPostgres(ctx, localinfra.PostgresOptions{
-		Dir:      pgDir,
-		Port:     postgresPort,
-		LogFile:  p.dirs.logFile("postgres"),
-		Password: p.opts.secrets.postgresPassword,
+		Dir:            pgDir,
+		Port:           postgresPort,
+		LogFile:        p.dirs.logFile("postgres"),
+		Password:       p.opts.secrets.postgresPassword,
+		MaxConnections: maxConns,
 	})
 	if err != nil {
 		return err
@@ -147,12 +153,9 @@ func (p *platform) start(ctx context.Context) error {
 
 	// Services before the gateway, so its first requests find instances.
 	if len(p.opts.services) > 0 {
-		want := map[string]int{}
 		var wave []*child
 		for _, s := range p.opts.services {
-			n := s.instanceCount(p.opts.instances)
-			want[s.name] = n
-			started, err := p.startInstances(s, n)
+			started, err := p.startInstances(s, want[s.name])
 			wave = append(wave, started...)
 			if err != nil {
 				return err
