@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,6 +44,13 @@ func breakerFactory(upstream string, factory sd.Factory, opts Options) sd.Factor
 type breaker struct {
 	name, upstream, instance string
 	metrics                  *Metrics
+
+	// mu orders observe's gauge updates (readers, many at once) with
+	// Close's removal: a call to an instance that hangs ends after the
+	// instance has left, and its update must not export the gauge again,
+	// where no later Close would drop it.
+	mu   sync.RWMutex
+	gone bool // the instance has left (instanceCloser.Close)
 }
 
 func (b *breaker) wrap(next endpoint.Endpoint) endpoint.Endpoint {
@@ -152,7 +160,12 @@ func (b *breaker) observe(err error) {
 		b.metrics.observeRejected(b.upstream, b.instance, rejected)
 	}
 	if circuit, _, cerr := hystrix.GetCircuit(b.name); cerr == nil {
-		b.metrics.observeBreaker(b.upstream, b.instance, circuit.IsOpen())
+		open := circuit.IsOpen()
+		b.mu.RLock()
+		defer b.mu.RUnlock()
+		if !b.gone {
+			b.metrics.observeBreaker(b.upstream, b.instance, open)
+		}
 	}
 }
 
@@ -189,7 +202,10 @@ type instanceCloser struct {
 }
 
 func (c instanceCloser) Close() error {
+	c.b.mu.Lock()
+	c.b.gone = true
 	c.b.metrics.forget(c.b.upstream, c.b.instance)
+	c.b.mu.Unlock()
 	if c.next == nil {
 		return nil
 	}

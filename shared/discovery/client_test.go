@@ -492,3 +492,39 @@ func TestFirstCallFindsTheInstances(t *testing.T) {
 		}
 	}
 }
+
+// An instance that hangs fails its Consul check too, so it leaves while
+// calls to it are still waiting for their timeout (as one that leaves to
+// shut down does with calls it is still serving). Those calls end after its
+// breaker gauge was dropped: they must not export it again, or
+// circuit_breaker_open of an instance that is gone stays at its last value
+// for good: 1 here, so CircuitBreakerOpen fires for as long as the caller
+// runs.
+func TestCallEndingAfterItsInstanceLeftKeepsTheGaugeDropped(t *testing.T) {
+	hung, good := newBackend(t, 0), newBackend(t, 0)
+	reg := prometheus.NewRegistry()
+	closed := &closeLog{}
+	instancer := newTestInstancer(hung.addr())
+	opts := Options{Timeout: 300 * time.Millisecond, RequestVolumeThreshold: 4, SleepWindow: time.Minute, Metrics: NewMetrics(reg)}
+	e := NewEndpoint(instancer, "gone", thingFactory(http.MethodGet, "", closed), testLogger(), opts)
+	ready(t, e, hung)
+	hung.block = true // safe: no request is in flight
+
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = call(e)
+		}()
+	}
+	eventually(t, 2*time.Second, "the calls to reach the hung instance", func() bool { return hung.hits.Load() == 8 })
+	instancer.update(sd.Event{Instances: []string{good.addr()}})
+	eventually(t, 2*time.Second, "the hung instance's client to be closed", func() bool { return closed.count(hung.addr()) == 1 })
+	wg.Wait()
+
+	labels := map[string]string{"upstream": "gone", "instance": hung.addr()}
+	if v, ok := metricValue(t, reg, "circuit_breaker_open", labels); ok {
+		t.Errorf("circuit_breaker_open of the departed instance exported again, at %v, by calls that ended after it left", v)
+	}
+}
