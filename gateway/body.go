@@ -40,7 +40,7 @@ func (g *Gateway) bodyError(ctx context.Context, err error) *httpkit.Error {
 		return httpkit.BadRequest("incomplete_body", "the request body ended before it was complete")
 	case ctx.Err() != nil:
 		logger.Log("msg", "the client went away while sending the request body")
-		return httpkit.NewError(499, "client_closed_request", "the client closed the request")
+		return httpkit.ClientClosed()
 	default:
 		logger.Log("msg", "the request body could not be read")
 		return httpkit.BadRequest("unreadable_body", "the request body could not be read")

@@ -357,7 +357,7 @@ func (g *Gateway) upstreamError(ctx context.Context, upstream string, err error)
 		return unavailable(upstream)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The client went away; nobody reads this answer.
-		return httpkit.NewError(499, "client_closed_request", "the client closed the request")
+		return httpkit.ClientClosed()
 	case errors.Is(err, discovery.ErrNoInstances), errors.Is(err, syscall.ECONNREFUSED):
 		level.Warn(logger).Log("msg", "no healthy instance")
 		return unavailable(upstream)

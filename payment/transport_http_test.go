@@ -361,28 +361,15 @@ func (s *stack) chargeID(t *testing.T, id string) string {
 // metric returns the value of a series of the stack's registry.
 func (s *stack) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
+series:
+	for _, m := range testkit.Series(t, s.reg, name) {
+		for i := 0; i+1 < len(labels); i += 2 {
+			if m.Labels[labels[i]] != labels[i+1] {
+				continue series
 			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue series
-				}
-			}
-			sum += m.GetCounter().GetValue()
 		}
+		sum += m.Value
 	}
 	return sum
 }

@@ -3,6 +3,7 @@ package user_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mercato-dev/mercato/shared/auth"
@@ -33,6 +35,7 @@ const secret = "0123456789abcdef0123456789abcdef"
 type stack struct {
 	srv    *httptest.Server
 	hits   *atomic.Int64 // requests served
+	reg    *prometheus.Registry
 	db     *sqlx.DB
 	repo   user.Repository
 	opts   user.Options
@@ -75,7 +78,7 @@ func newStackOn(t testing.TB, db *sqlx.DB) *stack {
 		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return &stack{srv: srv, hits: hits, db: db, repo: repo, opts: opts, svc: svc, tokens: tokens}
+	return &stack{srv: srv, hits: hits, reg: reg, db: db, repo: repo, opts: opts, svc: svc, tokens: tokens}
 }
 
 type response struct {
@@ -560,4 +563,48 @@ func TestHTTPDatabaseOutOfConnectionsIs503(t *testing.T) {
 		t.Fatalf("database out of connections: %d Retry-After %q %s; want 503 service_unavailable with Retry-After",
 			r.status, r.header.Get("Retry-After"), r.raw)
 	}
+}
+
+// TestHTTPClientGoneIsNot5xx: a client that hangs up while its request waits
+// on the database (here on a row lock; the gateway does it when its attempt
+// times out) is no failure of the service. It is recorded as 499, as the
+// gateway records it, not as a 500 or 503 that pages someone: the service
+// is fine and nobody reads the answer.
+func TestHTTPClientGoneIsNot5xx(t *testing.T) {
+	s := newStack(t)
+	id := s.register(t, "gone@example.com")
+	token, _ := s.login(t, "gone@example.com", "password123")
+	lock := s.db.MustBegin()
+	defer lock.Rollback() //nolint:errcheck // the lock's only
+	lock.MustExec(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req := testkit.NewRequest(t, "PATCH", s.srv.URL+"/api/v1/users/me", token, map[string]any{"first_name": "Grace"})
+	if resp, err := http.DefaultClient.Do(req.WithContext(ctx)); err == nil {
+		resp.Body.Close()
+		t.Fatalf("PATCH /users/me answered %d through the row lock", resp.StatusCode)
+	}
+	var codes []string
+	for deadline := time.Now().Add(10 * time.Second); len(codes) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned PATCH was never recorded in http_requests_total")
+		}
+		codes = requestCodes(t, s.reg, "PATCH")
+	}
+	if fmt.Sprint(codes) != "[499]" {
+		t.Errorf("the PATCH whose client hung up was recorded as %v, want [499]", codes)
+	}
+}
+
+// requestCodes lists the codes http_requests_total holds for method.
+func requestCodes(t *testing.T, reg *prometheus.Registry, method string) []string {
+	t.Helper()
+	var codes []string
+	for _, s := range testkit.Series(t, reg, "http_requests_total") {
+		if s.Labels["method"] == method {
+			codes = append(codes, s.Labels["code"])
+		}
+	}
+	return codes
 }

@@ -94,6 +94,13 @@ func Unavailable(message string) *Error {
 	return NewError(http.StatusServiceUnavailable, "service_unavailable", message)
 }
 
+// ClientClosed is the answer to a client that went away before it (499, as
+// nginx calls it): nobody reads it, but logs and metrics record it, and it is
+// no failure of the server.
+func ClientClosed() *Error {
+	return NewError(499, "client_closed_request", "the client closed the request")
+}
+
 // Internal is what a client sees of an unexpected failure: nothing internal.
 func Internal() *Error {
 	return NewError(http.StatusInternalServerError, "internal_error", "an internal error occurred")
@@ -140,6 +147,10 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 			return withDetails(NewError(m.Status, m.Code, msg), err)
 		}
 	}
+	if clientGone(ctx, err) {
+		level.Debug(logging.WithRequest(ctx, logger)).Log("msg", "the client closed the request", "err", err)
+		return ClientClosed()
+	}
 	if Unreachable(err) {
 		level.Warn(logging.WithRequest(ctx, logger)).Log("msg", "a backing server is unreachable", "err", err)
 		e := Unavailable("a server this request needs is unavailable; try again shortly")
@@ -163,6 +174,18 @@ func messageOf(err, target error) string {
 		}
 	}
 	return err.Error()
+}
+
+// clientGone reports whether err is the request's own cancellation: its
+// client hung up (the server cancels ctx) and the work stopped for that,
+// as a context error or as PostgreSQL's query_canceled (57014), which
+// lib/pq returns when it cancels the running statement for ctx.
+func clientGone(ctx context.Context, err error) bool {
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		return false
+	}
+	var state interface{ SQLState() string }
+	return errors.Is(err, context.Canceled) || errors.As(err, &state) && state.SQLState() == "57014"
 }
 
 // UnreachableRetryAfter is the Retry-After of a 503 for an unreachable

@@ -135,3 +135,32 @@ func TestUnreachableBackingServerIs503WithRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// A request its client abandoned stops with a context error, or with
+// query_canceled from PostgreSQL, where lib/pq cancels the statement: 499,
+// not the 500 or 503 of a failing service. Without the client gone, the
+// same errors are what they were.
+func TestClientGoneIs499(t *testing.T) {
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	timedOut, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	for _, tc := range []struct {
+		ctx  context.Context
+		err  error
+		want int
+	}{
+		{gone, fmt.Errorf("get user: %w", context.Canceled), 499}, // waiting for a pooled connection
+		{gone, fmt.Errorf("update user: %w", sqlStateErr("57014")), 499},
+		{gone, errors.New("boom"), 500},                                                  // a bug stays one
+		{context.Background(), fmt.Errorf("update user: %w", sqlStateErr("57014")), 503}, // statement_timeout, an operator
+		{context.Background(), context.Canceled, 500},
+		{timedOut, fmt.Errorf("get user: %w", context.Canceled), 500}, // a deadline of the server's own
+	} {
+		rec := httptest.NewRecorder()
+		ErrorEncoder(log.NewNopLogger())(tc.ctx, tc.err, rec)
+		if rec.Code != tc.want {
+			t.Errorf("%v (request context %v): %d %s, want %d", tc.err, tc.ctx.Err(), rec.Code, rec.Body, tc.want)
+		}
+	}
+}
