@@ -147,7 +147,7 @@ func ToError(ctx context.Context, logger log.Logger, err error, mappings ...Erro
 			return withDetails(NewError(m.Status, m.Code, msg), err)
 		}
 	}
-	if clientGone(ctx, err) {
+	if logging.ClientGone(ctx, err) {
 		level.Debug(logging.WithRequest(ctx, logger)).Log("msg", "the client closed the request", "err", err)
 		return ClientClosed()
 	}
@@ -174,18 +174,6 @@ func messageOf(err, target error) string {
 		}
 	}
 	return err.Error()
-}
-
-// clientGone reports whether err is the request's own cancellation: its
-// client hung up (the server cancels ctx) and the work stopped for that,
-// as a context error or as PostgreSQL's query_canceled (57014), which
-// lib/pq returns when it cancels the running statement for ctx.
-func clientGone(ctx context.Context, err error) bool {
-	if !errors.Is(ctx.Err(), context.Canceled) {
-		return false
-	}
-	var state interface{ SQLState() string }
-	return errors.Is(err, context.Canceled) || errors.As(err, &state) && state.SQLState() == "57014"
 }
 
 // UnreachableRetryAfter is the Retry-After of a 503 for an unreachable

@@ -7,6 +7,7 @@ package logging
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -64,18 +65,32 @@ func WithRequest(ctx context.Context, logger log.Logger) log.Logger {
 }
 
 // ForOutcome returns logger at the level of the line about a service call
-// that returned err: debug for a success (httpkit already logs every request
-// at info), info when business(err) says err is an expected answer (a
-// domain error or a client's mistake), error for anything else.
-func ForOutcome(logger log.Logger, err error, business func(error) bool) log.Logger {
+// made for ctx that returned err: debug for a success (httpkit already logs
+// every request at info), info when business(err) says err is an expected
+// answer (a domain error or a client's mistake) or when the call stopped
+// because its client went away (ClientGone), error for anything else.
+func ForOutcome(ctx context.Context, logger log.Logger, err error, business func(error) bool) log.Logger {
 	switch {
 	case err == nil:
 		return level.Debug(logger)
-	case business(err):
+	case business(err), ClientGone(ctx, err):
 		return level.Info(logger)
 	default:
 		return level.Error(logger)
 	}
+}
+
+// ClientGone reports whether err is the request's own cancellation: its
+// client hung up (the HTTP server cancels ctx) and the work stopped for
+// that, with a context error or with PostgreSQL's query_canceled (57014),
+// which lib/pq returns when it cancels the running statement for ctx. The
+// server's own deadlines are not: they are a failure to answer in time.
+func ClientGone(ctx context.Context, err error) bool {
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		return false
+	}
+	var state interface{ SQLState() string }
+	return errors.Is(err, context.Canceled) || errors.As(err, &state) && state.SQLState() == "57014"
 }
 
 // Method writes the one line a service's logging middleware logs per call:
@@ -90,7 +105,7 @@ type Method struct {
 
 // Log logs one call of method that began at begin and ended with err.
 func (m Method) Log(ctx context.Context, method string, begin time.Time, err error, kv ...any) {
-	logCall(ForOutcome(WithRequest(ctx, m.Logger), err, m.Business), method, begin, err, kv)
+	logCall(ForOutcome(ctx, WithRequest(ctx, m.Logger), err, m.Business), method, begin, err, kv)
 }
 
 // LogMilestone is Log for a call whose success is itself worth a line at
@@ -101,7 +116,7 @@ func (m Method) LogMilestone(ctx context.Context, method string, begin time.Time
 	if err == nil {
 		logger = level.Info(logger)
 	} else {
-		logger = ForOutcome(logger, err, m.Business)
+		logger = ForOutcome(ctx, logger, err, m.Business)
 	}
 	logCall(logger, method, begin, err, kv)
 }

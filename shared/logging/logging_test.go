@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -54,21 +55,37 @@ func TestWithRequestWithoutID(t *testing.T) {
 	}
 }
 
+// sqlStateErr is a driver error with a SQLSTATE, as lib/pq's *pq.Error.
+type sqlStateErr string
+
+func (e sqlStateErr) Error() string    { return "pq: " + string(e) }
+func (e sqlStateErr) SQLState() string { return string(e) }
+
 func TestForOutcome(t *testing.T) {
 	errBusiness, errFailure := errors.New("not found"), errors.New("connection reset")
 	business := func(err error) bool { return errors.Is(err, errBusiness) }
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	timedOut, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
 	for _, tc := range []struct {
 		name string
+		ctx  context.Context
 		err  error
 		want string
 	}{
-		{"success", nil, "debug"},
-		{"business error", errBusiness, "info"},
-		{"failure", errFailure, "error"},
+		{"success", context.Background(), nil, "debug"},
+		{"business error", context.Background(), errBusiness, "info"},
+		{"failure", context.Background(), errFailure, "error"},
+		{"client gone", gone, fmt.Errorf("get user: %w", context.Canceled), "info"},
+		{"client gone mid-statement", gone, sqlStateErr("57014"), "info"},
+		{"failure as the client left", gone, errFailure, "error"},
+		{"cancelled, the client still there", context.Background(), context.Canceled, "error"},
+		{"the server's own deadline", timedOut, context.Canceled, "error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			ForOutcome(New(&buf, "user", "debug"), tc.err, business).Log("msg", "call")
+			ForOutcome(tc.ctx, New(&buf, "user", "debug"), tc.err, business).Log("msg", "call")
 			var rec map[string]any
 			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 				t.Fatalf("not JSON: %v: %s", err, buf.Bytes())
