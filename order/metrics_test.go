@@ -13,6 +13,30 @@ import (
 	"github.com/mercato-dev/mercato/shared/events"
 )
 
+// The series the business alerts watch exist from the start, at 0: an
+// instance's first checkout and first confirmation are then an increase
+// that increase() sees, not the value a new series appears with, which it
+// does not (NoConfirmedOrders in deploy/prometheus/alerts.yml).
+func TestBusinessSeriesFromTheStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	order.NewMetrics(reg)
+	want := `
+# HELP order_checkouts_total Answers to POST /orders by result: success or the error code.
+# TYPE order_checkouts_total counter
+order_checkouts_total{result="success"} 0
+# HELP order_transitions_total Order status changes by the status reached, whoever made them.
+# TYPE order_transitions_total counter
+order_transitions_total{status="cancelled"} 0
+order_transitions_total{status="confirmed"} 0
+order_transitions_total{status="delivered"} 0
+order_transitions_total{status="refunded"} 0
+order_transitions_total{status="shipped"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "order_checkouts_total", "order_transitions_total"); err != nil {
+		t.Error(err)
+	}
+}
+
 // order_revenue_cents_total is 0 from the start, grows by an order's total
 // when the saga confirms it (once, however often payment.processed comes),
 // and not for an order whose payment failed.
@@ -57,6 +81,9 @@ order_revenue_cents_total{currency="USD"} %d
 # TYPE order_transitions_total counter
 order_transitions_total{status="cancelled"} 1
 order_transitions_total{status="confirmed"} 1
+order_transitions_total{status="delivered"} 0
+order_transitions_total{status="refunded"} 0
+order_transitions_total{status="shipped"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "order_transitions_total"); err != nil {
 		t.Error(err)

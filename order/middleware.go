@@ -93,6 +93,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	// Orders are priced in the catalogue's one currency: its series
 	// exists from the start, at 0.
 	m.Revenue.With("currency", product.Currency).Add(0)
+	// So do the series NoConfirmedOrders watches, and every status an order
+	// can enter: increase() sees an instance's first checkout and first
+	// confirmation, not a new series that starts at 1 (a restarted
+	// instance has a new Consul service id, so new series).
+	m.Checkouts.With("result", "success").Add(0)
+	for _, next := range transitions {
+		for _, s := range next {
+			m.Transitions.With("status", string(s)).Add(0)
+		}
+	}
 	return m
 }
 
