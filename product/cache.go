@@ -113,7 +113,9 @@ func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) 
 	if c.ttl == 0 {
 		return noVersion, false // caching is off here; writes still invalidate
 	}
-	version, err := c.rdb.Get(ctx, CacheVersionKey).Int64()
+	rctx, cancel := context.WithTimeout(ctx, cacheTimeout) // both reads
+	defer cancel()
+	version, err := c.rdb.Get(rctx, CacheVersionKey).Int64()
 	if errors.Is(err, redis.Nil) {
 		version, err = 0, nil
 	}
@@ -121,7 +123,7 @@ func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) 
 		c.failed(ctx, kind, "read cache version", err)
 		return noVersion, false
 	}
-	entry, err := c.rdb.Get(ctx, entryKey(kind, key)).Result()
+	entry, err := c.rdb.Get(rctx, entryKey(kind, key)).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		c.m.Cache.With("kind", kind, "result", "miss").Add(1)
@@ -157,10 +159,19 @@ func (c *catalogueCache) store(ctx context.Context, version int64, kind, key str
 	}
 	b := append(strconv.AppendInt(make([]byte, 0, 21+len(value)), version, 10), '\n')
 	b = append(b, value...)
+	ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+	defer cancel()
 	if err := c.rdb.Set(ctx, entryKey(kind, key), b, c.ttl).Err(); err != nil {
 		c.failed(ctx, kind, "write cache entry", err)
 	}
 }
+
+// cacheTimeout bounds the cache's Redis calls (a lookup's two reads
+// together, a store, each try of an invalidation), so a Redis that hangs
+// costs a read or a write far less than the gateway's 5 s per attempt and
+// the order service's 5 s for a reservation. Redis answers in well under a
+// millisecond when it answers.
+const cacheTimeout = 500 * time.Millisecond
 
 func (c *catalogueCache) failed(ctx context.Context, kind, what string, err error) {
 	c.m.Cache.With("kind", kind, "result", "error").Add(1)
@@ -174,11 +185,13 @@ func entryKey(kind, key string) string {
 // invalidate moves the catalogue to a new version. It runs even when the
 // caller has gone away: the write it follows has committed.
 func (c *catalogueCache) invalidate(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
+	ctx = context.WithoutCancel(ctx)
 	var err error
-	for range 3 {
-		if err = c.rdb.Incr(ctx, CacheVersionKey).Err(); err == nil {
+	for range 3 { // a try that timed out may have landed: one more INCR is harmless
+		try, cancel := context.WithTimeout(ctx, cacheTimeout)
+		err = c.rdb.Incr(try, CacheVersionKey).Err()
+		cancel()
+		if err == nil {
 			return
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/product"
+	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/metrics"
 	"github.com/mercato-dev/mercato/shared/money"
 	"github.com/mercato-dev/mercato/shared/testkit"
@@ -209,6 +211,43 @@ func TestCacheRedisDown(t *testing.T) {
 		t.Errorf("read with Redis down: %s", r.raw)
 	}
 	want(t, s.call(t, "GET", "/api/v1/products?sort=price", "", nil), http.StatusOK)
+}
+
+// TestCacheRedisHung: a Redis that accepts connections but does not answer
+// (frozen, or cut off by the network) costs a catalogue read or write at
+// most the cache's own bounds, not the Redis client's timeouts. Before the
+// client took deadlines from the context (app.RedisDefaults), a read waited
+// 2 to 4 s for the version before going to the database, and a write 6 s
+// for its invalidation: past the gateway's 5 s per attempt and the order
+// service's 5 s for a reservation.
+func TestCacheRedisHung(t *testing.T) {
+	private := testkit.NewRedis(t)
+	o := testkit.RedisOptions(t, private.Addr(), "product")
+	app.RedisDefaults(o) // as app.Start runs it
+	rdb := redis.NewClient(o)
+	t.Cleanup(func() { rdb.Close() })
+	s := newStackOn(t, newDB(t), rdb, &clock{now: time.Now()})
+	id := s.createProduct(t, map[string]any{"price": "3.00"})["id"].(string)
+	want(t, s.call(t, "GET", "/api/v1/products/"+id, "", nil), http.StatusOK)
+	pid := private.Process().Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+	for _, c := range []struct {
+		method, path, token string
+		body                any
+		status              int
+	}{
+		{"GET", "/api/v1/products/" + id, "", nil, http.StatusOK},
+		{"PATCH", "/api/v1/products/" + id, s.admin, map[string]any{"price": "4.00"}, http.StatusOK},
+	} {
+		start := time.Now()
+		want(t, s.call(t, c.method, c.path, c.token, c.body), c.status)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s %s with Redis hung took %v, want under 2s", c.method, c.path, took.Round(100*time.Millisecond))
+		}
+	}
 }
 
 // TestCacheHoldsOneEntryPerRead: every write moves the version, and every

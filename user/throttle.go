@@ -164,6 +164,8 @@ func (t *LoginThrottle) keys(account, address string) []string {
 // attempt counts a login attempt on account from address, or returns how
 // long the client must wait first. It fails open (0, logged).
 func (t *LoginThrottle) attempt(ctx context.Context, account, address string) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, throttleTimeout)
+	defer cancel()
 	ms, err := attemptScript.Run(ctx, t.rdb, t.keys(account, address),
 		t.o.Now().UnixMilli(), t.o.Window.Milliseconds(), t.o.BaseDelay.Milliseconds(), t.o.MaxDelay.Milliseconds(),
 		t.o.PairFreeFailures, t.o.AccountFreeFailures).Int64()
@@ -185,11 +187,18 @@ func (t *LoginThrottle) settle(ctx context.Context, account, address string, log
 		mode = "clear"
 	}
 	// The client's answer does not wait on Redis going wrong after the fact.
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), throttleTimeout)
+	defer cancel()
 	if err := refundScript.Run(ctx, t.rdb, t.keys(account, address), mode).Err(); err != nil {
 		level.Warn(logging.WithRequest(ctx, t.logger)).Log("msg", "login throttle: attempt not taken back", "err", err)
 	}
 }
+
+// throttleTimeout bounds each of the throttle's Redis calls, so a Redis that
+// hangs slows a login by at most twice this (the check and the refund),
+// well within the gateway's 5 s per attempt. It is generous: a call that
+// gives up lets the login through unthrottled.
+const throttleTimeout = time.Second
 
 // ThrottlingMiddleware throttles Service.Login with t (see LoginThrottle);
 // every other method passes straight through, which is why it embeds next.

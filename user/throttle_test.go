@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mercato-dev/mercato/shared/app"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -170,6 +172,43 @@ func TestLoginThrottleRedisDown(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "login throttle unavailable") {
 		t.Errorf("not logged: %q", logged.String())
+	}
+}
+
+// TestLoginThrottleRedisHung: a Redis that accepts connections but does not
+// answer (frozen, or cut off by the network) costs a login at most the
+// throttle's own bound, not the Redis client's timeouts. Before the client
+// took deadlines from the context (app.RedisDefaults), the check and the
+// refund of a right password waited for those (4 s and 2 s), so the login
+// took 6 s, past the gateway's 5 s per attempt: 504, where the throttle
+// promises to let logins through.
+func TestLoginThrottleRedisHung(t *testing.T) {
+	svc, _, _ := newTestService(t)
+	mustRegister(t, svc, "ada@example.com")
+	srv := testkit.NewRedis(t)
+	o := testkit.RedisOptions(t, srv.Addr(), "user")
+	app.RedisDefaults(o) // as app.Start runs it
+	rdb := redis.NewClient(o)
+	defer rdb.Close()
+	th, err := NewLoginThrottle(rdb, ThrottleOptions{}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc = ThrottlingMiddleware(th)(svc)
+	if _, err := svc.Login(from("203.0.113.7"), "ada@example.com", "password123"); err != nil {
+		t.Fatalf("login with Redis up: %v", err)
+	}
+	pid := srv.Process().Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+	start := time.Now()
+	if _, err := svc.Login(from("203.0.113.7"), "ada@example.com", "password123"); err != nil {
+		t.Fatalf("login with Redis hung: %v", err)
+	}
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Errorf("login with Redis hung took %v, want under 2.5s (the gateway gives up after 5s)", took.Round(100*time.Millisecond))
 	}
 }
 

@@ -50,8 +50,9 @@ type Options struct {
 	Pool postgres.PoolOptions
 
 	// Redis tunes the Redis client; Addr comes from the configuration.
-	// Zero timeouts take 2s (dial, read and write): a service whose event
-	// consumers block on the stream raises ReadTimeout above their Block.
+	// Zero timeouts take 2s (dial, read and write; see RedisDefaults): a
+	// service whose event consumers block on the stream raises ReadTimeout
+	// above their Block.
 	Redis redis.Options
 	// RedisOptional starts the instance without waiting for Redis to answer
 	// (the gateway, whose rate limiter fails open). Otherwise Start pings it
@@ -155,11 +156,7 @@ func (in *Instance) open(opts Options) error {
 		// The service's own ACL user; without a password, no AUTH at all.
 		ro.Username, ro.Password = in.cfg.RedisUsername, in.cfg.RedisPassword
 	}
-	for _, d := range []*time.Duration{&ro.DialTimeout, &ro.ReadTimeout, &ro.WriteTimeout} {
-		if *d == 0 {
-			*d = 2 * time.Second
-		}
-	}
+	RedisDefaults(&ro)
 	rdb := redis.NewClient(&ro)
 	rdb.AddHook(tracing.RedisHook())
 	in.closers = append(in.closers, rdb.Close)
@@ -178,6 +175,21 @@ func (in *Instance) open(opts Options) error {
 	}
 	in.Consul = consul
 	return nil
+}
+
+// RedisDefaults completes o as the services' Redis client runs: 2 s dial,
+// read and write timeouts where o has none, and deadlines taken from each
+// call's context (ContextTimeoutEnabled). Without those, a call bounded by
+// context.WithTimeout still waited out the client's own timeouts, retried,
+// on a Redis that hangs: 4 to 6 s for the login throttle and the catalogue
+// cache, past the gateway's 5 s per attempt.
+func RedisDefaults(o *redis.Options) {
+	for _, d := range []*time.Duration{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout} {
+		if *d == 0 {
+			*d = 2 * time.Second
+		}
+	}
+	o.ContextTimeoutEnabled = true
 }
 
 // OpenPostgres opens a connection pool sized by pool on the service's
