@@ -17,7 +17,7 @@ import (
 
 // TestPostgresHoldsEveryPool: the PostgreSQL of docker-compose.yml and of
 // the local Kubernetes overlay accepts as many connections as the most
-// replicas each may run of every service open when their pools are full
+// pods each may run of every service open when their pools are full
 // (localinfra.MaxConnections, as make run sizes its own). PostgreSQL's
 // default of 100 does not: two replicas of each may open 250, and under
 // load the rest are refused ("sorry, too many clients already").
@@ -39,12 +39,15 @@ func TestPostgresHoldsEveryPool(t *testing.T) {
 	})
 	t.Run("kubernetes local overlay", func(t *testing.T) {
 		// The overlay patches neither the services nor their autoscalers:
-		// the base's maxReplicas are the most each may run.
+		// the base's maxReplicas are the most each may run, and a release
+		// adds the surge of their rolling updates (deploy/terraform/check's
+		// TestRDSHoldsEveryPool counts the AWS overlay's alike).
 		replicas := map[string]int{}
 		for name := range localinfra.ServiceConnections {
 			for _, doc := range yamlDocs(t, filepath.Join(root, "deploy/k8s/base", name+".yaml")) {
 				if doc.Kind == "HorizontalPodAutoscaler" && doc.Spec.ScaleTargetRef.Name == name {
-					replicas[name] = doc.Spec.MaxReplicas
+					// and a rolling update's surge: 25%, rounded up
+					replicas[name] = doc.Spec.MaxReplicas + (doc.Spec.MaxReplicas+3)/4
 				}
 			}
 			if replicas[name] == 0 {

@@ -6,7 +6,8 @@ package localinfra
 // LISTEN connections of its outbox relay and, for order, of its status
 // streams. Keep it in step with them: make run sizes its PostgreSQL from
 // it, and e2e's TestPostgresHoldsEveryPool checks compose's and the local
-// Kubernetes overlay's against it.
+// Kubernetes overlay's against it, and deploy/terraform/check's
+// TestRDSHoldsEveryPool the AWS overlay's against its RDS instances.
 var ServiceConnections = map[string]int{
 	"user":         20 + 1,
 	"product":      20 + 1, // -db-max-conns
