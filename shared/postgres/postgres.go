@@ -41,6 +41,8 @@ type PoolOptions struct {
 }
 
 // Open connects to url, sizes the pool and checks the connection within ctx.
+// Every call on the pool ends when its context does, a server that hangs
+// notwithstanding.
 func Open(ctx context.Context, url string, opts PoolOptions) (*sqlx.DB, error) {
 	if opts.ApplicationName != "" {
 		var err error
@@ -48,10 +50,13 @@ func Open(ctx context.Context, url string, opts PoolOptions) (*sqlx.DB, error) {
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
 	}
-	db, err := sqlx.Open("postgres", url)
+	cfg, err := pq.NewConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	// Calls end at their context's end even on a server that does not
+	// answer (connector).
+	db := sqlx.NewDb(sql.OpenDB(connector{cfg}), "postgres")
 	db.SetMaxOpenConns(cmp.Or(opts.MaxOpen, 20))
 	db.SetMaxIdleConns(cmp.Or(opts.MaxIdle, 10))
 	db.SetConnMaxLifetime(cmp.Or(opts.MaxLifetime, 30*time.Minute))

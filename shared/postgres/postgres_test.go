@@ -230,3 +230,67 @@ func TestOpenSetsApplicationName(t *testing.T) {
 		}
 	}
 }
+
+// TestCallEndsWithContext: a call whose context ends returns by then,
+// plus a moment for the server's answer: with PostgreSQL's own error
+// (57014, query_canceled, by which a client that left is told from a
+// failure) from a server that answers, and at all from one that hangs,
+// which lib/pq alone waited on for as long as it hung. The pool works on
+// once the server is back.
+func TestCallEndsWithContext(t *testing.T) {
+	db, err := postgres.Open(context.Background(), testkit.PostgresURL(t), postgres.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := postgres.Migrate(context.Background(), db, migrations, "things_schema_version"); err != nil {
+		t.Fatal(err)
+	}
+	call := func(timeout time.Duration) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		start := time.Now()
+		_, err := db.ExecContext(ctx, `SELECT pg_sleep(5)`)
+		return time.Since(start), err
+	}
+
+	var state interface{ SQLState() string }
+	if took, err := call(200 * time.Millisecond); !errors.As(err, &state) || state.SQLState() != "57014" || took > time.Second {
+		t.Errorf("a statement past its context's end: %v after %v, want 57014 within 1s", err, took)
+	}
+
+	if err := db.Ping(); err != nil { // an open connection in the pool
+		t.Fatal(err)
+	}
+	thaw := testkit.FreezePostgres(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// BEGIN on the open connection first: lib/pq leaves it unwatched.
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if tx, err := db.BeginTx(ctx, nil); err == nil || time.Since(start) > 2*time.Second {
+			t.Errorf("BEGIN on a hung server: %v after %v, want an error within 2s", err, time.Since(start))
+			if tx != nil {
+				_ = tx.Rollback()
+			}
+		}
+		if took, err := call(200 * time.Millisecond); err == nil || took > 2*time.Second {
+			t.Errorf("a statement on a hung server: %v after %v, want an error within 2s", err, took)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(6 * time.Second):
+		t.Error("calls on a hung server: still waiting after 6s")
+		thaw()
+		<-done
+	}
+	thaw()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, `INSERT INTO things (id, name) VALUES (1, 'back')`); err != nil {
+		t.Errorf("the pool once the server is back: %v", err)
+	}
+}

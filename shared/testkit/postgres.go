@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -161,4 +164,50 @@ func PostgresServer(t testing.TB) *localinfra.Postgres {
 		t.Fatalf("testkit: PostgreSQL is the server %s names, which this test must stop and start; unset it", EnvPostgresURL)
 	}
 	return servers.pg
+}
+
+// FreezePostgres SIGSTOPs the test binary's PostgreSQL server (see
+// PostgresServer), the postmaster and every backend (each leads a process
+// group of its own, which a signal to the postmaster's misses): it keeps
+// taking connections, in the kernel's backlog, and answers nothing, as a
+// hung server or host does. The returned thaw SIGCONTs them; it also runs
+// when the test ends, and may be called more than once.
+func FreezePostgres(t testing.TB) (thaw func()) {
+	t.Helper()
+	root := PostgresServer(t).Process().Pid()
+	pids := []int{root}
+	signal := func(sig syscall.Signal) {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, sig) // ESRCH: a backend that has exited
+		}
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { signal(syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	// The postmaster first, so that it forks no backend after the look.
+	if err := syscall.Kill(root, syscall.SIGSTOP); err != nil {
+		t.Fatalf("testkit: freeze PostgreSQL: %v", err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("testkit: freeze PostgreSQL: %v", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(root) {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return thaw
 }
