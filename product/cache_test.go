@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -229,11 +228,7 @@ func TestCacheRedisHung(t *testing.T) {
 	s := newStackOn(t, newDB(t), rdb, &clock{now: time.Now()})
 	id := s.createProduct(t, map[string]any{"price": "3.00"})["id"].(string)
 	want(t, s.call(t, "GET", "/api/v1/products/"+id, "", nil), http.StatusOK)
-	pid := private.Process().Pid()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+	testkit.FreezeRedis(t, private)
 	for _, c := range []struct {
 		method, path, token string
 		body                any

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -198,11 +197,7 @@ func TestLoginThrottleRedisHung(t *testing.T) {
 	if _, err := svc.Login(from("203.0.113.7"), "ada@example.com", "password123"); err != nil {
 		t.Fatalf("login with Redis up: %v", err)
 	}
-	pid := srv.Process().Pid()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+	testkit.FreezeRedis(t, srv)
 	start := time.Now()
 	if _, err := svc.Login(from("203.0.113.7"), "ada@example.com", "password123"); err != nil {
 		t.Fatalf("login with Redis hung: %v", err)

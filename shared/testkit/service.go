@@ -78,6 +78,20 @@ type Instance struct {
 	stopErr  error
 }
 
+// InstanceArgs are the flags of a service instance that a test runs on the
+// test's servers: a free port on 127.0.0.1, Consul at consulAddr, the test's
+// PostgreSQL database and Redis, and jwtSecret; extra follow.
+func InstanceArgs(t testing.TB, consulAddr, jwtSecret string, extra ...string) []string {
+	t.Helper()
+	return append([]string{
+		"-http-addr", "127.0.0.1:0",
+		"-consul-addr", consulAddr,
+		"-database-url", PostgresURL(t),
+		"-redis-addr", RedisAddr(t),
+		"-jwt-secret", jwtSecret,
+	}, extra...)
+}
+
 // StartInstance runs run with args in a goroutine and waits until Consul at
 // consulAddr reports one passing instance of service besides those it
 // listed before (instances the test started earlier, with other args). It fails t,

@@ -282,6 +282,18 @@ func StreamEnd(t testing.TB, rdb *redis.Client, stream string) string {
 	return last[0].ID
 }
 
+// FreezeRedis SIGSTOPs r (one from NewRedis): it keeps taking connections,
+// in the kernel's backlog, and answers nothing, as a hung server does. It
+// is thawed (SIGCONT) when the test ends.
+func FreezeRedis(t testing.TB, r *localinfra.Redis) {
+	t.Helper()
+	pid := r.Process().Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("testkit: freeze Redis: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+}
+
 // NewRedis starts a Redis server for this test alone, so the test may Stop
 // and Start it; it is stopped and its data removed when the test ends. It is
 // always a local server, even when MERCATO_TEST_REDIS_ADDR is set.

@@ -144,16 +144,11 @@ func TestRun(t *testing.T) {
 	go smtpSrv.Serve(smtpLn) //nolint:errcheck // ends with Close
 	t.Cleanup(func() { smtpSrv.Close() })
 
-	args := []string{
-		"-http-addr", "127.0.0.1:0",
-		"-consul-addr", consulAddr,
-		"-database-url", testkit.PostgresURL(t),
-		"-redis-addr", testkit.RedisAddr(t),
-		"-jwt-secret", secret,
+	args := testkit.InstanceArgs(t, consulAddr, secret,
 		"-smtp-addr", smtpLn.Addr().String(),
 		"-smtp-from", "Mercato Test <hello@mercato.test>",
 		"-send-poll-interval", "50ms",
-	}
+	)
 	in := testkit.StartInstance(t, run, consulAddr, "notification", args...)
 	instance := in.Entry
 	if instance.Service.Port == 0 || instance.Service.ID != fmt.Sprintf("notification-127.0.0.1-%d", instance.Service.Port) {

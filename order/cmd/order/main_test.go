@@ -213,15 +213,10 @@ func startWithFakes(t *testing.T, extra ...string) (*testkit.Instance, *upstream
 	up := &upstreams{}
 	serve(t, consulAddr, "product", up.product)
 	serve(t, consulAddr, "payment", up.payment)
-	args := append([]string{
-		"-http-addr", "127.0.0.1:0",
-		"-consul-addr", consulAddr,
-		"-database-url", testkit.PostgresURL(t),
-		"-redis-addr", testkit.RedisAddr(t),
-		"-jwt-secret", secret,
+	args := testkit.InstanceArgs(t, consulAddr, secret, append([]string{
 		"-idempotency-hash-key", hashKey,
 		"-reservation-ttl", "10m",
-	}, extra...)
+	}, extra...)...)
 	return testkit.StartInstance(t, run, consulAddr, "order", args...), up, rdb
 }
 

@@ -33,16 +33,7 @@ const secret = "0123456789abcdef0123456789abcdef"
 func TestRun(t *testing.T) {
 	consulAddr := testkit.ConsulAddr(t)
 	rdb := testkit.Redis(t)
-	dbURL := testkit.PostgresURL(t)
-	args := []string{
-		"-http-addr", "127.0.0.1:0",
-		"-consul-addr", consulAddr,
-		"-database-url", dbURL,
-		"-redis-addr", testkit.RedisAddr(t),
-		"-jwt-secret", secret,
-		"-seed-demo",
-		"-sweep-interval", "100ms",
-	}
+	args := testkit.InstanceArgs(t, consulAddr, secret, "-seed-demo", "-sweep-interval", "100ms")
 	// Both at once: the demo catalogue must be loaded once although both
 	// instances ask.
 	from := testkit.StreamEnd(t, rdb, "events") // what this run publishes comes after
@@ -148,20 +139,12 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// request sends body (JSON, when not empty) to url with token, when not
-// empty, and returns the answer's status and body.
 // TestUncachedInstanceInvalidatesTheOthers: an instance run with
 // -cache-ttl 0 caches nothing, but the instances beside it do, and they
 // share the cache. A write through it must still make their entries stale.
 func TestUncachedInstanceInvalidatesTheOthers(t *testing.T) {
 	consulAddr := testkit.ConsulAddr(t)
-	args := []string{
-		"-http-addr", "127.0.0.1:0",
-		"-consul-addr", consulAddr,
-		"-database-url", testkit.PostgresURL(t),
-		"-redis-addr", testkit.RedisAddr(t),
-		"-jwt-secret", secret,
-	}
+	args := testkit.InstanceArgs(t, consulAddr, secret)
 	cached := testkit.StartInstance(t, run, consulAddr, "product", args...).BaseURL
 	uncached := testkit.StartInstance(t, run, consulAddr, "product", append(args, "-cache-ttl", "0")...).BaseURL
 	tokens, err := auth.NewTokens([]byte(secret), time.Minute)

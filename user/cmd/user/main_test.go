@@ -28,16 +28,11 @@ const secret = "0123456789abcdef0123456789abcdef"
 func TestRun(t *testing.T) {
 	consulAddr := testkit.ConsulAddr(t)
 	rdb := testkit.Redis(t)
-	args := []string{
-		"-http-addr", "127.0.0.1:0",
-		"-consul-addr", consulAddr,
-		"-database-url", testkit.PostgresURL(t),
-		"-redis-addr", testkit.RedisAddr(t),
-		"-jwt-secret", secret,
+	args := testkit.InstanceArgs(t, consulAddr, secret,
 		"-admin-email", "root@example.com",
 		"-admin-password", "admin-password",
 		"-bcrypt-cost", "4",
-	}
+	)
 	from := testkit.StreamEnd(t, rdb, "events") // what this run publishes comes after
 	in := testkit.StartInstance(t, run, consulAddr, "user", args...)
 	instance := in.Entry
