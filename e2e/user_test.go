@@ -335,7 +335,7 @@ func TestUserPlatform(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reg, err := discovery.Register(consul, discovery.Registration{Service: "user", Host: "127.0.0.1", Port: port, Version: "sick"}, log.NewNopLogger())
+		reg, err := discovery.Register(t.Context(), consul, discovery.Registration{Service: "user", Host: "127.0.0.1", Port: port, Version: "sick"}, log.NewNopLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

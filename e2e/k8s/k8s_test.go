@@ -18,6 +18,7 @@
 package k8s
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -64,7 +65,9 @@ func TestKubernetesPlatform(tt *testing.T) {
 		t.Fatalf("start the cluster: %v", err)
 	}
 	t.Cleanup(func() {
+		var report string
 		if t.Failed() {
+			report = podLines(context.Background(), c, namespace, unwell)
 			out, _ := c.Kubectl(context.Background(), "-n", namespace, "get", "pods", "-o", "wide")
 			t.Logf("pods:\n%s", out)
 			out, _ = c.Kubectl(context.Background(), "-n", namespace, "get", "events", "--sort-by=.lastTimestamp")
@@ -79,6 +82,9 @@ func TestKubernetesPlatform(tt *testing.T) {
 		}
 		t.Logf("cluster stopped and the host restored in %s", time.Since(start).Round(time.Second))
 		t.repeat()
+		if report != "" {
+			t.Logf("pods not ready or restarted, when the test failed:\n%s", report)
+		}
 	})
 	t.Logf("cluster up in %s", time.Since(began).Round(time.Second))
 	kubectl := func(args ...string) string {
@@ -114,6 +120,7 @@ func TestKubernetesPlatform(tt *testing.T) {
 	kubectl("-n", logsNamespace, "rollout", "status", "daemonset/vlagent", "--timeout=5m")
 	t.Logf("apply -k %s: %d workloads rolled out in %s: %s, and %s/daemonset/vlagent", local, len(workloads),
 		time.Since(start).Round(time.Second), strings.Join(workloads, ", "), logsNamespace)
+	t.Logf("pods that restarted before the rollouts ended:\n%s", cmp.Or(podLines(ctx, c, namespace, restarted), "none"))
 
 	gateway := c.NodeURL(gatewayPort)
 	consul := serviceURL(t, c, ctx, "consul", 8500)

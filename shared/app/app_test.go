@@ -114,6 +114,49 @@ func TestStart(t *testing.T) {
 	}
 }
 
+// TestStartWaitsForItsDependencies starts an instance while its database
+// and its Redis are down, as a new deployment's pods start beside them.
+// Exiting at the first refusal, every instance waited out Kubernetes'
+// back-off between restarts, which grew past the minutes a rollout waits
+// (deploy/k8s/overlays/local). Start asks again until they answer.
+func TestStartWaitsForItsDependencies(t *testing.T) {
+	pgURL := testkit.PostgresURL(t)
+	pg, rdb := testkit.PostgresServer(t), testkit.NewRedis(t)
+	cfg := testConfig(t, pgURL, rdb.Addr())
+	for _, stop := range []func() error{pg.Stop, rdb.Stop} {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = pg.Start(context.Background()) }) // for the next tests, whatever happened
+	// PostgreSQL back after a second; Redis once Start has waited for it.
+	var logs testkit.LogBuffer
+	back := make(chan error, 2)
+	time.AfterFunc(time.Second, func() { back <- pg.Start(context.Background()) })
+	go func() {
+		for deadline := time.Now().Add(DefaultStartTimeout); time.Now().Before(deadline) && !strings.Contains(logs.String(), "waiting for redis"); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		back <- rdb.Start(context.Background())
+	}()
+
+	in, err := Start(context.Background(), cfg, &logs, Options{Migrate: migrateThings})
+	for range 2 {
+		if err := <-back; err != nil {
+			t.Fatalf("start again: %v", err)
+		}
+	}
+	if err != nil {
+		t.Fatalf("Start with PostgreSQL and Redis down at first: %v\n%s", err, logs.String())
+	}
+	defer in.Close()
+	for _, dependency := range []string{"the database", "redis"} {
+		if !strings.Contains(logs.String(), "waiting for "+dependency) {
+			t.Errorf("no line says Start waited for %s:\n%s", dependency, logs.String())
+		}
+	}
+}
+
 func TestStartFailures(t *testing.T) {
 	pg, rdb := testkit.PostgresURL(t), testkit.RedisAddr(t)
 	unreachableDB := "postgres://" + closedAddr(t) + "/none?sslmode=disable&connect_timeout=2"
@@ -124,9 +167,9 @@ func TestStartFailures(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"unreachable database", testConfig(t, unreachableDB, rdb), Options{Migrate: migrateThings}, "database: "},
+		{"unreachable database", testConfig(t, unreachableDB, rdb), Options{Migrate: migrateThings, StartTimeout: time.Second}, "database: "},
 		{"failing migration", testConfig(t, pg, rdb), Options{Migrate: failingMigration}, "database: bad migration"},
-		{"unreachable redis", testConfig(t, pg, closedAddr(t)), Options{Migrate: migrateThings}, "redis at "},
+		{"unreachable redis", testConfig(t, pg, closedAddr(t)), Options{Migrate: migrateThings, StartTimeout: time.Second}, "redis at "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in, err := Start(context.Background(), tc.cfg, &bytes.Buffer{}, tc.opts)

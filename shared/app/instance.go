@@ -28,6 +28,7 @@ import (
 	"github.com/mercato-dev/mercato/shared/metrics"
 	"github.com/mercato-dev/mercato/shared/postgres"
 	"github.com/mercato-dev/mercato/shared/tracing"
+	"github.com/mercato-dev/mercato/shared/wait"
 )
 
 // DefaultStartTimeout is Options.StartTimeout when it is zero.
@@ -39,7 +40,8 @@ type Options struct {
 	// StartTimeout bounds start-up's calls to dependencies (connect,
 	// migrate, ping, and whatever the caller bounds with StartContext), so
 	// an unreachable one fails the start instead of hanging it
-	// (DefaultStartTimeout).
+	// (DefaultStartTimeout). Until then a database or Redis that refuses
+	// is asked again every second.
 	StartTimeout time.Duration
 
 	// Migrate brings the service's database to its current schema. Nil
@@ -161,7 +163,8 @@ func (in *Instance) open(opts Options) error {
 	rdb.AddHook(tracing.RedisHook())
 	in.closers = append(in.closers, rdb.Close)
 	if !opts.RedisOptional {
-		if err := rdb.Ping(in.startCtx).Err(); err != nil {
+		ping := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+		if err := wait.Retry(in.startCtx, time.Second, ping, in.waitingFor("redis")); err != nil {
 			return fmt.Errorf("redis at %s: %w", in.cfg.RedisAddr, err)
 		}
 	}
@@ -175,6 +178,16 @@ func (in *Instance) open(opts Options) error {
 	}
 	in.Consul = consul
 	return nil
+}
+
+// waitingFor logs a failed attempt to reach dependency, which start-up
+// makes again until its deadline: a new deployment's database or Redis
+// may still be coming up, and an instance that exited at the first
+// refusal would wait out its orchestrator's back-off between restarts.
+func (in *Instance) waitingFor(dependency string) func(error) {
+	return func(err error) {
+		level.Warn(in.Logger).Log("msg", "waiting for "+dependency+"; asking again in 1s", "err", err)
+	}
 }
 
 // RedisDefaults completes o as the services' Redis client runs: 2 s dial,
@@ -199,7 +212,11 @@ func RedisDefaults(o *redis.Options) {
 // closes the pool once the background loops have stopped.
 func (in *Instance) OpenPostgres(pool postgres.PoolOptions, migrate func(context.Context, *sqlx.DB) error) (*sqlx.DB, error) {
 	pool.ApplicationName = cmp.Or(pool.ApplicationName, in.applicationName)
-	db, err := postgres.Open(in.startCtx, in.cfg.DatabaseURL, pool)
+	var db *sqlx.DB
+	err := wait.Retry(in.startCtx, time.Second, func(ctx context.Context) (err error) {
+		db, err = postgres.Open(ctx, in.cfg.DatabaseURL, pool)
+		return err
+	}, in.waitingFor("the database"))
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 func registerBackend(t *testing.T, client *api.Client, service string, b *backend) *Registrar {
 	t.Helper()
 	port := b.srv.Listener.Addr().(*net.TCPAddr).Port
-	reg, err := Register(client, Registration{Service: service, Host: "127.0.0.1", Port: port, Version: "1.2.3", Tags: []string{"test"}}, testLogger())
+	reg, err := Register(t.Context(), client, Registration{Service: service, Host: "127.0.0.1", Port: port, Version: "1.2.3", Tags: []string{"test"}}, testLogger())
 	if err != nil {
 		t.Fatalf("Register: %v", err)
 	}

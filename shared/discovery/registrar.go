@@ -48,6 +48,10 @@ const (
 	// drain, which an agent that takes the request and never answers would
 	// otherwise hold for consulTimeout, past a pod's grace period.
 	deregisterTimeout = 5 * time.Second
+	// registerTimeout is how long an instance starting up waits for Consul
+	// to take its registration (Register) before it gives up and exits.
+	// Within a pod's startup probe (a minute) with the rest of start-up.
+	registerTimeout = 30 * time.Second
 )
 
 // NewConsulClient returns a client for the Consul agent at addr (host:port or
@@ -173,10 +177,12 @@ type Registrar struct {
 	Every time.Duration
 }
 
-// Register registers r with the Consul agent behind client. It returns an
-// error when the agent cannot be reached or refuses the registration, so a
-// service fails at start-up instead of running undiscoverable.
-func Register(client *api.Client, r Registration, logger log.Logger) (*Registrar, error) {
+// Register registers r with the Consul agent behind client, asking again
+// every second while the agent cannot be reached or refuses it (a new
+// deployment's Consul may not know the instance's token yet) until ctx is
+// done. It then returns the last error, so a service fails at start-up
+// instead of running undiscoverable.
+func Register(ctx context.Context, client *api.Client, r Registration, logger log.Logger) (*Registrar, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
@@ -189,8 +195,11 @@ func Register(client *api.Client, r Registration, logger log.Logger) (*Registrar
 		logger: log.With(logger, "id", r.ID()),
 		Every:  10 * time.Second,
 	}
-	reg.kit.Register()
-	if err := rec.last(); err != nil {
+	err := wait.Retry(ctx, time.Second, func(context.Context) error {
+		reg.kit.Register() // logs a failure itself
+		return rec.last()
+	}, func(error) { level.Info(reg.logger).Log("msg", "not registered in consul yet; asking again in 1s") })
+	if err != nil {
 		return nil, fmt.Errorf("register %s in consul: %w", reg.id, err)
 	}
 	return reg, nil

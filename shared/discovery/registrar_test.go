@@ -1,11 +1,16 @@
 package discovery
 
 import (
+	"context"
 	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
 func TestAgentRegistration(t *testing.T) {
@@ -49,7 +54,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{Service: "user", Host: "127.0.0.1", Port: 70000},
 		{Service: "user", Host: "127.0.0.1", Port: 1, AdminPort: 70000},
 	} {
-		if _, err := Register(nil, r, testLogger()); err == nil {
+		if _, err := Register(t.Context(), nil, r, testLogger()); err == nil {
 			t.Errorf("Register(%+v) accepted an invalid registration", r)
 		}
 	}
@@ -67,16 +72,52 @@ func TestRegisterFailsWhenConsulIsUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewConsulClient: %v", err)
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
 	start := time.Now()
-	reg, err := Register(client, Registration{Service: "user", Host: "127.0.0.1", Port: 4001}, testLogger())
+	reg, err := Register(ctx, client, Registration{Service: "user", Host: "127.0.0.1", Port: 4001}, testLogger())
 	if err == nil {
 		t.Fatalf("Register against %s succeeded (%v)", addr, reg)
 	}
 	if !strings.Contains(err.Error(), "user-127.0.0.1-4001") || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("error %q should name the instance and the cause", err)
 	}
-	if d := time.Since(start); d > consulDialTimeout {
-		t.Errorf("failing took %s", d)
+	if d := time.Since(start); d > 2*time.Second+consulDialTimeout {
+		t.Errorf("failing took %s, past its context's 2s", d)
+	}
+}
+
+// TestRegisterWaitsForItsToken registers with a token Consul does not know
+// yet, as a new deployment's instances do until consul-acl-init has made
+// the tokens (deploy/k8s/overlays/local). Failing at the first 403, every
+// instance exited, and Kubernetes' back-off between restarts grew past the
+// minutes a rollout waits. The registration is taken once the token exists.
+func TestRegisterWaitsForItsToken(t *testing.T) {
+	consul := testkit.NewConsul(t)
+	secret := uuid.NewString()
+	client, err := NewConsulClientWithToken(consul.Addr(), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const service, made = "late", 1500 * time.Millisecond
+	tokenErr := make(chan error, 1)
+	time.AfterFunc(made, func() { _, err := consul.ServiceToken(context.Background(), service, secret); tokenErr <- err })
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	reg, err := Register(ctx, client, Registration{Service: service, Host: "127.0.0.1", Port: 4002}, testLogger())
+	if err != nil {
+		t.Fatalf("Register with a token made %s later: %v", made, err)
+	}
+	t.Cleanup(func() { _ = reg.Deregister() })
+	if err := <-tokenErr; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < made {
+		t.Errorf("registered after %s, before its token existed (%s)", d, made)
+	}
+	if _, _, err := client.Agent().Service(reg.ID(), nil); err != nil {
+		t.Errorf("the agent does not have %s: %v", reg.ID(), err)
 	}
 }
 

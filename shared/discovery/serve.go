@@ -81,7 +81,9 @@ func ListenAndServeWithAdmin(ctx context.Context, cfg config.Common, consul *api
 			return err
 		}
 	}
-	registrar, err := Register(consul, reg, logger)
+	registerCtx, cancel := context.WithTimeout(ctx, registerTimeout)
+	registrar, err := Register(registerCtx, consul, reg, logger)
+	cancel()
 	if err != nil {
 		ln.Close()
 		if adminLn != nil {

@@ -75,3 +75,21 @@ func Every(ctx context.Context, d time.Duration, round func()) {
 		}
 	}
 }
+
+// Retry calls try until it succeeds or ctx is done, waiting d after each
+// failure, which it first hands to failed (to log it). It returns nil, or
+// the last attempt's error: a start-up that waits for a dependency still
+// coming up (a new deployment's database, its Consul token) instead of
+// exiting at the first refusal.
+func Retry(ctx context.Context, d time.Duration, try func(context.Context) error, failed func(error)) error {
+	for {
+		err := try(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		failed(err)
+		if !For(ctx, d) {
+			return err
+		}
+	}
+}

@@ -2,6 +2,7 @@ package wait
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -82,5 +83,30 @@ func TestForOrWakesOnSignal(t *testing.T) {
 	cancel()
 	if ForOr(ctx, time.Hour, nil) {
 		t.Error("ForOr returned true although its context is done")
+	}
+}
+
+func TestRetry(t *testing.T) {
+	var failures []error
+	tries := 0
+	err := Retry(context.Background(), time.Millisecond, func(context.Context) error {
+		if tries++; tries < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}, func(err error) { failures = append(failures, err) })
+	if err != nil || tries != 3 || len(failures) != 2 {
+		t.Errorf("Retry = %v after %d tries, %d failures handed on; want nil after 3, 2", err, tries, len(failures))
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	refused := errors.New("refused")
+	start := time.Now()
+	if err := Retry(ctx, 10*time.Millisecond, func(context.Context) error { return refused }, func(error) {}); err != refused {
+		t.Errorf("Retry until the deadline = %v, want the last attempt's error", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Error("Retry did not return when its context was done")
 	}
 }

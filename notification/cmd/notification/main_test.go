@@ -107,7 +107,7 @@ func startUserService(t *testing.T, consul *api.Client) user.Service {
 	go srv.Serve(ln) //nolint:errcheck // ends with Close
 	t.Cleanup(func() { srv.Close() })
 	port := ln.Addr().(*net.TCPAddr).Port
-	reg2, err := discovery.Register(consul, discovery.Registration{Service: user.ServiceName, Host: "127.0.0.1", Port: port}, logger)
+	reg2, err := discovery.Register(t.Context(), consul, discovery.Registration{Service: user.ServiceName, Host: "127.0.0.1", Port: port}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,7 +184,7 @@ func serve(t *testing.T, consulAddr, service string, handler http.HandlerFunc) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := discovery.Register(consul, discovery.Registration{Service: service, Host: "127.0.0.1", Port: port}, log.NewNopLogger())
+	reg, err := discovery.Register(t.Context(), consul, discovery.Registration{Service: service, Host: "127.0.0.1", Port: port}, log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
