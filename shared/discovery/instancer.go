@@ -49,6 +49,9 @@ type Instancer struct {
 const (
 	maxQueryBackoff = time.Second
 	restartGrace    = 30 * time.Second
+	// firstAnswerTimeout bounds NewInstancer's wait for its first answer,
+	// which a healthy agent gives at once (no index to wait on).
+	firstAnswerTimeout = 3 * time.Second
 )
 
 // NewInstancer watches the passing instances of service in Consul. Build ONE
@@ -59,8 +62,12 @@ func NewInstancer(client *api.Client, service string, logger log.Logger) *Instan
 	i := &Instancer{health: client.Health(), service: service, logger: log.With(logger, "upstream", service),
 		cancel: cancel, done: make(chan struct{}), subs: map[chan<- sd.Event]struct{}{}}
 	// The first answer comes before NewInstancer returns, as go-kit's does,
-	// so the first calls find the instances.
-	entries, index, err := i.query(ctx, 0)
+	// so the first calls find the instances; an agent that does not give
+	// it soon (it hangs) is asked again by the loop, while the service
+	// starts, rather than holding its start-up for the client's timeout.
+	first, cancelFirst := context.WithTimeout(ctx, firstAnswerTimeout)
+	entries, index, err := i.query(first, 0)
+	cancelFirst()
 	if err != nil {
 		i.logger.Log("err", err)
 		i.state = sd.Event{Err: err}

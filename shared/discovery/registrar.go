@@ -22,10 +22,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
-	consulsd "github.com/go-kit/kit/sd/consul"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/hashicorp/consul/api"
@@ -168,11 +166,10 @@ func (r Registration) agentRegistration() *api.AgentServiceRegistration {
 // before shutting the HTTP server down, so callers stop picking the instance
 // while it still answers the requests in flight.
 type Registrar struct {
-	id     string
-	kit    *consulsd.Registrar
-	client *errorRecorder
-	agent  *api.Agent
-	logger log.Logger
+	id           string
+	registration *api.AgentServiceRegistration
+	agent        *api.Agent
+	logger       log.Logger
 	// Every is how often Run checks the registration (10 s).
 	Every time.Duration
 }
@@ -186,19 +183,14 @@ func Register(ctx context.Context, client *api.Client, r Registration, logger lo
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
-	rec := &errorRecorder{Client: consulsd.NewClient(client)}
 	reg := &Registrar{
-		id:     r.ID(),
-		kit:    consulsd.NewRegistrar(rec, r.agentRegistration(), log.With(logger, "id", r.ID())),
-		client: rec,
-		agent:  client.Agent(),
-		logger: log.With(logger, "id", r.ID()),
-		Every:  10 * time.Second,
+		id:           r.ID(),
+		registration: r.agentRegistration(),
+		agent:        client.Agent(),
+		logger:       log.With(logger, "id", r.ID()),
+		Every:        10 * time.Second,
 	}
-	err := wait.Retry(ctx, time.Second, func(context.Context) error {
-		reg.kit.Register() // logs a failure itself
-		return rec.last()
-	}, func(error) { level.Info(reg.logger).Log("msg", "not registered in consul yet; asking again in 1s") })
+	err := wait.Retry(ctx, time.Second, reg.register, func(error) { level.Info(reg.logger).Log("msg", "not registered in consul yet; asking again in 1s") })
 	if err != nil {
 		return nil, fmt.Errorf("register %s in consul: %w", reg.id, err)
 	}
@@ -228,12 +220,25 @@ func (r *Registrar) registerIfGone(ctx context.Context) {
 	if _, _, err := r.agent.Service(r.id, (&api.QueryOptions{}).WithContext(ctx)); !errors.As(err, &status) || status.Code != http.StatusNotFound {
 		return
 	}
-	r.kit.Register()
-	if err := r.client.last(); err != nil {
+	if err := r.register(ctx); err != nil {
 		level.Warn(r.logger).Log("msg", "registering again: consul no longer had this instance", "err", err)
 		return
 	}
 	level.Info(r.logger).Log("msg", "registered again: consul had removed this instance")
+}
+
+// register asks the agent to take the registration, giving up when ctx
+// is done: an agent that takes the request and never answers would
+// otherwise hold it for the client's timeout (consulTimeout), past
+// Register's deadline. It logs the outcome, as go-kit's Registrar did.
+func (r *Registrar) register(ctx context.Context) error {
+	logger := log.With(r.logger, "service", r.registration.Name, "tags", fmt.Sprint(r.registration.Tags), "address", r.registration.Address)
+	if err := r.agent.ServiceRegisterOpts(r.registration, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
+		level.Warn(logger).Log("action", "register", "err", err)
+		return err
+	}
+	level.Info(logger).Log("action", "register")
+	return nil
 }
 
 // Deregister removes the instance (and its check) from Consul, giving up
@@ -246,29 +251,4 @@ func (r *Registrar) Deregister() error {
 	}
 	level.Info(r.logger).Log("action", "deregister")
 	return nil
-}
-
-// errorRecorder keeps the error of the last Register call: go-kit's
-// Registrar only logs it, and a service must not start unregistered.
-type errorRecorder struct {
-	consulsd.Client
-	mu  sync.Mutex
-	err error
-}
-
-func (c *errorRecorder) Register(r *api.AgentServiceRegistration) error {
-	return c.record(c.Client.Register(r))
-}
-
-func (c *errorRecorder) record(err error) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.err = err
-	return err
-}
-
-func (c *errorRecorder) last() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
 }

@@ -396,3 +396,31 @@ func TestControlCharacterInHeaderIsGoPlainTextBadRequest(t *testing.T) {
 	default:
 	}
 }
+
+// TestReadyNamesOnlyTheHungDependency: a dependency that hangs (its check
+// runs to the end of /ready's 2 s) is the one /ready names; the others,
+// which answer, are ok. Run one after another, in the map's random order,
+// the checks after the hung one got a context already over and reported
+// the deadline as their own failure: Redis "failing" whenever Consul or
+// PostgreSQL hung. Three probes, so that the hung check is not last in
+// every one of them.
+func TestReadyNamesOnlyTheHungDependency(t *testing.T) {
+	answers := func(ctx context.Context) error { return ctx.Err() }
+	hangs := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	h := AdminRouter(metrics.NewRegistry(), map[string]Check{"consul": hangs, "db": answers, "redis": answers, "other": answers})
+	for range 3 {
+		begin := time.Now()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ready", nil))
+		var body struct {
+			Checks map[string]string `json:"checks"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(begin); rec.Code != http.StatusServiceUnavailable || body.Checks["consul"] == "ok" ||
+			body.Checks["db"] != "ok" || body.Checks["redis"] != "ok" || body.Checks["other"] != "ok" || took > 3*time.Second {
+			t.Fatalf("/ready with consul hung: %d %s after %s; want 503 naming consul alone", rec.Code, rec.Body, took.Round(100*time.Millisecond))
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -110,13 +111,27 @@ func readyHandler(checks map[string]Check) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		status, code := map[string]string{}, http.StatusOK
+		// The checks run at once, each with the whole 2 s: one after
+		// another, a dependency that hangs left the checks after it a
+		// context already over, and they reported its deadline as their
+		// own failure.
+		var (
+			mu           sync.Mutex
+			wg           sync.WaitGroup
+			status, code = map[string]string{}, http.StatusOK
+		)
 		for name, check := range checks {
-			status[name] = "ok"
-			if err := check(ctx); err != nil {
-				status[name], code = err.Error(), http.StatusServiceUnavailable
-			}
+			wg.Go(func() {
+				err := check(ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				status[name] = "ok"
+				if err != nil {
+					status[name], code = err.Error(), http.StatusServiceUnavailable
+				}
+			})
 		}
+		wg.Wait()
 		WriteJSON(w, code, map[string]any{"ready": code == http.StatusOK, "checks": status})
 	})
 }

@@ -287,9 +287,15 @@ func StreamEnd(t testing.TB, rdb *redis.Client, stream string) string {
 // is thawed (SIGCONT) when the test ends.
 func FreezeRedis(t testing.TB, r *localinfra.Redis) {
 	t.Helper()
-	pid := r.Process().Pid()
+	freeze(t, "Redis", r.Process())
+}
+
+// freeze SIGSTOPs p, the server what, until the test ends.
+func freeze(t testing.TB, what string, p *localinfra.Process) {
+	t.Helper()
+	pid := p.Pid()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("testkit: freeze Redis: %v", err)
+		t.Fatalf("testkit: freeze %s: %v", what, err)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
 }
@@ -354,6 +360,14 @@ func ConsulAddr(t testing.TB) string {
 func NewConsul(t testing.TB) *localinfra.Consul {
 	t.Helper()
 	return private(t, "Consul", inFolder("consul", startPrivateConsul))
+}
+
+// FreezeConsul SIGSTOPs c (one from NewConsul): it keeps taking
+// connections, in the kernel's backlog, and answers nothing, as a hung
+// agent does. It is thawed (SIGCONT) when the test ends.
+func FreezeConsul(t testing.TB, c *localinfra.Consul) {
+	t.Helper()
+	freeze(t, "Consul", c.Process())
 }
 
 // startPrivateConsul starts an agent with ACLs on (default deny) and a

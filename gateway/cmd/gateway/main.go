@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/hashicorp/consul/api"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mercato-dev/mercato/gateway"
@@ -89,7 +90,12 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 	tokens = tokens.WithVerifiedCache(verifiedTokens).WithDenylist(auth.NewDenylist(rdb, logger))
 
 	// Routes.
-	in.Checks["consul"] = func(context.Context) error { _, err := consul.Status().Leader(); return err }
+	// The check ends with /ready's context: Leader() alone waits on a hung
+	// agent for the Consul client's timeout, over 40 s.
+	in.Checks["consul"] = func(ctx context.Context) error {
+		_, err := consul.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
+		return err
+	}
 	router := in.PublicRouter()
 	gw := gateway.New(router, gateway.Config{
 		RateLimit:        redis_rate.Limit{Rate: *ratePerMinute, Burst: *rateBurst, Period: time.Minute},

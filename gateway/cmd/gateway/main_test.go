@@ -130,6 +130,35 @@ func TestRunWithoutRedis(t *testing.T) {
 	}
 }
 
+// TestReadyConsulHung freezes the gateway's Consul agent (it takes
+// connections and never answers): /ready answers 503 within its 2 s,
+// naming Consul, rather than after the Consul client's timeout (over
+// 40 s, a goroutine and a connection held per probe), and the shutdown
+// that follows is not held by the agent either.
+func TestReadyConsulHung(t *testing.T) {
+	consul := testkit.NewConsul(t)
+	in := testkit.StartInstance(t, run, consul.Addr(), "gateway",
+		"-http-addr", "127.0.0.1:0", "-consul-addr", consul.Addr(), "-redis-addr", testkit.RedisAddr(t), "-jwt-secret", secret)
+	admin := adminURL(t, in)
+	testkit.FreezeConsul(t, consul)
+
+	begin := time.Now()
+	code, body := get(t, admin+"/ready")
+	if took := time.Since(begin); code != http.StatusServiceUnavailable || !strings.Contains(body, `"redis":"ok"`) ||
+		strings.Contains(body, `"consul":"ok"`) || took > 4*time.Second {
+		t.Errorf("/ready with Consul hung: %d %s after %s; want 503 naming consul within 2s", code, body, took.Round(100*time.Millisecond))
+	}
+
+	begin = time.Now()
+	if err := in.Stop(); err != nil {
+		t.Errorf("run: %v", err)
+	}
+	// Deregistration gives up after 5 s; the drain has nothing to wait for.
+	if took := time.Since(begin); took > 10*time.Second {
+		t.Errorf("shutdown with Consul hung took %s, want at most 10s", took.Round(100*time.Millisecond))
+	}
+}
+
 func TestRunRefusesBadConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
