@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -33,18 +34,44 @@ type leaver struct {
 // that failed (the agent unreachable, or answering an error) is tried again
 // at the next call, so the shutdown makes up for a preStop's that failed.
 func (l *leaver) Leave() error {
+	_, err := l.leaveNow()
+	return err
+}
+
+// leaveNow is Leave, also reporting whether this call is the one that took
+// the instance out of Consul.
+func (l *leaver) leaveNow() (now bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.left.Store(true)
 	if l.gone {
-		return nil
+		return false, nil
 	}
 	if err := l.leave(); err != nil {
 		level.Warn(l.logger).Log("msg", "deregister", "err", err)
-		return err
+		return false, err
 	}
 	l.gone = true
-	return nil
+	return true, nil
+}
+
+// drainDelay is how long an instance that leaves Consul only at its
+// shutdown (no preStop's POST /leave before the SIGTERM: docker compose,
+// make run, systemd) goes on serving before it drains: callers learn that
+// it left through their Consul watches a moment later, and until then
+// send it calls, on keep-alive connections too. Draining closes those;
+// a POST written on one just then fails unanswered (EOF), and is not
+// retried elsewhere, since nothing tells the caller it was not applied.
+// A preStop's leave has waited longer already (app's -leave).
+const drainDelay = time.Second
+
+// leaveBeforeDrain leaves Consul at shutdown and, when that is what took
+// the instance out, waits drainDelay for its callers to notice.
+func (l *leaver) leaveBeforeDrain() {
+	if now, _ := l.leaveNow(); now {
+		level.Info(l.logger).Log("msg", "left consul; draining after callers notice", "delay", drainDelay)
+		time.Sleep(drainDelay)
+	}
 }
 
 // wrap serves POST /leave, from loopback only (the hook runs in the

@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -64,6 +66,76 @@ func TestLeaveDeregistersBeforeShutdown(t *testing.T) {
 	}
 }
 
+// An instance stopped under traffic (SIGTERM without a preStop's -leave:
+// docker compose, make run, systemd) fails none of its callers' calls,
+// POSTs without an Idempotency-Key included, which nobody may send twice.
+// Its callers learn that it left through their Consul watches, a moment
+// after it did (here 300 ms, a loaded agent's). Draining at once, it closed
+// its idle keep-alive connections while callers still sent calls on them:
+// each such POST failed with EOF, unanswered, and was not retried (the
+// instance might have applied it), so the gateway answered 502 for a
+// request no instance had taken.
+func TestDrainFailsNoCall(t *testing.T) {
+	addr, direct := testConsul(t)
+	agent := &url.URL{Scheme: "http", Host: addr}
+	lagging := httputil.NewSingleHostReverseProxy(agent)
+	lagging.ModifyResponse = func(resp *http.Response) error {
+		if strings.HasPrefix(resp.Request.URL.Path, "/v1/health/service/") {
+			time.Sleep(300 * time.Millisecond) // the watch hears of the change late
+		}
+		return nil
+	}
+	lagging.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	watching := httptest.NewServer(lagging)
+	t.Cleanup(watching.Close)
+	watcher, err := NewConsulClientWithToken(watching.Listener.Addr().String(), testkit.ConsulToken(t, addr, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	service := "draining-" + time.Now().Format("150405.000000")
+	_, stopA := serveAs(t, direct, direct, service)
+	serveAs(t, direct, direct, service)
+	instancer := NewInstancer(watcher, service, testLogger())
+	t.Cleanup(instancer.Stop)
+	eventually(t, 15*time.Second, "both instances passing", func() bool {
+		entries, _, err := direct.Health().Service(service, "", true, nil)
+		return err == nil && len(entries) == 2
+	})
+	e := NewEndpoint(instancer, service, thingFactory(http.MethodPost, "", nil), testLogger(), Options{})
+	time.Sleep(time.Second) // the instancer has both
+
+	var (
+		mu     sync.Mutex
+		failed []error
+		calls  atomic.Int64
+		wg     sync.WaitGroup
+	)
+	ctx, stopCalls := context.WithCancel(context.Background())
+	for range 16 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				calls.Add(1)
+				if _, err := call(e); err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := stopA(); err != nil {
+		t.Errorf("ListenAndServe: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	stopCalls()
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Errorf("%d of %d calls failed while an instance drained; the first: %v", len(failed), calls.Load(), errors.Join(failed[:min(3, len(failed))]...))
+	}
+}
+
 func TestLeaveOnlyFromLoopback(t *testing.T) {
 	left := false
 	l := &leaver{logger: testLogger(), leave: func() error { left = true; return nil }}
@@ -114,9 +186,25 @@ func faultyConsul(t *testing.T, addr string, fault func(w http.ResponseWriter, r
 func serveInstance(t *testing.T, consul, direct *api.Client, prefix string) (service, base string, stop func() (time.Duration, error)) {
 	t.Helper()
 	service = prefix + "-" + time.Now().Format("150405.000000")
+	base, stop = serveAs(t, consul, direct, service)
+	return service, base, stop
+}
+
+// serveAs is serveInstance for one more instance of service. Besides
+// /health and /ready it serves /thing, as newBackend's do.
+func serveAs(t *testing.T, consul, direct *api.Client, service string) (base string, stop func() (time.Duration, error)) {
+	t.Helper()
+	before, err := direct.Agent().ServicesWithFilter(`Service == "` + service + `"`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes := http.NewServeMux()
 	routes.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	routes.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	routes.HandleFunc("/thing", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		_ = json.NewEncoder(w).Encode(thingResponse{Server: r.Host})
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -131,26 +219,28 @@ func serveInstance(t *testing.T, consul, direct *api.Client, prefix string) (ser
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range services {
-			base = "http://" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
+		for id, s := range services {
+			if _, ok := before[id]; !ok {
+				base = "http://" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
+			}
 		}
 	}
 	var once sync.Once
 	var (
-		err  error
-		took time.Duration
+		served error
+		took   time.Duration
 	)
 	stop = func() (time.Duration, error) {
 		once.Do(func() {
 			start := time.Now()
 			cancel()
-			err = <-done
+			served = <-done
 			took = time.Since(start)
 		})
-		return took, err
+		return took, served
 	}
 	t.Cleanup(func() { _, _ = stop() })
-	return service, base, stop
+	return base, stop
 }
 
 func registered(t *testing.T, client *api.Client, service string) bool {

@@ -41,8 +41,9 @@ func reachableAt(admin net.Addr, host string) error {
 // ListenAndServe is the tail of every service's main: it listens on
 // cfg.HTTPAddr, registers the instance in Consul (through consul) with the
 // listener's real port (-http-addr may ask for port 0), and serves handler
-// until ctx is done. On shutdown it leaves Consul before draining, so no
-// new calls are routed to an instance that is going away; a POST /leave
+// until ctx is done. On shutdown it leaves Consul before draining, and
+// serves on for drainDelay while callers notice, so no new calls are
+// routed to an instance that is going away; a POST /leave
 // from the instance's own host (a Kubernetes preStop hook) makes it leave
 // earlier, and /ready answer 503 from then on (leaver). The listener is
 // closed on every error before serving.
@@ -123,8 +124,9 @@ func ListenAndServeWithAdmin(ctx context.Context, cfg config.Common, consul *api
 		adminDone <- nil
 	}
 
-	// Serve until ctx is done; leave Consul before draining.
-	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, shutdownTimeout, func() { _ = leaving.Leave() })
+	// Serve until ctx is done; leave Consul, and let callers notice,
+	// before draining.
+	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, logger, shutdownTimeout, leaving.leaveBeforeDrain)
 	stopAdmin()
 	return errors.Join(err, <-adminDone)
 }
