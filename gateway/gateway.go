@@ -218,7 +218,8 @@ func (g *Gateway) handler(rt Route) http.Handler {
 			if !relayed {
 				// ReverseProxy panics with http.ErrAbortHandler when the
 				// answer cannot be copied whole, so that the server aborts the
-				// connection; the request's log line would be lost with it.
+				// connection; the request's own line (httpkit.Observe) has
+				// only the status that was sent.
 				level.Warn(log.With(logging.WithRequest(ctx, g.logger), "upstream", rt.Upstream)).Log(
 					"msg", "forwarding aborted midway: the upstream's answer broke off or the client went away")
 			}

@@ -21,7 +21,7 @@ func Business() Dashboard {
 				},
 				{
 					Title:       "Checkouts by result",
-					Description: "Checkouts per minute by result: success, a business error code (out_of_stock, payment_declined, ...) or error (something failed).",
+					Description: "Checkouts per minute by result: success, a business error code (out_of_stock, payment_rejected, ...) or error (something failed).",
 					Kind:        TimeSeries, Unit: "opm", Width: 6,
 					Queries: []Query{{Expr: `sum by (result) (rate(order_checkouts_total[$__rate_interval])) * 60`, Legend: "{{result}}"}},
 				},

@@ -62,18 +62,27 @@ func Observe(logger log.Logger, m *metrics.HTTP) func(http.Handler) http.Handler
 			}
 			begin := time.Now()
 			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			// Deferred, so that a request whose handler panics is counted
+			// and logged too, on its way to Recover (outside the router),
+			// as the 500 Recover answers when nothing was written yet.
+			served := false
+			defer func() {
+				if !served && !rec.wroteHeader {
+					rec.status = http.StatusInternalServerError
+				}
+				elapsed := time.Since(begin)
+				code, method := strconv.Itoa(rec.status), MethodLabel(r.Method)
+				m.Requests.With("method", method, "route", route, "code", code).Add(1)
+				m.Duration.With("method", method, "route", route, "code", code).Observe(elapsed.Seconds())
+				if route == "/health" || route == "/metrics" {
+					return // probes and scrapes would drown the log
+				}
+				level.Info(logging.WithRequest(r.Context(), logger)).Log("msg", "http request",
+					"method", r.Method, "route", route, "path", r.URL.Path, "status", rec.status,
+					"duration_ms", float64(elapsed.Microseconds())/1000, "remote", r.RemoteAddr)
+			}()
 			next.ServeHTTP(rec, r)
-			elapsed := time.Since(begin)
-
-			code, method := strconv.Itoa(rec.status), MethodLabel(r.Method)
-			m.Requests.With("method", method, "route", route, "code", code).Add(1)
-			m.Duration.With("method", method, "route", route, "code", code).Observe(elapsed.Seconds())
-			if route == "/health" || route == "/metrics" {
-				return // probes and scrapes would drown the log
-			}
-			level.Info(logging.WithRequest(r.Context(), logger)).Log("msg", "http request",
-				"method", r.Method, "route", route, "path", r.URL.Path, "status", rec.status,
-				"duration_ms", float64(elapsed.Microseconds())/1000, "remote", r.RemoteAddr)
+			served = true
 		})
 	}
 }
