@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 )
 
@@ -106,6 +108,11 @@ func TestComposeFile(t *testing.T) {
 			}
 			if program != "gateway" && (s.Deploy == nil || s.Deploy.Replicas == nil || *s.Deploy.Replicas != 2) {
 				t.Errorf("%s: want two replicas", name)
+			}
+			// docker stops a container with SIGTERM and, 10 s later by
+			// default, SIGKILL: the instance's drain needs longer.
+			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= discovery.MaxShutdown {
+				t.Errorf("%s: stop_grace_period %v, want more than an instance's shutdown, %s (discovery.MaxShutdown)", name, s.StopGracePeriod, discovery.MaxShutdown)
 			}
 		}
 	}

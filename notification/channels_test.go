@@ -3,7 +3,9 @@ package notification_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -241,6 +243,55 @@ func TestProviderRetries(t *testing.T) {
 			t.Errorf("idempotency keys differ: %+v", sms.got())
 		}
 	}
+}
+
+// TestHungSMTPServerHoldsUpNoOtherChannel: an SMTP server that takes
+// connections and never answers holds every email attempt for its whole
+// timeout; text messages are sent meanwhile, not queued behind the emails.
+func TestHungSMTPServerHoldsUpNoOtherChannel(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); conns.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer c.Close()
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, _ = io.Copy(io.Discard, c) // no greeting, no answer
+			}()
+		}
+	}()
+
+	sms := newProvider(t, providerAnswer{201, `{"sid":"SM1"}`})
+	p := newPipeline(t, pipelineOptions{smtpAddr: ln.Addr().String(), maxAttempts: 100,
+		extra: map[notification.Channel]notification.Sender{notification.ChannelSMS: newSMS(t, sms)}})
+	// More emails than workers, every one held for the attempt's 2 s.
+	for i := range 4 {
+		id := p.contacts.add(notification.Contact{Email: fmt.Sprintf("user%d@example.com", i), FirstName: "U"})
+		p.publish(t, event(t, events.UserCreated, map[string]any{"user_id": id}))
+		p.waitRows(t, id, 5*time.Second, func(rows []logRow) bool { return len(rows) == 1 })
+	}
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada", Phone: "+447700900123"})
+	p.publish(t, event(t, events.OrderUpdated, map[string]any{"order_id": uuid.NewString(), "order_number": "MRC-9", "user_id": ada, "status": "shipped"}))
+	begin := time.Now()
+	p.waitRows(t, ada, 1500*time.Millisecond, func(rows []logRow) bool {
+		for _, r := range rows {
+			if r.Channel == "sms" && r.Status == "sent" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("text message sent %v after its event, the SMTP server hung", time.Since(begin).Round(time.Millisecond))
 }
 
 // TestPreferencesRespected: switched-off channels are skipped, except email

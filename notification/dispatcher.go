@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -63,6 +61,10 @@ var ErrClaimLost = errors.New("notification: the attempt's claim was taken over"
 // is failed; permanent ones fail at once. Attempts that ended without an
 // outcome (their process stopped mid-send) count towards MaxAttempts too.
 //
+// Each channel has Workers of its own, so a provider that hangs (an SMTP
+// server that takes connections and never answers) holds up only its own
+// channel's messages, for an attempt's timeout each, not the others'.
+//
 // Run one in every instance: claims are row locks with SKIP LOCKED, so
 // instances share the work and never send the same notification at once.
 type Dispatcher struct {
@@ -71,7 +73,7 @@ type Dispatcher struct {
 	Senders  map[Channel]Sender // required: the configured channels
 	Renderer *Renderer          // required
 
-	Workers        int           // notifications sent concurrently; default 4
+	Workers        int           // notifications sent concurrently on each channel; default 4
 	PollInterval   time.Duration // wait when nothing is due; default 500ms
 	AttemptTimeout time.Duration // bound on one attempt (lookups and send); default 30s
 	MaxAttempts    int           // attempts before a notification fails; default 10
@@ -107,21 +109,23 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	c := d.withDefaults()
 	var wg sync.WaitGroup
-	for range c.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.work(ctx)
-		}()
+	for ch := range c.Senders {
+		for range c.Workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.work(ctx, ch)
+			}()
+		}
 	}
 	wg.Wait()
 	return nil
 }
 
-func (d *Dispatcher) work(ctx context.Context) {
+func (d *Dispatcher) work(ctx context.Context, ch Channel) {
 	failing := false // log a store outage once, not once per poll
 	for ctx.Err() == nil {
-		claimed, err := d.sendNext(ctx)
+		claimed, err := d.sendNext(ctx, ch)
 		var pause time.Duration
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -144,12 +148,12 @@ func (d *Dispatcher) work(ctx context.Context) {
 	}
 }
 
-// sendNext makes one attempt at the next due notification, reporting
+// sendNext makes one attempt at the next due notification on ch, reporting
 // whether there was one.
-func (d *Dispatcher) sendNext(ctx context.Context) (bool, error) {
+func (d *Dispatcher) sendNext(ctx context.Context, ch Channel) (bool, error) {
 	claimID := uuid.NewString()
 	leaseEnd := time.Now().Add(d.lease()) // the store's lease ends no sooner
-	n, ok, err := d.Store.ClaimDue(ctx, claimID, slices.Collect(maps.Keys(d.Senders)), d.lease())
+	n, ok, err := d.Store.ClaimDue(ctx, claimID, []Channel{ch}, d.lease())
 	if err != nil || !ok {
 		return false, err
 	}

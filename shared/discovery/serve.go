@@ -18,6 +18,14 @@ import (
 // shutdownTimeout bounds the draining of in-flight requests on shutdown.
 const shutdownTimeout = 15 * time.Second
 
+// MaxShutdown is the longest an instance's shutdown takes from SIGTERM to
+// the end of its drain: leaving Consul (deregisterTimeout, an agent that
+// does not answer), drainDelay, then draining (shutdownTimeout). Whatever
+// sends the SIGTERM must wait longer than this before a SIGKILL, or the
+// requests still draining are cut off unanswered (mercato-local, compose's
+// stop_grace_period; Kubernetes' grace period also covers the preStop).
+const MaxShutdown = deregisterTimeout + drainDelay + shutdownTimeout
+
 // Admin is an instance's admin listener: Handler (httpkit.AdminRouter)
 // served on Addr, apart from the public port.
 type Admin struct {

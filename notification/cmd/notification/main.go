@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 		smsFrom     = fs.String("sms-from", "", "sender number of text messages")
 		pushURL     = fs.String("push-url", "", "send endpoint of the FCM-like push API; empty disables push")
 		pushKey     = fs.Secret("push-key", "bearer key of the push API")
-		workers     = fs.Int("send-workers", 4, "notifications sent concurrently by this instance")
+		workers     = fs.Int("send-workers", 4, "notifications sent concurrently by this instance on each channel (email, SMS, push)")
 		maxAttempts = fs.Int("send-max-attempts", 10, "attempts before a notification is recorded as failed")
 		backoff     = fs.Duration("send-backoff", 2*time.Second, "wait after the first failed attempt; doubles after each")
 		maxBackoff  = fs.Duration("send-max-backoff", 5*time.Minute, "longest wait between attempts")

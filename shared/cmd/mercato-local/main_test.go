@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/localinfra"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -380,6 +381,15 @@ func TestLocalFolderSearchable(t *testing.T) {
 				t.Errorf(".local/secrets: %v, %v; want 0700", st.Mode(), err)
 			}
 		})
+	}
+}
+
+// TestServiceStopGraceCoversTheDrain: a service instance gets the whole
+// of its shutdown (leaving Consul, the drain delay, the drain) before the
+// SIGKILL, so a request still draining is answered.
+func TestServiceStopGraceCoversTheDrain(t *testing.T) {
+	if serviceStopGrace <= discovery.MaxShutdown {
+		t.Errorf("serviceStopGrace %s, but an instance's shutdown may take %s (discovery.MaxShutdown)", serviceStopGrace, discovery.MaxShutdown)
 	}
 }
 

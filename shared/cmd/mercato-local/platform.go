@@ -20,8 +20,9 @@ import (
 )
 
 // serviceStopGrace is how long a service instance gets between SIGTERM
-// (deregister, drain requests in flight) and SIGKILL.
-const serviceStopGrace = 15 * time.Second
+// (deregister, drain requests in flight) and SIGKILL: longer than the
+// whole of its shutdown (discovery.MaxShutdown, 21 s).
+const serviceStopGrace = 25 * time.Second
 
 // layout is where a run keeps its files, all under <root>/.local.
 type layout struct {
