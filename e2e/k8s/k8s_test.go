@@ -68,6 +68,13 @@ func TestKubernetesPlatform(tt *testing.T) {
 		var report string
 		if t.Failed() {
 			report = podLines(context.Background(), c, namespace, unwell)
+			// DiskPressure or MemoryPressure here says the node evicted them.
+			conditions, err := c.Kubectl(context.Background(), "get", "nodes", "-o",
+				`jsonpath={range .items[*].status.conditions[?(@.status=="True")]}{.type} {end}`)
+			if err != nil {
+				conditions = err.Error()
+			}
+			report += "\nthe node's conditions: " + conditions
 			out, _ := c.Kubectl(context.Background(), "-n", namespace, "get", "pods", "-o", "wide")
 			t.Logf("pods:\n%s", out)
 			out, _ = c.Kubectl(context.Background(), "-n", namespace, "get", "events", "--sort-by=.lastTimestamp")
@@ -83,7 +90,7 @@ func TestKubernetesPlatform(tt *testing.T) {
 		t.Logf("cluster stopped and the host restored in %s", time.Since(start).Round(time.Second))
 		t.repeat()
 		if report != "" {
-			t.Logf("pods not ready or restarted, when the test failed:\n%s", report)
+			t.Logf("when the test failed, the pods not ready or restarted:\n%s", report)
 		}
 	})
 	t.Logf("cluster up in %s", time.Since(began).Round(time.Second))

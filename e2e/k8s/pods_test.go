@@ -19,6 +19,7 @@ type pod struct {
 	Metadata struct{ Name string }
 	Status   struct {
 		Phase             string
+		Reason, Message   string // the pod's own: "Evicted", and why
 		ContainerStatuses []struct {
 			Ready        bool
 			RestartCount int
@@ -72,6 +73,9 @@ func (p pod) ready() bool {
 func (p pod) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s, ready %t, %d restarts", p.Metadata.Name, p.Status.Phase, p.ready(), p.restarts())
+	if p.Status.Reason != "" {
+		fmt.Fprintf(&b, ", %s: %s", p.Status.Reason, p.Status.Message)
+	}
 	for _, s := range p.Status.ContainerStatuses {
 		if w := s.State.Waiting; w != nil {
 			fmt.Fprintf(&b, ", waiting: %s %s", w.Reason, tail(w.Message, 1))

@@ -158,7 +158,10 @@ func cniConfig(l layout) string {
 // loopback, client certificates checked against the cluster CA and requests
 // authorized by the API server. Eviction and image garbage collection are
 // set so a full disk of the host (and not of the cluster) neither evicts the
-// pods nor deletes the imported images, which cannot be pulled again.
+// pods nor deletes the imported images, which cannot be pulled again. The
+// disk thresholds are sizes, not shares: 1% of a large disk shared with
+// other work (252 GB, 2.4 GB free) evicted every pod for "low on resource:
+// ephemeral-storage" and the rollouts never ended.
 func kubeletConfig(l layout, p ports) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -191,9 +194,9 @@ serverTLSBootstrap: false
 protectKernelDefaults: false
 evictionHard:
   memory.available: 100Mi
-  nodefs.available: "1%%"
+  nodefs.available: 100Mi
   nodefs.inodesFree: "1%%"
-  imagefs.available: "1%%"
+  imagefs.available: 100Mi
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
