@@ -298,3 +298,42 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// TestLatencyLeavesTheStreamsOut: a latency quantile over HTTP requests
+// that does not split them by route leaves the order status streams out
+// (notStream): each lasts as long as its client watches, in the last
+// bucket, and a few of them put a whole service's p95 there.
+func TestLatencyLeavesTheStreamsOut(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	for _, q := range CheckQueries(All()) {
+		e, err := p.ParseExpr(q.Expr)
+		if err != nil {
+			continue // TestQueriesParseAndUseTheCatalogue says so
+		}
+		parser.Inspect(e, func(node parser.Node, path []parser.Node) error {
+			vs, ok := node.(*parser.VectorSelector)
+			if !ok || vs.Name != "http_request_duration_seconds_bucket" {
+				return nil
+			}
+			quantile := false
+			for _, n := range path {
+				if a, ok := n.(*parser.AggregateExpr); ok && slices.Contains(a.Grouping, "route") && !a.Without {
+					return nil // one line per route: the streams' is their own
+				}
+				if c, ok := n.(*parser.Call); ok && c.Func.Name == "histogram_quantile" {
+					quantile = true
+				}
+			}
+			if !quantile {
+				return nil // a heat map shows them as the band they are
+			}
+			for _, m := range vs.LabelMatchers {
+				if m.Name == "route" && m.Type == labels.MatchNotEqual && m.Value == "/api/v1/orders/{id}/events" {
+					return nil
+				}
+			}
+			t.Errorf("%s / %s: the quantile takes in the order status streams (add notStream)\n  %s", q.Dashboard, q.Panel, q.Expr)
+			return nil
+		})
+	}
+}

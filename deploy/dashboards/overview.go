@@ -44,9 +44,9 @@ func Overview() Dashboard {
 				},
 				{
 					Title:       "p95 response time by service",
-					Description: "95th percentile of HTTP request duration per service, from the histogram buckets of all its instances. A service whose line climbs while its request rate is flat is slowing down on its own; one that climbs with the gateway's is waiting for an upstream.",
+					Description: "95th percentile of HTTP request duration per service, from the histogram buckets of all its instances, order status streams aside (each lasts as long as its client watches). A service whose line climbs while its request rate is flat is slowing down on its own; one that climbs with the gateway's is waiting for an upstream.",
 					Kind:        TimeSeries, Unit: "s",
-					Queries: []Query{{Expr: `histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket[$__rate_interval])))`, Legend: "{{service}}"}},
+					Queries: []Query{{Expr: `histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket{` + notStream + `}[$__rate_interval])))`, Legend: "{{service}}"}},
 				},
 				{
 					Title:       "5xx error rate by service",
