@@ -190,7 +190,9 @@ func Register(ctx context.Context, client *api.Client, r Registration, logger lo
 		logger:       log.With(logger, "id", r.ID()),
 		Every:        10 * time.Second,
 	}
-	err := wait.Retry(ctx, time.Second, reg.register, func(error) { level.Info(reg.logger).Log("msg", "not registered in consul yet; asking again in 1s") })
+	err := wait.Retry(ctx, time.Second, reg.register, func(err error) {
+		level.Warn(reg.logger).Log("msg", "not registered in consul yet; asking again in 1s", "err", err)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("register %s in consul: %w", reg.id, err)
 	}
@@ -230,14 +232,14 @@ func (r *Registrar) registerIfGone(ctx context.Context) {
 // register asks the agent to take the registration, giving up when ctx
 // is done: an agent that takes the request and never answers would
 // otherwise hold it for the client's timeout (consulTimeout), past
-// Register's deadline. It logs the outcome, as go-kit's Registrar did.
+// Register's deadline. It logs a success, as go-kit's Registrar did; its
+// callers, a failure.
 func (r *Registrar) register(ctx context.Context) error {
-	logger := log.With(r.logger, "service", r.registration.Name, "tags", fmt.Sprint(r.registration.Tags), "address", r.registration.Address)
 	if err := r.agent.ServiceRegisterOpts(r.registration, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
-		level.Warn(logger).Log("action", "register", "err", err)
 		return err
 	}
-	level.Info(logger).Log("action", "register")
+	level.Info(r.logger).Log("action", "register", "service", r.registration.Name,
+		"tags", fmt.Sprint(r.registration.Tags), "address", r.registration.Address)
 	return nil
 }
 
