@@ -181,7 +181,7 @@ func (r *Relay) withDefaults() Relay {
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, 10*time.Second)
 	c.BacklogInterval = cmp.Or(c.BacklogInterval, 10*time.Second)
 	c.Retention = cmp.Or(c.Retention, 72*time.Hour)
-	c.InboxRetention = cmp.Or(c.InboxRetention, 30*24*time.Hour)
+	c.InboxRetention = cmp.Or(c.InboxRetention, DefaultInboxRetention)
 	c.Logger = defaults.Logger(c.Logger)
 	if c.Tracer == nil {
 		c.Tracer = noop.NewTracerProvider()
@@ -334,6 +334,18 @@ func (r *Relay) cleanDatabase(ctx context.Context) error {
 	return errors.Join(
 		r.deleteOlder(ctx, "outbox", "id", "published_at", r.Retention),
 		r.deleteOlder(ctx, "inbox", "consumer, event_id", "processed_at", r.InboxRetention))
+}
+
+// DefaultInboxRetention is how long the inbox remembers a handled event
+// unless told otherwise (Relay.InboxRetention, InboxJanitor).
+const DefaultInboxRetention = 30 * 24 * time.Hour
+
+// InboxJanitor deletes the inbox rows of events handled more than
+// DefaultInboxRetention ago, every hour: the clean-up of a service that
+// consumes events but runs no relay, whose housekeeping does it otherwise.
+func InboxJanitor(db *sqlx.DB, logger log.Logger) *sharedpg.Janitor {
+	return &sharedpg.Janitor{DB: db, Table: "inbox", Key: "consumer, event_id", Column: "processed_at",
+		Retention: DefaultInboxRetention, Interval: time.Hour, Logger: logger}
 }
 
 // deleteOlder deletes the rows of table (its key, its time column) older

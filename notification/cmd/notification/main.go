@@ -117,7 +117,9 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 
 	// Background work, stopped (and waited for) before run returns: the
 	// event consumer records notifications, the dispatcher sends them. No
-	// outbox relay: this service publishes no events.
+	// outbox relay: this service publishes no events, so the inbox has a
+	// janitor of its own in place of the relay's housekeeping.
+	in.Go("inbox janitor", events.InboxJanitor(db, logger).Run)
 	eventHandler := notification.NewEventHandler(store, channels)
 	in.Consume("event consumer", "event_consumer", events.Consumer{
 		Types: eventHandler.EventTypes(), Handler: eventHandler.Handle})

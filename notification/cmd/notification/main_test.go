@@ -18,7 +18,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/go-kit/log"
 	"github.com/hashicorp/consul/api"
+	"github.com/jmoiron/sqlx"
 
+	"github.com/mercato-dev/mercato/notification/postgres"
 	"github.com/mercato-dev/mercato/shared/auth"
 	"github.com/mercato-dev/mercato/shared/discovery"
 	"github.com/mercato-dev/mercato/shared/events"
@@ -229,6 +231,43 @@ func TestRun(t *testing.T) {
 	}
 	if len(entries) != 0 {
 		t.Errorf("still in Consul after shutdown: %s", entries[0].Service.ID)
+	}
+}
+
+// TestRunDeletesOldInboxRows: the inbox forgets an event handled more than
+// the inbox retention ago, as every other consuming service's does. This
+// service runs no outbox relay, whose housekeeping does it there, so before
+// its own janitor the inbox kept a row per event for ever.
+func TestRunDeletesOldInboxRows(t *testing.T) {
+	consulAddr := testkit.ConsulAddr(t)
+	args := testkit.InstanceArgs(t, consulAddr, secret)
+	db, err := sqlx.Connect("postgres", testkit.ArgValue(args, "database-url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := postgres.Schema.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	db.MustExec(`INSERT INTO inbox (consumer, event_id, processed_at) VALUES
+		('notification', '00000000-0000-0000-0000-000000000001', now() - interval '31 days'),
+		('notification', '00000000-0000-0000-0000-000000000002', now() - interval '29 days')`)
+
+	in := testkit.StartInstance(t, run, consulAddr, "notification", args...)
+	count := func(id string) int {
+		var n int
+		if err := db.Get(&n, `SELECT count(*) FROM inbox WHERE event_id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for start := time.Now(); count("00000000-0000-0000-0000-000000000001") != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the inbox row of an event handled 31 days ago is still there 10 s after the start; want it deleted\nlogs:\n%s", in.Logs)
+		}
+	}
+	if count("00000000-0000-0000-0000-000000000002") != 1 {
+		t.Error("the inbox row of an event handled 29 days ago was deleted, inside the retention")
 	}
 }
 
