@@ -61,6 +61,11 @@ func run(ctx context.Context, args []string, logOutput io.Writer) error {
 			return fmt.Errorf("-%s (%s) must be at least %d, got %d", f.name, config.EnvName(f.name), f.at, f.value)
 		}
 	}
+	// 0 would leave an attempt without a timeout (the HTTP client's) and
+	// the call with discovery's default.
+	if *upstreamTimeout <= 0 {
+		return fmt.Errorf("-upstream-timeout (%s) must be positive, got %s", config.EnvName("upstream-timeout"), *upstreamTimeout)
+	}
 	trusted, err := parsePrefixes(*trustedProxies)
 	if err != nil {
 		return fmt.Errorf("-trusted-proxies (MERCATO_TRUSTED_PROXIES) must be comma-separated address ranges like 10.0.0.0/16: %w", err)

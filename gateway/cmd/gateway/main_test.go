@@ -175,6 +175,11 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"no burst", []string{"-jwt-secret", secret, "-rate-burst", "0"}, "-rate-burst"},
 		{"negative webhook rate", []string{"-jwt-secret", secret, "-webhook-rate-limit", "-1"}, "-webhook-rate-limit"},
 		{"negative webhook burst", []string{"-jwt-secret", secret, "-webhook-rate-burst", "-5"}, "-webhook-rate-burst"},
+		// 0 took away the attempt's timeout (the HTTP client's) and left the
+		// call's to discovery's default of 5 s, so a hung instance held
+		// every attempt and an answer's body had no bound at all.
+		{"no upstream timeout", []string{"-jwt-secret", secret, "-upstream-timeout", "0"}, "-upstream-timeout"},
+		{"negative upstream timeout", []string{"-jwt-secret", secret, "-upstream-timeout", "-5s"}, "-upstream-timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
