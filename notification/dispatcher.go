@@ -47,7 +47,11 @@ type AttemptResult struct {
 	Recipient     string
 	ProviderID    string
 	Error         string
-	NextAttemptAt time.Time // when Status is retrying
+	NextAttemptAt time.Time // when Status is retrying, by this instance's clock: for the logs
+	// RetryIn is, when Status is retrying, how long after the outcome is
+	// recorded the next attempt is due by the store's clock, the one
+	// ClaimDue compares with: an instance's own clock may be seconds off.
+	RetryIn time.Duration
 }
 
 // ErrClaimLost is RecordAttempt's answer to an attempt that overran its lease.
@@ -322,8 +326,9 @@ func (d *Dispatcher) retry(n Notification, err error, recipient string) AttemptR
 		return AttemptResult{Status: StatusFailed, Recipient: recipient,
 			Error: fmt.Sprintf("gave up after %d attempts: %v", n.Attempts, err)}
 	}
+	wait := d.backoff(n.Attempts)
 	return AttemptResult{Status: StatusRetrying, Recipient: recipient, Error: err.Error(),
-		NextAttemptAt: time.Now().Add(d.backoff(n.Attempts))}
+		RetryIn: wait, NextAttemptAt: time.Now().Add(wait)}
 }
 
 // backoff is the wait after attempt number attempts: Backoff doubling per

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -487,4 +488,71 @@ func TestAttemptsWithoutAnOutcomeEnd(t *testing.T) {
 	if mails := p.smtp.all(); len(mails) != 0 {
 		t.Errorf("sent %d emails after MaxAttempts", len(mails))
 	}
+}
+
+// TestRetryWaitsByTheDatabasesClock plays an instance whose clock runs a
+// minute behind the database's: a failed attempt's retry still waits its
+// backoff, since next_attempt_at is compared with the database's clock
+// (ClaimDue's now()). Before, the instance wrote its own clock's time plus
+// the backoff, already past by the database's, so every retry of an outage
+// came at once and the notification spent its attempts within a second.
+func TestRetryWaitsByTheDatabasesClock(t *testing.T) {
+	store := &clockBehind{by: time.Minute}
+	p := newPipeline(t, pipelineOptions{maxAttempts: 100, wrap: func(s notification.DispatchStore) notification.DispatchStore {
+		store.DispatchStore = s
+		return store
+	}})
+	store.mu.Lock()
+	store.db = p.db // read under mu
+	store.mu.Unlock()
+	ada := p.contacts.add(notification.Contact{Email: "ada@example.com", FirstName: "Ada"})
+	p.contacts.setErr(errors.New("user service: no instances"))
+	p.publish(t, event(t, events.UserCreated, map[string]any{"user_id": ada}))
+	p.waitRows(t, ada, 10*time.Second, func(rows []logRow) bool { return len(rows) == 1 && rows[0].Status == "retrying" })
+	p.stop()
+	// The pipeline's backoff is 100 ms less up to a quarter of jitter.
+	if left := store.firstWait(); left < 50*time.Millisecond || left > 200*time.Millisecond {
+		t.Errorf("the first retry was due %v after its failure was recorded, by the database's clock; want its backoff, about 100ms", left)
+	}
+}
+
+// clockBehind stands for the store of an instance whose clock runs by
+// behind the database's: the times it computes itself are that much early.
+// It notes, by the database's clock, how long after the first retrying
+// outcome was recorded its retry is due.
+type clockBehind struct {
+	notification.DispatchStore
+	by   time.Duration
+	db   *sqlx.DB
+	mu   sync.Mutex
+	wait *time.Duration
+}
+
+func (s *clockBehind) RecordAttempt(ctx context.Context, r notification.AttemptResult) error {
+	if !r.NextAttemptAt.IsZero() {
+		r.NextAttemptAt = r.NextAttemptAt.Add(-s.by)
+	}
+	if err := s.DispatchStore.RecordAttempt(ctx, r); err != nil || r.Status != notification.StatusRetrying {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wait == nil {
+		var secs float64
+		if err := s.db.GetContext(ctx, &secs, `SELECT EXTRACT(EPOCH FROM next_attempt_at - now())::float8 FROM notifications WHERE id = $1`, r.ID); err != nil {
+			return err
+		}
+		w := time.Duration(secs * float64(time.Second))
+		s.wait = &w
+	}
+	return nil
+}
+
+func (s *clockBehind) firstWait() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wait == nil {
+		return 0
+	}
+	return *s.wait
 }

@@ -241,9 +241,11 @@ func (s *Store) ClaimDue(ctx context.Context, claimID string, channels []notific
 }
 
 func (s *Store) RecordAttempt(ctx context.Context, r notification.AttemptResult) error {
-	var next sql.NullTime
+	// The next attempt's time by the database's clock, which ClaimDue
+	// compares with: an instance's own clock may be seconds off.
+	var next sql.NullFloat64
 	if r.Status == notification.StatusRetrying {
-		next = sql.NullTime{Time: r.NextAttemptAt, Valid: true}
+		next = sql.NullFloat64{Float64: r.RetryIn.Seconds(), Valid: true}
 	}
 	res, err := s.db.ExecContext(ctx, `
 		UPDATE notifications SET
@@ -251,7 +253,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r notification.AttemptResult)
 			recipient = COALESCE($4, recipient),
 			provider_id = $5,
 			error = $6,
-			next_attempt_at = COALESCE($7, next_attempt_at),
+			next_attempt_at = COALESCE(now() + make_interval(secs => $7), next_attempt_at),
 			sent_at = CASE WHEN $8 THEN now() END,
 			claim_id = NULL,
 			updated_at = now()

@@ -106,9 +106,9 @@ func TestNotificationLog(t *testing.T) {
 	if err != nil || !ok || c.ID != n.ID || c.Attempts != 1 || c.ClaimID != claimID || !c.NextAttemptAt.After(time.Now().Add(50*time.Second)) {
 		t.Fatalf("claim = %+v, %v, %v", c, ok, err)
 	}
-	next := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	next := time.Now().Add(time.Hour)
 	if err := store.RecordAttempt(ctx, notification.AttemptResult{ID: c.ID, ClaimID: claimID, Status: notification.StatusRetrying,
-		Recipient: "ada@example.com", Error: "dial: refused", NextAttemptAt: next}); err != nil {
+		Recipient: "ada@example.com", Error: "dial: refused", RetryIn: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.RecordAttempt(ctx, notification.AttemptResult{ID: c.ID, ClaimID: claimID, Status: notification.StatusSent}); !errors.Is(err, notification.ErrClaimLost) {
@@ -124,7 +124,7 @@ func TestNotificationLog(t *testing.T) {
 	if err := db.Get(&row, `SELECT status, recipient, error, next_attempt_at, claim_id IS NOT NULL AS claimed FROM notifications WHERE id = $1`, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if row.Status != "retrying" || row.Recipient != "ada@example.com" || row.Error != "dial: refused" || !row.Next.Equal(next) || row.Claimed {
+	if row.Status != "retrying" || row.Recipient != "ada@example.com" || row.Error != "dial: refused" || row.Next.Sub(next).Abs() > 5*time.Second || row.Claimed {
 		t.Errorf("after retrying: %+v", row)
 	}
 
