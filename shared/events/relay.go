@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -100,21 +101,28 @@ func (r *Relay) Run(ctx context.Context) error {
 	c := r.withDefaults()
 	bo := backoff{min: min(c.PollInterval, wait.Poll), max: c.MaxBackoff}
 	publishFailures := failureStreak{logger: c.Logger}
-	housekeepingFailures := failureStreak{logger: c.Logger}
-	var lastHousekeeping time.Time
 	wake := c.listen(ctx)
 
-	for ctx.Err() == nil {
-		if time.Since(lastHousekeeping) >= c.BacklogInterval {
+	// Housekeeping beside the publishing, not between its batches: deleting
+	// a backlog of old rows takes up to PublishTimeout a round, and events
+	// committed meanwhile waited for it.
+	var housekeeping sync.WaitGroup
+	defer housekeeping.Wait()
+	housekeeping.Go(func() {
+		failures := failureStreak{logger: c.Logger}
+		round := func() {
 			switch err := c.housekeep(ctx); {
 			case err == nil:
-				housekeepingFailures.ok("outbox relay: backlog count, stream trimming and clean-up work again")
+				failures.ok("outbox relay: backlog count, stream trimming and clean-up work again")
 			case ctx.Err() == nil:
-				housekeepingFailures.fail("outbox relay: backlog count, stream trimming or clean-up failed", err)
+				failures.fail("outbox relay: backlog count, stream trimming or clean-up failed", err)
 			}
-			lastHousekeeping = time.Now()
 		}
+		round()
+		wait.Every(ctx, c.BacklogInterval, round)
+	})
 
+	for ctx.Err() == nil {
 		n, err := c.publishBatch(ctx)
 		if err != nil {
 			publishFailures.fail("outbox relay: publish failed", err)
