@@ -452,3 +452,11 @@ func TestListPaymentsTotalIsThePages(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateAfterAnInterruptedIndexBuild: a concurrent index build that the
+// start-up deadline cut short is built again at the next start. It left an
+// INVALID index, which CREATE INDEX CONCURRENTLY IF NOT EXISTS took for the
+// index, and the migration was recorded as applied without one.
+func TestMigrateAfterAnInterruptedIndexBuild(t *testing.T) {
+	testkit.MigrateInterrupted(t, testkit.Postgres(t), postgres.Schema.Migrate)
+}

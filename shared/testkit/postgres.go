@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -210,4 +212,40 @@ func FreezePostgres(t testing.TB) (thaw func()) {
 		}
 	}
 	return thaw
+}
+
+// MigrateInterrupted runs migrate on db as an instance's start does while a
+// long transaction (a report, a backup's pg_dump) holds its snapshot, which
+// every concurrent index build waits for: migrate stops at the first such
+// build when its context ends, as it does at the start-up deadline. Then it
+// runs migrate again, as the instance's next start does, once the
+// transaction has ended, and fails t unless that succeeds and leaves every
+// index of the database valid.
+func MigrateInterrupted(t testing.TB, db *sqlx.DB, migrate func(context.Context, *sqlx.DB) error) {
+	t.Helper()
+	ctx := context.Background()
+	long, err := db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := long.ExecContext(ctx, `SELECT 1`); err != nil { // takes the snapshot
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	interrupted := migrate(short, db)
+	cancel()
+	_ = long.Rollback()
+	if interrupted == nil {
+		t.Fatal("testkit: migrate finished beside a long transaction; the migrations build no index concurrently")
+	}
+	if err := migrate(ctx, db); err != nil {
+		t.Fatalf("testkit: migrate after an interrupted one: %v", err)
+	}
+	var invalid []string
+	if err := db.SelectContext(ctx, &invalid, `SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid`); err != nil {
+		t.Fatal(err)
+	}
+	if len(invalid) > 0 {
+		t.Errorf("testkit: migrated again after %q, with INVALID indexes %v, which no query uses and nothing rebuilds", interrupted, invalid)
+	}
 }

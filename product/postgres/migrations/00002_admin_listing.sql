@@ -10,15 +10,19 @@
 --
 -- CONCURRENTLY, outside a transaction (NO TRANSACTION above), so that
 -- building them on a large catalogue does not block writes to products. A
--- build that fails leaves an INVALID index behind, which IF NOT EXISTS would
--- then skip: drop it (DROP INDEX CONCURRENTLY) before migrating again.
+-- build that fails (the start-up deadline ends it) leaves an INVALID index
+-- behind, which IF NOT EXISTS would take for the index: while this migration
+-- is not recorded, an index of its name is what such a build left
+-- (migrations run under an advisory lock), so each is dropped and built again.
 
 -- The admin's default sort, newest first:
-CREATE INDEX CONCURRENTLY IF NOT EXISTS products_all_created_at_idx ON products (created_at DESC, id DESC);
+DROP INDEX CONCURRENTLY IF EXISTS products_all_created_at_idx;
+CREATE INDEX CONCURRENTLY products_all_created_at_idx ON products (created_at DESC, id DESC);
 
 -- The admin's category filter (its count walks category_id, price, id), and
 -- the RESTRICT check of categories' foreign key:
-CREATE INDEX CONCURRENTLY IF NOT EXISTS products_all_category_idx ON products (category_id, price, id);
+DROP INDEX CONCURRENTLY IF EXISTS products_all_category_idx;
+CREATE INDEX CONCURRENTLY products_all_category_idx ON products (category_id, price, id);
 
 -- +goose Down
 DROP INDEX CONCURRENTLY IF EXISTS products_all_category_idx;

@@ -8,9 +8,12 @@
 --
 -- CONCURRENTLY, outside a transaction (NO TRANSACTION above), so that
 -- building it on a large table does not block logins and refreshes. A build
--- that fails leaves an INVALID index behind, which IF NOT EXISTS would then
--- skip: drop it (DROP INDEX CONCURRENTLY) before migrating again.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS refresh_tokens_expires_at_idx ON refresh_tokens (expires_at);
+-- that fails (the start-up deadline ends it) leaves an INVALID index behind,
+-- which IF NOT EXISTS would take for the index: while this migration is not
+-- recorded, an index of its name is what such a build left (migrations run
+-- under an advisory lock), so it is dropped and built again.
+DROP INDEX CONCURRENTLY IF EXISTS refresh_tokens_expires_at_idx;
+CREATE INDEX CONCURRENTLY refresh_tokens_expires_at_idx ON refresh_tokens (expires_at);
 
 -- +goose Down
 DROP INDEX CONCURRENTLY IF EXISTS refresh_tokens_expires_at_idx;
