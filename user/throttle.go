@@ -41,7 +41,8 @@ import (
 // for any reason but the password, is taken back. A success clears its
 // address's counter. Unknown emails are counted like known ones, so the
 // answers do not tell which accounts exist. Counters are forgotten Window
-// after the last attempt.
+// after the last attempt. Every time is Redis's (TIME, in the script): the
+// instances' clocks may disagree, and a wait one sets is judged by another.
 //
 // When Redis cannot answer, logins are let through unthrottled, and that is
 // logged: failing closed would lock every user out during a Redis outage,
@@ -71,7 +72,6 @@ type ThrottleOptions struct {
 	BaseDelay           time.Duration // the first delay (1s), doubled by every further failure
 	MaxDelay            time.Duration // the longest delay (15m)
 	Window              time.Duration // counters are forgotten this long after the last attempt (1h)
-	Now                 func() time.Time
 }
 
 func (o ThrottleOptions) withDefaults() (ThrottleOptions, error) {
@@ -90,9 +90,6 @@ func (o ThrottleOptions) withDefaults() (ThrottleOptions, error) {
 	setD(&o.BaseDelay, time.Second)
 	setD(&o.MaxDelay, 15*time.Minute)
 	setD(&o.Window, time.Hour)
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.PairFreeFailures < 0 || o.AccountFreeFailures < o.PairFreeFailures || o.BaseDelay < 0 ||
 		o.MaxDelay < o.BaseDelay || o.Window < o.MaxDelay {
 		return ThrottleOptions{}, fmt.Errorf("user: login throttle %+v: need 0 ≤ pair ≤ account failures, 0 ≤ base ≤ max delay ≤ window", o)
@@ -103,7 +100,8 @@ func (o ThrottleOptions) withDefaults() (ThrottleOptions, error) {
 // ThrottleKeyPrefix starts the Redis keys of the throttle: a hash per
 // account ("login:fail:<sha256 of the email>") and per account and address
 // ("login:fail:<sha256>:<address>"), each with fields n (attempts counted)
-// and last (unix ms of the last one).
+// and last (unix ms of the last one, by Redis's clock: every instance
+// compares it with the same clock, whatever its own says).
 const ThrottleKeyPrefix = "login:fail:"
 
 // LoginThrottle keeps the counters in Redis.
@@ -126,7 +124,9 @@ func NewLoginThrottle(rdb redis.Cmdable, opts ThrottleOptions, logger log.Logger
 // wait, counts the attempt in both. It returns the wait in ms, 0 when the
 // attempt may go ahead.
 var attemptScript = redis.NewScript(`
-local now, window, base, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, base, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local function wait(key, free)
   local v = redis.call('HMGET', key, 'n', 'last')
   local n, last = tonumber(v[1]) or 0, tonumber(v[2]) or 0
@@ -135,7 +135,7 @@ local function wait(key, free)
   if d > max then d = max end
   return math.max(last + d - now, 0)
 end
-local w = math.max(wait(KEYS[1], tonumber(ARGV[5])), wait(KEYS[2], tonumber(ARGV[6])))
+local w = math.max(wait(KEYS[1], tonumber(ARGV[4])), wait(KEYS[2], tonumber(ARGV[5])))
 if w > 0 then return math.ceil(w) end
 for i = 1, 2 do
   redis.call('HINCRBY', KEYS[i], 'n', 1)
@@ -167,7 +167,7 @@ func (t *LoginThrottle) attempt(ctx context.Context, account, address string) ti
 	ctx, cancel := context.WithTimeout(ctx, throttleTimeout)
 	defer cancel()
 	ms, err := attemptScript.Run(ctx, t.rdb, t.keys(account, address),
-		t.o.Now().UnixMilli(), t.o.Window.Milliseconds(), t.o.BaseDelay.Milliseconds(), t.o.MaxDelay.Milliseconds(),
+		t.o.Window.Milliseconds(), t.o.BaseDelay.Milliseconds(), t.o.MaxDelay.Milliseconds(),
 		t.o.PairFreeFailures, t.o.AccountFreeFailures).Int64()
 	if err != nil {
 		level.Warn(logging.WithRequest(ctx, t.logger)).Log("msg", "login throttle unavailable; login let through", "err", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -19,33 +20,51 @@ import (
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
-// clock is a settable time for the throttle.
+// clock moves the throttle's records of an account back in time, as
+// waiting would: the throttle reads Redis's clock, which a test cannot set.
 type clock struct {
-	mu  sync.Mutex
-	now time.Time
+	t       *testing.T
+	rdb     *redis.Client
+	account string // the account's key; its addresses' keys start with it
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+// advance makes every attempt recorded for the account d older.
 func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	c.t.Helper()
+	ctx := context.Background()
+	keys, err := c.rdb.Keys(ctx, c.account+"*").Result()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, k := range keys {
+		if err := c.rdb.HIncrBy(ctx, k, "last", -d.Milliseconds()).Err(); err != nil {
+			c.t.Fatal(err)
+		}
+	}
 }
 
 // newThrottledService is the service behind the throttle, on a real Redis,
-// with its clock under the test's control, and a fresh account.
+// with a fresh account whose records the test can age.
 func newThrottledService(t *testing.T, o ThrottleOptions) (Service, *clock, string) {
 	t.Helper()
 	svc, _, _ := newTestService(t)
-	c := &clock{now: time.Now()}
-	o.Now = c.Now
-	th, err := NewLoginThrottle(testkit.Redis(t), o, log.NewNopLogger())
+	rdb := testkit.Redis(t)
+	th, err := NewLoginThrottle(rdb, o, log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	email := uuid.NewString() + "@example.com" // counters of other tests stay apart
 	mustRegister(t, svc, email)
-	return ThrottlingMiddleware(th)(svc), c, email
+	return ThrottlingMiddleware(th)(svc), &clock{t: t, rdb: rdb, account: th.keys(NormalizeEmail(email), "")[1]}, email
+}
+
+// about fails the test unless the wait got is want less the time the test
+// itself took since the attempt that set it (Redis's clock runs on).
+func about(t *testing.T, what string, got, want time.Duration) {
+	t.Helper()
+	if got > want || got < want-250*time.Millisecond {
+		t.Errorf("%s: %v, want %v (less the test's own time, under 250ms)", what, got, want)
+	}
 }
 
 func from(address string) context.Context {
@@ -76,9 +95,7 @@ func TestLoginThrottle(t *testing.T) {
 		}
 	}
 	first := throttled(t, func() error { _, err := svc.Login(attacker, email, "wrong-password"); return err }())
-	if first != time.Second {
-		t.Errorf("first wait %v, want 1s", first)
-	}
+	about(t, "first wait", first, time.Second)
 	// The right password from the throttled address waits too: the
 	// throttle answers before the password is looked at.
 	if _, err := svc.Login(attacker, strings.ToUpper(email), "password123"); !errors.Is(err, ErrLoginThrottled) {
@@ -97,9 +114,7 @@ func TestLoginThrottle(t *testing.T) {
 			t.Fatalf("try %d after waiting %v: err = %v, want the password checked", i+1, want, err)
 		}
 		wait := throttled(t, func() error { _, err := svc.Login(attacker, email, "wrong-password"); return err }())
-		if wait != 2*want {
-			t.Errorf("wait after failure %d: %v, want %v", 6+i, wait, 2*want)
-		}
+		about(t, fmt.Sprintf("wait after failure %d", 6+i), wait, time.Second<<(i+1))
 		want = wait
 	}
 
@@ -113,6 +128,84 @@ func TestLoginThrottle(t *testing.T) {
 			t.Fatalf("after a success, failure %d: err = %v, want a fresh allowance", i+1, err)
 		}
 	}
+}
+
+// TestLoginThrottleOneClockForAllInstances plays two user instances on one
+// Redis, the second's clock 10s ahead of the first's. A wait is the same
+// whichever instance judges an attempt: the fast one lets no attempt skip
+// the wait the slow one's failure set, and once the Retry-After one gave is
+// waited out, the other checks the password. Before, each instance wrote
+// and compared its own clock's times: the fast one skipped every delay
+// under 10s, and after its failures the slow one added 10s to every wait.
+func TestLoginThrottleOneClockForAllInstances(t *testing.T) {
+	attacker := from("203.0.113.7")
+	wrong := func(svc Service, email string) error {
+		_, err := svc.Login(attacker, email, "wrong-password")
+		return err
+	}
+	for _, c := range []struct{ failOn, tryOn string }{{"slow", "fast"}, {"fast", "slow"}} {
+		instances, clk, email := newThrottledInstances(t, 10*time.Second)
+		for i := range 5 {
+			if err := wrong(instances[c.failOn], email); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("failure %d: %v", i+1, err)
+			}
+		}
+		err := wrong(instances[c.tryOn], email)
+		if errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("five failures on the %s instance, then one on the %s at once: the password was checked, want a wait of 1s",
+				c.failOn, c.tryOn)
+			continue
+		}
+		wait := throttled(t, err)
+		about(t, fmt.Sprintf("five failures on the %s instance, then the wait on the %s", c.failOn, c.tryOn), wait, time.Second)
+		clk.advance(wait)
+		for _, name := range []string{c.failOn, c.tryOn} {
+			if err := wrong(instances[name], email); !errors.Is(err, ErrInvalidCredentials) {
+				t.Errorf("the %s instance's Retry-After of %v waited out, the %s instance: err = %v, want the password checked",
+					c.tryOn, wait, name, err)
+			}
+			clk.advance(4 * time.Second) // the next try's wait
+		}
+	}
+}
+
+// newThrottledInstances is two instances of the service (one repository,
+// one Redis) behind their throttles, "slow" and "fast", the fast one's clock
+// ahead by skew, with a fresh account.
+func newThrottledInstances(t *testing.T, skew time.Duration) (map[string]Service, *clock, string) {
+	t.Helper()
+	slow, clk, email := newThrottledService(t, ThrottleOptions{})
+	inner := slow.(*throttlingMiddleware).Service
+	rdb := testkit.Redis(t)
+	rdb.AddHook(clockAhead{by: skew})
+	th, err := NewLoginThrottle(rdb, ThrottleOptions{}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]Service{"slow": slow, "fast": ThrottlingMiddleware(th)(inner)}, clk, email
+}
+
+// clockAhead is a Redis client hook standing for an instance whose clock
+// runs by ahead: every time it sends (a unix ms within a day of now) is
+// that much later.
+type clockAhead struct{ by time.Duration }
+
+func (h clockAhead) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h clockAhead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		now, args := time.Now().UnixMilli(), cmd.Args()
+		for i, a := range args {
+			if ms, ok := a.(int64); ok && ms > now-24*3600*1000 && ms < now+24*3600*1000 {
+				args[i] = ms + h.by.Milliseconds()
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h clockAhead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // TestLoginThrottleAccountCeiling: failures spread over many addresses

@@ -87,8 +87,8 @@ func PlatformAccess() []Access {
 			// Logout revokes the access token (auth.Denylist.Revoke: SET PX).
 			{Commands: []string{"+set", "+exists"}, Keys: []string{"~" + denylistKeys}},
 			// Login throttling: two Lua scripts (user/throttle.go) and the
-			// commands they call.
-			{Commands: []string{"+evalsha", "+eval", "+hmget", "+hincrby", "+hset", "+pexpire", "+del", "+exists"}, Keys: []string{"~" + throttleKeys}},
+			// commands they call (TIME: every instance judges by Redis's clock).
+			{Commands: []string{"+evalsha", "+eval", "+time", "+hmget", "+hincrby", "+hset", "+pexpire", "+del", "+exists"}, Keys: []string{"~" + throttleKeys}},
 		})},
 		{Service: "product", Redis: with([]RedisGrant{publish, checkRevoked,
 			// The catalogue cache (product/cache.go): the version counter

@@ -55,6 +55,7 @@ var (
 	}}
 	throttleScript = redisOp{"EVAL on login:fail:*", func(ctx context.Context, c *redis.Client) error {
 		return redis.NewScript(`
+redis.call('TIME')
 redis.call('HMGET', KEYS[1], 'n', 'last')
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 redis.call('HSET', KEYS[1], 'last', 1)

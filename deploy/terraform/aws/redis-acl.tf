@@ -7,7 +7,7 @@
 # reset.
 locals {
   redis_users = {
-    user         = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+set +exists ~auth:revoked:*) (+evalsha +eval +hmget +hincrby +hset +pexpire +del +exists ~login:fail:*)"
+    user         = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+set +exists ~auth:revoked:*) (+evalsha +eval +time +hmget +hincrby +hset +pexpire +del +exists ~login:fail:*)"
     product      = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+get +set +incr ~catalogue:*)"
     order        = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
     payment      = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
