@@ -41,8 +41,7 @@ func freshRedis(t *testing.T) *redis.Client {
 func TestCacheAcrossInstances(t *testing.T) {
 	db := newDB(t)
 	rdb := freshRedis(t)
-	clk := &clock{now: time.Now()}
-	a, b := newStackOn(t, db, rdb, clk), newStackOn(t, db, rdb, clk)
+	a, b := newStackOn(t, db, rdb), newStackOn(t, db, rdb)
 	cat := a.createCategory(t, "Lamps", "")
 	p := a.createProduct(t, map[string]any{"category_id": cat, "name": "Desk Lamp", "price": "20.00", "cost_price": "7.77"})
 	id := p["id"].(string)
@@ -200,7 +199,7 @@ func TestCacheRedisDown(t *testing.T) {
 	o.MaxRetries, o.DialTimeout = -1, 200*time.Millisecond
 	rdb := redis.NewClient(o)
 	t.Cleanup(func() { rdb.Close() })
-	s := newStackOn(t, newDB(t), rdb, &clock{now: time.Now()})
+	s := newStackOn(t, newDB(t), rdb)
 	id := s.createProduct(t, map[string]any{"price": "3.00"})["id"].(string)
 	want(t, s.call(t, "GET", "/api/v1/products/"+id, "", nil), http.StatusOK)
 	if err := private.Stop(); err != nil {
@@ -225,7 +224,7 @@ func TestCacheRedisHung(t *testing.T) {
 	app.RedisDefaults(o) // as app.Start runs it
 	rdb := redis.NewClient(o)
 	t.Cleanup(func() { rdb.Close() })
-	s := newStackOn(t, newDB(t), rdb, &clock{now: time.Now()})
+	s := newStackOn(t, newDB(t), rdb)
 	id := s.createProduct(t, map[string]any{"price": "3.00"})["id"].(string)
 	want(t, s.call(t, "GET", "/api/v1/products/"+id, "", nil), http.StatusOK)
 	testkit.FreezeRedis(t, private)
@@ -255,8 +254,7 @@ func TestCacheRedisHung(t *testing.T) {
 func TestCacheHoldsOneEntryPerRead(t *testing.T) {
 	db := newDB(t)
 	rdb := freshRedis(t)
-	clk := &clock{now: time.Now()}
-	a, b := newStackOn(t, db, rdb, clk), newStackOn(t, db, rdb, clk)
+	a, b := newStackOn(t, db, rdb), newStackOn(t, db, rdb)
 	cat := a.createCategory(t, "Lamps", "")
 	id := a.createProduct(t, map[string]any{"category_id": cat, "name": "Desk Lamp", "price": "20.00", "stock_quantity": 100})["id"].(string)
 	paths := []string{"/api/v1/products/" + id, "/api/v1/products/desk-lamp", "/api/v1/products?category=lamps", "/api/v1/categories"}
@@ -294,8 +292,7 @@ func TestCacheHoldsOneEntryPerRead(t *testing.T) {
 func TestCacheKeysDoNotGrowWithClientQueries(t *testing.T) {
 	db := newDB(t)
 	rdb := freshRedis(t)
-	clk := &clock{now: time.Now()}
-	cached, plain := newStackOn(t, db, rdb, clk), newStackOn(t, db, nil, clk)
+	cached, plain := newStackOn(t, db, rdb), newStackOn(t, db, nil)
 	for i := range 30 {
 		cached.createProduct(t, map[string]any{"name": "Widget " + strconv.Itoa(i), "price": strconv.Itoa(i+1) + ".00"})
 	}
@@ -375,7 +372,7 @@ func caseVariants(id string, n int) []string {
 func TestCacheKeysDoNotGrowWithIDSpellings(t *testing.T) {
 	db := newDB(t)
 	rdb := freshRedis(t)
-	s := newStackOn(t, db, rdb, &clock{now: time.Now()})
+	s := newStackOn(t, db, rdb)
 	cat := s.createCategory(t, "Lamps", "")
 	id := s.createProduct(t, map[string]any{"category_id": cat, "name": "Desk Lamp"})["id"].(string)
 	products, categories := caseVariants(id, 8), caseVariants(cat, 8)

@@ -25,8 +25,7 @@ import (
 func twoInstances(t *testing.T) (a, b *stack, client product.Inventory) {
 	t.Helper()
 	db := newDB(t)
-	clk := &clock{now: time.Now()}
-	a, b = newStackOn(t, db, nil, clk), newStackOn(t, db, nil, clk)
+	a, b = newStackOn(t, db, nil), newStackOn(t, db, nil)
 	// Sorted: every endpointer sorts the instance list it is sent in place,
 	// and a FixedInstancer sends all of them the same slice, so an unsorted
 	// one is a data race (Consul's instancer sends sorted lists).

@@ -29,8 +29,7 @@ func (s *service) Reserve(ctx context.Context, r ReservationRequest) (Reservatio
 	if ttl < MinReservationTTL || ttl > MaxReservationTTL {
 		return Reservation{}, false, fmt.Errorf("product: reservation ttl %s outside %s..%s", ttl, MinReservationTTL, MaxReservationTTL)
 	}
-	now := s.now()
-	res, created, err := s.repo.Reserve(ctx, orderID, lines, now, now.Add(ttl).UTC().Truncate(time.Microsecond))
+	res, created, err := s.repo.Reserve(ctx, orderID, lines, ttl)
 	if err != nil {
 		return Reservation{}, false, err
 	}
@@ -106,7 +105,7 @@ func (s *service) CommitReservation(ctx context.Context, orderID string) (Reserv
 	if !ok {
 		return Reservation{}, ErrNotFound
 	}
-	return s.repo.CommitReservation(ctx, orderID, s.now())
+	return s.repo.CommitReservation(ctx, orderID)
 }
 
 func (s *service) ReleaseReservation(ctx context.Context, orderID string) (Reservation, error) {
@@ -130,14 +129,13 @@ func (s *service) GetReservation(ctx context.Context, orderID string) (Reservati
 // skipped for the rest of the sweep, so it cannot hold up the ones behind
 // it; the first such failure is returned, to be logged.
 func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
-	now := s.now()
 	var (
 		n      int
 		failed []string
 		first  error
 	)
 	for n+len(failed) < s.sweepBatch {
-		orderID, err := s.repo.ReleaseNextExpired(ctx, now, failed)
+		orderID, err := s.repo.ReleaseNextExpired(ctx, failed)
 		switch {
 		case err != nil && orderID != "":
 			failed = append(failed, orderID)

@@ -472,19 +472,21 @@ type Repository interface {
 	// Reserve stores a reservation of lines (merged, sorted by product and
 	// variant) taking their stock, or nothing. When the order already has a
 	// reservation it returns that one with created false, changing nothing
-	// unless it is still reserved but expired at now: then it is released as
-	// expired first, as CommitReservation does.
-	Reserve(ctx context.Context, orderID string, lines []ReservationLine, now, expiresAt time.Time) (Reservation, bool, error)
-	// CommitReservation commits a reserved reservation; one found expired at
-	// now is released as expired instead, and ErrReservationReleased returned.
-	CommitReservation(ctx context.Context, orderID string, now time.Time) (Reservation, error)
+	// unless it is still reserved but expired: then it is released as
+	// expired first, as CommitReservation does. A new reservation expires
+	// ttl from now by the database's clock, which every expiry is judged by
+	// (the instances' clocks may disagree).
+	Reserve(ctx context.Context, orderID string, lines []ReservationLine, ttl time.Duration) (Reservation, bool, error)
+	// CommitReservation commits a reserved reservation; one found expired is
+	// released as expired instead, and ErrReservationReleased returned.
+	CommitReservation(ctx context.Context, orderID string) (Reservation, error)
 	ReleaseReservation(ctx context.Context, orderID string) (Reservation, error)
 	Reservation(ctx context.Context, orderID string) (Reservation, error)
-	// ReleaseNextExpired releases one reservation still reserved at now
+	// ReleaseNextExpired releases one expired reservation still reserved
 	// that no other transaction holds and whose order is not in skip. It
 	// returns that order's id ("" when there was none), with the error when
 	// the release failed.
-	ReleaseNextExpired(ctx context.Context, now time.Time, skip []string) (string, error)
+	ReleaseNextExpired(ctx context.Context, skip []string) (string, error)
 	// CountLowStock counts the active products without active variants
 	// whose stock is at or below their min_stock_quantity, and the active
 	// variants of active products whose stock is at or below their
@@ -500,8 +502,6 @@ type Repository interface {
 
 // Options tune the service. Zero values take the defaults.
 type Options struct {
-	// Now is the clock reservations expire by; time.Now by default.
-	Now func() time.Time
 	// SweepBatch bounds the reservations one ReleaseExpired call releases
 	// (1000), so one call cannot run for ever behind a flood.
 	SweepBatch int
@@ -509,19 +509,15 @@ type Options struct {
 
 type service struct {
 	repo       Repository
-	now        func() time.Time
 	sweepBatch int
 }
 
 // NewService returns the service backed by repo.
 func NewService(repo Repository, opts Options) Backend {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	if opts.SweepBatch <= 0 {
 		opts.SweepBatch = 1000
 	}
-	return &service{repo: repo, now: opts.Now, sweepBatch: opts.SweepBatch}
+	return &service{repo: repo, sweepBatch: opts.SweepBatch}
 }
 
 func trimOptional(fields ...*validate.Optional[string]) {

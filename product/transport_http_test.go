@@ -30,22 +30,19 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 const secret = "0123456789abcdef0123456789abcdef"
 
-// clock is a settable time source for reservation expiry.
+// clock moves a database's reservations back in time, as waiting would:
+// their expiry is the database's clock's, which a test cannot set.
 type clock struct {
-	mu  sync.Mutex
-	now time.Time
+	t  testing.TB
+	db *sqlx.DB
 }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
+// Advance makes every reservation d older.
 func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	c.t.Helper()
+	if _, err := c.db.Exec(`UPDATE inventory_reservations SET expires_at = expires_at - make_interval(secs => $1)`, d.Seconds()); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // stack is the whole product service over HTTP: real router, endpoints,
@@ -75,12 +72,12 @@ func newDB(t testing.TB) *sqlx.DB {
 
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	return newStackOn(t, newDB(t), nil, &clock{now: time.Now()})
+	return newStackOn(t, newDB(t), nil)
 }
 
 // newStackOn serves the service on db, which may be shared with another
 // stack (several instances of one service), caching in rdb when not nil.
-func newStackOn(t testing.TB, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack {
+func newStackOn(t testing.TB, db *sqlx.DB, rdb *redis.Client) *stack {
 	t.Helper()
 	tokens, err := auth.NewTokens([]byte(secret), 15*time.Minute)
 	if err != nil {
@@ -89,7 +86,7 @@ func newStackOn(t testing.TB, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack
 	logger := log.NewNopLogger()
 	reg := metrics.NewRegistry()
 	m := product.NewMetrics(reg)
-	svc := product.NewService(postgres.New(db), product.Options{Now: clk.Now})
+	svc := product.NewService(postgres.New(db), product.Options{})
 	if rdb != nil {
 		svc = product.CachingMiddleware(rdb, time.Minute, logger, m)(svc)
 	}
@@ -104,7 +101,7 @@ func newStackOn(t testing.TB, db *sqlx.DB, rdb *redis.Client, clk *clock) *stack
 		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	s := &stack{srv: srv, hits: hits, db: db, svc: svc, reg: reg, tokens: tokens, clock: clk}
+	s := &stack{srv: srv, hits: hits, db: db, svc: svc, reg: reg, tokens: tokens, clock: &clock{t: t, db: db}}
 	s.admin = s.token(t, auth.RoleAdmin)
 	s.customer = s.token(t, auth.RoleCustomer)
 	s.service, err = tokens.ServiceToken("order")
@@ -876,8 +873,8 @@ func TestHTTPReservations(t *testing.T) {
 		t.Fatalf("reservation: %s", r.raw)
 	}
 	expires, err := time.Parse(time.RFC3339, res["expires_at"].(string))
-	if err != nil || expires.Sub(s.clock.Now()) < 59*time.Second || expires.Sub(s.clock.Now()) > 61*time.Second {
-		t.Errorf("expires_at %v, want about a minute from %v", res["expires_at"], s.clock.Now())
+	if err != nil || time.Until(expires) < 55*time.Second || time.Until(expires) > 61*time.Second {
+		t.Errorf("expires_at %v, want about a minute from %v", res["expires_at"], time.Now())
 	}
 	items := res["items"].([]any)
 	wantItems := []map[string]any{
@@ -972,8 +969,8 @@ func TestHTTPReservations(t *testing.T) {
 
 func TestReservationExpiry(t *testing.T) {
 	db := newDB(t)
-	clk := &clock{now: time.Now()}
-	a, b := newStackOn(t, db, nil, clk), newStackOn(t, db, nil, clk)
+	a, b := newStackOn(t, db, nil), newStackOn(t, db, nil)
+	clk := a.clock
 	pid := a.createProduct(t, map[string]any{"stock_quantity": 100})["id"].(string)
 	reserve := func(ttl int) string {
 		t.Helper()
@@ -1060,6 +1057,44 @@ func TestReservationExpiry(t *testing.T) {
 	}
 	if expireRows != 32 {
 		t.Errorf("%d expire ledger rows, want 32", expireRows)
+	}
+	checkLedger(t, db)
+}
+
+// TestReservationsExpireByOneClock: a reservation made by one instance is
+// still valid, by every instance, until its expiry by the database's clock:
+// another instance's sweeper leaves it alone and its commit goes through,
+// whatever that instance's own clock says. Before, each instance wrote and
+// compared its own clock's times (Options.Now): with the second instance's
+// two minutes ahead, it released a reservation of a minute at once and
+// refused its commit, so an order paid in time was cancelled. The service
+// now reads no clock of its own, so the second instance here is a plain one.
+func TestReservationsExpireByOneClock(t *testing.T) {
+	db := newDB(t)
+	a, fast := newStackOn(t, db, nil), newStackOn(t, db, nil)
+	pid := a.createProduct(t, map[string]any{"stock_quantity": 10})["id"].(string)
+	reserve := func() string {
+		t.Helper()
+		order := uuid.NewString()
+		want(t, a.call(t, "POST", "/internal/reservations", a.service, map[string]any{"order_id": order, "ttl_seconds": 60,
+			"items": []map[string]any{{"product_id": pid, "quantity": 3}}}), http.StatusCreated)
+		return order
+	}
+	paid, waiting := reserve(), reserve()
+
+	r := fast.call(t, "POST", "/internal/reservations/"+paid+"/commit", fast.service, nil)
+	if r.status != http.StatusOK {
+		t.Errorf("commit by the instance two minutes ahead, a second into a reservation of a minute: %d %s, want 200", r.status, r.raw)
+	}
+	if n, err := fast.svc.ReleaseExpired(context.Background()); err != nil || n != 0 {
+		t.Errorf("sweep by the instance two minutes ahead, a second into a reservation of a minute: %d released, %v; want 0", n, err)
+	}
+	r = want(t, a.call(t, "GET", "/internal/reservations/"+waiting, a.service, nil), http.StatusOK)
+	if got := obj(r, "reservation")["status"]; got != "reserved" {
+		t.Errorf("the reservation not yet paid is %v, want reserved", got)
+	}
+	if n := a.stockOf(t, "products", pid); n != 4 {
+		t.Errorf("stock %d, want 4: both reservations' units still the orders'", n)
 	}
 	checkLedger(t, db)
 }

@@ -69,26 +69,32 @@ func (r *Repository) Reservation(ctx context.Context, orderID string) (product.R
 	return reservation(ctx, r.db, orderID, false)
 }
 
-func (r *Repository) Reserve(ctx context.Context, orderID string, lines []product.ReservationLine, now, expiresAt time.Time) (product.Reservation, bool, error) {
+func (r *Repository) Reserve(ctx context.Context, orderID string, lines []product.ReservationLine, ttl time.Duration) (product.Reservation, bool, error) {
 	var (
-		res     product.Reservation
-		created bool
+		res       product.Reservation
+		created   bool
+		expiresAt time.Time
 	)
 	err := sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
 		// The header first: a concurrent reserve of the same order waits
 		// here for this transaction and then finds the reservation, instead
 		// of taking the stock a second time.
-		ins, err := tx.ExecContext(ctx, `
-			INSERT INTO inventory_reservations (order_id, status, expires_at) VALUES ($1, 'reserved', $2)
-			ON CONFLICT (order_id) DO NOTHING`, orderID, expiresAt)
-		if err != nil {
+		// The expiry is the database's now() + ttl, as every instance's
+		// sweeper and commit compare it with the database's clock.
+		err := tx.GetContext(ctx, &expiresAt, `
+			INSERT INTO inventory_reservations (order_id, status, expires_at)
+			VALUES ($1, 'reserved', now() + make_interval(secs => $2))
+			ON CONFLICT (order_id) DO NOTHING
+			RETURNING expires_at`, orderID, ttl.Seconds())
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("insert reservation: %w", err)
 		}
-		if n, err := ins.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+		if errors.Is(err, sql.ErrNoRows) {
 			res, err = reservation(ctx, tx, orderID, true)
-			if err != nil || res.Status != product.StatusReserved || res.ExpiresAt.After(now) {
+			if err != nil || res.Status != product.StatusReserved {
+				return err
+			}
+			if gone, err := hasExpired(ctx, tx, orderID); err != nil || !gone {
 				return err
 			}
 			// Asked for again once expired (a checkout resumed late): the
@@ -102,7 +108,7 @@ func (r *Repository) Reserve(ctx context.Context, orderID string, lines []produc
 		if err != nil {
 			return err
 		}
-		res.Status, res.ExpiresAt, created = product.StatusReserved, expiresAt, true
+		res.Status, res.ExpiresAt, created = product.StatusReserved, expiresAt.UTC(), true
 		return nil
 	})
 	if err != nil {
@@ -195,7 +201,18 @@ func takeStock(ctx context.Context, tx *sqlx.Tx, orderID string, lines []product
 	return res, nil
 }
 
-func (r *Repository) CommitReservation(ctx context.Context, orderID string, now time.Time) (product.Reservation, error) {
+// hasExpired reports whether the reservation of orderID, locked by the caller,
+// has expired by the database's clock.
+func hasExpired(ctx context.Context, tx *sqlx.Tx, orderID string) (bool, error) {
+	var gone bool
+	err := tx.GetContext(ctx, &gone, `SELECT expires_at <= now() FROM inventory_reservations WHERE order_id = $1`, orderID)
+	if err != nil {
+		return false, fmt.Errorf("reservation expiry: %w", err)
+	}
+	return gone, nil
+}
+
+func (r *Repository) CommitReservation(ctx context.Context, orderID string) (product.Reservation, error) {
 	var (
 		res     product.Reservation
 		expired bool
@@ -211,11 +228,14 @@ func (r *Repository) CommitReservation(ctx context.Context, orderID string, now 
 			return nil
 		case res.Status == product.StatusReleased:
 			return product.ErrReservationReleased
-		case !res.ExpiresAt.After(now):
+		}
+		if expired, err = hasExpired(ctx, tx, orderID); err != nil {
+			return err
+		}
+		if expired {
 			// Too late: the stock is no longer promised to this order. It is
 			// released here, as the sweeper would, so the answer does not
 			// depend on whether the sweeper got there first.
-			expired = true
 			res, err = giveBack(ctx, tx, res, product.ReasonExpired)
 			return err
 		}
@@ -259,17 +279,17 @@ func (r *Repository) ReleaseReservation(ctx context.Context, orderID string) (pr
 	return res, nil
 }
 
-func (r *Repository) ReleaseNextExpired(ctx context.Context, now time.Time, skip []string) (string, error) {
+func (r *Repository) ReleaseNextExpired(ctx context.Context, skip []string) (string, error) {
 	var orderID string
 	err := sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
 		// SKIP LOCKED: another instance's sweeper (or a commit or release)
 		// holding a reservation is left to it, not waited for.
 		err := tx.GetContext(ctx, &orderID, `
 			SELECT order_id FROM inventory_reservations
-			WHERE status = 'reserved' AND expires_at <= $1 AND order_id <> ALL(coalesce($2::uuid[], '{}'))
+			WHERE status = 'reserved' AND expires_at <= now() AND order_id <> ALL(coalesce($1::uuid[], '{}'))
 			ORDER BY expires_at
 			LIMIT 1
-			FOR UPDATE SKIP LOCKED`, now, pq.Array(skip))
+			FOR UPDATE SKIP LOCKED`, pq.Array(skip))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
