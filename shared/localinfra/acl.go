@@ -119,10 +119,15 @@ func RedisUsers() []string {
 // RedisACLFile renders the ACL file for passwords (user → password; every
 // user of RedisUsers must have one). Passwords are stored as SHA-256
 // hashes. The default user is off: a client that does not log in can do
-// nothing (NOAUTH).
+// nothing (NOAUTH), and no one can log in as it. Its permissions are all
+// the same, because Redis replays its append-only file as the default user
+// and EXEC checks that user's permissions again (a Redis bug, fixed after
+// 7.x): denied every command, it refused every transaction and script in
+// the file on a restart, and their writes (dead letters, throttle and rate
+// limit state) were lost.
 func RedisACLFile(passwords map[string]string) (string, error) {
 	var b strings.Builder
-	b.WriteString("user default off resetkeys resetchannels -@all\n")
+	b.WriteString("user default off ~* &* +@all\n")
 	line := func(user, rules string) error {
 		pw := passwords[user]
 		if pw == "" {

@@ -302,6 +302,45 @@ func TestRedisKeepsDataAcrossRestart(t *testing.T) {
 	}
 }
 
+// TestRedisKeepsTransactionsAcrossRestart: what a MULTI/EXEC or a script
+// wrote (the consumers' dead-lettering, the login throttle, the gateway's
+// rate limits) is in the data after a restart too. Redis replays its
+// append-only file as the default user, and EXEC checks that user's
+// permissions again (a Redis bug, fixed after 7.x): with the default user
+// denied every command, every transaction in the file was refused on
+// replay ("NOPERM ... after processing the command 'exec'" in its log) and
+// its writes were gone.
+func TestRedisKeepsTransactionsAcrossRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := startTestRedis(t)
+	client := redis.NewClient(r.Options(RedisAdmin))
+	defer client.Close()
+
+	if _, err := client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "in-multi", "kept", 0)
+		p.Set(ctx, "in-multi-too", "kept", 0)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	script := `redis.call('SET', KEYS[1], 'kept'); redis.call('SET', KEYS[2], 'kept')`
+	if err := client.Eval(ctx, script, []string{"in-script", "in-script-too"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+	for _, key := range []string{"in-multi", "in-multi-too", "in-script", "in-script-too"} {
+		if got, err := client.Get(ctx, key).Result(); err != nil || got != "kept" {
+			t.Errorf("GET %s after a restart = %q, %v; want what the transaction wrote", key, got, err)
+		}
+	}
+}
+
 func TestStartFailureShowsLogTail(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
