@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -40,7 +41,12 @@ const CacheVersionKey = "catalogue:version"
 // misses and loads again). A read that starts after a write returned reads
 // the new version, misses, and loads from the database after the commit. If
 // the INCR itself fails (Redis down right after the commit), entries can be
-// stale for at most ttl; that is logged.
+// stale for at most ttl; that is logged. Redis acknowledges an INCR before
+// it is on disk or on a replica, so a host crash or a failover can bring
+// the version back to one an older entry is stored under: an instance that
+// reads a version below the highest it has seen moves it past that first
+// (TestCacheAfterRedisLostItsLastWrites). An instance started since knows
+// no higher version; entries can then be stale for at most ttl too.
 //
 // Each read has one key, whatever the version, which the next fill after a
 // write overwrites: the cache holds at most one entry per distinct read, not
@@ -73,6 +79,13 @@ type catalogueCache struct {
 	ttl    time.Duration
 	logger log.Logger
 	m      *Metrics
+	// seen is the highest version this instance has read or made. Redis
+	// acknowledges a write before it is on disk (appendfsync everysec) or
+	// on a replica, so a host crash or a failover can bring it back
+	// without its last INCRs, at a version the entries of an older
+	// catalogue are stored under: a version below seen is moved past it
+	// before it is used.
+	seen atomic.Int64
 }
 
 // cachingCatalogue serves reads from the cache and invalidates it after
@@ -119,10 +132,18 @@ func (c *catalogueCache) lookup(ctx context.Context, kind, key string, dst any) 
 	if errors.Is(err, redis.Nil) {
 		version, err = 0, nil
 	}
+	if seen := c.seen.Load(); err == nil && version < seen {
+		version, err = c.rdb.IncrBy(rctx, CacheVersionKey, seen+1-version).Result()
+		if err == nil {
+			level.Warn(logging.WithRequest(ctx, c.logger)).Log("msg",
+				"catalogue cache: the version went back (Redis lost its last writes); moved past it", "version", version)
+		}
+	}
 	if err != nil {
 		c.failed(ctx, kind, "read cache version", err)
 		return noVersion, false
 	}
+	c.saw(version)
 	entry, err := c.rdb.Get(rctx, entryKey(kind, key)).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -182,6 +203,16 @@ func entryKey(kind, key string) string {
 	return "catalogue:" + kind + ":" + key
 }
 
+// saw records that the version has reached version.
+func (c *catalogueCache) saw(version int64) {
+	for {
+		seen := c.seen.Load()
+		if version <= seen || c.seen.CompareAndSwap(seen, version) {
+			return
+		}
+	}
+}
+
 // invalidate moves the catalogue to a new version. It runs even when the
 // caller has gone away: the write it follows has committed.
 func (c *catalogueCache) invalidate(ctx context.Context) {
@@ -189,9 +220,11 @@ func (c *catalogueCache) invalidate(ctx context.Context) {
 	var err error
 	for range 3 { // a try that timed out may have landed: one more INCR is harmless
 		try, cancel := context.WithTimeout(ctx, cacheTimeout)
-		err = c.rdb.Incr(try, CacheVersionKey).Err()
+		var version int64
+		version, err = c.rdb.Incr(try, CacheVersionKey).Result()
 		cancel()
 		if err == nil {
+			c.saw(version)
 			return
 		}
 	}

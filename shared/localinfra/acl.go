@@ -92,8 +92,9 @@ func PlatformAccess() []Access {
 		})},
 		{Service: "product", Redis: with([]RedisGrant{publish, checkRevoked,
 			// The catalogue cache (product/cache.go): the version counter
-			// and the entries.
-			{Commands: []string{"+get", "+set", "+incr"}, Keys: []string{"~" + cacheKeys}},
+			// and the entries (INCRBY moves a version Redis lost past
+			// the ones it had).
+			{Commands: []string{"+get", "+set", "+incr", "+incrby"}, Keys: []string{"~" + cacheKeys}},
 		})},
 		{Service: "order", Redis: with([]RedisGrant{publish, checkRevoked}, consume)},
 		{Service: "payment", Redis: with([]RedisGrant{publish, checkRevoked}, consume)},

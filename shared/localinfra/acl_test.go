@@ -63,11 +63,14 @@ redis.call('PEXPIRE', KEYS[1], 1000)
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DEL', KEYS[1]) end
 return 0`).Run(ctx, c, []string{"login:fail:abc:127.0.0.1"}).Err()
 	}}
-	cacheOps = redisOp{"GET/SET/INCR catalogue:*", func(ctx context.Context, c *redis.Client) error {
+	cacheOps = redisOp{"GET/SET/INCR/INCRBY catalogue:*", func(ctx context.Context, c *redis.Client) error {
 		if err := c.Get(ctx, "catalogue:version").Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
 		if err := c.Set(ctx, "catalogue:product:x", "{}", 60_000_000_000).Err(); err != nil {
+			return err
+		}
+		if err := c.IncrBy(ctx, "catalogue:version", 2).Err(); err != nil {
 			return err
 		}
 		return c.Incr(ctx, "catalogue:version").Err()

@@ -8,7 +8,7 @@
 locals {
   redis_users = {
     user         = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+set +exists ~auth:revoked:*) (+evalsha +eval +time +hmget +hincrby +hset +pexpire +del +exists ~login:fail:*)"
-    product      = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+get +set +incr ~catalogue:*)"
+    product      = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+get +set +incr +incrby ~catalogue:*)"
     order        = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
     payment      = "on -@all +ping +hello +auth (+xadd +xinfo|groups +xpending +xtrim ~events) (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
     notification = "on -@all +ping +hello +auth (+exists %R~auth:revoked:*) (+xgroup|create +xreadgroup +xautoclaim +xpending +xack +xinfo|groups ~events) (+xadd ~events.dead) (+multi +exec +discard)"
