@@ -3,12 +3,14 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/mercato-dev/mercato/notification"
 	"github.com/mercato-dev/mercato/notification/postgres"
@@ -281,5 +283,38 @@ func TestSchemaConstraints(t *testing.T) {
 				t.Errorf("err = %v, want a violation of %s", err, tc.constraint)
 			}
 		})
+	}
+}
+
+// TestClaimReadsItsOwnChannelOnly: a channel's claim reads its own due rows,
+// not the others' before them. Each channel's workers claim their own
+// (notification.Dispatcher); by next_attempt_at alone, an SMS claim read
+// every due email first, the whole backlog while an SMTP server hangs.
+func TestClaimReadsItsOwnChannelOnly(t *testing.T) {
+	ctx := context.Background()
+	store, db := newStore(t)
+	// 20,000 emails due for a minute, then one text message.
+	db.MustExec(`INSERT INTO notifications (id, event_id, event_type, dedupe_key, user_id, channel, template, next_attempt_at)
+		SELECT gen_random_uuid(), gen_random_uuid(), 'user.created', 'k' || i, gen_random_uuid(), 'email', 'welcome',
+			now() - interval '1 minute'
+		FROM generate_series(1, 20000) AS i`)
+	sms := pending(uuid.NewString(), "k-sms", notification.ChannelSMS)
+	inTx(t, db, func(tx *sqlx.Tx) error { return store.CreateNotifications(ctx, tx, []notification.Notification{sms}) })
+	db.MustExec(`ANALYZE notifications`)
+
+	var plan []string
+	if err := db.SelectContext(ctx, &plan, `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF)
+		SELECT id FROM notifications
+		WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now() AND channel = ANY($1)
+		ORDER BY next_attempt_at LIMIT 1`, pq.Array([]string{"sms"})); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, "notifications_due_by_channel_idx") || strings.Contains(text, "Rows Removed by Filter") {
+		t.Errorf("an SMS claim behind 20,000 due emails reads them:\n%s", text)
+	}
+	c, ok, err := store.ClaimDue(ctx, uuid.NewString(), []notification.Channel{notification.ChannelSMS}, time.Minute)
+	if err != nil || !ok || c.ID != sms.ID {
+		t.Errorf("SMS claim = %+v, %v, %v; want the text message", c, ok, err)
 	}
 }
