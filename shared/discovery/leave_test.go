@@ -345,3 +345,14 @@ func TestAdminOnLoopbackIsRefusedForAnotherHost(t *testing.T) {
 		}
 	}
 }
+
+// TestStopTimeoutCoversTheShutdown: testkit's Stop waits for a run to
+// return for StopTimeout before it reports ErrStillRunning (and
+// StopInstances fails the test). A run leaving Consul at its cancellation
+// may take MaxShutdown to drain, so a shorter StopTimeout fails a test whose
+// instance shut down within its bound.
+func TestStopTimeoutCoversTheShutdown(t *testing.T) {
+	if testkit.StopTimeout <= MaxShutdown {
+		t.Errorf("testkit.StopTimeout %s, but an instance's shutdown may take %s (MaxShutdown)", testkit.StopTimeout, MaxShutdown)
+	}
+}

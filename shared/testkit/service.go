@@ -25,8 +25,11 @@ import (
 const (
 	// StartTimeout is how long each instance may take to pass in Consul.
 	StartTimeout = 30 * time.Second
-	// StopTimeout is how long a run may take to return once cancelled.
-	StopTimeout = 20 * time.Second
+	// StopTimeout is how long a run may take to return once cancelled:
+	// more than an instance's shutdown (discovery.MaxShutdown, 21 s, which
+	// discovery's TestStopTimeoutCoversTheShutdown checks), as mercato-local
+	// and compose wait.
+	StopTimeout = 25 * time.Second
 )
 
 // ErrStillRunning is wrapped by Stop's error when the run did not return
