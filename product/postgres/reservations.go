@@ -223,10 +223,10 @@ func (r *Repository) CommitReservation(ctx context.Context, orderID string) (pro
 		if err != nil {
 			return err
 		}
-		switch {
-		case res.Status == product.StatusCommitted:
+		switch res.Status {
+		case product.StatusCommitted:
 			return nil
-		case res.Status == product.StatusReleased:
+		case product.StatusReleased:
 			return product.ErrReservationReleased
 		}
 		if expired, err = hasExpired(ctx, tx, orderID); err != nil {

@@ -290,7 +290,7 @@ func TestRelayPublishesDuringItsCleanUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lock.Rollback()
+	defer func() { _ = lock.Rollback() }() // already rolled back, at the end
 	if _, err := lock.ExecContext(context.Background(), `LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
