@@ -22,6 +22,7 @@ type reservationRow struct {
 	Status        string         `db:"status"`
 	ReleaseReason sql.NullString `db:"release_reason"`
 	ExpiresAt     time.Time      `db:"expires_at"`
+	Expired       bool           `db:"expired"` // by the database's clock, which every expiry is judged by
 }
 
 type itemRow struct {
@@ -44,29 +45,32 @@ func (i itemRow) item() product.ReservedItem {
 }
 
 // reservation reads a reservation with its items, in the order MergeLines
-// sorts lines (uuid order is the order of their canonical text).
-func reservation(ctx context.Context, q sqlx.QueryerContext, orderID string, lock bool) (product.Reservation, error) {
-	query := `SELECT order_id, status, release_reason, expires_at FROM inventory_reservations WHERE order_id = $1`
+// sorts lines (uuid order is the order of their canonical text), and
+// whether it has expired by the database's clock.
+func reservation(ctx context.Context, q sqlx.QueryerContext, orderID string, lock bool) (product.Reservation, bool, error) {
+	query := `SELECT order_id, status, release_reason, expires_at, expires_at <= now() AS expired
+		FROM inventory_reservations WHERE order_id = $1`
 	if lock {
 		query += ` FOR UPDATE`
 	}
 	var row reservationRow
 	if err := sqlx.GetContext(ctx, q, &row, query, orderID); err != nil {
-		return product.Reservation{}, sharedpg.NotFound(err, product.ErrNotFound)
+		return product.Reservation{}, false, sharedpg.NotFound(err, product.ErrNotFound)
 	}
 	var items []itemRow
 	if err := sqlx.SelectContext(ctx, q, &items, `
 		SELECT product_id, variant_id, quantity, sku, name, unit_price, currency
 		FROM reservation_items WHERE order_id = $1
 		ORDER BY product_id, variant_id NULLS FIRST`, orderID); err != nil {
-		return product.Reservation{}, fmt.Errorf("reservation items: %w", err)
+		return product.Reservation{}, false, fmt.Errorf("reservation items: %w", err)
 	}
 	return product.Reservation{OrderID: row.OrderID, Status: row.Status, ReleaseReason: row.ReleaseReason.String,
-		ExpiresAt: row.ExpiresAt.UTC(), Items: sharedpg.Convert(items, itemRow.item)}, nil
+		ExpiresAt: row.ExpiresAt.UTC(), Items: sharedpg.Convert(items, itemRow.item)}, row.Expired, nil
 }
 
 func (r *Repository) Reservation(ctx context.Context, orderID string) (product.Reservation, error) {
-	return reservation(ctx, r.db, orderID, false)
+	res, _, err := reservation(ctx, r.db, orderID, false)
+	return res, err
 }
 
 func (r *Repository) Reserve(ctx context.Context, orderID string, lines []product.ReservationLine, ttl time.Duration) (product.Reservation, bool, error) {
@@ -90,11 +94,9 @@ func (r *Repository) Reserve(ctx context.Context, orderID string, lines []produc
 			return fmt.Errorf("insert reservation: %w", err)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
-			res, err = reservation(ctx, tx, orderID, true)
-			if err != nil || res.Status != product.StatusReserved {
-				return err
-			}
-			if gone, err := hasExpired(ctx, tx, orderID); err != nil || !gone {
+			var expired bool
+			res, expired, err = reservation(ctx, tx, orderID, true)
+			if err != nil || res.Status != product.StatusReserved || !expired {
 				return err
 			}
 			// Asked for again once expired (a checkout resumed late): the
@@ -201,25 +203,17 @@ func takeStock(ctx context.Context, tx *sqlx.Tx, orderID string, lines []product
 	return res, nil
 }
 
-// hasExpired reports whether the reservation of orderID, locked by the caller,
-// has expired by the database's clock.
-func hasExpired(ctx context.Context, tx *sqlx.Tx, orderID string) (bool, error) {
-	var gone bool
-	err := tx.GetContext(ctx, &gone, `SELECT expires_at <= now() FROM inventory_reservations WHERE order_id = $1`, orderID)
-	if err != nil {
-		return false, fmt.Errorf("reservation expiry: %w", err)
-	}
-	return gone, nil
-}
-
 func (r *Repository) CommitReservation(ctx context.Context, orderID string) (product.Reservation, error) {
 	var (
 		res     product.Reservation
 		expired bool
 	)
 	err := sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
-		var err error
-		res, err = reservation(ctx, tx, orderID, true)
+		var (
+			gone bool
+			err  error
+		)
+		res, gone, err = reservation(ctx, tx, orderID, true)
 		if err != nil {
 			return err
 		}
@@ -229,13 +223,11 @@ func (r *Repository) CommitReservation(ctx context.Context, orderID string) (pro
 		case product.StatusReleased:
 			return product.ErrReservationReleased
 		}
-		if expired, err = hasExpired(ctx, tx, orderID); err != nil {
-			return err
-		}
-		if expired {
+		if gone {
 			// Too late: the stock is no longer promised to this order. It is
 			// released here, as the sweeper would, so the answer does not
 			// depend on whether the sweeper got there first.
+			expired = true
 			res, err = giveBack(ctx, tx, res, product.ReasonExpired)
 			return err
 		}
@@ -266,7 +258,7 @@ func (r *Repository) ReleaseReservation(ctx context.Context, orderID string) (pr
 	var res product.Reservation
 	err := sharedpg.InTx(ctx, r.db, func(tx *sqlx.Tx) error {
 		var err error
-		res, err = reservation(ctx, tx, orderID, true)
+		res, _, err = reservation(ctx, tx, orderID, true)
 		if err != nil || res.Status == product.StatusReleased {
 			return err
 		}
@@ -296,7 +288,7 @@ func (r *Repository) ReleaseNextExpired(ctx context.Context, skip []string) (str
 		if err != nil {
 			return fmt.Errorf("find expired reservation: %w", err)
 		}
-		res, err := reservation(ctx, tx, orderID, false) // locked just now
+		res, _, err := reservation(ctx, tx, orderID, false) // locked just now
 		if err != nil {
 			return err
 		}

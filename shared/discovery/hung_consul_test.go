@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/sd"
+	"github.com/hashicorp/consul/api"
 
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
@@ -15,17 +16,12 @@ import (
 // (registerTimeout): one attempt used to wait out the client's timeout for
 // blocking queries, over 40 s.
 func TestRegisterEndsWithItsContextOnAHungAgent(t *testing.T) {
-	agent := testkit.NewConsul(t)
-	client, err := NewConsulClientWithToken(agent.Addr(), agent.ManagementToken())
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.FreezeConsul(t, agent)
+	client := hungAgent(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	begin := time.Now()
-	_, err = Register(ctx, client, Registration{Service: "hung-register", Host: "127.0.0.1", Port: 1}, testLogger())
+	_, err := Register(ctx, client, Registration{Service: "hung-register", Host: "127.0.0.1", Port: 1}, testLogger())
 	if took := time.Since(begin); err == nil || took > 5*time.Second {
 		t.Errorf("Register with a 2s context on a hung agent: %v after %s; want an error at the context's end", err, took.Round(100*time.Millisecond))
 	}
@@ -36,12 +32,7 @@ func TestRegisterEndsWithItsContextOnAHungAgent(t *testing.T) {
 // six, each of which held its start for over 40 s, before its
 // registration, which failed only then.
 func TestNewInstancerDoesNotWaitOnAHungAgent(t *testing.T) {
-	agent := testkit.NewConsul(t)
-	client, err := NewConsulClientWithToken(agent.Addr(), agent.ManagementToken())
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.FreezeConsul(t, agent)
+	client := hungAgent(t)
 
 	begin := time.Now()
 	instancer := NewInstancer(client, "hung-instancer", testLogger())
@@ -56,4 +47,17 @@ func TestNewInstancerDoesNotWaitOnAHungAgent(t *testing.T) {
 	if ev := <-ch; ev.Err == nil {
 		t.Errorf("instancer of a hung agent: %+v, want its error", ev)
 	}
+}
+
+// hungAgent is a client of a Consul agent of this test's own, frozen: it
+// takes connections and answers nothing.
+func hungAgent(t *testing.T) *api.Client {
+	t.Helper()
+	agent := testkit.NewConsul(t)
+	client, err := NewConsulClientWithToken(agent.Addr(), agent.ManagementToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.FreezeConsul(t, agent)
+	return client
 }
