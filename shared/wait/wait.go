@@ -3,6 +3,7 @@
 package wait
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -78,16 +79,23 @@ func Every(ctx context.Context, d time.Duration, round func()) {
 
 // Retry calls try until it succeeds or ctx is done, waiting d after each
 // failure, which it first hands to failed (to log it). It returns nil, or
-// the last attempt's error: a start-up that waits for a dependency still
-// coming up (a new deployment's database, its Consul token) instead of
-// exiting at the first refusal.
+// the last error an attempt ran to: one that ctx's end cut short says only
+// that, so the error of the attempt before it is returned (a certificate
+// refused, say, rather than "context deadline exceeded"). For a start-up
+// that waits for a dependency still coming up (a new deployment's
+// database, its Consul token) instead of exiting at the first refusal.
 func Retry(ctx context.Context, d time.Duration, try func(context.Context) error, failed func(error)) error {
+	var last error
 	for {
 		err := try(ctx)
-		if err == nil || ctx.Err() != nil {
-			return err
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return cmp.Or(last, err)
 		}
 		failed(err)
+		last = err
 		if !For(ctx, d) {
 			return err
 		}

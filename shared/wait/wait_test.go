@@ -110,3 +110,23 @@ func TestRetry(t *testing.T) {
 		t.Error("Retry did not return when its context was done")
 	}
 }
+
+// TestRetryKeepsTheErrorOfTheLastWholeAttempt: an attempt that the deadline
+// cuts short fails with the deadline only; Retry returns the error of the
+// attempt before it, which says why the dependency refused.
+func TestRetryKeepsTheErrorOfTheLastWholeAttempt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	refused := errors.New("certificate signed by unknown authority")
+	tries := 0
+	err := Retry(ctx, time.Millisecond, func(ctx context.Context) error {
+		if tries++; tries == 1 {
+			return refused
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}, func(error) {})
+	if err != refused {
+		t.Errorf("Retry = %v, want the refusal of the last attempt the deadline did not cut short", err)
+	}
+}
