@@ -29,7 +29,10 @@ function readSession() {
 function saveSession(s) {
   session = s;
   if (s) localStorage.setItem(SESSION, JSON.stringify(s));
-  else localStorage.removeItem(SESSION);
+  else {
+    localStorage.removeItem(SESSION);
+    forgetTrade();
+  }
   for (const fn of listeners) fn(s);
 }
 
@@ -101,11 +104,17 @@ export function refresh() {
       await oneTabAtATime("mercato.refresh", async () => {
         const stored = readSession();
         if (!stored) throw new ApiError(401, "unauthenticated", "please log in again");
+        const traded = await lastTrade();
+        if (traded?.used === used) {
+          saveSession({ ...stored, access_token: traded.access_token, refresh_token: traded.refresh_token });
+          return;
+        }
         if (stored.refresh_token !== used) {
           saveSession(stored);
           return;
         }
         const t = await send("POST", "/auth/refresh", { refresh_token: used });
+        await recordTrade({ used, access_token: t.access_token, refresh_token: t.refresh_token });
         saveSession({ ...stored, access_token: t.access_token, refresh_token: t.refresh_token });
       });
     } catch (e) {
@@ -123,6 +132,38 @@ export function refresh() {
 function oneTabAtATime(name, fn) {
   return navigator.locks ? navigator.locks.request(name, fn) : fn();
 }
+
+// The last refresh's trade, {used, access_token, refresh_token}, is kept in
+// IndexedDB for the tab that takes the lock next. localStorage would not do:
+// another tab may read its old value for a moment after the write (Chromium
+// passes the change on asynchronously), and so send the traded token again.
+// An IndexedDB transaction begun after another's commit sees what it wrote.
+// Without IndexedDB, localStorage alone decides.
+const TRADES = "mercato", TRADE = "refresh";
+
+function trades(mode, fn) {
+  return new Promise((resolve) => {
+    let open;
+    try {
+      open = indexedDB.open(TRADES, 1);
+    } catch {
+      return resolve(null);
+    }
+    open.onupgradeneeded = () => open.result.createObjectStore(TRADE);
+    open.onerror = () => resolve(null);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(TRADE, mode);
+      const req = fn(tx.objectStore(TRADE));
+      tx.oncomplete = () => { db.close(); resolve(req.result ?? null); };
+      tx.onerror = tx.onabort = () => { db.close(); resolve(null); };
+    };
+  });
+}
+
+const lastTrade = () => trades("readonly", (s) => s.get(TRADE));
+const recordTrade = (t) => trades("readwrite", (s) => s.put(t, TRADE));
+const forgetTrade = () => trades("readwrite", (s) => s.delete(TRADE));
 
 export async function login(email, password) {
   const t = await send("POST", "/auth/login", { email, password });
