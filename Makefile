@@ -42,8 +42,8 @@ images: ## build the six Docker images (root Dockerfile) and print their names a
 	@scripts/build-images.sh
 
 .PHONY: compose-up
-compose-up: deps ## run the whole platform in Docker (docker-compose.yml): stand-ins, secrets, images, up --wait
-	@scripts/compose.sh up
+compose-up: deps ## run the whole platform in Docker (docker-compose.yml): stand-ins, secrets, images, up --wait (ARGS go to docker compose up, e.g. ARGS='--scale order=3')
+	@scripts/compose.sh up $(ARGS)
 
 .PHONY: compose-down
 compose-down: ## stop the compose platform (volumes kept; make compose-down ARGS=-v removes them)

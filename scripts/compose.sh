@@ -8,7 +8,9 @@
 #   scripts/compose.sh prepare   engine, tools, stand-ins for images no
 #                                registry serves, secrets, the six images (what
 #                                `up` and make compose-test need)
-#   scripts/compose.sh up        prepare, then docker compose up --wait
+#   scripts/compose.sh up [ARGS] prepare, then docker compose up --wait ARGS
+#                                (e.g. --scale order=3: the same profiles
+#                                and variables as the first up)
 #   scripts/compose.sh down      docker compose down (volumes kept; -v removes them)
 #   scripts/compose.sh logs      docker compose logs --follow
 #
@@ -61,6 +63,7 @@ case ${1:-} in
 tools) tools ;;
 prepare) prepare ;;
 up)
+	shift
 	prepare
 	COMPOSE_PROFILES=${COMPOSE_PROFILES-$(profiles)}
 	export COMPOSE_PROFILES
@@ -68,7 +71,7 @@ up)
 		export MERCATO_OTLP_ENDPOINT=${MERCATO_OTLP_ENDPOINT:-http://jaeger:4318}
 	fi
 	echo "==> docker compose up --wait (profiles: ${COMPOSE_PROFILES:-none})"
-	compose up --detach --wait --no-build
+	compose up --detach --wait --no-build "$@"
 	cat <<-EOT
 	==> Mercato is up in containers
 	    API (gateway)   http://127.0.0.1:${GATEWAY_PORT:-3000}/api/v1
