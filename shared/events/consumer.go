@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mercato-dev/mercato/shared/defaults"
+	"github.com/mercato-dev/mercato/shared/logging"
 	"github.com/mercato-dev/mercato/shared/requestid"
 	"github.com/mercato-dev/mercato/shared/tracing"
 	"github.com/mercato-dev/mercato/shared/wait"
@@ -249,13 +250,13 @@ func (r *consumerRun) process(ctx context.Context, msg redis.XMessage) error {
 	env, err := decodeEntry(msg)
 	if err != nil {
 		// Retrying cannot fix an entry that does not decode.
-		return r.deadLetter(ctx, msg, "", err, 1)
+		return r.deadLetter(ctx, r.Logger, msg, "", err, 1)
 	}
 	if !r.wants(env.Type) {
 		return r.ack(ctx, msg.ID)
 	}
 
-	handled, herr, err := r.handle(ctx, env)
+	handled, span, herr, err := r.handle(ctx, env)
 	switch {
 	case err != nil:
 		return err
@@ -266,7 +267,9 @@ func (r *consumerRun) process(ctx context.Context, msg redis.XMessage) error {
 			// dead-lettering. The entry stays pending.
 			return fmt.Errorf("%w (the handler failed with: %v)", err, herr)
 		}
-		return r.handlerFailed(ctx, msg, env, herr)
+		// The lines about it name the attempt's request, trace and span.
+		logCtx := trace.ContextWithSpanContext(requestid.NewContext(ctx, env.RequestID), span)
+		return r.handlerFailed(ctx, logging.WithRequest(logCtx, r.Logger), msg, env, herr)
 	}
 	if err := r.ack(ctx, msg.ID); err != nil {
 		// Committed but not acknowledged: the redelivery will find the
@@ -292,8 +295,9 @@ func (r *consumerRun) databaseUp(ctx context.Context) error {
 
 // handle runs the handler in a transaction together with the inbox insert.
 // handled is false when the inbox shows the event was already applied;
-// herr is the handler's failure, err a database failure.
-func (r *consumerRun) handle(ctx context.Context, env Envelope) (handled bool, herr, err error) {
+// herr is the handler's failure, err a database failure; span is the
+// context of the span it was handled in.
+func (r *consumerRun) handle(ctx context.Context, env Envelope) (handled bool, sc trace.SpanContext, herr, err error) {
 	hctx := ctx
 	if env.RequestID != "" {
 		hctx = requestid.NewContext(hctx, env.RequestID)
@@ -301,6 +305,7 @@ func (r *consumerRun) handle(ctx context.Context, env Envelope) (handled bool, h
 	hctx, span := r.Tracer.Tracer(tracing.Scope).Start(tracing.FromMap(hctx, env.TraceContext), "process "+env.Type,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(append(messagingAttributes(r.Stream, env), semconv.MessagingConsumerGroupName(r.Group))...))
+	sc = span.SpanContext()
 	defer func() {
 		if !handled && herr == nil && err == nil {
 			span.SetAttributes(attribute.Bool("mercato.duplicate", true)) // the inbox had it
@@ -312,7 +317,7 @@ func (r *consumerRun) handle(ctx context.Context, env Envelope) (handled bool, h
 
 	tx, err := r.DB.BeginTxx(hctx, nil)
 	if err != nil {
-		return false, nil, fmt.Errorf("begin: %w", err)
+		return false, sc, nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 
@@ -322,21 +327,21 @@ func (r *consumerRun) handle(ctx context.Context, env Envelope) (handled bool, h
 		`INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 		r.Group, env.ID)
 	if err != nil {
-		return false, nil, fmt.Errorf("inbox insert: %w", err)
+		return false, sc, nil, fmt.Errorf("inbox insert: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return false, nil, fmt.Errorf("inbox insert: %w", err)
+		return false, sc, nil, fmt.Errorf("inbox insert: %w", err)
 	} else if n == 0 {
-		return false, nil, nil
+		return false, sc, nil, nil
 	}
 
 	if herr := callHandler(hctx, r.Handler, tx, env); herr != nil {
-		return false, herr, nil
+		return false, sc, herr, nil
 	}
 	if err := tx.Commit(); err != nil {
-		return false, nil, fmt.Errorf("commit: %w", err)
+		return false, sc, nil, fmt.Errorf("commit: %w", err)
 	}
-	return true, nil, nil
+	return true, sc, nil, nil
 }
 
 // callHandler turns a handler panic into an error, so one bad event is
@@ -353,7 +358,7 @@ func callHandler(ctx context.Context, h HandlerFunc, tx Tx, env Envelope) (err e
 // handlerFailed leaves the entry pending for a later attempt, or moves it to
 // the dead-letter stream: at once for a Permanent error, once it has been
 // delivered MaxAttempts times for any other but a Transient one.
-func (r *consumerRun) handlerFailed(ctx context.Context, msg redis.XMessage, env Envelope, herr error) error {
+func (r *consumerRun) handlerFailed(ctx context.Context, logger log.Logger, msg redis.XMessage, env Envelope, herr error) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: not the event's fault, do not count it
 	}
@@ -370,9 +375,9 @@ func (r *consumerRun) handlerFailed(ctx context.Context, msg redis.XMessage, env
 	attempts := pending[0].RetryCount
 	transient := IsTransient(herr)
 	if IsPermanent(herr) || attempts >= r.MaxAttempts && !transient {
-		return r.deadLetter(ctx, msg, env.Type, herr, attempts)
+		return r.deadLetter(ctx, logger, msg, env.Type, herr, attempts)
 	}
-	r.Logger.Log("level", "warn", "msg", "event handler failed; will retry",
+	logger.Log("level", "warn", "msg", "event handler failed; will retry",
 		"group", r.Group, "type", env.Type, "event_id", env.ID, "attempt", attempts,
 		"max_attempts", r.MaxAttempts, "transient", transient, "err", herr)
 	return nil
@@ -380,7 +385,7 @@ func (r *consumerRun) handlerFailed(ctx context.Context, msg redis.XMessage, env
 
 // deadLetter copies the entry to the dead-letter stream with the reason and
 // acknowledges it, atomically (MULTI), so it is neither lost nor duplicated.
-func (r *consumerRun) deadLetter(ctx context.Context, msg redis.XMessage, typ string, reason error, attempts int64) error {
+func (r *consumerRun) deadLetter(ctx context.Context, logger log.Logger, msg redis.XMessage, typ string, reason error, attempts int64) error {
 	values := []any{
 		"error", reason.Error(),
 		"group", r.Group,
@@ -412,7 +417,7 @@ func (r *consumerRun) deadLetter(ctx context.Context, msg redis.XMessage, typ st
 		typ = "unknown"
 	}
 	r.Metrics.deadLettered(r.Group, typ)
-	r.Logger.Log("level", "error", "msg", "event dead-lettered", "group", r.Group,
+	logger.Log("level", "error", "msg", "event dead-lettered", "group", r.Group,
 		"type", typ, "entry_id", msg.ID, "attempts", attempts, "err", reason)
 	return nil
 }

@@ -1,7 +1,15 @@
 package events_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/logging"
 	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
@@ -112,4 +121,76 @@ func received(t *testing.T, ch <-chan trace.SpanContext) trace.SpanContext {
 		t.Fatal("the event was never handled")
 		return trace.SpanContext{}
 	}
+}
+
+// The lines a consumer writes about an event's failed handling (a retry to
+// come, a dead letter) carry the event's request id and the trace and span
+// ids of the attempt's process span, so a search by the checkout's trace
+// id finds why its saga stalled.
+func TestConsumerFailureLinesCarryTheTrace(t *testing.T) {
+	db, rdb := newDB(t), testkit.Redis(t)
+	stream, dead := names()
+	recorder := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	var logs syncBuffer
+	var failures atomic.Int32
+	c := fastConsumer(db, rdb, stream, dead, "traced-failures", "f1", func(_ context.Context, _ events.Tx, e events.Envelope) error {
+		if e.Type == events.OrderCancelled {
+			return events.Permanent(errors.New("never"))
+		}
+		if failures.Add(1) == 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	c.Tracer = provider
+	c.Logger = logging.New(&logs, "test", "info")
+	start(t, c.Run)
+
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	retried, deadOne := newEvent(t, events.OrderCreated, 1), newEvent(t, events.OrderCancelled, 2)
+	for i, e := range []*events.Envelope{&retried, &deadOne} {
+		e.RequestID = fmt.Sprintf("req-%d", i)
+		e.TraceContext = map[string]string{"traceparent": "00-" + traceID + "-00f067aa0ba902b" + strconv.Itoa(i) + "-01"}
+		publish(t, rdb, stream, *e)
+	}
+
+	lines := map[string]map[string]any{}
+	eventually(t, "the retry and dead-letter lines", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			var line map[string]any
+			if json.Unmarshal([]byte(l), &line) == nil {
+				lines[fmt.Sprint(line["msg"])] = line
+			}
+		}
+		return lines["event handler failed; will retry"] != nil && lines["event dead-lettered"] != nil
+	})
+	spans := map[string]bool{}
+	for _, s := range recorder.Ended() {
+		spans[s.SpanContext().SpanID().String()] = true
+	}
+	for msg, req := range map[string]string{"event handler failed; will retry": "req-0", "event dead-lettered": "req-1"} {
+		line := lines[msg]
+		if line["trace_id"] != traceID || !spans[fmt.Sprint(line["span_id"])] || line["request_id"] != req {
+			t.Errorf("%q: %v; want trace_id %s, the span id of a process span and request_id %s", msg, line, traceID, req)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

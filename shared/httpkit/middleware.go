@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mercato-dev/mercato/shared/logging"
 	"github.com/mercato-dev/mercato/shared/metrics"
@@ -37,7 +38,11 @@ func Recover(logger log.Logger) func(http.Handler) http.Handler {
 					if p == http.ErrAbortHandler {
 						panic(p)
 					}
-					level.Error(logging.WithRequest(r.Context(), logger)).Log("msg", "panic", "panic", p, "stack", string(debug.Stack()))
+					ctx := r.Context()
+					if sp, ok := p.(spanPanic); ok {
+						ctx, p = trace.ContextWithSpanContext(ctx, sp.span), sp.value
+					}
+					level.Error(logging.WithRequest(ctx, logger)).Log("msg", "panic", "panic", p, "stack", string(debug.Stack()))
 					WriteError(w, Internal())
 				}
 			}()

@@ -1,10 +1,12 @@
 package httpkit
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/gorilla/mux"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -45,11 +47,29 @@ func Trace(tp trace.TracerProvider, public bool) mux.MiddlewareFunc {
 	)
 	return func(next http.Handler) http.Handler {
 		return traced(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
-				span.SetAttributes(semconv.HTTPRoute(RouteTemplate(r)),
-					tracing.RequestIDKey.String(requestid.FromContext(r.Context())))
+			span := trace.SpanFromContext(r.Context())
+			if !span.IsRecording() {
+				next.ServeHTTP(w, r)
+				return
 			}
-			next.ServeHTTP(w, r)
+			span.SetAttributes(semconv.HTTPRoute(RouteTemplate(r)),
+				tracing.RequestIDKey.String(requestid.FromContext(r.Context())))
+			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			defer func() {
+				// otelhttp sets the status only once the handler returns; a
+				// panic passes it by, on its way to Recover's 500.
+				if p := recover(); p != nil {
+					span.SetStatus(codes.Error, fmt.Sprint("panic: ", p))
+					if !rec.wroteHeader {
+						span.SetAttributes(semconv.HTTPResponseStatusCode(http.StatusInternalServerError))
+					}
+					if p == http.ErrAbortHandler {
+						panic(p) // net/http knows it by identity
+					}
+					panic(spanPanic{value: p, span: span.SpanContext()})
+				}
+			}()
+			next.ServeHTTP(rec, r)
 		}))
 	}
 }
@@ -86,3 +106,12 @@ func RouteTemplate(r *http.Request) string {
 func isProbe(route string) bool {
 	return route == "/health" || route == "/ready" || route == "/metrics"
 }
+
+// spanPanic is a panic on its way from a traced handler to Recover, outside
+// the router, with the span it ended, so Recover's line names the span.
+type spanPanic struct {
+	value any
+	span  trace.SpanContext
+}
+
+func (p spanPanic) String() string { return fmt.Sprint(p.value) }

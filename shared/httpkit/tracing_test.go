@@ -2,6 +2,7 @@ package httpkit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/mercato-dev/mercato/shared/logging"
 	"github.com/mercato-dev/mercato/shared/metrics"
+	"github.com/mercato-dev/mercato/shared/tracing"
 )
 
 const (
@@ -123,6 +126,70 @@ func TestTraceWithoutExporterPassesTheContext(t *testing.T) {
 		continued := got.TraceID().String() == callerTrace && got.SpanID().String() == callerSpan
 		if continued == public || strings.Contains(logs.String(), callerTrace) == public {
 			t.Errorf("public %v: handler saw %v, log %s", public, got, logs.String())
+		}
+	}
+}
+
+// A handler that panics is answered 500 by Recover, outside the router: its
+// span must say so, as every other 5xx's does, and hold the status.
+func TestTraceMarksAPanicFailed(t *testing.T) {
+	recorder := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	reg := prometheus.NewRegistry()
+	router := Router(log.NewNopLogger(), reg, metrics.NewHTTP(reg, "test"), nil, Trace(provider, false))
+	router.Methods(http.MethodGet).Path("/things/{id}").HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("boom")
+	})
+	w := httptest.NewRecorder()
+	var logs bytes.Buffer
+	Handler(logging.New(&logs, "test", "info"), router).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/things/42", nil))
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	spans := recorder.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans ended, want 1", len(spans))
+	}
+	s := spans[0]
+	status := ""
+	for _, kv := range s.Attributes() {
+		if kv.Key == "http.response.status_code" {
+			status = kv.Value.Emit()
+		}
+	}
+	if s.Status().Code != codes.Error || status != "500" {
+		t.Errorf("span of a panic: status %v, http.response.status_code %q; want Error and 500", s.Status(), status)
+	}
+	// Recover's line, with the stack, is found by the trace id too.
+	var line map[string]any
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line["msg"] != "panic" {
+		t.Fatalf("Recover's log %q (%v), want its panic line", logs.String(), err)
+	}
+	if line["trace_id"] != s.SpanContext().TraceID().String() || line["span_id"] != s.SpanContext().SpanID().String() {
+		t.Errorf("panic line trace_id %v span_id %v, want the request's span %v", line["trace_id"], line["span_id"], s.SpanContext())
+	}
+}
+
+// With -trace-sample-ratio 0 a client's sampled traceparent cannot force a
+// trace at the public port; an internal port follows its caller.
+func TestTracePublicIgnoresTheClientsSampling(t *testing.T) {
+	p, err := tracing.New(context.Background(), tracing.Config{Service: "test", Endpoint: "127.0.0.1:1", SampleRatio: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background()) //nolint:errcheck
+	for _, public := range []bool{true, false} {
+		reg := prometheus.NewRegistry()
+		router := Router(log.NewNopLogger(), reg, metrics.NewHTTP(reg, "test"), nil, Trace(p, public))
+		var recording bool
+		router.Methods(http.MethodGet).Path("/things/{id}").HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			recording = trace.SpanFromContext(r.Context()).IsRecording()
+		})
+		r := httptest.NewRequest(http.MethodGet, "/things/42", nil)
+		r.Header.Set("traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
+		router.ServeHTTP(httptest.NewRecorder(), r)
+		if recording == public {
+			t.Errorf("public %v: span recording %v with ratio 0 and a client's sampled traceparent", public, recording)
 		}
 	}
 }

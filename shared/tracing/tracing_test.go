@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -177,5 +179,43 @@ func TestRedisHook(t *testing.T) {
 	}
 	if len(names) != 2 || names[0] != "redis get" || names[1] != "redis pipeline ping" {
 		t.Errorf("spans %q, want the GET and the pipeline only (not the PING outside the trace)", names)
+	}
+}
+
+// A collector that accepts connections and never answers holds up neither
+// spans (the queue drops what does not fit) nor Shutdown past its context.
+func TestHungCollectorBlocksNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	p, err := tracing.New(context.Background(), tracing.Config{Service: "thing", Endpoint: ln.Addr().String(), SampleRatio: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	for range 5000 { // more than the queue holds
+		_, span := p.Tracer(tracing.Scope).Start(context.Background(), "work")
+		span.End()
+	}
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("5000 spans took %v with a hung collector", took)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	begin = time.Now()
+	_ = p.Shutdown(ctx)
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("Shutdown took %v with a 500ms context", took)
 	}
 }
