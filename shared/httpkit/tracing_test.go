@@ -154,7 +154,7 @@ func TestTraceMarksAPanicFailed(t *testing.T) {
 	status := ""
 	for _, kv := range s.Attributes() {
 		if kv.Key == "http.response.status_code" {
-			status = kv.Value.Emit()
+			status = kv.Value.String()
 		}
 	}
 	if s.Status().Code != codes.Error || status != "500" {
