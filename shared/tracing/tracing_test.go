@@ -208,14 +208,14 @@ func TestHungCollectorBlocksNothing(t *testing.T) {
 		_, span := p.Tracer(tracing.Scope).Start(context.Background(), "work")
 		span.End()
 	}
-	if took := time.Since(begin); took > 2*time.Second {
+	if took := time.Since(begin); took > 10*time.Second { // a bound on a hang, not a speed: normally milliseconds
 		t.Errorf("5000 spans took %v with a hung collector", took)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	begin = time.Now()
 	_ = p.Shutdown(ctx)
-	if took := time.Since(begin); took > time.Second {
+	if took := time.Since(begin); took > 5*time.Second { // a hang's bound, ten times the context
 		t.Errorf("Shutdown took %v with a 500ms context", took)
 	}
 }
