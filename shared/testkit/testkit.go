@@ -25,6 +25,7 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -32,6 +33,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -298,6 +300,34 @@ func freeze(t testing.TB, what string, p *localinfra.Process) {
 		t.Fatalf("testkit: freeze %s: %v", what, err)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	// The signal is delivered asynchronously: until every thread has
+	// stopped, the server may still answer a request sent right after.
+	for deadline := time.Now().Add(opTimeout); !stopped(pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("testkit: freeze %s: pid %d has not stopped after %s", what, pid, opTimeout)
+		}
+	}
+}
+
+// stopped says whether every thread of pid is stopped (state T in
+// /proc/<pid>/task/<tid>/stat).
+func stopped(pid int) bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return false
+	}
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// "<tid> (<comm>) <state> ...": comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // NewRedis starts a Redis server for this test alone, so the test may Stop
