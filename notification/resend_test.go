@@ -2,8 +2,6 @@ package notification_test
 
 import (
 	"context"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/mercato-dev/mercato/notification"
 	"github.com/mercato-dev/mercato/shared/events"
+	"github.com/mercato-dev/mercato/shared/testkit"
 )
 
 // resendFailed is the statement docs/operations.md gives for resending the
@@ -20,15 +19,9 @@ import (
 // what an operator is told to run.
 func resendFailed(t *testing.T) string {
 	t.Helper()
-	page, err := os.ReadFile("../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("`(UPDATE notifications SET status = 'retrying'[^`]+)`").FindSubmatch(page)
-	if m == nil {
-		t.Fatal("docs/operations.md gives no UPDATE resending failed notifications")
-	}
-	return strings.Replace(string(m[1]), "'<outage start>'", "now() - interval '1 day'", 1)
+	stmt := testkit.FromDocs(t, "docs/operations.md", "`(UPDATE notifications SET status = 'retrying'[^`]+)`",
+		"UPDATE resending failed notifications")
+	return strings.Replace(stmt, "'<outage start>'", "now() - interval '1 day'", 1)
 }
 
 // TestFailedNotificationIsResent: the resend procedure of the operations

@@ -3,8 +3,6 @@ package events_test
 import (
 	"context"
 	"errors"
-	"os"
-	"regexp"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,15 +19,8 @@ import (
 // test proves what an operator is told to run.
 func replayDeadLetter(t *testing.T) string {
 	t.Helper()
-	page, err := os.ReadFile("../../docs/monitoring.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^redis-cli .* EVAL "(.+)" 2 events\.dead events <dead-letter id>$`).FindSubmatch(page)
-	if m == nil {
-		t.Fatal("docs/monitoring.md gives no EVAL replaying a dead letter")
-	}
-	return string(m[1])
+	return testkit.FromDocs(t, "docs/monitoring.md",
+		`(?m)^redis-cli .* EVAL "(.+)" 2 events\.dead events <dead-letter id>$`, "EVAL replaying a dead letter")
 }
 
 // TestReplayedDeadLetterIsAppliedOnce: the runbook's replay of a dead

@@ -1,14 +1,12 @@
 package events_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,7 +130,7 @@ func TestConsumerFailureLinesCarryTheTrace(t *testing.T) {
 	stream, dead := names()
 	recorder := tracetest.NewSpanRecorder()
 	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	var failures atomic.Int32
 	c := fastConsumer(db, rdb, stream, dead, "traced-failures", "f1", func(_ context.Context, _ events.Tx, e events.Envelope) error {
 		if e.Type == events.OrderCancelled {
@@ -175,22 +173,4 @@ func TestConsumerFailureLinesCarryTheTrace(t *testing.T) {
 			t.Errorf("%q: %v; want trace_id %s, the span id of a process span and request_id %s", msg, line, traceID, req)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
